@@ -1,0 +1,356 @@
+//! The order-preserving key encoding.
+//!
+//! For any two values `a` and `b` of one key type, `a.cmp(&b)` equals
+//! `a.to_key_bytes().cmp(&b.to_key_bytes())`, and equal values encode to equal
+//! bytes. The host relies on this to hash-partition, sort and group pairs on raw
+//! bytes without calling back into the guest.
+//!
+//! | type | encoding |
+//! |---|---|
+//! | `u8`…`u64`, `u128` | big-endian |
+//! | `i8`…`i64`, `i128` | big-endian with the sign bit flipped |
+//! | `f32`, `f64` | IEEE bits, all flipped when negative, else the sign flipped (total order; `-0.0 < 0.0`, NaN last) |
+//! | `bool` | one byte, 0 or 1 |
+//! | `char` | its scalar value as `u32` |
+//! | `String`, `Vec<u8>` | last in a key: the raw bytes; elsewhere 0x00 escaped as 0x00 0xFF and ended by 0x00 0x00 |
+//! | `Option<T>` | 0x00 for `None`, 0x01 then `T` |
+//! | `()` | nothing |
+//! | tuples up to 6 | the elements in order |
+//!
+//! The raw form for a trailing string means a `String` key is its UTF-8 bytes,
+//! which makes text output of keys free; the escaped form keeps a string that is
+//! followed by more elements prefix-free, so `("a", 2)` sorts before `("ab", 1)`.
+
+use crate::DecodeError;
+
+/// A value with an order-preserving byte encoding.
+pub trait EncodeKey {
+    /// Append the encoding of `self` to `out`. `last` is true when nothing follows
+    /// in the enclosing key, which lets variable-length types skip their terminator.
+    fn encode_key(&self, out: &mut Vec<u8>, last: bool);
+
+    /// The encoding of `self` as a whole key.
+    fn to_key_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_key(&mut out, true);
+        out
+    }
+}
+
+/// A key type that also decodes.
+pub trait Key: EncodeKey + Sized {
+    /// Decode one value from the front of `input`, advancing it.
+    fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError>;
+
+    /// Decode a whole key; trailing bytes are an error.
+    fn from_key_bytes(mut bytes: &[u8]) -> Result<Self, DecodeError> {
+        let value = Self::decode_key(&mut bytes, true)?;
+        if bytes.is_empty() {
+            Ok(value)
+        } else {
+            Err(bad::<Self>("trailing bytes after key"))
+        }
+    }
+}
+
+fn bad<T>(reason: &'static str) -> DecodeError {
+    DecodeError::BadKey { expected: std::any::type_name::<T>(), reason }
+}
+
+fn take<'a, T>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
+    if input.len() < n {
+        return Err(bad::<T>("key too short"));
+    }
+    let (head, tail) = input.split_at(n);
+    *input = tail;
+    Ok(head)
+}
+
+impl<T: EncodeKey + ?Sized> EncodeKey for &T {
+    fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
+        (**self).encode_key(out, last)
+    }
+}
+
+macro_rules! unsigned {
+    ($($t:ty),*) => {$(
+        impl EncodeKey for $t {
+            #[inline]
+            fn encode_key(&self, out: &mut Vec<u8>, _last: bool) {
+                out.extend_from_slice(&self.to_be_bytes());
+            }
+        }
+        impl Key for $t {
+            #[inline]
+            fn decode_key(input: &mut &[u8], _last: bool) -> Result<Self, DecodeError> {
+                let raw = take::<$t>(input, size_of::<$t>())?;
+                let mut a = [0u8; size_of::<$t>()];
+                a.copy_from_slice(raw);
+                Ok(<$t>::from_be_bytes(a))
+            }
+        }
+    )*};
+}
+unsigned!(u8, u16, u32, u64, u128);
+
+macro_rules! signed {
+    ($($t:ty => $u:ty),*) => {$(
+        impl EncodeKey for $t {
+            #[inline]
+            fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
+                ((*self as $u) ^ (1 << (<$u>::BITS - 1))).encode_key(out, last)
+            }
+        }
+        impl Key for $t {
+            #[inline]
+            fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
+                Ok((<$u>::decode_key(input, last)? ^ (1 << (<$u>::BITS - 1))) as $t)
+            }
+        }
+    )*};
+}
+signed!(i8 => u8, i16 => u16, i32 => u32, i64 => u64, i128 => u128);
+
+macro_rules! float {
+    ($($t:ty => $u:ty),*) => {$(
+        impl EncodeKey for $t {
+            #[inline]
+            fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
+                let bits = self.to_bits();
+                let sign = 1 << (<$u>::BITS - 1);
+                let ordered = if bits & sign != 0 { !bits } else { bits ^ sign };
+                ordered.encode_key(out, last)
+            }
+        }
+        impl Key for $t {
+            #[inline]
+            fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
+                let ordered = <$u>::decode_key(input, last)?;
+                let sign = 1 << (<$u>::BITS - 1);
+                let bits = if ordered & sign != 0 { ordered ^ sign } else { !ordered };
+                Ok(<$t>::from_bits(bits))
+            }
+        }
+    )*};
+}
+float!(f32 => u32, f64 => u64);
+
+impl EncodeKey for bool {
+    fn encode_key(&self, out: &mut Vec<u8>, _last: bool) {
+        out.push(u8::from(*self));
+    }
+}
+impl Key for bool {
+    fn decode_key(input: &mut &[u8], _last: bool) -> Result<Self, DecodeError> {
+        match take::<bool>(input, 1)? {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            _ => Err(bad::<bool>("bool byte is neither 0 nor 1")),
+        }
+    }
+}
+
+impl EncodeKey for char {
+    fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
+        u32::from(*self).encode_key(out, last)
+    }
+}
+impl Key for char {
+    fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
+        char::from_u32(u32::decode_key(input, last)?).ok_or_else(|| bad::<char>("not a Unicode scalar value"))
+    }
+}
+
+impl EncodeKey for () {
+    fn encode_key(&self, _out: &mut Vec<u8>, _last: bool) {}
+}
+impl Key for () {
+    fn decode_key(_input: &mut &[u8], _last: bool) -> Result<Self, DecodeError> {
+        Ok(())
+    }
+}
+
+fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>, last: bool) {
+    if last {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.reserve(bytes.len() + 2);
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 0]);
+}
+
+fn decode_bytes<T>(input: &mut &[u8], last: bool) -> Result<Vec<u8>, DecodeError> {
+    if last {
+        let all = input.to_vec();
+        *input = &[];
+        return Ok(all);
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        match input.get(i..i + 1) {
+            None => return Err(bad::<T>("unterminated string")),
+            Some([0]) => match input.get(i + 1) {
+                Some(0) => {
+                    *input = &input[i + 2..];
+                    return Ok(out);
+                }
+                Some(0xFF) => {
+                    out.push(0);
+                    i += 2;
+                }
+                _ => return Err(bad::<T>("bad escape after 0x00")),
+            },
+            Some(&[b]) => {
+                out.push(b);
+                i += 1;
+            }
+            Some(_) => unreachable!("a one-byte range"),
+        }
+    }
+}
+
+impl EncodeKey for [u8] {
+    fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
+        encode_bytes(self, out, last)
+    }
+}
+impl EncodeKey for Vec<u8> {
+    fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
+        encode_bytes(self, out, last)
+    }
+}
+impl Key for Vec<u8> {
+    fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
+        decode_bytes::<Vec<u8>>(input, last)
+    }
+}
+impl EncodeKey for str {
+    fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
+        encode_bytes(self.as_bytes(), out, last)
+    }
+}
+impl EncodeKey for String {
+    fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
+        encode_bytes(self.as_bytes(), out, last)
+    }
+}
+impl Key for String {
+    fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
+        String::from_utf8(decode_bytes::<String>(input, last)?).map_err(|_| bad::<String>("not UTF-8"))
+    }
+}
+
+impl<T: EncodeKey> EncodeKey for Option<T> {
+    fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
+        match self {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                v.encode_key(out, last);
+            }
+        }
+    }
+}
+impl<T: Key> Key for Option<T> {
+    fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
+        match take::<Self>(input, 1)? {
+            [0] => Ok(None),
+            [1] => Ok(Some(T::decode_key(input, last)?)),
+            _ => Err(bad::<Self>("option tag is neither 0 nor 1")),
+        }
+    }
+}
+
+macro_rules! tuple {
+    ($($name:ident)+ ; $lastname:ident) => {
+        #[allow(non_snake_case)]
+        impl<$($name: EncodeKey,)+ $lastname: EncodeKey> EncodeKey for ($($name,)+ $lastname,) {
+            fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
+                let ($($name,)+ $lastname,) = self;
+                $($name.encode_key(out, false);)+
+                $lastname.encode_key(out, last);
+            }
+        }
+        impl<$($name: Key,)+ $lastname: Key> Key for ($($name,)+ $lastname,) {
+            fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
+                Ok(($($name::decode_key(input, false)?,)+ $lastname::decode_key(input, last)?,))
+            }
+        }
+    };
+}
+tuple!(A; B);
+tuple!(A B; C);
+tuple!(A B C; D);
+tuple!(A B C D; E);
+tuple!(A B C D E; F);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::cmp::Ordering;
+
+    fn same_order<T: Key + std::fmt::Debug + PartialEq>(a: &T, b: &T, ord: Ordering) -> Result<(), TestCaseError> {
+        let (ea, eb) = (a.to_key_bytes(), b.to_key_bytes());
+        prop_assert_eq!(ea.cmp(&eb), ord, "{:?} vs {:?}", a, b);
+        prop_assert_eq!(&T::from_key_bytes(&ea)?, a);
+        prop_assert_eq!(&T::from_key_bytes(&eb)?, b);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn i64_order(a: i64, b: i64) { same_order(&a, &b, a.cmp(&b))?; }
+        #[test]
+        fn u32_order(a: u32, b: u32) { same_order(&a, &b, a.cmp(&b))?; }
+        #[test]
+        fn i8_order(a: i8, b: i8) { same_order(&a, &b, a.cmp(&b))?; }
+        #[test]
+        fn f64_order(a: f64, b: f64) {
+            let (ea, eb) = (a.to_key_bytes(), b.to_key_bytes());
+            prop_assert_eq!(ea.cmp(&eb), a.total_cmp(&b));
+            prop_assert_eq!(f64::from_key_bytes(&ea)?.to_bits(), a.to_bits());
+        }
+        #[test]
+        fn string_order(a: String, b: String) { same_order(&a, &b, a.cmp(&b))?; }
+        #[test]
+        fn bytes_with_zeros_order(a in proptest::collection::vec(0u8..3, 0..8), b in proptest::collection::vec(0u8..3, 0..8)) {
+            same_order(&(a.clone(), 7u8), &(b.clone(), 7u8), a.cmp(&b))?;
+        }
+        #[test]
+        fn tuple_order(a: (String, i32, Option<u8>), b: (String, i32, Option<u8>)) { same_order(&a, &b, a.cmp(&b))?; }
+        #[test]
+        fn nested_strings(a: (String, String), b: (String, String)) { same_order(&a, &b, a.cmp(&b))?; }
+        #[test]
+        fn garbage_never_panics(buf in proptest::collection::vec(any::<u8>(), 0..32)) {
+            let _ = <(String, i64, Option<Vec<u8>>)>::from_key_bytes(&buf);
+            let _ = <(char, bool, f32)>::from_key_bytes(&buf);
+        }
+    }
+
+    #[test]
+    fn trailing_string_is_raw_utf8() {
+        assert_eq!("hello".to_key_bytes(), b"hello");
+        assert_eq!(("a", "b").to_key_bytes(), b"a\0\0b");
+    }
+
+    #[test]
+    fn prefix_string_sorts_first_inside_tuples() {
+        assert!(("a", 9u8).to_key_bytes() < ("ab", 0u8).to_key_bytes());
+        assert!(("a\0", 0u8).to_key_bytes() > ("a", 9u8).to_key_bytes());
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut b = 5u32.to_key_bytes();
+        b.push(0);
+        assert!(u32::from_key_bytes(&b).is_err());
+    }
+}
