@@ -119,11 +119,7 @@ impl<'a> Iterator for Entries<'a> {
 
 impl Entries<'_> {
     fn truncated(&mut self, needed: usize) -> DecodeError {
-        let err = DecodeError::Truncated {
-            offset: self.pos,
-            needed,
-            available: self.buf.len() - self.pos,
-        };
+        let err = DecodeError::Truncated { offset: self.pos, needed, available: self.buf.len() - self.pos };
         self.pos = self.buf.len();
         err
     }

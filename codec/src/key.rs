@@ -45,11 +45,7 @@ pub trait Key: EncodeKey + Sized {
     /// Decode a whole key; trailing bytes are an error.
     fn from_key_bytes(mut bytes: &[u8]) -> Result<Self, DecodeError> {
         let value = Self::decode_key(&mut bytes, true)?;
-        if bytes.is_empty() {
-            Ok(value)
-        } else {
-            Err(bad::<Self>("trailing bytes after key"))
-        }
+        if bytes.is_empty() { Ok(value) } else { Err(bad::<Self>("trailing bytes after key")) }
     }
 }
 
@@ -297,7 +293,11 @@ mod tests {
     use proptest::prelude::*;
     use std::cmp::Ordering;
 
-    fn same_order<T: Key + std::fmt::Debug + PartialEq>(a: &T, b: &T, ord: Ordering) -> Result<(), TestCaseError> {
+    fn same_order<T: Key + std::fmt::Debug + PartialEq>(
+        a: &T,
+        b: &T,
+        ord: Ordering,
+    ) -> Result<(), TestCaseError> {
         let (ea, eb) = (a.to_key_bytes(), b.to_key_bytes());
         prop_assert_eq!(ea.cmp(&eb), ord, "{:?} vs {:?}", a, b);
         prop_assert_eq!(&T::from_key_bytes(&ea)?, a);
