@@ -26,8 +26,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytesize::ByteSize;
-use object_store::ClientOptions;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::{ClientOptions, RetryConfig};
 use serde::{Deserialize, Serialize};
 
 use super::error::ArtifactError;
@@ -48,6 +48,11 @@ pub struct ResolverConfig {
     /// Time limit of one request to S3 or an HTTP server, body included.
     #[serde(with = "human_duration")]
     pub request_timeout: Duration,
+    /// Retries of a failed request (connection errors, 5xx, throttling) before giving up.
+    pub max_retries: usize,
+    /// Time after which a failing request is not retried any more.
+    #[serde(with = "human_duration")]
+    pub retry_timeout: Duration,
     /// How `s3://` URIs are reached.
     pub s3: S3Config,
 }
@@ -57,6 +62,8 @@ impl Default for ResolverConfig {
         Self {
             max_artifact_size: DEFAULT_MAX_ARTIFACT_SIZE,
             request_timeout: Duration::from_secs(120),
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(180),
             s3: S3Config::default(),
         }
     }
@@ -75,6 +82,13 @@ impl ResolverConfig {
         self
     }
 
+    /// Sets [`max_retries`](Self::max_retries) and [`retry_timeout`](Self::retry_timeout).
+    pub fn with_retries(mut self, max_retries: usize, retry_timeout: Duration) -> Self {
+        self.max_retries = max_retries;
+        self.retry_timeout = retry_timeout;
+        self
+    }
+
     /// Sets the [`S3Config`].
     pub fn with_s3(mut self, s3: S3Config) -> Self {
         self.s3 = s3;
@@ -84,6 +98,15 @@ impl ResolverConfig {
     /// HTTP client options shared by the S3 and HTTP clients.
     pub(crate) fn client_options(&self) -> ClientOptions {
         ClientOptions::new().with_timeout(self.request_timeout)
+    }
+
+    /// Retry policy shared by the S3 and HTTP clients.
+    pub(crate) fn retry_config(&self) -> RetryConfig {
+        RetryConfig {
+            max_retries: self.max_retries,
+            retry_timeout: self.retry_timeout,
+            ..RetryConfig::default()
+        }
     }
 }
 
@@ -202,7 +225,7 @@ impl S3Config {
 
     /// Builds an S3 client for `bucket` with `object_store`'s default HTTP options.
     pub fn build_store(&self, bucket: &str) -> Result<AmazonS3, ArtifactError> {
-        self.build_store_with(bucket, ClientOptions::new())
+        self.build_store_with(bucket, ClientOptions::new(), RetryConfig::default())
     }
 
     /// Builds an S3 client for `bucket` with the given HTTP options.
@@ -210,10 +233,12 @@ impl S3Config {
         &self,
         bucket: &str,
         options: ClientOptions,
+        retry: RetryConfig,
     ) -> Result<AmazonS3, ArtifactError> {
         let mut builder = if self.from_env { AmazonS3Builder::from_env() } else { AmazonS3Builder::new() };
         builder = builder
             .with_client_options(options.with_allow_http(self.allow_http))
+            .with_retry(retry)
             .with_bucket_name(bucket)
             .with_virtual_hosted_style_request(self.virtual_hosted_style)
             .with_skip_signature(self.skip_signature);

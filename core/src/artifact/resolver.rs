@@ -103,8 +103,11 @@ impl Resolver {
         if let Some(store) = stores.get(bucket) {
             return Ok(Arc::clone(store));
         }
-        let store: Arc<dyn ObjectStore> =
-            Arc::new(self.config.s3.build_store_with(bucket, self.config.client_options())?);
+        let store: Arc<dyn ObjectStore> = Arc::new(self.config.s3.build_store_with(
+            bucket,
+            self.config.client_options(),
+            self.config.retry_config(),
+        )?);
         stores.insert(bucket.to_owned(), Arc::clone(&store));
         Ok(store)
     }
@@ -127,6 +130,7 @@ impl Resolver {
         HttpBuilder::new()
             .with_url(url.as_str())
             .with_client_options(options)
+            .with_retry(self.config.retry_config())
             .with_http_connector(SharedClient(client))
             .build()
             .map_err(|source| ArtifactError::from_store(location, source))
