@@ -8,5 +8,15 @@
 //!   ([`ArtifactUri`](artifact::ArtifactUri): `blake3:`, `file://`, `s3://`,
 //!   `http(s)://`), fetches and verifies them ([`Resolver`](artifact::Resolver)) and
 //!   caches them on agents ([`ArtifactCache`](artifact::ArtifactCache)).
+//! - [`metering`]: the per-task metering record and the typed [`metering::EndReason`]
+//!   that says how a task attempt ended.
+//! - [`limits`]: the budget of one task (fuel, memory, deadline, log and output sizes).
+//!
+//! The record and batch codec lives in the dependency-free `weft-codec` crate so that
+//! guests compile it too; it is re-exported here as [`codec`].
+
+pub use weft_codec as codec;
 
 pub mod artifact;
+pub mod limits;
+pub mod metering;

@@ -1,0 +1,57 @@
+//! The agent's one wasmtime [`Engine`] and the epoch ticker that drives deadlines.
+
+use super::SandboxConfig;
+use super::error::SandboxError;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Extra fiber stack beyond the wasm stack limit, for host frames.
+const HOST_STACK_HEADROOM: usize = 512 * 1024;
+
+/// Build the shared engine: component model, fuel, epoch interruption and the
+/// pooling allocator sized for `config.max_instances` concurrent tasks.
+pub fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
+    let max_stack = usize::try_from(config.max_wasm_stack.as_u64()).unwrap_or(usize::MAX);
+    let max_memory = usize::try_from(config.max_limits.memory.as_u64()).unwrap_or(usize::MAX);
+    let n = config.max_instances.max(1);
+
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n)
+        .total_core_instances(n * 32)
+        .max_core_instances_per_component(64)
+        .total_memories(n * 2)
+        .max_memories_per_component(4)
+        .total_tables(n * 32)
+        .max_tables_per_component(64)
+        .total_stacks(n)
+        .max_memory_size(max_memory)
+        // Keep a little of each slot's memory and tables resident so that
+        // re-instantiation does not pay page faults for what every guest touches.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10);
+
+    let mut c = Config::new();
+    c.wasm_component_model(true)
+        .consume_fuel(config.fuel)
+        .epoch_interruption(true)
+        .max_wasm_stack(max_stack)
+        .async_stack_size(max_stack + HOST_STACK_HEADROOM)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&c).map_err(|e| SandboxError::Config { reason: format!("{e:#}") })
+}
+
+/// Increments the engine's epoch every `tick` on its own thread, until the
+/// engine is dropped. A store's deadline is a number of ticks from its start.
+pub fn start_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("weft-epoch".into()).spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(tick);
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the epoch ticker; deadlines will not interrupt guests");
+    }
+}
