@@ -2,7 +2,7 @@
 # Installs the services that the test suites start by themselves. Starts nothing.
 #
 # - moto_server (PyPI `moto[s3]` with flask): an S3-compatible HTTP server that
-#   weft-core's artifact tests (core/tests/all/artifact_s3.rs) start on a free
+#   weft-core's artifact tests (core/tests/all/artifact_*.rs) start on a free
 #   loopback port and stop when they finish.
 #
 # Everything goes under target/test-services/ of this repository, so nothing global
@@ -25,12 +25,12 @@ install_moto() {
     # Only the S3 backend and the server's web framework: `moto[server]` would pull
     # every AWS service's dependencies (three times the size, twice the time).
     local want="moto[s3]==$MOTO_VERSION flask==$FLASK_VERSION flask-cors==$FLASK_CORS_VERSION"
-    if [[ -x "$wrapper" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    local python
+    python="$(python3 -c 'import sys; print(sys.executable)')"
+    if [[ -x "$wrapper" && -f "$stamp" && "$(cat "$stamp")" == "$want $python" ]]; then
         echo "setup-test-services: $want already installed"
         return
     fi
-    local python
-    python="$(python3 -c 'import sys; print(sys.executable)')"
     echo "setup-test-services: installing $want into $dir"
     rm -rf "$dir"
     mkdir -p "$dir" "$SERVICES/bin"
@@ -46,7 +46,7 @@ PYTHONPATH="$dir\${PYTHONPATH:+:\$PYTHONPATH}" exec "$python" -m moto.server "\$
 WRAPPER
     chmod +x "$wrapper"
     "$wrapper" --help >/dev/null
-    echo "$want" >"$stamp"
+    echo "$want $python" >"$stamp"
 }
 
 install_moto

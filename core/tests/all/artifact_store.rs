@@ -7,7 +7,17 @@ use bytesize::ByteSize;
 use object_store::{ObjectStore, PutPayload};
 use weft_core::artifact::{ArtifactError, ArtifactStore, Digest};
 
-use crate::support::{S3Server, bucket};
+use crate::support::{HttpServer, S3Server, bucket};
+
+/// An artifact store on a plain HTTP server (object_store's `HttpStore`).
+async fn http_store(server: &HttpServer) -> ArtifactStore {
+    let backend = object_store::http::HttpBuilder::new()
+        .with_url(server.url("store"))
+        .with_client_options(object_store::ClientOptions::new().with_allow_http(true))
+        .build()
+        .unwrap();
+    ArtifactStore::new(Arc::new(backend))
+}
 
 async fn s3_store(server: &S3Server, test: &str) -> ArtifactStore {
     let bucket = bucket(test);
@@ -122,4 +132,26 @@ async fn s3_missing_bucket_is_not_found() {
     let store = ArtifactStore::new(Arc::new(server.config().build_store("no-such-bucket").unwrap()));
     let err = store.get(&Digest::of(b"x")).await.unwrap_err();
     assert!(matches!(err, ArtifactError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn http_round_trip() {
+    let server = HttpServer::start().await.unwrap();
+    let store = http_store(&server).await;
+    round_trip(&store).await;
+    let digest = store.put(Bytes::from_static(b"on the web server")).await.unwrap();
+    let stored = server.file(&format!("store/artifacts/blake3/{}", digest.to_hex()));
+    assert_eq!(stored, Some(Bytes::from_static(b"on the web server")));
+}
+
+#[tokio::test]
+async fn http_tampered_object_is_a_digest_mismatch() {
+    let server = HttpServer::start().await.unwrap();
+    tampered_object_is_refused(&http_store(&server).await).await;
+}
+
+#[tokio::test]
+async fn http_oversized_artifact_is_refused() {
+    let server = HttpServer::start().await.unwrap();
+    oversized_artifact_is_refused(&http_store(&server).await).await;
 }

@@ -135,7 +135,8 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// An HTTP server serving `files` at `/<name>`, ignoring any query string.
+/// An HTTP server serving `files` at `/<name>` (GET and HEAD, ignoring any query
+/// string) and storing them on PUT: enough of WebDAV for `object_store`'s `HttpStore`.
 pub struct HttpServer {
     pub addr: SocketAddr,
     files: Arc<Mutex<HashMap<String, Bytes>>>,
@@ -145,7 +146,7 @@ pub struct HttpServer {
 impl HttpServer {
     pub async fn start() -> Result<Self> {
         let files: Arc<Mutex<HashMap<String, Bytes>>> = Arc::default();
-        let app = Router::new().route("/{*name}", get(serve)).with_state(Arc::clone(&files));
+        let app = Router::new().route("/{*name}", get(serve).put(store)).with_state(Arc::clone(&files));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -156,6 +157,10 @@ impl HttpServer {
 
     pub fn insert(&self, name: &str, bytes: impl Into<Bytes>) {
         self.files.lock().unwrap().insert(name.to_owned(), bytes.into());
+    }
+
+    pub fn file(&self, name: &str) -> Option<Bytes> {
+        self.files.lock().unwrap().get(name).cloned()
     }
 
     pub fn url(&self, name: &str) -> String {
@@ -174,6 +179,15 @@ async fn serve(
     Path(name): Path<String>,
 ) -> Result<Bytes, StatusCode> {
     files.lock().unwrap().get(&name).cloned().ok_or(StatusCode::NOT_FOUND)
+}
+
+async fn store(
+    State(files): State<Arc<Mutex<HashMap<String, Bytes>>>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    files.lock().unwrap().insert(name, body);
+    StatusCode::CREATED
 }
 
 /// A bucket name unique within the test run.
