@@ -1,1 +1,251 @@
-//! placeholder
+//! Write weft jobs in Rust.
+//!
+//! A weft job is one WebAssembly component: the driver code in
+//! `#[weft::main]` builds a graph of datasets and runs actions on it, and the
+//! host runs the job's *user functions* (`#[weft::map]`, `#[weft::filter]`, ...)
+//! over batches of records on the grid's agents, each in its own sandbox. This
+//! crate is everything such a component needs; build it for `wasm32-wasip2`.
+//!
+//! ```no_run
+//! # mod job {
+//! use weft::prelude::*;
+//!
+//! #[weft::flat_map]
+//! fn split_words(line: String) -> Vec<String> {
+//!     line.split_whitespace().map(str::to_lowercase).collect()
+//! }
+//!
+//! #[weft::map]
+//! fn one(word: String) -> (String, i64) {
+//!     (word, 1) // a 2-tuple result makes a pair dataset
+//! }
+//!
+//! #[weft::reduce]
+//! fn add(a: i64, b: i64) -> i64 {
+//!     a + b
+//! }
+//!
+//! #[weft::map]
+//! fn format((word, n): (String, i64)) -> String {
+//!     format!("{word}\t{n}") // a 2-tuple parameter takes pairs
+//! }
+//!
+//! #[weft::main]
+//! fn main(ctx: &Context) -> weft::Result<()> {
+//!     let args = ctx.args();
+//!     let counts = ctx.text_file(&args[0], 4)?.flat_map(split_words).map(one).reduce_by_key(add, 0);
+//!     counts.map(format).save_as_text_file(&args[1])?;
+//!     for (w, n) in counts.take(10)? {
+//!         weft::info!("{w}: {n}");
+//!     }
+//!     Ok(())
+//! }
+//! # }
+//! # fn main() {}
+//! ```
+//!
+//! with a `Cargo.toml` of
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! weft-sdk = { path = "../weft/sdk/rust" }
+//! ```
+//!
+//! and `cargo build --release --target wasm32-wasip2` makes
+//! `target/wasm32-wasip2/release/<crate>.wasm`, a component of the `job` world
+//! of `wit/weft.wit`.
+//!
+//! # Core concepts
+//!
+//! - **[`Context`]**: what `#[weft::main]` receives. It reads the job's
+//!   arguments and creates datasets ([`text_file`](Context::text_file),
+//!   [`parallelize`](Context::parallelize)), broadcasts values and reads
+//!   accumulators. `main` runs once, in the *driver*; every dataset call goes to
+//!   the host, which plans and schedules the work.
+//! - **[`Dataset<T>`] and [`PairDataset<K, V>`]**: handles to lazily computed
+//!   collections. Transformations (`map`, `filter`, `flat_map`, `map_batch`,
+//!   `union`, `cache`, and on pairs `reduce_by_key`, `sum_by_key`,
+//!   `group_by_key`, `sort_by_key`, `join`, `partition_by`) build the graph;
+//!   actions (`collect`, `count`, `take`, `save_as_text_file`) run it. A pair
+//!   dataset's keys are encoded so that the host partitions, sorts, groups and
+//!   joins them as bytes, without calling back into the guest.
+//! - **User functions**: plain Rust functions under an attribute —
+//!   [`map`], [`filter`] (`fn(&T) -> bool`), [`flat_map`] (returns any
+//!   `IntoIterator`), [`map_batch`] (`Vec<T>` in, an iterable out), [`reduce`]
+//!   (`fn(V, V) -> V`). The signature decides the record types, so
+//!   `ds.flat_map(split_words)` is type-checked against `ds`. A 2-tuple parameter
+//!   or result means *pairs* (see [`Pair`]). Any of them may return
+//!   `Result<_, E>` with `E: Display`; an `Err` fails the task with that message.
+//!   The attribute turns the function into a unit struct of the same name with
+//!   a `call` method, so native tests call `split_words.call(line)`. (A `let`
+//!   binding of that name in the same module therefore does not compile; rename
+//!   one of them.) A function is registered under its own name; give it another
+//!   with `#[weft::map(name = "parse_v2")]`.
+//! - **The dispatcher**: the host calls user functions by name through the
+//!   component's one exported `dispatcher`, a *chain* of them per batch of
+//!   records ([`dispatch`] explains the semantics; [`dispatch::run_chain`] runs
+//!   it natively, for tests).
+//! - **Records**: the [`Record`] trait encodes one value as the bytes of one
+//!   batch entry. The rules are below.
+//! - **In user functions**: [`broadcast_value`] (or [`Broadcast::get`]) reads a
+//!   broadcast value, [`accumulator_add`] counts, [`task_info`] says where the
+//!   task is, and [`info!`], [`warn!`] & co. write to the task's log.
+//!
+//! # Record encoding
+//!
+//! A batch is one buffer of entries, each a `u32` little-endian length and that
+//! many bytes ([`weft_codec::batch`]). A plain dataset has one entry per record;
+//! a pair dataset two, the key (with the order-preserving [`weft_codec::key`]
+//! encoding, [`Key`]) and then the value (with [`Record`]). The host reads
+//! records too, so these rules are part of its contract:
+//!
+//! | type | bytes of the entry |
+//! |---|---|
+//! | `String` | its UTF-8 bytes; a text-file line arrives without its newline, and `save_as_text_file` writes each record's bytes and `\n` |
+//! | integers, `f32`, `f64`, `bool`, `char` | the fixed-width key encoding: `i64` is 8 bytes big-endian with the sign bit flipped, which is how the host reads `sum_by_key` values (`i64::from_key_bytes`) |
+//! | `usize`, `isize` | as `u64`, `i64` |
+//! | `()` | no bytes |
+//! | tuples (up to 6) | one framed entry per element: the host builds `join` values `(left, right)` this way |
+//! | `Vec<T>` | one framed entry per element: the host builds `group_by_key` values this way |
+//! | `Option<T>` | no framed entry for `None`, one for `Some` |
+//! | [`Bytes`] | the raw bytes (a `Vec<u8>` is a `Vec<T>`, framed per byte) |
+//! | your types | [postcard](https://docs.rs/postcard), through [`Serde<T>`] or [`serde_record!`] |
+//!
+//! Keys use [`Key`]: integers, floats, `bool`, `char`, `String`, `Vec<u8>`,
+//! `Option` and tuples of those. A `String` key is its UTF-8 bytes, like a
+//! `String` record.
+//!
+//! # Registration
+//!
+//! Each attribute registers its function with [`inventory`](https://docs.rs/inventory):
+//! a static entry linked into a list by a constructor in `.init_array`, which
+//! `wasm-ld` turns into `__wasm_call_ctors`. The bindings call that once,
+//! before the first export runs, so no registration code appears in `main`.
+//!
+//! # Testing natively
+//!
+//! The crate builds natively too. User functions are ordinary code
+//! (`split_words.call("a b".into())`), [`dispatch::run_chain`] runs a chain over
+//! an encoded batch exactly as the component would, and [`testing`] stands in
+//! for broadcasts and accumulators. Driver calls need a host and fail with
+//! [`Error::NotADriver`].
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+mod context;
+mod dataset;
+pub mod dispatch;
+mod error;
+mod function;
+mod host;
+mod layout;
+pub mod log;
+mod panic;
+pub mod record;
+mod registry;
+mod task;
+
+pub use context::{Broadcast, Context, broadcast_value};
+pub use dataset::{Dataset, PairDataset};
+pub use error::{Error, Result};
+pub use function::{
+    FilterFn, FlatMapFn, Function, Item, MapBatchFn, MapFn, OpKind, ReduceFn, Transform, UserError,
+};
+#[cfg(not(target_arch = "wasm32"))]
+pub use host::testing;
+pub use layout::{Layout, Pair, Plain};
+pub use record::{Bytes, Record, RecordError, Serde};
+pub use task::{TaskInfo, accumulator_add, task_info};
+pub use weft_codec as codec;
+pub use weft_codec::key::{EncodeKey, Key};
+
+/// Declares a `#[weft::map]` function: one record in, one out.
+///
+/// `fn(T) -> U`, or `-> Result<U, E>` with `E: Display`. A parameter of type
+/// `(K, V)` takes pairs; a result of type `(K, V)` makes pairs.
+///
+/// ```
+/// #[weft::map]
+/// fn one(word: String) -> (String, i64) { (word, 1) }
+/// assert_eq!(one.call("a".into()), ("a".to_string(), 1));
+/// ```
+pub use weft_sdk_macros::map;
+
+/// Declares a `#[weft::filter]` function: `fn(&T) -> bool` (or `Result<bool, E>`).
+/// `&str` takes `String` records; `&(K, V)` takes pairs.
+///
+/// ```
+/// #[weft::filter]
+/// fn long(word: &str) -> bool { word.len() > 3 }
+/// assert!(long.call("weft!"));
+/// ```
+pub use weft_sdk_macros::filter;
+
+/// Declares a `#[weft::flat_map]` function: one record in, any `IntoIterator`
+/// of records out (a `Vec`, an `Option`, `impl Iterator<Item = U>`, ...).
+///
+/// ```
+/// #[weft::flat_map]
+/// fn chars(s: String) -> impl Iterator<Item = char> { s.chars().collect::<Vec<_>>().into_iter() }
+/// assert_eq!(chars.call("ab".into()).count(), 2);
+/// ```
+pub use weft_sdk_macros::flat_map;
+
+/// Declares a `#[weft::map_batch]` function: all records of a batch in (a
+/// `Vec<T>`), any `IntoIterator` out. Spark's `mapPartitions`, one batch at a time.
+///
+/// ```
+/// #[weft::map_batch]
+/// fn dedup(mut words: Vec<String>) -> Vec<String> { words.sort(); words.dedup(); words }
+/// ```
+pub use weft_sdk_macros::map_batch;
+
+/// Declares a `#[weft::reduce]` function: `fn(V, V) -> V`, associative and
+/// commutative, for [`PairDataset::reduce_by_key`].
+///
+/// ```
+/// #[weft::reduce]
+/// fn max(a: u32, b: u32) -> u32 { a.max(b) }
+/// ```
+pub use weft_sdk_macros::reduce;
+
+/// Declares the job's driver: `fn main(ctx: &Context) -> Result<(), E>` with
+/// `E: Display` (or returning nothing). A component has exactly one.
+pub use weft_sdk_macros::main;
+
+/// The names most jobs use: `use weft::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Broadcast, Bytes, Context, Dataset, EncodeKey, Key, PairDataset, Record, Serde, accumulator_add,
+        broadcast_value, task_info,
+    };
+}
+
+/// Support for the macros' expansions. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::record::{postcard_decode, postcard_encode};
+    pub use crate::registry::{MainRegistration, Registration};
+    pub use inventory;
+
+    /// What a `#[weft::main]` may return.
+    pub trait MainResult {
+        /// The error message, if any.
+        fn into_main_result(self) -> Result<(), String>;
+    }
+
+    impl MainResult for () {
+        fn into_main_result(self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    impl<E: std::fmt::Display> MainResult for Result<(), E> {
+        fn into_main_result(self) -> Result<(), String> {
+            self.map_err(|e| e.to_string())
+        }
+    }
+}

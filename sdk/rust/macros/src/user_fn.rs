@@ -1,0 +1,300 @@
+//! `#[weft::map]`, `#[weft::filter]`, `#[weft::flat_map]`, `#[weft::map_batch]`
+//! and `#[weft::reduce]`.
+
+use crate::signature::{self, Items};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::{ItemFn, LitStr, Type, spanned::Spanned};
+
+/// Which attribute.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Map,
+    Filter,
+    FlatMap,
+    MapBatch,
+    Reduce,
+}
+
+impl Kind {
+    fn attribute(self) -> &'static str {
+        match self {
+            Kind::Map => "#[weft::map]",
+            Kind::Filter => "#[weft::filter]",
+            Kind::FlatMap => "#[weft::flat_map]",
+            Kind::MapBatch => "#[weft::map_batch]",
+            Kind::Reduce => "#[weft::reduce]",
+        }
+    }
+
+    /// The `weft::OpKind` variant, the trait and the `Registration` constructor.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Kind::Map => ("Map", "MapFn", "map"),
+            Kind::Filter => ("Filter", "FilterFn", "filter"),
+            Kind::FlatMap => ("FlatMap", "FlatMapFn", "flat_map"),
+            Kind::MapBatch => ("MapBatch", "MapBatchFn", "map_batch"),
+            Kind::Reduce => ("Reduce", "ReduceFn", "reduce"),
+        }
+    }
+}
+
+/// Expand one attribute; on error, the error and the function unchanged (so
+/// the rest of the crate still resolves its name).
+pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let func: ItemFn = match syn::parse2(item) {
+        Ok(f) => f,
+        Err(e) => return e.to_compile_error(),
+    };
+    match expand_fn(kind, attr, &func) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            let err = e.to_compile_error();
+            quote!(#err #func)
+        }
+    }
+}
+
+/// The `name = "..."` argument, if any.
+fn registered_name(attr: TokenStream, func: &ItemFn) -> syn::Result<LitStr> {
+    let mut name = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            let lit: LitStr = meta.value()?.parse()?;
+            if lit.value().is_empty() {
+                return Err(syn::Error::new(lit.span(), "a function name cannot be empty"));
+            }
+            name = Some(lit);
+            Ok(())
+        } else {
+            Err(meta.error("unknown argument; the only one is `name = \"...\"`"))
+        }
+    });
+    syn::parse::Parser::parse2(parser, attr)?;
+    Ok(name.unwrap_or_else(|| {
+        let ident = func.sig.ident.to_string();
+        LitStr::new(ident.strip_prefix("r#").unwrap_or(&ident), func.sig.ident.span())
+    }))
+}
+
+/// What the signature says, ready for code generation.
+struct Shape {
+    /// `weft::Plain<T>` or `weft::Pair<K, V>` (not for reduce).
+    input: TokenStream,
+    output: TokenStream,
+    /// The body of the trait's `apply`.
+    apply: TokenStream,
+    /// The trait's `apply` signature after `fn apply`.
+    apply_sig: TokenStream,
+    /// Extra items in the trait impl (reduce's `type Value`).
+    assoc: TokenStream,
+}
+
+fn expand_fn(kind: Kind, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
+    let what = format!("a {} function", kind.attribute());
+    signature::check_plain(&func.sig, &what)?;
+    let name = registered_name(attr, func)?;
+    let shape = match kind {
+        Kind::Map => map_shape(func, &what)?,
+        Kind::Filter => filter_shape(func, &what)?,
+        Kind::FlatMap | Kind::MapBatch => iter_shape(kind, func, &what)?,
+        Kind::Reduce => reduce_shape(func, &what)?,
+    };
+
+    let ItemFn { attrs, vis, sig, block } = func;
+    let ident = &sig.ident;
+    let inputs = &sig.inputs;
+    let output = &sig.output;
+    let docs: Vec<_> = attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let (variant, trait_name, ctor) = kind.names();
+    let variant = format_ident!("{variant}");
+    let trait_name = format_ident!("{trait_name}");
+    let ctor = format_ident!("{ctor}");
+    let Shape { input, output: out_layout, apply, apply_sig, assoc } = shape;
+    let transform = match kind {
+        Kind::Reduce => quote!(),
+        _ => quote! {
+            impl ::weft::Transform for #ident {
+                type Input = #input;
+                type Output = #out_layout;
+            }
+        },
+    };
+
+    Ok(quote! {
+        #(#docs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #ident;
+
+        impl #ident {
+            #(#attrs)*
+            #[allow(clippy::ptr_arg)]
+            #vis fn call(&self, #inputs) #output #block
+        }
+
+        impl ::weft::Function for #ident {
+            const NAME: &'static str = #name;
+            const KIND: ::weft::OpKind = ::weft::OpKind::#variant;
+        }
+
+        #transform
+
+        impl ::weft::#trait_name for #ident {
+            #assoc
+            #[inline]
+            fn apply #apply_sig {
+                #apply
+            }
+        }
+
+        ::weft::__private::inventory::submit! {
+            ::weft::__private::Registration::#ctor::<#ident>(::core::module_path!())
+        }
+    })
+}
+
+/// `self.call(args)` as a `Result<_, UserError>`, spanned at the written result
+/// type so that type errors point there.
+fn call_result(ret: &Type, args: TokenStream) -> TokenStream {
+    if signature::fallible(ret).is_some() {
+        quote_spanned!(ret.span()=> self.call(#args).map_err(::weft::UserError::new))
+    } else {
+        quote_spanned!(ret.span()=> ::core::result::Result::Ok(self.call(#args)))
+    }
+}
+
+fn map_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
+    let [param] = one_owned_param(func, what)?;
+    let ret = signature::result(&func.sig, &format!("{what} to return the output record"))?;
+    let out_ty = signature::fallible(&ret).unwrap_or(&ret).clone();
+    let (input, output) = (signature::layout(&param), signature::layout(&out_ty));
+    Ok(Shape {
+        apply: call_result(&ret, quote!(record)),
+        apply_sig: quote! {
+            (&self, record: #param) -> ::core::result::Result<#out_ty, ::weft::UserError>
+        },
+        input,
+        output,
+        assoc: quote!(),
+    })
+}
+
+fn filter_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
+    let expected = format!("{what} to take its record by reference, `fn(record: &T) -> bool`");
+    let [param] = <[Type; 1]>::try_from(signature::params(&func.sig, 1, &expected)?)
+        .map_err(|_| syn::Error::new(func.sig.span(), &expected))?;
+    let record = match signature::strip(&param) {
+        // `&str` reads `String` records (`&String` coerces to `&str` in the call).
+        Type::Reference(r) if r.mutability.is_none() && is_str(&r.elem) => {
+            syn::parse_quote!(::std::string::String)
+        }
+        Type::Reference(r) if r.mutability.is_none() => (*r.elem).clone(),
+        _ => return Err(syn::Error::new(param.span(), expected)),
+    };
+    let ret = signature::result(&func.sig, &format!("{what} to return `bool`"))?;
+    let layout = signature::layout(&record);
+    Ok(Shape {
+        apply: call_result(&ret, quote!(record)),
+        apply_sig: quote! {
+            (&self, record: &#record) -> ::core::result::Result<bool, ::weft::UserError>
+        },
+        input: layout.clone(),
+        output: layout,
+        assoc: quote!(),
+    })
+}
+
+fn iter_shape(kind: Kind, func: &ItemFn, what: &str) -> syn::Result<Shape> {
+    let (param, arg_ty) = match kind {
+        Kind::MapBatch => {
+            let expected = format!("{what} to take the batch's records as one `Vec<T>`");
+            let [param] = <[Type; 1]>::try_from(signature::params(&func.sig, 1, &expected)?)
+                .map_err(|_| syn::Error::new(func.sig.span(), &expected))?;
+            let record = match signature::items(&param) {
+                Ok(Items::Written(t)) if is_vec(&param) => t,
+                _ => return Err(syn::Error::new(param.span(), expected)),
+            };
+            (record, param)
+        }
+        _ => {
+            let [param] = one_owned_param(func, what)?;
+            (param.clone(), param)
+        }
+    };
+    let ret = signature::result(
+        &func.sig,
+        &format!("{what} to return its output records, e.g. `Vec<T>` or `impl Iterator<Item = T>`"),
+    )?;
+    let iterable = signature::fallible(&ret).unwrap_or(&ret).clone();
+    let item = match signature::items(&iterable)? {
+        Items::Written(t) => t,
+        Items::Projected(t) => syn::parse_quote!(<#t as ::core::iter::IntoIterator>::Item),
+    };
+    let call = if signature::fallible(&ret).is_some() {
+        quote_spanned!(ret.span()=> self.call(record).map_err(::weft::UserError::new)?)
+    } else {
+        quote_spanned!(ret.span()=> self.call(record))
+    };
+    Ok(Shape {
+        input: signature::layout(&param),
+        output: signature::layout(&item),
+        apply: quote! {
+            for item in ::core::iter::IntoIterator::into_iter(#call) {
+                emit(item);
+            }
+            ::core::result::Result::Ok(())
+        },
+        apply_sig: quote! {
+            <E: ::core::ops::FnMut(#item)>(&self, record: #arg_ty, emit: &mut E)
+                -> ::core::result::Result<(), ::weft::UserError>
+        },
+        assoc: quote!(),
+    })
+}
+
+fn is_str(ty: &Type) -> bool {
+    matches!(signature::strip(ty), Type::Path(p) if p.qself.is_none() && p.path.is_ident("str"))
+}
+
+fn is_vec(ty: &Type) -> bool {
+    matches!(signature::strip(ty), Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Vec"))
+}
+
+fn reduce_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
+    let expected = format!("{what} to combine two values of one type, `fn(a: V, b: V) -> V`");
+    let types = signature::params(&func.sig, 2, &expected)?;
+    let (a, b) = (&types[0], &types[1]);
+    if !signature::same_type(a, b) {
+        return Err(syn::Error::new(
+            b.span(),
+            format!("{expected}; this parameter's type differs from the first"),
+        ));
+    }
+    if let Type::Reference(r) = signature::strip(a) {
+        return Err(syn::Error::new(r.span(), "a #[weft::reduce] function takes its values by value"));
+    }
+    let ret = signature::result(&func.sig, &expected)?;
+    Ok(Shape {
+        input: quote!(),
+        output: quote!(),
+        apply: call_result(&ret, quote!(a, b)),
+        apply_sig: quote! {
+            (&self, a: #a, b: #a) -> ::core::result::Result<#a, ::weft::UserError>
+        },
+        assoc: quote!(type Value = #a;),
+    })
+}
+
+/// The one parameter of a map or flat-map, which takes its record by value.
+fn one_owned_param(func: &ItemFn, what: &str) -> syn::Result<[Type; 1]> {
+    let expected = format!("{what} to take one record, `fn(record: T)`");
+    let types = signature::params(&func.sig, 1, &expected)?;
+    if let Type::Reference(r) = signature::strip(&types[0]) {
+        return Err(syn::Error::new(
+            r.span(),
+            format!("{what} takes its record by value (`T`, not `&T`): each record is handed over"),
+        ));
+    }
+    <[Type; 1]>::try_from(types).map_err(|_| syn::Error::new(Span::call_site(), expected))
+}

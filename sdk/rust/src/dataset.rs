@@ -1,0 +1,238 @@
+//! Typed dataset handles for the driver: [`Dataset<T>`] and [`PairDataset<K, V>`].
+//!
+//! A dataset is a handle to a lazily computed collection the host keeps; nothing
+//! runs until an action (`collect`, `count`, `take`, `save_as_text_file`). Like
+//! Spark's transformations, the methods that make a new dataset do not return a
+//! `Result`: a failure there (say, the host rejects an argument) is remembered
+//! in the handle and reported by the first action on it or on anything derived
+//! from it. Handles are `Copy`; use one as often as you like.
+
+use crate::error::{Error, Result};
+use crate::function::{FilterFn, FlatMapFn, MapBatchFn, MapFn, OpKind, ReduceFn, Transform};
+use crate::host::{self, ShuffleOp};
+use crate::layout::{self, Layout, Pair, Plain};
+use crate::record::Record;
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use weft_codec::key::Key;
+
+/// The host's id for a dataset, or the error that prevented making it.
+#[doc(hidden)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Handle(Inner);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Inner {
+    Id(u32),
+    /// Index into `FAILURES`.
+    Failed(usize),
+}
+
+thread_local! {
+    /// Errors of transformations, reported by later actions. A driver makes few
+    /// datasets, so this is never large.
+    static FAILURES: RefCell<Vec<Error>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Handle {
+    pub(crate) fn new(made: Result<u32>) -> Handle {
+        match made {
+            Ok(id) => Handle(Inner::Id(id)),
+            Err(e) => FAILURES.with(|f| {
+                let mut f = f.borrow_mut();
+                f.push(e);
+                Handle(Inner::Failed(f.len() - 1))
+            }),
+        }
+    }
+
+    /// The host's id, or the remembered error.
+    pub(crate) fn id(self) -> Result<u32> {
+        match self.0 {
+            Inner::Id(id) => Ok(id),
+            Inner::Failed(i) => Err(FAILURES
+                .with(|f| f.borrow().get(i).cloned())
+                .unwrap_or_else(|| Error::InvalidArgument("dataset handle from another run".into()))),
+        }
+    }
+
+    /// A new dataset made from this one by `make`; a failure propagates.
+    fn derive(self, make: impl FnOnce(u32) -> Result<u32>) -> Handle {
+        Handle::new(self.id().and_then(make))
+    }
+
+    fn narrow(self, kind: OpKind, function: &str, keyed: bool) -> Handle {
+        self.derive(|id| host::driver::narrow(id, kind, function, keyed))
+    }
+
+    fn shuffle(self, op: ShuffleOp<'_>, partitions: u32) -> Handle {
+        self.derive(|id| host::driver::shuffle(id, op, partitions))
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Inner::Id(id) => write!(f, "#{id}"),
+            Inner::Failed(_) => f.write_str("failed"),
+        }
+    }
+}
+
+/// The dataset a [`Transform`]'s output makes.
+fn output_of<F: Transform>(parent: Handle) -> <F::Output as Layout>::Dataset {
+    F::Output::dataset(parent.narrow(F::KIND, F::NAME, F::Output::KEYED))
+}
+
+/// A dataset of records of type `T` (one batch entry per record).
+///
+/// Made by [`Context::text_file`](crate::Context::text_file) (a `Dataset<String>`
+/// of lines), [`Context::parallelize`](crate::Context::parallelize) and the
+/// transformations. A transformation whose function returns a 2-tuple makes a
+/// [`PairDataset`] instead.
+pub struct Dataset<T> {
+    handle: Handle,
+    _records: PhantomData<fn() -> T>,
+}
+
+/// A dataset of `(K, V)` pairs: the key in the order-preserving
+/// [`Key`] encoding, so the host can partition, sort, group and join on it.
+pub struct PairDataset<K, V> {
+    handle: Handle,
+    _records: PhantomData<fn() -> (K, V)>,
+}
+
+macro_rules! handle_impls {
+    ($name:ident < $($p:ident),+ >) => {
+        impl<$($p),+> Clone for $name<$($p),+> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+        impl<$($p),+> Copy for $name<$($p),+> {}
+        impl<$($p),+> fmt::Debug for $name<$($p),+> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let types = [$(std::any::type_name::<$p>()),+];
+                write!(f, "{}<{}>({:?})", stringify!($name), types.join(", "), self.handle)
+            }
+        }
+        impl<$($p),+> $name<$($p),+> {
+            pub(crate) fn from_handle(handle: Handle) -> Self {
+                $name { handle, _records: PhantomData }
+            }
+        }
+    };
+}
+handle_impls!(Dataset<T>);
+handle_impls!(PairDataset<K, V>);
+
+/// The methods both dataset kinds share, differing only in the record layout `L`.
+macro_rules! common_methods {
+    ($layout:ty, $item:ty) => {
+        /// Apply a `#[weft::map]` function to every record.
+        pub fn map<F: MapFn<Input = $layout>>(&self, _f: F) -> <F::Output as Layout>::Dataset {
+            output_of::<F>(self.handle)
+        }
+
+        /// Keep the records a `#[weft::filter]` function accepts.
+        pub fn filter<F: FilterFn<Input = $layout>>(&self, _f: F) -> Self {
+            Self::from_handle(self.handle.narrow(OpKind::Filter, F::NAME, <$layout>::KEYED))
+        }
+
+        /// Apply a `#[weft::flat_map]` function to every record, keeping all outputs.
+        pub fn flat_map<F: FlatMapFn<Input = $layout>>(&self, _f: F) -> <F::Output as Layout>::Dataset {
+            output_of::<F>(self.handle)
+        }
+
+        /// Apply a `#[weft::map_batch]` function to each batch of records
+        /// (Spark's `mapPartitions`, one batch at a time).
+        pub fn map_batch<F: MapBatchFn<Input = $layout>>(&self, _f: F) -> <F::Output as Layout>::Dataset {
+            output_of::<F>(self.handle)
+        }
+
+        /// The records of both datasets.
+        pub fn union(&self, other: &Self) -> Self {
+            let other = other.handle;
+            Self::from_handle(self.handle.derive(|a| host::driver::union(a, other.id()?)))
+        }
+
+        /// Keep the computed partitions in the agents' memory for later actions.
+        pub fn cache(&self) -> Self {
+            Self::from_handle(self.handle.derive(|id| host::driver::cache(id).map(|()| id)))
+        }
+
+        /// Action: every record, in partition order.
+        pub fn collect(&self) -> Result<Vec<$item>> {
+            let batch = host::driver::collect(self.handle.id()?)?;
+            Ok(layout::decode_all::<$layout>(&batch)?)
+        }
+
+        /// Action: the number of records.
+        pub fn count(&self) -> Result<u64> {
+            host::driver::count(self.handle.id()?)
+        }
+
+        /// Action: the first `n` records.
+        pub fn take(&self, n: usize) -> Result<Vec<$item>> {
+            let batch = host::driver::take(self.handle.id()?, n as u64)?;
+            Ok(layout::decode_all::<$layout>(&batch)?)
+        }
+    };
+}
+
+impl<T: Record + 'static> Dataset<T> {
+    common_methods!(Plain<T>, T);
+}
+
+impl Dataset<String> {
+    /// Action: write each record as one line (its UTF-8 bytes and `\n`) under
+    /// `uri`, committed atomically.
+    pub fn save_as_text_file(&self, uri: &str) -> Result<()> {
+        host::driver::save_as_text_file(self.handle.id()?, uri)
+    }
+}
+
+impl<K: Key + 'static, V: Record + 'static> PairDataset<K, V> {
+    common_methods!(Pair<K, V>, (K, V));
+
+    /// Combine the values of each key with a `#[weft::reduce]` function, into
+    /// `partitions` partitions (0: as many as this dataset has). The function
+    /// runs map-side before the shuffle as well as after it, so it must be
+    /// associative and commutative.
+    pub fn reduce_by_key<F: ReduceFn<Value = V>>(&self, _f: F, partitions: u32) -> Self {
+        Self::from_handle(self.handle.shuffle(ShuffleOp::ReduceByKey(F::NAME), partitions))
+    }
+
+    /// All values of each key, in no particular order.
+    pub fn group_by_key(&self, partitions: u32) -> PairDataset<K, Vec<V>> {
+        PairDataset::from_handle(self.handle.shuffle(ShuffleOp::GroupByKey, partitions))
+    }
+
+    /// Totally ordered by key (the order of `K`, since keys compare as bytes).
+    pub fn sort_by_key(&self, ascending: bool, partitions: u32) -> Self {
+        Self::from_handle(self.handle.shuffle(ShuffleOp::SortByKey(ascending), partitions))
+    }
+
+    /// Redistributed by key hash into `partitions` partitions.
+    pub fn partition_by(&self, partitions: u32) -> Self {
+        Self::from_handle(self.handle.shuffle(ShuffleOp::PartitionBy, partitions))
+    }
+
+    /// Inner join on equal keys: one `(k, (v, w))` per matching pair of records.
+    pub fn join<W: Record + 'static>(
+        &self,
+        other: &PairDataset<K, W>,
+        partitions: u32,
+    ) -> PairDataset<K, (V, W)> {
+        let other = other.handle;
+        PairDataset::from_handle(self.handle.derive(|l| host::driver::join(l, other.id()?, partitions)))
+    }
+}
+
+impl<K: Key + 'static> PairDataset<K, i64> {
+    /// Sum the values of each key, natively in the host (no guest calls).
+    pub fn sum_by_key(&self, partitions: u32) -> Self {
+        Self::from_handle(self.handle.shuffle(ShuffleOp::SumByKey, partitions))
+    }
+}

@@ -1,0 +1,230 @@
+//! The dispatcher: `run-chain` without the WebAssembly around it.
+//!
+//! The host runs a stage's narrow operations as one *chain* per batch. Each step
+//! reads the previous step's output batch and writes a new one:
+//!
+//! - **map**, **flat-map**, **map-batch**: decode each record with the input
+//!   [`Layout`], call the function, encode its results straight into the output
+//!   batch ([`BatchWriter::push_with`]), so no per-record buffer is allocated.
+//! - **filter**: decode, ask the function, and copy the record's original entries
+//!   when it says yes (no re-encoding).
+//! - **reduce**: the input is pairs sorted by key bytes (the host sorts). Each run
+//!   of equal key bytes is folded with the function into one pair whose key bytes
+//!   are the run's, unchanged. A run of one value is copied without re-encoding.
+//!
+//! Every step is resolved before any runs, so an unknown name fails fast. This
+//! module is plain Rust: the wasm export in `bindings.rs` only converts types,
+//! and native tests call [`run_chain`] directly.
+
+use crate::function::{FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform};
+use crate::layout::Layout;
+use crate::record::{Record, RecordError};
+use crate::registry::{self, Entry};
+use std::cell::Cell;
+use weft_codec::batch::{self, BatchWriter};
+
+/// One step of a chain (mirrors the WIT `op`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    /// How the function is applied.
+    pub kind: OpKind,
+    /// The registered function's name.
+    pub function: String,
+}
+
+impl Op {
+    /// A step applying `function` as `kind`.
+    pub fn new(kind: OpKind, function: impl Into<String>) -> Self {
+        Op { kind, function: function.into() }
+    }
+
+    /// The step that applies user function `F` as what it is.
+    pub fn of<F: Function>(_f: F) -> Self {
+        Op::new(F::KIND, F::NAME)
+    }
+}
+
+/// Why a chain failed (mirrors the WIT `call-error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No function of that name and kind is registered.
+    #[error("unknown function: {0}")]
+    UnknownFunction(String),
+    /// The input batch did not decode as the function's record type.
+    #[error("decode error: {0}")]
+    Decode(String),
+    /// The user function returned an error.
+    #[error("user function failed: {0}")]
+    User(String),
+}
+
+/// Names of the user functions this program registers, sorted.
+pub fn functions() -> Vec<String> {
+    registry::function_names()
+}
+
+/// Run `chain` over `input` and return the last step's output (the input itself
+/// for an empty chain).
+pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
+    let steps = chain.iter().map(resolve).collect::<Result<Vec<_>, _>>()?;
+    let mut batch = input;
+    for step in steps {
+        let mut out = BatchWriter::with_capacity(batch.len() + batch.len() / 4);
+        let _current = CurrentFunction::enter(step.name);
+        (step.apply)(&batch, &mut out)?;
+        batch = out.finish();
+    }
+    Ok(batch)
+}
+
+fn resolve(op: &Op) -> Result<&'static registry::Registration, CallError> {
+    match registry::lookup(&op.function) {
+        Some(Entry::One(reg)) if reg.kind == op.kind => Ok(reg),
+        Some(Entry::One(reg)) => Err(CallError::UnknownFunction(format!(
+            "`{}` is a {} function ({} in {}), not a {}",
+            op.function,
+            reg.kind,
+            reg.kind.attribute(),
+            reg.module,
+            op.kind
+        ))),
+        Some(Entry::Ambiguous(modules)) => Err(CallError::UnknownFunction(format!(
+            "`{}` is defined more than once (in {}); give one another name with #[weft::{}(name = \"...\")]",
+            op.function,
+            modules.join(", "),
+            op.kind.to_string().replace('-', "_"),
+        ))),
+        None => Err(CallError::UnknownFunction(format!(
+            "no {} function named `{}` in this component",
+            op.kind, op.function
+        ))),
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// Marks which user function is running, for the panic message.
+struct CurrentFunction(Option<&'static str>);
+
+impl CurrentFunction {
+    fn enter(name: &'static str) -> Self {
+        CurrentFunction(CURRENT.with(|c| c.replace(Some(name))))
+    }
+}
+
+impl Drop for CurrentFunction {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// The user function running on this thread, if any.
+pub(crate) fn current_function() -> Option<&'static str> {
+    CURRENT.with(Cell::get)
+}
+
+fn decode_error<F: Function>(index: usize, err: impl std::fmt::Display) -> CallError {
+    CallError::Decode(format!("record {index} of the input to {} `{}`: {err}", F::KIND, F::NAME))
+}
+
+fn framing_error<F: Function>(index: usize, err: weft_codec::DecodeError) -> CallError {
+    decode_error::<F>(index, RecordError::Codec { type_name: "batch", source: err })
+}
+
+fn user_error<F: Function>(err: crate::function::UserError) -> CallError {
+    CallError::User(format!("{}: {}", F::NAME, err.into_message()))
+}
+
+/// Read and decode the records of `input` one at a time.
+#[inline]
+fn for_each_record<F: Transform>(
+    input: &[u8],
+    mut each: impl FnMut(<F::Input as Layout>::Raw<'_>, <F::Input as Layout>::Item) -> Result<(), CallError>,
+) -> Result<(), CallError> {
+    for (index, raw) in F::Input::reader(input).enumerate() {
+        let raw = raw.map_err(|e| framing_error::<F>(index, e))?;
+        let record = F::Input::decode(raw).map_err(|e| decode_error::<F>(index, e))?;
+        each(raw, record)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn apply_map<F: MapFn>(input: &[u8], out: &mut BatchWriter) -> Result<(), CallError> {
+    let f = F::default();
+    for_each_record::<F>(input, |_, record| {
+        let result = f.apply(record).map_err(user_error::<F>)?;
+        F::Output::encode(&result, out);
+        Ok(())
+    })
+}
+
+pub(crate) fn apply_filter<F: FilterFn>(input: &[u8], out: &mut BatchWriter) -> Result<(), CallError> {
+    let f = F::default();
+    for_each_record::<F>(input, |raw, record| {
+        if f.apply(&record).map_err(user_error::<F>)? {
+            F::Input::copy(raw, out);
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn apply_flat_map<F: FlatMapFn>(input: &[u8], out: &mut BatchWriter) -> Result<(), CallError> {
+    let f = F::default();
+    for_each_record::<F>(input, |_, record| {
+        f.apply(record, &mut |item| F::Output::encode(&item, out)).map_err(user_error::<F>)
+    })
+}
+
+pub(crate) fn apply_map_batch<F: MapBatchFn>(input: &[u8], out: &mut BatchWriter) -> Result<(), CallError> {
+    let f = F::default();
+    let mut records = Vec::new();
+    for_each_record::<F>(input, |_, record| {
+        records.push(record);
+        Ok(())
+    })?;
+    f.apply(records, &mut |item| F::Output::encode(&item, out)).map_err(user_error::<F>)
+}
+
+/// One run of equal keys, folded so far.
+struct Run<'a, V> {
+    key: &'a [u8],
+    /// The run's only value's original bytes, while it has only one.
+    single: Option<&'a [u8]>,
+    acc: V,
+}
+
+pub(crate) fn apply_reduce<F: ReduceFn>(input: &[u8], out: &mut BatchWriter) -> Result<(), CallError> {
+    let f = F::default();
+    let mut run: Option<Run<'_, F::Value>> = None;
+    for (index, pair) in batch::pairs(input).enumerate() {
+        let (key, bytes) = pair.map_err(|e| framing_error::<F>(index, e))?;
+        let value = F::Value::decode(bytes).map_err(|e| decode_error::<F>(index, e))?;
+        run = Some(match run.take() {
+            Some(r) if r.key == key => {
+                let acc = f.apply(r.acc, value).map_err(user_error::<F>)?;
+                Run { key, single: None, acc }
+            }
+            Some(r) => {
+                emit_run(r, out);
+                Run { key, single: Some(bytes), acc: value }
+            }
+            None => Run { key, single: Some(bytes), acc: value },
+        });
+    }
+    if let Some(r) = run {
+        emit_run(r, out);
+    }
+    Ok(())
+}
+
+/// Write a run's pair: its key bytes unchanged, then the folded value (copied
+/// when the run had one value, so a lone pair passes through byte for byte).
+fn emit_run<V: Record>(run: Run<'_, V>, out: &mut BatchWriter) {
+    out.push(run.key);
+    match run.single {
+        Some(bytes) => out.push(bytes),
+        None => out.push_with(|o| run.acc.encode(o)),
+    }
+}

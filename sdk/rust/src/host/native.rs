@@ -1,0 +1,109 @@
+//! Native stand-ins for the host imports, for tests and docs.
+//!
+//! Logging goes to stderr, accumulators and broadcasts live in thread-locals
+//! (see [`testing`]), and every driver call fails with [`Error::NotADriver`].
+
+use super::ShuffleOp;
+use crate::error::{Error, Result};
+use crate::function::OpKind;
+use crate::log::Level;
+use crate::task::TaskInfo;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+thread_local! {
+    static BROADCASTS: RefCell<HashMap<u64, Vec<u8>>> = RefCell::new(HashMap::new());
+    static ACCUMULATORS: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+}
+
+pub(crate) fn log(level: Level, message: &str) {
+    eprintln!("[{level:?}] {message}");
+}
+
+pub(crate) fn broadcast_get(id: u64) -> Option<Vec<u8>> {
+    BROADCASTS.with(|b| b.borrow().get(&id).cloned())
+}
+
+pub(crate) fn accumulator_add(name: &str, delta: i64) {
+    ACCUMULATORS.with(|a| *a.borrow_mut().entry(name.to_owned()).or_default() += delta);
+}
+
+pub(crate) fn task_info() -> TaskInfo {
+    TaskInfo { job_id: "native".into(), ..TaskInfo::default() }
+}
+
+/// Driver calls, which need a weft host.
+pub(crate) mod driver {
+    use super::*;
+
+    pub(crate) fn args() -> Vec<String> {
+        Vec::new()
+    }
+    pub(crate) fn text_file(_uri: &str, _min_partitions: u32) -> Result<u32> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn parallelize(_records: &[u8], _keyed: bool, _partitions: u32) -> Result<u32> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn narrow(_parent: u32, _kind: OpKind, _function: &str, _keyed: bool) -> Result<u32> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn shuffle(_parent: u32, _op: ShuffleOp<'_>, _partitions: u32) -> Result<u32> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn join(_left: u32, _right: u32, _partitions: u32) -> Result<u32> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn union(_a: u32, _b: u32) -> Result<u32> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn cache(_ds: u32) -> Result<()> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn collect(_ds: u32) -> Result<Vec<u8>> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn count(_ds: u32) -> Result<u64> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn take(_ds: u32, _n: u64) -> Result<Vec<u8>> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn save_as_text_file(_ds: u32, _uri: &str) -> Result<()> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn broadcast(_value: &[u8]) -> Result<u64> {
+        Err(Error::NotADriver)
+    }
+    pub(crate) fn accumulator_value(_name: &str) -> Result<i64> {
+        Err(Error::NotADriver)
+    }
+}
+
+/// Native test helpers (not built for WebAssembly): stand-ins for what a weft
+/// host provides to user functions.
+///
+/// ```
+/// use weft::testing;
+/// testing::set_broadcast(0, &vec!["the".to_string()]);
+/// assert_eq!(*weft::broadcast_value::<Vec<String>>(0).unwrap(), ["the"]);
+///
+/// weft::accumulator_add("lines", 2);
+/// assert_eq!(testing::accumulator("lines"), 2);
+/// ```
+pub mod testing {
+    use super::{ACCUMULATORS, BROADCASTS};
+    use crate::record::Record;
+
+    /// Make `value` the broadcast with this id, for this thread.
+    pub fn set_broadcast<T: Record>(id: u64, value: &T) {
+        BROADCASTS.with(|b| b.borrow_mut().insert(id, value.to_record_bytes()));
+    }
+
+    /// The sum of this thread's `accumulator_add` calls for `name`, including
+    /// those not yet flushed.
+    pub fn accumulator(name: &str) -> i64 {
+        crate::task::flush_accumulators();
+        ACCUMULATORS.with(|a| a.borrow().get(name).copied().unwrap_or(0))
+    }
+}

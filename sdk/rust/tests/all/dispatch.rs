@@ -1,0 +1,207 @@
+//! `run-chain` semantics, natively.
+
+use crate::{decode_keyed, decode_plain, keyed, plain, run};
+use weft::codec::batch::{BatchWriter, entries};
+use weft::dispatch::CallError;
+use weft::{OpKind, Record, RecordError};
+
+#[weft::map]
+fn d_upper(s: String) -> String {
+    s.to_uppercase()
+}
+
+#[weft::flat_map]
+fn d_words(line: String) -> Vec<String> {
+    line.split_whitespace().map(str::to_lowercase).collect()
+}
+
+#[weft::map]
+fn d_one(word: String) -> (String, i64) {
+    (word, 1)
+}
+
+#[weft::reduce]
+fn d_add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[weft::map]
+fn d_format((word, n): (String, i64)) -> String {
+    format!("{word}={n}")
+}
+
+#[weft::map]
+fn d_parse(s: String) -> Result<i64, std::num::ParseIntError> {
+    s.parse()
+}
+
+#[weft::reduce]
+fn d_checked(a: i64, b: i64) -> Result<i64, String> {
+    a.checked_add(b).ok_or_else(|| format!("{a} + {b} overflows"))
+}
+
+#[weft::map_batch]
+fn d_reverse(mut records: Vec<String>) -> Vec<String> {
+    records.reverse();
+    records
+}
+
+#[weft::filter]
+fn d_odd(pair: &(u32, String)) -> bool {
+    pair.0 % 2 == 1
+}
+
+/// A string record whose decoding trims: re-encoding would change its bytes.
+#[derive(Debug, PartialEq)]
+struct Trimmed(String);
+
+impl Record for Trimmed {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0.as_bytes());
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        Ok(Trimmed(String::decode(bytes)?.trim().to_string()))
+    }
+}
+
+#[weft::filter]
+fn d_nonblank(t: &Trimmed) -> bool {
+    !t.0.is_empty()
+}
+
+#[weft::map]
+fn d_count_calls(s: String) -> String {
+    weft::accumulator_add("d_count_calls", 1);
+    s
+}
+
+mod again {
+    #[weft::map]
+    fn d_twice(s: String) -> String {
+        s
+    }
+}
+
+#[weft::map]
+fn d_twice(s: String) -> String {
+    s
+}
+
+fn strings(records: &[&str]) -> Vec<u8> {
+    plain(&records.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+}
+
+#[test]
+fn word_count_chain() {
+    let input = strings(&["The cat", "", "the  hat  The"]);
+    let words = run(&[(OpKind::FlatMap, "d_words"), (OpKind::Map, "d_one")], input).unwrap();
+    let mut pairs: Vec<(String, i64)> = decode_keyed(&words);
+    assert_eq!(pairs.len(), 5);
+    // The host sorts by key bytes between the map side and the reduce.
+    pairs.sort();
+    let counts = run(&[(OpKind::Reduce, "d_add"), (OpKind::Map, "d_format")], keyed(&pairs)).unwrap();
+    assert_eq!(decode_plain::<String>(&counts), ["cat=1", "hat=1", "the=3"]);
+}
+
+#[test]
+fn empty_chain_and_empty_batch() {
+    let input = strings(&["a"]);
+    assert_eq!(run(&[], input.clone()).unwrap(), input);
+    assert!(run(&[(OpKind::Map, "d_upper"), (OpKind::FlatMap, "d_words")], Vec::new()).unwrap().is_empty());
+    assert!(run(&[(OpKind::Reduce, "d_add")], Vec::new()).unwrap().is_empty());
+}
+
+#[test]
+fn filter_copies_the_original_entries() {
+    let input = strings(&["  padded  ", "   ", "x"]);
+    let out = run(&[(OpKind::Filter, "d_nonblank")], input).unwrap();
+    assert_eq!(decode_plain::<String>(&out), ["  padded  ", "x"]);
+}
+
+#[test]
+fn filter_on_pairs_copies_both_entries() {
+    let input = keyed(&[(1u32, "a".to_string()), (2, "b".to_string()), (3, "c".to_string())]);
+    let out = run(&[(OpKind::Filter, "d_odd")], input).unwrap();
+    assert_eq!(decode_keyed::<u32, String>(&out), [(1, "a".to_string()), (3, "c".to_string())]);
+}
+
+#[test]
+fn reduce_folds_adjacent_runs_and_keeps_key_bytes() {
+    let input = keyed(&[("a", 1i64), ("a", 2), ("b", 5), ("c", 1), ("c", 1), ("c", 1), ("a", 10)]);
+    let out = run(&[(OpKind::Reduce, "d_add")], input).unwrap();
+    let got: Vec<(String, i64)> = decode_keyed(&out);
+    // Only adjacent equal keys fold: the host sorts before it reduces.
+    assert_eq!(got, [("a".into(), 3), ("b".into(), 5), ("c".into(), 3), ("a".into(), 10)]);
+    let keys: Vec<&[u8]> = entries(&out).step_by(2).map(Result::unwrap).collect();
+    assert_eq!(keys, [&b"a"[..], b"b", b"c", b"a"]);
+}
+
+#[test]
+fn reduce_passes_a_lone_value_through_unchanged() {
+    let mut w = BatchWriter::new();
+    w.push(b"k");
+    w.push(&7i64.to_record_bytes());
+    let input = w.finish();
+    assert_eq!(run(&[(OpKind::Reduce, "d_add")], input.clone()).unwrap(), input);
+}
+
+#[test]
+fn map_batch_sees_the_whole_batch() {
+    let out = run(&[(OpKind::MapBatch, "d_reverse")], strings(&["1", "2", "3"])).unwrap();
+    assert_eq!(decode_plain::<String>(&out), ["3", "2", "1"]);
+}
+
+#[test]
+fn unknown_and_mismatched_functions() {
+    let input = strings(&["a"]);
+    let err = run(&[(OpKind::Map, "d_upper"), (OpKind::Map, "no_such_fn")], input.clone()).unwrap_err();
+    assert_eq!(
+        err,
+        CallError::UnknownFunction("no map function named `no_such_fn` in this component".into())
+    );
+    let err = run(&[(OpKind::Filter, "d_upper")], input.clone()).unwrap_err();
+    assert!(matches!(&err, CallError::UnknownFunction(m) if m.contains("is a map function")), "{err}");
+    let err = run(&[(OpKind::Map, "d_twice")], input).unwrap_err();
+    assert!(
+        matches!(&err, CallError::UnknownFunction(m) if m.contains("defined more than once") && m.contains("again")),
+        "{err}"
+    );
+}
+
+#[test]
+fn undecodable_input_is_a_decode_error() {
+    let mut w = BatchWriter::new();
+    w.push(b"fine");
+    w.push(b"\xff");
+    let err = run(&[(OpKind::Map, "d_upper")], w.finish()).unwrap_err();
+    assert_eq!(
+        err,
+        CallError::Decode(
+            "record 1 of the input to map `d_upper`: String: not UTF-8 (valid up to byte 0)".into()
+        )
+    );
+
+    let err = run(&[(OpKind::Map, "d_upper")], vec![9, 0, 0, 0, b'x']).unwrap_err();
+    assert!(matches!(&err, CallError::Decode(m) if m.contains("truncated")), "{err}");
+
+    // A pair function given a plain batch with an odd number of entries.
+    let err = run(&[(OpKind::Map, "d_format")], strings(&["a"])).unwrap_err();
+    assert!(matches!(&err, CallError::Decode(m) if m.contains("odd number of entries")), "{err}");
+
+    let err = run(&[(OpKind::Reduce, "d_add")], keyed(&[("a", "not an i64".to_string())])).unwrap_err();
+    assert!(matches!(&err, CallError::Decode(m) if m.contains("expected 8 bytes")), "{err}");
+}
+
+#[test]
+fn user_errors_carry_the_message() {
+    let err = run(&[(OpKind::Map, "d_parse")], strings(&["1", "x"])).unwrap_err();
+    assert_eq!(err, CallError::User("d_parse: invalid digit found in string".into()));
+    let err = run(&[(OpKind::Reduce, "d_checked")], keyed(&[("k", i64::MAX), ("k", 1)])).unwrap_err();
+    assert_eq!(err, CallError::User(format!("d_checked: {} + 1 overflows", i64::MAX)));
+}
+
+#[test]
+fn accumulators_from_user_functions() {
+    run(&[(OpKind::Map, "d_count_calls")], strings(&["a", "b", "c"])).unwrap();
+    assert_eq!(weft::testing::accumulator("d_count_calls"), 3);
+}
