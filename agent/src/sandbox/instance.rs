@@ -9,7 +9,7 @@ use super::log::TaskLog;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use weft_core::codec::batch;
 use weft_core::limits::TaskLimits;
 use weft_core::metering::{EndReason, TaskMetering, TrapKind};
@@ -118,11 +118,18 @@ impl Sandbox {
             // Cannot fail: fuel is enabled on the engine.
             let _ = store.set_fuel(limits.fuel);
         }
-        let tick = self.config().epoch_tick.as_nanos().max(1);
-        let ticks = u64::try_from(limits.deadline.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
         let deadline = started + limits.deadline;
+        let tick = self.config().epoch_tick;
+        store.set_epoch_deadline(ticks_until(deadline, tick));
+        // Ticks are a sleeping thread's count and run slow under load, so the
+        // deadline is checked against the clock whenever the count runs out.
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(ticks_until(deadline, tick)))
+            }
+        });
 
         let result =
             tokio::time::timeout_at(deadline.into(), prepared.pre.instantiate_async(&mut store)).await;
@@ -273,6 +280,14 @@ fn report(
     TaskReport { end, metering, log: state.log.contents(), accumulators: state.accumulators }
 }
 
+/// Epoch ticks to wait before looking at the clock again: half the time left
+/// while it is long, then every tick.
+fn ticks_until(deadline: Instant, tick: std::time::Duration) -> u64 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ticks = (left.as_nanos() / tick.as_nanos().max(1)) as u64;
+    if ticks > 64 { ticks / 2 } else { 1 }
+}
+
 /// Count the records of a batch, checking its framing.
 fn records(buf: &[u8], keyed: bool) -> Result<u64, weft_core::codec::DecodeError> {
     let entries = batch::count(buf)? as u64;
@@ -323,6 +338,6 @@ pub(crate) fn classify(err: &wasmtime::Error, store: &Store<TaskState>, limits: 
     let panic = store.data().log.last_line_containing("panicked at");
     match (kind, panic) {
         (TrapKind::Unreachable, Some(message)) => EndReason::GuestTrap { kind: TrapKind::Panic, message },
-        (kind, _) => EndReason::GuestTrap { kind, message: trap.to_string() },
+        (kind, _) => EndReason::GuestTrap { kind, message: format!("{err:?}") },
     }
 }

@@ -1,0 +1,169 @@
+//! Hostile guests: each runs at least 100 times and must end with the right
+//! typed reason, on time, without growing the host, while the sandbox keeps
+//! serving ordinary tasks.
+
+use crate::support::{chain, limits, lines, rss, run, strings};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+use weft_agent::OpKind;
+use weft_core::limits::TaskLimits;
+use weft_core::metering::{EndReason, TrapKind};
+
+const RUNS: usize = 100;
+const GUEST: &str = "hostile";
+
+/// How late a deadline may fire: the bound.
+const DEADLINE_SLACK: Duration = Duration::from_millis(10);
+
+/// Run `function` `RUNS` times, checking each report, and an ordinary task
+/// every tenth run to show the sandbox still serves. Hostile runs take turns
+/// (one at a time) so that timing and memory figures are their own; host
+/// memory is measured after a warm-up, so a leak shows as growth per run.
+fn hammer(function: &str, kind: OpKind, limits: TaskLimits, check: impl Fn(&weft_agent::TaskReport)) {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut warm = 0;
+    for i in 0..RUNS {
+        let (_, report) = run(GUEST, chain(kind, function), limits.clone(), vec![lines(["x"])]);
+        check(&report);
+        if i % 10 == 9 {
+            still_serving();
+        }
+        if i == 9 {
+            warm = rss();
+        }
+    }
+    let grown = rss().saturating_sub(warm);
+    assert!(grown < 32 << 20, "{function}: host RSS grew by {} MiB over {} runs", grown >> 20, RUNS - 10);
+}
+
+fn still_serving() {
+    let (out, report) = run(GUEST, chain(OpKind::Map, "echo"), limits(), vec![lines(["still", "here"])]);
+    assert_eq!(report.end, EndReason::Finished, "{}", report.log);
+    assert_eq!(strings(&out[0]), ["still", "here"]);
+}
+
+fn on_time(report: &weft_agent::TaskReport, deadline: Duration) {
+    assert_eq!(report.end, EndReason::Deadline { limit: deadline }, "log: {}", report.log);
+    let wall = report.metering.wall;
+    assert!(wall >= deadline, "ended before its deadline: {wall:?}");
+    assert!(wall <= deadline + DEADLINE_SLACK, "deadline {deadline:?} fired late: {wall:?}");
+}
+
+#[test]
+fn infinite_loop_hits_the_deadline() {
+    let deadline = Duration::from_millis(20);
+    hammer("spin", OpKind::Map, limits().with_deadline(deadline), |r| on_time(r, deadline));
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel() {
+    let l = limits().with_fuel(5_000_000).with_deadline(Duration::from_secs(30));
+    hammer("spin", OpKind::Map, l, |r| {
+        assert_eq!(r.end, EndReason::OutOfFuel { limit: 5_000_000 });
+        assert!(r.metering.fuel >= 5_000_000, "fuel metered: {}", r.metering.fuel);
+    });
+}
+
+#[test]
+fn sleeping_past_the_deadline_is_cut_off() {
+    let deadline = Duration::from_millis(20);
+    hammer("sleep", OpKind::Map, limits().with_deadline(deadline), |r| on_time(r, deadline));
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_limit() {
+    hammer("grow", OpKind::Map, limits(), |r| {
+        let EndReason::MemoryLimit { limit, requested } = r.end else { panic!("{:?}\n{}", r.end, r.log) };
+        assert_eq!(limit, 64 << 20);
+        assert!(requested > limit);
+        assert!(r.metering.peak_memory <= limit, "peak {} over limit", r.metering.peak_memory);
+    });
+}
+
+#[test]
+fn unbounded_recursion_overflows_the_stack() {
+    // A Rust guest keeps large locals on a shadow stack at the bottom of linear
+    // memory; when that overflows first, the wrapped stack pointer faults out of
+    // bounds. Small frames exhaust wasmtime's own stack instead. Either way the
+    // task ends as a guest trap, never harming the host.
+    hammer("recurse", OpKind::Map, limits(), |r| {
+        let EndReason::GuestTrap { kind, message } = &r.end else { panic!("{:?}", r.end) };
+        assert!(matches!(kind, TrapKind::StackOverflow | TrapKind::OutOfBounds), "{kind:?}: {message}");
+        assert!(message.contains("deeper"), "the trap names the recursing function: {message}");
+    });
+}
+
+#[test]
+fn enormous_output_is_stopped() {
+    // Within 64 MiB of memory the guest cannot build its 1 GiB answer.
+    hammer("huge_output", OpKind::FlatMap, limits(), |r| {
+        assert!(matches!(r.end, EndReason::MemoryLimit { .. }), "{:?}", r.end);
+    });
+}
+
+#[test]
+fn output_over_the_per_call_limit_is_refused() {
+    // With memory to spare, the per-call output limit is what stops it.
+    let l =
+        limits().with_memory(256 << 20).with_output_per_call(1 << 20).with_deadline(Duration::from_secs(30));
+    let input: Vec<String> = (0..20_000).map(|i| format!("word{i} another{i} and more words here")).collect();
+    let (_, r) = run(GUEST, chain(OpKind::FlatMap, "split_words"), l, vec![lines(&input)]);
+    let EndReason::OutputLimit { limit, produced } = r.end else { panic!("{:?}\n{}", r.end, r.log) };
+    assert_eq!(limit, 1 << 20);
+    assert!(produced > limit);
+}
+
+#[test]
+fn endless_printing_is_bounded() {
+    let deadline = Duration::from_millis(20);
+    let l = limits().with_deadline(deadline).with_log(4096);
+    hammer("print_forever", OpKind::Map, l, |r| {
+        on_time(r, deadline);
+        assert!(r.metering.log_bytes > 4096, "printed only {} bytes", r.metering.log_bytes);
+        assert!(r.log.len() < 4096 + 100, "kept {} bytes of log", r.log.len());
+        assert!(r.log.contains("bytes of log dropped"));
+    });
+}
+
+#[test]
+fn panics_are_guest_traps_with_the_message() {
+    hammer("panic", OpKind::Map, limits(), |r| {
+        let EndReason::GuestTrap { kind, message } = &r.end else { panic!("{:?}", r.end) };
+        assert_eq!(*kind, TrapKind::Panic);
+        assert!(message.contains("hostile guest panicked on purpose"), "{message}");
+    });
+}
+
+#[test]
+fn unreachable_is_a_guest_trap() {
+    hammer("unreachable", OpKind::Map, limits(), |r| {
+        assert!(matches!(r.end, EndReason::GuestTrap { kind: TrapKind::Unreachable, .. }), "{:?}", r.end);
+    });
+}
+
+#[test]
+fn files_sockets_and_environment_are_out_of_reach() {
+    hammer("escape", OpKind::Map, limits().with_deadline(Duration::from_secs(10)), |r| {
+        assert_eq!(r.end, EndReason::Finished, "{}", r.log);
+    });
+    let (out, _) = run(GUEST, chain(OpKind::Map, "escape"), limits(), vec![lines(["x"])]);
+    let report = strings(&out[0]).join("\n");
+    let attempts = [
+        "open /etc/passwd",
+        "read_dir .",
+        "read_dir /",
+        "tcp connect 127.0.0.1:1",
+        "env var HOME",
+        "env vars",
+        "args",
+    ];
+    for attempt in attempts {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(attempt))
+            .unwrap_or_else(|| panic!("no `{attempt}` in {report}"));
+        assert!(line.starts_with(&format!("{attempt}: denied")), "not denied: {line}");
+    }
+    assert!(!report.contains("ALLOWED"), "{report}");
+}
