@@ -1,0 +1,159 @@
+//! User functions that misbehave, each called by name through the dispatcher,
+//! so the host's tests can check the sandbox contains them.
+//!
+//! | name | kind | misbehaviour |
+//! |---|---|---|
+//! | `spin` | map `String` | loops forever (fuel / epoch deadline) |
+//! | `sleep` | map `String` | `std::thread::sleep` for 60 s (wall-clock deadline) |
+//! | `grow` | map `String` | allocates and touches memory without bound (memory limit) |
+//! | `recurse` | map `String` | recurses without bound (stack limit) |
+//! | `huge_output` | flat-map `String` | emits 1,024 records of 1 MiB, about 1 GiB (output / memory limit) |
+//! | `print_forever` | map `String` | writes to stdout forever (output capture limit) |
+//! | `escape` | map `String` | tries to leave the sandbox; returns a report, see below |
+//! | `panic` | map `String` | panics with [`PANIC_MESSAGE`] |
+//! | `unreachable` | map `String` | executes the `unreachable` instruction (a trap without a panic) |
+//! | `echo` | map `String` | returns its record (well-behaved) |
+//! | `split_words` | flat-map `String` | lowercased words (well-behaved) |
+//!
+//! `escape` makes each attempt below and returns one line per attempt,
+//! `<attempt>: denied (<error>)` or `<attempt>: ALLOWED (<what it got>)`, so a
+//! host test asserts that the report contains no `ALLOWED`:
+//! `open /etc/passwd`, `read_dir .`, `read_dir /`, `tcp connect 127.0.0.1:1`,
+//! `env var HOME`, `env vars`, `args`.
+
+use std::hint::black_box;
+
+/// The message `panic` panics with.
+pub const PANIC_MESSAGE: &str = "hostile guest panicked on purpose";
+
+/// Loops forever.
+#[weft::map]
+pub fn spin(record: String) -> String {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+        if black_box(false) {
+            return record;
+        }
+    }
+}
+
+/// Sleeps for 60 seconds, then returns its record.
+#[weft::map]
+pub fn sleep(record: String) -> String {
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    record
+}
+
+/// Allocates 1 MiB blocks, touching every page, until the allocator fails.
+#[weft::map]
+pub fn grow(record: String) -> String {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 1 << 20];
+        for page in block.chunks_mut(4096) {
+            page[0] = black_box(1);
+        }
+        blocks.push(black_box(block));
+        if black_box(blocks.len()) == usize::MAX {
+            return record;
+        }
+    }
+}
+
+/// Recurses without bound; every frame holds a 1 KiB buffer.
+#[weft::map]
+pub fn recurse(record: String) -> String {
+    let depth = deeper(black_box(0));
+    format!("{record} {depth}")
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn deeper(n: u64) -> u64 {
+    let frame = black_box([n as u8; 1024]);
+    // Not a tail call: the result is used after the call returns.
+    black_box(deeper(black_box(n + 1))) + u64::from(frame[black_box(7)])
+}
+
+/// Emits 1,024 records of 1 MiB each: about 1 GiB of output for one input.
+#[weft::flat_map]
+pub fn huge_output(_record: String) -> impl Iterator<Item = String> {
+    (0..1024).map(|i| char::from(b'a' + (i % 26) as u8).to_string().repeat(1 << 20))
+}
+
+/// Prints to stdout forever.
+#[weft::map]
+pub fn print_forever(record: String) -> String {
+    let mut n: u64 = 0;
+    loop {
+        println!("print_forever line {n}: {record}");
+        n = black_box(n + 1);
+        if black_box(false) {
+            return record;
+        }
+    }
+}
+
+/// Tries to reach outside the sandbox; one report line per attempt.
+#[weft::map]
+pub fn escape(_record: String) -> String {
+    let mut report = Vec::new();
+    let mut line = |attempt: &str, outcome: Result<String, String>| {
+        report.push(match outcome {
+            Ok(got) => format!("{attempt}: ALLOWED ({got})"),
+            Err(e) => format!("{attempt}: denied ({e})"),
+        });
+    };
+    line(
+        "open /etc/passwd",
+        std::fs::read_to_string("/etc/passwd")
+            .map(|s| format!("{} bytes", s.len()))
+            .map_err(|e| e.to_string()),
+    );
+    for dir in [".", "/"] {
+        line(
+            &format!("read_dir {dir}"),
+            std::fs::read_dir(dir).map(|d| format!("{} entries", d.count())).map_err(|e| e.to_string()),
+        );
+    }
+    line(
+        "tcp connect 127.0.0.1:1",
+        std::net::TcpStream::connect("127.0.0.1:1")
+            .map(|s| format!("{:?}", s.peer_addr()))
+            .map_err(|e| e.to_string()),
+    );
+    line("env var HOME", std::env::var("HOME").map_err(|e| e.to_string()));
+    let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+    line("env vars", if vars.is_empty() { Err("none visible".into()) } else { Ok(vars.join(",")) });
+    let args: Vec<String> = std::env::args().collect();
+    line("args", if args.is_empty() { Err("none visible".into()) } else { Ok(args.join(" ")) });
+    report.join("\n")
+}
+
+/// Panics with [`PANIC_MESSAGE`].
+#[weft::map]
+pub fn panic(_record: String) -> String {
+    panic!("{PANIC_MESSAGE}")
+}
+
+/// Traps with the `unreachable` instruction, without panicking.
+#[weft::map]
+pub fn unreachable(_record: String) -> String {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    std::process::abort();
+}
+
+/// Returns its record.
+#[weft::map]
+pub fn echo(record: String) -> String {
+    record
+}
+
+/// The lowercased words of a line.
+#[weft::flat_map]
+pub fn split_words(line: String) -> Vec<String> {
+    line.split_whitespace().map(str::to_lowercase).collect()
+}
