@@ -1,0 +1,38 @@
+//! grep: the lines of the input that contain a pattern.
+//!
+//! `weft run grep.wasm -- <pattern> <input-uri> <output-uri>` writes the
+//! matching lines under the output URI and logs how many there are.
+//!
+//! User functions capture nothing from the driver, so the pattern reaches the
+//! tasks as a broadcast value, read by its id.
+
+use weft::prelude::*;
+
+/// The pattern: the job's first (and only) broadcast.
+const PATTERN: Broadcast<String> = Broadcast::from_id(0);
+
+/// Whether the line contains the pattern.
+#[weft::filter]
+fn matches(line: &str) -> weft::Result<bool> {
+    Ok(line.contains(PATTERN.get()?.as_str()))
+}
+
+#[weft::main]
+fn main(ctx: &Context) -> weft::Result<()> {
+    let args = ctx.args();
+    let [pattern, input, output] = args.as_slice() else {
+        return Err(weft::Error::msg("usage: grep <pattern> <input-uri> <output-uri>"));
+    };
+    let shipped = ctx.broadcast(pattern)?;
+    if shipped != PATTERN {
+        return Err(weft::Error::msg(format!(
+            "the host gave the pattern broadcast id {}, but the filter reads id {}",
+            shipped.id(),
+            PATTERN.id()
+        )));
+    }
+    let lines = ctx.text_file(input, 4)?.filter(matches).cache();
+    lines.save_as_text_file(output)?;
+    weft::info!("{} lines contain {pattern:?}", lines.count()?);
+    Ok(())
+}

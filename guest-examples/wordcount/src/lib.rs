@@ -1,0 +1,50 @@
+//! Word count: every word of the input with its number of occurrences.
+//!
+//! `weft run wordcount.wasm -- <input-uri> <output-uri>` writes `word<TAB>count`
+//! lines under the output URI and logs the ten most frequent words.
+
+use weft::prelude::*;
+
+/// The lowercased words of a line.
+#[weft::flat_map]
+fn split_words(line: String) -> Vec<String> {
+    line.split_whitespace().map(str::to_lowercase).collect()
+}
+
+/// A word, counted once.
+#[weft::map]
+fn one(word: String) -> (String, i64) {
+    (word, 1)
+}
+
+#[weft::reduce]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+/// One output line.
+#[weft::map]
+fn format((word, n): (String, i64)) -> String {
+    format!("{word}\t{n}")
+}
+
+/// Key by count, to sort by it.
+#[weft::map]
+fn by_count((word, n): (String, i64)) -> (i64, String) {
+    (n, word)
+}
+
+#[weft::main]
+fn main(ctx: &Context) -> weft::Result<()> {
+    let args = ctx.args();
+    let [input, output] = args.as_slice() else {
+        return Err(weft::Error::msg("usage: wordcount <input-uri> <output-uri>"));
+    };
+    let counts = ctx.text_file(input, 4)?.flat_map(split_words).map(one).reduce_by_key(add, 0).cache();
+    counts.map(format).save_as_text_file(output)?;
+    weft::info!("{} distinct words", counts.count()?);
+    for (n, word) in counts.map(by_count).sort_by_key(false, 1).take(10)? {
+        weft::info!("{word}: {n}");
+    }
+    Ok(())
+}
