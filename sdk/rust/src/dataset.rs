@@ -236,3 +236,24 @@ impl<K: Key + 'static> PairDataset<K, i64> {
         Self::from_handle(self.handle.shuffle(ShuffleOp::SumByKey, partitions))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_transformation_is_reported_by_the_first_action() {
+        let source: Dataset<String> = Dataset::from_handle(Handle::new(Ok(7)));
+        assert_eq!(source.handle.id(), Ok(7));
+        // Natively every driver call fails, so the narrow step records the error...
+        let mapped = source.union(&source);
+        assert_eq!(mapped.handle.id(), Err(Error::NotADriver));
+        // ...which every dataset derived from it reports, without another host call.
+        let failed =
+            Dataset::<String>::from_handle(Handle::new(Err(Error::InvalidArgument("bad uri".into()))));
+        let derived = failed.union(&source).cache();
+        assert_eq!(derived.count(), Err(Error::InvalidArgument("bad uri".into())));
+        assert_eq!(source.union(&failed).collect(), Err(Error::InvalidArgument("bad uri".into())));
+        assert_eq!(format!("{failed:?}"), "Dataset<alloc::string::String>(failed)");
+    }
+}

@@ -135,6 +135,8 @@
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
+#[cfg(doctest)]
+mod compile_fail;
 mod context;
 mod dataset;
 pub mod dispatch;
@@ -232,6 +234,10 @@ pub mod __private {
     pub use inventory;
 
     /// What a `#[weft::main]` may return.
+    #[diagnostic::on_unimplemented(
+        message = "#[weft::main] returns `()` or `Result<(), E>` with `E: Display`, not `{Self}`",
+        label = "the job's result"
+    )]
     pub trait MainResult {
         /// The error message, if any.
         fn into_main_result(self) -> Result<(), String>;

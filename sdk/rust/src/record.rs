@@ -29,6 +29,12 @@ use weft_codec::key::{EncodeKey, Key};
 /// Implemented for the types in the [module table](self); implement it for your
 /// own types with [`serde_record!`](crate::serde_record), or wrap them in
 /// [`Serde`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a weft record type",
+    label = "records must implement `weft::Record`",
+    note = "strings, numbers, bool, char, tuples, Vec, Option and weft::Bytes are records; \
+            make a serde type one with `weft::serde_record!(Type)` or wrap it in `weft::Serde<T>`"
+)]
 pub trait Record: Sized {
     /// Append the encoding of `self` to `out`.
     fn encode(&self, out: &mut Vec<u8>);

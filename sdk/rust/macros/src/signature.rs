@@ -7,7 +7,7 @@
 //! `Vec<T>`-like types and `impl Iterator<Item = T>`.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::{GenericArgument, PathArguments, ReturnType, Signature, Type, TypeParamBound, spanned::Spanned};
 
 /// Reject what a user function cannot be: async, const, unsafe, extern,
@@ -53,7 +53,7 @@ pub fn params(sig: &Signature, n: usize, expected: &str) -> syn::Result<Vec<Type
         .collect();
     if types.len() != n {
         let span = if sig.inputs.is_empty() { sig.paren_token.span.join() } else { sig.inputs.span() };
-        return Err(syn::Error::new(span, format!("expected {expected}, found {} parameters", types.len())));
+        return Err(syn::Error::new(span, format!("{expected} (found {} parameters)", types.len())));
     }
     Ok(types)
 }
@@ -62,9 +62,7 @@ pub fn params(sig: &Signature, n: usize, expected: &str) -> syn::Result<Vec<Type
 pub fn result(sig: &Signature, expected: &str) -> syn::Result<Type> {
     match &sig.output {
         ReturnType::Type(_, ty) => Ok((**ty).clone()),
-        ReturnType::Default => {
-            Err(syn::Error::new(sig.paren_token.span.join(), format!("expected {expected}")))
-        }
+        ReturnType::Default => Err(syn::Error::new(sig.paren_token.span.join(), expected.to_string())),
     }
 }
 
@@ -98,13 +96,14 @@ fn first_type_arg(args: &PathArguments) -> Option<&Type> {
 
 /// The record layout of values written as `ty`: `weft::Pair<K, V>` for a
 /// 2-tuple, else `weft::Plain<ty>`.
+/// Spanned at `ty`, so that "not a `Record`" errors point at the written type.
 pub fn layout(ty: &Type) -> TokenStream {
     match strip(ty) {
         Type::Tuple(t) if t.elems.len() == 2 => {
             let (k, v) = (&t.elems[0], &t.elems[1]);
-            quote!(::weft::Pair<#k, #v>)
+            quote_spanned!(ty.span()=> ::weft::Pair<#k, #v>)
         }
-        _ => quote!(::weft::Plain<#ty>),
+        _ => quote_spanned!(ty.span()=> ::weft::Plain<#ty>),
     }
 }
 

@@ -166,7 +166,8 @@ fn call_result(ret: &Type, args: TokenStream) -> TokenStream {
 
 fn map_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
     let [param] = one_owned_param(func, what)?;
-    let ret = signature::result(&func.sig, &format!("{what} to return the output record"))?;
+    let ret =
+        signature::result(&func.sig, &format!("{what} returns its output record: `fn(record: T) -> U`"))?;
     let out_ty = signature::fallible(&ret).unwrap_or(&ret).clone();
     let (input, output) = (signature::layout(&param), signature::layout(&out_ty));
     Ok(Shape {
@@ -181,7 +182,7 @@ fn map_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
 }
 
 fn filter_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
-    let expected = format!("{what} to take its record by reference, `fn(record: &T) -> bool`");
+    let expected = format!("{what} takes its record by reference: `fn(record: &T) -> bool`");
     let [param] = <[Type; 1]>::try_from(signature::params(&func.sig, 1, &expected)?)
         .map_err(|_| syn::Error::new(func.sig.span(), &expected))?;
     let record = match signature::strip(&param) {
@@ -192,7 +193,7 @@ fn filter_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
         Type::Reference(r) if r.mutability.is_none() => (*r.elem).clone(),
         _ => return Err(syn::Error::new(param.span(), expected)),
     };
-    let ret = signature::result(&func.sig, &format!("{what} to return `bool`"))?;
+    let ret = signature::result(&func.sig, &format!("{what} returns `bool` (or `Result<bool, E>`)"))?;
     let layout = signature::layout(&record);
     Ok(Shape {
         apply: call_result(&ret, quote!(record)),
@@ -208,7 +209,7 @@ fn filter_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
 fn iter_shape(kind: Kind, func: &ItemFn, what: &str) -> syn::Result<Shape> {
     let (param, arg_ty) = match kind {
         Kind::MapBatch => {
-            let expected = format!("{what} to take the batch's records as one `Vec<T>`");
+            let expected = format!("{what} takes the batch's records as one `Vec<T>`");
             let [param] = <[Type; 1]>::try_from(signature::params(&func.sig, 1, &expected)?)
                 .map_err(|_| syn::Error::new(func.sig.span(), &expected))?;
             let record = match signature::items(&param) {
@@ -224,7 +225,7 @@ fn iter_shape(kind: Kind, func: &ItemFn, what: &str) -> syn::Result<Shape> {
     };
     let ret = signature::result(
         &func.sig,
-        &format!("{what} to return its output records, e.g. `Vec<T>` or `impl Iterator<Item = T>`"),
+        &format!("{what} returns its output records, e.g. `Vec<T>` or `impl Iterator<Item = T>`"),
     )?;
     let iterable = signature::fallible(&ret).unwrap_or(&ret).clone();
     let item = match signature::items(&iterable)? {
@@ -262,7 +263,7 @@ fn is_vec(ty: &Type) -> bool {
 }
 
 fn reduce_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
-    let expected = format!("{what} to combine two values of one type, `fn(a: V, b: V) -> V`");
+    let expected = format!("{what} combines two values of one type: `fn(a: V, b: V) -> V`");
     let types = signature::params(&func.sig, 2, &expected)?;
     let (a, b) = (&types[0], &types[1]);
     if !signature::same_type(a, b) {
@@ -288,7 +289,7 @@ fn reduce_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
 
 /// The one parameter of a map or flat-map, which takes its record by value.
 fn one_owned_param(func: &ItemFn, what: &str) -> syn::Result<[Type; 1]> {
-    let expected = format!("{what} to take one record, `fn(record: T)`");
+    let expected = format!("{what} takes one record: `fn(record: T) -> U`");
     let types = signature::params(&func.sig, 1, &expected)?;
     if let Type::Reference(r) = signature::strip(&types[0]) {
         return Err(syn::Error::new(
