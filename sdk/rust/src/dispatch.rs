@@ -16,7 +16,9 @@
 //! module is plain Rust: the wasm export in `bindings.rs` only converts types,
 //! and native tests call [`run_chain`] directly.
 
-use crate::function::{FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform};
+use crate::function::{
+    ApplyError, FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform,
+};
 use crate::layout::Layout;
 use crate::record::{Record, RecordError};
 use crate::registry::{self, Entry};
@@ -137,33 +139,34 @@ fn user_error<F: Function>(err: crate::function::UserError) -> CallError {
     CallError::User(format!("{}: {}", F::NAME, err.into_message()))
 }
 
-/// Read and decode the records of `input` one at a time.
+/// Read the records of `input` one at a time, undecoded.
 #[inline]
-fn for_each_record<F: Transform>(
+fn for_each_raw<F: Transform>(
     input: &[u8],
-    mut each: impl FnMut(<F::Input as Layout>::Raw<'_>, <F::Input as Layout>::Item) -> Result<(), CallError>,
+    mut each: impl FnMut(<F::Input as Layout>::Raw<'_>) -> Result<(), ApplyError>,
 ) -> Result<(), CallError> {
     for (index, raw) in F::Input::reader(input).enumerate() {
         let raw = raw.map_err(|e| framing_error::<F>(index, e))?;
-        let record = F::Input::decode(raw).map_err(|e| decode_error::<F>(index, e))?;
-        each(raw, record)?;
+        each(raw).map_err(|e| match e {
+            ApplyError::Decode(e) => decode_error::<F>(index, e),
+            ApplyError::User(e) => user_error::<F>(e),
+        })?;
     }
     Ok(())
 }
 
 pub(crate) fn apply_map<F: MapFn>(input: &[u8], out: &mut BatchWriter) -> Result<(), CallError> {
     let f = F::default();
-    for_each_record::<F>(input, |_, record| {
-        let result = f.apply(record).map_err(user_error::<F>)?;
-        F::Output::encode(&result, out);
+    for_each_raw::<F>(input, |raw| {
+        F::Output::encode(&f.apply_raw(raw)?, out);
         Ok(())
     })
 }
 
 pub(crate) fn apply_filter<F: FilterFn>(input: &[u8], out: &mut BatchWriter) -> Result<(), CallError> {
     let f = F::default();
-    for_each_record::<F>(input, |raw, record| {
-        if f.apply(&record).map_err(user_error::<F>)? {
+    for_each_raw::<F>(input, |raw| {
+        if f.apply_raw(raw)? {
             F::Input::copy(raw, out);
         }
         Ok(())
@@ -172,16 +175,14 @@ pub(crate) fn apply_filter<F: FilterFn>(input: &[u8], out: &mut BatchWriter) -> 
 
 pub(crate) fn apply_flat_map<F: FlatMapFn>(input: &[u8], out: &mut BatchWriter) -> Result<(), CallError> {
     let f = F::default();
-    for_each_record::<F>(input, |_, record| {
-        f.apply(record, &mut |item| F::Output::encode(&item, out)).map_err(user_error::<F>)
-    })
+    for_each_raw::<F>(input, |raw| f.apply_raw(raw, &mut |item| F::Output::encode(&item, out)))
 }
 
 pub(crate) fn apply_map_batch<F: MapBatchFn>(input: &[u8], out: &mut BatchWriter) -> Result<(), CallError> {
     let f = F::default();
     let mut records = Vec::new();
-    for_each_record::<F>(input, |_, record| {
-        records.push(record);
+    for_each_raw::<F>(input, |raw| {
+        records.push(F::Input::decode(raw).map_err(ApplyError::Decode)?);
         Ok(())
     })?;
     f.apply(records, &mut |item| F::Output::encode(&item, out)).map_err(user_error::<F>)

@@ -12,7 +12,7 @@
 //! function for dispatch by name.
 
 use crate::layout::Layout;
-use crate::record::Record;
+use crate::record::{Record, RecordError};
 use std::fmt;
 
 /// How a function is applied to a batch (mirrors the WIT `op-kind`).
@@ -75,16 +75,35 @@ pub trait Transform: Function {
 /// [`Pair<K, V>`](crate::Pair).
 pub type Item<L> = <L as Layout>::Item;
 
+/// One record's undecoded entries in layout `L`.
+pub type Raw<'a, L> = <L as Layout>::Raw<'a>;
+
 /// A `#[weft::map]` function.
 pub trait MapFn: Transform {
     /// Apply the function to one record.
     fn apply(&self, record: Item<Self::Input>) -> Result<Item<Self::Output>, UserError>;
+
+    /// Apply the function to one undecoded record. The dispatcher calls this;
+    /// functions that borrow their record (`&str`, `&[u8]`) override it to skip
+    /// the copy decoding makes.
+    #[inline]
+    fn apply_raw(&self, raw: Raw<'_, Self::Input>) -> Result<Item<Self::Output>, ApplyError> {
+        let record = Self::Input::decode(raw).map_err(ApplyError::Decode)?;
+        self.apply(record).map_err(ApplyError::User)
+    }
 }
 
 /// A `#[weft::filter]` function.
 pub trait FilterFn: Transform {
     /// Whether to keep the record.
     fn apply(&self, record: &Item<Self::Input>) -> Result<bool, UserError>;
+
+    /// Whether to keep an undecoded record (see [`MapFn::apply_raw`]).
+    #[inline]
+    fn apply_raw(&self, raw: Raw<'_, Self::Input>) -> Result<bool, ApplyError> {
+        let record = Self::Input::decode(raw).map_err(ApplyError::Decode)?;
+        self.apply(&record).map_err(ApplyError::User)
+    }
 }
 
 /// A `#[weft::flat_map]` function.
@@ -95,6 +114,26 @@ pub trait FlatMapFn: Transform {
         record: Item<Self::Input>,
         emit: &mut E,
     ) -> Result<(), UserError>;
+
+    /// Apply the function to one undecoded record (see [`MapFn::apply_raw`]).
+    #[inline]
+    fn apply_raw<E: FnMut(Item<Self::Output>)>(
+        &self,
+        raw: Raw<'_, Self::Input>,
+        emit: &mut E,
+    ) -> Result<(), ApplyError> {
+        let record = Self::Input::decode(raw).map_err(ApplyError::Decode)?;
+        self.apply(record, emit).map_err(ApplyError::User)
+    }
+}
+
+/// Why applying a function to an undecoded record failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The record did not decode.
+    Decode(RecordError),
+    /// The function returned an error.
+    User(UserError),
 }
 
 /// A `#[weft::map_batch]` function (`map_partitions` over one batch).

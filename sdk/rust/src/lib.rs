@@ -79,6 +79,9 @@
 //!   `ds.flat_map(split_words)` is type-checked against `ds`. A 2-tuple parameter
 //!   or result means *pairs* (see [`Pair`]). Any of them may return
 //!   `Result<_, E>` with `E: Display`; an `Err` fails the task with that message.
+//!   A map, filter or flat_map may borrow its record instead of owning it:
+//!   `&str` reads `String` records and `&[u8]` reads [`Bytes`], straight from
+//!   the input batch without a copy.
 //!   The attribute turns the function into a unit struct of the same name with
 //!   a `call` method, so native tests call `split_words.call(line)`. (A `let`
 //!   binding of that name in the same module therefore does not compile; rename
@@ -154,7 +157,8 @@ pub use context::{Broadcast, Context, broadcast_value};
 pub use dataset::{Dataset, PairDataset};
 pub use error::{Error, Result};
 pub use function::{
-    FilterFn, FlatMapFn, Function, Item, MapBatchFn, MapFn, OpKind, ReduceFn, Transform, UserError,
+    ApplyError, FilterFn, FlatMapFn, Function, Item, MapBatchFn, MapFn, OpKind, Raw, ReduceFn, Transform,
+    UserError,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use host::testing;
@@ -229,7 +233,7 @@ pub mod prelude {
 /// Support for the macros' expansions. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::record::{postcard_decode, postcard_encode};
+    pub use crate::record::{borrow_str, postcard_decode, postcard_encode};
     pub use crate::registry::{MainRegistration, Registration};
     pub use inventory;
 

@@ -125,11 +125,16 @@ impl Record for String {
     }
     #[inline]
     fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(e) => Err(RecordError::Utf8 { type_name: "String", valid_up_to: e.valid_up_to() }),
-        }
+        borrow_str(bytes).map(str::to_owned)
     }
+}
+
+/// A `String` record's text, borrowed from the batch (for `&str` parameters).
+#[doc(hidden)]
+#[inline]
+pub fn borrow_str(bytes: &[u8]) -> Result<&str, RecordError> {
+    std::str::from_utf8(bytes)
+        .map_err(|e| RecordError::Utf8 { type_name: "String", valid_up_to: e.valid_up_to() })
 }
 
 macro_rules! fixed_width {
@@ -223,6 +228,19 @@ impl Record for Bytes {
     #[inline]
     fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         Ok(Bytes(bytes.to_vec()))
+    }
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
     }
 }
 

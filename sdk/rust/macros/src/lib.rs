@@ -9,7 +9,8 @@
 //! ```
 //!
 //! into a unit struct `split_words` whose `call` method is the original
-//! function, implementations of `weft::Function`, `weft::Transform` and
+//! function (taking `self` by value, so lifetime elision in the signature means
+//! what it meant for the free function), implementations of `weft::Function`, `weft::Transform` and
 //! `weft::FlatMapFn` (the name, the record layouts read off the signature, and
 //! how the dispatcher applies it), and an `inventory::submit!` that registers it
 //! for dispatch by name. `#[weft::main]` keeps the function and registers a

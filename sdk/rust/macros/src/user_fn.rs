@@ -130,7 +130,7 @@ fn expand_fn(kind: Kind, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenS
         impl #ident {
             #(#attrs)*
             #[allow(clippy::ptr_arg)]
-            #vis fn call(&self, #inputs) #output #block
+            #vis fn call(self, #inputs) #output #block
         }
 
         impl ::weft::Function for #ident {
@@ -164,20 +164,96 @@ fn call_result(ret: &Type, args: TokenStream) -> TokenStream {
     }
 }
 
+/// A parameter that borrows its record straight from the input batch: `&str`
+/// for `String` records, `&[u8]` for `weft::Bytes`. The dispatcher then skips
+/// the copy that decoding an owned record makes (`apply_raw`).
+#[derive(Clone, Copy)]
+enum Borrow {
+    Str,
+    Bytes,
+}
+
+impl Borrow {
+    fn of(param: &Type) -> Option<Borrow> {
+        let Type::Reference(r) = signature::strip(param) else { return None };
+        if r.mutability.is_some() {
+            return None;
+        }
+        match signature::strip(&r.elem) {
+            t if is_str(t) => Some(Borrow::Str),
+            Type::Slice(s) if matches!(signature::strip(&s.elem), Type::Path(p) if p.path.is_ident("u8")) => {
+                Some(Borrow::Bytes)
+            }
+            _ => None,
+        }
+    }
+
+    /// The record type the dataset holds.
+    fn record(self) -> Type {
+        match self {
+            Borrow::Str => syn::parse_quote!(::std::string::String),
+            Borrow::Bytes => syn::parse_quote!(::weft::Bytes),
+        }
+    }
+
+    /// The call argument made from an owned record (or a reference to one).
+    fn arg_from_owned(self) -> TokenStream {
+        match self {
+            Borrow::Str => quote!(::core::convert::AsRef::<str>::as_ref(&record)),
+            Borrow::Bytes => quote!(::core::convert::AsRef::<[u8]>::as_ref(&record)),
+        }
+    }
+
+    /// The statement binding `record` to the borrowed value of `raw`.
+    fn bind_from_raw(self) -> TokenStream {
+        match self {
+            Borrow::Str => quote! {
+                let record = ::weft::__private::borrow_str(raw).map_err(::weft::ApplyError::Decode)?;
+            },
+            Borrow::Bytes => quote!(let record = raw;),
+        }
+    }
+}
+
+/// `self.call(record)` inside `apply_raw`, as a `Result<_, ApplyError>`.
+fn raw_call_result(ret: &Type) -> TokenStream {
+    let call = call_result(ret, quote!(record));
+    quote!(#call.map_err(::weft::ApplyError::User))
+}
+
 fn map_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
-    let [param] = one_owned_param(func, what)?;
+    let [param] = one_param(func, what)?;
     let ret =
         signature::result(&func.sig, &format!("{what} returns its output record: `fn(record: T) -> U`"))?;
     let out_ty = signature::fallible(&ret).unwrap_or(&ret).clone();
-    let (input, output) = (signature::layout(&param), signature::layout(&out_ty));
+    let output = signature::layout(&out_ty);
+    let Some(borrow) = Borrow::of(&param) else {
+        return Ok(Shape {
+            apply: call_result(&ret, quote!(record)),
+            apply_sig: quote! {
+                (&self, record: #param) -> ::core::result::Result<#out_ty, ::weft::UserError>
+            },
+            input: signature::layout(&param),
+            output,
+            assoc: quote!(),
+        });
+    };
+    let record = borrow.record();
+    let (arg, bind, raw_call) = (borrow.arg_from_owned(), borrow.bind_from_raw(), raw_call_result(&ret));
     Ok(Shape {
-        apply: call_result(&ret, quote!(record)),
+        apply: call_result(&ret, arg),
         apply_sig: quote! {
-            (&self, record: #param) -> ::core::result::Result<#out_ty, ::weft::UserError>
+            (&self, record: #record) -> ::core::result::Result<#out_ty, ::weft::UserError>
         },
-        input,
+        input: signature::layout(&record),
         output,
-        assoc: quote!(),
+        assoc: quote! {
+            #[inline]
+            fn apply_raw(&self, raw: &[u8]) -> ::core::result::Result<#out_ty, ::weft::ApplyError> {
+                #bind
+                #raw_call
+            }
+        },
     })
 }
 
@@ -185,29 +261,44 @@ fn filter_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
     let expected = format!("{what} takes its record by reference: `fn(record: &T) -> bool`");
     let [param] = <[Type; 1]>::try_from(signature::params(&func.sig, 1, &expected)?)
         .map_err(|_| syn::Error::new(func.sig.span(), &expected))?;
-    let record = match signature::strip(&param) {
-        // `&str` reads `String` records (`&String` coerces to `&str` in the call).
-        Type::Reference(r) if r.mutability.is_none() && is_str(&r.elem) => {
-            syn::parse_quote!(::std::string::String)
-        }
-        Type::Reference(r) if r.mutability.is_none() => (*r.elem).clone(),
+    let ret = signature::result(&func.sig, &format!("{what} returns `bool` (or `Result<bool, E>`)"))?;
+    let borrow = Borrow::of(&param);
+    let record = match (borrow, signature::strip(&param)) {
+        (Some(b), _) => b.record(),
+        (None, Type::Reference(r)) if r.mutability.is_none() => (*r.elem).clone(),
         _ => return Err(syn::Error::new(param.span(), expected)),
     };
-    let ret = signature::result(&func.sig, &format!("{what} returns `bool` (or `Result<bool, E>`)"))?;
     let layout = signature::layout(&record);
+    let apply_sig = quote! {
+        (&self, record: &#record) -> ::core::result::Result<bool, ::weft::UserError>
+    };
+    let Some(borrow) = borrow else {
+        return Ok(Shape {
+            apply: call_result(&ret, quote!(record)),
+            apply_sig,
+            input: layout.clone(),
+            output: layout,
+            assoc: quote!(),
+        });
+    };
+    let (arg, bind, raw_call) = (borrow.arg_from_owned(), borrow.bind_from_raw(), raw_call_result(&ret));
     Ok(Shape {
-        apply: call_result(&ret, quote!(record)),
-        apply_sig: quote! {
-            (&self, record: &#record) -> ::core::result::Result<bool, ::weft::UserError>
-        },
+        apply: call_result(&ret, arg),
+        apply_sig,
         input: layout.clone(),
         output: layout,
-        assoc: quote!(),
+        assoc: quote! {
+            #[inline]
+            fn apply_raw(&self, raw: &[u8]) -> ::core::result::Result<bool, ::weft::ApplyError> {
+                #bind
+                #raw_call
+            }
+        },
     })
 }
 
 fn iter_shape(kind: Kind, func: &ItemFn, what: &str) -> syn::Result<Shape> {
-    let (param, arg_ty) = match kind {
+    let (record, arg_ty, borrow) = match kind {
         Kind::MapBatch => {
             let expected = format!("{what} takes the batch's records as one `Vec<T>`");
             let [param] = <[Type; 1]>::try_from(signature::params(&func.sig, 1, &expected)?)
@@ -216,11 +307,14 @@ fn iter_shape(kind: Kind, func: &ItemFn, what: &str) -> syn::Result<Shape> {
                 Ok(Items::Written(t)) if is_vec(&param) => t,
                 _ => return Err(syn::Error::new(param.span(), expected)),
             };
-            (record, param)
+            (record, param, None)
         }
         _ => {
-            let [param] = one_owned_param(func, what)?;
-            (param.clone(), param)
+            let [param] = one_param(func, what)?;
+            match Borrow::of(&param) {
+                Some(b) => (b.record(), b.record(), Some(b)),
+                None => (param.clone(), param, None),
+            }
         }
     };
     let ret = signature::result(
@@ -232,25 +326,49 @@ fn iter_shape(kind: Kind, func: &ItemFn, what: &str) -> syn::Result<Shape> {
         Items::Written(t) => t,
         Items::Projected(t) => syn::parse_quote!(<#t as ::core::iter::IntoIterator>::Item),
     };
-    let call = if signature::fallible(&ret).is_some() {
-        quote_spanned!(ret.span()=> self.call(record).map_err(::weft::UserError::new)?)
-    } else {
-        quote_spanned!(ret.span()=> self.call(record))
+    let fallible = signature::fallible(&ret).is_some();
+    // `wrap`: how a `UserError` becomes the method's error (`None`: it is one).
+    let call = |arg: TokenStream, wrap: Option<TokenStream>| match (fallible, wrap) {
+        (false, _) => quote_spanned!(ret.span()=> self.call(#arg)),
+        (true, None) => quote_spanned!(ret.span()=> self.call(#arg).map_err(::weft::UserError::new)?),
+        (true, Some(wrap)) => {
+            quote_spanned!(ret.span()=> self.call(#arg).map_err(|e| #wrap(::weft::UserError::new(e)))?)
+        }
     };
-    Ok(Shape {
-        input: signature::layout(&param),
-        output: signature::layout(&item),
-        apply: quote! {
+    let emit_all = |call: TokenStream| {
+        quote! {
             for item in ::core::iter::IntoIterator::into_iter(#call) {
                 emit(item);
             }
             ::core::result::Result::Ok(())
-        },
+        }
+    };
+    let arg = borrow.map_or(quote!(record), Borrow::arg_from_owned);
+    let assoc = match borrow {
+        None => quote!(),
+        Some(b) => {
+            let bind = b.bind_from_raw();
+            let body = emit_all(call(quote!(record), Some(quote!(::weft::ApplyError::User))));
+            quote! {
+                #[inline]
+                fn apply_raw<E: ::core::ops::FnMut(#item)>(&self, raw: &[u8], emit: &mut E)
+                    -> ::core::result::Result<(), ::weft::ApplyError>
+                {
+                    #bind
+                    #body
+                }
+            }
+        }
+    };
+    Ok(Shape {
+        input: signature::layout(&record),
+        output: signature::layout(&item),
+        apply: emit_all(call(arg, None)),
         apply_sig: quote! {
             <E: ::core::ops::FnMut(#item)>(&self, record: #arg_ty, emit: &mut E)
                 -> ::core::result::Result<(), ::weft::UserError>
         },
-        assoc: quote!(),
+        assoc,
     })
 }
 
@@ -287,14 +405,20 @@ fn reduce_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
     })
 }
 
-/// The one parameter of a map or flat-map, which takes its record by value.
-fn one_owned_param(func: &ItemFn, what: &str) -> syn::Result<[Type; 1]> {
+/// The one parameter of a map or flat-map: a record by value, or a borrowed
+/// `&str` / `&[u8]`.
+fn one_param(func: &ItemFn, what: &str) -> syn::Result<[Type; 1]> {
     let expected = format!("{what} takes one record: `fn(record: T) -> U`");
     let types = signature::params(&func.sig, 1, &expected)?;
-    if let Type::Reference(r) = signature::strip(&types[0]) {
+    if let Type::Reference(r) = signature::strip(&types[0])
+        && Borrow::of(&types[0]).is_none()
+    {
         return Err(syn::Error::new(
             r.span(),
-            format!("{what} takes its record by value (`T`, not `&T`): each record is handed over"),
+            format!(
+                "{what} takes its record by value (`T`, not `&T`): each record is handed over \
+                 (only `&str` and `&[u8]` borrow, from `String` and `weft::Bytes` records)"
+            ),
         ));
     }
     <[Type; 1]>::try_from(types).map_err(|_| syn::Error::new(Span::call_site(), expected))

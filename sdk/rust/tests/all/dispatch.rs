@@ -205,3 +205,54 @@ fn accumulators_from_user_functions() {
     run(&[(OpKind::Map, "d_count_calls")], strings(&["a", "b", "c"])).unwrap();
     assert_eq!(weft::testing::accumulator("d_count_calls"), 3);
 }
+
+#[weft::flat_map]
+fn d_borrowed_words(line: &str) -> impl Iterator<Item = String> + '_ {
+    line.split_whitespace().map(str::to_lowercase)
+}
+
+#[weft::map]
+fn d_len(bytes: &[u8]) -> u64 {
+    bytes.len() as u64
+}
+
+#[weft::filter]
+fn d_has_x(line: &str) -> weft::Result<bool> {
+    if line == "boom" {
+        return Err(weft::Error::msg("boom"));
+    }
+    Ok(line.contains('x'))
+}
+
+#[weft::map]
+fn d_checked_str(line: &str) -> Result<String, String> {
+    if line.is_empty() { Err("empty".into()) } else { Ok(line.to_uppercase()) }
+}
+
+#[test]
+fn borrowed_records_skip_the_copy_but_not_the_checks() {
+    let out = run(&[(OpKind::FlatMap, "d_borrowed_words")], strings(&["A b", "C"])).unwrap();
+    assert_eq!(decode_plain::<String>(&out), ["a", "b", "c"]);
+
+    let out =
+        run(&[(OpKind::Map, "d_len")], plain(&[weft::Bytes(vec![1, 2, 3]), weft::Bytes(vec![])])).unwrap();
+    assert_eq!(decode_plain::<u64>(&out), [3, 0]);
+
+    let out = run(&[(OpKind::Filter, "d_has_x")], strings(&["axe", "bee", "x"])).unwrap();
+    assert_eq!(decode_plain::<String>(&out), ["axe", "x"]);
+    let err = run(&[(OpKind::Filter, "d_has_x")], strings(&["a", "boom"])).unwrap_err();
+    assert_eq!(err, CallError::User("d_has_x: boom".into()));
+
+    let mut w = BatchWriter::new();
+    w.push(b"\xc3");
+    let err = run(&[(OpKind::FlatMap, "d_borrowed_words")], w.finish()).unwrap_err();
+    assert!(
+        matches!(&err, CallError::Decode(m) if m.contains("record 0") && m.contains("not UTF-8")),
+        "{err}"
+    );
+
+    let out = run(&[(OpKind::Map, "d_checked_str")], strings(&["a"])).unwrap();
+    assert_eq!(decode_plain::<String>(&out), ["A"]);
+    let err = run(&[(OpKind::Map, "d_checked_str")], strings(&["a", ""])).unwrap_err();
+    assert_eq!(err, CallError::User("d_checked_str: empty".into()));
+}

@@ -74,6 +74,16 @@ fn checked_add(a: i64, b: i64) -> Result<i64, &'static str> {
     a.checked_add(b).ok_or("overflow")
 }
 
+#[weft::flat_map]
+fn borrowed(line: &str) -> impl Iterator<Item = String> + '_ {
+    line.split(',').map(str::to_string)
+}
+
+#[weft::map]
+fn first_byte(b: &[u8]) -> Option<u8> {
+    b.first().copied()
+}
+
 #[weft::map(name = "renamed")]
 fn original(s: String) -> String {
     s
@@ -90,6 +100,8 @@ fn functions_stay_callable() {
     assert_eq!(chars.call("ab".into()).collect::<String>(), "ab");
     assert!(parse.call("x".into()).is_err());
     assert_eq!(checked_add.call(i64::MAX, 1), Err("overflow"));
+    assert_eq!(first_byte.call(b"xy"), Some(b'x'));
+    assert_eq!(borrowed.call("a,b").count(), 2);
 }
 
 #[test]
@@ -118,6 +130,8 @@ fn layouts_follow_the_signature() {
     same::<<format as Transform>::Input, Pair<String, i64>>();
     same::<<frequent as Transform>::Input, Pair<String, i64>>();
     same::<<is_long as Transform>::Input, Plain<String>>();
+    same::<<first_byte as Transform>::Input, Plain<weft::Bytes>>();
+    same::<<first_byte as Transform>::Output, Plain<Option<u8>>>();
     same::<<chars as Transform>::Output, Plain<char>>();
     same::<<maybe_number as Transform>::Output, Plain<i64>>();
     same::<<parse as Transform>::Output, Plain<i64>>();
