@@ -8,7 +8,7 @@
 //! from it. Handles are `Copy`; use one as often as you like.
 
 use crate::error::{Error, Result};
-use crate::function::{FilterFn, FlatMapFn, MapBatchFn, MapFn, OpKind, ReduceFn, Transform};
+use crate::function::{FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform};
 use crate::host::{self, ShuffleOp};
 use crate::layout::{self, Layout, Pair, Plain};
 use crate::record::Record;
@@ -82,7 +82,12 @@ impl fmt::Debug for Handle {
 
 /// The dataset a [`Transform`]'s output makes.
 fn output_of<F: Transform>(parent: Handle) -> <F::Output as Layout>::Dataset {
-    F::Output::dataset(parent.narrow(F::KIND, F::NAME, F::Output::KEYED))
+    F::Output::dataset(parent.narrow(F::KIND, name_of::<F>(), F::Output::KEYED))
+}
+
+/// `F`'s name, read from its registration (see `Function::registration` for why).
+fn name_of<F: Function>() -> &'static str {
+    F::registration().name
 }
 
 /// A dataset of records of type `T` (one batch entry per record).
@@ -137,7 +142,7 @@ macro_rules! common_methods {
 
         /// Keep the records a `#[weft::filter]` function accepts.
         pub fn filter<F: FilterFn<Input = $layout>>(&self, _f: F) -> Self {
-            Self::from_handle(self.handle.narrow(OpKind::Filter, F::NAME, <$layout>::KEYED))
+            Self::from_handle(self.handle.narrow(OpKind::Filter, name_of::<F>(), <$layout>::KEYED))
         }
 
         /// Apply a `#[weft::flat_map]` function to every record, keeping all outputs.
@@ -201,7 +206,7 @@ impl<K: Key + 'static, V: Record + 'static> PairDataset<K, V> {
     /// runs map-side before the shuffle as well as after it, so it must be
     /// associative and commutative.
     pub fn reduce_by_key<F: ReduceFn<Value = V>>(&self, _f: F, partitions: u32) -> Self {
-        Self::from_handle(self.handle.shuffle(ShuffleOp::ReduceByKey(F::NAME), partitions))
+        Self::from_handle(self.handle.shuffle(ShuffleOp::ReduceByKey(name_of::<F>()), partitions))
     }
 
     /// All values of each key, in no particular order.

@@ -13,6 +13,7 @@
 
 use crate::layout::Layout;
 use crate::record::{Record, RecordError};
+use crate::registry::Registration;
 use std::fmt;
 
 /// How a function is applied to a batch (mirrors the WIT `op-kind`).
@@ -61,6 +62,13 @@ pub trait Function: Copy + Default + 'static {
     const NAME: &'static str;
     /// How the function is applied.
     const KIND: OpKind;
+
+    /// The function's registration: a `static` in the crate that defines the
+    /// function. The dataset methods read the name from it, which makes every
+    /// job that uses a function link the object file holding its
+    /// registration, even when the function comes from another crate.
+    #[doc(hidden)]
+    fn registration() -> &'static Registration;
 }
 
 /// A function from records of one layout to records of another.

@@ -127,6 +127,8 @@
 //! a static entry linked into a list by a constructor in `.init_array`, which
 //! `wasm-ld` turns into `__wasm_call_ctors`. The bindings call that once,
 //! before the first export runs, so no registration code appears in `main`.
+//! User functions may live in library crates too: using one in a dataset
+//! method links its registration into the component.
 //!
 //! # Testing natively
 //!
@@ -234,7 +236,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::record::{borrow_str, postcard_decode, postcard_encode};
-    pub use crate::registry::{MainRegistration, Registration};
+    pub use crate::registry::{MainRegistration, Registered, Registration};
     pub use inventory;
 
     /// What a `#[weft::main]` may return.

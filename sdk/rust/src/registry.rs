@@ -1,9 +1,18 @@
 //! The table of user functions, filled without any code in `main`.
 //!
-//! Every `#[weft::map]` (and friends) expands to an [`inventory::submit!`] of a
-//! [`Registration`]: a `static` node plus a constructor, placed in the
-//! `.init_array` section, that links the node into a global list. The
-//! `#[weft::main]` function is registered the same way as a [`MainRegistration`].
+//! Every `#[weft::map]` (and friends) defines its [`Registration`] as a
+//! `static` (returned by `Function::registration`) and expands to an
+//! [`inventory::submit!`] of a [`Registered`] pointing at it: a `static` node
+//! plus a constructor, placed in the `.init_array` section, that links the node
+//! into a global list. The `#[weft::main]` function is registered the same way
+//! as a [`MainRegistration`].
+//!
+//! A constructor only runs if the linker keeps the object file holding it. The
+//! job crate's own objects are always linked; for a function defined in a
+//! library crate, the dataset methods read the function's name through
+//! `Function::registration`, a reference to a symbol in that object, so a job
+//! that uses the function links its registration too. (Checked with functions
+//! from a dependency, with and without LTO.)
 //!
 //! Why this works inside a wasm32-wasip2 component: `wasm-ld` turns the
 //! `.init_array` entries of every linked object into the synthesized
@@ -62,7 +71,11 @@ impl Registration {
     }
 }
 
-inventory::collect!(Registration);
+/// What the macros submit: the way to a function's [`Registration`].
+#[derive(Debug)]
+pub struct Registered(pub fn() -> &'static Registration);
+
+inventory::collect!(Registered);
 
 /// The `#[weft::main]` function.
 #[derive(Debug)]
@@ -92,7 +105,7 @@ fn table() -> &'static HashMap<&'static str, Entry> {
     static TABLE: OnceLock<HashMap<&'static str, Entry>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut table: HashMap<&'static str, Entry> = HashMap::new();
-        for reg in inventory::iter::<Registration> {
+        for reg in inventory::iter::<Registered>.into_iter().map(|r| (r.0)()) {
             match table.get_mut(reg.name) {
                 None => {
                     table.insert(reg.name, Entry::One(reg));

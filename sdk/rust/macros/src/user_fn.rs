@@ -136,6 +136,11 @@ fn expand_fn(kind: Kind, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenS
         impl ::weft::Function for #ident {
             const NAME: &'static str = #name;
             const KIND: ::weft::OpKind = ::weft::OpKind::#variant;
+            fn registration() -> &'static ::weft::__private::Registration {
+                static REGISTRATION: ::weft::__private::Registration =
+                    ::weft::__private::Registration::#ctor::<#ident>(::core::module_path!());
+                &REGISTRATION
+            }
         }
 
         #transform
@@ -149,7 +154,7 @@ fn expand_fn(kind: Kind, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenS
         }
 
         ::weft::__private::inventory::submit! {
-            ::weft::__private::Registration::#ctor::<#ident>(::core::module_path!())
+            ::weft::__private::Registered(<#ident as ::weft::Function>::registration)
         }
     })
 }
