@@ -256,3 +256,35 @@ fn borrowed_records_skip_the_copy_but_not_the_checks() {
     let err = run(&[(OpKind::Map, "d_checked_str")], strings(&["a", ""])).unwrap_err();
     assert_eq!(err, CallError::User("d_checked_str: empty".into()));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        /// After the host's sort, a reduce gives one pair per key: the fold of its values.
+        #[test]
+        fn reduce_after_sort_is_a_fold_per_key(mut input in proptest::collection::vec((".{0,3}", -1000i64..1000), 0..64)) {
+            input.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            let out = run(&[(OpKind::Reduce, "d_add")], keyed(&input)).unwrap();
+            let mut expected: BTreeMap<Vec<u8>, (String, i64)> = BTreeMap::new();
+            for (k, v) in &input {
+                expected.entry(k.as_bytes().to_vec()).or_insert((k.clone(), 0)).1 += v;
+            }
+            let expected: Vec<(String, i64)> = expected.into_values().collect();
+            prop_assert_eq!(decode_keyed::<String, i64>(&out), expected);
+        }
+
+        /// A map chain never panics on garbage; it fails with a decode error.
+        #[test]
+        fn garbage_is_a_decode_error(buf in proptest::collection::vec(any::<u8>(), 1..64)) {
+            for (kind, name) in [(OpKind::Map, "d_upper"), (OpKind::Reduce, "d_add"), (OpKind::Map, "d_format"), (OpKind::FlatMap, "d_borrowed_words")] {
+                match run(&[(kind, name)], buf.clone()) {
+                    Ok(_) | Err(CallError::Decode(_)) => {}
+                    Err(e) => prop_assert!(false, "{name}: {e}"),
+                }
+            }
+        }
+    }
+}
