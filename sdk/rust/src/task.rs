@@ -31,9 +31,10 @@ thread_local! {
 /// Add `delta` to the named accumulator of this task attempt.
 ///
 /// Cheap enough to call per record: additions are summed in the guest and sent
-/// to the host when the current `run-chain` call returns (a failed attempt's
-/// additions are discarded by the host either way). The driver reads the total
-/// with [`Context::accumulator_value`](crate::Context::accumulator_value).
+/// to the host when the current `run-chain` call (or the driver's `run`)
+/// returns; a call that traps sends nothing, and a failed attempt's additions
+/// are discarded by the host either way. The driver reads the total with
+/// [`Context::accumulator_value`](crate::Context::accumulator_value).
 pub fn accumulator_add(name: &str, delta: i64) {
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
