@@ -1,1 +1,256 @@
-fn main() {}
+//! `weft`: the command line of the weft grid.
+//!
+//! What exists today: the content-addressed artifact store (`weft artifact`)
+//! and the metered sandbox (`weft task run`). The cluster commands (`local`,
+//! `master`, `agent`, `submit`, `status`) come with the grid.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+use weft_agent::{Chain, Op, OpKind, Sandbox, SandboxConfig, TaskContext, WasmPool};
+use weft_core::artifact::{ArtifactStore, ArtifactUri, Digest, Resolver, ResolverConfig};
+use weft_core::codec::batch::{BatchWriter, entries};
+use weft_core::limits::TaskLimits;
+use weft_core::metering::EndReason;
+
+/// weft: a WebAssembly-sandboxed task execution grid.
+///
+/// User code ships as WebAssembly components, addressed by blake3 digest and
+/// run under fuel, memory and deadline limits.
+#[derive(Parser)]
+#[command(name = "weft", version, propagate_version = true, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Store and fetch content-addressed artifacts (job components).
+    #[command(subcommand)]
+    Artifact(ArtifactCommand),
+    /// Run user functions in the metered sandbox, outside any cluster.
+    #[command(subcommand)]
+    Task(TaskCommand),
+}
+
+#[derive(Subcommand)]
+enum ArtifactCommand {
+    /// Put a file into the store and print its `blake3:<hex>` digest.
+    ///
+    /// Example: weft artifact push target/guests/wasm32-wasip2/release/wordcount.wasm
+    Push {
+        /// The file to store.
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print JSON (`{"digest": ..., "bytes": ...}`) for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch an artifact by URI, verify it, and write it to a file or stdout.
+    ///
+    /// URIs: blake3:<hex> (from the store), file:///abs/path, s3://bucket/key,
+    /// https://host/path; append #blake3:<hex> to pin the expected digest.
+    Get {
+        /// The artifact's URI.
+        uri: String,
+        /// Where to write it (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// The local artifact store directory.
+    #[arg(long, env = "WEFT_STORE", default_value = ".weft/store")]
+    store: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// Run a chain of user functions over lines of text from stdin, print the
+    /// output records, one per line, and the task's metering on stderr.
+    ///
+    /// Example:
+    ///   weft task run guest.wasm --op flat-map:split_words < book.txt
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The component: a path, or an artifact URI.
+    component: String,
+    /// A step `KIND:FUNCTION`, KIND one of map, filter, flat-map, map-batch; repeat for a chain.
+    #[arg(long = "op", required = true, value_parser = parse_op)]
+    ops: Vec<Op>,
+    /// Fuel budget (about one unit per WebAssembly instruction).
+    #[arg(long, default_value_t = 50_000_000_000)]
+    fuel: u64,
+    /// Linear memory limit, e.g. 256MiB.
+    #[arg(long, default_value = "512MiB")]
+    task_memory: bytesize::ByteSize,
+    /// Wall-clock deadline, e.g. 30s.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    task_deadline: Duration,
+    /// Lines per batch handed to the guest.
+    #[arg(long, default_value_t = 4096)]
+    batch_lines: usize,
+    /// Print the metering report as JSON on stderr.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+fn parse_op(s: &str) -> Result<Op, String> {
+    let (kind, function) =
+        s.split_once(':').ok_or_else(|| format!("`{s}`: expected KIND:FUNCTION, e.g. map:to_upper"))?;
+    let kind = match kind {
+        "map" => OpKind::Map,
+        "filter" => OpKind::Filter,
+        "flat-map" | "flat_map" => OpKind::FlatMap,
+        "map-batch" | "map_batch" => OpKind::MapBatch,
+        other => return Err(format!("unknown step kind `{other}`: use map, filter, flat-map or map-batch")),
+    };
+    Ok(Op { kind, function: function.to_string() })
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("WEFT_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Artifact(ArtifactCommand::Push { file, store, json }) => {
+            let bytes =
+                tokio::fs::read(&file).await.with_context(|| format!("reading {}", file.display()))?;
+            let len = bytes.len();
+            let digest = open_store(&store)?.put(bytes.into()).await?;
+            if json {
+                println!("{}", serde_json::json!({ "digest": digest.to_string(), "bytes": len }));
+            } else {
+                println!("{digest}");
+            }
+        }
+        Command::Artifact(ArtifactCommand::Get { uri, output, store }) => {
+            let (_, bytes) = resolve(&uri, &store).await?;
+            match output {
+                Some(path) => tokio::fs::write(&path, &bytes)
+                    .await
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => std::io::stdout().write_all(&bytes)?,
+            }
+        }
+        Command::Task(TaskCommand::Run(args)) => return task_run(args).await,
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn open_store(args: &StoreArgs) -> Result<ArtifactStore> {
+    std::fs::create_dir_all(&args.store)
+        .with_context(|| format!("creating store {}", args.store.display()))?;
+    Ok(ArtifactStore::local(&args.store)?)
+}
+
+/// A path or an artifact URI to verified bytes.
+async fn resolve(component: &str, store: &StoreArgs) -> Result<(Digest, bytes::Bytes)> {
+    if !component.contains(':') || std::path::Path::new(component).exists() {
+        let bytes = tokio::fs::read(component).await.with_context(|| format!("reading {component}"))?;
+        return Ok((Digest::of(&bytes), bytes.into()));
+    }
+    let uri = ArtifactUri::parse(component)?;
+    let resolver = Resolver::new(open_store(store)?, ResolverConfig::default());
+    Ok(resolver.resolve(&uri).await?)
+}
+
+async fn task_run(args: RunArgs) -> Result<std::process::ExitCode> {
+    let (digest, bytes) = resolve(&args.component, &args.store).await?;
+    let sandbox = Sandbox::new(SandboxConfig::default().with_max_instances(2))?;
+    let prepared = tokio::task::spawn_blocking({
+        let sandbox = sandbox.clone();
+        move || sandbox.load(&digest, &bytes)
+    })
+    .await??;
+
+    let mut batches = Vec::new();
+    let mut w = BatchWriter::new();
+    for line in std::io::stdin().lock().lines() {
+        w.push(line.context("reading stdin")?.as_bytes());
+        if w.len() == args.batch_lines {
+            batches.push(w.take());
+        }
+    }
+    if !w.is_empty() {
+        batches.push(w.finish());
+    }
+
+    let limits = TaskLimits::default()
+        .with_fuel(args.fuel)
+        .with_memory(args.task_memory.as_u64())
+        .with_deadline(args.task_deadline);
+    let chain = Chain { ops: args.ops, input_keyed: false, output_keyed: false };
+    let pool = WasmPool::new(1)?;
+    let ctx = TaskContext { limits, ..Default::default() };
+    let (out, report) =
+        pool.run(move || async move { sandbox.run_task(&prepared, ctx, &chain, batches).await }).await?;
+
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    for batch in &out {
+        for record in entries(batch) {
+            stdout.write_all(record?)?;
+            stdout.write_all(b"\n")?;
+        }
+    }
+    stdout.flush()?;
+    if args.json {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "end": report.end, "metering": report.metering, "log": report.log })
+        );
+    } else {
+        if !report.log.is_empty() {
+            eprintln!("--- task log ---\n{}", report.log.trim_end());
+        }
+        let m = &report.metering;
+        eprintln!(
+            "{}: {} records in, {} out; {} fuel; peak memory {}; wall {:?} (instantiate {:?}), cpu {:?}",
+            report.end,
+            m.records_in,
+            m.records_out,
+            m.fuel,
+            bytesize::ByteSize(m.peak_memory),
+            m.wall,
+            m.instantiate,
+            m.cpu
+        );
+    }
+    if report.end == EndReason::Finished {
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        bail!("the task failed: {}", report.end)
+    }
+}

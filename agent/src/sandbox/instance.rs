@@ -14,6 +14,9 @@ use weft_core::codec::batch;
 use weft_core::limits::TaskLimits;
 use weft_core::metering::{EndReason, TaskMetering, TrapKind};
 
+/// Fuel between two saves of the fuel count (about a millisecond of guest code).
+const FUEL_YIELD_INTERVAL: u64 = 2_000_000;
+
 /// What a task needs besides its component.
 #[derive(Default)]
 pub struct TaskContext {
@@ -115,8 +118,13 @@ impl Sandbox {
         store.limiter(|s| &mut s.limiter);
         let fuel_enabled = self.config().fuel;
         if fuel_enabled {
-            // Cannot fail: fuel is enabled on the engine.
+            // Neither can fail: fuel is enabled on the engine. The yield interval
+            // makes compiled code save its fuel count to the store at least every
+            // FUEL_YIELD_INTERVAL units: wasmtime does not save it before an epoch
+            // interrupt, so without this a task stopped by its deadline would
+            // report only the fuel of its last host call.
             let _ = store.set_fuel(limits.fuel);
+            let _ = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL));
         }
         let deadline = started + limits.deadline;
         let tick = self.config().epoch_tick;

@@ -53,7 +53,11 @@ fn on_time(report: &weft_agent::TaskReport, deadline: Duration) {
 #[test]
 fn infinite_loop_hits_the_deadline() {
     let deadline = Duration::from_millis(20);
-    hammer("spin", OpKind::Map, limits().with_deadline(deadline), |r| on_time(r, deadline));
+    hammer("spin", OpKind::Map, limits().with_deadline(deadline), |r| {
+        on_time(r, deadline);
+        // 20 ms of spinning is tens of millions of instructions; fuel must show it.
+        assert!(r.metering.fuel > 5_000_000, "fuel of a deadline-killed task: {}", r.metering.fuel);
+    });
 }
 
 #[test]
@@ -73,7 +77,7 @@ fn sleeping_past_the_deadline_is_cut_off() {
 
 #[test]
 fn memory_bomb_hits_the_memory_limit() {
-    hammer("grow", OpKind::Map, limits(), |r| {
+    hammer("grow", OpKind::Map, limits().with_deadline(Duration::from_secs(10)), |r| {
         let EndReason::MemoryLimit { limit, requested } = r.end else { panic!("{:?}\n{}", r.end, r.log) };
         assert_eq!(limit, 64 << 20);
         assert!(requested > limit);
@@ -97,7 +101,7 @@ fn unbounded_recursion_overflows_the_stack() {
 #[test]
 fn enormous_output_is_stopped() {
     // Within 64 MiB of memory the guest cannot build its 1 GiB answer.
-    hammer("huge_output", OpKind::FlatMap, limits(), |r| {
+    hammer("huge_output", OpKind::FlatMap, limits().with_deadline(Duration::from_secs(10)), |r| {
         assert!(matches!(r.end, EndReason::MemoryLimit { .. }), "{:?}", r.end);
     });
 }
