@@ -9,7 +9,8 @@
 //! The native baseline compiles the very source the guest does
 //! (`tests/guests/bench/src/words.rs`) and does the same batch decoding and
 //! encoding, so the ratio is the sandbox's cost, not two implementations'.
-//! Figures are medians of repeated runs; the guests come from `cargo xtask guests`.
+//! Figures are medians of repeated, interleaved runs; the guests come from
+//! `cargo xtask guests`. `--quick` runs fewer repetitions on less data.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -83,8 +84,8 @@ fn main() {
     let corpus = corpus(if quick { 4 << 20 } else { 32 << 20 });
     let mb = corpus.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
     let split = chain(OpKind::FlatMap, "split_words");
-    let reps = if quick { 3 } else { 7 };
-    let native = median(reps, || {
+    let reps = if quick { 3 } else { 9 };
+    let native_run = || {
         let t = Instant::now();
         let mut words_out = 0;
         for b in &corpus {
@@ -92,21 +93,28 @@ fn main() {
         }
         std::hint::black_box(words_out);
         t.elapsed()
-    });
-    let wasm = |sandbox: &Sandbox, prepared: &Prepared| {
-        median(reps, || {
-            rt.block_on(async {
-                let t = Instant::now();
-                let mut inst = sandbox.instantiate(prepared, ctx()).await.unwrap();
-                for b in &corpus {
-                    std::hint::black_box(inst.run_chain(&split, b).await.unwrap());
-                }
-                t.elapsed()
-            })
+    };
+    let wasm_run = |sandbox: &Sandbox, prepared: &Prepared| {
+        rt.block_on(async {
+            let t = Instant::now();
+            let mut inst = sandbox.instantiate(prepared, ctx()).await.unwrap();
+            for b in &corpus {
+                std::hint::black_box(inst.run_chain(&split, b).await.unwrap());
+            }
+            t.elapsed()
         })
     };
-    let fuel_on = wasm(&metered, &prepared);
-    let fuel_off = wasm(&unmetered, &prepared_unmetered);
+    // Interleave the three so that drift (frequency, other load) hits each alike.
+    let (mut native, mut fuel_on, mut fuel_off) = (Vec::new(), Vec::new(), Vec::new());
+    native_run();
+    wasm_run(&metered, &prepared);
+    wasm_run(&unmetered, &prepared_unmetered);
+    for _ in 0..reps {
+        native.push(native_run());
+        fuel_on.push(wasm_run(&metered, &prepared));
+        fuel_off.push(wasm_run(&unmetered, &prepared_unmetered));
+    }
+    let (native, fuel_on, fuel_off) = (median(native), median(fuel_on), median(fuel_off));
     let rate = |d: Duration| format!("{:>7.1} MB/s", mb / d.as_secs_f64());
     println!("\nsplit_words over {mb:.1} MB of text, batches of {LINES_PER_BATCH} lines:");
     println!("  native Rust                 {:>9}  {}", ms(native), rate(native));
@@ -232,9 +240,7 @@ fn corpus(bytes: usize) -> Vec<Vec<u8>> {
     batches
 }
 
-fn median(reps: usize, mut f: impl FnMut() -> Duration) -> Duration {
-    f(); // warm-up
-    let mut s: Vec<Duration> = (0..reps).map(|_| f()).collect();
+fn median(mut s: Vec<Duration>) -> Duration {
     s.sort();
     s[s.len() / 2]
 }
