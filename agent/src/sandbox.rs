@@ -3,7 +3,7 @@
 //! # How a task runs
 //!
 //! 1. **One engine per agent.** [`Sandbox::new`] builds a wasmtime
-//!    [`Engine`](wasmtime::Engine) with the component model, fuel metering,
+//!    [`Engine`] with the component model, fuel metering,
 //!    epoch interruption and the pooling allocator, and starts a thread that
 //!    advances the engine's epoch every [`SandboxConfig::epoch_tick`].
 //! 2. **Compile once.** [`Sandbox::load`] compiles a component (or reads the
@@ -16,7 +16,7 @@
 //! 4. **Batches in, batches out.** [`TaskInstance::run_chain`] hands the guest
 //!    one contiguous batch per call and gets one back, counting records and bytes.
 //! 5. **A typed end.** Every attempt ends in a [`TaskReport`]: an
-//!    [`EndReason`](weft_core::metering::EndReason) (finished, out of fuel,
+//!    [`EndReason`] (finished, out of fuel,
 //!    deadline, memory limit, output limit, guest trap, guest error, host error)
 //!    and its [`TaskMetering`](weft_core::metering::TaskMetering).
 //!
