@@ -8,6 +8,8 @@
 //!   ([`ArtifactUri`](artifact::ArtifactUri): `blake3:`, `file://`, `s3://`,
 //!   `http(s)://`), fetches and verifies them ([`Resolver`](artifact::Resolver)) and
 //!   caches them on agents ([`ArtifactCache`](artifact::ArtifactCache)).
+//! - [`ids`]: typed ids (`DatasetId`, `StageId`, `ShuffleId`, `PartitionId`) from one macro.
+//! - [`plan`]: the logical plan a driver builds — datasets with lineage.
 //! - [`metering`]: the per-task metering record and the typed [`metering::EndReason`]
 //!   that says how a task attempt ended.
 //! - [`limits`]: the budget of one task (fuel, memory, deadline, log and output sizes).
@@ -18,5 +20,7 @@
 pub use weft_codec as codec;
 
 pub mod artifact;
+pub mod ids;
 pub mod limits;
 pub mod metering;
+pub mod plan;
