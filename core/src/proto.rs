@@ -1,0 +1,24 @@
+//! The gRPC contract (`proto/weft/v1/*.proto`), generated at build time, and
+//! the one place where its messages turn into domain types and back.
+//!
+//! Services: `Agent` (launch and kill tasks), `Blocks` (shuffle blocks for
+//! peers), `Master` (agent registration, heartbeats, task updates), `Jobs`
+//! (clients), `Driver` (a driver task's dataset definitions and actions) and
+//! `Artifacts` (the master-hosted component store). Every RPC carries the
+//! [`PROTOCOL_VERSION`] and a token in its metadata.
+
+mod convert;
+
+pub use convert::ProtoError;
+
+/// The wire protocol version; the master refuses agents that speak another.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Metadata key carrying [`PROTOCOL_VERSION`] on every RPC.
+pub const PROTOCOL_HEADER: &str = "weft-protocol";
+
+/// The generated messages, clients and servers of `weft.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic, rust_2018_idioms, unreachable_pub)]
+pub mod v1 {
+    tonic::include_proto!("weft.v1");
+}

@@ -1,0 +1,276 @@
+//! Domain types to and from their proto messages. Nothing else converts.
+
+use super::v1;
+use crate::limits::TaskLimits;
+use crate::metering::{EndReason, TaskMetering, TrapKind};
+use crate::plan::{Step, StepKind};
+use bytesize::ByteSize;
+use std::time::Duration;
+
+/// A message that does not convert to its domain type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    /// A required field is missing.
+    #[error("message {message} lacks its required field `{field}`")]
+    Missing {
+        /// The message type.
+        message: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+    /// An enum field holds a value this version does not know (or is unspecified).
+    #[error("field `{field}` holds an unknown or unspecified value {value}: is the peer a newer weft?")]
+    UnknownEnum {
+        /// The field.
+        field: &'static str,
+        /// The raw value.
+        value: i32,
+    },
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl From<&TaskLimits> for v1::TaskLimits {
+    fn from(l: &TaskLimits) -> Self {
+        v1::TaskLimits {
+            fuel: l.fuel,
+            memory_bytes: l.memory.as_u64(),
+            deadline_ms: u64::try_from(l.deadline.as_millis()).unwrap_or(u64::MAX),
+            log_bytes: l.log.as_u64(),
+            output_per_call_bytes: l.output_per_call.as_u64(),
+        }
+    }
+}
+
+impl From<&v1::TaskLimits> for TaskLimits {
+    fn from(l: &v1::TaskLimits) -> Self {
+        TaskLimits {
+            fuel: l.fuel,
+            memory: ByteSize::b(l.memory_bytes),
+            deadline: Duration::from_millis(l.deadline_ms),
+            log: ByteSize::b(l.log_bytes),
+            output_per_call: ByteSize::b(l.output_per_call_bytes),
+        }
+    }
+}
+
+impl From<&TaskMetering> for v1::TaskMetering {
+    fn from(m: &TaskMetering) -> Self {
+        v1::TaskMetering {
+            fuel: m.fuel,
+            peak_memory_bytes: m.peak_memory,
+            wall_us: micros(m.wall),
+            cpu_us: micros(m.cpu),
+            instantiate_us: micros(m.instantiate),
+            records_in: m.records_in,
+            records_out: m.records_out,
+            bytes_in: m.bytes_in,
+            bytes_out: m.bytes_out,
+            calls: m.calls,
+            log_bytes: m.log_bytes,
+            shuffle_bytes_written: 0,
+            shuffle_bytes_read: 0,
+            spill_bytes: 0,
+        }
+    }
+}
+
+impl From<&v1::TaskMetering> for TaskMetering {
+    fn from(m: &v1::TaskMetering) -> Self {
+        TaskMetering {
+            fuel: m.fuel,
+            peak_memory: m.peak_memory_bytes,
+            wall: Duration::from_micros(m.wall_us),
+            cpu: Duration::from_micros(m.cpu_us),
+            instantiate: Duration::from_micros(m.instantiate_us),
+            records_in: m.records_in,
+            records_out: m.records_out,
+            bytes_in: m.bytes_in,
+            bytes_out: m.bytes_out,
+            calls: m.calls,
+            log_bytes: m.log_bytes,
+        }
+    }
+}
+
+fn trap_to_proto(k: TrapKind) -> v1::TrapKind {
+    match k {
+        TrapKind::Panic => v1::TrapKind::Panic,
+        TrapKind::Unreachable => v1::TrapKind::Unreachable,
+        TrapKind::StackOverflow => v1::TrapKind::StackOverflow,
+        TrapKind::OutOfBounds => v1::TrapKind::OutOfBounds,
+        TrapKind::Arithmetic => v1::TrapKind::Arithmetic,
+        TrapKind::BadCall => v1::TrapKind::BadCall,
+        TrapKind::Other => v1::TrapKind::Other,
+    }
+}
+
+fn trap_from_proto(value: i32) -> Result<TrapKind, ProtoError> {
+    Ok(match v1::TrapKind::try_from(value) {
+        Ok(v1::TrapKind::Panic) => TrapKind::Panic,
+        Ok(v1::TrapKind::Unreachable) => TrapKind::Unreachable,
+        Ok(v1::TrapKind::StackOverflow) => TrapKind::StackOverflow,
+        Ok(v1::TrapKind::OutOfBounds) => TrapKind::OutOfBounds,
+        Ok(v1::TrapKind::Arithmetic) => TrapKind::Arithmetic,
+        Ok(v1::TrapKind::BadCall) => TrapKind::BadCall,
+        Ok(v1::TrapKind::Other) => TrapKind::Other,
+        Ok(v1::TrapKind::Unspecified) | Err(_) => return Err(ProtoError::UnknownEnum { field: "trap", value }),
+    })
+}
+
+impl From<&EndReason> for v1::EndReason {
+    fn from(r: &EndReason) -> Self {
+        use v1::EndKind as K;
+        let mut m = v1::EndReason::default();
+        let kind = match r {
+            EndReason::Finished => K::Finished,
+            EndReason::OutOfFuel { limit } => {
+                m.limit = *limit;
+                K::OutOfFuel
+            }
+            EndReason::Deadline { limit } => {
+                m.limit = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+                K::Deadline
+            }
+            EndReason::MemoryLimit { limit, requested } => {
+                (m.limit, m.amount) = (*limit, *requested);
+                K::MemoryLimit
+            }
+            EndReason::OutputLimit { limit, produced } => {
+                (m.limit, m.amount) = (*limit, *produced);
+                K::OutputLimit
+            }
+            EndReason::GuestTrap { kind, message } => {
+                m.trap = trap_to_proto(*kind) as i32;
+                m.message = message.clone();
+                K::GuestTrap
+            }
+            EndReason::GuestError { message } => {
+                m.message = message.clone();
+                K::GuestError
+            }
+            EndReason::HostError { message } => {
+                m.message = message.clone();
+                K::HostError
+            }
+            EndReason::Killed => K::Killed,
+        };
+        m.kind = kind as i32;
+        m
+    }
+}
+
+impl TryFrom<&v1::EndReason> for EndReason {
+    type Error = ProtoError;
+
+    fn try_from(m: &v1::EndReason) -> Result<Self, ProtoError> {
+        use v1::EndKind as K;
+        let message = m.message.clone();
+        Ok(match v1::EndKind::try_from(m.kind) {
+            Ok(K::Finished) => EndReason::Finished,
+            Ok(K::OutOfFuel) => EndReason::OutOfFuel { limit: m.limit },
+            Ok(K::Deadline) => EndReason::Deadline { limit: Duration::from_millis(m.limit) },
+            Ok(K::MemoryLimit) => EndReason::MemoryLimit { limit: m.limit, requested: m.amount },
+            Ok(K::OutputLimit) => EndReason::OutputLimit { limit: m.limit, produced: m.amount },
+            Ok(K::GuestTrap) => EndReason::GuestTrap { kind: trap_from_proto(m.trap)?, message },
+            Ok(K::GuestError) => EndReason::GuestError { message },
+            Ok(K::HostError) => EndReason::HostError { message },
+            Ok(K::Killed) => EndReason::Killed,
+            Ok(K::FetchFailed | K::Unspecified) | Err(_) => {
+                return Err(ProtoError::UnknownEnum { field: "end.kind", value: m.kind });
+            }
+        })
+    }
+}
+
+impl From<&Step> for v1::Step {
+    fn from(s: &Step) -> Self {
+        let kind = match s.kind {
+            StepKind::Map => v1::StepKind::Map,
+            StepKind::Filter => v1::StepKind::Filter,
+            StepKind::FlatMap => v1::StepKind::FlatMap,
+            StepKind::MapBatch => v1::StepKind::MapBatch,
+            StepKind::Reduce => v1::StepKind::Reduce,
+        };
+        v1::Step { kind: kind as i32, function: s.function.clone() }
+    }
+}
+
+impl TryFrom<&v1::Step> for Step {
+    type Error = ProtoError;
+
+    fn try_from(s: &v1::Step) -> Result<Self, ProtoError> {
+        let kind = match v1::StepKind::try_from(s.kind) {
+            Ok(v1::StepKind::Map) => StepKind::Map,
+            Ok(v1::StepKind::Filter) => StepKind::Filter,
+            Ok(v1::StepKind::FlatMap) => StepKind::FlatMap,
+            Ok(v1::StepKind::MapBatch) => StepKind::MapBatch,
+            Ok(v1::StepKind::Reduce) => StepKind::Reduce,
+            Ok(v1::StepKind::Unspecified) | Err(_) => {
+                return Err(ProtoError::UnknownEnum { field: "step.kind", value: s.kind });
+            }
+        };
+        Ok(Step { kind, function: s.function.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons() -> Vec<EndReason> {
+        vec![
+            EndReason::Finished,
+            EndReason::OutOfFuel { limit: 7 },
+            EndReason::Deadline { limit: Duration::from_millis(1500) },
+            EndReason::MemoryLimit { limit: 64 << 20, requested: 65 << 20 },
+            EndReason::OutputLimit { limit: 1, produced: 2 },
+            EndReason::GuestTrap { kind: TrapKind::StackOverflow, message: "deep".into() },
+            EndReason::GuestError { message: "bad".into() },
+            EndReason::HostError { message: "disk".into() },
+            EndReason::Killed,
+        ]
+    }
+
+    #[test]
+    fn every_end_reason_round_trips() {
+        for r in reasons() {
+            let m = v1::EndReason::from(&r);
+            assert_eq!(EndReason::try_from(&m).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn unknown_enums_are_errors_not_defaults() {
+        let m = v1::EndReason { kind: 99, ..Default::default() };
+        assert_eq!(EndReason::try_from(&m), Err(ProtoError::UnknownEnum { field: "end.kind", value: 99 }));
+        assert!(EndReason::try_from(&v1::EndReason::default()).is_err(), "unspecified is not `finished`");
+        assert!(Step::try_from(&v1::Step { kind: 0, function: "f".into() }).is_err());
+    }
+
+    #[test]
+    fn limits_metering_and_steps_round_trip() {
+        let l = TaskLimits::default().with_memory(123 << 20).with_deadline(Duration::from_millis(2500));
+        assert_eq!(TaskLimits::from(&v1::TaskLimits::from(&l)), l);
+        let m = TaskMetering {
+            fuel: 1,
+            peak_memory: 2,
+            wall: Duration::from_micros(3),
+            cpu: Duration::from_micros(4),
+            instantiate: Duration::from_micros(5),
+            records_in: 6,
+            records_out: 7,
+            bytes_in: 8,
+            bytes_out: 9,
+            calls: 10,
+            log_bytes: 11,
+        };
+        assert_eq!(TaskMetering::from(&v1::TaskMetering::from(&m)), m);
+        for kind in [StepKind::Map, StepKind::Filter, StepKind::FlatMap, StepKind::MapBatch, StepKind::Reduce] {
+            let s = Step { kind, function: "f".into() };
+            assert_eq!(Step::try_from(&v1::Step::from(&s)).unwrap(), s);
+        }
+    }
+}
