@@ -19,6 +19,7 @@ pub const PROTOCOL_HEADER: &str = "weft-protocol";
 
 /// The generated messages, clients and servers of `weft.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic, rust_2018_idioms, unreachable_pub)]
+#[allow(rustdoc::invalid_html_tags, rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 pub mod v1 {
     tonic::include_proto!("weft.v1");
 }
