@@ -10,6 +10,8 @@
 //!   caches them on agents ([`ArtifactCache`](artifact::ArtifactCache)).
 //! - [`ids`]: typed ids (`DatasetId`, `StageId`, `ShuffleId`, `PartitionId`) from one macro.
 //! - [`plan`]: the logical plan a driver builds — datasets with lineage.
+//! - [`io`]: datasets in object stores (`s3://`, `file://`, plain paths): input split
+//!   planning, a line reader per split, and the atomic text-output commit protocol.
 //! - [`metering`]: the per-task metering record and the typed [`metering::EndReason`]
 //!   that says how a task attempt ended.
 //! - [`limits`]: the budget of one task (fuel, memory, deadline, log and output sizes).
@@ -20,6 +22,7 @@
 pub use weft_codec as codec;
 
 pub mod artifact;
+pub mod io;
 pub mod ids;
 pub mod limits;
 pub mod metering;

@@ -1,0 +1,266 @@
+//! [`OutputCommitter`]: the commit protocol of text output (Hadoop's
+//! `FileOutputCommitter`, algorithm v1). The protocol is described in the
+//! [module docs](super#the-commit-protocol).
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, PutMode, PutPayload};
+
+use super::error::IoError;
+use super::location::DataLocation;
+use super::writer::TextPartWriter;
+
+/// Directory of in-progress output, below the output location.
+pub const TEMPORARY_DIR: &str = "_temporary";
+
+/// Marker written in the output location when every part is in place.
+pub const SUCCESS_MARKER: &str = "_SUCCESS";
+
+/// Part files moved concurrently by [`OutputCommitter::commit_job`].
+const MOVE_CONCURRENCY: usize = 8;
+
+/// The name of partition `partition`'s part file: `part-00007`.
+pub fn part_name(partition: u32) -> String {
+    format!("part-{partition:05}")
+}
+
+/// Writes text output to a location so that it appears complete or not at all.
+///
+/// Stateless: the driver and every task may build their own committer for the same
+/// location; all state lives in the store under `_temporary/`.
+#[derive(Debug, Clone)]
+pub struct OutputCommitter {
+    location: DataLocation,
+}
+
+impl OutputCommitter {
+    /// A committer for output at `location`.
+    pub fn new(location: DataLocation) -> Self {
+        Self { location }
+    }
+
+    /// The output location.
+    pub fn location(&self) -> &DataLocation {
+        &self.location
+    }
+
+    fn store(&self) -> &dyn ObjectStore {
+        self.location.store().as_ref()
+    }
+
+    fn temporary(&self) -> Path {
+        self.location.path().child(TEMPORARY_DIR)
+    }
+
+    fn attempt_path(&self, partition: u32, attempt: u32) -> Path {
+        self.temporary().child(attempt.to_string()).child(part_name(partition))
+    }
+
+    fn claim_path(&self, partition: u32) -> Path {
+        self.temporary().child("claims").child(part_name(partition))
+    }
+
+    fn committed_path(&self, partition: u32) -> Path {
+        self.temporary().child("committed").child(part_name(partition))
+    }
+
+    fn final_path(&self, partition: u32) -> Path {
+        self.location.path().child(part_name(partition))
+    }
+
+    fn error(&self, path: &Path, source: object_store::Error) -> IoError {
+        IoError::from_store(self.location.uri_of(path), source)
+    }
+
+    /// Checks that the output location holds nothing: no object at it and none below
+    /// it, a leftover `_temporary/` included. Otherwise [`IoError::OutputExists`].
+    #[tracing::instrument(name = "weft.core.io.setup_job", skip_all, fields(uri = %self.location))]
+    pub async fn setup_job(&self) -> Result<(), IoError> {
+        let path = self.location.path();
+        if !path.as_ref().is_empty() {
+            match self.store().head(path).await {
+                Ok(_) => return Err(self.exists(path)),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(source) => return Err(self.error(path, source)),
+            }
+        }
+        match self.store().list(Some(path)).next().await {
+            None | Some(Err(object_store::Error::NotFound { .. })) => Ok(()),
+            Some(Ok(meta)) => Err(self.exists(&meta.location)),
+            Some(Err(source)) => Err(self.error(path, source)),
+        }
+    }
+
+    fn exists(&self, found: &Path) -> IoError {
+        IoError::OutputExists { uri: self.location.uri(), found: self.location.uri_of(found) }
+    }
+
+    /// A writer of `_temporary/<attempt>/part-<partition:05>`.
+    pub fn task_writer(&self, partition: u32, attempt: u32) -> TextPartWriter {
+        let path = self.attempt_path(partition, attempt);
+        let uri = self.location.uri_of(&path);
+        TextPartWriter::new(std::sync::Arc::clone(self.location.store()), path, uri)
+    }
+
+    /// Commits a finished attempt: claims the partition, then copies the attempt's file
+    /// to `_temporary/committed/part-<partition:05>`.
+    ///
+    /// The claim is an object created with a conditional PUT (create only if absent),
+    /// so exactly one attempt per partition wins, however many race. Committing the
+    /// winning attempt again is a no-op that redoes the copy (safe after a crash); any
+    /// other attempt of a committed partition gets [`IoError::CommitDenied`] and must
+    /// be discarded. An attempt whose file was never finished is
+    /// [`IoError::AttemptNotFound`].
+    #[tracing::instrument(name = "weft.core.io.commit_task", skip(self), fields(uri = %self.location))]
+    pub async fn commit_task(&self, partition: u32, attempt: u32) -> Result<(), IoError> {
+        let from = self.attempt_path(partition, attempt);
+        match self.store().head(&from).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(IoError::AttemptNotFound { uri: self.location.uri(), partition, attempt });
+            }
+            Err(source) => return Err(self.error(&from, source)),
+        }
+        let claim = self.claim_path(partition);
+        let ours = attempt.to_string();
+        let put = self.store().put_opts(&claim, PutPayload::from(ours.clone()), PutMode::Create.into()).await;
+        match put {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                let winner = self.read_claim(&claim).await?;
+                if winner != ours {
+                    return Err(IoError::CommitDenied {
+                        uri: self.location.uri(),
+                        partition,
+                        attempt,
+                        winner,
+                    });
+                }
+            }
+            Err(source) => return Err(self.error(&claim, source)),
+        }
+        let to = self.committed_path(partition);
+        self.store().copy(&from, &to).await.map_err(|source| self.error(&to, source))?;
+        tracing::debug!(partition, attempt, "task committed");
+        Ok(())
+    }
+
+    async fn read_claim(&self, claim: &Path) -> Result<String, IoError> {
+        let result = self.store().get(claim).await;
+        let bytes = match result {
+            Ok(got) => got.bytes().await,
+            Err(source) => Err(source),
+        }
+        .map_err(|source| self.error(claim, source))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Deletes an attempt's file (a failed or losing attempt); missing is fine.
+    pub async fn abort_task(&self, partition: u32, attempt: u32) -> Result<(), IoError> {
+        let path = self.attempt_path(partition, attempt);
+        match self.store().delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(self.error(&path, source)),
+        }
+    }
+
+    /// Publishes the job: moves every committed part to `<location>/part-<n>`, writes
+    /// `_SUCCESS`, then deletes `_temporary/`. Returns the partitions published.
+    ///
+    /// Idempotent: after a crash, calling it again finishes the job (parts already
+    /// moved are recognised). A claimed partition whose part is neither committed nor
+    /// published is [`IoError::IncompleteCommit`], and nothing is marked successful.
+    #[tracing::instrument(name = "weft.core.io.commit_job", skip_all, fields(uri = %self.location))]
+    pub async fn commit_job(&self) -> Result<Vec<u32>, IoError> {
+        let mut partitions = self.claimed_partitions().await?;
+        partitions.sort_unstable();
+        futures::stream::iter(partitions.iter().map(|&partition| self.publish(partition)))
+            .buffer_unordered(MOVE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let success = self.location.path().child(SUCCESS_MARKER);
+        self.store()
+            .put(&success, PutPayload::default())
+            .await
+            .map_err(|source| self.error(&success, source))?;
+        self.delete_temporary().await?;
+        tracing::info!(parts = partitions.len(), "job output committed");
+        Ok(partitions)
+    }
+
+    async fn publish(&self, partition: u32) -> Result<(), IoError> {
+        let (from, to) = (self.committed_path(partition), self.final_path(partition));
+        match self.store().rename(&from, &to).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => match self.store().head(&to).await {
+                Ok(_) => Ok(()),
+                Err(object_store::Error::NotFound { .. }) => {
+                    Err(IoError::IncompleteCommit { uri: self.location.uri(), partition })
+                }
+                Err(source) => Err(self.error(&to, source)),
+            },
+            Err(source) => Err(self.error(&from, source)),
+        }
+    }
+
+    /// The partitions with a claim, i.e. committed (or being committed) by a task.
+    async fn claimed_partitions(&self) -> Result<Vec<u32>, IoError> {
+        let claims = self.temporary().child("claims");
+        let listed: Vec<_> = match self.store().list(Some(&claims)).try_collect().await {
+            Ok(listed) => listed,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(source) => return Err(self.error(&claims, source)),
+        };
+        Ok(listed
+            .iter()
+            .filter_map(|meta| meta.location.filename()?.strip_prefix("part-")?.parse().ok())
+            .collect())
+    }
+
+    /// Abandons the job: removes what it published, if it got that far without
+    /// writing `_SUCCESS` (the parts of claimed partitions), then `_temporary/`.
+    /// A job that did write `_SUCCESS` is complete and only loses its `_temporary/`.
+    #[tracing::instrument(name = "weft.core.io.abort_job", skip_all, fields(uri = %self.location))]
+    pub async fn abort_job(&self) -> Result<(), IoError> {
+        let success = self.location.path().child(SUCCESS_MARKER);
+        let committed = match self.store().head(&success).await {
+            Ok(_) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(source) => return Err(self.error(&success, source)),
+        };
+        if !committed {
+            for partition in self.claimed_partitions().await? {
+                let path = self.final_path(partition);
+                match self.store().delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(source) => return Err(self.error(&path, source)),
+                }
+            }
+        }
+        self.delete_temporary().await?;
+        if let Some(dir) = self.location.local_path().filter(|_| !committed) {
+            // Leaves no empty output directory behind; fails harmlessly when not empty.
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
+        Ok(())
+    }
+
+    /// Deletes every object below `_temporary/` (and, locally, its directories).
+    async fn delete_temporary(&self) -> Result<(), IoError> {
+        let temporary = self.temporary();
+        let paths = self.store().list(Some(&temporary)).map_ok(|meta| meta.location).boxed();
+        let deleted = self.store().delete_stream(paths).try_collect::<Vec<Path>>().await;
+        match deleted {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(source) => return Err(self.error(&temporary, source)),
+        }
+        if let Some(dir) = self.location.child(TEMPORARY_DIR).local_path() {
+            match tokio::fs::remove_dir_all(dir).await {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(IoError::Local { uri: dir.display().to_string(), source }),
+            }
+        }
+        Ok(())
+    }
+}
