@@ -19,6 +19,8 @@
 //! - [`ArtifactCache`]: an agent's local cache directory keyed by digest, bounded in
 //!   size, verified on every read, with deduplicated concurrent fetches
 //!   ([`get_or_fetch`](ArtifactCache::get_or_fetch)).
+//! - [`ArtifactService`] / [`RemoteArtifacts`]: the master's store served over gRPC,
+//!   the default place agents fetch components from; verified on both ends.
 //!
 //! # URIs
 //!
@@ -85,6 +87,7 @@ pub mod config;
 pub mod digest;
 mod error;
 mod fetch;
+pub mod remote;
 mod resolver;
 mod store;
 pub mod uri;
@@ -93,6 +96,7 @@ pub use cache::ArtifactCache;
 pub use config::{CacheConfig, ResolverConfig, S3Config};
 pub use digest::{Digest, DigestParseError};
 pub use error::ArtifactError;
+pub use remote::{ArtifactService, RemoteArtifacts, RemoteError};
 pub use resolver::Resolver;
 pub use store::{ArtifactStore, DEFAULT_PREFIX};
 pub use uri::{ArtifactUri, UriError};

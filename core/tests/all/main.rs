@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod artifact_cache;
+mod artifact_grpc;
 mod artifact_resolver;
 mod artifact_store;
 mod support;
