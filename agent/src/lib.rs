@@ -42,6 +42,7 @@
 
 mod pool;
 pub mod sandbox;
+pub mod shuffle;
 
 pub use pool::{PoolClosed, WasmPool};
 pub use sandbox::{

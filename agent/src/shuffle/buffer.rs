@@ -1,0 +1,126 @@
+//! The in-memory sort buffer of a map task.
+//!
+//! Pairs are copied into one arena (key bytes then value bytes, back to back);
+//! each gets a fixed-size [`Entry`] naming its partition and where it lives.
+//! Sorting moves only the entries. The buffer's size, checked against the
+//! writer's memory budget, is the arena's length plus the entries' size; a
+//! partition's batch built while draining adds at most one partition's bytes
+//! on top of that.
+
+use super::combine::Combiner;
+use super::error::ShuffleError;
+use weft_codec::batch::BatchWriter;
+
+/// Where one buffered pair lives.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    partition: u32,
+    key_len: u32,
+    value_len: u32,
+    start: usize,
+}
+
+/// Buffered pairs of one map task, waiting to be sorted.
+#[derive(Debug, Default)]
+pub(crate) struct SortBuffer {
+    arena: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+impl SortBuffer {
+    /// Buffer one pair for `partition`.
+    pub(crate) fn push(&mut self, partition: u32, key: &[u8], value: &[u8]) {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(key);
+        self.arena.extend_from_slice(value);
+        // Entries of a batch are at most 4 GiB, so the lengths fit in u32.
+        let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+        let value_len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        self.entries.push(Entry { partition, key_len, value_len, start });
+    }
+
+    /// Bytes the buffer accounts for: pair bytes plus one entry per pair.
+    pub(crate) fn bytes(&self) -> usize {
+        self.arena.len() + self.entries.len() * size_of::<Entry>()
+    }
+
+    /// Whether nothing is buffered.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn key(&self, e: &Entry) -> &[u8] {
+        &self.arena[e.start..e.start + e.key_len as usize]
+    }
+
+    fn value(&self, e: &Entry) -> &[u8] {
+        let at = e.start + e.key_len as usize;
+        &self.arena[at..at + e.value_len as usize]
+    }
+
+    /// Sort by (partition, key), stably, then hand each of the `partitions`
+    /// partitions' pair batch (combined, when a combiner is given; empty for a
+    /// partition without pairs) to `each`, in partition order. The buffer is empty
+    /// afterwards and keeps its allocations.
+    pub(crate) fn drain_sorted(
+        &mut self,
+        partitions: u32,
+        mut combiner: Option<&mut Combiner>,
+        mut each: impl FnMut(u32, Vec<u8>) -> Result<(), ShuffleError>,
+    ) -> Result<(), ShuffleError> {
+        let mut entries = std::mem::take(&mut self.entries);
+        // `sort_by` is stable: equal keys keep their arrival order.
+        entries.sort_by(|a, b| a.partition.cmp(&b.partition).then_with(|| self.key(a).cmp(self.key(b))));
+        let mut rest = entries.as_slice();
+        for p in 0..partitions {
+            let n = rest.iter().take_while(|e| e.partition == p).count();
+            let (these, after) = rest.split_at(n);
+            rest = after;
+            let bytes: usize = these.iter().map(|e| 8 + e.key_len as usize + e.value_len as usize).sum();
+            let mut batch = BatchWriter::with_capacity(bytes);
+            for e in these {
+                batch.push(self.key(e));
+                batch.push(self.value(e));
+            }
+            let mut batch = batch.finish();
+            if let Some(c) = combiner.as_deref_mut() {
+                batch = c.apply(batch)?;
+            }
+            each(p, batch)?;
+        }
+        entries.clear();
+        self.entries = entries;
+        self.arena.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_codec::batch::pairs;
+
+    #[test]
+    fn sorts_stably_by_partition_then_key() {
+        let mut b = SortBuffer::default();
+        for (p, k, v) in [(1, "b", "1"), (0, "z", "2"), (1, "a", "3"), (1, "b", "4"), (0, "a", "5")] {
+            b.push(p, k.as_bytes(), v.as_bytes());
+        }
+        assert!(b.bytes() >= 10);
+        let mut got = Vec::new();
+        b.drain_sorted(3, None, |p, batch| {
+            for pair in pairs(&batch) {
+                let (k, v) = pair.unwrap();
+                got.push((p, String::from_utf8(k.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap()));
+            }
+            Ok(())
+        })
+        .unwrap();
+        let want = [(0, "a", "5"), (0, "z", "2"), (1, "a", "3"), (1, "b", "1"), (1, "b", "4")];
+        let want: Vec<_> = want.iter().map(|(p, k, v)| (*p, k.to_string(), v.to_string())).collect();
+        assert_eq!(got, want);
+        assert!(b.is_empty());
+        assert_eq!(b.bytes(), 0);
+    }
+}

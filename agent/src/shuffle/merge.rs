@@ -1,0 +1,179 @@
+//! k-way merge of sorted pair sources.
+//!
+//! Used twice: by the writer to merge its spilled runs into one block per
+//! partition, and by the reader to merge the blocks of all map tasks into one
+//! sorted stream. A binary heap holds the head key of every source; the value
+//! waits beside it, so nothing is cloned. Ties go to the lower source index: the
+//! writer numbers runs in the order they were cut, which keeps equal keys in
+//! arrival order (a stable merge of stable sorts), and the reader numbers blocks
+//! by map task, which makes its output deterministic.
+//!
+//! [`Merge::next_chunk`] cuts the merged stream into pair batches of about a
+//! target size, only between keys, so a consumer (a combine step, a reduce
+//! function) sees every pair of a key in one batch. A single key with more pairs
+//! than the target makes one larger batch.
+
+use super::error::ShuffleError;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use weft_codec::batch::{BatchWriter, PREFIX};
+
+/// One owned pair: key bytes, value bytes.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// A source of pairs sorted by key.
+pub trait PairSource {
+    /// The next pair, `None` at the end.
+    fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError>;
+}
+
+/// A pair batch in memory, read front to back.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchSource<B> {
+    buf: B,
+    pos: usize,
+}
+
+impl<B: AsRef<[u8]>> BatchSource<B> {
+    pub(crate) fn new(buf: B) -> Self {
+        Self { buf, pos: 0 }
+    }
+}
+
+impl<B: AsRef<[u8]>> PairSource for BatchSource<B> {
+    fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError> {
+        let rest = &self.buf.as_ref()[self.pos..];
+        let mut it = weft_codec::batch::pairs(rest);
+        match it.next() {
+            None => Ok(None),
+            Some(Err(source)) => Err(ShuffleError::Malformed { source }),
+            Some(Ok((k, v))) => {
+                self.pos += 2 * PREFIX + k.len() + v.len();
+                Ok(Some((k.to_vec(), v.to_vec())))
+            }
+        }
+    }
+}
+
+/// The k-way merge of several sorted sources.
+pub struct Merge<S> {
+    sources: Vec<S>,
+    values: Vec<Option<Vec<u8>>>,
+    heap: BinaryHeap<Reverse<(Vec<u8>, usize)>>,
+    primed: bool,
+}
+
+impl<S: PairSource> Merge<S> {
+    /// Merge `sources`; on equal keys, lower indices come first. Nothing is
+    /// read until the first pair is asked for.
+    pub fn new(sources: Vec<S>) -> Self {
+        let heap = BinaryHeap::with_capacity(sources.len());
+        Self { values: vec![None; sources.len()], sources, heap, primed: false }
+    }
+
+    /// Read the head of every source.
+    fn prime(&mut self) -> Result<(), ShuffleError> {
+        if !self.primed {
+            for i in 0..self.sources.len() {
+                self.advance(i, None)?;
+            }
+            self.primed = true;
+        }
+        Ok(())
+    }
+
+    /// Pull source `i`'s next pair onto the heap; it must not sort before `after`.
+    fn advance(&mut self, i: usize, after: Option<&[u8]>) -> Result<(), ShuffleError> {
+        if let Some((k, v)) = self.sources[i].next_pair()? {
+            if after.is_some_and(|a| k.as_slice() < a) {
+                return Err(ShuffleError::Unsorted);
+            }
+            self.heap.push(Reverse((k, i)));
+            self.values[i] = Some(v);
+        }
+        Ok(())
+    }
+
+    /// The key the next pair will have (`None` at the end, or before the first
+    /// pair was read).
+    pub fn peek_key(&self) -> Option<&[u8]> {
+        self.heap.peek().map(|Reverse((k, _))| k.as_slice())
+    }
+
+    /// The next pair in key order.
+    pub fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError> {
+        self.prime()?;
+        let Some(Reverse((key, i))) = self.heap.pop() else { return Ok(None) };
+        let value = self.values[i].take().unwrap_or_default();
+        self.advance(i, Some(&key))?;
+        Ok(Some((key, value)))
+    }
+
+    /// The next pair batch of at least `target` bytes (unless the stream ends
+    /// first), cut between keys; `None` at the end.
+    pub fn next_chunk(&mut self, target: usize) -> Result<Option<Vec<u8>>, ShuffleError> {
+        let mut out = BatchWriter::new();
+        while let Some((k, v)) = self.next_pair()? {
+            out.push(&k);
+            out.push(&v);
+            if out.byte_len() >= target && self.peek_key() != Some(k.as_slice()) {
+                break;
+            }
+        }
+        Ok(if out.is_empty() { None } else { Some(out.finish()) })
+    }
+}
+
+impl<S: PairSource> PairSource for Merge<S> {
+    fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError> {
+        Merge::next_pair(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_codec::batch::pairs;
+
+    fn batch(items: &[(&str, &str)]) -> Vec<u8> {
+        let mut w = BatchWriter::new();
+        for (k, v) in items {
+            w.push(k.as_bytes());
+            w.push(v.as_bytes());
+        }
+        w.finish()
+    }
+
+    fn flat(b: &[u8]) -> Vec<(String, String)> {
+        pairs(b)
+            .map(|p| {
+                let (k, v) = p.unwrap();
+                (String::from_utf8(k.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merges_stably_and_chunks_between_keys() {
+        let a = BatchSource::new(batch(&[("a", "a0"), ("c", "a1"), ("c", "a2")]));
+        let b = BatchSource::new(batch(&[("b", "b0"), ("c", "b1"), ("d", "b2")]));
+        let mut m = Merge::new(vec![a, b]);
+        let mut chunks = Vec::new();
+        while let Some(c) = m.next_chunk(1).unwrap() {
+            chunks.push(flat(&c));
+        }
+        let keys: Vec<Vec<&str>> =
+            chunks.iter().map(|c| c.iter().map(|(k, _)| k.as_str()).collect()).collect();
+        assert_eq!(keys, vec![vec!["a"], vec!["b"], vec!["c", "c", "c"], vec!["d"]]);
+        let cs: Vec<&str> = chunks[2].iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(cs, ["a1", "a2", "b1"]);
+    }
+
+    #[test]
+    fn unsorted_source_is_an_error_and_empty_merge_ends() {
+        let mut m = Merge::new(vec![BatchSource::new(batch(&[("b", ""), ("a", "")]))]);
+        assert!(m.next_chunk(1 << 20).is_err());
+        let mut empty = Merge::new(Vec::<BatchSource<Vec<u8>>>::new());
+        assert!(empty.next_chunk(10).unwrap().is_none());
+    }
+}

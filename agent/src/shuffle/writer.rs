@@ -1,0 +1,262 @@
+//! The shuffle writer of one map task: partition, buffer, sort, combine, spill,
+//! and merge into one data file and one index file.
+//!
+//! See the [module docs](super) for the algorithm. The writer is synchronous
+//! (it does file I/O and sorting); call it from a blocking thread, not from the
+//! I/O runtime.
+//!
+//! Memory: the sort buffer is spilled as soon as its accounted size passes
+//! [`WriterConfig::memory_budget`]; while a run is cut, one partition's batch is
+//! built beside it. Merging holds one pair per run plus one output chunk
+//! ([`WriterConfig::chunk_bytes`]).
+//!
+//! Atomicity: the data and index are written to temporary files in the output
+//! directory, synced, then renamed into place: first any old index is removed,
+//! then the data file is renamed, the index last. A reader trusts a map output
+//! only through its index, whose last offset must equal the data file's length,
+//! so a crash at any point leaves either no index or a complete pair.
+
+use super::block::{BlockEncoder, Checksummed, Compression};
+use super::buffer::SortBuffer;
+use super::combine::Combiner;
+use super::error::ShuffleError;
+use super::ids::{MapId, ShuffleId, data_file_name, index_file_name};
+use super::index::IndexFile;
+use super::merge::{BatchSource, Merge, Pair, PairSource};
+use super::partitioner::Partitioner;
+use super::spill::{RunSource, SpillRun, SpillWriter};
+use serde::{Deserialize, Serialize};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use weft_codec::batch::{count, pairs};
+
+/// Tuning of a [`ShuffleWriter`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriterConfig {
+    /// Bytes of buffered pairs (plus per-pair bookkeeping) before a run is
+    /// sorted and spilled to disk.
+    pub memory_budget: usize,
+    /// How blocks are stored in the data file.
+    pub compression: Compression,
+    /// Size of the chunks the merge hands to the combiner and the encoder.
+    pub chunk_bytes: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self { memory_budget: 64 << 20, compression: Compression::None, chunk_bytes: 1 << 20 }
+    }
+}
+
+impl WriterConfig {
+    /// Set the memory budget in bytes.
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
+    /// Set the block compression.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Set the merge chunk size in bytes.
+    pub fn with_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_bytes = bytes.max(1);
+        self
+    }
+}
+
+/// What one map task wrote: reported to the scheduler and used to locate blocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapOutput {
+    /// The data file.
+    pub data_path: PathBuf,
+    /// Its index.
+    pub index_path: PathBuf,
+    /// The stored length of each partition's block (0 for an empty partition).
+    pub partition_lengths: Vec<u64>,
+    /// Pairs in the data file, after combining.
+    pub records_written: u64,
+    /// Length of the data file.
+    pub bytes_written: u64,
+    /// Bytes written to spill files along the way.
+    pub spill_bytes: u64,
+}
+
+/// Writes the shuffle output of one map task.
+#[derive(Debug)]
+pub struct ShuffleWriter {
+    dir: PathBuf,
+    shuffle: ShuffleId,
+    map: MapId,
+    partitioner: Partitioner,
+    config: WriterConfig,
+    combiner: Option<Combiner>,
+    buffer: SortBuffer,
+    runs: Vec<SpillRun>,
+    spill_bytes: u64,
+}
+
+impl ShuffleWriter {
+    /// A writer for map task `map` of `shuffle`, writing its files into `dir`.
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        shuffle: ShuffleId,
+        map: MapId,
+        partitioner: Partitioner,
+        config: WriterConfig,
+    ) -> Self {
+        Self {
+            dir: dir.into(),
+            shuffle,
+            map,
+            partitioner,
+            config,
+            combiner: None,
+            buffer: SortBuffer::default(),
+            runs: Vec::new(),
+            spill_bytes: 0,
+        }
+    }
+
+    /// Combine the values of each key before spilling and writing.
+    pub fn with_combiner(mut self, combiner: Combiner) -> Self {
+        self.combiner = Some(combiner);
+        self
+    }
+
+    /// Add one pair batch. A malformed batch is rejected whole, before any of
+    /// its pairs are buffered.
+    pub fn write(&mut self, batch: &[u8]) -> Result<(), ShuffleError> {
+        let entries = count(batch).map_err(|source| ShuffleError::Malformed { source })?;
+        if entries % 2 != 0 {
+            return Err(ShuffleError::Malformed { source: weft_codec::DecodeError::UnpairedKey { entries } });
+        }
+        for pair in pairs(batch) {
+            let (k, v) = pair.map_err(|source| ShuffleError::Malformed { source })?;
+            self.buffer.push(self.partitioner.partition(k), k, v);
+            if self.buffer.bytes() > self.config.memory_budget {
+                self.spill()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sort, combine and write the buffer as a run file.
+    fn spill(&mut self) -> Result<(), ShuffleError> {
+        let prefix = format!(".shuffle_{}_{}.run{}.", self.shuffle.0, self.map.0, self.runs.len());
+        let mut run = SpillWriter::create(&self.dir, &prefix)?;
+        let partitions = self.partitioner.partitions();
+        self.buffer.drain_sorted(partitions, self.combiner.as_mut(), |_, batch| run.partition(&batch))?;
+        let run = run.finish()?;
+        self.spill_bytes += run.bytes();
+        tracing::debug!(
+            shuffle = self.shuffle.0,
+            map = self.map.0,
+            run = self.runs.len(),
+            bytes = run.bytes(),
+            "weft.agent.shuffle.spill"
+        );
+        self.runs.push(run);
+        Ok(())
+    }
+
+    /// Merge everything written into the map output's data and index files.
+    pub fn finish(mut self) -> Result<MapOutput, ShuffleError> {
+        let partitions = self.partitioner.partitions();
+        let mut last_run: Vec<Vec<u8>> = Vec::with_capacity(partitions as usize);
+        self.buffer.drain_sorted(partitions, self.combiner.as_mut(), |_, batch| {
+            last_run.push(batch);
+            Ok(())
+        })?;
+
+        let data_tmp = temp_in(&self.dir, ".data")?;
+        let tmp_path = data_tmp.path().to_path_buf();
+        let mut out = Checksummed::new(BufWriter::with_capacity(256 << 10, data_tmp));
+        let mut offsets = vec![0u64];
+        let mut checksums = Vec::with_capacity(partitions as usize);
+        let mut records = 0u64;
+        for (p, memory) in (0..partitions).zip(last_run) {
+            let mut block = BlockEncoder::new(self.config.compression, &mut out);
+            if self.runs.is_empty() {
+                // One run, already sorted and combined: no merge needed.
+                records += (count(&memory).map_err(|source| ShuffleError::Malformed { source })? / 2) as u64;
+                block.write(&memory).map_err(ShuffleError::io(&tmp_path))?;
+            } else {
+                let mut sources: Vec<Source> =
+                    self.runs.iter().map(|r| r.partition(p).map(Source::Run)).collect::<Result<_, _>>()?;
+                sources.push(Source::Memory(BatchSource::new(memory)));
+                let mut merge = Merge::new(sources);
+                while let Some(mut chunk) = merge.next_chunk(self.config.chunk_bytes)? {
+                    if let Some(c) = self.combiner.as_mut() {
+                        chunk = c.apply(chunk)?;
+                    }
+                    records +=
+                        (count(&chunk).map_err(|source| ShuffleError::Malformed { source })? / 2) as u64;
+                    block.write(&chunk).map_err(ShuffleError::io(&tmp_path))?;
+                }
+            }
+            block.finish().map_err(ShuffleError::io(&tmp_path))?;
+            let (end, crc) = out.end_block();
+            offsets.push(end);
+            checksums.push(crc);
+        }
+        let bytes_written = offsets.last().copied().unwrap_or(0);
+        let data_tmp = out
+            .into_inner()
+            .into_inner()
+            .map_err(|e| ShuffleError::Io { path: tmp_path.clone(), source: e.into_error() })?;
+        data_tmp.as_file().sync_all().map_err(ShuffleError::io(&tmp_path))?;
+
+        let index = IndexFile::new(self.config.compression, offsets, checksums);
+        let mut index_tmp = temp_in(&self.dir, ".index")?;
+        index_tmp.write_all(&index.encode()).map_err(ShuffleError::io(index_tmp.path()))?;
+        index_tmp.as_file().sync_all().map_err(ShuffleError::io(index_tmp.path()))?;
+
+        let data_path = self.dir.join(data_file_name(self.shuffle, self.map));
+        let index_path = self.dir.join(index_file_name(self.shuffle, self.map));
+        match std::fs::remove_file(&index_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ShuffleError::io(&index_path)(e));
+            }
+            _ => {}
+        }
+        data_tmp.persist(&data_path).map_err(|e| ShuffleError::io(&data_path)(e.error))?;
+        index_tmp.persist(&index_path).map_err(|e| ShuffleError::io(&index_path)(e.error))?;
+
+        Ok(MapOutput {
+            data_path,
+            index_path,
+            partition_lengths: index.block_lengths(),
+            records_written: records,
+            bytes_written,
+            spill_bytes: self.spill_bytes,
+        })
+    }
+}
+
+fn temp_in(dir: &Path, suffix: &str) -> Result<tempfile::NamedTempFile, ShuffleError> {
+    tempfile::Builder::new()
+        .prefix(".shuffle-")
+        .suffix(suffix)
+        .tempfile_in(dir)
+        .map_err(ShuffleError::io(dir))
+}
+
+/// A merge input: a spilled run or the last, in-memory one.
+enum Source {
+    Run(RunSource),
+    Memory(BatchSource<Vec<u8>>),
+}
+
+impl PairSource for Source {
+    fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError> {
+        match self {
+            Self::Run(r) => r.next_pair(),
+            Self::Memory(m) => m.next_pair(),
+        }
+    }
+}
