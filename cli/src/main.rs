@@ -10,7 +10,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 use weft_agent::{Chain, Op, OpKind, Sandbox, SandboxConfig, TaskContext, WasmPool};
-use weft_core::artifact::{ArtifactStore, ArtifactUri, Digest, Resolver, ResolverConfig};
+use weft_core::artifact::{ArtifactStore, ArtifactUri, Digest, RemoteArtifacts, Resolver, ResolverConfig};
 use weft_core::codec::batch::{BatchWriter, entries};
 use weft_core::limits::TaskLimits;
 use weft_core::metering::EndReason;
@@ -67,9 +67,22 @@ enum ArtifactCommand {
 
 #[derive(Args)]
 struct StoreArgs {
-    /// The local artifact store directory.
+    /// The local artifact store directory (used when --master is not given).
     #[arg(long, env = "WEFT_STORE", default_value = ".weft/store")]
     store: PathBuf,
+    /// Use the artifact store a master hosts, e.g. http://127.0.0.1:7070.
+    #[arg(long, env = "WEFT_MASTER")]
+    master: Option<String>,
+}
+
+/// A client of the master's artifact store.
+async fn remote(master: &str) -> Result<RemoteArtifacts> {
+    let channel = tonic::transport::Channel::from_shared(master.to_string())
+        .with_context(|| format!("bad master address `{master}` (expected e.g. http://127.0.0.1:7070)"))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the master at {master}: is `weft master` running there?"))?;
+    Ok(RemoteArtifacts::new(channel))
 }
 
 #[derive(Subcommand)]
@@ -149,7 +162,10 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let bytes =
                 tokio::fs::read(&file).await.with_context(|| format!("reading {}", file.display()))?;
             let len = bytes.len();
-            let digest = open_store(&store)?.put(bytes.into()).await?;
+            let digest = match &store.master {
+                Some(master) => remote(master).await?.put(bytes.into()).await?,
+                None => open_store(&store)?.put(bytes.into()).await?,
+            };
             if json {
                 println!("{}", serde_json::json!({ "digest": digest.to_string(), "bytes": len }));
             } else {
@@ -183,6 +199,9 @@ async fn resolve(component: &str, store: &StoreArgs) -> Result<(Digest, bytes::B
         return Ok((Digest::of(&bytes), bytes.into()));
     }
     let uri = ArtifactUri::parse(component)?;
+    if let (ArtifactUri::Blake3(digest), Some(master)) = (&uri, &store.master) {
+        return Ok((*digest, remote(master).await?.get(digest).await?));
+    }
     let resolver = Resolver::new(open_store(store)?, ResolverConfig::default());
     Ok(resolver.resolve(&uri).await?)
 }
