@@ -10,6 +10,8 @@
 //!   caches them on agents ([`ArtifactCache`](artifact::ArtifactCache)).
 //! - [`ids`]: typed ids (`DatasetId`, `StageId`, `ShuffleId`, `PartitionId`) from one macro.
 //! - [`plan`]: the logical plan a driver builds — datasets with lineage.
+//! - [`proto`]: the gRPC contract, generated from `proto/` without a system `protoc`,
+//!   and the one conversion layer between its messages and domain types.
 //! - [`io`]: datasets in object stores (`s3://`, `file://`, plain paths): input split
 //!   planning, a line reader per split, and the atomic text-output commit protocol.
 //! - [`metering`]: the per-task metering record and the typed [`metering::EndReason`]
@@ -22,8 +24,9 @@
 pub use weft_codec as codec;
 
 pub mod artifact;
-pub mod io;
 pub mod ids;
+pub mod io;
 pub mod limits;
 pub mod metering;
 pub mod plan;
+pub mod proto;

@@ -126,7 +126,9 @@ pub enum PlanError {
     #[error("unknown dataset {0}: use a dataset handle from this job's driver")]
     UnknownDataset(DatasetId),
     /// A shuffle or join over a dataset that is not pairs.
-    #[error("{operation} needs a pair dataset, but {dataset} holds plain records: map to (key, value) pairs first")]
+    #[error(
+        "{operation} needs a pair dataset, but {dataset} holds plain records: map to (key, value) pairs first"
+    )]
     NotKeyed {
         /// The operation.
         operation: &'static str,
@@ -273,7 +275,8 @@ mod tests {
         let pairs = p.add(Node::Narrow { parent: lines, step: step(StepKind::Map, "one") }, true).unwrap();
         let kept = p.add(Node::Narrow { parent: pairs, step: step(StepKind::Filter, "f") }, false).unwrap();
         assert!(p.get(kept).unwrap().keyed, "a filter keeps its parent's shape");
-        let counts = p.add(Node::Shuffle { parent: kept, kind: ShuffleKind::SumByKey, partitions: 4 }, false).unwrap();
+        let counts =
+            p.add(Node::Shuffle { parent: kept, kind: ShuffleKind::SumByKey, partitions: 4 }, false).unwrap();
         assert!(p.get(counts).unwrap().keyed);
     }
 
@@ -297,7 +300,10 @@ mod tests {
         let a = p.add(Node::Parallelize { partitions: vec![vec![]] }, false).unwrap();
         let b = p.add(Node::Parallelize { partitions: vec![vec![]] }, true).unwrap();
         assert_eq!(p.add(Node::Union { a, b }, false), Err(PlanError::MixedUnion { a, b }));
-        assert_eq!(p.add(Node::Parallelize { partitions: vec![] }, false), Err(PlanError::NoPartitions("parallelize")));
+        assert_eq!(
+            p.add(Node::Parallelize { partitions: vec![] }, false),
+            Err(PlanError::NoPartitions("parallelize"))
+        );
         assert!(p.cache(DatasetId(42)).is_err());
     }
 }

@@ -116,7 +116,9 @@ fn trap_from_proto(value: i32) -> Result<TrapKind, ProtoError> {
         Ok(v1::TrapKind::Arithmetic) => TrapKind::Arithmetic,
         Ok(v1::TrapKind::BadCall) => TrapKind::BadCall,
         Ok(v1::TrapKind::Other) => TrapKind::Other,
-        Ok(v1::TrapKind::Unspecified) | Err(_) => return Err(ProtoError::UnknownEnum { field: "trap", value }),
+        Ok(v1::TrapKind::Unspecified) | Err(_) => {
+            return Err(ProtoError::UnknownEnum { field: "trap", value });
+        }
     })
 }
 
@@ -268,7 +270,8 @@ mod tests {
             log_bytes: 11,
         };
         assert_eq!(TaskMetering::from(&v1::TaskMetering::from(&m)), m);
-        for kind in [StepKind::Map, StepKind::Filter, StepKind::FlatMap, StepKind::MapBatch, StepKind::Reduce] {
+        for kind in [StepKind::Map, StepKind::Filter, StepKind::FlatMap, StepKind::MapBatch, StepKind::Reduce]
+        {
             let s = Step { kind, function: "f".into() };
             assert_eq!(Step::try_from(&v1::Step::from(&s)).unwrap(), s);
         }
