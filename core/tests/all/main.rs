@@ -10,4 +10,6 @@ mod artifact_cache;
 mod artifact_grpc;
 mod artifact_resolver;
 mod artifact_store;
+mod io_commit;
+mod io_splits;
 mod support;
