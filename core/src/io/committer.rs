@@ -28,6 +28,10 @@ pub fn part_name(partition: u32) -> String {
 ///
 /// Stateless: the driver and every task may build their own committer for the same
 /// location; all state lives in the store under `_temporary/`.
+///
+/// Cancellation and crashes: every step leaves the store in a state from which the
+/// same step can be redone (`commit_task` by the winning attempt, `commit_job`,
+/// `abort_job`), so a cancelled call is handled like a crash: call it again, or abort.
 #[derive(Debug, Clone)]
 pub struct OutputCommitter {
     location: DataLocation,

@@ -24,6 +24,9 @@ const UPLOAD_CONCURRENCY: usize = 4;
 /// Nothing is visible at the attempt's path before `finish` returns, on S3 and on the
 /// local filesystem alike. Dropping an unfinished writer abandons the upload (call
 /// [`abort`](Self::abort) to clean up a multipart upload at once).
+///
+/// Cancellation: a cancelled [`write_batch`](Self::write_batch) may have written part
+/// of its batch; treat it as a failed attempt and abandon the writer.
 pub struct TextPartWriter {
     store: Arc<dyn ObjectStore>,
     path: Path,
@@ -103,10 +106,12 @@ impl TextPartWriter {
     async fn flush_if_full(&mut self) -> Result<(), IoError> {
         match &mut self.sink {
             Sink::Buffer(buf) if buf.len() >= UPLOAD_CHUNK_BYTES => {
-                let buffered = std::mem::take(buf);
                 let upload = self.store.put_multipart(&self.path).await.map_err(|e| self.error(e))?;
                 let mut upload = WriteMultipart::new_with_chunk_size(upload, UPLOAD_CHUNK_BYTES);
-                upload.write(&buffered);
+                // Taken only now, so a cancelled `put_multipart` loses nothing.
+                if let Sink::Buffer(buffered) = &self.sink {
+                    upload.write(buffered);
+                }
                 self.sink = Sink::Multipart(upload);
                 Ok(())
             }
