@@ -191,3 +191,22 @@ async fn s3_commit_protocol() {
     let first = DataLocation::parse(&format!("s3://{bucket}/out/run-1"), &config).unwrap();
     assert_eq!(listing(&first).await.len(), 4);
 }
+
+/// A part past the single-PUT threshold goes up as a multipart upload and reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_large_part_is_uploaded_in_parts() {
+    let server = S3Server::start().await.unwrap();
+    let bucket = bucket("io_commit_large");
+    server.create_bucket(&bucket).await.unwrap();
+    let location = DataLocation::parse(&format!("s3://{bucket}/big"), &server.config()).unwrap();
+    let committer = OutputCommitter::new(location.clone());
+    committer.setup_job().await.unwrap();
+    let big: Vec<String> = (0..32_000).map(|i| format!("{i:08} {}", "y".repeat(300))).collect();
+    assert!(big.iter().map(|l| l.len() + 1).sum::<usize>() > weft_core::io::UPLOAD_CHUNK_BYTES);
+    write(&committer, 0, 0, &big).await;
+    committer.commit_task(0, 0).await.unwrap();
+    committer.commit_job().await.unwrap();
+    let splits = plan_text_splits(&location, 3, 1 << 30).await.unwrap();
+    assert!((3..=4).contains(&splits.len()), "{splits:?}");
+    assert_eq!(read_all(&location, splits, 1 << 20).await, big);
+}
