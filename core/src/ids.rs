@@ -40,6 +40,11 @@ id!(
     "shuffle-"
 );
 id!(
+    /// An agent, as the master numbered it at registration.
+    AgentId,
+    "agent-"
+);
+id!(
     /// A partition of a dataset or stage.
     PartitionId,
     "part-"

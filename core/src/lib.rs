@@ -10,6 +10,7 @@
 //!   caches them on agents ([`ArtifactCache`](artifact::ArtifactCache)).
 //! - [`ids`]: typed ids (`DatasetId`, `StageId`, `ShuffleId`, `PartitionId`) from one macro.
 //! - [`plan`]: the logical plan a driver builds — datasets with lineage.
+//! - [`task`]: a task attempt's key and its state machine (PENDING → … → FINISHED).
 //! - [`proto`]: the gRPC contract, generated from `proto/` without a system `protoc`,
 //!   and the one conversion layer between its messages and domain types.
 //! - [`io`]: datasets in object stores (`s3://`, `file://`, plain paths): input split
@@ -30,3 +31,4 @@ pub mod limits;
 pub mod metering;
 pub mod plan;
 pub mod proto;
+pub mod task;

@@ -7,9 +7,10 @@
 //! `Artifacts` (the master-hosted component store). Every RPC carries the
 //! [`PROTOCOL_VERSION`] and a token in its metadata.
 
+pub mod auth;
 mod convert;
 
-pub use convert::ProtoError;
+pub use convert::{ProtoError, task_state};
 
 /// The wire protocol version; the master refuses agents that speak another.
 pub const PROTOCOL_VERSION: u32 = 1;

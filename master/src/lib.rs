@@ -1,8 +1,16 @@
 //! weft-master: the agent registry, the allocator and the per-job DAG scheduler.
 //!
-//! Built so far: [`dag`], which cuts a job's lineage into stages — narrow steps
-//! pipelined into one task chain, stages cut at shuffles and joins, map-side
-//! combiners and host-side aggregations chosen per operation. The registry,
-//! allocator, task scheduling and the gRPC services come with the grid.
+//! Built so far:
+//! - [`dag`]: cuts a job's lineage into stages — narrow steps pipelined into one
+//!   task chain, stages cut at shuffles and joins, map-side combiners and
+//!   host-side aggregations chosen per operation;
+//! - [`registry`]: the agents, their resources and health (LOST after missed heartbeats);
+//! - [`service`]: the `Master` gRPC service agents register, heartbeat and report to,
+//!   checked for protocol version and cluster token, feeding [`service::MasterEvent`]s
+//!   to the scheduler.
+//!
+//! The allocator, the task scheduler and the Jobs/Driver services come next.
 
 pub mod dag;
+pub mod registry;
+pub mod service;

@@ -1,9 +1,11 @@
 //! Domain types to and from their proto messages. Nothing else converts.
 
 use super::v1;
+use crate::ids::StageId;
 use crate::limits::TaskLimits;
 use crate::metering::{EndReason, TaskMetering, TrapKind};
 use crate::plan::{Step, StepKind};
+use crate::task::{TaskKey, TaskState};
 use bytesize::ByteSize;
 use std::time::Duration;
 
@@ -218,6 +220,58 @@ impl TryFrom<&v1::Step> for Step {
     }
 }
 
+impl From<&TaskKey> for v1::TaskRef {
+    fn from(k: &TaskKey) -> Self {
+        v1::TaskRef { job_id: k.job.clone(), stage_id: k.stage.0, partition: k.partition, attempt: k.attempt }
+    }
+}
+
+impl TryFrom<&v1::TaskRef> for TaskKey {
+    type Error = ProtoError;
+
+    fn try_from(r: &v1::TaskRef) -> Result<Self, ProtoError> {
+        if r.job_id.is_empty() {
+            return Err(ProtoError::Missing { message: "TaskRef", field: "job_id" });
+        }
+        Ok(TaskKey {
+            job: r.job_id.clone(),
+            stage: StageId(r.stage_id),
+            partition: r.partition,
+            attempt: r.attempt,
+        })
+    }
+}
+
+impl From<TaskState> for v1::TaskState {
+    fn from(s: TaskState) -> Self {
+        match s {
+            TaskState::Pending => v1::TaskState::Pending,
+            TaskState::Staging => v1::TaskState::Staging,
+            TaskState::Running => v1::TaskState::Running,
+            TaskState::Finished => v1::TaskState::Finished,
+            TaskState::Failed => v1::TaskState::Failed,
+            TaskState::Killed => v1::TaskState::Killed,
+            TaskState::Lost => v1::TaskState::Lost,
+        }
+    }
+}
+
+/// A raw `TaskState` field as the domain state.
+pub fn task_state(value: i32) -> Result<TaskState, ProtoError> {
+    Ok(match v1::TaskState::try_from(value) {
+        Ok(v1::TaskState::Pending) => TaskState::Pending,
+        Ok(v1::TaskState::Staging) => TaskState::Staging,
+        Ok(v1::TaskState::Running) => TaskState::Running,
+        Ok(v1::TaskState::Finished) => TaskState::Finished,
+        Ok(v1::TaskState::Failed) => TaskState::Failed,
+        Ok(v1::TaskState::Killed) => TaskState::Killed,
+        Ok(v1::TaskState::Lost) => TaskState::Lost,
+        Ok(v1::TaskState::Unspecified) | Err(_) => {
+            return Err(ProtoError::UnknownEnum { field: "state", value });
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +296,18 @@ mod tests {
             let m = v1::EndReason::from(&r);
             assert_eq!(EndReason::try_from(&m).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn task_keys_and_states_round_trip() {
+        let k = TaskKey { job: "job-1".into(), stage: StageId(2), partition: 3, attempt: 1 };
+        assert_eq!(TaskKey::try_from(&v1::TaskRef::from(&k)).unwrap(), k);
+        assert!(TaskKey::try_from(&v1::TaskRef::default()).is_err(), "a task without a job");
+        use TaskState::*;
+        for s in [Pending, Staging, Running, Finished, Failed, Killed, Lost] {
+            assert_eq!(task_state(v1::TaskState::from(s) as i32).unwrap(), s);
+        }
+        assert!(task_state(0).is_err());
     }
 
     #[test]

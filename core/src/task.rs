@@ -1,0 +1,84 @@
+//! Task attempts: their identity and their state machine.
+//!
+//! ```text
+//! PENDING ──► STAGING ──► RUNNING ──► FINISHED
+//!                │           ├──────► FAILED
+//!                │           ├──────► KILLED
+//!                └───────────┴──────► LOST   (its agent stopped heartbeating)
+//! ```
+
+use crate::ids::StageId;
+use serde::{Deserialize, Serialize};
+
+/// One attempt of one task.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskKey {
+    /// The job.
+    pub job: String,
+    /// The stage within the job.
+    pub stage: StageId,
+    /// The partition the task computes.
+    pub partition: u32,
+    /// The attempt, from 0.
+    pub attempt: u32,
+}
+
+impl std::fmt::Display for TaskKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/p{}#{}", self.job, self.stage, self.partition, self.attempt)
+    }
+}
+
+/// Where a task attempt is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    /// Waiting for resources.
+    Pending,
+    /// Sent to an agent, not started yet (fetching the component, reading input).
+    Staging,
+    /// Running in a sandbox.
+    Running,
+    /// Ended successfully.
+    Finished,
+    /// Ended with an error.
+    Failed,
+    /// Stopped on request.
+    Killed,
+    /// Its agent was lost.
+    Lost,
+}
+
+impl TaskState {
+    /// Whether the attempt has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TaskState::Finished | TaskState::Failed | TaskState::Killed | TaskState::Lost)
+    }
+
+    /// Whether a move from `self` to `next` is allowed.
+    pub fn can_become(self, next: TaskState) -> bool {
+        use TaskState::*;
+        matches!(
+            (self, next),
+            (Pending, Staging)
+                | (Staging, Running)
+                | (Pending | Staging | Running, Killed | Lost)
+                | (Staging | Running, Finished | Failed)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskState::*;
+
+    #[test]
+    fn the_state_machine_only_moves_forward() {
+        assert!(Pending.can_become(Staging) && Staging.can_become(Running) && Running.can_become(Finished));
+        assert!(Running.can_become(Lost) && Pending.can_become(Killed));
+        assert!(!Finished.can_become(Running), "a finished attempt never runs again");
+        assert!(!Running.can_become(Pending));
+        assert!(!Lost.can_become(Finished));
+        assert!(Finished.is_terminal() && !Running.is_terminal());
+    }
+}
