@@ -27,7 +27,7 @@ pub enum MasterEvent {
     /// An agent stopped heartbeating; its tasks are LOST.
     AgentLost(AgentId),
     /// A task attempt changed state.
-    Task(TaskEvent),
+    Task(Box<TaskEvent>),
 }
 
 /// A task attempt's new state, as its agent reported it.
