@@ -168,16 +168,8 @@ impl Master for MasterService {
             return Err(Status::invalid_argument(format!("{task} ended ({state:?}) without an end reason")));
         }
         let metering = u.metering.as_ref().map(TaskMetering::from).unwrap_or_default();
-        self.emit(MasterEvent::Task(TaskEvent {
-            agent,
-            task,
-            state,
-            end,
-            metering,
-            result: u.result,
-            log: u.log,
-        }))
-        .await;
+        let event = TaskEvent { agent, task, state, end, metering, result: u.result, log: u.log };
+        self.emit(MasterEvent::Task(Box::new(event))).await;
         Ok(Response::new(TaskUpdateResponse {}))
     }
 }
