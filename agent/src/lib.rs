@@ -40,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod blocks;
 mod pool;
 pub mod sandbox;
 pub mod shuffle;

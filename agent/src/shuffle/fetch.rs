@@ -34,6 +34,9 @@ pub enum FetchError {
         /// What is wrong.
         reason: String,
     },
+    /// A peer's block service did not deliver the block.
+    #[error(transparent)]
+    Remote(#[from] crate::blocks::RemoteError),
     /// The blocking read was cancelled or panicked.
     #[error("block read task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -1,0 +1,53 @@
+//! The block service: how shuffle blocks leave the agent that wrote them.
+//!
+//! A map task's [`ShuffleWriter`](crate::shuffle::ShuffleWriter) leaves one
+//! data file and one index per map output in its job's shuffle directory. The
+//! reduce tasks that need those blocks usually run on other agents, so every
+//! agent runs a `Blocks` gRPC service over its files, and reduce tasks read
+//! through a [`RemoteFetcher`].
+//!
+//! # Serving ([`BlockStore`], [`BlockService`], [`serve_blocks`])
+//!
+//! 1. **Layout.** Shuffle files live in `<work_dir>/jobs/<job_id>/shuffle/`
+//!    under the writer's names (`shuffle_<shuffle>_<map>.data` / `.index`).
+//!    Job ids come from the network and become directory names, so a
+//!    [`JobId`] admits only `[A-Za-z0-9._-]`, not starting with `.`; anything
+//!    else (`../x`, `/etc`, the empty string) is `INVALID_ARGUMENT`.
+//! 2. **Fetch.** `FetchBlock(job, shuffle, map, reduce)` parses the index,
+//!    reads the block's *stored* bytes (still lz4-compressed if the map
+//!    output is) and verifies them against the index's crc32c before sending
+//!    anything, so a damaged disk is reported as `DATA_LOSS` by the agent that
+//!    owns it instead of travelling. The bytes go out in chunks of
+//!    [`CHUNK`] (1 MiB): the first chunk announces the length, the last carries
+//!    the checksum and the compression.
+//! 3. **Lifetime.** The service knows nothing of tasks. A map output is
+//!    served from the moment the writer renames its index into place until
+//!    `RemoveJob` deletes the job's directory, however long ago its task
+//!    ended (Spark's external shuffle service). A missing job, map output or
+//!    partition is `NOT_FOUND`, naming the block.
+//!
+//! # Fetching ([`RemoteFetcher`], [`PeerChannels`])
+//!
+//! 4. **Locate.** The scheduler knows which agent ran each map task; a reduce
+//!    task's fetcher is built with that table (`(shuffle, map) → address`).
+//! 5. **Connect.** One lazily connected HTTP/2 channel per agent address, in a
+//!    [`PeerChannels`] pool the agent shares across tasks, so a reducer
+//!    reading from a hundred map outputs on one peer uses one connection.
+//! 6. **Verify.** Each fetch runs under one timeout (request and stream). The
+//!    received bytes must match the announced length and the sender's
+//!    checksum, then are decompressed if flagged. The fetcher returns the
+//!    block's pair batch, which the [`ShuffleReader`](crate::shuffle::ShuffleReader)
+//!    checks for order and merges.
+//! 7. **Fail typed.** Connection refused, timeout, `NOT_FOUND`, `DATA_LOSS`,
+//!    checksum mismatch and a truncated stream are each a [`RemoteError`]
+//!    inside [`FetchError::Remote`](crate::shuffle::FetchError::Remote), so the
+//!    reader reports `FetchFailed { block, .. }` and the scheduler recomputes
+//!    that map output rather than retrying the reduce task against a dead peer.
+
+mod remote;
+mod service;
+mod store;
+
+pub use remote::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, PeerChannels, RemoteError, RemoteFetcher};
+pub use service::{BlockService, CHUNK, serve_blocks, status};
+pub use store::{BlockStore, InvalidJobId, JobId, MAX_JOB_ID_LEN, MapFiles, StoreError, StoredBlock};

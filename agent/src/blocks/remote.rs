@@ -1,0 +1,344 @@
+//! The remote block fetcher: a [`BlockFetcher`] that asks the agent holding a
+//! map output for the block over gRPC.
+
+use super::service::CHUNK;
+use super::store::JobId;
+use crate::shuffle::{BlockFetcher, BlockId, FetchError, MapId, ShuffleId};
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use weft_core::proto::v1::blocks_client::BlocksClient;
+use weft_core::proto::v1::{BlockCompression, FetchBlockRequest, RemoveJobRequest};
+
+/// How long one block fetch may take, connecting included, by default.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting to a peer may take, by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most this much is reserved up front for a block, whatever length the
+/// peer announces; larger blocks grow the buffer as their bytes arrive.
+const MAX_PREALLOC: u64 = 64 << 20;
+/// Compressed blocks up to this size are decompressed in place; larger ones on
+/// a blocking thread, so the I/O runtime keeps serving.
+const SMALL_BLOCK: usize = 256 << 10;
+
+/// Why a peer's block service did not deliver a block.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// The fetcher was not told which agent holds this map output.
+    #[error("no agent known for map output {map} of {shuffle}")]
+    Unlocated {
+        /// The shuffle.
+        shuffle: ShuffleId,
+        /// The map task.
+        map: MapId,
+    },
+    /// The agent's address is not a valid URI.
+    #[error("bad agent address `{peer}`: {reason}")]
+    BadAddress {
+        /// The address.
+        peer: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The agent could not be reached (connection refused, reset, no route).
+    #[error("agent {peer} unreachable: {}", status.message())]
+    Unreachable {
+        /// The agent.
+        peer: String,
+        /// The transport's status.
+        status: Status,
+    },
+    /// The fetch did not complete in time.
+    #[error("agent {peer} did not deliver the block within {after:?}")]
+    Timeout {
+        /// The agent.
+        peer: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The agent does not hold the block (job removed, disk lost, wrong agent).
+    #[error("agent {peer}: {}", status.message())]
+    NotFound {
+        /// The agent.
+        peer: String,
+        /// Its `NOT_FOUND` status.
+        status: Status,
+    },
+    /// The agent found the block corrupt on its disk.
+    #[error("agent {peer}: {}", status.message())]
+    DataLoss {
+        /// The agent.
+        peer: String,
+        /// Its `DATA_LOSS` status.
+        status: Status,
+    },
+    /// Any other error status.
+    #[error("agent {peer} answered {:?}: {}", status.code(), status.message())]
+    Status {
+        /// The agent.
+        peer: String,
+        /// Its status.
+        status: Status,
+    },
+    /// The bytes received do not match the checksum sent with them.
+    #[error("block from {peer} has crc32c {got:08x}, the agent says {want:08x}")]
+    Checksum {
+        /// The agent.
+        peer: String,
+        /// Of the bytes received.
+        got: u32,
+        /// Sent by the agent.
+        want: u32,
+    },
+    /// The stream ended before the last chunk, or short of the announced length.
+    #[error(
+        "block stream from {peer} ended after {received} bytes (announced {expected:?}) without its last chunk"
+    )]
+    Truncated {
+        /// The agent.
+        peer: String,
+        /// Bytes received.
+        received: u64,
+        /// Bytes announced on the first chunk.
+        expected: Option<u64>,
+    },
+    /// The chunks break the protocol (data after the last chunk, more bytes
+    /// than announced, an unknown compression).
+    #[error("block stream from {peer} is malformed: {reason}")]
+    Protocol {
+        /// The agent.
+        peer: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The block's checksum matched but it does not decompress.
+    #[error("block from {peer} does not decompress: {reason}")]
+    Decompress {
+        /// The agent.
+        peer: String,
+        /// The codec's error.
+        reason: String,
+    },
+}
+
+impl RemoteError {
+    fn from_status(peer: &str, status: Status) -> Self {
+        let peer = peer.to_owned();
+        match status.code() {
+            Code::Unavailable => Self::Unreachable { peer, status },
+            Code::NotFound => Self::NotFound { peer, status },
+            Code::DataLoss => Self::DataLoss { peer, status },
+            _ => Self::Status { peer, status },
+        }
+    }
+}
+
+/// One lazily connected channel per peer address, shared by every fetcher of
+/// an agent so that all reduce tasks reuse the same HTTP/2 connections.
+///
+/// Cheap to clone. Channels reconnect on their own after a peer restarts.
+#[derive(Debug, Clone)]
+pub struct PeerChannels {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    connect_timeout: Duration,
+}
+
+impl Default for PeerChannels {
+    fn default() -> Self {
+        Self { channels: Arc::default(), connect_timeout: DEFAULT_CONNECT_TIMEOUT }
+    }
+}
+
+impl PeerChannels {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set how long connecting to a peer may take.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The channel to `peer` (`host:port`, or a full `http://` URI), created on
+    /// first use. Must be called within a tokio runtime.
+    pub fn channel(&self, peer: &str) -> Result<Channel, RemoteError> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = channels.get(peer) {
+            return Ok(c.clone());
+        }
+        let uri = if peer.contains("://") { peer.to_owned() } else { format!("http://{peer}") };
+        let channel = Endpoint::from_shared(uri)
+            .map_err(|e| RemoteError::BadAddress { peer: peer.to_owned(), reason: e.to_string() })?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(peer.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    fn client(&self, peer: &str) -> Result<BlocksClient<Channel>, RemoteError> {
+        Ok(BlocksClient::new(self.channel(peer)?).max_decoding_message_size(2 * CHUNK))
+    }
+
+    /// Ask `peer` to delete `job`'s shuffle files; `true` if it held any.
+    pub async fn remove_job(&self, peer: &str, job: &JobId) -> Result<bool, RemoteError> {
+        let reply = self
+            .client(peer)?
+            .remove_job(RemoveJobRequest { job_id: job.to_string() })
+            .await
+            .map_err(|s| RemoteError::from_status(peer, s))?;
+        Ok(reply.into_inner().removed)
+    }
+}
+
+/// Fetches one job's blocks from the agents holding its map outputs.
+///
+/// Built per reduce task from the map output locations the scheduler reports
+/// (which agent ran each map task); channels come from a shared
+/// [`PeerChannels`]. Each fetch (request and whole stream) runs under one
+/// timeout. What arrives is checked against the crc32c the peer sent, then
+/// lz4-decompressed if the peer says the block is, so the reader gets the
+/// block's pair batch. Every failure is a [`FetchError::Remote`], which the
+/// [`ShuffleReader`](crate::shuffle::ShuffleReader) reports as `FetchFailed`
+/// for that block.
+#[derive(Debug, Clone)]
+pub struct RemoteFetcher {
+    job: JobId,
+    peers: PeerChannels,
+    locations: Arc<HashMap<(ShuffleId, MapId), String>>,
+    timeout: Duration,
+}
+
+impl RemoteFetcher {
+    /// A fetcher for `job`'s blocks over `peers`, knowing no locations yet.
+    pub fn new(job: JobId, peers: PeerChannels) -> Self {
+        Self { job, peers, locations: Arc::default(), timeout: DEFAULT_FETCH_TIMEOUT }
+    }
+
+    /// Set the timeout of each block fetch.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Record that map task `map` of `shuffle` is served by the agent at `peer`.
+    pub fn with_map_output(mut self, shuffle: ShuffleId, map: MapId, peer: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.locations).insert((shuffle, map), peer.into());
+        self
+    }
+
+    /// The job whose blocks this fetcher reads.
+    pub fn job(&self) -> &JobId {
+        &self.job
+    }
+
+    /// The agent serving map task `map` of `shuffle`, if known.
+    pub fn location(&self, shuffle: ShuffleId, map: MapId) -> Option<&str> {
+        self.locations.get(&(shuffle, map)).map(String::as_str)
+    }
+
+    /// Fetch `block` from the agent holding it: verified and decompressed.
+    ///
+    /// Cancel safe: dropping the future cancels the request.
+    pub async fn fetch_block(&self, block: &BlockId) -> Result<Bytes, RemoteError> {
+        let peer = self
+            .location(block.shuffle, block.map)
+            .ok_or(RemoteError::Unlocated { shuffle: block.shuffle, map: block.map })?;
+        let client = self.peers.client(peer)?;
+        let fetch = self.stream_block(client, peer, block);
+        let (stored, checksum, compression) = tokio::time::timeout(self.timeout, fetch)
+            .await
+            .map_err(|_| RemoteError::Timeout { peer: peer.to_owned(), after: self.timeout })??;
+        let got = crc32c::crc32c(&stored);
+        if got != checksum {
+            return Err(RemoteError::Checksum { peer: peer.to_owned(), got, want: checksum });
+        }
+        match compression {
+            BlockCompression::None => Ok(stored),
+            BlockCompression::Lz4 if stored.is_empty() => Ok(stored),
+            BlockCompression::Lz4 => {
+                let small = stored.len() <= SMALL_BLOCK;
+                let owner = peer.to_owned();
+                let decode = move || {
+                    let mut out = Vec::with_capacity(stored.len() * 2);
+                    lz4_flex::frame::FrameDecoder::new(&stored[..])
+                        .read_to_end(&mut out)
+                        .map(|_| Bytes::from(out))
+                        .map_err(|e| RemoteError::Decompress { peer: owner, reason: e.to_string() })
+                };
+                if small {
+                    decode()
+                } else {
+                    // Large blocks decompress off the I/O runtime.
+                    tokio::task::spawn_blocking(decode).await.map_err(|e| RemoteError::Decompress {
+                        peer: peer.to_owned(),
+                        reason: format!("decompression task failed: {e}"),
+                    })?
+                }
+            }
+        }
+    }
+
+    /// Request `block` and collect its chunks: the stored bytes, the checksum
+    /// and compression from the last chunk.
+    async fn stream_block(
+        &self,
+        mut client: BlocksClient<Channel>,
+        peer: &str,
+        block: &BlockId,
+    ) -> Result<(Bytes, u32, BlockCompression), RemoteError> {
+        let status = |s| RemoteError::from_status(peer, s);
+        let protocol = |reason| RemoteError::Protocol { peer: peer.to_owned(), reason };
+        let request = FetchBlockRequest {
+            job_id: self.job.to_string(),
+            shuffle: block.shuffle.0,
+            map: block.map.0,
+            reduce: block.reduce.0,
+        };
+        let mut stream = client.fetch_block(request).await.map_err(status)?.into_inner();
+        let mut buf = BytesMut::new();
+        let mut expected: Option<u64> = None;
+        let mut last: Option<(u32, BlockCompression)> = None;
+        while let Some(chunk) = stream.message().await.map_err(status)? {
+            if last.is_some() {
+                return Err(protocol("a chunk after the last one"));
+            }
+            if let Some(len) = chunk.length {
+                if expected.is_some() || !buf.is_empty() {
+                    return Err(protocol("a length on a chunk other than the first"));
+                }
+                expected = Some(len);
+                buf.reserve(len.min(MAX_PREALLOC) as usize);
+            }
+            buf.extend_from_slice(&chunk.data);
+            if expected.is_some_and(|e| buf.len() as u64 > e) {
+                return Err(protocol("more bytes than announced"));
+            }
+            if let Some(checksum) = chunk.checksum {
+                let compression = BlockCompression::try_from(chunk.compression)
+                    .map_err(|_| protocol("an unknown compression"))?;
+                last = Some((checksum, compression));
+            }
+        }
+        let received = buf.len() as u64;
+        match last {
+            Some((checksum, compression)) if expected.is_none_or(|e| e == received) => {
+                Ok((buf.freeze(), checksum, compression))
+            }
+            _ => Err(RemoteError::Truncated { peer: peer.to_owned(), received, expected }),
+        }
+    }
+}
+
+impl BlockFetcher for RemoteFetcher {
+    async fn fetch(&self, block: &BlockId) -> Result<Bytes, FetchError> {
+        Ok(self.fetch_block(block).await?)
+    }
+}

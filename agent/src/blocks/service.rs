@@ -1,0 +1,166 @@
+//! The `Blocks` gRPC service: a peer's window onto this agent's [`BlockStore`].
+
+use super::store::{BlockStore, JobId, StoreError, StoredBlock};
+use crate::shuffle::{BlockId, Compression, MapId, ReduceId, ShuffleId};
+use bytes::Bytes;
+use futures::Stream;
+use std::future::Future;
+use std::pin::Pin;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+use weft_core::proto::v1::blocks_server::{Blocks, BlocksServer};
+use weft_core::proto::v1::{
+    BlockChunk, BlockCompression, FetchBlockRequest, RemoveJobRequest, RemoveJobResponse,
+};
+
+/// Bytes per chunk on the wire.
+pub const CHUNK: usize = 1 << 20;
+
+/// The `Blocks` service over a [`BlockStore`].
+///
+/// It knows nothing of tasks: a map output is served from the moment its
+/// index is renamed into place until `RemoveJob`, whether or not the task that
+/// wrote it is still running (external shuffle service semantics).
+#[derive(Debug, Clone)]
+pub struct BlockService {
+    store: BlockStore,
+}
+
+impl BlockService {
+    /// Serve the blocks in `store`.
+    pub fn new(store: BlockStore) -> Self {
+        Self { store }
+    }
+
+    /// The tonic service to mount on a server.
+    pub fn into_server(self) -> BlocksServer<Self> {
+        BlocksServer::new(self)
+    }
+}
+
+/// How a store error reads as a gRPC status: `NOT_FOUND` for a missing block,
+/// `DATA_LOSS` for a corrupt one, `INTERNAL` for other read failures.
+pub fn status(err: &StoreError) -> Status {
+    let msg = err.to_string();
+    match err {
+        StoreError::NotFound { .. } => Status::not_found(msg),
+        StoreError::Corrupt { .. } => Status::data_loss(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+fn job_id(raw: String) -> Result<JobId, Status> {
+    JobId::new(raw).map_err(|e| Status::invalid_argument(format!("bad job id: {e}")))
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<BlockChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Blocks for BlockService {
+    type FetchBlockStream = ChunkStream;
+
+    async fn fetch_block(
+        &self,
+        request: Request<FetchBlockRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let r = request.into_inner();
+        let job = job_id(r.job_id)?;
+        let block = BlockId::new(ShuffleId(r.shuffle), MapId(r.map), ReduceId(r.reduce));
+        let store = self.store.clone();
+        let read_job = job.clone();
+        let stored = tokio::task::spawn_blocking(move || store.read_stored(&read_job, block))
+            .await
+            .map_err(|e| Status::internal(format!("block read task failed: {e}")))?;
+        let stored = stored.map_err(|e| {
+            tracing::warn!(job_id = %job, %block, error = %e, "weft.agent.blocks.fetch");
+            status(&e)
+        })?;
+        tracing::debug!(job_id = %job, %block, bytes = stored.bytes.len(), "weft.agent.blocks.fetch");
+        let chunks = to_chunks(stored).into_iter().map(Ok).collect::<Vec<_>>();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+
+    async fn remove_job(
+        &self,
+        request: Request<RemoveJobRequest>,
+    ) -> Result<Response<RemoveJobResponse>, Status> {
+        let job = job_id(request.into_inner().job_id)?;
+        let store = self.store.clone();
+        let removed_job = job.clone();
+        let removed = tokio::task::spawn_blocking(move || store.remove_job(&removed_job))
+            .await
+            .map_err(|e| Status::internal(format!("remove task failed: {e}")))?
+            .map_err(|e| status(&e))?;
+        tracing::info!(job_id = %job, removed, "weft.agent.blocks.remove_job");
+        Ok(Response::new(RemoveJobResponse { removed }))
+    }
+}
+
+/// Cut a stored block into chunks of at most [`CHUNK`] bytes: the first
+/// carries the length, the last the checksum and compression (one chunk for a
+/// block of at most `CHUNK` bytes, including an empty one).
+pub(crate) fn to_chunks(stored: StoredBlock) -> Vec<BlockChunk> {
+    let bytes = Bytes::from(stored.bytes);
+    let n = bytes.len().div_ceil(CHUNK).max(1);
+    (0..n)
+        .map(|i| {
+            let last = i + 1 == n;
+            BlockChunk {
+                data: bytes.slice(i * CHUNK..((i + 1) * CHUNK).min(bytes.len())),
+                checksum: last.then_some(stored.checksum),
+                compression: if last { to_proto(stored.compression) as i32 } else { 0 },
+                length: (i == 0).then_some(bytes.len() as u64),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn to_proto(c: Compression) -> BlockCompression {
+    match c {
+        Compression::None => BlockCompression::None,
+        Compression::Lz4 => BlockCompression::Lz4,
+    }
+}
+
+/// Serve the `Blocks` service for `store` on `listener` until `shutdown`
+/// completes, then stop accepting and return once open requests finish.
+///
+/// `shutdown` is typically the agent's one broadcast shutdown signal, e.g.
+/// `async move { let _ = rx.recv().await; }`.
+pub async fn serve_blocks(
+    listener: TcpListener,
+    store: BlockStore,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let addr = listener.local_addr().ok();
+    tracing::info!(?addr, work_dir = %store.work_dir().display(), "weft.agent.blocks.serve");
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(BlockService::new(store).into_server())
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(len: usize) -> StoredBlock {
+        StoredBlock { bytes: vec![7; len], checksum: 42, compression: Compression::Lz4 }
+    }
+
+    #[test]
+    fn chunks_carry_length_first_and_checksum_last() {
+        for (len, n) in [(0, 1), (1, 1), (CHUNK, 1), (CHUNK + 1, 2), (3 * CHUNK, 3)] {
+            let chunks = to_chunks(stored(len));
+            assert_eq!(chunks.len(), n, "len {len}");
+            assert_eq!(chunks.iter().map(|c| c.data.len()).sum::<usize>(), len);
+            assert_eq!(chunks[0].length, Some(len as u64));
+            assert!(chunks[1..].iter().all(|c| c.length.is_none()));
+            let (last, rest) = chunks.split_last().unwrap();
+            assert_eq!(last.checksum, Some(42));
+            assert_eq!(last.compression(), BlockCompression::Lz4);
+            assert!(rest.iter().all(|c| c.checksum.is_none()));
+        }
+    }
+}
