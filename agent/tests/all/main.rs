@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod blocks;
 mod hostile;
 mod load;
 mod metering;

@@ -1,0 +1,457 @@
+//! The block service and the remote fetcher over real gRPC on loopback, with
+//! real shuffle files written by `ShuffleWriter`: two "agents" (two services,
+//! two work directories), reduce partitions read across both, and every way a
+//! fetch can fail turning into `FetchFailed` for the right block.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+use tonic::Code;
+use weft_agent::blocks::{BlockStore, JobId, PeerChannels, RemoteError, RemoteFetcher, serve_blocks};
+use weft_agent::shuffle::{
+    BlockId, BlockLocation, Compression, FetchError, MapId, MapOutput, Partitioner, ReadError, ReaderConfig,
+    ReduceId, ShuffleId, ShuffleReader, ShuffleWriter, WriterConfig,
+};
+use weft_codec::batch::{BatchWriter, pairs};
+use weft_core::proto::v1::blocks_client::BlocksClient;
+use weft_core::proto::v1::blocks_server::{Blocks, BlocksServer};
+use weft_core::proto::v1::{BlockChunk, FetchBlockRequest, RemoveJobRequest, RemoveJobResponse};
+
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+const SHUFFLE: ShuffleId = ShuffleId(1);
+const PARTS: u32 = 4;
+
+/// One agent's block service on a loopback port with its own work directory.
+struct Agent {
+    addr: SocketAddr,
+    store: BlockStore,
+    dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Agent {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::new(dir.path());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = store.clone();
+        let server = tokio::spawn(async move {
+            serve_blocks(listener, served, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self { addr, store, dir, shutdown: Some(tx), server: Some(server) }
+    }
+
+    fn peer(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Shut the server down and wait until it has stopped.
+    async fn stop(&mut self) {
+        drop(self.shutdown.take());
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(20), server).await.expect("server stops").unwrap();
+        }
+    }
+}
+
+fn job(id: &str) -> JobId {
+    id.parse().unwrap()
+}
+
+fn batch_of(items: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut w = BatchWriter::new();
+    for (k, v) in items {
+        w.push(k);
+        w.push(v);
+    }
+    w.finish()
+}
+
+fn unbatch(b: &[u8]) -> Pairs {
+    pairs(b).map(|p| p.map(|(k, v)| (k.to_vec(), v.to_vec()))).collect::<Result<_, _>>().unwrap()
+}
+
+/// A map task's input: `n` pairs over 37 repeating keys, deterministic per map.
+fn records(map: u32, n: usize) -> Pairs {
+    (0..n)
+        .map(|i| {
+            let x = (i as u64 * 2_654_435_761 + u64::from(map) * 97) % 1_000_003;
+            (format!("key-{:02}", x % 37).into_bytes(), format!("m{map}-r{i}").into_bytes())
+        })
+        .collect()
+}
+
+/// Run a map task to completion on its own thread (the "task"), writing into
+/// `job`'s shuffle directory of `store`; nothing of the writer survives it.
+fn run_map(store: &BlockStore, job: &JobId, map: u32, items: Pairs, config: WriterConfig) -> MapOutput {
+    let dir = store.create_shuffle_dir(job).unwrap();
+    std::thread::spawn(move || {
+        let mut w = ShuffleWriter::new(dir, SHUFFLE, MapId(map), Partitioner::hash(PARTS), config);
+        for chunk in items.chunks(50) {
+            w.write(&batch_of(chunk)).unwrap();
+        }
+        w.finish().unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+fn locations(outputs: &[(u32, MapOutput)], reduce: u32) -> Vec<BlockLocation> {
+    outputs
+        .iter()
+        .map(|(map, out)| BlockLocation {
+            block: BlockId::new(SHUFFLE, MapId(*map), ReduceId(reduce)),
+            size: out.partition_lengths[reduce as usize],
+        })
+        .collect()
+}
+
+async fn read_partition(
+    reader: &ShuffleReader<RemoteFetcher>,
+    outputs: &[(u32, MapOutput)],
+    reduce: u32,
+) -> Result<Pairs, ReadError> {
+    let merged = reader.read(locations(outputs, reduce)).await?;
+    Ok(merged.flat_map(|b| unbatch(&b.unwrap())).collect())
+}
+
+fn fetcher(job: &JobId, peers: &PeerChannels, placed: &[(u32, &Agent)]) -> RemoteFetcher {
+    placed.iter().fold(RemoteFetcher::new(job.clone(), peers.clone()), |f, (map, agent)| {
+        f.with_map_output(SHUFFLE, MapId(*map), agent.peer())
+    })
+}
+
+fn expect_fetch_failed(result: Result<Pairs, ReadError>, block: BlockId) -> RemoteError {
+    match result {
+        Err(ReadError::FetchFailed { block: b, reason: FetchError::Remote(e) }) => {
+            assert_eq!(b, block, "names the failed block");
+            e
+        }
+        other => panic!("expected FetchFailed for {block}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reduce_partitions_read_across_two_agents_equal_an_in_memory_shuffle() {
+    let (a, b) = (Agent::start().await, Agent::start().await);
+    let j = job("job-two-agents");
+    let partitioner = Partitioner::hash(PARTS);
+    let mut outputs = Vec::new();
+    let mut placed = Vec::new();
+    let mut all: Vec<Pairs> = Vec::new();
+    for map in 0..6u32 {
+        let agent = if map < 3 { &a } else { &b };
+        // Odd maps compress; map 4 spills many runs under a tiny budget.
+        let codec = if map % 2 == 1 { Compression::Lz4 } else { Compression::None };
+        let budget = if map == 4 { 2 << 10 } else { 64 << 20 };
+        let items = records(map, 400 + 150 * map as usize);
+        all.push(items.clone());
+        let config = WriterConfig::default().with_compression(codec).with_memory_budget(budget);
+        outputs.push((map, run_map(&agent.store, &j, map, items, config)));
+        placed.push((map, agent));
+    }
+    let peers = PeerChannels::new();
+    let reader = ShuffleReader::new(
+        fetcher(&j, &peers, &placed),
+        ReaderConfig::default().with_max_bytes_in_flight(4 << 10).with_target_batch_bytes(1 << 10),
+    );
+    let mut total = 0;
+    for reduce in 0..PARTS {
+        let got = read_partition(&reader, &outputs, reduce).await.unwrap();
+        // In memory: every map's pairs of this partition, in map then arrival
+        // order, stably sorted by key (ties stay in map order, as the merge keeps them).
+        let mut want: Pairs =
+            all.iter().flatten().filter(|(k, _)| partitioner.partition(k) == reduce).cloned().collect();
+        want.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(got, want, "partition {reduce}");
+        total += got.len();
+    }
+    assert_eq!(total, all.iter().map(Vec::len).sum::<usize>(), "every pair read once");
+    let by_key: BTreeMap<_, usize> = all.iter().flatten().fold(BTreeMap::new(), |mut m, (k, _)| {
+        *m.entry(k.clone()).or_default() += 1;
+        m
+    });
+    assert_eq!(by_key.len(), 37);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_is_served_after_the_task_and_everything_else_is_gone() {
+    let a = Agent::start().await;
+    let j = job("job-after-task");
+    let outputs = {
+        // The task: a writer with its own store handle, run to completion and dropped.
+        let task_store = BlockStore::new(a.dir.path());
+        let config = WriterConfig::default().with_compression(Compression::Lz4);
+        let out = run_map(&task_store, &j, 0, records(0, 2000), config);
+        vec![(0, out)]
+    };
+    // Large blocks too: one value over several chunks, uncompressed.
+    let big: Pairs = vec![(b"big".to_vec(), (0..3_000_000u32).map(|i| (i % 251) as u8).collect())];
+    let big_out = run_map(&a.store, &j, 1, big.clone(), WriterConfig::default());
+    let big_part = Partitioner::hash(PARTS).partition(b"big");
+    assert!(big_out.partition_lengths[big_part as usize] > 2 * weft_agent::blocks::CHUNK as u64);
+
+    // A fresh reader with fresh channels, as a reduce task on another agent would have.
+    let reader =
+        ShuffleReader::new(fetcher(&j, &PeerChannels::new(), &[(0, &a), (1, &a)]), ReaderConfig::default());
+    let mut n = 0;
+    for reduce in 0..PARTS {
+        n += read_partition(&reader, &outputs, reduce).await.unwrap().len();
+    }
+    assert_eq!(n, 2000);
+    let got = read_partition(&reader, &[(1, big_out)], big_part).await.unwrap();
+    assert_eq!(got, big);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_block_fails_the_fetch_naming_it() {
+    let (a, b) = (Agent::start().await, Agent::start().await);
+    let j = job("job-corrupt");
+    let outputs = vec![
+        (0, run_map(&a.store, &j, 0, records(0, 500), WriterConfig::default())),
+        (
+            1,
+            run_map(
+                &b.store,
+                &j,
+                1,
+                records(1, 500),
+                WriterConfig::default().with_compression(Compression::Lz4),
+            ),
+        ),
+    ];
+    // Flip one byte inside block (map 1, reduce 2) on agent b.
+    let out = &outputs[1].1;
+    let start: u64 = out.partition_lengths[..2].iter().sum();
+    assert!(out.partition_lengths[2] > 0);
+    let mut data = std::fs::read(&out.data_path).unwrap();
+    data[(start + out.partition_lengths[2] / 2) as usize] ^= 0x40;
+    std::fs::write(&out.data_path, data).unwrap();
+
+    let reader =
+        ShuffleReader::new(fetcher(&j, &PeerChannels::new(), &[(0, &a), (1, &b)]), ReaderConfig::default());
+    let bad = BlockId::new(SHUFFLE, MapId(1), ReduceId(2));
+    match expect_fetch_failed(read_partition(&reader, &outputs, 2).await, bad) {
+        RemoteError::DataLoss { peer, status } => {
+            assert_eq!(peer, b.peer());
+            assert!(status.message().contains("shuffle_1_1_2"), "{}", status.message());
+        }
+        other => panic!("{other:?}"),
+    }
+    // The other partitions of the same map output are intact and still served.
+    for reduce in [0, 1, 3] {
+        read_partition(&reader, &outputs, reduce).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_job_is_not_found() {
+    let a = Agent::start().await;
+    let (j, other) = (job("job-removed"), job("job-kept"));
+    let outputs = vec![(0, run_map(&a.store, &j, 0, records(0, 300), WriterConfig::default()))];
+    let kept = vec![(0, run_map(&a.store, &other, 0, records(0, 300), WriterConfig::default()))];
+    let peers = PeerChannels::new();
+    let reader = ShuffleReader::new(fetcher(&j, &peers, &[(0, &a)]), ReaderConfig::default());
+    read_partition(&reader, &outputs, 0).await.unwrap();
+
+    assert!(peers.remove_job(&a.peer(), &j).await.unwrap());
+    assert!(!a.store.job_dir(&j).exists());
+    assert!(!peers.remove_job(&a.peer(), &j).await.unwrap(), "a second removal finds nothing");
+    let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
+    match expect_fetch_failed(read_partition(&reader, &outputs, 0).await, block) {
+        RemoteError::NotFound { status, .. } => {
+            assert!(status.message().contains("shuffle_1_0_0"), "{}", status.message());
+            assert!(status.message().contains("job-removed"), "{}", status.message());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Other jobs on the same agent are untouched.
+    let reader = ShuffleReader::new(fetcher(&other, &peers, &[(0, &a)]), ReaderConfig::default());
+    read_partition(&reader, &kept, 0).await.unwrap();
+    // A map output the fetcher was never told about fails too, without a request.
+    let unknown = BlockLocation { block: BlockId::new(SHUFFLE, MapId(9), ReduceId(0)), size: 1 };
+    match reader.read(vec![unknown]).await {
+        Err(ReadError::FetchFailed { reason: FetchError::Remote(RemoteError::Unlocated { .. }), .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_agent_fails_fetches_within_the_timeout() {
+    let mut a = Agent::start().await;
+    let j = job("job-stopped");
+    let outputs = vec![(0, run_map(&a.store, &j, 0, records(0, 300), WriterConfig::default()))];
+    let timeout = Duration::from_secs(3);
+    let reader = ShuffleReader::new(
+        fetcher(&j, &PeerChannels::new(), &[(0, &a)]).with_timeout(timeout),
+        ReaderConfig::default(),
+    );
+    read_partition(&reader, &outputs, 0).await.unwrap();
+    a.stop().await;
+
+    let started = Instant::now();
+    let err = expect_fetch_failed(
+        read_partition(&reader, &outputs, 1).await,
+        BlockId::new(SHUFFLE, MapId(0), ReduceId(1)),
+    );
+    assert!(started.elapsed() < timeout + Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert!(
+        matches!(
+            err,
+            RemoteError::Unreachable { .. } | RemoteError::Timeout { .. } | RemoteError::Status { .. }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_times_out() {
+    // Accepts TCP connections (the kernel does) but never speaks HTTP/2.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let j = job("job-silent");
+    let timeout = Duration::from_millis(500);
+    let reader = ShuffleReader::new(
+        RemoteFetcher::new(j, PeerChannels::new())
+            .with_map_output(SHUFFLE, MapId(0), silent.local_addr().unwrap().to_string())
+            .with_timeout(timeout),
+        ReaderConfig::default(),
+    );
+    let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
+    let started = Instant::now();
+    let result = reader.read(vec![BlockLocation { block, size: 10 }]).await;
+    let elapsed = started.elapsed();
+    match result {
+        Err(ReadError::FetchFailed {
+            block: b,
+            reason: FetchError::Remote(RemoteError::Timeout { after, .. }),
+        }) => {
+            assert_eq!((b, after), (block, timeout));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(elapsed >= timeout && elapsed < timeout + Duration::from_secs(2), "took {elapsed:?}");
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_job_ids_are_refused_and_touch_nothing() {
+    let a = Agent::start().await;
+    // Something a traversal would reach: <work_dir>/secret, beside jobs/.
+    std::fs::write(a.dir.path().join("secret"), b"keep me").unwrap();
+    let j = job("job-ok");
+    run_map(&a.store, &j, 0, records(0, 10), WriterConfig::default());
+    let channel = PeerChannels::new().channel(&a.peer()).unwrap();
+    let mut raw = BlocksClient::new(channel);
+    for bad in ["", "..", "../secret", "../../etc", "job-ok/../job-ok", "/tmp", "a\\b", ".hidden"] {
+        let fetch = FetchBlockRequest { job_id: bad.into(), shuffle: 1, map: 0, reduce: 0 };
+        let st = raw.fetch_block(fetch).await.err().unwrap_or_else(|| panic!("fetch {bad:?} accepted"));
+        assert_eq!(st.code(), Code::InvalidArgument, "fetch {bad:?}: {}", st.message());
+        let st = raw.remove_job(RemoveJobRequest { job_id: bad.into() }).await.unwrap_err();
+        assert_eq!(st.code(), Code::InvalidArgument, "remove {bad:?}: {}", st.message());
+    }
+    assert!(a.dir.path().join("secret").exists());
+    assert!(a.store.job_dir(&j).exists());
+    // An unknown map or a partition past the end is NOT_FOUND, naming the block.
+    for (map, reduce) in [(5, 0), (0, PARTS)] {
+        let req = FetchBlockRequest { job_id: "job-ok".into(), shuffle: 1, map, reduce };
+        let st = raw.fetch_block(req).await.unwrap_err();
+        assert_eq!(st.code(), Code::NotFound, "{}", st.message());
+        assert!(st.message().contains(&format!("shuffle_1_{map}_{reduce}")), "{}", st.message());
+    }
+}
+
+/// A peer that answers every fetch with the same, deliberately wrong, chunks.
+#[derive(Clone)]
+struct LyingPeer(Vec<BlockChunk>);
+
+type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<BlockChunk, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Blocks for LyingPeer {
+    type FetchBlockStream = ChunkStream;
+
+    async fn fetch_block(
+        &self,
+        _: tonic::Request<FetchBlockRequest>,
+    ) -> Result<tonic::Response<ChunkStream>, tonic::Status> {
+        Ok(tonic::Response::new(Box::pin(futures::stream::iter(self.0.clone().into_iter().map(Ok)))))
+    }
+
+    async fn remove_job(
+        &self,
+        _: tonic::Request<RemoveJobRequest>,
+    ) -> Result<tonic::Response<RemoveJobResponse>, tonic::Status> {
+        Ok(tonic::Response::new(RemoveJobResponse { removed: false }))
+    }
+}
+
+async fn lying_peer(chunks: Vec<BlockChunk>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(BlocksServer::new(LyingPeer(chunks)))
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+                let _ = rx.await;
+            }),
+    );
+    (addr, tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_peer_sends_is_verified() {
+    let block_bytes = batch_of(&[(b"k".to_vec(), b"v".to_vec())]);
+    let crc = crc32c::crc32c(&block_bytes);
+    let chunk = |data: &[u8], length: Option<u64>, checksum: Option<u32>, compression: i32| BlockChunk {
+        data: bytes::Bytes::copy_from_slice(data),
+        checksum,
+        compression,
+        length,
+    };
+    let len = Some(block_bytes.len() as u64);
+    let (head, tail) = block_bytes.split_at(3);
+    let cases: Vec<(&str, Vec<BlockChunk>)> = vec![
+        ("honest", vec![chunk(head, len, None, 0), chunk(tail, None, Some(crc), 0)]),
+        ("bad checksum", vec![chunk(&block_bytes, len, Some(crc ^ 1), 0)]),
+        ("no last chunk", vec![chunk(head, len, None, 0)]),
+        ("short of the length", vec![chunk(head, len, Some(crc32c::crc32c(head)), 0)]),
+        ("more than announced", vec![chunk(&block_bytes, Some(2), Some(crc), 0)]),
+        ("chunk after the last", vec![chunk(head, len, Some(crc), 0), chunk(tail, None, None, 0)]),
+        ("unknown compression", vec![chunk(&block_bytes, len, Some(crc), 9)]),
+        ("not lz4", vec![chunk(&block_bytes, len, Some(crc), 1)]),
+    ];
+    let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
+    for (name, chunks) in cases {
+        let (addr, _stop) = lying_peer(chunks).await;
+        let fetcher = RemoteFetcher::new(job("job-lies"), PeerChannels::new())
+            .with_map_output(SHUFFLE, MapId(0), addr.to_string())
+            .with_timeout(Duration::from_secs(5));
+        let result = fetcher.fetch_block(&block).await;
+        match (name, result) {
+            ("honest", Ok(bytes)) => assert_eq!(bytes, block_bytes),
+            ("bad checksum", Err(RemoteError::Checksum { got, want, .. })) => {
+                assert_eq!((got, want), (crc, crc ^ 1))
+            }
+            ("no last chunk", Err(RemoteError::Truncated { received: 3, .. })) => {}
+            ("short of the length", Err(RemoteError::Truncated { received: 3, expected, .. })) => {
+                assert_eq!(expected, len);
+            }
+            (
+                "more than announced" | "chunk after the last" | "unknown compression",
+                Err(RemoteError::Protocol { .. }),
+            ) => {}
+            ("not lz4", Err(RemoteError::Decompress { .. })) => {}
+            (name, other) => panic!("{name}: {other:?}"),
+        }
+    }
+}
