@@ -4,6 +4,8 @@
 //! - [`dag`]: cuts a job's lineage into stages — narrow steps pipelined into one
 //!   task chain, stages cut at shuffles and joins, map-side combiners and
 //!   host-side aggregations chosen per operation;
+//! - [`job`]: one job's run through its stages — ready tasks, attempts, retries of host
+//!   errors, fast failure on guest errors, recomputation of lost map outputs;
 //! - [`registry`]: the agents, their resources and health (LOST after missed heartbeats);
 //! - [`service`]: the `Master` gRPC service agents register, heartbeat and report to,
 //!   checked for protocol version and cluster token, feeding [`service::MasterEvent`]s
@@ -12,5 +14,6 @@
 //! The allocator, the task scheduler and the Jobs/Driver services come next.
 
 pub mod dag;
+pub mod job;
 pub mod registry;
 pub mod service;

@@ -1,0 +1,308 @@
+//! One job's run through its stages: which tasks are ready, which attempt is
+//! current, where map outputs live, and what a failure means.
+//!
+//! [`JobRun`] is a pure state machine; the scheduler feeds it offers and task
+//! events and launches what it returns. The rules:
+//!
+//! - A stage's tasks are **ready** once every parent stage's map outputs are all
+//!   available. Tasks run in attempts; only the current attempt's events count
+//!   (a late event from an older attempt is ignored).
+//! - A **host error** is retried, up to `max_attempts` failures per task.
+//! - A **guest failure** (out of fuel, memory or time, a trap, a user error) is
+//!   deterministic: the job fails at once with that reason instead of burning
+//!   the cluster on retries.
+//! - A **lost agent** loses the attempts running on it (they run again without
+//!   counting as failures) and the map outputs it held: their map tasks run
+//!   again, as Spark recomputes lost shuffle output from lineage.
+//! - A **fetch failure** (a reduce task could not read a map output) marks that
+//!   output lost, re-runs its map task, then the reduce task.
+
+use crate::dag::{JobGraph, StageKind};
+use std::collections::BTreeMap;
+use weft_core::ids::{AgentId, ShuffleId, StageId};
+use weft_core::metering::{EndReason, TaskMetering};
+use weft_core::task::{TaskKey, TaskState};
+
+/// Where a job stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Tasks remain.
+    Running,
+    /// Every result task finished.
+    Succeeded,
+    /// A task failed for good; the message says why.
+    Failed(String),
+}
+
+/// A map task's finished output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapOutput {
+    /// The agent holding it.
+    pub agent: AgentId,
+    /// Bytes per reduce partition.
+    pub partition_bytes: Vec<u64>,
+}
+
+/// How an attempt ended, as the job needs to know it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Finished; a result task's records, or a map task's output sizes.
+    Finished {
+        /// Result records (result stages).
+        result: bytes::Bytes,
+        /// Output bytes per reduce partition (map stages).
+        partition_bytes: Vec<u64>,
+    },
+    /// Failed with this reason.
+    Failed(EndReason),
+    /// Could not read map output `map` of `shuffle`.
+    FetchFailed {
+        /// The shuffle.
+        shuffle: ShuffleId,
+        /// The map partition.
+        map: u32,
+    },
+    /// Killed or lost: run again without counting a failure.
+    Interrupted(TaskState),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    Pending,
+    Running { attempt: u32, agent: AgentId },
+    Done,
+}
+
+#[derive(Debug, Clone)]
+struct TaskRun {
+    slot: Slot,
+    next_attempt: u32,
+    failures: u32,
+}
+
+/// One job's progress through its graph.
+#[derive(Debug)]
+pub struct JobRun {
+    job: String,
+    graph: JobGraph,
+    max_attempts: u32,
+    tasks: Vec<Vec<TaskRun>>,
+    map_outputs: BTreeMap<ShuffleId, Vec<Option<MapOutput>>>,
+    results: Vec<Option<bytes::Bytes>>,
+    metering: TaskMetering,
+    state: JobState,
+}
+
+impl JobRun {
+    /// A run of `graph`, allowing `max_attempts` failures per task.
+    pub fn new(job: impl Into<String>, graph: JobGraph, max_attempts: u32) -> Self {
+        let tasks = graph
+            .stages
+            .iter()
+            .map(|s| vec![TaskRun { slot: Slot::Pending, next_attempt: 0, failures: 0 }; s.tasks.len()])
+            .collect();
+        let mut map_outputs = BTreeMap::new();
+        for s in &graph.stages {
+            if let StageKind::ShuffleMap { shuffle, .. } = s.kind {
+                map_outputs.insert(shuffle, vec![None; s.tasks.len()]);
+            }
+        }
+        let results = vec![None; graph.result_stage().map_or(0, |s| s.tasks.len())];
+        let state = if results.is_empty() { JobState::Succeeded } else { JobState::Running };
+        Self {
+            job: job.into(),
+            graph,
+            max_attempts: max_attempts.max(1),
+            tasks,
+            map_outputs,
+            results,
+            metering: TaskMetering::default(),
+            state,
+        }
+    }
+
+    /// The graph being run.
+    pub fn graph(&self) -> &JobGraph {
+        &self.graph
+    }
+
+    /// Where the job stands.
+    pub fn state(&self) -> &JobState {
+        &self.state
+    }
+
+    /// The metering of every attempt so far, rolled up.
+    pub fn metering(&self) -> &TaskMetering {
+        &self.metering
+    }
+
+    fn stage_index(&self, stage: StageId) -> Option<usize> {
+        self.graph.stages.iter().position(|s| s.id == stage)
+    }
+
+    fn shuffle_of(&self, stage: usize) -> Option<ShuffleId> {
+        match self.graph.stages[stage].kind {
+            StageKind::ShuffleMap { shuffle, .. } => Some(shuffle),
+            StageKind::Result => None,
+        }
+    }
+
+    fn stage_ready(&self, stage: usize) -> bool {
+        self.graph.stages[stage].parents.iter().all(|p| {
+            self.stage_index(*p)
+                .and_then(|i| self.shuffle_of(i))
+                .and_then(|sh| self.map_outputs.get(&sh))
+                .is_some_and(|outs| outs.iter().all(Option::is_some))
+        })
+    }
+
+    /// Tasks that can be launched now, as (stage, partition), earliest stages first.
+    pub fn ready(&self) -> Vec<(StageId, u32)> {
+        if self.state != JobState::Running {
+            return Vec::new();
+        }
+        let mut ready = Vec::new();
+        for (i, stage) in self.graph.stages.iter().enumerate() {
+            if !self.stage_ready(i) {
+                continue;
+            }
+            for (p, t) in self.tasks[i].iter().enumerate() {
+                if t.slot == Slot::Pending {
+                    ready.push((stage.id, p as u32));
+                }
+            }
+        }
+        ready
+    }
+
+    /// Record that (stage, partition) was launched on `agent`; returns the attempt's key.
+    pub fn launch(&mut self, stage: StageId, partition: u32, agent: AgentId) -> Option<TaskKey> {
+        let i = self.stage_index(stage)?;
+        let t = self.tasks[i].get_mut(partition as usize)?;
+        if t.slot != Slot::Pending {
+            return None;
+        }
+        let attempt = t.next_attempt;
+        t.next_attempt += 1;
+        t.slot = Slot::Running { attempt, agent };
+        Some(TaskKey { job: self.job.clone(), stage, partition, attempt })
+    }
+
+    /// Where every map output of `shuffle` lives, by map partition (all must be available).
+    pub fn map_locations(&self, shuffle: ShuffleId) -> Option<Vec<(u32, AgentId)>> {
+        self.map_outputs
+            .get(&shuffle)?
+            .iter()
+            .enumerate()
+            .map(|(m, o)| o.as_ref().map(|o| (m as u32, o.agent)))
+            .collect()
+    }
+
+    /// The result records, by partition, once the job succeeded.
+    pub fn results(&self) -> Option<Vec<bytes::Bytes>> {
+        (self.state == JobState::Succeeded)
+            .then(|| self.results.iter().map(|r| r.clone().unwrap_or_default()).collect())
+    }
+
+    /// Apply the end of an attempt. Events for attempts that are not current are ignored.
+    pub fn on_outcome(&mut self, key: &TaskKey, metering: &TaskMetering, outcome: Outcome) {
+        self.metering.add(metering);
+        let Some(i) = self.stage_index(key.stage) else { return };
+        let Some(t) = self.tasks[i].get(key.partition as usize) else { return };
+        let agent = match t.slot {
+            Slot::Running { attempt, agent } if attempt == key.attempt => agent,
+            _ => return,
+        };
+        let p = key.partition as usize;
+        match outcome {
+            Outcome::Finished { result, partition_bytes } => {
+                self.tasks[i][p].slot = Slot::Done;
+                match self.shuffle_of(i) {
+                    Some(sh) => {
+                        if let Some(outs) = self.map_outputs.get_mut(&sh) {
+                            outs[p] = Some(MapOutput { agent, partition_bytes });
+                        }
+                    }
+                    None => self.results[p] = Some(result),
+                }
+                if i + 1 == self.graph.stages.len() && self.tasks[i].iter().all(|t| t.slot == Slot::Done) {
+                    self.state = JobState::Succeeded;
+                }
+            }
+            Outcome::Failed(end) if end.is_retryable() => {
+                let t = &mut self.tasks[i][p];
+                t.failures += 1;
+                t.slot = Slot::Pending;
+                if t.failures >= self.max_attempts {
+                    self.state =
+                        JobState::Failed(format!("task {key} failed {} times; last: {end}", t.failures));
+                }
+            }
+            Outcome::Failed(end) => {
+                self.tasks[i][p].slot = Slot::Pending;
+                self.state = JobState::Failed(format!("task {key}: {end}"));
+            }
+            Outcome::FetchFailed { shuffle, map } => {
+                self.tasks[i][p].slot = Slot::Pending;
+                self.lose_map_output(shuffle, map);
+            }
+            Outcome::Interrupted(_) => self.tasks[i][p].slot = Slot::Pending,
+        }
+    }
+
+    fn lose_map_output(&mut self, shuffle: ShuffleId, map: u32) {
+        if let Some(o) = self.map_outputs.get_mut(&shuffle).and_then(|outs| outs.get_mut(map as usize)) {
+            *o = None;
+        }
+        let stage = self
+            .graph
+            .stages
+            .iter()
+            .position(|s| matches!(s.kind, StageKind::ShuffleMap { shuffle: sh, .. } if sh == shuffle));
+        if let Some(t) = stage.and_then(|s| self.tasks[s].get_mut(map as usize))
+            && t.slot == Slot::Done
+        {
+            t.slot = Slot::Pending;
+        }
+    }
+
+    /// An agent was lost: its running attempts and the map outputs it held are gone.
+    /// Returns the attempts that were running there.
+    pub fn on_agent_lost(&mut self, agent: AgentId) -> Vec<TaskKey> {
+        let mut interrupted = Vec::new();
+        for (i, stage) in self.graph.stages.iter().enumerate() {
+            for (p, t) in self.tasks[i].iter_mut().enumerate() {
+                if let Slot::Running { attempt, agent: a } = t.slot
+                    && a == agent
+                {
+                    t.slot = Slot::Pending;
+                    interrupted.push(TaskKey {
+                        job: self.job.clone(),
+                        stage: stage.id,
+                        partition: p as u32,
+                        attempt,
+                    });
+                }
+            }
+        }
+        let lost: Vec<(ShuffleId, u32)> = self
+            .map_outputs
+            .iter()
+            .flat_map(|(sh, outs)| {
+                outs.iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.as_ref().is_some_and(|o| o.agent == agent))
+                    .map(|(m, _)| (*sh, m as u32))
+            })
+            .collect();
+        if self.state == JobState::Running {
+            for (sh, m) in lost {
+                self.lose_map_output(sh, m);
+            }
+        }
+        interrupted
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+use super::*;
+use crate::dag;
+use weft_core::plan::{Node, Plan, ShuffleKind, Step, StepKind};
+
+/// Word count over 2 splits into 3 reduce partitions: stage 0 (2 map tasks), stage 1 (3 result tasks).
+fn word_count() -> JobRun {
+    let mut p = Plan::new();
+    let lines = p.add(Node::TextFile { uri: "in".into(), min_partitions: 2 }, false).unwrap();
+    let pairs = p
+        .add(Node::Narrow { parent: lines, step: Step { kind: StepKind::Map, function: "one".into() } }, true)
+        .unwrap();
+    let counts =
+        p.add(Node::Shuffle { parent: pairs, kind: ShuffleKind::SumByKey, partitions: 3 }, true).unwrap();
+    let graph = dag::build(&p, counts, &[(lines, 2)].into()).unwrap();
+    JobRun::new("job-1", graph, 3)
+}
+
+const A: AgentId = AgentId(1);
+const B: AgentId = AgentId(2);
+
+fn finish(run: &mut JobRun, key: &TaskKey, result: &'static [u8]) {
+    let outcome =
+        Outcome::Finished { result: bytes::Bytes::from_static(result), partition_bytes: vec![10, 20, 30] };
+    run.on_outcome(key, &TaskMetering { fuel: 5, ..Default::default() }, outcome);
+}
+
+fn launch_all(run: &mut JobRun, agent: AgentId) -> Vec<TaskKey> {
+    run.ready().into_iter().map(|(s, p)| run.launch(s, p, agent).unwrap()).collect()
+}
+
+fn shuffle(run: &JobRun) -> ShuffleId {
+    match run.graph().stages[0].kind {
+        StageKind::ShuffleMap { shuffle, .. } => shuffle,
+        StageKind::Result => unreachable!(),
+    }
+}
+
+#[test]
+fn stages_run_in_order_and_results_are_collected() {
+    let mut run = word_count();
+    assert_eq!(run.ready(), [(StageId(0), 0), (StageId(0), 1)], "only the map stage is ready");
+    let maps = launch_all(&mut run, A);
+    assert!(run.ready().is_empty(), "launched tasks are not ready again");
+    finish(&mut run, &maps[0], b"");
+    assert!(run.ready().is_empty(), "reduce waits for every map output");
+    finish(&mut run, &maps[1], b"");
+    assert_eq!(run.map_locations(shuffle(&run)).unwrap(), [(0, A), (1, A)]);
+
+    let reduces = launch_all(&mut run, B);
+    assert_eq!(reduces.len(), 3);
+    for (k, r) in reduces.iter().zip([&b"r0"[..], b"r1", b"r2"]) {
+        assert_eq!(run.state(), &JobState::Running);
+        let r: &'static [u8] = Box::leak(r.to_vec().into_boxed_slice());
+        finish(&mut run, k, r);
+    }
+    assert_eq!(run.state(), &JobState::Succeeded);
+    assert_eq!(run.results().unwrap(), [&b"r0"[..], b"r1", b"r2"]);
+    assert_eq!(run.metering().fuel, 25, "metering rolls up over every attempt");
+}
+
+#[test]
+fn host_errors_are_retried_up_to_the_limit() {
+    let mut run = word_count();
+    let host = || Outcome::Failed(EndReason::HostError { message: "disk full".into() });
+    for attempt in 0..3 {
+        let key = run.launch(StageId(0), 0, A).unwrap();
+        assert_eq!(key.attempt, attempt, "each retry is a new attempt");
+        run.on_outcome(&key, &TaskMetering::default(), host());
+    }
+    let JobState::Failed(msg) = run.state() else { panic!("{:?}", run.state()) };
+    assert!(msg.contains("failed 3 times") && msg.contains("disk full"), "{msg}");
+    assert!(run.ready().is_empty(), "a failed job launches nothing");
+}
+
+#[test]
+fn guest_failures_fail_the_job_at_once() {
+    let mut run = word_count();
+    let key = run.launch(StageId(0), 1, A).unwrap();
+    run.on_outcome(&key, &TaskMetering::default(), Outcome::Failed(EndReason::OutOfFuel { limit: 100 }));
+    let JobState::Failed(msg) = run.state() else { panic!() };
+    assert!(msg.contains("out of fuel"), "{msg}");
+}
+
+#[test]
+fn late_events_from_old_attempts_are_ignored() {
+    let mut run = word_count();
+    let old = run.launch(StageId(0), 0, A).unwrap();
+    run.on_agent_lost(A);
+    let new = run.launch(StageId(0), 0, B).unwrap();
+    assert_eq!(new.attempt, old.attempt + 1);
+    finish(&mut run, &old, b"");
+    assert!(run.map_locations(shuffle(&run)).is_none(), "the stale finish did not count");
+    finish(&mut run, &new, b"");
+    assert_eq!(run.map_locations(shuffle(&run)).map(|l| l.len()), None, "map 1 still missing");
+}
+
+#[test]
+fn a_lost_agent_takes_its_tasks_and_map_outputs_with_it() {
+    let mut run = word_count();
+    let maps = launch_all(&mut run, A);
+    finish(&mut run, &maps[0], b"");
+    let m1 = run.launch(StageId(0), 1, B);
+    assert!(m1.is_none(), "map 1 is running on A already");
+    let interrupted = run.on_agent_lost(A);
+    assert_eq!(interrupted, [maps[1].clone()], "the running attempt is reported");
+    assert_eq!(
+        run.ready(),
+        [(StageId(0), 0), (StageId(0), 1)],
+        "both maps run again: map 0's output was on A"
+    );
+    assert_eq!(run.state(), &JobState::Running, "losing an agent is not a failure");
+}
+
+#[test]
+fn a_fetch_failure_recomputes_the_map_output() {
+    let mut run = word_count();
+    for k in launch_all(&mut run, A) {
+        finish(&mut run, &k, b"");
+    }
+    let reduces = launch_all(&mut run, B);
+    let sh = shuffle(&run);
+    run.on_outcome(&reduces[0], &TaskMetering::default(), Outcome::FetchFailed { shuffle: sh, map: 1 });
+    assert_eq!(run.ready(), [(StageId(0), 1)], "map 1 runs again before the reduce retries");
+    let again = run.launch(StageId(0), 1, B).unwrap();
+    finish(&mut run, &again, b"");
+    assert_eq!(run.map_locations(sh).unwrap(), [(0, A), (1, B)]);
+    assert_eq!(run.ready(), [(StageId(1), 0)]);
+    assert_eq!(run.state(), &JobState::Running);
+}
