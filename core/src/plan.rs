@@ -87,7 +87,7 @@ pub enum Node {
         parent: DatasetId,
         /// What the shuffle does.
         kind: ShuffleKind,
-        /// Output partitions.
+        /// Output partitions; 0 keeps the parent's count.
         partitions: u32,
     },
     /// Inner join of two pair datasets on key bytes.
@@ -96,7 +96,7 @@ pub enum Node {
         left: DatasetId,
         /// Right side.
         right: DatasetId,
-        /// Output partitions.
+        /// Output partitions; 0 takes the larger side's count.
         partitions: u32,
     },
     /// The partitions of `a`, then those of `b`.
@@ -143,7 +143,7 @@ pub enum PlanError {
         /// Second input.
         b: DatasetId,
     },
-    /// Zero partitions asked for.
+    /// Zero partitions asked for where no default exists.
     #[error("{0} needs at least one partition")]
     NoPartitions(&'static str),
     /// An empty function name.
@@ -214,19 +214,13 @@ impl Plan {
                     _ => keyed,
                 }
             }
-            Node::Shuffle { parent, kind, partitions } => {
+            Node::Shuffle { parent, kind, .. } => {
                 self.keyed(*parent, shuffle_name(kind))?;
-                if *partitions == 0 {
-                    return Err(PlanError::NoPartitions(shuffle_name(kind)));
-                }
                 true
             }
-            Node::Join { left, right, partitions } => {
+            Node::Join { left, right, .. } => {
                 self.keyed(*left, "join")?;
                 self.keyed(*right, "join")?;
-                if *partitions == 0 {
-                    return Err(PlanError::NoPartitions("join"));
-                }
                 true
             }
             Node::Union { a, b } => {

@@ -270,8 +270,12 @@ impl Builder<'_> {
                         (PartitionerSpec::Hash, CombinerSpec::None, Aggregate::Merge, None)
                     }
                 };
-                let stage = self.map_stage(*parent, shuffle, *partitions, partitioner, combiner)?;
-                let tasks = (0..*partitions)
+                let partitions = match *partitions {
+                    0 => self.partition_count(*parent)?,
+                    n => n,
+                };
+                let stage = self.map_stage(*parent, shuffle, partitions, partitioner, combiner)?;
+                let tasks = (0..partitions)
                     .map(|reduce| TaskPlan {
                         partition: reduce,
                         source: Source::Shuffle { shuffle, reduce, aggregate },
@@ -284,13 +288,35 @@ impl Builder<'_> {
             }
             Node::Join { left, right, partitions } => {
                 let (l, r) = (ShuffleId(ds.0 * 2), ShuffleId(ds.0 * 2 + 1));
-                let ls = self.map_stage(*left, l, *partitions, PartitionerSpec::Hash, CombinerSpec::None)?;
-                let rs = self.map_stage(*right, r, *partitions, PartitionerSpec::Hash, CombinerSpec::None)?;
-                let tasks = (0..*partitions)
+                let partitions = match *partitions {
+                    0 => self.partition_count(*left)?.max(self.partition_count(*right)?),
+                    n => n,
+                };
+                let ls = self.map_stage(*left, l, partitions, PartitionerSpec::Hash, CombinerSpec::None)?;
+                let rs = self.map_stage(*right, r, partitions, PartitionerSpec::Hash, CombinerSpec::None)?;
+                let tasks = (0..partitions)
                     .map(|reduce| leaf(reduce, Source::Join { left: l, right: r, reduce }, true))
                     .collect();
                 (tasks, if ls == rs { vec![ls] } else { vec![ls, rs] })
             }
+        })
+    }
+
+    /// How many partitions `ds` has, without building stages.
+    fn partition_count(&self, ds: DatasetId) -> Result<u32, DagError> {
+        Ok(match &self.plan.get(ds)?.node {
+            Node::TextFile { .. } => *self.text_splits.get(&ds).ok_or(DagError::Unsplit(ds))?,
+            Node::Parallelize { partitions } => partitions.len() as u32,
+            Node::Narrow { parent, .. } => self.partition_count(*parent)?,
+            Node::Union { a, b } => self.partition_count(*a)? + self.partition_count(*b)?,
+            Node::Shuffle { parent, partitions, .. } => match *partitions {
+                0 => self.partition_count(*parent)?,
+                n => n,
+            },
+            Node::Join { left, right, partitions } => match *partitions {
+                0 => self.partition_count(*left)?.max(self.partition_count(*right)?),
+                n => n,
+            },
         })
     }
 

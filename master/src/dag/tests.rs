@@ -156,6 +156,19 @@ fn a_shuffle_on_two_paths_is_one_map_stage_before_its_readers() {
 }
 
 #[test]
+fn zero_partitions_means_the_parents_count() {
+    let (mut p, mut splits) = (Plan::new(), BTreeMap::new());
+    let a = text(&mut p, &mut splits, 3);
+    let a = narrow(&mut p, a, StepKind::Map, "ka", true);
+    let b = text(&mut p, &mut splits, 5);
+    let b = narrow(&mut p, b, StepKind::Map, "kb", true);
+    let sums = p.add(Node::Shuffle { parent: a, kind: ShuffleKind::SumByKey, partitions: 0 }, true).unwrap();
+    assert_eq!(build(&p, sums, &splits).unwrap().stages[1].tasks.len(), 3);
+    let j = p.add(Node::Join { left: sums, right: b, partitions: 0 }, true).unwrap();
+    assert_eq!(build(&p, j, &splits).unwrap().result_stage().unwrap().tasks.len(), 5, "the larger side");
+}
+
+#[test]
 fn unsplit_text_is_an_error() {
     let mut p = Plan::new();
     let t = p.add(Node::TextFile { uri: "in".into(), min_partitions: 1 }, false).unwrap();
