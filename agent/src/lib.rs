@@ -41,10 +41,12 @@
 //! ```
 
 pub mod blocks;
+pub mod executor;
 mod pool;
 pub mod sandbox;
 pub mod shuffle;
 
+pub use executor::{Executor, ExecutorConfig, TaskOutcome, TaskSpec};
 pub use pool::{PoolClosed, WasmPool};
 pub use sandbox::{
     Chain, Op, OpKind, Prepared, Sandbox, SandboxConfig, SandboxError, TaskContext, TaskInstance, TaskReport,

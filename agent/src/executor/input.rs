@@ -1,0 +1,179 @@
+//! The input side: read a task's records and feed them, batch by batch, into
+//! the bounded channel the guest job reads from.
+//!
+//! Reads happen where they belong: object-store reads and shuffle fetches are
+//! async and run on the caller's (I/O) runtime; merging and aggregating the
+//! fetched blocks is native CPU work and runs on a blocking thread
+//! (`spawn_blocking`), which feeds the channel with `blocking_send`. Either way
+//! the channel's capacity bounds how far input runs ahead of the guest.
+//!
+//! When the guest side stops early (a trap, a `take` that has enough), its
+//! receiver is gone and the next send fails: the pump stops quietly. When the
+//! pump itself fails it sends [`Msg::Abort`] with the end reason, so the guest
+//! job ends the attempt with that reason instead of mistaking a truncated input
+//! for a complete one.
+
+use super::ExecutorConfig;
+use super::error::ExecError;
+use super::spec::{Aggregate, Input};
+use crate::shuffle::{BlockFetcher, BlockLocation, ReadError, ShuffleError, ShuffleReader, aggregate};
+use tokio::sync::mpsc::Sender;
+use weft_codec::batch::{BatchWriter, pairs};
+use weft_core::io::LineReader;
+use weft_core::metering::EndReason;
+
+/// What travels from the input to the guest job.
+#[derive(Debug)]
+pub(super) enum Msg {
+    /// The next batch of records.
+    Batch(Vec<u8>),
+    /// The input failed: end the attempt with this reason.
+    Abort(EndReason),
+}
+
+/// What reading the input cost.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct InputStats {
+    /// Bytes fetched from the object store (text) or handed over (records).
+    pub input_bytes: u64,
+    /// Stored bytes of the shuffle blocks fetched.
+    pub shuffle_bytes_read: u64,
+}
+
+type Batches = Box<dyn Iterator<Item = Result<Vec<u8>, ShuffleError>> + Send>;
+
+/// Read `input` into `tx` until it is exhausted or the receiver is gone.
+pub(super) async fn pump<F: BlockFetcher>(
+    input: Input,
+    reader: &ShuffleReader<F>,
+    config: &ExecutorConfig,
+    tx: Sender<Msg>,
+) -> Result<InputStats, ExecError> {
+    let mut stats = InputStats::default();
+    let result = feed(input, reader, config, &tx, &mut stats).await;
+    if let Err(e) = &result {
+        tracing::debug!(error = %e, "weft.agent.executor.input_failed");
+        // The guest may already have stopped; then there is no one to tell.
+        let _ = tx.send(Msg::Abort(e.end_reason())).await;
+    }
+    result.map(|()| stats)
+}
+
+async fn feed<F: BlockFetcher>(
+    input: Input,
+    reader: &ShuffleReader<F>,
+    config: &ExecutorConfig,
+    tx: &Sender<Msg>,
+    stats: &mut InputStats,
+) -> Result<(), ExecError> {
+    let target = config.batch_bytes.max(1);
+    match input {
+        Input::Records(batch) => {
+            stats.input_bytes = batch.len() as u64;
+            if !batch.is_empty() {
+                let _ = tx.send(Msg::Batch(batch)).await;
+            }
+            Ok(())
+        }
+        Input::Text { location, split } => {
+            let mut lines = LineReader::new(&location, split).with_batch_bytes(target);
+            let result = async {
+                while let Some(batch) = lines.next_batch().await.map_err(ExecError::Input)? {
+                    if tx.send(Msg::Batch(batch)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            stats.input_bytes = lines.bytes_read();
+            result
+        }
+        Input::Shuffle { blocks, aggregate } => {
+            stats.shuffle_bytes_read = stored_bytes(&blocks);
+            let merged = reader.read(blocks).await.map_err(fetch_failed)?;
+            let batches: Batches = match aggregate {
+                Aggregate::Merge | Aggregate::Sorted { ascending: true } => Box::new(merged),
+                Aggregate::SumI64 => Box::new(aggregate::sum_i64(merged, target)),
+                Aggregate::Group => Box::new(aggregate::group_values(merged, target)),
+                Aggregate::Sorted { ascending: false } => Box::new(Descending::new(merged, target)),
+            };
+            send_blocking(batches, tx.clone()).await
+        }
+        Input::Join { left, right } => {
+            stats.shuffle_bytes_read = stored_bytes(&left) + stored_bytes(&right);
+            let (left, right) =
+                tokio::try_join!(reader.read(left), reader.read(right)).map_err(fetch_failed)?;
+            send_blocking(Box::new(aggregate::join(left, right, target)), tx.clone()).await
+        }
+    }
+}
+
+fn stored_bytes(blocks: &[BlockLocation]) -> u64 {
+    blocks.iter().map(|b| b.size).sum()
+}
+
+fn fetch_failed(e: ReadError) -> ExecError {
+    match e {
+        ReadError::FetchFailed { block, reason } => ExecError::FetchFailed { block, source: reason },
+    }
+}
+
+/// Drain `batches` into `tx` on a blocking thread: merging and aggregating is
+/// CPU work that must not hold up the I/O runtime.
+async fn send_blocking(batches: Batches, tx: Sender<Msg>) -> Result<(), ExecError> {
+    tokio::task::spawn_blocking(move || {
+        for batch in batches {
+            let batch = batch.map_err(ExecError::ShuffleRead)?;
+            if tx.blocking_send(Msg::Batch(batch)).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    })
+    .await?
+}
+
+/// A reduce partition in descending key order. The merge yields ascending
+/// order, so the whole partition is buffered once and handed out backwards.
+struct Descending {
+    source: Option<crate::shuffle::MergedBatches>,
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    target: usize,
+}
+
+impl Descending {
+    fn new(source: crate::shuffle::MergedBatches, target: usize) -> Self {
+        Self { source: Some(source), pairs: Vec::new(), target }
+    }
+
+    fn load(&mut self) -> Result<(), ShuffleError> {
+        let Some(source) = self.source.take() else { return Ok(()) };
+        for batch in source {
+            let batch = batch?;
+            for pair in pairs(&batch) {
+                let (k, v) = pair.map_err(|source| ShuffleError::Malformed { source })?;
+                self.pairs.push((k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Descending {
+    type Item = Result<Vec<u8>, ShuffleError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Err(e) = self.load() {
+            self.pairs.clear();
+            return Some(Err(e));
+        }
+        let mut out = BatchWriter::new();
+        while out.byte_len() < self.target {
+            let Some((k, v)) = self.pairs.pop() else { break };
+            out.push(&k);
+            out.push(&v);
+        }
+        (!out.is_empty()).then(|| Ok(out.finish()))
+    }
+}

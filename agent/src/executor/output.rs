@@ -1,0 +1,198 @@
+//! The output side: take the chain's output batches from the guest job and
+//! put them where the spec says, then publish them only if the attempt
+//! succeeded.
+//!
+//! Output happens in two phases, so a failed attempt never publishes anything:
+//!
+//! 1. **Drain** ([`drain`]) while the guest runs: shuffle pairs go into the
+//!    [`ShuffleWriter`] on a blocking thread (it sorts and spills, synchronous
+//!    CPU and file work); text lines go to the committer's task writer on the
+//!    I/O runtime; result records are collected and counted. Draining `take`
+//!    stops as soon as it has `limit` records: closing the channel tells the
+//!    guest job to stop.
+//! 2. **Publish** ([`publish`]) after the attempt's verdict is known and only
+//!    when it is a success: the shuffle writer merges into its data and index
+//!    files (renamed into place, index last), and the text part file is
+//!    finished and committed. Otherwise [`discard`] drops the writer (its spill
+//!    files are temporary) or aborts the part upload; a shuffle data file of an
+//!    earlier, successful attempt of the same map task is left untouched.
+
+use super::ExecutorConfig;
+use super::error::ExecError;
+use super::spec::{MapCombine, OutputSpec};
+use crate::shuffle::{Combiner, MapOutput, ShuffleWriter};
+use tokio::sync::mpsc::Receiver;
+use weft_codec::batch::{self, BatchWriter};
+use weft_core::io::{OutputCommitter, PartStats, TextPartWriter};
+
+/// What a successful attempt produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A shuffle-map task's data and index files.
+    Shuffle(MapOutput),
+    /// A result task's records, as one batch (pairs take two entries each).
+    Records {
+        /// The records.
+        batch: Vec<u8>,
+        /// How many.
+        records: u64,
+    },
+    /// A committed text part file.
+    Text(PartStats),
+    /// The number of records (`count`).
+    Count(u64),
+    /// A shuffle block could not be fetched: the scheduler should recompute
+    /// the map output that wrote it, then run this task again.
+    FetchFailed {
+        /// The lost block.
+        block: crate::shuffle::BlockId,
+    },
+    /// The attempt failed; the report's end reason says why.
+    None,
+}
+
+/// Output drained but not yet published.
+pub(super) enum Drained {
+    Shuffle(Box<ShuffleWriter>),
+    Records { batch: Vec<u8>, records: u64 },
+    Text(Box<PendingPart>),
+    Count(u64),
+}
+
+/// A part file written but not yet finished and committed.
+pub(super) struct PendingPart {
+    writer: TextPartWriter,
+    committer: OutputCommitter,
+    partition: u32,
+    attempt: u32,
+}
+
+/// Take every batch from `rx` into the output's sink. `keyed` says whether
+/// records are pairs (two entries each).
+pub(super) async fn drain(
+    spec: OutputSpec,
+    keyed: bool,
+    config: &ExecutorConfig,
+    mut rx: Receiver<Vec<u8>>,
+) -> Result<Drained, ExecError> {
+    match spec {
+        OutputSpec::Shuffle { dir, shuffle, map, partitioner, combiner } => {
+            let mut writer = ShuffleWriter::new(dir, shuffle, map, partitioner, config.writer.clone());
+            if combiner == MapCombine::SumI64 {
+                writer = writer.with_combiner(Combiner::SumI64);
+            }
+            let writer = tokio::task::spawn_blocking(move || {
+                while let Some(batch) = rx.blocking_recv() {
+                    writer.write(&batch).map_err(ExecError::ShuffleWrite)?;
+                }
+                Ok::<_, ExecError>(writer)
+            })
+            .await??;
+            Ok(Drained::Shuffle(Box::new(writer)))
+        }
+        OutputSpec::Result { limit } => {
+            let limit = limit.unwrap_or(u64::MAX);
+            let mut out = Vec::new();
+            let mut records = 0u64;
+            while records < limit
+                && let Some(batch) = rx.recv().await
+            {
+                let n = record_count(&batch, keyed)?;
+                if records + n <= limit {
+                    out.extend_from_slice(&batch);
+                    records += n;
+                } else {
+                    out.extend_from_slice(&first_records(&batch, limit - records, keyed)?);
+                    records = limit;
+                }
+            }
+            Ok(Drained::Records { batch: out, records })
+        }
+        OutputSpec::Text { committer, partition, attempt } => {
+            let mut writer = committer.task_writer(partition, attempt);
+            while let Some(batch) = rx.recv().await {
+                if let Err(e) = writer.write_batch(&batch).await {
+                    drop(rx);
+                    let _ = writer.abort().await;
+                    return Err(ExecError::Output(e));
+                }
+            }
+            Ok(Drained::Text(Box::new(PendingPart { writer, committer, partition, attempt })))
+        }
+        OutputSpec::Count => {
+            let mut records = 0;
+            while let Some(batch) = rx.recv().await {
+                records += record_count(&batch, keyed)?;
+            }
+            Ok(Drained::Count(records))
+        }
+    }
+}
+
+/// Publish the output of a successful attempt.
+pub(super) async fn publish(drained: Drained) -> Result<Output, ExecError> {
+    match drained {
+        Drained::Shuffle(writer) => {
+            let output = tokio::task::spawn_blocking(move || writer.finish()).await?;
+            Ok(Output::Shuffle(output.map_err(ExecError::ShuffleWrite)?))
+        }
+        Drained::Records { batch, records } => Ok(Output::Records { batch, records }),
+        Drained::Text(part) => {
+            let PendingPart { writer, committer, partition, attempt } = *part;
+            let stats = writer.finish().await.map_err(ExecError::Output)?;
+            committer.commit_task(partition, attempt).await.map_err(ExecError::Commit)?;
+            Ok(Output::Text(stats))
+        }
+        Drained::Count(n) => Ok(Output::Count(n)),
+    }
+}
+
+/// Throw away the output of a failed attempt.
+pub(super) async fn discard(drained: Drained) {
+    if let Drained::Text(part) = drained
+        && let Err(e) = part.writer.abort().await
+    {
+        tracing::warn!(error = %e, "weft.agent.executor.abort_part_failed");
+    }
+}
+
+/// Records in a batch.
+fn record_count(batch: &[u8], keyed: bool) -> Result<u64, ExecError> {
+    let entries = batch::count(batch).map_err(ExecError::Malformed)?;
+    if keyed && entries % 2 == 1 {
+        return Err(ExecError::Malformed(weft_codec::DecodeError::UnpairedKey { entries }));
+    }
+    Ok((if keyed { entries / 2 } else { entries }) as u64)
+}
+
+/// The first `n` records of a batch.
+fn first_records(batch: &[u8], n: u64, keyed: bool) -> Result<Vec<u8>, ExecError> {
+    let per_record = if keyed { 2 } else { 1 };
+    let take = usize::try_from(n).unwrap_or(usize::MAX).saturating_mul(per_record);
+    let mut out = BatchWriter::new();
+    for entry in batch::entries(batch).take(take) {
+        out.push(entry.map_err(ExecError::Malformed)?);
+    }
+    Ok(out.finish())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_records_counts_pairs_as_one() {
+        let mut w = BatchWriter::new();
+        for e in ["k1", "v1", "k2", "v2", "k3", "v3"] {
+            w.push(e.as_bytes());
+        }
+        let batch = w.finish();
+        assert_eq!(record_count(&batch, true).unwrap(), 3);
+        assert_eq!(record_count(&batch, false).unwrap(), 6);
+        let two = first_records(&batch, 2, true).unwrap();
+        assert_eq!(record_count(&two, true).unwrap(), 2);
+        assert_eq!(&batch[..two.len()], &two[..]);
+        assert!(record_count(&batch[..batch.len() - 3], false).is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! [`TaskSpec`]: what one task attempt runs, in domain types.
+//!
+//! A spec is what the scheduler's `TaskPlan` becomes once it reaches an agent:
+//! the input resolved to something readable (a text split with its location, a
+//! parallelized batch, the block locations of a reduce partition), the chain of
+//! narrow steps, and where the output goes. Protocol messages are converted to
+//! a spec at the edge; nothing here knows about prost.
+
+use crate::sandbox::{Chain, Op, OpKind, Prepared, TaskInfo};
+use crate::shuffle::{BlockLocation, MapId, Partitioner, ShuffleId};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use weft_core::ids::StageId;
+use weft_core::io::{DataLocation, OutputCommitter, TextSplit};
+use weft_core::limits::TaskLimits;
+use weft_core::plan::{Step, StepKind};
+
+/// One task attempt, ready to run.
+#[derive(Clone)]
+pub struct TaskSpec {
+    /// The job, as the master names it.
+    pub job: String,
+    /// The stage the task belongs to.
+    pub stage: StageId,
+    /// The partition it computes.
+    pub partition: u32,
+    /// Which attempt of that partition this is.
+    pub attempt: u32,
+    /// The job's component, loaded into the agent's sandbox.
+    pub component: Arc<Prepared>,
+    /// The attempt's budget (capped by the sandbox's maxima).
+    pub limits: TaskLimits,
+    /// Broadcast values the guest may read.
+    pub broadcasts: Arc<BTreeMap<u64, Vec<u8>>>,
+    /// Where the records come from.
+    pub input: Input,
+    /// The narrow steps run over every batch, in order; empty passes batches through.
+    pub chain: Vec<Step>,
+    /// Whether the input holds pairs (two batch entries per record).
+    pub input_keyed: bool,
+    /// Whether the chain's output holds pairs (ignored for an empty chain,
+    /// whose output is its input).
+    pub output_keyed: bool,
+    /// What happens to the chain's output.
+    pub output: OutputSpec,
+}
+
+impl std::fmt::Debug for TaskSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskSpec")
+            .field("job", &self.job)
+            .field("stage", &self.stage)
+            .field("partition", &self.partition)
+            .field("attempt", &self.attempt)
+            .field("input", &self.input)
+            .field("chain", &self.chain)
+            .field("output", &self.output)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a task's records come from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The lines of one split of a text dataset, one `String` record per line.
+    Text {
+        /// The dataset's location (its store).
+        location: DataLocation,
+        /// The byte range to read.
+        split: TextSplit,
+    },
+    /// One batch handed over whole (a partition of a parallelized dataset).
+    Records(Vec<u8>),
+    /// One reduce partition of a shuffle: every map task's block, merged by key
+    /// and aggregated in the host.
+    Shuffle {
+        /// One block per map output, in map order.
+        blocks: Vec<BlockLocation>,
+        /// What the host does with the merged pairs.
+        aggregate: Aggregate,
+    },
+    /// One reduce partition of two shuffles, inner-joined on key bytes: one
+    /// pair per matching (left, right) combination, valued `(L, R)`.
+    Join {
+        /// The left shuffle's blocks.
+        left: Vec<BlockLocation>,
+        /// The right shuffle's blocks.
+        right: Vec<BlockLocation>,
+    },
+}
+
+/// Host-side work on a reduce partition's merged, key-sorted pairs (mirrors
+/// the master's `dag::Aggregate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// The sorted pairs as they are; a key's pairs always arrive in one batch,
+    /// so a guest `reduce` step heading the chain folds each key once.
+    Merge,
+    /// One pair per key: the wrapping sum of its `i64` values.
+    SumI64,
+    /// One pair per key, its values framed as a list (`Vec<V>`).
+    Group,
+    /// The pairs sorted by key bytes; descending order buffers the partition.
+    Sorted {
+        /// Ascending when true.
+        ascending: bool,
+    },
+}
+
+/// What a task does with its chain's output.
+#[derive(Clone)]
+pub enum OutputSpec {
+    /// Write shuffle output (a data file and an index) for a child stage.
+    Shuffle {
+        /// The directory holding this agent's map outputs.
+        dir: PathBuf,
+        /// The shuffle written.
+        shuffle: ShuffleId,
+        /// This map task.
+        map: MapId,
+        /// How keys map to reduce partitions.
+        partitioner: Partitioner,
+        /// Map-side combine.
+        combiner: MapCombine,
+    },
+    /// Return the records to the driver as one batch (`collect`), stopping
+    /// after `limit` records when one is given (`take`).
+    Result {
+        /// At most this many records.
+        limit: Option<u64>,
+    },
+    /// Write `String` records as lines of one part file and commit it.
+    Text {
+        /// The job's output committer.
+        committer: OutputCommitter,
+        /// The part file's partition number.
+        partition: u32,
+        /// The attempt number the committer records.
+        attempt: u32,
+    },
+    /// Count the records (`count`); nothing else leaves the task.
+    Count,
+}
+
+impl std::fmt::Debug for OutputSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Shuffle { dir, shuffle, map, partitioner, combiner } => f
+                .debug_struct("Shuffle")
+                .field("dir", dir)
+                .field("shuffle", shuffle)
+                .field("map", map)
+                .field("partitioner", partitioner)
+                .field("combiner", combiner)
+                .finish(),
+            Self::Result { limit } => f.debug_struct("Result").field("limit", limit).finish(),
+            Self::Text { committer, partition, attempt } => f
+                .debug_struct("Text")
+                .field("location", &committer.location().uri())
+                .field("partition", partition)
+                .field("attempt", attempt)
+                .finish(),
+            Self::Count => f.write_str("Count"),
+        }
+    }
+}
+
+/// How a map task folds equal keys before writing its shuffle output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapCombine {
+    /// Nothing: every pair is written.
+    None,
+    /// Native wrapping `i64` sum, inside the shuffle writer.
+    SumI64,
+    /// The guest's `reduce` function of that name, applied to each output
+    /// batch in the sandbox (see the [module docs](super#map-side-combine)).
+    Guest(String),
+}
+
+/// Why a spec cannot run; checked before anything is read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// Shuffle output needs pairs.
+    #[error("shuffle output needs a pair dataset, but the task's output holds plain records")]
+    ShuffleOfPlainRecords,
+    /// Text output needs plain `String` records.
+    #[error("text output needs plain String records, but the task's output holds pairs")]
+    TextOfPairs,
+    /// A shuffle input always yields pairs.
+    #[error("a shuffle or join input yields pairs, but the spec says its input is plain")]
+    ShuffleInputNotKeyed,
+}
+
+impl TaskSpec {
+    /// Whether the records leaving the chain are pairs.
+    pub fn produces_pairs(&self) -> bool {
+        if self.chain.is_empty() { self.input_keyed } else { self.output_keyed }
+    }
+
+    /// Check that input, chain and output fit together.
+    ///
+    /// # Errors
+    /// The first mismatch found.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if matches!(self.input, Input::Shuffle { .. } | Input::Join { .. }) && !self.input_keyed {
+            return Err(SpecError::ShuffleInputNotKeyed);
+        }
+        match &self.output {
+            OutputSpec::Shuffle { .. } if !self.produces_pairs() => Err(SpecError::ShuffleOfPlainRecords),
+            OutputSpec::Text { .. } if self.produces_pairs() => Err(SpecError::TextOfPairs),
+            _ => Ok(()),
+        }
+    }
+
+    /// The sandbox chain the steps describe.
+    pub(crate) fn sandbox_chain(&self) -> Chain {
+        Chain {
+            ops: self.chain.iter().map(op).collect(),
+            input_keyed: self.input_keyed,
+            output_keyed: self.produces_pairs(),
+        }
+    }
+
+    /// The guest combine chain (one `reduce` step over pairs), if any.
+    pub(crate) fn combine_chain(&self) -> Option<Chain> {
+        match &self.output {
+            OutputSpec::Shuffle { combiner: MapCombine::Guest(function), .. } => Some(Chain {
+                ops: vec![Op { kind: OpKind::Reduce, function: function.clone() }],
+                input_keyed: true,
+                output_keyed: true,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Where the attempt sits in its job, for the guest's `context` import.
+    pub(crate) fn task_info(&self) -> TaskInfo {
+        TaskInfo {
+            job_id: self.job.clone(),
+            stage_id: self.stage.0,
+            partition: self.partition,
+            attempt: self.attempt,
+        }
+    }
+}
+
+/// The sandbox op for a plan step.
+pub(crate) fn op(step: &Step) -> Op {
+    let kind = match step.kind {
+        StepKind::Map => OpKind::Map,
+        StepKind::Filter => OpKind::Filter,
+        StepKind::FlatMap => OpKind::FlatMap,
+        StepKind::MapBatch => OpKind::MapBatch,
+        StepKind::Reduce => OpKind::Reduce,
+    };
+    Op { kind, function: step.function.clone() }
+}
