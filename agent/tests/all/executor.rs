@@ -259,6 +259,37 @@ async fn word_count_with_native_sum_and_no_guest_reduce() {
     let taken = decode_counts(&batch);
     assert_eq!(taken, all[..5]);
     assert!(taken.iter().all(|(w, c)| expected[w] == *c));
+
+    // Join the shuffle with itself: one (count, count) per word; and the
+    // partition sorted descending is the ascending one backwards (one pair per
+    // map output and word, as no aggregation folds them).
+    let input = Input::Join { left: blocks(&maps, 1), right: blocks(&maps, 1) };
+    let joined = exec.execute(spec("wordcount", 1, input, vec![], OutputSpec::Result { limit: None })).await;
+    let mut sums: HashMap<String, (i64, i64)> = HashMap::new();
+    for pair in pairs(&records(&joined).0) {
+        let (k, v) = pair.unwrap();
+        let sides: Vec<&[u8]> = weft_codec::batch::entries(v).map(Result::unwrap).collect();
+        let entry = sums.entry(String::from_utf8(k.to_vec()).unwrap()).or_default();
+        entry.0 += i64::from_key_bytes(sides[0]).unwrap();
+        entry.1 += i64::from_key_bytes(sides[1]).unwrap();
+    }
+    let per_map: usize = maps.len();
+    for (word, count) in &all {
+        // Every left pair meets every right pair of the word.
+        let (l, r) = sums[word];
+        assert_eq!(l, r);
+        assert!(l >= *count && l <= *count * per_map as i64, "{word}: {l} vs {count}");
+    }
+    let sorted =
+        |ascending| Input::Shuffle { blocks: blocks(&maps, 2), aggregate: Aggregate::Sorted { ascending } };
+    let up =
+        exec.execute(spec("wordcount", 2, sorted(true), vec![], OutputSpec::Result { limit: None })).await;
+    let down =
+        exec.execute(spec("wordcount", 2, sorted(false), vec![], OutputSpec::Result { limit: None })).await;
+    let mut up = decode_counts(&records(&up).0);
+    up.reverse();
+    let down = decode_counts(&records(&down).0);
+    assert_eq!(up.iter().map(|p| &p.0).collect::<Vec<_>>(), down.iter().map(|p| &p.0).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
