@@ -41,6 +41,7 @@
 //! ```
 
 pub mod blocks;
+pub mod driver;
 pub mod executor;
 mod pool;
 pub mod sandbox;

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod blocks;
+mod driver;
 mod executor;
 mod hostile;
 mod load;
