@@ -6,6 +6,7 @@
 //!   host-side aggregations chosen per operation;
 //! - [`job`]: one job's run through its stages — ready tasks, attempts, retries of host
 //!   errors, fast failure on guest errors, recomputation of lost map outputs;
+//! - [`launch`]: the edge to agents — a stage's task plan becomes the proto `TaskSpec`;
 //! - [`registry`]: the agents, their resources and health (LOST after missed heartbeats);
 //! - [`service`]: the `Master` gRPC service agents register, heartbeat and report to,
 //!   checked for protocol version and cluster token, feeding [`service::MasterEvent`]s
@@ -15,5 +16,6 @@
 
 pub mod dag;
 pub mod job;
+pub mod launch;
 pub mod registry;
 pub mod service;
