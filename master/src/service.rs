@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
-use weft_core::ids::AgentId;
+use weft_core::ids::{AgentId, ShuffleId};
 use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::proto::v1::master_server::{Master, MasterServer};
 use weft_core::proto::v1::{
@@ -45,6 +45,12 @@ pub struct TaskEvent {
     pub metering: TaskMetering,
     /// A result task's records (one batch).
     pub result: bytes::Bytes,
+    /// A count task's count.
+    pub count: u64,
+    /// A map task's output bytes per reduce partition.
+    pub partition_bytes: Vec<u64>,
+    /// For a fetch failure: the map output (shuffle, map partition) that could not be read.
+    pub fetch_failed: Option<(ShuffleId, u32)>,
     /// Its bounded log.
     pub log: String,
 }
@@ -163,12 +169,34 @@ impl Master for MasterService {
         let bad = |e: weft_core::proto::ProtoError| Status::invalid_argument(e.to_string());
         let task = TaskKey::try_from(&u.task.unwrap_or_default()).map_err(bad)?;
         let state = task_state(u.state).map_err(bad)?;
-        let end = u.end.as_ref().map(EndReason::try_from).transpose().map_err(bad)?;
+        let fetch_failed = u
+            .end
+            .as_ref()
+            .is_some_and(|e| e.kind == weft_core::proto::v1::EndKind::FetchFailed as i32)
+            .then_some((ShuffleId(u.failed_shuffle), u.failed_map));
+        let end = match (&u.end, fetch_failed) {
+            (Some(e), Some((shuffle, map))) => Some(EndReason::HostError {
+                message: format!("could not fetch map output {map} of {shuffle}: {}", e.message),
+            }),
+            (e, None) => e.as_ref().map(EndReason::try_from).transpose().map_err(bad)?,
+            (None, Some(_)) => None,
+        };
         if state.is_terminal() && end.is_none() {
             return Err(Status::invalid_argument(format!("{task} ended ({state:?}) without an end reason")));
         }
         let metering = u.metering.as_ref().map(TaskMetering::from).unwrap_or_default();
-        let event = TaskEvent { agent, task, state, end, metering, result: u.result, log: u.log };
+        let event = TaskEvent {
+            agent,
+            task,
+            state,
+            end,
+            metering,
+            result: u.result,
+            count: u.count,
+            partition_bytes: u.partition_bytes,
+            fetch_failed,
+            log: u.log,
+        };
         self.emit(MasterEvent::Task(Box::new(event))).await;
         Ok(Response::new(TaskUpdateResponse {}))
     }
