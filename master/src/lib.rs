@@ -8,14 +8,17 @@
 //!   errors, fast failure on guest errors, recomputation of lost map outputs;
 //! - [`launch`]: the edge to agents — a stage's task plan becomes the proto `TaskSpec`;
 //! - [`registry`]: the agents, their resources and health (LOST after missed heartbeats);
+//! - [`scheduler`]: places ready tasks of running jobs on free agent slots, launches
+//!   them through a `Launcher`, applies task and agent events, answers job waiters;
 //! - [`service`]: the `Master` gRPC service agents register, heartbeat and report to,
 //!   checked for protocol version and cluster token, feeding [`service::MasterEvent`]s
 //!   to the scheduler.
 //!
-//! The allocator, the task scheduler and the Jobs/Driver services come next.
+//! The gRPC launcher, DRF allocation across tenants and the Jobs/Driver services come next.
 
 pub mod dag;
 pub mod job;
 pub mod launch;
 pub mod registry;
+pub mod scheduler;
 pub mod service;

@@ -1,0 +1,242 @@
+//! The task scheduler: puts ready tasks of running jobs on free agent slots.
+//!
+//! Each action on a dataset is a job: a [`JobRun`] over its stage graph with a
+//! [`JobContext`] describing its tasks. The scheduler keeps the free slots of
+//! every active agent, and on every change (a job submitted, an agent joining,
+//! a task ending) places ready tasks: jobs in submission order, each task on
+//! the active agent with the most free slots. It launches through a
+//! [`Launcher`] (the agents' gRPC service in a cluster) and learns of task ends
+//! through [`MasterEvent`]s. A launch that fails puts the task back as
+//! interrupted; a lost agent takes its attempts and map outputs with it
+//! (the job run recomputes them). When a job ends, its waiter gets the result.
+
+use crate::job::{JobRun, JobState, Outcome};
+use crate::launch::{JobContext, LaunchError, ResultSink, task_spec};
+use crate::registry::Registry;
+use crate::service::{MasterEvent, TaskEvent};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::oneshot;
+use weft_core::ids::{AgentId, ShuffleId};
+use weft_core::metering::{EndReason, TaskMetering};
+use weft_core::proto::v1;
+use weft_core::task::{TaskKey, TaskState};
+
+/// The future a [`Launcher`] returns.
+pub type LaunchFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// Sends a task to an agent.
+pub trait Launcher: Send + Sync {
+    /// Launch `spec` on the agent listening at `address`.
+    fn launch(&self, agent: AgentId, address: &str, spec: v1::TaskSpec) -> LaunchFuture;
+}
+
+/// What a finished job hands back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutput {
+    /// The result tasks' batches, by partition.
+    Records(Vec<bytes::Bytes>),
+    /// The total count.
+    Count(u64),
+    /// Text output was written by every result task (the caller commits it).
+    Written,
+}
+
+/// How a job ended, for its waiter.
+pub type JobResult = Result<(JobOutput, TaskMetering), String>;
+
+struct Active {
+    ctx: JobContext,
+    run: JobRun,
+    running: HashMap<TaskKey, AgentId>,
+    waiter: Option<oneshot::Sender<JobResult>>,
+}
+
+/// The scheduler's state; drive it with [`submit`](Self::submit),
+/// [`on_event`](Self::on_event) and [`schedule`](Self::schedule).
+pub struct Scheduler {
+    registry: Arc<Mutex<Registry>>,
+    launcher: Arc<dyn Launcher>,
+    busy: HashMap<AgentId, u32>,
+    jobs: Vec<Active>,
+}
+
+impl Scheduler {
+    /// A scheduler over the agents of `registry`.
+    pub fn new(registry: Arc<Mutex<Registry>>, launcher: Arc<dyn Launcher>) -> Self {
+        Self { registry, launcher, busy: HashMap::new(), jobs: Vec::new() }
+    }
+
+    /// Start a job; the receiver gets its result when it ends.
+    pub fn submit(&mut self, ctx: JobContext, run: JobRun) -> oneshot::Receiver<JobResult> {
+        let (tx, rx) = oneshot::channel();
+        let mut active = Active { ctx, run, running: HashMap::new(), waiter: Some(tx) };
+        if Self::finish_if_done(&mut active) {
+            return rx;
+        }
+        self.jobs.push(active);
+        rx
+    }
+
+    /// Jobs not yet ended.
+    pub fn active_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Apply what an agent reported.
+    pub fn on_event(&mut self, event: &MasterEvent) {
+        match event {
+            MasterEvent::AgentRegistered(_) => {}
+            MasterEvent::AgentLost(agent) => {
+                self.busy.remove(agent);
+                for job in &mut self.jobs {
+                    for key in job.run.on_agent_lost(*agent) {
+                        job.running.remove(&key);
+                    }
+                }
+            }
+            MasterEvent::Task(ev) => self.on_task(ev),
+        }
+        self.reap();
+    }
+
+    fn on_task(&mut self, ev: &TaskEvent) {
+        if !ev.state.is_terminal() {
+            return;
+        }
+        let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == ev.task.job) else { return };
+        if job.running.remove(&ev.task).is_some()
+            && let Some(n) = self.busy.get_mut(&ev.agent)
+        {
+            *n = n.saturating_sub(1);
+        }
+        let outcome = match (ev.state, &ev.end, ev.fetch_failed) {
+            (_, _, Some((shuffle, map))) => Outcome::FetchFailed { shuffle, map },
+            (TaskState::Finished, _, None) => {
+                let result = match job.ctx.sink {
+                    ResultSink::Count => bytes::Bytes::copy_from_slice(&ev.count.to_le_bytes()),
+                    _ => ev.result.clone(),
+                };
+                Outcome::Finished { result, partition_bytes: ev.partition_bytes.clone() }
+            }
+            (TaskState::Failed, Some(end), None) => Outcome::Failed(end.clone()),
+            (TaskState::Failed, None, None) => {
+                Outcome::Failed(EndReason::HostError { message: "no end reason".into() })
+            }
+            (state, _, None) => Outcome::Interrupted(state),
+        };
+        if !ev.log.is_empty() {
+            tracing::debug!(task = %ev.task, log = %ev.log, "task log");
+        }
+        job.run.on_outcome(&ev.task, &ev.metering, outcome);
+    }
+
+    /// End the jobs that are done, answering their waiters.
+    fn reap(&mut self) {
+        self.jobs.retain_mut(|j| !Self::finish_if_done(j));
+    }
+
+    fn finish_if_done(job: &mut Active) -> bool {
+        let result = match job.run.state() {
+            JobState::Running => return false,
+            JobState::Failed(msg) => Err(msg.clone()),
+            JobState::Succeeded => {
+                let results = job.run.results().unwrap_or_default();
+                let output = match job.ctx.sink {
+                    ResultSink::Count => JobOutput::Count(
+                        results
+                            .iter()
+                            .map(|b| b.as_ref().try_into().map(u64::from_le_bytes).unwrap_or(0))
+                            .sum(),
+                    ),
+                    ResultSink::Records { .. } => JobOutput::Records(results),
+                    ResultSink::Text(_) => JobOutput::Written,
+                };
+                Ok((output, job.run.metering().clone()))
+            }
+        };
+        if let Some(w) = job.waiter.take() {
+            let _ = w.send(result);
+        }
+        true
+    }
+
+    /// Place ready tasks on free slots and launch them. Launch failures come
+    /// back as interrupted attempts through [`on_launch_failed`](Self::on_launch_failed).
+    pub fn schedule(&mut self) -> Vec<(TaskKey, AgentId, LaunchFuture)> {
+        let agents: Vec<(AgentId, String, u32)> = {
+            let reg = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+            reg.active().iter().map(|a| (a.id, a.address.clone(), a.resources.slots)).collect()
+        };
+        let addresses: BTreeMap<AgentId, String> =
+            agents.iter().map(|(id, addr, _)| (*id, addr.clone())).collect();
+        let mut launches = Vec::new();
+        let mut failed_jobs = Vec::new();
+        'place: for (j, job) in self.jobs.iter_mut().enumerate() {
+            for (stage_id, partition) in job.run.ready() {
+                let Some((agent, address)) = agents
+                    .iter()
+                    .map(|(id, addr, slots)| {
+                        (*id, addr, slots.saturating_sub(*self.busy.get(id).unwrap_or(&0)))
+                    })
+                    .filter(|(_, _, free)| *free > 0)
+                    .max_by_key(|(id, _, free)| (*free, std::cmp::Reverse(*id)))
+                    .map(|(id, addr, _)| (id, addr.clone()))
+                else {
+                    break 'place;
+                };
+                let Some(stage) = job.run.graph().stages.iter().find(|s| s.id == stage_id).cloned() else {
+                    continue;
+                };
+                let Some(plan) = stage.tasks.get(partition as usize).cloned() else { continue };
+                let Some(key) = job.run.launch(stage_id, partition, agent) else { continue };
+                let run = &job.run;
+                let maps = |shuffle: ShuffleId| -> Result<Vec<(u32, String)>, LaunchError> {
+                    let locs = run.map_locations(shuffle).ok_or(LaunchError::MissingMapOutputs(shuffle))?;
+                    locs.into_iter()
+                        .map(|(m, a)| {
+                            addresses
+                                .get(&a)
+                                .map(|addr| (m, addr.clone()))
+                                .ok_or(LaunchError::UnknownAgent(a))
+                        })
+                        .collect()
+                };
+                match task_spec(&job.ctx, &stage, &plan, &key, &maps) {
+                    Ok(spec) => {
+                        *self.busy.entry(agent).or_default() += 1;
+                        job.running.insert(key.clone(), agent);
+                        launches.push((key, agent, self.launcher.launch(agent, &address, spec)));
+                    }
+                    Err(e) => {
+                        failed_jobs.push((j, key, e));
+                    }
+                }
+            }
+        }
+        for (j, key, e) in failed_jobs {
+            let outcome = Outcome::Failed(EndReason::GuestError { message: e.to_string() });
+            self.jobs[j].run.on_outcome(&key, &TaskMetering::default(), outcome);
+        }
+        self.reap();
+        launches
+    }
+
+    /// A launch did not reach its agent: free the slot and run the task again.
+    pub fn on_launch_failed(&mut self, key: &TaskKey, agent: AgentId, error: &str) {
+        tracing::warn!(task = %key, %agent, %error, "launch failed; the task will run again");
+        if let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == key.job)
+            && job.running.remove(key).is_some()
+        {
+            if let Some(n) = self.busy.get_mut(&agent) {
+                *n = n.saturating_sub(1);
+            }
+            job.run.on_outcome(key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
