@@ -7,18 +7,21 @@
 //! - [`job`]: one job's run through its stages — ready tasks, attempts, retries of host
 //!   errors, fast failure on guest errors, recomputation of lost map outputs;
 //! - [`launch`]: the edge to agents — a stage's task plan becomes the proto `TaskSpec`;
+//! - [`launcher`]: launches tasks on agents over gRPC;
 //! - [`registry`]: the agents, their resources and health (LOST after missed heartbeats);
 //! - [`scheduler`]: places ready tasks of running jobs on free agent slots, launches
-//!   them through a `Launcher`, applies task and agent events, answers job waiters;
+//!   them through a `Launcher`, places drivers apart from task slots, applies task and
+//!   agent events, answers job waiters;
 //! - [`service`]: the `Master` gRPC service agents register, heartbeat and report to,
 //!   checked for protocol version and cluster token, feeding [`service::MasterEvent`]s
 //!   to the scheduler.
 //!
-//! The gRPC launcher, DRF allocation across tenants and the Jobs/Driver services come next.
+//! DRF allocation across tenants and the Jobs/Driver services come next.
 
 pub mod dag;
 pub mod job;
 pub mod launch;
+pub mod launcher;
 pub mod registry;
 pub mod scheduler;
 pub mod service;

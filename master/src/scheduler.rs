@@ -19,7 +19,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
-use weft_core::ids::{AgentId, ShuffleId};
+use weft_core::ids::{AgentId, ShuffleId, StageId};
 use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::proto::v1;
 use weft_core::task::{TaskKey, TaskState};
@@ -47,6 +47,33 @@ pub enum JobOutput {
 /// How a job ended, for its waiter.
 pub type JobResult = Result<(JobOutput, TaskMetering), String>;
 
+/// The stage id that marks a job's driver task.
+pub const DRIVER_STAGE: StageId = StageId(u32::MAX);
+
+/// How a driver task ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverEnd {
+    /// Its end reason (`Finished` when `main` returned `Ok`).
+    pub end: EndReason,
+    /// The driver's log.
+    pub log: String,
+    /// What the driver itself consumed.
+    pub metering: TaskMetering,
+}
+
+enum DriverSlot {
+    Pending,
+    Running(AgentId),
+}
+
+struct Driver {
+    job: String,
+    spec: v1::TaskSpec,
+    attempt: u32,
+    slot: DriverSlot,
+    waiter: Option<oneshot::Sender<DriverEnd>>,
+}
+
 struct Active {
     ctx: JobContext,
     run: JobRun,
@@ -60,13 +87,51 @@ pub struct Scheduler {
     registry: Arc<Mutex<Registry>>,
     launcher: Arc<dyn Launcher>,
     busy: HashMap<AgentId, u32>,
+    drivers_on: HashMap<AgentId, u32>,
     jobs: Vec<Active>,
+    drivers: Vec<Driver>,
 }
 
 impl Scheduler {
     /// A scheduler over the agents of `registry`.
     pub fn new(registry: Arc<Mutex<Registry>>, launcher: Arc<dyn Launcher>) -> Self {
-        Self { registry, launcher, busy: HashMap::new(), jobs: Vec::new() }
+        Self {
+            registry,
+            launcher,
+            busy: HashMap::new(),
+            drivers_on: HashMap::new(),
+            jobs: Vec::new(),
+            drivers: Vec::new(),
+        }
+    }
+
+    /// Run a job's driver (its `main`): `spec` must carry `driver`. Drivers are
+    /// placed like tasks but counted apart from task slots (at most one per slot
+    /// on an agent), so a driver waiting on its actions never starves them.
+    pub fn submit_driver(&mut self, job: &str, spec: v1::TaskSpec) -> oneshot::Receiver<DriverEnd> {
+        let (tx, rx) = oneshot::channel();
+        self.drivers.push(Driver {
+            job: job.to_string(),
+            spec,
+            attempt: 0,
+            slot: DriverSlot::Pending,
+            waiter: Some(tx),
+        });
+        rx
+    }
+
+    fn end_driver(&mut self, job: &str, end: DriverEnd) {
+        if let Some(i) = self.drivers.iter().position(|d| d.job == job) {
+            let d = self.drivers.remove(i);
+            if let DriverSlot::Running(agent) = d.slot
+                && let Some(n) = self.drivers_on.get_mut(&agent)
+            {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(w) = d.waiter {
+                let _ = w.send(end);
+            }
+        }
     }
 
     /// Start a job; the receiver gets its result when it ends.
@@ -91,6 +156,21 @@ impl Scheduler {
             MasterEvent::AgentRegistered(_) => {}
             MasterEvent::AgentLost(agent) => {
                 self.busy.remove(agent);
+                let lost: Vec<String> = self
+                    .drivers
+                    .iter()
+                    .filter(|d| matches!(d.slot, DriverSlot::Running(a) if a == *agent))
+                    .map(|d| d.job.clone())
+                    .collect();
+                for job in lost {
+                    let message = format!("the agent running the driver ({agent}) was lost");
+                    let end = DriverEnd {
+                        end: EndReason::HostError { message },
+                        log: String::new(),
+                        metering: Default::default(),
+                    };
+                    self.end_driver(&job, end);
+                }
                 for job in &mut self.jobs {
                     for key in job.run.on_agent_lost(*agent) {
                         job.running.remove(&key);
@@ -104,6 +184,15 @@ impl Scheduler {
 
     fn on_task(&mut self, ev: &TaskEvent) {
         if !ev.state.is_terminal() {
+            return;
+        }
+        if ev.task.stage == DRIVER_STAGE {
+            let current = self.drivers.iter().any(|d| d.job == ev.task.job && d.attempt == ev.task.attempt);
+            if current {
+                let end = ev.end.clone().unwrap_or(EndReason::Killed);
+                let end = DriverEnd { end, log: ev.log.clone(), metering: ev.metering.clone() };
+                self.end_driver(&ev.task.job, end);
+            }
             return;
         }
         let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == ev.task.job) else { return };
@@ -173,6 +262,25 @@ impl Scheduler {
         let addresses: BTreeMap<AgentId, String> =
             agents.iter().map(|(id, addr, _)| (*id, addr.clone())).collect();
         let mut launches = Vec::new();
+        for d in self.drivers.iter_mut().filter(|d| matches!(d.slot, DriverSlot::Pending)) {
+            let Some((agent, address)) = agents
+                .iter()
+                .map(|(id, addr, slots)| {
+                    (*id, addr, slots.saturating_sub(*self.drivers_on.get(id).unwrap_or(&0)))
+                })
+                .filter(|(_, _, free)| *free > 0)
+                .max_by_key(|(id, _, free)| (*free, std::cmp::Reverse(*id)))
+                .map(|(id, addr, _)| (id, addr.clone()))
+            else {
+                break;
+            };
+            let key = TaskKey { job: d.job.clone(), stage: DRIVER_STAGE, partition: 0, attempt: d.attempt };
+            let mut spec = d.spec.clone();
+            spec.task = Some((&key).into());
+            d.slot = DriverSlot::Running(agent);
+            *self.drivers_on.entry(agent).or_default() += 1;
+            launches.push((key, agent, self.launcher.launch(agent, &address, spec)));
+        }
         let mut failed_jobs = Vec::new();
         'place: for (j, job) in self.jobs.iter_mut().enumerate() {
             for (stage_id, partition) in job.run.ready() {
@@ -227,6 +335,16 @@ impl Scheduler {
     /// A launch did not reach its agent: free the slot and run the task again.
     pub fn on_launch_failed(&mut self, key: &TaskKey, agent: AgentId, error: &str) {
         tracing::warn!(task = %key, %agent, %error, "launch failed; the task will run again");
+        if key.stage == DRIVER_STAGE {
+            if let Some(d) = self.drivers.iter_mut().find(|d| d.job == key.job && d.attempt == key.attempt) {
+                d.slot = DriverSlot::Pending;
+                d.attempt += 1;
+                if let Some(n) = self.drivers_on.get_mut(&agent) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            return;
+        }
         if let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == key.job)
             && job.running.remove(key).is_some()
         {

@@ -170,3 +170,47 @@ async fn a_job_that_cannot_be_described_fails_with_the_reason() {
     let err = done.try_recv().unwrap().unwrap_err();
     assert!(err.contains("sort into 1 partition"), "{err}");
 }
+
+fn driver_spec() -> v1::TaskSpec {
+    v1::TaskSpec {
+        driver: Some(v1::DriverSpec { args: vec!["in".into()], master: "http://m".into() }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_driver_does_not_take_the_slot_its_tasks_need() {
+    let (mut s, rec, agents) = setup(&[1]);
+    let mut driver = s.submit_driver("job-1", driver_spec());
+    let (ctx, run) = job(ResultSink::Count, None);
+    let _done = s.submit(ctx, run);
+    assert_eq!(launch_now(&mut s), 2, "the driver and one task on a one-slot agent");
+    let (agent, spec) = rec.launched.lock().unwrap()[0].clone();
+    let key = spec.task.clone().unwrap();
+    assert_eq!((agent, key.stage_id), (agents[0], DRIVER_STAGE.0));
+
+    let mut ev = match finished(agent, &spec, 0, b"") {
+        MasterEvent::Task(ev) => ev,
+        _ => unreachable!(),
+    };
+    ev.log = "top words: the".into();
+    s.on_event(&MasterEvent::Task(ev));
+    let end = driver.try_recv().unwrap();
+    assert_eq!((end.end, end.log.as_str()), (EndReason::Finished, "top words: the"));
+}
+
+#[tokio::test]
+async fn a_lost_agent_ends_its_driver() {
+    let (mut s, _, agents, registry) = setup_with_registry(&[2]);
+    let mut driver = s.submit_driver("job-1", driver_spec());
+    assert_eq!(launch_now(&mut s), 1);
+    let lost = registry.lock().unwrap().sweep(Instant::now() + Duration::from_secs(60));
+    assert_eq!(lost, agents);
+    s.on_event(&MasterEvent::AgentLost(agents[0]));
+    let end = driver.try_recv().unwrap();
+    assert!(
+        matches!(end.end, EndReason::HostError { ref message } if message.contains("lost")),
+        "{:?}",
+        end.end
+    );
+}
