@@ -43,6 +43,7 @@
 pub mod blocks;
 pub mod driver;
 pub mod executor;
+pub mod node;
 mod pool;
 pub mod sandbox;
 pub mod shuffle;

@@ -1,0 +1,342 @@
+//! The agent process: what ties the sandbox, the executor and the block
+//! service to the master.
+//!
+//! # What an agent does
+//!
+//! An agent offers its machine to the cluster and runs whatever the master
+//! places on it, without ever deciding anything itself. [`AgentNode::start`]
+//! binds one TCP listener and serves two gRPC services on it: `Agent`, where
+//! the master launches and kills task attempts, and `Blocks`, where peer
+//! agents fetch the shuffle blocks this agent's map tasks wrote. It then
+//! registers with the master — its advertised address, task slots, memory and
+//! attributes, stamped with the protocol version and the cluster token — and
+//! heartbeats at the interval the master answers with, listing the attempts
+//! it runs. A master that restarted, or that declared the agent lost, answers a
+//! heartbeat with `reregister`, and the agent registers again.
+//!
+//! A launch arrives as a proto `TaskSpec`. The agent checks the caller's
+//! credentials, converts the spec at the edge ([`launch`]: the text split's
+//! location, the peers serving each map output of a shuffle read, the job's
+//! block directory for shuffle output, the output committer for text output),
+//! and takes one of its `slots`; with none free the launch is refused with
+//! `RESOURCE_EXHAUSTED`, so the master retries elsewhere or later. The attempt
+//! then runs on its own: it reports RUNNING, fetches the job's component by
+//! digest from the master's `Artifacts` service through the verifying
+//! [`ArtifactCache`](weft_core::artifact::ArtifactCache) (once per digest per
+//! agent), compiles it on a blocking thread (a file that is not a component
+//! ends the attempt FAILED with the sandbox's message, never the agent), and
+//! runs it through the [`Executor`](crate::Executor): input, the chain of user
+//! functions on the agent's [`WasmPool`](crate::WasmPool) (one thread per
+//! slot), output. The end goes back as one `TaskUpdate`: the state, the typed
+//! end reason, metering, the bounded log, and the result batch, count or
+//! per-partition shuffle sizes. A shuffle block that could not be fetched ends
+//! the attempt with `END_KIND_FETCH_FAILED` naming the map output, so the
+//! scheduler recomputes it. `KillTask` ends an attempt KILLED at once; its
+//! output is never published.
+//!
+//! The job's **driver** is a task too: a spec with `driver` set runs the
+//! component's `main` with a [`PlanDriver`](crate::driver::PlanDriver) whose
+//! actions go to the master's `Driver` service (see the runner in
+//! `driver_client`): the plan nodes and broadcasts the master has not seen are
+//! defined first, in order, then the action blocks until its job ends. The
+//! driver's end and log return as an ordinary task update.
+//!
+//! Shuffle files outlive their tasks: the block service serves them until the
+//! master removes the job, so reducers can read map outputs long after the map
+//! attempts ended.
+//!
+//! # Shutdown
+//!
+//! [`AgentHandle::shutdown`] sends the one broadcast signal every part listens
+//! to: the heartbeat loop stops, running attempts are killed (and reported
+//! KILLED), the server stops accepting and finishes open requests, and the
+//! WebAssembly pool drains. Dropping the handle sends the same signal without
+//! waiting.
+
+mod config;
+mod driver_client;
+mod heartbeat;
+pub mod launch;
+mod report;
+mod service;
+mod task;
+
+pub use config::AgentConfig;
+
+use crate::WasmPool;
+use crate::blocks::{BlockService, BlockStore, PeerChannels};
+use crate::sandbox::{Sandbox, SandboxError};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::task::JoinHandle;
+use weft_core::artifact::{ArtifactCache, ArtifactError, CacheConfig};
+use weft_core::proto::auth::Credentials;
+use weft_core::proto::v1::TaskRef;
+use weft_core::task::TaskKey;
+
+/// Why an agent could not start (or stopped badly).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The WebAssembly engine could not be built.
+    #[error("the sandbox could not be set up: {0}")]
+    Sandbox(#[from] SandboxError),
+    /// The OS refused the pool's threads.
+    #[error("could not start the WebAssembly thread pool: {0}")]
+    Pool(#[source] std::io::Error),
+    /// The artifact cache directory is unusable.
+    #[error("could not open the artifact cache: {0}")]
+    Cache(#[from] ArtifactError),
+    /// The work directory could not be created.
+    #[error("could not create the work directory {path}: {source}")]
+    WorkDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The listener could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The master address or the token is unusable.
+    #[error("bad agent configuration: {0}")]
+    Config(String),
+    /// The master refused (or never answered) the registration.
+    #[error("could not register with the master at {master}: {}", status.message())]
+    Register {
+        /// The master's address.
+        master: String,
+        /// Its answer (`UNAUTHENTICATED` for a wrong token, `UNAVAILABLE` when unreachable).
+        status: tonic::Status,
+    },
+    /// The gRPC server failed.
+    #[error("the agent's gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// What the node's parts share.
+struct Shared {
+    config: AgentConfig,
+    sandbox: Sandbox,
+    pool: Arc<WasmPool>,
+    artifacts: ArtifactCache,
+    /// Channels to artifact services, by address.
+    artifact_sources: PeerChannels,
+    blocks: BlockStore,
+    /// Channels to peers' block services.
+    peers: PeerChannels,
+    master: report::MasterLink,
+    credentials: Credentials,
+    slots: Arc<Semaphore>,
+    tasks: Mutex<HashMap<TaskKey, watch::Sender<bool>>>,
+    shutdown: broadcast::Sender<()>,
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    fn running(&self) -> MutexGuard<'_, HashMap<TaskKey, watch::Sender<bool>>> {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn running_refs(&self) -> Vec<TaskRef> {
+        self.running().keys().map(task::task_ref).collect()
+    }
+
+    fn forget(&self, key: &TaskKey) {
+        self.running().remove(key);
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Send the shutdown signal and kill every running attempt. Idempotent.
+    fn stop(&self) {
+        if !self.stopping.swap(true, Ordering::SeqCst) {
+            let _ = self.shutdown.send(());
+        }
+        for kill in self.running().values() {
+            kill.send_replace(true);
+        }
+    }
+}
+
+/// Starts agents.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentNode;
+
+impl AgentNode {
+    /// Start an agent: build the sandbox and pool, bind the listener, serve the
+    /// `Agent` and `Blocks` services, register with the master and start
+    /// heartbeating. Returns once the master has accepted the registration.
+    ///
+    /// # Errors
+    /// A [`NodeError`] naming what failed; a master that refuses the token or
+    /// cannot be reached is [`NodeError::Register`]. Nothing keeps running then.
+    ///
+    /// # Cancel safety
+    /// Dropping the future before it completes stops whatever it started.
+    pub async fn start(config: AgentConfig) -> Result<AgentHandle, NodeError> {
+        let mut config = config;
+        config.slots = config.slots.max(1);
+        let mut sandbox_config = config.sandbox.clone();
+        sandbox_config.max_instances = sandbox_config.max_instances.max(config.slots);
+        if sandbox_config.cache_dir.is_none() {
+            sandbox_config.cache_dir = Some(config.cache_dir.join("compiled"));
+        }
+        let sandbox = Sandbox::new(sandbox_config)?;
+        let pool = Arc::new(WasmPool::new(config.slots as usize).map_err(NodeError::Pool)?);
+        let artifacts =
+            ArtifactCache::open(&CacheConfig::new(&config.cache_dir).with_max_size(config.cache_size))
+                .await?;
+        std::fs::create_dir_all(&config.work_dir)
+            .map_err(|source| NodeError::WorkDir { path: config.work_dir.clone(), source })?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| NodeError::Bind { addr: config.listen, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| NodeError::Bind { addr: config.listen, source })?;
+        let advertise = config.advertise.clone().unwrap_or_else(|| {
+            let ip = if local_addr.ip().is_unspecified() { [127, 0, 0, 1].into() } else { local_addr.ip() };
+            SocketAddr::new(ip, local_addr.port()).to_string()
+        });
+        let credentials =
+            Credentials::new(&config.cluster_token).map_err(|s| NodeError::Config(s.message().into()))?;
+        let master = report::MasterLink::new(&config, advertise.clone(), credentials.clone())
+            .map_err(NodeError::Config)?;
+        let (shutdown, _) = broadcast::channel(1);
+        let shared = Arc::new(Shared {
+            sandbox,
+            pool,
+            artifacts,
+            artifact_sources: PeerChannels::new().with_connect_timeout(config.rpc_timeout),
+            blocks: BlockStore::new(&config.work_dir),
+            peers: PeerChannels::new(),
+            master,
+            credentials,
+            slots: Arc::new(Semaphore::new(config.slots as usize)),
+            tasks: Mutex::default(),
+            shutdown,
+            stopping: AtomicBool::new(false),
+            config,
+        });
+        let mut handle =
+            AgentHandle { shared: Arc::clone(&shared), local_addr, advertise, server: None, heartbeat: None };
+        handle.server = Some(tokio::spawn(serve(Arc::clone(&shared), listener)));
+        let interval = shared
+            .master
+            .register()
+            .await
+            .map_err(|status| NodeError::Register { master: shared.config.master.clone(), status })?;
+        let beats = heartbeat::run(Arc::clone(&shared), interval, shared.shutdown.subscribe());
+        handle.heartbeat = Some(tokio::spawn(beats));
+        Ok(handle)
+    }
+}
+
+/// Serve `Agent` and `Blocks` on `listener` until the shutdown signal.
+async fn serve(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+) -> Result<(), tonic::transport::Error> {
+    let mut signal = shared.shutdown.subscribe();
+    let stopped = async move {
+        let _ = signal.recv().await;
+    };
+    let blocks = BlockService::new(shared.blocks.clone()).into_server();
+    let agent = service::AgentService::new(Arc::clone(&shared)).into_server();
+    drop(shared);
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(agent)
+        .add_service(blocks)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stopped)
+        .await
+}
+
+/// A running agent. Dropping it sends the shutdown signal without waiting;
+/// [`shutdown`](Self::shutdown) waits for everything to stop.
+pub struct AgentHandle {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    advertise: String,
+    server: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for AgentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHandle")
+            .field("local_addr", &self.local_addr)
+            .field("advertise", &self.advertise)
+            .field("agent_id", &self.agent_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long shutdown waits for killed attempts to report and the pool to drain.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+impl AgentHandle {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address the master and peers reach this agent at.
+    pub fn address(&self) -> &str {
+        &self.advertise
+    }
+
+    /// The id the master gave this agent (it changes when it registers again).
+    pub fn agent_id(&self) -> String {
+        self.shared.master.agent_id()
+    }
+
+    /// How many attempts are running.
+    pub fn running_tasks(&self) -> usize {
+        self.shared.running().len()
+    }
+
+    /// Stop the agent: signal every part, kill running attempts (reported
+    /// KILLED), stop serving once open requests finish, drain the pool.
+    ///
+    /// # Errors
+    /// When the server had failed.
+    ///
+    /// # Cancel safety
+    /// The signal is sent before the first await, so the agent stops even if
+    /// this future is dropped; only the waiting is cut short.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        self.shared.stop();
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.await;
+        }
+        let all = self.shared.config.slots;
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.shared.slots.acquire_many(all)).await;
+        let served = match self.server.take() {
+            Some(h) => h.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        };
+        let pool = Arc::clone(&self.shared.pool);
+        let _ =
+            tokio::time::timeout(SHUTDOWN_GRACE, tokio::task::spawn_blocking(move || pool.shutdown())).await;
+        tracing::info!(agent_id = %self.agent_id(), "weft.agent.stopped");
+        Ok(served?)
+    }
+}
+
+impl Drop for AgentHandle {
+    fn drop(&mut self) {
+        self.shared.stop();
+    }
+}

@@ -1,0 +1,214 @@
+//! The agent's side of the `Master` service: registration, heartbeats and
+//! [`TaskUpdate`]s, and how a task's outcome becomes an update.
+
+use super::config::AgentConfig;
+use crate::executor::{IoMetering, Output, TaskOutcome};
+use crate::sandbox::TaskReport;
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use weft_core::metering::EndReason;
+use weft_core::proto::PROTOCOL_VERSION;
+use weft_core::proto::auth::Credentials;
+use weft_core::proto::v1::master_client::MasterClient;
+use weft_core::proto::v1::{self, HeartbeatRequest, RegisterRequest, Resources, TaskUpdate};
+use weft_core::task::{TaskKey, TaskState};
+
+/// The master's client, stamped with the protocol version and cluster token.
+pub(crate) type Client = MasterClient<InterceptedService<Channel, Credentials>>;
+
+/// A lazily connected channel to `address`.
+pub(crate) fn channel(address: &str, timeout: Duration) -> Result<Channel, String> {
+    Endpoint::from_shared(super::config::uri(address))
+        .map(|e| e.connect_timeout(timeout).timeout(timeout).tcp_nodelay(true).connect_lazy())
+        .map_err(|e| format!("bad address `{address}`: {e}"))
+}
+
+/// What the agent knows of its master: the client and the id it was given.
+pub(crate) struct MasterLink {
+    client: Client,
+    register: RegisterRequest,
+    agent_id: RwLock<String>,
+}
+
+impl MasterLink {
+    pub(crate) fn new(
+        config: &AgentConfig,
+        advertise: String,
+        credentials: Credentials,
+    ) -> Result<Self, String> {
+        let channel = channel(&config.master, config.rpc_timeout)?;
+        let register = RegisterRequest {
+            protocol_version: PROTOCOL_VERSION,
+            address: advertise,
+            resources: Some(Resources { slots: config.slots, memory_bytes: config.memory.as_u64() }),
+            attributes: config.attributes.clone().into_iter().collect(),
+            previous_agent_id: String::new(),
+        };
+        Ok(Self {
+            client: MasterClient::with_interceptor(channel, credentials),
+            register,
+            agent_id: RwLock::default(),
+        })
+    }
+
+    /// The id the master gave this agent (empty before registration).
+    pub(crate) fn agent_id(&self) -> String {
+        self.agent_id.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Register (again, naming the previous id if there was one). Returns the
+    /// heartbeat interval the master asks for.
+    pub(crate) async fn register(&self) -> Result<Duration, Status> {
+        let mut request = self.register.clone();
+        request.previous_agent_id = self.agent_id();
+        let reply = self.client.clone().register(request).await?.into_inner();
+        tracing::info!(agent_id = %reply.agent_id, interval_ms = reply.heartbeat_interval_ms, "weft.agent.registered");
+        *self.agent_id.write().unwrap_or_else(PoisonError::into_inner) = reply.agent_id;
+        Ok(Duration::from_millis(reply.heartbeat_interval_ms.max(1)))
+    }
+
+    /// One heartbeat; `true` when the master asks the agent to register again.
+    pub(crate) async fn heartbeat(&self, running: Vec<v1::TaskRef>) -> Result<bool, Status> {
+        let request =
+            HeartbeatRequest { protocol_version: PROTOCOL_VERSION, agent_id: self.agent_id(), running };
+        Ok(self.client.clone().heartbeat(request).await?.into_inner().reregister)
+    }
+
+    /// Send `update`, retrying transient failures a few times. A master that
+    /// refuses the update (bad argument, bad token) is not asked again.
+    pub(crate) async fn update(&self, mut update: TaskUpdate) {
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 1..=4 {
+            update.agent_id = self.agent_id();
+            match self.client.clone().update_task(update.clone()).await {
+                Ok(_) => return,
+                Err(s) if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded) && attempt < 4 => {
+                    tracing::debug!(attempt, status = %s, "weft.agent.update.retry");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(s) => {
+                    tracing::warn!(task = ?update.task, status = %s, "weft.agent.update.dropped");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A `RUNNING` (or other non-terminal) update.
+pub(crate) fn state(key: &TaskKey, state: TaskState) -> TaskUpdate {
+    TaskUpdate { task: Some(key.into()), state: v1::TaskState::from(state) as i32, ..Default::default() }
+}
+
+/// The terminal update for an attempt that ended with `report` and nothing else
+/// (a launch that failed before running, a driver, a kill).
+pub(crate) fn ended(key: &TaskKey, report: &TaskReport) -> TaskUpdate {
+    let state = terminal_state(&report.end);
+    TaskUpdate {
+        end: Some(v1::EndReason::from(&report.end)),
+        metering: Some((&report.metering).into()),
+        log: report.log.clone(),
+        accumulators: report.accumulators.iter().map(|(k, v)| (k.clone(), *v)).collect::<HashMap<_, _>>(),
+        ..self::state(key, state)
+    }
+}
+
+fn terminal_state(end: &EndReason) -> TaskState {
+    match end {
+        EndReason::Finished => TaskState::Finished,
+        EndReason::Killed => TaskState::Killed,
+        _ => TaskState::Failed,
+    }
+}
+
+/// The terminal update for an executed attempt: its report, what it produced
+/// and the host's I/O metering.
+pub(crate) fn outcome(key: &TaskKey, outcome: &TaskOutcome) -> TaskUpdate {
+    let mut update = ended(key, &outcome.report);
+    add_io(update.metering.get_or_insert_default(), &outcome.io);
+    match &outcome.output {
+        Output::Records { batch, records } => {
+            update.result = batch.clone().into();
+            update.count = *records;
+        }
+        Output::Count(n) => update.count = *n,
+        Output::Text(part) => update.count = part.lines,
+        Output::Shuffle(map) => {
+            update.partition_bytes.clone_from(&map.partition_lengths);
+            update.count = map.records_written;
+        }
+        Output::FetchFailed { block } => {
+            // The proto's FETCH_FAILED has no domain end reason: it is a
+            // scheduling signal (recompute that map output), built here.
+            let message = match &outcome.report.end {
+                EndReason::HostError { message } => message.clone(),
+                other => other.to_string(),
+            };
+            update.state = v1::TaskState::Failed as i32;
+            update.end =
+                Some(v1::EndReason { kind: v1::EndKind::FetchFailed as i32, message, ..Default::default() });
+            update.failed_shuffle = block.shuffle.0;
+            update.failed_map = block.map.0;
+        }
+        Output::None => {}
+    }
+    update
+}
+
+fn add_io(m: &mut v1::TaskMetering, io: &IoMetering) {
+    m.shuffle_bytes_written = io.shuffle_bytes_written;
+    m.shuffle_bytes_read = io.shuffle_bytes_read;
+    m.spill_bytes = io.spill_bytes;
+}
+
+/// A report for an attempt that ended in the host before (or instead of)
+/// running: `end`, `log`, and the wall time it took.
+pub(crate) fn host_report(end: EndReason, wall: Duration) -> TaskReport {
+    TaskReport {
+        log: String::new(),
+        metering: weft_core::metering::TaskMetering { wall, ..Default::default() },
+        accumulators: Default::default(),
+        end,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::shuffle::{BlockId, MapId, ReduceId, ShuffleId};
+    use weft_core::ids::StageId;
+
+    fn key() -> TaskKey {
+        TaskKey { job: "job-1".into(), stage: StageId(1), partition: 2, attempt: 0 }
+    }
+
+    fn outcome_of(end: EndReason, output: Output) -> TaskOutcome {
+        TaskOutcome { report: host_report(end, Duration::ZERO), output, io: IoMetering::default() }
+    }
+
+    #[test]
+    fn ends_map_to_terminal_states() {
+        let u = ended(&key(), &host_report(EndReason::Killed, Duration::ZERO));
+        assert_eq!(u.state, v1::TaskState::Killed as i32);
+        let u = outcome(&key(), &outcome_of(EndReason::Finished, Output::Count(7)));
+        assert_eq!((u.state, u.count), (v1::TaskState::Finished as i32, 7));
+        assert_eq!(u.end.unwrap().kind, v1::EndKind::Finished as i32);
+    }
+
+    #[test]
+    fn a_fetch_failure_names_the_lost_map_output() {
+        let block = BlockId::new(ShuffleId(3), MapId(5), ReduceId(0));
+        let end = EndReason::HostError { message: "agent gone".into() };
+        let u = outcome(&key(), &outcome_of(end, Output::FetchFailed { block }));
+        assert_eq!(u.state, v1::TaskState::Failed as i32);
+        let end = u.end.unwrap();
+        assert_eq!((end.kind, end.message.as_str()), (v1::EndKind::FetchFailed as i32, "agent gone"));
+        assert_eq!((u.failed_shuffle, u.failed_map), (3, 5));
+    }
+}

@@ -1,0 +1,215 @@
+//! One accepted attempt, from RUNNING to its end: fetch and load the
+//! component, run it (executor task or driver), report.
+
+use super::Shared;
+use super::driver_client::GrpcRunner;
+use super::launch::{Body, Parsed, TaskBody};
+use super::report::{self, host_report};
+use crate::blocks::RemoteFetcher;
+use crate::driver::PlanDriver;
+use crate::executor::{Executor, OutputSpec, TaskOutcome, TaskSpec};
+use crate::sandbox::{Prepared, TaskContext, TaskInfo};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tracing::Instrument;
+use weft_core::artifact::{ArtifactError, RemoteArtifacts};
+use weft_core::metering::EndReason;
+use weft_core::proto::v1::TaskUpdate;
+use weft_core::task::{TaskKey, TaskState};
+
+/// Run `parsed` to its end and report it. The slot (`permit`) is released and
+/// the attempt forgotten *before* the final update goes out, so a master that
+/// launches the next task on hearing of this one's end finds the slot free.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    parsed: Parsed,
+    mut kill: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) {
+    let key = parsed.key.clone();
+    let span = tracing::info_span!(
+        "weft.agent.task",
+        job_id = %key.job,
+        stage_id = key.stage.0,
+        partition = key.partition,
+        attempt = key.attempt,
+    );
+    async move {
+        shared.master.update(report::state(&key, TaskState::Running)).await;
+        let started = Instant::now();
+        let update = tokio::select! {
+            update = attempt(&shared, parsed, kill.clone()) => update,
+            _ = kill.wait_for(|k| *k) => {
+                // The executor's future is dropped: nothing is published, and
+                // the guest stops at its next batch (within its deadline).
+                report::ended(&key, &host_report(EndReason::Killed, started.elapsed()))
+            }
+        };
+        drop(permit);
+        shared.forget(&key);
+        tracing::info!(state = update.state, "weft.agent.task.end");
+        shared.master.update(update).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<bool>) -> TaskUpdate {
+    let started = Instant::now();
+    let key = parsed.key.clone();
+    let failed = |end: EndReason| report::ended(&key, &host_report(end, started.elapsed()));
+    let prepared = match component(shared, &parsed).await {
+        Ok(p) => p,
+        Err(end) => return failed(end),
+    };
+    let info = TaskInfo {
+        job_id: key.job.clone(),
+        stage_id: key.stage.0,
+        partition: key.partition,
+        attempt: key.attempt,
+    };
+    match parsed.body {
+        Body::Task(body) => {
+            let TaskBody { input, chain, input_keyed, output_keyed, output, map_outputs } = *body;
+            if let OutputSpec::Shuffle { .. } = &output {
+                let (store, job) = (shared.blocks.clone(), parsed.job.clone());
+                let made = tokio::task::spawn_blocking(move || store.create_shuffle_dir(&job)).await;
+                if let Err(e) = made.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+                    return failed(EndReason::HostError {
+                        message: format!("creating the shuffle directory: {e}"),
+                    });
+                }
+            }
+            let mut fetcher = RemoteFetcher::new(parsed.job.clone(), shared.peers.clone())
+                .with_timeout(shared.config.fetch_timeout);
+            for (shuffle, map, peer) in map_outputs {
+                fetcher = fetcher.with_map_output(shuffle, map, peer);
+            }
+            let spec = TaskSpec {
+                job: key.job.clone(),
+                stage: key.stage,
+                partition: key.partition,
+                attempt: key.attempt,
+                component: prepared,
+                limits: parsed.limits,
+                broadcasts: parsed.broadcasts,
+                input,
+                chain,
+                input_keyed,
+                output_keyed,
+                output,
+            };
+            let executor = Executor::new(shared.sandbox.clone(), Arc::clone(&shared.pool), fetcher)
+                .with_config(shared.config.executor.clone());
+            match execute(executor, spec, kill).await {
+                Some(outcome) => report::outcome(&key, &outcome),
+                None => failed(EndReason::Killed),
+            }
+        }
+        Body::Driver { args, master } => {
+            let channel = match report::channel(&master, shared.config.rpc_timeout) {
+                Ok(c) => c,
+                Err(message) => return failed(EndReason::HostError { message }),
+            };
+            // Actions block for a whole job: no per-call timeout on this channel
+            // beyond the task's deadline, which the sandbox enforces.
+            let runner = GrpcRunner::new(channel, shared.credentials.clone(), key.job.clone(), kill);
+            let ctx = TaskContext {
+                info,
+                limits: parsed.limits,
+                broadcasts: parsed.broadcasts,
+                driver: Some(Box::new(PlanDriver::new(args, runner))),
+            };
+            let sandbox = shared.sandbox.clone();
+            let report = shared
+                .pool
+                .run(move || async move {
+                    match sandbox.instantiate(&prepared, ctx).await {
+                        Ok(mut instance) => {
+                            // The end is recorded in the instance either way.
+                            let _ = instance.run_main().await;
+                            instance.finish(EndReason::Finished)
+                        }
+                        Err(report) => report,
+                    }
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    host_report(EndReason::HostError { message: e.to_string() }, started.elapsed())
+                });
+            report::ended(&key, &report)
+        }
+    }
+}
+
+/// Run `spec` to its end, or until `kill` (`None`).
+///
+/// rustc cannot prove the executor's future `Send` (a higher-ranked lifetime
+/// in the shuffle reader's fetch closures trips its inference, rust-lang/rust
+/// #110338), so it cannot be spawned on the multi-threaded runtime. It runs on
+/// a blocking thread instead, driven with the I/O runtime's handle: its I/O
+/// still goes through that runtime's drivers, its guest part still runs on
+/// the pool, and a kill drops it there, so nothing is published.
+async fn execute(
+    executor: Executor<RemoteFetcher>,
+    spec: TaskSpec,
+    mut kill: watch::Receiver<bool>,
+) -> Option<TaskOutcome> {
+    let io = tokio::runtime::Handle::current();
+    let run = move || {
+        io.block_on(async move {
+            tokio::select! {
+                outcome = executor.execute(spec) => Some(outcome),
+                _ = kill.wait_for(|k| *k) => None,
+            }
+        })
+    };
+    tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "weft.agent.execute.panicked");
+        Some(TaskOutcome {
+            report: host_report(
+                EndReason::HostError { message: format!("the executor failed: {e}") },
+                Default::default(),
+            ),
+            output: crate::executor::Output::None,
+            io: Default::default(),
+        })
+    })
+}
+
+/// The attempt's component: fetched by digest through the artifact cache
+/// (verified), then compiled and linked on a blocking thread. A component
+/// that cannot be fetched is a host error (retryable); one the sandbox
+/// refuses is the job's own error, with the sandbox's message.
+async fn component(shared: &Shared, parsed: &Parsed) -> Result<Arc<Prepared>, EndReason> {
+    let digest = parsed.component;
+    if let Some(prepared) = shared.sandbox.prepared(&digest) {
+        return Ok(prepared);
+    }
+    let channel = shared
+        .artifact_sources
+        .channel(&parsed.artifact_source)
+        .map_err(|e| EndReason::HostError { message: e.to_string() })?;
+    let remote = RemoteArtifacts::new(channel);
+    let bytes = shared
+        .artifacts
+        .get_or_fetch(&digest, || async move {
+            remote.get(&digest).await.map_err(|e| ArtifactError::Storage {
+                location: format!("the artifact service at {}", parsed.artifact_source),
+                source: object_store::Error::Generic { store: "artifacts", source: Box::new(e) },
+            })
+        })
+        .await
+        .map_err(|e| EndReason::HostError { message: format!("fetching the component {digest}: {e}") })?;
+    let sandbox = shared.sandbox.clone();
+    tokio::task::spawn_blocking(move || sandbox.load(&digest, &bytes))
+        .await
+        .map_err(|e| EndReason::HostError { message: format!("loading the component: {e}") })?
+        .map_err(|e| EndReason::GuestError { message: e.to_string() })
+}
+
+/// The key's [`TaskRef`](weft_core::proto::v1::TaskRef), for heartbeats.
+pub(crate) fn task_ref(key: &TaskKey) -> weft_core::proto::v1::TaskRef {
+    key.into()
+}
