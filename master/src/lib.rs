@@ -8,6 +8,8 @@
 //!   errors, fast failure on guest errors, recomputation of lost map outputs;
 //! - [`launch`]: the edge to agents — a stage's task plan becomes the proto `TaskSpec`;
 //! - [`launcher`]: launches tasks on agents over gRPC;
+//! - [`node`]: the master process — `Master`, `Artifacts`, `Jobs` and `Driver` on one
+//!   port, with the loop that owns the scheduler;
 //! - [`registry`]: the agents, their resources and health (LOST after missed heartbeats);
 //! - [`scheduler`]: places ready tasks of running jobs on free agent slots, launches
 //!   them through a `Launcher`, places drivers apart from task slots, applies task and
@@ -16,12 +18,13 @@
 //!   checked for protocol version and cluster token, feeding [`service::MasterEvent`]s
 //!   to the scheduler.
 //!
-//! DRF allocation across tenants and the Jobs/Driver services come next.
+//! Next: the agent process wired to it end to end, the CLI, DRF allocation across tenants.
 
 pub mod dag;
 pub mod job;
 pub mod launch;
 pub mod launcher;
+pub mod node;
 pub mod registry;
 pub mod scheduler;
 pub mod service;

@@ -178,7 +178,9 @@ impl OutputCommitter {
     pub async fn commit_job(&self) -> Result<Vec<u32>, IoError> {
         let mut partitions = self.claimed_partitions().await?;
         partitions.sort_unstable();
-        futures::stream::iter(partitions.iter().map(|&partition| self.publish(partition)))
+        // By value, not `&u32`: a closure over a reference makes this future's
+        // `Send` unprovable to callers in `async_trait` services (rustc #102211).
+        futures::stream::iter(partitions.clone().into_iter().map(|partition| self.publish(partition)))
             .buffer_unordered(MOVE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;

@@ -1,0 +1,198 @@
+//! The master process: every service on one port, and the loop behind them.
+//!
+//! [`MasterNode::start`] serves `Master` (agents), `Artifacts` (components),
+//! `Jobs` (clients) and `Driver` (driver tasks) on one listener. Agents'
+//! events and clients' actions meet in one loop that owns the
+//! [`Scheduler`](crate::scheduler::Scheduler); a sweeper declares silent agents
+//! lost. [`MasterHandle::shutdown`] stops it all through one signal.
+
+mod core;
+mod driver;
+mod jobs;
+
+pub use jobs::{JobRecord, JobTable};
+
+use crate::launcher::GrpcLauncher;
+use crate::registry::Registry;
+use crate::scheduler::Scheduler;
+use crate::service::MasterService;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use weft_core::artifact::{ArtifactService, ArtifactStore, Resolver, ResolverConfig, S3Config};
+use weft_core::limits::TaskLimits;
+use weft_core::metering::humantime_serde_compat;
+use weft_core::proto::auth::Credentials;
+use weft_core::proto::v1::driver_server::DriverServer;
+use weft_core::proto::v1::jobs_server::JobsServer;
+
+/// How the master runs. Loads from TOML; unknown keys are an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MasterConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The address agents and drivers reach the master at (default: the listen address).
+    pub advertise: Option<String>,
+    /// The token agents (and driver tasks) must present; empty for none.
+    pub cluster_token: String,
+    /// The token clients must present; empty for none.
+    pub client_token: String,
+    /// Where the artifact store lives.
+    pub data_dir: PathBuf,
+    /// How often agents heartbeat.
+    #[serde(with = "humantime_serde_compat")]
+    pub heartbeat_interval: Duration,
+    /// Missed heartbeats before an agent is lost.
+    pub lost_after: u32,
+    /// Failures of one task before its job fails.
+    pub max_task_attempts: u32,
+    /// Limits of every task unless a job sets its own.
+    pub task_limits: TaskLimits,
+    /// S3 settings for `s3://` inputs, outputs and artifacts.
+    pub s3: S3Config,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            advertise: None,
+            cluster_token: String::new(),
+            client_token: String::new(),
+            data_dir: PathBuf::from(".weft/master"),
+            heartbeat_interval: Duration::from_secs(1),
+            lost_after: 5,
+            max_task_attempts: 4,
+            task_limits: TaskLimits::default(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+/// What every service handler shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    config: Arc<MasterConfig>,
+    advertised: String,
+    jobs: Arc<Mutex<JobTable>>,
+    resolver: Arc<Resolver>,
+    core: mpsc::Sender<core::Command>,
+}
+
+impl Shared {
+    fn lock_jobs(&self) -> MutexGuard<'_, JobTable> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Why the master could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The artifact store could not be opened.
+    #[error("artifact store in {dir}: {source}")]
+    Store {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: weft_core::artifact::ArtifactError,
+    },
+    /// A token cannot travel in metadata.
+    #[error("bad token: {0}")]
+    Token(String),
+}
+
+/// A running master.
+pub struct MasterHandle {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Its jobs.
+    pub jobs: Arc<Mutex<JobTable>>,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl MasterHandle {
+    /// The `http://` URL clients and agents use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Stop serving and wait for the server to finish. Cancel safe: dropping
+    /// the future still stops the master (the signal is sent first).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+    }
+}
+
+/// The master process.
+pub struct MasterNode;
+
+impl MasterNode {
+    /// Start serving.
+    ///
+    /// # Errors
+    /// When the address cannot be bound, the data directory cannot hold the
+    /// artifact store, or a token has characters metadata cannot carry.
+    pub async fn start(config: MasterConfig) -> Result<MasterHandle, StartError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let address =
+            listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let advertised = config.advertise.clone().unwrap_or_else(|| format!("http://{address}"));
+        let dir = config.data_dir.join("artifacts");
+        std::fs::create_dir_all(&dir).map_err(|e| StartError::Store {
+            dir: dir.clone(),
+            source: weft_core::artifact::ArtifactError::Io { path: dir.clone(), source: e },
+        })?;
+        let store =
+            ArtifactStore::local(&dir).map_err(|source| StartError::Store { dir: dir.clone(), source })?;
+        let resolver =
+            Arc::new(Resolver::new(store.clone(), ResolverConfig::default().with_s3(config.s3.clone())));
+        let credentials =
+            Credentials::new(&config.cluster_token).map_err(|s| StartError::Token(s.message().into()))?;
+
+        let registry = Arc::new(Mutex::new(Registry::new(config.heartbeat_interval, config.lost_after)));
+        let (events_tx, events_rx) = mpsc::channel(1024);
+        let master = MasterService::new(registry.clone(), &config.cluster_token, events_tx);
+        let launcher = Arc::new(GrpcLauncher::new(credentials, Duration::from_secs(10)));
+        let (core_tx, core_rx) = mpsc::channel(1024);
+        tokio::spawn(core::run(Scheduler::new(registry, launcher), core_tx.clone(), core_rx));
+        tokio::spawn(core::relay(events_rx, core_tx.clone()));
+        tokio::spawn(master.clone().sweep_forever(config.heartbeat_interval));
+
+        let jobs = Arc::new(Mutex::new(JobTable::default()));
+        let shared =
+            Shared { config: Arc::new(config), advertised, jobs: jobs.clone(), resolver, core: core_tx };
+        let (stop, mut stopped) = watch::channel(false);
+        let router = tonic::transport::Server::builder()
+            .add_service(master.into_server())
+            .add_service(ArtifactService::new(store).into_server())
+            .add_service(JobsServer::new(shared.clone()))
+            .add_service(DriverServer::new(shared));
+        let server = tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+                tracing::error!(error = %e, "master server failed");
+            }
+        });
+        tracing::info!(%address, "master listening");
+        Ok(MasterHandle { address, jobs, stop, server })
+    }
+}

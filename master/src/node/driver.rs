@@ -1,0 +1,243 @@
+//! The `Driver` service: a driver task's dataset definitions and actions.
+//!
+//! The agent running a job's `main` sends each new dataset (`Define`) and then
+//! each action (`Act`). An action becomes a job over the plan: text inputs are
+//! split, the stage graph built, text output set up for an atomic commit, the
+//! job handed to the scheduler, and the caller answered when it ends.
+
+use super::Shared;
+use super::core::Command;
+use crate::dag;
+use crate::job::JobRun;
+use crate::launch::{JobContext, ResultSink};
+use crate::scheduler::JobOutput;
+use std::collections::BTreeMap;
+use tokio::sync::oneshot;
+use tonic::{Request, Response, Status};
+use weft_core::codec::batch::{BatchWriter, entries};
+use weft_core::ids::DatasetId;
+use weft_core::io::{DataLocation, OutputCommitter, plan_text_splits};
+use weft_core::plan::{Node, ShuffleKind, Step};
+use weft_core::proto::auth;
+use weft_core::proto::v1::driver_server::Driver;
+use weft_core::proto::v1::{self, act_request, define_request};
+
+/// Largest text split, whatever the partition count asked for.
+const MAX_SPLIT_BYTES: u64 = 64 << 20;
+
+fn bad(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn node(def: define_request::Node) -> Result<(Node, bool), Status> {
+    Ok(match def {
+        define_request::Node::TextFile(t) => {
+            (Node::TextFile { uri: t.uri, min_partitions: t.min_partitions }, false)
+        }
+        define_request::Node::Parallelize(p) => (
+            Node::Parallelize { partitions: p.partitions.into_iter().map(|b| b.to_vec()).collect() },
+            p.keyed,
+        ),
+        define_request::Node::Narrow(n) => {
+            let step = Step::try_from(&n.step.unwrap_or_default()).map_err(bad)?;
+            (Node::Narrow { parent: DatasetId(n.parent), step }, n.keyed)
+        }
+        define_request::Node::Shuffle(s) => {
+            let kind = match v1::ShuffleKind::try_from(s.kind) {
+                Ok(v1::ShuffleKind::ReduceByKey) => ShuffleKind::ReduceByKey { function: s.function },
+                Ok(v1::ShuffleKind::SumByKey) => ShuffleKind::SumByKey,
+                Ok(v1::ShuffleKind::GroupByKey) => ShuffleKind::GroupByKey,
+                Ok(v1::ShuffleKind::SortAscending) => ShuffleKind::SortByKey { ascending: true },
+                Ok(v1::ShuffleKind::SortDescending) => ShuffleKind::SortByKey { ascending: false },
+                Ok(v1::ShuffleKind::PartitionBy) => ShuffleKind::PartitionBy,
+                Ok(v1::ShuffleKind::Unspecified) | Err(_) => return Err(bad("unknown shuffle kind")),
+            };
+            (Node::Shuffle { parent: DatasetId(s.parent), kind, partitions: s.partitions }, true)
+        }
+        define_request::Node::Join(j) => (
+            Node::Join { left: DatasetId(j.left), right: DatasetId(j.right), partitions: j.partitions },
+            true,
+        ),
+        define_request::Node::Union(u) => (Node::Union { a: DatasetId(u.a), b: DatasetId(u.b) }, false),
+        define_request::Node::Cache(_) | define_request::Node::Broadcast(_) => {
+            return Err(bad("cache and broadcast are not datasets"));
+        }
+    })
+}
+
+/// The first `n` records of batches, whole pairs when `keyed`.
+fn take(batches: &[bytes::Bytes], n: Option<u64>, keyed: bool) -> Result<Vec<u8>, Status> {
+    let per = if keyed { 2 } else { 1 };
+    let limit = n.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX).saturating_mul(per));
+    let mut w = BatchWriter::new();
+    for b in batches {
+        for e in entries(b) {
+            if w.len() >= limit {
+                return Ok(w.finish());
+            }
+            w.push(e.map_err(|e| Status::internal(format!("a task returned a malformed batch: {e}")))?);
+        }
+    }
+    Ok(w.finish())
+}
+
+#[tonic::async_trait]
+impl Driver for Shared {
+    async fn define(
+        &self,
+        request: Request<v1::DefineRequest>,
+    ) -> Result<Response<v1::DefineResponse>, Status> {
+        auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
+        let req = request.into_inner();
+        let mut jobs = self.lock_jobs();
+        let job =
+            jobs.get_mut(&req.job_id).ok_or_else(|| Status::not_found(format!("no job `{}`", req.job_id)))?;
+        let id = match req.node.ok_or_else(|| bad("a definition without a node"))? {
+            define_request::Node::Cache(ds) => {
+                job.plan.cache(DatasetId(ds)).map_err(bad)?;
+                u64::from(ds)
+            }
+            define_request::Node::Broadcast(value) => {
+                job.broadcasts.push(value.to_vec());
+                job.broadcasts.len() as u64 - 1
+            }
+            def => {
+                let (node, keyed) = node(def)?;
+                u64::from(job.plan.add(node, keyed).map_err(bad)?.0)
+            }
+        };
+        Ok(Response::new(v1::DefineResponse { id }))
+    }
+
+    async fn act(&self, request: Request<v1::ActRequest>) -> Result<Response<v1::ActResponse>, Status> {
+        auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
+        let req = request.into_inner();
+        let action = req.action.ok_or_else(|| bad("an action is required"))?;
+        let (plan, broadcasts, limits, component, attempt_base) = {
+            let mut jobs = self.lock_jobs();
+            let job = jobs
+                .get_mut(&req.job_id)
+                .ok_or_else(|| Status::not_found(format!("no job `{}`", req.job_id)))?;
+            job.actions += 1;
+            (job.plan.clone(), job.broadcasts.clone(), job.limits.clone(), job.component, job.actions)
+        };
+        let target = DatasetId(req.dataset);
+        let keyed = plan.get(target).map_err(bad)?.keyed;
+        if let act_request::Action::Accumulator(name) = &action {
+            return Err(Status::unimplemented(format!(
+                "accumulator `{name}`: accumulators are not aggregated yet"
+            )));
+        }
+
+        // Split every text input of the plan.
+        let mut text = BTreeMap::new();
+        let mut splits_per = BTreeMap::new();
+        for i in 0..plan.len() as u32 {
+            if let Ok(d) = plan.get(DatasetId(i))
+                && let Node::TextFile { uri, min_partitions } = &d.node
+            {
+                let loc = DataLocation::parse(uri, &self.config.s3).map_err(bad)?;
+                let splits = plan_text_splits(&loc, *min_partitions as usize, MAX_SPLIT_BYTES)
+                    .await
+                    .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                splits_per.insert(DatasetId(i), splits.len() as u32);
+                text.insert(DatasetId(i), (uri.clone(), splits));
+            }
+        }
+        let graph = dag::build(&plan, target, &splits_per).map_err(bad)?;
+        let (sink, committer) = match &action {
+            act_request::Action::Collect(_) => (ResultSink::Records { limit: None }, None),
+            act_request::Action::Take(n) => (ResultSink::Records { limit: Some(*n) }, None),
+            act_request::Action::Count(_) => (ResultSink::Count, None),
+            act_request::Action::SaveAsTextFile(uri) => {
+                let c = OutputCommitter::new(DataLocation::parse(uri, &self.config.s3).map_err(bad)?);
+                c.setup_job().await.map_err(|e| Status::failed_precondition(e.to_string()))?;
+                (ResultSink::Text(uri.clone()), Some(c))
+            }
+            act_request::Action::Accumulator(_) => unreachable!("answered above"),
+        };
+        let job_name = format!("{}.{attempt_base}", req.job_id);
+        let ctx = JobContext {
+            job: job_name.clone(),
+            component: component.to_string(),
+            artifact_source: self.advertised.clone(),
+            limits,
+            broadcasts,
+            plan,
+            text,
+            sink,
+        };
+        let run = JobRun::new(job_name, graph, self.config.max_task_attempts);
+        let (reply, done) = oneshot::channel();
+        self.core
+            .send(Command::Submit { ctx: Box::new(ctx), run: Box::new(run), reply })
+            .await
+            .map_err(|_| Status::unavailable("the master is shutting down"))?;
+        let result = done.await.map_err(|_| Status::unavailable("the master is shutting down"))?;
+        let (output, metering) = match result {
+            Ok(ok) => ok,
+            Err(message) => {
+                if let Some(c) = committer {
+                    let _ = c.abort_job().await;
+                }
+                return Err(Status::aborted(message));
+            }
+        };
+        if let Some(job) = self.lock_jobs().get_mut(&req.job_id) {
+            job.totals.add(&metering);
+        }
+        let mut response = v1::ActResponse::default();
+        match output {
+            JobOutput::Count(n) => response.count = n,
+            JobOutput::Records(batches) => {
+                let limit = match action {
+                    act_request::Action::Take(n) => Some(n),
+                    _ => None,
+                };
+                response.records = take(&batches, limit, keyed)?.into();
+            }
+            JobOutput::Written => {
+                if let Some(c) = committer {
+                    c.commit_job()
+                        .await
+                        .map_err(|e| Status::internal(format!("committing the output: {e}")))?;
+                }
+            }
+        }
+        Ok(Response::new(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn take_keeps_whole_pairs_across_batches() {
+        let batch = |items: &[&[u8]]| {
+            let mut w = BatchWriter::new();
+            for i in items {
+                w.push(i);
+            }
+            bytes::Bytes::from(w.finish())
+        };
+        let parts = [batch(&[b"k1", b"v1"]), batch(&[b"k2", b"v2", b"k3", b"v3"])];
+        let two = take(&parts, Some(2), true).unwrap();
+        assert_eq!(entries(&two).count(), 4);
+        assert_eq!(entries(&take(&parts, None, true).unwrap()).count(), 6);
+        assert_eq!(entries(&take(&parts, Some(3), false).unwrap()).count(), 3);
+    }
+
+    #[test]
+    fn unspecified_steps_and_shuffles_are_refused() {
+        let narrow = define_request::Node::Narrow(v1::NarrowNode { parent: 0, step: None, keyed: false });
+        assert!(node(narrow).is_err());
+        let shuffle = define_request::Node::Shuffle(v1::ShuffleNode {
+            parent: 0,
+            kind: 0,
+            function: String::new(),
+            partitions: 1,
+        });
+        assert!(node(shuffle).is_err());
+    }
+}
