@@ -3,7 +3,7 @@
 //! [`MasterNode::start`] serves `Master` (agents), `Artifacts` (components),
 //! `Jobs` (clients) and `Driver` (driver tasks) on one listener. Agents'
 //! events and clients' actions meet in one loop that owns the
-//! [`Scheduler`](crate::scheduler::Scheduler); a sweeper declares silent agents
+//! [`Scheduler`]; a sweeper declares silent agents
 //! lost. [`MasterHandle::shutdown`] stops it all through one signal.
 
 mod core;
