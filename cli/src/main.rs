@@ -1,8 +1,7 @@
 //! `weft`: the command line of the weft grid.
 //!
-//! What exists today: the content-addressed artifact store (`weft artifact`)
-//! and the metered sandbox (`weft task run`). The cluster commands (`local`,
-//! `master`, `agent`, `submit`, `status`) come with the grid.
+//! Commands: `master`, `submit`, `status` (the cluster), `artifact` (the
+//! content-addressed store), `task run` (the metered sandbox on its own).
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -26,8 +25,20 @@ struct Cli {
     command: Command,
 }
 
+mod jobs;
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run a master: the scheduler, agents' registry, artifact store and client API.
+    ///
+    /// Example: weft master --listen 0.0.0.0:7070 --cluster-token s3cret
+    Master(jobs::MasterArgs),
+    /// Submit a job (a .wasm component or an artifact URI) to a master.
+    ///
+    /// Example: weft submit wordcount.wasm --wait -- file:///data/in.txt file:///data/out
+    Submit(jobs::SubmitArgs),
+    /// Show one job, or all jobs.
+    Status(jobs::StatusArgs),
     /// Store and fetch content-addressed artifacts (job components).
     #[command(subcommand)]
     Artifact(ArtifactCommand),
@@ -182,6 +193,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Task(TaskCommand::Run(args)) => return task_run(args).await,
+        Command::Master(args) => jobs::master(args).await?,
+        Command::Submit(args) => return Ok(std::process::ExitCode::from(jobs::submit(args).await?)),
+        Command::Status(args) => return Ok(std::process::ExitCode::from(jobs::status(args).await?)),
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -149,10 +149,13 @@ pub struct TaskMetering {
     /// Peak linear memory of the instance, in bytes.
     pub peak_memory: u64,
     /// Wall-clock time from instantiation to the end.
+    #[serde(with = "humantime_serde_compat")]
     pub wall: Duration,
     /// CPU time of the thread that ran the guest.
+    #[serde(with = "humantime_serde_compat")]
     pub cpu: Duration,
     /// Time to instantiate the component.
+    #[serde(with = "humantime_serde_compat")]
     pub instantiate: Duration,
     /// Records handed to the guest.
     pub records_in: u64,
@@ -219,6 +222,14 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(json, r#"{"reason":"deadline","limit":"1s 500ms"}"#);
         assert_eq!(serde_json::from_str::<EndReason>(&json).unwrap(), r);
+    }
+
+    #[test]
+    fn metering_durations_read_as_human_units() {
+        let m = TaskMetering { wall: Duration::from_millis(1500), ..Default::default() };
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["wall"], "1s 500ms");
+        assert_eq!(serde_json::from_value::<TaskMetering>(json).unwrap(), m);
     }
 
     #[test]

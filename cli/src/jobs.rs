@@ -1,0 +1,237 @@
+//! `weft master`, `weft submit` and `weft status`.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use weft_core::artifact::RemoteArtifacts;
+use weft_core::metering::TaskMetering;
+use weft_core::proto::auth::Credentials;
+use weft_core::proto::v1::jobs_client::JobsClient;
+use weft_core::proto::v1::{JobState, JobStatus, ListRequest, StatusRequest, SubmitRequest};
+use weft_master::node::{MasterConfig, MasterNode};
+
+/// Options of `weft master`.
+#[derive(Args)]
+pub struct MasterArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: std::net::SocketAddr,
+    /// Token agents must present (also set on `weft agent`).
+    #[arg(long, env = "WEFT_CLUSTER_TOKEN", default_value = "")]
+    cluster_token: String,
+    /// Directory for the master's artifact store.
+    #[arg(long, default_value = ".weft/master")]
+    data_dir: PathBuf,
+    /// A TOML file with the full configuration (flags override nothing in it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub async fn master(args: MasterArgs) -> Result<()> {
+    let config = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("{}: invalid master configuration", path.display()))?
+        }
+        None => MasterConfig {
+            listen: args.listen,
+            cluster_token: args.cluster_token,
+            data_dir: args.data_dir,
+            ..Default::default()
+        },
+    };
+    let handle = MasterNode::start(config).await?;
+    eprintln!("weft master listening on {} (Ctrl-C to stop)", handle.url());
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping");
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// Options of `weft submit`.
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// The job: a local .wasm file (pushed to the master first) or an artifact URI
+    /// (blake3:<hex>, file://, s3://, https://, optionally #blake3:<hex>).
+    job: String,
+    /// The job's arguments (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+    /// The master.
+    #[arg(long, env = "WEFT_MASTER", default_value = "http://127.0.0.1:7070")]
+    master: String,
+    /// Wait for the job to end, showing its progress, and exit non-zero if it failed.
+    #[arg(long)]
+    wait: bool,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
+    /// Token for the master's client API.
+    #[arg(long, env = "WEFT_TOKEN", default_value = "")]
+    token: String,
+}
+
+/// Options of `weft status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// A job id; all jobs when omitted.
+    job: Option<String>,
+    /// The master.
+    #[arg(long, env = "WEFT_MASTER", default_value = "http://127.0.0.1:7070")]
+    master: String,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
+    /// Token for the master's client API.
+    #[arg(long, env = "WEFT_TOKEN", default_value = "")]
+    token: String,
+}
+
+async fn channel(master: &str) -> Result<Channel> {
+    Channel::from_shared(master.to_string())
+        .with_context(|| format!("bad master address `{master}` (expected e.g. http://127.0.0.1:7070)"))?
+        .connect()
+        .await
+        .with_context(|| {
+            format!("cannot reach the master at {master}: is `weft master` (or `weft local`) running?")
+        })
+}
+
+type Jobs = JobsClient<InterceptedService<Channel, Credentials>>;
+
+async fn jobs(master: &str, token: &str) -> Result<Jobs> {
+    Ok(JobsClient::with_interceptor(channel(master).await?, Credentials::new(token)?))
+}
+
+fn state_name(s: i32) -> &'static str {
+    match JobState::try_from(s) {
+        Ok(JobState::Pending) => "pending",
+        Ok(JobState::Running) => "running",
+        Ok(JobState::Succeeded) => "succeeded",
+        Ok(JobState::Failed) => "failed",
+        Ok(JobState::Killed) => "killed",
+        _ => "unknown",
+    }
+}
+
+fn json(s: &JobStatus) -> serde_json::Value {
+    let m: TaskMetering = s.totals.as_ref().map(Into::into).unwrap_or_default();
+    serde_json::json!({
+        "job": s.job_id, "state": state_name(s.state), "message": s.message,
+        "metering": m, "driver_log": s.driver_log,
+    })
+}
+
+fn summary(s: &JobStatus) -> String {
+    let m: TaskMetering = s.totals.as_ref().map(Into::into).unwrap_or_default();
+    let mut out = format!("{}: {}", s.job_id, state_name(s.state));
+    if !s.message.is_empty() {
+        out.push_str(&format!(" — {}", s.message));
+    }
+    out.push_str(&format!(
+        "\n  tasks: {} calls, {} records in, {} out; fuel {}; peak memory {}; cpu {:?}; wall {:?}",
+        m.calls,
+        m.records_in,
+        m.records_out,
+        m.fuel,
+        bytesize::ByteSize(m.peak_memory),
+        m.cpu,
+        m.wall
+    ));
+    out
+}
+
+/// Exit code for a job state: 0 succeeded, 1 failed or killed, 3 still running.
+fn exit_code(s: &JobStatus) -> u8 {
+    match JobState::try_from(s.state) {
+        Ok(JobState::Succeeded) => 0,
+        Ok(JobState::Failed | JobState::Killed) => 1,
+        _ => 3,
+    }
+}
+
+pub async fn submit(a: SubmitArgs) -> Result<u8> {
+    let artifact = if std::path::Path::new(&a.job).exists() {
+        let bytes = tokio::fs::read(&a.job).await.with_context(|| format!("reading {}", a.job))?;
+        let digest = RemoteArtifacts::new(channel(&a.master).await?).put(bytes.into()).await?;
+        digest.to_string()
+    } else {
+        a.job.clone()
+    };
+    let mut c = jobs(&a.master, &a.token).await?;
+    let req = SubmitRequest { artifact, args: a.args.clone(), name: a.job.clone(), ..Default::default() };
+    let reply = c.submit(req).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+    if !a.wait {
+        if a.json {
+            println!("{}", serde_json::json!({ "job": reply.job_id, "component": reply.component }));
+        } else {
+            println!("{}", reply.job_id);
+        }
+        return Ok(0);
+    }
+    let bar = (!a.json).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let mut stream = c.watch(StatusRequest { job_id: reply.job_id.clone() }).await?.into_inner();
+    let mut last = None;
+    while let Some(status) = stream.message().await? {
+        if let Some(bar) = &bar {
+            let m: TaskMetering = status.totals.as_ref().map(Into::into).unwrap_or_default();
+            bar.set_message(format!(
+                "{} {} — {} records out, {} fuel",
+                status.job_id,
+                state_name(status.state),
+                m.records_out,
+                m.fuel
+            ));
+        }
+        last = Some(status);
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let Some(status) = last else { bail!("the master closed the job's status stream") };
+    if a.json {
+        println!("{}", json(&status));
+    } else {
+        if !status.driver_log.is_empty() {
+            println!("{}", status.driver_log.trim_end());
+        }
+        println!("{}", summary(&status));
+    }
+    Ok(exit_code(&status))
+}
+
+pub async fn status(a: StatusArgs) -> Result<u8> {
+    let mut c = jobs(&a.master, &a.token).await?;
+    let statuses = match &a.job {
+        Some(id) => vec![
+            c.status(StatusRequest { job_id: id.clone() })
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+                .into_inner(),
+        ],
+        None => c.list(ListRequest {}).await?.into_inner().jobs,
+    };
+    if a.json {
+        println!("{}", serde_json::Value::Array(statuses.iter().map(json).collect()));
+    } else if statuses.is_empty() {
+        println!("no jobs");
+    } else {
+        for s in &statuses {
+            println!("{}", summary(s));
+        }
+    }
+    Ok(statuses.first().filter(|_| a.job.is_some()).map_or(0, exit_code))
+}
