@@ -339,6 +339,9 @@ impl RemoteFetcher {
 
 impl BlockFetcher for RemoteFetcher {
     async fn fetch(&self, block: &BlockId) -> Result<Bytes, FetchError> {
-        Ok(self.fetch_block(block).await?)
+        self.fetch_block(block).await.map_err(|e| {
+            tracing::warn!(job_id = %self.job, %block, error = %e, "weft.agent.blocks.remote_fetch");
+            e.into()
+        })
     }
 }

@@ -303,7 +303,8 @@ async fn a_stopped_agent_fails_fetches_within_the_timeout() {
         read_partition(&reader, &outputs, 1).await,
         BlockId::new(SHUFFLE, MapId(0), ReduceId(1)),
     );
-    assert!(started.elapsed() < timeout + Duration::from_secs(1), "took {:?}", started.elapsed());
+    // Connection refused is reported at once, not after the timeout.
+    assert!(started.elapsed() < timeout, "took {:?}", started.elapsed());
     assert!(
         matches!(
             err,
