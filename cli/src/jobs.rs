@@ -76,6 +76,13 @@ pub struct SubmitArgs {
     token: String,
 }
 
+impl SubmitArgs {
+    /// A waited submission to a local master.
+    pub fn local(job: String, args: Vec<String>, master: String, json: bool) -> Self {
+        Self { job, args, master, wait: true, json, token: String::new() }
+    }
+}
+
 /// Options of `weft status`.
 #[derive(Args)]
 pub struct StatusArgs {

@@ -1,6 +1,7 @@
 //! `weft`: the command line of the weft grid.
 //!
-//! Commands: `master`, `submit`, `status` (the cluster), `artifact` (the
+//! Commands: `local` (master and agents in one process), `master`, `agent`,
+//! `submit`, `status` (the cluster), `artifact` (the
 //! content-addressed store), `task run` (the metered sandbox on its own).
 
 use anyhow::{Context, Result, bail};
@@ -25,6 +26,7 @@ struct Cli {
     command: Command,
 }
 
+mod cluster;
 mod jobs;
 
 #[derive(Subcommand)]
@@ -39,6 +41,14 @@ enum Command {
     Submit(jobs::SubmitArgs),
     /// Show one job, or all jobs.
     Status(jobs::StatusArgs),
+    /// Run an agent: it registers with a master and runs tasks in its sandbox.
+    ///
+    /// Example: weft agent --master http://m:7070 --slots 4 --memory 8GiB
+    Agent(cluster::AgentArgs),
+    /// Run a job on a master and agents started in this process (the embedded default).
+    ///
+    /// Example: weft local wordcount.wasm -- guest-examples/data/alice.txt out/
+    Local(cluster::LocalArgs),
     /// Store and fetch content-addressed artifacts (job components).
     #[command(subcommand)]
     Artifact(ArtifactCommand),
@@ -196,6 +206,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Master(args) => jobs::master(args).await?,
         Command::Submit(args) => return Ok(std::process::ExitCode::from(jobs::submit(args).await?)),
         Command::Status(args) => return Ok(std::process::ExitCode::from(jobs::status(args).await?)),
+        Command::Agent(args) => cluster::agent(args).await?,
+        Command::Local(args) => return Ok(std::process::ExitCode::from(cluster::local(args).await?)),
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -1,0 +1,117 @@
+//! `weft agent` and `weft local`.
+
+use crate::jobs::{SubmitArgs, submit};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use weft_agent::node::{AgentConfig, AgentNode};
+use weft_master::node::{MasterConfig, MasterNode};
+
+/// Options of `weft agent`.
+#[derive(Args)]
+pub struct AgentArgs {
+    /// The master to register with.
+    #[arg(long, env = "WEFT_MASTER", default_value = "http://127.0.0.1:7070")]
+    master: String,
+    /// Address to listen on (the Agent and Blocks services).
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    listen: std::net::SocketAddr,
+    /// Concurrent tasks (default: the machine's cores).
+    #[arg(long)]
+    slots: Option<u32>,
+    /// Memory offered to tasks, e.g. 8GiB.
+    #[arg(long, default_value = "4GiB")]
+    memory: bytesize::ByteSize,
+    /// The master's cluster token.
+    #[arg(long, env = "WEFT_CLUSTER_TOKEN", default_value = "")]
+    cluster_token: String,
+    /// Working directory (shuffle files, compiled components, artifact cache).
+    #[arg(long, default_value = ".weft/agent")]
+    work_dir: PathBuf,
+    /// A TOML file with the full configuration.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn agent_config(work_dir: &std::path::Path, master: String, token: String) -> AgentConfig {
+    let mut c = AgentConfig::default();
+    c.master = master;
+    c.cluster_token = token;
+    c.work_dir = work_dir.join("work");
+    c.cache_dir = work_dir.join("artifacts");
+    c.sandbox = c.sandbox.clone().with_cache_dir(work_dir.join("components"));
+    c
+}
+
+pub async fn agent(a: AgentArgs) -> Result<()> {
+    let config = match &a.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("{}: invalid agent configuration", path.display()))?
+        }
+        None => {
+            let mut c = agent_config(&a.work_dir, a.master, a.cluster_token);
+            c.listen = a.listen;
+            c.memory = a.memory;
+            if let Some(s) = a.slots {
+                c.slots = s;
+            }
+            c
+        }
+    };
+    let handle = AgentNode::start(config).await?;
+    eprintln!("weft agent {} serving at {} (Ctrl-C to stop)", handle.agent_id(), handle.address());
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping");
+    handle.shutdown().await?;
+    Ok(())
+}
+
+/// Options of `weft local`.
+#[derive(Args)]
+pub struct LocalArgs {
+    /// The job: a .wasm component or an artifact URI.
+    job: String,
+    /// The job's arguments (after `--`), e.g. input and output paths.
+    #[arg(last = true)]
+    args: Vec<String>,
+    /// Agents to start.
+    #[arg(long, default_value_t = 1)]
+    agents: u32,
+    /// Task slots per agent (default: the machine's cores).
+    #[arg(long)]
+    slots: Option<u32>,
+    /// Where the master and agents keep their files.
+    #[arg(long, default_value = ".weft/local")]
+    dir: PathBuf,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A master and agents in this process, the job submitted and waited for.
+pub async fn local(a: LocalArgs) -> Result<u8> {
+    let master = MasterNode::start(MasterConfig {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: a.dir.join("master"),
+        ..Default::default()
+    })
+    .await?;
+    let mut agents = Vec::new();
+    for i in 0..a.agents.max(1) {
+        let mut c = agent_config(&a.dir.join(format!("agent-{i}")), master.url(), String::new());
+        c.listen = "127.0.0.1:0".parse()?;
+        if let Some(s) = a.slots {
+            c.slots = s;
+        }
+        agents.push(AgentNode::start(c).await.context("starting an agent")?);
+    }
+    let code = submit(SubmitArgs::local(a.job, a.args, master.url(), a.json)).await;
+    for agent in agents {
+        let _ = agent.shutdown().await;
+    }
+    master.shutdown().await;
+    code
+}
