@@ -22,11 +22,11 @@
 //! `RESOURCE_EXHAUSTED`, so the master retries elsewhere or later. The attempt
 //! then runs on its own: it reports RUNNING, fetches the job's component by
 //! digest from the master's `Artifacts` service through the verifying
-//! [`ArtifactCache`](weft_core::artifact::ArtifactCache) (once per digest per
+//! [`ArtifactCache`] (once per digest per
 //! agent), compiles it on a blocking thread (a file that is not a component
 //! ends the attempt FAILED with the sandbox's message, never the agent), and
 //! runs it through the [`Executor`](crate::Executor): input, the chain of user
-//! functions on the agent's [`WasmPool`](crate::WasmPool) (one thread per
+//! functions on the agent's [`WasmPool`] (one thread per
 //! slot), output. The end goes back as one `TaskUpdate`: the state, the typed
 //! end reason, metering, the bounded log, and the result batch, count or
 //! per-partition shuffle sizes. A shuffle block that could not be fetched ends

@@ -1,5 +1,5 @@
 //! The edge between the `Agent` service and the executor: a proto `TaskSpec`
-//! becomes a [`Parsed`] launch (everything but the component), checked before
+//! becomes a `Parsed` launch (everything but the component), checked before
 //! the attempt is accepted; the component is fetched and loaded afterwards.
 
 use super::config::AgentConfig;

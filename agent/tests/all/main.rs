@@ -11,4 +11,5 @@ mod executor;
 mod hostile;
 mod load;
 mod metering;
+mod node;
 mod support;
