@@ -4,7 +4,6 @@
 //! the master).
 
 use crate::support::{guest, strings};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,21 +11,23 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Server};
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Status};
 use weft_agent::SandboxConfig;
 use weft_agent::node::{AgentConfig, AgentHandle, AgentNode, NodeError};
-use weft_codec::batch::{BatchWriter, pairs};
-use weft_codec::key::{EncodeKey, Key};
+use weft_codec::batch::BatchWriter;
 use weft_core::artifact::{ArtifactService, ArtifactStore, RemoteArtifacts, S3Config};
 use weft_core::io::{DataLocation, TextSplit, plan_text_splits};
 use weft_core::metering::EndReason;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::agent_client::AgentClient;
-use weft_core::proto::v1::driver_server::{Driver, DriverServer};
+use weft_core::proto::v1::driver_server::DriverServer;
 use weft_core::proto::v1::{self, task_input, task_output};
 use weft_core::task::TaskState;
 use weft_master::registry::Registry;
 use weft_master::service::{MasterEvent, MasterService, TaskEvent};
+
+mod driver;
+mod shuffle;
 
 const TOKEN: &str = "cluster-secret";
 
@@ -55,7 +56,7 @@ async fn cluster_on(
     tokio::spawn(service.clone().sweep_forever(interval / 2));
     let artifacts = ArtifactService::new(ArtifactStore::local(dir.path().join("artifacts")).unwrap());
     let driver = Arc::new(Mutex::new(Vec::new()));
-    let fake = FakeDriver { defined: Arc::clone(&driver) };
+    let fake = driver::FakeDriver { defined: Arc::clone(&driver) };
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -268,67 +269,6 @@ async fn a_text_split_through_split_words_returns_the_words() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_two_stage_word_count_reads_shuffle_blocks_from_a_peer() {
-    let mut c = cluster(Duration::from_secs(1)).await;
-    let (a, b) = (c.agent("a", 2).await, c.agent("b", 1).await);
-    let wordcount = c.push(guest("wordcount")).await;
-    let (text, location, splits) = input(c.dir.path(), 3).await;
-    const REDUCES: u32 = 2;
-    for (i, split) in splits.iter().enumerate() {
-        let mut spec = task(&c, "job-wc", 0, i as u32, &wordcount);
-        spec.input = text_input(&location, split);
-        spec.chain = vec![step(v1::StepKind::FlatMap, "split_words"), step(v1::StepKind::Map, "one")];
-        spec.output_keyed = true;
-        spec.output = Some(v1::TaskOutput {
-            sink: Some(task_output::Sink::Shuffle(v1::ShuffleWrite {
-                shuffle: 1,
-                partitions: REDUCES,
-                combiner: Some(v1::shuffle_write::Combiner::Guest("add".into())),
-                ..Default::default()
-            })),
-        });
-        launch(&a, spec).await.unwrap();
-        let end = c.run_and_end().await;
-        assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
-        assert_eq!(end.partition_bytes.len(), REDUCES as usize);
-    }
-    let maps: Vec<v1::MapLocation> =
-        (0..splits.len() as u32).map(|map| v1::MapLocation { map, address: a.address().into() }).collect();
-    let mut counts = HashMap::new();
-    for reduce in 0..REDUCES {
-        let mut spec = task(&c, "job-wc", 1, reduce, &wordcount);
-        spec.input = Some(v1::TaskInput {
-            source: Some(task_input::Source::Shuffle(v1::ShuffleRead {
-                shuffle: 1,
-                reduce,
-                aggregate: v1::Aggregate::SumI64 as i32,
-                maps: maps.clone(),
-            })),
-        });
-        spec.input_keyed = true;
-        spec.output_keyed = true;
-        launch(&b, spec).await.unwrap();
-        let end = c.run_and_end().await;
-        assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
-        for p in pairs(&end.result) {
-            let (k, v) = p.unwrap();
-            let word = String::from_utf8(k.to_vec()).unwrap();
-            assert!(
-                counts.insert(word, i64::from_key_bytes(v).unwrap()).is_none(),
-                "a word in two partitions"
-            );
-        }
-    }
-    let mut native = HashMap::new();
-    for w in text.split_whitespace().map(str::to_lowercase) {
-        *native.entry(w).or_insert(0i64) += 1;
-    }
-    assert_eq!(counts, native);
-    a.shutdown().await.unwrap();
-    b.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_is_not_a_component_fails_its_task_and_the_agent_serves_on() {
     let mut c = cluster(Duration::from_secs(1)).await;
     let agent = c.agent("a", 1).await;
@@ -391,91 +331,4 @@ async fn launches_beyond_the_slots_are_refused_and_a_kill_frees_the_slot() {
     agent.shutdown().await.unwrap();
     let end = c.task_event().await;
     assert_eq!(end.state, TaskState::Killed, "shutdown kills running attempts");
-}
-
-/// Answers driver calls: ids in order, `count` 42, `take` two (count, word) pairs.
-struct FakeDriver {
-    defined: Arc<Mutex<Vec<v1::DefineRequest>>>,
-}
-
-#[tonic::async_trait]
-impl Driver for FakeDriver {
-    async fn define(
-        &self,
-        request: Request<v1::DefineRequest>,
-    ) -> Result<Response<v1::DefineResponse>, Status> {
-        use v1::define_request::Node;
-        let mut defined = self.defined.lock().unwrap();
-        let r = request.into_inner();
-        let broadcast = |d: &v1::DefineRequest| matches!(d.node, Some(Node::Broadcast(_)));
-        let id = match &r.node {
-            Some(Node::Cache(id)) => u64::from(*id),
-            Some(Node::Broadcast(_)) => defined.iter().filter(|d| broadcast(d)).count() as u64,
-            _ => defined.iter().filter(|d| !broadcast(d) && !matches!(d.node, Some(Node::Cache(_)))).count()
-                as u64,
-        };
-        defined.push(r);
-        Ok(Response::new(v1::DefineResponse { id }))
-    }
-
-    async fn act(&self, request: Request<v1::ActRequest>) -> Result<Response<v1::ActResponse>, Status> {
-        use v1::act_request::Action;
-        let mut reply = v1::ActResponse::default();
-        match request.into_inner().action {
-            Some(Action::Count(_)) => reply.count = 42,
-            Some(Action::Take(_)) => {
-                let mut w = BatchWriter::new();
-                for (n, word) in [(5i64, "the"), (3, "rabbit")] {
-                    w.push(&n.to_key_bytes());
-                    w.push(word.as_bytes());
-                }
-                reply.records = w.finish().into();
-            }
-            _ => {}
-        }
-        Ok(Response::new(reply))
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_driver_task_defines_its_plan_and_runs_its_actions_through_the_master() {
-    let mut c = cluster(Duration::from_secs(1)).await;
-    let agent = c.agent("a", 1).await;
-    let wordcount = c.push(guest("wordcount")).await;
-    let mut spec = task(&c, "job-driver", 0, 0, &wordcount);
-    spec.output = None;
-    spec.driver =
-        Some(v1::DriverSpec { args: vec!["in.txt".into(), "out/".into()], master: c.addr.to_string() });
-    launch(&agent, spec).await.unwrap();
-    let end = c.run_and_end().await;
-    assert_eq!((end.state, end.end.clone()), (TaskState::Finished, Some(EndReason::Finished)), "{}", end.log);
-    assert!(end.log.contains("42 distinct words") && end.log.contains("the: 5"), "{}", end.log);
-
-    let defined = c.driver.lock().unwrap().clone();
-    // Every node once, in order, each before the first action that needs
-    // it; the cache mark once, after its dataset.
-    use v1::define_request::Node;
-    let kinds: Vec<String> = defined
-        .iter()
-        .map(|d| match &d.node {
-            Some(Node::TextFile(t)) => format!("text {}", t.uri),
-            Some(Node::Narrow(n)) => format!("{}({})", n.step.as_ref().unwrap().function, n.parent),
-            Some(Node::Shuffle(s)) => format!("shuffle {:?}({})", s.kind(), s.parent),
-            Some(Node::Cache(id)) => format!("cache {id}"),
-            other => format!("{other:?}"),
-        })
-        .collect();
-    let expected = [
-        "text in.txt",
-        "split_words(0)",
-        "one(1)",
-        "shuffle ReduceByKey(2)",
-        "format(3)",
-        "cache 3",
-        "by_count(3)",
-        "shuffle SortDescending(5)",
-    ];
-    assert_eq!(kinds, expected);
-    assert!(defined.iter().all(|d| d.job_id == "job-driver"));
-    agent.shutdown().await.unwrap();
 }
