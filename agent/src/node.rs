@@ -19,7 +19,10 @@
 //! location, the peers serving each map output of a shuffle read, the job's
 //! block directory for shuffle output, the output committer for text output),
 //! and takes one of its `slots`; with none free the launch is refused with
-//! `RESOURCE_EXHAUSTED`, so the master retries elsewhere or later. The attempt
+//! `RESOURCE_EXHAUSTED`, so the master retries elsewhere or later. (Driver
+//! tasks are counted apart, up to `slots` of them, and run on a pool of their
+//! own: a driver waits on its actions for whole jobs and must not hold a
+//! thread its job's tasks need.) The attempt
 //! then runs on its own: it reports RUNNING, fetches the job's component by
 //! digest from the master's `Artifacts` service through the verifying
 //! [`ArtifactCache`] (once per digest per
@@ -128,6 +131,9 @@ struct Shared {
     config: AgentConfig,
     sandbox: Sandbox,
     pool: Arc<WasmPool>,
+    /// Drivers wait on their actions for whole jobs, so they run on a pool of
+    /// their own and never hold a thread the job's tasks need.
+    driver_pool: Arc<WasmPool>,
     artifacts: ArtifactCache,
     /// Channels to artifact services, by address.
     artifact_sources: PeerChannels,
@@ -137,6 +143,9 @@ struct Shared {
     master: report::MasterLink,
     credentials: Credentials,
     slots: Arc<Semaphore>,
+    /// Drivers are counted apart from task slots (as the master places them):
+    /// at most `slots` at once.
+    driver_slots: Arc<Semaphore>,
     tasks: Mutex<HashMap<TaskKey, watch::Sender<bool>>>,
     shutdown: broadcast::Sender<()>,
     stopping: AtomicBool,
@@ -195,6 +204,7 @@ impl AgentNode {
         }
         let sandbox = Sandbox::new(sandbox_config)?;
         let pool = Arc::new(WasmPool::new(config.slots as usize).map_err(NodeError::Pool)?);
+        let driver_pool = Arc::new(WasmPool::new(config.slots as usize).map_err(NodeError::Pool)?);
         let artifacts =
             ArtifactCache::open(&CacheConfig::new(&config.cache_dir).with_max_size(config.cache_size))
                 .await?;
@@ -217,6 +227,7 @@ impl AgentNode {
         let shared = Arc::new(Shared {
             sandbox,
             pool,
+            driver_pool,
             artifacts,
             artifact_sources: PeerChannels::new().with_connect_timeout(config.rpc_timeout),
             blocks: BlockStore::new(&config.work_dir),
@@ -224,6 +235,7 @@ impl AgentNode {
             master,
             credentials,
             slots: Arc::new(Semaphore::new(config.slots as usize)),
+            driver_slots: Arc::new(Semaphore::new(config.slots as usize)),
             tasks: Mutex::default(),
             shutdown,
             stopping: AtomicBool::new(false),
@@ -322,14 +334,18 @@ impl AgentHandle {
             let _ = h.await;
         }
         let all = self.shared.config.slots;
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.shared.slots.acquire_many(all)).await;
+        let drained = async {
+            let _ = self.shared.slots.acquire_many(all).await;
+            let _ = self.shared.driver_slots.acquire_many(all).await;
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
         let served = match self.server.take() {
             Some(h) => h.await.unwrap_or(Ok(())),
             None => Ok(()),
         };
-        let pool = Arc::clone(&self.shared.pool);
-        let _ =
-            tokio::time::timeout(SHUTDOWN_GRACE, tokio::task::spawn_blocking(move || pool.shutdown())).await;
+        let pools = [Arc::clone(&self.shared.pool), Arc::clone(&self.shared.driver_pool)];
+        let drain = tokio::task::spawn_blocking(move || pools.iter().for_each(|p| p.shutdown()));
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, drain).await;
         tracing::info!(agent_id = %self.agent_id(), "weft.agent.stopped");
         Ok(served?)
     }

@@ -43,9 +43,13 @@ impl Agent for AgentService {
         if shared.is_shutting_down() {
             return Err(Status::unavailable("the agent is shutting down"));
         }
-        let permit = Arc::clone(&shared.slots).try_acquire_owned().map_err(|_| {
+        let (slots, what) = match parsed.body {
+            launch::Body::Driver { .. } => (&shared.driver_slots, "driver"),
+            launch::Body::Task(_) => (&shared.slots, "task"),
+        };
+        let permit = Arc::clone(slots).try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
-                "all {} task slots of this agent are busy; launch when one frees",
+                "all {} {what} slots of this agent are busy; launch when one frees",
                 shared.config.slots
             ))
         })?;

@@ -123,7 +123,7 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
             };
             let sandbox = shared.sandbox.clone();
             let report = shared
-                .pool
+                .driver_pool
                 .run(move || async move {
                     match sandbox.instantiate(&prepared, ctx).await {
                         Ok(mut instance) => {

@@ -1,7 +1,7 @@
 //! The driver task: a job's `main` in the sandbox, its plan defined and its
 //! actions run through a stand-in `Driver` service.
 
-use super::{launch, task};
+use super::{client, launch, lines, step, task};
 use crate::support::guest;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,8 +9,8 @@ use tonic::{Request, Response, Status};
 use weft_codec::batch::BatchWriter;
 use weft_codec::key::EncodeKey;
 use weft_core::metering::EndReason;
-use weft_core::proto::v1;
 use weft_core::proto::v1::driver_server::Driver;
+use weft_core::proto::v1::{self, task_input};
 use weft_core::task::TaskState;
 
 /// Answers driver calls: ids in order, `count` 42, `take` two (count, word) pairs.
@@ -97,5 +97,33 @@ async fn a_driver_task_defines_its_plan_and_runs_its_actions_through_the_master(
     ];
     assert_eq!(kinds, expected);
     assert!(defined.iter().all(|d| d.job_id == "job-driver"));
+    agent.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_runs_beside_a_busy_task_slot() {
+    let mut c = super::cluster(Duration::from_secs(1)).await;
+    let agent = c.agent("a", 1).await;
+    let hostile = c.push(guest("hostile")).await;
+    let mut sleeper = task(&c, "job-busy", 0, 0, &hostile);
+    sleeper.input = Some(v1::TaskInput { source: Some(task_input::Source::Records(lines(&["zz"]).into())) });
+    sleeper.chain = vec![step(v1::StepKind::Map, "sleep")];
+    sleeper.limits.as_mut().unwrap().deadline_ms = 5_000;
+    launch(&agent, sleeper.clone()).await.unwrap();
+    assert_eq!(c.task_event().await.state, TaskState::Running);
+
+    // The only task slot (and its pool thread) is taken; a driver still runs.
+    let wordcount = c.push(guest("wordcount")).await;
+    let mut driver = task(&c, "job-driven", 0, 0, &wordcount);
+    driver.output = None;
+    driver.driver =
+        Some(v1::DriverSpec { args: vec!["in.txt".into(), "out/".into()], master: String::new() });
+    launch(&agent, driver).await.unwrap();
+    let end = c.run_and_end().await;
+    assert_eq!((end.task.job.as_str(), end.state), ("job-driven", TaskState::Finished), "{}", end.log);
+
+    let killed = client(&agent).await.kill_task(v1::KillTaskRequest { task: sleeper.task }).await.unwrap();
+    assert!(killed.into_inner().was_running, "the sleeper was still running");
+    assert_eq!(c.task_event().await.state, TaskState::Killed);
     agent.shutdown().await.unwrap();
 }
