@@ -76,7 +76,7 @@
 //!
 //! # Metering
 //!
-//! The sandbox meters the guest ([`TaskMetering`](weft_core::metering::TaskMetering)).
+//! The sandbox meters the guest ([`TaskMetering`]).
 //! What the executor adds — bytes read from storage, shuffle bytes read and
 //! written, spill bytes, output bytes — is in [`IoMetering`], next to the
 //! report rather than inside `TaskMetering`: the proto conversion builds

@@ -13,7 +13,7 @@ cargo xtask <command>
 
 Commands:
   guests     build every guest component (guest-examples/, tests/guests/) for wasm32-wasip2
-  demo       build weft and the guests, and run the bundled text through a user function in the sandbox
+  demo       build weft and the guests, and run word count over the bundled text with `weft local`
   test       the full suite CI runs: guests, test services, fmt, clippy -D warnings, tests, docs
   bench      the benchmark harness (release build), printing figures and native ratios
 ";
@@ -116,33 +116,25 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-/// Build weft and the guests, then split the bundled text into words inside
-/// the sandbox, printing the first words and the task's metering.
+/// Build weft and the guests, then run word count over the bundled text
+/// through `weft local` (a master and an agent in one process).
 fn demo() -> Result<()> {
     let root = root();
     let guests = guests()?;
     run(cargo().current_dir(&root).args(["build", "--release", "-p", "weft-cli"]))?;
     let weft = root.join("target/release/weft");
-    let text = root.join("guest-examples/data/alice.txt");
-    let component = guests.join("wordcount.wasm");
-    eprintln!("xtask: weft task run wordcount.wasm --op flat-map:split_words < {}", text.display());
-    let out = Command::new(&weft)
-        .args(["task", "run"])
-        .arg(&component)
-        .args(["--op", "flat-map:split_words"])
-        .stdin(std::fs::File::open(&text).with_context(|| format!("opening {}", text.display()))?)
-        .output()
-        .with_context(|| format!("running {}", weft.display()))?;
-    let words = String::from_utf8_lossy(&out.stdout);
-    println!("first words, split inside the sandbox:");
-    for w in words.lines().take(12) {
-        println!("  {w}");
+    let out = root.join("target/demo/wordcount-out");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
     }
-    println!("... {} words in all", words.lines().count());
-    print!("{}", String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() {
-        bail!("weft task run failed with {}", out.status);
-    }
+    run(Command::new(&weft)
+        .current_dir(&root)
+        .args(["local", "--dir", "target/demo/weft"])
+        .arg(guests.join("wordcount.wasm"))
+        .arg("--")
+        .arg("guest-examples/data/alice.txt")
+        .arg(&out))?;
+    println!("counts written to {}", out.display());
     Ok(())
 }
 
