@@ -1,0 +1,111 @@
+//! Bad input gets a clear error and a non-zero exit; master and agents keep running.
+
+use crate::support::{TOKEN, agent, guest, master, run, weft};
+use std::time::Duration;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_jobs_fail_clearly_and_the_cluster_serves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_master, url) = master(dir.path());
+    let a = agent(&url, dir.path(), "a", TOKEN);
+    a.wait_for("serving at", Duration::from_secs(30));
+    let wc = guest("wordcount");
+    let wc = wc.to_str().unwrap();
+
+    // Not a component.
+    let script = dir.path().join("job.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let o = run(&["submit", script.to_str().unwrap(), "--master", &url]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not WebAssembly"), "{}", stderr(&o));
+
+    // An unknown URI scheme.
+    let o = run(&["submit", "ftp://example/job.wasm", "--master", &url]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("ftp"), "{}", stderr(&o));
+
+    // A digest mismatch.
+    let wrong = format!("file://{wc}#blake3:{}", "1".repeat(64));
+    let o = run(&["submit", &wrong, "--master", &url]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).to_lowercase().contains("digest"), "{}", stderr(&o));
+
+    // A missing input: the job fails, naming it.
+    let missing = dir.path().join("no-such-input.txt");
+    let out = dir.path().join("out");
+    let o = run(&[
+        "submit",
+        wc,
+        "--master",
+        &url,
+        "--wait",
+        "--",
+        missing.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("no-such-input.txt"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(!out.join("_SUCCESS").exists(), "a failed job leaves no output");
+
+    // The job's own usage error.
+    let o = run(&["submit", wc, "--master", &url, "--wait", "--", "only-one-arg"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("usage: wordcount"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // An agent with the wrong token is refused and exits; the master serves on.
+    let mut intruder = agent(&url, dir.path(), "intruder", "not-the-token");
+    let status = intruder.wait(Duration::from_secs(30)).expect("the refused agent exits");
+    assert!(!status.success());
+    let o = run(&["status", "--master", &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A good job still runs after all of that.
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "b a b\n").unwrap();
+    let o = run(&[
+        "submit",
+        wc,
+        "--master",
+        &url,
+        "--wait",
+        "--",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn an_unknown_user_function_is_named_in_the_error() {
+    let guest = guest("hostile");
+    let o = weft()
+        .args(["task", "run", guest.to_str().unwrap(), "--op", "map:no_such_function"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    // No input records: the function is never called, so the run succeeds.
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = weft()
+        .args(["task", "run", guest.to_str().unwrap(), "--op", "map:no_such_function"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"x\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no_such_function"), "{}", stderr(&o));
+}

@@ -1,0 +1,108 @@
+//! Jobs on a real cluster: one `weft master` and two `weft agent` processes,
+//! and the same jobs through `weft local`.
+
+use crate::support::{TOKEN, agent, counts, guest, master, native_counts, output_lines, run, text};
+use std::time::Duration;
+
+#[test]
+fn word_count_on_a_master_and_two_agents_equals_a_native_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let body = text(3 << 20);
+    std::fs::write(&input, &body).unwrap();
+    let (_master, url) = master(dir.path());
+    let a = agent(&url, dir.path(), "a", TOKEN);
+    let b = agent(&url, dir.path(), "b", TOKEN);
+    a.wait_for("serving at", Duration::from_secs(30));
+    b.wait_for("serving at", Duration::from_secs(30));
+
+    let out = dir.path().join("out");
+    let wc = guest("wordcount");
+    let o = run(&[
+        "submit",
+        wc.to_str().unwrap(),
+        "--master",
+        &url,
+        "--wait",
+        "--json",
+        "--",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "submit failed: {stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    let status: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(status["state"], "succeeded", "{status}");
+    assert!(status["metering"]["fuel"].as_u64().unwrap() > 1_000_000, "{status}");
+
+    let native = native_counts(&body);
+    assert_eq!(counts(&output_lines(&out)), native, "every count equals the native count");
+    let distinct = format!("{} distinct words", native.len());
+    assert!(status["driver_log"].as_str().unwrap().contains(&distinct), "{status}");
+}
+
+#[test]
+fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let body = text(2 << 20);
+    std::fs::write(&input, &body).unwrap();
+
+    // grep on a master and two agents.
+    let (_master, url) = master(dir.path());
+    let a = agent(&url, dir.path(), "a", TOKEN);
+    let b = agent(&url, dir.path(), "b", TOKEN);
+    a.wait_for("serving at", Duration::from_secs(30));
+    b.wait_for("serving at", Duration::from_secs(30));
+    let out = dir.path().join("grep-out");
+    let grep = guest("grep");
+    let o = run(&[
+        "submit",
+        grep.to_str().unwrap(),
+        "--master",
+        &url,
+        "--wait",
+        "--",
+        "Mesos shuffle",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut got = output_lines(&out);
+    let mut want: Vec<String> =
+        body.lines().filter(|l| l.contains("Mesos shuffle")).map(str::to_string).collect();
+    assert!(!want.is_empty(), "the pattern occurs in the data");
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "grep output equals a native filter");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(&format!("{} lines contain", want.len())), "{stdout}");
+
+    // Word count through `weft local`.
+    let out = dir.path().join("local-out");
+    let wc = guest("wordcount");
+    let local_dir = dir.path().join("local");
+    let o = run(&[
+        "local",
+        "--dir",
+        local_dir.to_str().unwrap(),
+        "--agents",
+        "2",
+        wc.to_str().unwrap(),
+        "--",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(counts(&output_lines(&out)), native_counts(&body));
+}

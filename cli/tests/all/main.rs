@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `weft` binary, as separate master and agent
+//! processes talking gRPC over loopback, and as `weft local`. Outputs are
+//! compared with a plain native computation of the same result.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod bad_input;
+mod cluster;
+mod support;

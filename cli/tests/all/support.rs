@@ -1,0 +1,215 @@
+//! Processes, guests, data and native references for the end-to-end tests.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const TOKEN: &str = "e2e-cluster-token";
+
+pub fn weft() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
+    c.env("WEFT_LOG", "warn");
+    c
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A guest component, built by the project's tooling on first use.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok =
+            Command::new(cargo).args(["xtask", "guests"]).current_dir(root()).status().unwrap().success();
+        assert!(ok, "`cargo xtask guests` failed");
+    });
+    root().join(format!("target/guests/wasm32-wasip2/release/{name}.wasm"))
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    child: Child,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// The first stderr line containing `needle`, within `timeout`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no `{needle}` within {timeout:?}; stderr so far:\n{}", seen.join("\n"));
+    }
+
+    /// Wait for the process to exit by itself.
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `weft master` process on a free loopback port, and its URL.
+pub fn master(dir: &Path) -> (Proc, String) {
+    let mut c = weft();
+    c.args(["master", "--listen", "127.0.0.1:0", "--cluster-token", TOKEN, "--data-dir"])
+        .arg(dir.join("master"));
+    let p = Proc::spawn(c);
+    let line = p.wait_for("listening on", Duration::from_secs(30));
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    (p, url)
+}
+
+/// A `weft agent` process registered with `master`.
+pub fn agent(master: &str, dir: &Path, name: &str, token: &str) -> Proc {
+    let mut c = weft();
+    c.args([
+        "agent",
+        "--master",
+        master,
+        "--listen",
+        "127.0.0.1:0",
+        "--slots",
+        "2",
+        "--cluster-token",
+        token,
+    ])
+    .arg("--work-dir")
+    .arg(dir.join(name));
+    Proc::spawn(c)
+}
+
+/// Run a `weft` command to its end.
+pub fn run(args: &[&str]) -> Output {
+    weft().args(args).output().unwrap()
+}
+
+/// Deterministic English-like text of about `bytes` bytes.
+pub fn text(bytes: usize) -> String {
+    const WORDS: &[&str] = &[
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "a",
+        "is",
+        "that",
+        "for",
+        "it",
+        "as",
+        "was",
+        "with",
+        "be",
+        "by",
+        "on",
+        "Spark",
+        "Mesos",
+        "shuffle",
+        "partition",
+        "WebAssembly",
+        "sandbox",
+        "agent",
+        "master",
+        "dataset",
+        "RDD",
+        "lineage",
+        "offer",
+        "fair",
+        "dominant",
+        "resource",
+        "Alice",
+        "rabbit",
+        "hole",
+        "watch",
+        "pocket",
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut out = String::with_capacity(bytes + 100);
+    while out.len() < bytes {
+        for i in 0..(4 + state % 12) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            if i > 0 {
+                out.push(if state.is_multiple_of(17) { '\t' } else { ' ' });
+            }
+            out.push_str(WORDS[(state % WORDS.len() as u64) as usize]);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Word count done natively, as the example defines it.
+pub fn native_counts(text: &str) -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    for w in text.split_whitespace() {
+        *m.entry(w.to_lowercase()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Every line of the part files under `dir` (whose `_SUCCESS` must exist).
+pub fn output_lines(dir: &Path) -> Vec<String> {
+    assert!(dir.join("_SUCCESS").exists(), "no _SUCCESS in {}", dir.display());
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("part-"))
+        .collect();
+    parts.sort();
+    parts
+        .iter()
+        .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+/// `word<TAB>count` lines as a map.
+pub fn counts(lines: &[String]) -> BTreeMap<String, i64> {
+    lines
+        .iter()
+        .map(|l| {
+            let (w, n) = l.rsplit_once('\t').unwrap();
+            (w.to_string(), n.parse().unwrap())
+        })
+        .collect()
+}
