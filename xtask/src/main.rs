@@ -15,7 +15,9 @@ Commands:
   guests     build every guest component (guest-examples/, tests/guests/) for wasm32-wasip2
   demo       build weft and the guests, and run word count over the bundled text with `weft local`
   test       the full suite CI runs: guests, test services, fmt, clippy -D warnings, tests, docs
-  bench      the benchmark harness (release build), printing figures and native ratios
+  bench      the sandbox benchmarks (release build), printing figures and native ratios
+  bench-wordcount [MIB]
+             word count over MIB (default 1024) of text: weft local vs single-threaded native Rust
 ";
 
 fn main() -> Result<()> {
@@ -25,6 +27,7 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
+        Some("bench-wordcount") => bench_wordcount(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -108,12 +111,52 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run(cargo().current_dir(&root).args(["test", "--workspace"]))?;
+    let (passed, failed) = run_tests(cargo().current_dir(&root).args(["test", "--workspace"]))?;
     run(cargo()
         .current_dir(&root)
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
+    println!("tests: {passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Run a `cargo test` command, echoing its output, and add up its
+/// `test result:` lines. Fails when cargo does.
+fn run_tests(cmd: &mut Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("xtask: {cmd:?}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| {
+                    rest.split(';')
+                        .find_map(|part| {
+                            part.trim()
+                                .trim_start_matches("ok. ")
+                                .trim_start_matches("FAILED. ")
+                                .strip_suffix(word)
+                        })
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                passed += count(" passed");
+                failed += count(" failed");
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        println!("tests: {passed} passed, {failed} failed");
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok((passed, failed))
 }
 
 /// Build weft and the guests, then run word count over the bundled text
@@ -136,6 +179,16 @@ fn demo() -> Result<()> {
         .arg(&out))?;
     println!("counts written to {}", out.display());
     Ok(())
+}
+
+fn bench_wordcount(mib: Option<&str>) -> Result<()> {
+    guests()?;
+    let mut cmd = cargo();
+    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "wordcount"]);
+    if let Some(mib) = mib {
+        cmd.env("WEFT_BENCH_MIB", mib);
+    }
+    run(&mut cmd)
 }
 
 fn bench(extra: &[String]) -> Result<()> {

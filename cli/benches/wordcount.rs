@@ -1,0 +1,152 @@
+//! Word count over a large text file: `weft local` (both cores) against a
+//! single-threaded native Rust word count of the same file, in the same run.
+//!
+//! `cargo xtask bench-wordcount [SIZE_MIB]` (default 1024). The text is
+//! generated once into `target/bench/`; the native count and weft's output are
+//! checked to agree before any figure is printed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn generate(path: &Path, bytes: u64) {
+    if std::fs::metadata(path).map(|m| m.len() >= bytes).unwrap_or(false) {
+        return;
+    }
+    const WORDS: &[&str] = &[
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "a",
+        "is",
+        "that",
+        "for",
+        "it",
+        "as",
+        "was",
+        "with",
+        "be",
+        "by",
+        "on",
+        "Spark",
+        "Mesos",
+        "shuffle",
+        "partition",
+        "WebAssembly",
+        "sandbox",
+        "agent",
+        "master",
+        "dataset",
+        "RDD",
+        "lineage",
+        "offer",
+        "fair",
+        "dominant",
+        "resource",
+        "Alice",
+        "rabbit",
+        "hole",
+        "watch",
+        "pocket",
+    ];
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let (mut state, mut written) = (0x2545_f491_4f6c_dd1du64, 0u64);
+    let mut line = String::new();
+    while written < bytes {
+        line.clear();
+        for i in 0..(6 + state % 10) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            if i > 0 {
+                line.push(' ');
+            }
+            // Zipf-ish: low indices far more often; a tail of numbered rare words.
+            let r = state % 1000;
+            if r < 950 {
+                line.push_str(WORDS[(r * r / 1000 * WORDS.len() as u64 / 1000) as usize % WORDS.len()]);
+            } else {
+                line.push_str(&format!("w{}", state % 50_000));
+            }
+        }
+        line.push('\n');
+        f.write_all(line.as_bytes()).unwrap();
+        written += line.len() as u64;
+    }
+    f.flush().unwrap();
+}
+
+fn native(path: &Path) -> HashMap<String, i64> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    for w in text.split_whitespace() {
+        *counts.entry(w.to_lowercase()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn main() {
+    let mib: u64 = std::env::var("WEFT_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let dir = root().join("target/bench");
+    let input = dir.join(format!("words-{mib}MiB.txt"));
+    generate(&input, mib << 20);
+    let size = std::fs::metadata(&input).unwrap().len() as f64 / 1e6;
+
+    let t = Instant::now();
+    let reference = native(&input);
+    let native_time = t.elapsed();
+
+    let out = dir.join("wordcount-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let wasm = root().join("target/guests/wasm32-wasip2/release/wordcount.wasm");
+    assert!(wasm.exists(), "build the guests first: cargo xtask guests");
+    let t = Instant::now();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["local", "--dir"])
+        .arg(dir.join("weft"))
+        .arg(&wasm)
+        .arg("--")
+        .arg(&input)
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    let weft_time = t.elapsed();
+    assert!(status.success(), "weft local failed");
+
+    let mut got: HashMap<String, i64> = HashMap::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("part-") {
+            for l in std::fs::read_to_string(&p).unwrap().lines() {
+                let (w, n) = l.rsplit_once('\t').unwrap();
+                got.insert(w.to_string(), n.parse().unwrap());
+            }
+        }
+    }
+    assert_eq!(got, reference, "weft's counts differ from the native count");
+
+    let rate = |d: std::time::Duration| size / d.as_secs_f64();
+    println!(
+        "word count over {size:.0} MB ({} distinct words), {} cores",
+        reference.len(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "  native Rust, 1 thread   {:>8.2}s  {:>7.1} MB/s",
+        native_time.as_secs_f64(),
+        rate(native_time)
+    );
+    println!("  weft local              {:>8.2}s  {:>7.1} MB/s", weft_time.as_secs_f64(), rate(weft_time));
+    println!("  weft / native speed      {:>7.2}x   (goal >= 1.0x)", rate(weft_time) / rate(native_time));
+}
