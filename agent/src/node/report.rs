@@ -27,6 +27,14 @@ pub(crate) fn channel(address: &str, timeout: Duration) -> Result<Channel, Strin
         .map_err(|e| format!("bad address `{address}`: {e}"))
 }
 
+/// A channel whose calls may block as long as they need (a driver's actions
+/// last as long as their jobs): only connecting is bounded.
+pub(crate) fn blocking_channel(address: &str, connect_timeout: Duration) -> Result<Channel, String> {
+    Endpoint::from_shared(super::config::uri(address))
+        .map(|e| e.connect_timeout(connect_timeout).tcp_nodelay(true).connect_lazy())
+        .map_err(|e| format!("bad address `{address}`: {e}"))
+}
+
 /// What the agent knows of its master: the client and the id it was given.
 pub(crate) struct MasterLink {
     client: Client,

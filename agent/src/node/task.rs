@@ -108,7 +108,7 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
             }
         }
         Body::Driver { args, master } => {
-            let channel = match report::channel(&master, shared.config.rpc_timeout) {
+            let channel = match report::blocking_channel(&master, shared.config.rpc_timeout) {
                 Ok(c) => c,
                 Err(message) => return failed(EndReason::HostError { message }),
             };
