@@ -182,25 +182,52 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
         return Ok(0);
     }
     let bar = (!a.json).then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
+        let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} tasks  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
     let mut stream = c.watch(StatusRequest { job_id: reply.job_id.clone() }).await?.into_inner();
     let mut last = None;
-    while let Some(status) = stream.message().await? {
+    loop {
+        // The master sends a status whenever it changes; poll it too so that
+        // task progress shows between state changes.
+        let next = tokio::time::timeout(Duration::from_millis(300), stream.message()).await;
+        let status = match next {
+            Ok(Ok(Some(status))) => status,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Err(anyhow::anyhow!("{}", e.message())),
+            Err(_) => c.status(StatusRequest { job_id: reply.job_id.clone() }).await?.into_inner(),
+        };
         if let Some(bar) = &bar {
-            let m: TaskMetering = status.totals.as_ref().map(Into::into).unwrap_or_default();
+            let tasks: u32 = status.stages.iter().map(|s| s.tasks).sum();
+            let done: u32 = status.stages.iter().map(|s| s.finished).sum();
+            bar.set_length(u64::from(tasks));
+            bar.set_position(u64::from(done));
+            let stages: Vec<String> = status
+                .stages
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} {}/{}{}",
+                        s.name,
+                        s.finished,
+                        s.tasks,
+                        if s.running > 0 { format!(" ({} running)", s.running) } else { String::new() }
+                    )
+                })
+                .collect();
             bar.set_message(format!(
-                "{} {} — {} records out, {} fuel",
+                "{} {} — {}",
                 status.job_id,
                 state_name(status.state),
-                m.records_out,
-                m.fuel
+                stages.join(", ")
             ));
         }
         last = Some(status);

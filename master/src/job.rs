@@ -34,6 +34,23 @@ pub enum JobState {
     Failed(String),
 }
 
+/// How far one stage has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageProgress {
+    /// The stage.
+    pub stage: StageId,
+    /// `map` or `result`.
+    pub kind: &'static str,
+    /// Its tasks.
+    pub tasks: u32,
+    /// Attempts running now.
+    pub running: u32,
+    /// Tasks done.
+    pub finished: u32,
+    /// Failed attempts so far.
+    pub failed: u32,
+}
+
 /// A map task's finished output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapOutput {
@@ -154,6 +171,26 @@ impl JobRun {
                 .and_then(|sh| self.map_outputs.get(&sh))
                 .is_some_and(|outs| outs.iter().all(Option::is_some))
         })
+    }
+
+    /// Every stage's progress.
+    pub fn progress(&self) -> Vec<StageProgress> {
+        self.graph
+            .stages
+            .iter()
+            .zip(&self.tasks)
+            .map(|(stage, tasks)| StageProgress {
+                stage: stage.id,
+                kind: match stage.kind {
+                    StageKind::ShuffleMap { .. } => "map",
+                    StageKind::Result => "result",
+                },
+                tasks: tasks.len() as u32,
+                running: tasks.iter().filter(|t| matches!(t.slot, Slot::Running { .. })).count() as u32,
+                finished: tasks.iter().filter(|t| t.slot == Slot::Done).count() as u32,
+                failed: tasks.iter().map(|t| t.failures).sum(),
+            })
+            .collect()
     }
 
     /// Tasks that can be launched now, as (stage, partition), earliest stages first.

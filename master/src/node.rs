@@ -81,6 +81,7 @@ pub(crate) struct Shared {
     jobs: Arc<Mutex<JobTable>>,
     resolver: Arc<Resolver>,
     core: mpsc::Sender<core::Command>,
+    board: crate::scheduler::ProgressBoard,
 }
 
 impl Shared {
@@ -170,13 +171,21 @@ impl MasterNode {
         let master = MasterService::new(registry.clone(), &config.cluster_token, events_tx);
         let launcher = Arc::new(GrpcLauncher::new(credentials, Duration::from_secs(10)));
         let (core_tx, core_rx) = mpsc::channel(1024);
-        tokio::spawn(core::run(Scheduler::new(registry, launcher), core_tx.clone(), core_rx));
+        let scheduler = Scheduler::new(registry, launcher);
+        let board = scheduler.board();
+        tokio::spawn(core::run(scheduler, core_tx.clone(), core_rx));
         tokio::spawn(core::relay(events_rx, core_tx.clone()));
         tokio::spawn(master.clone().sweep_forever(config.heartbeat_interval));
 
         let jobs = Arc::new(Mutex::new(JobTable::default()));
-        let shared =
-            Shared { config: Arc::new(config), advertised, jobs: jobs.clone(), resolver, core: core_tx };
+        let shared = Shared {
+            config: Arc::new(config),
+            advertised,
+            jobs: jobs.clone(),
+            resolver,
+            core: core_tx,
+            board,
+        };
         let (stop, mut stopped) = watch::channel(false);
         let router = tonic::transport::Server::builder()
             .add_service(master.into_server())

@@ -10,7 +10,7 @@
 //! interrupted; a lost agent takes its attempts and map outputs with it
 //! (the job run recomputes them). When a job ends, its waiter gets the result.
 
-use crate::job::{JobRun, JobState, Outcome};
+use crate::job::{JobRun, JobState, Outcome, StageProgress};
 use crate::launch::{JobContext, LaunchError, ResultSink, task_spec};
 use crate::registry::Registry;
 use crate::service::{MasterEvent, TaskEvent};
@@ -81,6 +81,9 @@ struct Active {
     waiter: Option<oneshot::Sender<JobResult>>,
 }
 
+/// Every job's stage progress, by job name, as the scheduler last saw it.
+pub type ProgressBoard = Arc<Mutex<HashMap<String, Vec<StageProgress>>>>;
+
 /// The scheduler's state; drive it with [`submit`](Self::submit),
 /// [`on_event`](Self::on_event) and [`schedule`](Self::schedule).
 pub struct Scheduler {
@@ -90,6 +93,7 @@ pub struct Scheduler {
     drivers_on: HashMap<AgentId, u32>,
     jobs: Vec<Active>,
     drivers: Vec<Driver>,
+    board: ProgressBoard,
 }
 
 impl Scheduler {
@@ -102,7 +106,17 @@ impl Scheduler {
             drivers_on: HashMap::new(),
             jobs: Vec::new(),
             drivers: Vec::new(),
+            board: ProgressBoard::default(),
         }
+    }
+
+    /// Where the scheduler posts every job's progress.
+    pub fn board(&self) -> ProgressBoard {
+        self.board.clone()
+    }
+
+    fn post(board: &ProgressBoard, job: &Active) {
+        board.lock().unwrap_or_else(PoisonError::into_inner).insert(job.ctx.job.clone(), job.run.progress());
     }
 
     /// Run a job's driver (its `main`): `spec` must carry `driver`. Drivers are
@@ -222,9 +236,13 @@ impl Scheduler {
         job.run.on_outcome(&ev.task, &ev.metering, outcome);
     }
 
-    /// End the jobs that are done, answering their waiters.
+    /// Post progress and end the jobs that are done, answering their waiters.
     fn reap(&mut self) {
-        self.jobs.retain_mut(|j| !Self::finish_if_done(j));
+        let board = self.board.clone();
+        self.jobs.retain_mut(|j| {
+            Self::post(&board, j);
+            !Self::finish_if_done(j)
+        });
     }
 
     fn finish_if_done(job: &mut Active) -> bool {

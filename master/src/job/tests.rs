@@ -41,6 +41,7 @@ fn stages_run_in_order_and_results_are_collected() {
     assert_eq!(run.ready(), [(StageId(0), 0), (StageId(0), 1)], "only the map stage is ready");
     let maps = launch_all(&mut run, A);
     assert!(run.ready().is_empty(), "launched tasks are not ready again");
+    assert_eq!(run.progress()[0].running, 2);
     finish(&mut run, &maps[0], b"");
     assert!(run.ready().is_empty(), "reduce waits for every map output");
     finish(&mut run, &maps[1], b"");
@@ -55,6 +56,11 @@ fn stages_run_in_order_and_results_are_collected() {
     }
     assert_eq!(run.state(), &JobState::Succeeded);
     assert_eq!(run.results().unwrap(), [&b"r0"[..], b"r1", b"r2"]);
+    let progress = run.progress();
+    assert_eq!(
+        progress.iter().map(|p| (p.kind, p.tasks, p.finished, p.running)).collect::<Vec<_>>(),
+        [("map", 2, 2, 0), ("result", 3, 3, 0)]
+    );
     assert_eq!(run.metering().fuel, 25, "metering rolls up over every attempt");
 }
 

@@ -90,12 +90,37 @@ impl JobTable {
         self.jobs.get_mut(id)
     }
 
-    fn status(r: &JobRecord) -> v1::JobStatus {
+    fn status(r: &JobRecord, board: &crate::scheduler::ProgressBoard) -> v1::JobStatus {
+        // The stages of the job's latest action (`job-N.<action>`).
+        let stages = {
+            let board = board.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let prefix = format!("{}.", r.id);
+            board
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(&prefix).and_then(|n| n.parse::<u32>().ok()).map(|n| (n, v))
+                })
+                .max_by_key(|(n, _)| *n)
+                .map(|(n, stages)| {
+                    stages
+                        .iter()
+                        .map(|p| v1::StageStatus {
+                            stage_id: p.stage.0,
+                            name: format!("action {n} {} stage {}", p.kind, p.stage.0),
+                            tasks: p.tasks,
+                            running: p.running,
+                            finished: p.finished,
+                            failed: p.failed,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         v1::JobStatus {
             job_id: r.id.clone(),
             state: r.state as i32,
             message: r.message.clone(),
-            stages: Vec::new(),
+            stages,
             totals: Some((&r.totals).into()),
             driver_log: r.driver_log.clone(),
         }
@@ -188,7 +213,7 @@ impl Jobs for Shared {
         let r = jobs
             .get(&id)
             .ok_or_else(|| Status::not_found(format!("no job `{id}`: `weft status` lists the jobs")))?;
-        Ok(Response::new(JobTable::status(r)))
+        Ok(Response::new(JobTable::status(r, &self.board)))
     }
 
     type WatchStream = StatusStream;
@@ -207,7 +232,7 @@ impl Jobs for Shared {
                     return None;
                 }
                 loop {
-                    let now = s.lock_jobs().get(&id).map(JobTable::status)?;
+                    let now = s.lock_jobs().get(&id).map(|r| JobTable::status(r, &s.board))?;
                     if last.as_ref() != Some(&now) {
                         let ended = now.state != JobState::Running as i32;
                         return Some((Ok(now.clone()), (s, id, Some(now), ended)));
@@ -234,7 +259,9 @@ impl Jobs for Shared {
     async fn list(&self, request: Request<v1::ListRequest>) -> Result<Response<v1::ListResponse>, Status> {
         auth::check(request.metadata(), &self.config.client_token, "client")?;
         let jobs = self.lock_jobs();
-        Ok(Response::new(v1::ListResponse { jobs: jobs.jobs.values().map(JobTable::status).collect() }))
+        Ok(Response::new(v1::ListResponse {
+            jobs: jobs.jobs.values().map(|r| JobTable::status(r, &self.board)).collect(),
+        }))
     }
 }
 
