@@ -131,6 +131,10 @@ fn json(s: &JobStatus) -> serde_json::Value {
     serde_json::json!({
         "job": s.job_id, "state": state_name(s.state), "message": s.message,
         "metering": m, "driver_log": s.driver_log,
+        "stages": s.stages.iter().map(|st| serde_json::json!({
+            "stage": st.stage_id, "name": st.name, "tasks": st.tasks,
+            "running": st.running, "finished": st.finished, "failed": st.failed,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -34,6 +34,14 @@ fn word_count_on_a_master_and_two_agents_equals_a_native_count() {
     let status: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(status["state"], "succeeded", "{status}");
     assert!(status["metering"]["fuel"].as_u64().unwrap() > 1_000_000, "{status}");
+    // The last action (top words: a sort over the counts) ran a map and a result stage, all done.
+    let stages = status["stages"].as_array().unwrap();
+    assert!(stages.len() >= 2, "{status}");
+    for st in stages {
+        assert!(st["tasks"].as_u64().unwrap() >= 1);
+        assert_eq!(st["finished"], st["tasks"], "{st}");
+        assert_eq!(st["running"], 0, "{st}");
+    }
 
     let native = native_counts(&body);
     assert_eq!(counts(&output_lines(&out)), native, "every count equals the native count");
