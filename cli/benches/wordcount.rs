@@ -16,73 +16,15 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+mod corpus;
+
 fn generate(path: &Path, bytes: u64) {
     if std::fs::metadata(path).map(|m| m.len() >= bytes).unwrap_or(false) {
         return;
     }
-    const WORDS: &[&str] = &[
-        "the",
-        "of",
-        "and",
-        "to",
-        "in",
-        "a",
-        "is",
-        "that",
-        "for",
-        "it",
-        "as",
-        "was",
-        "with",
-        "be",
-        "by",
-        "on",
-        "Spark",
-        "Mesos",
-        "shuffle",
-        "partition",
-        "WebAssembly",
-        "sandbox",
-        "agent",
-        "master",
-        "dataset",
-        "RDD",
-        "lineage",
-        "offer",
-        "fair",
-        "dominant",
-        "resource",
-        "Alice",
-        "rabbit",
-        "hole",
-        "watch",
-        "pocket",
-    ];
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let (mut state, mut written) = (0x2545_f491_4f6c_dd1du64, 0u64);
-    let mut line = String::new();
-    while written < bytes {
-        line.clear();
-        for i in 0..(6 + state % 10) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            if i > 0 {
-                line.push(' ');
-            }
-            // Zipf-ish: low indices far more often; a tail of numbered rare words.
-            let r = state % 1000;
-            if r < 950 {
-                line.push_str(WORDS[(r * r / 1000 * WORDS.len() as u64 / 1000) as usize % WORDS.len()]);
-            } else {
-                line.push_str(&format!("w{}", state % 50_000));
-            }
-        }
-        line.push('\n');
-        f.write_all(line.as_bytes()).unwrap();
-        written += line.len() as u64;
-    }
+    corpus::write_text(&mut f, bytes).unwrap();
     f.flush().unwrap();
 }
 

@@ -36,6 +36,10 @@ struct Cluster {
     addr: SocketAddr,
     events: mpsc::Receiver<MasterEvent>,
     driver: Arc<Mutex<Vec<v1::DefineRequest>>>,
+    /// How long the stand-in Driver takes per action.
+    act_delay: Arc<Mutex<Duration>>,
+    /// The RPC timeout of agents started from now on.
+    rpc_timeout: Duration,
     stop: Option<oneshot::Sender<()>>,
     dir: tempfile::TempDir,
 }
@@ -56,7 +60,8 @@ async fn cluster_on(
     tokio::spawn(service.clone().sweep_forever(interval / 2));
     let artifacts = ArtifactService::new(ArtifactStore::local(dir.path().join("artifacts")).unwrap());
     let driver = Arc::new(Mutex::new(Vec::new()));
-    let fake = driver::FakeDriver { defined: Arc::clone(&driver) };
+    let act_delay = Arc::new(Mutex::new(Duration::ZERO));
+    let fake = driver::FakeDriver { defined: Arc::clone(&driver), act_delay: Arc::clone(&act_delay) };
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -70,7 +75,7 @@ async fn cluster_on(
             .await
             .unwrap();
     });
-    Cluster { addr, events, driver, stop: Some(stop), dir }
+    Cluster { addr, events, driver, act_delay, rpc_timeout: Duration::from_secs(5), stop: Some(stop), dir }
 }
 
 impl Cluster {
@@ -83,7 +88,7 @@ impl Cluster {
             .with_cluster_token(TOKEN)
             .with_work_dir(dir.join("work"))
             .with_cache_dir(dir.join("cache"))
-            .with_rpc_timeout(Duration::from_secs(5))
+            .with_rpc_timeout(self.rpc_timeout)
             .with_sandbox(SandboxConfig::default().with_max_instances(4))
     }
 

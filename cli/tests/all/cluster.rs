@@ -71,7 +71,7 @@ fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
         &url,
         "--wait",
         "--",
-        "Mesos shuffle",
+        "sandbox",
         input.to_str().unwrap(),
         out.to_str().unwrap(),
     ]);
@@ -82,8 +82,7 @@ fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
         String::from_utf8_lossy(&o.stderr)
     );
     let mut got = output_lines(&out);
-    let mut want: Vec<String> =
-        body.lines().filter(|l| l.contains("Mesos shuffle")).map(str::to_string).collect();
+    let mut want: Vec<String> = body.lines().filter(|l| l.contains("sandbox")).map(str::to_string).collect();
     assert!(!want.is_empty(), "the pattern occurs in the data");
     got.sort();
     want.sort();

@@ -122,61 +122,14 @@ pub fn run(args: &[&str]) -> Output {
     weft().args(args).output().unwrap()
 }
 
+#[path = "../../benches/corpus.rs"]
+mod corpus;
+
 /// Deterministic English-like text of about `bytes` bytes.
 pub fn text(bytes: usize) -> String {
-    const WORDS: &[&str] = &[
-        "the",
-        "of",
-        "and",
-        "to",
-        "in",
-        "a",
-        "is",
-        "that",
-        "for",
-        "it",
-        "as",
-        "was",
-        "with",
-        "be",
-        "by",
-        "on",
-        "Spark",
-        "Mesos",
-        "shuffle",
-        "partition",
-        "WebAssembly",
-        "sandbox",
-        "agent",
-        "master",
-        "dataset",
-        "RDD",
-        "lineage",
-        "offer",
-        "fair",
-        "dominant",
-        "resource",
-        "Alice",
-        "rabbit",
-        "hole",
-        "watch",
-        "pocket",
-    ];
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut out = String::with_capacity(bytes + 100);
-    while out.len() < bytes {
-        for i in 0..(4 + state % 12) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            if i > 0 {
-                out.push(if state.is_multiple_of(17) { '\t' } else { ' ' });
-            }
-            out.push_str(WORDS[(state % WORDS.len() as u64) as usize]);
-        }
-        out.push('\n');
-    }
-    out
+    let mut out = Vec::with_capacity(bytes + 200);
+    corpus::write_text(&mut out, bytes as u64).unwrap();
+    String::from_utf8(out).unwrap()
 }
 
 /// Word count done natively, as the example defines it.

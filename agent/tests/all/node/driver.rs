@@ -16,6 +16,8 @@ use weft_core::task::TaskState;
 /// Answers driver calls: ids in order, `count` 42, `take` two (count, word) pairs.
 pub(super) struct FakeDriver {
     pub(super) defined: Arc<Mutex<Vec<v1::DefineRequest>>>,
+    /// How long each action takes, as a real job would.
+    pub(super) act_delay: Arc<Mutex<Duration>>,
 }
 
 #[tonic::async_trait]
@@ -40,6 +42,8 @@ impl Driver for FakeDriver {
 
     async fn act(&self, request: Request<v1::ActRequest>) -> Result<Response<v1::ActResponse>, Status> {
         use v1::act_request::Action;
+        let delay = *self.act_delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         let mut reply = v1::ActResponse::default();
         match request.into_inner().action {
             Some(Action::Count(_)) => reply.count = 42,
@@ -125,5 +129,23 @@ async fn a_driver_runs_beside_a_busy_task_slot() {
     let killed = client(&agent).await.kill_task(v1::KillTaskRequest { task: sleeper.task }).await.unwrap();
     assert!(killed.into_inner().was_running, "the sleeper was still running");
     assert_eq!(c.task_event().await.state, TaskState::Killed);
+    agent.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_may_outlast_the_agents_rpc_timeout() {
+    // Actions block for whole jobs: a 1 s action with a 300 ms RPC timeout must succeed.
+    let mut c = super::cluster(Duration::from_secs(1)).await;
+    c.rpc_timeout = Duration::from_millis(300);
+    *c.act_delay.lock().unwrap() = Duration::from_secs(1);
+    let agent = c.agent("a", 1).await;
+    let wordcount = c.push(guest("wordcount")).await;
+    let mut spec = task(&c, "job-slow", 0, 0, &wordcount);
+    spec.output = None;
+    spec.driver =
+        Some(v1::DriverSpec { args: vec!["in.txt".into(), "out/".into()], master: c.addr.to_string() });
+    launch(&agent, spec).await.unwrap();
+    let end = c.run_and_end().await;
+    assert_eq!((end.state, end.end.clone()), (TaskState::Finished, Some(EndReason::Finished)), "{}", end.log);
     agent.shutdown().await.unwrap();
 }
