@@ -236,6 +236,23 @@ impl Plan {
         Ok(id)
     }
 
+    /// `target` and every dataset it is computed from, in id order.
+    pub fn lineage(&self, target: DatasetId) -> Result<Vec<DatasetId>, PlanError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo = vec![target];
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            match &self.get(id)?.node {
+                Node::TextFile { .. } | Node::Parallelize { .. } => {}
+                Node::Narrow { parent, .. } | Node::Shuffle { parent, .. } => todo.push(*parent),
+                Node::Join { left: a, right: b, .. } | Node::Union { a, b } => todo.extend([*a, *b]),
+            }
+        }
+        Ok(seen.into_iter().collect())
+    }
+
     /// Mark a dataset to be cached.
     pub fn cache(&mut self, id: DatasetId) -> Result<(), PlanError> {
         self.get(id)?;
@@ -272,6 +289,19 @@ mod tests {
         let counts =
             p.add(Node::Shuffle { parent: kept, kind: ShuffleKind::SumByKey, partitions: 4 }, false).unwrap();
         assert!(p.get(counts).unwrap().keyed);
+    }
+
+    #[test]
+    fn lineage_follows_parents_only() {
+        let mut p = Plan::new();
+        let a = p.add(Node::TextFile { uri: "a".into(), min_partitions: 1 }, false).unwrap();
+        let unrelated = p.add(Node::TextFile { uri: "b".into(), min_partitions: 1 }, false).unwrap();
+        let c = p.add(Node::Parallelize { partitions: vec![vec![]] }, false).unwrap();
+        let u = p.add(Node::Union { a, b: c }, false).unwrap();
+        let m = p.add(Node::Narrow { parent: u, step: step(StepKind::Map, "f") }, false).unwrap();
+        assert_eq!(p.lineage(m).unwrap(), [a, c, u, m]);
+        assert!(!p.lineage(m).unwrap().contains(&unrelated));
+        assert_eq!(p.lineage(DatasetId(99)), Err(PlanError::UnknownDataset(DatasetId(99))));
     }
 
     #[test]

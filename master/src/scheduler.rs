@@ -281,15 +281,7 @@ impl Scheduler {
             agents.iter().map(|(id, addr, _)| (*id, addr.clone())).collect();
         let mut launches = Vec::new();
         for d in self.drivers.iter_mut().filter(|d| matches!(d.slot, DriverSlot::Pending)) {
-            let Some((agent, address)) = agents
-                .iter()
-                .map(|(id, addr, slots)| {
-                    (*id, addr, slots.saturating_sub(*self.drivers_on.get(id).unwrap_or(&0)))
-                })
-                .filter(|(_, _, free)| *free > 0)
-                .max_by_key(|(id, _, free)| (*free, std::cmp::Reverse(*id)))
-                .map(|(id, addr, _)| (id, addr.clone()))
-            else {
+            let Some((agent, address)) = most_free(&agents, &self.drivers_on) else {
                 break;
             };
             let key = TaskKey { job: d.job.clone(), stage: DRIVER_STAGE, partition: 0, attempt: d.attempt };
@@ -302,15 +294,7 @@ impl Scheduler {
         let mut failed_jobs = Vec::new();
         'place: for (j, job) in self.jobs.iter_mut().enumerate() {
             for (stage_id, partition) in job.run.ready() {
-                let Some((agent, address)) = agents
-                    .iter()
-                    .map(|(id, addr, slots)| {
-                        (*id, addr, slots.saturating_sub(*self.busy.get(id).unwrap_or(&0)))
-                    })
-                    .filter(|(_, _, free)| *free > 0)
-                    .max_by_key(|(id, _, free)| (*free, std::cmp::Reverse(*id)))
-                    .map(|(id, addr, _)| (id, addr.clone()))
-                else {
+                let Some((agent, address)) = most_free(&agents, &self.busy) else {
                     break 'place;
                 };
                 let Some(stage) = job.run.graph().stages.iter().find(|s| s.id == stage_id).cloned() else {
@@ -372,6 +356,17 @@ impl Scheduler {
             job.run.on_outcome(key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
         }
     }
+}
+
+/// The agent with the most free slots given `used` per agent (lowest id on a
+/// tie), and its address; `None` when every slot is taken.
+fn most_free(agents: &[(AgentId, String, u32)], used: &HashMap<AgentId, u32>) -> Option<(AgentId, String)> {
+    agents
+        .iter()
+        .map(|(id, addr, slots)| (*id, addr, slots.saturating_sub(*used.get(id).unwrap_or(&0))))
+        .filter(|(_, _, free)| *free > 0)
+        .max_by_key(|(id, _, free)| (*free, std::cmp::Reverse(*id)))
+        .map(|(id, addr, _)| (id, addr.clone()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Bad input gets a clear error and a non-zero exit; master and agents keep running.
 
-use crate::support::{TOKEN, agent, guest, master, run, weft};
+use crate::support::{agent, cluster, guest, run, weft};
 use std::time::Duration;
 
 fn stderr(o: &std::process::Output) -> String {
@@ -10,9 +10,7 @@ fn stderr(o: &std::process::Output) -> String {
 #[test]
 fn bad_jobs_fail_clearly_and_the_cluster_serves_on() {
     let dir = tempfile::tempdir().unwrap();
-    let (_master, url) = master(dir.path());
-    let a = agent(&url, dir.path(), "a", TOKEN);
-    a.wait_for("serving at", Duration::from_secs(30));
+    let (_master, url, _agents) = cluster(dir.path(), 1);
     let wc = guest("wordcount");
     let wc = wc.to_str().unwrap();
 

@@ -1,8 +1,7 @@
 //! Jobs on a real cluster: one `weft master` and two `weft agent` processes,
 //! and the same jobs through `weft local`.
 
-use crate::support::{TOKEN, agent, counts, guest, master, native_counts, output_lines, run, text};
-use std::time::Duration;
+use crate::support::{cluster, counts, guest, native_counts, output_lines, run, text};
 
 #[test]
 fn word_count_on_a_master_and_two_agents_equals_a_native_count() {
@@ -10,11 +9,7 @@ fn word_count_on_a_master_and_two_agents_equals_a_native_count() {
     let input = dir.path().join("in.txt");
     let body = text(3 << 20);
     std::fs::write(&input, &body).unwrap();
-    let (_master, url) = master(dir.path());
-    let a = agent(&url, dir.path(), "a", TOKEN);
-    let b = agent(&url, dir.path(), "b", TOKEN);
-    a.wait_for("serving at", Duration::from_secs(30));
-    b.wait_for("serving at", Duration::from_secs(30));
+    let (_master, url, _agents) = cluster(dir.path(), 2);
 
     let out = dir.path().join("out");
     let wc = guest("wordcount");
@@ -57,11 +52,7 @@ fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
     std::fs::write(&input, &body).unwrap();
 
     // grep on a master and two agents.
-    let (_master, url) = master(dir.path());
-    let a = agent(&url, dir.path(), "a", TOKEN);
-    let b = agent(&url, dir.path(), "b", TOKEN);
-    a.wait_for("serving at", Duration::from_secs(30));
-    b.wait_for("serving at", Duration::from_secs(30));
+    let (_master, url, _agents) = cluster(dir.path(), 2);
     let out = dir.path().join("grep-out");
     let grep = guest("grep");
     let o = run(&[

@@ -117,6 +117,17 @@ pub fn agent(master: &str, dir: &Path, name: &str, token: &str) -> Proc {
     Proc::spawn(c)
 }
 
+/// A master and `n` agents (named a, b, …) that have registered, and the master's URL.
+pub fn cluster(dir: &Path, n: usize) -> (Proc, String, Vec<Proc>) {
+    let (m, url) = master(dir);
+    let agents: Vec<Proc> =
+        (0..n).map(|i| agent(&url, dir, &((b'a' + i as u8) as char).to_string(), TOKEN)).collect();
+    for a in &agents {
+        a.wait_for("serving at", Duration::from_secs(30));
+    }
+    (m, url, agents)
+}
+
 /// Run a `weft` command to its end.
 pub fn run(args: &[&str]) -> Output {
     weft().args(args).output().unwrap()

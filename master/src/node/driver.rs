@@ -129,19 +129,19 @@ impl Driver for Shared {
             )));
         }
 
-        // Split every text input of the plan.
+        // Split the text inputs this action reads (not every input of the plan).
         let mut text = BTreeMap::new();
         let mut splits_per = BTreeMap::new();
-        for i in 0..plan.len() as u32 {
-            if let Ok(d) = plan.get(DatasetId(i))
+        for ds in plan.lineage(target).map_err(bad)? {
+            if let Ok(d) = plan.get(ds)
                 && let Node::TextFile { uri, min_partitions } = &d.node
             {
                 let loc = DataLocation::parse(uri, &self.config.s3).map_err(bad)?;
                 let splits = plan_text_splits(&loc, *min_partitions as usize, MAX_SPLIT_BYTES)
                     .await
                     .map_err(|e| Status::failed_precondition(e.to_string()))?;
-                splits_per.insert(DatasetId(i), splits.len() as u32);
-                text.insert(DatasetId(i), (uri.clone(), splits));
+                splits_per.insert(ds, splits.len() as u32);
+                text.insert(ds, (uri.clone(), splits));
             }
         }
         let graph = dag::build(&plan, target, &splits_per).map_err(bad)?;
