@@ -55,18 +55,25 @@ impl WasmPool {
     /// [`PoolClosed`] when the pool shut down, or the job panicked.
     ///
     /// # Cancel safety
-    /// Dropping the returned future does not stop the job; it runs to its end
-    /// (bounded by the task's deadline) and its output is dropped.
+    /// Dropping the returned future cancels the job: the pool thread drops the
+    /// job's future at its next await, so a killed task's guest stops and its
+    /// thread is free for the next one. A guest awaits often: it yields every
+    /// few million units of fuel, and a WASI sleep or poll is an await.
     pub async fn run<F, Fut, R>(&self, f: F) -> Result<R, PoolClosed>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R> + 'static,
         R: Send + 'static,
     {
-        let (done, wait) = tokio::sync::oneshot::channel();
+        let (mut done, wait) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             Box::pin(async move {
-                let _ = done.send(f().await);
+                tokio::select! {
+                    output = f() => {
+                        let _ = done.send(output);
+                    }
+                    () = done.closed() => {}
+                }
             })
         });
         {
@@ -89,5 +96,33 @@ impl WasmPool {
 impl Drop for WasmPool {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn dropping_a_run_cancels_its_job_and_frees_the_thread() {
+        let pool = WasmPool::new(1).unwrap();
+        let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+        struct Guard(std::sync::mpsc::Sender<()>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        let forever = pool.run(move || async move {
+            let _guard = Guard(dropped_tx);
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        // Let the job start, then walk away from it.
+        let _ = tokio::time::timeout(Duration::from_millis(50), forever).await;
+        dropped_rx.recv_timeout(Duration::from_secs(5)).expect("the job's future was dropped");
+        let next = tokio::time::timeout(Duration::from_secs(30), pool.run(|| async { 7 })).await;
+        assert_eq!(next.unwrap().unwrap(), 7, "the one thread runs the next job");
     }
 }

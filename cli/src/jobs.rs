@@ -10,7 +10,7 @@ use weft_core::artifact::RemoteArtifacts;
 use weft_core::metering::TaskMetering;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::jobs_client::JobsClient;
-use weft_core::proto::v1::{JobState, JobStatus, ListRequest, StatusRequest, SubmitRequest};
+use weft_core::proto::v1::{JobState, JobStatus, KillRequest, ListRequest, StatusRequest, SubmitRequest};
 use weft_master::node::{MasterConfig, MasterNode};
 
 /// Options of `weft master`.
@@ -62,25 +62,32 @@ pub struct SubmitArgs {
     /// The job's arguments (after `--`).
     #[arg(last = true)]
     args: Vec<String>,
-    /// The master.
-    #[arg(long, env = "WEFT_MASTER", default_value = "http://127.0.0.1:7070")]
-    master: String,
     /// Wait for the job to end, showing its progress, and exit non-zero if it failed.
     #[arg(long)]
     wait: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+impl SubmitArgs {
+    /// A waited submission to a local master.
+    pub fn local(job: String, args: Vec<String>, master: String, json: bool) -> Self {
+        Self { job, args, wait: true, client: ClientArgs { master, json, token: String::new() } }
+    }
+}
+
+/// How a client command reaches the master, and how it prints.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The master.
+    #[arg(long, env = "WEFT_MASTER", default_value = "http://127.0.0.1:7070")]
+    master: String,
     /// Print JSON for scripts.
     #[arg(long)]
     json: bool,
     /// Token for the master's client API.
     #[arg(long, env = "WEFT_TOKEN", default_value = "")]
     token: String,
-}
-
-impl SubmitArgs {
-    /// A waited submission to a local master.
-    pub fn local(job: String, args: Vec<String>, master: String, json: bool) -> Self {
-        Self { job, args, master, wait: true, json, token: String::new() }
-    }
 }
 
 /// Options of `weft status`.
@@ -88,15 +95,17 @@ impl SubmitArgs {
 pub struct StatusArgs {
     /// A job id; all jobs when omitted.
     job: Option<String>,
-    /// The master.
-    #[arg(long, env = "WEFT_MASTER", default_value = "http://127.0.0.1:7070")]
-    master: String,
-    /// Print JSON for scripts.
-    #[arg(long)]
-    json: bool,
-    /// Token for the master's client API.
-    #[arg(long, env = "WEFT_TOKEN", default_value = "")]
-    token: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Options of `weft kill`.
+#[derive(Args)]
+pub struct KillArgs {
+    /// The job to kill (`weft status` lists them).
+    job: String,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 async fn channel(master: &str) -> Result<Channel> {
@@ -169,23 +178,23 @@ fn exit_code(s: &JobStatus) -> u8 {
 pub async fn submit(a: SubmitArgs) -> Result<u8> {
     let artifact = if std::path::Path::new(&a.job).exists() {
         let bytes = tokio::fs::read(&a.job).await.with_context(|| format!("reading {}", a.job))?;
-        let digest = RemoteArtifacts::new(channel(&a.master).await?).put(bytes.into()).await?;
+        let digest = RemoteArtifacts::new(channel(&a.client.master).await?).put(bytes.into()).await?;
         digest.to_string()
     } else {
         a.job.clone()
     };
-    let mut c = jobs(&a.master, &a.token).await?;
+    let mut c = jobs(&a.client.master, &a.client.token).await?;
     let req = SubmitRequest { artifact, args: a.args.clone(), name: a.job.clone(), ..Default::default() };
     let reply = c.submit(req).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
     if !a.wait {
-        if a.json {
+        if a.client.json {
             println!("{}", serde_json::json!({ "job": reply.job_id, "component": reply.component }));
         } else {
             println!("{}", reply.job_id);
         }
         return Ok(0);
     }
-    let bar = (!a.json).then(|| {
+    let bar = (!a.client.json).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -240,7 +249,7 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
         bar.finish_and_clear();
     }
     let Some(status) = last else { bail!("the master closed the job's status stream") };
-    if a.json {
+    if a.client.json {
         println!("{}", json(&status));
     } else {
         if !status.driver_log.is_empty() {
@@ -252,7 +261,7 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
 }
 
 pub async fn status(a: StatusArgs) -> Result<u8> {
-    let mut c = jobs(&a.master, &a.token).await?;
+    let mut c = jobs(&a.client.master, &a.client.token).await?;
     let statuses = match &a.job {
         Some(id) => vec![
             c.status(StatusRequest { job_id: id.clone() })
@@ -262,7 +271,7 @@ pub async fn status(a: StatusArgs) -> Result<u8> {
         ],
         None => c.list(ListRequest {}).await?.into_inner().jobs,
     };
-    if a.json {
+    if a.client.json {
         println!("{}", serde_json::Value::Array(statuses.iter().map(json).collect()));
     } else if statuses.is_empty() {
         println!("no jobs");
@@ -272,4 +281,23 @@ pub async fn status(a: StatusArgs) -> Result<u8> {
         }
     }
     Ok(statuses.first().filter(|_| a.job.is_some()).map_or(0, exit_code))
+}
+
+/// `weft kill`: stop a job's driver and every task of its actions. Exits 0
+/// when the job is (now) killed, 1 when it had already ended otherwise.
+pub async fn kill(a: KillArgs) -> Result<u8> {
+    let mut c = jobs(&a.client.master, &a.client.token).await?;
+    let job_id = a.job.clone();
+    c.kill(KillRequest { job_id: job_id.clone() }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    let status = c
+        .status(StatusRequest { job_id })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    if a.client.json {
+        println!("{}", json(&status));
+    } else {
+        println!("{}", summary(&status));
+    }
+    Ok(u8::from(status.state != JobState::Killed as i32))
 }

@@ -41,6 +41,10 @@ enum Command {
     Submit(jobs::SubmitArgs),
     /// Show one job, or all jobs.
     Status(jobs::StatusArgs),
+    /// Kill a running job: its driver and every task of its actions stop.
+    ///
+    /// Example: weft kill job-3
+    Kill(jobs::KillArgs),
     /// Run an agent: it registers with a master and runs tasks in its sandbox.
     ///
     /// Example: weft agent --master http://m:7070 --slots 4 --memory 8GiB
@@ -206,6 +210,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Master(args) => jobs::master(args).await?,
         Command::Submit(args) => return Ok(std::process::ExitCode::from(jobs::submit(args).await?)),
         Command::Status(args) => return Ok(std::process::ExitCode::from(jobs::status(args).await?)),
+        Command::Kill(args) => return Ok(std::process::ExitCode::from(jobs::kill(args).await?)),
         Command::Agent(args) => cluster::agent(args).await?,
         Command::Local(args) => return Ok(std::process::ExitCode::from(cluster::local(args).await?)),
     }

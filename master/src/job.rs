@@ -16,6 +16,9 @@
 //!   again, as Spark recomputes lost shuffle output from lineage.
 //! - A **fetch failure** (a reduce task could not read a map output) marks that
 //!   output lost, re-runs its map task, then the reduce task.
+//! - Map outputs **outlive the action**: a later action of the same submitted job
+//!   [adopts](JobRun::adopt) the map outputs of shuffles it shares with earlier
+//!   ones, and their map tasks do not run again (Spark's skipped stages).
 
 use crate::dag::{JobGraph, StageKind};
 use std::collections::BTreeMap;
@@ -50,6 +53,9 @@ pub struct StageProgress {
     /// Failed attempts so far.
     pub failed: u32,
 }
+
+/// The map outputs of each shuffle, by map partition (`None`: not available).
+pub type MapOutputs = BTreeMap<ShuffleId, Vec<Option<MapOutput>>>;
 
 /// A map task's finished output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +110,7 @@ pub struct JobRun {
     graph: JobGraph,
     max_attempts: u32,
     tasks: Vec<Vec<TaskRun>>,
-    map_outputs: BTreeMap<ShuffleId, Vec<Option<MapOutput>>>,
+    map_outputs: MapOutputs,
     results: Vec<Option<bytes::Bytes>>,
     metering: TaskMetering,
     state: JobState,
@@ -153,6 +159,46 @@ impl JobRun {
         &self.metering
     }
 
+    /// Take over map outputs an earlier action of the same job left: every
+    /// available output of a shuffle this graph writes, with as many map
+    /// partitions, counts as done here. Returns how many map tasks are skipped.
+    pub fn adopt(&mut self, earlier: &MapOutputs) -> usize {
+        let mut skipped = 0;
+        for (i, stage) in self.graph.stages.iter().enumerate() {
+            let StageKind::ShuffleMap { shuffle, .. } = stage.kind else { continue };
+            let (Some(theirs), Some(ours)) = (earlier.get(&shuffle), self.map_outputs.get_mut(&shuffle))
+            else {
+                continue;
+            };
+            if theirs.len() != ours.len() {
+                continue;
+            }
+            for (p, out) in theirs.iter().enumerate() {
+                if let Some(out) = out
+                    && self.tasks[i][p].slot == Slot::Pending
+                {
+                    ours[p] = Some(out.clone());
+                    self.tasks[i][p].slot = Slot::Done;
+                    skipped += 1;
+                }
+            }
+        }
+        skipped
+    }
+
+    /// The map outputs written (or adopted) so far.
+    pub fn map_outputs(&self) -> &MapOutputs {
+        &self.map_outputs
+    }
+
+    /// End the job now with `message` (a kill, a lost driver); attempts still
+    /// running are the caller's to stop.
+    pub fn fail(&mut self, message: impl Into<String>) {
+        if self.state == JobState::Running {
+            self.state = JobState::Failed(message.into());
+        }
+    }
+
     fn stage_index(&self, stage: StageId) -> Option<usize> {
         self.graph.stages.iter().position(|s| s.id == stage)
     }
@@ -193,14 +239,30 @@ impl JobRun {
             .collect()
     }
 
+    /// Which stages still matter: the result stage, and the parents of a
+    /// needed stage with work left. A stage whose outputs were all adopted
+    /// does not make its own parents run.
+    fn needed(&self) -> Vec<bool> {
+        let mut needed = vec![false; self.graph.stages.len()];
+        let mut todo: Vec<usize> = self.graph.stages.len().checked_sub(1).into_iter().collect();
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut needed[i], true) || self.tasks[i].iter().all(|t| t.slot == Slot::Done) {
+                continue;
+            }
+            todo.extend(self.graph.stages[i].parents.iter().filter_map(|p| self.stage_index(*p)));
+        }
+        needed
+    }
+
     /// Tasks that can be launched now, as (stage, partition), earliest stages first.
     pub fn ready(&self) -> Vec<(StageId, u32)> {
         if self.state != JobState::Running {
             return Vec::new();
         }
+        let needed = self.needed();
         let mut ready = Vec::new();
         for (i, stage) in self.graph.stages.iter().enumerate() {
-            if !self.stage_ready(i) {
+            if !needed[i] || !self.stage_ready(i) {
                 continue;
             }
             for (p, t) in self.tasks[i].iter().enumerate() {

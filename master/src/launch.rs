@@ -27,8 +27,11 @@ pub enum ResultSink {
 /// What every task of one action's job shares.
 #[derive(Debug, Clone)]
 pub struct JobContext {
-    /// The job's id.
+    /// The action's job id (`job-N.<action>`): task keys carry it.
     pub job: String,
+    /// The submitted job's id (`job-N`): its actions' shuffle files live under it,
+    /// so a later action can read map outputs an earlier one wrote.
+    pub scope: String,
     /// The component, `blake3:<hex>`.
     pub component: String,
     /// Where agents fetch it (the master's address).
@@ -157,6 +160,7 @@ pub fn task_spec(
         output: Some(v1::TaskOutput { sink: Some(sink) }),
         broadcasts: ctx.broadcasts.iter().enumerate().map(|(i, b)| (i as u64, b.clone().into())).collect(),
         driver: None,
+        shuffle_scope: ctx.scope.clone(),
     })
 }
 

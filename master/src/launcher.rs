@@ -1,4 +1,5 @@
-//! Launching tasks on agents over gRPC.
+//! Launching tasks on agents over gRPC (their `Agent` service), killing them,
+//! and removing a finished job's shuffle files (their `Blocks` service).
 
 use crate::scheduler::{LaunchFuture, Launcher};
 use std::collections::HashMap;
@@ -9,26 +10,28 @@ use tonic::transport::{Channel, Endpoint};
 use weft_core::ids::AgentId;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::agent_client::AgentClient;
-use weft_core::proto::v1::{KillTaskRequest, LaunchTaskRequest, TaskRef, TaskSpec};
+use weft_core::proto::v1::blocks_client::BlocksClient;
+use weft_core::proto::v1::{KillTaskRequest, LaunchTaskRequest, RemoveJobRequest, TaskSpec};
+use weft_core::task::TaskKey;
 
 type Client = AgentClient<InterceptedService<Channel, Credentials>>;
 
-/// Sends tasks to agents' `Agent` service, one lazily connected channel per agent.
+/// Talks to agents, one lazily connected channel per agent.
 pub struct GrpcLauncher {
     credentials: Credentials,
-    clients: Mutex<HashMap<AgentId, Client>>,
+    channels: Mutex<HashMap<AgentId, Channel>>,
     timeout: Duration,
 }
 
 impl GrpcLauncher {
     /// A launcher presenting `credentials`, giving up on a launch after `timeout`.
     pub fn new(credentials: Credentials, timeout: Duration) -> Self {
-        Self { credentials, clients: Mutex::new(HashMap::new()), timeout }
+        Self { credentials, channels: Mutex::new(HashMap::new()), timeout }
     }
 
-    fn client(&self, agent: AgentId, address: &str) -> Result<Client, String> {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = clients.get(&agent) {
+    fn channel(&self, agent: AgentId, address: &str) -> Result<Channel, String> {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = channels.get(&agent) {
             return Ok(c.clone());
         }
         let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
@@ -37,19 +40,17 @@ impl GrpcLauncher {
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
             .connect_lazy();
-        let client = AgentClient::with_interceptor(channel, self.credentials.clone());
-        clients.insert(agent, client.clone());
-        Ok(client)
+        channels.insert(agent, channel.clone());
+        Ok(channel)
     }
 
-    /// Ask an agent to kill a task attempt.
-    pub async fn kill(&self, agent: AgentId, address: &str, task: TaskRef) -> Result<bool, String> {
-        let mut c = self.client(agent, address)?;
-        c.kill_task(KillTaskRequest { task: Some(task) })
-            .await
-            .map(|r| r.into_inner().was_running)
-            .map_err(|s| s.message().to_string())
+    fn client(&self, agent: AgentId, address: &str) -> Result<Client, String> {
+        Ok(AgentClient::with_interceptor(self.channel(agent, address)?, self.credentials.clone()))
     }
+}
+
+fn failed(s: tonic::Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
 }
 
 impl Launcher for GrpcLauncher {
@@ -57,10 +58,22 @@ impl Launcher for GrpcLauncher {
         let client = self.client(agent, address);
         Box::pin(async move {
             let mut c = client?;
-            c.launch_task(LaunchTaskRequest { task: Some(spec) })
-                .await
-                .map(|_| ())
-                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            c.launch_task(LaunchTaskRequest { task: Some(spec) }).await.map(|_| ()).map_err(failed)
+        })
+    }
+
+    fn kill(&self, agent: AgentId, address: &str, task: &TaskKey) -> LaunchFuture {
+        let client = self.client(agent, address);
+        let task = Some(task.into());
+        Box::pin(async move { client?.kill_task(KillTaskRequest { task }).await.map(|_| ()).map_err(failed) })
+    }
+
+    fn remove_shuffles(&self, agent: AgentId, address: &str, scope: &str) -> LaunchFuture {
+        let channel = self.channel(agent, address);
+        let (credentials, job_id) = (self.credentials.clone(), scope.to_string());
+        Box::pin(async move {
+            let mut c = BlocksClient::with_interceptor(channel?, credentials);
+            c.remove_job(RemoveJobRequest { job_id }).await.map(|_| ()).map_err(failed)
         })
     }
 }

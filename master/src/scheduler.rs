@@ -8,9 +8,15 @@
 //! [`Launcher`] (the agents' gRPC service in a cluster) and learns of task ends
 //! through [`MasterEvent`]s. A launch that fails puts the task back as
 //! interrupted; a lost agent takes its attempts and map outputs with it
-//! (the job run recomputes them). When a job ends, its waiter gets the result.
+//! (the job run recomputes them). When a job ends, its waiter gets the result
+//! and any of its attempts still running are killed.
+//!
+//! Map outputs belong to the submitted job (the *scope*), not to one action:
+//! they are kept when an action ends, adopted by the next action of the same
+//! job, and deleted from every agent when the job's driver ends. Killing a job
+//! ends its driver and its running actions, and kills their attempts.
 
-use crate::job::{JobRun, JobState, Outcome, StageProgress};
+use crate::job::{JobRun, JobState, MapOutputs, Outcome, StageProgress};
 use crate::launch::{JobContext, LaunchError, ResultSink, task_spec};
 use crate::registry::Registry;
 use crate::service::{MasterEvent, TaskEvent};
@@ -24,13 +30,18 @@ use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::proto::v1;
 use weft_core::task::{TaskKey, TaskState};
 
-/// The future a [`Launcher`] returns.
+/// The future a [`Launcher`] call returns: `Err` with a message when the call
+/// did not reach the agent or the agent refused it.
 pub type LaunchFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
-/// Sends a task to an agent.
+/// Talks to agents: the scheduler's only way out.
 pub trait Launcher: Send + Sync {
     /// Launch `spec` on the agent listening at `address`.
     fn launch(&self, agent: AgentId, address: &str, spec: v1::TaskSpec) -> LaunchFuture;
+    /// Kill the attempt `task` on that agent (it reports `KILLED` as usual).
+    fn kill(&self, agent: AgentId, address: &str, task: &TaskKey) -> LaunchFuture;
+    /// Delete the shuffle files the agent keeps for the submitted job `scope`.
+    fn remove_shuffles(&self, agent: AgentId, address: &str, scope: &str) -> LaunchFuture;
 }
 
 /// What a finished job hands back.
@@ -77,11 +88,11 @@ struct Driver {
 struct Active {
     ctx: JobContext,
     run: JobRun,
-    running: HashMap<TaskKey, AgentId>,
     waiter: Option<oneshot::Sender<JobResult>>,
 }
 
-/// Every job's stage progress, by job name, as the scheduler last saw it.
+/// Every job's stage progress, by job name, as the scheduler last saw it. Only
+/// the latest action of each submitted job is kept.
 pub type ProgressBoard = Arc<Mutex<HashMap<String, Vec<StageProgress>>>>;
 
 /// The scheduler's state; drive it with [`submit`](Self::submit),
@@ -94,6 +105,12 @@ pub struct Scheduler {
     jobs: Vec<Active>,
     drivers: Vec<Driver>,
     board: ProgressBoard,
+    /// Every attempt launched and not yet ended, with its agent (its slot is taken).
+    running: HashMap<TaskKey, AgentId>,
+    /// Map outputs kept between the actions of each submitted job.
+    shuffles: HashMap<String, MapOutputs>,
+    /// Kills and clean-ups to send; see [`take_chores`](Self::take_chores).
+    chores: Vec<LaunchFuture>,
 }
 
 impl Scheduler {
@@ -107,6 +124,31 @@ impl Scheduler {
             jobs: Vec::new(),
             drivers: Vec::new(),
             board: ProgressBoard::default(),
+            running: HashMap::new(),
+            shuffles: HashMap::new(),
+            chores: Vec::new(),
+        }
+    }
+
+    /// Kill and clean-up calls decided since the last call, for the caller to
+    /// run; their failures only need logging (an agent that misses a kill
+    /// still ends the attempt at its deadline).
+    pub fn take_chores(&mut self) -> Vec<LaunchFuture> {
+        std::mem::take(&mut self.chores)
+    }
+
+    fn agents(&self) -> Vec<(AgentId, String, u32)> {
+        let reg = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        reg.active().iter().map(|a| (a.id, a.address.clone(), a.resources.slots)).collect()
+    }
+
+    fn address(&self, agent: AgentId) -> Option<String> {
+        self.agents().into_iter().find(|(id, _, _)| *id == agent).map(|(_, addr, _)| addr)
+    }
+
+    fn kill_attempt(&mut self, key: &TaskKey, agent: AgentId) {
+        if let Some(address) = self.address(agent) {
+            self.chores.push(self.launcher.kill(agent, &address, key));
         }
     }
 
@@ -134,28 +176,60 @@ impl Scheduler {
         rx
     }
 
+    /// The submitted job's driver ended: so do its actions, and its shuffle
+    /// files are deleted from every agent.
     fn end_driver(&mut self, job: &str, end: DriverEnd) {
-        if let Some(i) = self.drivers.iter().position(|d| d.job == job) {
-            let d = self.drivers.remove(i);
-            if let DriverSlot::Running(agent) = d.slot
-                && let Some(n) = self.drivers_on.get_mut(&agent)
-            {
-                *n = n.saturating_sub(1);
-            }
-            if let Some(w) = d.waiter {
-                let _ = w.send(end);
-            }
+        let Some(i) = self.drivers.iter().position(|d| d.job == job) else { return };
+        let d = self.drivers.remove(i);
+        if let DriverSlot::Running(agent) = d.slot
+            && let Some(n) = self.drivers_on.get_mut(&agent)
+        {
+            *n = n.saturating_sub(1);
+        }
+        for active in self.jobs.iter_mut().filter(|a| a.ctx.scope == job) {
+            active.run.fail(format!("the job's driver ended: {}", end.end));
+        }
+        self.reap();
+        self.shuffles.remove(job);
+        for (agent, address, _) in self.agents() {
+            self.chores.push(self.launcher.remove_shuffles(agent, &address, job));
+        }
+        if let Some(w) = d.waiter {
+            let _ = w.send(end);
         }
     }
 
-    /// Start a job; the receiver gets its result when it ends.
-    pub fn submit(&mut self, ctx: JobContext, run: JobRun) -> oneshot::Receiver<JobResult> {
-        let (tx, rx) = oneshot::channel();
-        let mut active = Active { ctx, run, running: HashMap::new(), waiter: Some(tx) };
-        if Self::finish_if_done(&mut active) {
-            return rx;
+    /// Kill the submitted job `job`: its driver and its actions' attempts.
+    /// Returns whether it had a driver to kill.
+    pub fn kill(&mut self, job: &str) -> bool {
+        let Some(d) = self.drivers.iter().find(|d| d.job == job) else { return false };
+        let key = TaskKey { job: d.job.clone(), stage: DRIVER_STAGE, partition: 0, attempt: d.attempt };
+        if let DriverSlot::Running(agent) = d.slot {
+            self.kill_attempt(&key, agent);
         }
-        self.jobs.push(active);
+        let end = DriverEnd { end: EndReason::Killed, log: String::new(), metering: TaskMetering::default() };
+        self.end_driver(job, end);
+        true
+    }
+
+    /// Start a job; the receiver gets its result when it ends. Map outputs an
+    /// earlier action of the same submitted job left are adopted, not recomputed.
+    pub fn submit(&mut self, ctx: JobContext, mut run: JobRun) -> oneshot::Receiver<JobResult> {
+        let (tx, rx) = oneshot::channel();
+        if let Some(earlier) = self.shuffles.get(&ctx.scope) {
+            let skipped = run.adopt(earlier);
+            if skipped > 0 {
+                tracing::info!(job = %ctx.job, skipped, "map outputs of earlier actions reused");
+            }
+        }
+        {
+            // Only the latest action of a submitted job stays on the board.
+            let prefix = format!("{}.", ctx.scope);
+            let mut board = self.board.lock().unwrap_or_else(PoisonError::into_inner);
+            board.retain(|k, _| !k.starts_with(&prefix));
+        }
+        self.jobs.push(Active { ctx, run, waiter: Some(tx) });
+        self.reap();
         rx
     }
 
@@ -170,6 +244,14 @@ impl Scheduler {
             MasterEvent::AgentRegistered(_) => {}
             MasterEvent::AgentLost(agent) => {
                 self.busy.remove(agent);
+                self.running.retain(|_, a| a != agent);
+                for outputs in self.shuffles.values_mut() {
+                    for o in outputs.values_mut().flatten() {
+                        if o.as_ref().is_some_and(|o| o.agent == *agent) {
+                            *o = None;
+                        }
+                    }
+                }
                 let lost: Vec<String> = self
                     .drivers
                     .iter()
@@ -186,9 +268,7 @@ impl Scheduler {
                     self.end_driver(&job, end);
                 }
                 for job in &mut self.jobs {
-                    for key in job.run.on_agent_lost(*agent) {
-                        job.running.remove(&key);
-                    }
+                    job.run.on_agent_lost(*agent);
                 }
             }
             MasterEvent::Task(ev) => self.on_task(ev),
@@ -209,12 +289,12 @@ impl Scheduler {
             }
             return;
         }
-        let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == ev.task.job) else { return };
-        if job.running.remove(&ev.task).is_some()
+        if self.running.remove(&ev.task).is_some()
             && let Some(n) = self.busy.get_mut(&ev.agent)
         {
             *n = n.saturating_sub(1);
         }
+        let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == ev.task.job) else { return };
         let outcome = match (ev.state, &ev.end, ev.fetch_failed) {
             (_, _, Some((shuffle, map))) => Outcome::FetchFailed { shuffle, map },
             (TaskState::Finished, _, None) => {
@@ -236,13 +316,30 @@ impl Scheduler {
         job.run.on_outcome(&ev.task, &ev.metering, outcome);
     }
 
-    /// Post progress and end the jobs that are done, answering their waiters.
+    /// Post progress and end the jobs that are done: answer their waiters,
+    /// keep their map outputs for later actions, kill their leftover attempts.
     fn reap(&mut self) {
         let board = self.board.clone();
+        let mut ended = Vec::new();
         self.jobs.retain_mut(|j| {
             Self::post(&board, j);
-            !Self::finish_if_done(j)
+            let done = Self::finish_if_done(j);
+            if done {
+                ended.push((j.ctx.scope.clone(), j.ctx.job.clone(), j.run.map_outputs().clone()));
+            }
+            !done
         });
+        for (scope, job, outputs) in ended {
+            // A driver that already ended has had its shuffle files removed.
+            if self.drivers.iter().any(|d| d.job == scope) {
+                self.shuffles.entry(scope).or_default().extend(outputs);
+            }
+            let leftover: Vec<(TaskKey, AgentId)> =
+                self.running.iter().filter(|(k, _)| k.job == job).map(|(k, a)| (k.clone(), *a)).collect();
+            for (key, agent) in leftover {
+                self.kill_attempt(&key, agent);
+            }
+        }
     }
 
     fn finish_if_done(job: &mut Active) -> bool {
@@ -273,10 +370,7 @@ impl Scheduler {
     /// Place ready tasks on free slots and launch them. Launch failures come
     /// back as interrupted attempts through [`on_launch_failed`](Self::on_launch_failed).
     pub fn schedule(&mut self) -> Vec<(TaskKey, AgentId, LaunchFuture)> {
-        let agents: Vec<(AgentId, String, u32)> = {
-            let reg = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
-            reg.active().iter().map(|a| (a.id, a.address.clone(), a.resources.slots)).collect()
-        };
+        let agents = self.agents();
         let addresses: BTreeMap<AgentId, String> =
             agents.iter().map(|(id, addr, _)| (*id, addr.clone())).collect();
         let mut launches = Vec::new();
@@ -317,7 +411,7 @@ impl Scheduler {
                 match task_spec(&job.ctx, &stage, &plan, &key, &maps) {
                     Ok(spec) => {
                         *self.busy.entry(agent).or_default() += 1;
-                        job.running.insert(key.clone(), agent);
+                        self.running.insert(key.clone(), agent);
                         launches.push((key, agent, self.launcher.launch(agent, &address, spec)));
                     }
                     Err(e) => {
@@ -347,13 +441,13 @@ impl Scheduler {
             }
             return;
         }
-        if let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == key.job)
-            && job.running.remove(key).is_some()
-        {
+        if self.running.remove(key).is_some() {
             if let Some(n) = self.busy.get_mut(&agent) {
                 *n = n.saturating_sub(1);
             }
-            job.run.on_outcome(key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
+            if let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == key.job) {
+                job.run.on_outcome(key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
+            }
         }
     }
 }

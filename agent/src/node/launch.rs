@@ -55,6 +55,7 @@ impl From<LaunchError> for Status {
 /// A launch, parsed: the attempt and everything it needs but the component.
 pub(crate) struct Parsed {
     pub key: TaskKey,
+    /// Whose shuffle files the task writes and reads (`shuffle_scope`).
     pub job: JobId,
     pub component: Digest,
     /// Where to fetch the component from (a master address).
@@ -94,7 +95,9 @@ pub(crate) fn parse(
     store: &BlockStore,
 ) -> Result<Parsed, LaunchError> {
     let key = TaskKey::try_from(spec.task.as_ref().ok_or(missing("TaskSpec", "task"))?)?;
-    let job = JobId::new(key.job.clone())?;
+    // Shuffle files live under the submitted job's id, shared by its actions.
+    let job =
+        JobId::new(if spec.shuffle_scope.is_empty() { key.job.clone() } else { spec.shuffle_scope.clone() })?;
     let component: Digest = spec.component.parse()?;
     let artifact_source =
         if spec.artifact_source.is_empty() { config.master.clone() } else { spec.artifact_source.clone() };
@@ -280,6 +283,22 @@ mod tests {
         let OutputSpec::Shuffle { dir, map, combiner, .. } = &t.output else { panic!("{:?}", t.output) };
         assert_eq!((dir.clone(), *map), (store.shuffle_dir(&p.job), MapId(4)));
         assert_eq!(combiner, &MapCombine::Guest("add".into()));
+        assert_eq!(p.job.as_str(), "job-1", "without a scope, the task's own job");
+    }
+
+    #[test]
+    fn the_shuffle_scope_names_the_block_dir() {
+        let store = BlockStore::new("/work");
+        let mut s = spec();
+        s.task.as_mut().unwrap().job_id = "job-1.3".into();
+        s.shuffle_scope = "job-1".into();
+        let p = parse(s.clone(), &AgentConfig::default(), &store).unwrap();
+        assert_eq!((p.job.as_str(), p.key.job.as_str()), ("job-1", "job-1.3"));
+        let Body::Task(t) = p.body else { panic!("not a task") };
+        let OutputSpec::Shuffle { dir, .. } = &t.output else { panic!("{:?}", t.output) };
+        assert_eq!(dir, &store.shuffle_dir(&JobId::new("job-1").unwrap()));
+        s.shuffle_scope = "../x".into();
+        assert!(matches!(parse(s, &AgentConfig::default(), &store), Err(LaunchError::JobId(_))));
     }
 
     #[test]

@@ -1,4 +1,6 @@
 //! The agent's one wasmtime [`Engine`] and the epoch ticker that drives deadlines.
+//!
+//! Set `WEFT_WASM_PROFILER=perfmap` to let `perf` name guest functions.
 
 use super::SandboxConfig;
 use super::error::SandboxError;
@@ -37,6 +39,11 @@ pub fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
         .max_wasm_stack(max_stack)
         .async_stack_size(max_stack + HOST_STACK_HEADROOM)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `WEFT_WASM_PROFILER=perfmap` writes /tmp/perf-<pid>.map so that `perf`
+    // names the guest's functions, as `wasmtime run --profile=perfmap` does.
+    if std::env::var_os("WEFT_WASM_PROFILER").is_some_and(|v| v == "perfmap") {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&c).map_err(|e| SandboxError::Config { reason: format!("{e:#}") })
 }
 

@@ -104,3 +104,86 @@ fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
     );
     assert_eq!(counts(&output_lines(&out)), native_counts(&body));
 }
+
+fn status(url: &str, job: &str) -> serde_json::Value {
+    let o = run(&["status", job, "--master", url, "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    all[0].clone()
+}
+
+fn running_tasks(status: &serde_json::Value) -> u64 {
+    status["stages"].as_array().map_or(0, |s| s.iter().map(|st| st["running"].as_u64().unwrap()).sum())
+}
+
+#[test]
+fn weft_kill_stops_a_jobs_tasks_and_frees_their_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "one line\n".repeat(64)).unwrap();
+    let (_master, url, _agents) = cluster(dir.path(), 2);
+
+    // Every line of this job sleeps 60 s: its 4 tasks fill the cluster's 4 slots.
+    let hostile = guest("hostile");
+    let o = run(&["submit", hostile.to_str().unwrap(), "--master", &url, "--json", "--", "sleep"]
+        .into_iter()
+        .chain([input.to_str().unwrap()])
+        .collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let job =
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["job"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    while running_tasks(&status(&url, &job)) < 4 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{}", status(&url, &job));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let o = run(&["kill", &job, "--master", &url]);
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("killed"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(status(&url, &job)["state"], "killed");
+    let o = run(&["kill", "job-99", "--master", &url]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no job `job-99`"));
+
+    // A word count needs those slots: it finishes long before a sleeping task
+    // would have given one back (60 s), so the killed tasks really stopped.
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, text(64 << 10)).unwrap();
+    let out = dir.path().join("out");
+    let wc = guest("wordcount");
+    let mut c = crate::support::weft();
+    c.args(["submit", wc.to_str().unwrap(), "--master", &url, "--wait", "--"]).arg(&small).arg(&out);
+    let mut p = c.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let waited = std::time::Instant::now();
+    let exit = loop {
+        if let Some(exit) = p.try_wait().unwrap() {
+            break exit;
+        }
+        if waited.elapsed() > std::time::Duration::from_secs(45) {
+            let _ = p.kill();
+            panic!("the word count did not get slots: the killed job's tasks still hold them");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(exit.success());
+
+    // Both jobs have ended, so no agent keeps shuffle files for them.
+    let kept = || {
+        ["a", "b"]
+            .iter()
+            .flat_map(|a| std::fs::read_dir(dir.path().join(a).join("jobs")).into_iter().flatten())
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect::<Vec<_>>()
+    };
+    let waited = std::time::Instant::now();
+    while !kept().is_empty() && waited.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(kept(), Vec::<String>::new(), "shuffle files outlived their jobs");
+}

@@ -1,9 +1,10 @@
 use super::*;
 use crate::dag;
+use weft_core::ids::DatasetId;
 use weft_core::plan::{Node, Plan, ShuffleKind, Step, StepKind};
 
-/// Word count over 2 splits into 3 reduce partitions: stage 0 (2 map tasks), stage 1 (3 result tasks).
-fn word_count() -> JobRun {
+/// The plan of a word count over 2 splits into 3 reduce partitions: (plan, lines, counts).
+fn counting() -> (Plan, DatasetId, DatasetId) {
     let mut p = Plan::new();
     let lines = p.add(Node::TextFile { uri: "in".into(), min_partitions: 2 }, false).unwrap();
     let pairs = p
@@ -11,6 +12,12 @@ fn word_count() -> JobRun {
         .unwrap();
     let counts =
         p.add(Node::Shuffle { parent: pairs, kind: ShuffleKind::SumByKey, partitions: 3 }, true).unwrap();
+    (p, lines, counts)
+}
+
+/// Word count: stage 0 (2 map tasks), stage 1 (3 result tasks).
+fn word_count() -> JobRun {
+    let (p, lines, counts) = counting();
     let graph = dag::build(&p, counts, &[(lines, 2)].into()).unwrap();
     JobRun::new("job-1", graph, 3)
 }
@@ -132,4 +139,80 @@ fn a_fetch_failure_recomputes_the_map_output() {
     assert_eq!(run.map_locations(sh).unwrap(), [(0, A), (1, B)]);
     assert_eq!(run.ready(), [(StageId(1), 0)]);
     assert_eq!(run.state(), &JobState::Running);
+}
+
+/// Word count, then sorted by key into one partition: map stage, middle stage, result.
+fn counted_then_sorted() -> JobRun {
+    let (mut p, lines, counts) = counting();
+    let sorted = p
+        .add(
+            Node::Shuffle { parent: counts, kind: ShuffleKind::SortByKey { ascending: true }, partitions: 1 },
+            true,
+        )
+        .unwrap();
+    let graph = dag::build(&p, sorted, &[(lines, 2)].into()).unwrap();
+    JobRun::new("job-1.2", graph, 3)
+}
+
+#[test]
+fn a_later_action_adopts_map_outputs_and_skips_their_tasks() {
+    let mut first = word_count();
+    for key in launch_all(&mut first, A) {
+        finish(&mut first, &key, b"");
+    }
+    let mut second = word_count();
+    assert_eq!(second.adopt(first.map_outputs()), 2, "both map tasks are skipped");
+    let ready = second.ready();
+    assert_eq!(ready.len(), 3, "only the result tasks run: {ready:?}");
+    assert!(ready.iter().all(|(s, _)| *s == StageId(1)));
+    assert_eq!(second.map_locations(shuffle(&second)).unwrap(), [(0, A), (1, A)]);
+    assert_eq!(second.progress()[0].finished, 2, "a skipped stage shows as done");
+
+    // A fetch failure on an adopted output re-runs that map task.
+    let reduce = second.launch(StageId(1), 0, B).unwrap();
+    second.on_outcome(
+        &reduce,
+        &TaskMetering::default(),
+        Outcome::FetchFailed { shuffle: shuffle(&second), map: 1 },
+    );
+    assert_eq!(second.ready().first(), Some(&(StageId(0), 1)));
+}
+
+#[test]
+fn adopting_partial_or_mismatched_outputs_runs_only_what_is_missing() {
+    let mut first = word_count();
+    let maps = launch_all(&mut first, A);
+    finish(&mut first, &maps[1], b"");
+    let mut second = word_count();
+    assert_eq!(second.adopt(first.map_outputs()), 1);
+    assert_eq!(second.ready(), [(StageId(0), 0)], "only the missing map output is computed");
+
+    let mut other: MapOutputs = BTreeMap::new();
+    other.insert(shuffle(&second), vec![Some(MapOutput { agent: A, partition_bytes: vec![] }); 5]);
+    let mut third = word_count();
+    assert_eq!(third.adopt(&other), 0, "a different split count is not the same shuffle output");
+    assert_eq!(third.ready().len(), 2);
+}
+
+#[test]
+fn an_adopted_later_shuffle_spares_the_stages_before_it() {
+    let mut first = counted_then_sorted();
+    while first.state() == &JobState::Running {
+        for key in launch_all(&mut first, A) {
+            finish(&mut first, &key, b"");
+        }
+    }
+    assert_eq!(first.state(), &JobState::Succeeded);
+    let mut second = counted_then_sorted();
+    assert_eq!(second.adopt(first.map_outputs()), 5, "2 map tasks + 3 middle tasks");
+    let ready = second.ready();
+    assert_eq!(ready, [(StageId(2), 0)], "neither the first nor the middle stage runs again");
+}
+
+#[test]
+fn a_failed_job_launches_nothing_more() {
+    let mut run = word_count();
+    run.fail("killed on request");
+    assert_eq!(run.state(), &JobState::Failed("killed on request".into()));
+    assert!(run.ready().is_empty());
 }

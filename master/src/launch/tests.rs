@@ -36,7 +36,8 @@ fn word_count(sink: ResultSink) -> (JobContext, dag::JobGraph) {
         .unwrap();
     let graph = dag::build(&plan, counts, &[(lines, 2)].into()).unwrap();
     let ctx = JobContext {
-        job: "job-7".into(),
+        job: "job-7.1".into(),
+        scope: "job-7".into(),
         component: "blake3:00".into(),
         artifact_source: "http://master:7070".into(),
         limits: TaskLimits::default(),
@@ -49,7 +50,7 @@ fn word_count(sink: ResultSink) -> (JobContext, dag::JobGraph) {
 }
 
 fn key(stage: u32, partition: u32) -> TaskKey {
-    TaskKey { job: "job-7".into(), stage: StageId(stage), partition, attempt: 0 }
+    TaskKey { job: "job-7.1".into(), stage: StageId(stage), partition, attempt: 0 }
 }
 
 fn no_maps(s: ShuffleId) -> Result<Vec<(u32, String)>, LaunchError> {
@@ -72,7 +73,8 @@ fn a_map_task_reads_its_split_and_writes_combined_shuffle_output() {
     assert_eq!(w.partitions, 2);
     assert_eq!(w.combiner, Some(v1::shuffle_write::Combiner::Guest("add".into())));
     assert_eq!(spec.broadcasts.get(&0).map(|b| b.as_ref()), Some(&b"pattern"[..]));
-    assert_eq!(spec.task.unwrap().job_id, "job-7");
+    assert_eq!(spec.task.unwrap().job_id, "job-7.1");
+    assert_eq!(spec.shuffle_scope, "job-7", "shuffle files live under the submitted job");
 }
 
 #[test]

@@ -35,6 +35,8 @@ pub enum Command {
     },
     /// A launch did not reach its agent.
     LaunchFailed(TaskKey, AgentId, String),
+    /// Kill a submitted job: its driver and its actions. Answers whether it had a driver.
+    Kill(String, oneshot::Sender<bool>),
 }
 
 /// Run the loop until every sender is gone.
@@ -52,7 +54,17 @@ pub async fn run(mut scheduler: Scheduler, tx: mpsc::Sender<Command>, mut rx: mp
                 forward(scheduler.submit_driver(&job, *spec), reply)
             }
             Some(Command::LaunchFailed(key, agent, error)) => scheduler.on_launch_failed(&key, agent, &error),
+            Some(Command::Kill(job, reply)) => {
+                let _ = reply.send(scheduler.kill(&job));
+            }
             None => {}
+        }
+        for chore in scheduler.take_chores() {
+            tokio::spawn(async move {
+                if let Err(e) = chore.await {
+                    tracing::debug!(error = %e, "an agent missed a kill or clean-up");
+                }
+            });
         }
         for (key, agent, launch) in scheduler.schedule() {
             let tx = tx.clone();

@@ -159,6 +159,7 @@ impl Driver for Shared {
         let job_name = format!("{}.{attempt_base}", req.job_id);
         let ctx = JobContext {
             job: job_name.clone(),
+            scope: req.job_id.clone(),
             component: component.to_string(),
             artifact_source: self.advertised.clone(),
             limits,

@@ -247,12 +247,23 @@ impl Jobs for Shared {
     async fn kill(&self, request: Request<v1::KillRequest>) -> Result<Response<v1::KillResponse>, Status> {
         auth::check(request.metadata(), &self.config.client_token, "client")?;
         let id = request.into_inner().job_id;
-        let mut jobs = self.lock_jobs();
-        let r = jobs.get_mut(&id).ok_or_else(|| Status::not_found(format!("no job `{id}`")))?;
-        if r.state == JobState::Running {
+        {
+            let mut jobs = self.lock_jobs();
+            let r = jobs.get_mut(&id).ok_or_else(|| Status::not_found(format!("no job `{id}`")))?;
+            if r.state != JobState::Running {
+                return Ok(Response::new(v1::KillResponse {}));
+            }
             r.state = JobState::Killed;
             r.message = "killed on request".into();
         }
+        // Stop the driver and every attempt of the job's actions.
+        let (reply, killed) = oneshot::channel();
+        self.core
+            .send(Command::Kill(id.clone(), reply))
+            .await
+            .map_err(|_| Status::unavailable("the master is shutting down"))?;
+        let had_driver = killed.await.unwrap_or(false);
+        tracing::info!(job = %id, had_driver, "job killed");
         Ok(Response::new(v1::KillResponse {}))
     }
 

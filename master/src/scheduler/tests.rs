@@ -12,11 +12,23 @@ use weft_core::plan::{Node, Plan, ShuffleKind, Step, StepKind};
 #[derive(Default)]
 struct Recorder {
     launched: Mutex<Vec<(AgentId, v1::TaskSpec)>>,
+    killed: Mutex<Vec<(AgentId, TaskKey)>>,
+    removed: Mutex<Vec<(AgentId, String)>>,
 }
 
 impl Launcher for Recorder {
     fn launch(&self, agent: AgentId, _address: &str, spec: v1::TaskSpec) -> LaunchFuture {
         self.launched.lock().unwrap().push((agent, spec));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn kill(&self, agent: AgentId, _address: &str, task: &TaskKey) -> LaunchFuture {
+        self.killed.lock().unwrap().push((agent, task.clone()));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn remove_shuffles(&self, agent: AgentId, _address: &str, scope: &str) -> LaunchFuture {
+        self.removed.lock().unwrap().push((agent, scope.to_string()));
         Box::pin(async { Ok(()) })
     }
 }
@@ -61,7 +73,8 @@ fn job(sink: ResultSink, sort_partitions: Option<u32>) -> (JobContext, JobRun) {
     let graph = dag::build(&plan, target.unwrap(), &[(lines, 2)].into()).unwrap();
     let split = |s, e| TextSplit { path: "in".into(), start: s, end: e, file_len: 10 };
     let ctx = JobContext {
-        job: "job-1".into(),
+        job: "job-1.1".into(),
+        scope: "job-1".into(),
         component: "blake3:00".into(),
         artifact_source: "http://m".into(),
         limits: TaskLimits::default(),
@@ -70,7 +83,34 @@ fn job(sink: ResultSink, sort_partitions: Option<u32>) -> (JobContext, JobRun) {
         text: [(DatasetId(0), ("file:///in".to_string(), vec![split(0, 5), split(5, 10)]))].into(),
         sink,
     };
-    (ctx, JobRun::new("job-1", graph, 2))
+    (ctx, JobRun::new("job-1.1", graph, 2))
+}
+
+/// Action `n` of submitted job `job-1`, as `job` builds it.
+fn action(n: u32, sink: ResultSink) -> (JobContext, JobRun) {
+    action_of("job-1", n, sink)
+}
+
+/// Action `n` of submitted job `scope`.
+fn action_of(scope: &str, n: u32, sink: ResultSink) -> (JobContext, JobRun) {
+    let (mut ctx, run) = job(sink, None);
+    ctx.job = format!("{scope}.{n}");
+    ctx.scope = scope.to_string();
+    (ctx.clone(), JobRun::new(ctx.job, run.graph().clone(), 2))
+}
+
+fn key_of(spec: &v1::TaskSpec) -> TaskKey {
+    TaskKey::try_from(spec.task.as_ref().unwrap()).unwrap()
+}
+
+fn ended(agent: AgentId, spec: &v1::TaskSpec, state: TaskState) -> MasterEvent {
+    let MasterEvent::Task(mut ev) = finished(agent, spec, 0, b"") else { unreachable!() };
+    ev.state = state;
+    ev.end = Some(match state {
+        TaskState::Killed => EndReason::Killed,
+        _ => EndReason::OutOfFuel { limit: 1 },
+    });
+    MasterEvent::Task(ev)
 }
 
 fn finished(agent: AgentId, spec: &v1::TaskSpec, count: u64, result: &'static [u8]) -> MasterEvent {
@@ -213,4 +253,103 @@ async fn a_lost_agent_ends_its_driver() {
         "{:?}",
         end.end
     );
+}
+
+#[tokio::test]
+async fn a_later_action_reuses_the_map_outputs_of_an_earlier_one() {
+    let (mut s, rec, agents) = setup(&[4]);
+    let _driver = s.submit_driver("job-1", driver_spec());
+    let (ctx, run) = action(1, ResultSink::Count);
+    let mut first = s.submit(ctx, run);
+    for round in 0..2 {
+        s.schedule();
+        let launched = rec.launched.lock().unwrap().clone();
+        for (agent, spec) in launched.iter().filter(|(_, sp)| sp.driver.is_none()) {
+            if round == 0 || key_of(spec).stage == StageId(1) {
+                s.on_event(&finished(*agent, spec, 1, b""));
+            }
+        }
+    }
+    assert_eq!(first.try_recv().unwrap().unwrap().0, JobOutput::Count(3));
+    let before = rec.launched.lock().unwrap().len();
+
+    let (ctx, run) = action(2, ResultSink::Count);
+    let _second = s.submit(ctx, run);
+    s.schedule();
+    let launched = rec.launched.lock().unwrap()[before..].to_vec();
+    assert_eq!(launched.len(), 3, "only the three reduce tasks run again");
+    for (_, spec) in &launched {
+        assert_eq!(key_of(spec).job, "job-1.2");
+        assert_eq!(spec.shuffle_scope, "job-1");
+        let Some(v1::task_input::Source::Shuffle(read)) = spec.input.clone().unwrap().source else {
+            panic!()
+        };
+        assert_eq!(read.maps.len(), 2, "reading the first action's map outputs");
+        assert!(read.maps.iter().all(|m| m.address == "10.0.0.0:7071"));
+    }
+    let board = s.board();
+    let board = board.lock().unwrap();
+    assert_eq!(board.keys().collect::<Vec<_>>(), ["job-1.2"], "only the latest action is on the board");
+    let _ = agents;
+}
+
+#[tokio::test]
+async fn the_end_of_a_driver_removes_its_shuffle_files_everywhere() {
+    let (mut s, rec, agents) = setup(&[1, 1]);
+    let _driver = s.submit_driver("job-1", driver_spec());
+    s.schedule();
+    let (agent, spec) = rec.launched.lock().unwrap()[0].clone();
+    s.on_event(&finished(agent, &spec, 0, b""));
+    s.take_chores();
+    let mut removed = rec.removed.lock().unwrap().clone();
+    removed.sort();
+    assert_eq!(removed, [(agents[0], "job-1".to_string()), (agents[1], "job-1".to_string())]);
+}
+
+#[tokio::test]
+async fn killing_a_job_kills_its_driver_and_attempts_and_frees_their_slots() {
+    let (mut s, rec, _) = setup(&[2]);
+    let mut driver = s.submit_driver("job-1", driver_spec());
+    let (ctx, run) = action(1, ResultSink::Count);
+    let mut done = s.submit(ctx, run);
+    assert_eq!(launch_now(&mut s), 3, "the driver and both map tasks");
+    assert!(s.kill("job-1"));
+    assert!(!s.kill("job-1"), "killed once");
+    assert_eq!(driver.try_recv().unwrap().end, EndReason::Killed);
+    let err = done.try_recv().unwrap().unwrap_err();
+    assert!(err.contains("driver ended") && err.contains("killed"), "{err}");
+
+    let launched = rec.launched.lock().unwrap().clone();
+    let mut killed: Vec<TaskKey> = rec.killed.lock().unwrap().iter().map(|(_, k)| k.clone()).collect();
+    killed.sort_by_key(|k| (k.stage, k.partition));
+    let mut expected: Vec<TaskKey> = launched.iter().map(|(_, sp)| key_of(sp)).collect();
+    expected.sort_by_key(|k| (k.stage, k.partition));
+    assert_eq!(killed, expected, "the driver and both map attempts are killed");
+
+    // The slots are free once the agent reports the kills.
+    let (ctx, run) = action_of("job-2", 1, ResultSink::Count);
+    let _other = s.submit(ctx, run);
+    assert_eq!(launch_now(&mut s), 0, "the killed attempts still hold the slots");
+    for (agent, spec) in launched.iter().filter(|(_, sp)| sp.driver.is_none()) {
+        s.on_event(&ended(*agent, spec, TaskState::Killed));
+    }
+    assert_eq!(launch_now(&mut s), 2, "their slots come back when the kills land");
+}
+
+#[tokio::test]
+async fn a_failed_job_kills_its_other_attempts_and_gets_its_slots_back() {
+    let (mut s, rec, agents) = setup(&[2]);
+    let (ctx, run) = job(ResultSink::Count, None);
+    let mut done = s.submit(ctx, run);
+    assert_eq!(launch_now(&mut s), 2);
+    let launched = rec.launched.lock().unwrap().clone();
+    s.on_event(&ended(agents[0], &launched[0].1, TaskState::Failed));
+    assert!(done.try_recv().unwrap().unwrap_err().contains("fuel"));
+    assert_eq!(rec.killed.lock().unwrap().clone(), [(agents[0], key_of(&launched[1].1))]);
+
+    let (ctx, run) = action_of("job-2", 1, ResultSink::Count);
+    let _next = s.submit(ctx, run);
+    assert_eq!(launch_now(&mut s), 1, "one slot is still held by the attempt being killed");
+    s.on_event(&ended(agents[0], &launched[1].1, TaskState::Killed));
+    assert_eq!(launch_now(&mut s), 1, "and it comes back when the kill lands");
 }

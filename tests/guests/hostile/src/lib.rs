@@ -15,6 +15,10 @@
 //! | `echo` | map `String` | returns its record (well-behaved) |
 //! | `split_words` | flat-map `String` | lowercased words (well-behaved) |
 //!
+//! As a job, `main` takes `<function> <input-uri>` and counts the lines of the
+//! input mapped through `spin` or `sleep`: a job whose tasks never end by
+//! themselves, for the tests that kill jobs.
+//!
 //! `escape` makes each attempt below and returns one line per attempt,
 //! `<attempt>: denied (<error>)` or `<attempt>: ALLOWED (<what it got>)`, so a
 //! host test asserts that the report contains no `ALLOWED`:
@@ -22,6 +26,24 @@
 //! `env var HOME`, `env vars`, `args`.
 
 use std::hint::black_box;
+use weft::prelude::*;
+
+/// `<spin|sleep> <input-uri>`: count the input's lines through that function.
+#[weft::main]
+fn main(ctx: &Context) -> weft::Result<()> {
+    let args = ctx.args();
+    let [function, input] = args.as_slice() else {
+        return Err(weft::Error::msg("usage: hostile <spin|sleep> <input-uri>"));
+    };
+    let lines = ctx.text_file(input, 4)?;
+    let n = match function.as_str() {
+        "spin" => lines.map(spin).count()?,
+        "sleep" => lines.map(sleep).count()?,
+        other => return Err(weft::Error::msg(format!("no job function `{other}`: spin or sleep"))),
+    };
+    weft::info!("{n} lines");
+    Ok(())
+}
 
 /// The message `panic` panics with.
 pub const PANIC_MESSAGE: &str = "hostile guest panicked on purpose";
