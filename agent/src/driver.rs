@@ -93,15 +93,21 @@ fn invalid(e: PlanError) -> DriverError {
     DriverError::InvalidArgument(e.to_string())
 }
 
-fn step(op: Op) -> Step {
+fn step(op: Op) -> Result<Step, DriverError> {
     let kind = match op.kind {
         OpKind::Map => StepKind::Map,
         OpKind::Filter => StepKind::Filter,
         OpKind::FlatMap => StepKind::FlatMap,
         OpKind::MapBatch => StepKind::MapBatch,
         OpKind::Reduce => StepKind::Reduce,
+        OpKind::Combine => {
+            return Err(DriverError::InvalidArgument(format!(
+                "`{}`: a combine is not a dataset step (reduce_by_key adds it to the map side itself)",
+                op.function
+            )));
+        }
     };
-    Step { kind, function: op.function }
+    Ok(Step { kind, function: op.function })
 }
 
 fn unexpected<T>(what: &str) -> Result<T, DriverError> {
@@ -153,7 +159,10 @@ impl<R: ActionRunner> DriverHost for PlanDriver<R> {
     }
 
     fn narrow(&mut self, parent: WitDatasetId, op: Op, keyed: bool) -> DriverFuture<'_, WitDatasetId> {
-        self.add(Node::Narrow { parent: DatasetId(parent), step: step(op) }, keyed)
+        match step(op) {
+            Ok(step) => self.add(Node::Narrow { parent: DatasetId(parent), step }, keyed),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 
     fn shuffle(

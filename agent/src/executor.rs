@@ -48,13 +48,13 @@
 //!
 //! # Map-side combine
 //!
-//! `SumI64` runs natively inside the shuffle writer. A guest combine
-//! ([`MapCombine::Guest`]) cannot: the writer's combine callback is
-//! synchronous and sandbox calls are async. So the guest job sorts each output
-//! batch by key bytes (stably) and calls the guest's `reduce` on it, on the
-//! same instance, before the batch reaches the writer. Each batch then holds
-//! one pair per key; pairs of a key from different batches are folded on the
-//! reduce side, which a `reduce_by_key` stage does anyway.
+//! `SumI64` runs natively inside the shuffle writer, folding pairs in a hash
+//! table as they arrive. A guest combine ([`MapCombine::Guest`]) runs inside
+//! the guest instead, as the last step of the chain (WIT `combine`): the SDK
+//! folds the pairs the chain yields into a table keyed by key bytes, so each
+//! output batch holds one pair per key and the pairs it folded never cross
+//! the sandbox boundary. Pairs of a key from different batches are folded on
+//! the reduce side, which a `reduce_by_key` stage does anyway.
 //!
 //! # Failures
 //!
@@ -81,8 +81,6 @@
 //! written, spill bytes, output bytes — is in [`IoMetering`], next to the
 //! report rather than inside `TaskMetering`: the proto conversion builds
 //! `TaskMetering` field by field, so extending it belongs with a proto change.
-//! With a guest combine, records and bytes through `reduce` count again in the
-//! guest's `records_in`/`bytes_in` (they are real guest work).
 
 mod error;
 mod input;
@@ -269,7 +267,6 @@ impl<F: BlockFetcher> Executor<F> {
                 driver: None,
             },
             chain: spec.sandbox_chain(),
-            combine: spec.combine_chain(),
         };
         let keyed = spec.produces_pairs();
         let (input_result, guest, drained) = tokio::join!(

@@ -18,7 +18,10 @@
 //! 2. **Buffer and sort** ([`ShuffleWriter::write`]). Pairs are copied into one
 //!    arena with a small fixed-size entry per record. When the arena plus entries
 //!    pass the memory budget, the entries are sorted by (partition, key) with a
-//!    stable sort, so equal keys keep their arrival order.
+//!    stable sort, so equal keys keep their arrival order. With the `SumI64`
+//!    combiner, pairs are instead folded as they arrive into a hash table keyed
+//!    by key bytes (Spark's map-side aggregation map), and only its distinct
+//!    keys are buffered and sorted when it spills or the task ends.
 //! 3. **Combine** ([`Combiner`]). When the operation allows it, each partition's
 //!    sorted run is reduced to one pair per key before it leaves memory: natively
 //!    for `SumI64`, or by a caller-supplied function (the guest's `reduce`).

@@ -173,8 +173,8 @@ pub enum MapCombine {
     None,
     /// Native wrapping `i64` sum, inside the shuffle writer.
     SumI64,
-    /// The guest's `reduce` function of that name, applied to each output
-    /// batch in the sandbox (see the [module docs](super#map-side-combine)).
+    /// The guest's `reduce` function of that name, applied as the chain's
+    /// last step (see the [module docs](super#map-side-combine)).
     Guest(String),
 }
 
@@ -214,25 +214,14 @@ impl TaskSpec {
         }
     }
 
-    /// The sandbox chain the steps describe.
+    /// The sandbox chain the steps describe, ending with the guest's
+    /// map-side combine when there is one.
     pub(crate) fn sandbox_chain(&self) -> Chain {
-        Chain {
-            ops: self.chain.iter().map(op).collect(),
-            input_keyed: self.input_keyed,
-            output_keyed: self.produces_pairs(),
+        let mut ops: Vec<Op> = self.chain.iter().map(op).collect();
+        if let OutputSpec::Shuffle { combiner: MapCombine::Guest(function), .. } = &self.output {
+            ops.push(Op { kind: OpKind::Combine, function: function.clone() });
         }
-    }
-
-    /// The guest combine chain (one `reduce` step over pairs), if any.
-    pub(crate) fn combine_chain(&self) -> Option<Chain> {
-        match &self.output {
-            OutputSpec::Shuffle { combiner: MapCombine::Guest(function), .. } => Some(Chain {
-                ops: vec![Op { kind: OpKind::Reduce, function: function.clone() }],
-                input_keyed: true,
-                output_keyed: true,
-            }),
-            _ => None,
-        }
+        Chain { ops, input_keyed: self.input_keyed, output_keyed: self.produces_pairs() }
     }
 
     /// Where the attempt sits in its job, for the guest's `context` import.

@@ -394,3 +394,16 @@ fn reader_bounds_bytes_in_flight_and_names_the_failed_block() {
         other => panic!("expected FetchFailed, got {other:?}"),
     }
 }
+
+#[test]
+fn a_sum_batch_with_a_bad_value_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w =
+        ShuffleWriter::new(dir.path(), ShuffleId(1), MapId(0), Partitioner::hash(1), WriterConfig::default())
+            .with_combiner(Combiner::SumI64);
+    w.write(&batch_of(&[(b"a".to_vec(), 1i64.to_key_bytes())])).unwrap();
+    let bad = batch_of(&[(b"a".to_vec(), 5i64.to_key_bytes()), (b"b".to_vec(), b"xyz".to_vec())]);
+    assert!(matches!(w.write(&bad), Err(ShuffleError::NotI64 { len: 3 })));
+    let out = w.finish().unwrap();
+    assert_eq!(blocks_of(&out), [vec![(b"a".to_vec(), 1i64.to_key_bytes())]]);
+}

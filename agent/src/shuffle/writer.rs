@@ -18,17 +18,20 @@
 
 use super::block::{BlockEncoder, Checksummed, Compression};
 use super::buffer::SortBuffer;
-use super::combine::Combiner;
+use super::combine::{Combiner, decode_i64};
 use super::error::ShuffleError;
 use super::ids::{MapId, ShuffleId, data_file_name, index_file_name};
 use super::index::IndexFile;
 use super::merge::{BatchSource, Merge, Pair, PairSource};
 use super::partitioner::Partitioner;
 use super::spill::{RunSource, SpillRun, SpillWriter};
+use foldhash::fast::FixedState;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use weft_codec::batch::{count, pairs};
+use weft_codec::key::EncodeKey;
 
 /// Tuning of a [`ShuffleWriter`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,10 +98,17 @@ pub struct ShuffleWriter {
     partitioner: Partitioner,
     config: WriterConfig,
     combiner: Option<Combiner>,
+    /// For `SumI64`: each distinct key's running sum, folded as pairs arrive.
+    sums: HashMap<Box<[u8]>, i64, FixedState>,
+    sums_bytes: usize,
     buffer: SortBuffer,
     runs: Vec<SpillRun>,
     spill_bytes: u64,
 }
+
+/// Bytes a sum table entry costs besides its key: the sum, the boxed key's
+/// pointer and length, and the table's own slack.
+const SUM_ENTRY_BYTES: usize = 48;
 
 impl ShuffleWriter {
     /// A writer for map task `map` of `shuffle`, writing its files into `dir`.
@@ -116,6 +126,8 @@ impl ShuffleWriter {
             partitioner,
             config,
             combiner: None,
+            sums: HashMap::default(),
+            sums_bytes: 0,
             buffer: SortBuffer::default(),
             runs: Vec::new(),
             spill_bytes: 0,
@@ -135,6 +147,28 @@ impl ShuffleWriter {
         if entries % 2 != 0 {
             return Err(ShuffleError::Malformed { source: weft_codec::DecodeError::UnpairedKey { entries } });
         }
+        if matches!(self.combiner, Some(Combiner::SumI64)) {
+            // Check every value first: a bad batch adds nothing.
+            for pair in pairs(batch) {
+                let (_, v) = pair.map_err(|source| ShuffleError::Malformed { source })?;
+                decode_i64(v)?;
+            }
+            for pair in pairs(batch) {
+                let (k, v) = pair.map_err(|source| ShuffleError::Malformed { source })?;
+                let v = decode_i64(v)?;
+                match self.sums.get_mut(k) {
+                    Some(sum) => *sum = sum.wrapping_add(v),
+                    None => {
+                        self.sums.insert(k.into(), v);
+                        self.sums_bytes += k.len() + SUM_ENTRY_BYTES;
+                        if self.sums_bytes > self.config.memory_budget {
+                            self.spill()?;
+                        }
+                    }
+                }
+            }
+            return Ok(());
+        }
         for pair in pairs(batch) {
             let (k, v) = pair.map_err(|source| ShuffleError::Malformed { source })?;
             self.buffer.push(self.partitioner.partition(k), k, v);
@@ -145,8 +179,17 @@ impl ShuffleWriter {
         Ok(())
     }
 
+    /// Move the sum table's pairs into the sort buffer.
+    fn drain_sums(&mut self) {
+        for (k, sum) in self.sums.drain() {
+            self.buffer.push(self.partitioner.partition(&k), &k, &sum.to_key_bytes());
+        }
+        self.sums_bytes = 0;
+    }
+
     /// Sort, combine and write the buffer as a run file.
     fn spill(&mut self) -> Result<(), ShuffleError> {
+        self.drain_sums();
         let prefix = format!(".shuffle_{}_{}.run{}.", self.shuffle.0, self.map.0, self.runs.len());
         let mut run = SpillWriter::create(&self.dir, &prefix)?;
         let partitions = self.partitioner.partitions();
@@ -166,6 +209,7 @@ impl ShuffleWriter {
 
     /// Merge everything written into the map output's data and index files.
     pub fn finish(mut self) -> Result<MapOutput, ShuffleError> {
+        self.drain_sums();
         let partitions = self.partitioner.partitions();
         let mut last_run: Vec<Vec<u8>> = Vec::with_capacity(partitions as usize);
         self.buffer.drain_sorted(partitions, self.combiner.as_mut(), |_, batch| {

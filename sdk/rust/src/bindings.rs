@@ -58,6 +58,7 @@ fn op_kind(kind: types::OpKind) -> OpKind {
         types::OpKind::FlatMap => OpKind::FlatMap,
         types::OpKind::MapBatch => OpKind::MapBatch,
         types::OpKind::Reduce => OpKind::Reduce,
+        types::OpKind::Combine => OpKind::Combine,
     }
 }
 

@@ -8,7 +8,8 @@
 //!   batch ([`BatchWriter::push_with`]), so no per-record buffer is allocated.
 //! - **filter**: decode, ask the function, and copy the record's original entries
 //!   when it says yes (no re-encoding).
-//! - **reduce**: the input is pairs sorted by key bytes (the host sorts). Each run
+//! - **reduce**: the input is pairs grouped by key bytes, equal keys adjacent
+//!   (the host groups them; it need not sort). Each run
 //!   of equal key bytes is folded with the function into one pair whose key bytes
 //!   are the run's, unchanged. A run of one value is copied without re-encoding.
 //!
@@ -19,10 +20,13 @@
 use crate::function::{
     ApplyError, FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform,
 };
+use crate::fuse::{self, Fuse};
 use crate::layout::Layout;
 use crate::record::{Record, RecordError};
 use crate::registry::{self, Entry};
+use rustc_hash::FxBuildHasher;
 use std::cell::Cell;
+use std::collections::HashMap;
 use weft_codec::batch::{self, BatchWriter};
 
 /// One step of a chain (mirrors the WIT `op`).
@@ -67,21 +71,60 @@ pub fn functions() -> Vec<String> {
 
 /// Run `chain` over `input` and return the last step's output (the input itself
 /// for an empty chain).
+///
+/// Consecutive map, filter and flat-map steps whose record types line up run
+/// fused, record by record ([`crate::fuse`]); the others run a batch at a time.
 pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
-    let steps = chain.iter().map(resolve).collect::<Result<Vec<_>, _>>()?;
+    let steps = chain.iter().map(|op| Ok((op.kind, resolve(op)?))).collect::<Result<Vec<_>, _>>()?;
     let mut batch = input;
-    for step in steps {
-        let mut out = BatchWriter::with_capacity(batch.len() + batch.len() / 4);
+    let mut rest = steps.as_slice();
+    while let Some(&(kind, step)) = rest.first() {
+        let capacity = batch.len() + batch.len() / 4;
+        let fused: Vec<Fuse> = match step.fuse {
+            Some(first) if kind != OpKind::Combine => std::iter::once(first)
+                .chain(rest.windows(2).map_while(|w| match (w[0].1.fuse, w[1].1.fuse, w[1].0) {
+                    (Some(a), Some(b), next) if next != OpKind::Combine && a.feeds(&b) => Some(b),
+                    _ => None,
+                }))
+                .collect(),
+            _ => Vec::new(),
+        };
+        // A combine right behind a pipeline folds its pairs as they come:
+        // they are never encoded one by one.
+        let combine = match rest.get(fused.len()) {
+            Some(&(OpKind::Combine, reg)) if !fused.is_empty() => reg.combine,
+            _ => None,
+        };
+        if let Some(combine) = combine
+            && let Some(out) = fuse::run_combined(&fused, combine, &batch)
+        {
+            batch = out?;
+            rest = &rest[fused.len() + 1..];
+            continue;
+        }
+        if fused.len() > 1 {
+            batch = fuse::run(&fused, &batch, capacity)?;
+            rest = &rest[fused.len()..];
+            continue;
+        }
+        let apply = match (kind, step.combine) {
+            (OpKind::Combine, Some(combine)) => combine.apply,
+            _ => step.apply,
+        };
+        let mut out = BatchWriter::with_capacity(capacity);
         let _current = CurrentFunction::enter(step.name);
-        (step.apply)(&batch, &mut out)?;
+        apply(&batch, &mut out)?;
         batch = out.finish();
+        rest = &rest[1..];
     }
     Ok(batch)
 }
 
 fn resolve(op: &Op) -> Result<&'static registry::Registration, CallError> {
+    // A combine applies a reduce function.
+    let wanted = if op.kind == OpKind::Combine { OpKind::Reduce } else { op.kind };
     match registry::lookup(&op.function) {
-        Some(Entry::One(reg)) if reg.kind == op.kind => Ok(reg),
+        Some(Entry::One(reg)) if reg.kind == wanted => Ok(reg),
         Some(Entry::One(reg)) => Err(CallError::UnknownFunction(format!(
             "`{}` is a {} function ({} in {}), not a {}",
             op.function,
@@ -108,10 +151,10 @@ thread_local! {
 }
 
 /// Marks which user function is running, for the panic message.
-struct CurrentFunction(Option<&'static str>);
+pub(crate) struct CurrentFunction(Option<&'static str>);
 
 impl CurrentFunction {
-    fn enter(name: &'static str) -> Self {
+    pub(crate) fn enter(name: &'static str) -> Self {
         CurrentFunction(CURRENT.with(|c| c.replace(Some(name))))
     }
 }
@@ -127,15 +170,15 @@ pub(crate) fn current_function() -> Option<&'static str> {
     CURRENT.with(Cell::get)
 }
 
-fn decode_error<F: Function>(index: usize, err: impl std::fmt::Display) -> CallError {
+pub(crate) fn decode_error<F: Function>(index: usize, err: impl std::fmt::Display) -> CallError {
     CallError::Decode(format!("record {index} of the input to {} `{}`: {err}", F::KIND, F::NAME))
 }
 
-fn framing_error<F: Function>(index: usize, err: weft_codec::DecodeError) -> CallError {
+pub(crate) fn framing_error<F: Function>(index: usize, err: weft_codec::DecodeError) -> CallError {
     decode_error::<F>(index, RecordError::Codec { type_name: "batch", source: err })
 }
 
-fn user_error<F: Function>(err: crate::function::UserError) -> CallError {
+pub(crate) fn user_error<F: Function>(err: crate::function::UserError) -> CallError {
     CallError::User(format!("{}: {}", F::NAME, err.into_message()))
 }
 
@@ -216,6 +259,41 @@ pub(crate) fn apply_reduce<F: ReduceFn>(input: &[u8], out: &mut BatchWriter) -> 
     }
     if let Some(r) = run {
         emit_run(r, out);
+    }
+    Ok(())
+}
+
+/// The values of each key of `input` (pairs in any order) folded into one
+/// pair, keys in order of first appearance with their bytes unchanged; a key
+/// seen once keeps its value's bytes too.
+pub(crate) fn apply_combine<F: ReduceFn>(input: &[u8], out: &mut BatchWriter) -> Result<(), CallError> {
+    let f = F::default();
+    let mut slots: HashMap<&[u8], usize, FxBuildHasher> = HashMap::default();
+    let mut runs: Vec<Run<'_, Option<F::Value>>> = Vec::new();
+    for (index, pair) in batch::pairs(input).enumerate() {
+        let (key, bytes) = pair.map_err(|e| framing_error::<F>(index, e))?;
+        let value = F::Value::decode(bytes).map_err(|e| decode_error::<F>(index, e))?;
+        match slots.get(key) {
+            Some(&i) => {
+                let run = &mut runs[i];
+                let acc =
+                    run.acc.take().ok_or_else(|| CallError::User(format!("{}: folded twice", F::NAME)))?;
+                run.acc = Some(f.apply(acc, value).map_err(user_error::<F>)?);
+                run.single = None;
+            }
+            None => {
+                slots.insert(key, runs.len());
+                runs.push(Run { key, single: Some(bytes), acc: Some(value) });
+            }
+        }
+    }
+    for run in runs {
+        out.push(run.key);
+        match (run.single, run.acc) {
+            (Some(bytes), _) => out.push(bytes),
+            (None, Some(acc)) => out.push_with(|o| acc.encode(o)),
+            (None, None) => {}
+        }
     }
     Ok(())
 }

@@ -29,6 +29,9 @@ pub enum OpKind {
     MapBatch,
     /// Adjacent values of equal keys folded into one.
     Reduce,
+    /// The values of each key folded into one, wherever they are in the batch
+    /// (a `reduce` function applied as the map-side combiner).
+    Combine,
 }
 
 impl OpKind {
@@ -39,7 +42,7 @@ impl OpKind {
             OpKind::Filter => "#[weft::filter]",
             OpKind::FlatMap => "#[weft::flat_map]",
             OpKind::MapBatch => "#[weft::map_batch]",
-            OpKind::Reduce => "#[weft::reduce]",
+            OpKind::Reduce | OpKind::Combine => "#[weft::reduce]",
         }
     }
 }
@@ -52,6 +55,7 @@ impl fmt::Display for OpKind {
             OpKind::FlatMap => "flat-map",
             OpKind::MapBatch => "map-batch",
             OpKind::Reduce => "reduce",
+            OpKind::Combine => "combine",
         })
     }
 }

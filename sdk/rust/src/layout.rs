@@ -36,6 +36,11 @@ pub trait Layout: 'static {
     fn copy(raw: Self::Raw<'_>, out: &mut BatchWriter);
     #[doc(hidden)]
     fn dataset(handle: Handle) -> Self::Dataset;
+    /// A sink folding records of this layout with an erased reducer (pairs only).
+    #[doc(hidden)]
+    fn combining(_reducer: Box<dyn std::any::Any>) -> Option<Box<dyn std::any::Any>> {
+        None
+    }
 }
 
 /// One entry per record, encoded with [`Record`].
@@ -102,6 +107,9 @@ impl<K: Key + 'static, V: Record + 'static> Layout for Pair<K, V> {
     }
     fn dataset(handle: Handle) -> PairDataset<K, V> {
         PairDataset::from_handle(handle)
+    }
+    fn combining(reducer: Box<dyn std::any::Any>) -> Option<Box<dyn std::any::Any>> {
+        crate::fuse::combining::<K, V>(reducer)
     }
 }
 

@@ -147,6 +147,7 @@ mod dataset;
 pub mod dispatch;
 mod error;
 mod function;
+mod fuse;
 mod host;
 mod layout;
 pub mod log;

@@ -28,6 +28,7 @@
 use crate::context::Context;
 use crate::dispatch::{self, CallError};
 use crate::function::{FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn};
+use crate::fuse::{Combine, Fuse};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use weft_codec::batch::BatchWriter;
@@ -42,32 +43,42 @@ pub struct Registration {
     pub(crate) kind: OpKind,
     pub(crate) module: &'static str,
     pub(crate) apply: ApplyFn,
+    /// How to run it fused with its neighbours (per-record functions only).
+    pub(crate) fuse: Option<Fuse>,
+    /// How to run it as a map-side combine (reduce functions only).
+    pub(crate) combine: Option<Combine>,
 }
 
 impl Registration {
     /// A `#[weft::map]` function, declared in `module`.
     pub const fn map<F: MapFn>(module: &'static str) -> Self {
-        Self::new::<F>(module, dispatch::apply_map::<F>)
+        Self::new::<F>(module, dispatch::apply_map::<F>, Some(Fuse::map::<F>()))
     }
     /// A `#[weft::filter]` function, declared in `module`.
     pub const fn filter<F: FilterFn>(module: &'static str) -> Self {
-        Self::new::<F>(module, dispatch::apply_filter::<F>)
+        Self::new::<F>(module, dispatch::apply_filter::<F>, Some(Fuse::filter::<F>()))
     }
     /// A `#[weft::flat_map]` function, declared in `module`.
     pub const fn flat_map<F: FlatMapFn>(module: &'static str) -> Self {
-        Self::new::<F>(module, dispatch::apply_flat_map::<F>)
+        Self::new::<F>(module, dispatch::apply_flat_map::<F>, Some(Fuse::flat_map::<F>()))
     }
     /// A `#[weft::map_batch]` function, declared in `module`.
     pub const fn map_batch<F: MapBatchFn>(module: &'static str) -> Self {
-        Self::new::<F>(module, dispatch::apply_map_batch::<F>)
+        Self::new::<F>(module, dispatch::apply_map_batch::<F>, None)
     }
     /// A `#[weft::reduce]` function, declared in `module`.
-    pub const fn reduce<F: ReduceFn>(module: &'static str) -> Self {
-        Self::new::<F>(module, dispatch::apply_reduce::<F>)
+    pub const fn reduce<F: ReduceFn>(module: &'static str) -> Self
+    where
+        F::Value: 'static,
+    {
+        Registration {
+            combine: Some(Combine::of::<F>()),
+            ..Self::new::<F>(module, dispatch::apply_reduce::<F>, None)
+        }
     }
 
-    const fn new<F: Function>(module: &'static str, apply: ApplyFn) -> Self {
-        Registration { name: F::NAME, kind: F::KIND, module, apply }
+    const fn new<F: Function>(module: &'static str, apply: ApplyFn, fuse: Option<Fuse>) -> Self {
+        Registration { name: F::NAME, kind: F::KIND, module, apply, fuse, combine: None }
     }
 }
 

@@ -38,6 +38,7 @@ pub(crate) fn op_kind(kind: OpKind) -> types::OpKind {
         OpKind::FlatMap => types::OpKind::FlatMap,
         OpKind::MapBatch => types::OpKind::MapBatch,
         OpKind::Reduce => types::OpKind::Reduce,
+        OpKind::Combine => types::OpKind::Combine,
     }
 }
 

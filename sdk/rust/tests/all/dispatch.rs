@@ -288,3 +288,117 @@ mod properties {
         }
     }
 }
+
+#[weft::filter]
+fn d_short(word: &str) -> bool {
+    word.len() <= 3
+}
+
+/// Runs `chain` one step at a time: each step alone, through a whole batch.
+fn run_unfused(chain: &[(OpKind, &str)], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
+    chain.iter().try_fold(input, |batch, step| run(std::slice::from_ref(step), batch))
+}
+
+#[test]
+fn fused_steps_give_what_steps_run_one_by_one_give() {
+    let chain = [
+        (OpKind::Map, "d_upper"),
+        (OpKind::FlatMap, "d_words"),
+        (OpKind::Filter, "d_short"),
+        (OpKind::Map, "d_one"),
+        (OpKind::Map, "d_format"),
+    ];
+    let input = strings(&["the cat sat", "", "on  the mat of doom", "x"]);
+    let fused = run(&chain, input.clone()).unwrap();
+    assert_eq!(fused, run_unfused(&chain, input).unwrap());
+    assert_eq!(decode_plain::<String>(&fused)[..3], ["the=1", "cat=1", "sat=1"]);
+}
+
+#[test]
+fn a_fused_step_reports_its_own_errors_and_accumulators() {
+    let err = run(&[(OpKind::Map, "d_upper"), (OpKind::Map, "d_parse")], strings(&["1", "x"])).unwrap_err();
+    assert_eq!(err, CallError::User("d_parse: invalid digit found in string".into()));
+    let err = run(&[(OpKind::FlatMap, "d_words"), (OpKind::Filter, "d_has_x")], strings(&["x", "BOOM"]))
+        .unwrap_err();
+    assert_eq!(err, CallError::User("d_has_x: boom".into()));
+    let mut w = BatchWriter::new();
+    w.push(b"ok");
+    w.push(b"\xff");
+    let err = run(&[(OpKind::FlatMap, "d_words"), (OpKind::Map, "d_one")], w.finish()).unwrap_err();
+    assert!(
+        matches!(&err, CallError::Decode(m) if m.contains("record 1") && m.contains("`d_words`")),
+        "{err}"
+    );
+
+    let before = weft::testing::accumulator("d_count_calls");
+    run(&[(OpKind::FlatMap, "d_words"), (OpKind::Map, "d_count_calls")], strings(&["a b", "c"])).unwrap();
+    assert_eq!(weft::testing::accumulator("d_count_calls") - before, 3);
+}
+
+#[test]
+fn steps_whose_types_differ_meet_through_a_batch() {
+    // `d_upper` yields a String, `d_len` takes Bytes: not fused, but a String's
+    // encoding reads as Bytes, so the chain still runs.
+    let out = run(&[(OpKind::Map, "d_upper"), (OpKind::Map, "d_len")], strings(&["ab", ""])).unwrap();
+    assert_eq!(decode_plain::<u64>(&out), [2, 0]);
+    // A map-batch in the middle splits the chain in two pipelines.
+    let chain = [(OpKind::Map, "d_upper"), (OpKind::MapBatch, "d_reverse"), (OpKind::FlatMap, "d_words")];
+    let out = run(&chain, strings(&["a b", "c"])).unwrap();
+    assert_eq!(decode_plain::<String>(&out), ["c", "a", "b"]);
+}
+
+#[test]
+fn combine_folds_each_key_wherever_it_is() {
+    let input = keyed(&[("b", 1i64), ("a", 2), ("b", 3), ("c", 7), ("a", 4)]);
+    let out = run(&[(OpKind::Combine, "d_add")], input).unwrap();
+    assert_eq!(decode_keyed::<String, i64>(&out), [("b".into(), 4), ("a".into(), 6), ("c".into(), 7)]);
+    // A key seen once keeps its value's bytes.
+    let mut w = BatchWriter::new();
+    w.push(b"k");
+    w.push(&7i64.to_record_bytes());
+    let lone = w.finish();
+    assert_eq!(run(&[(OpKind::Combine, "d_add")], lone.clone()).unwrap(), lone);
+
+    let err =
+        run(&[(OpKind::Combine, "d_checked")], keyed(&[("k", i64::MAX), ("j", 0), ("k", 1)])).unwrap_err();
+    assert_eq!(err, CallError::User(format!("d_checked: {} + 1 overflows", i64::MAX)));
+    let err = run(&[(OpKind::Combine, "d_upper")], keyed(&[("k", 1i64)])).unwrap_err();
+    assert!(matches!(&err, CallError::UnknownFunction(m) if m.contains("is a map function")), "{err}");
+}
+
+#[test]
+fn a_combine_behind_a_pipeline_folds_pairs_as_they_come() {
+    let lines = ["the cat", "", "The hat the end", "cat"];
+    let chain = [(OpKind::FlatMap, "d_words"), (OpKind::Map, "d_one"), (OpKind::Combine, "d_add")];
+    let fused = run(&chain, strings(&lines)).unwrap();
+    assert_eq!(fused, run_unfused(&chain, strings(&lines)).unwrap(), "same bytes as step by step");
+    let expected: Vec<(String, i64)> =
+        [("the", 3), ("cat", 2), ("hat", 1), ("end", 1)].iter().map(|(w, n)| (w.to_string(), *n)).collect();
+    assert_eq!(decode_keyed::<String, i64>(&fused), expected);
+
+    // Errors of the fold inside the pipeline carry the reduce function's name.
+    let chain = [(OpKind::Map, "d_parse_pair"), (OpKind::Combine, "d_checked")];
+    let err = run(&chain, strings(&[&i64::MAX.to_string(), "1"])).unwrap_err();
+    assert_eq!(err, CallError::User(format!("d_checked: {} + 1 overflows", i64::MAX)));
+
+    // Values of another type than the reduce function's: not fused, and the
+    // batch-at-a-time combine reports what does not decode.
+    let chain = [(OpKind::Map, "d_pair_text"), (OpKind::Combine, "d_add")];
+    let err = run(&chain, strings(&["a"])).unwrap_err();
+    assert!(
+        matches!(&err, CallError::Decode(m) if m.contains("`d_add`") && m.contains("expected 8 bytes")),
+        "{err}"
+    );
+}
+
+/// Every number under one key.
+#[weft::map]
+fn d_parse_pair(s: String) -> Result<(String, i64), std::num::ParseIntError> {
+    Ok(("n".to_string(), s.parse()?))
+}
+
+/// A pair whose value is text.
+#[weft::map]
+fn d_pair_text(s: String) -> (String, String) {
+    (s.clone(), s)
+}

@@ -1,0 +1,424 @@
+//! Fused chains: consecutive per-record steps run record by record, typed.
+//!
+//! Run one step at a time, a chain `flat_map(split_words) → map(one)` encodes
+//! every word into a batch and decodes it again (a UTF-8 check and an
+//! allocation each) before `one` sees it. When a step's output type is the next
+//! step's input type, the dispatcher instead links the steps into one pipeline,
+//! as Spark pipelines the iterators of a stage: the first step decodes each
+//! input record, and every value it yields goes straight to the next function,
+//! down to the last, whose outputs alone are encoded.
+//!
+//! Only **map**, **filter** and **flat-map** fuse (a **map-batch** or a
+//! **reduce** works on a whole batch). The pipeline is built from type-erased
+//! parts every registration carries ([`Fuse`]): whether two steps can be linked
+//! is decided by comparing the [`TypeId`]s of their record types, and a step
+//! whose types do not line up starts a new pipeline behind an ordinary batch.
+//!
+//! A **combine** right behind a pipeline (reduce_by_key's map-side combine)
+//! becomes its last sink: the pairs the last function yields are folded into
+//! a hash table keyed by their key bytes, and only one pair per key is ever
+//! encoded ([`run_combined`]).
+//!
+//! A sink is a `Box<dyn Sink<T>>`; erased, it travels as a `Box<dyn Any>`
+//! holding that box, and each link downcasts it back to the one type its
+//! function produces. The downcasts happen once per batch, not per record.
+
+use crate::dispatch::{CallError, CurrentFunction, decode_error, framing_error, user_error};
+use crate::function::{ApplyError, FilterFn, FlatMapFn, Item, MapFn, ReduceFn, Transform};
+use crate::layout::Layout;
+use crate::record::Record;
+use crate::registry::ApplyFn;
+use rustc_hash::FxBuildHasher;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use weft_codec::batch::BatchWriter;
+use weft_codec::key::Key;
+
+/// Takes the records one step produces.
+pub(crate) trait Sink<T> {
+    /// One record.
+    fn put(&mut self, item: T) -> Result<(), CallError>;
+    /// The batch the pipeline's last step encoded into.
+    fn finish(self: Box<Self>) -> BatchWriter;
+}
+
+type SinkBox<T> = Box<dyn Sink<T>>;
+
+/// A sink of some record type, erased (a boxed [`SinkBox`]).
+type Erased = Box<dyn Any>;
+/// Builds a sink in front of another, or from an erased reducer; `None` when the types differ.
+type WrapFn = fn(Erased) -> Option<Erased>;
+/// Feeds a batch through a function into an erased sink.
+type FeedFn = fn(&[u8], Erased) -> Result<BatchWriter, CallError>;
+
+/// The type-erased parts of a per-record function that fusing needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fuse {
+    /// The type of a record the function takes.
+    pub input: fn() -> TypeId,
+    /// The type of a record it produces.
+    pub output: fn() -> TypeId,
+    /// A sink of the function's output type that encodes into a batch.
+    terminal: fn(BatchWriter) -> Box<dyn Any>,
+    /// A sink of the function's input type that applies it and passes its
+    /// outputs to `next`, a sink of its output type.
+    link: WrapFn,
+    /// Decode `input`, apply the function to each record and pass its outputs
+    /// to the sink (of its output type); the sink's batch at the end.
+    feed: FeedFn,
+    /// A sink of the function's output type that folds pairs with a
+    /// [`Reducer`] (erased); `None` unless the output is pairs of its value type.
+    combining: WrapFn,
+}
+
+/// Folds two values of one key: a reduce function, with its errors named.
+pub(crate) type Reducer<V> = fn(V, V) -> Result<V, CallError>;
+
+/// How a reduce function runs as a combine.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Combine {
+    /// Over a batch of pairs in any order.
+    pub apply: ApplyFn,
+    /// Its [`Reducer`], erased.
+    reducer: fn() -> Box<dyn Any>,
+}
+
+impl Combine {
+    /// The combine of a `#[weft::reduce]` function.
+    pub(crate) const fn of<F: ReduceFn>() -> Self
+    where
+        F::Value: 'static,
+    {
+        Combine { apply: crate::dispatch::apply_combine::<F>, reducer: reducer::<F> }
+    }
+}
+
+fn reducer<F: ReduceFn>() -> Box<dyn Any>
+where
+    F::Value: 'static,
+{
+    let fold: Reducer<F::Value> = |a, b| {
+        let _current = CurrentFunction::enter(F::NAME);
+        F::default().apply(a, b).map_err(user_error::<F>)
+    };
+    Box::new(fold)
+}
+
+impl Fuse {
+    /// The parts of a `#[weft::map]` function.
+    pub(crate) const fn map<F: MapFn>() -> Self {
+        Self::of::<F::Input, F::Output>(link::<MapSink<F>>, feed_map::<F>)
+    }
+
+    /// The parts of a `#[weft::filter]` function (its records go out as they came in).
+    pub(crate) const fn filter<F: FilterFn>() -> Self {
+        Self::of::<F::Input, F::Input>(link::<FilterSink<F>>, feed_filter::<F>)
+    }
+
+    /// The parts of a `#[weft::flat_map]` function.
+    pub(crate) const fn flat_map<F: FlatMapFn>() -> Self {
+        Self::of::<F::Input, F::Output>(link::<FlatMapSink<F>>, feed_flat_map::<F>)
+    }
+
+    const fn of<I: Layout, O: Layout>(
+        link: WrapFn,
+        feed: FeedFn,
+    ) -> Self {
+        Fuse {
+            input: TypeId::of::<I::Item>,
+            output: TypeId::of::<O::Item>,
+            terminal: terminal::<O>,
+            link,
+            feed,
+            combining: O::combining,
+        }
+    }
+
+    /// Whether `next` can take this function's outputs directly.
+    pub(crate) fn feeds(&self, next: &Fuse) -> bool {
+        (self.output)() == (next.input)()
+    }
+}
+
+/// Run `steps` (at least one, each feeding the next, see [`Fuse::feeds`]) over
+/// `input` as one pipeline, encoding only the last step's outputs.
+pub(crate) fn run(steps: &[Fuse], input: &[u8], capacity: usize) -> Result<Vec<u8>, CallError> {
+    let last = steps.last().ok_or_else(|| broken("an empty pipeline"))?;
+    drive(steps, (last.terminal)(BatchWriter::with_capacity(capacity)), input)
+}
+
+/// Run `steps` as [`run`] does, folding the last step's pairs with `combine`
+/// as they come; `None` when the last step does not yield pairs of the
+/// reduce function's value type.
+pub(crate) fn run_combined(
+    steps: &[Fuse],
+    combine: Combine,
+    input: &[u8],
+) -> Option<Result<Vec<u8>, CallError>> {
+    let sink = (steps.last()?.combining)((combine.reducer)())?;
+    Some(drive(steps, sink, input))
+}
+
+/// Link `steps` in front of `sink` (a sink of the last step's output type) and feed them `input`.
+fn drive(steps: &[Fuse], mut sink: Box<dyn Any>, input: &[u8]) -> Result<Vec<u8>, CallError> {
+    let (first, rest) = steps.split_first().ok_or_else(|| broken("an empty pipeline"))?;
+    for step in rest.iter().rev() {
+        sink = (step.link)(sink).ok_or_else(|| broken("steps whose types do not line up"))?;
+    }
+    Ok((first.feed)(input, sink)?.finish())
+}
+
+fn broken(what: &str) -> CallError {
+    CallError::Decode(format!("internal error in the weft SDK: fused {what}"))
+}
+
+fn unerase<T: 'static>(sink: Box<dyn Any>) -> Result<SinkBox<T>, CallError> {
+    sink.downcast::<SinkBox<T>>().map(|b| *b).map_err(|_| broken("a sink of another type"))
+}
+
+/// The last sink: encodes each record with layout `L`.
+struct Encode<L: Layout> {
+    out: BatchWriter,
+    _layout: std::marker::PhantomData<L>,
+}
+
+impl<L: Layout> Sink<L::Item> for Encode<L> {
+    #[inline]
+    fn put(&mut self, item: L::Item) -> Result<(), CallError> {
+        L::encode(&item, &mut self.out);
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> BatchWriter {
+        self.out
+    }
+}
+
+fn terminal<L: Layout>(out: BatchWriter) -> Box<dyn Any> {
+    let sink: SinkBox<L::Item> = Box::new(Encode::<L> { out, _layout: std::marker::PhantomData });
+    Box::new(sink)
+}
+
+/// The last sink of a combined pipeline: pairs folded by key bytes.
+struct Combining<K, V> {
+    reduce: Reducer<V>,
+    key: Vec<u8>,
+    slots: HashMap<Box<[u8]>, usize, FxBuildHasher>,
+    values: Vec<Option<V>>,
+    _key: std::marker::PhantomData<fn(K)>,
+}
+
+impl<K: Key, V: Record> Sink<(K, V)> for Combining<K, V> {
+    #[inline]
+    fn put(&mut self, (k, v): (K, V)) -> Result<(), CallError> {
+        self.key.clear();
+        k.encode_key(&mut self.key, true);
+        match self.slots.get(self.key.as_slice()) {
+            Some(&i) => {
+                let acc = self.values[i].take().ok_or_else(|| broken("a combine slot without a value"))?;
+                self.values[i] = Some((self.reduce)(acc, v)?);
+            }
+            None => {
+                self.slots.insert(self.key.as_slice().into(), self.values.len());
+                self.values.push(Some(v));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> BatchWriter {
+        let Combining { slots, mut values, .. } = *self;
+        let mut keys: Vec<(usize, Box<[u8]>)> = slots.into_iter().map(|(k, i)| (i, k)).collect();
+        keys.sort_unstable_by_key(|(i, _)| *i);
+        let mut out = BatchWriter::new();
+        for (i, key) in keys {
+            if let Some(v) = values[i].take() {
+                out.push(&key);
+                out.push_with(|o| v.encode(o));
+            }
+        }
+        out
+    }
+}
+
+/// A combining sink for pairs of `(K, V)`, if `reducer` folds `V`s.
+pub(crate) fn combining<K: Key + 'static, V: Record + 'static>(
+    reducer: Box<dyn Any>,
+) -> Option<Box<dyn Any>> {
+    let reduce = *reducer.downcast::<Reducer<V>>().ok()?;
+    let sink: SinkBox<(K, V)> = Box::new(Combining::<K, V> {
+        reduce,
+        key: Vec::new(),
+        slots: HashMap::default(),
+        values: Vec::new(),
+        _key: std::marker::PhantomData,
+    });
+    Some(Box::new(sink))
+}
+
+/// A sink that applies a function and passes what it yields to the next sink.
+trait Linked: Sink<Self::In> + 'static {
+    type In: 'static;
+    type Out: 'static;
+    fn new(next: SinkBox<Self::Out>) -> Self;
+}
+
+fn link<S: Linked>(next: Box<dyn Any>) -> Option<Box<dyn Any>> {
+    let next = unerase::<S::Out>(next).ok()?;
+    let sink: SinkBox<S::In> = Box::new(S::new(next));
+    Some(Box::new(sink))
+}
+
+struct MapSink<F: MapFn> {
+    f: F,
+    next: SinkBox<Item<F::Output>>,
+}
+
+impl<F: MapFn> Linked for MapSink<F> {
+    type In = Item<F::Input>;
+    type Out = Item<F::Output>;
+    fn new(next: SinkBox<Self::Out>) -> Self {
+        MapSink { f: F::default(), next }
+    }
+}
+
+impl<F: MapFn> Sink<Item<F::Input>> for MapSink<F> {
+    #[inline]
+    fn put(&mut self, item: Item<F::Input>) -> Result<(), CallError> {
+        let out = {
+            let _current = CurrentFunction::enter(F::NAME);
+            self.f.apply(item).map_err(user_error::<F>)?
+        };
+        self.next.put(out)
+    }
+    fn finish(self: Box<Self>) -> BatchWriter {
+        self.next.finish()
+    }
+}
+
+struct FilterSink<F: FilterFn> {
+    f: F,
+    next: SinkBox<Item<F::Input>>,
+}
+
+impl<F: FilterFn> Linked for FilterSink<F> {
+    type In = Item<F::Input>;
+    type Out = Item<F::Input>;
+    fn new(next: SinkBox<Self::Out>) -> Self {
+        FilterSink { f: F::default(), next }
+    }
+}
+
+impl<F: FilterFn> Sink<Item<F::Input>> for FilterSink<F> {
+    #[inline]
+    fn put(&mut self, item: Item<F::Input>) -> Result<(), CallError> {
+        let keep = {
+            let _current = CurrentFunction::enter(F::NAME);
+            self.f.apply(&item).map_err(user_error::<F>)?
+        };
+        if keep { self.next.put(item) } else { Ok(()) }
+    }
+    fn finish(self: Box<Self>) -> BatchWriter {
+        self.next.finish()
+    }
+}
+
+struct FlatMapSink<F: FlatMapFn> {
+    f: F,
+    next: SinkBox<Item<F::Output>>,
+}
+
+impl<F: FlatMapFn> Linked for FlatMapSink<F> {
+    type In = Item<F::Input>;
+    type Out = Item<F::Output>;
+    fn new(next: SinkBox<Self::Out>) -> Self {
+        FlatMapSink { f: F::default(), next }
+    }
+}
+
+impl<F: FlatMapFn> Sink<Item<F::Input>> for FlatMapSink<F> {
+    #[inline]
+    fn put(&mut self, item: Item<F::Input>) -> Result<(), CallError> {
+        let _current = CurrentFunction::enter(F::NAME);
+        let next = &mut self.next;
+        let mut failed = None;
+        self.f
+            .apply(item, &mut |out| {
+                if failed.is_none()
+                    && let Err(e) = next.put(out)
+                {
+                    failed = Some(e);
+                }
+            })
+            .map_err(user_error::<F>)?;
+        failed.map_or(Ok(()), Err)
+    }
+    fn finish(self: Box<Self>) -> BatchWriter {
+        self.next.finish()
+    }
+}
+
+/// Read the records of `input` one at a time, undecoded, with their index.
+#[inline]
+fn each_raw<F: Transform>(
+    input: &[u8],
+    mut each: impl FnMut(usize, <F::Input as Layout>::Raw<'_>) -> Result<(), CallError>,
+) -> Result<(), CallError> {
+    for (index, raw) in F::Input::reader(input).enumerate() {
+        each(index, raw.map_err(|e| framing_error::<F>(index, e))?)?;
+    }
+    Ok(())
+}
+
+fn applied<F: Transform>(index: usize, e: ApplyError) -> CallError {
+    match e {
+        ApplyError::Decode(e) => decode_error::<F>(index, e),
+        ApplyError::User(e) => user_error::<F>(e),
+    }
+}
+
+fn feed_map<F: MapFn>(input: &[u8], sink: Box<dyn Any>) -> Result<BatchWriter, CallError> {
+    let mut sink = unerase::<Item<F::Output>>(sink)?;
+    let f = F::default();
+    each_raw::<F>(input, |index, raw| {
+        let out = {
+            let _current = CurrentFunction::enter(F::NAME);
+            f.apply_raw(raw).map_err(|e| applied::<F>(index, e))?
+        };
+        sink.put(out)
+    })?;
+    Ok(sink.finish())
+}
+
+fn feed_filter<F: FilterFn>(input: &[u8], sink: Box<dyn Any>) -> Result<BatchWriter, CallError> {
+    let mut sink = unerase::<Item<F::Input>>(sink)?;
+    let f = F::default();
+    each_raw::<F>(input, |index, raw| {
+        // The kept record goes on decoded, so decode it once, before asking.
+        let item = F::Input::decode(raw).map_err(|e| decode_error::<F>(index, e))?;
+        let keep = {
+            let _current = CurrentFunction::enter(F::NAME);
+            f.apply(&item).map_err(user_error::<F>)?
+        };
+        if keep { sink.put(item) } else { Ok(()) }
+    })?;
+    Ok(sink.finish())
+}
+
+fn feed_flat_map<F: FlatMapFn>(input: &[u8], sink: Box<dyn Any>) -> Result<BatchWriter, CallError> {
+    let mut sink = unerase::<Item<F::Output>>(sink)?;
+    let f = F::default();
+    each_raw::<F>(input, |index, raw| {
+        let _current = CurrentFunction::enter(F::NAME);
+        let mut failed = None;
+        f.apply_raw(raw, &mut |out| {
+            if failed.is_none()
+                && let Err(e) = sink.put(out)
+            {
+                failed = Some(e);
+            }
+        })
+        .map_err(|e| applied::<F>(index, e))?;
+        failed.map_or(Ok(()), Err)
+    })?;
+    Ok(sink.finish())
+}
