@@ -138,5 +138,5 @@ pub use committer::{OutputCommitter, SUCCESS_MARKER, TEMPORARY_DIR, part_name};
 pub use error::IoError;
 pub use lines::{DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, LineReader};
 pub use location::DataLocation;
-pub use splits::{TextSplit, plan_text_splits};
+pub use splits::{TextSplit, plan_text_splits, plan_text_splits_in_waves};
 pub use writer::{PartStats, TextPartWriter, UPLOAD_CHUNK_BYTES};

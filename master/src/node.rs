@@ -82,6 +82,7 @@ pub(crate) struct Shared {
     resolver: Arc<Resolver>,
     core: mpsc::Sender<core::Command>,
     board: crate::scheduler::ProgressBoard,
+    registry: Arc<Mutex<Registry>>,
 }
 
 impl Shared {
@@ -171,7 +172,7 @@ impl MasterNode {
         let master = MasterService::new(registry.clone(), &config.cluster_token, events_tx);
         let launcher = Arc::new(GrpcLauncher::new(credentials, Duration::from_secs(10)));
         let (core_tx, core_rx) = mpsc::channel(1024);
-        let scheduler = Scheduler::new(registry, launcher);
+        let scheduler = Scheduler::new(registry.clone(), launcher);
         let board = scheduler.board();
         tokio::spawn(core::run(scheduler, core_tx.clone(), core_rx));
         tokio::spawn(core::relay(events_rx, core_tx.clone()));
@@ -185,6 +186,7 @@ impl MasterNode {
             resolver,
             core: core_tx,
             board,
+            registry,
         };
         let (stop, mut stopped) = watch::channel(false);
         let router = tonic::transport::Server::builder()

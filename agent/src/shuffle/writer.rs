@@ -11,10 +11,16 @@
 //! ([`WriterConfig::chunk_bytes`]).
 //!
 //! Atomicity: the data and index are written to temporary files in the output
-//! directory, synced, then renamed into place: first any old index is removed,
-//! then the data file is renamed, the index last. A reader trusts a map output
-//! only through its index, whose last offset must equal the data file's length,
-//! so a crash at any point leaves either no index or a complete pair.
+//! directory, then renamed into place: first any old index is removed, then
+//! the data file is renamed, the index last. A reader trusts a map output only
+//! through its index, whose last offset must equal the data file's length, so
+//! a crash of the agent at any point leaves either no index or a complete pair.
+//!
+//! The files are not synced: map output is recomputable, not durable data
+//! (Spark does not sync it either). A lost machine is a lost agent, whose map
+//! outputs the master recomputes from lineage; a block that a power cut left
+//! torn fails its crc32c and the reader reports a fetch failure, which also
+//! leads to recomputation.
 
 use super::block::{BlockEncoder, Checksummed, Compression};
 use super::buffer::SortBuffer;
@@ -253,12 +259,10 @@ impl ShuffleWriter {
             .into_inner()
             .into_inner()
             .map_err(|e| ShuffleError::Io { path: tmp_path.clone(), source: e.into_error() })?;
-        data_tmp.as_file().sync_all().map_err(ShuffleError::io(&tmp_path))?;
 
         let index = IndexFile::new(self.config.compression, offsets, checksums);
         let mut index_tmp = temp_in(&self.dir, ".index")?;
         index_tmp.write_all(&index.encode()).map_err(ShuffleError::io(index_tmp.path()))?;
-        index_tmp.as_file().sync_all().map_err(ShuffleError::io(index_tmp.path()))?;
 
         let data_path = self.dir.join(data_file_name(self.shuffle, self.map));
         let index_path = self.dir.join(index_file_name(self.shuffle, self.map));

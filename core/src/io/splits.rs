@@ -55,11 +55,26 @@ impl TextSplit {
 ///   directories, a prefix counts as existing when any object (hidden ones included,
 ///   such as a lone `_SUCCESS`) lies below it.
 /// - `max_split_bytes` 0 is [`IoError::InvalidSplitPlan`].
-#[tracing::instrument(name = "weft.core.io.plan_splits", skip_all, fields(uri = %location))]
 pub async fn plan_text_splits(
     location: &DataLocation,
     min_partitions: usize,
     max_split_bytes: u64,
+) -> Result<Vec<TextSplit>, IoError> {
+    plan_text_splits_in_waves(location, min_partitions, max_split_bytes, 1).await
+}
+
+/// [`plan_text_splits`] for a cluster that runs `slots` tasks at once: when
+/// the input takes more than one split, the split size shrinks (never grows)
+/// so that a single file is cut into a multiple of `slots` pieces. The last
+/// wave of tasks then fills every slot instead of leaving cores idle while one
+/// straggling split finishes. With several files the count is near, not
+/// always exactly, a multiple. `slots` 0 or 1 changes nothing.
+#[tracing::instrument(name = "weft.core.io.plan_splits", skip_all, fields(uri = %location))]
+pub async fn plan_text_splits_in_waves(
+    location: &DataLocation,
+    min_partitions: usize,
+    max_split_bytes: u64,
+    slots: usize,
 ) -> Result<Vec<TextSplit>, IoError> {
     if max_split_bytes == 0 {
         return Err(IoError::InvalidSplitPlan {
@@ -73,7 +88,12 @@ pub async fn plan_text_splits(
         Ok(0) | Err(_) => max_split_bytes,
         Ok(min) => (total / min).max(1),
     };
-    let split_size = goal.min(max_split_bytes);
+    let mut split_size = goal.min(max_split_bytes);
+    let slots = u64::try_from(slots).unwrap_or(1).max(1);
+    let count = total.div_ceil(split_size);
+    if slots > 1 && count > 1 && count % slots != 0 {
+        split_size = total.div_ceil(count.next_multiple_of(slots)).max(1);
+    }
     let mut splits = Vec::new();
     for meta in objects {
         let file_len = meta.size;
@@ -199,6 +219,21 @@ mod tests {
         assert_eq!(plan_text_splits(&hidden, 4, 10).await.unwrap(), []);
     }
 
+    #[tokio::test]
+    async fn a_big_file_is_cut_into_full_waves() {
+        let one = store_with(&[("in/f", 1700)]).await;
+        // 100-byte splits would be 17: one task alone in the last of 9 waves on 2 slots.
+        assert_eq!(plan_text_splits(&one, 1, 100).await.unwrap().len(), 17);
+        let splits = plan_text_splits_in_waves(&one, 1, 100, 2).await.unwrap();
+        assert_eq!(splits.len(), 18);
+        assert!(splits.iter().all(|s| s.len() <= 100), "splits only shrink");
+        assert_eq!(plan_text_splits_in_waves(&one, 1, 100, 4).await.unwrap().len(), 20);
+        assert_eq!(plan_text_splits_in_waves(&one, 17, 1000, 17).await.unwrap().len(), 17, "already full");
+        // An input of one split stays one split.
+        let small = store_with(&[("in/f", 50)]).await;
+        assert_eq!(plan_text_splits_in_waves(&small, 1, 100, 4).await.unwrap().len(), 1);
+    }
+
     #[test]
     fn serde_round_trips_odd_names() {
         let split = TextSplit { path: Path::from_iter(["dir", "a%b c#d"]), start: 1, end: 9, file_len: 20 };
@@ -215,12 +250,13 @@ mod tests {
             sizes in proptest::collection::vec(0usize..300, 1..6),
             min_partitions in 0usize..40,
             max_split in 1u64..200,
+            slots in 0usize..5,
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             let names: Vec<String> = (0..sizes.len()).map(|i| format!("in/f{i}")).collect();
             let files: Vec<(&str, usize)> = names.iter().map(String::as_str).zip(sizes.iter().copied()).collect();
             let splits = runtime.block_on(async {
-                plan_text_splits(&store_with(&files).await, min_partitions, max_split).await.unwrap()
+                plan_text_splits_in_waves(&store_with(&files).await, min_partitions, max_split, slots).await.unwrap()
             });
             let total: u64 = sizes.iter().map(|&s| s as u64).sum();
             prop_assert!(splits.len() as u64 >= (min_partitions as u64).min(total));

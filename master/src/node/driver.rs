@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 use weft_core::codec::batch::{BatchWriter, entries};
 use weft_core::ids::DatasetId;
-use weft_core::io::{DataLocation, OutputCommitter, plan_text_splits};
+use weft_core::io::{DataLocation, OutputCommitter, plan_text_splits_in_waves};
 use weft_core::plan::{Node, ShuffleKind, Step};
 use weft_core::proto::auth;
 use weft_core::proto::v1::driver_server::Driver;
@@ -113,13 +113,21 @@ impl Driver for Shared {
         auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
         let req = request.into_inner();
         let action = req.action.ok_or_else(|| bad("an action is required"))?;
-        let (plan, broadcasts, limits, component, attempt_base) = {
+        let (plan, broadcasts, limits, component, attempt_base, planned) = {
             let mut jobs = self.lock_jobs();
             let job = jobs
                 .get_mut(&req.job_id)
                 .ok_or_else(|| Status::not_found(format!("no job `{}`", req.job_id)))?;
             job.actions += 1;
-            (job.plan.clone(), job.broadcasts.clone(), job.limits.clone(), job.component, job.actions)
+            let planned = job.splits.clone();
+            (
+                job.plan.clone(),
+                job.broadcasts.clone(),
+                job.limits.clone(),
+                job.component,
+                job.actions,
+                planned,
+            )
         };
         let target = DatasetId(req.dataset);
         let keyed = plan.get(target).map_err(bad)?.keyed;
@@ -129,17 +137,33 @@ impl Driver for Shared {
             )));
         }
 
-        // Split the text inputs this action reads (not every input of the plan).
+        // Split the text inputs this action reads (not every input of the
+        // plan), once per job: later actions read the same splits. Splits are
+        // rounded to whole waves of the cluster's task slots.
+        let slots = {
+            let registry = self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            registry.capacity().slots as usize
+        };
         let mut text = BTreeMap::new();
         let mut splits_per = BTreeMap::new();
         for ds in plan.lineage(target).map_err(bad)? {
             if let Ok(d) = plan.get(ds)
                 && let Node::TextFile { uri, min_partitions } = &d.node
             {
-                let loc = DataLocation::parse(uri, &self.config.s3).map_err(bad)?;
-                let splits = plan_text_splits(&loc, *min_partitions as usize, MAX_SPLIT_BYTES)
-                    .await
-                    .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                let splits = match planned.get(&ds) {
+                    Some(splits) => splits.clone(),
+                    None => {
+                        let loc = DataLocation::parse(uri, &self.config.s3).map_err(bad)?;
+                        let splits =
+                            plan_text_splits_in_waves(&loc, *min_partitions as usize, MAX_SPLIT_BYTES, slots)
+                                .await
+                                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                        if let Some(job) = self.lock_jobs().get_mut(&req.job_id) {
+                            job.splits.insert(ds, splits.clone());
+                        }
+                        splits
+                    }
+                };
                 splits_per.insert(ds, splits.len() as u32);
                 text.insert(ds, (uri.clone(), splits));
             }

@@ -48,6 +48,10 @@ pub struct JobRecord {
     pub limits: TaskLimits,
     /// Actions run so far.
     pub actions: u32,
+    /// The splits of each text dataset, planned by the first action that read
+    /// it: later actions read the same partitions, so their map outputs can be
+    /// reused (and the input is listed once).
+    pub splits: BTreeMap<weft_core::ids::DatasetId, Vec<weft_core::io::TextSplit>>,
 }
 
 /// All jobs, by id.
@@ -75,6 +79,7 @@ impl JobTable {
             broadcasts: Vec::new(),
             limits,
             actions: 0,
+            splits: BTreeMap::new(),
         };
         self.jobs.insert(id.clone(), record);
         id

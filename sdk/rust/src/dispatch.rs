@@ -95,6 +95,9 @@ pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
             Some(&(OpKind::Combine, reg)) if !fused.is_empty() => reg.combine,
             _ => None,
         };
+        // Fused steps mark which of them runs record by record; put back
+        // whatever ran before when the pipeline is done.
+        let _current = CurrentFunction::enter(step.name);
         if let Some(combine) = combine
             && let Some(out) = fuse::run_combined(&fused, combine, &batch)
         {
@@ -112,7 +115,6 @@ pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
             _ => step.apply,
         };
         let mut out = BatchWriter::with_capacity(capacity);
-        let _current = CurrentFunction::enter(step.name);
         apply(&batch, &mut out)?;
         batch = out.finish();
         rest = &rest[1..];
@@ -157,6 +159,14 @@ impl CurrentFunction {
     pub(crate) fn enter(name: &'static str) -> Self {
         CurrentFunction(CURRENT.with(|c| c.replace(Some(name))))
     }
+}
+
+/// Mark `name` as running, without restoring what ran before: the per-record
+/// form for fused pipelines, which set it before every call into user code
+/// (one write, where a guard costs a read and two writes).
+#[inline]
+pub(crate) fn running(name: &'static str) {
+    CURRENT.with(|c| c.set(Some(name)));
 }
 
 impl Drop for CurrentFunction {

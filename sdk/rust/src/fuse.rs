@@ -23,7 +23,7 @@
 //! holding that box, and each link downcasts it back to the one type its
 //! function produces. The downcasts happen once per batch, not per record.
 
-use crate::dispatch::{CallError, CurrentFunction, decode_error, framing_error, user_error};
+use crate::dispatch::{CallError, decode_error, framing_error, running, user_error};
 use crate::function::{ApplyError, FilterFn, FlatMapFn, Item, MapFn, ReduceFn, Transform};
 use crate::layout::Layout;
 use crate::record::Record;
@@ -98,7 +98,7 @@ where
     F::Value: 'static,
 {
     let fold: Reducer<F::Value> = |a, b| {
-        let _current = CurrentFunction::enter(F::NAME);
+        running(F::NAME);
         F::default().apply(a, b).map_err(user_error::<F>)
     };
     Box::new(fold)
@@ -120,10 +120,7 @@ impl Fuse {
         Self::of::<F::Input, F::Output>(link::<FlatMapSink<F>>, feed_flat_map::<F>)
     }
 
-    const fn of<I: Layout, O: Layout>(
-        link: WrapFn,
-        feed: FeedFn,
-    ) -> Self {
+    const fn of<I: Layout, O: Layout>(link: WrapFn, feed: FeedFn) -> Self {
         Fuse {
             input: TypeId::of::<I::Item>,
             output: TypeId::of::<O::Item>,
@@ -202,8 +199,8 @@ fn terminal<L: Layout>(out: BatchWriter) -> Box<dyn Any> {
 struct Combining<K, V> {
     reduce: Reducer<V>,
     key: Vec<u8>,
-    slots: HashMap<Box<[u8]>, usize, FxBuildHasher>,
-    values: Vec<Option<V>>,
+    /// Each key's fold so far, and when the key first came (the output order).
+    folds: HashMap<Box<[u8]>, (usize, Option<V>), FxBuildHasher>,
     _key: std::marker::PhantomData<fn(K)>,
 }
 
@@ -212,26 +209,26 @@ impl<K: Key, V: Record> Sink<(K, V)> for Combining<K, V> {
     fn put(&mut self, (k, v): (K, V)) -> Result<(), CallError> {
         self.key.clear();
         k.encode_key(&mut self.key, true);
-        match self.slots.get(self.key.as_slice()) {
-            Some(&i) => {
-                let acc = self.values[i].take().ok_or_else(|| broken("a combine slot without a value"))?;
-                self.values[i] = Some((self.reduce)(acc, v)?);
+        drop(k);
+        match self.folds.get_mut(self.key.as_slice()) {
+            Some((_, slot)) => {
+                let acc = slot.take().ok_or_else(|| broken("a combine slot without a value"))?;
+                *slot = Some((self.reduce)(acc, v)?);
             }
             None => {
-                self.slots.insert(self.key.as_slice().into(), self.values.len());
-                self.values.push(Some(v));
+                let order = self.folds.len();
+                self.folds.insert(self.key.as_slice().into(), (order, Some(v)));
             }
         }
         Ok(())
     }
 
     fn finish(self: Box<Self>) -> BatchWriter {
-        let Combining { slots, mut values, .. } = *self;
-        let mut keys: Vec<(usize, Box<[u8]>)> = slots.into_iter().map(|(k, i)| (i, k)).collect();
-        keys.sort_unstable_by_key(|(i, _)| *i);
+        let mut folds: Vec<_> = self.folds.into_iter().collect();
+        folds.sort_unstable_by_key(|(_, (order, _))| *order);
         let mut out = BatchWriter::new();
-        for (i, key) in keys {
-            if let Some(v) = values[i].take() {
+        for (key, (_, v)) in folds {
+            if let Some(v) = v {
                 out.push(&key);
                 out.push_with(|o| v.encode(o));
             }
@@ -248,8 +245,7 @@ pub(crate) fn combining<K: Key + 'static, V: Record + 'static>(
     let sink: SinkBox<(K, V)> = Box::new(Combining::<K, V> {
         reduce,
         key: Vec::new(),
-        slots: HashMap::default(),
-        values: Vec::new(),
+        folds: HashMap::default(),
         _key: std::marker::PhantomData,
     });
     Some(Box::new(sink))
@@ -284,10 +280,8 @@ impl<F: MapFn> Linked for MapSink<F> {
 impl<F: MapFn> Sink<Item<F::Input>> for MapSink<F> {
     #[inline]
     fn put(&mut self, item: Item<F::Input>) -> Result<(), CallError> {
-        let out = {
-            let _current = CurrentFunction::enter(F::NAME);
-            self.f.apply(item).map_err(user_error::<F>)?
-        };
+        running(F::NAME);
+        let out = self.f.apply(item).map_err(user_error::<F>)?;
         self.next.put(out)
     }
     fn finish(self: Box<Self>) -> BatchWriter {
@@ -311,10 +305,8 @@ impl<F: FilterFn> Linked for FilterSink<F> {
 impl<F: FilterFn> Sink<Item<F::Input>> for FilterSink<F> {
     #[inline]
     fn put(&mut self, item: Item<F::Input>) -> Result<(), CallError> {
-        let keep = {
-            let _current = CurrentFunction::enter(F::NAME);
-            self.f.apply(&item).map_err(user_error::<F>)?
-        };
+        running(F::NAME);
+        let keep = self.f.apply(&item).map_err(user_error::<F>)?;
         if keep { self.next.put(item) } else { Ok(()) }
     }
     fn finish(self: Box<Self>) -> BatchWriter {
@@ -338,7 +330,7 @@ impl<F: FlatMapFn> Linked for FlatMapSink<F> {
 impl<F: FlatMapFn> Sink<Item<F::Input>> for FlatMapSink<F> {
     #[inline]
     fn put(&mut self, item: Item<F::Input>) -> Result<(), CallError> {
-        let _current = CurrentFunction::enter(F::NAME);
+        running(F::NAME);
         let next = &mut self.next;
         let mut failed = None;
         self.f
@@ -348,6 +340,8 @@ impl<F: FlatMapFn> Sink<Item<F::Input>> for FlatMapSink<F> {
                 {
                     failed = Some(e);
                 }
+                // Back in this function's code.
+                running(F::NAME);
             })
             .map_err(user_error::<F>)?;
         failed.map_or(Ok(()), Err)
@@ -380,10 +374,8 @@ fn feed_map<F: MapFn>(input: &[u8], sink: Box<dyn Any>) -> Result<BatchWriter, C
     let mut sink = unerase::<Item<F::Output>>(sink)?;
     let f = F::default();
     each_raw::<F>(input, |index, raw| {
-        let out = {
-            let _current = CurrentFunction::enter(F::NAME);
-            f.apply_raw(raw).map_err(|e| applied::<F>(index, e))?
-        };
+        running(F::NAME);
+        let out = f.apply_raw(raw).map_err(|e| applied::<F>(index, e))?;
         sink.put(out)
     })?;
     Ok(sink.finish())
@@ -395,10 +387,8 @@ fn feed_filter<F: FilterFn>(input: &[u8], sink: Box<dyn Any>) -> Result<BatchWri
     each_raw::<F>(input, |index, raw| {
         // The kept record goes on decoded, so decode it once, before asking.
         let item = F::Input::decode(raw).map_err(|e| decode_error::<F>(index, e))?;
-        let keep = {
-            let _current = CurrentFunction::enter(F::NAME);
-            f.apply(&item).map_err(user_error::<F>)?
-        };
+        running(F::NAME);
+        let keep = f.apply(&item).map_err(user_error::<F>)?;
         if keep { sink.put(item) } else { Ok(()) }
     })?;
     Ok(sink.finish())
@@ -408,7 +398,7 @@ fn feed_flat_map<F: FlatMapFn>(input: &[u8], sink: Box<dyn Any>) -> Result<Batch
     let mut sink = unerase::<Item<F::Output>>(sink)?;
     let f = F::default();
     each_raw::<F>(input, |index, raw| {
-        let _current = CurrentFunction::enter(F::NAME);
+        running(F::NAME);
         let mut failed = None;
         f.apply_raw(raw, &mut |out| {
             if failed.is_none()
@@ -416,6 +406,7 @@ fn feed_flat_map<F: FlatMapFn>(input: &[u8], sink: Box<dyn Any>) -> Result<Batch
             {
                 failed = Some(e);
             }
+            running(F::NAME);
         })
         .map_err(|e| applied::<F>(index, e))?;
         failed.map_or(Ok(()), Err)
