@@ -51,10 +51,11 @@
 //! `SumI64` runs natively inside the shuffle writer, folding pairs in a hash
 //! table as they arrive. A guest combine ([`MapCombine::Guest`]) runs inside
 //! the guest instead, as the last step of the chain (WIT `combine`): the SDK
-//! folds the pairs the chain yields into a table keyed by key bytes, so each
-//! output batch holds one pair per key and the pairs it folded never cross
-//! the sandbox boundary. Pairs of a key from different batches are folded on
-//! the reduce side, which a `reduce_by_key` stage does anyway.
+//! folds the pairs the chain yields into a table keyed by key bytes and keeps
+//! it across batches, handing it back when it grows past a bound and once
+//! more at the end (`flush-chain`, called after the last batch). So a map
+//! task writes about one pair per key, and the pairs it folded never cross
+//! the sandbox boundary.
 //!
 //! # Failures
 //!

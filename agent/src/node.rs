@@ -268,10 +268,12 @@ async fn serve(
     let agent = service::AgentService::new(Arc::clone(&shared)).into_server();
     drop(shared);
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(agent)
         .add_service(blocks)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stopped)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stopped,
+        )
         .await
 }
 

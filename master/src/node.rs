@@ -195,7 +195,9 @@ impl MasterNode {
             .add_service(JobsServer::new(shared.clone()))
             .add_service(DriverServer::new(shared));
         let server = tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            // Nagle's algorithm on accepted sockets holds small replies back
+            // for the peer's delayed ACK: ~40 ms per RPC on loopback.
+            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };

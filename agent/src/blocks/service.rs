@@ -135,9 +135,11 @@ pub async fn serve_blocks(
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, work_dir = %store.work_dir().display(), "weft.agent.blocks.serve");
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(BlockService::new(store).into_server())
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
 }
 

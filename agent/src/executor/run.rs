@@ -15,7 +15,7 @@
 //! stalled fetch or a slow store cannot keep an attempt alive past its budget.
 
 use super::input::Msg;
-use crate::sandbox::{Chain, Prepared, Sandbox, TaskContext, TaskInstance, TaskReport};
+use crate::sandbox::{Chain, OpKind, Prepared, Sandbox, TaskContext, TaskInstance, TaskReport};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,7 +61,7 @@ async fn drive(
     loop {
         let msg = match tokio::time::timeout_at(deadline, input.recv()).await {
             Err(_) => return None,
-            Ok(None) => return Some(EndReason::Finished),
+            Ok(None) => return flush(instance, chain, &output, deadline).await,
             Ok(Some(msg)) => msg,
         };
         let batch = match msg {
@@ -84,6 +84,27 @@ async fn drive(
             Ok(Ok(())) => {}
         }
     }
+}
+
+/// After the last batch: a chain ending in a guest `combine` hands back the
+/// pairs it still holds (the SDK folds across calls).
+async fn flush(
+    instance: &mut TaskInstance,
+    chain: &Chain,
+    output: &Sender<Vec<u8>>,
+    deadline: tokio::time::Instant,
+) -> Option<EndReason> {
+    if chain.ops.last().is_none_or(|op| op.kind != OpKind::Combine) {
+        return Some(EndReason::Finished);
+    }
+    let out = match instance.flush_chain(chain).await {
+        Ok(out) => out,
+        Err(end) => return Some(end),
+    };
+    if !out.is_empty() && tokio::time::timeout_at(deadline, output.send(out)).await.is_err() {
+        return None;
+    }
+    Some(EndReason::Finished)
 }
 
 /// An empty chain: no instance at all, batches go

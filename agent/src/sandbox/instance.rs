@@ -17,6 +17,10 @@ use weft_core::metering::{EndReason, TaskMetering, TrapKind};
 /// Fuel between two saves of the fuel count (about a millisecond of guest code).
 const FUEL_YIELD_INTERVAL: u64 = 2_000_000;
 
+/// What a dispatcher call gives back, within the deadline or not.
+type ChainCall =
+    Result<wasmtime::Result<Result<Vec<u8>, super::bindings::types::CallError>>, tokio::time::error::Elapsed>;
+
 /// What a task needs besides its component.
 #[derive(Default)]
 pub struct TaskContext {
@@ -184,6 +188,31 @@ impl TaskInstance {
         let ops: Vec<Op> = chain.ops.clone();
         let call = self.job.weft_grid_dispatcher().call_run_chain(&mut self.store, &ops, input);
         let result = tokio::time::timeout_at(self.deadline.into(), call).await;
+        let out = self.check_output(chain, result)?;
+        self.metering.records_in += records_in;
+        self.metering.bytes_in += input.len() as u64;
+        Ok(out)
+    }
+
+    /// What a chain ending in `combine` still holds after its last batch
+    /// (the guest may keep folded pairs between [`run_chain`](Self::run_chain)
+    /// calls). Metered like a chain call with no input.
+    ///
+    /// # Errors
+    /// As [`run_chain`](Self::run_chain).
+    pub async fn flush_chain(&mut self, chain: &Chain) -> Result<Vec<u8>, EndReason> {
+        if let Some(end) = &self.ended {
+            return Err(end.clone());
+        }
+        let ops: Vec<Op> = chain.ops.clone();
+        let call = self.job.weft_grid_dispatcher().call_flush_chain(&mut self.store, &ops);
+        let result = tokio::time::timeout_at(self.deadline.into(), call).await;
+        self.check_output(chain, result)
+    }
+
+    /// How a chain call ended: its batch, bounded and counted, or the end of
+    /// the attempt.
+    fn check_output(&mut self, chain: &Chain, result: ChainCall) -> Result<Vec<u8>, EndReason> {
         self.metering.calls += 1;
         let out = match result {
             Err(_) => return Err(self.end(EndReason::Deadline { limit: self.limits.deadline })),
@@ -201,8 +230,6 @@ impl TaskInstance {
         let records_out = records(&out, chain.output_keyed).map_err(|e| {
             self.end(EndReason::GuestError { message: format!("the guest returned a malformed batch: {e}") })
         })?;
-        self.metering.records_in += records_in;
-        self.metering.bytes_in += input.len() as u64;
         self.metering.records_out += records_out;
         self.metering.bytes_out += out.len() as u64;
         Ok(out)

@@ -226,7 +226,9 @@ async fn word_count_with_guest_combine_and_guest_reduce() {
     let words: usize = fx.text.split_whitespace().count();
     let written: u64 = maps.iter().map(|m| m.records_written).sum();
     assert!(written < words as u64 / 2, "the guest combine folds pairs map-side: {written} of {words}");
-    assert!(maps.iter().any(|m| m.spill_bytes > 0), "the small sort budget spills");
+    // The guest keeps its folds across batches: one pair per word and map task.
+    let distinct = native_counts(&fx.text).len() as u64;
+    assert!(written <= distinct * maps.len() as u64, "{written} pairs for {distinct} words");
     reduce_and_compare(&fx, &exec, &maps, Aggregate::Merge, vec![step(StepKind::Reduce, "add")]).await;
 }
 

@@ -29,15 +29,28 @@ impl dispatcher::Guest for Component {
 
     fn run_chain(chain: Vec<types::Op>, input: Vec<u8>) -> Result<Vec<u8>, types::CallError> {
         crate::panic::install_hook();
-        let chain: Vec<Op> =
-            chain.into_iter().map(|op| Op { kind: op_kind(op.kind), function: op.function }).collect();
-        let result = dispatch::run_chain(&chain, input);
+        let result = dispatch::run_chain(&ops(chain), input);
         crate::task::flush_accumulators();
-        result.map_err(|e| match e {
-            CallError::UnknownFunction(m) => types::CallError::UnknownFunction(m),
-            CallError::Decode(m) => types::CallError::Decode(m),
-            CallError::User(m) => types::CallError::User(m),
-        })
+        result.map_err(call_error)
+    }
+
+    fn flush_chain(chain: Vec<types::Op>) -> Result<Vec<u8>, types::CallError> {
+        crate::panic::install_hook();
+        let result = dispatch::flush_chain(&ops(chain));
+        crate::task::flush_accumulators();
+        result.map_err(call_error)
+    }
+}
+
+fn ops(chain: Vec<types::Op>) -> Vec<Op> {
+    chain.into_iter().map(|op| Op { kind: op_kind(op.kind), function: op.function }).collect()
+}
+
+fn call_error(e: CallError) -> types::CallError {
+    match e {
+        CallError::UnknownFunction(m) => types::CallError::UnknownFunction(m),
+        CallError::Decode(m) => types::CallError::Decode(m),
+        CallError::User(m) => types::CallError::User(m),
     }
 }
 

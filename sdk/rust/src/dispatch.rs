@@ -20,12 +20,12 @@
 use crate::function::{
     ApplyError, FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform,
 };
-use crate::fuse::{self, Fuse};
+use crate::fuse::{self, Fuse, Pipeline};
 use crate::layout::Layout;
 use crate::record::{Record, RecordError};
 use crate::registry::{self, Entry};
 use rustc_hash::FxBuildHasher;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use weft_codec::batch::{self, BatchWriter};
 
@@ -74,21 +74,21 @@ pub fn functions() -> Vec<String> {
 ///
 /// Consecutive map, filter and flat-map steps whose record types line up run
 /// fused, record by record ([`crate::fuse`]); the others run a batch at a time.
+///
+/// A chain that is one such pipeline followed by a `combine` keeps folding
+/// across calls: it returns nothing until it holds about
+/// [`HELD_COMBINE_BYTES`], then everything it holds; [`flush_chain`] returns
+/// the rest after the last batch.
 pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
     let steps = chain.iter().map(|op| Ok((op.kind, resolve(op)?))).collect::<Result<Vec<_>, _>>()?;
+    if let Some(held) = run_held(chain, &steps, &input) {
+        return held;
+    }
     let mut batch = input;
     let mut rest = steps.as_slice();
     while let Some(&(kind, step)) = rest.first() {
         let capacity = batch.len() + batch.len() / 4;
-        let fused: Vec<Fuse> = match step.fuse {
-            Some(first) if kind != OpKind::Combine => std::iter::once(first)
-                .chain(rest.windows(2).map_while(|w| match (w[0].1.fuse, w[1].1.fuse, w[1].0) {
-                    (Some(a), Some(b), next) if next != OpKind::Combine && a.feeds(&b) => Some(b),
-                    _ => None,
-                }))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let fused = pipeline_at(rest);
         // A combine right behind a pipeline folds its pairs as they come:
         // they are never encoded one by one.
         let combine = match rest.get(fused.len()) {
@@ -99,9 +99,11 @@ pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
         // whatever ran before when the pipeline is done.
         let _current = CurrentFunction::enter(step.name);
         if let Some(combine) = combine
-            && let Some(out) = fuse::run_combined(&fused, combine, &batch)
+            && let Some(pipeline) = fuse::combining(&fused, combine)
         {
-            batch = out?;
+            let mut pipeline = pipeline?;
+            pipeline.feed(&batch)?;
+            batch = pipeline.finish()?;
             rest = &rest[fused.len() + 1..];
             continue;
         }
@@ -120,6 +122,77 @@ pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
         rest = &rest[1..];
     }
     Ok(batch)
+}
+
+/// About how many bytes of folded pairs a `combine` chain holds between calls
+/// before [`run_chain`] hands them back.
+pub const HELD_COMBINE_BYTES: usize = 8 << 20;
+
+thread_local! {
+    /// The folds of `combine` chains, kept between calls, by chain.
+    static HELD: RefCell<Vec<(Vec<Op>, Pipeline)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The fusable steps at the head of `steps` (empty when the first cannot fuse).
+fn pipeline_at(steps: &[(OpKind, &'static registry::Registration)]) -> Vec<Fuse> {
+    match steps.first() {
+        Some(&(kind, reg)) if kind != OpKind::Combine && reg.fuse.is_some() => steps
+            .iter()
+            .map_while(|(kind, reg)| reg.fuse.filter(|_| *kind != OpKind::Combine))
+            .collect::<Vec<_>>()
+            .windows(2)
+            .take_while(|w| w[0].feeds(&w[1]))
+            .fold(reg.fuse.into_iter().collect(), |mut run, w| {
+                run.push(w[1]);
+                run
+            }),
+        _ => Vec::new(),
+    }
+}
+
+/// Run a chain that is one pipeline and a `combine`, keeping its folds;
+/// `None` for any other chain.
+fn run_held(
+    chain: &[Op],
+    steps: &[(OpKind, &'static registry::Registration)],
+    input: &[u8],
+) -> Option<Result<Vec<u8>, CallError>> {
+    let (&(OpKind::Combine, reduce), head) = steps.split_last()? else { return None };
+    let fused = pipeline_at(head);
+    if fused.is_empty() || fused.len() != head.len() {
+        return None;
+    }
+    let held = HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        h.iter().position(|(ops, _)| ops == chain).map(|i| h.swap_remove(i).1)
+    });
+    let mut pipeline = match held {
+        Some(p) => p,
+        None => match fuse::combining(&fused, reduce.combine?)? {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        },
+    };
+    let _current = CurrentFunction::enter(head[0].1.name);
+    // On an error the folds are dropped: the attempt fails anyway.
+    if let Err(e) = pipeline.feed(input) {
+        return Some(Err(e));
+    }
+    if pipeline.held() >= HELD_COMBINE_BYTES {
+        return Some(pipeline.finish());
+    }
+    HELD.with(|h| h.borrow_mut().push((chain.to_vec(), pipeline)));
+    Some(Ok(Vec::new()))
+}
+
+/// What a `combine` chain still holds (see [`run_chain`]); empty for any
+/// other chain, or when it holds nothing.
+pub fn flush_chain(chain: &[Op]) -> Result<Vec<u8>, CallError> {
+    let held = HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        h.iter().position(|(ops, _)| ops == chain).map(|i| h.swap_remove(i).1)
+    });
+    held.map_or(Ok(Vec::new()), Pipeline::finish)
 }
 
 fn resolve(op: &Op) -> Result<&'static registry::Registration, CallError> {

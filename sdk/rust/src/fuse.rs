@@ -17,7 +17,8 @@
 //! A **combine** right behind a pipeline (reduce_by_key's map-side combine)
 //! becomes its last sink: the pairs the last function yields are folded into
 //! a hash table keyed by their key bytes, and only one pair per key is ever
-//! encoded ([`run_combined`]).
+//! encoded ([`combining`]). Such a pipeline can outlive the call: see
+//! [`run_chain`](crate::dispatch::run_chain) and `flush-chain`.
 //!
 //! A sink is a `Box<dyn Sink<T>>`; erased, it travels as a `Box<dyn Any>`
 //! holding that box, and each link downcasts it back to the one type its
@@ -40,6 +41,8 @@ pub(crate) trait Sink<T> {
     fn put(&mut self, item: T) -> Result<(), CallError>;
     /// The batch the pipeline's last step encoded into.
     fn finish(self: Box<Self>) -> BatchWriter;
+    /// About how many bytes the pipeline holds (what `finish` would return).
+    fn held(&self) -> usize;
 }
 
 type SinkBox<T> = Box<dyn Sink<T>>;
@@ -49,7 +52,7 @@ type Erased = Box<dyn Any>;
 /// Builds a sink in front of another, or from an erased reducer; `None` when the types differ.
 type WrapFn = fn(Erased) -> Option<Erased>;
 /// Feeds a batch through a function into an erased sink.
-type FeedFn = fn(&[u8], Erased) -> Result<BatchWriter, CallError>;
+type FeedFn = fn(&[u8], &mut Erased) -> Result<(), CallError>;
 
 /// The type-erased parts of a per-record function that fusing needs.
 #[derive(Debug, Clone, Copy)]
@@ -64,8 +67,12 @@ pub(crate) struct Fuse {
     /// outputs to `next`, a sink of its output type.
     link: WrapFn,
     /// Decode `input`, apply the function to each record and pass its outputs
-    /// to the sink (of its output type); the sink's batch at the end.
+    /// to the sink (of its output type).
     feed: FeedFn,
+    /// Finish a sink of the function's output type.
+    finish: fn(Erased) -> Result<BatchWriter, CallError>,
+    /// What a sink of the function's output type holds.
+    held: fn(&Erased) -> usize,
     /// A sink of the function's output type that folds pairs with a
     /// [`Reducer`] (erased); `None` unless the output is pairs of its value type.
     combining: WrapFn,
@@ -127,6 +134,8 @@ impl Fuse {
             terminal: terminal::<O>,
             link,
             feed,
+            finish: finish::<O::Item>,
+            held: held::<O::Item>,
             combining: O::combining,
         }
     }
@@ -137,32 +146,70 @@ impl Fuse {
     }
 }
 
-/// Run `steps` (at least one, each feeding the next, see [`Fuse::feeds`]) over
-/// `input` as one pipeline, encoding only the last step's outputs.
-pub(crate) fn run(steps: &[Fuse], input: &[u8], capacity: usize) -> Result<Vec<u8>, CallError> {
-    let last = steps.last().ok_or_else(|| broken("an empty pipeline"))?;
-    drive(steps, (last.terminal)(BatchWriter::with_capacity(capacity)), input)
+/// Fused steps in front of their last sink, ready for batches.
+pub(crate) struct Pipeline {
+    first: Fuse,
+    sink: Erased,
 }
 
-/// Run `steps` as [`run`] does, folding the last step's pairs with `combine`
-/// as they come; `None` when the last step does not yield pairs of the
-/// reduce function's value type.
-pub(crate) fn run_combined(
-    steps: &[Fuse],
-    combine: Combine,
-    input: &[u8],
-) -> Option<Result<Vec<u8>, CallError>> {
-    let sink = (steps.last()?.combining)((combine.reducer)())?;
-    Some(drive(steps, sink, input))
-}
-
-/// Link `steps` in front of `sink` (a sink of the last step's output type) and feed them `input`.
-fn drive(steps: &[Fuse], mut sink: Box<dyn Any>, input: &[u8]) -> Result<Vec<u8>, CallError> {
-    let (first, rest) = steps.split_first().ok_or_else(|| broken("an empty pipeline"))?;
-    for step in rest.iter().rev() {
-        sink = (step.link)(sink).ok_or_else(|| broken("steps whose types do not line up"))?;
+impl Pipeline {
+    /// Link `steps` (at least one, each feeding the next, see [`Fuse::feeds`])
+    /// in front of `sink`, a sink of the last step's output type.
+    fn new(steps: &[Fuse], mut sink: Erased) -> Result<Self, CallError> {
+        let (first, rest) = steps.split_first().ok_or_else(|| broken("an empty pipeline"))?;
+        for step in rest.iter().rev() {
+            sink = (step.link)(sink).ok_or_else(|| broken("steps whose types do not line up"))?;
+        }
+        Ok(Pipeline { first: *first, sink })
     }
-    Ok((first.feed)(input, sink)?.finish())
+
+    /// Run one batch through.
+    pub(crate) fn feed(&mut self, input: &[u8]) -> Result<(), CallError> {
+        (self.first.feed)(input, &mut self.sink)
+    }
+
+    /// About how many bytes [`finish`](Self::finish) would return.
+    pub(crate) fn held(&self) -> usize {
+        (self.first.held)(&self.sink)
+    }
+
+    /// The batch the last sink built.
+    pub(crate) fn finish(self) -> Result<Vec<u8>, CallError> {
+        Ok((self.first.finish)(self.sink)?.finish())
+    }
+}
+
+/// `steps` encoding their last step's outputs into a batch of about `capacity` bytes.
+pub(crate) fn encoding(steps: &[Fuse], capacity: usize) -> Result<Pipeline, CallError> {
+    let last = steps.last().ok_or_else(|| broken("an empty pipeline"))?;
+    Pipeline::new(steps, (last.terminal)(BatchWriter::with_capacity(capacity)))
+}
+
+/// `steps` folding their last step's pairs with `combine` as they come;
+/// `None` when the last step does not yield pairs of the reduce function's
+/// value type.
+pub(crate) fn combining(steps: &[Fuse], combine: Combine) -> Option<Result<Pipeline, CallError>> {
+    let sink = (steps.last()?.combining)((combine.reducer)())?;
+    Some(Pipeline::new(steps, sink))
+}
+
+/// Run `steps` over `input`, encoding only the last step's outputs.
+pub(crate) fn run(steps: &[Fuse], input: &[u8], capacity: usize) -> Result<Vec<u8>, CallError> {
+    let mut pipeline = encoding(steps, capacity)?;
+    pipeline.feed(input)?;
+    pipeline.finish()
+}
+
+fn finish<T: 'static>(sink: Erased) -> Result<BatchWriter, CallError> {
+    Ok(unerase::<T>(sink)?.finish())
+}
+
+fn held<T: 'static>(sink: &Erased) -> usize {
+    sink.downcast_ref::<SinkBox<T>>().map_or(0, |s| s.held())
+}
+
+fn unerase_mut<T: 'static>(sink: &mut Erased) -> Result<&mut SinkBox<T>, CallError> {
+    sink.downcast_mut::<SinkBox<T>>().ok_or_else(|| broken("a sink of another type"))
 }
 
 fn broken(what: &str) -> CallError {
@@ -188,6 +235,9 @@ impl<L: Layout> Sink<L::Item> for Encode<L> {
     fn finish(self: Box<Self>) -> BatchWriter {
         self.out
     }
+    fn held(&self) -> usize {
+        self.out.len()
+    }
 }
 
 fn terminal<L: Layout>(out: BatchWriter) -> Box<dyn Any> {
@@ -201,8 +251,14 @@ struct Combining<K, V> {
     key: Vec<u8>,
     /// Each key's fold so far, and when the key first came (the output order).
     folds: HashMap<Box<[u8]>, (usize, Option<V>), FxBuildHasher>,
+    /// Key bytes plus a fixed cost per entry: what [`Sink::held`] reports.
+    bytes: usize,
     _key: std::marker::PhantomData<fn(K)>,
 }
+
+/// What one folded key costs besides its bytes: the boxed key, the order, the
+/// value (its own heap parts not counted) and the table's slack.
+const FOLD_ENTRY_BYTES: usize = 48;
 
 impl<K: Key, V: Record> Sink<(K, V)> for Combining<K, V> {
     #[inline]
@@ -217,10 +273,15 @@ impl<K: Key, V: Record> Sink<(K, V)> for Combining<K, V> {
             }
             None => {
                 let order = self.folds.len();
+                self.bytes += self.key.len() + FOLD_ENTRY_BYTES + size_of::<V>();
                 self.folds.insert(self.key.as_slice().into(), (order, Some(v)));
             }
         }
         Ok(())
+    }
+
+    fn held(&self) -> usize {
+        self.bytes
     }
 
     fn finish(self: Box<Self>) -> BatchWriter {
@@ -238,7 +299,7 @@ impl<K: Key, V: Record> Sink<(K, V)> for Combining<K, V> {
 }
 
 /// A combining sink for pairs of `(K, V)`, if `reducer` folds `V`s.
-pub(crate) fn combining<K: Key + 'static, V: Record + 'static>(
+pub(crate) fn combining_sink<K: Key + 'static, V: Record + 'static>(
     reducer: Box<dyn Any>,
 ) -> Option<Box<dyn Any>> {
     let reduce = *reducer.downcast::<Reducer<V>>().ok()?;
@@ -246,6 +307,7 @@ pub(crate) fn combining<K: Key + 'static, V: Record + 'static>(
         reduce,
         key: Vec::new(),
         folds: HashMap::default(),
+        bytes: 0,
         _key: std::marker::PhantomData,
     });
     Some(Box::new(sink))
@@ -287,6 +349,9 @@ impl<F: MapFn> Sink<Item<F::Input>> for MapSink<F> {
     fn finish(self: Box<Self>) -> BatchWriter {
         self.next.finish()
     }
+    fn held(&self) -> usize {
+        self.next.held()
+    }
 }
 
 struct FilterSink<F: FilterFn> {
@@ -311,6 +376,9 @@ impl<F: FilterFn> Sink<Item<F::Input>> for FilterSink<F> {
     }
     fn finish(self: Box<Self>) -> BatchWriter {
         self.next.finish()
+    }
+    fn held(&self) -> usize {
+        self.next.held()
     }
 }
 
@@ -349,6 +417,9 @@ impl<F: FlatMapFn> Sink<Item<F::Input>> for FlatMapSink<F> {
     fn finish(self: Box<Self>) -> BatchWriter {
         self.next.finish()
     }
+    fn held(&self) -> usize {
+        self.next.held()
+    }
 }
 
 /// Read the records of `input` one at a time, undecoded, with their index.
@@ -370,19 +441,18 @@ fn applied<F: Transform>(index: usize, e: ApplyError) -> CallError {
     }
 }
 
-fn feed_map<F: MapFn>(input: &[u8], sink: Box<dyn Any>) -> Result<BatchWriter, CallError> {
-    let mut sink = unerase::<Item<F::Output>>(sink)?;
+fn feed_map<F: MapFn>(input: &[u8], sink: &mut Erased) -> Result<(), CallError> {
+    let sink = unerase_mut::<Item<F::Output>>(sink)?;
     let f = F::default();
     each_raw::<F>(input, |index, raw| {
         running(F::NAME);
         let out = f.apply_raw(raw).map_err(|e| applied::<F>(index, e))?;
         sink.put(out)
-    })?;
-    Ok(sink.finish())
+    })
 }
 
-fn feed_filter<F: FilterFn>(input: &[u8], sink: Box<dyn Any>) -> Result<BatchWriter, CallError> {
-    let mut sink = unerase::<Item<F::Input>>(sink)?;
+fn feed_filter<F: FilterFn>(input: &[u8], sink: &mut Erased) -> Result<(), CallError> {
+    let sink = unerase_mut::<Item<F::Input>>(sink)?;
     let f = F::default();
     each_raw::<F>(input, |index, raw| {
         // The kept record goes on decoded, so decode it once, before asking.
@@ -390,12 +460,11 @@ fn feed_filter<F: FilterFn>(input: &[u8], sink: Box<dyn Any>) -> Result<BatchWri
         running(F::NAME);
         let keep = f.apply(&item).map_err(user_error::<F>)?;
         if keep { sink.put(item) } else { Ok(()) }
-    })?;
-    Ok(sink.finish())
+    })
 }
 
-fn feed_flat_map<F: FlatMapFn>(input: &[u8], sink: Box<dyn Any>) -> Result<BatchWriter, CallError> {
-    let mut sink = unerase::<Item<F::Output>>(sink)?;
+fn feed_flat_map<F: FlatMapFn>(input: &[u8], sink: &mut Erased) -> Result<(), CallError> {
+    let sink = unerase_mut::<Item<F::Output>>(sink)?;
     let f = F::default();
     each_raw::<F>(input, |index, raw| {
         running(F::NAME);
@@ -410,6 +479,5 @@ fn feed_flat_map<F: FlatMapFn>(input: &[u8], sink: Box<dyn Any>) -> Result<Batch
         })
         .map_err(|e| applied::<F>(index, e))?;
         failed.map_or(Ok(()), Err)
-    })?;
-    Ok(sink.finish())
+    })
 }

@@ -109,7 +109,7 @@ impl<K: Key + 'static, V: Record + 'static> Layout for Pair<K, V> {
         PairDataset::from_handle(handle)
     }
     fn combining(reducer: Box<dyn std::any::Any>) -> Option<Box<dyn std::any::Any>> {
-        crate::fuse::combining::<K, V>(reducer)
+        crate::fuse::combining_sink::<K, V>(reducer)
     }
 }
 

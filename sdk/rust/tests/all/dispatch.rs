@@ -1,6 +1,6 @@
 //! `run-chain` semantics, natively.
 
-use crate::{decode_keyed, decode_plain, keyed, plain, run};
+use crate::{decode_keyed, decode_plain, flush, keyed, plain, run, run_all};
 use weft::codec::batch::{BatchWriter, entries};
 use weft::dispatch::CallError;
 use weft::{OpKind, Record, RecordError};
@@ -367,19 +367,27 @@ fn combine_folds_each_key_wherever_it_is() {
 }
 
 #[test]
-fn a_combine_behind_a_pipeline_folds_pairs_as_they_come() {
-    let lines = ["the cat", "", "The hat the end", "cat"];
+fn a_combine_behind_a_pipeline_folds_pairs_as_they_come_and_across_batches() {
     let chain = [(OpKind::FlatMap, "d_words"), (OpKind::Map, "d_one"), (OpKind::Combine, "d_add")];
-    let fused = run(&chain, strings(&lines)).unwrap();
-    assert_eq!(fused, run_unfused(&chain, strings(&lines)).unwrap(), "same bytes as step by step");
+    let batches = vec![strings(&["the cat", ""]), strings(&["The hat the end"]), strings(&["cat"])];
+    for b in &batches {
+        assert_eq!(run(&chain, b.clone()).unwrap(), Vec::<u8>::new(), "the folds are held between calls");
+    }
+    let held = flush(&chain).unwrap();
     let expected: Vec<(String, i64)> =
         [("the", 3), ("cat", 2), ("hat", 1), ("end", 1)].iter().map(|(w, n)| (w.to_string(), *n)).collect();
-    assert_eq!(decode_keyed::<String, i64>(&fused), expected);
+    assert_eq!(decode_keyed::<String, i64>(&held), expected, "one pair per key over every batch");
+    assert_eq!(flush(&chain).unwrap(), Vec::<u8>::new(), "a flush forgets what it returned");
+
+    // The same as step by step (a combine alone folds within its one batch).
+    let all = strings(&["the cat", "", "The hat the end", "cat"]);
+    assert_eq!(run_all(&chain, vec![all.clone()]).unwrap(), run_unfused(&chain, all).unwrap());
 
     // Errors of the fold inside the pipeline carry the reduce function's name.
     let chain = [(OpKind::Map, "d_parse_pair"), (OpKind::Combine, "d_checked")];
-    let err = run(&chain, strings(&[&i64::MAX.to_string(), "1"])).unwrap_err();
+    let err = run_all(&chain, vec![strings(&[&i64::MAX.to_string()]), strings(&["1"])]).unwrap_err();
     assert_eq!(err, CallError::User(format!("d_checked: {} + 1 overflows", i64::MAX)));
+    assert_eq!(flush(&chain).unwrap(), Vec::<u8>::new(), "a failed fold holds nothing");
 
     // Values of another type than the reduce function's: not fused, and the
     // batch-at-a-time combine reports what does not decode.
@@ -389,6 +397,26 @@ fn a_combine_behind_a_pipeline_folds_pairs_as_they_come() {
         matches!(&err, CallError::Decode(m) if m.contains("`d_add`") && m.contains("expected 8 bytes")),
         "{err}"
     );
+}
+
+#[test]
+fn a_held_combine_hands_its_pairs_back_when_it_holds_enough() {
+    let chain = [(OpKind::Map, "d_one"), (OpKind::Combine, "d_add")];
+    // Distinct keys of 32 bytes: about 90 bytes each held, so 8 MiB is ~95k keys.
+    let words: Vec<String> = (0..150_000).map(|i| format!("{i:032}")).collect();
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut total = 0;
+    let mut handed_back = 0;
+    for batch in refs.chunks(10_000) {
+        let out = run(&chain, strings(batch)).unwrap();
+        if !out.is_empty() {
+            handed_back += 1;
+        }
+        total += decode_keyed::<String, i64>(&out).len();
+    }
+    total += decode_keyed::<String, i64>(&flush(&chain).unwrap()).len();
+    assert_eq!(handed_back, 1, "the folds come back once they pass the bound");
+    assert_eq!(total, words.len(), "every key exactly once");
 }
 
 /// Every number under one key.

@@ -46,6 +46,27 @@ pub fn decode_keyed<K: weft::Key, V: Record>(batch: &[u8]) -> Vec<(K, V)> {
 
 /// Run a chain of `(kind, name)` steps.
 pub fn run(chain: &[(OpKind, &str)], input: Vec<u8>) -> Result<Vec<u8>, weft::dispatch::CallError> {
-    let chain: Vec<_> = chain.iter().map(|(k, f)| weft::dispatch::Op::new(*k, *f)).collect();
-    weft::dispatch::run_chain(&chain, input)
+    weft::dispatch::run_chain(&ops(chain), input)
+}
+
+/// What `chain` still holds after its last batch.
+pub fn flush(chain: &[(OpKind, &str)]) -> Result<Vec<u8>, weft::dispatch::CallError> {
+    weft::dispatch::flush_chain(&ops(chain))
+}
+
+/// Run `chain` over each batch, then flush it: everything it produced.
+pub fn run_all(
+    chain: &[(OpKind, &str)],
+    batches: Vec<Vec<u8>>,
+) -> Result<Vec<u8>, weft::dispatch::CallError> {
+    let mut out = Vec::new();
+    for b in batches {
+        out.extend(run(chain, b)?);
+    }
+    out.extend(flush(chain)?);
+    Ok(out)
+}
+
+fn ops(chain: &[(OpKind, &str)]) -> Vec<weft::dispatch::Op> {
+    chain.iter().map(|(k, f)| weft::dispatch::Op::new(*k, *f)).collect()
 }
