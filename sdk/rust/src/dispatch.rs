@@ -73,7 +73,8 @@ pub fn functions() -> Vec<String> {
 /// for an empty chain).
 ///
 /// Consecutive map, filter and flat-map steps whose record types line up run
-/// fused, record by record ([`crate::fuse`]); the others run a batch at a time.
+/// fused, record by record (see the crate docs, "Performance"); the others run
+/// a batch at a time.
 ///
 /// A chain that is one such pipeline followed by a `combine` keeps folding
 /// across calls: it returns nothing until it holds about

@@ -11,8 +11,8 @@
 //! use weft::prelude::*;
 //!
 //! #[weft::flat_map]
-//! fn split_words(line: String) -> Vec<String> {
-//!     line.split_whitespace().map(str::to_lowercase).collect()
+//! fn split_words(line: &str) -> impl Iterator<Item = String> + '_ {
+//!     line.split_whitespace().map(str::to_lowercase)
 //! }
 //!
 //! #[weft::map]
@@ -96,6 +96,17 @@
 //! - **In user functions**: [`broadcast_value`] (or [`Broadcast::get`]) reads a
 //!   broadcast value, [`accumulator_add`] counts, [`task_info`] says where the
 //!   task is, and [`info!`], [`warn!`] & co. write to the task's log.
+//!
+//! # Performance
+//!
+//! A chain's consecutive `map`, `filter` and `flat_map` steps run fused, one
+//! record at a time, when each step's output type is the next step's input
+//! type: values pass from function to function without being encoded. A
+//! `reduce_by_key` folds the map side's pairs in a hash table inside the
+//! component and keeps it across batches, so a map task writes about one pair
+//! per key. Two habits help further: take `&str` (or `&[u8]`) when a function
+//! only reads its record, which skips a copy, and return an iterator from a
+//! `flat_map` instead of collecting a `Vec`.
 //!
 //! # Record encoding
 //!
