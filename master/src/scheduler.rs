@@ -100,8 +100,6 @@ pub type ProgressBoard = Arc<Mutex<HashMap<String, Vec<StageProgress>>>>;
 pub struct Scheduler {
     registry: Arc<Mutex<Registry>>,
     launcher: Arc<dyn Launcher>,
-    busy: HashMap<AgentId, u32>,
-    drivers_on: HashMap<AgentId, u32>,
     jobs: Vec<Active>,
     drivers: Vec<Driver>,
     board: ProgressBoard,
@@ -119,8 +117,6 @@ impl Scheduler {
         Self {
             registry,
             launcher,
-            busy: HashMap::new(),
-            drivers_on: HashMap::new(),
             jobs: Vec::new(),
             drivers: Vec::new(),
             board: ProgressBoard::default(),
@@ -181,11 +177,6 @@ impl Scheduler {
     fn end_driver(&mut self, job: &str, end: DriverEnd) {
         let Some(i) = self.drivers.iter().position(|d| d.job == job) else { return };
         let d = self.drivers.remove(i);
-        if let DriverSlot::Running(agent) = d.slot
-            && let Some(n) = self.drivers_on.get_mut(&agent)
-        {
-            *n = n.saturating_sub(1);
-        }
         for active in self.jobs.iter_mut().filter(|a| a.ctx.scope == job) {
             active.run.fail(format!("the job's driver ended: {}", end.end));
         }
@@ -243,7 +234,6 @@ impl Scheduler {
         match event {
             MasterEvent::AgentRegistered(_) => {}
             MasterEvent::AgentLost(agent) => {
-                self.busy.remove(agent);
                 self.running.retain(|_, a| a != agent);
                 for outputs in self.shuffles.values_mut() {
                     for o in outputs.values_mut().flatten() {
@@ -289,11 +279,7 @@ impl Scheduler {
             }
             return;
         }
-        if self.running.remove(&ev.task).is_some()
-            && let Some(n) = self.busy.get_mut(&ev.agent)
-        {
-            *n = n.saturating_sub(1);
-        }
+        self.running.remove(&ev.task);
         let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == ev.task.job) else { return };
         let outcome = match (ev.state, &ev.end, ev.fetch_failed) {
             (_, _, Some((shuffle, map))) => Outcome::FetchFailed { shuffle, map },
@@ -374,21 +360,32 @@ impl Scheduler {
         let addresses: BTreeMap<AgentId, String> =
             agents.iter().map(|(id, addr, _)| (*id, addr.clone())).collect();
         let mut launches = Vec::new();
+        // Slots taken, per agent: drivers and tasks are counted apart.
+        let mut drivers_on: HashMap<AgentId, u32> = HashMap::new();
+        for d in &self.drivers {
+            if let DriverSlot::Running(agent) = d.slot {
+                *drivers_on.entry(agent).or_default() += 1;
+            }
+        }
+        let mut busy: HashMap<AgentId, u32> = HashMap::new();
+        for agent in self.running.values() {
+            *busy.entry(*agent).or_default() += 1;
+        }
         for d in self.drivers.iter_mut().filter(|d| matches!(d.slot, DriverSlot::Pending)) {
-            let Some((agent, address)) = most_free(&agents, &self.drivers_on) else {
+            let Some((agent, address)) = most_free(&agents, &drivers_on) else {
                 break;
             };
             let key = TaskKey { job: d.job.clone(), stage: DRIVER_STAGE, partition: 0, attempt: d.attempt };
             let mut spec = d.spec.clone();
             spec.task = Some((&key).into());
             d.slot = DriverSlot::Running(agent);
-            *self.drivers_on.entry(agent).or_default() += 1;
+            *drivers_on.entry(agent).or_default() += 1;
             launches.push((key, agent, self.launcher.launch(agent, &address, spec)));
         }
         let mut failed_jobs = Vec::new();
         'place: for (j, job) in self.jobs.iter_mut().enumerate() {
             for (stage_id, partition) in job.run.ready() {
-                let Some((agent, address)) = most_free(&agents, &self.busy) else {
+                let Some((agent, address)) = most_free(&agents, &busy) else {
                     break 'place;
                 };
                 let Some(stage) = job.run.graph().stages.iter().find(|s| s.id == stage_id).cloned() else {
@@ -410,7 +407,7 @@ impl Scheduler {
                 };
                 match task_spec(&job.ctx, &stage, &plan, &key, &maps) {
                     Ok(spec) => {
-                        *self.busy.entry(agent).or_default() += 1;
+                        *busy.entry(agent).or_default() += 1;
                         self.running.insert(key.clone(), agent);
                         launches.push((key, agent, self.launcher.launch(agent, &address, spec)));
                     }
@@ -435,19 +432,13 @@ impl Scheduler {
             if let Some(d) = self.drivers.iter_mut().find(|d| d.job == key.job && d.attempt == key.attempt) {
                 d.slot = DriverSlot::Pending;
                 d.attempt += 1;
-                if let Some(n) = self.drivers_on.get_mut(&agent) {
-                    *n = n.saturating_sub(1);
-                }
             }
             return;
         }
-        if self.running.remove(key).is_some() {
-            if let Some(n) = self.busy.get_mut(&agent) {
-                *n = n.saturating_sub(1);
-            }
-            if let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == key.job) {
-                job.run.on_outcome(key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
-            }
+        if self.running.remove(key).is_some()
+            && let Some(job) = self.jobs.iter_mut().find(|j| j.ctx.job == key.job)
+        {
+            job.run.on_outcome(key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
         }
     }
 }

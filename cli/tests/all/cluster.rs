@@ -124,10 +124,16 @@ fn weft_kill_stops_a_jobs_tasks_and_frees_their_slots() {
 
     // Every line of this job sleeps 60 s: its 4 tasks fill the cluster's 4 slots.
     let hostile = guest("hostile");
-    let o = run(&["submit", hostile.to_str().unwrap(), "--master", &url, "--json", "--", "sleep"]
-        .into_iter()
-        .chain([input.to_str().unwrap()])
-        .collect::<Vec<_>>());
+    let o = run(&[
+        "submit",
+        hostile.to_str().unwrap(),
+        "--master",
+        &url,
+        "--json",
+        "--",
+        "sleep",
+        input.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let job =
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["job"].as_str().unwrap().to_string();

@@ -113,21 +113,13 @@ impl Driver for Shared {
         auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
         let req = request.into_inner();
         let action = req.action.ok_or_else(|| bad("an action is required"))?;
-        let (plan, broadcasts, limits, component, attempt_base, planned) = {
+        let (plan, broadcasts, limits, component, attempt_base) = {
             let mut jobs = self.lock_jobs();
             let job = jobs
                 .get_mut(&req.job_id)
                 .ok_or_else(|| Status::not_found(format!("no job `{}`", req.job_id)))?;
             job.actions += 1;
-            let planned = job.splits.clone();
-            (
-                job.plan.clone(),
-                job.broadcasts.clone(),
-                job.limits.clone(),
-                job.component,
-                job.actions,
-                planned,
-            )
+            (job.plan.clone(), job.broadcasts.clone(), job.limits.clone(), job.component, job.actions)
         };
         let target = DatasetId(req.dataset);
         let keyed = plan.get(target).map_err(bad)?.keyed;
@@ -150,8 +142,9 @@ impl Driver for Shared {
             if let Ok(d) = plan.get(ds)
                 && let Node::TextFile { uri, min_partitions } = &d.node
             {
-                let splits = match planned.get(&ds) {
-                    Some(splits) => splits.clone(),
+                let planned = self.lock_jobs().get(&req.job_id).and_then(|j| j.splits.get(&ds).cloned());
+                let splits = match planned {
+                    Some(splits) => splits,
                     None => {
                         let loc = DataLocation::parse(uri, &self.config.s3).map_err(bad)?;
                         let splits =

@@ -134,21 +134,25 @@ thread_local! {
     static HELD: RefCell<Vec<(Vec<Op>, Pipeline)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The fusable steps at the head of `steps` (empty when the first cannot fuse).
+/// The fusable steps at the head of `steps`: map, filter and flat-map steps
+/// each feeding the next (empty when the first cannot fuse).
 fn pipeline_at(steps: &[(OpKind, &'static registry::Registration)]) -> Vec<Fuse> {
-    match steps.first() {
-        Some(&(kind, reg)) if kind != OpKind::Combine && reg.fuse.is_some() => steps
-            .iter()
-            .map_while(|(kind, reg)| reg.fuse.filter(|_| *kind != OpKind::Combine))
-            .collect::<Vec<_>>()
-            .windows(2)
-            .take_while(|w| w[0].feeds(&w[1]))
-            .fold(reg.fuse.into_iter().collect(), |mut run, w| {
-                run.push(w[1]);
-                run
-            }),
-        _ => Vec::new(),
+    let mut run: Vec<Fuse> = Vec::new();
+    for &(kind, reg) in steps {
+        match reg.fuse {
+            Some(f) if kind != OpKind::Combine && run.last().is_none_or(|last| last.feeds(&f)) => run.push(f),
+            _ => break,
+        }
     }
+    run
+}
+
+/// The folds held for `chain`, taken out of the table.
+fn take_held(chain: &[Op]) -> Option<Pipeline> {
+    HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        h.iter().position(|(ops, _)| ops == chain).map(|i| h.swap_remove(i).1)
+    })
 }
 
 /// Run a chain that is one pipeline and a `combine`, keeping its folds;
@@ -163,11 +167,7 @@ fn run_held(
     if fused.is_empty() || fused.len() != head.len() {
         return None;
     }
-    let held = HELD.with(|h| {
-        let mut h = h.borrow_mut();
-        h.iter().position(|(ops, _)| ops == chain).map(|i| h.swap_remove(i).1)
-    });
-    let mut pipeline = match held {
+    let mut pipeline = match take_held(chain) {
         Some(p) => p,
         None => match fuse::combining(&fused, reduce.combine?)? {
             Ok(p) => p,
@@ -189,11 +189,7 @@ fn run_held(
 /// What a `combine` chain still holds (see [`run_chain`]); empty for any
 /// other chain, or when it holds nothing.
 pub fn flush_chain(chain: &[Op]) -> Result<Vec<u8>, CallError> {
-    let held = HELD.with(|h| {
-        let mut h = h.borrow_mut();
-        h.iter().position(|(ops, _)| ops == chain).map(|i| h.swap_remove(i).1)
-    });
-    held.map_or(Ok(Vec::new()), Pipeline::finish)
+    take_held(chain).map_or(Ok(Vec::new()), Pipeline::finish)
 }
 
 fn resolve(op: &Op) -> Result<&'static registry::Registration, CallError> {

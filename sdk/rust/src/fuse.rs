@@ -62,7 +62,7 @@ pub(crate) struct Fuse {
     /// The type of a record it produces.
     pub output: fn() -> TypeId,
     /// A sink of the function's output type that encodes into a batch.
-    terminal: fn(BatchWriter) -> Box<dyn Any>,
+    terminal: fn(BatchWriter) -> Erased,
     /// A sink of the function's input type that applies it and passes its
     /// outputs to `next`, a sink of its output type.
     link: WrapFn,
@@ -240,7 +240,7 @@ impl<L: Layout> Sink<L::Item> for Encode<L> {
     }
 }
 
-fn terminal<L: Layout>(out: BatchWriter) -> Box<dyn Any> {
+fn terminal<L: Layout>(out: BatchWriter) -> Erased {
     let sink: SinkBox<L::Item> = Box::new(Encode::<L> { out, _layout: std::marker::PhantomData });
     Box::new(sink)
 }

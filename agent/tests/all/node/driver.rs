@@ -1,7 +1,7 @@
 //! The driver task: a job's `main` in the sandbox, its plan defined and its
 //! actions run through a stand-in `Driver` service.
 
-use super::{client, launch, lines, step, task};
+use super::{Cluster, client, launch, lines, step, task};
 use crate::support::guest;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,15 +61,21 @@ impl Driver for FakeDriver {
     }
 }
 
+/// The word-count component's driver over `in.txt` into `out/`, as job `job`.
+fn driver_task(c: &Cluster, job: &str, wordcount: &str) -> v1::TaskSpec {
+    let mut spec = task(c, job, 0, 0, wordcount);
+    spec.output = None;
+    spec.driver =
+        Some(v1::DriverSpec { args: vec!["in.txt".into(), "out/".into()], master: c.addr.to_string() });
+    spec
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_task_defines_its_plan_and_runs_its_actions_through_the_master() {
     let mut c = super::cluster(Duration::from_secs(1)).await;
     let agent = c.agent("a", 1).await;
     let wordcount = c.push(guest("wordcount")).await;
-    let mut spec = task(&c, "job-driver", 0, 0, &wordcount);
-    spec.output = None;
-    spec.driver =
-        Some(v1::DriverSpec { args: vec!["in.txt".into(), "out/".into()], master: c.addr.to_string() });
+    let spec = driver_task(&c, "job-driver", &wordcount);
     launch(&agent, spec).await.unwrap();
     let end = c.run_and_end().await;
     assert_eq!((end.state, end.end.clone()), (TaskState::Finished, Some(EndReason::Finished)), "{}", end.log);
@@ -140,10 +146,7 @@ async fn an_action_may_outlast_the_agents_rpc_timeout() {
     *c.act_delay.lock().unwrap() = Duration::from_secs(1);
     let agent = c.agent("a", 1).await;
     let wordcount = c.push(guest("wordcount")).await;
-    let mut spec = task(&c, "job-slow", 0, 0, &wordcount);
-    spec.output = None;
-    spec.driver =
-        Some(v1::DriverSpec { args: vec!["in.txt".into(), "out/".into()], master: c.addr.to_string() });
+    let spec = driver_task(&c, "job-slow", &wordcount);
     launch(&agent, spec).await.unwrap();
     let end = c.run_and_end().await;
     assert_eq!((end.state, end.end.clone()), (TaskState::Finished, Some(EndReason::Finished)), "{}", end.log);
