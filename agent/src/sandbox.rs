@@ -3,15 +3,15 @@
 //! # How a task runs
 //!
 //! 1. **One engine per agent.** [`Sandbox::new`] builds a wasmtime
-//!    [`Engine`] with the component model, fuel metering,
-//!    epoch interruption and the pooling allocator, and starts a thread that
-//!    advances the engine's epoch every [`SandboxConfig::epoch_tick`].
+//!    [`Engine`] with the component model, fuel metering and the pooling
+//!    allocator. With fuel off it compiles in epoch interruption instead and
+//!    starts a thread that advances the epoch every [`SandboxConfig::epoch_tick`].
 //! 2. **Compile once.** [`Sandbox::load`] compiles a component (or reads the
 //!    machine code from the on-disk cache, keyed by digest and engine settings),
 //!    links it against weft's imports and checks it exports the job world; the
 //!    result, a [`Prepared`], is kept in memory for every later task.
 //! 3. **A fresh store per task.** [`Sandbox::instantiate`] gives each attempt a
-//!    new store with its fuel, an epoch deadline, a memory limiter, WASI without
+//!    new store with its fuel, a deadline, a memory limiter, WASI without
 //!    filesystem, network, environment or arguments, and bounded logs.
 //! 4. **Batches in, batches out.** [`TaskInstance::run_chain`] hands the guest
 //!    one contiguous batch per call and gets one back, counting records and bytes.
@@ -20,9 +20,11 @@
 //!    deadline, memory limit, output limit, guest trap, guest error, host error)
 //!    and its [`TaskMetering`](weft_core::metering::TaskMetering).
 //!
-//! Deadlines are enforced twice: the epoch deadline traps a guest spinning in
-//! its own code, and a timer around every async call drops a guest waiting in a
-//! host call (a sleep, a driver action). Both end in `Deadline`.
+//! Deadlines are enforced by a timer around every async call. It drops a guest
+//! waiting in a host call (a sleep, a driver action) at once, and a guest
+//! spinning in its own code at its next fuel yield (every 2 M units, about a
+//! millisecond). With fuel off, an epoch deadline traps the spinning guest
+//! instead. Both end in `Deadline`.
 //!
 //! The sandbox is `Send + Sync` and cheap to share; run instances on the
 //! [`WasmPool`](crate::WasmPool), never on the I/O runtime.
@@ -67,7 +69,9 @@ pub struct SandboxConfig {
     pub fuel: bool,
     /// Largest WebAssembly call stack.
     pub max_wasm_stack: ByteSize,
-    /// How often the epoch advances; deadlines are accurate to about one tick.
+    /// How often the epoch advances when fuel is off (with fuel on, deadlines
+    /// are checked at fuel yields and no epoch is kept); deadlines are
+    /// accurate to about one tick.
     #[serde(with = "weft_core::metering::humantime_serde_compat")]
     pub epoch_tick: Duration,
     /// Prepared components kept in memory.
@@ -131,7 +135,7 @@ struct Inner {
 }
 
 impl Sandbox {
-    /// Build the engine and linker and start the epoch ticker.
+    /// Build the engine and linker, and start the epoch ticker when fuel is off.
     ///
     /// # Errors
     /// When wasmtime rejects the configuration (e.g. a pool larger than the
@@ -142,7 +146,9 @@ impl Sandbox {
         let config_err = |e: wasmtime::Error| SandboxError::Config { reason: format!("{e:#}") };
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(config_err)?;
         bindings::Job::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(config_err)?;
-        engine::start_ticker(&engine, config.epoch_tick);
+        if !config.fuel {
+            engine::start_ticker(&engine, config.epoch_tick);
+        }
         let cache = cache::ComponentCache::new(&engine, config.cache_dir.clone(), config.prepared_capacity);
         Ok(Self { inner: Arc::new(Inner { config, engine, linker, cache }) })
     }

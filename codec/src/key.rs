@@ -35,12 +35,27 @@ pub trait EncodeKey {
         self.encode_key(&mut out, true);
         out
     }
+
+    /// The encoding of `self` as a whole key when `self` already holds it
+    /// (a `String` or byte-vector key is its own bytes), so that a caller can
+    /// hash or compare the key without encoding it; `None` otherwise.
+    #[inline]
+    fn key_bytes_in_place(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A key type that also decodes.
 pub trait Key: EncodeKey + Sized {
     /// Decode one value from the front of `input`, advancing it.
     fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError>;
+
+    /// The encoding of `self` as a whole key, reusing `self`'s own buffer
+    /// where [`key_bytes_in_place`](EncodeKey::key_bytes_in_place) says it is one.
+    #[inline]
+    fn into_key_bytes(self) -> Vec<u8> {
+        self.to_key_bytes()
+    }
 
     /// Decode a whole key; trailing bytes are an error.
     fn from_key_bytes(mut bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -65,6 +80,10 @@ fn take<'a, T>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> 
 impl<T: EncodeKey + ?Sized> EncodeKey for &T {
     fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
         (**self).encode_key(out, last)
+    }
+    #[inline]
+    fn key_bytes_in_place(&self) -> Option<&[u8]> {
+        (**self).key_bytes_in_place()
     }
 }
 
@@ -216,30 +235,54 @@ impl EncodeKey for [u8] {
     fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
         encode_bytes(self, out, last)
     }
+    #[inline]
+    fn key_bytes_in_place(&self) -> Option<&[u8]> {
+        Some(self)
+    }
 }
 impl EncodeKey for Vec<u8> {
     fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
         encode_bytes(self, out, last)
+    }
+    #[inline]
+    fn key_bytes_in_place(&self) -> Option<&[u8]> {
+        Some(self)
     }
 }
 impl Key for Vec<u8> {
     fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
         decode_bytes::<Vec<u8>>(input, last)
     }
+    #[inline]
+    fn into_key_bytes(self) -> Vec<u8> {
+        self
+    }
 }
 impl EncodeKey for str {
     fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
         encode_bytes(self.as_bytes(), out, last)
+    }
+    #[inline]
+    fn key_bytes_in_place(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
     }
 }
 impl EncodeKey for String {
     fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
         encode_bytes(self.as_bytes(), out, last)
     }
+    #[inline]
+    fn key_bytes_in_place(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
+    }
 }
 impl Key for String {
     fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
         String::from_utf8(decode_bytes::<String>(input, last)?).map_err(|_| bad::<String>("not UTF-8"))
+    }
+    #[inline]
+    fn into_key_bytes(self) -> Vec<u8> {
+        self.into_bytes()
     }
 }
 
@@ -293,16 +336,32 @@ mod tests {
     use proptest::prelude::*;
     use std::cmp::Ordering;
 
-    fn same_order<T: Key + std::fmt::Debug + PartialEq>(
+    fn same_order<T: Key + std::fmt::Debug + PartialEq + Clone>(
         a: &T,
         b: &T,
         ord: Ordering,
     ) -> Result<(), TestCaseError> {
         let (ea, eb) = (a.to_key_bytes(), b.to_key_bytes());
         prop_assert_eq!(ea.cmp(&eb), ord, "{:?} vs {:?}", a, b);
+        // The shortcuts give the same bytes as encoding.
+        if let Some(in_place) = a.key_bytes_in_place() {
+            prop_assert_eq!(in_place, ea.as_slice());
+        }
+        prop_assert_eq!(&a.clone().into_key_bytes(), &ea);
         prop_assert_eq!(&T::from_key_bytes(&ea)?, a);
         prop_assert_eq!(&T::from_key_bytes(&eb)?, b);
         Ok(())
+    }
+
+    #[test]
+    fn only_whole_byte_strings_are_keys_in_place() {
+        assert_eq!("ab".to_string().key_bytes_in_place(), Some(&b"ab"[..]));
+        assert_eq!(vec![0u8, 1].key_bytes_in_place(), Some(&[0u8, 1][..]));
+        let by_ref: &String = &"ab".to_string();
+        assert_eq!(EncodeKey::key_bytes_in_place(&by_ref), Some(&b"ab"[..]));
+        assert_eq!(7i64.key_bytes_in_place(), None);
+        assert_eq!(Some("ab".to_string()).key_bytes_in_place(), None);
+        assert_eq!(("ab".to_string(), 1u8).key_bytes_in_place(), None);
     }
 
     proptest! {

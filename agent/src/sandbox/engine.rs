@@ -1,6 +1,8 @@
 //! The agent's one wasmtime [`Engine`] and the epoch ticker that drives deadlines.
 //!
-//! Set `WEFT_WASM_PROFILER=perfmap` to let `perf` name guest functions.
+//! Set `WEFT_WASM_PROFILER=perfmap` to let `perf` name guest functions, or
+//! (built with the `profiling` feature) `jitdump` to let it annotate their
+//! machine code.
 
 use super::SandboxConfig;
 use super::error::SandboxError;
@@ -10,8 +12,16 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// Extra fiber stack beyond the wasm stack limit, for host frames.
 const HOST_STACK_HEADROOM: usize = 512 * 1024;
 
-/// Build the shared engine: component model, fuel, epoch interruption and the
-/// pooling allocator sized for `config.max_instances` concurrent tasks.
+/// Build the shared engine: component model, fuel (or, with fuel off, epoch
+/// interruption) and the pooling allocator sized for `config.max_instances`
+/// concurrent tasks.
+///
+/// Fuel and epochs are never both compiled in. With fuel on, every store
+/// yields to its executor every few million units (see `instance.rs`), and the
+/// timer around each call ends a guest spinning in its own code at that yield;
+/// the epoch checks would only repeat that work at every loop head and
+/// function entry, which cost about 12% of guest time on word splitting
+/// (`cargo bench -p weft-agent --bench sandbox`).
 pub fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
     let max_stack = usize::try_from(config.max_wasm_stack.as_u64()).unwrap_or(usize::MAX);
     let max_memory = usize::try_from(config.max_limits.memory.as_u64()).unwrap_or(usize::MAX);
@@ -35,14 +45,30 @@ pub fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
     let mut c = Config::new();
     c.wasm_component_model(true)
         .consume_fuel(config.fuel)
-        .epoch_interruption(true)
+        .epoch_interruption(!config.fuel)
         .max_wasm_stack(max_stack)
         .async_stack_size(max_stack + HOST_STACK_HEADROOM)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     // `WEFT_WASM_PROFILER=perfmap` writes /tmp/perf-<pid>.map so that `perf`
-    // names the guest's functions, as `wasmtime run --profile=perfmap` does.
-    if std::env::var_os("WEFT_WASM_PROFILER").is_some_and(|v| v == "perfmap") {
-        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    // names the guest's functions, as `wasmtime run --profile=perfmap` does;
+    // `jitdump` (with the `profiling` feature) writes the machine code too,
+    // for `perf inject --jit` and `perf annotate`.
+    match std::env::var("WEFT_WASM_PROFILER").as_deref() {
+        Ok("perfmap") => {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        #[cfg(feature = "profiling")]
+        Ok("jitdump") => {
+            c.profiler(wasmtime::ProfilingStrategy::JitDump);
+        }
+        Ok(other) => {
+            tracing::warn!(
+                profiler = other,
+                "WEFT_WASM_PROFILER is not one this build knows: use `perfmap`, or `jitdump` in a build \
+                 with `--features profiling`"
+            );
+        }
+        Err(_) => {}
     }
     Engine::new(&c).map_err(|e| SandboxError::Config { reason: format!("{e:#}") })
 }

@@ -14,7 +14,8 @@ use weft_core::codec::batch;
 use weft_core::limits::TaskLimits;
 use weft_core::metering::{EndReason, TaskMetering, TrapKind};
 
-/// Fuel between two saves of the fuel count (about a millisecond of guest code).
+/// Fuel between two yields to the executor (about a millisecond of guest
+/// code): how often the fuel count is saved and the deadline looked at.
 const FUEL_YIELD_INTERVAL: u64 = 2_000_000;
 
 /// What a dispatcher call gives back, within the deadline or not.
@@ -123,27 +124,28 @@ impl Sandbox {
         let mut store = Store::new(self.engine(), state);
         store.limiter(|s| &mut s.limiter);
         let fuel_enabled = self.config().fuel;
+        let deadline = started + limits.deadline;
         if fuel_enabled {
-            // Neither can fail: fuel is enabled on the engine. The yield interval
-            // makes compiled code save its fuel count to the store at least every
-            // FUEL_YIELD_INTERVAL units: wasmtime does not save it before an epoch
-            // interrupt, so without this a task stopped by its deadline would
-            // report only the fuel of its last host call.
+            // Neither can fail: fuel is enabled on the engine. The yield
+            // interval hands control back to the executor at least every
+            // FUEL_YIELD_INTERVAL units, which saves the fuel count to the
+            // store and lets the timer around the call end a guest that
+            // spins past its deadline.
             let _ = store.set_fuel(limits.fuel);
             let _ = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL));
+        } else {
+            let tick = self.config().epoch_tick;
+            store.set_epoch_deadline(ticks_until(deadline, tick));
+            // Ticks are a sleeping thread's count and run slow under load, so
+            // the deadline is checked against the clock whenever the count runs out.
+            store.epoch_deadline_callback(move |_| {
+                if Instant::now() >= deadline {
+                    Ok(UpdateDeadline::Interrupt)
+                } else {
+                    Ok(UpdateDeadline::Continue(ticks_until(deadline, tick)))
+                }
+            });
         }
-        let deadline = started + limits.deadline;
-        let tick = self.config().epoch_tick;
-        store.set_epoch_deadline(ticks_until(deadline, tick));
-        // Ticks are a sleeping thread's count and run slow under load, so the
-        // deadline is checked against the clock whenever the count runs out.
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Continue(ticks_until(deadline, tick)))
-            }
-        });
 
         let result =
             tokio::time::timeout_at(deadline.into(), prepared.pre.instantiate_async(&mut store)).await;

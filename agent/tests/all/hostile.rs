@@ -2,10 +2,10 @@
 //! typed reason, on time, without growing the host, while the sandbox keeps
 //! serving ordinary tasks.
 
-use crate::support::{chain, limits, lines, rss, run, strings};
+use crate::support::{chain, limits, lines, rss, run, run_on, strings};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-use weft_agent::OpKind;
+use weft_agent::{OpKind, Sandbox, SandboxConfig};
 use weft_core::limits::TaskLimits;
 use weft_core::metering::{EndReason, TrapKind};
 
@@ -58,6 +58,25 @@ fn infinite_loop_hits_the_deadline() {
         // 20 ms of spinning is tens of millions of instructions; fuel must show it.
         assert!(r.metering.fuel > 5_000_000, "fuel of a deadline-killed task: {}", r.metering.fuel);
     });
+}
+
+#[test]
+fn without_fuel_an_epoch_deadline_stops_an_infinite_loop() {
+    // With fuel off the engine compiles in epoch checks instead of fuel
+    // yields: the other path to the same `Deadline`.
+    let unmetered = Sandbox::new(SandboxConfig::default().with_max_instances(2).with_fuel(false)).unwrap();
+    let deadline = Duration::from_millis(20);
+    for _ in 0..20 {
+        let (_, r) = run_on(
+            &unmetered,
+            GUEST,
+            chain(OpKind::Map, "spin"),
+            limits().with_deadline(deadline),
+            vec![lines(["x"])],
+        );
+        on_time(&r, deadline);
+        assert_eq!(r.metering.fuel, 0, "fuel is not metered");
+    }
 }
 
 #[test]

@@ -71,14 +71,29 @@ pub fn run(
     limits: TaskLimits,
     batches: Vec<Vec<u8>>,
 ) -> (Vec<Vec<u8>>, TaskReport) {
-    let prepared = prepared(name);
-    let (sandbox, pool) = sandbox();
+    run_on(&sandbox().0, name, chain, limits, batches)
+}
+
+/// Run `chain` over `batches` as one task in `sandbox`, on the shared pool.
+pub fn run_on(
+    sandbox: &Sandbox,
+    name: &str,
+    chain: Chain,
+    limits: TaskLimits,
+    batches: Vec<Vec<u8>>,
+) -> (Vec<Vec<u8>>, TaskReport) {
+    let bytes = guest(name);
+    let prepared = sandbox.load(&Digest::of(&bytes), &bytes).unwrap();
     let sandbox = sandbox.clone();
-    let fut = pool.run(move || async move {
+    let fut = sandbox_pool().run(move || async move {
         let ctx = TaskContext { limits, ..Default::default() };
         sandbox.run_task(&prepared, ctx, &chain, batches).await
     });
     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(fut).unwrap()
+}
+
+fn sandbox_pool() -> &'static WasmPool {
+    &sandbox().1
 }
 
 /// The String records of an output batch.

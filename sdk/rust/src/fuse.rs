@@ -20,9 +20,13 @@
 //! encoded ([`combining`]). Such a pipeline can outlive the call: see
 //! [`run_chain`](crate::dispatch::run_chain) and `flush-chain`.
 //!
-//! A sink is a `Box<dyn Sink<T>>`; erased, it travels as a `Box<dyn Any>`
-//! holding that box, and each link downcasts it back to the one type its
-//! function produces. The downcasts happen once per batch, not per record.
+//! Between two steps a sink is a `Box<dyn Sink<T>>`; erased, it travels as a
+//! `Box<dyn Any>` holding that box, and each link downcasts it back to the one
+//! type its function produces. The downcasts happen once per batch, not per
+//! record. The last step is built with its encoder or combiner inside it, as
+//! one monomorphic sink, so that the compiler can inline the end of the
+//! pipeline into it: `map(one)` in front of `reduce_by_key(add)` makes no
+//! dynamic call per record.
 
 use crate::dispatch::{CallError, decode_error, framing_error, running, user_error};
 use crate::function::{ApplyError, FilterFn, FlatMapFn, Item, MapFn, ReduceFn, Transform};
@@ -36,7 +40,8 @@ use weft_codec::batch::BatchWriter;
 use weft_codec::key::Key;
 
 /// Takes the records one step produces.
-pub(crate) trait Sink<T> {
+#[doc(hidden)]
+pub trait Sink<T> {
     /// One record.
     fn put(&mut self, item: T) -> Result<(), CallError>;
     /// The batch the pipeline's last step encoded into.
@@ -47,12 +52,48 @@ pub(crate) trait Sink<T> {
 
 type SinkBox<T> = Box<dyn Sink<T>>;
 
+impl<T> Sink<T> for SinkBox<T> {
+    #[inline]
+    fn put(&mut self, item: T) -> Result<(), CallError> {
+        (**self).put(item)
+    }
+    fn finish(self: Box<Self>) -> BatchWriter {
+        <dyn Sink<T> as Sink<T>>::finish(*self)
+    }
+    fn held(&self) -> usize {
+        (**self).held()
+    }
+}
+
+/// Builds one step's sink in front of a next sink of any type (the step's
+/// output type), so that the pair can be one monomorphic sink.
+#[doc(hidden)]
+pub trait Wrap<T> {
+    /// The step's sink, passing what it yields to `next`, erased.
+    fn wrap<N: Sink<T> + 'static>(next: N) -> Erased;
+}
+
 /// A sink of some record type, erased (a boxed [`SinkBox`]).
 type Erased = Box<dyn Any>;
 /// Builds a sink in front of another, or from an erased reducer; `None` when the types differ.
 type WrapFn = fn(Erased) -> Option<Erased>;
 /// Feeds a batch through a function into an erased sink.
 type FeedFn = fn(&[u8], &mut Erased) -> Result<(), CallError>;
+
+fn erase<T: 'static>(sink: impl Sink<T> + 'static) -> Erased {
+    let sink: SinkBox<T> = Box::new(sink);
+    Box::new(sink)
+}
+
+/// No step: the sink itself (the end of a one-step pipeline, which its
+/// feed function drives).
+struct Alone;
+
+impl<T: 'static> Wrap<T> for Alone {
+    fn wrap<N: Sink<T> + 'static>(next: N) -> Erased {
+        erase::<T>(next)
+    }
+}
 
 /// The type-erased parts of a per-record function that fusing needs.
 #[derive(Debug, Clone, Copy)]
@@ -63,9 +104,18 @@ pub(crate) struct Fuse {
     pub output: fn() -> TypeId,
     /// A sink of the function's output type that encodes into a batch.
     terminal: fn(BatchWriter) -> Erased,
+    /// A sink of the function's output type that folds pairs with a
+    /// [`Reducer`] (erased); `None` unless the output is pairs of its value type.
+    combining: WrapFn,
     /// A sink of the function's input type that applies it and passes its
     /// outputs to `next`, a sink of its output type.
     link: WrapFn,
+    /// A sink of the function's input type that applies it and encodes its
+    /// outputs, as one sink.
+    link_encoding: fn(BatchWriter) -> Erased,
+    /// A sink of the function's input type that applies it and folds its
+    /// outputs with a [`Reducer`] (erased), as one sink; `None` as for `combining`.
+    link_combining: WrapFn,
     /// Decode `input`, apply the function to each record and pass its outputs
     /// to the sink (of its output type).
     feed: FeedFn,
@@ -73,9 +123,6 @@ pub(crate) struct Fuse {
     finish: fn(Erased) -> Result<BatchWriter, CallError>,
     /// What a sink of the function's output type holds.
     held: fn(&Erased) -> usize,
-    /// A sink of the function's output type that folds pairs with a
-    /// [`Reducer`] (erased); `None` unless the output is pairs of its value type.
-    combining: WrapFn,
 }
 
 /// Folds two values of one key: a reduce function, with its errors named.
@@ -114,29 +161,31 @@ where
 impl Fuse {
     /// The parts of a `#[weft::map]` function.
     pub(crate) const fn map<F: MapFn>() -> Self {
-        Self::of::<F::Input, F::Output>(link::<MapSink<F>>, feed_map::<F>)
+        Self::of::<Mapping<F>, F::Input, F::Output>(feed_map::<F>)
     }
 
     /// The parts of a `#[weft::filter]` function (its records go out as they came in).
     pub(crate) const fn filter<F: FilterFn>() -> Self {
-        Self::of::<F::Input, F::Input>(link::<FilterSink<F>>, feed_filter::<F>)
+        Self::of::<Filtering<F>, F::Input, F::Input>(feed_filter::<F>)
     }
 
     /// The parts of a `#[weft::flat_map]` function.
     pub(crate) const fn flat_map<F: FlatMapFn>() -> Self {
-        Self::of::<F::Input, F::Output>(link::<FlatMapSink<F>>, feed_flat_map::<F>)
+        Self::of::<FlatMapping<F>, F::Input, F::Output>(feed_flat_map::<F>)
     }
 
-    const fn of<I: Layout, O: Layout>(link: WrapFn, feed: FeedFn) -> Self {
+    const fn of<W: Wrap<O::Item>, I: Layout, O: Layout>(feed: FeedFn) -> Self {
         Fuse {
             input: TypeId::of::<I::Item>,
             output: TypeId::of::<O::Item>,
-            terminal: terminal::<O>,
-            link,
+            terminal: encoder::<Alone, O>,
+            combining: O::combining::<Alone>,
+            link: link::<W, O::Item>,
+            link_encoding: encoder::<W, O>,
+            link_combining: O::combining::<W>,
             feed,
             finish: finish::<O::Item>,
             held: held::<O::Item>,
-            combining: O::combining,
         }
     }
 
@@ -153,14 +202,25 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    /// Link `steps` (at least one, each feeding the next, see [`Fuse::feeds`])
-    /// in front of `sink`, a sink of the last step's output type.
-    fn new(steps: &[Fuse], mut sink: Erased) -> Result<Self, CallError> {
-        let (first, rest) = steps.split_first().ok_or_else(|| broken("an empty pipeline"))?;
-        for step in rest.iter().rev() {
-            sink = (step.link)(sink).ok_or_else(|| broken("steps whose types do not line up"))?;
+    /// Link `steps` (at least one, each feeding the next, see [`Fuse::feeds`]):
+    /// `end` builds the last step's sink with what follows it inside (or,
+    /// for a one-step pipeline, what follows it alone).
+    fn new(
+        steps: &[Fuse],
+        end: impl FnOnce(&Fuse, bool) -> Option<Erased>,
+    ) -> Option<Result<Self, CallError>> {
+        let Some((first, rest)) = steps.split_first() else { return Some(Err(broken("an empty pipeline"))) };
+        let mut sink = match rest.split_last() {
+            None => end(first, false)?,
+            Some((last, _)) => end(last, true)?,
+        };
+        for step in rest.iter().rev().skip(1) {
+            sink = match (step.link)(sink) {
+                Some(sink) => sink,
+                None => return Some(Err(broken("steps whose types do not line up"))),
+            };
         }
-        Ok(Pipeline { first: *first, sink })
+        Some(Ok(Pipeline { first: *first, sink }))
     }
 
     /// Run one batch through.
@@ -181,16 +241,23 @@ impl Pipeline {
 
 /// `steps` encoding their last step's outputs into a batch of about `capacity` bytes.
 pub(crate) fn encoding(steps: &[Fuse], capacity: usize) -> Result<Pipeline, CallError> {
-    let last = steps.last().ok_or_else(|| broken("an empty pipeline"))?;
-    Pipeline::new(steps, (last.terminal)(BatchWriter::with_capacity(capacity)))
+    let out = BatchWriter::with_capacity(capacity);
+    let end =
+        |last: &Fuse, linked| Some(if linked { (last.link_encoding)(out) } else { (last.terminal)(out) });
+    Pipeline::new(steps, end).unwrap_or_else(|| Err(broken("an encoder that cannot be built")))
 }
 
 /// `steps` folding their last step's pairs with `combine` as they come;
 /// `None` when the last step does not yield pairs of the reduce function's
 /// value type.
 pub(crate) fn combining(steps: &[Fuse], combine: Combine) -> Option<Result<Pipeline, CallError>> {
-    let sink = (steps.last()?.combining)((combine.reducer)())?;
-    Some(Pipeline::new(steps, sink))
+    let reducer = (combine.reducer)();
+    Pipeline::new(
+        steps,
+        |last, linked| {
+            if linked { (last.link_combining)(reducer) } else { (last.combining)(reducer) }
+        },
+    )
 }
 
 /// Run `steps` over `input`, encoding only the last step's outputs.
@@ -240,9 +307,9 @@ impl<L: Layout> Sink<L::Item> for Encode<L> {
     }
 }
 
-fn terminal<L: Layout>(out: BatchWriter) -> Erased {
-    let sink: SinkBox<L::Item> = Box::new(Encode::<L> { out, _layout: std::marker::PhantomData });
-    Box::new(sink)
+/// `W`'s sink in front of an encoder of layout `L`.
+fn encoder<W: Wrap<L::Item>, L: Layout>(out: BatchWriter) -> Erased {
+    W::wrap(Encode::<L> { out, _layout: std::marker::PhantomData })
 }
 
 /// The last sink of a combined pipeline: pairs folded by key bytes.
@@ -260,22 +327,38 @@ struct Combining<K, V> {
 /// value (its own heap parts not counted) and the table's slack.
 const FOLD_ENTRY_BYTES: usize = 48;
 
+impl<K: Key, V: Record> Combining<K, V> {
+    /// Start folding a key not seen before (rare: once per distinct key per
+    /// task), keeping its bytes; a string key's own buffer is taken over.
+    #[cold]
+    #[inline(never)]
+    fn insert(&mut self, k: K, v: V) {
+        let key = if k.key_bytes_in_place().is_some() { k.into_key_bytes() } else { self.key.clone() };
+        let order = self.folds.len();
+        self.bytes += key.len() + FOLD_ENTRY_BYTES + size_of::<V>();
+        self.folds.insert(key.into_boxed_slice(), (order, Some(v)));
+    }
+}
+
 impl<K: Key, V: Record> Sink<(K, V)> for Combining<K, V> {
-    #[inline]
+    // Always inlined into the step in front, with the rare path kept out.
+    #[inline(always)]
     fn put(&mut self, (k, v): (K, V)) -> Result<(), CallError> {
-        self.key.clear();
-        k.encode_key(&mut self.key, true);
-        drop(k);
-        match self.folds.get_mut(self.key.as_slice()) {
+        // A string key is its own bytes: look it up without copying it.
+        let bytes = match k.key_bytes_in_place() {
+            Some(bytes) => bytes,
+            None => {
+                self.key.clear();
+                k.encode_key(&mut self.key, true);
+                self.key.as_slice()
+            }
+        };
+        match self.folds.get_mut(bytes) {
             Some((_, slot)) => {
                 let acc = slot.take().ok_or_else(|| broken("a combine slot without a value"))?;
                 *slot = Some((self.reduce)(acc, v)?);
             }
-            None => {
-                let order = self.folds.len();
-                self.bytes += self.key.len() + FOLD_ENTRY_BYTES + size_of::<V>();
-                self.folds.insert(self.key.as_slice().into(), (order, Some(v)));
-            }
+            None => self.insert(k, v),
         }
         Ok(())
     }
@@ -298,48 +381,57 @@ impl<K: Key, V: Record> Sink<(K, V)> for Combining<K, V> {
     }
 }
 
-/// A combining sink for pairs of `(K, V)`, if `reducer` folds `V`s.
-pub(crate) fn combining_sink<K: Key + 'static, V: Record + 'static>(
+/// `W`'s sink in front of a combining sink for pairs of `(K, V)`, if
+/// `reducer` folds `V`s.
+pub(crate) fn combining_sink<W: Wrap<(K, V)>, K: Key + 'static, V: Record + 'static>(
     reducer: Box<dyn Any>,
 ) -> Option<Box<dyn Any>> {
     let reduce = *reducer.downcast::<Reducer<V>>().ok()?;
-    let sink: SinkBox<(K, V)> = Box::new(Combining::<K, V> {
+    Some(W::wrap(Combining::<K, V> {
         reduce,
         key: Vec::new(),
         folds: HashMap::default(),
         bytes: 0,
         _key: std::marker::PhantomData,
-    });
-    Some(Box::new(sink))
+    }))
 }
 
-/// A sink that applies a function and passes what it yields to the next sink.
-trait Linked: Sink<Self::In> + 'static {
-    type In: 'static;
-    type Out: 'static;
-    fn new(next: SinkBox<Self::Out>) -> Self;
+/// `W`'s sink in front of an erased sink of type `T`.
+fn link<W: Wrap<T>, T: 'static>(next: Box<dyn Any>) -> Option<Box<dyn Any>> {
+    Some(W::wrap(unerase::<T>(next).ok()?))
 }
 
-fn link<S: Linked>(next: Box<dyn Any>) -> Option<Box<dyn Any>> {
-    let next = unerase::<S::Out>(next).ok()?;
-    let sink: SinkBox<S::In> = Box::new(S::new(next));
-    Some(Box::new(sink))
-}
+/// Builds [`MapSink`]s.
+struct Mapping<F>(std::marker::PhantomData<F>);
+/// Builds [`FilterSink`]s.
+struct Filtering<F>(std::marker::PhantomData<F>);
+/// Builds [`FlatMapSink`]s.
+struct FlatMapping<F>(std::marker::PhantomData<F>);
 
-struct MapSink<F: MapFn> {
-    f: F,
-    next: SinkBox<Item<F::Output>>,
-}
-
-impl<F: MapFn> Linked for MapSink<F> {
-    type In = Item<F::Input>;
-    type Out = Item<F::Output>;
-    fn new(next: SinkBox<Self::Out>) -> Self {
-        MapSink { f: F::default(), next }
+impl<F: MapFn> Wrap<Item<F::Output>> for Mapping<F> {
+    fn wrap<N: Sink<Item<F::Output>> + 'static>(next: N) -> Erased {
+        erase::<Item<F::Input>>(MapSink { f: F::default(), next })
     }
 }
 
-impl<F: MapFn> Sink<Item<F::Input>> for MapSink<F> {
+impl<F: FilterFn> Wrap<Item<F::Input>> for Filtering<F> {
+    fn wrap<N: Sink<Item<F::Input>> + 'static>(next: N) -> Erased {
+        erase::<Item<F::Input>>(FilterSink { f: F::default(), next })
+    }
+}
+
+impl<F: FlatMapFn> Wrap<Item<F::Output>> for FlatMapping<F> {
+    fn wrap<N: Sink<Item<F::Output>> + 'static>(next: N) -> Erased {
+        erase::<Item<F::Input>>(FlatMapSink { f: F::default(), next })
+    }
+}
+
+struct MapSink<F, N> {
+    f: F,
+    next: N,
+}
+
+impl<F: MapFn, N: Sink<Item<F::Output>>> Sink<Item<F::Input>> for MapSink<F, N> {
     #[inline]
     fn put(&mut self, item: Item<F::Input>) -> Result<(), CallError> {
         running(F::NAME);
@@ -347,27 +439,19 @@ impl<F: MapFn> Sink<Item<F::Input>> for MapSink<F> {
         self.next.put(out)
     }
     fn finish(self: Box<Self>) -> BatchWriter {
-        self.next.finish()
+        Box::new(self.next).finish()
     }
     fn held(&self) -> usize {
         self.next.held()
     }
 }
 
-struct FilterSink<F: FilterFn> {
+struct FilterSink<F, N> {
     f: F,
-    next: SinkBox<Item<F::Input>>,
+    next: N,
 }
 
-impl<F: FilterFn> Linked for FilterSink<F> {
-    type In = Item<F::Input>;
-    type Out = Item<F::Input>;
-    fn new(next: SinkBox<Self::Out>) -> Self {
-        FilterSink { f: F::default(), next }
-    }
-}
-
-impl<F: FilterFn> Sink<Item<F::Input>> for FilterSink<F> {
+impl<F: FilterFn, N: Sink<Item<F::Input>>> Sink<Item<F::Input>> for FilterSink<F, N> {
     #[inline]
     fn put(&mut self, item: Item<F::Input>) -> Result<(), CallError> {
         running(F::NAME);
@@ -375,27 +459,19 @@ impl<F: FilterFn> Sink<Item<F::Input>> for FilterSink<F> {
         if keep { self.next.put(item) } else { Ok(()) }
     }
     fn finish(self: Box<Self>) -> BatchWriter {
-        self.next.finish()
+        Box::new(self.next).finish()
     }
     fn held(&self) -> usize {
         self.next.held()
     }
 }
 
-struct FlatMapSink<F: FlatMapFn> {
+struct FlatMapSink<F, N> {
     f: F,
-    next: SinkBox<Item<F::Output>>,
+    next: N,
 }
 
-impl<F: FlatMapFn> Linked for FlatMapSink<F> {
-    type In = Item<F::Input>;
-    type Out = Item<F::Output>;
-    fn new(next: SinkBox<Self::Out>) -> Self {
-        FlatMapSink { f: F::default(), next }
-    }
-}
-
-impl<F: FlatMapFn> Sink<Item<F::Input>> for FlatMapSink<F> {
+impl<F: FlatMapFn, N: Sink<Item<F::Output>>> Sink<Item<F::Input>> for FlatMapSink<F, N> {
     #[inline]
     fn put(&mut self, item: Item<F::Input>) -> Result<(), CallError> {
         running(F::NAME);
@@ -415,7 +491,7 @@ impl<F: FlatMapFn> Sink<Item<F::Input>> for FlatMapSink<F> {
         failed.map_or(Ok(()), Err)
     }
     fn finish(self: Box<Self>) -> BatchWriter {
-        self.next.finish()
+        Box::new(self.next).finish()
     }
     fn held(&self) -> usize {
         self.next.held()

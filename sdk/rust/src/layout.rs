@@ -36,9 +36,12 @@ pub trait Layout: 'static {
     fn copy(raw: Self::Raw<'_>, out: &mut BatchWriter);
     #[doc(hidden)]
     fn dataset(handle: Handle) -> Self::Dataset;
-    /// A sink folding records of this layout with an erased reducer (pairs only).
+    /// `W`'s sink in front of a sink folding records of this layout with an
+    /// erased reducer (pairs only).
     #[doc(hidden)]
-    fn combining(_reducer: Box<dyn std::any::Any>) -> Option<Box<dyn std::any::Any>> {
+    fn combining<W: crate::fuse::Wrap<Self::Item>>(
+        _reducer: Box<dyn std::any::Any>,
+    ) -> Option<Box<dyn std::any::Any>> {
         None
     }
 }
@@ -108,8 +111,10 @@ impl<K: Key + 'static, V: Record + 'static> Layout for Pair<K, V> {
     fn dataset(handle: Handle) -> PairDataset<K, V> {
         PairDataset::from_handle(handle)
     }
-    fn combining(reducer: Box<dyn std::any::Any>) -> Option<Box<dyn std::any::Any>> {
-        crate::fuse::combining_sink::<K, V>(reducer)
+    fn combining<W: crate::fuse::Wrap<(K, V)>>(
+        reducer: Box<dyn std::any::Any>,
+    ) -> Option<Box<dyn std::any::Any>> {
+        crate::fuse::combining_sink::<W, K, V>(reducer)
     }
 }
 
