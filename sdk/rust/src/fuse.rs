@@ -33,9 +33,9 @@ use crate::function::{ApplyError, FilterFn, FlatMapFn, Item, MapFn, ReduceFn, Tr
 use crate::layout::Layout;
 use crate::record::Record;
 use crate::registry::ApplyFn;
-use rustc_hash::FxBuildHasher;
+use rustc_hash::FxHasher;
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::hash::Hasher;
 use weft_codec::batch::BatchWriter;
 use weft_codec::key::Key;
 
@@ -316,27 +316,57 @@ fn encoder<W: Wrap<L::Item>, L: Layout>(out: BatchWriter) -> Erased {
 struct Combining<K, V> {
     reduce: Reducer<V>,
     key: Vec<u8>,
-    /// Each key's fold so far, and when the key first came (the output order).
-    folds: HashMap<Box<[u8]>, (usize, Option<V>), FxBuildHasher>,
+    /// Each key's fold so far.
+    folds: hashbrown::HashTable<Fold<V>>,
     /// Key bytes plus a fixed cost per entry: what [`Sink::held`] reports.
     bytes: usize,
     _key: std::marker::PhantomData<fn(K)>,
 }
 
-/// What one folded key costs besides its bytes: the boxed key, the order, the
-/// value (its own heap parts not counted) and the table's slack.
+/// One key's fold.
+struct Fold<V> {
+    key: Box<[u8]>,
+    hash: u64,
+    /// When the key first came: the output order.
+    order: usize,
+    value: Option<V>,
+}
+
+/// What one folded key costs besides its bytes: the boxed key, its hash, the
+/// order, the value (its own heap parts not counted) and the table's slack.
 const FOLD_ENTRY_BYTES: usize = 48;
+
+/// The hash of a key's bytes.
+#[inline(always)]
+fn key_hash(bytes: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(bytes);
+    h.finish()
+}
+
+/// Byte equality, eight bytes at a time and inline: `==` on slices calls the
+/// C library's `memcmp`, a byte loop in wasi-libc, once per record.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let ((a8, a_rest), (b8, b_rest)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    a8.iter().zip(b8).all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+        && a_rest.iter().zip(b_rest).all(|(x, y)| x == y)
+}
 
 impl<K: Key, V: Record> Combining<K, V> {
     /// Start folding a key not seen before (rare: once per distinct key per
     /// task), keeping its bytes; a string key's own buffer is taken over.
     #[cold]
     #[inline(never)]
-    fn insert(&mut self, k: K, v: V) {
+    fn insert(&mut self, hash: u64, k: K, v: V) {
         let key = if k.key_bytes_in_place().is_some() { k.into_key_bytes() } else { self.key.clone() };
         let order = self.folds.len();
         self.bytes += key.len() + FOLD_ENTRY_BYTES + size_of::<V>();
-        self.folds.insert(key.into_boxed_slice(), (order, Some(v)));
+        let fold = Fold { key: key.into_boxed_slice(), hash, order, value: Some(v) };
+        self.folds.insert_unique(hash, fold, |f| f.hash);
     }
 }
 
@@ -353,12 +383,13 @@ impl<K: Key, V: Record> Sink<(K, V)> for Combining<K, V> {
                 self.key.as_slice()
             }
         };
-        match self.folds.get_mut(bytes) {
-            Some((_, slot)) => {
-                let acc = slot.take().ok_or_else(|| broken("a combine slot without a value"))?;
-                *slot = Some((self.reduce)(acc, v)?);
+        let hash = key_hash(bytes);
+        match self.folds.find_mut(hash, |f| same_bytes(&f.key, bytes)) {
+            Some(fold) => {
+                let acc = fold.value.take().ok_or_else(|| broken("a combine slot without a value"))?;
+                fold.value = Some((self.reduce)(acc, v)?);
             }
-            None => self.insert(k, v),
+            None => self.insert(hash, k, v),
         }
         Ok(())
     }
@@ -369,11 +400,11 @@ impl<K: Key, V: Record> Sink<(K, V)> for Combining<K, V> {
 
     fn finish(self: Box<Self>) -> BatchWriter {
         let mut folds: Vec<_> = self.folds.into_iter().collect();
-        folds.sort_unstable_by_key(|(_, (order, _))| *order);
+        folds.sort_unstable_by_key(|f| f.order);
         let mut out = BatchWriter::new();
-        for (key, (_, v)) in folds {
-            if let Some(v) = v {
-                out.push(&key);
+        for fold in folds {
+            if let Some(v) = fold.value {
+                out.push(&fold.key);
                 out.push_with(|o| v.encode(o));
             }
         }
@@ -390,7 +421,7 @@ pub(crate) fn combining_sink<W: Wrap<(K, V)>, K: Key + 'static, V: Record + 'sta
     Some(W::wrap(Combining::<K, V> {
         reduce,
         key: Vec::new(),
-        folds: HashMap::default(),
+        folds: hashbrown::HashTable::new(),
         bytes: 0,
         _key: std::marker::PhantomData,
     }))
