@@ -303,14 +303,15 @@ impl JobRun {
             .then(|| self.results.iter().map(|r| r.clone().unwrap_or_default()).collect())
     }
 
-    /// Apply the end of an attempt. Events for attempts that are not current are ignored.
-    pub fn on_outcome(&mut self, key: &TaskKey, metering: &TaskMetering, outcome: Outcome) {
+    /// Apply the end of an attempt. Events for attempts that are not current
+    /// are ignored: the answer is whether this one was taken.
+    pub fn on_outcome(&mut self, key: &TaskKey, metering: &TaskMetering, outcome: Outcome) -> bool {
         self.metering.add(metering);
-        let Some(i) = self.stage_index(key.stage) else { return };
-        let Some(t) = self.tasks[i].get(key.partition as usize) else { return };
+        let Some(i) = self.stage_index(key.stage) else { return false };
+        let Some(t) = self.tasks[i].get(key.partition as usize) else { return false };
         let agent = match t.slot {
             Slot::Running { attempt, agent } if attempt == key.attempt => agent,
-            _ => return,
+            _ => return false,
         };
         let p = key.partition as usize;
         match outcome {
@@ -347,6 +348,7 @@ impl JobRun {
             }
             Outcome::Interrupted(_) => self.tasks[i][p].slot = Slot::Pending,
         }
+        true
     }
 
     fn lose_map_output(&mut self, shuffle: ShuffleId, map: u32) {

@@ -83,6 +83,9 @@ struct Driver {
     attempt: u32,
     slot: DriverSlot,
     waiter: Option<oneshot::Sender<DriverEnd>>,
+    /// The job's accumulators: the additions of every task attempt its
+    /// actions took as finished.
+    accumulators: BTreeMap<String, i64>,
 }
 
 struct Active {
@@ -168,8 +171,22 @@ impl Scheduler {
             attempt: 0,
             slot: DriverSlot::Pending,
             waiter: Some(tx),
+            accumulators: BTreeMap::new(),
         });
         rx
+    }
+
+    /// The value of the submitted job `job`'s accumulator `name`: the sum of
+    /// what the finished tasks of its actions added (0 before any did).
+    /// `None` when the job has no driver.
+    ///
+    /// As in Spark, a task's additions count once per successful run: a task
+    /// that runs again (its map output was lost, or a later action recomputes
+    /// an uncached dataset) adds again. Failed, killed and superseded
+    /// attempts add nothing.
+    pub fn accumulator(&self, job: &str, name: &str) -> Option<i64> {
+        let d = self.drivers.iter().find(|d| d.job == job)?;
+        Some(d.accumulators.get(name).copied().unwrap_or(0))
     }
 
     /// The submitted job's driver ended: so do its actions, and its shuffle
@@ -299,7 +316,16 @@ impl Scheduler {
         if !ev.log.is_empty() {
             tracing::debug!(task = %ev.task, log = %ev.log, "task log");
         }
-        job.run.on_outcome(&ev.task, &ev.metering, outcome);
+        let finished = matches!(outcome, Outcome::Finished { .. });
+        if job.run.on_outcome(&ev.task, &ev.metering, outcome)
+            && finished
+            && let Some(d) = self.drivers.iter_mut().find(|d| d.job == job.ctx.scope)
+        {
+            for (name, delta) in &ev.accumulators {
+                let sum = d.accumulators.entry(name.clone()).or_default();
+                *sum = sum.wrapping_add(*delta);
+            }
+        }
     }
 
     /// Post progress and end the jobs that are done: answer their waiters,

@@ -6,6 +6,7 @@
 //! agents registering and being lost, task attempts changing state.
 
 use crate::registry::{Registry, Resources};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -53,6 +54,8 @@ pub struct TaskEvent {
     pub fetch_failed: Option<(ShuffleId, u32)>,
     /// Its bounded log.
     pub log: String,
+    /// Its additions to the job's accumulators, by name.
+    pub accumulators: BTreeMap<String, i64>,
 }
 
 /// The service, sharing its registry with the scheduler.
@@ -196,6 +199,7 @@ impl Master for MasterService {
             partition_bytes: u.partition_bytes,
             fetch_failed,
             log: u.log,
+            accumulators: u.accumulators.into_iter().collect(),
         };
         self.emit(MasterEvent::Task(Box::new(event))).await;
         Ok(Response::new(TaskUpdateResponse {}))

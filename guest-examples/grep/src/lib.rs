@@ -1,19 +1,25 @@
 //! grep: the lines of the input that contain a pattern.
 //!
 //! `weft run grep.wasm -- <pattern> <input-uri> <output-uri>` writes the
-//! matching lines under the output URI and logs how many there are.
+//! matching lines under the output URI and logs how many there are, out of how
+//! many lines scanned.
 //!
 //! User functions capture nothing from the driver, so the pattern reaches the
-//! tasks as a broadcast value, read by its id.
+//! tasks as a broadcast value, read by its id. The lines scanned are counted
+//! with an accumulator, which the master sums over the tasks that finished.
 
 use weft::prelude::*;
 
 /// The pattern: the job's first (and only) broadcast.
 const PATTERN: Broadcast<String> = Broadcast::from_id(0);
 
+/// The accumulator counting the lines `matches` looked at.
+const SCANNED: &str = "lines scanned";
+
 /// Whether the line contains the pattern.
 #[weft::filter]
 fn matches(line: &str) -> weft::Result<bool> {
+    weft::accumulator_add(SCANNED, 1);
     Ok(line.contains(PATTERN.get()?.as_str()))
 }
 
@@ -33,6 +39,9 @@ fn main(ctx: &Context) -> weft::Result<()> {
     }
     let lines = ctx.text_file(input, 4)?.filter(matches).cache();
     lines.save_as_text_file(output)?;
-    weft::info!("{} lines contain {pattern:?}", lines.count()?);
+    // Read before the next action: as in Spark, an accumulator added to in a
+    // transformation counts again whenever a later action recomputes it.
+    let scanned = ctx.accumulator_value(SCANNED)?;
+    weft::info!("{} of {scanned} lines contain {pattern:?}", lines.count()?);
     Ok(())
 }

@@ -37,6 +37,8 @@ pub enum Command {
     LaunchFailed(TaskKey, AgentId, String),
     /// Kill a submitted job: its driver and its actions. Answers whether it had a driver.
     Kill(String, oneshot::Sender<bool>),
+    /// Read a submitted job's accumulator (job, name); `None` when the job has no driver.
+    Accumulator(String, String, oneshot::Sender<Option<i64>>),
 }
 
 /// Run the loop until every sender is gone.
@@ -56,6 +58,9 @@ pub async fn run(mut scheduler: Scheduler, tx: mpsc::Sender<Command>, mut rx: mp
             Some(Command::LaunchFailed(key, agent, error)) => scheduler.on_launch_failed(&key, agent, &error),
             Some(Command::Kill(job, reply)) => {
                 let _ = reply.send(scheduler.kill(&job));
+            }
+            Some(Command::Accumulator(job, name, reply)) => {
+                let _ = reply.send(scheduler.accumulator(&job, &name));
             }
             None => {}
         }

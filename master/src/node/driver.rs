@@ -81,6 +81,20 @@ fn take(batches: &[bytes::Bytes], n: Option<u64>, keyed: bool) -> Result<Vec<u8>
     Ok(w.finish())
 }
 
+impl Shared {
+    /// Answer an `Act` for accumulator `name` of job `job`.
+    async fn accumulator(&self, job: String, name: String) -> Result<Response<v1::ActResponse>, Status> {
+        let (reply, value) = oneshot::channel();
+        self.core
+            .send(Command::Accumulator(job.clone(), name, reply))
+            .await
+            .map_err(|_| Status::unavailable("the master is shutting down"))?;
+        let value = value.await.map_err(|_| Status::unavailable("the master is shutting down"))?;
+        let accumulator = value.ok_or_else(|| Status::not_found(format!("no running job `{job}`")))?;
+        Ok(Response::new(v1::ActResponse { accumulator, ..Default::default() }))
+    }
+}
+
 #[tonic::async_trait]
 impl Driver for Shared {
     async fn define(
@@ -113,6 +127,9 @@ impl Driver for Shared {
         auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
         let req = request.into_inner();
         let action = req.action.ok_or_else(|| bad("an action is required"))?;
+        if let act_request::Action::Accumulator(name) = action {
+            return self.accumulator(req.job_id, name).await;
+        }
         let (plan, broadcasts, limits, component, attempt_base) = {
             let mut jobs = self.lock_jobs();
             let job = jobs
@@ -123,11 +140,6 @@ impl Driver for Shared {
         };
         let target = DatasetId(req.dataset);
         let keyed = plan.get(target).map_err(bad)?.keyed;
-        if let act_request::Action::Accumulator(name) = &action {
-            return Err(Status::unimplemented(format!(
-                "accumulator `{name}`: accumulators are not aggregated yet"
-            )));
-        }
 
         // Split the text inputs this action reads (not every input of the
         // plan), once per job: later actions read the same splits. Splits are
@@ -171,7 +183,9 @@ impl Driver for Shared {
                 c.setup_job().await.map_err(|e| Status::failed_precondition(e.to_string()))?;
                 (ResultSink::Text(uri.clone()), Some(c))
             }
-            act_request::Action::Accumulator(_) => unreachable!("answered above"),
+            act_request::Action::Accumulator(_) => {
+                return Err(Status::internal("an accumulator read reached job planning"));
+            }
         };
         let job_name = format!("{}.{attempt_base}", req.job_id);
         let ctx = JobContext {

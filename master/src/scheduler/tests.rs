@@ -131,6 +131,7 @@ fn finished(agent: AgentId, spec: &v1::TaskSpec, count: u64, result: &'static [u
         partition_bytes: vec![1, 2, 3],
         fetch_failed: None,
         log: String::new(),
+        accumulators: [("seen".to_string(), 10)].into(),
     }))
 }
 
@@ -352,4 +353,42 @@ async fn a_failed_job_kills_its_other_attempts_and_gets_its_slots_back() {
     assert_eq!(launch_now(&mut s), 1, "one slot is still held by the attempt being killed");
     s.on_event(&ended(agents[0], &launched[1].1, TaskState::Killed));
     assert_eq!(launch_now(&mut s), 1, "and it comes back when the kill lands");
+}
+
+#[tokio::test]
+async fn accumulators_sum_the_finished_attempts_of_the_jobs_actions() {
+    let (mut s, rec, _) = setup(&[4]);
+    let _driver = s.submit_driver("job-1", driver_spec());
+    assert_eq!(s.accumulator("job-1", "seen"), Some(0), "nothing added yet");
+    assert_eq!(s.accumulator("job-2", "seen"), None, "no such job");
+    let (ctx, run) = action(1, ResultSink::Count);
+    let _done = s.submit(ctx, run);
+    assert_eq!(launch_now(&mut s), 3, "the driver and both map tasks");
+    let maps: Vec<_> =
+        rec.launched.lock().unwrap().iter().filter(|(_, sp)| sp.driver.is_none()).cloned().collect();
+
+    // The first map attempt is lost (it adds nothing) and runs again; the
+    // second finishes, and a late duplicate of its report is not counted again.
+    s.on_event(&ended(maps[0].0, &maps[0].1, TaskState::Lost));
+    s.on_event(&finished(maps[1].0, &maps[1].1, 0, b""));
+    s.on_event(&finished(maps[1].0, &maps[1].1, 0, b""));
+    assert_eq!(s.accumulator("job-1", "seen"), Some(10));
+    launch_now(&mut s);
+    let retry = rec.launched.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(key_of(&retry.1).attempt, 1, "the lost map task runs again");
+    s.on_event(&finished(retry.0, &retry.1, 0, b""));
+    assert_eq!(s.accumulator("job-1", "seen"), Some(20), "one addition per finished task");
+    assert_eq!(s.accumulator("job-1", "other"), Some(0));
+
+    // A second job's tasks add to its own accumulators only.
+    let _other = s.submit_driver("job-2", driver_spec());
+    let (ctx, run) = action_of("job-2", 1, ResultSink::Count);
+    let _done2 = s.submit(ctx, run);
+    launch_now(&mut s);
+    let theirs =
+        rec.launched.lock().unwrap().iter().rev().find(|(_, sp)| key_of(sp).job == "job-2.1").cloned();
+    let (agent, spec) = theirs.unwrap();
+    s.on_event(&finished(agent, &spec, 0, b""));
+    assert_eq!(s.accumulator("job-2", "seen"), Some(10));
+    assert_eq!(s.accumulator("job-1", "seen"), Some(20));
 }

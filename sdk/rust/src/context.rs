@@ -66,7 +66,13 @@ impl Context {
     }
 
     /// The sum of every finished task's [`accumulator_add`](crate::accumulator_add)
-    /// calls for `name`.
+    /// calls for `name` over this job's actions so far (0 before any).
+    ///
+    /// As in Spark, each finished task counts once per run: a failed or
+    /// retried attempt adds nothing, but a task that runs again (a later
+    /// action recomputing a dataset that was not cached, a map stage run again
+    /// after its output was lost) adds again. Read a counter kept in a
+    /// transformation right after the action that ran it.
     pub fn accumulator_value(&self, name: &str) -> Result<i64> {
         host::driver::accumulator_value(name)
     }
