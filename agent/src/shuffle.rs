@@ -14,7 +14,7 @@
 //! 1. **Partition** ([`Partitioner`]). Each pair goes to the reduce partition its
 //!    key names: `xxh3_64(key) % partitions` for a hash shuffle, or a binary
 //!    search over sorted upper bounds for a range shuffle (`sort_by_key`, bounds
-//!    taken from a sample with [`range_bounds`]).
+//!    taken from a sample by the master with [`weft_core::range::range_bounds`]).
 //! 2. **Buffer and sort** ([`ShuffleWriter::write`]). Pairs are copied into one
 //!    arena with a small fixed-size entry per record. When the arena plus entries
 //!    pass the memory budget, the entries are sorted by (partition, key) with a
@@ -85,6 +85,6 @@ pub use fetch::{BlockFetcher, FetchError, LocalFetcher};
 pub use ids::{BlockId, MapId, ReduceId, ShuffleId};
 pub use index::{IndexDefect, IndexFile, read_block, read_stored_block};
 pub use merge::{Merge, PairSource};
-pub use partitioner::{Partitioner, range_bounds};
+pub use partitioner::{Partitioner, TooManyBounds};
 pub use reader::{BlockLocation, MergedBatches, ReadError, ReaderConfig, ShuffleReader};
 pub use writer::{MapOutput, ShuffleWriter, WriterConfig};

@@ -31,4 +31,5 @@ pub mod limits;
 pub mod metering;
 pub mod plan;
 pub mod proto;
+pub mod range;
 pub mod task;

@@ -91,6 +91,8 @@ pub enum PartitionerSpec {
     RangeFromSample {
         /// Ascending when true.
         ascending: bool,
+        /// The dataset whose keys are sampled: the sort's parent.
+        sample: DatasetId,
     },
 }
 
@@ -261,7 +263,7 @@ impl Builder<'_> {
                         (PartitionerSpec::Hash, CombinerSpec::None, Aggregate::Group, None)
                     }
                     ShuffleKind::SortByKey { ascending } => (
-                        PartitionerSpec::RangeFromSample { ascending: *ascending },
+                        PartitionerSpec::RangeFromSample { ascending: *ascending, sample: *parent },
                         CombinerSpec::None,
                         Aggregate::Sorted { ascending: *ascending },
                         None,

@@ -22,6 +22,9 @@ pub enum ResultSink {
     Count,
     /// Write them as text lines under this URI.
     Text(String),
+    /// Return a sample of up to this many keys per task, and its record count
+    /// (a sort's sample job).
+    KeySample(u32),
 }
 
 /// What every task of one action's job shares.
@@ -46,6 +49,9 @@ pub struct JobContext {
     pub text: BTreeMap<DatasetId, (String, Vec<TextSplit>)>,
     /// The result stage's sink.
     pub sink: ResultSink,
+    /// The range bounds of the job's sorts into several partitions, by shuffle
+    /// (from their sample jobs).
+    pub range_bounds: BTreeMap<ShuffleId, Vec<Vec<u8>>>,
 }
 
 /// Why a task cannot be described yet.
@@ -60,11 +66,9 @@ pub enum LaunchError {
     /// A dataset the task reads is not in the context.
     #[error("dataset {0} has no {1} in the job context")]
     MissingInput(DatasetId, &'static str),
-    /// A range-partitioned sort into several partitions needs key sampling, which is not built yet.
-    #[error(
-        "sort_by_key into {0} partitions needs key sampling, which weft does not do yet: sort into 1 partition"
-    )]
-    SortNeedsSampling(u32),
+    /// A sort into several partitions whose sample job has not run.
+    #[error("the range bounds of {0} are not known (its sample job has not run)")]
+    MissingRangeBounds(ShuffleId),
 }
 
 /// Describe one task attempt for its agent. `maps(shuffle)` gives the map
@@ -118,12 +122,14 @@ pub fn task_spec(
     };
     let sink = match &stage.kind {
         StageKind::ShuffleMap { shuffle, partitions, partitioner, combiner } => {
-            let descending = match partitioner {
-                PartitionerSpec::Hash => false,
-                PartitionerSpec::RangeFromSample { .. } if *partitions > 1 => {
-                    return Err(LaunchError::SortNeedsSampling(*partitions));
+            let (range_bounds, descending) = match partitioner {
+                PartitionerSpec::Hash => (Vec::new(), false),
+                PartitionerSpec::RangeFromSample { ascending, .. } if *partitions > 1 => {
+                    let bounds =
+                        ctx.range_bounds.get(shuffle).ok_or(LaunchError::MissingRangeBounds(*shuffle))?;
+                    (bounds.iter().map(|b| b.clone().into()).collect(), !ascending)
                 }
-                PartitionerSpec::RangeFromSample { ascending } => !ascending,
+                PartitionerSpec::RangeFromSample { ascending, .. } => (Vec::new(), !ascending),
             };
             let combiner = match combiner {
                 CombinerSpec::None => None,
@@ -133,7 +139,7 @@ pub fn task_spec(
             v1::task_output::Sink::Shuffle(v1::ShuffleWrite {
                 shuffle: shuffle.0,
                 partitions: *partitions,
-                range_bounds: Vec::new(),
+                range_bounds,
                 descending,
                 combiner,
             })
@@ -143,6 +149,7 @@ pub fn task_spec(
                 v1::task_output::Sink::Result(v1::ResultOutput { limit: limit.unwrap_or(0) })
             }
             ResultSink::Count => v1::task_output::Sink::Count(v1::CountOutput {}),
+            ResultSink::KeySample(size) => v1::task_output::Sink::Sample(v1::KeySampleOutput { size: *size }),
             ResultSink::Text(location) => {
                 v1::task_output::Sink::Text(v1::TextOutput { location: location.clone() })
             }

@@ -53,6 +53,9 @@ pub enum JobOutput {
     Count(u64),
     /// Text output was written by every result task (the caller commits it).
     Written,
+    /// Each result task's key sample (one key per entry) and how many records
+    /// it sampled from.
+    Samples(Vec<(u64, bytes::Bytes)>),
 }
 
 /// How a job ended, for its waiter.
@@ -303,6 +306,8 @@ impl Scheduler {
             (TaskState::Finished, _, None) => {
                 let result = match job.ctx.sink {
                     ResultSink::Count => bytes::Bytes::copy_from_slice(&ev.count.to_le_bytes()),
+                    // The record count, then the sampled keys.
+                    ResultSink::KeySample(_) => [&ev.count.to_le_bytes()[..], &ev.result].concat().into(),
                     _ => ev.result.clone(),
                 };
                 Outcome::Finished { result, partition_bytes: ev.partition_bytes.clone() }
@@ -369,6 +374,17 @@ impl Scheduler {
                     ),
                     ResultSink::Records { .. } => JobOutput::Records(results),
                     ResultSink::Text(_) => JobOutput::Written,
+                    ResultSink::KeySample(_) => JobOutput::Samples(
+                        results
+                            .iter()
+                            .map(|b| match b.split_at_checked(8) {
+                                Some((n, keys)) => {
+                                    (n.try_into().map(u64::from_le_bytes).unwrap_or(0), b.slice_ref(keys))
+                                }
+                                None => (0, bytes::Bytes::new()),
+                            })
+                            .collect(),
+                    ),
                 };
                 Ok((output, job.run.metering().clone()))
             }
@@ -443,9 +459,10 @@ impl Scheduler {
                 }
             }
         }
+        // A task the master cannot describe will not become describable by
+        // waiting: its job fails at once, naming the task.
         for (j, key, e) in failed_jobs {
-            let outcome = Outcome::Failed(EndReason::GuestError { message: e.to_string() });
-            self.jobs[j].run.on_outcome(&key, &TaskMetering::default(), outcome);
+            self.jobs[j].run.fail(format!("task {key} cannot be launched: {e}"));
         }
         self.reap();
         launches

@@ -119,6 +119,24 @@ pub(super) async fn drain(
             }
             Ok(Drained::Text(Box::new(PendingPart { writer, committer, partition, attempt })))
         }
+        OutputSpec::KeySample { size, seed } => {
+            if !keyed {
+                return Err(ExecError::Malformed(weft_codec::DecodeError::UnpairedKey { entries: 1 }));
+            }
+            let (mut sample, mut records) = (Reservoir::new(size, seed), 0u64);
+            while let Some(batch) = rx.recv().await {
+                for pair in batch::pairs(&batch) {
+                    let (key, _) = pair.map_err(ExecError::Malformed)?;
+                    sample.offer(key);
+                    records += 1;
+                }
+            }
+            let mut out = BatchWriter::new();
+            for key in sample.keys {
+                out.push(&key);
+            }
+            Ok(Drained::Records { batch: out.finish(), records })
+        }
         OutputSpec::Count => {
             let mut records = 0;
             while let Some(batch) = rx.recv().await {
@@ -156,6 +174,32 @@ pub(super) async fn discard(drained: Drained) {
     }
 }
 
+/// A uniform sample of the keys offered (Vitter's algorithm R).
+struct Reservoir {
+    size: usize,
+    seen: u64,
+    keys: Vec<Vec<u8>>,
+    rng: fastrand::Rng,
+}
+
+impl Reservoir {
+    fn new(size: u32, seed: u64) -> Self {
+        Self { size: size as usize, seen: 0, keys: Vec::new(), rng: fastrand::Rng::with_seed(seed) }
+    }
+
+    fn offer(&mut self, key: &[u8]) {
+        if self.keys.len() < self.size {
+            self.keys.push(key.to_vec());
+        } else if let Ok(at) = usize::try_from(self.rng.u64(0..=self.seen))
+            && let Some(slot) = self.keys.get_mut(at)
+        {
+            slot.clear();
+            slot.extend_from_slice(key);
+        }
+        self.seen += 1;
+    }
+}
+
 /// Records in a batch.
 fn record_count(batch: &[u8], keyed: bool) -> Result<u64, ExecError> {
     let entries = batch::count(batch).map_err(ExecError::Malformed)?;
@@ -180,6 +224,30 @@ fn first_records(batch: &[u8], n: u64, keyed: bool) -> Result<Vec<u8>, ExecError
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reservoir_keeps_a_uniform_sample_of_its_size() {
+        let mut hits = [0u32; 100];
+        for seed in 0..400 {
+            let mut r = Reservoir::new(10, seed);
+            for k in 0..100u8 {
+                r.offer(&[k]);
+            }
+            assert_eq!(r.keys.len(), 10);
+            let mut distinct = r.keys.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 10, "no key twice");
+            for k in &r.keys {
+                hits[k[0] as usize] += 1;
+            }
+        }
+        // Each key is kept with probability 1/10: 40 times in 400 runs on average.
+        assert!(hits.iter().all(|&h| (10..=80).contains(&h)), "{hits:?}");
+        let mut few = Reservoir::new(10, 0);
+        few.offer(b"a");
+        assert_eq!(few.keys, [b"a".to_vec()]);
+    }
 
     #[test]
     fn first_records_counts_pairs_as_one() {

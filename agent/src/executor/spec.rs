@@ -124,6 +124,15 @@ pub enum OutputSpec {
         /// Map-side combine.
         combiner: MapCombine,
     },
+    /// Return a uniform sample of the records' keys (up to `size`, one entry
+    /// each) and how many records there were: a sort's range bounds come from
+    /// these. The reservoir is seeded with `seed`, so a retry samples alike.
+    KeySample {
+        /// Keys kept at most.
+        size: u32,
+        /// The random seed (the partition).
+        seed: u64,
+    },
     /// Return the records to the driver as one batch (`collect`), stopping
     /// after `limit` records when one is given (`take`).
     Result {
@@ -154,6 +163,9 @@ impl std::fmt::Debug for OutputSpec {
                 .field("partitioner", partitioner)
                 .field("combiner", combiner)
                 .finish(),
+            Self::KeySample { size, seed } => {
+                f.debug_struct("KeySample").field("size", size).field("seed", seed).finish()
+            }
             Self::Result { limit } => f.debug_struct("Result").field("limit", limit).finish(),
             Self::Text { committer, partition, attempt } => f
                 .debug_struct("Text")

@@ -41,9 +41,9 @@ pub enum LaunchError {
         /// What is wrong.
         reason: String,
     },
-    /// Something this agent does not do.
-    #[error("unsupported task: {0}")]
-    Unsupported(&'static str),
+    /// Range bounds that do not fit the partition count.
+    #[error(transparent)]
+    Partitioner(#[from] crate::shuffle::TooManyBounds),
 }
 
 impl From<LaunchError> for Status {
@@ -208,12 +208,9 @@ fn output(
         task_output::Sink::Shuffle(w) => {
             let partitioner = if w.range_bounds.is_empty() {
                 Partitioner::hash(w.partitions)
-            } else if w.descending {
-                return Err(LaunchError::Unsupported(
-                    "descending range partitioning over several partitions",
-                ));
             } else {
-                Partitioner::range(w.range_bounds.iter().map(|b| b.to_vec()).collect())
+                let bounds = w.range_bounds.iter().map(|b| b.to_vec()).collect();
+                Partitioner::range(bounds, w.partitions, w.descending).map_err(LaunchError::Partitioner)?
             };
             let combiner = match w.combiner {
                 None | Some(shuffle_write::Combiner::SumI64(false)) => MapCombine::None,
@@ -235,6 +232,9 @@ fn output(
             attempt: key.attempt,
         },
         task_output::Sink::Count(_) => OutputSpec::Count,
+        task_output::Sink::Sample(s) => {
+            OutputSpec::KeySample { size: s.size, seed: u64::from(key.partition) }
+        }
     })
 }
 

@@ -9,10 +9,14 @@
 //!   every weft version. That matters: two shuffles joined with each other must
 //!   agree on placement, and a recomputed map output must match the blocks its
 //!   siblings already wrote.
-//! - **Range**: sorted, strictly increasing *inclusive* upper bounds; partition
-//!   `i` holds keys in `(bounds[i-1], bounds[i]]` and the last partition every key
-//!   above the last bound, so there are `bounds.len() + 1` partitions. Reading the
-//!   partitions in order gives the keys in order, which is `sort_by_key`.
+//! - **Range**: sorted, strictly increasing *inclusive* upper bounds (from
+//!   [`weft_core::range::range_bounds`]); range `i` holds keys in
+//!   `(bounds[i-1], bounds[i]]` and range `bounds.len()` every key above the last
+//!   bound. Ascending, range `i` is partition `i`; descending, it is partition
+//!   `partitions - 1 - i`. Either way, reading the partitions in order gives the
+//!   keys in the sort's order, which is `sort_by_key`. A sample with few
+//!   distinct keys has fewer bounds than partitions: the partitions past them
+//!   stay empty.
 
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -27,8 +31,12 @@ pub enum Partitioner {
     },
     /// Inclusive upper bounds on raw key bytes, sorted and strictly increasing.
     Range {
-        /// The bounds; `bounds.len() + 1` partitions.
+        /// The bounds (fewer than `partitions`).
         bounds: Vec<Vec<u8>>,
+        /// Number of reduce partitions.
+        partitions: u32,
+        /// Whether the largest keys go to partition 0.
+        descending: bool,
     },
 }
 
@@ -38,18 +46,23 @@ impl Partitioner {
         Self::Hash { partitions }
     }
 
-    /// A range partitioner; `bounds` are sorted and de-duplicated here.
-    pub fn range(mut bounds: Vec<Vec<u8>>) -> Self {
+    /// A range partitioner over `partitions` partitions (at least
+    /// `bounds.len() + 1`: more bounds than that are an error); `bounds` are
+    /// sorted and de-duplicated here.
+    pub fn range(mut bounds: Vec<Vec<u8>>, partitions: u32, descending: bool) -> Result<Self, TooManyBounds> {
         bounds.sort_unstable();
         bounds.dedup();
-        Self::Range { bounds }
+        if bounds.len() >= partitions as usize {
+            return Err(TooManyBounds { bounds: bounds.len(), partitions });
+        }
+        Ok(Self::Range { bounds, partitions, descending })
     }
 
     /// How many partitions keys are spread over.
     pub fn partitions(&self) -> u32 {
         match self {
             Self::Hash { partitions } => (*partitions).max(1),
-            Self::Range { bounds } => u32::try_from(bounds.len()).unwrap_or(u32::MAX - 1) + 1,
+            Self::Range { partitions, .. } => (*partitions).max(1),
         }
     }
 
@@ -58,38 +71,24 @@ impl Partitioner {
     pub fn partition(&self, key: &[u8]) -> u32 {
         match self {
             Self::Hash { partitions } => (xxh3_64(key) % u64::from((*partitions).max(1))) as u32,
-            Self::Range { bounds } => {
-                let i = bounds.partition_point(|b| b.as_slice() < key);
-                u32::try_from(i).unwrap_or(u32::MAX - 1)
+            Self::Range { bounds, partitions, descending } => {
+                let last = (*partitions).max(1) - 1;
+                let i =
+                    u32::try_from(bounds.partition_point(|b| b.as_slice() < key)).unwrap_or(last).min(last);
+                if *descending { last - i } else { i }
             }
         }
     }
 }
 
-/// Range bounds for about `partitions` equal-sized partitions, from a sample of
-/// keys (for `sort_by_key`).
-///
-/// The sample is sorted and cut at its `partitions - 1` evenly spaced quantiles;
-/// duplicate bounds are dropped, so a sample with few distinct keys yields fewer
-/// bounds (and the partitioner fewer partitions) than asked for. An empty sample
-/// or `partitions <= 1` yields no bounds: one partition.
-pub fn range_bounds(mut sample: Vec<Vec<u8>>, partitions: u32) -> Vec<Vec<u8>> {
-    if sample.is_empty() || partitions <= 1 {
-        return Vec::new();
-    }
-    sample.sort_unstable();
-    let n = sample.len();
-    let parts = partitions as usize;
-    let mut bounds: Vec<Vec<u8>> = Vec::with_capacity(parts - 1);
-    for i in 1..parts {
-        // The last key of the i-th slice of the sorted sample.
-        let at = (i * n).div_ceil(parts).saturating_sub(1);
-        let Some(candidate) = sample.get(at) else { break };
-        if bounds.last().is_none_or(|last| last < candidate) {
-            bounds.push(candidate.clone());
-        }
-    }
-    bounds
+/// Range partitioning asked for more bounds than it has partitions to cut.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{bounds} range bounds cannot cut keys into {partitions} partitions")]
+pub struct TooManyBounds {
+    /// Distinct bounds given.
+    pub bounds: usize,
+    /// Partitions asked for.
+    pub partitions: u32,
 }
 
 #[cfg(test)]
@@ -109,21 +108,41 @@ mod tests {
         assert_eq!(Partitioner::hash(0).partition(b"x"), 0);
     }
 
+    fn range(bounds: Vec<Vec<u8>>, partitions: u32, descending: bool) -> Partitioner {
+        Partitioner::range(bounds, partitions, descending).unwrap()
+    }
+
+    fn bounds_of(keys: &[Vec<u8>], parts: u32) -> Vec<Vec<u8>> {
+        weft_core::range::range_bounds(keys.iter().map(|k| (k.clone(), 1.0)).collect(), parts)
+    }
+
     #[test]
     fn range_bounds_are_inclusive() {
-        let p = Partitioner::range(vec![10i64.to_key_bytes(), 20i64.to_key_bytes()]);
+        let p = range(vec![10i64.to_key_bytes(), 20i64.to_key_bytes()], 3, false);
         assert_eq!(p.partitions(), 3);
         let part = |k: i64| p.partition(&k.to_key_bytes());
         assert_eq!([part(-5), part(10), part(11), part(20), part(21)], [0, 0, 1, 1, 2]);
     }
 
     #[test]
-    fn bounds_from_sample() {
-        let sample: Vec<Vec<u8>> = (0..100i64).rev().map(|k| k.to_key_bytes()).collect();
-        let b = range_bounds(sample, 4);
-        assert_eq!(b, vec![24i64.to_key_bytes(), 49i64.to_key_bytes(), 74i64.to_key_bytes()]);
-        assert!(range_bounds(vec![b"x".to_vec(); 50], 8) == vec![b"x".to_vec()]);
-        assert!(range_bounds(Vec::new(), 8).is_empty());
+    fn descending_ranges_put_the_largest_keys_first() {
+        let p = range(vec![10i64.to_key_bytes(), 20i64.to_key_bytes()], 3, true);
+        let part = |k: i64| p.partition(&k.to_key_bytes());
+        assert_eq!([part(-5), part(10), part(11), part(20), part(21)], [2, 2, 1, 1, 0]);
+    }
+
+    #[test]
+    fn fewer_bounds_than_partitions_leave_the_last_partitions_empty() {
+        let p = range(vec![b"m".to_vec()], 4, false);
+        assert_eq!(p.partitions(), 4);
+        assert_eq!([p.partition(b"a"), p.partition(b"m"), p.partition(b"z")], [0, 0, 1]);
+        let d = range(vec![b"m".to_vec()], 4, true);
+        assert_eq!([d.partition(b"a"), d.partition(b"z")], [3, 2]);
+        assert_eq!(range(Vec::new(), 2, false).partition(b"anything"), 0);
+        assert_eq!(
+            Partitioner::range(vec![b"a".to_vec(), b"b".to_vec()], 2, false),
+            Err(TooManyBounds { bounds: 2, partitions: 2 })
+        );
     }
 
     proptest! {
@@ -131,15 +150,17 @@ mod tests {
         fn partition_in_range_and_range_order(
             keys in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..6), 1..60),
             parts in 1u32..9,
+            descending: bool,
         ) {
             let h = Partitioner::hash(parts);
             for k in &keys { prop_assert!(h.partition(k) < parts); }
-            let r = Partitioner::range(range_bounds(keys.clone(), parts));
-            prop_assert!(r.partitions() <= parts);
+            let r = range(bounds_of(&keys, parts), parts, descending);
+            prop_assert_eq!(r.partitions(), parts);
             let mut sorted = keys.clone();
             sorted.sort();
+            if descending { sorted.reverse(); }
             let ps: Vec<u32> = sorted.iter().map(|k| r.partition(k)).collect();
-            prop_assert!(ps.windows(2).all(|w| w[0] <= w[1]), "range partitions follow key order");
+            prop_assert!(ps.windows(2).all(|w| w[0] <= w[1]), "partitions follow the sort's order");
             prop_assert!(ps.iter().all(|&p| p < r.partitions()));
         }
     }

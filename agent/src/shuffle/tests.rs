@@ -76,7 +76,8 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let partitioner = if ranged {
-            Partitioner::range(range_bounds(items.iter().map(|(k, _)| k.clone()).collect(), parts))
+            let sample = items.iter().map(|(k, _)| (k.clone(), 1.0)).collect();
+            Partitioner::range(weft_core::range::range_bounds(sample, parts), parts, false).unwrap()
         } else {
             Partitioner::hash(parts)
         };

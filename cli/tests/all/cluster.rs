@@ -40,8 +40,25 @@ fn word_count_on_a_master_and_two_agents_equals_a_native_count() {
 
     let native = native_counts(&body);
     assert_eq!(counts(&output_lines(&out)), native, "every count equals the native count");
+    let log = status["driver_log"].as_str().unwrap();
     let distinct = format!("{} distinct words", native.len());
-    assert!(status["driver_log"].as_str().unwrap().contains(&distinct), "{status}");
+    assert!(log.contains(&distinct), "{status}");
+
+    // The top ten come from a sort into 4 key ranges sampled from the counts:
+    // they are the ten largest native counts, largest first.
+    let top: Vec<(String, i64)> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("[info] ")?.rsplit_once(": "))
+        .filter_map(|(w, n)| Some((w.to_string(), n.parse().ok()?)))
+        .collect();
+    assert_eq!(top.len(), 10, "{log}");
+    for (word, n) in &top {
+        assert_eq!(native.get(word), Some(n), "{word}: {n} in\n{log}");
+    }
+    let mut largest: Vec<i64> = native.values().copied().collect();
+    largest.sort_unstable_by(|a, b| b.cmp(a));
+    let got: Vec<i64> = top.iter().map(|(_, n)| *n).collect();
+    assert_eq!(got, largest[..10], "{log}");
 }
 
 #[test]

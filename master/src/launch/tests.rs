@@ -45,6 +45,7 @@ fn word_count(sink: ResultSink) -> (JobContext, dag::JobGraph) {
         plan,
         text: [(lines, ("file:///data".to_string(), vec![split(0, 50), split(50, 100)]))].into(),
         sink,
+        range_bounds: BTreeMap::new(),
     };
     (ctx, graph)
 }
@@ -117,7 +118,7 @@ fn result_sinks_follow_the_action() {
 }
 
 #[test]
-fn a_multi_partition_sort_is_refused_until_sampling_exists() {
+fn a_multi_partition_sort_writes_with_its_sampled_bounds() {
     let mut plan = Plan::new();
     let xs = plan.add(Node::Parallelize { partitions: vec![vec![], vec![]] }, true).unwrap();
     let sorted = plan.add(
@@ -128,7 +129,29 @@ fn a_multi_partition_sort_is_refused_until_sampling_exists() {
     let (mut ctx, _) = word_count(ResultSink::Count);
     ctx.plan = plan;
     let stage = &g.stages[0];
+    let StageKind::ShuffleMap { shuffle, .. } = stage.kind else { panic!("a map stage first") };
+
+    // Without bounds (no sample job ran) there is nothing to launch.
     let err = task_spec(&ctx, stage, &stage.tasks[0], &key(0, 0), &no_maps).unwrap_err();
-    assert_eq!(err, LaunchError::SortNeedsSampling(3));
-    assert!(err.to_string().contains("sort into 1 partition"));
+    assert_eq!(err, LaunchError::MissingRangeBounds(shuffle));
+
+    ctx.range_bounds.insert(shuffle, vec![b"g".to_vec(), b"p".to_vec()]);
+    let spec = task_spec(&ctx, stage, &stage.tasks[0], &key(0, 0), &no_maps).unwrap();
+    let Some(v1::task_output::Sink::Shuffle(w)) = spec.output.unwrap().sink else {
+        panic!("a shuffle write")
+    };
+    assert_eq!(w.partitions, 3);
+    assert_eq!(w.range_bounds, [&b"g"[..], &b"p"[..]]);
+    assert!(w.descending);
+}
+
+#[test]
+fn a_sample_job_asks_for_key_samples() {
+    let (ctx, graph) = word_count(ResultSink::KeySample(30));
+    let stage = graph.result_stage().unwrap();
+    let spec = task_spec(&ctx, stage, &stage.tasks[0], &key(1, 0), &|_| Ok(vec![(0, "a:1".into())])).unwrap();
+    assert_eq!(
+        spec.output.unwrap().sink,
+        Some(v1::task_output::Sink::Sample(v1::KeySampleOutput { size: 30 }))
+    );
 }

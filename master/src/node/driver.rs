@@ -8,9 +8,10 @@
 use super::Shared;
 use super::core::Command;
 use crate::dag;
+use crate::dag::{PartitionerSpec, StageKind};
 use crate::job::JobRun;
 use crate::launch::{JobContext, ResultSink};
-use crate::scheduler::JobOutput;
+use crate::scheduler::{JobOutput, JobResult};
 use std::collections::BTreeMap;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
@@ -21,6 +22,7 @@ use weft_core::plan::{Node, ShuffleKind, Step};
 use weft_core::proto::auth;
 use weft_core::proto::v1::driver_server::Driver;
 use weft_core::proto::v1::{self, act_request, define_request};
+use weft_core::range;
 
 /// Largest text split, whatever the partition count asked for.
 const MAX_SPLIT_BYTES: u64 = 64 << 20;
@@ -82,6 +84,71 @@ fn take(batches: &[bytes::Bytes], n: Option<u64>, keyed: bool) -> Result<Vec<u8>
 }
 
 impl Shared {
+    /// Run one job of an action (or of a sort's sample) to its end, adding
+    /// its tasks' metering to the submitted job's totals. The outer error is
+    /// the master's own; the inner one is how the job failed.
+    async fn run_job(&self, ctx: JobContext, graph: dag::JobGraph) -> Result<JobResult, Status> {
+        let scope = ctx.scope.clone();
+        let run = JobRun::new(ctx.job.clone(), graph, self.config.max_task_attempts);
+        let (reply, done) = oneshot::channel();
+        let gone = || Status::unavailable("the master is shutting down");
+        self.core
+            .send(Command::Submit { ctx: Box::new(ctx), run: Box::new(run), reply })
+            .await
+            .map_err(|_| gone())?;
+        let result = done.await.map_err(|_| gone())?;
+        if let Ok((_, metering)) = &result
+            && let Some(job) = self.lock_jobs().get_mut(&scope)
+        {
+            job.totals.add(metering);
+        }
+        Ok(result)
+    }
+
+    /// Range bounds for sorting the keys of dataset `sample` into `partitions`:
+    /// a job whose tasks each return a reservoir sample of their keys, each
+    /// key weighted by the records it stands for (as Spark's `RangePartitioner`).
+    async fn sample_bounds(
+        &self,
+        ctx: &JobContext,
+        sample: DatasetId,
+        partitions: u32,
+        splits: &BTreeMap<DatasetId, u32>,
+    ) -> Result<Vec<Vec<u8>>, Status> {
+        let graph = dag::build(&ctx.plan, sample, splits).map_err(bad)?;
+        let tasks = graph.result_stage().map_or(1, |s| s.tasks.len());
+        let size = range::sample_size_per_task(partitions, u32::try_from(tasks).unwrap_or(u32::MAX));
+        let job = JobContext {
+            job: self.next_job_name(&ctx.scope)?,
+            sink: ResultSink::KeySample(size),
+            ..ctx.clone()
+        };
+        let samples = match self.run_job(job, graph).await? {
+            Ok((JobOutput::Samples(samples), _)) => samples,
+            Ok(_) => return Err(Status::internal("a sample job returned something else")),
+            Err(message) => return Err(Status::aborted(format!("sampling the keys to sort: {message}"))),
+        };
+        let mut weighted = Vec::new();
+        for (records, keys) in samples {
+            let keys = entries(&keys)
+                .map(|k| k.map(<[u8]>::to_vec))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Status::internal(format!("a sample task returned a malformed batch: {e}")))?;
+            let weight = records as f64 / keys.len().max(1) as f64;
+            weighted.extend(keys.into_iter().map(|k| (k, weight)));
+        }
+        Ok(range::range_bounds(weighted, partitions))
+    }
+
+    /// The name of submitted job `scope`'s next job: `job-N.<number>`, one
+    /// number per action or sample job.
+    fn next_job_name(&self, scope: &str) -> Result<String, Status> {
+        let mut jobs = self.lock_jobs();
+        let job = jobs.get_mut(scope).ok_or_else(|| Status::not_found(format!("no job `{scope}`")))?;
+        job.actions += 1;
+        Ok(format!("{scope}.{}", job.actions))
+    }
+
     /// Answer an `Act` for accumulator `name` of job `job`.
     async fn accumulator(&self, job: String, name: String) -> Result<Response<v1::ActResponse>, Status> {
         let (reply, value) = oneshot::channel();
@@ -130,13 +197,17 @@ impl Driver for Shared {
         if let act_request::Action::Accumulator(name) = action {
             return self.accumulator(req.job_id, name).await;
         }
-        let (plan, broadcasts, limits, component, attempt_base) = {
-            let mut jobs = self.lock_jobs();
-            let job = jobs
-                .get_mut(&req.job_id)
-                .ok_or_else(|| Status::not_found(format!("no job `{}`", req.job_id)))?;
-            job.actions += 1;
-            (job.plan.clone(), job.broadcasts.clone(), job.limits.clone(), job.component, job.actions)
+        let (plan, broadcasts, limits, component, range_bounds) = {
+            let jobs = self.lock_jobs();
+            let job =
+                jobs.get(&req.job_id).ok_or_else(|| Status::not_found(format!("no job `{}`", req.job_id)))?;
+            (
+                job.plan.clone(),
+                job.broadcasts.clone(),
+                job.limits.clone(),
+                job.component,
+                job.range_bounds.clone(),
+            )
         };
         let target = DatasetId(req.dataset);
         let keyed = plan.get(target).map_err(bad)?.keyed;
@@ -174,22 +245,8 @@ impl Driver for Shared {
             }
         }
         let graph = dag::build(&plan, target, &splits_per).map_err(bad)?;
-        let (sink, committer) = match &action {
-            act_request::Action::Collect(_) => (ResultSink::Records { limit: None }, None),
-            act_request::Action::Take(n) => (ResultSink::Records { limit: Some(*n) }, None),
-            act_request::Action::Count(_) => (ResultSink::Count, None),
-            act_request::Action::SaveAsTextFile(uri) => {
-                let c = OutputCommitter::new(DataLocation::parse(uri, &self.config.s3).map_err(bad)?);
-                c.setup_job().await.map_err(|e| Status::failed_precondition(e.to_string()))?;
-                (ResultSink::Text(uri.clone()), Some(c))
-            }
-            act_request::Action::Accumulator(_) => {
-                return Err(Status::internal("an accumulator read reached job planning"));
-            }
-        };
-        let job_name = format!("{}.{attempt_base}", req.job_id);
-        let ctx = JobContext {
-            job: job_name.clone(),
+        let mut ctx = JobContext {
+            job: String::new(),
             scope: req.job_id.clone(),
             component: component.to_string(),
             artifact_source: self.advertised.clone(),
@@ -197,16 +254,53 @@ impl Driver for Shared {
             broadcasts,
             plan,
             text,
-            sink,
+            sink: ResultSink::Count,
+            range_bounds,
         };
-        let run = JobRun::new(job_name, graph, self.config.max_task_attempts);
-        let (reply, done) = oneshot::channel();
-        self.core
-            .send(Command::Submit { ctx: Box::new(ctx), run: Box::new(run), reply })
-            .await
-            .map_err(|_| Status::unavailable("the master is shutting down"))?;
-        let result = done.await.map_err(|_| Status::unavailable("the master is shutting down"))?;
-        let (output, metering) = match result {
+        // A sort into several partitions needs its range bounds first: sample
+        // the keys of the dataset it sorts, once per job (later actions reuse
+        // the bounds, and with them the sort's map outputs). Stages come after
+        // the stages they read, so an inner sort is sampled before an outer one.
+        for stage in &graph.stages {
+            if let StageKind::ShuffleMap {
+                shuffle,
+                partitions,
+                partitioner: PartitionerSpec::RangeFromSample { sample, .. },
+                ..
+            } = &stage.kind
+                && *partitions > 1
+                && !ctx.range_bounds.contains_key(shuffle)
+            {
+                let bounds = self.sample_bounds(&ctx, *sample, *partitions, &splits_per).await?;
+                if let Some(job) = self.lock_jobs().get_mut(&req.job_id) {
+                    job.range_bounds.insert(*shuffle, bounds.clone());
+                }
+                ctx.range_bounds.insert(*shuffle, bounds);
+            }
+        }
+        // Numbered after its sample jobs, so that numbers follow the order jobs run in.
+        ctx.job = self.next_job_name(&req.job_id)?;
+        let committer = match &action {
+            act_request::Action::Collect(_) => {
+                ctx.sink = ResultSink::Records { limit: None };
+                None
+            }
+            act_request::Action::Take(n) => {
+                ctx.sink = ResultSink::Records { limit: Some(*n) };
+                None
+            }
+            act_request::Action::Count(_) => None,
+            act_request::Action::SaveAsTextFile(uri) => {
+                let c = OutputCommitter::new(DataLocation::parse(uri, &self.config.s3).map_err(bad)?);
+                c.setup_job().await.map_err(|e| Status::failed_precondition(e.to_string()))?;
+                ctx.sink = ResultSink::Text(uri.clone());
+                Some(c)
+            }
+            act_request::Action::Accumulator(_) => {
+                return Err(Status::internal("an accumulator read reached job planning"));
+            }
+        };
+        let (output, _) = match self.run_job(ctx, graph).await? {
             Ok(ok) => ok,
             Err(message) => {
                 if let Some(c) = committer {
@@ -215,9 +309,6 @@ impl Driver for Shared {
                 return Err(Status::aborted(message));
             }
         };
-        if let Some(job) = self.lock_jobs().get_mut(&req.job_id) {
-            job.totals.add(&metering);
-        }
         let mut response = v1::ActResponse::default();
         match output {
             JobOutput::Count(n) => response.count = n,
@@ -235,6 +326,7 @@ impl Driver for Shared {
                         .map_err(|e| Status::internal(format!("committing the output: {e}")))?;
                 }
             }
+            JobOutput::Samples(_) => return Err(Status::internal("an action's job returned key samples")),
         }
         Ok(Response::new(response))
     }

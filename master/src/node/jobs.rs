@@ -46,12 +46,17 @@ pub struct JobRecord {
     pub broadcasts: Vec<Vec<u8>>,
     /// Its tasks' limits.
     pub limits: TaskLimits,
-    /// Actions run so far.
+    /// Jobs run so far for its actions (and its sorts' sample jobs): the
+    /// last number given, see `job-N.<number>`.
     pub actions: u32,
     /// The splits of each text dataset, planned by the first action that read
     /// it: later actions read the same partitions, so their map outputs can be
     /// reused (and the input is listed once).
     pub splits: BTreeMap<weft_core::ids::DatasetId, Vec<weft_core::io::TextSplit>>,
+    /// The range bounds of its sorts into several partitions, by shuffle,
+    /// sampled by the first action that needed them: later actions use the
+    /// same bounds, so the sorts' map outputs can be reused too.
+    pub range_bounds: BTreeMap<weft_core::ids::ShuffleId, Vec<Vec<u8>>>,
 }
 
 /// All jobs, by id.
@@ -80,6 +85,7 @@ impl JobTable {
             limits,
             actions: 0,
             splits: BTreeMap::new(),
+            range_bounds: BTreeMap::new(),
         };
         self.jobs.insert(id.clone(), record);
         id

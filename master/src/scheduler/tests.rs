@@ -82,6 +82,7 @@ fn job(sink: ResultSink, sort_partitions: Option<u32>) -> (JobContext, JobRun) {
         plan,
         text: [(DatasetId(0), ("file:///in".to_string(), vec![split(0, 5), split(5, 10)]))].into(),
         sink,
+        range_bounds: BTreeMap::new(),
     };
     (ctx, JobRun::new("job-1.1", graph, 2))
 }
@@ -209,7 +210,7 @@ async fn a_job_that_cannot_be_described_fails_with_the_reason() {
     let mut done = s.submit(ctx, run);
     launch_now(&mut s);
     let err = done.try_recv().unwrap().unwrap_err();
-    assert!(err.contains("sort into 1 partition"), "{err}");
+    assert!(err.contains("cannot be launched") && err.contains("range bounds"), "{err}");
 }
 
 fn driver_spec() -> v1::TaskSpec {

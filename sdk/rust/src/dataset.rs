@@ -215,6 +215,11 @@ impl<K: Key + 'static, V: Record + 'static> PairDataset<K, V> {
     }
 
     /// Totally ordered by key (the order of `K`, since keys compare as bytes).
+    ///
+    /// Into more than one partition, the keys are range-partitioned: the first
+    /// action that needs the sort runs a sample job over this dataset first
+    /// (as Spark's `RangePartitioner` does), so partition 0 holds the first
+    /// keys of the order, partition 1 the next, and so on.
     pub fn sort_by_key(&self, ascending: bool, partitions: u32) -> Self {
         Self::from_handle(self.handle.shuffle(ShuffleOp::SortByKey(ascending), partitions))
     }
