@@ -4,6 +4,12 @@
 //! [`JobRun`] is a pure state machine; the scheduler feeds it offers and task
 //! events and launches what it returns. The rules:
 //!
+//! - **Two-level placement**, as in Mesos: the scheduler's allocator
+//!   [offers](Offer) the free slots of the cluster to each job in turn, and the
+//!   job [accepts](JobRun::accept) some with ready tasks, placing each where it
+//!   would rather run, and declines the rest, which go to the next job. A
+//!   reduce task would rather run on the agent that holds most of its input;
+//!   other tasks spread over the agents with the most free slots.
 //! - A stage's tasks are **ready** once every parent stage's map outputs are all
 //!   available. Tasks run in attempts; only the current attempt's events count
 //!   (a late event from an older attempt is ignored).
@@ -20,7 +26,7 @@
 //!   [adopts](JobRun::adopt) the map outputs of shuffles it shares with earlier
 //!   ones, and their map tasks do not run again (Spark's skipped stages).
 
-use crate::dag::{JobGraph, StageKind};
+use crate::dag::{JobGraph, Source, StageKind};
 use std::collections::BTreeMap;
 use weft_core::ids::{AgentId, ShuffleId, StageId};
 use weft_core::metering::{EndReason, TaskMetering};
@@ -64,6 +70,26 @@ pub struct MapOutput {
     pub agent: AgentId,
     /// Bytes per reduce partition.
     pub partition_bytes: Vec<u64>,
+}
+
+/// Free task slots on one agent, offered to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// The agent.
+    pub agent: AgentId,
+    /// Its free slots.
+    pub slots: u32,
+}
+
+/// A ready task placed on an offered agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The task's stage.
+    pub stage: StageId,
+    /// Its partition.
+    pub partition: u32,
+    /// Where it runs.
+    pub agent: AgentId,
 }
 
 /// How an attempt ended, as the job needs to know it.
@@ -272,6 +298,53 @@ impl JobRun {
             }
         }
         ready
+    }
+
+    /// The job's answer to `offers`: its ready tasks placed on offered slots,
+    /// at most as many per agent as offered. Slots left out are declined. A
+    /// task goes to the offered agent it would rather run on, if that one has
+    /// a slot left, else to the one with the most slots left.
+    pub fn accept(&self, offers: &[Offer]) -> Vec<Placement> {
+        let mut free: Vec<Offer> = offers.iter().copied().filter(|o| o.slots > 0).collect();
+        let mut placed = Vec::new();
+        for (stage, partition) in self.ready() {
+            let preferred = self.preferred_agent(stage, partition);
+            let slot = free.iter().position(|o| Some(o.agent) == preferred && o.slots > 0).or_else(|| {
+                free.iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.slots > 0)
+                    .max_by_key(|(_, o)| (o.slots, std::cmp::Reverse(o.agent)))
+                    .map(|(i, _)| i)
+            });
+            let Some(i) = slot else { break };
+            free[i].slots -= 1;
+            placed.push(Placement { stage, partition, agent: free[i].agent });
+        }
+        placed
+    }
+
+    /// The agent holding the most bytes of the task's shuffle input, if it
+    /// reads any.
+    fn preferred_agent(&self, stage: StageId, partition: u32) -> Option<AgentId> {
+        let i = self.stage_index(stage)?;
+        let task = self.graph.stages[i].tasks.get(partition as usize)?;
+        let (shuffles, reduce) = match &task.source {
+            Source::Shuffle { shuffle, reduce, .. } => (vec![*shuffle], *reduce),
+            Source::Join { left, right, reduce } => (vec![*left, *right], *reduce),
+            Source::Text { .. } | Source::Parallelize { .. } => return None,
+        };
+        let mut bytes: BTreeMap<AgentId, u64> = BTreeMap::new();
+        for shuffle in shuffles {
+            for out in self.map_outputs.get(&shuffle)?.iter().flatten() {
+                *bytes.entry(out.agent).or_default() +=
+                    out.partition_bytes.get(reduce as usize).copied().unwrap_or(0);
+            }
+        }
+        bytes
+            .into_iter()
+            .filter(|(_, b)| *b > 0)
+            .max_by_key(|(a, b)| (*b, std::cmp::Reverse(*a)))
+            .map(|(a, _)| a)
     }
 
     /// Record that (stage, partition) was launched on `agent`; returns the attempt's key.

@@ -16,7 +16,7 @@
 //! job, and deleted from every agent when the job's driver ends. Killing a job
 //! ends its driver and its running actions, and kills their attempts.
 
-use crate::job::{JobRun, JobState, MapOutputs, Outcome, StageProgress};
+use crate::job::{JobRun, JobState, MapOutputs, Offer, Outcome, Placement, StageProgress};
 use crate::launch::{JobContext, LaunchError, ResultSink, task_spec};
 use crate::registry::Registry;
 use crate::service::{MasterEvent, TaskEvent};
@@ -424,12 +424,23 @@ impl Scheduler {
             *drivers_on.entry(agent).or_default() += 1;
             launches.push((key, agent, self.launcher.launch(agent, &address, spec)));
         }
+        // The allocator's offers: every agent's free task slots, to each job
+        // in submission order; what a job declines goes to the next.
+        let mut offers: Vec<Offer> = agents
+            .iter()
+            .map(|(agent, _, slots)| Offer {
+                agent: *agent,
+                slots: slots.saturating_sub(busy.get(agent).copied().unwrap_or(0)),
+            })
+            .filter(|o| o.slots > 0)
+            .collect();
         let mut failed_jobs = Vec::new();
-        'place: for (j, job) in self.jobs.iter_mut().enumerate() {
-            for (stage_id, partition) in job.run.ready() {
-                let Some((agent, address)) = most_free(&agents, &busy) else {
-                    break 'place;
-                };
+        for (j, job) in self.jobs.iter_mut().enumerate() {
+            if offers.is_empty() {
+                break;
+            }
+            for Placement { stage: stage_id, partition, agent } in job.run.accept(&offers) {
+                let Some(address) = addresses.get(&agent).cloned() else { continue };
                 let Some(stage) = job.run.graph().stages.iter().find(|s| s.id == stage_id).cloned() else {
                     continue;
                 };
@@ -449,7 +460,9 @@ impl Scheduler {
                 };
                 match task_spec(&job.ctx, &stage, &plan, &key, &maps) {
                     Ok(spec) => {
-                        *busy.entry(agent).or_default() += 1;
+                        if let Some(o) = offers.iter_mut().find(|o| o.agent == agent) {
+                            o.slots = o.slots.saturating_sub(1);
+                        }
                         self.running.insert(key.clone(), agent);
                         launches.push((key, agent, self.launcher.launch(agent, &address, spec)));
                     }
@@ -458,6 +471,7 @@ impl Scheduler {
                     }
                 }
             }
+            offers.retain(|o| o.slots > 0);
         }
         // A task the master cannot describe will not become describable by
         // waiting: its job fails at once, naming the task.

@@ -216,3 +216,38 @@ fn a_failed_job_launches_nothing_more() {
     assert_eq!(run.state(), &JobState::Failed("killed on request".into()));
     assert!(run.ready().is_empty());
 }
+
+#[test]
+fn a_job_accepts_offers_with_ready_tasks_and_declines_the_rest() {
+    let mut run = word_count();
+    let offer = |agent, slots| Offer { agent, slots };
+
+    // Two map tasks over offers of 2 + 3 slots: spread, most free first.
+    let placed = run.accept(&[offer(A, 2), offer(B, 3)]);
+    let agents: Vec<AgentId> = placed.iter().map(|p| p.agent).collect();
+    assert_eq!(agents, [B, A], "one on each agent, the one with more slots first");
+    assert_eq!(run.accept(&[offer(A, 1)]).len(), 1, "never more tasks than slots");
+    assert!(run.accept(&[offer(A, 0)]).is_empty(), "an empty offer places nothing");
+
+    // The map tasks run (on A and B); their outputs are 10/20/30 bytes per
+    // reduce partition on A, and 1 byte each on B.
+    let maps: Vec<TaskKey> =
+        placed.iter().map(|p| run.launch(p.stage, p.partition, p.agent).unwrap()).collect();
+    assert!(run.accept(&[offer(A, 4), offer(B, 4)]).is_empty(), "nothing ready: every slot declined");
+    let bytes = |key: &TaskKey| if key.partition == 1 { vec![10, 20, 30] } else { vec![1, 1, 1] };
+    for key in &maps {
+        let outcome = Outcome::Finished { result: bytes::Bytes::new(), partition_bytes: bytes(key) };
+        run.on_outcome(key, &TaskMetering::default(), outcome);
+    }
+    let holder = run.map_locations(shuffle(&run)).unwrap()[1].1;
+
+    // Each reduce task would rather run where most of its input is.
+    let placed = run.accept(&[offer(A, 4), offer(B, 4)]);
+    assert_eq!(placed.len(), 3);
+    assert!(placed.iter().all(|p| p.agent == holder), "{placed:?}");
+    // With one slot there, the others go where there is room.
+    let other = if holder == A { B } else { A };
+    let placed = run.accept(&[offer(holder, 1), offer(other, 4)]);
+    let on_holder = placed.iter().filter(|p| p.agent == holder).count();
+    assert_eq!((placed.len(), on_holder), (3, 1), "{placed:?}");
+}

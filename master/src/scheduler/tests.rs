@@ -393,3 +393,23 @@ async fn accumulators_sum_the_finished_attempts_of_the_jobs_actions() {
     assert_eq!(s.accumulator("job-2", "seen"), Some(10));
     assert_eq!(s.accumulator("job-1", "seen"), Some(20));
 }
+
+#[tokio::test]
+async fn slots_a_job_declines_are_offered_to_the_next_job() {
+    let (mut s, rec, agents) = setup(&[2, 2]);
+    let (ctx, run) = action_of("job-1", 1, ResultSink::Count);
+    let _first = s.submit(ctx, run);
+    let (ctx, run) = action_of("job-2", 1, ResultSink::Count);
+    let _second = s.submit(ctx, run);
+    // Each job has two map tasks ready: the first takes two of the four slots
+    // (one per agent) and declines the others, which the second job takes.
+    assert_eq!(launch_now(&mut s), 4);
+    let launched = rec.launched.lock().unwrap().clone();
+    for job in ["job-1.1", "job-2.1"] {
+        let mut on: Vec<AgentId> =
+            launched.iter().filter(|(_, sp)| key_of(sp).job == job).map(|(a, _)| *a).collect();
+        on.sort();
+        assert_eq!(on, agents, "{job} spreads over both agents");
+    }
+    assert_eq!(launch_now(&mut s), 0, "no slot left");
+}
