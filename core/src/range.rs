@@ -9,13 +9,22 @@
 //! weight. Keys are compared as their order-preserving encoding (see
 //! [`weft_codec::key`]), so neither side calls into the guest to compare.
 
+/// Most keys one task returns in a sample, whatever is asked.
+pub const MAX_SAMPLE_PER_TASK: u32 = 4096;
+
+/// Longest sampled key: longer keys are cut to this prefix, which still
+/// serves as a range bound. With [`MAX_SAMPLE_PER_TASK`], a task's sample
+/// stays within 1 MiB.
+pub const MAX_SAMPLE_KEY_BYTES: usize = 256;
+
 /// How many keys each of `map_partitions` tasks samples when sorting into
 /// `partitions` (Spark's sizes: about 20 keys per output partition in all, at
-/// most a million, oversampled three times and spread over the tasks).
+/// most a million, oversampled three times and spread over the tasks; here
+/// also at most [`MAX_SAMPLE_PER_TASK`]).
 pub fn sample_size_per_task(partitions: u32, map_partitions: u32) -> u32 {
     let total = (20 * u64::from(partitions)).min(1_000_000);
     let per = (3 * total).div_ceil(u64::from(map_partitions.max(1)));
-    u32::try_from(per).unwrap_or(u32::MAX)
+    u32::try_from(per).unwrap_or(u32::MAX).min(MAX_SAMPLE_PER_TASK)
 }
 
 /// Inclusive upper bounds, strictly increasing, that cut the keys of
@@ -82,7 +91,7 @@ mod tests {
     fn sample_sizes_follow_spark() {
         assert_eq!(sample_size_per_task(4, 8), 30);
         assert_eq!(sample_size_per_task(1, 1), 60);
-        assert_eq!(sample_size_per_task(100_000, 1), 3_000_000);
+        assert_eq!(sample_size_per_task(100_000, 1), MAX_SAMPLE_PER_TASK);
         assert_eq!(sample_size_per_task(4, 0), 240);
     }
 

@@ -302,20 +302,24 @@ impl JobRun {
 
     /// The job's answer to `offers`: its ready tasks placed on offered slots,
     /// at most as many per agent as offered. Slots left out are declined. A
-    /// task goes to the offered agent it would rather run on, if that one has
-    /// a slot left, else to the one with the most slots left.
+    /// task goes to an offered agent it would rather run on (one holding a
+    /// good share of its input) if one has a slot left, else to the agent
+    /// with the most slots left.
     pub fn accept(&self, offers: &[Offer]) -> Vec<Placement> {
         let mut free: Vec<Offer> = offers.iter().copied().filter(|o| o.slots > 0).collect();
         let mut placed = Vec::new();
         for (stage, partition) in self.ready() {
-            let preferred = self.preferred_agent(stage, partition);
-            let slot = free.iter().position(|o| Some(o.agent) == preferred && o.slots > 0).or_else(|| {
+            let preferred = self.preferred_agents(stage, partition);
+            // The offered agent with the most slots left, among the preferred
+            // ones if any has a slot.
+            let most_free = |only_preferred: bool| {
                 free.iter()
                     .enumerate()
-                    .filter(|(_, o)| o.slots > 0)
+                    .filter(|(_, o)| o.slots > 0 && (!only_preferred || preferred.contains(&o.agent)))
                     .max_by_key(|(_, o)| (o.slots, std::cmp::Reverse(o.agent)))
                     .map(|(i, _)| i)
-            });
+            };
+            let slot = most_free(true).or_else(|| most_free(false));
             let Some(i) = slot else { break };
             free[i].slots -= 1;
             placed.push(Placement { stage, partition, agent: free[i].agent });
@@ -323,28 +327,27 @@ impl JobRun {
         placed
     }
 
-    /// The agent holding the most bytes of the task's shuffle input, if it
-    /// reads any.
-    fn preferred_agent(&self, stage: StageId, partition: u32) -> Option<AgentId> {
-        let i = self.stage_index(stage)?;
-        let task = self.graph.stages[i].tasks.get(partition as usize)?;
+    /// The agents holding at least a fifth of the task's shuffle input bytes
+    /// (Spark's `REDUCER_PREF_LOCS_FRACTION`): below that, running there saves
+    /// little. Empty for a task that reads no shuffle.
+    fn preferred_agents(&self, stage: StageId, partition: u32) -> Vec<AgentId> {
+        let Some(task) =
+            self.stage_index(stage).and_then(|i| self.graph.stages[i].tasks.get(partition as usize))
+        else {
+            return Vec::new();
+        };
         let (shuffles, reduce) = match &task.source {
             Source::Shuffle { shuffle, reduce, .. } => (vec![*shuffle], *reduce),
             Source::Join { left, right, reduce } => (vec![*left, *right], *reduce),
-            Source::Text { .. } | Source::Parallelize { .. } => return None,
+            Source::Text { .. } | Source::Parallelize { .. } => return Vec::new(),
         };
         let mut bytes: BTreeMap<AgentId, u64> = BTreeMap::new();
-        for shuffle in shuffles {
-            for out in self.map_outputs.get(&shuffle)?.iter().flatten() {
-                *bytes.entry(out.agent).or_default() +=
-                    out.partition_bytes.get(reduce as usize).copied().unwrap_or(0);
-            }
+        for out in shuffles.iter().filter_map(|s| self.map_outputs.get(s)).flatten().flatten() {
+            *bytes.entry(out.agent).or_default() +=
+                out.partition_bytes.get(reduce as usize).copied().unwrap_or(0);
         }
-        bytes
-            .into_iter()
-            .filter(|(_, b)| *b > 0)
-            .max_by_key(|(a, b)| (*b, std::cmp::Reverse(*a)))
-            .map(|(a, _)| a)
+        let total: u64 = bytes.values().sum();
+        bytes.into_iter().filter(|(_, b)| *b > 0 && b.saturating_mul(5) >= total).map(|(a, _)| a).collect()
     }
 
     /// Record that (stage, partition) was launched on `agent`; returns the attempt's key.

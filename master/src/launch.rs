@@ -122,14 +122,15 @@ pub fn task_spec(
     };
     let sink = match &stage.kind {
         StageKind::ShuffleMap { shuffle, partitions, partitioner, combiner } => {
-            let (range_bounds, descending) = match partitioner {
-                PartitionerSpec::Hash => (Vec::new(), false),
+            let (range_bounds, descending, ranged) = match partitioner {
+                PartitionerSpec::Hash => (Vec::new(), false, false),
                 PartitionerSpec::RangeFromSample { ascending, .. } if *partitions > 1 => {
                     let bounds =
                         ctx.range_bounds.get(shuffle).ok_or(LaunchError::MissingRangeBounds(*shuffle))?;
-                    (bounds.iter().map(|b| b.clone().into()).collect(), !ascending)
+                    (bounds.iter().map(|b| b.clone().into()).collect(), !ascending, true)
                 }
-                PartitionerSpec::RangeFromSample { ascending, .. } => (Vec::new(), !ascending),
+                // One partition holds every key: nothing to cut.
+                PartitionerSpec::RangeFromSample { ascending, .. } => (Vec::new(), !ascending, false),
             };
             let combiner = match combiner {
                 CombinerSpec::None => None,
@@ -142,6 +143,7 @@ pub fn task_spec(
                 range_bounds,
                 descending,
                 combiner,
+                ranged,
             })
         }
         StageKind::Result => match &ctx.sink {

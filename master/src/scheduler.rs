@@ -322,8 +322,13 @@ impl Scheduler {
             tracing::debug!(task = %ev.task, log = %ev.log, "task log");
         }
         let finished = matches!(outcome, Outcome::Finished { .. });
+        // A sort's sample job runs its result stage's functions only to sample
+        // keys; the sort's map stage runs them again, and counts.
+        let sampling = matches!(job.ctx.sink, ResultSink::KeySample(_))
+            && job.run.graph().result_stage().is_some_and(|s| s.id == ev.task.stage);
         if job.run.on_outcome(&ev.task, &ev.metering, outcome)
             && finished
+            && !sampling
             && let Some(d) = self.drivers.iter_mut().find(|d| d.job == job.ctx.scope)
         {
             for (name, delta) in &ev.accumulators {
@@ -468,15 +473,26 @@ impl Scheduler {
                     }
                     Err(e) => {
                         failed_jobs.push((j, key, e));
+                        break;
                     }
                 }
             }
             offers.retain(|o| o.slots > 0);
         }
-        // A task the master cannot describe will not become describable by
-        // waiting: its job fails at once, naming the task.
+        // A map output on an agent just lost (its `AgentLost` event is on the
+        // way) is recomputed: the task waits. Anything else the master cannot
+        // describe will not become describable by waiting: its job fails at
+        // once, naming the task.
         for (j, key, e) in failed_jobs {
-            self.jobs[j].run.fail(format!("task {key} cannot be launched: {e}"));
+            match e {
+                LaunchError::MissingMapOutputs(_) | LaunchError::UnknownAgent(_) => {
+                    let lost = Outcome::Interrupted(TaskState::Lost);
+                    self.jobs[j].run.on_outcome(&key, &TaskMetering::default(), lost);
+                }
+                LaunchError::MissingInput(..) | LaunchError::MissingRangeBounds(_) => {
+                    self.jobs[j].run.fail(format!("task {key} cannot be launched: {e}"));
+                }
+            }
         }
         self.reap();
         launches

@@ -74,7 +74,9 @@ impl MasterService {
 
     /// The tonic service to mount.
     pub fn into_server(self) -> MasterServer<Self> {
-        MasterServer::new(self)
+        // Task updates carry result batches (collect, key samples): allow as
+        // much as an agent accepts in a launch.
+        MasterServer::new(self).max_decoding_message_size(256 << 20)
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {

@@ -24,6 +24,7 @@ use crate::shuffle::{Combiner, MapOutput, ShuffleWriter};
 use tokio::sync::mpsc::Receiver;
 use weft_codec::batch::{self, BatchWriter};
 use weft_core::io::{OutputCommitter, PartStats, TextPartWriter};
+use weft_core::range;
 
 /// What a successful attempt produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +122,7 @@ pub(super) async fn drain(
         }
         OutputSpec::KeySample { size, seed } => {
             if !keyed {
-                return Err(ExecError::Malformed(weft_codec::DecodeError::UnpairedKey { entries: 1 }));
+                return Err(ExecError::Spec(super::SpecError::SampleOfPlainRecords));
             }
             let (mut sample, mut records) = (Reservoir::new(size, seed), 0u64);
             while let Some(batch) = rx.recv().await {
@@ -174,7 +175,10 @@ pub(super) async fn discard(drained: Drained) {
     }
 }
 
-/// A uniform sample of the keys offered (Vitter's algorithm R).
+/// A uniform sample of the keys offered (Vitter's algorithm R), bounded in
+/// size whatever the spec asks: at most [`range::MAX_SAMPLE_PER_TASK`] keys,
+/// each cut to [`range::MAX_SAMPLE_KEY_BYTES`] (a prefix of a key is still a
+/// fine range bound), so the result always fits in one task update.
 struct Reservoir {
     size: usize,
     seen: u64,
@@ -184,10 +188,12 @@ struct Reservoir {
 
 impl Reservoir {
     fn new(size: u32, seed: u64) -> Self {
-        Self { size: size as usize, seen: 0, keys: Vec::new(), rng: fastrand::Rng::with_seed(seed) }
+        let size = size.min(range::MAX_SAMPLE_PER_TASK) as usize;
+        Self { size, seen: 0, keys: Vec::new(), rng: fastrand::Rng::with_seed(seed) }
     }
 
     fn offer(&mut self, key: &[u8]) {
+        let key = &key[..key.len().min(range::MAX_SAMPLE_KEY_BYTES)];
         if self.keys.len() < self.size {
             self.keys.push(key.to_vec());
         } else if let Ok(at) = usize::try_from(self.rng.u64(0..=self.seen))
@@ -247,6 +253,13 @@ mod tests {
         let mut few = Reservoir::new(10, 0);
         few.offer(b"a");
         assert_eq!(few.keys, [b"a".to_vec()]);
+        // Bounded whatever is asked: long keys are cut, the count capped.
+        let mut big = Reservoir::new(u32::MAX, 0);
+        for i in 0..range::MAX_SAMPLE_PER_TASK + 10 {
+            big.offer(&vec![(i % 251) as u8; 1000]);
+        }
+        assert_eq!(big.keys.len(), range::MAX_SAMPLE_PER_TASK as usize);
+        assert!(big.keys.iter().all(|k| k.len() == range::MAX_SAMPLE_KEY_BYTES));
     }
 
     #[test]

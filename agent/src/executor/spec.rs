@@ -203,6 +203,9 @@ pub enum SpecError {
     /// A shuffle input always yields pairs.
     #[error("a shuffle or join input yields pairs, but the spec says its input is plain")]
     ShuffleInputNotKeyed,
+    /// Keys can be sampled from pairs only.
+    #[error("a key sample needs a pair dataset, but the task's output holds plain records")]
+    SampleOfPlainRecords,
 }
 
 impl TaskSpec {
@@ -222,6 +225,7 @@ impl TaskSpec {
         match &self.output {
             OutputSpec::Shuffle { .. } if !self.produces_pairs() => Err(SpecError::ShuffleOfPlainRecords),
             OutputSpec::Text { .. } if self.produces_pairs() => Err(SpecError::TextOfPairs),
+            OutputSpec::KeySample { .. } if !self.produces_pairs() => Err(SpecError::SampleOfPlainRecords),
             _ => Ok(()),
         }
     }

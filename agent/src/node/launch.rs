@@ -206,7 +206,7 @@ fn output(
 ) -> Result<OutputSpec, LaunchError> {
     Ok(match sink {
         task_output::Sink::Shuffle(w) => {
-            let partitioner = if w.range_bounds.is_empty() {
+            let partitioner = if w.range_bounds.is_empty() && !w.ranged {
                 Partitioner::hash(w.partitions)
             } else {
                 let bounds = w.range_bounds.iter().map(|b| b.to_vec()).collect();

@@ -142,7 +142,7 @@ fn a_multi_partition_sort_writes_with_its_sampled_bounds() {
     };
     assert_eq!(w.partitions, 3);
     assert_eq!(w.range_bounds, [&b"g"[..], &b"p"[..]]);
-    assert!(w.descending);
+    assert!(w.descending && w.ranged);
 }
 
 #[test]

@@ -257,29 +257,6 @@ impl Driver for Shared {
             sink: ResultSink::Count,
             range_bounds,
         };
-        // A sort into several partitions needs its range bounds first: sample
-        // the keys of the dataset it sorts, once per job (later actions reuse
-        // the bounds, and with them the sort's map outputs). Stages come after
-        // the stages they read, so an inner sort is sampled before an outer one.
-        for stage in &graph.stages {
-            if let StageKind::ShuffleMap {
-                shuffle,
-                partitions,
-                partitioner: PartitionerSpec::RangeFromSample { sample, .. },
-                ..
-            } = &stage.kind
-                && *partitions > 1
-                && !ctx.range_bounds.contains_key(shuffle)
-            {
-                let bounds = self.sample_bounds(&ctx, *sample, *partitions, &splits_per).await?;
-                if let Some(job) = self.lock_jobs().get_mut(&req.job_id) {
-                    job.range_bounds.insert(*shuffle, bounds.clone());
-                }
-                ctx.range_bounds.insert(*shuffle, bounds);
-            }
-        }
-        // Numbered after its sample jobs, so that numbers follow the order jobs run in.
-        ctx.job = self.next_job_name(&req.job_id)?;
         let committer = match &action {
             act_request::Action::Collect(_) => {
                 ctx.sink = ResultSink::Records { limit: None };
@@ -300,6 +277,39 @@ impl Driver for Shared {
                 return Err(Status::internal("an accumulator read reached job planning"));
             }
         };
+        // A sort into several partitions needs its range bounds first: sample
+        // the keys of the dataset it sorts, once per job (later actions reuse
+        // the bounds, and with them the sort's map outputs). Stages come after
+        // the stages they read, so an inner sort is sampled before an outer one.
+        // The action's own set-up (above) is checked first: a bad output URI
+        // costs no sample job.
+        for stage in &graph.stages {
+            if let StageKind::ShuffleMap {
+                shuffle,
+                partitions,
+                partitioner: PartitionerSpec::RangeFromSample { sample, .. },
+                ..
+            } = &stage.kind
+                && *partitions > 1
+                && !ctx.range_bounds.contains_key(shuffle)
+            {
+                let bounds = match self.sample_bounds(&ctx, *sample, *partitions, &splits_per).await {
+                    Ok(bounds) => bounds,
+                    Err(status) => {
+                        if let Some(c) = committer {
+                            let _ = c.abort_job().await;
+                        }
+                        return Err(status);
+                    }
+                };
+                if let Some(job) = self.lock_jobs().get_mut(&req.job_id) {
+                    job.range_bounds.insert(*shuffle, bounds.clone());
+                }
+                ctx.range_bounds.insert(*shuffle, bounds);
+            }
+        }
+        // Numbered after its sample jobs, so that numbers follow the order jobs run in.
+        ctx.job = self.next_job_name(&req.job_id)?;
         let (output, _) = match self.run_job(ctx, graph).await? {
             Ok(ok) => ok,
             Err(message) => {

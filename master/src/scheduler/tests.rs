@@ -413,3 +413,60 @@ async fn slots_a_job_declines_are_offered_to_the_next_job() {
     }
     assert_eq!(launch_now(&mut s), 0, "no slot left");
 }
+
+#[tokio::test]
+async fn a_sample_job_returns_its_samples_and_its_result_tasks_add_no_accumulators() {
+    let (mut s, rec, _) = setup(&[8]);
+    let _driver = s.submit_driver("job-1", driver_spec());
+    let (ctx, run) = action(1, ResultSink::KeySample(5));
+    let mut done = s.submit(ctx, run);
+    launch_now(&mut s);
+    for (agent, spec) in rec.launched.lock().unwrap().clone().iter().filter(|(_, sp)| sp.driver.is_none()) {
+        s.on_event(&finished(*agent, spec, 0, b""));
+    }
+    assert_eq!(s.accumulator("job-1", "seen"), Some(20), "the map tasks count");
+    launch_now(&mut s);
+    let results: Vec<_> =
+        rec.launched.lock().unwrap().iter().filter(|(_, sp)| key_of(sp).stage.0 == 1).cloned().collect();
+    assert_eq!(results.len(), 3);
+    for (i, (agent, spec)) in results.iter().enumerate() {
+        assert_eq!(
+            spec.output.as_ref().unwrap().sink,
+            Some(v1::task_output::Sink::Sample(v1::KeySampleOutput { size: 5 }))
+        );
+        let keys: &'static [u8] = [&b"\x01\0\0\0a"[..], b"\x01\0\0\0b", b""][i];
+        s.on_event(&finished(*agent, spec, 100 + i as u64, keys));
+    }
+    assert_eq!(
+        s.accumulator("job-1", "seen"),
+        Some(20),
+        "sampling tasks add nothing: the sort runs them again"
+    );
+    let Ok((JobOutput::Samples(samples), _)) = done.try_recv().unwrap() else { panic!("samples") };
+    let got: Vec<(u64, &[u8])> = samples.iter().map(|(n, k)| (*n, k.as_ref())).collect();
+    assert_eq!(got, [(100, &b"\x01\0\0\0a"[..]), (101, b"\x01\0\0\0b"), (102, b"")]);
+}
+
+#[tokio::test]
+async fn a_map_output_on_an_agent_just_lost_makes_its_reader_wait_not_fail() {
+    let (mut s, rec, agents, registry) = setup_with_registry(&[2, 2]);
+    let (ctx, run) = action(1, ResultSink::Count);
+    let mut done = s.submit(ctx, run);
+    launch_now(&mut s);
+    for (agent, spec) in rec.launched.lock().unwrap().clone() {
+        s.on_event(&finished(agent, &spec, 0, b""));
+    }
+    // The registry drops an agent holding map output before its AgentLost
+    // event reaches the scheduler.
+    let holder = rec.launched.lock().unwrap()[0].0;
+    let later = Instant::now() + Duration::from_secs(60);
+    registry.lock().unwrap().heartbeat(agents.iter().copied().find(|a| *a != holder).unwrap(), later).ok();
+    let lost = registry.lock().unwrap().sweep(later);
+    assert_eq!(lost, [holder]);
+    launch_now(&mut s);
+    assert!(done.try_recv().is_err(), "the job is still running");
+    // Then the event arrives: the lost output is recomputed and the job goes on.
+    s.on_event(&MasterEvent::AgentLost(holder));
+    assert!(launch_now(&mut s) >= 1, "the lost map task runs again");
+    assert!(done.try_recv().is_err());
+}

@@ -25,8 +25,10 @@
 //! type its function produces. The downcasts happen once per batch, not per
 //! record. The last step is built with its encoder or combiner inside it, as
 //! one monomorphic sink, so that the compiler can inline the end of the
-//! pipeline into it: `map(one)` in front of `reduce_by_key(add)` makes no
-//! dynamic call per record.
+//! pipeline into it: in `flat_map(split).map(one)` in front of
+//! `reduce_by_key(add)`, the only dynamic call per word is the one from
+//! `split`'s feed into `one`-and-the-fold. (A one-step pipeline's feed calls
+//! its encoder or combiner through one dynamic call per record.)
 
 use crate::dispatch::{CallError, decode_error, framing_error, running, user_error};
 use crate::function::{ApplyError, FilterFn, FlatMapFn, Item, MapFn, ReduceFn, Transform};

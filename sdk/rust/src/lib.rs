@@ -105,9 +105,10 @@
 //! `reduce_by_key` folds the map side's pairs in a hash table inside the
 //! component and keeps it across batches, so a map task writes about one pair
 //! per key. The last step of a fused run is built with what follows it (the
-//! encoder, or that hash table) as one monomorphic function, so `map(one)`
-//! in front of `reduce_by_key(add)` makes no dynamic call per record, and a
-//! `String` or byte-vector key is hashed and compared in place, without a copy.
+//! encoder, or that hash table) as one monomorphic function: in
+//! `flat_map(split).map(one).reduce_by_key(add)`, each word costs one dynamic
+//! call (into `one` and the fold, inlined together), and a `String` or
+//! byte-vector key is hashed and compared in place, without a copy.
 //! Two habits help further: take `&str` (or `&[u8]`) when a function
 //! only reads its record, which skips a copy, and return an iterator from a
 //! `flat_map` instead of collecting a `Vec`.

@@ -31,10 +31,13 @@ thread_local! {
 /// Add `delta` to the named accumulator of this task attempt.
 ///
 /// Cheap enough to call per record: additions are summed in the guest and sent
-/// to the host when the current `run-chain` call (or the driver's `run`)
-/// returns; a call that traps sends nothing, and a failed attempt's additions
-/// are discarded by the host either way. The driver reads the total with
+/// to the host when the current `run-chain` call returns; a call that traps
+/// sends nothing, and a failed attempt's additions are discarded by the host
+/// either way. The driver reads the total with
 /// [`Context::accumulator_value`](crate::Context::accumulator_value).
+///
+/// Call it from user functions: additions made in `main` itself are not
+/// counted (keep a local variable there instead).
 pub fn accumulator_add(name: &str, delta: i64) {
     PENDING.with(|p| {
         let mut p = p.borrow_mut();

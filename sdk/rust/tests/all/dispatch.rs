@@ -430,3 +430,42 @@ fn d_parse_pair(s: String) -> Result<(String, i64), std::num::ParseIntError> {
 fn d_pair_text(s: String) -> (String, String) {
     (s.clone(), s)
 }
+
+/// A line's length, keyed by how many words it has (an integer key).
+#[weft::map]
+fn d_words_len(line: String) -> (i64, i64) {
+    (line.split_whitespace().count() as i64, line.len() as i64)
+}
+
+/// A line keyed by (its first word, its length): a composite key.
+#[weft::map]
+fn d_first_word(line: String) -> ((String, u8), i64) {
+    let first = line.split_whitespace().next().unwrap_or("").to_string();
+    ((first, line.len().min(255) as u8), 1)
+}
+
+#[test]
+fn fused_combines_fold_integer_composite_and_long_keys_as_step_by_step() {
+    // Keys of 0 to 40 bytes: the inline compare's eight-byte chunks and tails.
+    let lines: Vec<String> = (0..200)
+        .map(|i| format!("{} w{} end", "x".repeat(i % 41), i % 7))
+        .chain(["".to_string(), "a".to_string(), "a".to_string()])
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let input = strings(&refs);
+    for chain in [
+        [(OpKind::Map, "d_words_len"), (OpKind::Combine, "d_add")],
+        [(OpKind::Map, "d_first_word"), (OpKind::Combine, "d_add")],
+    ] {
+        let fused = run_all(&chain, vec![input.clone()]).unwrap();
+        assert_eq!(fused, run_unfused(&chain, input.clone()).unwrap(), "{chain:?}");
+        assert!(!fused.is_empty());
+    }
+    // Long string keys: every repeat of a key folds into one pair.
+    let chain = [(OpKind::FlatMap, "d_words"), (OpKind::Map, "d_one"), (OpKind::Combine, "d_add")];
+    let held = run_all(&chain, vec![input]).unwrap();
+    let folded = decode_keyed::<String, i64>(&held);
+    let long = "x".repeat(40);
+    assert_eq!(folded.iter().find(|(k, _)| *k == long).map(|(_, n)| *n), Some(4), "{} x 40", 200 / 41);
+    assert_eq!(folded.iter().find(|(k, _)| k == "end").map(|(_, n)| *n), Some(200));
+}
