@@ -81,6 +81,19 @@ pub struct Offer {
     pub slots: u32,
 }
 
+impl Offer {
+    /// Which of `offers` has the most slots left among those `allowed`
+    /// (the lowest agent id on a tie), if any has a slot.
+    pub fn roomiest(offers: &[Offer], allowed: impl Fn(&Offer) -> bool) -> Option<usize> {
+        offers
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.slots > 0 && allowed(o))
+            .max_by_key(|(_, o)| (o.slots, std::cmp::Reverse(o.agent)))
+            .map(|(i, _)| i)
+    }
+}
+
 /// A ready task placed on an offered agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
@@ -92,13 +105,24 @@ pub struct Placement {
     pub agent: AgentId,
 }
 
+/// What a finished result task handed back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskResult {
+    /// Records it counted (all its output records; for a key sample, the
+    /// records sampled from).
+    pub records: u64,
+    /// The batch it returned (records for collect and take, sampled keys),
+    /// empty for other sinks.
+    pub batch: bytes::Bytes,
+}
+
 /// How an attempt ended, as the job needs to know it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Finished; a result task's records, or a map task's output sizes.
     Finished {
-        /// Result records (result stages).
-        result: bytes::Bytes,
+        /// What a result task returned.
+        result: TaskResult,
         /// Output bytes per reduce partition (map stages).
         partition_bytes: Vec<u64>,
     },
@@ -137,7 +161,7 @@ pub struct JobRun {
     max_attempts: u32,
     tasks: Vec<Vec<TaskRun>>,
     map_outputs: MapOutputs,
-    results: Vec<Option<bytes::Bytes>>,
+    results: Vec<Option<TaskResult>>,
     metering: TaskMetering,
     state: JobState,
 }
@@ -310,16 +334,8 @@ impl JobRun {
         let mut placed = Vec::new();
         for (stage, partition) in self.ready() {
             let preferred = self.preferred_agents(stage, partition);
-            // The offered agent with the most slots left, among the preferred
-            // ones if any has a slot.
-            let most_free = |only_preferred: bool| {
-                free.iter()
-                    .enumerate()
-                    .filter(|(_, o)| o.slots > 0 && (!only_preferred || preferred.contains(&o.agent)))
-                    .max_by_key(|(_, o)| (o.slots, std::cmp::Reverse(o.agent)))
-                    .map(|(i, _)| i)
-            };
-            let slot = most_free(true).or_else(|| most_free(false));
+            let slot = Offer::roomiest(&free, |o| preferred.contains(&o.agent))
+                .or_else(|| Offer::roomiest(&free, |_| true));
             let Some(i) = slot else { break };
             free[i].slots -= 1;
             placed.push(Placement { stage, partition, agent: free[i].agent });
@@ -374,7 +390,7 @@ impl JobRun {
     }
 
     /// The result records, by partition, once the job succeeded.
-    pub fn results(&self) -> Option<Vec<bytes::Bytes>> {
+    pub fn results(&self) -> Option<Vec<TaskResult>> {
         (self.state == JobState::Succeeded)
             .then(|| self.results.iter().map(|r| r.clone().unwrap_or_default()).collect())
     }

@@ -16,7 +16,7 @@
 //! job, and deleted from every agent when the job's driver ends. Killing a job
 //! ends its driver and its running actions, and kills their attempts.
 
-use crate::job::{JobRun, JobState, MapOutputs, Offer, Outcome, Placement, StageProgress};
+use crate::job::{JobRun, JobState, MapOutputs, Offer, Outcome, Placement, StageProgress, TaskResult};
 use crate::launch::{JobContext, LaunchError, ResultSink, task_spec};
 use crate::registry::Registry;
 use crate::service::{MasterEvent, TaskEvent};
@@ -304,12 +304,7 @@ impl Scheduler {
         let outcome = match (ev.state, &ev.end, ev.fetch_failed) {
             (_, _, Some((shuffle, map))) => Outcome::FetchFailed { shuffle, map },
             (TaskState::Finished, _, None) => {
-                let result = match job.ctx.sink {
-                    ResultSink::Count => bytes::Bytes::copy_from_slice(&ev.count.to_le_bytes()),
-                    // The record count, then the sampled keys.
-                    ResultSink::KeySample(_) => [&ev.count.to_le_bytes()[..], &ev.result].concat().into(),
-                    _ => ev.result.clone(),
-                };
+                let result = TaskResult { records: ev.count, batch: ev.result.clone() };
                 Outcome::Finished { result, partition_bytes: ev.partition_bytes.clone() }
             }
             (TaskState::Failed, Some(end), None) => Outcome::Failed(end.clone()),
@@ -371,25 +366,14 @@ impl Scheduler {
             JobState::Succeeded => {
                 let results = job.run.results().unwrap_or_default();
                 let output = match job.ctx.sink {
-                    ResultSink::Count => JobOutput::Count(
-                        results
-                            .iter()
-                            .map(|b| b.as_ref().try_into().map(u64::from_le_bytes).unwrap_or(0))
-                            .sum(),
-                    ),
-                    ResultSink::Records { .. } => JobOutput::Records(results),
+                    ResultSink::Count => JobOutput::Count(results.iter().map(|r| r.records).sum()),
+                    ResultSink::Records { .. } => {
+                        JobOutput::Records(results.into_iter().map(|r| r.batch).collect())
+                    }
                     ResultSink::Text(_) => JobOutput::Written,
-                    ResultSink::KeySample(_) => JobOutput::Samples(
-                        results
-                            .iter()
-                            .map(|b| match b.split_at_checked(8) {
-                                Some((n, keys)) => {
-                                    (n.try_into().map(u64::from_le_bytes).unwrap_or(0), b.slice_ref(keys))
-                                }
-                                None => (0, bytes::Bytes::new()),
-                            })
-                            .collect(),
-                    ),
+                    ResultSink::KeySample(_) => {
+                        JobOutput::Samples(results.into_iter().map(|r| (r.records, r.batch)).collect())
+                    }
                 };
                 Ok((output, job.run.metering().clone()))
             }
@@ -407,7 +391,17 @@ impl Scheduler {
         let addresses: BTreeMap<AgentId, String> =
             agents.iter().map(|(id, addr, _)| (*id, addr.clone())).collect();
         let mut launches = Vec::new();
-        // Slots taken, per agent: drivers and tasks are counted apart.
+        // Drivers and tasks are counted apart: each agent has as many driver
+        // slots as task slots.
+        let free_of = |taken: &HashMap<AgentId, u32>| -> Vec<Offer> {
+            agents
+                .iter()
+                .map(|(agent, _, slots)| Offer {
+                    agent: *agent,
+                    slots: slots.saturating_sub(taken.get(agent).copied().unwrap_or(0)),
+                })
+                .collect()
+        };
         let mut drivers_on: HashMap<AgentId, u32> = HashMap::new();
         for d in &self.drivers {
             if let DriverSlot::Running(agent) = d.slot {
@@ -418,27 +412,22 @@ impl Scheduler {
         for agent in self.running.values() {
             *busy.entry(*agent).or_default() += 1;
         }
+        let mut driver_offers = free_of(&drivers_on);
         for d in self.drivers.iter_mut().filter(|d| matches!(d.slot, DriverSlot::Pending)) {
-            let Some((agent, address)) = most_free(&agents, &drivers_on) else {
-                break;
-            };
+            let Some(i) = Offer::roomiest(&driver_offers, |_| true) else { break };
+            let agent = driver_offers[i].agent;
+            let Some(address) = addresses.get(&agent) else { continue };
+            driver_offers[i].slots -= 1;
             let key = TaskKey { job: d.job.clone(), stage: DRIVER_STAGE, partition: 0, attempt: d.attempt };
             let mut spec = d.spec.clone();
             spec.task = Some((&key).into());
             d.slot = DriverSlot::Running(agent);
-            *drivers_on.entry(agent).or_default() += 1;
-            launches.push((key, agent, self.launcher.launch(agent, &address, spec)));
+            launches.push((key, agent, self.launcher.launch(agent, address, spec)));
         }
         // The allocator's offers: every agent's free task slots, to each job
         // in submission order; what a job declines goes to the next.
-        let mut offers: Vec<Offer> = agents
-            .iter()
-            .map(|(agent, _, slots)| Offer {
-                agent: *agent,
-                slots: slots.saturating_sub(busy.get(agent).copied().unwrap_or(0)),
-            })
-            .filter(|o| o.slots > 0)
-            .collect();
+        let mut offers = free_of(&busy);
+        offers.retain(|o| o.slots > 0);
         let mut failed_jobs = Vec::new();
         for (j, job) in self.jobs.iter_mut().enumerate() {
             if offers.is_empty() {
@@ -514,17 +503,6 @@ impl Scheduler {
             job.run.on_outcome(key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
         }
     }
-}
-
-/// The agent with the most free slots given `used` per agent (lowest id on a
-/// tie), and its address; `None` when every slot is taken.
-fn most_free(agents: &[(AgentId, String, u32)], used: &HashMap<AgentId, u32>) -> Option<(AgentId, String)> {
-    agents
-        .iter()
-        .map(|(id, addr, slots)| (*id, addr, slots.saturating_sub(*used.get(id).unwrap_or(&0))))
-        .filter(|(_, _, free)| *free > 0)
-        .max_by_key(|(id, _, free)| (*free, std::cmp::Reverse(*id)))
-        .map(|(id, addr, _)| (id, addr.clone()))
 }
 
 #[cfg(test)]

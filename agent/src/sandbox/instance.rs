@@ -216,14 +216,9 @@ impl TaskInstance {
     /// the attempt.
     fn check_output(&mut self, chain: &Chain, result: ChainCall) -> Result<Vec<u8>, EndReason> {
         self.metering.calls += 1;
-        let out = match result {
-            Err(_) => return Err(self.end(EndReason::Deadline { limit: self.limits.deadline })),
-            Ok(Err(e)) => {
-                let end = classify(&e, &self.store, &self.limits);
-                return Err(self.end(end));
-            }
-            Ok(Ok(Err(e))) => return Err(self.end(EndReason::GuestError { message: call_error(e) })),
-            Ok(Ok(Ok(out))) => out,
+        let out = match self.settle(result)? {
+            Err(e) => return Err(self.end(EndReason::GuestError { message: call_error(e) })),
+            Ok(out) => out,
         };
         let limit = self.limits.output_per_call.as_u64();
         if out.len() as u64 > limit {
@@ -248,15 +243,7 @@ impl TaskInstance {
         let call = self.job.call_run(&mut self.store);
         let result = tokio::time::timeout_at(self.deadline.into(), call).await;
         self.metering.calls += 1;
-        match result {
-            Err(_) => Err(self.end(EndReason::Deadline { limit: self.limits.deadline })),
-            Ok(Err(e)) => {
-                let end = classify(&e, &self.store, &self.limits);
-                Err(self.end(end))
-            }
-            Ok(Ok(Err(message))) => Err(self.end(EndReason::GuestError { message })),
-            Ok(Ok(Ok(()))) => Ok(()),
-        }
+        self.settle(result)?.map_err(|message| self.end(EndReason::GuestError { message }))
     }
 
     /// The user functions the component exports.
@@ -268,13 +255,23 @@ impl TaskInstance {
             return Err(end.clone());
         }
         let call = self.job.weft_grid_dispatcher().call_functions(&mut self.store);
-        match tokio::time::timeout_at(self.deadline.into(), call).await {
+        let result = tokio::time::timeout_at(self.deadline.into(), call).await;
+        self.settle(result)
+    }
+
+    /// What a call into the guest returned, or the end of the attempt when
+    /// it ran past the deadline or trapped.
+    fn settle<T>(
+        &mut self,
+        result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, EndReason> {
+        match result {
             Err(_) => Err(self.end(EndReason::Deadline { limit: self.limits.deadline })),
             Ok(Err(e)) => {
                 let end = classify(&e, &self.store, &self.limits);
                 Err(self.end(end))
             }
-            Ok(Ok(names)) => Ok(names),
+            Ok(Ok(value)) => Ok(value),
         }
     }
 

@@ -26,8 +26,8 @@ const A: AgentId = AgentId(1);
 const B: AgentId = AgentId(2);
 
 fn finish(run: &mut JobRun, key: &TaskKey, result: &'static [u8]) {
-    let outcome =
-        Outcome::Finished { result: bytes::Bytes::from_static(result), partition_bytes: vec![10, 20, 30] };
+    let result = TaskResult { records: 1, batch: bytes::Bytes::from_static(result) };
+    let outcome = Outcome::Finished { result, partition_bytes: vec![10, 20, 30] };
     run.on_outcome(key, &TaskMetering { fuel: 5, ..Default::default() }, outcome);
 }
 
@@ -62,7 +62,8 @@ fn stages_run_in_order_and_results_are_collected() {
         finish(&mut run, k, r);
     }
     assert_eq!(run.state(), &JobState::Succeeded);
-    assert_eq!(run.results().unwrap(), [&b"r0"[..], b"r1", b"r2"]);
+    let batches: Vec<bytes::Bytes> = run.results().unwrap().into_iter().map(|r| r.batch).collect();
+    assert_eq!(batches, [&b"r0"[..], b"r1", b"r2"]);
     let progress = run.progress();
     assert_eq!(
         progress.iter().map(|p| (p.kind, p.tasks, p.finished, p.running)).collect::<Vec<_>>(),
@@ -236,7 +237,7 @@ fn a_job_accepts_offers_with_ready_tasks_and_declines_the_rest() {
     assert!(run.accept(&[offer(A, 4), offer(B, 4)]).is_empty(), "nothing ready: every slot declined");
     let bytes = |key: &TaskKey| if key.partition == 1 { vec![10, 20, 30] } else { vec![1, 1, 1] };
     for key in &maps {
-        let outcome = Outcome::Finished { result: bytes::Bytes::new(), partition_bytes: bytes(key) };
+        let outcome = Outcome::Finished { result: TaskResult::default(), partition_bytes: bytes(key) };
         run.on_outcome(key, &TaskMetering::default(), outcome);
     }
     let holder = run.map_locations(shuffle(&run)).unwrap()[1].1;

@@ -145,8 +145,8 @@ impl Shared {
     fn next_job_name(&self, scope: &str) -> Result<String, Status> {
         let mut jobs = self.lock_jobs();
         let job = jobs.get_mut(scope).ok_or_else(|| Status::not_found(format!("no job `{scope}`")))?;
-        job.actions += 1;
-        Ok(format!("{scope}.{}", job.actions))
+        job.jobs_run += 1;
+        Ok(format!("{scope}.{}", job.jobs_run))
     }
 
     /// Answer an `Act` for accumulator `name` of job `job`.

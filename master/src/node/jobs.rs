@@ -48,7 +48,7 @@ pub struct JobRecord {
     pub limits: TaskLimits,
     /// Jobs run so far for its actions (and its sorts' sample jobs): the
     /// last number given, see `job-N.<number>`.
-    pub actions: u32,
+    pub jobs_run: u32,
     /// The splits of each text dataset, planned by the first action that read
     /// it: later actions read the same partitions, so their map outputs can be
     /// reused (and the input is listed once).
@@ -83,7 +83,7 @@ impl JobTable {
             plan: Plan::new(),
             broadcasts: Vec::new(),
             limits,
-            actions: 0,
+            jobs_run: 0,
             splits: BTreeMap::new(),
             range_bounds: BTreeMap::new(),
         };

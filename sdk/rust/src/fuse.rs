@@ -459,6 +459,19 @@ impl<F: FlatMapFn> Wrap<Item<F::Output>> for FlatMapping<F> {
     }
 }
 
+/// A step's sink ends and measures what follows it: `finish` and `held`
+/// forward to its `next` sink.
+macro_rules! forward_to_next {
+    () => {
+        fn finish(self: Box<Self>) -> BatchWriter {
+            Box::new(self.next).finish()
+        }
+        fn held(&self) -> usize {
+            self.next.held()
+        }
+    };
+}
+
 struct MapSink<F, N> {
     f: F,
     next: N,
@@ -471,12 +484,7 @@ impl<F: MapFn, N: Sink<Item<F::Output>>> Sink<Item<F::Input>> for MapSink<F, N> 
         let out = self.f.apply(item).map_err(user_error::<F>)?;
         self.next.put(out)
     }
-    fn finish(self: Box<Self>) -> BatchWriter {
-        Box::new(self.next).finish()
-    }
-    fn held(&self) -> usize {
-        self.next.held()
-    }
+    forward_to_next!();
 }
 
 struct FilterSink<F, N> {
@@ -491,12 +499,7 @@ impl<F: FilterFn, N: Sink<Item<F::Input>>> Sink<Item<F::Input>> for FilterSink<F
         let keep = self.f.apply(&item).map_err(user_error::<F>)?;
         if keep { self.next.put(item) } else { Ok(()) }
     }
-    fn finish(self: Box<Self>) -> BatchWriter {
-        Box::new(self.next).finish()
-    }
-    fn held(&self) -> usize {
-        self.next.held()
-    }
+    forward_to_next!();
 }
 
 struct FlatMapSink<F, N> {
@@ -523,12 +526,7 @@ impl<F: FlatMapFn, N: Sink<Item<F::Output>>> Sink<Item<F::Input>> for FlatMapSin
             .map_err(user_error::<F>)?;
         failed.map_or(Ok(()), Err)
     }
-    fn finish(self: Box<Self>) -> BatchWriter {
-        Box::new(self.next).finish()
-    }
-    fn held(&self) -> usize {
-        self.next.held()
-    }
+    forward_to_next!();
 }
 
 /// Read the records of `input` one at a time, undecoded, with their index.
