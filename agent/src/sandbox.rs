@@ -23,7 +23,8 @@
 //! Deadlines are enforced by a timer around every async call. It drops a guest
 //! waiting in a host call (a sleep, a driver action) at once, and a guest
 //! spinning in its own code at its next fuel yield (every 2 M units, about a
-//! millisecond). With fuel off, an epoch deadline traps the spinning guest
+//! millisecond); a call hook catches a guest busy calling the host (which
+//! burns little fuel) at its next call. With fuel off, an epoch deadline traps the spinning guest
 //! instead. Both end in `Deadline`.
 //!
 //! The sandbox is `Send + Sync` and cheap to share; run instances on the

@@ -9,7 +9,7 @@ use super::log::TaskLog;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{CallHook, Store, Trap, UpdateDeadline};
 use weft_core::codec::batch;
 use weft_core::limits::TaskLimits;
 use weft_core::metering::{EndReason, TaskMetering, TrapKind};
@@ -130,9 +130,18 @@ impl Sandbox {
             // interval hands control back to the executor at least every
             // FUEL_YIELD_INTERVAL units, which saves the fuel count to the
             // store and lets the timer around the call end a guest that
-            // spins past its deadline.
+            // spins past its deadline in its own code.
             let _ = store.set_fuel(limits.fuel);
             let _ = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL));
+            // A guest that spends its time in host calls (printing forever)
+            // burns little fuel between them, so its yields come too seldom:
+            // each call into the host also looks at the clock.
+            store.call_hook(move |_, hook| {
+                if matches!(hook, CallHook::CallingHost) && Instant::now() >= deadline {
+                    return Err(Trap::Interrupt.into());
+                }
+                Ok(())
+            });
         } else {
             let tick = self.config().epoch_tick;
             store.set_epoch_deadline(ticks_until(deadline, tick));
