@@ -241,8 +241,16 @@ impl AgentNode {
             stopping: AtomicBool::new(false),
             config,
         });
-        let mut handle =
-            AgentHandle { shared: Arc::clone(&shared), local_addr, advertise, server: None, heartbeat: None };
+        let forwarder = Arc::clone(&shared);
+        let updates = Some(tokio::spawn(async move { forwarder.master.forward().await }));
+        let mut handle = AgentHandle {
+            shared: Arc::clone(&shared),
+            local_addr,
+            advertise,
+            server: None,
+            heartbeat: None,
+            updates,
+        };
         handle.server = Some(tokio::spawn(serve(Arc::clone(&shared), listener)));
         let interval = shared
             .master
@@ -285,6 +293,7 @@ pub struct AgentHandle {
     advertise: String,
     server: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
     heartbeat: Option<JoinHandle<()>>,
+    updates: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for AgentHandle {
@@ -312,7 +321,7 @@ impl AgentHandle {
     }
 
     /// The id the master gave this agent (it changes when it registers again).
-    pub fn agent_id(&self) -> String {
+    pub fn agent_id(&self) -> Option<weft_core::ids::AgentId> {
         self.shared.master.agent_id()
     }
 
@@ -348,7 +357,12 @@ impl AgentHandle {
         let pools = [Arc::clone(&self.shared.pool), Arc::clone(&self.shared.driver_pool)];
         let drain = tokio::task::spawn_blocking(move || pools.iter().for_each(|p| p.shutdown()));
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, drain).await;
-        tracing::info!(agent_id = %self.agent_id(), "weft.agent.stopped");
+        // Every attempt has ended (or the grace ran out): send the last updates.
+        self.shared.master.close();
+        if let Some(h) = self.updates.take() {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, h).await;
+        }
+        tracing::info!(agent_id = ?self.agent_id(), "weft.agent.stopped");
         Ok(served?)
     }
 }

@@ -62,7 +62,11 @@ pub async fn agent(a: AgentArgs) -> Result<()> {
         }
     };
     let handle = AgentNode::start(config).await?;
-    eprintln!("weft agent {} serving at {} (Ctrl-C to stop)", handle.agent_id(), handle.address());
+    eprintln!(
+        "weft agent {} serving at {} (Ctrl-C to stop)",
+        handle.agent_id().map(|a| a.to_string()).unwrap_or_default(),
+        handle.address()
+    );
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping");
     handle.shutdown().await?;

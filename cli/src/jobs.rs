@@ -7,10 +7,13 @@ use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use weft_core::artifact::RemoteArtifacts;
+use weft_core::ids::JobId;
 use weft_core::metering::TaskMetering;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::jobs_client::JobsClient;
-use weft_core::proto::v1::{JobState, JobStatus, KillRequest, ListRequest, StatusRequest, SubmitRequest};
+use weft_core::proto::v1::{
+    self, JobState, JobStatus, KillRequest, ListRequest, StatusRequest, SubmitRequest,
+};
 use weft_master::node::{MasterConfig, MasterNode};
 
 /// Options of `weft master`.
@@ -65,6 +68,14 @@ pub struct SubmitArgs {
     /// Wait for the job to end, showing its progress, and exit non-zero if it failed.
     #[arg(long)]
     wait: bool,
+    /// How long the job's driver (its `main`) may run in all, e.g. `2h`; apart
+    /// from --task-deadline, which bounds each task. Default: the master's
+    /// (none unless its operator set one).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    job_deadline: Option<Duration>,
+    /// Failures of one task before its action fails. Default: the master's.
+    #[arg(long)]
+    max_task_attempts: Option<u32>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -72,7 +83,14 @@ pub struct SubmitArgs {
 impl SubmitArgs {
     /// A waited submission to a local master.
     pub fn local(job: String, args: Vec<String>, master: String, json: bool) -> Self {
-        Self { job, args, wait: true, client: ClientArgs { master, json, token: String::new() } }
+        Self {
+            job,
+            args,
+            wait: true,
+            job_deadline: None,
+            max_task_attempts: None,
+            client: ClientArgs { master, json, token: String::new() },
+        }
     }
 }
 
@@ -135,10 +153,20 @@ fn state_name(s: i32) -> &'static str {
     }
 }
 
+/// A job id as people read it (`job-5f3a91c2-1`).
+fn job_name(job: Option<&v1::JobRef>) -> String {
+    weft_core::proto::job_id(job, "reply").map_or_else(|e| format!("<{e}>"), |j| j.to_string())
+}
+
+/// A job id given on the command line, on the wire.
+fn job_ref(id: &str) -> Result<v1::JobRef> {
+    Ok(id.parse::<JobId>().map_err(|e| anyhow::anyhow!("{e}"))?.into())
+}
+
 fn json(s: &JobStatus) -> serde_json::Value {
     let m: TaskMetering = s.totals.as_ref().map(Into::into).unwrap_or_default();
     serde_json::json!({
-        "job": s.job_id, "state": state_name(s.state), "message": s.message,
+        "job": job_name(s.job.as_ref()), "state": state_name(s.state), "message": s.message,
         "metering": m, "driver_log": s.driver_log,
         "stages": s.stages.iter().map(|st| serde_json::json!({
             "stage": st.stage_id, "name": st.name, "tasks": st.tasks,
@@ -149,7 +177,7 @@ fn json(s: &JobStatus) -> serde_json::Value {
 
 fn summary(s: &JobStatus) -> String {
     let m: TaskMetering = s.totals.as_ref().map(Into::into).unwrap_or_default();
-    let mut out = format!("{}: {}", s.job_id, state_name(s.state));
+    let mut out = format!("{}: {}", job_name(s.job.as_ref()), state_name(s.state));
     if !s.message.is_empty() {
         out.push_str(&format!(" — {}", s.message));
     }
@@ -184,13 +212,23 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
         a.job.clone()
     };
     let mut c = jobs(&a.client.master, &a.client.token).await?;
-    let req = SubmitRequest { artifact, args: a.args.clone(), name: a.job.clone(), ..Default::default() };
+    let req = SubmitRequest {
+        artifact,
+        args: a.args.clone(),
+        name: a.job.clone(),
+        job_deadline_ms: a
+            .job_deadline
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
+        max_task_attempts: a.max_task_attempts.unwrap_or(0),
+        ..Default::default()
+    };
     let reply = c.submit(req).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+    let job = reply.job.unwrap_or_default();
     if !a.wait {
         if a.client.json {
-            println!("{}", serde_json::json!({ "job": reply.job_id, "component": reply.component }));
+            println!("{}", serde_json::json!({ "job": job_name(Some(&job)), "component": reply.component }));
         } else {
-            println!("{}", reply.job_id);
+            println!("{}", job_name(Some(&job)));
         }
         return Ok(0);
     }
@@ -206,7 +244,7 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
-    let mut stream = c.watch(StatusRequest { job_id: reply.job_id.clone() }).await?.into_inner();
+    let mut stream = c.watch(StatusRequest { job: Some(job) }).await?.into_inner();
     let mut last = None;
     loop {
         // The master sends a status whenever it changes; poll it too so that
@@ -216,7 +254,7 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
             Ok(Ok(Some(status))) => status,
             Ok(Ok(None)) => break,
             Ok(Err(e)) => return Err(anyhow::anyhow!("{}", e.message())),
-            Err(_) => c.status(StatusRequest { job_id: reply.job_id.clone() }).await?.into_inner(),
+            Err(_) => c.status(StatusRequest { job: Some(job) }).await?.into_inner(),
         };
         if let Some(bar) = &bar {
             let tasks: u32 = status.stages.iter().map(|s| s.tasks).sum();
@@ -238,7 +276,7 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
                 .collect();
             bar.set_message(format!(
                 "{} {} — {}",
-                status.job_id,
+                job_name(status.job.as_ref()),
                 state_name(status.state),
                 stages.join(", ")
             ));
@@ -264,7 +302,7 @@ pub async fn status(a: StatusArgs) -> Result<u8> {
     let mut c = jobs(&a.client.master, &a.client.token).await?;
     let statuses = match &a.job {
         Some(id) => vec![
-            c.status(StatusRequest { job_id: id.clone() })
+            c.status(StatusRequest { job: Some(job_ref(id)?) })
                 .await
                 .map_err(|s| anyhow::anyhow!("{}", s.message()))?
                 .into_inner(),
@@ -287,13 +325,10 @@ pub async fn status(a: StatusArgs) -> Result<u8> {
 /// when the job is (now) killed, 1 when it had already ended otherwise.
 pub async fn kill(a: KillArgs) -> Result<u8> {
     let mut c = jobs(&a.client.master, &a.client.token).await?;
-    let job_id = a.job.clone();
-    c.kill(KillRequest { job_id: job_id.clone() }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?;
-    let status = c
-        .status(StatusRequest { job_id })
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner();
+    let job = Some(job_ref(&a.job)?);
+    c.kill(KillRequest { job }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    let status =
+        c.status(StatusRequest { job }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
     if a.client.json {
         println!("{}", json(&status));
     } else {

@@ -57,6 +57,16 @@ pub enum EndReason {
     },
     /// The task was killed on request.
     Killed,
+    /// A reduce task could not read a map output: the scheduler recomputes
+    /// that map output from lineage, then runs the task again.
+    FetchFailed {
+        /// The shuffle read.
+        shuffle: crate::ids::ShuffleId,
+        /// The map partition whose output could not be read.
+        map: u32,
+        /// Why (the peer, the error).
+        message: String,
+    },
 }
 
 /// The kinds of guest trap weft distinguishes.
@@ -88,7 +98,7 @@ impl EndReason {
     /// Whether running the same attempt again could succeed. Resource-limit and
     /// guest failures are deterministic and are not retried; host errors are.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, EndReason::HostError { .. })
+        matches!(self, EndReason::HostError { .. } | EndReason::FetchFailed { .. })
     }
 
     /// A short stable name, for metrics labels and summaries.
@@ -103,6 +113,7 @@ impl EndReason {
             EndReason::GuestError { .. } => "guest_error",
             EndReason::HostError { .. } => "host_error",
             EndReason::Killed => "killed",
+            EndReason::FetchFailed { .. } => "fetch_failed",
         }
     }
 }
@@ -137,6 +148,9 @@ impl std::fmt::Display for EndReason {
             EndReason::GuestError { message } => write!(f, "guest error: {message}"),
             EndReason::HostError { message } => write!(f, "host error: {message}"),
             EndReason::Killed => write!(f, "killed"),
+            EndReason::FetchFailed { shuffle, map, message } => {
+                write!(f, "could not fetch map output {map} of {shuffle}: {message}")
+            }
         }
     }
 }
@@ -169,6 +183,15 @@ pub struct TaskMetering {
     pub calls: u64,
     /// Bytes of log the guest wrote (stdout, stderr, log import), including any dropped.
     pub log_bytes: u64,
+    /// Shuffle bytes written (map tasks).
+    #[serde(default)]
+    pub shuffle_bytes_written: u64,
+    /// Shuffle bytes read (reduce tasks).
+    #[serde(default)]
+    pub shuffle_bytes_read: u64,
+    /// Bytes spilled to disk while sorting shuffle output.
+    #[serde(default)]
+    pub spill_bytes: u64,
 }
 
 impl TaskMetering {
@@ -185,6 +208,9 @@ impl TaskMetering {
         self.bytes_out += other.bytes_out;
         self.calls += other.calls;
         self.log_bytes += other.log_bytes;
+        self.shuffle_bytes_written += other.shuffle_bytes_written;
+        self.shuffle_bytes_read += other.shuffle_bytes_read;
+        self.spill_bytes += other.spill_bytes;
     }
 }
 
@@ -242,9 +268,14 @@ mod tests {
     fn roll_up_sums_and_takes_peak() {
         let a = TaskMetering { fuel: 10, peak_memory: 100, records_in: 3, ..Default::default() };
         let b = TaskMetering { fuel: 5, peak_memory: 300, records_in: 4, ..Default::default() };
+        let c =
+            TaskMetering { shuffle_bytes_written: 8, shuffle_bytes_read: 9, spill_bytes: 10, ..a.clone() };
         let mut t = TaskMetering::default();
         t.add(&a);
         t.add(&b);
         assert_eq!((t.fuel, t.peak_memory, t.records_in), (15, 300, 7));
+        t.add(&c);
+        t.add(&c);
+        assert_eq!((t.shuffle_bytes_written, t.shuffle_bytes_read, t.spill_bytes), (16, 18, 20));
     }
 }

@@ -9,8 +9,10 @@
 
 pub mod auth;
 mod convert;
+mod descriptor;
 
-pub use convert::{ProtoError, task_state};
+pub use convert::{ProtoError, job_id, task_state};
+pub use descriptor::DescriptorError;
 
 /// The wire protocol version; the master refuses agents that speak another.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -7,14 +7,24 @@
 //!                └───────────┴──────► LOST   (its agent stopped heartbeating)
 //! ```
 
-use crate::ids::StageId;
+mod descriptor;
+
+pub use descriptor::{
+    Aggregate, Combiner, DriverWork, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody,
+    TaskDescriptor, TaskInput, TaskOutput, TaskWork, TextSplitRef,
+};
+
+use crate::ids::{ActionId, JobId, StageId};
 use serde::{Deserialize, Serialize};
 
+/// The stage number that marks a job's driver task.
+pub const DRIVER_STAGE: StageId = StageId(u32::MAX);
+
 /// One attempt of one task.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TaskKey {
-    /// The job.
-    pub job: String,
+    /// The action (or sample job, or driver) it belongs to.
+    pub action: ActionId,
     /// The stage within the job.
     pub stage: StageId,
     /// The partition the task computes.
@@ -23,9 +33,30 @@ pub struct TaskKey {
     pub attempt: u32,
 }
 
+impl TaskKey {
+    /// Attempt `attempt` of the driver of `job`.
+    pub fn driver(job: JobId, attempt: u32) -> Self {
+        Self { action: ActionId::driver(job), stage: DRIVER_STAGE, partition: 0, attempt }
+    }
+
+    /// The submitted job: shuffle files live under it, shared by its actions.
+    pub fn job(&self) -> JobId {
+        self.action.job
+    }
+
+    /// Whether this is a driver attempt.
+    pub fn is_driver(&self) -> bool {
+        self.stage == DRIVER_STAGE
+    }
+}
+
 impl std::fmt::Display for TaskKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/p{}#{}", self.job, self.stage, self.partition, self.attempt)
+        if self.is_driver() {
+            write!(f, "{}/driver#{}", self.action.job, self.attempt)
+        } else {
+            write!(f, "{}/{}/p{}#{}", self.action, self.stage, self.partition, self.attempt)
+        }
     }
 }
 

@@ -23,8 +23,10 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use weft_core::ids::{DatasetId, ShuffleId, StageId};
 use weft_core::plan::{Node, Plan, PlanError, ShuffleKind, Step, StepKind};
+pub use weft_core::task::{Aggregate, Combiner as CombinerSpec};
 
 /// Where a task's input comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,23 +66,6 @@ pub enum Source {
     },
 }
 
-/// Host-side work on a reduce partition's merged, key-sorted pairs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Aggregate {
-    /// Pass the sorted pairs on (a guest reduce step may follow in the chain).
-    Merge,
-    /// Sum s64 values of equal keys.
-    SumI64,
-    /// One pair per key, its values framed as a list.
-    Group,
-    /// Sorted pairs, in the given direction.
-    Sorted {
-        /// Ascending when true.
-        ascending: bool,
-    },
-}
-
 /// How map tasks assign keys to reduce partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -96,18 +81,6 @@ pub enum PartitionerSpec {
     },
 }
 
-/// What map tasks fold before writing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CombinerSpec {
-    /// Nothing.
-    None,
-    /// Native s64 sum.
-    SumI64,
-    /// The guest's reduce function of that name.
-    Guest(String),
-}
-
 /// One task of a stage: where its input comes from and the chain it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPlan {
@@ -115,8 +88,9 @@ pub struct TaskPlan {
     pub partition: u32,
     /// Its input.
     pub source: Source,
-    /// The narrow steps, run in one sandbox call per batch.
-    pub chain: Vec<Step>,
+    /// The narrow steps, run in one sandbox call per batch (shared by the
+    /// tasks of a stage that run the same chain).
+    pub chain: Arc<[Step]>,
     /// Whether the source yields pairs.
     pub input_keyed: bool,
     /// Whether the chain yields pairs.
@@ -206,10 +180,11 @@ impl Builder<'_> {
     fn partitions(&mut self, ds: DatasetId) -> Result<(Vec<TaskPlan>, Vec<StageId>), DagError> {
         let dataset = self.plan.get(ds)?;
         let keyed = dataset.keyed;
+        let no_steps: Arc<[Step]> = Arc::from(Vec::new());
         let leaf = |partition: u32, source: Source, input_keyed: bool| TaskPlan {
             partition,
             source,
-            chain: Vec::new(),
+            chain: Arc::clone(&no_steps),
             input_keyed,
             output_keyed: input_keyed,
         };
@@ -229,8 +204,19 @@ impl Builder<'_> {
             }
             Node::Narrow { parent, step } => {
                 let (mut tasks, parents) = self.partitions(*parent)?;
+                // Tasks that shared a chain share the longer one too.
+                let mut last: Option<(Arc<[Step]>, Arc<[Step]>)> = None;
                 for t in &mut tasks {
-                    t.chain.push(step.clone());
+                    let longer = match &last {
+                        Some((old, new)) if Arc::ptr_eq(old, &t.chain) => Arc::clone(new),
+                        _ => {
+                            let new: Arc<[Step]> =
+                                t.chain.iter().cloned().chain(std::iter::once(step.clone())).collect();
+                            last = Some((Arc::clone(&t.chain), Arc::clone(&new)));
+                            new
+                        }
+                    };
+                    t.chain = longer;
                     t.output_keyed = keyed;
                 }
                 (tasks, parents)
@@ -277,11 +263,12 @@ impl Builder<'_> {
                     n => n,
                 };
                 let stage = self.map_stage(*parent, shuffle, partitions, partitioner, combiner)?;
+                let chain: Arc<[Step]> = reduce_step.into_iter().collect();
                 let tasks = (0..partitions)
                     .map(|reduce| TaskPlan {
                         partition: reduce,
                         source: Source::Shuffle { shuffle, reduce, aggregate },
-                        chain: reduce_step.iter().cloned().collect(),
+                        chain: Arc::clone(&chain),
                         input_keyed: true,
                         output_keyed: true,
                     })

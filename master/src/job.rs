@@ -4,12 +4,16 @@
 //! [`JobRun`] is a pure state machine; the scheduler feeds it offers and task
 //! events and launches what it returns. The rules:
 //!
-//! - **Two-level placement**, as in Mesos: the scheduler's allocator
-//!   [offers](Offer) the free slots of the cluster to each job in turn, and the
-//!   job [accepts](JobRun::accept) some with ready tasks, placing each where it
-//!   would rather run, and declines the rest, which go to the next job. A
-//!   reduce task would rather run on the agent that holds most of its input;
-//!   other tasks spread over the agents with the most free slots.
+//! - **Two-level placement**, as in Mesos: the scheduler's allocator offers
+//!   the free slots of the cluster ([`SlotIndex`]) to each job in turn, and
+//!   the job [accepts](JobRun::accept) some with ready tasks, placing each
+//!   where it would rather run, and declines the rest, which go to the next
+//!   job. A reduce task would rather run on the agent that holds most of its
+//!   input; other tasks spread over the agents with the most free slots.
+//! - **Amortised**: each stage keeps a queue of its pending partitions and
+//!   counts of its running and finished tasks, so placing a task, applying
+//!   its end and reporting progress cost the same in a job of ten tasks as in
+//!   one of a million.
 //! - A stage's tasks are **ready** once every parent stage's map outputs are all
 //!   available. Tasks run in attempts; only the current attempt's events count
 //!   (a late event from an older attempt is ignored).
@@ -20,15 +24,17 @@
 //! - A **lost agent** loses the attempts running on it (they run again without
 //!   counting as failures) and the map outputs it held: their map tasks run
 //!   again, as Spark recomputes lost shuffle output from lineage.
-//! - A **fetch failure** (a reduce task could not read a map output) marks that
-//!   output lost, re-runs its map task, then the reduce task.
+//! - A **fetch failure** (a reduce task could not read a map output, the typed
+//!   end [`EndReason::FetchFailed`]) marks that output lost, re-runs its map
+//!   task, then the reduce task.
 //! - Map outputs **outlive the action**: a later action of the same submitted job
 //!   [adopts](JobRun::adopt) the map outputs of shuffles it shares with earlier
 //!   ones, and their map tasks do not run again (Spark's skipped stages).
 
 use crate::dag::{JobGraph, Source, StageKind};
-use std::collections::BTreeMap;
-use weft_core::ids::{AgentId, ShuffleId, StageId};
+use crate::slots::SlotIndex;
+use std::collections::{BTreeMap, VecDeque};
+use weft_core::ids::{ActionId, AgentId, ShuffleId, StageId};
 use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::task::{TaskKey, TaskState};
 
@@ -72,39 +78,6 @@ pub struct MapOutput {
     pub partition_bytes: Vec<u64>,
 }
 
-/// Free task slots on one agent, offered to a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Offer {
-    /// The agent.
-    pub agent: AgentId,
-    /// Its free slots.
-    pub slots: u32,
-}
-
-impl Offer {
-    /// Which of `offers` has the most slots left among those `allowed`
-    /// (the lowest agent id on a tie), if any has a slot.
-    pub fn roomiest(offers: &[Offer], allowed: impl Fn(&Offer) -> bool) -> Option<usize> {
-        offers
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.slots > 0 && allowed(o))
-            .max_by_key(|(_, o)| (o.slots, std::cmp::Reverse(o.agent)))
-            .map(|(i, _)| i)
-    }
-}
-
-/// A ready task placed on an offered agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Placement {
-    /// The task's stage.
-    pub stage: StageId,
-    /// Its partition.
-    pub partition: u32,
-    /// Where it runs.
-    pub agent: AgentId,
-}
-
 /// What a finished result task handed back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskResult {
@@ -126,15 +99,8 @@ pub enum Outcome {
         /// Output bytes per reduce partition (map stages).
         partition_bytes: Vec<u64>,
     },
-    /// Failed with this reason.
+    /// Failed with this reason (a fetch failure recomputes the map output it names).
     Failed(EndReason),
-    /// Could not read map output `map` of `shuffle`.
-    FetchFailed {
-        /// The shuffle.
-        shuffle: ShuffleId,
-        /// The map partition.
-        map: u32,
-    },
     /// Killed or lost: run again without counting a failure.
     Interrupted(TaskState),
 }
@@ -153,13 +119,27 @@ struct TaskRun {
     failures: u32,
 }
 
+/// Counts of one stage's tasks, kept as they change.
+#[derive(Debug, Clone, Default)]
+struct StageCounts {
+    running: u32,
+    done: u32,
+    failed: u32,
+}
+
 /// One job's progress through its graph.
 #[derive(Debug)]
 pub struct JobRun {
-    job: String,
+    action: ActionId,
     graph: JobGraph,
     max_attempts: u32,
     tasks: Vec<Vec<TaskRun>>,
+    /// Per stage, partitions that became pending, in order (an entry whose
+    /// task is no longer pending when it is reached is skipped).
+    pending: Vec<VecDeque<u32>>,
+    counts: Vec<StageCounts>,
+    /// Per shuffle, how many map outputs are missing.
+    missing: BTreeMap<ShuffleId, u32>,
     map_outputs: MapOutputs,
     results: Vec<Option<TaskResult>>,
     metering: TaskMetering,
@@ -168,30 +148,42 @@ pub struct JobRun {
 
 impl JobRun {
     /// A run of `graph`, allowing `max_attempts` failures per task.
-    pub fn new(job: impl Into<String>, graph: JobGraph, max_attempts: u32) -> Self {
+    pub fn new(action: ActionId, graph: JobGraph, max_attempts: u32) -> Self {
         let tasks = graph
             .stages
             .iter()
             .map(|s| vec![TaskRun { slot: Slot::Pending, next_attempt: 0, failures: 0 }; s.tasks.len()])
             .collect();
+        let pending = graph.stages.iter().map(|s| (0..s.tasks.len() as u32).collect()).collect();
+        let counts = vec![StageCounts::default(); graph.stages.len()];
         let mut map_outputs = BTreeMap::new();
+        let mut missing = BTreeMap::new();
         for s in &graph.stages {
             if let StageKind::ShuffleMap { shuffle, .. } = s.kind {
                 map_outputs.insert(shuffle, vec![None; s.tasks.len()]);
+                missing.insert(shuffle, s.tasks.len() as u32);
             }
         }
         let results = vec![None; graph.result_stage().map_or(0, |s| s.tasks.len())];
         let state = if results.is_empty() { JobState::Succeeded } else { JobState::Running };
         Self {
-            job: job.into(),
+            action,
             graph,
             max_attempts: max_attempts.max(1),
             tasks,
+            pending,
+            counts,
+            missing,
             map_outputs,
             results,
             metering: TaskMetering::default(),
             state,
         }
+    }
+
+    /// The action this run computes.
+    pub fn action(&self) -> ActionId {
+        self.action
     }
 
     /// The graph being run.
@@ -229,6 +221,10 @@ impl JobRun {
                 {
                     ours[p] = Some(out.clone());
                     self.tasks[i][p].slot = Slot::Done;
+                    self.counts[i].done += 1;
+                    if let Some(m) = self.missing.get_mut(&shuffle) {
+                        *m -= 1;
+                    }
                     skipped += 1;
                 }
             }
@@ -250,7 +246,9 @@ impl JobRun {
     }
 
     fn stage_index(&self, stage: StageId) -> Option<usize> {
-        self.graph.stages.iter().position(|s| s.id == stage)
+        // Stage ids are their positions (see `dag::build`).
+        let i = stage.0 as usize;
+        (self.graph.stages.get(i)?.id == stage).then_some(i)
     }
 
     fn shuffle_of(&self, stage: usize) -> Option<ShuffleId> {
@@ -264,8 +262,8 @@ impl JobRun {
         self.graph.stages[stage].parents.iter().all(|p| {
             self.stage_index(*p)
                 .and_then(|i| self.shuffle_of(i))
-                .and_then(|sh| self.map_outputs.get(&sh))
-                .is_some_and(|outs| outs.iter().all(Option::is_some))
+                .and_then(|sh| self.missing.get(&sh))
+                .is_some_and(|m| *m == 0)
         })
     }
 
@@ -274,17 +272,17 @@ impl JobRun {
         self.graph
             .stages
             .iter()
-            .zip(&self.tasks)
-            .map(|(stage, tasks)| StageProgress {
+            .zip(&self.counts)
+            .map(|(stage, c)| StageProgress {
                 stage: stage.id,
                 kind: match stage.kind {
                     StageKind::ShuffleMap { .. } => "map",
                     StageKind::Result => "result",
                 },
-                tasks: tasks.len() as u32,
-                running: tasks.iter().filter(|t| matches!(t.slot, Slot::Running { .. })).count() as u32,
-                finished: tasks.iter().filter(|t| t.slot == Slot::Done).count() as u32,
-                failed: tasks.iter().map(|t| t.failures).sum(),
+                tasks: stage.tasks.len() as u32,
+                running: c.running,
+                finished: c.done,
+                failed: c.failed,
             })
             .collect()
     }
@@ -296,7 +294,8 @@ impl JobRun {
         let mut needed = vec![false; self.graph.stages.len()];
         let mut todo: Vec<usize> = self.graph.stages.len().checked_sub(1).into_iter().collect();
         while let Some(i) = todo.pop() {
-            if std::mem::replace(&mut needed[i], true) || self.tasks[i].iter().all(|t| t.slot == Slot::Done) {
+            if std::mem::replace(&mut needed[i], true) || self.counts[i].done as usize == self.tasks[i].len()
+            {
                 continue;
             }
             todo.extend(self.graph.stages[i].parents.iter().filter_map(|p| self.stage_index(*p)));
@@ -304,41 +303,63 @@ impl JobRun {
         needed
     }
 
-    /// Tasks that can be launched now, as (stage, partition), earliest stages first.
-    pub fn ready(&self) -> Vec<(StageId, u32)> {
+    /// Which stages can launch tasks now: needed, and every parent's map
+    /// outputs available.
+    fn launchable(&self) -> Vec<usize> {
         if self.state != JobState::Running {
             return Vec::new();
         }
         let needed = self.needed();
+        (0..self.graph.stages.len()).filter(|i| needed[*i] && self.stage_ready(*i)).collect()
+    }
+
+    /// Tasks that can be launched now, as (stage, partition), earliest stages first.
+    pub fn ready(&self) -> Vec<(StageId, u32)> {
         let mut ready = Vec::new();
-        for (i, stage) in self.graph.stages.iter().enumerate() {
-            if !needed[i] || !self.stage_ready(i) {
-                continue;
-            }
+        for i in self.launchable() {
             for (p, t) in self.tasks[i].iter().enumerate() {
                 if t.slot == Slot::Pending {
-                    ready.push((stage.id, p as u32));
+                    ready.push((self.graph.stages[i].id, p as u32));
                 }
             }
         }
         ready
     }
 
-    /// The job's answer to `offers`: its ready tasks placed on offered slots,
-    /// at most as many per agent as offered. Slots left out are declined. A
-    /// task goes to an offered agent it would rather run on (one holding a
-    /// good share of its input) if one has a slot left, else to the agent
-    /// with the most slots left.
-    pub fn accept(&self, offers: &[Offer]) -> Vec<Placement> {
-        let mut free: Vec<Offer> = offers.iter().copied().filter(|o| o.slots > 0).collect();
+    /// Whether a task could be launched now.
+    pub fn has_ready(&self) -> bool {
+        self.launchable()
+            .into_iter()
+            .any(|i| self.pending[i].iter().any(|p| self.tasks[i][*p as usize].slot == Slot::Pending))
+    }
+
+    /// The job's answer to the offered `slots`: its ready tasks, earliest
+    /// stages first, each launched on a slot it takes from the index. A task
+    /// goes to an offered agent it would rather run on (one holding a good
+    /// share of its input) if one has a slot left, else to the agent with
+    /// the most slots left. Slots not taken are declined, for the next job.
+    pub fn accept(&mut self, slots: &mut SlotIndex) -> Vec<(TaskKey, AgentId)> {
         let mut placed = Vec::new();
-        for (stage, partition) in self.ready() {
-            let preferred = self.preferred_agents(stage, partition);
-            let slot = Offer::roomiest(&free, |o| preferred.contains(&o.agent))
-                .or_else(|| Offer::roomiest(&free, |_| true));
-            let Some(i) = slot else { break };
-            free[i].slots -= 1;
-            placed.push(Placement { stage, partition, agent: free[i].agent });
+        for i in self.launchable() {
+            while let Some(p) = self.pending[i].pop_front() {
+                if slots.is_empty() {
+                    self.pending[i].push_front(p);
+                    return placed;
+                }
+                if self.tasks[i][p as usize].slot != Slot::Pending {
+                    continue;
+                }
+                let stage = self.graph.stages[i].id;
+                let preferred = self.preferred_agents(stage, p);
+                let agent = slots.take_best_of(&preferred).or_else(|| slots.take_roomiest());
+                let Some(agent) = agent else {
+                    self.pending[i].push_front(p);
+                    return placed;
+                };
+                if let Some(key) = self.start(i, p, agent) {
+                    placed.push((key, agent));
+                }
+            }
         }
         placed
     }
@@ -369,6 +390,11 @@ impl JobRun {
     /// Record that (stage, partition) was launched on `agent`; returns the attempt's key.
     pub fn launch(&mut self, stage: StageId, partition: u32, agent: AgentId) -> Option<TaskKey> {
         let i = self.stage_index(stage)?;
+        self.start(i, partition, agent)
+    }
+
+    fn start(&mut self, i: usize, partition: u32, agent: AgentId) -> Option<TaskKey> {
+        let stage = self.graph.stages[i].id;
         let t = self.tasks[i].get_mut(partition as usize)?;
         if t.slot != Slot::Pending {
             return None;
@@ -376,7 +402,25 @@ impl JobRun {
         let attempt = t.next_attempt;
         t.next_attempt += 1;
         t.slot = Slot::Running { attempt, agent };
-        Some(TaskKey { job: self.job.clone(), stage, partition, attempt })
+        self.counts[i].running += 1;
+        Some(TaskKey { action: self.action, stage, partition, attempt })
+    }
+
+    /// Move task `p` of stage `i` to `slot`, keeping counts, queues and the
+    /// missing map outputs in step.
+    fn set_slot(&mut self, i: usize, p: usize, slot: Slot) {
+        let old = std::mem::replace(&mut self.tasks[i][p].slot, slot.clone());
+        let c = &mut self.counts[i];
+        match old {
+            Slot::Running { .. } => c.running -= 1,
+            Slot::Done => c.done -= 1,
+            Slot::Pending => {}
+        }
+        match slot {
+            Slot::Running { .. } => c.running += 1,
+            Slot::Done => c.done += 1,
+            Slot::Pending => self.pending[i].push_back(p as u32),
+        }
     }
 
     /// Where every map output of `shuffle` lives, by map partition (all must be available).
@@ -408,54 +452,65 @@ impl JobRun {
         let p = key.partition as usize;
         match outcome {
             Outcome::Finished { result, partition_bytes } => {
-                self.tasks[i][p].slot = Slot::Done;
+                self.set_slot(i, p, Slot::Done);
                 match self.shuffle_of(i) {
-                    Some(sh) => {
-                        if let Some(outs) = self.map_outputs.get_mut(&sh) {
-                            outs[p] = Some(MapOutput { agent, partition_bytes });
-                        }
-                    }
+                    Some(sh) => self.set_map_output(sh, p, Some(MapOutput { agent, partition_bytes })),
                     None => self.results[p] = Some(result),
                 }
-                if i + 1 == self.graph.stages.len() && self.tasks[i].iter().all(|t| t.slot == Slot::Done) {
+                if i + 1 == self.graph.stages.len() && self.counts[i].done as usize == self.tasks[i].len() {
                     self.state = JobState::Succeeded;
                 }
             }
+            Outcome::Failed(EndReason::FetchFailed { shuffle, map, .. }) => {
+                self.set_slot(i, p, Slot::Pending);
+                self.lose_map_output(shuffle, map);
+            }
             Outcome::Failed(end) if end.is_retryable() => {
+                self.set_slot(i, p, Slot::Pending);
+                self.counts[i].failed += 1;
                 let t = &mut self.tasks[i][p];
                 t.failures += 1;
-                t.slot = Slot::Pending;
                 if t.failures >= self.max_attempts {
                     self.state =
                         JobState::Failed(format!("task {key} failed {} times; last: {end}", t.failures));
                 }
             }
             Outcome::Failed(end) => {
-                self.tasks[i][p].slot = Slot::Pending;
+                self.set_slot(i, p, Slot::Pending);
+                self.counts[i].failed += 1;
                 self.state = JobState::Failed(format!("task {key}: {end}"));
             }
-            Outcome::FetchFailed { shuffle, map } => {
-                self.tasks[i][p].slot = Slot::Pending;
-                self.lose_map_output(shuffle, map);
-            }
-            Outcome::Interrupted(_) => self.tasks[i][p].slot = Slot::Pending,
+            Outcome::Interrupted(_) => self.set_slot(i, p, Slot::Pending),
         }
         true
     }
 
-    fn lose_map_output(&mut self, shuffle: ShuffleId, map: u32) {
-        if let Some(o) = self.map_outputs.get_mut(&shuffle).and_then(|outs| outs.get_mut(map as usize)) {
-            *o = None;
+    fn set_map_output(&mut self, shuffle: ShuffleId, map: usize, out: Option<MapOutput>) {
+        let Some(slot) = self.map_outputs.get_mut(&shuffle).and_then(|outs| outs.get_mut(map)) else {
+            return;
+        };
+        let (was, is) = (slot.is_some(), out.is_some());
+        *slot = out;
+        if let Some(m) = self.missing.get_mut(&shuffle) {
+            match (was, is) {
+                (true, false) => *m += 1,
+                (false, true) => *m -= 1,
+                _ => {}
+            }
         }
+    }
+
+    fn lose_map_output(&mut self, shuffle: ShuffleId, map: u32) {
+        self.set_map_output(shuffle, map as usize, None);
         let stage = self
             .graph
             .stages
             .iter()
             .position(|s| matches!(s.kind, StageKind::ShuffleMap { shuffle: sh, .. } if sh == shuffle));
-        if let Some(t) = stage.and_then(|s| self.tasks[s].get_mut(map as usize))
-            && t.slot == Slot::Done
+        if let Some(s) = stage
+            && self.tasks[s].get(map as usize).is_some_and(|t| t.slot == Slot::Done)
         {
-            t.slot = Slot::Pending;
+            self.set_slot(s, map as usize, Slot::Pending);
         }
     }
 
@@ -463,18 +518,14 @@ impl JobRun {
     /// Returns the attempts that were running there.
     pub fn on_agent_lost(&mut self, agent: AgentId) -> Vec<TaskKey> {
         let mut interrupted = Vec::new();
-        for (i, stage) in self.graph.stages.iter().enumerate() {
-            for (p, t) in self.tasks[i].iter_mut().enumerate() {
-                if let Slot::Running { attempt, agent: a } = t.slot
+        for i in 0..self.graph.stages.len() {
+            for p in 0..self.tasks[i].len() {
+                if let Slot::Running { attempt, agent: a } = self.tasks[i][p].slot
                     && a == agent
                 {
-                    t.slot = Slot::Pending;
-                    interrupted.push(TaskKey {
-                        job: self.job.clone(),
-                        stage: stage.id,
-                        partition: p as u32,
-                        attempt,
-                    });
+                    self.set_slot(i, p, Slot::Pending);
+                    let stage = self.graph.stages[i].id;
+                    interrupted.push(TaskKey { action: self.action, stage, partition: p as u32, attempt });
                 }
             }
         }

@@ -1,14 +1,19 @@
-//! The master's edge to agents: a stage's [`TaskPlan`] becomes the proto
-//! `TaskSpec` an agent runs. Nothing else in the master builds task messages.
+//! A stage's [`TaskPlan`] becomes the [`TaskDescriptor`] an agent runs.
+//! Nothing else in the master describes tasks.
 
-use crate::dag::{Aggregate, CombinerSpec, PartitionerSpec, Source, Stage, StageKind, TaskPlan};
+use crate::dag::{PartitionerSpec, Source, Stage, StageKind, TaskPlan};
+use bytes::Bytes;
 use std::collections::BTreeMap;
-use weft_core::ids::{AgentId, DatasetId, ShuffleId};
+use std::sync::Arc;
+use weft_core::artifact::Digest;
+use weft_core::ids::{AgentId, DatasetId, JobId, ShuffleId};
 use weft_core::io::TextSplit;
 use weft_core::limits::TaskLimits;
 use weft_core::plan::{Node, Plan};
-use weft_core::proto::v1;
-use weft_core::task::TaskKey;
+use weft_core::task::{
+    MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody, TaskDescriptor, TaskInput, TaskKey,
+    TaskOutput, TaskWork, TextSplitRef,
+};
 
 /// What the job's result tasks do with their records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,19 +35,15 @@ pub enum ResultSink {
 /// What every task of one action's job shares.
 #[derive(Debug, Clone)]
 pub struct JobContext {
-    /// The action's job id (`job-N.<action>`): task keys carry it.
-    pub job: String,
-    /// The submitted job's id (`job-N`): its actions' shuffle files live under it,
-    /// so a later action can read map outputs an earlier one wrote.
-    pub scope: String,
-    /// The component, `blake3:<hex>`.
-    pub component: String,
-    /// Where agents fetch it (the master's address).
-    pub artifact_source: String,
+    /// The submitted job: its actions' shuffle files live under it, so a
+    /// later action can read map outputs an earlier one wrote.
+    pub job: JobId,
+    /// The component.
+    pub component: Digest,
     /// Per-task limits.
     pub limits: TaskLimits,
     /// Broadcast values, by id.
-    pub broadcasts: Vec<Vec<u8>>,
+    pub broadcasts: Arc<BTreeMap<u64, Bytes>>,
     /// The plan the job computes.
     pub plan: Plan,
     /// The splits of each text dataset, with the URI they were planned from.
@@ -71,27 +72,25 @@ pub enum LaunchError {
     MissingRangeBounds(ShuffleId),
 }
 
-/// Describe one task attempt for its agent. `maps(shuffle)` gives the map
-/// partitions of a shuffle with the address of the agent serving each.
-pub fn task_spec(
+/// Describe one task attempt for its agent. `maps(shuffle, reduce)` gives
+/// the map outputs of a shuffle with the address of the agent serving each
+/// and the size of the block this reduce partition reads.
+pub fn descriptor(
     ctx: &JobContext,
     stage: &Stage,
     task: &TaskPlan,
-    key: &TaskKey,
-    maps: &dyn Fn(ShuffleId) -> Result<Vec<(u32, String)>, LaunchError>,
-) -> Result<v1::TaskSpec, LaunchError> {
-    let read =
-        |shuffle: ShuffleId, reduce: u32, aggregate: v1::Aggregate| -> Result<v1::ShuffleRead, LaunchError> {
-            let maps =
-                maps(shuffle)?.into_iter().map(|(map, address)| v1::MapLocation { map, address }).collect();
-            Ok(v1::ShuffleRead { shuffle: shuffle.0, reduce, aggregate: aggregate as i32, maps })
-        };
-    let source = match &task.source {
+    key: TaskKey,
+    maps: &dyn Fn(ShuffleId, u32) -> Result<Vec<MapLocation>, LaunchError>,
+) -> Result<TaskDescriptor, LaunchError> {
+    let read = |shuffle: ShuffleId, reduce: u32, aggregate| -> Result<ShuffleRead, LaunchError> {
+        Ok(ShuffleRead { shuffle, reduce, aggregate, maps: maps(shuffle, reduce)? })
+    };
+    let input = match &task.source {
         Source::Text { dataset, split } => {
             let (uri, splits) =
                 ctx.text.get(dataset).ok_or(LaunchError::MissingInput(*dataset, "text splits"))?;
             let s = splits.get(*split as usize).ok_or(LaunchError::MissingInput(*dataset, "such split"))?;
-            v1::task_input::Source::Text(v1::TextSplit {
+            TaskInput::Text(TextSplitRef {
                 location: uri.clone(),
                 object: s.path.to_string(),
                 start: s.start,
@@ -100,76 +99,62 @@ pub fn task_spec(
             })
         }
         Source::Parallelize { dataset, partition } => match ctx.plan.get(*dataset).map(|d| &d.node) {
-            Ok(Node::Parallelize { partitions }) => v1::task_input::Source::Records(
-                partitions.get(*partition as usize).cloned().unwrap_or_default().into(),
-            ),
+            Ok(Node::Parallelize { partitions }) => {
+                TaskInput::Records(partitions.get(*partition as usize).cloned().unwrap_or_default().into())
+            }
             _ => return Err(LaunchError::MissingInput(*dataset, "parallelized records")),
         },
         Source::Shuffle { shuffle, reduce, aggregate } => {
-            let agg = match aggregate {
-                Aggregate::Merge => v1::Aggregate::Merge,
-                Aggregate::SumI64 => v1::Aggregate::SumI64,
-                Aggregate::Group => v1::Aggregate::Group,
-                Aggregate::Sorted { ascending: true } => v1::Aggregate::SortedAscending,
-                Aggregate::Sorted { ascending: false } => v1::Aggregate::SortedDescending,
-            };
-            v1::task_input::Source::Shuffle(read(*shuffle, *reduce, agg)?)
+            TaskInput::Shuffle(read(*shuffle, *reduce, *aggregate)?)
         }
-        Source::Join { left, right, reduce } => v1::task_input::Source::Join(v1::JoinRead {
-            left: Some(read(*left, *reduce, v1::Aggregate::Merge)?),
-            right: Some(read(*right, *reduce, v1::Aggregate::Merge)?),
-        }),
+        Source::Join { left, right, reduce } => TaskInput::Join {
+            left: read(*left, *reduce, weft_core::task::Aggregate::Merge)?,
+            right: read(*right, *reduce, weft_core::task::Aggregate::Merge)?,
+        },
     };
-    let sink = match &stage.kind {
+    let output = match &stage.kind {
         StageKind::ShuffleMap { shuffle, partitions, partitioner, combiner } => {
-            let (range_bounds, descending, ranged) = match partitioner {
-                PartitionerSpec::Hash => (Vec::new(), false, false),
+            let partitioning = match partitioner {
+                PartitionerSpec::Hash => Partitioning::Hash,
                 PartitionerSpec::RangeFromSample { ascending, .. } if *partitions > 1 => {
                     let bounds =
                         ctx.range_bounds.get(shuffle).ok_or(LaunchError::MissingRangeBounds(*shuffle))?;
-                    (bounds.iter().map(|b| b.clone().into()).collect(), !ascending, true)
+                    Partitioning::Range {
+                        bounds: bounds.iter().map(|b| Bytes::from(b.clone())).collect(),
+                        descending: !ascending,
+                    }
                 }
                 // One partition holds every key: nothing to cut.
-                PartitionerSpec::RangeFromSample { ascending, .. } => (Vec::new(), !ascending, false),
+                PartitionerSpec::RangeFromSample { ascending, .. } => {
+                    Partitioning::Range { bounds: Vec::new(), descending: !ascending }
+                }
             };
-            let combiner = match combiner {
-                CombinerSpec::None => None,
-                CombinerSpec::SumI64 => Some(v1::shuffle_write::Combiner::SumI64(true)),
-                CombinerSpec::Guest(f) => Some(v1::shuffle_write::Combiner::Guest(f.clone())),
-            };
-            v1::task_output::Sink::Shuffle(v1::ShuffleWrite {
-                shuffle: shuffle.0,
+            TaskOutput::Shuffle(ShuffleWrite {
+                shuffle: *shuffle,
                 partitions: *partitions,
-                range_bounds,
-                descending,
-                combiner,
-                ranged,
+                partitioning,
+                combiner: combiner.clone(),
             })
         }
         StageKind::Result => match &ctx.sink {
-            ResultSink::Records { limit } => {
-                v1::task_output::Sink::Result(v1::ResultOutput { limit: limit.unwrap_or(0) })
-            }
-            ResultSink::Count => v1::task_output::Sink::Count(v1::CountOutput {}),
-            ResultSink::KeySample(size) => v1::task_output::Sink::Sample(v1::KeySampleOutput { size: *size }),
-            ResultSink::Text(location) => {
-                v1::task_output::Sink::Text(v1::TextOutput { location: location.clone() })
-            }
+            ResultSink::Records { limit } => TaskOutput::Records { limit: *limit },
+            ResultSink::Count => TaskOutput::Count,
+            ResultSink::KeySample(size) => TaskOutput::KeySample { size: *size },
+            ResultSink::Text(location) => TaskOutput::Text { location: location.clone() },
         },
     };
-    Ok(v1::TaskSpec {
-        task: Some(key.into()),
-        component: ctx.component.clone(),
-        artifact_source: ctx.artifact_source.clone(),
-        limits: Some((&ctx.limits).into()),
-        input: Some(v1::TaskInput { source: Some(source) }),
-        chain: task.chain.iter().map(Into::into).collect(),
-        input_keyed: task.input_keyed,
-        output_keyed: task.output_keyed,
-        output: Some(v1::TaskOutput { sink: Some(sink) }),
-        broadcasts: ctx.broadcasts.iter().enumerate().map(|(i, b)| (i as u64, b.clone().into())).collect(),
-        driver: None,
-        shuffle_scope: ctx.scope.clone(),
+    Ok(TaskDescriptor {
+        key,
+        component: ctx.component,
+        limits: ctx.limits.clone(),
+        broadcasts: Arc::clone(&ctx.broadcasts),
+        body: TaskBody::Work(Box::new(TaskWork {
+            input,
+            chain: Arc::clone(&task.chain),
+            input_keyed: task.input_keyed,
+            output_keyed: task.output_keyed,
+            output,
+        })),
     })
 }
 

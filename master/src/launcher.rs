@@ -1,32 +1,55 @@
-//! Launching tasks on agents over gRPC (their `Agent` service), killing them,
-//! and removing a finished job's shuffle files (their `Blocks` service).
+//! The I/O side of the core's decisions towards agents: launching many tasks
+//! on an agent in one call, killing attempts, removing a finished job's files.
 
-use crate::scheduler::{LaunchFuture, Launcher};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
-use weft_core::ids::AgentId;
+use weft_core::ids::{AgentId, JobId};
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::agent_client::AgentClient;
 use weft_core::proto::v1::blocks_client::BlocksClient;
-use weft_core::proto::v1::{KillTaskRequest, LaunchTaskRequest, RemoveJobRequest, TaskSpec};
-use weft_core::task::TaskKey;
+use weft_core::proto::v1::{self, KillTasksRequest, LaunchTasksRequest, RemoveJobRequest};
+use weft_core::task::{TaskDescriptor, TaskKey};
+
+/// The future a [`Launcher`] call returns: `Err` with a message when the call
+/// did not reach the agent or the agent refused it.
+pub type LaunchFuture<T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send>>;
+
+/// Talks to agents: the core's only way out to them.
+pub trait Launcher: Send + Sync {
+    /// Launch `tasks` on the agent at `address` in one call; the refusals.
+    fn launch(
+        &self,
+        agent: AgentId,
+        address: &str,
+        tasks: &[TaskDescriptor],
+    ) -> LaunchFuture<Vec<v1::Refusal>>;
+    /// Kill the attempts `tasks` on that agent (each reports `KILLED` as usual).
+    fn kill(&self, agent: AgentId, address: &str, tasks: &[TaskKey]) -> LaunchFuture<()>;
+    /// Delete the shuffle files the agent keeps for `job`.
+    fn remove_job(&self, agent: AgentId, address: &str, job: JobId) -> LaunchFuture<()>;
+}
 
 type Client = AgentClient<InterceptedService<Channel, Credentials>>;
 
-/// Talks to agents, one lazily connected channel per agent.
+/// Talks to agents over gRPC, one lazily connected channel per agent.
 pub struct GrpcLauncher {
     credentials: Credentials,
     channels: Mutex<HashMap<AgentId, Channel>>,
     timeout: Duration,
+    /// The master's address, where agents fetch components and drivers act.
+    advertised: String,
 }
 
 impl GrpcLauncher {
-    /// A launcher presenting `credentials`, giving up on a launch after `timeout`.
-    pub fn new(credentials: Credentials, timeout: Duration) -> Self {
-        Self { credentials, channels: Mutex::new(HashMap::new()), timeout }
+    /// A launcher presenting `credentials`, giving up on a call after
+    /// `timeout`, telling agents the master is at `advertised`.
+    pub fn new(credentials: Credentials, timeout: Duration, advertised: String) -> Self {
+        Self { credentials, channels: Mutex::new(HashMap::new()), timeout, advertised }
     }
 
     fn channel(&self, agent: AgentId, address: &str) -> Result<Channel, String> {
@@ -39,13 +62,15 @@ impl GrpcLauncher {
             .map_err(|e| format!("agent {agent} has a bad address `{address}`: {e}"))?
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
+            .tcp_nodelay(true)
             .connect_lazy();
         channels.insert(agent, channel.clone());
         Ok(channel)
     }
 
     fn client(&self, agent: AgentId, address: &str) -> Result<Client, String> {
-        Ok(AgentClient::with_interceptor(self.channel(agent, address)?, self.credentials.clone()))
+        Ok(AgentClient::with_interceptor(self.channel(agent, address)?, self.credentials.clone())
+            .max_encoding_message_size(usize::MAX))
     }
 }
 
@@ -54,26 +79,38 @@ fn failed(s: tonic::Status) -> String {
 }
 
 impl Launcher for GrpcLauncher {
-    fn launch(&self, agent: AgentId, address: &str, spec: TaskSpec) -> LaunchFuture {
+    fn launch(
+        &self,
+        agent: AgentId,
+        address: &str,
+        tasks: &[TaskDescriptor],
+    ) -> LaunchFuture<Vec<v1::Refusal>> {
         let client = self.client(agent, address);
+        let request = LaunchTasksRequest {
+            artifact_source: self.advertised.clone(),
+            master: self.advertised.clone(),
+            tasks: tasks.iter().map(Into::into).collect(),
+        };
         Box::pin(async move {
-            let mut c = client?;
-            c.launch_task(LaunchTaskRequest { task: Some(spec) }).await.map(|_| ()).map_err(failed)
+            let reply = client?.launch_tasks(request).await.map_err(failed)?;
+            Ok(reply.into_inner().refused)
         })
     }
 
-    fn kill(&self, agent: AgentId, address: &str, task: &TaskKey) -> LaunchFuture {
+    fn kill(&self, agent: AgentId, address: &str, tasks: &[TaskKey]) -> LaunchFuture<()> {
         let client = self.client(agent, address);
-        let task = Some(task.into());
-        Box::pin(async move { client?.kill_task(KillTaskRequest { task }).await.map(|_| ()).map_err(failed) })
+        let tasks = tasks.iter().map(Into::into).collect();
+        Box::pin(
+            async move { client?.kill_tasks(KillTasksRequest { tasks }).await.map(|_| ()).map_err(failed) },
+        )
     }
 
-    fn remove_shuffles(&self, agent: AgentId, address: &str, scope: &str) -> LaunchFuture {
+    fn remove_job(&self, agent: AgentId, address: &str, job: JobId) -> LaunchFuture<()> {
         let channel = self.channel(agent, address);
-        let (credentials, job_id) = (self.credentials.clone(), scope.to_string());
+        let credentials = self.credentials.clone();
         Box::pin(async move {
             let mut c = BlocksClient::with_interceptor(channel?, credentials);
-            c.remove_job(RemoveJobRequest { job_id }).await.map(|_| ()).map_err(failed)
+            c.remove_job(RemoveJobRequest { job_id: job.to_string() }).await.map(|_| ()).map_err(failed)
         })
     }
 }

@@ -1,30 +1,33 @@
-//! weft-master: the agent registry, the allocator and the per-job DAG scheduler.
+//! weft-master: the agent registry, the allocator and the per-job DAG
+//! scheduler, as one state machine behind the master's gRPC services.
 //!
-//! Built so far:
-//! - [`dag`]: cuts a job's lineage into stages — narrow steps pipelined into one
-//!   task chain, stages cut at shuffles and joins, map-side combiners and
-//!   host-side aggregations chosen per operation;
-//! - [`job`]: one job's run through its stages — ready tasks, attempts, retries of host
-//!   errors, fast failure on guest errors, recomputation of lost map outputs;
-//! - [`launch`]: the edge to agents — a stage's task plan becomes the proto `TaskSpec`;
-//! - [`launcher`]: launches tasks on agents over gRPC;
-//! - [`node`]: the master process — `Master`, `Artifacts`, `Jobs` and `Driver` on one
-//!   port, with the loop that owns the scheduler;
-//! - [`registry`]: the agents, their resources and health (LOST after missed heartbeats);
-//! - [`scheduler`]: places ready tasks of running jobs on free agent slots, launches
-//!   them through a `Launcher`, places drivers apart from task slots, applies task and
-//!   agent events, answers job waiters;
-//! - [`service`]: the `Master` gRPC service agents register, heartbeat and report to,
-//!   checked for protocol version and cluster token, feeding [`service::MasterEvent`]s
-//!   to the scheduler.
+//! # Core concepts
 //!
-//! Next: the agent process wired to it end to end, the CLI, DRF allocation across tenants.
+//! - [`state::Core`]: the master as one sans-I/O state machine. Agents, jobs,
+//!   their actions, stages and task attempts live in it; inputs are plain
+//!   values (an agent registered, attempts ended, an action to run, the
+//!   clock) and its decisions come out as [`state::Effect`]s (launch these
+//!   tasks on that agent in one call, kill those, an action ended).
+//! - [`dag`]: cuts a job's lineage into stages: narrow steps pipelined into
+//!   one task chain, stages cut at shuffles and joins, map-side combiners and
+//!   host-side aggregations chosen per operation.
+//! - [`job::JobRun`]: one action's run through its stages: ready tasks,
+//!   attempts, retries of host errors, fast failure on guest errors,
+//!   recomputation of lost map outputs; placement against a
+//!   [`slots::SlotIndex`] of the cluster's free slots.
+//! - [`launch`]: a stage's task plan becomes the
+//!   [`TaskDescriptor`](weft_core::task::TaskDescriptor) an agent runs.
+//! - [`node`]: the master process: `Master`, `Artifacts`, `Jobs` and `Driver`
+//!   on one port, whose handlers only send commands to the loop that owns
+//!   the core and carries out its effects ([`launcher`]: the calls to agents).
+//!
+//! See `docs/architecture.md` for how a job runs through them.
 
 pub mod dag;
 pub mod job;
 pub mod launch;
 pub mod launcher;
 pub mod node;
-pub mod registry;
-pub mod scheduler;
-pub mod service;
+pub(crate) mod service;
+pub mod slots;
+pub mod state;

@@ -1,27 +1,24 @@
 //! The master process: every service on one port, and the loop behind them.
 //!
 //! [`MasterNode::start`] serves `Master` (agents), `Artifacts` (components),
-//! `Jobs` (clients) and `Driver` (driver tasks) on one listener. Agents'
-//! events and clients' actions meet in one loop that owns the
-//! [`Scheduler`]; a sweeper declares silent agents
+//! `Jobs` (clients) and `Driver` (driver tasks) on one listener. Their
+//! handlers only send commands to one loop that owns the [`Core`] (the state
+//! machine) and carries out its decisions; its clock declares silent agents
 //! lost. [`MasterHandle::shutdown`] stops it all through one signal.
 
-mod core;
+pub(crate) mod core;
 mod driver;
 mod jobs;
 
-pub use jobs::{JobRecord, JobTable};
-
 use crate::launcher::GrpcLauncher;
-use crate::registry::Registry;
-use crate::scheduler::Scheduler;
 use crate::service::MasterService;
+use crate::state::{Core, CoreConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use weft_core::artifact::{ArtifactService, ArtifactStore, Resolver, ResolverConfig, S3Config};
 use weft_core::limits::TaskLimits;
 use weft_core::metering::humantime_serde_compat;
@@ -48,10 +45,14 @@ pub struct MasterConfig {
     pub heartbeat_interval: Duration,
     /// Missed heartbeats before an agent is lost.
     pub lost_after: u32,
-    /// Failures of one task before its job fails.
+    /// Failures of one task before its job fails (unless a job sets its own).
     pub max_task_attempts: u32,
     /// Limits of every task unless a job sets its own.
     pub task_limits: TaskLimits,
+    /// How long a job's driver may run unless the job sets its own limit
+    /// (`None`: no limit). Apart from the task deadline.
+    #[serde(with = "optional_duration")]
+    pub job_deadline: Option<Duration>,
     /// S3 settings for `s3://` inputs, outputs and artifacts.
     pub s3: S3Config,
 }
@@ -68,8 +69,27 @@ impl Default for MasterConfig {
             lost_after: 5,
             max_task_attempts: 4,
             task_limits: TaskLimits::default(),
+            job_deadline: None,
             s3: S3Config::default(),
         }
+    }
+}
+
+/// An optional duration in human units (`"2h"`), absent for none.
+mod optional_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(&humantime::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -77,18 +97,8 @@ impl Default for MasterConfig {
 #[derive(Clone)]
 pub(crate) struct Shared {
     config: Arc<MasterConfig>,
-    advertised: String,
-    jobs: Arc<Mutex<JobTable>>,
     resolver: Arc<Resolver>,
-    core: mpsc::Sender<core::Command>,
-    board: crate::scheduler::ProgressBoard,
-    registry: Arc<Mutex<Registry>>,
-}
-
-impl Shared {
-    fn lock_jobs(&self) -> MutexGuard<'_, JobTable> {
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+    core: core::CoreHandle,
 }
 
 /// Why the master could not start.
@@ -119,8 +129,8 @@ pub enum StartError {
 pub struct MasterHandle {
     /// Where it listens.
     pub address: SocketAddr,
-    /// Its jobs.
-    pub jobs: Arc<Mutex<JobTable>>,
+    /// Its incarnation: every id it hands out carries it.
+    pub incarnation: weft_core::ids::Incarnation,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -167,27 +177,16 @@ impl MasterNode {
         let credentials =
             Credentials::new(&config.cluster_token).map_err(|s| StartError::Token(s.message().into()))?;
 
-        let registry = Arc::new(Mutex::new(Registry::new(config.heartbeat_interval, config.lost_after)));
-        let (events_tx, events_rx) = mpsc::channel(1024);
-        let master = MasterService::new(registry.clone(), &config.cluster_token, events_tx);
-        let launcher = Arc::new(GrpcLauncher::new(credentials, Duration::from_secs(10)));
-        let (core_tx, core_rx) = mpsc::channel(1024);
-        let scheduler = Scheduler::new(registry.clone(), launcher);
-        let board = scheduler.board();
-        tokio::spawn(core::run(scheduler, core_tx.clone(), core_rx));
-        tokio::spawn(core::relay(events_rx, core_tx.clone()));
-        tokio::spawn(master.clone().sweep_forever(config.heartbeat_interval));
-
-        let jobs = Arc::new(Mutex::new(JobTable::default()));
-        let shared = Shared {
-            config: Arc::new(config),
-            advertised,
-            jobs: jobs.clone(),
-            resolver,
-            core: core_tx,
-            board,
-            registry,
-        };
+        let incarnation = weft_core::ids::Incarnation::fresh();
+        let core_config =
+            CoreConfig { heartbeat_interval: config.heartbeat_interval, lost_after: config.lost_after };
+        let launcher = Arc::new(GrpcLauncher::new(credentials, Duration::from_secs(10), advertised));
+        // The clock ticks often enough to end launch back-offs on time.
+        let tick =
+            (config.heartbeat_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
+        let core = core::start(Core::new(incarnation, &core_config), launcher, tick);
+        let master = MasterService::new(core.clone(), &config.cluster_token);
+        let shared = Shared { config: Arc::new(config), resolver, core };
         let (stop, mut stopped) = watch::channel(false);
         let router = tonic::transport::Server::builder()
             .add_service(master.into_server())
@@ -205,7 +204,7 @@ impl MasterNode {
                 tracing::error!(error = %e, "master server failed");
             }
         });
-        tracing::info!(%address, "master listening");
-        Ok(MasterHandle { address, jobs, stop, server })
+        tracing::info!(%address, %incarnation, "master listening");
+        Ok(MasterHandle { address, incarnation, stop, server })
     }
 }

@@ -73,6 +73,13 @@ impl fmt::Display for JobId {
     }
 }
 
+impl From<weft_core::ids::JobId> for JobId {
+    /// A master-given job id (`job-<incarnation>-<n>`) always names a directory.
+    fn from(id: weft_core::ids::JobId) -> Self {
+        Self(id.to_string())
+    }
+}
+
 impl FromStr for JobId {
     type Err = InvalidJobId;
 

@@ -90,23 +90,11 @@ pub enum Input {
     },
 }
 
-/// Host-side work on a reduce partition's merged, key-sorted pairs (mirrors
-/// the master's `dag::Aggregate`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Aggregate {
-    /// The sorted pairs as they are; a key's pairs always arrive in one batch,
-    /// so a guest `reduce` step heading the chain folds each key once.
-    Merge,
-    /// One pair per key: the wrapping sum of its `i64` values.
-    SumI64,
-    /// One pair per key, its values framed as a list (`Vec<V>`).
-    Group,
-    /// The pairs sorted by key bytes; descending order buffers the partition.
-    Sorted {
-        /// Ascending when true.
-        ascending: bool,
-    },
-}
+/// Host-side work on a reduce partition's merged, key-sorted pairs: the
+/// task descriptor's own type. Merge passes the sorted pairs on (a key's pairs
+/// always arrive in one batch, so a guest `reduce` step heading the chain
+/// folds each key once); descending order buffers the partition.
+pub use weft_core::task::Aggregate;
 
 /// What a task does with its chain's output.
 #[derive(Clone)]
@@ -178,17 +166,10 @@ impl std::fmt::Debug for OutputSpec {
     }
 }
 
-/// How a map task folds equal keys before writing its shuffle output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MapCombine {
-    /// Nothing: every pair is written.
-    None,
-    /// Native wrapping `i64` sum, inside the shuffle writer.
-    SumI64,
-    /// The guest's `reduce` function of that name, applied as the chain's
-    /// last step (see the [module docs](super#map-side-combine)).
-    Guest(String),
-}
+/// How a map task folds equal keys before writing its shuffle output: the
+/// task descriptor's [`Combiner`](weft_core::task::Combiner). A guest combine
+/// runs as the chain's last step (see the [module docs](super#map-side-combine)).
+pub use weft_core::task::Combiner as MapCombine;
 
 /// Why a spec cannot run; checked before anything is read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

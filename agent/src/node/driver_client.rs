@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use weft_core::ids::DatasetId;
+use weft_core::ids::{DatasetId, JobId};
 use weft_core::plan::{Node, Plan, ShuffleKind};
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::driver_client::DriverClient;
@@ -32,7 +32,7 @@ type Client = DriverClient<InterceptedService<Channel, Credentials>>;
 /// An [`ActionRunner`] over the master's `Driver` service for one job.
 pub(crate) struct GrpcRunner {
     client: Client,
-    job: String,
+    job: JobId,
     io: Handle,
     killed: watch::Receiver<bool>,
     /// Datasets, cache marks and broadcasts the master has acknowledged.
@@ -47,7 +47,7 @@ impl GrpcRunner {
     pub(crate) fn new(
         channel: Channel,
         credentials: Credentials,
-        job: String,
+        job: JobId,
         killed: watch::Receiver<bool>,
     ) -> Self {
         Self {
@@ -83,7 +83,7 @@ impl GrpcRunner {
 
     async fn define(&self, node: define_request::Node, expected: u64) -> Result<(), String> {
         let mut client = self.client.clone();
-        let request = v1::DefineRequest { job_id: self.job.clone(), node: Some(node) };
+        let request = v1::DefineRequest { job: Some(self.job.into()), node: Some(node) };
         let id = self.call(async move { Ok(client.define(request).await?.into_inner().id) }).await?;
         if id == expected {
             Ok(())
@@ -115,7 +115,7 @@ impl GrpcRunner {
 
     async fn act(&self, dataset: u32, action: act_request::Action) -> Result<v1::ActResponse, String> {
         let mut client = self.client.clone();
-        let request = v1::ActRequest { job_id: self.job.clone(), dataset, action: Some(action) };
+        let request = v1::ActRequest { job: Some(self.job.into()), dataset, action: Some(action) };
         self.call(async move { Ok(client.act(request).await?.into_inner()) }).await
     }
 }

@@ -22,7 +22,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut interval: Duration, mut shutdow
             match shared.master.heartbeat(shared.running_refs()).await {
                 Ok(false) => None,
                 Ok(true) => {
-                    tracing::warn!(agent_id = %shared.master.agent_id(), "weft.agent.reregister");
+                    tracing::warn!(agent_id = ?shared.master.agent_id(), "weft.agent.reregister");
                     match shared.master.register().await {
                         Ok(new) => Some(new),
                         Err(status) => {

@@ -1,35 +1,33 @@
-//! The edge between the `Agent` service and the executor: a proto `TaskSpec`
-//! becomes a `Parsed` launch (everything but the component), checked before
-//! the attempt is accepted; the component is fetched and loaded afterwards.
+//! The edge between the `Agent` service and the executor: a
+//! [`TaskDescriptor`] (converted from proto by `weft_core::proto`) becomes a
+//! `Parsed` launch (everything but the component), checked before the attempt
+//! is accepted; the component is fetched and loaded afterwards.
 
 use super::config::AgentConfig;
 use crate::blocks::{BlockStore, InvalidJobId, JobId};
-use crate::executor::{Aggregate, Input, MapCombine, OutputSpec};
+use crate::executor::{Input, OutputSpec};
 use crate::shuffle::{BlockId, BlockLocation, MapId, Partitioner, ReduceId, ShuffleId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tonic::Status;
-use weft_core::artifact::{Digest, DigestParseError};
+use weft_core::artifact::Digest;
 use weft_core::io::{DataLocation, IoError, OutputCommitter, TextSplit};
 use weft_core::limits::TaskLimits;
 use weft_core::plan::Step;
-use weft_core::proto::ProtoError;
-use weft_core::proto::v1::{self, shuffle_write, task_input, task_output};
-use weft_core::task::TaskKey;
+use weft_core::proto::DescriptorError;
+use weft_core::task::{
+    Partitioning, ShuffleRead, TaskBody as TaskBody_, TaskDescriptor, TaskInput, TaskKey, TaskOutput,
+};
 
-/// Why a proto `TaskSpec` cannot be run; the launch is refused with
-/// `INVALID_ARGUMENT` and this message.
+/// Why a task descriptor cannot be run; the launch of that task is refused
+/// as invalid, with this message.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    /// A field does not convert (missing, unknown enum value).
+    /// A field does not convert (missing, unknown enum value, bad digest).
     #[error(transparent)]
-    Proto(#[from] ProtoError),
+    Descriptor(#[from] DescriptorError),
     /// The job id cannot name a directory.
     #[error("bad job id: {0}")]
     JobId(#[from] InvalidJobId),
-    /// The component is not `blake3:<hex>`.
-    #[error("bad component digest: {0}")]
-    Digest(#[from] DigestParseError),
     /// An input or output location does not parse.
     #[error(transparent)]
     Location(#[from] IoError),
@@ -46,16 +44,10 @@ pub enum LaunchError {
     Partitioner(#[from] crate::shuffle::TooManyBounds),
 }
 
-impl From<LaunchError> for Status {
-    fn from(e: LaunchError) -> Self {
-        Status::invalid_argument(e.to_string())
-    }
-}
-
 /// A launch, parsed: the attempt and everything it needs but the component.
 pub(crate) struct Parsed {
     pub key: TaskKey,
-    /// Whose shuffle files the task writes and reads (`shuffle_scope`).
+    /// Whose shuffle files the task writes and reads: the submitted job's.
     pub job: JobId,
     pub component: Digest,
     /// Where to fetch the component from (a master address).
@@ -84,72 +76,69 @@ pub(crate) struct TaskBody {
     pub map_outputs: Vec<(ShuffleId, MapId, String)>,
 }
 
-fn missing(message: &'static str, field: &'static str) -> ProtoError {
-    ProtoError::Missing { message, field }
+/// Where a batch of launches comes from: the master's addresses.
+pub(crate) struct Origin<'a> {
+    /// Its `Artifacts` service (empty: the configured master).
+    pub artifact_source: &'a str,
+    /// Its `Driver` service (empty: the configured master).
+    pub master: &'a str,
 }
 
-/// Parse `spec`; nothing is read or fetched.
+/// The longest a driver runs when its job sets no deadline: a year stands for
+/// "no limit" without overflowing the clock.
+const NO_DEADLINE: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// Parse `task`; nothing is read or fetched.
 pub(crate) fn parse(
-    spec: v1::TaskSpec,
+    task: TaskDescriptor,
+    origin: &Origin<'_>,
     config: &AgentConfig,
     store: &BlockStore,
 ) -> Result<Parsed, LaunchError> {
-    let key = TaskKey::try_from(spec.task.as_ref().ok_or(missing("TaskSpec", "task"))?)?;
-    // Shuffle files live under the submitted job's id, shared by its actions.
-    let job =
-        JobId::new(if spec.shuffle_scope.is_empty() { key.job.clone() } else { spec.shuffle_scope.clone() })?;
-    let component: Digest = spec.component.parse()?;
-    let artifact_source =
-        if spec.artifact_source.is_empty() { config.master.clone() } else { spec.artifact_source.clone() };
-    let limits = limits(spec.limits.as_ref());
-    let broadcasts = Arc::new(spec.broadcasts.iter().map(|(id, b)| (*id, b.to_vec())).collect());
-    let body = match spec.driver {
-        Some(d) => {
-            let master = if d.master.is_empty() { config.master.clone() } else { d.master };
-            Body::Driver { args: d.args, master }
+    let key = task.key;
+    let job = JobId::from(key.job());
+    let or_master = |s: &str| if s.is_empty() { config.master.clone() } else { s.to_string() };
+    let broadcasts = Arc::new(task.broadcasts.iter().map(|(id, b)| (*id, b.to_vec())).collect());
+    let mut limits = task.limits;
+    let body = match task.body {
+        TaskBody_::Driver(d) => {
+            // The driver has its own wall-clock limit (the job's deadline),
+            // apart from the task deadline that bounds each of its tasks.
+            limits.deadline = d.deadline.unwrap_or(NO_DEADLINE);
+            Body::Driver { args: d.args, master: or_master(origin.master) }
         }
-        None => {
+        TaskBody_::Work(w) => {
             let mut map_outputs = Vec::new();
-            let input = spec.input.and_then(|i| i.source).ok_or(missing("TaskSpec", "input"))?;
-            let input = self::input(input, config, &mut map_outputs)?;
-            let sink = spec.output.and_then(|o| o.sink).ok_or(missing("TaskSpec", "output"))?;
-            let output = output(sink, &key, config, store, &job)?;
-            let chain = spec.chain.iter().map(Step::try_from).collect::<Result<_, _>>()?;
+            let input = input(w.input, config, &mut map_outputs)?;
+            let output = output(w.output, &key, config, store, &job)?;
             Body::Task(Box::new(TaskBody {
                 input,
-                chain,
-                input_keyed: spec.input_keyed,
-                output_keyed: spec.output_keyed,
+                chain: w.chain.to_vec(),
+                input_keyed: w.input_keyed,
+                output_keyed: w.output_keyed,
                 output,
                 map_outputs,
             }))
         }
     };
-    Ok(Parsed { key, job, component, artifact_source, limits, broadcasts, body })
-}
-
-/// The attempt's limits; a missing message or a zero field takes the default
-/// (proto3 cannot tell "unset" from 0, and no limit is meaningfully 0).
-fn limits(l: Option<&v1::TaskLimits>) -> TaskLimits {
-    let d = TaskLimits::default();
-    let Some(l) = l else { return d };
-    let given = TaskLimits::from(l);
-    TaskLimits {
-        fuel: if l.fuel == 0 { d.fuel } else { given.fuel },
-        memory: if l.memory_bytes == 0 { d.memory } else { given.memory },
-        deadline: if l.deadline_ms == 0 { d.deadline } else { given.deadline },
-        log: if l.log_bytes == 0 { d.log } else { given.log },
-        output_per_call: if l.output_per_call_bytes == 0 { d.output_per_call } else { given.output_per_call },
-    }
+    Ok(Parsed {
+        key,
+        job,
+        component: task.component,
+        artifact_source: or_master(origin.artifact_source),
+        limits,
+        broadcasts,
+        body,
+    })
 }
 
 fn input(
-    source: task_input::Source,
+    source: TaskInput,
     config: &AgentConfig,
     map_outputs: &mut Vec<(ShuffleId, MapId, String)>,
 ) -> Result<Input, LaunchError> {
     Ok(match source {
-        task_input::Source::Text(t) => {
+        TaskInput::Text(t) => {
             let location = DataLocation::parse(&t.location, &config.s3)?;
             let path = object_store::path::Path::parse(&t.object)
                 .map_err(|e| LaunchError::Object { object: t.object.clone(), reason: e.to_string() })?;
@@ -158,83 +147,61 @@ fn input(
                 split: TextSplit { path, start: t.start, end: t.end, file_len: t.file_len },
             }
         }
-        task_input::Source::Records(r) => Input::Records(r.to_vec()),
-        task_input::Source::Shuffle(read) => {
-            let aggregate = aggregate(read.aggregate)?;
-            Input::Shuffle { blocks: blocks(&read, map_outputs), aggregate }
+        TaskInput::Records(r) => Input::Records(r.to_vec()),
+        TaskInput::Shuffle(read) => {
+            Input::Shuffle { blocks: blocks(&read, map_outputs), aggregate: read.aggregate }
         }
-        task_input::Source::Join(join) => {
-            let left = join.left.ok_or(missing("JoinRead", "left"))?;
-            let right = join.right.ok_or(missing("JoinRead", "right"))?;
+        TaskInput::Join { left, right } => {
             Input::Join { left: blocks(&left, map_outputs), right: blocks(&right, map_outputs) }
         }
     })
 }
 
-/// The blocks of one reduce partition, noting who serves each map output.
-/// Sizes are unknown here; the reader treats them as minimal.
-fn blocks(read: &v1::ShuffleRead, map_outputs: &mut Vec<(ShuffleId, MapId, String)>) -> Vec<BlockLocation> {
-    let shuffle = ShuffleId(read.shuffle);
+/// The blocks of one reduce partition with their sizes, noting who serves
+/// each map output.
+fn blocks(read: &ShuffleRead, map_outputs: &mut Vec<(ShuffleId, MapId, String)>) -> Vec<BlockLocation> {
+    let shuffle = ShuffleId(read.shuffle.0);
     read.maps
         .iter()
         .map(|m| {
             map_outputs.push((shuffle, MapId(m.map), m.address.clone()));
-            BlockLocation { block: BlockId::new(shuffle, MapId(m.map), ReduceId(read.reduce)), size: 0 }
+            BlockLocation { block: BlockId::new(shuffle, MapId(m.map), ReduceId(read.reduce)), size: m.bytes }
         })
         .collect()
 }
 
-fn aggregate(value: i32) -> Result<Aggregate, LaunchError> {
-    Ok(match v1::Aggregate::try_from(value) {
-        Ok(v1::Aggregate::Merge) => Aggregate::Merge,
-        Ok(v1::Aggregate::SumI64) => Aggregate::SumI64,
-        Ok(v1::Aggregate::Group) => Aggregate::Group,
-        Ok(v1::Aggregate::SortedAscending) => Aggregate::Sorted { ascending: true },
-        Ok(v1::Aggregate::SortedDescending) => Aggregate::Sorted { ascending: false },
-        Ok(v1::Aggregate::Unspecified) | Err(_) => {
-            return Err(ProtoError::UnknownEnum { field: "aggregate", value }.into());
-        }
-    })
-}
-
 fn output(
-    sink: task_output::Sink,
+    sink: TaskOutput,
     key: &TaskKey,
     config: &AgentConfig,
     store: &BlockStore,
     job: &JobId,
 ) -> Result<OutputSpec, LaunchError> {
     Ok(match sink {
-        task_output::Sink::Shuffle(w) => {
-            let partitioner = if w.range_bounds.is_empty() && !w.ranged {
-                Partitioner::hash(w.partitions)
-            } else {
-                let bounds = w.range_bounds.iter().map(|b| b.to_vec()).collect();
-                Partitioner::range(bounds, w.partitions, w.descending).map_err(LaunchError::Partitioner)?
-            };
-            let combiner = match w.combiner {
-                None | Some(shuffle_write::Combiner::SumI64(false)) => MapCombine::None,
-                Some(shuffle_write::Combiner::SumI64(true)) => MapCombine::SumI64,
-                Some(shuffle_write::Combiner::Guest(f)) => MapCombine::Guest(f),
+        TaskOutput::Shuffle(w) => {
+            let partitioner = match w.partitioning {
+                Partitioning::Hash => Partitioner::hash(w.partitions),
+                Partitioning::Range { bounds, descending } => {
+                    let bounds = bounds.iter().map(|b| b.to_vec()).collect();
+                    Partitioner::range(bounds, w.partitions, descending).map_err(LaunchError::Partitioner)?
+                }
             };
             OutputSpec::Shuffle {
                 dir: store.shuffle_dir(job),
-                shuffle: ShuffleId(w.shuffle),
+                shuffle: ShuffleId(w.shuffle.0),
                 map: MapId(key.partition),
                 partitioner,
-                combiner,
+                combiner: w.combiner,
             }
         }
-        task_output::Sink::Result(r) => OutputSpec::Result { limit: (r.limit > 0).then_some(r.limit) },
-        task_output::Sink::Text(t) => OutputSpec::Text {
-            committer: OutputCommitter::new(DataLocation::parse(&t.location, &config.s3)?),
+        TaskOutput::Records { limit } => OutputSpec::Result { limit },
+        TaskOutput::Text { location } => OutputSpec::Text {
+            committer: OutputCommitter::new(DataLocation::parse(&location, &config.s3)?),
             partition: key.partition,
             attempt: key.attempt,
         },
-        task_output::Sink::Count(_) => OutputSpec::Count,
-        task_output::Sink::Sample(s) => {
-            OutputSpec::KeySample { size: s.size, seed: u64::from(key.partition) }
-        }
+        TaskOutput::Count => OutputSpec::Count,
+        TaskOutput::KeySample { size } => OutputSpec::KeySample { size, seed: u64::from(key.partition) },
     })
 }
 

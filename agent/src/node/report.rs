@@ -4,17 +4,20 @@
 use super::config::AgentConfig;
 use crate::executor::{IoMetering, Output, TaskOutcome};
 use crate::sandbox::TaskReport;
+use prost::Message;
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
-use weft_core::metering::EndReason;
+use weft_core::ids::AgentId;
+use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::proto::PROTOCOL_VERSION;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::master_client::MasterClient;
-use weft_core::proto::v1::{self, HeartbeatRequest, RegisterRequest, Resources, TaskUpdate};
+use weft_core::proto::v1::{self, HeartbeatRequest, RegisterRequest, Resources, TaskUpdate, TaskUpdates};
 use weft_core::task::{TaskKey, TaskState};
 
 /// The master's client, stamped with the protocol version and cluster token.
@@ -35,12 +38,20 @@ pub(crate) fn blocking_channel(address: &str, connect_timeout: Duration) -> Resu
         .map_err(|e| format!("bad address `{address}`: {e}"))
 }
 
-/// What the agent knows of its master: the client and the id it was given.
+/// What the agent knows of its master: the client, the id it was given, and
+/// the queue of task updates waiting to go out.
 pub(crate) struct MasterLink {
     client: Client,
     register: RegisterRequest,
-    agent_id: RwLock<String>,
+    agent_id: RwLock<Option<AgentId>>,
+    outbox: Mutex<Option<mpsc::UnboundedSender<TaskUpdate>>>,
+    inbox: Mutex<Option<mpsc::UnboundedReceiver<TaskUpdate>>>,
 }
+
+/// Most updates in one `UpdateTasks` call.
+const MAX_BATCH: usize = 1024;
+/// Most encoded bytes in one call (a single larger update goes alone).
+const MAX_BATCH_BYTES: usize = 32 << 20;
 
 impl MasterLink {
     pub(crate) fn new(
@@ -54,53 +65,109 @@ impl MasterLink {
             address: advertise,
             resources: Some(Resources { slots: config.slots, memory_bytes: config.memory.as_u64() }),
             attributes: config.attributes.clone().into_iter().collect(),
-            previous_agent_id: String::new(),
+            previous_agent_id: None,
         };
+        let (tx, rx) = mpsc::unbounded_channel();
         Ok(Self {
-            client: MasterClient::with_interceptor(channel, credentials),
+            client: MasterClient::with_interceptor(channel, credentials)
+                .max_encoding_message_size(usize::MAX),
             register,
             agent_id: RwLock::default(),
+            outbox: Mutex::new(Some(tx)),
+            inbox: Mutex::new(Some(rx)),
         })
     }
 
-    /// The id the master gave this agent (empty before registration).
-    pub(crate) fn agent_id(&self) -> String {
-        self.agent_id.read().unwrap_or_else(PoisonError::into_inner).clone()
+    /// The id the master gave this agent (`None` before registration).
+    pub(crate) fn agent_id(&self) -> Option<AgentId> {
+        *self.agent_id.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Register (again, naming the previous id if there was one). Returns the
     /// heartbeat interval the master asks for.
     pub(crate) async fn register(&self) -> Result<Duration, Status> {
         let mut request = self.register.clone();
-        request.previous_agent_id = self.agent_id();
+        request.previous_agent_id = self.agent_id().map(Into::into);
         let reply = self.client.clone().register(request).await?.into_inner();
-        tracing::info!(agent_id = %reply.agent_id, interval_ms = reply.heartbeat_interval_ms, "weft.agent.registered");
-        *self.agent_id.write().unwrap_or_else(PoisonError::into_inner) = reply.agent_id;
+        let id = reply
+            .agent_id
+            .as_ref()
+            .map(AgentId::try_from)
+            .transpose()
+            .map_err(|e| Status::internal(format!("the master's registration reply: {e}")))?
+            .ok_or_else(|| Status::internal("the master's registration reply has no agent id"))?;
+        tracing::info!(agent_id = %id, interval_ms = reply.heartbeat_interval_ms, "weft.agent.registered");
+        *self.agent_id.write().unwrap_or_else(PoisonError::into_inner) = Some(id);
         Ok(Duration::from_millis(reply.heartbeat_interval_ms.max(1)))
     }
 
     /// One heartbeat; `true` when the master asks the agent to register again.
     pub(crate) async fn heartbeat(&self, running: Vec<v1::TaskRef>) -> Result<bool, Status> {
-        let request =
-            HeartbeatRequest { protocol_version: PROTOCOL_VERSION, agent_id: self.agent_id(), running };
+        let request = HeartbeatRequest {
+            protocol_version: PROTOCOL_VERSION,
+            agent_id: self.agent_id().map(Into::into),
+            running,
+        };
         Ok(self.client.clone().heartbeat(request).await?.into_inner().reregister)
     }
 
-    /// Send `update`, retrying transient failures a few times. A master that
-    /// refuses the update (bad argument, bad token) is not asked again.
-    pub(crate) async fn update(&self, mut update: TaskUpdate) {
+    /// Queue `update` for the master; [`forward`](Self::forward) sends it.
+    pub(crate) fn update(&self, update: TaskUpdate) {
+        let outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        match outbox.as_ref() {
+            Some(tx) if tx.send(update).is_ok() => {}
+            _ => tracing::warn!("weft.agent.update.after_close"),
+        }
+    }
+
+    /// Stop taking updates; [`forward`](Self::forward) ends once it sent the queued ones.
+    pub(crate) fn close(&self) {
+        self.outbox.lock().unwrap_or_else(PoisonError::into_inner).take();
+    }
+
+    /// Send queued updates in batches, one call in flight, until
+    /// [`close`](Self::close). A call that fails transiently is retried a few
+    /// times with backoff; updates a master refuses (it does not know this
+    /// agent any more, a bad argument) are logged and dropped: the master
+    /// has already given those attempts up.
+    pub(crate) async fn forward(&self) {
+        let Some(mut inbox) = self.inbox.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+            return;
+        };
+        while let Some(first) = inbox.recv().await {
+            let mut bytes = first.encoded_len();
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                match inbox.try_recv() {
+                    Ok(u) => {
+                        bytes += u.encoded_len();
+                        batch.push(u);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.send(batch).await;
+        }
+    }
+
+    async fn send(&self, updates: Vec<TaskUpdate>) {
         let mut backoff = Duration::from_millis(100);
+        let request = TaskUpdates { agent_id: self.agent_id().map(Into::into), updates };
         for attempt in 1..=4 {
-            update.agent_id = self.agent_id();
-            match self.client.clone().update_task(update.clone()).await {
-                Ok(_) => return,
+            match self.client.clone().update_tasks(request.clone()).await {
+                Ok(reply) => {
+                    if reply.into_inner().reregister {
+                        tracing::warn!(updates = request.updates.len(), "weft.agent.update.unknown_agent");
+                    }
+                    return;
+                }
                 Err(s) if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded) && attempt < 4 => {
                     tracing::debug!(attempt, status = %s, "weft.agent.update.retry");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
                 Err(s) => {
-                    tracing::warn!(task = ?update.task, status = %s, "weft.agent.update.dropped");
+                    tracing::warn!(updates = request.updates.len(), status = %s, "weft.agent.update.dropped");
                     return;
                 }
             }
@@ -137,8 +204,10 @@ fn terminal_state(end: &EndReason) -> TaskState {
 /// The terminal update for an executed attempt: its report, what it produced
 /// and the host's I/O metering.
 pub(crate) fn outcome(key: &TaskKey, outcome: &TaskOutcome) -> TaskUpdate {
+    let mut metering = outcome.report.metering.clone();
+    add_io(&mut metering, &outcome.io);
     let mut update = ended(key, &outcome.report);
-    add_io(update.metering.get_or_insert_default(), &outcome.io);
+    update.metering = Some((&metering).into());
     match &outcome.output {
         Output::Records { batch, records } => {
             update.result = batch.clone().into();
@@ -151,24 +220,24 @@ pub(crate) fn outcome(key: &TaskKey, outcome: &TaskOutcome) -> TaskUpdate {
             update.count = map.records_written;
         }
         Output::FetchFailed { block } => {
-            // The proto's FETCH_FAILED has no domain end reason: it is a
-            // scheduling signal (recompute that map output), built here.
             let message = match &outcome.report.end {
                 EndReason::HostError { message } => message.clone(),
                 other => other.to_string(),
             };
+            let end = EndReason::FetchFailed {
+                shuffle: weft_core::ids::ShuffleId(block.shuffle.0),
+                map: block.map.0,
+                message,
+            };
             update.state = v1::TaskState::Failed as i32;
-            update.end =
-                Some(v1::EndReason { kind: v1::EndKind::FetchFailed as i32, message, ..Default::default() });
-            update.failed_shuffle = block.shuffle.0;
-            update.failed_map = block.map.0;
+            update.end = Some(v1::EndReason::from(&end));
         }
         Output::None => {}
     }
     update
 }
 
-fn add_io(m: &mut v1::TaskMetering, io: &IoMetering) {
+fn add_io(m: &mut TaskMetering, io: &IoMetering) {
     m.shuffle_bytes_written = io.shuffle_bytes_written;
     m.shuffle_bytes_read = io.shuffle_bytes_read;
     m.spill_bytes = io.spill_bytes;
@@ -193,7 +262,13 @@ mod tests {
     use weft_core::ids::StageId;
 
     fn key() -> TaskKey {
-        TaskKey { job: "job-1".into(), stage: StageId(1), partition: 2, attempt: 0 }
+        let job = weft_core::ids::JobId { incarnation: weft_core::ids::Incarnation(1), seq: 1 };
+        TaskKey {
+            action: weft_core::ids::ActionId { job, seq: 1 },
+            stage: StageId(1),
+            partition: 2,
+            attempt: 0,
+        }
     }
 
     fn outcome_of(end: EndReason, output: Output) -> TaskOutcome {
@@ -215,8 +290,12 @@ mod tests {
         let end = EndReason::HostError { message: "agent gone".into() };
         let u = outcome(&key(), &outcome_of(end, Output::FetchFailed { block }));
         assert_eq!(u.state, v1::TaskState::Failed as i32);
-        let end = u.end.unwrap();
-        assert_eq!((end.kind, end.message.as_str()), (v1::EndKind::FetchFailed as i32, "agent gone"));
-        assert_eq!((u.failed_shuffle, u.failed_map), (3, 5));
+        let end = EndReason::try_from(&u.end.unwrap()).unwrap();
+        let expected = EndReason::FetchFailed {
+            shuffle: weft_core::ids::ShuffleId(3),
+            map: 5,
+            message: "agent gone".into(),
+        };
+        assert_eq!(end, expected);
     }
 }

@@ -1,14 +1,18 @@
-//! The `Agent` gRPC service: the master launches and kills attempts here.
+//! The `Agent` gRPC service: the master launches and kills attempts here, many
+//! in one call.
 
 use super::Shared;
-use super::launch;
+use super::launch::{self, Origin};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use weft_core::proto::auth;
 use weft_core::proto::v1::agent_server::{Agent, AgentServer};
-use weft_core::proto::v1::{KillTaskRequest, KillTaskResponse, LaunchTaskRequest, LaunchTaskResponse};
-use weft_core::task::TaskKey;
+use weft_core::proto::v1::{
+    KillTasksRequest, KillTasksResponse, LaunchTasksRequest, LaunchTasksResponse, Refusal, RefusalKind,
+    TaskDescriptor,
+};
+use weft_core::task::{self, TaskKey};
 
 /// The `Agent` service of one node.
 #[derive(Clone)]
@@ -24,66 +28,86 @@ impl AgentService {
     pub(crate) fn into_server(self) -> AgentServer<Self> {
         AgentServer::new(self).max_decoding_message_size(256 << 20)
     }
-}
 
-#[tonic::async_trait]
-impl Agent for AgentService {
-    /// Accept an attempt: check the caller, parse the spec (a malformed one is
-    /// `INVALID_ARGUMENT`), take a slot (none free: `RESOURCE_EXHAUSTED`) and
-    /// start it. Progress and the end go to the master as task updates.
-    async fn launch_task(
-        &self,
-        request: Request<LaunchTaskRequest>,
-    ) -> Result<Response<LaunchTaskResponse>, Status> {
+    /// Start one attempt, or say why not.
+    fn launch(&self, proto: TaskDescriptor, origin: &Origin<'_>) -> Result<(), (RefusalKind, String)> {
         let shared = &self.shared;
-        auth::check(request.metadata(), &shared.config.cluster_token, "master")?;
-        let spec =
-            request.into_inner().task.ok_or_else(|| Status::invalid_argument("LaunchTask without a task"))?;
-        let parsed = launch::parse(spec, &shared.config, &shared.blocks)?;
+        let invalid = |e: String| (RefusalKind::Invalid, e);
+        let descriptor = task::TaskDescriptor::try_from(proto).map_err(|e| invalid(e.to_string()))?;
+        let parsed = launch::parse(descriptor, origin, &shared.config, &shared.blocks)
+            .map_err(|e| invalid(e.to_string()))?;
         if shared.is_shutting_down() {
-            return Err(Status::unavailable("the agent is shutting down"));
+            return Err((RefusalKind::Stopping, "the agent is shutting down".into()));
         }
         let (slots, what) = match parsed.body {
             launch::Body::Driver { .. } => (&shared.driver_slots, "driver"),
             launch::Body::Task(_) => (&shared.slots, "task"),
         };
         let permit = Arc::clone(slots).try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
+            let message = format!(
                 "all {} {what} slots of this agent are busy; launch when one frees",
                 shared.config.slots
-            ))
+            );
+            (RefusalKind::Busy, message)
         })?;
         let (kill, killed) = watch::channel(false);
         {
             let mut running = shared.running();
             if running.contains_key(&parsed.key) {
-                return Err(Status::already_exists(format!("{} is already running here", parsed.key)));
+                return Err((RefusalKind::Duplicate, format!("{} is already running here", parsed.key)));
             }
-            running.insert(parsed.key.clone(), kill);
+            running.insert(parsed.key, kill);
         }
-        tracing::info!(task = %parsed.key, "weft.agent.launch");
+        tracing::debug!(task = %parsed.key, "weft.agent.launch");
         tokio::spawn(super::task::run(Arc::clone(shared), parsed, killed, permit));
-        Ok(Response::new(LaunchTaskResponse {}))
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    /// Accept attempts: check the caller, then for each task convert and parse
+    /// its descriptor (a malformed one is refused as invalid), take a slot
+    /// (none free: refused as busy) and start it. Their ends go to the master
+    /// as task updates.
+    async fn launch_tasks(
+        &self,
+        request: Request<LaunchTasksRequest>,
+    ) -> Result<Response<LaunchTasksResponse>, Status> {
+        auth::check(request.metadata(), &self.shared.config.cluster_token, "master")?;
+        let req = request.into_inner();
+        let origin = Origin { artifact_source: &req.artifact_source, master: &req.master };
+        let mut refused = Vec::new();
+        for proto in req.tasks {
+            let task = proto.task.clone();
+            if let Err((kind, message)) = self.launch(proto, &origin) {
+                tracing::debug!(?task, %message, "weft.agent.launch.refused");
+                refused.push(Refusal { task, kind: kind as i32, message, free_slots: 0 });
+            }
+        }
+        let free = u32::try_from(self.shared.slots.available_permits()).unwrap_or(u32::MAX);
+        for r in &mut refused {
+            r.free_slots = free;
+        }
+        Ok(Response::new(LaunchTasksResponse { refused }))
     }
 
-    /// Stop a running attempt; it ends KILLED. `was_running` is false for an
-    /// attempt this agent does not run (finished already, or never here).
-    async fn kill_task(
+    /// Stop running attempts; each ends KILLED. Attempts this agent does not
+    /// run (finished already, or never here) are skipped.
+    async fn kill_tasks(
         &self,
-        request: Request<KillTaskRequest>,
-    ) -> Result<Response<KillTaskResponse>, Status> {
+        request: Request<KillTasksRequest>,
+    ) -> Result<Response<KillTasksResponse>, Status> {
         auth::check(request.metadata(), &self.shared.config.cluster_token, "master")?;
-        let task =
-            request.into_inner().task.ok_or_else(|| Status::invalid_argument("KillTask without a task"))?;
-        let key = TaskKey::try_from(&task).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let was_running = match self.shared.running().get(&key) {
-            Some(kill) => {
+        let mut killed = 0;
+        for task in request.into_inner().tasks {
+            let key = TaskKey::try_from(&task).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            if let Some(kill) = self.shared.running().get(&key) {
                 kill.send_replace(true);
-                true
+                killed += 1;
+                tracing::info!(task = %key, "weft.agent.kill");
             }
-            None => false,
-        };
-        tracing::info!(task = %key, was_running, "weft.agent.kill");
-        Ok(Response::new(KillTaskResponse { was_running }))
+        }
+        Ok(Response::new(KillTasksResponse { killed }))
     }
 }

@@ -16,7 +16,7 @@ use tracing::Instrument;
 use weft_core::artifact::{ArtifactError, RemoteArtifacts};
 use weft_core::metering::EndReason;
 use weft_core::proto::v1::TaskUpdate;
-use weft_core::task::{TaskKey, TaskState};
+use weft_core::task::TaskKey;
 
 /// Run `parsed` to its end and report it. The slot (`permit`) is released and
 /// the attempt forgotten *before* the final update goes out, so a master that
@@ -27,16 +27,15 @@ pub(crate) async fn run(
     mut kill: watch::Receiver<bool>,
     permit: OwnedSemaphorePermit,
 ) {
-    let key = parsed.key.clone();
+    let key = parsed.key;
     let span = tracing::info_span!(
         "weft.agent.task",
-        job_id = %key.job,
+        action = %key.action,
         stage_id = key.stage.0,
         partition = key.partition,
         attempt = key.attempt,
     );
     async move {
-        shared.master.update(report::state(&key, TaskState::Running)).await;
         let started = Instant::now();
         let update = tokio::select! {
             update = attempt(&shared, parsed, kill.clone()) => update,
@@ -49,7 +48,7 @@ pub(crate) async fn run(
         drop(permit);
         shared.forget(&key);
         tracing::info!(state = update.state, "weft.agent.task.end");
-        shared.master.update(update).await;
+        shared.master.update(update);
     }
     .instrument(span)
     .await;
@@ -57,14 +56,14 @@ pub(crate) async fn run(
 
 async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<bool>) -> TaskUpdate {
     let started = Instant::now();
-    let key = parsed.key.clone();
+    let key = parsed.key;
     let failed = |end: EndReason| report::ended(&key, &host_report(end, started.elapsed()));
     let prepared = match component(shared, &parsed).await {
         Ok(p) => p,
         Err(end) => return failed(end),
     };
     let info = TaskInfo {
-        job_id: key.job.clone(),
+        job_id: key.action.to_string(),
         stage_id: key.stage.0,
         partition: key.partition,
         attempt: key.attempt,
@@ -87,7 +86,7 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
                 fetcher = fetcher.with_map_output(shuffle, map, peer);
             }
             let spec = TaskSpec {
-                job: key.job.clone(),
+                job: key.action.to_string(),
                 stage: key.stage,
                 partition: key.partition,
                 attempt: key.attempt,
@@ -114,7 +113,7 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
             };
             // Actions block for a whole job: no per-call timeout on this channel
             // beyond the task's deadline, which the sandbox enforces.
-            let runner = GrpcRunner::new(channel, shared.credentials.clone(), key.job.clone(), kill);
+            let runner = GrpcRunner::new(channel, shared.credentials.clone(), key.job(), kill);
             let ctx = TaskContext {
                 info,
                 limits: parsed.limits,

@@ -172,7 +172,11 @@ fn weft_kill_stops_a_jobs_tasks_and_frees_their_slots() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("killed"), "{}", String::from_utf8_lossy(&o.stdout));
     assert_eq!(status(&url, &job)["state"], "killed");
     let o = run(&["kill", "job-99", "--master", &url]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no job `job-99`"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("not a job id such as job-"), "{err}");
+    let o = run(&["kill", "job-00000001-99", "--master", &url]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no job `job-00000001-99`"), "{err}");
 
     // A word count needs those slots: it finishes long before a sleeping task
     // would have given one back (60 s), so the killed tasks really stopped.

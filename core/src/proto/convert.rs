@@ -1,7 +1,7 @@
 //! Domain types to and from their proto messages. Nothing else converts.
 
 use super::v1;
-use crate::ids::StageId;
+use crate::ids::{ActionId, AgentId, Incarnation, JobId, ShuffleId, StageId};
 use crate::limits::TaskLimits;
 use crate::metering::{EndReason, TaskMetering, TrapKind};
 use crate::plan::{Step, StepKind};
@@ -72,9 +72,9 @@ impl From<&TaskMetering> for v1::TaskMetering {
             bytes_out: m.bytes_out,
             calls: m.calls,
             log_bytes: m.log_bytes,
-            shuffle_bytes_written: 0,
-            shuffle_bytes_read: 0,
-            spill_bytes: 0,
+            shuffle_bytes_written: m.shuffle_bytes_written,
+            shuffle_bytes_read: m.shuffle_bytes_read,
+            spill_bytes: m.spill_bytes,
         }
     }
 }
@@ -93,6 +93,9 @@ impl From<&v1::TaskMetering> for TaskMetering {
             bytes_out: m.bytes_out,
             calls: m.calls,
             log_bytes: m.log_bytes,
+            shuffle_bytes_written: m.shuffle_bytes_written,
+            shuffle_bytes_read: m.shuffle_bytes_read,
+            spill_bytes: m.spill_bytes,
         }
     }
 }
@@ -160,6 +163,10 @@ impl From<&EndReason> for v1::EndReason {
                 K::HostError
             }
             EndReason::Killed => K::Killed,
+            EndReason::FetchFailed { shuffle, map, message } => {
+                (m.shuffle, m.map, m.message) = (shuffle.0, *map, message.clone());
+                K::FetchFailed
+            }
         };
         m.kind = kind as i32;
         m
@@ -182,7 +189,10 @@ impl TryFrom<&v1::EndReason> for EndReason {
             Ok(K::GuestError) => EndReason::GuestError { message },
             Ok(K::HostError) => EndReason::HostError { message },
             Ok(K::Killed) => EndReason::Killed,
-            Ok(K::FetchFailed | K::Unspecified) | Err(_) => {
+            Ok(K::FetchFailed) => {
+                EndReason::FetchFailed { shuffle: ShuffleId(m.shuffle), map: m.map, message }
+            }
+            Ok(K::Unspecified) | Err(_) => {
                 return Err(ProtoError::UnknownEnum { field: "end.kind", value: m.kind });
             }
         })
@@ -220,9 +230,67 @@ impl TryFrom<&v1::Step> for Step {
     }
 }
 
+impl From<JobId> for v1::JobRef {
+    fn from(j: JobId) -> Self {
+        v1::JobRef { incarnation: j.incarnation.0, seq: j.seq }
+    }
+}
+
+impl TryFrom<&v1::JobRef> for JobId {
+    type Error = ProtoError;
+
+    fn try_from(r: &v1::JobRef) -> Result<Self, ProtoError> {
+        if r.incarnation == 0 {
+            return Err(ProtoError::Missing { message: "JobRef", field: "incarnation" });
+        }
+        Ok(JobId { incarnation: Incarnation(r.incarnation), seq: r.seq })
+    }
+}
+
+/// A required job reference.
+pub fn job_id(r: Option<&v1::JobRef>, message: &'static str) -> Result<JobId, ProtoError> {
+    JobId::try_from(r.ok_or(ProtoError::Missing { message, field: "job" })?)
+}
+
+impl From<AgentId> for v1::AgentRef {
+    fn from(a: AgentId) -> Self {
+        v1::AgentRef { incarnation: a.incarnation.0, seq: a.seq }
+    }
+}
+
+impl TryFrom<&v1::AgentRef> for AgentId {
+    type Error = ProtoError;
+
+    fn try_from(r: &v1::AgentRef) -> Result<Self, ProtoError> {
+        if r.incarnation == 0 {
+            return Err(ProtoError::Missing { message: "AgentRef", field: "incarnation" });
+        }
+        Ok(AgentId { incarnation: Incarnation(r.incarnation), seq: r.seq })
+    }
+}
+
+impl From<ActionId> for v1::ActionRef {
+    fn from(a: ActionId) -> Self {
+        v1::ActionRef { job: Some(a.job.into()), seq: a.seq }
+    }
+}
+
+impl TryFrom<&v1::ActionRef> for ActionId {
+    type Error = ProtoError;
+
+    fn try_from(r: &v1::ActionRef) -> Result<Self, ProtoError> {
+        Ok(ActionId { job: job_id(r.job.as_ref(), "ActionRef")?, seq: r.seq })
+    }
+}
+
 impl From<&TaskKey> for v1::TaskRef {
     fn from(k: &TaskKey) -> Self {
-        v1::TaskRef { job_id: k.job.clone(), stage_id: k.stage.0, partition: k.partition, attempt: k.attempt }
+        v1::TaskRef {
+            action: Some(k.action.into()),
+            stage: k.stage.0,
+            partition: k.partition,
+            attempt: k.attempt,
+        }
     }
 }
 
@@ -230,12 +298,10 @@ impl TryFrom<&v1::TaskRef> for TaskKey {
     type Error = ProtoError;
 
     fn try_from(r: &v1::TaskRef) -> Result<Self, ProtoError> {
-        if r.job_id.is_empty() {
-            return Err(ProtoError::Missing { message: "TaskRef", field: "job_id" });
-        }
+        let action = r.action.as_ref().ok_or(ProtoError::Missing { message: "TaskRef", field: "action" })?;
         Ok(TaskKey {
-            job: r.job_id.clone(),
-            stage: StageId(r.stage_id),
+            action: ActionId::try_from(action)?,
+            stage: StageId(r.stage),
             partition: r.partition,
             attempt: r.attempt,
         })
@@ -287,6 +353,7 @@ mod tests {
             EndReason::GuestError { message: "bad".into() },
             EndReason::HostError { message: "disk".into() },
             EndReason::Killed,
+            EndReason::FetchFailed { shuffle: ShuffleId(4), map: 2, message: "peer gone".into() },
         ]
     }
 
@@ -300,9 +367,17 @@ mod tests {
 
     #[test]
     fn task_keys_and_states_round_trip() {
-        let k = TaskKey { job: "job-1".into(), stage: StageId(2), partition: 3, attempt: 1 };
+        let job = JobId { incarnation: Incarnation(0xfeed), seq: 4 };
+        let k = TaskKey { action: ActionId { job, seq: 2 }, stage: StageId(2), partition: 3, attempt: 1 };
         assert_eq!(TaskKey::try_from(&v1::TaskRef::from(&k)).unwrap(), k);
         assert!(TaskKey::try_from(&v1::TaskRef::default()).is_err(), "a task without a job");
+        let no_incarnation = v1::TaskRef {
+            action: Some(v1::ActionRef { job: Some(v1::JobRef { incarnation: 0, seq: 4 }), seq: 2 }),
+            ..Default::default()
+        };
+        assert!(TaskKey::try_from(&no_incarnation).is_err(), "a job of no master run");
+        let agent = AgentId { incarnation: Incarnation(7), seq: 3 };
+        assert_eq!(AgentId::try_from(&v1::AgentRef::from(agent)).unwrap(), agent);
         use TaskState::*;
         for s in [Pending, Staging, Running, Finished, Failed, Killed, Lost] {
             assert_eq!(task_state(v1::TaskState::from(s) as i32).unwrap(), s);
@@ -334,6 +409,9 @@ mod tests {
             bytes_out: 9,
             calls: 10,
             log_bytes: 11,
+            shuffle_bytes_written: 12,
+            shuffle_bytes_read: 13,
+            spill_bytes: 14,
         };
         assert_eq!(TaskMetering::from(&v1::TaskMetering::from(&m)), m);
         for kind in [StepKind::Map, StepKind::Filter, StepKind::FlatMap, StepKind::MapBatch, StepKind::Reduce]

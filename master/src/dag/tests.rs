@@ -48,7 +48,7 @@ fn word_count_is_a_map_stage_and_a_result_stage() {
     );
     assert_eq!(map.tasks.len(), 2, "one map task per input split");
     assert_eq!(map.tasks[1].source, Source::Text { dataset: lines, split: 1 });
-    assert_eq!(map.tasks[0].chain, [step(StepKind::FlatMap, "split_words"), step(StepKind::Map, "one")]);
+    assert_eq!(*map.tasks[0].chain, [step(StepKind::FlatMap, "split_words"), step(StepKind::Map, "one")]);
     assert!(!map.tasks[0].input_keyed && map.tasks[0].output_keyed);
 
     assert_eq!(result.kind, StageKind::Result);
@@ -56,7 +56,7 @@ fn word_count_is_a_map_stage_and_a_result_stage() {
     assert_eq!(result.tasks.len(), 3, "one result task per reduce partition");
     let t = &result.tasks[2];
     assert_eq!(t.source, Source::Shuffle { shuffle, reduce: 2, aggregate: Aggregate::Merge });
-    assert_eq!(t.chain, [step(StepKind::Reduce, "add"), step(StepKind::Map, "format")]);
+    assert_eq!(*t.chain, [step(StepKind::Reduce, "add"), step(StepKind::Map, "format")]);
     assert!(t.input_keyed && !t.output_keyed);
 }
 
@@ -126,8 +126,8 @@ fn union_concatenates_partitions_with_their_own_chains() {
     let g = build(&p, u, &splits).unwrap();
     let tasks = &g.stages[0].tasks;
     assert_eq!(tasks.iter().map(|t| t.partition).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
-    assert_eq!(tasks[0].chain, [step(StepKind::Map, "from_a"), step(StepKind::Map, "after")]);
-    assert_eq!(tasks[4].chain, [step(StepKind::Map, "after")]);
+    assert_eq!(*tasks[0].chain, [step(StepKind::Map, "from_a"), step(StepKind::Map, "after")]);
+    assert_eq!(*tasks[4].chain, [step(StepKind::Map, "after")]);
     assert_eq!(tasks[4].source, Source::Text { dataset: DatasetId(2), split: 2 });
 }
 

@@ -1,6 +1,6 @@
 use super::*;
 use crate::dag;
-use weft_core::ids::DatasetId;
+use weft_core::ids::{DatasetId, Incarnation, JobId};
 use weft_core::plan::{Node, Plan, ShuffleKind, Step, StepKind};
 
 /// The plan of a word count over 2 splits into 3 reduce partitions: (plan, lines, counts).
@@ -19,11 +19,15 @@ fn counting() -> (Plan, DatasetId, DatasetId) {
 fn word_count() -> JobRun {
     let (p, lines, counts) = counting();
     let graph = dag::build(&p, counts, &[(lines, 2)].into()).unwrap();
-    JobRun::new("job-1", graph, 3)
+    JobRun::new(action(1), graph, 3)
 }
 
-const A: AgentId = AgentId(1);
-const B: AgentId = AgentId(2);
+fn action(seq: u32) -> ActionId {
+    ActionId { job: JobId { incarnation: Incarnation(1), seq: 1 }, seq }
+}
+
+const A: AgentId = AgentId { incarnation: Incarnation(1), seq: 1 };
+const B: AgentId = AgentId { incarnation: Incarnation(1), seq: 2 };
 
 fn finish(run: &mut JobRun, key: &TaskKey, result: &'static [u8]) {
     let result = TaskResult { records: 1, batch: bytes::Bytes::from_static(result) };
@@ -33,6 +37,10 @@ fn finish(run: &mut JobRun, key: &TaskKey, result: &'static [u8]) {
 
 fn launch_all(run: &mut JobRun, agent: AgentId) -> Vec<TaskKey> {
     run.ready().into_iter().map(|(s, p)| run.launch(s, p, agent).unwrap()).collect()
+}
+
+fn fetch_failed(shuffle: ShuffleId, map: u32) -> Outcome {
+    Outcome::Failed(EndReason::FetchFailed { shuffle, map, message: "peer gone".into() })
 }
 
 fn shuffle(run: &JobRun) -> ShuffleId {
@@ -116,7 +124,7 @@ fn a_lost_agent_takes_its_tasks_and_map_outputs_with_it() {
     let m1 = run.launch(StageId(0), 1, B);
     assert!(m1.is_none(), "map 1 is running on A already");
     let interrupted = run.on_agent_lost(A);
-    assert_eq!(interrupted, [maps[1].clone()], "the running attempt is reported");
+    assert_eq!(interrupted, [maps[1]], "the running attempt is reported");
     assert_eq!(
         run.ready(),
         [(StageId(0), 0), (StageId(0), 1)],
@@ -133,7 +141,7 @@ fn a_fetch_failure_recomputes_the_map_output() {
     }
     let reduces = launch_all(&mut run, B);
     let sh = shuffle(&run);
-    run.on_outcome(&reduces[0], &TaskMetering::default(), Outcome::FetchFailed { shuffle: sh, map: 1 });
+    run.on_outcome(&reduces[0], &TaskMetering::default(), fetch_failed(sh, 1));
     assert_eq!(run.ready(), [(StageId(0), 1)], "map 1 runs again before the reduce retries");
     let again = run.launch(StageId(0), 1, B).unwrap();
     finish(&mut run, &again, b"");
@@ -152,7 +160,7 @@ fn counted_then_sorted() -> JobRun {
         )
         .unwrap();
     let graph = dag::build(&p, sorted, &[(lines, 2)].into()).unwrap();
-    JobRun::new("job-1.2", graph, 3)
+    JobRun::new(action(2), graph, 3)
 }
 
 #[test]
@@ -171,11 +179,7 @@ fn a_later_action_adopts_map_outputs_and_skips_their_tasks() {
 
     // A fetch failure on an adopted output re-runs that map task.
     let reduce = second.launch(StageId(1), 0, B).unwrap();
-    second.on_outcome(
-        &reduce,
-        &TaskMetering::default(),
-        Outcome::FetchFailed { shuffle: shuffle(&second), map: 1 },
-    );
+    second.on_outcome(&reduce, &TaskMetering::default(), fetch_failed(shuffle(&second), 1));
     assert_eq!(second.ready().first(), Some(&(StageId(0), 1)));
 }
 
@@ -218,37 +222,63 @@ fn a_failed_job_launches_nothing_more() {
     assert!(run.ready().is_empty());
 }
 
+fn offers(slots: &[(AgentId, u32)]) -> SlotIndex {
+    let mut index = SlotIndex::new();
+    for (agent, n) in slots {
+        index.set(*agent, *n);
+    }
+    index
+}
+
 #[test]
 fn a_job_accepts_offers_with_ready_tasks_and_declines_the_rest() {
     let mut run = word_count();
-    let offer = |agent, slots| Offer { agent, slots };
 
     // Two map tasks over offers of 2 + 3 slots: spread, most free first.
-    let placed = run.accept(&[offer(A, 2), offer(B, 3)]);
-    let agents: Vec<AgentId> = placed.iter().map(|p| p.agent).collect();
+    let mut slots = offers(&[(A, 2), (B, 3)]);
+    let maps = run.accept(&mut slots);
+    let agents: Vec<AgentId> = maps.iter().map(|(_, a)| *a).collect();
     assert_eq!(agents, [B, A], "one on each agent, the one with more slots first");
-    assert_eq!(run.accept(&[offer(A, 1)]).len(), 1, "never more tasks than slots");
-    assert!(run.accept(&[offer(A, 0)]).is_empty(), "an empty offer places nothing");
+    assert_eq!((slots.free(A), slots.free(B)), (1, 2), "the slots taken, the rest declined");
+    assert!(run.accept(&mut offers(&[(A, 4), (B, 4)])).is_empty(), "nothing ready: every slot declined");
 
-    // The map tasks run (on A and B); their outputs are 10/20/30 bytes per
-    // reduce partition on A, and 1 byte each on B.
-    let maps: Vec<TaskKey> =
-        placed.iter().map(|p| run.launch(p.stage, p.partition, p.agent).unwrap()).collect();
-    assert!(run.accept(&[offer(A, 4), offer(B, 4)]).is_empty(), "nothing ready: every slot declined");
+    // Their outputs are 10/20/30 bytes per reduce partition on one agent,
+    // and 1 byte each on the other.
     let bytes = |key: &TaskKey| if key.partition == 1 { vec![10, 20, 30] } else { vec![1, 1, 1] };
-    for key in &maps {
+    for (key, _) in &maps {
         let outcome = Outcome::Finished { result: TaskResult::default(), partition_bytes: bytes(key) };
         run.on_outcome(key, &TaskMetering::default(), outcome);
     }
     let holder = run.map_locations(shuffle(&run)).unwrap()[1].1;
 
-    // Each reduce task would rather run where most of its input is.
-    let placed = run.accept(&[offer(A, 4), offer(B, 4)]);
-    assert_eq!(placed.len(), 3);
-    assert!(placed.iter().all(|p| p.agent == holder), "{placed:?}");
-    // With one slot there, the others go where there is room.
+    // Each reduce task would rather run where most of its input is; with one
+    // slot there, the others go where there is room.
     let other = if holder == A { B } else { A };
-    let placed = run.accept(&[offer(holder, 1), offer(other, 4)]);
-    let on_holder = placed.iter().filter(|p| p.agent == holder).count();
+    let placed = run.accept(&mut offers(&[(holder, 1), (other, 4)]));
+    let on_holder = placed.iter().filter(|(_, a)| *a == holder).count();
     assert_eq!((placed.len(), on_holder), (3, 1), "{placed:?}");
+    assert!(run.ready().is_empty(), "every task placed");
+}
+
+#[test]
+fn placing_a_task_costs_the_same_in_a_large_job() {
+    // 100,000 tasks: every placement round pops from the stage's queue, so
+    // placing all of them in rounds of 8 slots takes linear time overall
+    // (counted here as calls that return, not timed).
+    let mut p = Plan::new();
+    let xs = p.add(Node::Parallelize { partitions: vec![vec![]; 100_000] }, false).unwrap();
+    let graph = dag::build(&p, xs, &BTreeMap::new()).unwrap();
+    let mut run = JobRun::new(action(1), graph, 1);
+    let mut launched = 0;
+    while launched < 100_000 {
+        let placed = run.accept(&mut offers(&[(A, 8)]));
+        assert_eq!(placed.len(), 8.min(100_000 - launched));
+        for (key, _) in placed {
+            let outcome = Outcome::Finished { result: TaskResult::default(), partition_bytes: vec![] };
+            assert!(run.on_outcome(&key, &TaskMetering::default(), outcome));
+            launched += 1;
+        }
+        assert_eq!(run.progress()[0].finished as usize, launched);
+    }
+    assert_eq!(run.state(), &JobState::Succeeded);
 }

@@ -1,100 +1,212 @@
-//! The loop that owns the scheduler: every change arrives as a [`Command`],
-//! after which ready work is placed and launched.
+//! The I/O layer around the [`Core`]: one loop owns it; every change arrives
+//! as a [`Command`], commands are applied in batches, then ready work is
+//! placed once and the core's [`Effect`]s are carried out (launch and kill
+//! calls to agents, answers to waiting actions, job views to watchers).
 
-use crate::job::JobRun;
+use crate::dag::JobGraph;
 use crate::launch::JobContext;
-use crate::scheduler::{DriverEnd, JobResult, Scheduler};
-use crate::service::MasterEvent;
-use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-use weft_core::ids::AgentId;
+use crate::launcher::Launcher;
+use crate::state::{Core, Effect, JobResult, JobView, Refused, TaskEnd};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use tonic::Status;
+use weft_core::ids::{ActionId, AgentId, JobId};
 use weft_core::proto::v1;
 use weft_core::task::TaskKey;
 
-/// What the core loop acts on.
-pub enum Command {
-    /// An agent's news.
-    Event(MasterEvent),
-    /// Run one action's job.
-    Submit {
-        /// Its tasks' shared context.
-        ctx: Box<JobContext>,
-        /// Its run.
-        run: Box<JobRun>,
-        /// Gets the job's result.
-        reply: oneshot::Sender<JobResult>,
-    },
-    /// Run a job's driver.
-    Driver {
-        /// The job.
-        job: String,
-        /// The driver task.
-        spec: Box<v1::TaskSpec>,
-        /// Gets the driver's end.
-        reply: oneshot::Sender<DriverEnd>,
-    },
+/// A change for the core, or a question to it.
+pub(crate) enum Command {
+    /// Run `f` on the core (a query or a simple change; it answers through
+    /// its own channel).
+    With(Box<dyn FnOnce(&mut Core) + Send>),
+    /// Run an action; `reply` gets its end.
+    RunAction { ctx: Box<JobContext>, graph: Box<JobGraph>, reply: oneshot::Sender<(ActionId, JobResult)> },
+    /// Follow a job's view; `None` for an unknown job.
+    Watch { job: JobId, reply: oneshot::Sender<Option<watch::Receiver<JobView>>> },
+    /// Task attempts on an agent ended; `reply` gets `false` for an unknown agent.
+    TaskEnds { agent: AgentId, ends: Vec<TaskEnd>, reply: oneshot::Sender<bool> },
+    /// An agent did not start some tasks it was sent.
+    Refused { agent: AgentId, refused: Vec<(TaskKey, Refused, String)> },
     /// A launch did not reach its agent.
-    LaunchFailed(TaskKey, AgentId, String),
-    /// Kill a submitted job: its driver and its actions. Answers whether it had a driver.
-    Kill(String, oneshot::Sender<bool>),
-    /// Read a submitted job's accumulator (job, name); `None` when the job has no driver.
-    Accumulator(String, String, oneshot::Sender<Option<i64>>),
+    LaunchFailed { agent: AgentId, tasks: Vec<TaskKey>, error: String },
 }
 
-/// Run the loop until every sender is gone.
-pub async fn run(mut scheduler: Scheduler, tx: mpsc::Sender<Command>, mut rx: mpsc::Receiver<Command>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        let command = tokio::select! {
-            c = rx.recv() => match c { Some(c) => Some(c), None => return },
-            _ = tick.tick() => None,
-        };
+/// How handlers reach the core.
+#[derive(Clone)]
+pub(crate) struct CoreHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+fn gone() -> Status {
+    Status::unavailable("the master is shutting down")
+}
+
+impl CoreHandle {
+    /// Send `command`.
+    pub(crate) async fn send(&self, command: Command) -> Result<(), Status> {
+        self.tx.send(command).await.map_err(|_| gone())
+    }
+
+    /// Run `f` on the core and return what it returns.
+    pub(crate) async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::With(Box::new(move |core| {
+            let _ = reply.send(f(core));
+        })))
+        .await?;
+        answer.await.map_err(|_| gone())
+    }
+
+    /// Run an action to its end.
+    pub(crate) async fn run_action(
+        &self,
+        ctx: JobContext,
+        graph: JobGraph,
+    ) -> Result<(ActionId, JobResult), Status> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::RunAction { ctx: Box::new(ctx), graph: Box::new(graph), reply }).await?;
+        answer.await.map_err(|_| gone())
+    }
+}
+
+/// Most commands applied before one scheduling round.
+const BATCH: usize = 4096;
+
+/// Start the loop; it runs until every handle is gone.
+pub(crate) fn start(core: Core, launcher: Arc<dyn Launcher>, tick: Duration) -> CoreHandle {
+    let (tx, rx) = mpsc::channel(BATCH);
+    let handle = CoreHandle { tx: tx.clone() };
+    let io = Io { core, launcher, tx, waiters: HashMap::new(), watchers: HashMap::new() };
+    tokio::spawn(io.run(rx, tick));
+    handle
+}
+
+struct Io {
+    core: Core,
+    launcher: Arc<dyn Launcher>,
+    /// For launch results coming back.
+    tx: mpsc::Sender<Command>,
+    waiters: HashMap<ActionId, oneshot::Sender<(ActionId, JobResult)>>,
+    watchers: HashMap<JobId, watch::Sender<JobView>>,
+}
+
+impl Io {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, tick: Duration) {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                c = rx.recv() => match c {
+                    Some(c) => self.apply(c),
+                    None => return,
+                },
+                _ = ticker.tick() => self.core.tick(Instant::now()),
+            }
+            for _ in 1..BATCH {
+                match rx.try_recv() {
+                    Ok(c) => self.apply(c),
+                    Err(_) => break,
+                }
+            }
+            self.core.schedule(Instant::now());
+            self.carry_out();
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        let now = Instant::now();
         match command {
-            Some(Command::Event(e)) => scheduler.on_event(&e),
-            Some(Command::Submit { ctx, run, reply }) => forward(scheduler.submit(*ctx, *run), reply),
-            Some(Command::Driver { job, spec, reply }) => {
-                forward(scheduler.submit_driver(&job, *spec), reply)
+            Command::With(f) => f(&mut self.core),
+            Command::RunAction { ctx, graph, reply } => {
+                let action = self.core.run_action(*ctx, *graph);
+                self.waiters.insert(action, reply);
             }
-            Some(Command::LaunchFailed(key, agent, error)) => scheduler.on_launch_failed(&key, agent, &error),
-            Some(Command::Kill(job, reply)) => {
-                let _ = reply.send(scheduler.kill(&job));
+            Command::Watch { job, reply } => {
+                let rx = self.core.view(job).map(|view| {
+                    self.watchers.entry(job).or_insert_with(|| watch::channel(view).0).subscribe()
+                });
+                let _ = reply.send(rx);
             }
-            Some(Command::Accumulator(job, name, reply)) => {
-                let _ = reply.send(scheduler.accumulator(&job, &name));
+            Command::TaskEnds { agent, ends, reply } => {
+                let _ = reply.send(self.core.task_ends(agent, ends, now));
             }
-            None => {}
+            Command::Refused { agent, refused } => self.core.launch_refused(agent, refused, now),
+            Command::LaunchFailed { agent, tasks, error } => {
+                self.core.launch_failed(agent, tasks, &error, now)
+            }
         }
-        for chore in scheduler.take_chores() {
-            tokio::spawn(async move {
-                if let Err(e) = chore.await {
-                    tracing::debug!(error = %e, "an agent missed a kill or clean-up");
+    }
+
+    fn carry_out(&mut self) {
+        for effect in self.core.take_effects() {
+            match effect {
+                Effect::Launch { agent, address, tasks } => {
+                    let keys: Vec<TaskKey> = tasks.iter().map(|t| t.key).collect();
+                    let call = self.launcher.launch(agent, &address, &tasks);
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        let command = match call.await {
+                            Ok(refused) if refused.is_empty() => return,
+                            Ok(refused) => Command::Refused { agent, refused: refusals(refused) },
+                            Err(error) => Command::LaunchFailed { agent, tasks: keys, error },
+                        };
+                        let _ = tx.send(command).await;
+                    });
                 }
-            });
+                Effect::Kill { agent, address, tasks } => {
+                    let call = self.launcher.kill(agent, &address, &tasks);
+                    tokio::spawn(async move {
+                        if let Err(e) = call.await {
+                            tracing::debug!(%agent, error = %e, "an agent missed a kill");
+                        }
+                    });
+                }
+                Effect::RemoveJob { agent, address, job } => {
+                    let call = self.launcher.remove_job(agent, &address, job);
+                    tokio::spawn(async move {
+                        if let Err(e) = call.await {
+                            tracing::debug!(%agent, %job, error = %e, "an agent missed a clean-up");
+                        }
+                    });
+                }
+                Effect::ActionEnded { action, result } => {
+                    if let Some(w) = self.waiters.remove(&action) {
+                        let _ = w.send((action, result));
+                    }
+                }
+            }
         }
-        for (key, agent, launch) in scheduler.schedule() {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = launch.await {
-                    let _ = tx.send(Command::LaunchFailed(key, agent, e)).await;
+        for job in self.core.take_changed() {
+            let Some(tx) = self.watchers.get(&job) else { continue };
+            if let Some(view) = self.core.view(job) {
+                let ended = view.phase != crate::state::JobPhase::Running;
+                tx.send_replace(view);
+                if ended {
+                    self.watchers.remove(&job);
                 }
-            });
+            }
         }
     }
 }
 
-fn forward<T: Send + 'static>(rx: oneshot::Receiver<T>, reply: oneshot::Sender<T>) {
-    tokio::spawn(async move {
-        if let Ok(v) = rx.await {
-            let _ = reply.send(v);
-        }
-    });
-}
-
-/// Relay the `Master` service's events into the loop.
-pub async fn relay(mut events: mpsc::Receiver<MasterEvent>, tx: mpsc::Sender<Command>) {
-    while let Some(e) = events.recv().await {
-        if tx.send(Command::Event(e)).await.is_err() {
-            return;
-        }
-    }
+/// The agent's refusals as the core reads them (a malformed one is skipped:
+/// its task runs out its course as lost when the agent is).
+fn refusals(refused: Vec<v1::Refusal>) -> Vec<(TaskKey, Refused, String)> {
+    refused
+        .into_iter()
+        .filter_map(|r| {
+            let key = TaskKey::try_from(r.task.as_ref()?).ok()?;
+            let why = match v1::RefusalKind::try_from(r.kind) {
+                Ok(v1::RefusalKind::Busy | v1::RefusalKind::Duplicate) => Refused::Busy,
+                Ok(v1::RefusalKind::Stopping) => Refused::Stopping,
+                _ => Refused::Invalid,
+            };
+            Some((key, why, r.message))
+        })
+        .collect()
 }

@@ -6,22 +6,19 @@
 //! job handed to the scheduler, and the caller answered when it ends.
 
 use super::Shared;
-use super::core::Command;
 use crate::dag;
 use crate::dag::{PartitionerSpec, StageKind};
-use crate::job::JobRun;
 use crate::launch::{JobContext, ResultSink};
-use crate::scheduler::{JobOutput, JobResult};
+use crate::state::{JobOutput, JobResult};
 use std::collections::BTreeMap;
-use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 use weft_core::codec::batch::{BatchWriter, entries};
-use weft_core::ids::DatasetId;
+use weft_core::ids::{DatasetId, JobId};
 use weft_core::io::{DataLocation, OutputCommitter, plan_text_splits_in_waves};
 use weft_core::plan::{Node, ShuffleKind, Step};
-use weft_core::proto::auth;
 use weft_core::proto::v1::driver_server::Driver;
 use weft_core::proto::v1::{self, act_request, define_request};
+use weft_core::proto::{auth, job_id};
 use weft_core::range;
 
 /// Largest text split, whatever the partition count asked for.
@@ -83,26 +80,15 @@ fn take(batches: &[bytes::Bytes], n: Option<u64>, keyed: bool) -> Result<Vec<u8>
     Ok(w.finish())
 }
 
+fn requested(job: Option<&v1::JobRef>) -> Result<JobId, Status> {
+    job_id(job, "request").map_err(bad)
+}
+
 impl Shared {
-    /// Run one job of an action (or of a sort's sample) to its end, adding
-    /// its tasks' metering to the submitted job's totals. The outer error is
-    /// the master's own; the inner one is how the job failed.
+    /// Run one job of an action (or of a sort's sample) to its end. The outer
+    /// error is the master's own; the inner one is how the job failed.
     async fn run_job(&self, ctx: JobContext, graph: dag::JobGraph) -> Result<JobResult, Status> {
-        let scope = ctx.scope.clone();
-        let run = JobRun::new(ctx.job.clone(), graph, self.config.max_task_attempts);
-        let (reply, done) = oneshot::channel();
-        let gone = || Status::unavailable("the master is shutting down");
-        self.core
-            .send(Command::Submit { ctx: Box::new(ctx), run: Box::new(run), reply })
-            .await
-            .map_err(|_| gone())?;
-        let result = done.await.map_err(|_| gone())?;
-        if let Ok((_, metering)) = &result
-            && let Some(job) = self.lock_jobs().get_mut(&scope)
-        {
-            job.totals.add(metering);
-        }
-        Ok(result)
+        Ok(self.core.run_action(ctx, graph).await?.1)
     }
 
     /// Range bounds for sorting the keys of dataset `sample` into `partitions`:
@@ -118,13 +104,9 @@ impl Shared {
         let graph = dag::build(&ctx.plan, sample, splits).map_err(bad)?;
         let tasks = graph.result_stage().map_or(1, |s| s.tasks.len());
         let size = range::sample_size_per_task(partitions, u32::try_from(tasks).unwrap_or(u32::MAX));
-        let job = JobContext {
-            job: self.next_job_name(&ctx.scope)?,
-            sink: ResultSink::KeySample(size),
-            ..ctx.clone()
-        };
+        let job = JobContext { sink: ResultSink::KeySample(size), ..ctx.clone() };
         let samples = match self.run_job(job, graph).await? {
-            Ok((JobOutput::Samples(samples), _)) => samples,
+            Ok(JobOutput::Samples(samples)) => samples,
             Ok(_) => return Err(Status::internal("a sample job returned something else")),
             Err(message) => return Err(Status::aborted(format!("sampling the keys to sort: {message}"))),
         };
@@ -139,27 +121,6 @@ impl Shared {
         }
         Ok(range::range_bounds(weighted, partitions))
     }
-
-    /// The name of submitted job `scope`'s next job: `job-N.<number>`, one
-    /// number per action or sample job.
-    fn next_job_name(&self, scope: &str) -> Result<String, Status> {
-        let mut jobs = self.lock_jobs();
-        let job = jobs.get_mut(scope).ok_or_else(|| Status::not_found(format!("no job `{scope}`")))?;
-        job.jobs_run += 1;
-        Ok(format!("{scope}.{}", job.jobs_run))
-    }
-
-    /// Answer an `Act` for accumulator `name` of job `job`.
-    async fn accumulator(&self, job: String, name: String) -> Result<Response<v1::ActResponse>, Status> {
-        let (reply, value) = oneshot::channel();
-        self.core
-            .send(Command::Accumulator(job.clone(), name, reply))
-            .await
-            .map_err(|_| Status::unavailable("the master is shutting down"))?;
-        let value = value.await.map_err(|_| Status::unavailable("the master is shutting down"))?;
-        let accumulator = value.ok_or_else(|| Status::not_found(format!("no running job `{job}`")))?;
-        Ok(Response::new(v1::ActResponse { accumulator, ..Default::default() }))
-    }
 }
 
 #[tonic::async_trait]
@@ -170,21 +131,18 @@ impl Driver for Shared {
     ) -> Result<Response<v1::DefineResponse>, Status> {
         auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
         let req = request.into_inner();
-        let mut jobs = self.lock_jobs();
-        let job =
-            jobs.get_mut(&req.job_id).ok_or_else(|| Status::not_found(format!("no job `{}`", req.job_id)))?;
+        let job = requested(req.job.as_ref())?;
         let id = match req.node.ok_or_else(|| bad("a definition without a node"))? {
             define_request::Node::Cache(ds) => {
-                job.plan.cache(DatasetId(ds)).map_err(bad)?;
+                self.core.call(move |c| c.cache(job, DatasetId(ds))).await?.map_err(bad)?;
                 u64::from(ds)
             }
             define_request::Node::Broadcast(value) => {
-                job.broadcasts.push(value.to_vec());
-                job.broadcasts.len() as u64 - 1
+                self.core.call(move |c| c.broadcast(job, value)).await?.map_err(bad)?
             }
             def => {
                 let (node, keyed) = node(def)?;
-                u64::from(job.plan.add(node, keyed).map_err(bad)?.0)
+                u64::from(self.core.call(move |c| c.define(job, node, keyed)).await?.map_err(bad)?.0)
             }
         };
         Ok(Response::new(v1::DefineResponse { id }))
@@ -193,50 +151,57 @@ impl Driver for Shared {
     async fn act(&self, request: Request<v1::ActRequest>) -> Result<Response<v1::ActResponse>, Status> {
         auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
         let req = request.into_inner();
+        let job = requested(req.job.as_ref())?;
         let action = req.action.ok_or_else(|| bad("an action is required"))?;
         if let act_request::Action::Accumulator(name) = action {
-            return self.accumulator(req.job_id, name).await;
+            let value = self.core.call(move |c| c.accumulator(job, &name)).await?;
+            let accumulator = value.ok_or_else(|| Status::not_found(format!("no job `{job}`")))?;
+            return Ok(Response::new(v1::ActResponse { accumulator, ..Default::default() }));
         }
-        let (plan, broadcasts, limits, component, range_bounds) = {
-            let jobs = self.lock_jobs();
-            let job =
-                jobs.get(&req.job_id).ok_or_else(|| Status::not_found(format!("no job `{}`", req.job_id)))?;
-            (
-                job.plan.clone(),
-                job.broadcasts.clone(),
-                job.limits.clone(),
-                job.component,
-                job.range_bounds.clone(),
-            )
-        };
+        let setup = self
+            .core
+            .call(move |c| {
+                let j = c.job(job)?;
+                let slots = c.agents.capacity();
+                Some((
+                    j.plan.clone(),
+                    j.broadcasts.clone(),
+                    j.spec.limits.clone(),
+                    j.spec.component,
+                    j.range_bounds.clone(),
+                    j.splits.clone(),
+                    slots,
+                ))
+            })
+            .await?;
+        let (plan, broadcasts, limits, component, range_bounds, planned, slots) =
+            setup.ok_or_else(|| Status::not_found(format!("no job `{job}`")))?;
         let target = DatasetId(req.dataset);
         let keyed = plan.get(target).map_err(bad)?.keyed;
 
         // Split the text inputs this action reads (not every input of the
         // plan), once per job: later actions read the same splits. Splits are
         // rounded to whole waves of the cluster's task slots.
-        let slots = {
-            let registry = self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            registry.capacity().slots as usize
-        };
         let mut text = BTreeMap::new();
         let mut splits_per = BTreeMap::new();
         for ds in plan.lineage(target).map_err(bad)? {
             if let Ok(d) = plan.get(ds)
                 && let Node::TextFile { uri, min_partitions } = &d.node
             {
-                let planned = self.lock_jobs().get(&req.job_id).and_then(|j| j.splits.get(&ds).cloned());
-                let splits = match planned {
-                    Some(splits) => splits,
+                let splits = match planned.get(&ds) {
+                    Some(splits) => splits.clone(),
                     None => {
                         let loc = DataLocation::parse(uri, &self.config.s3).map_err(bad)?;
-                        let splits =
-                            plan_text_splits_in_waves(&loc, *min_partitions as usize, MAX_SPLIT_BYTES, slots)
-                                .await
-                                .map_err(|e| Status::failed_precondition(e.to_string()))?;
-                        if let Some(job) = self.lock_jobs().get_mut(&req.job_id) {
-                            job.splits.insert(ds, splits.clone());
-                        }
+                        let splits = plan_text_splits_in_waves(
+                            &loc,
+                            *min_partitions as usize,
+                            MAX_SPLIT_BYTES,
+                            slots as usize,
+                        )
+                        .await
+                        .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                        let kept = splits.clone();
+                        self.core.call(move |c| c.set_splits(job, ds, kept)).await?;
                         splits
                     }
                 };
@@ -246,10 +211,8 @@ impl Driver for Shared {
         }
         let graph = dag::build(&plan, target, &splits_per).map_err(bad)?;
         let mut ctx = JobContext {
-            job: String::new(),
-            scope: req.job_id.clone(),
-            component: component.to_string(),
-            artifact_source: self.advertised.clone(),
+            job,
+            component,
             limits,
             broadcasts,
             plan,
@@ -302,15 +265,12 @@ impl Driver for Shared {
                         return Err(status);
                     }
                 };
-                if let Some(job) = self.lock_jobs().get_mut(&req.job_id) {
-                    job.range_bounds.insert(*shuffle, bounds.clone());
-                }
-                ctx.range_bounds.insert(*shuffle, bounds);
+                let (shuffle, kept) = (*shuffle, bounds.clone());
+                self.core.call(move |c| c.set_range_bounds(job, shuffle, kept)).await?;
+                ctx.range_bounds.insert(shuffle, bounds);
             }
         }
-        // Numbered after its sample jobs, so that numbers follow the order jobs run in.
-        ctx.job = self.next_job_name(&req.job_id)?;
-        let (output, _) = match self.run_job(ctx, graph).await? {
+        let output = match self.run_job(ctx, graph).await? {
             Ok(ok) => ok,
             Err(message) => {
                 if let Some(c) = committer {
@@ -329,7 +289,7 @@ impl Driver for Shared {
                 };
                 response.records = take(&batches, limit, keyed)?.into();
             }
-            JobOutput::Written => {
+            JobOutput::Written(_) => {
                 if let Some(c) = committer {
                     c.commit_job()
                         .await

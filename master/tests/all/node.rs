@@ -56,8 +56,11 @@ async fn bad_submissions_get_clear_errors_and_the_master_keeps_serving() {
     let err = c.submit(submit(format!("file://{}", missing.display()))).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{}", err.message());
 
-    let err = c.status(StatusRequest { job_id: "job-404".into() }).await.unwrap_err();
+    let unknown = weft_core::proto::v1::JobRef { incarnation: m.incarnation.0, seq: 404 };
+    let err = c.status(StatusRequest { job: Some(unknown) }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    let err = c.status(StatusRequest { job: None }).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
 
     let err = jobs(&m, "wrong").await.list(ListRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -67,7 +70,7 @@ async fn bad_submissions_get_clear_errors_and_the_master_keeps_serving() {
     std::fs::write(&component, b"\0asm\x0d\0\x01\0").unwrap();
     let reply = c.submit(submit(format!("file://{}", component.display()))).await.unwrap().into_inner();
     assert!(reply.component.starts_with("blake3:"));
-    let status = c.status(StatusRequest { job_id: reply.job_id.clone() }).await.unwrap().into_inner();
+    let status = c.status(StatusRequest { job: reply.job }).await.unwrap().into_inner();
     assert_eq!(status.state, JobState::Running as i32, "its driver waits for an agent");
     let listed = c.list(ListRequest {}).await.unwrap().into_inner();
     assert_eq!(listed.jobs.len(), 1, "only the accepted job is listed");

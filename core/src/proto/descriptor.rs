@@ -1,0 +1,350 @@
+//! [`TaskDescriptor`] to and from its proto message: the only place a task's
+//! description crosses the wire.
+
+use super::ProtoError;
+use super::v1::{self, shuffle_write, task_descriptor, task_input, task_output};
+use crate::ids::ShuffleId;
+use crate::limits::TaskLimits;
+use crate::plan::Step;
+use crate::task::{
+    Aggregate, Combiner, DriverWork, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody,
+    TaskDescriptor, TaskInput, TaskKey, TaskOutput, TaskWork, TextSplitRef,
+};
+use std::time::Duration;
+
+fn missing(message: &'static str, field: &'static str) -> ProtoError {
+    ProtoError::Missing { message, field }
+}
+
+impl From<&TaskDescriptor> for v1::TaskDescriptor {
+    fn from(d: &TaskDescriptor) -> Self {
+        let body = match &d.body {
+            TaskBody::Work(w) => task_descriptor::Body::Work(work_to_proto(w)),
+            TaskBody::Driver(drv) => task_descriptor::Body::Driver(v1::DriverWork {
+                args: drv.args.clone(),
+                deadline_ms: drv.deadline.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            }),
+        };
+        v1::TaskDescriptor {
+            task: Some((&d.key).into()),
+            component: d.component.to_string(),
+            limits: Some((&d.limits).into()),
+            broadcasts: d.broadcasts.iter().map(|(id, b)| (*id, b.clone())).collect(),
+            body: Some(body),
+        }
+    }
+}
+
+/// Why a descriptor does not convert.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DescriptorError {
+    /// A field is missing or holds an unknown value.
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+    /// The component is not `blake3:<hex>`.
+    #[error("bad component digest `{0}`")]
+    Digest(String),
+}
+
+impl TryFrom<v1::TaskDescriptor> for TaskDescriptor {
+    type Error = DescriptorError;
+
+    fn try_from(d: v1::TaskDescriptor) -> Result<Self, DescriptorError> {
+        let key = TaskKey::try_from(d.task.as_ref().ok_or(missing("TaskDescriptor", "task"))?)?;
+        let component = d.component.parse().map_err(|_| DescriptorError::Digest(d.component.clone()))?;
+        let body = match d.body.ok_or(missing("TaskDescriptor", "body"))? {
+            task_descriptor::Body::Work(w) => TaskBody::Work(Box::new(work_from_proto(w)?)),
+            task_descriptor::Body::Driver(drv) => TaskBody::Driver(DriverWork {
+                args: drv.args,
+                deadline: (drv.deadline_ms > 0).then(|| Duration::from_millis(drv.deadline_ms)),
+            }),
+        };
+        Ok(TaskDescriptor {
+            key,
+            component,
+            limits: limits(d.limits.as_ref()),
+            broadcasts: std::sync::Arc::new(d.broadcasts.into_iter().collect()),
+            body,
+        })
+    }
+}
+
+/// The attempt's limits; a missing message or a zero field takes the default
+/// (proto3 cannot tell "unset" from 0, and no limit is meaningfully 0).
+fn limits(l: Option<&v1::TaskLimits>) -> TaskLimits {
+    let d = TaskLimits::default();
+    let Some(l) = l else { return d };
+    let given = TaskLimits::from(l);
+    TaskLimits {
+        fuel: if l.fuel == 0 { d.fuel } else { given.fuel },
+        memory: if l.memory_bytes == 0 { d.memory } else { given.memory },
+        deadline: if l.deadline_ms == 0 { d.deadline } else { given.deadline },
+        log: if l.log_bytes == 0 { d.log } else { given.log },
+        output_per_call: if l.output_per_call_bytes == 0 { d.output_per_call } else { given.output_per_call },
+    }
+}
+
+fn work_to_proto(w: &TaskWork) -> v1::TaskWork {
+    let input = match &w.input {
+        TaskInput::Text(t) => task_input::Source::Text(v1::TextSplit {
+            location: t.location.clone(),
+            object: t.object.clone(),
+            start: t.start,
+            end: t.end,
+            file_len: t.file_len,
+        }),
+        TaskInput::Records(r) => task_input::Source::Records(r.clone()),
+        TaskInput::Shuffle(r) => task_input::Source::Shuffle(read_to_proto(r)),
+        TaskInput::Join { left, right } => task_input::Source::Join(v1::JoinRead {
+            left: Some(read_to_proto(left)),
+            right: Some(read_to_proto(right)),
+        }),
+    };
+    let sink = match &w.output {
+        TaskOutput::Shuffle(s) => {
+            let (range_bounds, descending, ranged) = match &s.partitioning {
+                Partitioning::Hash => (Vec::new(), false, false),
+                Partitioning::Range { bounds, descending } => (bounds.clone(), *descending, true),
+            };
+            let combiner = match &s.combiner {
+                Combiner::None => None,
+                Combiner::SumI64 => Some(shuffle_write::Combiner::SumI64(true)),
+                Combiner::Guest(f) => Some(shuffle_write::Combiner::Guest(f.clone())),
+            };
+            task_output::Sink::Shuffle(v1::ShuffleWrite {
+                shuffle: s.shuffle.0,
+                partitions: s.partitions,
+                range_bounds,
+                descending,
+                combiner,
+                ranged,
+            })
+        }
+        TaskOutput::Records { limit } => {
+            task_output::Sink::Result(v1::ResultOutput { limit: limit.unwrap_or(0) })
+        }
+        TaskOutput::Count => task_output::Sink::Count(v1::CountOutput {}),
+        TaskOutput::Text { location } => {
+            task_output::Sink::Text(v1::TextOutput { location: location.clone() })
+        }
+        TaskOutput::KeySample { size } => task_output::Sink::Sample(v1::KeySampleOutput { size: *size }),
+    };
+    v1::TaskWork {
+        input: Some(v1::TaskInput { source: Some(input) }),
+        chain: w.chain.iter().map(Into::into).collect(),
+        input_keyed: w.input_keyed,
+        output_keyed: w.output_keyed,
+        output: Some(v1::TaskOutput { sink: Some(sink) }),
+    }
+}
+
+fn work_from_proto(w: v1::TaskWork) -> Result<TaskWork, ProtoError> {
+    let input = match w.input.and_then(|i| i.source).ok_or(missing("TaskWork", "input"))? {
+        task_input::Source::Text(t) => TaskInput::Text(TextSplitRef {
+            location: t.location,
+            object: t.object,
+            start: t.start,
+            end: t.end,
+            file_len: t.file_len,
+        }),
+        task_input::Source::Records(r) => TaskInput::Records(r),
+        task_input::Source::Shuffle(r) => TaskInput::Shuffle(read_from_proto(r)?),
+        task_input::Source::Join(j) => TaskInput::Join {
+            left: read_from_proto(j.left.ok_or(missing("JoinRead", "left"))?)?,
+            right: read_from_proto(j.right.ok_or(missing("JoinRead", "right"))?)?,
+        },
+    };
+    let output = match w.output.and_then(|o| o.sink).ok_or(missing("TaskWork", "output"))? {
+        task_output::Sink::Shuffle(s) => {
+            let partitioning = if s.ranged || !s.range_bounds.is_empty() {
+                Partitioning::Range { bounds: s.range_bounds, descending: s.descending }
+            } else {
+                Partitioning::Hash
+            };
+            let combiner = match s.combiner {
+                None | Some(shuffle_write::Combiner::SumI64(false)) => Combiner::None,
+                Some(shuffle_write::Combiner::SumI64(true)) => Combiner::SumI64,
+                Some(shuffle_write::Combiner::Guest(f)) => Combiner::Guest(f),
+            };
+            TaskOutput::Shuffle(ShuffleWrite {
+                shuffle: ShuffleId(s.shuffle),
+                partitions: s.partitions,
+                partitioning,
+                combiner,
+            })
+        }
+        task_output::Sink::Result(r) => TaskOutput::Records { limit: (r.limit > 0).then_some(r.limit) },
+        task_output::Sink::Count(_) => TaskOutput::Count,
+        task_output::Sink::Text(t) => TaskOutput::Text { location: t.location },
+        task_output::Sink::Sample(s) => TaskOutput::KeySample { size: s.size },
+    };
+    Ok(TaskWork {
+        input,
+        chain: w.chain.iter().map(Step::try_from).collect::<Result<Vec<_>, _>>()?.into(),
+        input_keyed: w.input_keyed,
+        output_keyed: w.output_keyed,
+        output,
+    })
+}
+
+fn aggregate_to_proto(a: Aggregate) -> v1::Aggregate {
+    match a {
+        Aggregate::Merge => v1::Aggregate::Merge,
+        Aggregate::SumI64 => v1::Aggregate::SumI64,
+        Aggregate::Group => v1::Aggregate::Group,
+        Aggregate::Sorted { ascending: true } => v1::Aggregate::SortedAscending,
+        Aggregate::Sorted { ascending: false } => v1::Aggregate::SortedDescending,
+    }
+}
+
+fn read_to_proto(r: &ShuffleRead) -> v1::ShuffleRead {
+    v1::ShuffleRead {
+        shuffle: r.shuffle.0,
+        reduce: r.reduce,
+        aggregate: aggregate_to_proto(r.aggregate) as i32,
+        maps: r
+            .maps
+            .iter()
+            .map(|m| v1::MapLocation { map: m.map, address: m.address.clone(), bytes: m.bytes })
+            .collect(),
+    }
+}
+
+fn read_from_proto(r: v1::ShuffleRead) -> Result<ShuffleRead, ProtoError> {
+    let aggregate = match v1::Aggregate::try_from(r.aggregate) {
+        Ok(v1::Aggregate::Merge) => Aggregate::Merge,
+        Ok(v1::Aggregate::SumI64) => Aggregate::SumI64,
+        Ok(v1::Aggregate::Group) => Aggregate::Group,
+        Ok(v1::Aggregate::SortedAscending) => Aggregate::Sorted { ascending: true },
+        Ok(v1::Aggregate::SortedDescending) => Aggregate::Sorted { ascending: false },
+        Ok(v1::Aggregate::Unspecified) | Err(_) => {
+            return Err(ProtoError::UnknownEnum { field: "aggregate", value: r.aggregate });
+        }
+    };
+    Ok(ShuffleRead {
+        shuffle: ShuffleId(r.shuffle),
+        reduce: r.reduce,
+        aggregate,
+        maps: r
+            .maps
+            .into_iter()
+            .map(|m| MapLocation { map: m.map, address: m.address, bytes: m.bytes })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::Digest;
+    use crate::ids::{ActionId, Incarnation, JobId, StageId};
+    use crate::plan::StepKind;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    fn key() -> TaskKey {
+        let job = JobId { incarnation: Incarnation(9), seq: 1 };
+        TaskKey { action: ActionId { job, seq: 2 }, stage: StageId(1), partition: 4, attempt: 0 }
+    }
+
+    fn descriptor(input: TaskInput, output: TaskOutput) -> TaskDescriptor {
+        TaskDescriptor {
+            key: key(),
+            component: Digest::of(b"component"),
+            limits: TaskLimits::default().with_fuel(77),
+            broadcasts: Arc::new(BTreeMap::from([(0, bytes::Bytes::from_static(b"b0"))])),
+            body: TaskBody::Work(Box::new(TaskWork {
+                input,
+                chain: vec![Step { kind: StepKind::FlatMap, function: "split".into() }].into(),
+                input_keyed: false,
+                output_keyed: true,
+                output,
+            })),
+        }
+    }
+
+    fn round_trip(d: &TaskDescriptor) -> TaskDescriptor {
+        TaskDescriptor::try_from(v1::TaskDescriptor::from(d)).unwrap()
+    }
+
+    #[test]
+    fn every_input_and_output_round_trips() {
+        let read = |shuffle| ShuffleRead {
+            shuffle: ShuffleId(shuffle),
+            reduce: 3,
+            aggregate: Aggregate::Sorted { ascending: false },
+            maps: vec![MapLocation { map: 0, address: "127.0.0.1:1".into(), bytes: 99 }],
+        };
+        let inputs = [
+            TaskInput::Text(TextSplitRef {
+                location: "s3://b/p".into(),
+                object: "p/a.txt".into(),
+                start: 1,
+                end: 2,
+                file_len: 3,
+            }),
+            TaskInput::Records(bytes::Bytes::from_static(b"\x01\0\0\0x")),
+            TaskInput::Shuffle(read(1)),
+            TaskInput::Join { left: read(1), right: read(2) },
+        ];
+        let outputs = [
+            TaskOutput::Shuffle(ShuffleWrite {
+                shuffle: ShuffleId(5),
+                partitions: 4,
+                partitioning: Partitioning::Range { bounds: vec!["m".into()], descending: true },
+                combiner: Combiner::Guest("add".into()),
+            }),
+            TaskOutput::Shuffle(ShuffleWrite {
+                shuffle: ShuffleId(5),
+                partitions: 4,
+                partitioning: Partitioning::Range { bounds: vec![], descending: false },
+                combiner: Combiner::SumI64,
+            }),
+            TaskOutput::Shuffle(ShuffleWrite {
+                shuffle: ShuffleId(5),
+                partitions: 4,
+                partitioning: Partitioning::Hash,
+                combiner: Combiner::None,
+            }),
+            TaskOutput::Records { limit: Some(3) },
+            TaskOutput::Records { limit: None },
+            TaskOutput::Count,
+            TaskOutput::Text { location: "file:///out".into() },
+            TaskOutput::KeySample { size: 60 },
+        ];
+        for input in &inputs {
+            for output in &outputs {
+                let d = descriptor(input.clone(), output.clone());
+                assert_eq!(round_trip(&d), d);
+            }
+        }
+        let driver = TaskDescriptor {
+            body: TaskBody::Driver(DriverWork {
+                args: vec!["in".into()],
+                deadline: Some(Duration::from_secs(3600)),
+            }),
+            ..descriptor(inputs[0].clone(), TaskOutput::Count)
+        };
+        assert_eq!(round_trip(&driver), driver);
+    }
+
+    #[test]
+    fn malformed_descriptors_are_refused() {
+        let good =
+            v1::TaskDescriptor::from(&descriptor(TaskInput::Records(Default::default()), TaskOutput::Count));
+        let mut d = good.clone();
+        d.component = "sha256:00".into();
+        assert!(matches!(TaskDescriptor::try_from(d), Err(DescriptorError::Digest(_))));
+        let mut d = good.clone();
+        d.body = None;
+        assert!(TaskDescriptor::try_from(d).is_err());
+        let mut d = good.clone();
+        if let Some(task_descriptor::Body::Work(w)) = &mut d.body {
+            w.chain = vec![v1::Step { kind: 0, function: "f".into() }];
+        }
+        assert!(TaskDescriptor::try_from(d).is_err(), "an unspecified step kind");
+        let mut d = good;
+        d.limits = None;
+        assert_eq!(TaskDescriptor::try_from(d).unwrap().limits, TaskLimits::default(), "unset limits");
+    }
+}

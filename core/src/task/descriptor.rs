@@ -1,0 +1,204 @@
+//! [`TaskDescriptor`]: everything an agent needs to run one task attempt.
+//!
+//! The master builds descriptors, the wire carries them (converted to and from
+//! proto in exactly one place, `crate::proto`), and the agent runs them. A
+//! descriptor is self-contained and small: it names its input (a text split, a
+//! parallelized partition, the map outputs of a reduce partition with the
+//! peers holding them and their sizes), the chain of user functions, where the
+//! output goes, and the limits.
+
+use crate::artifact::Digest;
+use crate::ids::ShuffleId;
+use crate::limits::TaskLimits;
+use crate::plan::Step;
+use crate::task::TaskKey;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One task attempt, as the master describes it to an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskDescriptor {
+    /// The attempt. Its job names the directory its shuffle files live in.
+    pub key: TaskKey,
+    /// The job's component.
+    pub component: Digest,
+    /// The attempt's budget.
+    pub limits: TaskLimits,
+    /// Broadcast values the guest may read, by id (shared by a job's tasks).
+    pub broadcasts: Arc<BTreeMap<u64, Bytes>>,
+    /// What it runs.
+    pub body: TaskBody,
+}
+
+/// What a task attempt runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskBody {
+    /// A chain of user functions over an input, into an output.
+    Work(Box<TaskWork>),
+    /// The job's `main`.
+    Driver(DriverWork),
+}
+
+/// A job's driver: its `main`, with the job's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverWork {
+    /// The job's arguments.
+    pub args: Vec<String>,
+    /// The driver's own wall-clock limit (the job's deadline), apart from the
+    /// task deadline; `None` for none.
+    pub deadline: Option<Duration>,
+}
+
+/// A task: input, chain, output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskWork {
+    /// Where its records come from.
+    pub input: TaskInput,
+    /// The narrow steps run over every batch, in order; shared by a stage's tasks.
+    pub chain: Arc<[Step]>,
+    /// Whether the input holds pairs.
+    pub input_keyed: bool,
+    /// Whether the chain's output holds pairs.
+    pub output_keyed: bool,
+    /// Where its output goes.
+    pub output: TaskOutput,
+}
+
+/// A byte range of one text object, as planned by the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSplitRef {
+    /// The dataset's location (a URI or an absolute path).
+    pub location: String,
+    /// The object inside it.
+    pub object: String,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// The object's size when the split was planned.
+    pub file_len: u64,
+}
+
+/// Where a task's records come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskInput {
+    /// The lines of a text split.
+    Text(TextSplitRef),
+    /// One partition of a parallelized dataset, as one batch.
+    Records(Bytes),
+    /// One reduce partition of a shuffle.
+    Shuffle(ShuffleRead),
+    /// One reduce partition of two shuffles, inner-joined on key bytes.
+    Join {
+        /// The left side.
+        left: ShuffleRead,
+        /// The right side.
+        right: ShuffleRead,
+    },
+}
+
+/// One reduce partition of a shuffle: every map output's block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShuffleRead {
+    /// The shuffle.
+    pub shuffle: ShuffleId,
+    /// The reduce partition.
+    pub reduce: u32,
+    /// What the host does with the merged pairs.
+    pub aggregate: Aggregate,
+    /// Where each map output lives, in map order.
+    pub maps: Vec<MapLocation>,
+}
+
+/// One map output of a shuffle, as a reader needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapLocation {
+    /// The map partition.
+    pub map: u32,
+    /// The block service of the agent holding it.
+    pub address: String,
+    /// The stored size of the block this reader needs, in bytes.
+    pub bytes: u64,
+}
+
+/// Host-side work on a reduce partition's merged, key-sorted pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// The sorted pairs as they are (a guest reduce step may follow in the chain).
+    Merge,
+    /// One pair per key: the wrapping sum of its `i64` values.
+    SumI64,
+    /// One pair per key, its values framed as a list.
+    Group,
+    /// The pairs sorted by key bytes, in the given direction.
+    Sorted {
+        /// Ascending when true.
+        ascending: bool,
+    },
+}
+
+/// What a map task folds before writing its shuffle output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Combiner {
+    /// Nothing: every pair is written.
+    None,
+    /// Native wrapping `i64` sum, inside the shuffle writer.
+    SumI64,
+    /// The guest's reduce function of that name, run as the chain's last step.
+    Guest(String),
+}
+
+/// How a map task assigns keys to reduce partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partitioning {
+    /// `xxh3(key) % partitions`.
+    Hash,
+    /// Sorted inclusive upper bounds (a sort); descending numbers ranges from the top.
+    Range {
+        /// The bounds (fewer than the partitions).
+        bounds: Vec<Bytes>,
+        /// Descending order.
+        descending: bool,
+    },
+}
+
+/// A map task's shuffle output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShuffleWrite {
+    /// The shuffle written.
+    pub shuffle: ShuffleId,
+    /// Reduce partitions.
+    pub partitions: u32,
+    /// How keys map to them.
+    pub partitioning: Partitioning,
+    /// Map-side combine.
+    pub combiner: Combiner,
+}
+
+/// Where a task's output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskOutput {
+    /// Shuffle files for a child stage.
+    Shuffle(ShuffleWrite),
+    /// The records, back to the master (collect; take with a limit).
+    Records {
+        /// At most this many records.
+        limit: Option<u64>,
+    },
+    /// The number of records.
+    Count,
+    /// Text lines under a location, committed atomically.
+    Text {
+        /// The output location.
+        location: String,
+    },
+    /// A sample of up to `size` keys and the number of records (a sort's sample job).
+    KeySample {
+        /// Keys kept at most.
+        size: u32,
+    },
+}

@@ -1,0 +1,680 @@
+//! The master as one state machine: agents, jobs, their actions, stages and
+//! task attempts, owned by one value and changed only through its methods.
+//!
+//! [`Core`] is sans-I/O: inputs are plain values (an agent registered, task
+//! attempts ended, a job submitted, an action to run, the clock), and its
+//! decisions come out as [`Effect`]s (launch these tasks on that agent in one
+//! call, kill those, remove a job's files, an action ended) that a thin I/O
+//! layer (`node::core`) carries out. Nothing here awaits, locks or builds a
+//! protocol message, so its tests drive it with plain values, and its state
+//! is plain data that a later step can persist.
+//!
+//! The allocator is two-level, as in Mesos: [`Core::schedule`] offers the free
+//! slots of the cluster (a [`SlotIndex`](crate::slots::SlotIndex)) to each
+//! running action in turn, in submission order (the place where Dominant
+//! Resource Fairness will order them); each action's [`JobRun`] takes slots
+//! for its ready tasks and leaves the rest. All the tasks one round places on
+//! an agent go out in one launch. See `docs/architecture.md` (control plane).
+
+mod agents;
+mod jobs;
+
+pub use agents::{Agent, Agents, Resources};
+pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
+
+use crate::dag::JobGraph;
+use crate::job::{JobRun, JobState, Outcome, TaskResult};
+use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
+use bytes::Bytes;
+use jobs::DriverSlot;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weft_core::ids::{ActionId, AgentId, DatasetId, Incarnation, JobId, ShuffleId};
+use weft_core::io::TextSplit;
+use weft_core::metering::{EndReason, TaskMetering};
+use weft_core::plan::{Node, PlanError};
+use weft_core::task::{DriverWork, MapLocation, TaskBody, TaskDescriptor, TaskKey, TaskState};
+
+/// What a finished action hands back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutput {
+    /// The result tasks' batches, by partition.
+    Records(Vec<Bytes>),
+    /// The total count.
+    Count(u64),
+    /// Text output was written by every result task, in this many partitions
+    /// (the caller commits it).
+    Written(u32),
+    /// Each result task's key sample (one key per entry) and how many records
+    /// it sampled from.
+    Samples(Vec<(u64, Bytes)>),
+}
+
+/// How an action ended: its output, or why it failed.
+pub type JobResult = Result<JobOutput, String>;
+
+/// How one task attempt ended, as its agent reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEnd {
+    /// The attempt.
+    pub key: TaskKey,
+    /// How it ended.
+    pub end: EndReason,
+    /// What it consumed.
+    pub metering: TaskMetering,
+    /// A result task's records (one batch), or a sample task's keys.
+    pub result: Bytes,
+    /// Records counted, returned or written.
+    pub count: u64,
+    /// A map task's stored bytes per reduce partition.
+    pub partition_bytes: Vec<u64>,
+    /// Its bounded log.
+    pub log: String,
+    /// Its additions to the job's accumulators, by name.
+    pub accumulators: BTreeMap<String, i64>,
+}
+
+/// Why an agent did not start a task it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No free slot (stale attempts hold them): try later or elsewhere.
+    Busy,
+    /// It can run nowhere.
+    Invalid,
+    /// The agent is going away.
+    Stopping,
+}
+
+/// A decision for the I/O layer to carry out.
+#[derive(Debug)]
+pub enum Effect {
+    /// Start these attempts on `agent`, in one call.
+    Launch {
+        /// The agent.
+        agent: AgentId,
+        /// Its address.
+        address: String,
+        /// The attempts.
+        tasks: Vec<TaskDescriptor>,
+    },
+    /// Stop these attempts on `agent`.
+    Kill {
+        /// The agent.
+        agent: AgentId,
+        /// Its address.
+        address: String,
+        /// The attempts.
+        tasks: Vec<TaskKey>,
+    },
+    /// Delete the files `agent` keeps for `job`.
+    RemoveJob {
+        /// The agent.
+        agent: AgentId,
+        /// Its address.
+        address: String,
+        /// The job.
+        job: JobId,
+    },
+    /// An action ended: answer whoever waits on it.
+    ActionEnded {
+        /// The action.
+        action: ActionId,
+        /// How.
+        result: JobResult,
+    },
+}
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// How often agents heartbeat.
+    pub heartbeat_interval: Duration,
+    /// Missed heartbeats before an agent is lost.
+    pub lost_after: u32,
+}
+
+struct Action {
+    ctx: JobContext,
+    run: JobRun,
+}
+
+/// Everything the master knows, and the rules that change it.
+pub struct Core {
+    incarnation: Incarnation,
+    /// The agents.
+    pub agents: Agents,
+    jobs: BTreeMap<JobId, Job>,
+    next_job: u32,
+    /// Running actions, in submission order.
+    actions: Vec<Action>,
+    /// Every task attempt launched and not yet ended, with its agent.
+    running: HashMap<TaskKey, AgentId>,
+    effects: Vec<Effect>,
+    changed: BTreeSet<JobId>,
+}
+
+impl Core {
+    /// A master run numbered `incarnation`.
+    pub fn new(incarnation: Incarnation, config: &CoreConfig) -> Self {
+        Self {
+            incarnation,
+            agents: Agents::new(incarnation, config.heartbeat_interval, config.lost_after),
+            jobs: BTreeMap::new(),
+            next_job: 0,
+            actions: Vec::new(),
+            running: HashMap::new(),
+            effects: Vec::new(),
+            changed: BTreeSet::new(),
+        }
+    }
+
+    /// This master run's incarnation.
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
+    }
+
+    /// The decisions taken since the last call, for the I/O layer.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// The jobs whose view changed since the last call.
+    pub fn take_changed(&mut self) -> BTreeSet<JobId> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Task attempts launched and not yet ended.
+    pub fn running_attempts(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Running actions.
+    pub fn active_actions(&self) -> usize {
+        self.actions.len()
+    }
+
+    // ---- jobs -------------------------------------------------------------
+
+    /// Accept a job: its driver waits for a slot.
+    pub fn submit_job(&mut self, spec: JobSpec) -> JobId {
+        self.next_job += 1;
+        let id = JobId { incarnation: self.incarnation, seq: self.next_job };
+        self.jobs.insert(id, Job::new(id, spec));
+        self.changed.insert(id);
+        id
+    }
+
+    /// The job `id`.
+    pub fn job(&self, id: JobId) -> Option<&Job> {
+        self.jobs.get(&id)
+    }
+
+    /// Add a dataset to a live job's plan; its id.
+    ///
+    /// # Errors
+    /// The job is unknown or has ended, or the plan refuses the node.
+    pub fn define(&mut self, job: JobId, node: Node, keyed: bool) -> Result<DatasetId, String> {
+        let j = self.live_job(job)?;
+        j.plan.add(node, keyed).map_err(|e: PlanError| e.to_string())
+    }
+
+    /// Mark a dataset of a live job to be cached.
+    ///
+    /// # Errors
+    /// The job is unknown or has ended, or the dataset is unknown.
+    pub fn cache(&mut self, job: JobId, ds: DatasetId) -> Result<(), String> {
+        self.live_job(job)?.plan.cache(ds).map_err(|e| e.to_string())
+    }
+
+    /// Add a broadcast value to a live job; its id.
+    ///
+    /// # Errors
+    /// The job is unknown or has ended.
+    pub fn broadcast(&mut self, job: JobId, value: Bytes) -> Result<u64, String> {
+        let j = self.live_job(job)?;
+        let id = j.broadcasts.len() as u64;
+        Arc::make_mut(&mut j.broadcasts).insert(id, value);
+        Ok(id)
+    }
+
+    fn live_job(&mut self, job: JobId) -> Result<&mut Job, String> {
+        match self.jobs.get_mut(&job) {
+            Some(j) if j.is_live() => Ok(j),
+            Some(_) => Err(format!("job {job} has ended")),
+            None => Err(format!("no job {job}")),
+        }
+    }
+
+    /// Remember the splits planned for a text dataset of `job`.
+    pub fn set_splits(&mut self, job: JobId, ds: DatasetId, splits: Vec<TextSplit>) {
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.splits.insert(ds, splits);
+        }
+    }
+
+    /// Remember the range bounds sampled for a sort of `job`.
+    pub fn set_range_bounds(&mut self, job: JobId, shuffle: ShuffleId, bounds: Vec<Vec<u8>>) {
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.range_bounds.insert(shuffle, bounds);
+        }
+    }
+
+    /// The value of `job`'s accumulator `name` (0 before any task added to
+    /// it); `None` when the job is unknown. As in Spark, a task's additions
+    /// count once per successful run.
+    pub fn accumulator(&self, job: JobId, name: &str) -> Option<i64> {
+        Some(self.jobs.get(&job)?.accumulators.get(name).copied().unwrap_or(0))
+    }
+
+    /// Run an action of `ctx.job` over `graph`; an [`Effect::ActionEnded`]
+    /// reports its end. Map outputs an earlier action of the job left are
+    /// adopted, not recomputed.
+    pub fn run_action(&mut self, ctx: JobContext, graph: JobGraph) -> ActionId {
+        let Some(job) = self.jobs.get_mut(&ctx.job) else {
+            let action = ActionId { job: ctx.job, seq: 0 };
+            let result = Err(format!("no job {}", ctx.job));
+            self.effects.push(Effect::ActionEnded { action, result });
+            return action;
+        };
+        job.actions_run += 1;
+        let action = ActionId { job: ctx.job, seq: job.actions_run };
+        let mut run = JobRun::new(action, graph, job.spec.max_task_attempts);
+        if !job.is_live() {
+            run.fail(format!("job {} has ended", ctx.job));
+        }
+        let skipped = run.adopt(&job.shuffles);
+        if skipped > 0 {
+            tracing::info!(%action, skipped, "map outputs of earlier actions reused");
+        }
+        self.changed.insert(ctx.job);
+        self.actions.push(Action { ctx, run });
+        self.reap();
+        action
+    }
+
+    /// Kill `job`: its driver and its actions' attempts. Returns whether it
+    /// was still running.
+    pub fn kill(&mut self, job: JobId) -> bool {
+        let Some(j) = self.jobs.get_mut(&job) else { return false };
+        if !j.is_live() {
+            return false;
+        }
+        j.phase = JobPhase::Killed;
+        j.message = "killed on request".into();
+        if let DriverSlot::Running(agent) = j.driver {
+            let key = TaskKey::driver(job, j.driver_attempt);
+            self.kill_attempts(agent, vec![key]);
+        }
+        self.end_driver(job, EndReason::Killed, String::new(), &TaskMetering::default());
+        true
+    }
+
+    fn end_driver(&mut self, job: JobId, end: EndReason, log: String, metering: &TaskMetering) {
+        let Some(j) = self.jobs.get_mut(&job) else { return };
+        if let DriverSlot::Running(agent) = j.driver {
+            self.agents.drivers(agent, false);
+        }
+        j.driver = DriverSlot::Ended;
+        j.totals.add(metering);
+        j.driver_log = log;
+        if j.phase == JobPhase::Running {
+            if end == EndReason::Finished {
+                j.phase = JobPhase::Succeeded;
+            } else {
+                j.phase = JobPhase::Failed;
+                j.message = end.to_string();
+            }
+        }
+        j.shuffles.clear();
+        tracing::info!(%job, phase = ?j.phase, "job ended");
+        self.changed.insert(job);
+        for a in self.actions.iter_mut().filter(|a| a.ctx.job == job) {
+            a.run.fail(format!("the job's driver ended: {end}"));
+        }
+        self.reap();
+        for agent in self.agents.live() {
+            let address = agent.address.clone();
+            self.effects.push(Effect::RemoveJob { agent: agent.id, address, job });
+        }
+    }
+
+    /// What clients see of `job`.
+    pub fn view(&self, job: JobId) -> Option<JobView> {
+        let j = self.jobs.get(&job)?;
+        let live = self.actions.iter().rev().find(|a| a.ctx.job == job);
+        let stages = match (live, &j.last_progress) {
+            (Some(a), _) => Some((a.run.action(), a.run.progress())),
+            (None, Some((action, p))) => Some((*action, p.clone())),
+            (None, None) => None,
+        };
+        let stages = stages
+            .map(|(action, p)| p.into_iter().map(|progress| StageView { action, progress }).collect())
+            .unwrap_or_default();
+        let mut totals = j.totals.clone();
+        for a in self.actions.iter().filter(|a| a.ctx.job == job) {
+            totals.add(a.run.metering());
+        }
+        Some(JobView {
+            id: job,
+            name: j.spec.name.clone(),
+            phase: j.phase,
+            message: j.message.clone(),
+            stages,
+            totals,
+            driver_log: j.driver_log.clone(),
+        })
+    }
+
+    /// Every job, oldest first.
+    pub fn jobs(&self) -> Vec<JobId> {
+        self.jobs.keys().copied().collect()
+    }
+
+    // ---- agents -----------------------------------------------------------
+
+    /// An agent registered.
+    pub fn register_agent(
+        &mut self,
+        address: String,
+        resources: Resources,
+        attributes: BTreeMap<String, String>,
+        now: Instant,
+    ) -> AgentId {
+        let id = self.agents.register(address.clone(), resources, attributes, now);
+        tracing::info!(agent = %id, %address, slots = resources.slots, "agent registered");
+        id
+    }
+
+    /// An agent heartbeat; `false` tells it to register again.
+    pub fn heartbeat(&mut self, agent: AgentId, now: Instant) -> bool {
+        self.agents.heartbeat(agent, now)
+    }
+
+    /// The clock moved: declare silent agents lost, end pauses that are over.
+    pub fn tick(&mut self, now: Instant) {
+        for agent in self.agents.sweep(now) {
+            tracing::warn!(%agent, "agent missed its heartbeats: LOST");
+            self.agent_lost(agent);
+        }
+    }
+
+    fn agent_lost(&mut self, agent: AgentId) {
+        self.running.retain(|_, a| *a != agent);
+        for j in self.jobs.values_mut() {
+            for o in j.shuffles.values_mut().flatten() {
+                if o.as_ref().is_some_and(|o| o.agent == agent) {
+                    *o = None;
+                }
+            }
+        }
+        let lost: Vec<JobId> =
+            self.jobs.values().filter(|j| j.driver == DriverSlot::Running(agent)).map(|j| j.id).collect();
+        for job in lost {
+            let message = format!("the agent running the driver ({agent}) was lost");
+            self.end_driver(job, EndReason::HostError { message }, String::new(), &TaskMetering::default());
+        }
+        for a in &mut self.actions {
+            a.run.on_agent_lost(agent);
+            self.changed.insert(a.ctx.job);
+        }
+        self.reap();
+    }
+
+    /// Task attempts on `agent` ended; `false` when the agent is unknown (it
+    /// must register again; the updates are not taken).
+    pub fn task_ends(&mut self, agent: AgentId, ends: Vec<TaskEnd>, now: Instant) -> bool {
+        if !self.agents.is_live(agent) {
+            return false;
+        }
+        for end in ends {
+            self.task_end(agent, end, now);
+        }
+        self.reap();
+        true
+    }
+
+    fn task_end(&mut self, agent: AgentId, end: TaskEnd, now: Instant) {
+        let key = end.key;
+        if key.is_driver() {
+            let Some(j) = self.jobs.get(&key.job()) else { return };
+            if j.driver == DriverSlot::Running(agent) && j.driver_attempt == key.attempt {
+                self.end_driver(key.job(), end.end, end.log, &end.metering);
+            }
+            return;
+        }
+        if self.running.remove(&key).is_some() {
+            self.agents.freed(agent, now);
+        }
+        if !end.log.is_empty() {
+            tracing::debug!(task = %key, log = %end.log, "task log");
+        }
+        let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) else { return };
+        self.changed.insert(key.job());
+        let finished = end.end == EndReason::Finished;
+        let outcome = match end.end {
+            EndReason::Finished => Outcome::Finished {
+                result: TaskResult { records: end.count, batch: end.result },
+                partition_bytes: end.partition_bytes,
+            },
+            EndReason::Killed => Outcome::Interrupted(TaskState::Killed),
+            other => Outcome::Failed(other),
+        };
+        // A sort's sample job runs its result stage's functions only to sample
+        // keys; the sort's map stage runs them again, and counts.
+        let sampling = matches!(a.ctx.sink, ResultSink::KeySample(_))
+            && a.run.graph().result_stage().is_some_and(|s| s.id == key.stage);
+        if a.run.on_outcome(&key, &end.metering, outcome)
+            && finished
+            && !sampling
+            && let Some(j) = self.jobs.get_mut(&key.job())
+        {
+            for (name, delta) in end.accumulators {
+                let sum = j.accumulators.entry(name).or_default();
+                *sum = sum.wrapping_add(delta);
+            }
+        }
+    }
+
+    /// `agent` did not start some of the tasks it was sent.
+    pub fn launch_refused(&mut self, agent: AgentId, refused: Vec<(TaskKey, Refused, String)>, now: Instant) {
+        let mut busy = false;
+        for (key, why, message) in refused {
+            tracing::debug!(task = %key, %agent, ?why, %message, "launch refused");
+            busy |= why == Refused::Busy;
+            if key.is_driver() {
+                self.driver_not_started(key, agent);
+                continue;
+            }
+            if self.running.remove(&key).is_some() {
+                self.agents.freed(agent, now);
+            }
+            let outcome = match why {
+                Refused::Invalid => Outcome::Failed(EndReason::HostError {
+                    message: format!("the agent refused the task: {message}"),
+                }),
+                Refused::Busy | Refused::Stopping => Outcome::Interrupted(TaskState::Lost),
+            };
+            if let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) {
+                a.run.on_outcome(&key, &TaskMetering::default(), outcome);
+            }
+        }
+        if busy {
+            self.agents.pause(agent, now);
+        }
+        self.reap();
+    }
+
+    /// A launch did not reach `agent`: its tasks run again (elsewhere or
+    /// later), and the agent is offered nothing for a while.
+    pub fn launch_failed(&mut self, agent: AgentId, tasks: Vec<TaskKey>, error: &str, now: Instant) {
+        tracing::warn!(%agent, tasks = tasks.len(), %error, "launch failed; the tasks will run again");
+        let refused = tasks.into_iter().map(|k| (k, Refused::Stopping, error.to_string())).collect();
+        self.launch_refused(agent, refused, now);
+        self.agents.pause(agent, now);
+    }
+
+    fn driver_not_started(&mut self, key: TaskKey, agent: AgentId) {
+        if let Some(j) = self.jobs.get_mut(&key.job())
+            && j.driver == DriverSlot::Running(agent)
+            && j.driver_attempt == key.attempt
+        {
+            j.driver = DriverSlot::Pending;
+            j.driver_attempt += 1;
+            self.agents.drivers(agent, false);
+        }
+    }
+
+    fn kill_attempts(&mut self, agent: AgentId, tasks: Vec<TaskKey>) {
+        if let Some(address) = self.agents.address(agent) {
+            let address = address.to_string();
+            self.effects.push(Effect::Kill { agent, address, tasks });
+        }
+    }
+
+    /// End the actions that are done: report them, keep their map outputs
+    /// for later actions, fold their metering into the job's totals, kill
+    /// their leftover attempts.
+    fn reap(&mut self) {
+        let mut i = 0;
+        while i < self.actions.len() {
+            if *self.actions[i].run.state() == JobState::Running {
+                i += 1;
+                continue;
+            }
+            let a = self.actions.remove(i);
+            let action = a.run.action();
+            let result = match a.run.state() {
+                JobState::Failed(msg) => Err(msg.clone()),
+                _ => Ok(output(&a)),
+            };
+            if let Some(j) = self.jobs.get_mut(&action.job) {
+                j.totals.add(a.run.metering());
+                j.last_progress = Some((action, a.run.progress()));
+                if j.is_live() {
+                    j.shuffles.extend(a.run.map_outputs().clone());
+                }
+            }
+            self.changed.insert(action.job);
+            let mut leftover: BTreeMap<AgentId, Vec<TaskKey>> = BTreeMap::new();
+            for (key, agent) in &self.running {
+                if key.action == action {
+                    leftover.entry(*agent).or_default().push(*key);
+                }
+            }
+            for (agent, tasks) in leftover {
+                self.kill_attempts(agent, tasks);
+            }
+            self.effects.push(Effect::ActionEnded { action, result });
+        }
+    }
+
+    // ---- placement --------------------------------------------------------
+
+    /// Place pending drivers and ready tasks on free slots: one
+    /// [`Effect::Launch`] per agent with everything placed on it.
+    pub fn schedule(&mut self, now: Instant) {
+        let mut batches: BTreeMap<AgentId, Vec<TaskDescriptor>> = BTreeMap::new();
+        self.place_drivers(now, &mut batches);
+        let mut failed = Vec::new();
+        for (i, a) in self.actions.iter_mut().enumerate() {
+            if self.agents.slots.is_empty() {
+                break;
+            }
+            let placed = a.run.accept(&mut self.agents.slots);
+            for (key, agent) in placed {
+                self.agents.placed(agent);
+                self.running.insert(key, agent);
+                match describe(&self.agents, a, key) {
+                    Ok(d) => batches.entry(agent).or_default().push(d),
+                    Err(e) => failed.push((i, key, agent, e)),
+                }
+            }
+        }
+        // A map output on an agent just lost (its loss is being handled) is
+        // recomputed: the task waits. Anything else the master cannot
+        // describe will not become describable by waiting: its action fails
+        // at once, naming the task.
+        for (i, key, agent, e) in failed {
+            self.running.remove(&key);
+            self.agents.freed(agent, now);
+            let run = &mut self.actions[i].run;
+            match e {
+                LaunchError::MissingMapOutputs(_) | LaunchError::UnknownAgent(_) => {
+                    run.on_outcome(&key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
+                }
+                LaunchError::MissingInput(..) | LaunchError::MissingRangeBounds(_) => {
+                    run.fail(format!("task {key} cannot be launched: {e}"));
+                }
+            }
+        }
+        for (agent, tasks) in batches {
+            if let Some(address) = self.agents.address(agent) {
+                let address = address.to_string();
+                self.effects.push(Effect::Launch { agent, address, tasks });
+            }
+        }
+        self.reap();
+    }
+
+    fn place_drivers(&mut self, now: Instant, batches: &mut BTreeMap<AgentId, Vec<TaskDescriptor>>) {
+        let pending: Vec<JobId> =
+            self.jobs.values().filter(|j| j.driver == DriverSlot::Pending).map(|j| j.id).collect();
+        for job in pending {
+            let Some(agent) = self.agents.roomiest_for_driver(now) else { return };
+            let Some(j) = self.jobs.get_mut(&job) else { continue };
+            j.driver = DriverSlot::Running(agent);
+            self.agents.drivers(agent, true);
+            let d = TaskDescriptor {
+                key: TaskKey::driver(job, j.driver_attempt),
+                component: j.spec.component,
+                limits: j.spec.limits.clone(),
+                broadcasts: Arc::default(),
+                body: TaskBody::Driver(DriverWork { args: j.spec.args.clone(), deadline: j.spec.deadline }),
+            };
+            batches.entry(agent).or_default().push(d);
+        }
+    }
+}
+
+/// The descriptor of attempt `key` of `action`.
+fn describe(agents: &Agents, action: &Action, key: TaskKey) -> Result<TaskDescriptor, LaunchError> {
+    let run = &action.run;
+    let stage = run
+        .graph()
+        .stages
+        .get(key.stage.0 as usize)
+        .ok_or(LaunchError::MissingInput(DatasetId(0), "such stage"))?;
+    let plan = stage
+        .tasks
+        .get(key.partition as usize)
+        .ok_or(LaunchError::MissingInput(DatasetId(0), "such task"))?;
+    let maps = |shuffle: ShuffleId, reduce: u32| -> Result<Vec<MapLocation>, LaunchError> {
+        let outs = run.map_outputs().get(&shuffle).ok_or(LaunchError::MissingMapOutputs(shuffle))?;
+        outs.iter()
+            .enumerate()
+            .map(|(m, o)| {
+                let o = o.as_ref().ok_or(LaunchError::MissingMapOutputs(shuffle))?;
+                let address = agents.address(o.agent).ok_or(LaunchError::UnknownAgent(o.agent))?;
+                let bytes = o.partition_bytes.get(reduce as usize).copied().unwrap_or(0);
+                Ok(MapLocation { map: m as u32, address: address.to_string(), bytes })
+            })
+            .collect()
+    };
+    descriptor(&action.ctx, stage, plan, key, &maps)
+}
+
+fn output(a: &Action) -> JobOutput {
+    let results = a.run.results().unwrap_or_default();
+    match a.ctx.sink {
+        ResultSink::Count => JobOutput::Count(results.iter().map(|r| r.records).sum()),
+        ResultSink::Records { .. } => JobOutput::Records(results.into_iter().map(|r| r.batch).collect()),
+        ResultSink::Text(_) => JobOutput::Written(results.len() as u32),
+        ResultSink::KeySample(_) => {
+            JobOutput::Samples(results.into_iter().map(|r| (r.records, r.batch)).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,294 @@
+//! The agents: who is in the cluster, what they offer, whether they live, and
+//! how many of their slots are free.
+//!
+//! Agents register with their resources (task slots, memory), attributes and
+//! address, and then heartbeat every interval. An agent silent for
+//! `lost_after` intervals is declared **LOST**: [`Agents::sweep`] returns it so
+//! its tasks can fail over, and its next heartbeat is told to register again.
+//! An id from another master run (or never given) is unknown: its holder is
+//! told to register again too, never mistaken for the agent holding that
+//! number now.
+//!
+//! An agent that refuses a launch because its slots are busy (stale attempts
+//! still hold them) is **paused**: offered nothing until one of its attempts
+//! ends, or until a backoff (doubling with jitter, bounded) has passed.
+
+use crate::slots::SlotIndex;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+use weft_core::ids::{AgentId, Incarnation};
+
+/// What an agent offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resources {
+    /// Concurrent tasks.
+    pub slots: u32,
+    /// Memory for tasks, in bytes.
+    pub memory: u64,
+}
+
+/// One registered agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Its id.
+    pub id: AgentId,
+    /// Where its Agent and Blocks services listen.
+    pub address: String,
+    /// What it offers.
+    pub resources: Resources,
+    /// Operator-set attributes (rack, zone, ...).
+    pub attributes: BTreeMap<String, String>,
+    /// Whether it is lost.
+    pub lost: bool,
+    /// When it last heartbeat (or registered).
+    pub last_seen: Instant,
+    /// Task attempts placed on it and not yet ended.
+    pub running: u32,
+    /// Drivers placed on it and not yet ended.
+    pub drivers: u32,
+    /// Offered nothing before this instant (it refused a launch).
+    pub paused_until: Option<Instant>,
+    /// The next pause, doubled at each refusal in a row.
+    backoff: Duration,
+}
+
+/// The first pause after a refused launch.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest pause.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Every agent, and the free task slots of the live ones.
+#[derive(Debug)]
+pub struct Agents {
+    incarnation: Incarnation,
+    agents: HashMap<AgentId, Agent>,
+    next: u32,
+    interval: Duration,
+    lost_after: u32,
+    /// Free slots of live, unpaused agents: what the allocator offers.
+    pub slots: SlotIndex,
+}
+
+impl Agents {
+    /// No agents yet; ids will carry `incarnation`.
+    pub fn new(incarnation: Incarnation, interval: Duration, lost_after: u32) -> Self {
+        Self {
+            incarnation,
+            agents: HashMap::new(),
+            next: 0,
+            interval,
+            lost_after: lost_after.max(1),
+            slots: SlotIndex::new(),
+        }
+    }
+
+    /// The heartbeat interval agents are told to keep.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Register an agent; it gets a fresh id (a returning agent too: its old
+    /// tasks were or will be failed over under the old id).
+    pub fn register(
+        &mut self,
+        address: String,
+        resources: Resources,
+        attributes: BTreeMap<String, String>,
+        now: Instant,
+    ) -> AgentId {
+        let id = AgentId { incarnation: self.incarnation, seq: self.next };
+        self.next += 1;
+        let agent = Agent {
+            id,
+            address,
+            resources,
+            attributes,
+            lost: false,
+            last_seen: now,
+            running: 0,
+            drivers: 0,
+            paused_until: None,
+            backoff: FIRST_BACKOFF,
+        };
+        self.agents.insert(id, agent);
+        self.reindex(id, now);
+        id
+    }
+
+    /// Record a heartbeat; `false` when the agent is unknown or lost (it must
+    /// register again).
+    pub fn heartbeat(&mut self, id: AgentId, now: Instant) -> bool {
+        match self.agents.get_mut(&id) {
+            Some(a) if !a.lost => {
+                a.last_seen = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `id` is a live agent.
+    pub fn is_live(&self, id: AgentId) -> bool {
+        self.agents.get(&id).is_some_and(|a| !a.lost)
+    }
+
+    /// Declare agents silent for too long lost, and end pauses that are
+    /// over; returns the newly lost agents.
+    pub fn sweep(&mut self, now: Instant) -> Vec<AgentId> {
+        let limit = self.interval * self.lost_after;
+        let mut lost = Vec::new();
+        let mut unpaused = Vec::new();
+        for a in self.agents.values_mut().filter(|a| !a.lost) {
+            if now.saturating_duration_since(a.last_seen) > limit {
+                a.lost = true;
+                lost.push(a.id);
+            } else if a.paused_until.is_some_and(|t| t <= now) {
+                a.paused_until = None;
+                unpaused.push(a.id);
+            }
+        }
+        lost.sort();
+        for id in lost.iter().chain(&unpaused) {
+            self.reindex(*id, now);
+        }
+        lost
+    }
+
+    /// The agent `id`, live or lost.
+    pub fn get(&self, id: AgentId) -> Option<&Agent> {
+        self.agents.get(&id)
+    }
+
+    /// The address of a live agent.
+    pub fn address(&self, id: AgentId) -> Option<&str> {
+        self.agents.get(&id).filter(|a| !a.lost).map(|a| a.address.as_str())
+    }
+
+    /// Live agents, by id.
+    pub fn live(&self) -> Vec<&Agent> {
+        let mut v: Vec<&Agent> = self.agents.values().filter(|a| !a.lost).collect();
+        v.sort_by_key(|a| a.id);
+        v
+    }
+
+    /// Task slots of the live agents.
+    pub fn capacity(&self) -> u32 {
+        self.agents.values().filter(|a| !a.lost).map(|a| a.resources.slots).sum()
+    }
+
+    fn reindex(&mut self, id: AgentId, now: Instant) {
+        let free = match self.agents.get(&id) {
+            Some(a) if !a.lost && a.paused_until.is_none_or(|t| t <= now) => {
+                a.resources.slots.saturating_sub(a.running)
+            }
+            _ => 0,
+        };
+        self.slots.set(id, free);
+    }
+
+    /// An attempt was placed on `id` (its slot was taken from the index).
+    pub fn placed(&mut self, id: AgentId) {
+        if let Some(a) = self.agents.get_mut(&id) {
+            a.running += 1;
+        }
+    }
+
+    /// An attempt on `id` ended (or never started): its slot is free again,
+    /// and a paused agent is offered again, as it has just shown a free slot.
+    pub fn freed(&mut self, id: AgentId, now: Instant) {
+        if let Some(a) = self.agents.get_mut(&id) {
+            a.running = a.running.saturating_sub(1);
+            a.paused_until = None;
+            a.backoff = FIRST_BACKOFF;
+        }
+        self.reindex(id, now);
+    }
+
+    /// `id` refused a launch (busy) or could not be reached: offer it nothing
+    /// for a while, longer at each refusal in a row (with jitter, bounded).
+    pub fn pause(&mut self, id: AgentId, now: Instant) {
+        if let Some(a) = self.agents.get_mut(&id) {
+            let jitter = a.backoff.mul_f64(fastrand::f64() * 0.5);
+            a.paused_until = Some(now + a.backoff + jitter);
+            a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
+        }
+        self.reindex(id, now);
+    }
+
+    /// A driver was placed on (`+1`) or left (`-1`) agent `id`.
+    pub fn drivers(&mut self, id: AgentId, placed: bool) {
+        if let Some(a) = self.agents.get_mut(&id) {
+            a.drivers = if placed { a.drivers + 1 } else { a.drivers.saturating_sub(1) };
+        }
+    }
+
+    /// The live agent with the most free driver slots (as many as task slots).
+    pub fn roomiest_for_driver(&self, now: Instant) -> Option<AgentId> {
+        self.agents
+            .values()
+            .filter(|a| !a.lost && a.paused_until.is_none_or(|t| t <= now) && a.drivers < a.resources.slots)
+            .max_by_key(|a| (a.resources.slots - a.drivers, std::cmp::Reverse(a.id)))
+            .map(|a| a.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(slots: u32) -> Resources {
+        Resources { slots, memory: 1 << 30 }
+    }
+
+    #[test]
+    fn silent_agents_are_lost_and_must_reregister() {
+        let t0 = Instant::now();
+        let mut r = Agents::new(Incarnation(1), Duration::from_millis(100), 3);
+        let a = r.register("a:1".into(), res(2), BTreeMap::new(), t0);
+        let b = r.register("b:1".into(), res(4), BTreeMap::new(), t0);
+        assert_ne!(a, b);
+        assert_eq!((r.capacity(), r.slots.total()), (6, 6));
+
+        assert!(r.heartbeat(a, t0 + Duration::from_millis(250)));
+        assert!(r.sweep(t0 + Duration::from_millis(300)).is_empty(), "300ms is not past 3 intervals");
+        assert_eq!(r.sweep(t0 + Duration::from_millis(301)), [b]);
+        assert!(r.sweep(t0 + Duration::from_millis(302)).is_empty(), "lost once");
+        assert!(!r.heartbeat(b, t0 + Duration::from_millis(400)));
+        assert_eq!((r.capacity(), r.slots.total()), (2, 2), "a lost agent offers nothing");
+    }
+
+    #[test]
+    fn ids_of_another_master_run_are_unknown() {
+        let t0 = Instant::now();
+        let mut old = Agents::new(Incarnation(1), Duration::from_secs(1), 3);
+        let mut new = Agents::new(Incarnation(2), Duration::from_secs(1), 3);
+        let stale = old.register("a:1".into(), res(1), BTreeMap::new(), t0);
+        let fresh = new.register("b:1".into(), res(1), BTreeMap::new(), t0);
+        assert_eq!(stale.seq, fresh.seq, "the same number in both runs");
+        assert!(!new.heartbeat(stale, t0), "the old run's agent must register again");
+        assert!(new.heartbeat(fresh, t0));
+    }
+
+    #[test]
+    fn a_refusing_agent_is_paused_until_a_slot_frees_or_its_backoff_ends() {
+        let t0 = Instant::now();
+        let mut r = Agents::new(Incarnation(1), Duration::from_secs(10), 3);
+        let a = r.register("a:1".into(), res(2), BTreeMap::new(), t0);
+        r.pause(a, t0);
+        assert_eq!(r.slots.free(a), 0, "paused: offered nothing");
+        let until = r.get(a).unwrap().paused_until.unwrap();
+        assert!(until >= t0 + FIRST_BACKOFF && until <= t0 + FIRST_BACKOFF * 3 / 2);
+        r.sweep(until);
+        assert_eq!(r.slots.free(a), 2, "the backoff is over");
+        // Refusals in a row back off further, up to the bound.
+        for _ in 0..20 {
+            r.pause(a, t0);
+        }
+        let until = r.get(a).unwrap().paused_until.unwrap();
+        assert!(until - t0 <= MAX_BACKOFF * 3 / 2, "bounded: {:?}", until - t0);
+        assert!(until - t0 >= MAX_BACKOFF, "grown: {:?}", until - t0);
+        r.placed(a);
+        r.freed(a, t0);
+        assert_eq!(r.slots.free(a), 2, "a freed slot ends the pause at once");
+    }
+}

@@ -1,0 +1,152 @@
+//! Submitted jobs as the master keeps them: identity, driver, plan, results
+//! of earlier actions, totals; and the view of a job that clients read.
+
+use crate::job::{MapOutputs, StageProgress};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_core::artifact::Digest;
+use weft_core::ids::{ActionId, AgentId, DatasetId, JobId, ShuffleId};
+use weft_core::io::TextSplit;
+use weft_core::limits::TaskLimits;
+use weft_core::metering::TaskMetering;
+use weft_core::plan::Plan;
+
+/// Where a submitted job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobPhase {
+    /// Its driver waits for a slot or runs.
+    Running,
+    /// Its driver's `main` returned `Ok`.
+    Succeeded,
+    /// Its driver failed (or an action it could not go on without).
+    Failed,
+    /// Killed on request.
+    Killed,
+}
+
+/// What a client submits.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// A name for people.
+    pub name: String,
+    /// Who submitted it.
+    pub tenant: String,
+    /// Its component.
+    pub component: Digest,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Its tasks' limits.
+    pub limits: TaskLimits,
+    /// Failures of one task before an action fails.
+    pub max_task_attempts: u32,
+    /// The driver's own wall-clock limit; `None` for none.
+    pub deadline: Option<Duration>,
+}
+
+/// Where a job's driver is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DriverSlot {
+    /// Waiting for a driver slot.
+    Pending,
+    /// Launched on an agent.
+    Running(AgentId),
+    /// Ended.
+    Ended,
+}
+
+/// One submitted job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Its id.
+    pub id: JobId,
+    /// What was submitted.
+    pub spec: JobSpec,
+    /// Where it stands.
+    pub phase: JobPhase,
+    /// Why it failed, when it did.
+    pub message: String,
+    /// The driver's log, once it ended.
+    pub driver_log: String,
+    /// Every attempt's metering (its driver's and every action's), rolled up.
+    pub totals: TaskMetering,
+    /// The datasets its driver defined.
+    pub plan: Plan,
+    /// Its broadcast values, by id.
+    pub broadcasts: Arc<BTreeMap<u64, Bytes>>,
+    /// The splits of each text dataset, planned by the first action that
+    /// read it: later actions read the same partitions, so their map outputs
+    /// can be reused (and the input is listed once).
+    pub splits: BTreeMap<DatasetId, Vec<TextSplit>>,
+    /// The range bounds of its sorts into several partitions, by shuffle,
+    /// sampled by the first action that needed them.
+    pub range_bounds: BTreeMap<ShuffleId, Vec<Vec<u8>>>,
+    /// Actions (and sample jobs) started so far; the last number given.
+    pub actions_run: u32,
+    /// The sum of what the finished tasks of its actions added, by name.
+    pub accumulators: BTreeMap<String, i64>,
+    /// Map outputs kept between its actions.
+    pub(crate) shuffles: MapOutputs,
+    pub(crate) driver: DriverSlot,
+    pub(crate) driver_attempt: u32,
+    /// The stages of its latest action, as they stood when it ended.
+    pub(crate) last_progress: Option<(ActionId, Vec<StageProgress>)>,
+}
+
+impl Job {
+    pub(crate) fn new(id: JobId, spec: JobSpec) -> Self {
+        Self {
+            id,
+            spec,
+            phase: JobPhase::Running,
+            message: String::new(),
+            driver_log: String::new(),
+            totals: TaskMetering::default(),
+            plan: Plan::new(),
+            broadcasts: Arc::default(),
+            splits: BTreeMap::new(),
+            range_bounds: BTreeMap::new(),
+            actions_run: 0,
+            accumulators: BTreeMap::new(),
+            shuffles: MapOutputs::new(),
+            driver: DriverSlot::Pending,
+            driver_attempt: 0,
+            last_progress: None,
+        }
+    }
+
+    /// Whether its driver has not ended yet.
+    pub fn is_live(&self) -> bool {
+        self.driver != DriverSlot::Ended
+    }
+}
+
+/// One stage of a job's latest action, as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageView {
+    /// The action.
+    pub action: ActionId,
+    /// The stage's progress.
+    pub progress: StageProgress,
+}
+
+/// A job as clients see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    /// Its id.
+    pub id: JobId,
+    /// Its name.
+    pub name: String,
+    /// Where it stands.
+    pub phase: JobPhase,
+    /// Why it failed.
+    pub message: String,
+    /// The stages of its latest action.
+    pub stages: Vec<StageView>,
+    /// Its metering so far.
+    pub totals: TaskMetering,
+    /// Its driver's log, once the driver ended.
+    pub driver_log: String,
+}
