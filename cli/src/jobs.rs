@@ -212,6 +212,12 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
         a.job.clone()
     };
     let mut c = jobs(&a.client.master, &a.client.token).await?;
+    // The job's relative paths are the submitter's: the master resolves them against
+    // this directory. Without one (unusable, or not UTF-8) the master refuses them.
+    let working_dir = std::env::current_dir()
+        .ok()
+        .and_then(|dir| dir.into_os_string().into_string().ok())
+        .unwrap_or_default();
     let req = SubmitRequest {
         artifact,
         args: a.args.clone(),
@@ -220,6 +226,7 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
             .job_deadline
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
         max_task_attempts: a.max_task_attempts.unwrap_or(0),
+        working_dir,
         ..Default::default()
     };
     let reply = c.submit(req).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();

@@ -49,13 +49,16 @@
 //! | [`setup_job`](OutputCommitter::setup_job) | driver | refuses ([`IoError::OutputExists`]) if anything is at the location |
 //! | [`task_writer`](OutputCommitter::task_writer) + [`finish`](TextPartWriter::finish) | task attempt | writes `_temporary/<attempt>/part-<partition:05>` |
 //! | [`commit_task`](OutputCommitter::commit_task) | task attempt | creates `_temporary/claims/part-N` if absent (conditional PUT: one attempt wins), copies its file to `_temporary/committed/part-N` |
-//! | [`commit_job`](OutputCommitter::commit_job) | driver | moves every committed part to `<location>/part-N`, writes `_SUCCESS`, deletes `_temporary/` |
+//! | [`commit_job`](OutputCommitter::commit_job)`(n)` | driver | checks that each of the `n` partitions has a committed part (else rolls back: [`IoError::IncompleteOutput`]), moves each to `<location>/part-N`, writes `_SUCCESS`, deletes `_temporary/` |
 //! | [`abort_job`](OutputCommitter::abort_job) | driver | deletes published parts (unless `_SUCCESS` exists) and `_temporary/` |
 //!
 //! A second commit of a partition by another attempt is [`IoError::CommitDenied`]
 //! (the scheduler discards that attempt, as Spark's commit coordinator does); the
 //! winner committing again is a no-op. The driver calls `commit_job` only after every
-//! partition's `commit_task` succeeded, and commits no task after it.
+//! partition's `commit_task` succeeded, and commits no task after it. It tells
+//! `commit_job` how many partitions the job has, so output that tasks committed
+//! somewhere the driver cannot see (a local path on another machine) fails the job
+//! instead of being published without its parts.
 //!
 //! ## What "atomic" means
 //!
@@ -68,8 +71,10 @@
 //!   filesystem).
 //! - **Only committed attempts reach the final location**, and only in `commit_job`;
 //!   before it, everything lives under `_temporary/`, which listings skip.
-//! - **`_SUCCESS` is written after every part is in place.** A reader that sees it sees
-//!   the complete output. During `commit_job` (or after it crashed) a listing may show
+//! - **`_SUCCESS` is written after every part is in place**, and only when every
+//!   partition of the job has one: `commit_job` checks the committed parts against the
+//!   job's partition count before it moves anything. A reader that sees it sees the
+//!   complete output. During `commit_job` (or after it crashed) a listing may show
 //!   some parts without `_SUCCESS`: that output is incomplete. Calling `commit_job`
 //!   again finishes it; `abort_job` removes the parts it published, so a failed job
 //!   leaves nothing at the location, and a retried job starts from an empty one.
@@ -119,7 +124,7 @@
 //! }
 //! committer.commit_task(0, 1).await?;
 //! assert!(committer.commit_task(0, 0).await.is_err()); // denied: attempt 1 won
-//! committer.commit_job().await?;
+//! committer.commit_job(1).await?; // the job's one partition
 //! assert_eq!(std::fs::read_to_string(out.join("part-00000"))?, "attempt 1\n");
 //! assert!(out.join("_SUCCESS").exists() && !out.join("_temporary").exists());
 //! assert!(committer.setup_job().await.is_err()); // never overwrites

@@ -209,80 +209,94 @@ fn output(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use weft_core::ids::{ActionId, Incarnation, JobId as CoreJobId, ShuffleId as CoreShuffleId, StageId};
+    use weft_core::task::{Aggregate, Combiner, DriverWork, MapLocation, ShuffleWrite, TaskWork};
 
-    fn spec() -> v1::TaskSpec {
-        v1::TaskSpec {
-            task: Some(v1::TaskRef { job_id: "job-1".into(), stage_id: 1, partition: 4, attempt: 2 }),
-            component: Digest::of(b"x").to_string(),
-            input: Some(v1::TaskInput {
-                source: Some(task_input::Source::Shuffle(v1::ShuffleRead {
-                    shuffle: 3,
+    const ORIGIN: Origin<'static> = Origin { artifact_source: "", master: "" };
+
+    fn descriptor() -> TaskDescriptor {
+        let job = CoreJobId { incarnation: Incarnation(0xabc), seq: 1 };
+        TaskDescriptor {
+            key: TaskKey { action: ActionId { job, seq: 3 }, stage: StageId(1), partition: 4, attempt: 2 },
+            component: Digest::of(b"x"),
+            limits: TaskLimits::default(),
+            broadcasts: Arc::default(),
+            body: TaskBody_::Work(Box::new(TaskWork {
+                input: TaskInput::Shuffle(ShuffleRead {
+                    shuffle: CoreShuffleId(3),
                     reduce: 4,
-                    aggregate: v1::Aggregate::SumI64 as i32,
-                    maps: vec![v1::MapLocation { map: 0, address: "10.0.0.1:1".into() }],
-                })),
-            }),
-            input_keyed: true,
-            output: Some(v1::TaskOutput {
-                sink: Some(task_output::Sink::Shuffle(v1::ShuffleWrite {
-                    shuffle: 5,
+                    aggregate: Aggregate::SumI64,
+                    maps: vec![MapLocation { map: 0, address: "10.0.0.1:1".into(), bytes: 77 }],
+                }),
+                chain: Arc::from(Vec::new()),
+                input_keyed: true,
+                output_keyed: true,
+                output: TaskOutput::Shuffle(ShuffleWrite {
+                    shuffle: CoreShuffleId(5),
                     partitions: 2,
-                    combiner: Some(shuffle_write::Combiner::Guest("add".into())),
-                    ..Default::default()
-                })),
-            }),
-            ..Default::default()
+                    partitioning: Partitioning::Hash,
+                    combiner: Combiner::Guest("add".into()),
+                }),
+            })),
         }
     }
 
     #[test]
-    fn a_reduce_spec_parses_with_its_map_locations_and_block_dir() {
+    fn a_reduce_parses_with_its_map_locations_sizes_and_the_jobs_block_dir() {
         let store = BlockStore::new("/work");
-        let p = parse(spec(), &AgentConfig::default(), &store).unwrap();
-        assert_eq!(p.limits, TaskLimits::default(), "unset limits are the defaults");
+        let p = parse(descriptor(), &ORIGIN, &AgentConfig::default(), &store).unwrap();
+        assert_eq!(p.job.as_str(), "job-00000abc-1", "shuffle files live under the submitted job");
+        assert_eq!(
+            p.artifact_source,
+            AgentConfig::default().master,
+            "an empty origin is the configured master"
+        );
         let Body::Task(t) = p.body else { panic!("not a task") };
         assert_eq!(t.map_outputs, [(ShuffleId(3), MapId(0), "10.0.0.1:1".to_string())]);
         let Input::Shuffle { blocks, aggregate } = &t.input else { panic!("{:?}", t.input) };
         assert_eq!(
-            (blocks[0].block, *aggregate),
-            (BlockId::new(ShuffleId(3), MapId(0), ReduceId(4)), Aggregate::SumI64)
+            (blocks[0].block, blocks[0].size),
+            (BlockId::new(ShuffleId(3), MapId(0), ReduceId(4)), 77)
         );
+        assert_eq!(*aggregate, Aggregate::SumI64);
         let OutputSpec::Shuffle { dir, map, combiner, .. } = &t.output else { panic!("{:?}", t.output) };
         assert_eq!((dir.clone(), *map), (store.shuffle_dir(&p.job), MapId(4)));
-        assert_eq!(combiner, &MapCombine::Guest("add".into()));
-        assert_eq!(p.job.as_str(), "job-1", "without a scope, the task's own job");
+        assert_eq!(combiner, &Combiner::Guest("add".into()));
     }
 
     #[test]
-    fn the_shuffle_scope_names_the_block_dir() {
+    fn a_driver_runs_under_its_own_deadline() {
         let store = BlockStore::new("/work");
-        let mut s = spec();
-        s.task.as_mut().unwrap().job_id = "job-1.3".into();
-        s.shuffle_scope = "job-1".into();
-        let p = parse(s.clone(), &AgentConfig::default(), &store).unwrap();
-        assert_eq!((p.job.as_str(), p.key.job.as_str()), ("job-1", "job-1.3"));
-        let Body::Task(t) = p.body else { panic!("not a task") };
-        let OutputSpec::Shuffle { dir, .. } = &t.output else { panic!("{:?}", t.output) };
-        assert_eq!(dir, &store.shuffle_dir(&JobId::new("job-1").unwrap()));
-        s.shuffle_scope = "../x".into();
-        assert!(matches!(parse(s, &AgentConfig::default(), &store), Err(LaunchError::JobId(_))));
+        let mut d = descriptor();
+        d.body = TaskBody_::Driver(DriverWork { args: vec![], deadline: None });
+        let p = parse(d.clone(), &ORIGIN, &AgentConfig::default(), &store).unwrap();
+        assert_eq!(p.limits.deadline, NO_DEADLINE, "no job deadline: the task deadline does not apply");
+        d.body =
+            TaskBody_::Driver(DriverWork { args: vec![], deadline: Some(std::time::Duration::from_secs(9)) });
+        let p = parse(d, &ORIGIN, &AgentConfig::default(), &store).unwrap();
+        assert_eq!(p.limits.deadline, std::time::Duration::from_secs(9));
     }
 
     #[test]
-    fn malformed_specs_are_refused() {
-        let config = AgentConfig::default();
+    fn bad_locations_and_bounds_are_refused() {
         let store = BlockStore::new("/work");
-        let mut s = spec();
-        s.task.as_mut().unwrap().job_id = "../etc".into();
-        assert!(matches!(parse(s, &config, &store), Err(LaunchError::JobId(_))));
-        let mut s = spec();
-        s.component = "sha256:00".into();
-        assert!(matches!(parse(s, &config, &store), Err(LaunchError::Digest(_))));
-        let mut s = spec();
-        s.output = None;
-        assert!(matches!(parse(s, &config, &store), Err(LaunchError::Proto(_))));
-        let mut s = spec();
-        s.chain = vec![v1::Step { kind: 0, function: "f".into() }];
-        assert!(matches!(parse(s, &config, &store), Err(LaunchError::Proto(_))));
+        let mut d = descriptor();
+        if let TaskBody_::Work(w) = &mut d.body {
+            w.output = TaskOutput::Shuffle(ShuffleWrite {
+                shuffle: CoreShuffleId(5),
+                partitions: 1,
+                partitioning: Partitioning::Range { bounds: vec!["a".into(), "b".into()], descending: false },
+                combiner: Combiner::None,
+            });
+        }
+        assert!(matches!(
+            parse(d, &ORIGIN, &AgentConfig::default(), &store),
+            Err(LaunchError::Partitioner(_))
+        ));
+        let mut d = descriptor();
+        if let TaskBody_::Work(w) = &mut d.body {
+            w.output = TaskOutput::Text { location: "gs://nope/out".into() };
+        }
+        assert!(matches!(parse(d, &ORIGIN, &AgentConfig::default(), &store), Err(LaunchError::Location(_))));
     }
 }

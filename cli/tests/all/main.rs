@@ -6,4 +6,5 @@
 
 mod bad_input;
 mod cluster;
+mod paths;
 mod support;

@@ -89,9 +89,15 @@ impl Drop for Proc {
 
 /// A `weft master` process on a free loopback port, and its URL.
 pub fn master(dir: &Path) -> (Proc, String) {
+    master_in(dir, &std::env::current_dir().unwrap())
+}
+
+/// [`master`], running in the current directory `cwd`.
+pub fn master_in(dir: &Path, cwd: &Path) -> (Proc, String) {
     let mut c = weft();
     c.args(["master", "--listen", "127.0.0.1:0", "--cluster-token", TOKEN, "--data-dir"])
-        .arg(dir.join("master"));
+        .arg(dir.join("master"))
+        .current_dir(cwd);
     let p = Proc::spawn(c);
     let line = p.wait_for("listening on", Duration::from_secs(30));
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
@@ -100,7 +106,13 @@ pub fn master(dir: &Path) -> (Proc, String) {
 
 /// A `weft agent` process registered with `master`.
 pub fn agent(master: &str, dir: &Path, name: &str, token: &str) -> Proc {
+    agent_in(master, dir, name, token, &std::env::current_dir().unwrap())
+}
+
+/// [`agent`], running in the current directory `cwd`.
+pub fn agent_in(master: &str, dir: &Path, name: &str, token: &str, cwd: &Path) -> Proc {
     let mut c = weft();
+    c.current_dir(cwd);
     c.args([
         "agent",
         "--master",

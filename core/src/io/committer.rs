@@ -24,6 +24,11 @@ pub fn part_name(partition: u32) -> String {
     format!("part-{partition:05}")
 }
 
+/// The partition of a part file's path (`…/part-00007` → 7).
+fn partition_of(path: &Path) -> Option<u32> {
+    path.filename()?.strip_prefix("part-")?.parse().ok()
+}
+
 /// Writes text output to a location so that it appears complete or not at all.
 ///
 /// Stateless: the driver and every task may build their own committer for the same
@@ -168,19 +173,34 @@ impl OutputCommitter {
         }
     }
 
-    /// Publishes the job: moves every committed part to `<location>/part-<n>`, writes
-    /// `_SUCCESS`, then deletes `_temporary/`. Returns the partitions published.
+    /// Publishes the job's `partitions` parts: checks that every partition
+    /// `0..partitions` was committed, moves each committed part to
+    /// `<location>/part-<n>`, writes `_SUCCESS`, then deletes `_temporary/`.
+    ///
+    /// All or nothing: when any partition has neither a committed nor an already
+    /// published part, nothing is moved, the job is rolled back as by
+    /// [`abort_job`](Self::abort_job) (so the location is empty again), and the
+    /// result is [`IoError::IncompleteOutput`] naming the missing partitions. Claims
+    /// of partitions outside `0..partitions` are not the job's: they are never
+    /// published, and go with `_temporary/`.
     ///
     /// Idempotent: after a crash, calling it again finishes the job (parts already
-    /// moved are recognised). A claimed partition whose part is neither committed nor
-    /// published is [`IoError::IncompleteCommit`], and nothing is marked successful.
-    #[tracing::instrument(name = "weft.core.io.commit_job", skip_all, fields(uri = %self.location))]
-    pub async fn commit_job(&self) -> Result<Vec<u32>, IoError> {
-        let mut partitions = self.claimed_partitions().await?;
-        partitions.sort_unstable();
+    /// moved are recognised). A failure of the store part-way (not an incomplete
+    /// output) leaves the parts where they are: call it again, or abort.
+    #[tracing::instrument(name = "weft.core.io.commit_job", skip(self), fields(uri = %self.location))]
+    pub async fn commit_job(&self, partitions: u32) -> Result<(), IoError> {
+        let missing = self.missing_partitions(partitions).await?;
+        if !missing.is_empty() {
+            let err = IoError::IncompleteOutput { uri: self.location.uri(), missing, partitions };
+            tracing::warn!(%err, "job output incomplete; rolling back");
+            if let Err(rollback) = self.abort_job().await {
+                tracing::warn!(%rollback, "rolling back incomplete output failed; call abort_job again");
+            }
+            return Err(err);
+        }
         // By value, not `&u32`: a closure over a reference makes this future's
         // `Send` unprovable to callers in `async_trait` services (rustc #102211).
-        futures::stream::iter(partitions.clone().into_iter().map(|partition| self.publish(partition)))
+        futures::stream::iter((0..partitions).map(|partition| self.publish(partition, partitions)))
             .buffer_unordered(MOVE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
@@ -190,19 +210,47 @@ impl OutputCommitter {
             .await
             .map_err(|source| self.error(&success, source))?;
         self.delete_temporary().await?;
-        tracing::info!(parts = partitions.len(), "job output committed");
-        Ok(partitions)
+        tracing::info!(parts = partitions, "job output committed");
+        Ok(())
     }
 
-    async fn publish(&self, partition: u32) -> Result<(), IoError> {
+    /// The partitions of `0..partitions` with neither a committed part (below
+    /// `_temporary/committed/`) nor a published one (a retried `commit_job`), sorted.
+    async fn missing_partitions(&self, partitions: u32) -> Result<Vec<u32>, IoError> {
+        let mut present = vec![false; partitions as usize];
+        let committed = self.temporary().child("committed");
+        for dir in [&committed, self.location.path()] {
+            for partition in self.parts_in(dir).await? {
+                if let Some(seen) = present.get_mut(partition as usize) {
+                    *seen = true;
+                }
+            }
+        }
+        Ok((0..partitions).filter(|&p| !present[p as usize]).collect())
+    }
+
+    /// The partitions whose part file is directly in `dir` (not below it).
+    async fn parts_in(&self, dir: &Path) -> Result<Vec<u32>, IoError> {
+        let listed = match self.store().list_with_delimiter(Some(dir)).await {
+            Ok(listed) => listed.objects,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(source) => return Err(self.error(dir, source)),
+        };
+        Ok(listed.iter().filter_map(|meta| partition_of(&meta.location)).collect())
+    }
+
+    async fn publish(&self, partition: u32, partitions: u32) -> Result<(), IoError> {
         let (from, to) = (self.committed_path(partition), self.final_path(partition));
         match self.store().rename(&from, &to).await {
             Ok(()) => Ok(()),
             Err(object_store::Error::NotFound { .. }) => match self.store().head(&to).await {
                 Ok(_) => Ok(()),
-                Err(object_store::Error::NotFound { .. }) => {
-                    Err(IoError::IncompleteCommit { uri: self.location.uri(), partition })
-                }
+                // Checked just before: only a concurrent abort gets here.
+                Err(object_store::Error::NotFound { .. }) => Err(IoError::IncompleteOutput {
+                    uri: self.location.uri(),
+                    missing: vec![partition],
+                    partitions,
+                }),
                 Err(source) => Err(self.error(&to, source)),
             },
             Err(source) => Err(self.error(&from, source)),
@@ -217,10 +265,7 @@ impl OutputCommitter {
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(source) => return Err(self.error(&claims, source)),
         };
-        Ok(listed
-            .iter()
-            .filter_map(|meta| meta.location.filename()?.strip_prefix("part-")?.parse().ok())
-            .collect())
+        Ok(listed.iter().filter_map(|meta| partition_of(&meta.location)).collect())
     }
 
     /// Abandons the job: removes what it published, if it got that far without

@@ -40,6 +40,15 @@ pub enum IoError {
         source: std::io::Error,
     },
 
+    /// A relative local path with nothing to resolve it against.
+    #[error("cannot resolve the relative path `{uri}`: {reason}; write an absolute path or file:///abs/path")]
+    RelativePath {
+        /// The relative path.
+        uri: String,
+        /// Why there is no directory to resolve it against.
+        reason: String,
+    },
+
     /// The S3 client for an `s3://` URI could not be built.
     #[error("cannot build the S3 client for `{uri}`: {source}")]
     S3Client {
@@ -111,16 +120,20 @@ pub enum IoError {
         winner: String,
     },
 
-    /// `commit_job` found a claimed partition with neither a committed nor a published part.
+    /// `commit_job` found partitions that no task committed; the job was rolled back.
     #[error(
-        "cannot commit the job writing `{uri}`: partition {partition} was claimed but its part \
-         is missing; re-run that partition's commit_task, or abort the job"
+        "output `{uri}` is incomplete: {} never committed; nothing was published. \
+         The master commits what the tasks wrote: on several machines, write the output to s3:// \
+         or to a filesystem that the master and every agent share; then re-run the job",
+        missing_parts(missing, *partitions)
     )]
-    IncompleteCommit {
+    IncompleteOutput {
         /// The output location.
         uri: String,
-        /// The partition.
-        partition: u32,
+        /// The partitions with no committed part, sorted.
+        missing: Vec<u32>,
+        /// How many partitions the job has.
+        partitions: u32,
     },
 
     /// A batch handed to a task writer is not validly framed.
@@ -183,6 +196,20 @@ pub enum IoError {
     },
 }
 
+/// Partitions listed in a message: `part 3 (of 4) was`, `parts 1, 3 (of 4) were`; past
+/// ten, the first ten and how many more.
+fn missing_parts(missing: &[u32], partitions: u32) -> String {
+    const SHOWN: usize = 10;
+    let mut list = missing.iter().take(SHOWN).map(u32::to_string).collect::<Vec<_>>().join(", ");
+    if missing.len() > SHOWN {
+        list.push_str(&format!(" and {} more", missing.len() - SHOWN));
+    }
+    match missing.len() {
+        1 => format!("part {list} (of {partitions}) was"),
+        _ => format!("parts {list} (of {partitions}) were"),
+    }
+}
+
 /// The forms a dataset URI may take, for error messages.
 pub(crate) const FORMS: &str = "s3://bucket/prefix, file:///abs/path, or a plain path";
 
@@ -220,5 +247,23 @@ mod tests {
         let err = IoError::from_store("file:///x", other);
         assert!(matches!(err, IoError::Storage { .. }));
         assert!(err.to_string().contains("file:///x"), "{err}");
+    }
+
+    #[test]
+    fn incomplete_output_names_the_missing_parts() {
+        let err = |missing: Vec<u32>, partitions| {
+            IoError::IncompleteOutput { uri: "file:///x/out".into(), missing, partitions }.to_string()
+        };
+        let two = err(vec![1, 3], 4);
+        assert!(
+            two.starts_with(
+                "output `file:///x/out` is incomplete: parts 1, 3 (of 4) were never committed; nothing was published"
+            ),
+            "{two}"
+        );
+        assert!(two.contains("s3://"), "{two}");
+        assert!(err(vec![2], 3).contains(": part 2 (of 3) was never committed"));
+        let many = err((0..100).collect(), 100);
+        assert!(many.contains("parts 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 90 more (of 100) were"), "{many}");
     }
 }

@@ -19,7 +19,12 @@ use crate::artifact::S3Config;
 /// |---|---|---|
 /// | `s3://bucket/prefix` (or `s3://bucket` for the whole bucket) | S3, per [`S3Config`] | `prefix` |
 /// | `file:///abs/path` | the local filesystem | `abs/path` |
-/// | `/abs/path`, `rel/path`, `./rel` | the local filesystem, relative paths against the current directory | the absolute path |
+/// | `/abs/path`, `rel/path`, `./rel` | the local filesystem, relative paths against the current directory (or a given base directory, [`parse_in`](Self::parse_in)) | the absolute path |
+///
+/// A relative path means the same file only to processes in the same directory,
+/// so a cluster resolves it once, on the master, against the submitter's working
+/// directory ([`parse_in`](Self::parse_in)), and hands tasks the absolute
+/// [`to_uri`](Self::to_uri).
 ///
 /// Cloning is cheap (the store is shared).
 ///
@@ -31,6 +36,8 @@ use crate::artifact::S3Config;
 /// assert_eq!((s3.uri().as_str(), s3.path().as_ref()), ("s3://logs/2026/11", "2026/11"));
 /// let local = DataLocation::parse("/var/data/../in", &S3Config::default()).unwrap();
 /// assert_eq!(local.uri(), "file:///var/in");
+/// let relative = DataLocation::parse_in("../out dir", Some("/home/ada/jobs".as_ref()), &S3Config::default()).unwrap();
+/// assert_eq!(relative.to_uri(), "file:///home/ada/out%20dir");
 /// assert!(matches!(DataLocation::parse("gs://b/x", &S3Config::default()), Err(IoError::UnknownScheme { .. })));
 /// ```
 #[derive(Clone)]
@@ -63,13 +70,29 @@ impl DataLocation {
     /// from `s3`; the other forms ignore it. Nothing is read: a location that does not
     /// exist parses fine (outputs usually do not exist yet).
     pub fn parse(uri: &str, s3: &S3Config) -> Result<Self, IoError> {
+        Self::parse_from(uri, Base::CurrentDir, s3)
+    }
+
+    /// Parses a dataset URI as [`parse`](Self::parse) does, but resolves a relative
+    /// local path (`out/`, `./x`, `../x`) against `base_dir` instead of the current
+    /// directory: `base_dir` is where the path was written, e.g. a submitter's working
+    /// directory. Absolute paths, `file://` and `s3://` URIs are not affected.
+    ///
+    /// With no `base_dir`, or one that is not absolute, a relative path is
+    /// [`IoError::RelativePath`]: it would otherwise mean different files to
+    /// different processes.
+    pub fn parse_in(uri: &str, base_dir: Option<&FsPath>, s3: &S3Config) -> Result<Self, IoError> {
+        Self::parse_from(uri, base_dir.map_or(Base::Unknown, Base::Dir), s3)
+    }
+
+    fn parse_from(uri: &str, base: Base<'_>, s3: &S3Config) -> Result<Self, IoError> {
         if uri.is_empty() {
             return Err(malformed(uri, "it is empty; write a path, file:///abs/path or s3://bucket/prefix"));
         }
         let url = match Url::parse(uri) {
             Ok(url) => url,
             Err(url::ParseError::RelativeUrlWithoutBase) => {
-                return Self::from_local_path(uri, FsPath::new(uri));
+                return Self::from_local_path(uri, FsPath::new(uri), base);
             }
             Err(err) => return Err(malformed(uri, err.to_string())),
         };
@@ -87,7 +110,7 @@ impl DataLocation {
                         "file URIs need an absolute local path with three slashes: file:///abs/path",
                     )
                 })?;
-                Self::from_local_path(uri, &path)
+                Self::from_local_path(uri, &path, base)
             }
             "s3" => Self::s3(uri, &url, s3),
             scheme => Err(IoError::UnknownScheme { uri: uri.to_owned(), scheme: scheme.to_owned() }),
@@ -101,13 +124,27 @@ impl DataLocation {
         Self { store, path, root, local: None }
     }
 
-    fn from_local_path(uri: &str, path: &FsPath) -> Result<Self, IoError> {
-        let absolute = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            let cwd = std::env::current_dir()
-                .map_err(|source| IoError::CurrentDir { uri: uri.to_owned(), source })?;
-            cwd.join(path)
+    fn from_local_path(uri: &str, path: &FsPath, base: Base<'_>) -> Result<Self, IoError> {
+        let absolute = match base {
+            _ if path.is_absolute() => path.to_path_buf(),
+            Base::CurrentDir => std::env::current_dir()
+                .map_err(|source| IoError::CurrentDir { uri: uri.to_owned(), source })?
+                .join(path),
+            Base::Dir(dir) if dir.is_absolute() => dir.join(path),
+            Base::Dir(dir) => {
+                return Err(IoError::RelativePath {
+                    uri: uri.to_owned(),
+                    reason: format!("its base directory `{}` is not absolute", dir.display()),
+                });
+            }
+            Base::Unknown => {
+                return Err(IoError::RelativePath {
+                    uri: uri.to_owned(),
+                    reason: "the client that submitted the job did not send its working directory \
+                             (a weft client older than the master, or a directory name that is not UTF-8)"
+                        .to_owned(),
+                });
+            }
         };
         let absolute = normalize(&absolute);
         let object_path = Path::from_absolute_path(&absolute)
@@ -161,6 +198,21 @@ impl DataLocation {
         self.uri_of(&self.path)
     }
 
+    /// The location as a URI that [`parse`](Self::parse) reads back as the same store
+    /// and path in any process and directory: percent-encoded (`file:///tmp/a%20b`,
+    /// `s3://bucket/100%25`) where [`uri`](Self::uri) is written for people. A location
+    /// made by [`new`](Self::new) has no such URI and gives its [`uri`](Self::uri).
+    pub fn to_uri(&self) -> String {
+        let Ok(mut url) = Url::parse(&self.root) else { return self.uri() };
+        match url.path_segments_mut() {
+            Ok(mut segments) => {
+                segments.pop_if_empty().extend(self.path.parts().map(|part| part.as_ref().to_owned()));
+            }
+            Err(()) => return self.uri(),
+        }
+        url.to_string()
+    }
+
     /// The URI of an object of this location's store, for messages.
     pub fn uri_of(&self, path: &Path) -> String {
         format!("{}{path}", self.root)
@@ -180,6 +232,17 @@ impl DataLocation {
             local: self.local.as_ref().map(|dir| dir.join(name)),
         }
     }
+}
+
+/// What a relative local path is resolved against.
+#[derive(Clone, Copy)]
+enum Base<'a> {
+    /// The process's current directory.
+    CurrentDir,
+    /// A given directory.
+    Dir(&'a FsPath),
+    /// Nothing: relative paths are refused.
+    Unknown,
 }
 
 /// Removes `.` and resolves `..` lexically (a missing output path cannot be
@@ -258,6 +321,63 @@ mod tests {
                 other => panic!("{uri}: expected Malformed, got {other:?}"),
             }
         }
+    }
+
+    fn parse_in(uri: &str, base: Option<&str>) -> Result<DataLocation, IoError> {
+        let s3 = S3Config::default().with_region("us-east-1").with_from_env(false);
+        DataLocation::parse_in(uri, base.map(FsPath::new), &s3)
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_base_dir_only() {
+        let base = Some("/home/ada/jobs");
+        let local = |uri| parse_in(uri, base).unwrap().local_path().unwrap().to_path_buf();
+        assert_eq!(local("out/"), PathBuf::from("/home/ada/jobs/out"));
+        assert_eq!(local("in.txt"), PathBuf::from("/home/ada/jobs/in.txt"));
+        assert_eq!(local("./data/in.txt"), PathBuf::from("/home/ada/jobs/data/in.txt"));
+        assert_eq!(local("../shared/out"), PathBuf::from("/home/ada/shared/out"));
+        assert_eq!(local("../../../.."), PathBuf::from("/"));
+        assert_eq!(parse_in("out", base).unwrap().to_uri(), "file:///home/ada/jobs/out");
+        // Absolute paths and URIs do not depend on the base, nor on there being one.
+        for base in [base, None, Some("not/absolute")] {
+            assert_eq!(parse_in("/srv/in/../data", base).unwrap().to_uri(), "file:///srv/data");
+            assert_eq!(parse_in("file:///srv/x%20y", base).unwrap().to_uri(), "file:///srv/x%20y");
+            let s3 = parse_in("s3://bucket/logs/2026/", base).unwrap();
+            assert_eq!((s3.to_uri().as_str(), s3.path().as_ref()), ("s3://bucket/logs/2026", "logs/2026"));
+        }
+        // A relative path needs an absolute base: no silent fallback to this process's directory.
+        for (base, says) in [(None, "did not send its working directory"), (Some("rel/dir"), "not absolute")]
+        {
+            match parse_in("out/", base) {
+                Err(err @ IoError::RelativePath { .. }) => {
+                    let message = err.to_string();
+                    assert!(message.contains(says) && message.contains("absolute path"), "{message}");
+                }
+                other => panic!("{base:?}: expected RelativePath, got {other:?}"),
+            }
+        }
+    }
+
+    /// `to_uri` is what the master hands tasks: it must name the same object
+    /// whatever characters the names hold.
+    #[test]
+    fn to_uri_reads_back_as_the_same_location() {
+        let names = ["plain", "a b", "100%", "%41", "x#y", "q?z=1", "ünï", "[x]{y}", "~tilde"];
+        for name in names {
+            let local = parse(&format!("/tmp/weft dir/{name}")).unwrap();
+            let again = parse(&local.to_uri()).unwrap();
+            assert_eq!(again.local_path(), local.local_path(), "{name}: {}", local.to_uri());
+            assert_eq!(again.path(), local.path(), "{name}");
+            let s3 = parse(&format!(
+                "s3://bucket/pre fix/{}",
+                name.replace('%', "%25").replace('#', "%23").replace('?', "%3F")
+            ))
+            .unwrap();
+            assert!(s3.path().as_ref().ends_with(name), "{name}: {}", s3.path());
+            let again = parse(&s3.to_uri()).unwrap();
+            assert_eq!(again.path(), s3.path(), "{name}: {}", s3.to_uri());
+        }
+        assert_eq!(parse("s3://bucket").unwrap().to_uri().trim_end_matches('/'), "s3://bucket");
     }
 
     #[test]

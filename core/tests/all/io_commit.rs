@@ -78,7 +78,7 @@ async fn commit_protocol(location: DataLocation) {
 
     // Nothing is published before commit_job.
     assert!(listing(&location).await.iter().all(|name| name.starts_with("_temporary/")));
-    assert_eq!(committer.commit_job().await.unwrap(), [0, 1, 2]);
+    committer.commit_job(3).await.unwrap();
     assert_eq!(listing(&location).await, ["_SUCCESS", "part-00000", "part-00001", "part-00002"]);
 
     let splits = plan_text_splits(&location, 7, 1 << 20).await.unwrap();
@@ -128,7 +128,7 @@ async fn abort_and_retry(location: DataLocation) {
         committer.commit_task(partition, 0).await.unwrap();
     }
     store.rename(&committed, &location.path().child("part-00001")).await.unwrap();
-    assert_eq!(committer.commit_job().await.unwrap(), [0, 1, 2]);
+    committer.commit_job(3).await.unwrap();
     assert_eq!(listing(&location).await, ["_SUCCESS", "part-00000", "part-00001", "part-00002"]);
     let splits = plan_text_splits(&location, 1, 1 << 20).await.unwrap();
     assert_eq!(
@@ -138,6 +138,72 @@ async fn abort_and_retry(location: DataLocation) {
     // Aborting a committed job keeps its output.
     committer.abort_job().await.unwrap();
     assert_eq!(listing(&location).await.len(), 4);
+}
+
+/// `commit_job` publishes all of the job's partitions or nothing: a partition no task
+/// committed fails it by name and rolls the location back, even parts a crashed
+/// earlier `commit_job` had published; claims beyond the job's partitions are not
+/// published; the location is then free for a retry.
+async fn incomplete_output_publishes_nothing(location: DataLocation) {
+    let committer = OutputCommitter::new(location.clone());
+    committer.setup_job().await.unwrap();
+    for partition in [0, 2] {
+        write(&committer, partition, 0, &lines("kept", 4)).await;
+        committer.commit_task(partition, 0).await.unwrap();
+    }
+    write(&committer, 1, 0, &lines("written, never committed", 4)).await;
+    // A crashed commit_job had already published partition 2.
+    let committed = location.path().child("_temporary").child("committed").child("part-00002");
+    location.store().rename(&committed, &location.path().child("part-00002")).await.unwrap();
+
+    let err = committer.commit_job(4).await.unwrap_err();
+    match &err {
+        IoError::IncompleteOutput { uri, missing, partitions } => {
+            assert_eq!((uri, missing.as_slice(), *partitions), (&location.uri(), &[1, 3][..], 4));
+        }
+        other => panic!("expected IncompleteOutput, got {other:?}"),
+    }
+    let message = err.to_string();
+    let says = format!("output `{}` is incomplete: parts 1, 3 (of 4) were never committed", location.uri());
+    assert!(message.starts_with(&says) && message.contains("nothing was published"), "{message}");
+    assert_eq!(listing(&location).await, Vec::<String>::new(), "rolled back: nothing left at all");
+
+    // The retry: every partition committed, plus a stray claim past the job's
+    // partitions, which is not the job's and is not published.
+    committer.setup_job().await.unwrap();
+    for partition in 0..3 {
+        write(&committer, partition, 0, &lines(&format!("retry {partition}"), 5)).await;
+        committer.commit_task(partition, 0).await.unwrap();
+    }
+    write(&committer, 7, 0, &lines("stray", 5)).await;
+    committer.commit_task(7, 0).await.unwrap();
+    committer.commit_job(3).await.unwrap();
+    assert_eq!(listing(&location).await, ["_SUCCESS", "part-00000", "part-00001", "part-00002"]);
+    let splits = plan_text_splits(&location, 1, 1 << 20).await.unwrap();
+    let want: Vec<String> = (0..3).flat_map(|p| lines(&format!("retry {p}"), 5)).collect();
+    assert_eq!(read_all(&location, splits, 64).await, want);
+}
+
+/// The user's report: tasks committed their parts in another location than the one
+/// the driver commits (a relative path resolved in the agents' own directories).
+/// The driver's commit sees none of the parts: it fails naming every one, and
+/// writes no `_SUCCESS` over an empty output.
+async fn parts_committed_elsewhere_fail_the_job(driver_side: DataLocation, task_side: DataLocation) {
+    let driver = OutputCommitter::new(driver_side.clone());
+    let tasks = OutputCommitter::new(task_side.clone());
+    driver.setup_job().await.unwrap();
+    tasks.setup_job().await.unwrap();
+    for partition in 0..4 {
+        write(&tasks, partition, 0, &lines("elsewhere", 3)).await;
+        tasks.commit_task(partition, 0).await.unwrap();
+    }
+    match driver.commit_job(4).await {
+        Err(IoError::IncompleteOutput { missing, partitions: 4, .. }) => assert_eq!(missing, [0, 1, 2, 3]),
+        other => panic!("expected IncompleteOutput, got {other:?}"),
+    }
+    assert_eq!(listing(&driver_side).await, Vec::<String>::new(), "no _SUCCESS without parts");
+    // The tasks' side was never published either: only its _temporary/ is there.
+    assert!(listing(&task_side).await.iter().all(|name| name.starts_with("_temporary/")));
 }
 
 fn local(path: &std::path::Path) -> DataLocation {
@@ -169,6 +235,24 @@ async fn local_abort_and_retry() {
 }
 
 #[tokio::test]
+async fn local_incomplete_output_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    incomplete_output_publishes_nothing(local(&out)).await;
+    assert!(!out.join("_temporary").exists());
+
+    let (master, agent) = (dir.path().join("master/out"), dir.path().join("agent/out"));
+    parts_committed_elsewhere_fail_the_job(local(&master), local(&agent)).await;
+    assert!(!master.exists(), "the rolled-back output leaves no directory behind");
+    // A job with no partitions at all commits an empty output.
+    let empty = dir.path().join("empty");
+    let committer = OutputCommitter::new(local(&empty));
+    committer.setup_job().await.unwrap();
+    committer.commit_job(0).await.unwrap();
+    assert_eq!(listing(&local(&empty)).await, ["_SUCCESS"]);
+}
+
+#[tokio::test]
 async fn local_abort_removes_the_empty_output_dir() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("nested/out");
@@ -190,6 +274,10 @@ async fn s3_commit_protocol() {
     // The first job's output is untouched by the second's.
     let first = DataLocation::parse(&format!("s3://{bucket}/out/run-1"), &config).unwrap();
     assert_eq!(listing(&first).await.len(), 4);
+
+    let at = |path: &str| DataLocation::parse(&format!("s3://{bucket}/{path}"), &config).unwrap();
+    incomplete_output_publishes_nothing(at("out/run-3")).await;
+    parts_committed_elsewhere_fail_the_job(at("out/run-4"), at("elsewhere/run-4")).await;
 }
 
 /// A part past the single-PUT threshold goes up as a multipart upload and reads back.
@@ -205,7 +293,7 @@ async fn s3_large_part_is_uploaded_in_parts() {
     assert!(big.iter().map(|l| l.len() + 1).sum::<usize>() > weft_core::io::UPLOAD_CHUNK_BYTES);
     write(&committer, 0, 0, &big).await;
     committer.commit_task(0, 0).await.unwrap();
-    committer.commit_job().await.unwrap();
+    committer.commit_job(1).await.unwrap();
     let splits = plan_text_splits(&location, 3, 1 << 30).await.unwrap();
     assert!((3..=4).contains(&splits.len()), "{splits:?}");
     assert_eq!(read_all(&location, splits, 1 << 20).await, big);

@@ -171,11 +171,15 @@ impl Driver for Shared {
                     j.range_bounds.clone(),
                     j.splits.clone(),
                     slots,
+                    j.spec.working_dir.clone(),
                 ))
             })
             .await?;
-        let (plan, broadcasts, limits, component, range_bounds, planned, slots) =
+        let (plan, broadcasts, limits, component, range_bounds, planned, slots, working_dir) =
             setup.ok_or_else(|| Status::not_found(format!("no job `{job}`")))?;
+        // Relative local paths mean the submitter's directory; tasks get absolute URIs.
+        let locate =
+            |uri: &str| DataLocation::parse_in(uri, working_dir.as_deref(), &self.config.s3).map_err(bad);
         let target = DatasetId(req.dataset);
         let keyed = plan.get(target).map_err(bad)?.keyed;
 
@@ -188,10 +192,10 @@ impl Driver for Shared {
             if let Ok(d) = plan.get(ds)
                 && let Node::TextFile { uri, min_partitions } = &d.node
             {
+                let loc = locate(uri)?;
                 let splits = match planned.get(&ds) {
                     Some(splits) => splits.clone(),
                     None => {
-                        let loc = DataLocation::parse(uri, &self.config.s3).map_err(bad)?;
                         let splits = plan_text_splits_in_waves(
                             &loc,
                             *min_partitions as usize,
@@ -206,7 +210,7 @@ impl Driver for Shared {
                     }
                 };
                 splits_per.insert(ds, splits.len() as u32);
-                text.insert(ds, (uri.clone(), splits));
+                text.insert(ds, (loc.to_uri(), splits));
             }
         }
         let graph = dag::build(&plan, target, &splits_per).map_err(bad)?;
@@ -231,9 +235,9 @@ impl Driver for Shared {
             }
             act_request::Action::Count(_) => None,
             act_request::Action::SaveAsTextFile(uri) => {
-                let c = OutputCommitter::new(DataLocation::parse(uri, &self.config.s3).map_err(bad)?);
+                let c = OutputCommitter::new(locate(uri)?);
                 c.setup_job().await.map_err(|e| Status::failed_precondition(e.to_string()))?;
-                ctx.sink = ResultSink::Text(uri.clone());
+                ctx.sink = ResultSink::Text(c.location().to_uri());
                 Some(c)
             }
             act_request::Action::Accumulator(_) => {
@@ -289,11 +293,12 @@ impl Driver for Shared {
                 };
                 response.records = take(&batches, limit, keyed)?.into();
             }
-            JobOutput::Written(_) => {
-                if let Some(c) = committer {
-                    c.commit_job()
-                        .await
-                        .map_err(|e| Status::internal(format!("committing the output: {e}")))?;
+            JobOutput::Written(parts) => {
+                if let Some(c) = committer
+                    && let Err(e) = c.commit_job(parts).await
+                {
+                    let _ = c.abort_job().await; // publishes nothing of a failed commit
+                    return Err(Status::aborted(format!("committing the output: {e}")));
                 }
             }
             JobOutput::Samples(_) => return Err(Status::internal("an action's job returned key samples")),

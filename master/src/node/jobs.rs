@@ -110,6 +110,7 @@ impl Jobs for Shared {
                 0 => self.config.job_deadline,
                 ms => Some(Duration::from_millis(ms)),
             },
+            working_dir: (!req.working_dir.is_empty()).then(|| req.working_dir.clone().into()),
         };
         let id = self.core.call(move |c| c.submit_job(spec)).await?;
         tracing::info!(job = %id, component = %digest, "job submitted");

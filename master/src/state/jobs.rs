@@ -44,6 +44,9 @@ pub struct JobSpec {
     pub max_task_attempts: u32,
     /// The driver's own wall-clock limit; `None` for none.
     pub deadline: Option<Duration>,
+    /// The submitter's working directory, against which the job's relative
+    /// local paths resolve; `None` from clients that do not send it.
+    pub working_dir: Option<std::path::PathBuf>,
 }
 
 /// Where a job's driver is.

@@ -19,6 +19,7 @@ fn spec() -> JobSpec {
         limits: TaskLimits::default(),
         max_task_attempts: 2,
         deadline: Some(Duration::from_secs(7200)),
+        working_dir: None,
     }
 }
 
