@@ -18,6 +18,9 @@ Commands:
   bench      the sandbox benchmarks (release build), printing figures and native ratios
   bench-wordcount [MIB]
              word count over MIB (default 1024) of text: weft local vs single-threaded native Rust
+  bench-tasks [SIZES]
+             one-record tasks (SIZES e.g. 1000,10000; default 1000,10000,100000), empty and
+             identity, through weft local and a master with two agents, vs a native thread pool
 ";
 
 fn main() -> Result<()> {
@@ -28,6 +31,7 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
         Some("bench-wordcount") => bench_wordcount(args.get(1).map(String::as_str)),
+        Some("bench-tasks") => bench_tasks(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -187,6 +191,16 @@ fn bench_wordcount(mib: Option<&str>) -> Result<()> {
     cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "wordcount"]);
     if let Some(mib) = mib {
         cmd.env("WEFT_BENCH_MIB", mib);
+    }
+    run(&mut cmd)
+}
+
+fn bench_tasks(sizes: Option<&str>) -> Result<()> {
+    guests()?;
+    let mut cmd = cargo();
+    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "tasks"]);
+    if let Some(sizes) = sizes {
+        cmd.env("WEFT_BENCH_TASKS", sizes);
     }
     run(&mut cmd)
 }

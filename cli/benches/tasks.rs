@@ -1,0 +1,342 @@
+//! Many empty tasks through real processes: what the control plane costs per task.
+//!
+//! `cargo xtask bench-tasks [SIZES]` (or `cargo bench -p weft-cli --bench tasks`)
+//! runs the `tasks` guest (`tests/guests/tasks`): one action over N records in N
+//! partitions, one record per task, in two modes: `empty` (a count, no sandbox)
+//! and `identity` (an identity `#[weft::map]` before the count, so every task
+//! instantiates the sandbox). Each size and mode runs on two topologies, each
+//! started afresh:
+//!
+//! - `local`: `weft local`, a master and one agent in one process;
+//! - `cluster`: a `weft master` process and two `weft agent` processes on
+//!   127.0.0.1, the job sent by `weft submit --wait`.
+//!
+//! Both have the same number of task slots in all (`WEFT_BENCH_SLOTS`, default
+//! 2: the local agent has them all, each cluster agent half). The seconds are
+//! the timed action's, measured by the driver in the guest after a warm-up
+//! action, so neither start-up nor compilation counts; `wall` is the whole
+//! `weft local` or `weft submit` process, for reference.
+//!
+//! The native baseline runs the same N one-record tasks as boxed closures on a
+//! pool of as many plain threads as there are slots, pulling from one queue and
+//! sending each count back to the caller, which checks the total. `x native` is
+//! the ratio of the per-task costs.
+//!
+//! Environment: `WEFT_BENCH_TASKS` (sizes, default `1000,10000,100000`),
+//! `WEFT_BENCH_MODES` (default `empty,identity`), `WEFT_BENCH_TOPOLOGIES`
+//! (default `local,cluster`), `WEFT_BENCH_SLOTS`, `WEFT_BENCH_TIMEOUT` (seconds
+//! per run, default 600: a run past it is killed and reported, never waited on).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "bench-cluster-token";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    let v = std::env::var(name).unwrap_or_else(|_| default.to_string());
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map_or(default, |v| v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
+}
+
+fn weft() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
+    c.env("WEFT_LOG", "warn");
+    c
+}
+
+/// A child process killed when dropped, its stderr lines forwarded to a channel.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// The first stderr line containing `needle`.
+    fn wait_for(&self, needle: &str) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Ok(line),
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        Err(format!("no `{needle}` from a cluster process within 60s; its stderr:\n{}", seen.join("\n")))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `weft master` and two `weft agent` processes on 127.0.0.1 with `slots` each,
+/// registered; and the master's URL.
+fn cluster(dir: &Path, slots: u64) -> Result<(Vec<Proc>, String), String> {
+    let mut c = weft();
+    c.args(["master", "--listen", "127.0.0.1:0", "--cluster-token", TOKEN, "--data-dir"])
+        .arg(dir.join("master"));
+    let master = Proc::spawn(c);
+    let line = master.wait_for("listening on")?;
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).ok_or(line.clone())?.to_string();
+    let mut procs = vec![master];
+    for name in ["a", "b"] {
+        let mut c = weft();
+        c.args(["agent", "--master", &url, "--listen", "127.0.0.1:0", "--cluster-token", TOKEN])
+            .args(["--slots", &slots.to_string(), "--work-dir"])
+            .arg(dir.join(name));
+        procs.push(Proc::spawn(c));
+    }
+    for agent in &procs[1..] {
+        agent.wait_for("serving at")?;
+    }
+    Ok((procs, url))
+}
+
+/// Run `cmd` to its end within `timeout` (killed past it); its stdout.
+fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<String, String> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out after {}s (killed)", timeout.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    if !status.success() {
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        return Err(format!("{status}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")));
+    }
+    Ok(out)
+}
+
+/// What one run measured.
+struct Measured {
+    /// The timed action, measured in the guest.
+    action: Duration,
+    /// The `weft local` or `weft submit` process.
+    wall: Duration,
+}
+
+/// Check the job's JSON status and read the timed action's seconds from its driver log.
+fn read_status(stdout: &str, n: u64, mode: &str) -> Result<Duration, String> {
+    let status: serde_json::Value =
+        serde_json::from_str(stdout.trim()).map_err(|e| format!("status is not JSON ({e}): {stdout}"))?;
+    let log = status["driver_log"].as_str().unwrap_or_default();
+    if status["state"] != "succeeded" {
+        return Err(format!("job {}: {} {}", status["state"], status["message"], log.trim()));
+    }
+    // The last action's stages: its result stage ran one task per record.
+    let stages = status["stages"].as_array().cloned().unwrap_or_default();
+    let tasks: Vec<u64> = stages.iter().map(|s| s["finished"].as_u64().unwrap_or(0)).collect();
+    if !tasks.contains(&n) {
+        return Err(format!("no stage of the last action finished {n} tasks: {tasks:?}"));
+    }
+    let line = log
+        .lines()
+        .find(|l| l.contains("tasks: mode="))
+        .ok_or_else(|| format!("no `tasks:` line in the driver log:\n{log}"))?;
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .ok_or_else(|| format!("no {key} in {line:?}"))
+    };
+    if field("mode=")? != mode || field("n=")? != n.to_string() {
+        return Err(format!("the driver ran another job than asked: {line}"));
+    }
+    let secs: f64 = field("action_s=")?.parse().map_err(|e| format!("{line}: {e}"))?;
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn run_local(
+    wasm: &Path,
+    dir: &Path,
+    n: u64,
+    mode: &str,
+    slots: u64,
+    timeout: Duration,
+) -> Result<Measured, String> {
+    let mut cmd = weft();
+    cmd.args(["local", "--json", "--agents", "1", "--slots", &slots.to_string(), "--dir"])
+        .arg(dir)
+        .arg(wasm)
+        .args(["--", &n.to_string(), mode]);
+    let started = Instant::now();
+    let out = run_bounded(cmd, timeout)?;
+    let wall = started.elapsed();
+    Ok(Measured { action: read_status(&out, n, mode)?, wall })
+}
+
+fn run_cluster(
+    wasm: &Path,
+    dir: &Path,
+    n: u64,
+    mode: &str,
+    slots: u64,
+    timeout: Duration,
+) -> Result<Measured, String> {
+    let (_procs, url) = cluster(dir, (slots / 2).max(1))?;
+    let mut cmd = weft();
+    cmd.args(["submit", "--master", &url, "--wait", "--json"]).arg(wasm).args(["--", &n.to_string(), mode]);
+    let started = Instant::now();
+    let out = run_bounded(cmd, timeout)?;
+    let wall = started.elapsed();
+    Ok(Measured { action: read_status(&out, n, mode)?, wall })
+}
+
+/// `n` one-record tasks as boxed closures on `threads` plain threads pulling
+/// from one queue, each sending its count back; best of three.
+fn native(n: u64, threads: u64) -> Duration {
+    type Task = Box<dyn FnOnce() -> u64 + Send>;
+    let once = || {
+        let started = Instant::now();
+        let (task_tx, task_rx) = mpsc::channel::<Task>();
+        let task_rx = Arc::new(Mutex::new(task_rx));
+        let (count_tx, count_rx) = mpsc::channel::<u64>();
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (tasks, counts) = (task_rx.clone(), count_tx.clone());
+                std::thread::spawn(move || {
+                    loop {
+                        let task = tasks.lock().unwrap().recv();
+                        let Ok(task) = task else { break };
+                        counts.send(task()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(count_tx);
+        for i in 0..n {
+            // A partition owns its records on the heap, as a task's input does.
+            #[allow(clippy::useless_vec)]
+            let partition = vec![std::hint::black_box(i)];
+            task_tx.send(Box::new(move || partition.len() as u64)).unwrap();
+        }
+        drop(task_tx);
+        let total: u64 = count_rx.iter().sum();
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(total, n, "the native tasks counted {total} records, not {n}");
+        started.elapsed()
+    };
+    (0..3).map(|_| once()).min().unwrap()
+}
+
+fn row(topology: &str, mode: &str, n: u64, result: &Result<Measured, String>, native: Duration) {
+    match result {
+        Ok(m) => {
+            let secs = m.action.as_secs_f64();
+            println!(
+                "{topology:<9} {mode:<9} {n:>7} {secs:>9.3} {:>11.0} {:>9.1} {:>9.0}x {:>8.2}",
+                n as f64 / secs,
+                secs * 1e6 / n as f64,
+                secs / native.as_secs_f64(),
+                m.wall.as_secs_f64()
+            );
+        }
+        Err(e) => println!("{topology:<9} {mode:<9} {n:>7}  FAILED: {e}"),
+    }
+}
+
+fn main() {
+    let sizes: Vec<u64> = env_list("WEFT_BENCH_TASKS", "1000,10000,100000")
+        .iter()
+        .map(|s| s.parse().unwrap_or_else(|_| panic!("WEFT_BENCH_TASKS: {s:?} is not a number")))
+        .collect();
+    let modes = env_list("WEFT_BENCH_MODES", "empty,identity");
+    let topologies = env_list("WEFT_BENCH_TOPOLOGIES", "local,cluster");
+    for m in &modes {
+        assert!(["empty", "identity"].contains(&m.as_str()), "WEFT_BENCH_MODES: unknown mode {m:?}");
+    }
+    for t in &topologies {
+        assert!(["local", "cluster"].contains(&t.as_str()), "WEFT_BENCH_TOPOLOGIES: unknown topology {t:?}");
+    }
+    let slots = env_num("WEFT_BENCH_SLOTS", 2).max(1);
+    let timeout = Duration::from_secs(env_num("WEFT_BENCH_TIMEOUT", 600));
+    let wasm = root().join("target/guests/wasm32-wasip2/release/tasks.wasm");
+    assert!(wasm.exists(), "build the guests first: cargo xtask guests");
+
+    println!(
+        "one-record tasks, {slots} task slots (local: 1 agent x {slots}; cluster: 2 agents x {}), {} cores; \
+         seconds: the timed action, in the guest; wall: the whole weft process; timeout {}s a run",
+        (slots / 2).max(1),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        timeout.as_secs()
+    );
+    println!(
+        "{:<9} {:<9} {:>7} {:>9} {:>11} {:>9} {:>10} {:>8}",
+        "topology", "mode", "N", "seconds", "tasks/s", "us/task", "x native", "wall s"
+    );
+    for &n in &sizes {
+        let base = native(n, slots);
+        let secs = base.as_secs_f64();
+        println!(
+            "{:<9} {:<9} {n:>7} {secs:>9.4} {:>11.0} {:>9.3} {:>10} {:>8}",
+            "native",
+            format!("{slots} thr"),
+            n as f64 / secs,
+            secs * 1e6 / n as f64,
+            "1x",
+            "-"
+        );
+        for mode in &modes {
+            for topology in &topologies {
+                let dir = tempfile::tempdir().unwrap();
+                let result = match topology.as_str() {
+                    "local" => run_local(&wasm, dir.path(), n, mode, slots, timeout),
+                    _ => run_cluster(&wasm, dir.path(), n, mode, slots, timeout),
+                };
+                row(topology, mode, n, &result, base);
+            }
+        }
+    }
+}
