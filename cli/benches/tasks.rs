@@ -24,8 +24,10 @@
 //!
 //! Environment: `WEFT_BENCH_TASKS` (sizes, default `1000,10000,100000`),
 //! `WEFT_BENCH_MODES` (default `empty,identity`), `WEFT_BENCH_TOPOLOGIES`
-//! (default `local,cluster`), `WEFT_BENCH_SLOTS`, `WEFT_BENCH_TIMEOUT` (seconds
-//! per run, default 600: a run past it is killed and reported, never waited on).
+//! (default `local,cluster`), `WEFT_BENCH_SLOTS`, `WEFT_BENCH_RUNS` (best of,
+//! default 1), `WEFT_BENCH_TIMEOUT` (seconds per run, default 600: a run past it
+//! is killed and reported, never waited on; the job's own default deadline, which
+//! bounds its driver, is 10 minutes too).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -180,6 +182,11 @@ fn read_status(stdout: &str, n: u64, mode: &str) -> Result<Duration, String> {
     if !tasks.contains(&n) {
         return Err(format!("no stage of the last action finished {n} tasks: {tasks:?}"));
     }
+    // Identity tasks each called the guest (the empty ones need not).
+    let calls = status["metering"]["calls"].as_u64().unwrap_or(0);
+    if mode == "identity" && calls < n {
+        return Err(format!("{n} identity tasks made only {calls} guest calls"));
+    }
     let line = log
         .lines()
         .find(|l| l.contains("tasks: mode="))
@@ -302,12 +309,13 @@ fn main() {
     }
     let slots = env_num("WEFT_BENCH_SLOTS", 2).max(1);
     let timeout = Duration::from_secs(env_num("WEFT_BENCH_TIMEOUT", 600));
+    let runs = env_num("WEFT_BENCH_RUNS", 1).max(1);
     let wasm = root().join("target/guests/wasm32-wasip2/release/tasks.wasm");
     assert!(wasm.exists(), "build the guests first: cargo xtask guests");
 
     println!(
         "one-record tasks, {slots} task slots (local: 1 agent x {slots}; cluster: 2 agents x {}), {} cores; \
-         seconds: the timed action, in the guest; wall: the whole weft process; timeout {}s a run",
+         seconds: the timed action, in the guest; wall: the whole weft process; best of {runs} runs, timeout {}s each",
         (slots / 2).max(1),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         timeout.as_secs()
@@ -330,11 +338,23 @@ fn main() {
         );
         for mode in &modes {
             for topology in &topologies {
-                let dir = tempfile::tempdir().unwrap();
-                let result = match topology.as_str() {
-                    "local" => run_local(&wasm, dir.path(), n, mode, slots, timeout),
-                    _ => run_cluster(&wasm, dir.path(), n, mode, slots, timeout),
-                };
+                // The best of `runs` (noise on a shared machine only adds time); a failure is shown.
+                let mut result: Result<Measured, String> = Err("no run".into());
+                for _ in 0..runs {
+                    let dir = tempfile::tempdir().unwrap();
+                    let this = match topology.as_str() {
+                        "local" => run_local(&wasm, dir.path(), n, mode, slots, timeout),
+                        _ => run_cluster(&wasm, dir.path(), n, mode, slots, timeout),
+                    };
+                    match (&result, this) {
+                        (_, Err(e)) => {
+                            result = Err(e);
+                            break;
+                        }
+                        (Ok(best), Ok(m)) if best.action <= m.action => {}
+                        (_, Ok(m)) => result = Ok(m),
+                    }
+                }
                 row(topology, mode, n, &result, base);
             }
         }
