@@ -126,8 +126,9 @@ fn cluster(dir: &Path, slots: u64) -> Result<(Vec<Proc>, String), String> {
     Ok((procs, url))
 }
 
-/// Run `cmd` to its end within `timeout` (killed past it); its stdout.
-fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<String, String> {
+/// Run `cmd` to its end within `timeout` (killed past it); whether it exited 0,
+/// and its stdout (when it failed, only if it printed there: the job's status).
+fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<(bool, String), String> {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let out = std::thread::spawn(move || {
@@ -153,11 +154,11 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<String, String> {
         std::thread::sleep(Duration::from_millis(20));
     };
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    if !status.success() {
+    if !status.success() && out.trim().is_empty() {
         let tail: Vec<&str> = err.lines().rev().take(5).collect();
         return Err(format!("{status}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")));
     }
-    Ok(out)
+    Ok((status.success(), out))
 }
 
 /// What one run measured.
@@ -169,11 +170,11 @@ struct Measured {
 }
 
 /// Check the job's JSON status and read the timed action's seconds from its driver log.
-fn read_status(stdout: &str, n: u64, mode: &str) -> Result<Duration, String> {
+fn read_status((exited_0, stdout): (bool, String), n: u64, mode: &str) -> Result<Duration, String> {
     let status: serde_json::Value =
         serde_json::from_str(stdout.trim()).map_err(|e| format!("status is not JSON ({e}): {stdout}"))?;
     let log = status["driver_log"].as_str().unwrap_or_default();
-    if status["state"] != "succeeded" {
+    if status["state"] != "succeeded" || !exited_0 {
         return Err(format!("job {}: {} {}", status["state"], status["message"], log.trim()));
     }
     // The last action's stages: its result stage ran one task per record.
@@ -219,7 +220,7 @@ fn run_local(
     let started = Instant::now();
     let out = run_bounded(cmd, timeout)?;
     let wall = started.elapsed();
-    Ok(Measured { action: read_status(&out, n, mode)?, wall })
+    Ok(Measured { action: read_status(out, n, mode)?, wall })
 }
 
 fn run_cluster(
@@ -236,7 +237,7 @@ fn run_cluster(
     let started = Instant::now();
     let out = run_bounded(cmd, timeout)?;
     let wall = started.elapsed();
-    Ok(Measured { action: read_status(&out, n, mode)?, wall })
+    Ok(Measured { action: read_status(out, n, mode)?, wall })
 }
 
 /// `n` one-record tasks as boxed closures on `threads` plain threads pulling
