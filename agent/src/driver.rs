@@ -16,6 +16,7 @@ use std::pin::Pin;
 use weft_core::codec::batch::{BatchWriter, entries};
 use weft_core::ids::DatasetId;
 use weft_core::plan::{Node, Plan, PlanError, ShuffleKind, Step, StepKind};
+use weft_core::task::Data;
 
 /// An action on a dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +53,12 @@ pub trait ActionRunner: Send {
         plan: &'a Plan,
         dataset: DatasetId,
         action: Action,
-        broadcasts: &'a [Vec<u8>],
+        broadcasts: &'a [Data],
     ) -> RunnerFuture<'a, ActionResult>;
+
+    /// Keep `bytes` where tasks can fetch them (a block of the master's
+    /// artifact store), unless they are small enough to travel inline.
+    fn put(&mut self, bytes: Vec<u8>) -> RunnerFuture<'_, Data>;
 
     /// The sum of finished tasks' additions to an accumulator.
     fn accumulator(&mut self, name: &str) -> RunnerFuture<'_, i64>;
@@ -63,7 +68,7 @@ pub trait ActionRunner: Send {
 pub struct PlanDriver<R> {
     args: Vec<String>,
     plan: Plan,
-    broadcasts: Vec<Vec<u8>>,
+    broadcasts: Vec<Data>,
     runner: R,
 }
 
@@ -152,10 +157,13 @@ impl<R: ActionRunner> DriverHost for PlanDriver<R> {
         keyed: bool,
         partitions: u32,
     ) -> DriverFuture<'_, WitDatasetId> {
-        match split_records(&records, keyed, partitions) {
-            Ok(partitions) => self.add(Node::Parallelize { partitions }, keyed),
-            Err(e) => Box::pin(std::future::ready(Err(e))),
-        }
+        Box::pin(async move {
+            let mut stored = Vec::new();
+            for p in split_records(&records, keyed, partitions)? {
+                stored.push(self.runner.put(p).await.map_err(DriverError::JobFailed)?);
+            }
+            self.plan.add(Node::Parallelize { partitions: stored }, keyed).map(|id| id.0).map_err(invalid)
+        })
     }
 
     fn narrow(&mut self, parent: WitDatasetId, op: Op, keyed: bool) -> DriverFuture<'_, WitDatasetId> {
@@ -236,8 +244,11 @@ impl<R: ActionRunner> DriverHost for PlanDriver<R> {
 
     fn broadcast(&mut self, value: Vec<u8>) -> DriverFuture<'_, u64> {
         // Ids count from 0 in call order within a job.
-        self.broadcasts.push(value);
-        Box::pin(std::future::ready(Ok(self.broadcasts.len() as u64 - 1)))
+        Box::pin(async move {
+            let stored = self.runner.put(value).await.map_err(DriverError::JobFailed)?;
+            self.broadcasts.push(stored);
+            Ok(self.broadcasts.len() as u64 - 1)
+        })
     }
 
     fn accumulator_value(&mut self, name: String) -> DriverFuture<'_, i64> {

@@ -126,6 +126,48 @@ pub enum NodeError {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// Data blocks (parallelized partitions, broadcast values) kept in memory
+/// once fetched, so the tasks of a job that read the same block do not read
+/// it from the artifact cache's file each time. Bounded: past `cap` bytes the
+/// oldest-fetched blocks go first.
+pub(crate) struct DataBlocks {
+    cap: u64,
+    inner: Mutex<(
+        HashMap<weft_core::artifact::Digest, bytes::Bytes>,
+        std::collections::VecDeque<weft_core::artifact::Digest>,
+        u64,
+    )>,
+}
+
+impl DataBlocks {
+    fn new(cap: u64) -> Self {
+        Self { cap, inner: Mutex::default() }
+    }
+
+    pub(crate) fn get(&self, digest: &weft_core::artifact::Digest) -> Option<bytes::Bytes> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).0.get(digest).cloned()
+    }
+
+    pub(crate) fn insert(&self, digest: weft_core::artifact::Digest, bytes: bytes::Bytes) {
+        let len = bytes.len() as u64;
+        if len > self.cap {
+            return;
+        }
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let (map, order, total) = &mut *guard;
+        if map.insert(digest, bytes).is_none() {
+            order.push_back(digest);
+            *total += len;
+        }
+        while *total > self.cap {
+            let Some(old) = order.pop_front() else { break };
+            if let Some(b) = map.remove(&old) {
+                *total -= b.len() as u64;
+            }
+        }
+    }
+}
+
 /// What the node's parts share.
 struct Shared {
     config: AgentConfig,
@@ -135,6 +177,8 @@ struct Shared {
     /// their own and never hold a thread the job's tasks need.
     driver_pool: Arc<WasmPool>,
     artifacts: ArtifactCache,
+    /// Data blocks in memory.
+    data_blocks: DataBlocks,
     /// Channels to artifact services, by address.
     artifact_sources: PeerChannels,
     blocks: BlockStore,
@@ -229,6 +273,7 @@ impl AgentNode {
             pool,
             driver_pool,
             artifacts,
+            data_blocks: DataBlocks::new(512 << 20),
             artifact_sources: PeerChannels::new().with_connect_timeout(config.rpc_timeout),
             blocks: BlockStore::new(&config.work_dir),
             peers: PeerChannels::new(),
@@ -348,6 +393,10 @@ impl AgentHandle {
         let drained = async {
             let _ = self.shared.slots.acquire_many(all).await;
             let _ = self.shared.driver_slots.acquire_many(all).await;
+            // Every attempt's end is queued once it is forgotten.
+            while !self.shared.running().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         };
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
         let served = match self.server.take() {

@@ -93,6 +93,9 @@ pub struct LocalArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     json: bool,
+    /// The most a `collect` or `take` may return to the driver, e.g. `2GiB`.
+    #[arg(long, default_value = "2GiB")]
+    max_result_size: bytesize::ByteSize,
 }
 
 /// A master and agents in this process, the job submitted and waited for.
@@ -100,6 +103,7 @@ pub async fn local(a: LocalArgs) -> Result<u8> {
     let master = MasterNode::start(MasterConfig {
         listen: "127.0.0.1:0".parse()?,
         data_dir: a.dir.join("master"),
+        max_result_size: a.max_result_size,
         ..Default::default()
     })
     .await?;

@@ -28,6 +28,14 @@ pub struct MasterArgs {
     /// Directory for the master's artifact store.
     #[arg(long, default_value = ".weft/master")]
     data_dir: PathBuf,
+    /// The most a `collect` or `take` may return to its driver, e.g. `2GiB`
+    /// (larger results fail their action: write them with save_as_text_file).
+    #[arg(long, default_value = "2GiB")]
+    max_result_size: bytesize::ByteSize,
+    /// How long a job's driver may run unless the job sets its own
+    /// `--job-deadline`, e.g. `12h` (default: no limit).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    job_deadline: Option<Duration>,
     /// A TOML file with the full configuration (flags override nothing in it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -45,6 +53,8 @@ pub async fn master(args: MasterArgs) -> Result<()> {
             listen: args.listen,
             cluster_token: args.cluster_token,
             data_dir: args.data_dir,
+            max_result_size: args.max_result_size,
+            job_deadline: args.job_deadline,
             ..Default::default()
         },
     };

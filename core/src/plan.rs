@@ -69,10 +69,11 @@ pub enum Node {
         /// At least this many partitions.
         min_partitions: u32,
     },
-    /// Records the driver holds: one batch per partition.
+    /// Records the driver holds: one batch per partition (inline, or a block
+    /// of the master's artifact store).
     Parallelize {
         /// The partitions' batches.
-        partitions: Vec<Vec<u8>>,
+        partitions: Vec<crate::task::Data>,
     },
     /// A narrow step over a parent.
     Narrow {
@@ -296,7 +297,7 @@ mod tests {
         let mut p = Plan::new();
         let a = p.add(Node::TextFile { uri: "a".into(), min_partitions: 1 }, false).unwrap();
         let unrelated = p.add(Node::TextFile { uri: "b".into(), min_partitions: 1 }, false).unwrap();
-        let c = p.add(Node::Parallelize { partitions: vec![vec![]] }, false).unwrap();
+        let c = p.add(Node::Parallelize { partitions: vec![Default::default()] }, false).unwrap();
         let u = p.add(Node::Union { a, b: c }, false).unwrap();
         let m = p.add(Node::Narrow { parent: u, step: step(StepKind::Map, "f") }, false).unwrap();
         assert_eq!(p.lineage(m).unwrap(), [a, c, u, m]);
@@ -321,8 +322,8 @@ mod tests {
             p.add(Node::Narrow { parent: DatasetId(9), step: step(StepKind::Map, "f") }, false),
             Err(PlanError::UnknownDataset(DatasetId(9)))
         );
-        let a = p.add(Node::Parallelize { partitions: vec![vec![]] }, false).unwrap();
-        let b = p.add(Node::Parallelize { partitions: vec![vec![]] }, true).unwrap();
+        let a = p.add(Node::Parallelize { partitions: vec![Default::default()] }, false).unwrap();
+        let b = p.add(Node::Parallelize { partitions: vec![Default::default()] }, true).unwrap();
         assert_eq!(p.add(Node::Union { a, b }, false), Err(PlanError::MixedUnion { a, b }));
         assert_eq!(
             p.add(Node::Parallelize { partitions: vec![] }, false),

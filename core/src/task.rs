@@ -10,7 +10,7 @@
 mod descriptor;
 
 pub use descriptor::{
-    Aggregate, Combiner, DriverWork, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody,
+    Aggregate, Combiner, Data, DriverWork, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody,
     TaskDescriptor, TaskInput, TaskOutput, TaskWork, TextSplitRef,
 };
 

@@ -28,6 +28,9 @@ use weft_core::ids::{DatasetId, ShuffleId, StageId};
 use weft_core::plan::{Node, Plan, PlanError, ShuffleKind, Step, StepKind};
 pub use weft_core::task::{Aggregate, Combiner as CombinerSpec};
 
+/// A chain of narrow steps, shared by the tasks that run it.
+type Chain = Arc<[Step]>;
+
 /// Where a task's input comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -205,7 +208,7 @@ impl Builder<'_> {
             Node::Narrow { parent, step } => {
                 let (mut tasks, parents) = self.partitions(*parent)?;
                 // Tasks that shared a chain share the longer one too.
-                let mut last: Option<(Arc<[Step]>, Arc<[Step]>)> = None;
+                let mut last: Option<(Chain, Chain)> = None;
                 for t in &mut tasks {
                     let longer = match &last {
                         Some((old, new)) if Arc::ptr_eq(old, &t.chain) => Arc::clone(new),

@@ -86,7 +86,7 @@ pub struct TaskResult {
     pub records: u64,
     /// The batch it returned (records for collect and take, sampled keys),
     /// empty for other sinks.
-    pub batch: bytes::Bytes,
+    pub batch: weft_core::task::Data,
 }
 
 /// How an attempt ended, as the job needs to know it.

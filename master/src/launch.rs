@@ -11,7 +11,7 @@ use weft_core::io::TextSplit;
 use weft_core::limits::TaskLimits;
 use weft_core::plan::{Node, Plan};
 use weft_core::task::{
-    MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody, TaskDescriptor, TaskInput, TaskKey,
+    Data, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody, TaskDescriptor, TaskInput, TaskKey,
     TaskOutput, TaskWork, TextSplitRef,
 };
 
@@ -43,7 +43,7 @@ pub struct JobContext {
     /// Per-task limits.
     pub limits: TaskLimits,
     /// Broadcast values, by id.
-    pub broadcasts: Arc<BTreeMap<u64, Bytes>>,
+    pub broadcasts: Arc<BTreeMap<u64, Data>>,
     /// The plan the job computes.
     pub plan: Plan,
     /// The splits of each text dataset, with the URI they were planned from.
@@ -100,7 +100,7 @@ pub fn descriptor(
         }
         Source::Parallelize { dataset, partition } => match ctx.plan.get(*dataset).map(|d| &d.node) {
             Ok(Node::Parallelize { partitions }) => {
-                TaskInput::Records(partitions.get(*partition as usize).cloned().unwrap_or_default().into())
+                TaskInput::Records(partitions.get(*partition as usize).cloned().unwrap_or_default())
             }
             _ => return Err(LaunchError::MissingInput(*dataset, "parallelized records")),
         },

@@ -53,6 +53,11 @@ pub struct MasterConfig {
     /// (`None`: no limit). Apart from the task deadline.
     #[serde(with = "optional_duration")]
     pub job_deadline: Option<Duration>,
+    /// The most bytes a `collect` or `take` may return to its driver (larger
+    /// results fail their action, naming the size and this limit). Results,
+    /// parallelized data and broadcast values over 64 KiB travel as blocks of
+    /// the master's artifact store, which accepts blocks up to this size.
+    pub max_result_size: bytesize::ByteSize,
     /// S3 settings for `s3://` inputs, outputs and artifacts.
     pub s3: S3Config,
 }
@@ -70,6 +75,7 @@ impl Default for MasterConfig {
             max_task_attempts: 4,
             task_limits: TaskLimits::default(),
             job_deadline: None,
+            max_result_size: bytesize::ByteSize::gib(2),
             s3: S3Config::default(),
         }
     }
@@ -172,14 +178,22 @@ impl MasterNode {
         })?;
         let store =
             ArtifactStore::local(&dir).map_err(|source| StartError::Store { dir: dir.clone(), source })?;
+        let store = if config.max_result_size.as_u64() > store.max_size() {
+            store.with_max_size(config.max_result_size)
+        } else {
+            store
+        };
         let resolver =
             Arc::new(Resolver::new(store.clone(), ResolverConfig::default().with_s3(config.s3.clone())));
         let credentials =
             Credentials::new(&config.cluster_token).map_err(|s| StartError::Token(s.message().into()))?;
 
         let incarnation = weft_core::ids::Incarnation::fresh();
-        let core_config =
-            CoreConfig { heartbeat_interval: config.heartbeat_interval, lost_after: config.lost_after };
+        let core_config = CoreConfig {
+            heartbeat_interval: config.heartbeat_interval,
+            lost_after: config.lost_after,
+            max_result_size: config.max_result_size.as_u64(),
+        };
         let launcher = Arc::new(GrpcLauncher::new(credentials, Duration::from_secs(10), advertised));
         // The clock ticks often enough to end launch back-offs on time.
         let tick =

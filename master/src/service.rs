@@ -15,7 +15,7 @@ use weft_core::proto::v1::{
     TaskUpdatesResponse,
 };
 use weft_core::proto::{PROTOCOL_VERSION, ProtoError, auth};
-use weft_core::task::TaskKey;
+use weft_core::task::{Data, TaskKey};
 
 /// The service, in front of the core.
 #[derive(Clone)]
@@ -56,7 +56,7 @@ fn task_end(u: v1::TaskUpdate) -> Result<TaskEnd, ProtoError> {
         key,
         end,
         metering: u.metering.as_ref().map(TaskMetering::from).unwrap_or_default(),
-        result: u.result,
+        result: u.result.map(Data::try_from).transpose()?.unwrap_or_default(),
         count: u.count,
         partition_bytes: u.partition_bytes,
         log: u.log,

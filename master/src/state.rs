@@ -25,7 +25,6 @@ pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
 use crate::dag::JobGraph;
 use crate::job::{JobRun, JobState, Outcome, TaskResult};
 use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
-use bytes::Bytes;
 use jobs::DriverSlot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -34,13 +33,13 @@ use weft_core::ids::{ActionId, AgentId, DatasetId, Incarnation, JobId, ShuffleId
 use weft_core::io::TextSplit;
 use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::plan::{Node, PlanError};
-use weft_core::task::{DriverWork, MapLocation, TaskBody, TaskDescriptor, TaskKey, TaskState};
+use weft_core::task::{Data, DriverWork, MapLocation, TaskBody, TaskDescriptor, TaskKey, TaskState};
 
 /// What a finished action hands back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutput {
-    /// The result tasks' batches, by partition.
-    Records(Vec<Bytes>),
+    /// The result tasks' batches, by partition (inline or as blocks).
+    Records(Vec<Data>),
     /// The total count.
     Count(u64),
     /// Text output was written by every result task, in this many partitions
@@ -48,7 +47,7 @@ pub enum JobOutput {
     Written(u32),
     /// Each result task's key sample (one key per entry) and how many records
     /// it sampled from.
-    Samples(Vec<(u64, Bytes)>),
+    Samples(Vec<(u64, Data)>),
 }
 
 /// How an action ended: its output, or why it failed.
@@ -64,7 +63,7 @@ pub struct TaskEnd {
     /// What it consumed.
     pub metering: TaskMetering,
     /// A result task's records (one batch), or a sample task's keys.
-    pub result: Bytes,
+    pub result: Data,
     /// Records counted, returned or written.
     pub count: u64,
     /// A map task's stored bytes per reduce partition.
@@ -132,11 +131,15 @@ pub struct CoreConfig {
     pub heartbeat_interval: Duration,
     /// Missed heartbeats before an agent is lost.
     pub lost_after: u32,
+    /// The most bytes a `collect` or `take` may return to its driver.
+    pub max_result_size: u64,
 }
 
 struct Action {
     ctx: JobContext,
     run: JobRun,
+    /// Bytes of results finished so far.
+    result_bytes: u64,
 }
 
 /// Everything the master knows, and the rules that change it.
@@ -152,6 +155,7 @@ pub struct Core {
     running: HashMap<TaskKey, AgentId>,
     effects: Vec<Effect>,
     changed: BTreeSet<JobId>,
+    max_result_size: u64,
 }
 
 impl Core {
@@ -166,6 +170,7 @@ impl Core {
             running: HashMap::new(),
             effects: Vec::new(),
             changed: BTreeSet::new(),
+            max_result_size: config.max_result_size,
         }
     }
 
@@ -231,7 +236,7 @@ impl Core {
     ///
     /// # Errors
     /// The job is unknown or has ended.
-    pub fn broadcast(&mut self, job: JobId, value: Bytes) -> Result<u64, String> {
+    pub fn broadcast(&mut self, job: JobId, value: Data) -> Result<u64, String> {
         let j = self.live_job(job)?;
         let id = j.broadcasts.len() as u64;
         Arc::make_mut(&mut j.broadcasts).insert(id, value);
@@ -288,7 +293,7 @@ impl Core {
             tracing::info!(%action, skipped, "map outputs of earlier actions reused");
         }
         self.changed.insert(ctx.job);
-        self.actions.push(Action { ctx, run });
+        self.actions.push(Action { ctx, run, result_bytes: 0 });
         self.reap();
         action
     }
@@ -452,6 +457,7 @@ impl Core {
         let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) else { return };
         self.changed.insert(key.job());
         let finished = end.end == EndReason::Finished;
+        let result_len = end.result.len();
         let outcome = match end.end {
             EndReason::Finished => Outcome::Finished {
                 result: TaskResult { records: end.count, batch: end.result },
@@ -464,7 +470,22 @@ impl Core {
         // keys; the sort's map stage runs them again, and counts.
         let sampling = matches!(a.ctx.sink, ResultSink::KeySample(_))
             && a.run.graph().result_stage().is_some_and(|s| s.id == key.stage);
-        if a.run.on_outcome(&key, &end.metering, outcome)
+        let taken = a.run.on_outcome(&key, &end.metering, outcome);
+        if taken && finished && matches!(a.ctx.sink, ResultSink::Records { .. }) {
+            a.result_bytes += result_len;
+            if a.result_bytes > self.max_result_size {
+                a.run.fail(format!(
+                    "{} returned more than the {} ({} bytes) a collect or take may bring back to its driver \
+                     ({} bytes so far; the master's --max-result-size): write large results with \
+                     save_as_text_file instead of collecting them",
+                    a.run.action(),
+                    bytesize::ByteSize(self.max_result_size),
+                    self.max_result_size,
+                    a.result_bytes,
+                ));
+            }
+        }
+        if taken
             && finished
             && !sampling
             && let Some(j) = self.jobs.get_mut(&key.job())

@@ -32,7 +32,7 @@ pub struct TaskSpec {
     /// The attempt's budget (capped by the sandbox's maxima).
     pub limits: TaskLimits,
     /// Broadcast values the guest may read.
-    pub broadcasts: Arc<BTreeMap<u64, Vec<u8>>>,
+    pub broadcasts: Arc<BTreeMap<u64, bytes::Bytes>>,
     /// Where the records come from.
     pub input: Input,
     /// The narrow steps run over every batch, in order; empty passes batches through.

@@ -21,17 +21,23 @@ use tokio::sync::watch;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use weft_core::artifact::RemoteArtifacts;
+use weft_core::codec::batch::{BatchWriter, entries};
 use weft_core::ids::{DatasetId, JobId};
 use weft_core::plan::{Node, Plan, ShuffleKind};
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::driver_client::DriverClient;
 use weft_core::proto::v1::{self, act_request, define_request};
+use weft_core::task::Data;
 
 type Client = DriverClient<InterceptedService<Channel, Credentials>>;
 
 /// An [`ActionRunner`] over the master's `Driver` service for one job.
 pub(crate) struct GrpcRunner {
     client: Client,
+    /// The master's artifact store: parallelized partitions and broadcast
+    /// values too large to travel inline go there, results come from there.
+    blocks: RemoteArtifacts,
     job: JobId,
     io: Handle,
     killed: watch::Receiver<bool>,
@@ -51,6 +57,7 @@ impl GrpcRunner {
         killed: watch::Receiver<bool>,
     ) -> Self {
         Self {
+            blocks: RemoteArtifacts::new(channel.clone()),
             client: DriverClient::with_interceptor(channel, credentials),
             job,
             io: Handle::current(),
@@ -93,7 +100,7 @@ impl GrpcRunner {
     }
 
     /// Send what the master has not seen of `plan` and `broadcasts`.
-    async fn sync(&mut self, plan: &Plan, broadcasts: &[Vec<u8>]) -> Result<(), String> {
+    async fn sync(&mut self, plan: &Plan, broadcasts: &[Data]) -> Result<(), String> {
         for id in self.defined..plan.len() as u32 {
             let dataset = plan.get(DatasetId(id)).map_err(|e| e.to_string())?;
             self.define(node(&dataset.node, dataset.keyed), u64::from(id)).await?;
@@ -107,10 +114,45 @@ impl GrpcRunner {
             }
         }
         for (i, value) in broadcasts.iter().enumerate().skip(self.broadcasts) {
-            self.define(define_request::Node::Broadcast(value.clone().into()), i as u64).await?;
+            self.define(define_request::Node::Broadcast(value.into()), i as u64).await?;
             self.broadcasts = i + 1;
         }
         Ok(())
+    }
+
+    /// One batch of the result parts' records, the first `limit` whole
+    /// records (pairs when `keyed`) for a take; parts held as blocks are
+    /// fetched (verified) from the master's store.
+    async fn gather(&self, parts: Vec<v1::Data>, limit: Option<u64>, keyed: bool) -> Result<Vec<u8>, String> {
+        let per = if keyed { 2 } else { 1 };
+        let limit =
+            limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX).saturating_mul(per));
+        let mut out = BatchWriter::new();
+        let mut entries_taken = 0usize;
+        for part in parts {
+            if entries_taken >= limit {
+                break;
+            }
+            let bytes = match Data::try_from(part).map_err(|e| e.to_string())? {
+                Data::Inline(b) => b,
+                Data::Block { digest, .. } => {
+                    let blocks = self.blocks.clone();
+                    self.call(async move {
+                        blocks.get(&digest).await.map_err(|e| Status::unavailable(e.to_string()))
+                    })
+                    .await
+                    .map_err(|e| format!("fetching a result block: {e}"))?
+                }
+            };
+            for e in entries(&bytes) {
+                if entries_taken >= limit {
+                    break;
+                }
+                out.push(e.map_err(|e| format!("a task returned a malformed batch: {e}"))?);
+                entries_taken += 1;
+            }
+        }
+        Ok(out.finish())
     }
 
     async fn act(&self, dataset: u32, action: act_request::Action) -> Result<v1::ActResponse, String> {
@@ -126,7 +168,7 @@ impl ActionRunner for GrpcRunner {
         plan: &'a Plan,
         dataset: DatasetId,
         action: Action,
-        broadcasts: &'a [Vec<u8>],
+        broadcasts: &'a [Data],
     ) -> RunnerFuture<'a, ActionResult> {
         Box::pin(async move {
             self.sync(plan, broadcasts).await?;
@@ -137,11 +179,30 @@ impl ActionRunner for GrpcRunner {
                 Action::SaveAsTextFile(uri) => act_request::Action::SaveAsTextFile(uri.clone()),
             };
             let reply = self.act(dataset.0, proto).await?;
+            let keyed = plan.get(dataset).is_ok_and(|d| d.keyed);
             Ok(match action {
-                Action::Collect | Action::Take(_) => ActionResult::Records(reply.records.to_vec()),
+                Action::Collect => ActionResult::Records(self.gather(reply.records, None, keyed).await?),
+                Action::Take(n) => ActionResult::Records(self.gather(reply.records, Some(n), keyed).await?),
                 Action::Count => ActionResult::Count(reply.count),
                 Action::SaveAsTextFile(_) => ActionResult::Saved,
             })
+        })
+    }
+
+    fn put(&mut self, bytes: Vec<u8>) -> RunnerFuture<'_, Data> {
+        Box::pin(async move {
+            if bytes.len() <= Data::INLINE_MAX {
+                return Ok(Data::Inline(bytes.into()));
+            }
+            let len = bytes.len() as u64;
+            let blocks = self.blocks.clone();
+            let digest = self
+                .call(async move {
+                    blocks.put(bytes.into()).await.map_err(|e| Status::unavailable(e.to_string()))
+                })
+                .await
+                .map_err(|e| format!("storing {len} bytes in the master's block store: {e}"))?;
+            Ok(Data::Block { digest, len })
         })
     }
 
@@ -159,7 +220,7 @@ pub(crate) fn node(node: &Node, keyed: bool) -> define_request::Node {
             D::TextFile(v1::TextFileNode { uri: uri.clone(), min_partitions: *min_partitions })
         }
         Node::Parallelize { partitions } => D::Parallelize(v1::ParallelizeNode {
-            partitions: partitions.iter().map(|p| p.clone().into()).collect(),
+            partitions: partitions.iter().map(Into::into).collect(),
             keyed,
         }),
         Node::Narrow { parent, step } => {

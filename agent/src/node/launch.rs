@@ -15,7 +15,7 @@ use weft_core::limits::TaskLimits;
 use weft_core::plan::Step;
 use weft_core::proto::DescriptorError;
 use weft_core::task::{
-    Partitioning, ShuffleRead, TaskBody as TaskBody_, TaskDescriptor, TaskInput, TaskKey, TaskOutput,
+    Data, Partitioning, ShuffleRead, TaskBody as TaskBody_, TaskDescriptor, TaskInput, TaskKey, TaskOutput,
 };
 
 /// Why a task descriptor cannot be run; the launch of that task is refused
@@ -53,7 +53,8 @@ pub(crate) struct Parsed {
     /// Where to fetch the component from (a master address).
     pub artifact_source: String,
     pub limits: TaskLimits,
-    pub broadcasts: Arc<BTreeMap<u64, Vec<u8>>>,
+    /// Broadcast values, some still blocks to fetch.
+    pub broadcasts: Arc<BTreeMap<u64, Data>>,
     pub body: Body,
 }
 
@@ -74,6 +75,9 @@ pub(crate) struct TaskBody {
     pub output: OutputSpec,
     /// Which peer serves each map output the input reads.
     pub map_outputs: Vec<(ShuffleId, MapId, String)>,
+    /// A parallelized partition held as a block: fetched into `input` before
+    /// the attempt runs.
+    pub records: Option<Data>,
 }
 
 /// Where a batch of launches comes from: the master's addresses.
@@ -98,7 +102,7 @@ pub(crate) fn parse(
     let key = task.key;
     let job = JobId::from(key.job());
     let or_master = |s: &str| if s.is_empty() { config.master.clone() } else { s.to_string() };
-    let broadcasts = Arc::new(task.broadcasts.iter().map(|(id, b)| (*id, b.to_vec())).collect());
+    let broadcasts = task.broadcasts;
     let mut limits = task.limits;
     let body = match task.body {
         TaskBody_::Driver(d) => {
@@ -109,7 +113,11 @@ pub(crate) fn parse(
         }
         TaskBody_::Work(w) => {
             let mut map_outputs = Vec::new();
-            let input = input(w.input, config, &mut map_outputs)?;
+            let (records, input) = match w.input {
+                TaskInput::Records(Data::Inline(b)) => (None, Input::Records(b.to_vec())),
+                TaskInput::Records(block) => (Some(block), Input::Records(Vec::new())),
+                other => (None, input(other, config, &mut map_outputs)?),
+            };
             let output = output(w.output, &key, config, store, &job)?;
             Body::Task(Box::new(TaskBody {
                 input,
@@ -118,6 +126,7 @@ pub(crate) fn parse(
                 output_keyed: w.output_keyed,
                 output,
                 map_outputs,
+                records,
             }))
         }
     };
@@ -147,7 +156,7 @@ fn input(
                 split: TextSplit { path, start: t.start, end: t.end, file_len: t.file_len },
             }
         }
-        TaskInput::Records(r) => Input::Records(r.to_vec()),
+        TaskInput::Records(_) => Input::Records(Vec::new()),
         TaskInput::Shuffle(read) => {
             Input::Shuffle { blocks: blocks(&read, map_outputs), aggregate: read.aggregate }
         }

@@ -18,6 +18,7 @@ use weft_core::proto::PROTOCOL_VERSION;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::master_client::MasterClient;
 use weft_core::proto::v1::{self, HeartbeatRequest, RegisterRequest, Resources, TaskUpdate, TaskUpdates};
+use weft_core::task::Data;
 use weft_core::task::{TaskKey, TaskState};
 
 /// The master's client, stamped with the protocol version and cluster token.
@@ -210,7 +211,7 @@ pub(crate) fn outcome(key: &TaskKey, outcome: &TaskOutcome) -> TaskUpdate {
     update.metering = Some((&metering).into());
     match &outcome.output {
         Output::Records { batch, records } => {
-            update.result = batch.clone().into();
+            update.result = Some((&Data::Inline(batch.clone().into())).into());
             update.count = *records;
         }
         Output::Count(n) => update.count = *n,

@@ -79,7 +79,7 @@ impl Agent for AgentService {
         let origin = Origin { artifact_source: &req.artifact_source, master: &req.master };
         let mut refused = Vec::new();
         for proto in req.tasks {
-            let task = proto.task.clone();
+            let task = proto.task;
             if let Err((kind, message)) = self.launch(proto, &origin) {
                 tracing::debug!(?task, %message, "weft.agent.launch.refused");
                 refused.push(Refusal { task, kind: kind as i32, message, free_slots: 0 });

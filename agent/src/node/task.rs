@@ -9,18 +9,22 @@ use crate::blocks::RemoteFetcher;
 use crate::driver::PlanDriver;
 use crate::executor::{Executor, OutputSpec, TaskOutcome, TaskSpec};
 use crate::sandbox::{Prepared, TaskContext, TaskInfo};
+use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tracing::Instrument;
 use weft_core::artifact::{ArtifactError, RemoteArtifacts};
 use weft_core::metering::EndReason;
-use weft_core::proto::v1::TaskUpdate;
+use weft_core::proto::v1::{self, TaskUpdate};
+use weft_core::task::Data;
 use weft_core::task::TaskKey;
 
-/// Run `parsed` to its end and report it. The slot (`permit`) is released and
-/// the attempt forgotten *before* the final update goes out, so a master that
-/// launches the next task on hearing of this one's end finds the slot free.
+/// Run `parsed` to its end and report it. The slot (`permit`) is released
+/// *before* the final update is queued, so a master that launches the next
+/// task on hearing of this one's end finds the slot free; the attempt is
+/// forgotten after, so shutdown can wait until every end is queued.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     parsed: Parsed,
@@ -46,9 +50,10 @@ pub(crate) async fn run(
             }
         };
         drop(permit);
-        shared.forget(&key);
-        tracing::info!(state = update.state, "weft.agent.task.end");
+        tracing::debug!(state = update.state, "weft.agent.task.end");
         shared.master.update(update);
+        // Forgotten only once its end is queued: shutdown waits for this.
+        shared.forget(&key);
     }
     .instrument(span)
     .await;
@@ -62,6 +67,10 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
         Ok(p) => p,
         Err(end) => return failed(end),
     };
+    let broadcasts = match resolve_all(shared, &parsed.artifact_source, &parsed.broadcasts).await {
+        Ok(b) => Arc::new(b),
+        Err(end) => return failed(end),
+    };
     let info = TaskInfo {
         job_id: key.action.to_string(),
         stage_id: key.stage.0,
@@ -70,7 +79,14 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
     };
     match parsed.body {
         Body::Task(body) => {
-            let TaskBody { input, chain, input_keyed, output_keyed, output, map_outputs } = *body;
+            let TaskBody { mut input, chain, input_keyed, output_keyed, output, map_outputs, records } =
+                *body;
+            if let Some(block) = records {
+                match resolve(shared, &parsed.artifact_source, &block).await {
+                    Ok(bytes) => input = crate::executor::Input::Records(bytes.to_vec()),
+                    Err(end) => return failed(end),
+                }
+            }
             if let OutputSpec::Shuffle { .. } = &output {
                 let (store, job) = (shared.blocks.clone(), parsed.job.clone());
                 let made = tokio::task::spawn_blocking(move || store.create_shuffle_dir(&job)).await;
@@ -92,7 +108,7 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
                 attempt: key.attempt,
                 component: prepared,
                 limits: parsed.limits,
-                broadcasts: parsed.broadcasts,
+                broadcasts,
                 input,
                 chain,
                 input_keyed,
@@ -102,7 +118,13 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
             let executor = Executor::new(shared.sandbox.clone(), Arc::clone(&shared.pool), fetcher)
                 .with_config(shared.config.executor.clone());
             match execute(executor, spec, kill).await {
-                Some(outcome) => report::outcome(&key, &outcome),
+                Some(outcome) => {
+                    let mut update = report::outcome(&key, &outcome);
+                    if let Err(end) = store_result(shared, &parsed.artifact_source, &mut update).await {
+                        return failed(end);
+                    }
+                    update
+                }
                 None => failed(EndReason::Killed),
             }
         }
@@ -117,7 +139,7 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
             let ctx = TaskContext {
                 info,
                 limits: parsed.limits,
-                broadcasts: parsed.broadcasts,
+                broadcasts,
                 driver: Some(Box::new(PlanDriver::new(args, runner))),
             };
             let sandbox = shared.sandbox.clone();
@@ -175,6 +197,71 @@ async fn execute(
             io: Default::default(),
         })
     })
+}
+
+/// The bytes of `data`: inline, or a block fetched by digest from the
+/// master's artifact store at `source` through the verifying artifact cache
+/// (once per agent), and kept in memory for the tasks that follow.
+async fn resolve(shared: &Shared, source: &str, data: &Data) -> Result<Bytes, EndReason> {
+    let (digest, len) = match data {
+        Data::Inline(b) => return Ok(b.clone()),
+        Data::Block { digest, len } => (*digest, *len),
+    };
+    if let Some(b) = shared.data_blocks.get(&digest) {
+        return Ok(b);
+    }
+    let channel = shared
+        .artifact_sources
+        .channel(source)
+        .map_err(|e| EndReason::HostError { message: e.to_string() })?;
+    let remote = RemoteArtifacts::new(channel);
+    let bytes = shared
+        .artifacts
+        .get_or_fetch(&digest, || async move {
+            remote.get(&digest).await.map_err(|e| ArtifactError::Storage {
+                location: format!("the artifact service at {source}"),
+                source: object_store::Error::Generic { store: "artifacts", source: Box::new(e) },
+            })
+        })
+        .await
+        .map_err(|e| EndReason::HostError {
+            message: format!("fetching the data block {digest} ({len} bytes): {e}"),
+        })?;
+    shared.data_blocks.insert(digest, bytes.clone());
+    Ok(bytes)
+}
+
+async fn resolve_all(
+    shared: &Shared,
+    source: &str,
+    data: &BTreeMap<u64, Data>,
+) -> Result<BTreeMap<u64, Bytes>, EndReason> {
+    let mut out = BTreeMap::new();
+    for (id, d) in data {
+        out.insert(*id, resolve(shared, source, d).await?);
+    }
+    Ok(out)
+}
+
+/// A result too large to travel inline goes to the master's artifact store
+/// as a block; the update carries its digest.
+async fn store_result(shared: &Shared, source: &str, update: &mut TaskUpdate) -> Result<(), EndReason> {
+    let Some(v1::data::Kind::Inline(bytes)) = update.result.as_ref().and_then(|r| r.kind.as_ref()) else {
+        return Ok(());
+    };
+    if bytes.len() <= Data::INLINE_MAX {
+        return Ok(());
+    }
+    let (bytes, len) = (bytes.clone(), bytes.len() as u64);
+    let channel = shared
+        .artifact_sources
+        .channel(source)
+        .map_err(|e| EndReason::HostError { message: e.to_string() })?;
+    let digest = RemoteArtifacts::new(channel).put(bytes).await.map_err(|e| EndReason::HostError {
+        message: format!("storing a result of {len} bytes in the master's block store at {source}: {e}"),
+    })?;
+    update.result = Some((&Data::Block { digest, len }).into());
+    Ok(())
 }
 
 /// The attempt's component: fetched by digest through the artifact cache

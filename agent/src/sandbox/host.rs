@@ -50,7 +50,7 @@ pub struct TaskState {
     pub(crate) limiter: Limiter,
     pub(crate) log: TaskLog,
     pub(crate) info: TaskInfo,
-    pub(crate) broadcasts: Arc<BTreeMap<u64, Vec<u8>>>,
+    pub(crate) broadcasts: Arc<BTreeMap<u64, bytes::Bytes>>,
     pub(crate) accumulators: BTreeMap<String, i64>,
     pub(crate) driver: Option<Box<dyn DriverHost>>,
 }
@@ -78,7 +78,7 @@ impl log::Host for TaskState {
 
 impl super::bindings::weft::grid::broadcast::Host for TaskState {
     fn get(&mut self, id: u64) -> Option<Vec<u8>> {
-        self.broadcasts.get(&id).cloned()
+        self.broadcasts.get(&id).map(|b| b.to_vec())
     }
 }
 

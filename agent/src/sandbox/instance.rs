@@ -30,7 +30,7 @@ pub struct TaskContext {
     /// Its budget.
     pub limits: TaskLimits,
     /// Broadcast values readable through the `broadcast` import.
-    pub broadcasts: Arc<BTreeMap<u64, Vec<u8>>>,
+    pub broadcasts: Arc<BTreeMap<u64, bytes::Bytes>>,
     /// The cluster side of the driver imports; `None` inside a task.
     pub driver: Option<Box<dyn DriverHost>>,
 }

@@ -15,6 +15,7 @@ use weft_core::ids::DatasetId;
 use weft_core::limits::TaskLimits;
 use weft_core::metering::EndReason;
 use weft_core::plan::{Node, Plan, ShuffleKind, Step, StepKind};
+use weft_core::task::Data;
 
 type Seen = Arc<Mutex<Vec<(Plan, DatasetId, Action)>>>;
 
@@ -24,12 +25,16 @@ struct Recording {
 }
 
 impl ActionRunner for Recording {
+    fn put(&mut self, bytes: Vec<u8>) -> RunnerFuture<'_, Data> {
+        Box::pin(async move { Ok(Data::from(bytes)) })
+    }
+
     fn run<'a>(
         &'a mut self,
         plan: &'a Plan,
         ds: DatasetId,
         action: Action,
-        _: &'a [Vec<u8>],
+        _: &'a [Data],
     ) -> RunnerFuture<'a, ActionResult> {
         self.seen.lock().unwrap().push((plan.clone(), ds, action.clone()));
         let fail = self.fail_count;

@@ -1,37 +1,197 @@
-//! Whole agents over loopback gRPC: a real `Master` service and artifact
-//! service, real `AgentNode`s, the real sandbox running guest components, real
-//! files. Only the `Driver` service is a stand-in (the master's is tested with
-//! the master).
+//! Whole agents over loopback gRPC: a recording stand-in `Master` service, the
+//! real artifact service, real `AgentNode`s, the real sandbox running guest
+//! components, real files. The `Master` and `Driver` services are stand-ins
+//! (the master's own are tested with the master): they check what a real
+//! master checks and record what agents tell them.
 
 use crate::support::{guest, strings};
+use bytes::Bytes;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Server};
-use tonic::{Code, Status};
+use tonic::{Code, Request, Response, Status};
 use weft_agent::SandboxConfig;
 use weft_agent::node::{AgentConfig, AgentHandle, AgentNode, NodeError};
 use weft_codec::batch::BatchWriter;
-use weft_core::artifact::{ArtifactService, ArtifactStore, RemoteArtifacts, S3Config};
+use weft_core::artifact::{ArtifactService, ArtifactStore, Digest, RemoteArtifacts, S3Config};
+use weft_core::ids::{ActionId, AgentId, Incarnation, JobId, StageId};
 use weft_core::io::{DataLocation, TextSplit, plan_text_splits};
-use weft_core::metering::EndReason;
-use weft_core::proto::auth::Credentials;
+use weft_core::limits::TaskLimits;
+use weft_core::metering::{EndReason, TaskMetering};
+use weft_core::plan::{Step, StepKind};
+use weft_core::proto::auth::{self, Credentials};
+use weft_core::proto::task_state;
 use weft_core::proto::v1::agent_client::AgentClient;
 use weft_core::proto::v1::driver_server::DriverServer;
-use weft_core::proto::v1::{self, task_input, task_output};
-use weft_core::task::TaskState;
-use weft_master::registry::Registry;
-use weft_master::service::{MasterEvent, MasterService, TaskEvent};
+use weft_core::proto::v1::master_server::{Master, MasterServer};
+use weft_core::proto::v1::{self, RefusalKind};
+use weft_core::task::{
+    Data, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskOutput, TaskState, TaskWork, TextSplitRef,
+};
 
 mod driver;
 mod shuffle;
 
 const TOKEN: &str = "cluster-secret";
+/// Silent intervals after which the stand-in master declares an agent lost.
+const LOST_AFTER: u32 = 3;
 
-/// A master (Master + Artifacts + a stand-in Driver service) on loopback.
+/// What the stand-in master learns from agents.
+#[derive(Debug)]
+enum MasterEvent {
+    /// An agent registered (or registered again, under a new id).
+    AgentRegistered(AgentId),
+    /// An agent stopped heartbeating.
+    AgentLost(AgentId),
+    /// A task attempt ended.
+    Task(Box<TaskEvent>),
+}
+
+/// One task update, as its agent sent it.
+#[derive(Debug)]
+struct TaskEvent {
+    agent: AgentId,
+    task: TaskKey,
+    state: TaskState,
+    end: Option<EndReason>,
+    metering: TaskMetering,
+    result: Bytes,
+    count: u64,
+    partition_bytes: Vec<u64>,
+    log: String,
+}
+
+/// The agents the stand-in master counts: each live one's last heartbeat.
+struct Agents {
+    incarnation: Incarnation,
+    next: u32,
+    live: HashMap<AgentId, Instant>,
+}
+
+/// A `Master` service that records what agents send, as events.
+#[derive(Clone)]
+struct RecordingMaster {
+    agents: Arc<Mutex<Agents>>,
+    interval: Duration,
+    events: mpsc::Sender<MasterEvent>,
+}
+
+impl RecordingMaster {
+    /// Declare agents silent for [`LOST_AFTER`] intervals lost (they must
+    /// register again), checking every half interval, until the events' reader is gone.
+    async fn sweep_forever(self) {
+        let mut tick = tokio::time::interval(self.interval / 2);
+        while !self.events.is_closed() {
+            tick.tick().await;
+            let lost: Vec<AgentId> = {
+                let mut agents = self.agents.lock().unwrap();
+                let now = Instant::now();
+                let silent: Vec<AgentId> = agents
+                    .live
+                    .iter()
+                    .filter(|(_, seen)| now.duration_since(**seen) > self.interval * LOST_AFTER)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &silent {
+                    agents.live.remove(id);
+                }
+                silent
+            };
+            for id in lost {
+                let _ = self.events.send(MasterEvent::AgentLost(id)).await;
+            }
+        }
+    }
+
+    /// Whether `id` names a live agent; a heartbeat from it counts.
+    fn seen(&self, id: Option<&v1::AgentRef>) -> bool {
+        let Some(id) = id.and_then(|r| AgentId::try_from(r).ok()) else { return false };
+        match self.agents.lock().unwrap().live.get_mut(&id) {
+            Some(seen) => {
+                *seen = Instant::now();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+#[tonic::async_trait]
+impl Master for RecordingMaster {
+    async fn register(
+        &self,
+        request: Request<v1::RegisterRequest>,
+    ) -> Result<Response<v1::RegisterResponse>, Status> {
+        auth::check(request.metadata(), TOKEN, "agent")?;
+        let id = {
+            let mut agents = self.agents.lock().unwrap();
+            let id = AgentId { incarnation: agents.incarnation, seq: agents.next };
+            agents.next += 1;
+            agents.live.insert(id, Instant::now());
+            id
+        };
+        self.events.send(MasterEvent::AgentRegistered(id)).await.unwrap();
+        Ok(Response::new(v1::RegisterResponse {
+            agent_id: Some(id.into()),
+            heartbeat_interval_ms: self.interval.as_millis() as u64,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<v1::HeartbeatRequest>,
+    ) -> Result<Response<v1::HeartbeatResponse>, Status> {
+        auth::check(request.metadata(), TOKEN, "agent")?;
+        let known = self.seen(request.get_ref().agent_id.as_ref());
+        Ok(Response::new(v1::HeartbeatResponse { reregister: !known }))
+    }
+
+    async fn update_tasks(
+        &self,
+        request: Request<v1::TaskUpdates>,
+    ) -> Result<Response<v1::TaskUpdatesResponse>, Status> {
+        auth::check(request.metadata(), TOKEN, "agent")?;
+        let updates = request.into_inner();
+        // As the real master: updates from an agent it does not count are not taken.
+        if !self.seen(updates.agent_id.as_ref()) {
+            return Ok(Response::new(v1::TaskUpdatesResponse { reregister: true }));
+        }
+        let agent = AgentId::try_from(updates.agent_id.as_ref().unwrap()).unwrap();
+        for u in updates.updates {
+            let event = TaskEvent {
+                agent,
+                task: TaskKey::try_from(u.task.as_ref().ok_or_else(|| bad("an update without its task"))?)
+                    .map_err(bad)?,
+                state: task_state(u.state).map_err(bad)?,
+                end: u.end.as_ref().map(EndReason::try_from).transpose().map_err(bad)?,
+                metering: u.metering.as_ref().map(TaskMetering::from).unwrap_or_default(),
+                result: match u.result.map(Data::try_from).transpose().map_err(bad)? {
+                    Some(Data::Inline(b)) => b,
+                    Some(Data::Block { digest, .. }) => {
+                        return Err(bad(format!("a result block {digest} where inline bytes were expected")));
+                    }
+                    None => Bytes::new(),
+                },
+                count: u.count,
+                partition_bytes: u.partition_bytes,
+                log: u.log,
+            };
+            self.events.send(MasterEvent::Task(Box::new(event))).await.unwrap();
+        }
+        Ok(Response::new(v1::TaskUpdatesResponse { reregister: false }))
+    }
+}
+
+/// A master (the recording Master, Artifacts, a stand-in Driver service) on loopback.
 struct Cluster {
     addr: SocketAddr,
     events: mpsc::Receiver<MasterEvent>,
@@ -46,18 +206,20 @@ struct Cluster {
 
 async fn cluster(interval: Duration) -> Cluster {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    cluster_on(listener, interval, tempfile::tempdir().unwrap()).await
+    cluster_on(listener, interval, Incarnation(1), tempfile::tempdir().unwrap()).await
 }
 
+/// A master run numbered `incarnation` (its agents' ids carry it) on `listener`.
 async fn cluster_on(
     listener: tokio::net::TcpListener,
     interval: Duration,
+    incarnation: Incarnation,
     dir: tempfile::TempDir,
 ) -> Cluster {
-    let registry = Arc::new(Mutex::new(Registry::new(interval, 3)));
     let (tx, events) = mpsc::channel(256);
-    let service = MasterService::new(registry, TOKEN, tx);
-    tokio::spawn(service.clone().sweep_forever(interval / 2));
+    let agents = Agents { incarnation, next: 0, live: HashMap::new() };
+    let master = RecordingMaster { agents: Arc::new(Mutex::new(agents)), interval, events: tx };
+    tokio::spawn(master.clone().sweep_forever());
     let artifacts = ArtifactService::new(ArtifactStore::local(dir.path().join("artifacts")).unwrap());
     let driver = Arc::new(Mutex::new(Vec::new()));
     let act_delay = Arc::new(Mutex::new(Duration::ZERO));
@@ -66,7 +228,7 @@ async fn cluster_on(
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         Server::builder()
-            .add_service(service.into_server())
+            .add_service(MasterServer::new(master).max_decoding_message_size(256 << 20))
             .add_service(artifacts.into_server())
             .add_service(DriverServer::new(fake))
             .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
@@ -94,14 +256,15 @@ impl Cluster {
 
     async fn agent(&mut self, name: &str, slots: u32) -> AgentHandle {
         let agent = AgentNode::start(self.config(name, slots)).await.unwrap();
-        assert!(matches!(self.next().await, MasterEvent::AgentRegistered(_)));
+        let MasterEvent::AgentRegistered(id) = self.next().await else { panic!("no registration") };
+        assert_eq!(agent.agent_id(), Some(id), "the agent keeps the id it was given");
         agent
     }
 
-    /// Push a component to the master's artifact store; its `blake3:` digest.
-    async fn push(&self, bytes: Vec<u8>) -> String {
+    /// Push a component to the master's artifact store; its digest.
+    async fn push(&self, bytes: Vec<u8>) -> Digest {
         let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap();
-        RemoteArtifacts::new(channel).put(bytes.into()).await.unwrap().to_string()
+        RemoteArtifacts::new(channel).put(bytes.into()).await.unwrap()
     }
 
     async fn next(&mut self) -> MasterEvent {
@@ -117,13 +280,17 @@ impl Cluster {
         }
     }
 
-    /// RUNNING, then the end, of one attempt.
-    async fn run_and_end(&mut self) -> TaskEvent {
-        let running = self.task_event().await;
-        assert_eq!(running.state, TaskState::Running, "{running:?}");
+    /// The next task event: an attempt's end, the only update agents send.
+    async fn end(&mut self) -> TaskEvent {
         let end = self.task_event().await;
-        assert_eq!(end.task, running.task);
+        assert!(end.state.is_terminal() && end.end.is_some(), "only ends are reported: {end:?}");
         end
+    }
+
+    /// Launch `task` on `agent` as this master does; `Err` when the agent refused it.
+    async fn launch(&self, agent: &AgentHandle, task: &TaskDescriptor) -> Result<(), v1::Refusal> {
+        let address = self.addr.to_string();
+        launch_with(agent, &address, &address, task).await
     }
 }
 
@@ -135,42 +302,83 @@ async fn client(agent: &AgentHandle) -> Client {
     AgentClient::with_interceptor(channel, Credentials::new(TOKEN).unwrap())
 }
 
-async fn launch(agent: &AgentHandle, spec: v1::TaskSpec) -> Result<(), Status> {
-    client(agent).await.launch_task(v1::LaunchTaskRequest { task: Some(spec) }).await.map(|_| ())
-}
-
-fn step(kind: v1::StepKind, function: &str) -> v1::Step {
-    v1::Step { kind: kind as i32, function: function.into() }
-}
-
-fn task(c: &Cluster, job: &str, stage: u32, partition: u32, component: &str) -> v1::TaskSpec {
-    v1::TaskSpec {
-        task: Some(v1::TaskRef { job_id: job.into(), stage_id: stage, partition, attempt: 0 }),
-        component: component.into(),
-        artifact_source: c.addr.to_string(),
-        limits: Some(v1::TaskLimits {
-            fuel: 50_000_000_000,
-            memory_bytes: 128 << 20,
-            deadline_ms: 60_000,
-            ..Default::default()
-        }),
-        output: Some(v1::TaskOutput { sink: Some(task_output::Sink::Result(v1::ResultOutput { limit: 0 })) }),
-        ..Default::default()
+/// Launch `task` alone, naming the master's Artifacts and Driver services
+/// (empty: the agent's configured master); `Err` when it was refused.
+async fn launch_with(
+    agent: &AgentHandle,
+    artifact_source: &str,
+    master: &str,
+    task: &TaskDescriptor,
+) -> Result<(), v1::Refusal> {
+    let request = v1::LaunchTasksRequest {
+        artifact_source: artifact_source.into(),
+        master: master.into(),
+        tasks: vec![v1::TaskDescriptor::from(task)],
+    };
+    let mut refused = client(agent).await.launch_tasks(request).await.unwrap().into_inner().refused;
+    assert!(refused.len() <= 1, "{refused:?}");
+    match refused.pop() {
+        None => Ok(()),
+        Some(r) => {
+            assert_eq!(r.task, Some((&task.key).into()), "the refusal names the task");
+            Err(r)
+        }
     }
 }
 
-fn text_input(location: &str, split: &TextSplit) -> Option<v1::TaskInput> {
-    Some(v1::TaskInput {
-        source: Some(task_input::Source::Text(v1::TextSplit {
-            location: location.into(),
-            object: split.path.to_string(),
-            start: split.start,
-            end: split.end,
-            file_len: split.file_len,
-        })),
-    })
+/// Kill `task` on `agent`; how many attempts were running.
+async fn kill(agent: &AgentHandle, task: &TaskKey) -> u32 {
+    let request = v1::KillTasksRequest { tasks: vec![task.into()] };
+    client(agent).await.kill_tasks(request).await.unwrap().into_inner().killed
 }
 
+/// Job `seq` of the (stand-in) master's first run.
+fn job(seq: u32) -> JobId {
+    JobId { incarnation: Incarnation(1), seq }
+}
+
+/// Attempt 0 of a task of `job`'s first action: no input yet, its records
+/// back to the master.
+fn task(job: JobId, stage: u32, partition: u32, component: Digest) -> TaskDescriptor {
+    TaskDescriptor {
+        key: TaskKey { action: ActionId { job, seq: 1 }, stage: StageId(stage), partition, attempt: 0 },
+        component,
+        limits: TaskLimits::default()
+            .with_fuel(50_000_000_000)
+            .with_memory(128 << 20)
+            .with_deadline(Duration::from_secs(60)),
+        broadcasts: Default::default(),
+        body: TaskBody::Work(Box::new(TaskWork {
+            input: TaskInput::Records(Bytes::new().into()),
+            chain: Arc::from([]),
+            input_keyed: false,
+            output_keyed: false,
+            output: TaskOutput::Records { limit: None },
+        })),
+    }
+}
+
+/// The work of a non-driver task, to fill in.
+fn work(task: &mut TaskDescriptor) -> &mut TaskWork {
+    match &mut task.body {
+        TaskBody::Work(w) => w,
+        TaskBody::Driver(_) => panic!("a driver task has no work"),
+    }
+}
+
+fn step(kind: StepKind, function: &str) -> Step {
+    Step { kind, function: function.into() }
+}
+
+fn text_input(location: &str, split: &TextSplit) -> TaskInput {
+    TaskInput::Text(TextSplitRef {
+        location: location.into(),
+        object: split.path.to_string(),
+        start: split.start,
+        end: split.end,
+        file_len: split.file_len,
+    })
+}
 /// Some text: a skewed vocabulary, mixed case, runs of blanks.
 fn text() -> String {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -208,7 +416,8 @@ async fn input(dir: &Path, min_partitions: usize) -> (String, String, Vec<TextSp
 async fn an_agent_registers_heartbeats_and_stops_cleanly() {
     let mut c = cluster(Duration::from_millis(100)).await;
     let agent = c.agent("a", 2).await;
-    assert!(agent.agent_id().starts_with("agent-"), "{agent:?}");
+    let id = agent.agent_id().unwrap();
+    assert_eq!(id, AgentId { incarnation: Incarnation(1), seq: 0 });
     // Ten intervals: a heartbeating agent is never lost.
     let quiet = tokio::time::timeout(Duration::from_secs(1), c.events.recv()).await;
     assert!(quiet.is_err(), "unexpected event {quiet:?}");
@@ -216,22 +425,29 @@ async fn an_agent_registers_heartbeats_and_stops_cleanly() {
     let addr = agent.local_addr();
     agent.shutdown().await.unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the server stopped");
-    assert!(matches!(c.next().await, MasterEvent::AgentLost(_)), "heartbeats stopped");
+    let lost = c.next().await;
+    assert!(matches!(lost, MasterEvent::AgentLost(l) if l == id), "heartbeats stopped: {lost:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_master_is_registered_with_again() {
     let mut c = cluster(Duration::from_millis(100)).await;
     let agent = c.agent("a", 1).await;
-    let first = agent.agent_id();
+    let first = agent.agent_id().unwrap();
     let (addr, dir) = (c.addr, std::mem::replace(&mut c.dir, tempfile::tempdir().unwrap()));
     c.stop.take().unwrap().send(()).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // A new master on the same address knows nothing: heartbeats say reregister.
+    // A new master run on the same address knows nothing: heartbeats say reregister.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let mut again = cluster_on(listener, Duration::from_millis(100), dir).await;
-    assert!(matches!(again.next().await, MasterEvent::AgentRegistered(_)));
-    assert!(agent.agent_id().starts_with("agent-"), "{first} → {}", agent.agent_id());
+    let mut again = cluster_on(listener, Duration::from_millis(100), Incarnation(2), dir).await;
+    let MasterEvent::AgentRegistered(second) = again.next().await else { panic!("no registration") };
+    assert_eq!(second, AgentId { incarnation: Incarnation(2), seq: 0 }, "after {first}");
+    // The event goes out before the reply reaches the agent: give it a moment.
+    let asked = Instant::now();
+    while agent.agent_id() != Some(second) {
+        assert!(asked.elapsed() < Duration::from_secs(10), "the agent kept {:?}", agent.agent_id());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     agent.shutdown().await.unwrap();
 }
 
@@ -254,11 +470,12 @@ async fn a_text_split_through_split_words_returns_the_words() {
     let (text, location, splits) = input(c.dir.path(), 3).await;
     let mut words = Vec::new();
     for (i, split) in splits.iter().enumerate() {
-        let mut spec = task(&c, "job-words", 0, i as u32, &wordcount);
-        spec.input = text_input(&location, split);
-        spec.chain = vec![step(v1::StepKind::FlatMap, "split_words")];
-        launch(&agent, spec).await.unwrap();
-        let end = c.run_and_end().await;
+        let mut t = task(job(1), 0, i as u32, wordcount);
+        work(&mut t).input = text_input(&location, split);
+        work(&mut t).chain = Arc::from([step(StepKind::FlatMap, "split_words")]);
+        c.launch(&agent, &t).await.unwrap();
+        let end = c.end().await;
+        assert_eq!(end.task, t.key);
         assert_eq!(
             (end.state, end.end.clone()),
             (TaskState::Finished, Some(EndReason::Finished)),
@@ -266,6 +483,7 @@ async fn a_text_split_through_split_words_returns_the_words() {
             end.log
         );
         assert_eq!(end.count as usize, strings(&end.result).len());
+        assert!(end.metering.fuel > 0, "{:?}", end.metering);
         words.extend(strings(&end.result));
     }
     let native: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
@@ -278,20 +496,20 @@ async fn a_file_that_is_not_a_component_fails_its_task_and_the_agent_serves_on()
     let mut c = cluster(Duration::from_secs(1)).await;
     let agent = c.agent("a", 1).await;
     let junk = c.push((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect()).await;
-    let mut spec = task(&c, "job-junk", 0, 0, &junk);
-    spec.input = Some(v1::TaskInput { source: Some(task_input::Source::Records(lines(&["a b"]).into())) });
-    launch(&agent, spec).await.unwrap();
-    let end = c.run_and_end().await;
+    let mut t = task(job(2), 0, 0, junk);
+    work(&mut t).input = TaskInput::Records(lines(&["a b"]).into());
+    c.launch(&agent, &t).await.unwrap();
+    let end = c.end().await;
     assert_eq!(end.state, TaskState::Failed);
     let Some(EndReason::GuestError { message }) = &end.end else { panic!("{:?}", end.end) };
     assert!(message.contains("not a valid WebAssembly component"), "{message}");
 
     let wordcount = c.push(guest("wordcount")).await;
-    let mut spec = task(&c, "job-junk", 0, 1, &wordcount);
-    spec.input = Some(v1::TaskInput { source: Some(task_input::Source::Records(lines(&["a B"]).into())) });
-    spec.chain = vec![step(v1::StepKind::FlatMap, "split_words")];
-    launch(&agent, spec).await.unwrap();
-    let end = c.run_and_end().await;
+    let mut t = task(job(2), 0, 1, wordcount);
+    work(&mut t).input = TaskInput::Records(lines(&["a B"]).into());
+    work(&mut t).chain = Arc::from([step(StepKind::FlatMap, "split_words")]);
+    c.launch(&agent, &t).await.unwrap();
+    let end = c.end().await;
     assert_eq!((end.state, strings(&end.result)), (TaskState::Finished, vec!["a".into(), "b".into()]));
     agent.shutdown().await.unwrap();
 }
@@ -304,36 +522,48 @@ fn lines(lines: &[&str]) -> Vec<u8> {
     w.finish()
 }
 
+/// Wait until `agent` runs an attempt.
+async fn until_running(agent: &AgentHandle) {
+    let started = Instant::now();
+    while agent.running_tasks() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no attempt started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launches_beyond_the_slots_are_refused_and_a_kill_frees_the_slot() {
     let mut c = cluster(Duration::from_secs(1)).await;
     let agent = c.agent("a", 1).await;
     let hostile = c.push(guest("hostile")).await;
-    let mut base = task(&c, "job-slots", 0, 0, &hostile);
-    base.input = Some(v1::TaskInput { source: Some(task_input::Source::Records(lines(&["zz"]).into())) });
-    base.chain = vec![step(v1::StepKind::Map, "sleep")];
-    base.limits.as_mut().unwrap().deadline_ms = 3_000;
+    let mut base = task(job(3), 0, 0, hostile);
+    work(&mut base).input = TaskInput::Records(lines(&["zz"]).into());
+    work(&mut base).chain = Arc::from([step(StepKind::Map, "sleep")]);
+    base.limits.deadline = Duration::from_secs(3);
     let sleeping = |partition: u32| {
-        let mut spec = base.clone();
-        spec.task.as_mut().unwrap().partition = partition;
-        spec
+        let mut t = base.clone();
+        t.key.partition = partition;
+        t
     };
-    launch(&agent, sleeping(0)).await.unwrap();
-    let err = launch(&agent, sleeping(1)).await.unwrap_err();
-    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
-    assert_eq!(c.task_event().await.state, TaskState::Running);
+    c.launch(&agent, &sleeping(0)).await.unwrap();
+    let refusal = c.launch(&agent, &sleeping(1)).await.unwrap_err();
+    assert_eq!((refusal.kind(), refusal.free_slots), (RefusalKind::Busy, 0), "{refusal:?}");
+    assert!(refusal.message.contains("busy"), "{}", refusal.message);
+    until_running(&agent).await;
 
-    let task = sleeping(0).task;
-    let killed = client(&agent).await.kill_task(v1::KillTaskRequest { task: task.clone() }).await.unwrap();
-    assert!(killed.into_inner().was_running);
-    let end = c.task_event().await;
-    assert_eq!((end.state, end.end), (TaskState::Killed, Some(EndReason::Killed)));
-    let again = client(&agent).await.kill_task(v1::KillTaskRequest { task }).await.unwrap();
-    assert!(!again.into_inner().was_running, "already ended");
+    let key = sleeping(0).key;
+    assert_eq!(kill(&agent, &key).await, 1, "it was running");
+    let end = c.end().await;
+    assert_eq!((end.task, end.state, end.end), (key, TaskState::Killed, Some(EndReason::Killed)));
+    assert_eq!(kill(&agent, &key).await, 0, "already ended");
 
-    launch(&agent, sleeping(1)).await.unwrap();
-    assert_eq!(c.task_event().await.state, TaskState::Running);
+    c.launch(&agent, &sleeping(1)).await.unwrap();
+    until_running(&agent).await;
     agent.shutdown().await.unwrap();
-    let end = c.task_event().await;
-    assert_eq!(end.state, TaskState::Killed, "shutdown kills running attempts");
+    let end = c.end().await;
+    assert_eq!(
+        (end.task, end.state),
+        (sleeping(1).key, TaskState::Killed),
+        "shutdown kills running attempts"
+    );
 }

@@ -5,7 +5,7 @@ use crate::ids::{ActionId, AgentId, Incarnation, JobId, ShuffleId, StageId};
 use crate::limits::TaskLimits;
 use crate::metering::{EndReason, TaskMetering, TrapKind};
 use crate::plan::{Step, StepKind};
-use crate::task::{TaskKey, TaskState};
+use crate::task::{Data, TaskKey, TaskState};
 use bytesize::ByteSize;
 use std::time::Duration;
 
@@ -20,6 +20,9 @@ pub enum ProtoError {
         /// The field.
         field: &'static str,
     },
+    /// A block digest that is not `blake3:<hex>`.
+    #[error("bad block digest `{0}`")]
+    BadDigest(String),
     /// An enum field holds a value this version does not know (or is unspecified).
     #[error("field `{field}` holds an unknown or unspecified value {value}: is the peer a newer weft?")]
     UnknownEnum {
@@ -230,6 +233,33 @@ impl TryFrom<&v1::Step> for Step {
     }
 }
 
+impl From<&Data> for v1::Data {
+    fn from(d: &Data) -> Self {
+        let kind = match d {
+            Data::Inline(b) => v1::data::Kind::Inline(b.clone()),
+            Data::Block { digest, len } => {
+                v1::data::Kind::Block(v1::BlockRef { digest: digest.to_string(), len: *len })
+            }
+        };
+        v1::Data { kind: Some(kind) }
+    }
+}
+
+impl TryFrom<v1::Data> for Data {
+    type Error = ProtoError;
+
+    fn try_from(d: v1::Data) -> Result<Self, ProtoError> {
+        Ok(match d.kind {
+            None => Data::Inline(bytes::Bytes::new()),
+            Some(v1::data::Kind::Inline(b)) => Data::Inline(b),
+            Some(v1::data::Kind::Block(b)) => Data::Block {
+                digest: b.digest.parse().map_err(|_| ProtoError::BadDigest(b.digest.clone()))?,
+                len: b.len,
+            },
+        })
+    }
+}
+
 impl From<JobId> for v1::JobRef {
     fn from(j: JobId) -> Self {
         v1::JobRef { incarnation: j.incarnation.0, seq: j.seq }
@@ -376,6 +406,15 @@ mod tests {
             ..Default::default()
         };
         assert!(TaskKey::try_from(&no_incarnation).is_err(), "a job of no master run");
+        for d in [
+            Data::Inline(bytes::Bytes::from_static(b"x")),
+            Data::Block { digest: crate::artifact::Digest::of(b"y"), len: 1 },
+        ] {
+            assert_eq!(Data::try_from(v1::Data::from(&d)).unwrap(), d);
+        }
+        let bad =
+            v1::Data { kind: Some(v1::data::Kind::Block(v1::BlockRef { digest: "md5:1".into(), len: 1 })) };
+        assert!(Data::try_from(bad).is_err());
         let agent = AgentId { incarnation: Incarnation(7), seq: 3 };
         assert_eq!(AgentId::try_from(&v1::AgentRef::from(agent)).unwrap(), agent);
         use TaskState::*;

@@ -7,7 +7,7 @@ use crate::ids::ShuffleId;
 use crate::limits::TaskLimits;
 use crate::plan::Step;
 use crate::task::{
-    Aggregate, Combiner, DriverWork, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody,
+    Aggregate, Combiner, Data, DriverWork, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody,
     TaskDescriptor, TaskInput, TaskKey, TaskOutput, TaskWork, TextSplitRef,
 };
 use std::time::Duration;
@@ -29,7 +29,7 @@ impl From<&TaskDescriptor> for v1::TaskDescriptor {
             task: Some((&d.key).into()),
             component: d.component.to_string(),
             limits: Some((&d.limits).into()),
-            broadcasts: d.broadcasts.iter().map(|(id, b)| (*id, b.clone())).collect(),
+            broadcasts: d.broadcasts.iter().map(|(id, b)| (*id, b.into())).collect(),
             body: Some(body),
         }
     }
@@ -63,7 +63,12 @@ impl TryFrom<v1::TaskDescriptor> for TaskDescriptor {
             key,
             component,
             limits: limits(d.limits.as_ref()),
-            broadcasts: std::sync::Arc::new(d.broadcasts.into_iter().collect()),
+            broadcasts: std::sync::Arc::new(
+                d.broadcasts
+                    .into_iter()
+                    .map(|(id, b)| Ok((id, Data::try_from(b)?)))
+                    .collect::<Result<_, ProtoError>>()?,
+            ),
             body,
         })
     }
@@ -93,7 +98,7 @@ fn work_to_proto(w: &TaskWork) -> v1::TaskWork {
             end: t.end,
             file_len: t.file_len,
         }),
-        TaskInput::Records(r) => task_input::Source::Records(r.clone()),
+        TaskInput::Records(r) => task_input::Source::Records(r.into()),
         TaskInput::Shuffle(r) => task_input::Source::Shuffle(read_to_proto(r)),
         TaskInput::Join { left, right } => task_input::Source::Join(v1::JoinRead {
             left: Some(read_to_proto(left)),
@@ -147,7 +152,7 @@ fn work_from_proto(w: v1::TaskWork) -> Result<TaskWork, ProtoError> {
             end: t.end,
             file_len: t.file_len,
         }),
-        task_input::Source::Records(r) => TaskInput::Records(r),
+        task_input::Source::Records(r) => TaskInput::Records(Data::try_from(r)?),
         task_input::Source::Shuffle(r) => TaskInput::Shuffle(read_from_proto(r)?),
         task_input::Source::Join(j) => TaskInput::Join {
             left: read_from_proto(j.left.ok_or(missing("JoinRead", "left"))?)?,
@@ -252,7 +257,10 @@ mod tests {
             key: key(),
             component: Digest::of(b"component"),
             limits: TaskLimits::default().with_fuel(77),
-            broadcasts: Arc::new(BTreeMap::from([(0, bytes::Bytes::from_static(b"b0"))])),
+            broadcasts: Arc::new(BTreeMap::from([
+                (0, Data::Inline(bytes::Bytes::from_static(b"b0"))),
+                (1, Data::Block { digest: Digest::of(b"big"), len: 3 }),
+            ])),
             body: TaskBody::Work(Box::new(TaskWork {
                 input,
                 chain: vec![Step { kind: StepKind::FlatMap, function: "split".into() }].into(),
@@ -283,7 +291,8 @@ mod tests {
                 end: 2,
                 file_len: 3,
             }),
-            TaskInput::Records(bytes::Bytes::from_static(b"\x01\0\0\0x")),
+            TaskInput::Records(Data::Inline(bytes::Bytes::from_static(b"\x01\0\0\0x"))),
+            TaskInput::Records(Data::Block { digest: Digest::of(b"partition"), len: 9 }),
             TaskInput::Shuffle(read(1)),
             TaskInput::Join { left: read(1), right: read(2) },
         ];
@@ -331,7 +340,7 @@ mod tests {
     #[test]
     fn malformed_descriptors_are_refused() {
         let good =
-            v1::TaskDescriptor::from(&descriptor(TaskInput::Records(Default::default()), TaskOutput::Count));
+            v1::TaskDescriptor::from(&descriptor(TaskInput::Records(Data::default()), TaskOutput::Count));
         let mut d = good.clone();
         d.component = "sha256:00".into();
         assert!(matches!(TaskDescriptor::try_from(d), Err(DescriptorError::Digest(_))));

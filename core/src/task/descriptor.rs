@@ -17,6 +17,60 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Bulk bytes of a job (a parallelized partition, a broadcast value, a
+/// result): small ones inline, larger ones as a content-addressed block in the
+/// master's artifact store, fetched (and verified) once per agent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Data {
+    /// The bytes themselves.
+    Inline(Bytes),
+    /// A block of the master's artifact store.
+    Block {
+        /// Its digest.
+        digest: Digest,
+        /// Its length.
+        len: u64,
+    },
+}
+
+impl Data {
+    /// Bytes up to this size travel inline in control messages; larger ones
+    /// as blocks.
+    pub const INLINE_MAX: usize = 64 << 10;
+
+    /// The number of bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Data::Inline(b) => b.len() as u64,
+            Data::Block { len, .. } => *len,
+        }
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Vec<u8>> for Data {
+    fn from(bytes: Vec<u8>) -> Self {
+        Data::Inline(bytes.into())
+    }
+}
+
+impl From<Bytes> for Data {
+    fn from(bytes: Bytes) -> Self {
+        Data::Inline(bytes)
+    }
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Data::Inline(Bytes::new())
+    }
+}
+
 /// One task attempt, as the master describes it to an agent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskDescriptor {
@@ -27,7 +81,7 @@ pub struct TaskDescriptor {
     /// The attempt's budget.
     pub limits: TaskLimits,
     /// Broadcast values the guest may read, by id (shared by a job's tasks).
-    pub broadcasts: Arc<BTreeMap<u64, Bytes>>,
+    pub broadcasts: Arc<BTreeMap<u64, Data>>,
     /// What it runs.
     pub body: TaskBody,
 }
@@ -87,7 +141,7 @@ pub enum TaskInput {
     /// The lines of a text split.
     Text(TextSplitRef),
     /// One partition of a parallelized dataset, as one batch.
-    Records(Bytes),
+    Records(Data),
     /// One reduce partition of a shuffle.
     Shuffle(ShuffleRead),
     /// One reduce partition of two shuffles, inner-joined on key bytes.

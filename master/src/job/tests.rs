@@ -2,6 +2,7 @@ use super::*;
 use crate::dag;
 use weft_core::ids::{DatasetId, Incarnation, JobId};
 use weft_core::plan::{Node, Plan, ShuffleKind, Step, StepKind};
+use weft_core::task::Data;
 
 /// The plan of a word count over 2 splits into 3 reduce partitions: (plan, lines, counts).
 fn counting() -> (Plan, DatasetId, DatasetId) {
@@ -30,7 +31,7 @@ const A: AgentId = AgentId { incarnation: Incarnation(1), seq: 1 };
 const B: AgentId = AgentId { incarnation: Incarnation(1), seq: 2 };
 
 fn finish(run: &mut JobRun, key: &TaskKey, result: &'static [u8]) {
-    let result = TaskResult { records: 1, batch: bytes::Bytes::from_static(result) };
+    let result = TaskResult { records: 1, batch: Data::Inline(bytes::Bytes::from_static(result)) };
     let outcome = Outcome::Finished { result, partition_bytes: vec![10, 20, 30] };
     run.on_outcome(key, &TaskMetering { fuel: 5, ..Default::default() }, outcome);
 }
@@ -70,8 +71,9 @@ fn stages_run_in_order_and_results_are_collected() {
         finish(&mut run, k, r);
     }
     assert_eq!(run.state(), &JobState::Succeeded);
-    let batches: Vec<bytes::Bytes> = run.results().unwrap().into_iter().map(|r| r.batch).collect();
-    assert_eq!(batches, [&b"r0"[..], b"r1", b"r2"]);
+    let batches: Vec<Data> = run.results().unwrap().into_iter().map(|r| r.batch).collect();
+    let inline = |b: &'static [u8]| Data::Inline(bytes::Bytes::from_static(b));
+    assert_eq!(batches, [inline(b"r0"), inline(b"r1"), inline(b"r2")]);
     let progress = run.progress();
     assert_eq!(
         progress.iter().map(|p| (p.kind, p.tasks, p.finished, p.running)).collect::<Vec<_>>(),
@@ -266,7 +268,7 @@ fn placing_a_task_costs_the_same_in_a_large_job() {
     // placing all of them in rounds of 8 slots takes linear time overall
     // (counted here as calls that return, not timed).
     let mut p = Plan::new();
-    let xs = p.add(Node::Parallelize { partitions: vec![vec![]; 100_000] }, false).unwrap();
+    let xs = p.add(Node::Parallelize { partitions: vec![Data::default(); 100_000] }, false).unwrap();
     let graph = dag::build(&p, xs, &BTreeMap::new()).unwrap();
     let mut run = JobRun::new(action(1), graph, 1);
     let mut launched = 0;

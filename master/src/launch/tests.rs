@@ -42,7 +42,7 @@ fn word_count(sink: ResultSink) -> (JobContext, dag::JobGraph) {
         job: JOB,
         component: Digest::of(b"component"),
         limits: TaskLimits::default(),
-        broadcasts: Arc::new([(0, Bytes::from_static(b"pattern"))].into()),
+        broadcasts: Arc::new([(0, Data::Inline(Bytes::from_static(b"pattern")))].into()),
         plan,
         text: [(lines, ("file:///data".to_string(), vec![split(0, 50), split(50, 100)]))].into(),
         sink,
@@ -77,7 +77,7 @@ fn a_map_task_reads_its_split_and_writes_combined_shuffle_output() {
     let stage = &g.stages[0];
     let d = descriptor(&ctx, stage, &stage.tasks[1], key(0, 1), &no_maps).unwrap();
     assert_eq!(d.key, key(0, 1));
-    assert_eq!(d.broadcasts.get(&0).map(|b| b.as_ref()), Some(&b"pattern"[..]));
+    assert_eq!(d.broadcasts.get(&0), Some(&Data::Inline(Bytes::from_static(b"pattern"))));
     let w = work(d);
     let TaskInput::Text(t) = &w.input else { panic!("{:?}", w.input) };
     assert_eq!(
@@ -126,7 +126,8 @@ fn result_sinks_follow_the_action() {
 #[test]
 fn a_multi_partition_sort_writes_with_its_sampled_bounds() {
     let mut plan = Plan::new();
-    let xs = plan.add(Node::Parallelize { partitions: vec![vec![], vec![]] }, true).unwrap();
+    let xs =
+        plan.add(Node::Parallelize { partitions: vec![Data::default(), Data::default()] }, true).unwrap();
     let sorted = plan.add(
         Node::Shuffle { parent: xs, kind: ShuffleKind::SortByKey { ascending: false }, partitions: 3 },
         true,

@@ -12,7 +12,7 @@ use crate::launch::{JobContext, ResultSink};
 use crate::state::{JobOutput, JobResult};
 use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
-use weft_core::codec::batch::{BatchWriter, entries};
+use weft_core::codec::batch::entries;
 use weft_core::ids::{DatasetId, JobId};
 use weft_core::io::{DataLocation, OutputCommitter, plan_text_splits_in_waves};
 use weft_core::plan::{Node, ShuffleKind, Step};
@@ -20,6 +20,7 @@ use weft_core::proto::v1::driver_server::Driver;
 use weft_core::proto::v1::{self, act_request, define_request};
 use weft_core::proto::{auth, job_id};
 use weft_core::range;
+use weft_core::task::Data;
 
 /// Largest text split, whatever the partition count asked for.
 const MAX_SPLIT_BYTES: u64 = 64 << 20;
@@ -34,7 +35,14 @@ fn node(def: define_request::Node) -> Result<(Node, bool), Status> {
             (Node::TextFile { uri: t.uri, min_partitions: t.min_partitions }, false)
         }
         define_request::Node::Parallelize(p) => (
-            Node::Parallelize { partitions: p.partitions.into_iter().map(|b| b.to_vec()).collect() },
+            Node::Parallelize {
+                partitions: p
+                    .partitions
+                    .into_iter()
+                    .map(Data::try_from)
+                    .collect::<Result<_, _>>()
+                    .map_err(bad)?,
+            },
             p.keyed,
         ),
         define_request::Node::Narrow(n) => {
@@ -62,22 +70,6 @@ fn node(def: define_request::Node) -> Result<(Node, bool), Status> {
             return Err(bad("cache and broadcast are not datasets"));
         }
     })
-}
-
-/// The first `n` records of batches, whole pairs when `keyed`.
-fn take(batches: &[bytes::Bytes], n: Option<u64>, keyed: bool) -> Result<Vec<u8>, Status> {
-    let per = if keyed { 2 } else { 1 };
-    let limit = n.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX).saturating_mul(per));
-    let mut w = BatchWriter::new();
-    for b in batches {
-        for e in entries(b) {
-            if w.len() >= limit {
-                return Ok(w.finish());
-            }
-            w.push(e.map_err(|e| Status::internal(format!("a task returned a malformed batch: {e}")))?);
-        }
-    }
-    Ok(w.finish())
 }
 
 fn requested(job: Option<&v1::JobRef>) -> Result<JobId, Status> {
@@ -112,6 +104,15 @@ impl Shared {
         };
         let mut weighted = Vec::new();
         for (records, keys) in samples {
+            let keys = match keys {
+                Data::Inline(b) => b,
+                Data::Block { digest, .. } => self
+                    .resolver
+                    .store()
+                    .get(&digest)
+                    .await
+                    .map_err(|e| Status::internal(format!("reading a key sample block: {e}")))?,
+            };
             let keys = entries(&keys)
                 .map(|k| k.map(<[u8]>::to_vec))
                 .collect::<Result<Vec<_>, _>>()
@@ -138,6 +139,7 @@ impl Driver for Shared {
                 u64::from(ds)
             }
             define_request::Node::Broadcast(value) => {
+                let value = Data::try_from(value).map_err(bad)?;
                 self.core.call(move |c| c.broadcast(job, value)).await?.map_err(bad)?
             }
             def => {
@@ -181,7 +183,7 @@ impl Driver for Shared {
         let locate =
             |uri: &str| DataLocation::parse_in(uri, working_dir.as_deref(), &self.config.s3).map_err(bad);
         let target = DatasetId(req.dataset);
-        let keyed = plan.get(target).map_err(bad)?.keyed;
+        plan.get(target).map_err(bad)?;
 
         // Split the text inputs this action reads (not every input of the
         // plan), once per job: later actions read the same splits. Splits are
@@ -286,13 +288,8 @@ impl Driver for Shared {
         let mut response = v1::ActResponse::default();
         match output {
             JobOutput::Count(n) => response.count = n,
-            JobOutput::Records(batches) => {
-                let limit = match action {
-                    act_request::Action::Take(n) => Some(n),
-                    _ => None,
-                };
-                response.records = take(&batches, limit, keyed)?.into();
-            }
+            // The driver reads whole records from the parts (up to a take's limit).
+            JobOutput::Records(parts) => response.records = parts.iter().map(Into::into).collect(),
             JobOutput::Written(parts) => {
                 if let Some(c) = committer
                     && let Err(e) = c.commit_job(parts).await
@@ -310,22 +307,6 @@ impl Driver for Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn take_keeps_whole_pairs_across_batches() {
-        let batch = |items: &[&[u8]]| {
-            let mut w = BatchWriter::new();
-            for i in items {
-                w.push(i);
-            }
-            bytes::Bytes::from(w.finish())
-        };
-        let parts = [batch(&[b"k1", b"v1"]), batch(&[b"k2", b"v2", b"k3", b"v3"])];
-        let two = take(&parts, Some(2), true).unwrap();
-        assert_eq!(entries(&two).count(), 4);
-        assert_eq!(entries(&take(&parts, None, true).unwrap()).count(), 6);
-        assert_eq!(entries(&take(&parts, Some(3), false).unwrap()).count(), 3);
-    }
 
     #[test]
     fn unspecified_steps_and_shuffles_are_refused() {

@@ -2,7 +2,6 @@
 //! of earlier actions, totals; and the view of a job that clients read.
 
 use crate::job::{MapOutputs, StageProgress};
-use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use weft_core::io::TextSplit;
 use weft_core::limits::TaskLimits;
 use weft_core::metering::TaskMetering;
 use weft_core::plan::Plan;
+use weft_core::task::Data;
 
 /// Where a submitted job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -78,7 +78,7 @@ pub struct Job {
     /// The datasets its driver defined.
     pub plan: Plan,
     /// Its broadcast values, by id.
-    pub broadcasts: Arc<BTreeMap<u64, Bytes>>,
+    pub broadcasts: Arc<BTreeMap<u64, Data>>,
     /// The splits of each text dataset, planned by the first action that
     /// read it: later actions read the same partitions, so their map outputs
     /// can be reused (and the input is listed once).

@@ -6,7 +6,8 @@ use weft_core::plan::Plan;
 const T0: Duration = Duration::ZERO;
 
 fn core() -> (Core, Instant) {
-    let config = CoreConfig { heartbeat_interval: Duration::from_secs(1), lost_after: 3 };
+    let config =
+        CoreConfig { heartbeat_interval: Duration::from_secs(1), lost_after: 3, max_result_size: 100 };
     (Core::new(Incarnation(0xabc), &config), Instant::now())
 }
 
@@ -26,7 +27,7 @@ fn spec() -> JobSpec {
 /// A count over `n` parallelized partitions of `job`.
 fn count(core: &Core, job: JobId, n: usize) -> (JobContext, JobGraph) {
     let mut plan = Plan::new();
-    let xs = plan.add(Node::Parallelize { partitions: vec![vec![]; n] }, false).unwrap();
+    let xs = plan.add(Node::Parallelize { partitions: vec![Data::default(); n] }, false).unwrap();
     let graph = dag::build(&plan, xs, &BTreeMap::new()).unwrap();
     let j = core.job(job).unwrap();
     let ctx = JobContext {
@@ -57,7 +58,7 @@ fn finished(key: TaskKey) -> TaskEnd {
         key,
         end: EndReason::Finished,
         metering: TaskMetering { fuel: 1, shuffle_bytes_written: 5, ..Default::default() },
-        result: Bytes::new(),
+        result: Data::default(),
         count: 1,
         partition_bytes: vec![],
         log: String::new(),

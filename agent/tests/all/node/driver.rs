@@ -1,19 +1,23 @@
 //! The driver task: a job's `main` in the sandbox, its plan defined and its
 //! actions run through a stand-in `Driver` service.
 
-use super::{Cluster, client, launch, lines, step, task};
+use super::{TOKEN, job, kill, launch_with, lines, step, task, until_running, work};
 use crate::support::guest;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 use weft_codec::batch::BatchWriter;
 use weft_codec::key::EncodeKey;
+use weft_core::artifact::Digest;
+use weft_core::ids::JobId;
 use weft_core::metering::EndReason;
+use weft_core::plan::StepKind;
 use weft_core::proto::v1::driver_server::Driver;
-use weft_core::proto::v1::{self, task_input};
-use weft_core::task::TaskState;
+use weft_core::proto::{auth, job_id, v1};
+use weft_core::task::{Data, DriverWork, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskState};
 
-/// Answers driver calls: ids in order, `count` 42, `take` two (count, word) pairs.
+/// Answers driver calls (checked for the cluster token and a job, as the
+/// master's are): ids in order, `count` 42, `take` two (count, word) pairs.
 pub(super) struct FakeDriver {
     pub(super) defined: Arc<Mutex<Vec<v1::DefineRequest>>>,
     /// How long each action takes, as a real job would.
@@ -27,8 +31,10 @@ impl Driver for FakeDriver {
         request: Request<v1::DefineRequest>,
     ) -> Result<Response<v1::DefineResponse>, Status> {
         use v1::define_request::Node;
-        let mut defined = self.defined.lock().unwrap();
+        auth::check(request.metadata(), TOKEN, "driver")?;
         let r = request.into_inner();
+        job_id(r.job.as_ref(), "DefineRequest").map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut defined = self.defined.lock().unwrap();
         let broadcast = |d: &v1::DefineRequest| matches!(d.node, Some(Node::Broadcast(_)));
         let id = match &r.node {
             Some(Node::Cache(id)) => u64::from(*id),
@@ -42,6 +48,9 @@ impl Driver for FakeDriver {
 
     async fn act(&self, request: Request<v1::ActRequest>) -> Result<Response<v1::ActResponse>, Status> {
         use v1::act_request::Action;
+        auth::check(request.metadata(), TOKEN, "driver")?;
+        job_id(request.get_ref().job.as_ref(), "ActRequest")
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let delay = *self.act_delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         let mut reply = v1::ActResponse::default();
@@ -53,7 +62,7 @@ impl Driver for FakeDriver {
                     w.push(&n.to_key_bytes());
                     w.push(word.as_bytes());
                 }
-                reply.records = w.finish().into();
+                reply.records = vec![(&Data::from(w.finish())).into()];
             }
             _ => {}
         }
@@ -61,13 +70,13 @@ impl Driver for FakeDriver {
     }
 }
 
-/// The word-count component's driver over `in.txt` into `out/`, as job `job`.
-fn driver_task(c: &Cluster, job: &str, wordcount: &str) -> v1::TaskSpec {
-    let mut spec = task(c, job, 0, 0, wordcount);
-    spec.output = None;
-    spec.driver =
-        Some(v1::DriverSpec { args: vec!["in.txt".into(), "out/".into()], master: c.addr.to_string() });
-    spec
+/// The word-count component's driver over `in.txt` into `out/`, as `job`.
+fn driver_task(job: JobId, wordcount: Digest) -> TaskDescriptor {
+    TaskDescriptor {
+        key: TaskKey::driver(job, 0),
+        body: TaskBody::Driver(DriverWork { args: vec!["in.txt".into(), "out/".into()], deadline: None }),
+        ..task(job, 0, 0, wordcount)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,9 +84,10 @@ async fn a_driver_task_defines_its_plan_and_runs_its_actions_through_the_master(
     let mut c = super::cluster(Duration::from_secs(1)).await;
     let agent = c.agent("a", 1).await;
     let wordcount = c.push(guest("wordcount")).await;
-    let spec = driver_task(&c, "job-driver", &wordcount);
-    launch(&agent, spec).await.unwrap();
-    let end = c.run_and_end().await;
+    let t = driver_task(job(11), wordcount);
+    c.launch(&agent, &t).await.unwrap();
+    let end = c.end().await;
+    assert_eq!(end.task, t.key);
     assert_eq!((end.state, end.end.clone()), (TaskState::Finished, Some(EndReason::Finished)), "{}", end.log);
     assert!(end.log.contains("42 distinct words") && end.log.contains("the: 5"), "{}", end.log);
 
@@ -106,7 +116,7 @@ async fn a_driver_task_defines_its_plan_and_runs_its_actions_through_the_master(
         "shuffle SortDescending(5)",
     ];
     assert_eq!(kinds, expected);
-    assert!(defined.iter().all(|d| d.job_id == "job-driver"));
+    assert!(defined.iter().all(|d| d.job == Some(job(11).into())), "{defined:?}");
     agent.shutdown().await.unwrap();
 }
 
@@ -115,26 +125,24 @@ async fn a_driver_runs_beside_a_busy_task_slot() {
     let mut c = super::cluster(Duration::from_secs(1)).await;
     let agent = c.agent("a", 1).await;
     let hostile = c.push(guest("hostile")).await;
-    let mut sleeper = task(&c, "job-busy", 0, 0, &hostile);
-    sleeper.input = Some(v1::TaskInput { source: Some(task_input::Source::Records(lines(&["zz"]).into())) });
-    sleeper.chain = vec![step(v1::StepKind::Map, "sleep")];
-    sleeper.limits.as_mut().unwrap().deadline_ms = 5_000;
-    launch(&agent, sleeper.clone()).await.unwrap();
-    assert_eq!(c.task_event().await.state, TaskState::Running);
+    let mut sleeper = task(job(12), 0, 0, hostile);
+    work(&mut sleeper).input = TaskInput::Records(lines(&["zz"]).into());
+    work(&mut sleeper).chain = Arc::from([step(StepKind::Map, "sleep")]);
+    sleeper.limits.deadline = Duration::from_secs(5);
+    c.launch(&agent, &sleeper).await.unwrap();
+    until_running(&agent).await;
 
-    // The only task slot (and its pool thread) is taken; a driver still runs.
+    // The only task slot (and its pool thread) is taken; a driver still runs
+    // (its Driver service: the agent's configured master, none given).
     let wordcount = c.push(guest("wordcount")).await;
-    let mut driver = task(&c, "job-driven", 0, 0, &wordcount);
-    driver.output = None;
-    driver.driver =
-        Some(v1::DriverSpec { args: vec!["in.txt".into(), "out/".into()], master: String::new() });
-    launch(&agent, driver).await.unwrap();
-    let end = c.run_and_end().await;
-    assert_eq!((end.task.job.as_str(), end.state), ("job-driven", TaskState::Finished), "{}", end.log);
+    let driver = driver_task(job(13), wordcount);
+    launch_with(&agent, &c.addr.to_string(), "", &driver).await.unwrap();
+    let end = c.end().await;
+    assert_eq!((end.task, end.state), (driver.key, TaskState::Finished), "{}", end.log);
 
-    let killed = client(&agent).await.kill_task(v1::KillTaskRequest { task: sleeper.task }).await.unwrap();
-    assert!(killed.into_inner().was_running, "the sleeper was still running");
-    assert_eq!(c.task_event().await.state, TaskState::Killed);
+    assert_eq!(kill(&agent, &sleeper.key).await, 1, "the sleeper was still running");
+    let end = c.end().await;
+    assert_eq!((end.task, end.state), (sleeper.key, TaskState::Killed));
     agent.shutdown().await.unwrap();
 }
 
@@ -146,9 +154,9 @@ async fn an_action_may_outlast_the_agents_rpc_timeout() {
     *c.act_delay.lock().unwrap() = Duration::from_secs(1);
     let agent = c.agent("a", 1).await;
     let wordcount = c.push(guest("wordcount")).await;
-    let spec = driver_task(&c, "job-slow", &wordcount);
-    launch(&agent, spec).await.unwrap();
-    let end = c.run_and_end().await;
+    let t = driver_task(job(14), wordcount);
+    c.launch(&agent, &t).await.unwrap();
+    let end = c.end().await;
     assert_eq!((end.state, end.end.clone()), (TaskState::Finished, Some(EndReason::Finished)), "{}", end.log);
     agent.shutdown().await.unwrap();
 }

@@ -1,16 +1,20 @@
 //! Shuffles across agents: map output written on one, read by another
 //! through its `Blocks` service.
 
-use super::{cluster, input, launch, step, task, text_input};
+use super::{cluster, input, job, step, task, text_input, work};
 use crate::support::guest;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use weft_codec::batch::pairs;
 use weft_codec::key::Key;
 use weft_core::ids::ShuffleId;
 use weft_core::metering::EndReason;
-use weft_core::proto::v1::{self, task_input, task_output};
-use weft_core::task::TaskState;
+use weft_core::plan::StepKind;
+use weft_core::task::{
+    Aggregate, Combiner, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskInput, TaskOutput,
+    TaskState,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_stage_word_count_reads_shuffle_blocks_from_a_peer() {
@@ -19,41 +23,49 @@ async fn a_two_stage_word_count_reads_shuffle_blocks_from_a_peer() {
     let wordcount = c.push(guest("wordcount")).await;
     let (text, location, splits) = input(c.dir.path(), 3).await;
     const REDUCES: u32 = 2;
+    // The stored bytes of each map output, by reduce partition.
+    let mut map_bytes = Vec::new();
     for (i, split) in splits.iter().enumerate() {
-        let mut spec = task(&c, "job-wc", 0, i as u32, &wordcount);
-        spec.input = text_input(&location, split);
-        spec.chain = vec![step(v1::StepKind::FlatMap, "split_words"), step(v1::StepKind::Map, "one")];
-        spec.output_keyed = true;
-        spec.output = Some(v1::TaskOutput {
-            sink: Some(task_output::Sink::Shuffle(v1::ShuffleWrite {
-                shuffle: 1,
-                partitions: REDUCES,
-                combiner: Some(v1::shuffle_write::Combiner::Guest("add".into())),
-                ..Default::default()
-            })),
+        let mut t = task(job(21), 0, i as u32, wordcount);
+        let w = work(&mut t);
+        w.input = text_input(&location, split);
+        w.chain = Arc::from([step(StepKind::FlatMap, "split_words"), step(StepKind::Map, "one")]);
+        w.output_keyed = true;
+        w.output = TaskOutput::Shuffle(ShuffleWrite {
+            shuffle: ShuffleId(1),
+            partitions: REDUCES,
+            partitioning: Partitioning::Hash,
+            combiner: Combiner::Guest("add".into()),
         });
-        launch(&a, spec).await.unwrap();
-        let end = c.run_and_end().await;
+        c.launch(&a, &t).await.unwrap();
+        let end = c.end().await;
+        assert_eq!((end.task, end.agent), (t.key, a.agent_id().unwrap()));
         assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
         assert_eq!(end.partition_bytes.len(), REDUCES as usize);
+        map_bytes.push(end.partition_bytes);
     }
-    let maps: Vec<v1::MapLocation> =
-        (0..splits.len() as u32).map(|map| v1::MapLocation { map, address: a.address().into() }).collect();
     let mut counts = HashMap::new();
     for reduce in 0..REDUCES {
-        let mut spec = task(&c, "job-wc", 1, reduce, &wordcount);
-        spec.input = Some(v1::TaskInput {
-            source: Some(task_input::Source::Shuffle(v1::ShuffleRead {
-                shuffle: 1,
-                reduce,
-                aggregate: v1::Aggregate::SumI64 as i32,
-                maps: maps.clone(),
-            })),
+        let maps = (0..splits.len())
+            .map(|map| MapLocation {
+                map: map as u32,
+                address: a.address().into(),
+                bytes: map_bytes[map][reduce as usize],
+            })
+            .collect();
+        let mut t = task(job(21), 1, reduce, wordcount);
+        let w = work(&mut t);
+        w.input = TaskInput::Shuffle(ShuffleRead {
+            shuffle: ShuffleId(1),
+            reduce,
+            aggregate: Aggregate::SumI64,
+            maps,
         });
-        spec.input_keyed = true;
-        spec.output_keyed = true;
-        launch(&b, spec).await.unwrap();
-        let end = c.run_and_end().await;
+        w.input_keyed = true;
+        w.output_keyed = true;
+        c.launch(&b, &t).await.unwrap();
+        let end = c.end().await;
+        assert_eq!((end.task, end.agent), (t.key, b.agent_id().unwrap()));
         assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
         for p in pairs(&end.result) {
             let (k, v) = p.unwrap();
@@ -79,43 +91,41 @@ async fn a_reduce_whose_map_output_is_gone_ends_fetch_failed() {
     let (a, b) = (c.agent("a", 1).await, c.agent("b", 1).await);
     let wordcount = c.push(guest("wordcount")).await;
     let (_, location, splits) = input(c.dir.path(), 1).await;
-    let mut spec = task(&c, "job-lost", 0, 0, &wordcount);
-    spec.input = text_input(&location, &splits[0]);
-    spec.chain = vec![step(v1::StepKind::FlatMap, "split_words"), step(v1::StepKind::Map, "one")];
-    spec.output_keyed = true;
-    spec.output = Some(v1::TaskOutput {
-        sink: Some(task_output::Sink::Shuffle(v1::ShuffleWrite {
-            shuffle: 4,
-            partitions: 1,
-            ..Default::default()
-        })),
+    let mut t = task(job(22), 0, 0, wordcount);
+    let w = work(&mut t);
+    w.input = text_input(&location, &splits[0]);
+    w.chain = Arc::from([step(StepKind::FlatMap, "split_words"), step(StepKind::Map, "one")]);
+    w.output_keyed = true;
+    w.output = TaskOutput::Shuffle(ShuffleWrite {
+        shuffle: ShuffleId(4),
+        partitions: 1,
+        partitioning: Partitioning::Hash,
+        combiner: Combiner::None,
     });
-    launch(&a, spec).await.unwrap();
-    assert_eq!(c.run_and_end().await.state, TaskState::Finished);
-    let gone = a.address().to_owned();
+    c.launch(&a, &t).await.unwrap();
+    let end = c.end().await;
+    assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
+    let (gone, bytes) = (a.address().to_owned(), end.partition_bytes[0]);
     a.shutdown().await.unwrap();
 
-    let mut spec = task(&c, "job-lost", 1, 0, &wordcount);
-    spec.input = Some(v1::TaskInput {
-        source: Some(task_input::Source::Shuffle(v1::ShuffleRead {
-            shuffle: 4,
-            reduce: 0,
-            aggregate: v1::Aggregate::SumI64 as i32,
-            maps: vec![v1::MapLocation { map: 0, address: gone }],
-        })),
+    let mut t = task(job(22), 1, 0, wordcount);
+    let w = work(&mut t);
+    w.input = TaskInput::Shuffle(ShuffleRead {
+        shuffle: ShuffleId(4),
+        reduce: 0,
+        aggregate: Aggregate::SumI64,
+        maps: vec![MapLocation { map: 0, address: gone, bytes }],
     });
-    spec.input_keyed = true;
-    spec.output_keyed = true;
-    launch(&b, spec).await.unwrap();
-    let end = loop {
-        // Agent A's loss may show up in between.
-        let e = c.task_event().await;
-        if e.state.is_terminal() {
-            break e;
-        }
-    };
-    assert_eq!(end.state, TaskState::Failed, "{:?}", end.end);
-    assert_eq!(end.fetch_failed, Some((ShuffleId(4), 0)), "{:?}", end.end);
-    assert!(matches!(&end.end, Some(EndReason::HostError { .. })), "{:?}", end.end);
+    w.input_keyed = true;
+    w.output_keyed = true;
+    c.launch(&b, &t).await.unwrap();
+    // Agent A's loss may show up in between; `end` skips it.
+    let end = c.end().await;
+    assert_eq!((end.task, end.state), (t.key, TaskState::Failed), "{:?}", end.end);
+    assert!(
+        matches!(&end.end, Some(EndReason::FetchFailed { shuffle: ShuffleId(4), map: 0, .. })),
+        "{:?}",
+        end.end
+    );
     b.shutdown().await.unwrap();
 }
