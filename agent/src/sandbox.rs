@@ -25,7 +25,14 @@
 //! spinning in its own code at its next fuel yield (every 2 M units, about a
 //! millisecond); a call hook catches a guest busy calling the host (which
 //! burns little fuel) at its next call. With fuel off, an epoch deadline traps the spinning guest
-//! instead. Both end in `Deadline`.
+//! instead. Both end in `Deadline`. The executor passes the deadline of its
+//! own clock ([`Sandbox::instantiate_until`]), so the guest and the task's
+//! input and output share one instant.
+//!
+//! One call may copy out of the guest as much as its memory limit allows
+//! (wasmtime's hostcall fuel, 128 MiB by default, is raised to it), so a
+//! result over `output_per_call` always reaches the check that ends it as
+//! `OutputLimit`.
 //!
 //! The sandbox is `Send + Sync` and cheap to share; run instances on the
 //! [`WasmPool`](crate::WasmPool), never on the I/O runtime.

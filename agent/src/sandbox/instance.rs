@@ -102,6 +102,32 @@ impl Sandbox {
         ctx: TaskContext,
     ) -> Result<TaskInstance, TaskReport> {
         let started = Instant::now();
+        let deadline = started + ctx.limits.capped_by(&self.config().max_limits).deadline;
+        self.instantiate_at(prepared, ctx, started, deadline).await
+    }
+
+    /// [`instantiate`](Self::instantiate), with the attempt's deadline given:
+    /// for an executor whose input and output run under the same clock.
+    ///
+    /// # Errors
+    /// As [`instantiate`](Self::instantiate).
+    pub async fn instantiate_until(
+        &self,
+        prepared: &Prepared,
+        ctx: TaskContext,
+        deadline: Instant,
+    ) -> Result<TaskInstance, TaskReport> {
+        self.instantiate_at(prepared, ctx, Instant::now(), deadline).await
+    }
+
+    /// Instantiate, metering wall time from `started`.
+    async fn instantiate_at(
+        &self,
+        prepared: &Prepared,
+        ctx: TaskContext,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<TaskInstance, TaskReport> {
         let cpu_started = cpu_time::ThreadTime::try_now().ok();
         let limits = ctx.limits.capped_by(&self.config().max_limits);
         let log = TaskLog::new(usize::try_from(limits.log.as_u64()).unwrap_or(usize::MAX));
@@ -123,8 +149,8 @@ impl Sandbox {
         };
         let mut store = Store::new(self.engine(), state);
         store.limiter(|s| &mut s.limiter);
+        store.set_hostcall_fuel(hostcall_fuel(&limits));
         let fuel_enabled = self.config().fuel;
-        let deadline = started + limits.deadline;
         if fuel_enabled {
             // Neither can fail: fuel is enabled on the engine. The yield
             // interval hands control back to the executor at least every
@@ -323,6 +349,20 @@ fn report(
     metering.peak_memory = state.limiter.peak();
     metering.log_bytes = state.log.total_bytes();
     TaskReport { end, metering, log: state.log.contents(), accumulators: state.accumulators }
+}
+
+/// How many bytes one call may copy out of the guest (wasmtime's "hostcall
+/// fuel", 128 MiB by default, spent while lifting lists and strings).
+///
+/// Every list a guest hands over lies in its linear memory, so a budget of
+/// the memory limit never runs out on a list: a call's result always reaches
+/// the per-call output check, which ends an oversized one as `OutputLimit`
+/// with its true size, instead of wasmtime trapping part-way through the copy
+/// (an anonymous trap, and below a 256 MiB `output_per_call` the limit could
+/// never be reached). The host copies at most what the guest already holds.
+fn hostcall_fuel(limits: &TaskLimits) -> usize {
+    let bytes = limits.memory.as_u64().max(limits.output_per_call.as_u64());
+    usize::try_from(bytes).unwrap_or(usize::MAX)
 }
 
 /// Epoch ticks to wait before looking at the clock again: half the time left

@@ -3,7 +3,7 @@
 //! serving ordinary tasks.
 
 use crate::support::{chain, limits, lines, rss, run, run_on, strings};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use weft_agent::{OpKind, Sandbox, SandboxConfig};
 use weft_core::limits::TaskLimits;
@@ -20,8 +20,7 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(10);
 /// (one at a time) so that timing and memory figures are their own; host
 /// memory is measured after a warm-up, so a leak shows as growth per run.
 fn hammer(function: &str, kind: OpKind, limits: TaskLimits, check: impl Fn(&weft_agent::TaskReport)) {
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let _turn = turn();
     let mut warm = 0;
     for i in 0..RUNS {
         let (_, report) = run(GUEST, chain(kind, function), limits.clone(), vec![lines(["x"])]);
@@ -35,6 +34,13 @@ fn hammer(function: &str, kind: OpKind, limits: TaskLimits, check: impl Fn(&weft
     }
     let grown = rss().saturating_sub(warm);
     assert!(grown < 32 << 20, "{function}: host RSS grew by {} MiB over {} runs", grown >> 20, RUNS - 10);
+}
+
+/// One hostile test at a time (and other tests that spin guests), so that
+/// timing and memory figures are each test's own.
+pub(crate) fn turn() -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn still_serving() {
@@ -64,6 +70,7 @@ fn infinite_loop_hits_the_deadline() {
 fn without_fuel_an_epoch_deadline_stops_an_infinite_loop() {
     // With fuel off the engine compiles in epoch checks instead of fuel
     // yields: the other path to the same `Deadline`.
+    let _turn = turn();
     let unmetered = Sandbox::new(SandboxConfig::default().with_max_instances(2).with_fuel(false)).unwrap();
     let deadline = Duration::from_millis(20);
     for _ in 0..20 {
@@ -133,6 +140,42 @@ fn output_over_the_per_call_limit_is_refused() {
     let EndReason::OutputLimit { limit, produced } = r.end else { panic!("{:?}\n{}", r.end, r.log) };
     assert_eq!(limit, 1 << 20);
     assert!(produced > limit);
+}
+
+/// One record of `mib` MiB of `x`, as a batch: what `sized_output` returns.
+fn sized(mib: usize) -> Vec<u8> {
+    lines(["x".repeat(mib << 20)])
+}
+
+#[test]
+fn a_call_may_return_up_to_its_output_limit() {
+    // 150 MiB is past what wasmtime lets one call copy out by default
+    // (128 MiB), and within the documented 256 MiB per call.
+    let _turn = turn();
+    let l = limits().with_memory(512 << 20).with_deadline(Duration::from_secs(30));
+    assert_eq!(l.output_per_call.as_u64(), 256 << 20);
+    let (out, r) = run(GUEST, chain(OpKind::Map, "sized_output"), l, vec![lines(["150"])]);
+    assert_eq!(r.end, EndReason::Finished, "{}", r.log);
+    let expected = sized(150);
+    assert_eq!(out.len(), 1);
+    assert!(out[0] == expected, "the output is the 150 MiB record");
+    assert_eq!(r.metering.bytes_out, expected.len() as u64);
+    assert_eq!(r.metering.records_out, 1);
+}
+
+#[test]
+fn a_call_over_its_output_limit_ends_output_limit_with_its_size() {
+    // Over a 140 MiB limit, and past wasmtime's default copy budget: the end
+    // is the documented `OutputLimit`, with the true size, not a trap.
+    let _turn = turn();
+    let limit = 140 << 20;
+    let l =
+        limits().with_memory(512 << 20).with_output_per_call(limit).with_deadline(Duration::from_secs(30));
+    let (out, r) = run(GUEST, chain(OpKind::Map, "sized_output"), l, vec![lines(["150"])]);
+    let produced = sized(150).len() as u64;
+    assert_eq!(r.end, EndReason::OutputLimit { limit, produced }, "{}", r.log);
+    assert!(out.is_empty());
+    assert_eq!(r.metering.bytes_out, 0, "nothing of a refused call is counted");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! | `grow` | map `String` | allocates and touches memory without bound (memory limit) |
 //! | `recurse` | map `String` | recurses without bound (stack limit) |
 //! | `huge_output` | flat-map `String` | emits 1,024 records of 1 MiB, about 1 GiB (output / memory limit) |
+//! | `sized_output` | map `String` | returns one record of as many MiB as its record says (past wasmtime's 128 MiB copy budget) |
 //! | `print_forever` | map `String` | writes to stdout forever (output capture limit) |
 //! | `escape` | map `String` | tries to leave the sandbox; returns a report, see below |
 //! | `panic` | map `String` | panics with [`PANIC_MESSAGE`] |
@@ -102,6 +103,14 @@ fn deeper(n: u64) -> u64 {
 #[weft::flat_map]
 pub fn huge_output(_record: String) -> impl Iterator<Item = String> {
     (0..1024).map(|i| char::from(b'a' + (i % 26) as u8).to_string().repeat(1 << 20))
+}
+
+/// Returns one record of `x`s, as many MiB of them as `record` says (`"150"`):
+/// one call's output of any size, in one allocation.
+#[weft::map]
+pub fn sized_output(record: String) -> String {
+    let mib: usize = record.trim().parse().unwrap_or(0);
+    "x".repeat(mib << 20)
 }
 
 /// Prints to stdout forever.
