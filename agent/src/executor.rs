@@ -71,6 +71,14 @@
 //! - the first failure wins: a guest that trapped is reported as trapped even
 //!   if the output side then saw its channel close.
 //!
+//! - the task's deadline is one clock for all three parts, and when it passes
+//!   the verdict follows what the attempt was doing: a guest in a call ends
+//!   as `Deadline` (the user's code was slow), a guest waiting on input or
+//!   output, or output still being committed after the guest finished, ends
+//!   as a retryable `HostError` naming the host work that stalled ("the
+//!   deadline of 30s passed while fetching shuffle block shuffle_2_3_1 from
+//!   127.0.0.1:4567"). See [`deadline`](self::deadline).
+//!
 //! A failed shuffle fetch additionally yields [`Output::FetchFailed`] naming
 //! the block, so the scheduler recomputes the lost map output instead of
 //! retrying the reduce task against the same missing block.
@@ -83,6 +91,7 @@
 //! report rather than inside `TaskMetering`: the proto conversion builds
 //! `TaskMetering` field by field, so extending it belongs with a proto change.
 
+mod deadline;
 mod error;
 mod input;
 mod output;
@@ -94,6 +103,7 @@ pub use output::Output;
 pub use spec::{Aggregate, Input, MapCombine, OutputSpec, SpecError, TaskSpec};
 
 use crate::WasmPool;
+use crate::executor::deadline::{Clock, Doing};
 use crate::sandbox::{Sandbox, TaskContext, TaskReport};
 use crate::shuffle::{BlockFetcher, LocalFetcher, ReaderConfig, ShuffleReader, WriterConfig};
 use serde::{Deserialize, Serialize};
@@ -258,6 +268,9 @@ impl<F: BlockFetcher> Executor<F> {
         let capacity = self.config.channel_batches.max(1);
         let (in_tx, in_rx) = mpsc::channel(capacity);
         let (out_tx, out_rx) = mpsc::channel(capacity);
+        let limits = spec.limits.capped_by(&self.sandbox.config().max_limits);
+        let clock = Clock::new(limits.deadline);
+        let (reading, writing) = (Doing::default(), Doing::default());
         let job = run::GuestJob {
             sandbox: self.sandbox.clone(),
             component: Arc::clone(&spec.component),
@@ -268,12 +281,20 @@ impl<F: BlockFetcher> Executor<F> {
                 driver: None,
             },
             chain: spec.sandbox_chain(),
+            waits: run::Waits { clock: clock.clone(), input: reading.clone(), output: writing.clone() },
         };
         let keyed = spec.produces_pairs();
+        let guest = async {
+            let report = self.pool.run(move || job.run(in_rx, out_tx)).await;
+            // Started by the job; started here if the job never ran, so the
+            // input and output sides are bounded all the same.
+            clock.start();
+            report
+        };
         let (input_result, guest, drained) = tokio::join!(
-            input::pump(spec.input, &self.reader, &self.config, in_tx),
-            self.pool.run(move || job.run(in_rx, out_tx)),
-            output::drain(spec.output, keyed, &self.config, out_rx),
+            input::pump(spec.input, &self.reader, &self.config, in_tx, &clock, &reading),
+            guest,
+            clock.bound(&writing, output::drain(spec.output, keyed, &self.config, out_rx, &writing)),
         );
 
         let mut report = guest.unwrap_or_else(|e| {
@@ -307,13 +328,15 @@ impl<F: BlockFetcher> Executor<F> {
         }
 
         let output = match drained {
-            Some(drained) if report.end.is_success() => match output::publish(drained).await {
-                Ok(output) => output,
-                Err(e) => {
-                    report.end = e.end_reason();
-                    Output::None
+            Some(drained) if report.end.is_success() => {
+                match clock.bound(&writing, output::publish(drained, &writing)).await {
+                    Ok(output) => output,
+                    Err(e) => {
+                        report.end = e.end_reason();
+                        Output::None
+                    }
                 }
-            },
+            }
             Some(drained) => {
                 output::discard(drained).await;
                 Output::None

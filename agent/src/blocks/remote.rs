@@ -344,4 +344,8 @@ impl BlockFetcher for RemoteFetcher {
             e.into()
         })
     }
+
+    fn source(&self, block: &BlockId) -> Option<String> {
+        self.location(block.shuffle, block.map).map(str::to_owned)
+    }
 }

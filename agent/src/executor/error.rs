@@ -5,7 +5,9 @@
 //! classified by the sandbox. Everything the executor does around it — reading
 //! input, fetching shuffle blocks, writing and committing output — fails with
 //! an `ExecError`, which always ends the attempt as [`EndReason::HostError`]
-//! (retryable) with a message naming what failed. A shuffle fetch failure is
+//! (retryable) with a message naming what failed, or, when the task's
+//! deadline passed while the host was still at such work, what stalled
+//! ([`ExecError::Stalled`]). A shuffle fetch failure is
 //! kept apart ([`ExecError::FetchFailed`]) so that the outcome can tell the
 //! scheduler to recompute the lost map output rather than retry the reduce.
 
@@ -44,13 +46,40 @@ pub enum ExecError {
     /// The guest's output is not a well-formed batch of the expected shape.
     #[error("the chain's output is malformed: {0}")]
     Malformed(#[source] weft_codec::DecodeError),
-    /// Writing the text output failed.
-    #[error("writing text output failed: {0}")]
-    Output(#[source] IoError),
+    /// Writing the text output failed (the location is unreachable, not
+    /// writable, or the store refused).
+    #[error("cannot write part {partition} to {location}: {source}")]
+    Output {
+        /// The partition whose part file was being written.
+        partition: u32,
+        /// The output location, as the job named it.
+        location: String,
+        /// What failed (boxed: an object-store error is large).
+        #[source]
+        source: Box<IoError>,
+    },
     /// Committing the text output failed (including a denied commit: another
     /// attempt of the partition won).
-    #[error("committing text output failed: {0}")]
-    Commit(#[source] IoError),
+    #[error("cannot commit part {partition} to {location}: {source}")]
+    Commit {
+        /// The partition being committed.
+        partition: u32,
+        /// The output location, as the job named it.
+        location: String,
+        /// What failed (boxed: an object-store error is large).
+        #[source]
+        source: Box<IoError>,
+    },
+    /// The task's deadline passed while the host was still reading its input
+    /// or writing its output (a slow peer, a slow store): the host's fault,
+    /// not the guest's, so the attempt is retried.
+    #[error("the deadline of {limit:?} passed while {doing}")]
+    Stalled {
+        /// The task's deadline.
+        limit: std::time::Duration,
+        /// The host work under way, naming what it waited on.
+        doing: String,
+    },
     /// The WebAssembly pool shut down (or the task panicked on it).
     #[error("the task could not run: {0}")]
     Pool(#[from] PoolClosed),
@@ -91,6 +120,24 @@ mod tests {
             (ExecError::FetchFailed { block, source: missing }, "shuffle_1_2_3"),
             (ExecError::ShuffleWrite(ShuffleError::Unsorted), "writing shuffle output"),
             (ExecError::Pool(PoolClosed), "pool"),
+            (
+                ExecError::Output {
+                    partition: 2,
+                    location: "file:///out".into(),
+                    source: Box::new(IoError::Local {
+                        uri: "file:///out/x".into(),
+                        source: std::io::ErrorKind::PermissionDenied.into(),
+                    }),
+                },
+                "cannot write part 2 to file:///out",
+            ),
+            (
+                ExecError::Stalled {
+                    limit: std::time::Duration::from_secs(30),
+                    doing: "committing part 3 to file:///out".into(),
+                },
+                "the deadline of 30s passed while committing part 3 to file:///out",
+            ),
         ];
         for (err, needle) in cases {
             let end = err.end_reason();

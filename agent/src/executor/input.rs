@@ -7,6 +7,10 @@
 //! (`spawn_blocking`), which feeds the channel with `blocking_send`. Either way
 //! the channel's capacity bounds how far input runs ahead of the guest.
 //!
+//! Every read, fetch and merge is noted as under way while it runs, so that a
+//! deadline passing meanwhile cuts the pump off and names what stalled (see
+//! [`deadline`](super::deadline)).
+//!
 //! When the guest side stops early (a trap, a `take` that has enough), its
 //! receiver is gone and the next send fails: the pump stops quietly. When the
 //! pump itself fails it sends [`Msg::Abort`] with the end reason, so the guest
@@ -14,9 +18,13 @@
 //! for a complete one.
 
 use super::ExecutorConfig;
+use super::deadline::{Clock, Doing};
 use super::error::ExecError;
 use super::spec::{Aggregate, Input};
-use crate::shuffle::{BlockFetcher, BlockLocation, ReadError, ShuffleError, ShuffleReader, aggregate};
+use crate::shuffle::{
+    BlockFetcher, BlockId, BlockLocation, FetchError, ReadError, ShuffleError, ShuffleReader, aggregate,
+};
+use bytes::Bytes;
 use tokio::sync::mpsc::Sender;
 use weft_codec::batch::{BatchWriter, pairs};
 use weft_core::io::LineReader;
@@ -42,15 +50,19 @@ pub(super) struct InputStats {
 
 type Batches = Box<dyn Iterator<Item = Result<Vec<u8>, ShuffleError>> + Send>;
 
-/// Read `input` into `tx` until it is exhausted or the receiver is gone.
+/// Read `input` into `tx` until it is exhausted or the receiver is gone, or
+/// until the deadline passes while a read or fetch is under way (noted in
+/// `doing`).
 pub(super) async fn pump<F: BlockFetcher>(
     input: Input,
     reader: &ShuffleReader<F>,
     config: &ExecutorConfig,
     tx: Sender<Msg>,
+    clock: &Clock,
+    doing: &Doing,
 ) -> Result<InputStats, ExecError> {
     let mut stats = InputStats::default();
-    let result = feed(input, reader, config, &tx, &mut stats).await;
+    let result = clock.bound(doing, feed(input, reader, config, &tx, &mut stats, doing)).await;
     if let Err(e) = &result {
         tracing::debug!(error = %e, "weft.agent.executor.input_failed");
         // The guest may already have stopped; then there is no one to tell.
@@ -65,6 +77,7 @@ async fn feed<F: BlockFetcher>(
     config: &ExecutorConfig,
     tx: &Sender<Msg>,
     stats: &mut InputStats,
+    doing: &Doing,
 ) -> Result<(), ExecError> {
     let target = config.batch_bytes.max(1);
     match input {
@@ -76,9 +89,16 @@ async fn feed<F: BlockFetcher>(
             Ok(())
         }
         Input::Text { location, split } => {
+            let what =
+                format!("reading split {}..{} of {}", split.start, split.end, location.uri_of(&split.path));
             let mut lines = LineReader::new(&location, split).with_batch_bytes(target);
             let result = async {
-                while let Some(batch) = lines.next_batch().await.map_err(ExecError::Input)? {
+                loop {
+                    let batch = {
+                        let _reading = doing.begin(what.as_str());
+                        lines.next_batch().await.map_err(ExecError::Input)?
+                    };
+                    let Some(batch) = batch else { break };
                     if tx.send(Msg::Batch(batch)).await.is_err() {
                         break;
                     }
@@ -91,21 +111,56 @@ async fn feed<F: BlockFetcher>(
         }
         Input::Shuffle { blocks, aggregate } => {
             stats.shuffle_bytes_read = stored_bytes(&blocks);
-            let merged = reader.read(blocks).await.map_err(fetch_failed)?;
+            let what = format!("merging {} fetched shuffle blocks", blocks.len());
+            let merged = watched(reader, config, doing).read(blocks).await.map_err(fetch_failed)?;
             let batches: Batches = match aggregate {
                 Aggregate::Merge | Aggregate::Sorted { ascending: true } => Box::new(merged),
                 Aggregate::SumI64 => Box::new(aggregate::sum_i64(merged, target)),
                 Aggregate::Group => Box::new(aggregate::group_values(merged, target)),
                 Aggregate::Sorted { ascending: false } => Box::new(Descending::new(merged, target)),
             };
-            send_blocking(batches, tx.clone()).await
+            send_blocking(batches, tx.clone(), doing.clone(), what).await
         }
         Input::Join { left, right } => {
             stats.shuffle_bytes_read = stored_bytes(&left) + stored_bytes(&right);
+            let what = format!("joining {} fetched shuffle blocks", left.len() + right.len());
+            let reader = watched(reader, config, doing);
             let (left, right) =
                 tokio::try_join!(reader.read(left), reader.read(right)).map_err(fetch_failed)?;
-            send_blocking(Box::new(aggregate::join(left, right, target)), tx.clone()).await
+            send_blocking(Box::new(aggregate::join(left, right, target)), tx.clone(), doing.clone(), what)
+                .await
         }
+    }
+}
+
+/// A reader over the executor's fetcher that notes every fetch in `doing`.
+fn watched<'a, F: BlockFetcher>(
+    reader: &'a ShuffleReader<F>,
+    config: &ExecutorConfig,
+    doing: &'a Doing,
+) -> ShuffleReader<Watched<'a, F>> {
+    ShuffleReader::new(Watched { fetcher: reader.fetcher(), doing }, config.reader.clone())
+}
+
+/// A fetcher noting each fetch as under way while it runs, naming the block
+/// and where it comes from.
+struct Watched<'a, F> {
+    fetcher: &'a F,
+    doing: &'a Doing,
+}
+
+impl<F: BlockFetcher> BlockFetcher for Watched<'_, F> {
+    async fn fetch(&self, block: &BlockId) -> Result<Bytes, FetchError> {
+        let what = match self.fetcher.source(block) {
+            Some(source) => format!("fetching shuffle block {block} from {source}"),
+            None => format!("fetching shuffle block {block}"),
+        };
+        let _fetching = self.doing.begin(what);
+        self.fetcher.fetch(block).await
+    }
+
+    fn source(&self, block: &BlockId) -> Option<String> {
+        self.fetcher.source(block)
     }
 }
 
@@ -120,10 +175,21 @@ fn fetch_failed(e: ReadError) -> ExecError {
 }
 
 /// Drain `batches` into `tx` on a blocking thread: merging and aggregating is
-/// CPU work that must not hold up the I/O runtime.
-async fn send_blocking(batches: Batches, tx: Sender<Msg>) -> Result<(), ExecError> {
+/// CPU work that must not hold up the I/O runtime. Computing each batch is
+/// noted in `doing` as `what`; waiting for the guest to take it is not.
+async fn send_blocking(
+    mut batches: Batches,
+    tx: Sender<Msg>,
+    doing: Doing,
+    what: String,
+) -> Result<(), ExecError> {
     tokio::task::spawn_blocking(move || {
-        for batch in batches {
+        loop {
+            let next = {
+                let _merging = doing.begin(what.as_str());
+                batches.next()
+            };
+            let Some(batch) = next else { break };
             let batch = batch.map_err(ExecError::ShuffleRead)?;
             if tx.blocking_send(Msg::Batch(batch)).is_err() {
                 break;

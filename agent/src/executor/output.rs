@@ -16,14 +16,24 @@
 //!    finished and committed. Otherwise [`discard`] drops the writer (its spill
 //!    files are temporary) or aborts the part upload; a shuffle data file of an
 //!    earlier, successful attempt of the same map task is left untouched.
+//!
+//! Both phases note the host work they have under way (writing shuffle
+//! output, writing, uploading and committing a part) so that a deadline
+//! passing meanwhile ends the attempt as a host failure naming it (see
+//! [`deadline`](super::deadline)); a failure names the partition and the
+//! output location ("cannot write part 2 to file:///out: …"). The shuffle
+//! writer's final merge is never cut off: it runs on a blocking thread that
+//! cannot be stopped, and an abandoned merge would still rename its files into
+//! place.
 
 use super::ExecutorConfig;
+use super::deadline::Doing;
 use super::error::ExecError;
 use super::spec::{MapCombine, OutputSpec};
 use crate::shuffle::{Combiner, MapOutput, ShuffleWriter};
 use tokio::sync::mpsc::Receiver;
 use weft_codec::batch::{self, BatchWriter};
-use weft_core::io::{OutputCommitter, PartStats, TextPartWriter};
+use weft_core::io::{IoError, OutputCommitter, PartStats, TextPartWriter};
 use weft_core::range;
 
 /// What a successful attempt produced.
@@ -68,22 +78,40 @@ pub(super) struct PendingPart {
     attempt: u32,
 }
 
+impl PendingPart {
+    /// The output location, as the job named it (not the attempt's file).
+    fn location(&self) -> String {
+        self.committer.location().uri()
+    }
+
+    fn cannot_write(&self, source: IoError) -> ExecError {
+        ExecError::Output { partition: self.partition, location: self.location(), source: Box::new(source) }
+    }
+}
+
 /// Take every batch from `rx` into the output's sink. `keyed` says whether
 /// records are pairs (two entries each).
+///
+/// Host work (writing shuffle output, uploading text) is noted in `doing`, so
+/// a deadline passing meanwhile names it.
 pub(super) async fn drain(
     spec: OutputSpec,
     keyed: bool,
     config: &ExecutorConfig,
     mut rx: Receiver<Vec<u8>>,
+    doing: &Doing,
 ) -> Result<Drained, ExecError> {
     match spec {
         OutputSpec::Shuffle { dir, shuffle, map, partitioner, combiner } => {
+            let what = format!("writing shuffle output to {}", dir.display());
             let mut writer = ShuffleWriter::new(dir, shuffle, map, partitioner, config.writer.clone());
             if combiner == MapCombine::SumI64 {
                 writer = writer.with_combiner(Combiner::SumI64);
             }
+            let doing = doing.clone();
             let writer = tokio::task::spawn_blocking(move || {
                 while let Some(batch) = rx.blocking_recv() {
+                    let _writing = doing.begin(what.as_str());
                     writer.write(&batch).map_err(ExecError::ShuffleWrite)?;
                 }
                 Ok::<_, ExecError>(writer)
@@ -110,15 +138,27 @@ pub(super) async fn drain(
             Ok(Drained::Records { batch: out, records })
         }
         OutputSpec::Text { committer, partition, attempt } => {
-            let mut writer = committer.task_writer(partition, attempt);
+            let part = PendingPart {
+                writer: committer.task_writer(partition, attempt),
+                committer,
+                partition,
+                attempt,
+            };
+            let what = format!("writing part {partition} to {}", part.location());
+            let mut part = part;
             while let Some(batch) = rx.recv().await {
-                if let Err(e) = writer.write_batch(&batch).await {
+                let written = {
+                    let _writing = doing.begin(what.as_str());
+                    part.writer.write_batch(&batch).await
+                };
+                if let Err(source) = written {
                     drop(rx);
-                    let _ = writer.abort().await;
-                    return Err(ExecError::Output(e));
+                    let error = part.cannot_write(source);
+                    let _ = part.writer.abort().await;
+                    return Err(error);
                 }
             }
-            Ok(Drained::Text(Box::new(PendingPart { writer, committer, partition, attempt })))
+            Ok(Drained::Text(Box::new(part)))
         }
         OutputSpec::KeySample { size, seed } => {
             if !keyed {
@@ -148,18 +188,33 @@ pub(super) async fn drain(
     }
 }
 
-/// Publish the output of a successful attempt.
-pub(super) async fn publish(drained: Drained) -> Result<Output, ExecError> {
+/// Publish the output of a successful attempt, noting the host work in `doing`.
+pub(super) async fn publish(drained: Drained, doing: &Doing) -> Result<Output, ExecError> {
     match drained {
         Drained::Shuffle(writer) => {
+            // Not noted as under way, so never cut off (see the module docs).
             let output = tokio::task::spawn_blocking(move || writer.finish()).await?;
             Ok(Output::Shuffle(output.map_err(ExecError::ShuffleWrite)?))
         }
         Drained::Records { batch, records } => Ok(Output::Records { batch, records }),
         Drained::Text(part) => {
+            let location = part.location();
             let PendingPart { writer, committer, partition, attempt } = *part;
-            let stats = writer.finish().await.map_err(ExecError::Output)?;
-            committer.commit_task(partition, attempt).await.map_err(ExecError::Commit)?;
+            let stats = {
+                let _uploading = doing.begin(format!("uploading part {partition} to {location}"));
+                writer.finish().await
+            };
+            let stats = stats.map_err(|source| ExecError::Output {
+                partition,
+                location: location.clone(),
+                source: Box::new(source),
+            })?;
+            let _committing = doing.begin(format!("committing part {partition} to {location}"));
+            committer.commit_task(partition, attempt).await.map_err(|source| ExecError::Commit {
+                partition,
+                location,
+                source: Box::new(source),
+            })?;
             Ok(Output::Text(stats))
         }
         Drained::Count(n) => Ok(Output::Count(n)),

@@ -10,10 +10,14 @@
 //!
 //! # Deadline
 //!
-//! The sandbox enforces the deadline inside guest calls. Waiting for input or
-//! for room in the output channel is bounded by the same deadline here, so a
-//! stalled fetch or a slow store cannot keep an attempt alive past its budget.
+//! The job starts the attempt's [`Clock`] and hands its deadline to the
+//! sandbox, which enforces it inside guest calls (`Deadline`). Waiting for
+//! input or for room in the output channel is bounded by the same deadline
+//! here; when it passes during such a wait the host is what held the attempt
+//! up, so the attempt ends as a retryable host error naming the host work
+//! under way on that side (see [`deadline`](super::deadline)).
 
+use super::deadline::{Clock, Doing};
 use super::input::Msg;
 use crate::sandbox::{Chain, OpKind, Prepared, Sandbox, TaskContext, TaskInstance, TaskReport};
 use std::collections::BTreeMap;
@@ -29,58 +33,84 @@ pub(super) struct GuestJob {
     pub component: Arc<Prepared>,
     pub ctx: TaskContext,
     pub chain: Chain,
+    /// What a wait past the deadline is blamed on.
+    pub waits: Waits,
+}
+
+/// The attempt's clock and the host work under way on either side of the
+/// guest: what a wait past the deadline is blamed on.
+pub(super) struct Waits {
+    pub clock: Clock,
+    pub input: Doing,
+    pub output: Doing,
+}
+
+impl Waits {
+    /// The end of an attempt whose deadline passed while the guest job waited
+    /// for its next input batch.
+    fn for_input(&self) -> EndReason {
+        let doing = self.input.current().unwrap_or_else(|| "waiting for the task's input".into());
+        self.clock.stalled(doing).end_reason()
+    }
+
+    /// The end of an attempt whose deadline passed while the guest job waited
+    /// for room in the output channel.
+    fn for_output(&self) -> EndReason {
+        let doing = self.output.current().unwrap_or_else(|| "waiting to hand over the task's output".into());
+        self.clock.stalled(doing).end_reason()
+    }
 }
 
 impl GuestJob {
     /// Run the attempt over the batches of `input`, sending outputs to `output`.
     pub async fn run(self, input: Receiver<Msg>, output: Sender<Vec<u8>>) -> TaskReport {
-        let limit = self.ctx.limits.capped_by(&self.sandbox.config().max_limits).deadline;
-        let deadline = tokio::time::Instant::now() + limit;
+        let deadline = self.waits.clock.start();
         if self.chain.ops.is_empty() {
-            return pass_through(input, output, self.chain.input_keyed, deadline, limit).await;
+            return pass_through(input, output, self.chain.input_keyed, deadline, &self.waits).await;
         }
-        let mut instance = match self.sandbox.instantiate(&self.component, self.ctx).await {
+        let instance = self.sandbox.instantiate_until(&self.component, self.ctx, deadline.into_std()).await;
+        let mut instance = match instance {
             Ok(instance) => instance,
             Err(report) => return report,
         };
-        let end = drive(&mut instance, &self.chain, input, output, deadline).await;
-        instance.finish(end.unwrap_or(EndReason::Deadline { limit }))
+        let end = drive(&mut instance, &self.chain, input, output, deadline, &self.waits).await;
+        instance.finish(end)
     }
 }
 
 /// The loop of an instantiated attempt. Returns the end reason of the attempt
-/// unless the guest's own error already set it (then `finish` reports that),
-/// or `None` when the deadline passed while waiting.
+/// unless the guest's own error already set it (then `finish` reports that).
 async fn drive(
     instance: &mut TaskInstance,
     chain: &Chain,
     mut input: Receiver<Msg>,
     output: Sender<Vec<u8>>,
     deadline: tokio::time::Instant,
-) -> Option<EndReason> {
+    waits: &Waits,
+) -> EndReason {
     loop {
         let msg = match tokio::time::timeout_at(deadline, input.recv()).await {
-            Err(_) => return None,
-            Ok(None) => return flush(instance, chain, &output, deadline).await,
+            Err(_) => return waits.for_input(),
+            Ok(None) => return flush(instance, chain, &output, deadline, waits).await,
             Ok(Some(msg)) => msg,
         };
         let batch = match msg {
-            Msg::Abort(end) => return Some(end),
+            Msg::Abort(end) => return end,
             Msg::Batch(batch) => batch,
         };
         let out = match instance.run_chain(chain, &batch).await {
             Ok(out) => out,
             // The instance is spent and remembers why; `finish` reports it.
-            Err(end) => return Some(end),
+            Err(end) => return end,
         };
         if out.is_empty() {
             continue;
         }
         match tokio::time::timeout_at(deadline, output.send(out)).await {
-            Err(_) => return None,
+            Err(_) => return waits.for_output(),
             // The output side stopped: it has enough (a `take`) or it failed,
             // which the executor reports. Either way the guest is done.
-            Ok(Err(_)) => return Some(EndReason::Finished),
+            Ok(Err(_)) => return EndReason::Finished,
             Ok(Ok(())) => {}
         }
     }
@@ -93,58 +123,59 @@ async fn flush(
     chain: &Chain,
     output: &Sender<Vec<u8>>,
     deadline: tokio::time::Instant,
-) -> Option<EndReason> {
+    waits: &Waits,
+) -> EndReason {
     if chain.ops.last().is_none_or(|op| op.kind != OpKind::Combine) {
-        return Some(EndReason::Finished);
+        return EndReason::Finished;
     }
     let out = match instance.flush_chain(chain).await {
         Ok(out) => out,
-        Err(end) => return Some(end),
+        Err(end) => return end,
     };
     if !out.is_empty() && tokio::time::timeout_at(deadline, output.send(out)).await.is_err() {
-        return None;
+        return waits.for_output();
     }
-    Some(EndReason::Finished)
+    EndReason::Finished
 }
 
-/// An empty chain: no instance at all, batches go
-/// straight through. The report counts them as the sandbox would.
+/// An empty chain: no instance at all, batches go straight through, so a
+/// deadline passing can only be the host's doing. The report counts batches
+/// as the sandbox would.
 async fn pass_through(
     mut input: Receiver<Msg>,
     output: Sender<Vec<u8>>,
     keyed: bool,
     deadline: tokio::time::Instant,
-    limit: std::time::Duration,
+    waits: &Waits,
 ) -> TaskReport {
     let started = Instant::now();
     let mut metering = TaskMetering::default();
     let end = loop {
         let batch = match tokio::time::timeout_at(deadline, input.recv()).await {
-            Err(_) => break None,
-            Ok(None) => break Some(EndReason::Finished),
-            Ok(Some(Msg::Abort(end))) => break Some(end),
+            Err(_) => break waits.for_input(),
+            Ok(None) => break EndReason::Finished,
+            Ok(Some(Msg::Abort(end))) => break end,
             Ok(Some(Msg::Batch(batch))) => batch,
         };
         let records = match batch::count(&batch) {
             Ok(n) if !keyed || n % 2 == 0 => (if keyed { n / 2 } else { n }) as u64,
             Ok(n) => {
                 let message = format!("input batch is malformed: {n} entries do not make pairs");
-                break Some(EndReason::HostError { message });
+                break EndReason::HostError { message };
             }
-            Err(e) => break Some(EndReason::HostError { message: format!("input batch is malformed: {e}") }),
+            Err(e) => break EndReason::HostError { message: format!("input batch is malformed: {e}") },
         };
         metering.records_in += records;
         metering.records_out += records;
         metering.bytes_in += batch.len() as u64;
         metering.bytes_out += batch.len() as u64;
         match tokio::time::timeout_at(deadline, output.send(batch)).await {
-            Err(_) => break None,
-            Ok(Err(_)) => break Some(EndReason::Finished),
+            Err(_) => break waits.for_output(),
+            Ok(Err(_)) => break EndReason::Finished,
             Ok(Ok(())) => {}
         }
     };
     metering.wall = started.elapsed();
-    let end = end.unwrap_or(EndReason::Deadline { limit });
     host_report(end, metering)
 }
 

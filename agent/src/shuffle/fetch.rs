@@ -50,6 +50,12 @@ pub enum FetchError {
 pub trait BlockFetcher: Send + Sync {
     /// The pair batch of `block`.
     fn fetch(&self, block: &BlockId) -> impl Future<Output = Result<Bytes, FetchError>> + Send;
+
+    /// Where `block` comes from (a peer's address, a local directory), for
+    /// messages about a fetch that failed or stalled; `None` when unknown.
+    fn source(&self, _block: &BlockId) -> Option<String> {
+        None
+    }
 }
 
 type IndexCache = HashMap<(ShuffleId, MapId), Arc<IndexFile>>;
@@ -99,5 +105,9 @@ impl BlockFetcher for LocalFetcher {
         let this = self.clone();
         let block = *block;
         tokio::task::spawn_blocking(move || this.read(block)).await?
+    }
+
+    fn source(&self, _block: &BlockId) -> Option<String> {
+        Some(self.dir.display().to_string())
     }
 }

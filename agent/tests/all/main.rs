@@ -7,6 +7,7 @@
 
 mod blocks;
 mod driver;
+mod ends;
 mod executor;
 mod hostile;
 mod load;
