@@ -187,6 +187,8 @@ struct Shared {
     master: report::MasterLink,
     credentials: Credentials,
     slots: Arc<Semaphore>,
+    /// Tasks accepted (running or waiting for a slot): `slots + queue`.
+    admitted: Arc<Semaphore>,
     /// Drivers are counted apart from task slots (as the master places them):
     /// at most `slots` at once.
     driver_slots: Arc<Semaphore>,
@@ -280,6 +282,7 @@ impl AgentNode {
             master,
             credentials,
             slots: Arc::new(Semaphore::new(config.slots as usize)),
+            admitted: Arc::new(Semaphore::new((config.slots + config.queue_depth()) as usize)),
             driver_slots: Arc::new(Semaphore::new(config.slots as usize)),
             tasks: Mutex::default(),
             shutdown,

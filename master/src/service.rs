@@ -85,7 +85,7 @@ impl Master for MasterService {
         if req.address.is_empty() {
             return Err(Status::invalid_argument("an agent must give the address its services listen on"));
         }
-        let resources = Resources { slots: r.slots, memory: r.memory_bytes };
+        let resources = Resources { slots: r.slots, memory: r.memory_bytes, queue: r.queue };
         let attributes = req.attributes.into_iter().collect();
         let address = req.address;
         let (id, interval) = self

@@ -43,6 +43,11 @@ pub struct AgentConfig {
     pub advertise: Option<String>,
     /// Tasks that may run at once; also the size of the WebAssembly pool.
     pub slots: u32,
+    /// Tasks that may wait here for a free slot (`None`: as many as `slots`).
+    /// The master launches up to `slots + queue` tasks on the agent, so the
+    /// next task is already here when one ends: a task's launch and its end
+    /// report do not leave the slot idle in between.
+    pub queue: Option<u32>,
     /// Memory offered to the master for tasks.
     pub memory: ByteSize,
     /// Free-form attributes offered with the resources (rack, zone, …).
@@ -77,6 +82,7 @@ impl Default for AgentConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 7071)),
             advertise: None,
             slots,
+            queue: None,
             memory: ByteSize::gib(4),
             attributes: BTreeMap::new(),
             cluster_token: String::new(),
@@ -109,6 +115,17 @@ impl AgentConfig {
     pub fn with_advertise(mut self, address: impl Into<String>) -> Self {
         self.advertise = Some(address.into());
         self
+    }
+
+    /// Let up to `queue` tasks wait for a slot.
+    pub fn with_queue(mut self, queue: u32) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// The tasks that may wait for a slot.
+    pub fn queue_depth(&self) -> u32 {
+        self.queue.unwrap_or(self.slots)
     }
 
     /// Run up to `slots` tasks at once (at least one).

@@ -64,7 +64,11 @@ impl MasterLink {
         let register = RegisterRequest {
             protocol_version: PROTOCOL_VERSION,
             address: advertise,
-            resources: Some(Resources { slots: config.slots, memory_bytes: config.memory.as_u64() }),
+            resources: Some(Resources {
+                slots: config.slots,
+                memory_bytes: config.memory.as_u64(),
+                queue: config.queue_depth(),
+            }),
             attributes: config.attributes.clone().into_iter().collect(),
             previous_agent_id: None,
         };

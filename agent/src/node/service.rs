@@ -39,15 +39,18 @@ impl AgentService {
         if shared.is_shutting_down() {
             return Err((RefusalKind::Stopping, "the agent is shutting down".into()));
         }
-        let (slots, what) = match parsed.body {
-            launch::Body::Driver { .. } => (&shared.driver_slots, "driver"),
-            launch::Body::Task(_) => (&shared.slots, "task"),
+        // A task is admitted if a slot or a place in the queue is free, and
+        // waits for its slot; a driver needs a driver slot at once.
+        let (admission, what, capacity) = match parsed.body {
+            launch::Body::Driver { .. } => (&shared.driver_slots, "driver slots", shared.config.slots),
+            launch::Body::Task(_) => (
+                &shared.admitted,
+                "task slots and queue places",
+                shared.config.slots + shared.config.queue_depth(),
+            ),
         };
-        let permit = Arc::clone(slots).try_acquire_owned().map_err(|_| {
-            let message = format!(
-                "all {} {what} slots of this agent are busy; launch when one frees",
-                shared.config.slots
-            );
+        let permit = Arc::clone(admission).try_acquire_owned().map_err(|_| {
+            let message = format!("all {capacity} {what} of this agent are taken; launch when one frees");
             (RefusalKind::Busy, message)
         })?;
         let (kill, killed) = watch::channel(false);

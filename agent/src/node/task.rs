@@ -21,7 +21,9 @@ use weft_core::proto::v1::{self, TaskUpdate};
 use weft_core::task::Data;
 use weft_core::task::TaskKey;
 
-/// Run `parsed` to its end and report it. The slot (`permit`) is released
+/// Run `parsed` to its end and report it. A task admitted to the queue
+/// (`permit`) first waits for a slot; a kill while it waits ends it KILLED.
+/// The slot is released
 /// *before* the final update is queued, so a master that launches the next
 /// task on hearing of this one's end finds the slot free; the attempt is
 /// forgotten after, so shutdown can wait until every end is queued.
@@ -41,14 +43,31 @@ pub(crate) async fn run(
     );
     async move {
         let started = Instant::now();
-        let update = tokio::select! {
-            update = attempt(&shared, parsed, kill.clone()) => update,
-            _ = kill.wait_for(|k| *k) => {
-                // The executor's future is dropped: nothing is published, and
-                // the guest stops at its next batch (within its deadline).
-                report::ended(&key, &host_report(EndReason::Killed, started.elapsed()))
+        // A queued task waits here for its slot (drivers hold theirs already).
+        let slot = match &parsed.body {
+            Body::Task(_) => {
+                let slots = Arc::clone(&shared.slots);
+                tokio::select! {
+                    slot = slots.acquire_owned() => slot.ok(),
+                    _ = kill.wait_for(|k| *k) => None,
+                }
+            }
+            Body::Driver { .. } => None,
+        };
+        let killed_waiting = matches!(parsed.body, Body::Task(_)) && slot.is_none();
+        let update = if killed_waiting {
+            report::ended(&key, &host_report(EndReason::Killed, started.elapsed()))
+        } else {
+            tokio::select! {
+                update = attempt(&shared, parsed, kill.clone()) => update,
+                _ = kill.wait_for(|k| *k) => {
+                    // The executor's future is dropped: nothing is published, and
+                    // the guest stops at its next batch (within its deadline).
+                    report::ended(&key, &host_report(EndReason::Killed, started.elapsed()))
+                }
             }
         };
+        drop(slot);
         drop(permit);
         tracing::debug!(state = update.state, "weft.agent.task.end");
         shared.master.update(update);

@@ -532,9 +532,10 @@ async fn until_running(agent: &AgentHandle) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn launches_beyond_the_slots_are_refused_and_a_kill_frees_the_slot() {
+async fn launches_beyond_the_slots_and_queue_are_refused_and_a_kill_frees_the_place() {
     let mut c = cluster(Duration::from_secs(1)).await;
-    let agent = c.agent("a", 1).await;
+    let agent = AgentNode::start(c.config("a", 1).with_queue(1)).await.unwrap();
+    assert!(matches!(c.next().await, MasterEvent::AgentRegistered(_)));
     let hostile = c.push(guest("hostile")).await;
     let mut base = task(job(3), 0, 0, hostile);
     work(&mut base).input = TaskInput::Records(lines(&["zz"]).into());
@@ -545,11 +546,20 @@ async fn launches_beyond_the_slots_are_refused_and_a_kill_frees_the_slot() {
         t.key.partition = partition;
         t
     };
+    // One slot and one place in the queue: the second task waits, the third is refused.
     c.launch(&agent, &sleeping(0)).await.unwrap();
-    let refusal = c.launch(&agent, &sleeping(1)).await.unwrap_err();
+    c.launch(&agent, &sleeping(1)).await.unwrap();
+    let refusal = c.launch(&agent, &sleeping(2)).await.unwrap_err();
     assert_eq!((refusal.kind(), refusal.free_slots), (RefusalKind::Busy, 0), "{refusal:?}");
-    assert!(refusal.message.contains("busy"), "{}", refusal.message);
+    assert!(refusal.message.contains("are taken"), "{}", refusal.message);
     until_running(&agent).await;
+
+    // A queued task killed while it waits ends KILLED without having run.
+    let queued = sleeping(1).key;
+    assert_eq!(kill(&agent, &queued).await, 1, "it was waiting here");
+    let end = c.end().await;
+    assert_eq!((end.task, end.state, end.end), (queued, TaskState::Killed, Some(EndReason::Killed)));
+    assert_eq!(end.metering.fuel, 0, "it never ran");
 
     let key = sleeping(0).key;
     assert_eq!(kill(&agent, &key).await, 1, "it was running");
@@ -557,13 +567,13 @@ async fn launches_beyond_the_slots_are_refused_and_a_kill_frees_the_slot() {
     assert_eq!((end.task, end.state, end.end), (key, TaskState::Killed, Some(EndReason::Killed)));
     assert_eq!(kill(&agent, &key).await, 0, "already ended");
 
-    c.launch(&agent, &sleeping(1)).await.unwrap();
+    c.launch(&agent, &sleeping(2)).await.unwrap();
     until_running(&agent).await;
     agent.shutdown().await.unwrap();
     let end = c.end().await;
     assert_eq!(
         (end.task, end.state),
-        (sleeping(1).key, TaskState::Killed),
+        (sleeping(2).key, TaskState::Killed),
         "shutdown kills running attempts"
     );
 }

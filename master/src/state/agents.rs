@@ -25,6 +25,10 @@ pub struct Resources {
     pub slots: u32,
     /// Memory for tasks, in bytes.
     pub memory: u64,
+    /// Tasks that may wait on the agent for a slot: the allocator offers
+    /// `slots + queue` places, so a task's launch and the report of the one
+    /// before it overlap instead of leaving the slot idle.
+    pub queue: u32,
 }
 
 /// One registered agent.
@@ -179,7 +183,7 @@ impl Agents {
     fn reindex(&mut self, id: AgentId, now: Instant) {
         let free = match self.agents.get(&id) {
             Some(a) if !a.lost && a.paused_until.is_none_or(|t| t <= now) => {
-                a.resources.slots.saturating_sub(a.running)
+                (a.resources.slots + a.resources.queue).saturating_sub(a.running)
             }
             _ => 0,
         };
@@ -237,7 +241,7 @@ mod tests {
     use super::*;
 
     fn res(slots: u32) -> Resources {
-        Resources { slots, memory: 1 << 30 }
+        Resources { slots, memory: 1 << 30, queue: 0 }
     }
 
     #[test]

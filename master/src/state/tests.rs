@@ -69,8 +69,8 @@ fn finished(key: TaskKey) -> TaskEnd {
 #[test]
 fn one_launch_per_agent_per_round_and_the_driver_gets_its_own_deadline() {
     let (mut c, now) = core();
-    let a = c.register_agent("a:1".into(), Resources { slots: 4, memory: 0 }, BTreeMap::new(), now);
-    let b = c.register_agent("b:1".into(), Resources { slots: 4, memory: 0 }, BTreeMap::new(), now);
+    let a = c.register_agent("a:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    let b = c.register_agent("b:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), now);
     let job = c.submit_job(spec());
     assert_eq!(job.to_string(), "job-00000abc-1");
     c.schedule(now);
@@ -113,7 +113,7 @@ fn one_launch_per_agent_per_round_and_the_driver_gets_its_own_deadline() {
 #[test]
 fn a_busy_agent_is_paused_and_its_tasks_run_elsewhere() {
     let (mut c, now) = core();
-    let a = c.register_agent("a:1".into(), Resources { slots: 2, memory: 0 }, BTreeMap::new(), now);
+    let a = c.register_agent("a:1".into(), Resources { slots: 2, memory: 0, queue: 0 }, BTreeMap::new(), now);
     let job = c.submit_job(spec());
     let (ctx, graph) = count(&c, job, 2);
     c.run_action(ctx, graph);
@@ -124,7 +124,7 @@ fn a_busy_agent_is_paused_and_its_tasks_run_elsewhere() {
     c.launch_refused(a, keys.iter().map(|k| (*k, Refused::Busy, "busy".into())).collect(), now);
     c.schedule(now);
     assert!(launches(&c.take_effects()).is_empty(), "a refusing agent is not offered again at once");
-    let b = c.register_agent("b:1".into(), Resources { slots: 2, memory: 0 }, BTreeMap::new(), now);
+    let b = c.register_agent("b:1".into(), Resources { slots: 2, memory: 0, queue: 0 }, BTreeMap::new(), now);
     c.schedule(now);
     let batches = launches(&c.take_effects());
     assert_eq!(batches.len(), 1);
@@ -135,7 +135,7 @@ fn a_busy_agent_is_paused_and_its_tasks_run_elsewhere() {
 #[test]
 fn a_failed_action_still_counts_its_tasks_in_the_totals() {
     let (mut c, now) = core();
-    let a = c.register_agent("a:1".into(), Resources { slots: 1, memory: 0 }, BTreeMap::new(), now);
+    let a = c.register_agent("a:1".into(), Resources { slots: 1, memory: 0, queue: 0 }, BTreeMap::new(), now);
     let job = c.submit_job(spec());
     let (ctx, graph) = count(&c, job, 1);
     c.run_action(ctx, graph);

@@ -39,7 +39,7 @@ fn register_request(slots: u32) -> RegisterRequest {
     RegisterRequest {
         protocol_version: PROTOCOL_VERSION,
         address: "127.0.0.1:9".into(),
-        resources: Some(Resources { slots, memory_bytes: 1 << 30 }),
+        resources: Some(Resources { slots, memory_bytes: 1 << 30, queue: 0 }),
         attributes: HashMap::from([("rack".to_string(), "r1".to_string())]),
         previous_agent_id: None,
     }
