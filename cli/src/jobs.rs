@@ -36,6 +36,10 @@ pub struct MasterArgs {
     /// `--job-deadline`, e.g. `12h` (default: no limit).
     #[arg(long, value_parser = humantime::parse_duration)]
     job_deadline: Option<Duration>,
+    /// How often agents heartbeat, e.g. `500ms`; an agent silent for 5
+    /// intervals is lost, and after a restart agents register again within one.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    heartbeat_interval: Duration,
     /// A TOML file with the full configuration (flags override nothing in it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -55,11 +59,17 @@ pub async fn master(args: MasterArgs) -> Result<()> {
             data_dir: args.data_dir,
             max_result_size: args.max_result_size,
             job_deadline: args.job_deadline,
+            heartbeat_interval: args.heartbeat_interval,
             ..Default::default()
         },
     };
     let handle = MasterNode::start(config).await?;
-    eprintln!("weft master listening on {} (Ctrl-C to stop)", handle.url());
+    // The incarnation starts every id this run hands out (job-<incarnation>-1, …).
+    eprintln!(
+        "weft master listening on {} (incarnation {}; Ctrl-C to stop)",
+        handle.url(),
+        handle.incarnation
+    );
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping");
     handle.shutdown().await;

@@ -15,10 +15,15 @@
 //! | `unreachable` | map `String` | executes the `unreachable` instruction (a trap without a panic) |
 //! | `echo` | map `String` | returns its record (well-behaved) |
 //! | `split_words` | flat-map `String` | lowercased words (well-behaved) |
+//! | `one`, `add` | map `String`, reduce `i64` | a word counted once, a sum (well-behaved) |
+//! | `sleep_pair` | map `(String, i64)` | `std::thread::sleep` for 60 s, then the word |
 //!
 //! As a job, `main` takes `<function> <input-uri>` and counts the lines of the
 //! input mapped through `spin` or `sleep`: a job whose tasks never end by
-//! themselves, for the tests that kill jobs.
+//! themselves, for the tests that kill jobs. With `shuffle-sleep` it counts
+//! the input's words into 4 reduce partitions first (map tasks that end and
+//! leave shuffle files) and then sleeps in every reduce task (`sleep_pair`),
+//! for the tests that restart the master under a job that has shuffle files.
 //!
 //! `escape` makes each attempt below and returns one line per attempt,
 //! `<attempt>: denied (<error>)` or `<attempt>: ALLOWED (<what it got>)`, so a
@@ -29,18 +34,24 @@
 use std::hint::black_box;
 use weft::prelude::*;
 
-/// `<spin|sleep> <input-uri>`: count the input's lines through that function.
+/// `<spin|sleep|shuffle-sleep> <input-uri>`: count the input's lines through
+/// that function (`shuffle-sleep`: the input's distinct words, through `sleep_pair`).
 #[weft::main]
 fn main(ctx: &Context) -> weft::Result<()> {
     let args = ctx.args();
     let [function, input] = args.as_slice() else {
-        return Err(weft::Error::msg("usage: hostile <spin|sleep> <input-uri>"));
+        return Err(weft::Error::msg("usage: hostile <spin|sleep|shuffle-sleep> <input-uri>"));
     };
     let lines = ctx.text_file(input, 4)?;
     let n = match function.as_str() {
         "spin" => lines.map(spin).count()?,
         "sleep" => lines.map(sleep).count()?,
-        other => return Err(weft::Error::msg(format!("no job function `{other}`: spin or sleep"))),
+        "shuffle-sleep" => {
+            lines.flat_map(split_words).map(one).reduce_by_key(add, 4).map(sleep_pair).count()?
+        }
+        other => {
+            return Err(weft::Error::msg(format!("no job function `{other}`: spin, sleep or shuffle-sleep")));
+        }
     };
     weft::info!("{n} lines");
     Ok(())
@@ -66,6 +77,25 @@ pub fn spin(record: String) -> String {
 pub fn sleep(record: String) -> String {
     std::thread::sleep(std::time::Duration::from_secs(60));
     record
+}
+
+/// Sleeps for 60 seconds, then returns the word.
+#[weft::map]
+pub fn sleep_pair((word, _n): (String, i64)) -> String {
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    word
+}
+
+/// A word, counted once.
+#[weft::map]
+pub fn one(word: String) -> (String, i64) {
+    (word, 1)
+}
+
+/// The sum of two counts.
+#[weft::reduce]
+pub fn add(a: i64, b: i64) -> i64 {
+    a + b
 }
 
 /// Allocates 1 MiB blocks, touching every page, until the allocator fails.
