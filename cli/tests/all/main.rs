@@ -8,4 +8,5 @@ mod bad_input;
 mod bulk;
 mod cluster;
 mod paths;
+mod restart;
 mod support;

@@ -1,0 +1,241 @@
+//! A master restarted in the middle of a workload (issue 8): a `weft master`
+//! process is killed (SIGKILL) while a job's tasks run on two `weft agent`
+//! processes, and a new master takes its port and data directory. Nothing of
+//! the old run may be taken for, or overwrite, anything of the new one: the
+//! agents register again under the new run's ids, the old job is unknown, its
+//! attempts stop and give their slots back, its shuffle files stay under its own
+//! id, and word counts submitted after the restart equal native counts.
+
+use crate::support::{Proc, TOKEN, counts, guest, native_counts, output_lines, run, text, weft};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `weft master` on `addr` keeping its files in `data_dir`; its URL and incarnation.
+fn master_at(addr: &str, data_dir: &Path) -> (Proc, String, String) {
+    let mut c = weft();
+    c.args(["master", "--listen", addr, "--cluster-token", TOKEN, "--heartbeat-interval", "300ms"])
+        .arg("--data-dir")
+        .arg(data_dir);
+    let p = Proc::spawn(c);
+    let line = p.wait_for("listening on", Duration::from_secs(30));
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let incarnation = line
+        .split("incarnation ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no incarnation in `{line}`"))
+        .to_string();
+    assert_eq!(incarnation.len(), 8, "an incarnation is 8 hex digits: `{line}`");
+    (p, url, incarnation)
+}
+
+/// A `weft agent` with 2 slots whose log shows its registrations and the
+/// attempts it stops; its id at the first registration.
+fn agent(url: &str, dir: &Path) -> (Proc, String) {
+    let mut c = weft();
+    c.env("WEFT_LOG", "warn,weft_agent::node::report=info")
+        .args(["agent", "--master", url, "--listen", "127.0.0.1:0", "--slots", "2", "--cluster-token", TOKEN])
+        .arg("--work-dir")
+        .arg(dir);
+    let p = Proc::spawn(c);
+    let line = p.wait_for("serving at", Duration::from_secs(30));
+    let id = line.split_whitespace().find(|w| w.starts_with("agent-")).unwrap().to_string();
+    (p, id)
+}
+
+fn status(url: &str, job: &str) -> serde_json::Value {
+    let o = run(&["status", job, "--master", url, "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    all[0].clone()
+}
+
+/// Every file under `dir` with its bytes.
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().map(Result::unwrap) {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.insert(e.path(), std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The job directories (`<work>/jobs/<job id>`) on the agents.
+fn job_dirs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|a| std::fs::read_dir(dir.join(a).join("work/jobs")).into_iter().flatten())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Wait for `child` until `deadline`; kill it and panic with `why` past it.
+fn finish(mut child: Child, deadline: Instant, why: &str) -> std::process::Output {
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{why}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_restarted_master_shares_no_ids_files_or_slots_with_its_previous_run() {
+    let (hostile, wc) = (guest("hostile"), guest("wordcount"));
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let data_dir = dir.path().join("master");
+    let (old_master, url, old_run) = master_at(&addr, &data_dir);
+    let (agent_a, id_a) = agent(&url, &dir.path().join("a"));
+    let (agent_b, id_b) = agent(&url, &dir.path().join("b"));
+    for id in [&id_a, &id_b] {
+        assert!(
+            id.starts_with(&format!("agent-{old_run}-")),
+            "{id} carries the master's incarnation {old_run}"
+        );
+    }
+
+    // The old job: 64 distinct words counted by 4 map tasks into 4 reduce
+    // partitions; every reduce task then sleeps 60 s, holding all 4 slots.
+    let words = dir.path().join("words.txt");
+    let body: String = (0..16)
+        .map(|l| (0..4).map(|w| format!("w{:02}", l * 4 + w)).collect::<Vec<_>>().join(" ") + "\n")
+        .collect();
+    std::fs::write(&words, body).unwrap();
+    let o = run(&[
+        "submit",
+        hostile.to_str().unwrap(),
+        "--master",
+        &url,
+        "--json",
+        "--",
+        "shuffle-sleep",
+        words.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let old_job =
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["job"].as_str().unwrap().to_string();
+    assert!(old_job.starts_with(&format!("job-{old_run}-")), "{old_job}");
+    loop {
+        let s = status(&url, &old_job);
+        let stages = s["stages"].as_array().cloned().unwrap_or_default();
+        let mapped = stages.iter().any(|st| st["tasks"] == 4 && st["finished"] == 4);
+        let running: u64 = stages.iter().map(|st| st["running"].as_u64().unwrap()).sum();
+        if mapped && running == 4 {
+            break;
+        }
+        assert_eq!(s["state"], "running", "{s}");
+        assert!(started.elapsed() < Duration::from_secs(30), "the old job's reduce tasks never all ran: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Its map outputs are on the agents, under its id.
+    assert_eq!(job_dirs(dir.path()), vec![old_job.clone()]);
+    let old_files: BTreeMap<PathBuf, Vec<u8>> =
+        ["a", "b"].iter().flat_map(|a| files(&dir.path().join(a).join("work/jobs").join(&old_job))).collect();
+    assert!(
+        old_files.keys().filter(|p| p.extension().is_some_and(|e| e == "index")).count() == 4,
+        "4 map outputs of {old_job}: {:?}",
+        old_files.keys().collect::<Vec<_>>()
+    );
+
+    // SIGKILL the master (Proc's drop), and start another on its port and data dir.
+    drop(old_master);
+    let restarted = Instant::now();
+    let (_master, url2, new_run) = master_at(&addr, &data_dir);
+    assert_eq!(url2, url, "the new master listens where the old one did");
+    assert_ne!(new_run, old_run, "a new run draws a new incarnation");
+
+    // Both agents are told to register again, and get ids of the new run.
+    for (agent, old_id) in [(&agent_a, &id_a), (&agent_b, &id_b)] {
+        let line = agent.wait_for(&format!("agent-{new_run}-"), Duration::from_secs(15));
+        assert!(line.contains("weft.agent.registered"), "{line}");
+        assert!(!line.contains(old_id.as_str()), "{line}");
+    }
+
+    // The new master knows nothing of the old job, and says so.
+    let o = run(&["status", &old_job, "--master", &url]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("no job `{old_job}`")), "{err}");
+    let o = run(&["status", "--master", &url, "--json"]);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap(), serde_json::json!([]));
+
+    // Three word counts at once, over different inputs. The old job's attempts
+    // hold all 4 slots for 60 s unless they are stopped: the counts finish
+    // long before, so they were.
+    let jobs: Vec<(String, PathBuf, Child)> = [3 << 19, 1 << 20, 3 << 17]
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let body = text(bytes);
+            let input = dir.path().join(format!("in-{i}.txt"));
+            std::fs::write(&input, &body).unwrap();
+            let out = dir.path().join(format!("out-{i}"));
+            let mut c = weft();
+            c.args(["submit", wc.to_str().unwrap(), "--master", &url, "--wait", "--json", "--"])
+                .arg(&input)
+                .arg(&out)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            (body, out, c.spawn().unwrap())
+        })
+        .collect();
+    let deadline = restarted + Duration::from_secs(35);
+    let mut new_jobs = Vec::new();
+    for (body, out, child) in jobs {
+        let o = finish(
+            child,
+            deadline,
+            "a word count did not finish within 35 s of the restart: the old job's attempts still hold the slots",
+        );
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+        let s: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(s["state"], "succeeded", "{s}");
+        assert_eq!(counts(&output_lines(&out)), native_counts(&body), "{s}");
+        new_jobs.push(s["job"].as_str().unwrap().to_string());
+    }
+    for job in &new_jobs {
+        assert!(job.starts_with(&format!("job-{new_run}-")), "{job} carries the new run's incarnation");
+    }
+    let mut distinct = new_jobs.clone();
+    distinct.push(old_job.clone());
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{new_jobs:?} and {old_job}");
+
+    // The old job's attempts were stopped on both agents, by name.
+    for agent in [&agent_a, &agent_b] {
+        let line = agent.wait_for("weft.agent.stale", Duration::from_secs(1));
+        assert!(line.contains(&old_job), "{line}");
+    }
+    // Its shuffle files were never touched by the new jobs, whose own files
+    // lived under their ids and went with them.
+    let waited = Instant::now();
+    while job_dirs(dir.path()) != vec![old_job.clone()] && waited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(job_dirs(dir.path()), vec![old_job.clone()]);
+    let now: BTreeMap<PathBuf, Vec<u8>> =
+        ["a", "b"].iter().flat_map(|a| files(&dir.path().join(a).join("work/jobs").join(&old_job))).collect();
+    assert!(now == old_files, "the old job's shuffle files changed after the restart");
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
