@@ -5,19 +5,22 @@
 //! incarnation differs) also kills every attempt of that earlier run, drivers
 //! included. No master will ever take their ends (the new one never heard of
 //! them), and each holds a slot the new master counts as free: left running,
-//! they would make its launches refused until they ended by themselves.
+//! they would make its launches refused until they ended by themselves. Once
+//! they have ended, the files of the earlier run's jobs (`<work>/jobs/<job>`)
+//! are removed: only their own master removed them, when their drivers ended,
+//! and the new one never will.
 
 use super::Shared;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
-use weft_core::ids::Incarnation;
+use weft_core::ids::{Incarnation, JobId};
 
 /// Heartbeat every `interval` until the shutdown signal. A failed heartbeat is
 /// logged and the next one tried on time (the master declares the agent lost
 /// only after several missed intervals); `reregister` registers again, and the
-/// master's new interval applies from then on; attempts of another master run
-/// are killed then.
+/// master's new interval applies from then on; when it is another master run,
+/// the earlier run's attempts are killed and its jobs' files removed.
 ///
 /// Cancel safe: it holds no state worth keeping between beats.
 pub(crate) async fn run(shared: Arc<Shared>, mut interval: Duration, mut shutdown: broadcast::Receiver<()>) {
@@ -30,11 +33,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut interval: Duration, mut shutdow
             match shared.master.heartbeat(shared.running_refs()).await {
                 Ok(false) => None,
                 Ok(true) => {
-                    tracing::warn!(agent_id = ?shared.master.agent_id(), "weft.agent.reregister");
+                    let before = shared.master.agent_id();
+                    tracing::warn!(agent_id = ?before, "weft.agent.reregister");
                     match shared.master.register().await {
                         Ok(new) => {
-                            if let Some(id) = shared.master.agent_id() {
-                                kill_other_runs(&shared, id.incarnation);
+                            let run = shared.master.agent_id().map(|id| id.incarnation);
+                            if let Some(run) = run
+                                && before.map(|id| id.incarnation) != Some(run)
+                            {
+                                kill_other_runs(&shared, run);
+                                tokio::spawn(remove_other_runs(Arc::clone(&shared), run));
                             }
                             Some(new)
                         }
@@ -57,13 +65,48 @@ pub(crate) async fn run(shared: Arc<Shared>, mut interval: Duration, mut shutdow
     }
 }
 
-/// Kill every attempt launched by a master run other than `run` (none when
-/// the agent registered again with the same run, e.g. after being lost).
+/// Kill every attempt launched by a master run other than `run`.
 fn kill_other_runs(shared: &Shared, run: Incarnation) {
     for (key, kill) in shared.running().iter() {
         if key.job().incarnation != run {
             tracing::warn!(task = %key, master_run = %run, "weft.agent.stale_attempt.kill");
             kill.send_replace(true);
         }
+    }
+}
+
+/// How long killed attempts of an earlier run may take to end before their
+/// jobs' files are removed anyway.
+const STALE_GRACE: Duration = Duration::from_secs(30);
+
+/// Once no attempt of a run other than `run` is left, remove the directories
+/// of jobs of other runs from the work directory; unless the agent has
+/// registered with yet another run meanwhile (that registration cleans up).
+async fn remove_other_runs(shared: Arc<Shared>, run: Incarnation) {
+    let stale = |shared: &Shared| shared.running().keys().any(|k| k.job().incarnation != run);
+    let deadline = Instant::now() + STALE_GRACE;
+    while stale(&shared) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let removed = tokio::task::spawn_blocking(move || {
+        let jobs = shared.blocks.work_dir().join("jobs");
+        let mut removed = Vec::new();
+        for entry in std::fs::read_dir(&jobs).into_iter().flatten().flatten() {
+            let Some(job) = entry.file_name().to_str().and_then(|n| n.parse::<JobId>().ok()) else {
+                continue;
+            };
+            if job.incarnation == run || shared.master.agent_id().map(|id| id.incarnation) != Some(run) {
+                continue;
+            }
+            match shared.blocks.remove_job(&job.into()) {
+                Ok(_) => removed.push(job),
+                Err(e) => tracing::warn!(error = %e, "weft.agent.stale_job.remove_failed"),
+            }
+        }
+        removed
+    })
+    .await;
+    for job in removed.unwrap_or_default() {
+        tracing::warn!(job_id = %job, master_run = %run, "weft.agent.stale_job.removed");
     }
 }

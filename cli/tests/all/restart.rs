@@ -3,13 +3,14 @@
 //! processes, and a new master takes its port and data directory. Nothing of
 //! the old run may be taken for, or overwrite, anything of the new one: the
 //! agents register again under the new run's ids, the old job is unknown, its
-//! attempts stop and give their slots back, its shuffle files stay under its own
-//! id, and word counts submitted after the restart equal native counts.
+//! attempts stop and give their slots back, its shuffle files (under its own
+//! id, apart from every new job's) are removed once those attempts have ended,
+//! and word counts submitted after the restart equal native counts.
 
 use crate::support::{Proc, TOKEN, counts, guest, native_counts, output_lines, run, text, weft};
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `weft master` on `addr` keeping its files in `data_dir`; its URL and incarnation.
@@ -52,16 +53,16 @@ fn status(url: &str, job: &str) -> serde_json::Value {
     all[0].clone()
 }
 
-/// Every file under `dir` with its bytes.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
+/// Every file under `dir`.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().map(Result::unwrap) {
             if e.file_type().unwrap().is_dir() {
                 todo.push(e.path());
             } else {
-                out.insert(e.path(), std::fs::read(e.path()).unwrap());
+                out.push(e.path());
             }
         }
     }
@@ -81,16 +82,30 @@ fn job_dirs(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Wait for `child` until `deadline`; kill it and panic with `why` past it.
-fn finish(mut child: Child, deadline: Instant, why: &str) -> std::process::Output {
+/// Wait for `child` until `deadline` (kill it and panic with `why` past it),
+/// adding the job directories seen on the agents meanwhile to `seen`.
+fn finish(mut child: Child, deadline: Instant, why: &str, dir: &Path, seen: &mut BTreeSet<String>) -> Output {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
             panic!("{why}");
         }
-        std::thread::sleep(Duration::from_millis(100));
+        seen.extend(job_dirs(dir));
+        std::thread::sleep(Duration::from_millis(50));
     }
     child.wait_with_output().unwrap()
+}
+
+/// Wait up to `timeout` for `done`.
+fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let waited = Instant::now();
+    while !done() {
+        if waited.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 #[test]
@@ -148,12 +163,11 @@ fn a_restarted_master_shares_no_ids_files_or_slots_with_its_previous_run() {
     }
     // Its map outputs are on the agents, under its id.
     assert_eq!(job_dirs(dir.path()), vec![old_job.clone()]);
-    let old_files: BTreeMap<PathBuf, Vec<u8>> =
+    let old_files: Vec<PathBuf> =
         ["a", "b"].iter().flat_map(|a| files(&dir.path().join(a).join("work/jobs").join(&old_job))).collect();
     assert!(
-        old_files.keys().filter(|p| p.extension().is_some_and(|e| e == "index")).count() == 4,
-        "4 map outputs of {old_job}: {:?}",
-        old_files.keys().collect::<Vec<_>>()
+        old_files.iter().filter(|p| p.extension().is_some_and(|e| e == "index")).count() == 4,
+        "4 map outputs of {old_job}: {old_files:?}"
     );
 
     // SIGKILL the master (Proc's drop), and start another on its port and data dir.
@@ -163,12 +177,21 @@ fn a_restarted_master_shares_no_ids_files_or_slots_with_its_previous_run() {
     assert_eq!(url2, url, "the new master listens where the old one did");
     assert_ne!(new_run, old_run, "a new run draws a new incarnation");
 
-    // Both agents are told to register again, and get ids of the new run.
+    // Both agents are told to register again, get ids of the new run, and
+    // kill the old job's attempts, by name.
     for (agent, old_id) in [(&agent_a, &id_a), (&agent_b, &id_b)] {
         let line = agent.wait_for(&format!("agent-{new_run}-"), Duration::from_secs(15));
         assert!(line.contains("weft.agent.registered"), "{line}");
         assert!(!line.contains(old_id.as_str()), "{line}");
+        let line = agent.wait_for("weft.agent.stale_attempt.kill", Duration::from_secs(5));
+        assert!(line.contains(&old_job), "{line}");
     }
+    // Once they have ended, the old job's files go: no master would remove them.
+    assert!(
+        eventually(Duration::from_secs(10), || job_dirs(dir.path()).is_empty()),
+        "the old job's files are still on the agents: {:?}",
+        job_dirs(dir.path())
+    );
 
     // The new master knows nothing of the old job, and says so.
     let o = run(&["status", &old_job, "--master", &url]);
@@ -200,11 +223,14 @@ fn a_restarted_master_shares_no_ids_files_or_slots_with_its_previous_run() {
         .collect();
     let deadline = restarted + Duration::from_secs(35);
     let mut new_jobs = Vec::new();
+    let mut seen = BTreeSet::new();
     for (body, out, child) in jobs {
         let o = finish(
             child,
             deadline,
             "a word count did not finish within 35 s of the restart: the old job's attempts still hold the slots",
+            dir.path(),
+            &mut seen,
         );
         let stdout = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
@@ -222,20 +248,15 @@ fn a_restarted_master_shares_no_ids_files_or_slots_with_its_previous_run() {
     distinct.dedup();
     assert_eq!(distinct.len(), 4, "{new_jobs:?} and {old_job}");
 
-    // The old job's attempts were stopped on both agents, by name.
-    for agent in [&agent_a, &agent_b] {
-        let line = agent.wait_for("weft.agent.stale", Duration::from_secs(1));
-        assert!(line.contains(&old_job), "{line}");
+    // The new jobs' shuffle files lived under their own ids, and went with them.
+    assert!(!seen.is_empty(), "no job directory seen while the word counts ran");
+    for name in &seen {
+        assert!(new_jobs.contains(name), "job directory {name} is none of {new_jobs:?}");
     }
-    // Its shuffle files were never touched by the new jobs, whose own files
-    // lived under their ids and went with them.
-    let waited = Instant::now();
-    while job_dirs(dir.path()) != vec![old_job.clone()] && waited.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(job_dirs(dir.path()), vec![old_job.clone()]);
-    let now: BTreeMap<PathBuf, Vec<u8>> =
-        ["a", "b"].iter().flat_map(|a| files(&dir.path().join(a).join("work/jobs").join(&old_job))).collect();
-    assert!(now == old_files, "the old job's shuffle files changed after the restart");
+    assert!(
+        eventually(Duration::from_secs(5), || job_dirs(dir.path()).is_empty()),
+        "{:?}",
+        job_dirs(dir.path())
+    );
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
 }
