@@ -1,11 +1,12 @@
-//! The driver side of a job: its `run` builds a [`Plan`] through the driver
+//! The driver side of a job: its `run` defines datasets through the driver
 //! imports, and its actions go to an [`ActionRunner`].
 //!
 //! A job's `main` runs sandboxed like any task (Spark's cluster deploy mode
-//! runs the driver on a worker). Its dataset calls become plan nodes here, in
-//! the agent, checked as they are made; an action hands the plan and the
-//! target dataset to the runner — the master's Driver service in a cluster —
-//! and the guest blocks until the result comes back, so loops over actions
+//! runs the driver on a worker). The master owns the job's plan: here each
+//! dataset call is only checked (a [`PlanDraft`] knows which datasets hold
+//! pairs) and kept until the next action, which carries the plan's new part
+//! to the runner — the master's Driver service in a cluster — in the same
+//! call. The guest blocks until the result comes back, so loops over actions
 //! (iterative jobs) just work.
 
 use crate::sandbox::{
@@ -15,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use weft_core::codec::batch::{BatchWriter, entries};
 use weft_core::ids::DatasetId;
-use weft_core::plan::{Node, Plan, PlanError, ShuffleKind, Step, StepKind};
+use weft_core::plan::{Node, PlanDelta, PlanDraft, PlanError, ShuffleKind, Step, StepKind};
 use weft_core::task::Data;
 
 /// An action on a dataset.
@@ -47,13 +48,14 @@ pub type RunnerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + 
 
 /// Runs a driver's actions: turns the plan into a job and waits for it.
 pub trait ActionRunner: Send {
-    /// Run `action` on `dataset` of `plan`; `broadcasts[id]` are the job's broadcast values.
+    /// Run `action` on `dataset` (holding pairs when `keyed`), sending with
+    /// it the part of the plan the master has not seen (`delta`).
     fn run<'a>(
         &'a mut self,
-        plan: &'a Plan,
+        delta: &'a PlanDelta,
         dataset: DatasetId,
+        keyed: bool,
         action: Action,
-        broadcasts: &'a [Data],
     ) -> RunnerFuture<'a, ActionResult>;
 
     /// Keep `bytes` where tasks can fetch them (a block of the master's
@@ -67,15 +69,15 @@ pub trait ActionRunner: Send {
 /// A [`DriverHost`] that builds a plan and delegates actions.
 pub struct PlanDriver<R> {
     args: Vec<String>,
-    plan: Plan,
-    broadcasts: Vec<Data>,
+    /// What the driver keeps of its plan (the master owns it).
+    plan: PlanDraft,
     runner: R,
 }
 
 impl<R: ActionRunner> PlanDriver<R> {
     /// A driver for a job run with `args`.
     pub fn new(args: Vec<String>, runner: R) -> Self {
-        Self { args, plan: Plan::new(), broadcasts: Vec::new(), runner }
+        Self { args, plan: PlanDraft::new(), runner }
     }
 
     fn add(&mut self, node: Node, keyed: bool) -> DriverFuture<'_, WitDatasetId> {
@@ -85,11 +87,15 @@ impl<R: ActionRunner> PlanDriver<R> {
 
     fn act(&mut self, ds: WitDatasetId, action: Action) -> DriverFuture<'_, ActionResult> {
         Box::pin(async move {
-            self.plan.get(DatasetId(ds)).map_err(invalid)?;
-            self.runner
-                .run(&self.plan, DatasetId(ds), action, &self.broadcasts)
-                .await
-                .map_err(DriverError::JobFailed)
+            let keyed = self.plan.keyed(DatasetId(ds)).map_err(invalid)?;
+            let delta = self.plan.delta();
+            let result = self.runner.run(&delta, DatasetId(ds), keyed, action).await;
+            // Taken by the master unless the call failed before it answered;
+            // a delta resent then is taken once.
+            if result.is_ok() {
+                self.plan.sent();
+            }
+            result.map_err(DriverError::JobFailed)
         })
     }
 }
@@ -246,8 +252,7 @@ impl<R: ActionRunner> DriverHost for PlanDriver<R> {
         // Ids count from 0 in call order within a job.
         Box::pin(async move {
             let stored = self.runner.put(value).await.map_err(DriverError::JobFailed)?;
-            self.broadcasts.push(stored);
-            Ok(self.broadcasts.len() as u64 - 1)
+            Ok(self.plan.broadcast(stored))
         })
     }
 

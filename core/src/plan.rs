@@ -150,6 +150,14 @@ pub enum PlanError {
     /// An empty function name.
     #[error("a {0:?} step needs a user function name")]
     NoFunction(StepKind),
+    /// A driver's new datasets do not start where the master's plan ends.
+    #[error("the driver's new datasets start at {driver}, but the master holds {master}: plans out of step")]
+    OutOfStep {
+        /// Where the driver's start.
+        driver: u32,
+        /// How many the master holds.
+        master: u32,
+    },
 }
 
 /// A driver run's datasets, indexed by [`DatasetId`].
@@ -179,59 +187,10 @@ impl Plan {
         self.datasets.is_empty()
     }
 
-    fn keyed(&self, id: DatasetId, operation: &'static str) -> Result<(), PlanError> {
-        match self.get(id)?.keyed {
-            true => Ok(()),
-            false => Err(PlanError::NotKeyed { operation, dataset: id }),
-        }
-    }
-
     /// Add a node; `keyed` says whether a narrow step's output holds pairs (the
     /// SDK knows from the function's type). Other nodes' keyedness follows from the node.
     pub fn add(&mut self, node: Node, keyed: bool) -> Result<DatasetId, PlanError> {
-        let keyed = match &node {
-            Node::TextFile { min_partitions, .. } => {
-                if *min_partitions == 0 {
-                    return Err(PlanError::NoPartitions("text_file"));
-                }
-                false
-            }
-            Node::Parallelize { partitions } => {
-                if partitions.is_empty() {
-                    return Err(PlanError::NoPartitions("parallelize"));
-                }
-                keyed
-            }
-            Node::Narrow { parent, step } => {
-                let parent_keyed = self.get(*parent)?.keyed;
-                if step.function.is_empty() {
-                    return Err(PlanError::NoFunction(step.kind));
-                }
-                if step.kind == StepKind::Reduce && !parent_keyed {
-                    return Err(PlanError::NotKeyed { operation: "reduce", dataset: *parent });
-                }
-                match step.kind {
-                    StepKind::Filter | StepKind::Reduce => parent_keyed,
-                    _ => keyed,
-                }
-            }
-            Node::Shuffle { parent, kind, .. } => {
-                self.keyed(*parent, shuffle_name(kind))?;
-                true
-            }
-            Node::Join { left, right, .. } => {
-                self.keyed(*left, "join")?;
-                self.keyed(*right, "join")?;
-                true
-            }
-            Node::Union { a, b } => {
-                let (ka, kb) = (self.get(*a)?.keyed, self.get(*b)?.keyed);
-                if ka != kb {
-                    return Err(PlanError::MixedUnion { a: *a, b: *b });
-                }
-                ka
-            }
-        };
+        let keyed = checked(&node, keyed, |id| Ok(self.get(id)?.keyed))?;
         let id = DatasetId(self.datasets.len() as u32);
         self.datasets.push(Dataset { node, keyed, cached: false });
         Ok(id)
@@ -258,6 +217,192 @@ impl Plan {
     pub fn cache(&mut self, id: DatasetId) -> Result<(), PlanError> {
         self.get(id)?;
         self.datasets[id.0 as usize].cached = true;
+        Ok(())
+    }
+}
+
+/// Check `node` against the datasets it reads (`keyed_of` says whether one
+/// holds pairs, or that it does not exist); whether the new dataset holds pairs.
+fn checked(
+    node: &Node,
+    keyed: bool,
+    keyed_of: impl Fn(DatasetId) -> Result<bool, PlanError>,
+) -> Result<bool, PlanError> {
+    let pairs = |id: DatasetId, operation: &'static str| match keyed_of(id)? {
+        true => Ok(()),
+        false => Err(PlanError::NotKeyed { operation, dataset: id }),
+    };
+    Ok(match node {
+        Node::TextFile { min_partitions, .. } => {
+            if *min_partitions == 0 {
+                return Err(PlanError::NoPartitions("text_file"));
+            }
+            false
+        }
+        Node::Parallelize { partitions } => {
+            if partitions.is_empty() {
+                return Err(PlanError::NoPartitions("parallelize"));
+            }
+            keyed
+        }
+        Node::Narrow { parent, step } => {
+            let parent_keyed = keyed_of(*parent)?;
+            if step.function.is_empty() {
+                return Err(PlanError::NoFunction(step.kind));
+            }
+            if step.kind == StepKind::Reduce && !parent_keyed {
+                return Err(PlanError::NotKeyed { operation: "reduce", dataset: *parent });
+            }
+            match step.kind {
+                StepKind::Filter | StepKind::Reduce => parent_keyed,
+                _ => keyed,
+            }
+        }
+        Node::Shuffle { parent, kind, .. } => {
+            pairs(*parent, shuffle_name(kind))?;
+            true
+        }
+        Node::Join { left, right, .. } => {
+            pairs(*left, "join")?;
+            pairs(*right, "join")?;
+            true
+        }
+        Node::Union { a, b } => {
+            let (ka, kb) = (keyed_of(*a)?, keyed_of(*b)?);
+            if ka != kb {
+                return Err(PlanError::MixedUnion { a: *a, b: *b });
+            }
+            ka
+        }
+    })
+}
+
+/// What a driver keeps of its plan while the master owns it: whether each
+/// dataset holds pairs, enough to check every new node at the call that makes
+/// it, and the nodes, cache marks and broadcasts the master has not seen
+/// yet, which travel with the next action.
+#[derive(Debug, Clone, Default)]
+pub struct PlanDraft {
+    keyed: Vec<bool>,
+    /// Datasets the master has (ids below this).
+    sent: u32,
+    pending: Vec<(Node, bool)>,
+    cached: Vec<DatasetId>,
+    /// Broadcast values the master has (ids below this).
+    broadcasts_sent: u64,
+    broadcasts: Vec<crate::task::Data>,
+}
+
+/// The part of a plan a driver has not sent yet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanDelta {
+    /// The id of the first new dataset (the master's plan must hold exactly
+    /// this many datasets).
+    pub first: u32,
+    /// The new datasets, in id order, each with whether it holds pairs.
+    pub nodes: Vec<(Node, bool)>,
+    /// Datasets newly marked to be cached.
+    pub cached: Vec<DatasetId>,
+    /// The id of the first new broadcast value.
+    pub first_broadcast: u64,
+    /// New broadcast values, in id order.
+    pub broadcasts: Vec<crate::task::Data>,
+}
+
+impl PlanDraft {
+    /// An empty draft.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Check and add a node; its id.
+    ///
+    /// # Errors
+    /// As [`Plan::add`].
+    pub fn add(&mut self, node: Node, keyed: bool) -> Result<DatasetId, PlanError> {
+        let pairs = checked(&node, keyed, |id| self.keyed(id))?;
+        let id = DatasetId(self.keyed.len() as u32);
+        self.keyed.push(pairs);
+        // As given: the master checks the node again itself.
+        self.pending.push((node, keyed));
+        Ok(id)
+    }
+
+    /// Whether dataset `id` holds pairs.
+    ///
+    /// # Errors
+    /// [`PlanError::UnknownDataset`] for an id this driver never made.
+    pub fn keyed(&self, id: DatasetId) -> Result<bool, PlanError> {
+        self.keyed.get(id.0 as usize).copied().ok_or(PlanError::UnknownDataset(id))
+    }
+
+    /// Mark a dataset to be cached.
+    ///
+    /// # Errors
+    /// [`PlanError::UnknownDataset`] for an id this driver never made.
+    pub fn cache(&mut self, id: DatasetId) -> Result<(), PlanError> {
+        self.keyed(id)?;
+        self.cached.push(id);
+        Ok(())
+    }
+
+    /// Add a broadcast value; its id (ids count from 0 in call order).
+    pub fn broadcast(&mut self, value: crate::task::Data) -> u64 {
+        self.broadcasts.push(value);
+        self.broadcasts_sent + self.broadcasts.len() as u64 - 1
+    }
+
+    /// What the master has not seen yet; call [`sent`](Self::sent) once it has.
+    pub fn delta(&self) -> PlanDelta {
+        PlanDelta {
+            first: self.sent,
+            nodes: self.pending.clone(),
+            cached: self.cached.clone(),
+            first_broadcast: self.broadcasts_sent,
+            broadcasts: self.broadcasts.clone(),
+        }
+    }
+
+    /// The master took the last [`delta`](Self::delta).
+    pub fn sent(&mut self) {
+        self.sent += self.pending.len() as u32;
+        self.broadcasts_sent += self.broadcasts.len() as u64;
+        self.pending.clear();
+        self.cached.clear();
+        self.broadcasts.clear();
+    }
+}
+
+impl Plan {
+    /// Apply a driver's [`PlanDelta`] (its datasets and cache marks; its
+    /// broadcast values are the caller's to keep).
+    ///
+    /// # Errors
+    /// A delta that does not start where this plan ends, or a node the plan refuses.
+    pub fn apply(&mut self, delta: &PlanDelta) -> Result<(), PlanError> {
+        // A delta resent after an action the master did not answer may
+        // repeat datasets the master already holds: they must be the same.
+        if delta.first as usize > self.datasets.len() {
+            return Err(PlanError::OutOfStep { driver: delta.first, master: self.datasets.len() as u32 });
+        }
+        for (i, (node, keyed)) in delta.nodes.iter().cloned().enumerate() {
+            let id = delta.first as usize + i;
+            match self.datasets.get(id) {
+                Some(d) if d.node == node => {}
+                Some(_) => {
+                    return Err(PlanError::OutOfStep {
+                        driver: delta.first,
+                        master: self.datasets.len() as u32,
+                    });
+                }
+                None => {
+                    self.add(node, keyed)?;
+                }
+            }
+        }
+        for id in &delta.cached {
+            self.cache(*id)?;
+        }
         Ok(())
     }
 }
@@ -330,5 +475,45 @@ mod tests {
             Err(PlanError::NoPartitions("parallelize"))
         );
         assert!(p.cache(DatasetId(42)).is_err());
+    }
+
+    #[test]
+    fn a_draft_checks_like_a_plan_and_sends_only_what_is_new() {
+        let mut draft = PlanDraft::new();
+        let mut master = Plan::new();
+        let lines = draft.add(Node::TextFile { uri: "in".into(), min_partitions: 1 }, false).unwrap();
+        let err =
+            draft.add(Node::Shuffle { parent: lines, kind: ShuffleKind::GroupByKey, partitions: 1 }, true);
+        assert_eq!(
+            err,
+            Err(PlanError::NotKeyed { operation: "group_by_key", dataset: lines }),
+            "as a plan would"
+        );
+        let pairs =
+            draft.add(Node::Narrow { parent: lines, step: step(StepKind::Map, "one") }, true).unwrap();
+        draft.cache(pairs).unwrap();
+        let first = draft.delta();
+        assert_eq!((first.first, first.nodes.len(), first.cached.as_slice()), (0, 2, &[pairs][..]));
+        master.apply(&first).unwrap();
+        draft.sent();
+        assert!(master.get(pairs).unwrap().cached && master.get(pairs).unwrap().keyed);
+        let counts = draft
+            .add(Node::Shuffle { parent: pairs, kind: ShuffleKind::SumByKey, partitions: 2 }, true)
+            .unwrap();
+        let second = draft.delta();
+        assert_eq!((second.first, second.nodes.len()), (2, 1), "only the new dataset travels");
+        master.apply(&first).unwrap();
+        assert_eq!(master.len(), 2, "a resent delta adds nothing twice");
+        let mut other = draft.delta();
+        other.nodes[0].0 = Node::TextFile { uri: "elsewhere".into(), min_partitions: 1 };
+        other.first = 1;
+        assert_eq!(
+            master.apply(&other),
+            Err(PlanError::OutOfStep { driver: 1, master: 2 }),
+            "a different past"
+        );
+        master.apply(&second).unwrap();
+        assert_eq!(master.len(), 3);
+        assert!(master.get(counts).unwrap().keyed);
     }
 }

@@ -10,6 +10,7 @@
 pub mod auth;
 mod convert;
 mod descriptor;
+mod plan;
 
 pub use convert::{ProtoError, job_id, task_state};
 pub use descriptor::DescriptorError;

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use weft_core::ids::{ActionId, AgentId, DatasetId, Incarnation, JobId, ShuffleId};
 use weft_core::io::TextSplit;
 use weft_core::metering::{EndReason, TaskMetering};
-use weft_core::plan::{Node, PlanError};
+use weft_core::plan::PlanDelta;
 use weft_core::task::{Data, DriverWork, MapLocation, TaskBody, TaskDescriptor, TaskKey, TaskState};
 
 /// What a finished action hands back.
@@ -215,32 +215,27 @@ impl Core {
         self.jobs.get(&id)
     }
 
-    /// Add a dataset to a live job's plan; its id.
+    /// Take the new part of a live job's plan, sent by its driver with an
+    /// action: datasets, cache marks and broadcast values. A part resent after
+    /// an unanswered call may repeat what the master holds.
     ///
     /// # Errors
-    /// The job is unknown or has ended, or the plan refuses the node.
-    pub fn define(&mut self, job: JobId, node: Node, keyed: bool) -> Result<DatasetId, String> {
+    /// The job is unknown or has ended, or the part does not fit the plan.
+    pub fn apply_plan(&mut self, job: JobId, delta: PlanDelta) -> Result<(), String> {
         let j = self.live_job(job)?;
-        j.plan.add(node, keyed).map_err(|e: PlanError| e.to_string())
-    }
-
-    /// Mark a dataset of a live job to be cached.
-    ///
-    /// # Errors
-    /// The job is unknown or has ended, or the dataset is unknown.
-    pub fn cache(&mut self, job: JobId, ds: DatasetId) -> Result<(), String> {
-        self.live_job(job)?.plan.cache(ds).map_err(|e| e.to_string())
-    }
-
-    /// Add a broadcast value to a live job; its id.
-    ///
-    /// # Errors
-    /// The job is unknown or has ended.
-    pub fn broadcast(&mut self, job: JobId, value: Data) -> Result<u64, String> {
-        let j = self.live_job(job)?;
-        let id = j.broadcasts.len() as u64;
-        Arc::make_mut(&mut j.broadcasts).insert(id, value);
-        Ok(id)
+        j.plan.apply(&delta).map_err(|e| e.to_string())?;
+        let held = j.broadcasts.len() as u64;
+        if delta.first_broadcast > held {
+            return Err(format!(
+                "the driver's new broadcast values start at {}, but the master holds {held}",
+                delta.first_broadcast
+            ));
+        }
+        let broadcasts = Arc::make_mut(&mut j.broadcasts);
+        for (i, value) in delta.broadcasts.into_iter().enumerate() {
+            broadcasts.entry(delta.first_broadcast + i as u64).or_insert(value);
+        }
+        Ok(())
     }
 
     fn live_job(&mut self, job: JobId) -> Result<&mut Job, String> {

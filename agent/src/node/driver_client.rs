@@ -1,12 +1,13 @@
 //! The driver task's [`ActionRunner`]: a client of the master's `Driver`
 //! service.
 //!
-//! The plan lives in the agent ([`PlanDriver`](crate::driver::PlanDriver));
-//! the master learns it incrementally. Before each action the runner sends,
-//! with `Define`, what the master has not seen yet, in order: new datasets
-//! (ids count from 0 in definition order on both sides, and the runner checks
-//! the master returns the same ids), newly cached datasets, new broadcast
-//! values. Then `Act` runs the action and blocks until its job ends.
+//! The master owns the job's plan; the driver
+//! ([`PlanDriver`](crate::driver::PlanDriver)) keeps only what it needs to
+//! check new datasets, and each `Act` carries the part of the plan the master
+//! has not seen yet (new datasets, cache marks, broadcast values): one round
+//! trip per action, blocking until its job ends. Parallelized partitions and
+//! broadcast values over 64 KiB go to the master's artifact store first
+//! ([`put`](ActionRunner::put)); result parts held there are fetched back.
 //!
 //! The guest calls the runner from a [`WasmPool`](crate::WasmPool) thread; the
 //! RPCs themselves run on the agent's I/O runtime (spawned on its handle), so
@@ -14,7 +15,6 @@
 //! makes a pending call return an error at once, which ends the guest's `main`.
 
 use crate::driver::{Action, ActionResult, ActionRunner, RunnerFuture};
-use std::collections::BTreeSet;
 use std::future::Future;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -24,10 +24,10 @@ use tonic::transport::Channel;
 use weft_core::artifact::RemoteArtifacts;
 use weft_core::codec::batch::{BatchWriter, entries};
 use weft_core::ids::{DatasetId, JobId};
-use weft_core::plan::{Node, Plan, ShuffleKind};
+use weft_core::plan::PlanDelta;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::driver_client::DriverClient;
-use weft_core::proto::v1::{self, act_request, define_request};
+use weft_core::proto::v1::{self, act_request};
 use weft_core::task::Data;
 
 type Client = DriverClient<InterceptedService<Channel, Credentials>>;
@@ -41,10 +41,6 @@ pub(crate) struct GrpcRunner {
     job: JobId,
     io: Handle,
     killed: watch::Receiver<bool>,
-    /// Datasets, cache marks and broadcasts the master has acknowledged.
-    defined: u32,
-    cached: BTreeSet<u32>,
-    broadcasts: usize,
 }
 
 impl GrpcRunner {
@@ -62,9 +58,6 @@ impl GrpcRunner {
             job,
             io: Handle::current(),
             killed,
-            defined: 0,
-            cached: BTreeSet::new(),
-            broadcasts: 0,
         }
     }
 
@@ -86,38 +79,6 @@ impl GrpcRunner {
                 Err("the driver task was killed".into())
             }
         }
-    }
-
-    async fn define(&self, node: define_request::Node, expected: u64) -> Result<(), String> {
-        let mut client = self.client.clone();
-        let request = v1::DefineRequest { job: Some(self.job.into()), node: Some(node) };
-        let id = self.call(async move { Ok(client.define(request).await?.into_inner().id) }).await?;
-        if id == expected {
-            Ok(())
-        } else {
-            Err(format!("the master numbered a definition {id}, the driver {expected}: plans out of step"))
-        }
-    }
-
-    /// Send what the master has not seen of `plan` and `broadcasts`.
-    async fn sync(&mut self, plan: &Plan, broadcasts: &[Data]) -> Result<(), String> {
-        for id in self.defined..plan.len() as u32 {
-            let dataset = plan.get(DatasetId(id)).map_err(|e| e.to_string())?;
-            self.define(node(&dataset.node, dataset.keyed), u64::from(id)).await?;
-            self.defined = id + 1;
-        }
-        for id in 0..self.defined {
-            let cached = plan.get(DatasetId(id)).is_ok_and(|d| d.cached);
-            if cached && !self.cached.contains(&id) {
-                self.define(define_request::Node::Cache(id), u64::from(id)).await?;
-                self.cached.insert(id);
-            }
-        }
-        for (i, value) in broadcasts.iter().enumerate().skip(self.broadcasts) {
-            self.define(define_request::Node::Broadcast(value.into()), i as u64).await?;
-            self.broadcasts = i + 1;
-        }
-        Ok(())
     }
 
     /// One batch of the result parts' records, the first `limit` whole
@@ -155,9 +116,14 @@ impl GrpcRunner {
         Ok(out.finish())
     }
 
-    async fn act(&self, dataset: u32, action: act_request::Action) -> Result<v1::ActResponse, String> {
+    async fn act(
+        &self,
+        dataset: u32,
+        action: act_request::Action,
+        plan: Option<v1::PlanDelta>,
+    ) -> Result<v1::ActResponse, String> {
         let mut client = self.client.clone();
-        let request = v1::ActRequest { job: Some(self.job.into()), dataset, action: Some(action) };
+        let request = v1::ActRequest { job: Some(self.job.into()), dataset, action: Some(action), plan };
         self.call(async move { Ok(client.act(request).await?.into_inner()) }).await
     }
 }
@@ -165,21 +131,19 @@ impl GrpcRunner {
 impl ActionRunner for GrpcRunner {
     fn run<'a>(
         &'a mut self,
-        plan: &'a Plan,
+        delta: &'a PlanDelta,
         dataset: DatasetId,
+        keyed: bool,
         action: Action,
-        broadcasts: &'a [Data],
     ) -> RunnerFuture<'a, ActionResult> {
         Box::pin(async move {
-            self.sync(plan, broadcasts).await?;
             let proto = match &action {
                 Action::Collect => act_request::Action::Collect(true),
                 Action::Count => act_request::Action::Count(0),
                 Action::Take(n) => act_request::Action::Take(*n),
                 Action::SaveAsTextFile(uri) => act_request::Action::SaveAsTextFile(uri.clone()),
             };
-            let reply = self.act(dataset.0, proto).await?;
-            let keyed = plan.get(dataset).is_ok_and(|d| d.keyed);
+            let reply = self.act(dataset.0, proto, Some(delta.into())).await?;
             Ok(match action {
                 Action::Collect => ActionResult::Records(self.gather(reply.records, None, keyed).await?),
                 Action::Take(n) => ActionResult::Records(self.gather(reply.records, Some(n), keyed).await?),
@@ -208,45 +172,6 @@ impl ActionRunner for GrpcRunner {
 
     fn accumulator(&mut self, name: &str) -> RunnerFuture<'_, i64> {
         let action = act_request::Action::Accumulator(name.to_owned());
-        Box::pin(async move { Ok(self.act(0, action).await?.accumulator) })
-    }
-}
-
-/// A plan node as its `Define` message.
-pub(crate) fn node(node: &Node, keyed: bool) -> define_request::Node {
-    use define_request::Node as D;
-    match node {
-        Node::TextFile { uri, min_partitions } => {
-            D::TextFile(v1::TextFileNode { uri: uri.clone(), min_partitions: *min_partitions })
-        }
-        Node::Parallelize { partitions } => D::Parallelize(v1::ParallelizeNode {
-            partitions: partitions.iter().map(Into::into).collect(),
-            keyed,
-        }),
-        Node::Narrow { parent, step } => {
-            D::Narrow(v1::NarrowNode { parent: parent.0, step: Some(step.into()), keyed })
-        }
-        Node::Shuffle { parent, kind, partitions } => {
-            let (kind, function) = match kind {
-                ShuffleKind::ReduceByKey { function } => (v1::ShuffleKind::ReduceByKey, function.clone()),
-                ShuffleKind::SumByKey => (v1::ShuffleKind::SumByKey, String::new()),
-                ShuffleKind::GroupByKey => (v1::ShuffleKind::GroupByKey, String::new()),
-                ShuffleKind::SortByKey { ascending: true } => (v1::ShuffleKind::SortAscending, String::new()),
-                ShuffleKind::SortByKey { ascending: false } => {
-                    (v1::ShuffleKind::SortDescending, String::new())
-                }
-                ShuffleKind::PartitionBy => (v1::ShuffleKind::PartitionBy, String::new()),
-            };
-            D::Shuffle(v1::ShuffleNode {
-                parent: parent.0,
-                kind: kind as i32,
-                function,
-                partitions: *partitions,
-            })
-        }
-        Node::Join { left, right, partitions } => {
-            D::Join(v1::JoinNode { left: left.0, right: right.0, partitions: *partitions })
-        }
-        Node::Union { a, b } => D::Union(v1::UnionNode { a: a.0, b: b.0 }),
+        Box::pin(async move { Ok(self.act(0, action, None).await?.accumulator) })
     }
 }

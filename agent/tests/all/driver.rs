@@ -14,13 +14,16 @@ use weft_core::codec::key::EncodeKey;
 use weft_core::ids::DatasetId;
 use weft_core::limits::TaskLimits;
 use weft_core::metering::EndReason;
-use weft_core::plan::{Node, Plan, ShuffleKind, Step, StepKind};
+use weft_core::plan::{Node, Plan, PlanDelta, ShuffleKind, Step, StepKind};
 use weft_core::task::Data;
 
 type Seen = Arc<Mutex<Vec<(Plan, DatasetId, Action)>>>;
 
+/// Plays the master: applies each action's plan delta to its own plan (as the
+/// master does) and records the plan each action ran over.
 struct Recording {
     seen: Seen,
+    plan: Plan,
     fail_count: bool,
 }
 
@@ -31,12 +34,16 @@ impl ActionRunner for Recording {
 
     fn run<'a>(
         &'a mut self,
-        plan: &'a Plan,
+        delta: &'a PlanDelta,
         ds: DatasetId,
+        keyed: bool,
         action: Action,
-        _: &'a [Data],
     ) -> RunnerFuture<'a, ActionResult> {
-        self.seen.lock().unwrap().push((plan.clone(), ds, action.clone()));
+        if let Err(e) = self.plan.apply(delta) {
+            return Box::pin(async move { Err(e.to_string()) });
+        }
+        assert_eq!(self.plan.get(ds).map(|d| d.keyed), Ok(keyed), "the driver's view of {ds}");
+        self.seen.lock().unwrap().push((self.plan.clone(), ds, action.clone()));
         let fail = self.fail_count;
         Box::pin(async move {
             Ok(match action {
@@ -66,7 +73,7 @@ fn run_driver(args: &[&str], fail_count: bool) -> (weft_agent::TaskReport, Vec<(
     let seen = Seen::default();
     let driver = PlanDriver::new(
         args.iter().map(|s| s.to_string()).collect(),
-        Recording { seen: seen.clone(), fail_count },
+        Recording { seen: seen.clone(), plan: Plan::new(), fail_count },
     );
     let prepared = prepared("wordcount");
     let (sandbox, pool) = sandbox();

@@ -195,7 +195,7 @@ impl Master for RecordingMaster {
 struct Cluster {
     addr: SocketAddr,
     events: mpsc::Receiver<MasterEvent>,
-    driver: Arc<Mutex<Vec<v1::DefineRequest>>>,
+    driver: Arc<Mutex<Vec<v1::ActRequest>>>,
     /// How long the stand-in Driver takes per action.
     act_delay: Arc<Mutex<Duration>>,
     /// The RPC timeout of agents started from now on.
@@ -223,7 +223,7 @@ async fn cluster_on(
     let artifacts = ArtifactService::new(ArtifactStore::local(dir.path().join("artifacts")).unwrap());
     let driver = Arc::new(Mutex::new(Vec::new()));
     let act_delay = Arc::new(Mutex::new(Duration::ZERO));
-    let fake = driver::FakeDriver { defined: Arc::clone(&driver), act_delay: Arc::clone(&act_delay) };
+    let fake = driver::FakeDriver { acts: Arc::clone(&driver), act_delay: Arc::clone(&act_delay) };
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -1,7 +1,9 @@
-//! The `Driver` service: a driver task's dataset definitions and actions.
+//! The `Driver` service: a driver task's actions.
 //!
-//! The agent running a job's `main` sends each new dataset (`Define`) and then
-//! each action (`Act`). An action becomes a job over the plan: text inputs are
+//! The master owns each job's plan. The agent running a job's `main` sends
+//! each action (`Act`) with the part of the plan the master has not seen (new
+//! datasets, cache marks, broadcast values): one round trip per action. An
+//! action becomes a job over the plan: text inputs are
 //! split, the stage graph built, text output set up for an atomic commit, the
 //! job handed to the scheduler, and the caller answered when it ends.
 
@@ -15,9 +17,9 @@ use tonic::{Request, Response, Status};
 use weft_core::codec::batch::entries;
 use weft_core::ids::{DatasetId, JobId};
 use weft_core::io::{DataLocation, OutputCommitter, plan_text_splits_in_waves};
-use weft_core::plan::{Node, ShuffleKind, Step};
+use weft_core::plan::{Node, PlanDelta};
 use weft_core::proto::v1::driver_server::Driver;
-use weft_core::proto::v1::{self, act_request, define_request};
+use weft_core::proto::v1::{self, act_request};
 use weft_core::proto::{auth, job_id};
 use weft_core::range;
 use weft_core::task::Data;
@@ -27,49 +29,6 @@ const MAX_SPLIT_BYTES: u64 = 64 << 20;
 
 fn bad(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(e.to_string())
-}
-
-fn node(def: define_request::Node) -> Result<(Node, bool), Status> {
-    Ok(match def {
-        define_request::Node::TextFile(t) => {
-            (Node::TextFile { uri: t.uri, min_partitions: t.min_partitions }, false)
-        }
-        define_request::Node::Parallelize(p) => (
-            Node::Parallelize {
-                partitions: p
-                    .partitions
-                    .into_iter()
-                    .map(Data::try_from)
-                    .collect::<Result<_, _>>()
-                    .map_err(bad)?,
-            },
-            p.keyed,
-        ),
-        define_request::Node::Narrow(n) => {
-            let step = Step::try_from(&n.step.unwrap_or_default()).map_err(bad)?;
-            (Node::Narrow { parent: DatasetId(n.parent), step }, n.keyed)
-        }
-        define_request::Node::Shuffle(s) => {
-            let kind = match v1::ShuffleKind::try_from(s.kind) {
-                Ok(v1::ShuffleKind::ReduceByKey) => ShuffleKind::ReduceByKey { function: s.function },
-                Ok(v1::ShuffleKind::SumByKey) => ShuffleKind::SumByKey,
-                Ok(v1::ShuffleKind::GroupByKey) => ShuffleKind::GroupByKey,
-                Ok(v1::ShuffleKind::SortAscending) => ShuffleKind::SortByKey { ascending: true },
-                Ok(v1::ShuffleKind::SortDescending) => ShuffleKind::SortByKey { ascending: false },
-                Ok(v1::ShuffleKind::PartitionBy) => ShuffleKind::PartitionBy,
-                Ok(v1::ShuffleKind::Unspecified) | Err(_) => return Err(bad("unknown shuffle kind")),
-            };
-            (Node::Shuffle { parent: DatasetId(s.parent), kind, partitions: s.partitions }, true)
-        }
-        define_request::Node::Join(j) => (
-            Node::Join { left: DatasetId(j.left), right: DatasetId(j.right), partitions: j.partitions },
-            true,
-        ),
-        define_request::Node::Union(u) => (Node::Union { a: DatasetId(u.a), b: DatasetId(u.b) }, false),
-        define_request::Node::Cache(_) | define_request::Node::Broadcast(_) => {
-            return Err(bad("cache and broadcast are not datasets"));
-        }
-    })
 }
 
 fn requested(job: Option<&v1::JobRef>) -> Result<JobId, Status> {
@@ -126,35 +85,16 @@ impl Shared {
 
 #[tonic::async_trait]
 impl Driver for Shared {
-    async fn define(
-        &self,
-        request: Request<v1::DefineRequest>,
-    ) -> Result<Response<v1::DefineResponse>, Status> {
-        auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
-        let req = request.into_inner();
-        let job = requested(req.job.as_ref())?;
-        let id = match req.node.ok_or_else(|| bad("a definition without a node"))? {
-            define_request::Node::Cache(ds) => {
-                self.core.call(move |c| c.cache(job, DatasetId(ds))).await?.map_err(bad)?;
-                u64::from(ds)
-            }
-            define_request::Node::Broadcast(value) => {
-                let value = Data::try_from(value).map_err(bad)?;
-                self.core.call(move |c| c.broadcast(job, value)).await?.map_err(bad)?
-            }
-            def => {
-                let (node, keyed) = node(def)?;
-                u64::from(self.core.call(move |c| c.define(job, node, keyed)).await?.map_err(bad)?.0)
-            }
-        };
-        Ok(Response::new(v1::DefineResponse { id }))
-    }
-
     async fn act(&self, request: Request<v1::ActRequest>) -> Result<Response<v1::ActResponse>, Status> {
         auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
         let req = request.into_inner();
         let job = requested(req.job.as_ref())?;
         let action = req.action.ok_or_else(|| bad("an action is required"))?;
+        // The plan's new part travels with the action: one round trip.
+        if let Some(delta) = req.plan {
+            let delta = PlanDelta::try_from(delta).map_err(bad)?;
+            self.core.call(move |c| c.apply_plan(job, delta)).await?.map_err(bad)?;
+        }
         if let act_request::Action::Accumulator(name) = action {
             let value = self.core.call(move |c| c.accumulator(job, &name)).await?;
             let accumulator = value.ok_or_else(|| Status::not_found(format!("no job `{job}`")))?;
@@ -301,23 +241,5 @@ impl Driver for Shared {
             JobOutput::Samples(_) => return Err(Status::internal("an action's job returned key samples")),
         }
         Ok(Response::new(response))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unspecified_steps_and_shuffles_are_refused() {
-        let narrow = define_request::Node::Narrow(v1::NarrowNode { parent: 0, step: None, keyed: false });
-        assert!(node(narrow).is_err());
-        let shuffle = define_request::Node::Shuffle(v1::ShuffleNode {
-            parent: 0,
-            kind: 0,
-            function: String::new(),
-            partitions: 1,
-        });
-        assert!(node(shuffle).is_err());
     }
 }

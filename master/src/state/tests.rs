@@ -1,7 +1,7 @@
 use super::*;
 use crate::dag;
 use weft_core::limits::TaskLimits;
-use weft_core::plan::Plan;
+use weft_core::plan::{Node, Plan};
 
 const T0: Duration = Duration::ZERO;
 

@@ -17,35 +17,16 @@ use weft_core::proto::{auth, job_id, v1};
 use weft_core::task::{Data, DriverWork, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskState};
 
 /// Answers driver calls (checked for the cluster token and a job, as the
-/// master's are): ids in order, `count` 42, `take` two (count, word) pairs.
+/// master's are): `count` 42, `take` two (count, word) pairs; records every
+/// action with the plan delta it carried.
 pub(super) struct FakeDriver {
-    pub(super) defined: Arc<Mutex<Vec<v1::DefineRequest>>>,
+    pub(super) acts: Arc<Mutex<Vec<v1::ActRequest>>>,
     /// How long each action takes, as a real job would.
     pub(super) act_delay: Arc<Mutex<Duration>>,
 }
 
 #[tonic::async_trait]
 impl Driver for FakeDriver {
-    async fn define(
-        &self,
-        request: Request<v1::DefineRequest>,
-    ) -> Result<Response<v1::DefineResponse>, Status> {
-        use v1::define_request::Node;
-        auth::check(request.metadata(), TOKEN, "driver")?;
-        let r = request.into_inner();
-        job_id(r.job.as_ref(), "DefineRequest").map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let mut defined = self.defined.lock().unwrap();
-        let broadcast = |d: &v1::DefineRequest| matches!(d.node, Some(Node::Broadcast(_)));
-        let id = match &r.node {
-            Some(Node::Cache(id)) => u64::from(*id),
-            Some(Node::Broadcast(_)) => defined.iter().filter(|d| broadcast(d)).count() as u64,
-            _ => defined.iter().filter(|d| !broadcast(d) && !matches!(d.node, Some(Node::Cache(_)))).count()
-                as u64,
-        };
-        defined.push(r);
-        Ok(Response::new(v1::DefineResponse { id }))
-    }
-
     async fn act(&self, request: Request<v1::ActRequest>) -> Result<Response<v1::ActResponse>, Status> {
         use v1::act_request::Action;
         auth::check(request.metadata(), TOKEN, "driver")?;
@@ -54,7 +35,9 @@ impl Driver for FakeDriver {
         let delay = *self.act_delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         let mut reply = v1::ActResponse::default();
-        match request.into_inner().action {
+        let request = request.into_inner();
+        self.acts.lock().unwrap().push(request.clone());
+        match request.action {
             Some(Action::Count(_)) => reply.count = 42,
             Some(Action::Take(_)) => {
                 let mut w = BatchWriter::new();
@@ -91,20 +74,26 @@ async fn a_driver_task_defines_its_plan_and_runs_its_actions_through_the_master(
     assert_eq!((end.state, end.end.clone()), (TaskState::Finished, Some(EndReason::Finished)), "{}", end.log);
     assert!(end.log.contains("42 distinct words") && end.log.contains("the: 5"), "{}", end.log);
 
-    let defined = c.driver.lock().unwrap().clone();
-    // Every node once, in order, each before the first action that needs
-    // it; the cache mark once, after its dataset.
-    use v1::define_request::Node;
-    let kinds: Vec<String> = defined
-        .iter()
-        .map(|d| match &d.node {
-            Some(Node::TextFile(t)) => format!("text {}", t.uri),
-            Some(Node::Narrow(n)) => format!("{}({})", n.step.as_ref().unwrap().function, n.parent),
-            Some(Node::Shuffle(s)) => format!("shuffle {:?}({})", s.kind(), s.parent),
-            Some(Node::Cache(id)) => format!("cache {id}"),
-            other => format!("{other:?}"),
-        })
-        .collect();
+    let acts = c.driver.lock().unwrap().clone();
+    // Every node once, in order, with the first action that needs it (the
+    // plan's new part travels with each action); the cache mark once.
+    use v1::plan_node::Node;
+    let mut kinds = Vec::new();
+    let mut held = 0;
+    for act in acts.iter().filter(|a| a.plan.is_some()) {
+        let delta = act.plan.as_ref().unwrap();
+        assert_eq!(delta.first, held, "each delta starts where the master's plan ends");
+        held += delta.nodes.len() as u32;
+        for n in &delta.nodes {
+            kinds.push(match &n.node {
+                Some(Node::TextFile(t)) => format!("text {}", t.uri),
+                Some(Node::Narrow(n)) => format!("{}({})", n.step.as_ref().unwrap().function, n.parent),
+                Some(Node::Shuffle(s)) => format!("shuffle {:?}({})", s.kind(), s.parent),
+                other => format!("{other:?}"),
+            });
+        }
+        kinds.extend(delta.cached.iter().map(|id| format!("cache {id}")));
+    }
     let expected = [
         "text in.txt",
         "split_words(0)",
@@ -116,7 +105,7 @@ async fn a_driver_task_defines_its_plan_and_runs_its_actions_through_the_master(
         "shuffle SortDescending(5)",
     ];
     assert_eq!(kinds, expected);
-    assert!(defined.iter().all(|d| d.job == Some(job(11).into())), "{defined:?}");
+    assert!(acts.iter().all(|a| a.job == Some(job(11).into())), "{acts:?}");
     agent.shutdown().await.unwrap();
 }
 

@@ -1,0 +1,152 @@
+//! A driver's plan delta (its new datasets, cache marks and broadcast
+//! values) to and from its proto message.
+
+use super::ProtoError;
+use super::v1::{self, plan_node};
+use crate::ids::DatasetId;
+use crate::plan::{Node, PlanDelta, ShuffleKind, Step};
+use crate::task::Data;
+
+fn node_to_proto(node: &Node, keyed: bool) -> plan_node::Node {
+    use plan_node::Node as P;
+    match node {
+        Node::TextFile { uri, min_partitions } => {
+            P::TextFile(v1::TextFileNode { uri: uri.clone(), min_partitions: *min_partitions })
+        }
+        Node::Parallelize { partitions } => P::Parallelize(v1::ParallelizeNode {
+            partitions: partitions.iter().map(Into::into).collect(),
+            keyed,
+        }),
+        Node::Narrow { parent, step } => {
+            P::Narrow(v1::NarrowNode { parent: parent.0, step: Some(step.into()), keyed })
+        }
+        Node::Shuffle { parent, kind, partitions } => {
+            let (kind, function) = match kind {
+                ShuffleKind::ReduceByKey { function } => (v1::ShuffleKind::ReduceByKey, function.clone()),
+                ShuffleKind::SumByKey => (v1::ShuffleKind::SumByKey, String::new()),
+                ShuffleKind::GroupByKey => (v1::ShuffleKind::GroupByKey, String::new()),
+                ShuffleKind::SortByKey { ascending: true } => (v1::ShuffleKind::SortAscending, String::new()),
+                ShuffleKind::SortByKey { ascending: false } => {
+                    (v1::ShuffleKind::SortDescending, String::new())
+                }
+                ShuffleKind::PartitionBy => (v1::ShuffleKind::PartitionBy, String::new()),
+            };
+            P::Shuffle(v1::ShuffleNode {
+                parent: parent.0,
+                kind: kind as i32,
+                function,
+                partitions: *partitions,
+            })
+        }
+        Node::Join { left, right, partitions } => {
+            P::Join(v1::JoinNode { left: left.0, right: right.0, partitions: *partitions })
+        }
+        Node::Union { a, b } => P::Union(v1::UnionNode { a: a.0, b: b.0 }),
+    }
+}
+
+fn node_from_proto(node: plan_node::Node) -> Result<(Node, bool), ProtoError> {
+    use plan_node::Node as P;
+    Ok(match node {
+        P::TextFile(t) => (Node::TextFile { uri: t.uri, min_partitions: t.min_partitions }, false),
+        P::Parallelize(p) => (
+            Node::Parallelize {
+                partitions: p.partitions.into_iter().map(Data::try_from).collect::<Result<_, _>>()?,
+            },
+            p.keyed,
+        ),
+        P::Narrow(n) => {
+            let step =
+                Step::try_from(&n.step.ok_or(ProtoError::Missing { message: "NarrowNode", field: "step" })?)?;
+            (Node::Narrow { parent: DatasetId(n.parent), step }, n.keyed)
+        }
+        P::Shuffle(s) => {
+            let kind = match v1::ShuffleKind::try_from(s.kind) {
+                Ok(v1::ShuffleKind::ReduceByKey) => ShuffleKind::ReduceByKey { function: s.function },
+                Ok(v1::ShuffleKind::SumByKey) => ShuffleKind::SumByKey,
+                Ok(v1::ShuffleKind::GroupByKey) => ShuffleKind::GroupByKey,
+                Ok(v1::ShuffleKind::SortAscending) => ShuffleKind::SortByKey { ascending: true },
+                Ok(v1::ShuffleKind::SortDescending) => ShuffleKind::SortByKey { ascending: false },
+                Ok(v1::ShuffleKind::PartitionBy) => ShuffleKind::PartitionBy,
+                Ok(v1::ShuffleKind::Unspecified) | Err(_) => {
+                    return Err(ProtoError::UnknownEnum { field: "shuffle.kind", value: s.kind });
+                }
+            };
+            (Node::Shuffle { parent: DatasetId(s.parent), kind, partitions: s.partitions }, true)
+        }
+        P::Join(j) => (
+            Node::Join { left: DatasetId(j.left), right: DatasetId(j.right), partitions: j.partitions },
+            true,
+        ),
+        P::Union(u) => (Node::Union { a: DatasetId(u.a), b: DatasetId(u.b) }, false),
+    })
+}
+
+impl From<&PlanDelta> for v1::PlanDelta {
+    fn from(d: &PlanDelta) -> Self {
+        v1::PlanDelta {
+            first: d.first,
+            nodes: d
+                .nodes
+                .iter()
+                .map(|(node, keyed)| v1::PlanNode { node: Some(node_to_proto(node, *keyed)) })
+                .collect(),
+            cached: d.cached.iter().map(|id| id.0).collect(),
+            first_broadcast: d.first_broadcast,
+            broadcasts: d.broadcasts.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl TryFrom<v1::PlanDelta> for PlanDelta {
+    type Error = ProtoError;
+
+    fn try_from(d: v1::PlanDelta) -> Result<Self, ProtoError> {
+        Ok(PlanDelta {
+            first: d.first,
+            nodes: d
+                .nodes
+                .into_iter()
+                .map(|n| {
+                    node_from_proto(n.node.ok_or(ProtoError::Missing { message: "PlanNode", field: "node" })?)
+                })
+                .collect::<Result<_, _>>()?,
+            cached: d.cached.into_iter().map(DatasetId).collect(),
+            first_broadcast: d.first_broadcast,
+            broadcasts: d.broadcasts.into_iter().map(Data::try_from).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{PlanDraft, StepKind};
+
+    #[test]
+    fn every_node_kind_round_trips_in_a_delta() {
+        let mut draft = PlanDraft::new();
+        let lines = draft.add(Node::TextFile { uri: "s3://b/in".into(), min_partitions: 3 }, false).unwrap();
+        let xs = draft.add(Node::Parallelize { partitions: vec![Data::from(vec![1, 2])] }, true).unwrap();
+        let step = Step { kind: StepKind::Map, function: "one".into() };
+        let pairs = draft.add(Node::Narrow { parent: lines, step }, true).unwrap();
+        let both = draft.add(Node::Union { a: pairs, b: xs }, false).unwrap();
+        for kind in [
+            ShuffleKind::ReduceByKey { function: "add".into() },
+            ShuffleKind::SumByKey,
+            ShuffleKind::GroupByKey,
+            ShuffleKind::SortByKey { ascending: true },
+            ShuffleKind::SortByKey { ascending: false },
+            ShuffleKind::PartitionBy,
+        ] {
+            draft.add(Node::Shuffle { parent: both, kind, partitions: 2 }, true).unwrap();
+        }
+        draft.add(Node::Join { left: pairs, right: xs, partitions: 0 }, true).unwrap();
+        draft.cache(pairs).unwrap();
+        assert_eq!(draft.broadcast(Data::from(b"v".to_vec())), 0);
+        let delta = draft.delta();
+        assert_eq!(PlanDelta::try_from(v1::PlanDelta::from(&delta)).unwrap(), delta);
+        let bad = v1::PlanDelta { nodes: vec![v1::PlanNode { node: None }], ..Default::default() };
+        assert!(PlanDelta::try_from(bad).is_err());
+    }
+}
