@@ -38,6 +38,12 @@ use weft_core::ids::{ActionId, AgentId, ShuffleId, StageId};
 use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::task::{TaskKey, TaskState};
 
+/// Past this many map outputs a reduce task prefers no agent, as in Spark
+/// (`SHUFFLE_PREF_MAP_THRESHOLD`): finding the agents that hold a fifth of its
+/// input costs a pass over every map output for every reduce task, and spread
+/// over that many map tasks the input rarely sits on so few agents.
+pub const PREF_MAP_THRESHOLD: usize = 1000;
+
 /// Where a job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
@@ -366,7 +372,8 @@ impl JobRun {
 
     /// The agents holding at least a fifth of the task's shuffle input bytes
     /// (Spark's `REDUCER_PREF_LOCS_FRACTION`): below that, running there saves
-    /// little. Empty for a task that reads no shuffle.
+    /// little. Empty for a task that reads no shuffle, and for one reading
+    /// more than [`PREF_MAP_THRESHOLD`] map outputs.
     fn preferred_agents(&self, stage: StageId, partition: u32) -> Vec<AgentId> {
         let Some(task) =
             self.stage_index(stage).and_then(|i| self.graph.stages[i].tasks.get(partition as usize))
@@ -378,6 +385,10 @@ impl JobRun {
             Source::Join { left, right, reduce } => (vec![*left, *right], *reduce),
             Source::Text { .. } | Source::Parallelize { .. } => return Vec::new(),
         };
+        let maps: usize = shuffles.iter().filter_map(|s| self.map_outputs.get(s)).map(Vec::len).sum();
+        if maps > PREF_MAP_THRESHOLD {
+            return Vec::new();
+        }
         let mut bytes: BTreeMap<AgentId, u64> = BTreeMap::new();
         for out in shuffles.iter().filter_map(|s| self.map_outputs.get(s)).flatten().flatten() {
             *bytes.entry(out.agent).or_default() +=

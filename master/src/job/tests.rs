@@ -284,3 +284,21 @@ fn placing_a_task_costs_the_same_in_a_large_job() {
     }
     assert_eq!(run.state(), &JobState::Succeeded);
 }
+
+#[test]
+fn a_reduce_task_over_too_many_map_outputs_prefers_no_agent() {
+    // Every map output on A, all of it for reduce partition 0: A is preferred
+    // up to the threshold, and past it the pass over the outputs is skipped.
+    for (maps, preferred) in [(PREF_MAP_THRESHOLD, vec![A]), (PREF_MAP_THRESHOLD + 1, vec![])] {
+        let mut p = Plan::new();
+        let xs = p.add(Node::Parallelize { partitions: vec![vec![]; maps] }, true).unwrap();
+        let sums = p.add(Node::Shuffle { parent: xs, kind: ShuffleKind::SumByKey, partitions: 2 }, true);
+        let graph = dag::build(&p, sums.unwrap(), &BTreeMap::new()).unwrap();
+        let mut run = JobRun::new(action(1), graph, 1);
+        for key in launch_all(&mut run, A) {
+            let outcome = Outcome::Finished { result: TaskResult::default(), partition_bytes: vec![7, 0] };
+            assert!(run.on_outcome(&key, &TaskMetering::default(), outcome));
+        }
+        assert_eq!(run.preferred_agents(StageId(1), 0), preferred, "{maps} map outputs");
+    }
+}
