@@ -11,28 +11,35 @@
 //!
 //! Shapes:
 //!
-//! - `count`: one stage, a count over N empty parallelized partitions;
-//! - `text`: a map stage over N text splits into a sum-by-key shuffle read by
-//!   R reduce tasks, then a count. Every reduce task's descriptor lists all N
-//!   map outputs (an all-to-all shuffle), and every map end reports R block
-//!   sizes: the reduce stage is timed apart;
-//! - `jobs`: J jobs with one action of N/J tasks each, run at once.
+//! - `count`: one stage, a count over N empty parallelized partitions (the
+//!   descriptor carries no records);
+//! - `jobs`: J jobs with one action of N/J such tasks each, run at once;
+//! - `text`: a map stage over M text splits into a sum-by-key shuffle read by
+//!   R reduce tasks, then a count. Each reduce task's descriptor lists all M
+//!   map outputs (an all-to-all shuffle) and each map end reports R block
+//!   sizes, so the reduce stage costs O(M) per task: it is timed apart, with
+//!   the peak bytes in use while the round's descriptors are out.
 //!
-//! Memory per pending task is the growth of the bytes in use (a counting
-//! global allocator) from before the action's plan is built until the core
-//! holds the action, nothing placed yet, divided by its tasks.
+//! Every run checks its result (the count of tasks, or of reduce tasks) and
+//! that no task was launched twice. Memory per pending task is the growth of
+//! the bytes in use (a counting global allocator) from before the action's
+//! plan is built until the core holds the action, nothing placed yet,
+//! divided by its tasks: the plan, the splits (kept twice, on the job and in
+//! the action's context, as the master keeps them), the stage graph and the
+//! run's per-task state.
 //!
-//! The native baseline places as many tasks with the simplest fast loop: pop
-//! a task id from a `Vec`, take the roomiest agent from a `BinaryHeap`, push
+//! The native baseline places N tasks with the simplest fast loop: pop a
+//! task id from a `Vec`, take the roomiest agent from a `BinaryHeap`, push
 //! the id onto that agent's `Vec`; when the slots run out, every agent's
 //! tasks end and its slots are free again. `x native` is the ratio of the
 //! times per decision.
 //!
 //! Environment: `WEFT_BENCH_AGENTS` (default 10000), `WEFT_BENCH_SLOTS` (per
-//! agent, default 8), `WEFT_BENCH_TASKS` (default 100000),
-//! `WEFT_BENCH_REDUCES` (reduce tasks of `text`, default `1000,100`),
-//! `WEFT_BENCH_JOBS` (default 10), `WEFT_BENCH_MEMORY_TASKS` (sizes whose
-//! memory per pending task is measured, default `100000,1000000`).
+//! agent, default 8), `WEFT_BENCH_TASKS` (N, default 100000), `WEFT_BENCH_JOBS`
+//! (J, default 10), `WEFT_BENCH_TEXT` (`MxR` shapes, default
+//! `100000x100,10000x1000`; `100000x1000` needs about 7 GB), `WEFT_BENCH_RUNS`
+//! (best of, default 3), `WEFT_BENCH_MEMORY_TASKS` (sizes whose memory per
+//! pending task is measured, default `100000,1000000`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unsafe_code)]
 
@@ -58,20 +65,26 @@ use weft_master::state::{Core, CoreConfig, Effect, JobOutput, JobSpec, Resources
 struct Counting;
 
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn count_alloc(size: usize) {
+    let now = IN_USE.fetch_add(size, Ordering::Relaxed) + size;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
 
 // SAFETY: every call is forwarded unchanged to `System`; only a counter is added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
+            count_alloc(layout.size());
         }
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
+            count_alloc(layout.size());
         }
         p
     }
@@ -83,7 +96,7 @@ unsafe impl GlobalAlloc for Counting {
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
-            IN_USE.fetch_add(new_size, Ordering::Relaxed);
+            count_alloc(new_size);
         }
         p
     }
@@ -94,6 +107,11 @@ static ALLOC: Counting = Counting;
 
 fn in_use() -> usize {
     IN_USE.load(Ordering::Relaxed)
+}
+
+/// The most bytes in use since the last call.
+fn take_peak() -> usize {
+    PEAK.swap(in_use(), Ordering::Relaxed)
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -385,15 +403,28 @@ fn memory(agents: u32, slots: u32, sizes: &[u64], jobs: u64) {
     }
 }
 
+/// The run with the least core time of `runs`.
+fn best(runs: u64, mut f: impl FnMut() -> Run) -> Run {
+    (0..runs.max(1)).map(|_| f()).min_by_key(Run::core).unwrap()
+}
+
 fn main() {
     let agents = env_num("WEFT_BENCH_AGENTS", 10_000) as u32;
     let slots = env_num("WEFT_BENCH_SLOTS", 8) as u32;
     let tasks = env_num("WEFT_BENCH_TASKS", 100_000);
     let jobs = env_num("WEFT_BENCH_JOBS", 10);
-    println!("{agents} agents x {slots} slots = {} slots; the core's time only", agents * slots);
+    let runs = env_num("WEFT_BENCH_RUNS", 3);
+    println!(
+        "{agents} agents x {slots} slots = {} slots; the core's time only, best of {runs}",
+        agents * slots
+    );
 
-    let (t, d) = native(agents, slots, tasks as u32);
-    let native_per = per(t, d);
+    let native_per = (0..runs.max(1))
+        .map(|_| {
+            let (t, d) = native(agents, slots, tasks as u32);
+            per(t, d)
+        })
+        .fold(f64::INFINITY, f64::min);
     println!(
         "{:<28} tasks {tasks:>9}  {:>10.0} decisions/s  {:>7.3} µs/decision",
         "native baseline",
@@ -402,55 +433,68 @@ fn main() {
     );
 
     // One stage.
-    let (mut core, _, now) = cluster(agents, slots);
-    let job = submit(&mut core, now);
-    let (ctx, graph) = count_action(&core, job, tasks as usize);
-    core.run_action(ctx, graph);
-    let run = drive(&mut core, now, 1, None, &[]);
-    assert_eq!(run.results, [JobOutput::Count(tasks)], "every task counted once");
-    assert_eq!(run.decisions, tasks);
+    let run = best(runs, || {
+        let (mut core, _, now) = cluster(agents, slots);
+        let job = submit(&mut core, now);
+        let (ctx, graph) = count_action(&core, job, tasks as usize);
+        core.run_action(ctx, graph);
+        let run = drive(&mut core, now, 1, None, &[]);
+        assert_eq!(run.results, [JobOutput::Count(tasks)], "every task counted once");
+        assert_eq!(run.decisions, tasks);
+        run
+    });
     report("count", tasks, &run, native_per);
 
     // Several jobs at once.
-    let (mut core, _, now) = cluster(agents, slots);
-    let ids: Vec<JobId> = (0..jobs).map(|_| submit(&mut core, now)).collect();
-    for job in ids {
-        let (ctx, graph) = count_action(&core, job, (tasks / jobs) as usize);
-        core.run_action(ctx, graph);
-    }
-    let run = drive(&mut core, now, jobs as usize, None, &[]);
-    assert!(run.results.iter().all(|r| *r == JobOutput::Count(tasks / jobs)), "{:?}", run.results);
+    let run = best(runs, || {
+        let (mut core, _, now) = cluster(agents, slots);
+        let ids: Vec<JobId> = (0..jobs).map(|_| submit(&mut core, now)).collect();
+        for job in ids {
+            let (ctx, graph) = count_action(&core, job, (tasks / jobs) as usize);
+            core.run_action(ctx, graph);
+        }
+        let run = drive(&mut core, now, jobs as usize, None, &[]);
+        assert!(run.results.iter().all(|r| *r == JobOutput::Count(tasks / jobs)), "{:?}", run.results);
+        run
+    });
     report(&format!("{jobs} counts at once"), tasks / jobs * jobs, &run, native_per);
 
     // Two stages, an all-to-all shuffle.
-    for reduces in env_nums("WEFT_BENCH_REDUCES", "1000,100") {
-        let reduces = reduces as u32;
-        let (mut core, _, now) = cluster(agents, slots);
-        let job = submit(&mut core, now);
-        let (ctx, graph) = text_action(&mut core, job, tasks as usize, reduces);
-        core.run_action(ctx, graph);
+    for shape in std::env::var("WEFT_BENCH_TEXT").as_deref().unwrap_or("100000x100,10000x1000").split(',') {
+        let Some((maps, reduces)) = shape.trim().split_once('x') else { continue };
+        let (maps, reduces): (u64, u32) = (maps.parse().unwrap(), reduces.parse().unwrap());
         let partition_bytes: Vec<u64> = (0..u64::from(reduces)).map(|r| 1000 + r).collect();
-        let before = in_use();
-        let run = drive(&mut core, now, 1, Some(1), &partition_bytes);
-        let held = in_use().saturating_sub(before);
-        assert_eq!(run.results, [JobOutput::Count(u64::from(reduces))], "every reduce task counted once");
-        assert_eq!(run.decisions, tasks + u64::from(reduces));
-        let total = tasks + u64::from(reduces);
-        report(&format!("text, {reduces} reduces"), total, &run, native_per);
-        let maps = Run {
-            decisions: run.decisions - run.reduce.0,
-            schedule: run.core() - run.reduce.1,
-            ..Default::default()
-        };
+        let (mut held, mut peak) = (0, 0);
+        let run = best(runs, || {
+            let (mut core, _, now) = cluster(agents, slots);
+            let job = submit(&mut core, now);
+            let (ctx, graph) = text_action(&mut core, job, maps as usize, reduces);
+            core.run_action(ctx, graph);
+            let before = in_use();
+            take_peak();
+            let run = drive(&mut core, now, 1, Some(1), &partition_bytes);
+            held = in_use().saturating_sub(before);
+            peak = take_peak().saturating_sub(before);
+            assert_eq!(run.results, [JobOutput::Count(u64::from(reduces))], "every reduce task counted once");
+            assert_eq!(run.decisions, maps + u64::from(reduces));
+            run
+        });
+        report(
+            &format!("text, {maps} maps x {reduces} reduces"),
+            maps + u64::from(reduces),
+            &run,
+            native_per,
+        );
         let (rd, rt) = run.reduce;
+        let (md, mt) = (run.decisions - rd, run.core() - rt);
         println!(
-            "    map stage {:>10.0} decisions/s {:>7.2} µs/decision; reduce stage ({} map outputs each) \
-             {:>8.0} decisions/s {:>9.2} µs/decision; map outputs held after: {:.0} MB",
-            1.0 / per(maps.core(), maps.decisions),
-            per(maps.core(), maps.decisions) * 1e6,
-            tasks,
+            "    map stage {:>10.0} decisions/s {:>7.2} µs/decision; reduce stage ({maps} map outputs each) \
+             {:>8.0} decisions/s {:>9.2} µs/decision; peak {:.0} MB, map outputs held after {:.0} MB",
+            1.0 / per(mt, md),
+            per(mt, md) * 1e6,
             1.0 / per(rt, rd),
             per(rt, rd) * 1e6,
+            peak as f64 / 1e6,
             held as f64 / 1e6,
         );
     }

@@ -667,15 +667,16 @@ fn describe(agents: &Agents, action: &Action, key: TaskKey) -> Result<TaskDescri
         .ok_or(LaunchError::MissingInput(DatasetId(0), "such task"))?;
     let maps = |shuffle: ShuffleId, reduce: u32| -> Result<Vec<MapLocation>, LaunchError> {
         let outs = run.map_outputs().get(&shuffle).ok_or(LaunchError::MissingMapOutputs(shuffle))?;
-        outs.iter()
-            .enumerate()
-            .map(|(m, o)| {
-                let o = o.as_ref().ok_or(LaunchError::MissingMapOutputs(shuffle))?;
-                let address = agents.address(o.agent).ok_or(LaunchError::UnknownAgent(o.agent))?;
-                let bytes = o.partition_bytes.get(reduce as usize).copied().unwrap_or(0);
-                Ok(MapLocation { map: m as u32, address: address.to_string(), bytes })
-            })
-            .collect()
+        // One location per map output: sized once, as a reduce task of a
+        // large shuffle lists many.
+        let mut locations = Vec::with_capacity(outs.len());
+        for (m, o) in outs.iter().enumerate() {
+            let o = o.as_ref().ok_or(LaunchError::MissingMapOutputs(shuffle))?;
+            let address = agents.address(o.agent).ok_or(LaunchError::UnknownAgent(o.agent))?;
+            let bytes = o.partition_bytes.get(reduce as usize).copied().unwrap_or(0);
+            locations.push(MapLocation { map: m as u32, address: address.to_string(), bytes });
+        }
+        Ok(locations)
     };
     descriptor(&action.ctx, stage, plan, key, &maps)
 }
