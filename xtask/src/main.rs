@@ -21,6 +21,10 @@ Commands:
   bench-tasks [SIZES]
              one-record tasks (SIZES e.g. 1000,10000; default 1000,10000,100000), empty and
              identity, through weft local and a master with two agents, vs a native thread pool
+  bench-scale [TASKS]
+             the master's scheduler core in-process with 10,000 simulated agents of 8 slots:
+             decisions/s and memory per pending task for actions of TASKS (default 100000)
+             tasks, vs a native placement loop
 ";
 
 fn main() -> Result<()> {
@@ -32,6 +36,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("bench-wordcount") => bench_wordcount(args.get(1).map(String::as_str)),
         Some("bench-tasks") => bench_tasks(args.get(1).map(String::as_str)),
+        Some("bench-scale") => bench_scale(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -201,6 +206,15 @@ fn bench_tasks(sizes: Option<&str>) -> Result<()> {
     cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "tasks"]);
     if let Some(sizes) = sizes {
         cmd.env("WEFT_BENCH_TASKS", sizes);
+    }
+    run(&mut cmd)
+}
+
+fn bench_scale(tasks: Option<&str>) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.current_dir(root()).args(["bench", "-p", "weft-master", "--bench", "scale"]);
+    if let Some(tasks) = tasks {
+        cmd.env("WEFT_BENCH_TASKS", tasks);
     }
     run(&mut cmd)
 }
