@@ -43,7 +43,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unsafe_code)]
 
-use bytes::Bytes;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -56,7 +55,7 @@ use weft_core::io::TextSplit;
 use weft_core::limits::TaskLimits;
 use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::plan::{Node, Plan, ShuffleKind, Step, StepKind};
-use weft_core::task::TaskKey;
+use weft_core::task::{Data, TaskKey};
 use weft_master::dag::{self, JobGraph};
 use weft_master::launch::{JobContext, ResultSink};
 use weft_master::state::{Core, CoreConfig, Effect, JobOutput, JobSpec, Resources, TaskEnd};
@@ -131,13 +130,14 @@ fn env_nums(name: &str, default: &str) -> Vec<u64> {
 
 /// A core with `agents` registered agents of `slots` slots each.
 fn cluster(agents: u32, slots: u32) -> (Core, Vec<AgentId>, Instant) {
-    let config = CoreConfig { heartbeat_interval: Duration::from_secs(3600), lost_after: 3 };
+    let config =
+        CoreConfig { heartbeat_interval: Duration::from_secs(3600), lost_after: 3, max_result_size: 2 << 30 };
     let mut core = Core::new(Incarnation(0x5ca1e), &config);
     let now = Instant::now();
     let ids = (0..agents)
         .map(|i| {
             let address = format!("10.{}.{}.{}:7071", i >> 16, (i >> 8) & 0xff, i & 0xff);
-            core.register_agent(address, Resources { slots, memory: 8 << 30 }, BTreeMap::new(), now)
+            core.register_agent(address, Resources { slots, memory: 8 << 30, queue: 0 }, BTreeMap::new(), now)
         })
         .collect();
     (core, ids, now)
@@ -183,7 +183,7 @@ fn context(
 /// A count over `n` empty parallelized partitions.
 fn count_action(core: &Core, job: JobId, n: usize) -> (JobContext, JobGraph) {
     let mut plan = Plan::new();
-    let xs = plan.add(Node::Parallelize { partitions: vec![vec![]; n] }, false).unwrap();
+    let xs = plan.add(Node::Parallelize { partitions: vec![Data::default(); n] }, false).unwrap();
     let graph = dag::build(&plan, xs, &BTreeMap::new()).unwrap();
     (context(core, job, plan, BTreeMap::new()), graph)
 }
@@ -240,7 +240,7 @@ fn finished(key: TaskKey, partition_bytes: &[u64]) -> TaskEnd {
         key,
         end: EndReason::Finished,
         metering: TaskMetering { fuel: 1000, records_out: 1, ..Default::default() },
-        result: Bytes::new(),
+        result: Data::default(),
         count: 1,
         partition_bytes: partition_bytes.to_vec(),
         log: String::new(),

@@ -291,7 +291,7 @@ fn a_reduce_task_over_too_many_map_outputs_prefers_no_agent() {
     // up to the threshold, and past it the pass over the outputs is skipped.
     for (maps, preferred) in [(PREF_MAP_THRESHOLD, vec![A]), (PREF_MAP_THRESHOLD + 1, vec![])] {
         let mut p = Plan::new();
-        let xs = p.add(Node::Parallelize { partitions: vec![vec![]; maps] }, true).unwrap();
+        let xs = p.add(Node::Parallelize { partitions: vec![Data::default(); maps] }, true).unwrap();
         let sums = p.add(Node::Shuffle { parent: xs, kind: ShuffleKind::SumByKey, partitions: 2 }, true);
         let graph = dag::build(&p, sums.unwrap(), &BTreeMap::new()).unwrap();
         let mut run = JobRun::new(action(1), graph, 1);
