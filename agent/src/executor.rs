@@ -77,7 +77,7 @@
 //!   output, or output still being committed after the guest finished, ends
 //!   as a retryable `HostError` naming the host work that stalled ("the
 //!   deadline of 30s passed while fetching shuffle block shuffle_2_3_1 from
-//!   127.0.0.1:4567"). See [`deadline`](self::deadline).
+//!   127.0.0.1:4567"). See the `deadline` module.
 //!
 //! A failed shuffle fetch additionally yields [`Output::FetchFailed`] naming
 //! the block, so the scheduler recomputes the lost map output instead of

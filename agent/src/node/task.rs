@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tracing::Instrument;
-use weft_core::artifact::{ArtifactError, RemoteArtifacts};
+use weft_core::artifact::{ArtifactError, Digest, RemoteArtifacts};
 use weft_core::metering::EndReason;
 use weft_core::proto::v1::{self, TaskUpdate};
 use weft_core::task::Data;
@@ -229,23 +229,7 @@ async fn resolve(shared: &Shared, source: &str, data: &Data) -> Result<Bytes, En
     if let Some(b) = shared.data_blocks.get(&digest) {
         return Ok(b);
     }
-    let channel = shared
-        .artifact_sources
-        .channel(source)
-        .map_err(|e| EndReason::HostError { message: e.to_string() })?;
-    let remote = RemoteArtifacts::new(channel);
-    let bytes = shared
-        .artifacts
-        .get_or_fetch(&digest, || async move {
-            remote.get(&digest).await.map_err(|e| ArtifactError::Storage {
-                location: format!("the artifact service at {source}"),
-                source: object_store::Error::Generic { store: "artifacts", source: Box::new(e) },
-            })
-        })
-        .await
-        .map_err(|e| EndReason::HostError {
-            message: format!("fetching the data block {digest} ({len} bytes): {e}"),
-        })?;
+    let bytes = fetch(shared, source, digest, &format!("the data block {digest} ({len} bytes)")).await?;
     shared.data_blocks.insert(digest, bytes.clone());
     Ok(bytes)
 }
@@ -283,6 +267,27 @@ async fn store_result(shared: &Shared, source: &str, update: &mut TaskUpdate) ->
     Ok(())
 }
 
+/// The artifact `digest` (`what`, for messages): from the agent's verifying
+/// cache, or fetched once from the artifact service at `source`. A fetch that
+/// fails is a host error (retryable).
+async fn fetch(shared: &Shared, source: &str, digest: Digest, what: &str) -> Result<Bytes, EndReason> {
+    let channel = shared
+        .artifact_sources
+        .channel(source)
+        .map_err(|e| EndReason::HostError { message: e.to_string() })?;
+    let remote = RemoteArtifacts::new(channel);
+    shared
+        .artifacts
+        .get_or_fetch(&digest, || async move {
+            remote.get(&digest).await.map_err(|e| ArtifactError::Storage {
+                location: format!("the artifact service at {source}"),
+                source: object_store::Error::Generic { store: "artifacts", source: Box::new(e) },
+            })
+        })
+        .await
+        .map_err(|e| EndReason::HostError { message: format!("fetching {what}: {e}") })
+}
+
 /// The attempt's component: fetched by digest through the artifact cache
 /// (verified), then compiled and linked on a blocking thread. A component
 /// that cannot be fetched is a host error (retryable); one the sandbox
@@ -292,21 +297,7 @@ async fn component(shared: &Shared, parsed: &Parsed) -> Result<Arc<Prepared>, En
     if let Some(prepared) = shared.sandbox.prepared(&digest) {
         return Ok(prepared);
     }
-    let channel = shared
-        .artifact_sources
-        .channel(&parsed.artifact_source)
-        .map_err(|e| EndReason::HostError { message: e.to_string() })?;
-    let remote = RemoteArtifacts::new(channel);
-    let bytes = shared
-        .artifacts
-        .get_or_fetch(&digest, || async move {
-            remote.get(&digest).await.map_err(|e| ArtifactError::Storage {
-                location: format!("the artifact service at {}", parsed.artifact_source),
-                source: object_store::Error::Generic { store: "artifacts", source: Box::new(e) },
-            })
-        })
-        .await
-        .map_err(|e| EndReason::HostError { message: format!("fetching the component {digest}: {e}") })?;
+    let bytes = fetch(shared, &parsed.artifact_source, digest, &format!("the component {digest}")).await?;
     let sandbox = shared.sandbox.clone();
     tokio::task::spawn_blocking(move || sandbox.load(&digest, &bytes))
         .await
