@@ -284,8 +284,15 @@ impl<F: BlockFetcher> Executor<F> {
             waits: run::Waits { clock: clock.clone(), input: reading.clone(), output: writing.clone() },
         };
         let keyed = spec.produces_pairs();
+        // A task without user functions passes its batches through in the
+        // host: no sandbox, so no hop to the WebAssembly pool and back.
+        let host_only = job.chain.ops.is_empty();
         let guest = async {
-            let report = self.pool.run(move || job.run(in_rx, out_tx)).await;
+            let report = if host_only {
+                Ok(job.run(in_rx, out_tx).await)
+            } else {
+                self.pool.run(move || job.run(in_rx, out_tx)).await
+            };
             // Started by the job; started here if the job never ran, so the
             // input and output sides are bounded all the same.
             clock.start();

@@ -43,7 +43,7 @@ pub struct AgentConfig {
     pub advertise: Option<String>,
     /// Tasks that may run at once; also the size of the WebAssembly pool.
     pub slots: u32,
-    /// Tasks that may wait here for a free slot (`None`: as many as `slots`).
+    /// Tasks that may wait here for a free slot (`None`: four times `slots`).
     /// The master launches up to `slots + queue` tasks on the agent, so the
     /// next task is already here when one ends: a task's launch and its end
     /// report do not leave the slot idle in between.
@@ -125,7 +125,7 @@ impl AgentConfig {
 
     /// The tasks that may wait for a slot.
     pub fn queue_depth(&self) -> u32 {
-        self.queue.unwrap_or(self.slots)
+        self.queue.unwrap_or(self.slots * 4)
     }
 
     /// Run up to `slots` tasks at once (at least one).
