@@ -198,7 +198,7 @@ impl MasterNode {
         // The clock ticks often enough to end launch back-offs on time.
         let tick =
             (config.heartbeat_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
-        let core = core::start(Core::new(incarnation, &core_config), launcher, tick);
+        let core = core::start(Core::new(incarnation, &core_config), launcher, store.clone(), tick);
         let master = MasterService::new(core.clone(), &config.cluster_token);
         let shared = Shared { config: Arc::new(config), resolver, core };
         let (stop, mut stopped) = watch::channel(false);

@@ -29,6 +29,7 @@ use jobs::DriverSlot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use weft_core::artifact::Digest;
 use weft_core::ids::{ActionId, AgentId, DatasetId, Incarnation, JobId, ShuffleId};
 use weft_core::io::TextSplit;
 use weft_core::metering::{EndReason, TaskMetering};
@@ -115,6 +116,9 @@ pub enum Effect {
         /// The job.
         job: JobId,
     },
+    /// Delete these blocks of driver traffic from the master's artifact
+    /// store: the last job that used them has ended.
+    DeleteBlocks(Vec<Digest>),
     /// An action ended: answer whoever waits on it.
     ActionEnded {
         /// The action.
@@ -156,6 +160,8 @@ pub struct Core {
     effects: Vec<Effect>,
     changed: BTreeSet<JobId>,
     max_result_size: u64,
+    /// How many live jobs use each block of driver traffic.
+    blocks: HashMap<Digest, u32>,
 }
 
 impl Core {
@@ -171,6 +177,7 @@ impl Core {
             effects: Vec::new(),
             changed: BTreeSet::new(),
             max_result_size: config.max_result_size,
+            blocks: HashMap::new(),
         }
     }
 
@@ -224,6 +231,18 @@ impl Core {
     pub fn apply_plan(&mut self, job: JobId, delta: PlanDelta) -> Result<(), String> {
         let j = self.live_job(job)?;
         j.plan.apply(&delta).map_err(|e| e.to_string())?;
+        let mut used: Vec<Digest> = delta
+            .nodes
+            .iter()
+            .filter_map(|(node, _)| match node {
+                weft_core::plan::Node::Parallelize { partitions } => Some(partitions),
+                _ => None,
+            })
+            .flatten()
+            .chain(&delta.broadcasts)
+            .filter_map(block_of)
+            .collect();
+        used.retain(|d| j.blocks.insert(*d));
         let held = j.broadcasts.len() as u64;
         if delta.first_broadcast > held {
             return Err(format!(
@@ -234,6 +253,9 @@ impl Core {
         let broadcasts = Arc::make_mut(&mut j.broadcasts);
         for (i, value) in delta.broadcasts.into_iter().enumerate() {
             broadcasts.entry(delta.first_broadcast + i as u64).or_insert(value);
+        }
+        for d in used {
+            *self.blocks.entry(d).or_default() += 1;
         }
         Ok(())
     }
@@ -327,6 +349,19 @@ impl Core {
             }
         }
         j.shuffles.clear();
+        let mut dead = Vec::new();
+        for d in std::mem::take(&mut j.blocks) {
+            if let Some(n) = self.blocks.get_mut(&d) {
+                *n -= 1;
+                if *n == 0 {
+                    self.blocks.remove(&d);
+                    dead.push(d);
+                }
+            }
+        }
+        if !dead.is_empty() {
+            self.effects.push(Effect::DeleteBlocks(dead));
+        }
         tracing::info!(%job, phase = ?j.phase, "job ended");
         self.changed.insert(job);
         for a in self.actions.iter_mut().filter(|a| a.ctx.job == job) {
@@ -453,6 +488,13 @@ impl Core {
         self.changed.insert(key.job());
         let finished = end.end == EndReason::Finished;
         let result_len = end.result.len();
+        if finished
+            && let Some(d) = block_of(&end.result)
+            && let Some(j) = self.jobs.get_mut(&key.job())
+            && j.blocks.insert(d)
+        {
+            *self.blocks.entry(d).or_default() += 1;
+        }
         let outcome = match end.end {
             EndReason::Finished => Outcome::Finished {
                 result: TaskResult { records: end.count, batch: end.result },
@@ -679,6 +721,14 @@ fn describe(agents: &Agents, action: &Action, key: TaskKey) -> Result<TaskDescri
         Ok(locations)
     };
     descriptor(&action.ctx, stage, plan, key, &maps)
+}
+
+/// The digest of `data` when it is a block.
+fn block_of(data: &Data) -> Option<Digest> {
+    match data {
+        Data::Block { digest, .. } => Some(*digest),
+        Data::Inline(_) => None,
+    }
 }
 
 fn output(a: &Action) -> JobOutput {

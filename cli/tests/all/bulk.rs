@@ -31,6 +31,15 @@ fn collect_take_and_broadcast_of_64_mib_cross_a_cluster_as_blocks() {
         assert!(o.status.success(), "{args:?}: {log}");
         assert!(log.contains(&format!("bulk: mode={} mib={}", args[0], args[1])), "{args:?}: {log}");
     }
+    // The blocks of the jobs' driver traffic (partitions, broadcast, results)
+    // are deleted once their jobs end: only the component stays.
+    let blocks = dir.path().join("master/artifacts/artifacts/blake3");
+    let count = || std::fs::read_dir(&blocks).map(|d| d.count()).unwrap_or(0);
+    let started = std::time::Instant::now();
+    while count() > 1 && started.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(count(), 1, "blocks outlived their jobs in {}", blocks.display());
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
+use weft_core::artifact::ArtifactStore;
 use weft_core::ids::{ActionId, AgentId, JobId};
 use weft_core::proto::v1;
 use weft_core::task::TaskKey;
@@ -78,10 +79,15 @@ impl CoreHandle {
 const BATCH: usize = 4096;
 
 /// Start the loop; it runs until every handle is gone.
-pub(crate) fn start(core: Core, launcher: Arc<dyn Launcher>, tick: Duration) -> CoreHandle {
+pub(crate) fn start(
+    core: Core,
+    launcher: Arc<dyn Launcher>,
+    store: ArtifactStore,
+    tick: Duration,
+) -> CoreHandle {
     let (tx, rx) = mpsc::channel(BATCH);
     let handle = CoreHandle { tx: tx.clone() };
-    let io = Io { core, launcher, tx, waiters: HashMap::new(), watchers: HashMap::new() };
+    let io = Io { core, launcher, store, tx, waiters: HashMap::new(), watchers: HashMap::new() };
     tokio::spawn(io.run(rx, tick));
     handle
 }
@@ -89,6 +95,8 @@ pub(crate) fn start(core: Core, launcher: Arc<dyn Launcher>, tick: Duration) -> 
 struct Io {
     core: Core,
     launcher: Arc<dyn Launcher>,
+    /// The master's artifact store, where blocks of driver traffic live.
+    store: ArtifactStore,
     /// For launch results coming back.
     tx: mpsc::Sender<Command>,
     waiters: HashMap<ActionId, oneshot::Sender<(ActionId, JobResult)>>,
@@ -171,6 +179,16 @@ impl Io {
                     tokio::spawn(async move {
                         if let Err(e) = call.await {
                             tracing::debug!(%agent, %job, error = %e, "an agent missed a clean-up");
+                        }
+                    });
+                }
+                Effect::DeleteBlocks(digests) => {
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        for d in digests {
+                            if let Err(e) = store.delete(&d).await {
+                                tracing::debug!(block = %d, error = %e, "a block of an ended job stays");
+                            }
                         }
                     });
                 }

@@ -92,6 +92,8 @@ pub struct Job {
     pub accumulators: BTreeMap<String, i64>,
     /// Map outputs kept between its actions.
     pub(crate) shuffles: MapOutputs,
+    /// Blocks of its driver traffic in the master's artifact store.
+    pub(crate) blocks: std::collections::BTreeSet<weft_core::artifact::Digest>,
     pub(crate) driver: DriverSlot,
     pub(crate) driver_attempt: u32,
     /// The stages of its latest action, as they stood when it ended.
@@ -114,6 +116,7 @@ impl Job {
             actions_run: 0,
             accumulators: BTreeMap::new(),
             shuffles: MapOutputs::new(),
+            blocks: Default::default(),
             driver: DriverSlot::Pending,
             driver_attempt: 0,
             last_progress: None,

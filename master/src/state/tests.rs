@@ -153,3 +153,38 @@ fn a_failed_action_still_counts_its_tasks_in_the_totals() {
     );
     let _ = T0;
 }
+
+#[test]
+fn blocks_of_driver_traffic_are_deleted_when_the_last_job_using_them_ends() {
+    let (mut c, now) = core();
+    let a = c.register_agent("a:1".into(), Resources { slots: 2, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    let block = Data::Block { digest: weft_core::artifact::Digest::of(b"result"), len: 70_000 };
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let job = c.submit_job(spec());
+        let (mut ctx, graph) = count(&c, job, 1);
+        ctx.sink = ResultSink::Records { limit: None };
+        c.run_action(ctx, graph);
+        c.schedule(now);
+        let key =
+            launches(&c.take_effects()).into_iter().flat_map(|(_, k)| k).find(|k| !k.is_driver()).unwrap();
+        c.task_ends(a, vec![TaskEnd { result: block.clone(), ..finished(key) }], now);
+        jobs.push(job);
+    }
+    let deleted = |effects: Vec<Effect>| {
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::DeleteBlocks(d) => Some(d),
+                _ => None,
+            })
+            .flatten()
+            .collect::<Vec<_>>()
+    };
+    assert!(deleted(c.take_effects()).is_empty(), "both jobs still run");
+    c.kill(jobs[0]);
+    assert!(deleted(c.take_effects()).is_empty(), "the other job still uses the block");
+    c.kill(jobs[1]);
+    let Data::Block { digest, .. } = block else { unreachable!() };
+    assert_eq!(deleted(c.take_effects()), [digest], "the last user ended");
+}
