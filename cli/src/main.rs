@@ -43,7 +43,7 @@ enum Command {
     Status(jobs::StatusArgs),
     /// Kill a running job: its driver and every task of its actions stop.
     ///
-    /// Example: weft kill job-3
+    /// Example: weft kill job-5f3a91c2-3 (the id `weft submit` printed)
     Kill(jobs::KillArgs),
     /// Run an agent: it registers with a master and runs tasks in its sandbox.
     ///
