@@ -136,7 +136,12 @@ impl Io {
             }
             Command::Watch { job, reply } => {
                 let rx = self.core.view(job).map(|view| {
-                    self.watchers.entry(job).or_insert_with(|| watch::channel(view).0).subscribe()
+                    if view.phase == crate::state::JobPhase::Running {
+                        self.watchers.entry(job).or_insert_with(|| watch::channel(view).0).subscribe()
+                    } else {
+                        // Ended: its last view is final, and nobody keeps the sender.
+                        watch::channel(view).1
+                    }
                 });
                 let _ = reply.send(rx);
             }
