@@ -24,8 +24,8 @@
 //! that no task was launched twice. Memory per pending task is the growth of
 //! the bytes in use (a counting global allocator) from before the action's
 //! plan is built until the core holds the action, nothing placed yet,
-//! divided by its tasks: the plan, the splits (kept twice, on the job and in
-//! the action's context, as the master keeps them), the stage graph and the
+//! divided by its tasks: the plan, the splits (shared by the job and the
+//! action's context, as the master keeps them), the stage graph and the
 //! run's per-task state.
 //!
 //! The native baseline places N tasks with the simplest fast loop: pop a
@@ -165,7 +165,7 @@ fn context(
     core: &Core,
     job: JobId,
     plan: Plan,
-    text: BTreeMap<DatasetId, (String, Vec<TextSplit>)>,
+    text: BTreeMap<DatasetId, (String, Arc<[TextSplit]>)>,
 ) -> JobContext {
     let spec = &core.job(job).unwrap().spec;
     JobContext {
@@ -203,7 +203,7 @@ fn text_action(core: &mut Core, job: JobId, n: usize, reduces: u32) -> (JobConte
     let sums = plan
         .add(Node::Shuffle { parent: pairs, kind: ShuffleKind::SumByKey, partitions: reduces }, true)
         .unwrap();
-    let splits: Vec<TextSplit> = (0..n as u64)
+    let splits: Arc<[TextSplit]> = (0..n as u64)
         .map(|i| TextSplit {
             path: format!("part-{:05}.txt", i / 16).into(),
             start: (i % 16) << 26,
@@ -212,7 +212,7 @@ fn text_action(core: &mut Core, job: JobId, n: usize, reduces: u32) -> (JobConte
         })
         .collect();
     let graph = dag::build(&plan, sums, &[(lines, n as u32)].into()).unwrap();
-    core.set_splits(job, lines, splits.clone());
+    core.set_splits(job, lines, Arc::clone(&splits));
     let text = [(lines, (uri.to_string(), splits))].into();
     (context(core, job, plan, text), graph)
 }

@@ -47,7 +47,7 @@ pub struct JobContext {
     /// The plan the job computes.
     pub plan: Plan,
     /// The splits of each text dataset, with the URI they were planned from.
-    pub text: BTreeMap<DatasetId, (String, Vec<TextSplit>)>,
+    pub text: BTreeMap<DatasetId, (String, Arc<[TextSplit]>)>,
     /// The result stage's sink.
     pub sink: ResultSink,
     /// The range bounds of the job's sorts into several partitions, by shuffle
@@ -67,6 +67,9 @@ pub enum LaunchError {
     /// A dataset the task reads is not in the context.
     #[error("dataset {0} has no {1} in the job context")]
     MissingInput(DatasetId, &'static str),
+    /// The attempt names a stage or partition its job's graph does not have.
+    #[error("the job's graph has no task {0}")]
+    NoSuchTask(TaskKey),
     /// A sort into several partitions whose sample job has not run.
     #[error("the range bounds of {0} are not known (its sample job has not run)")]
     MissingRangeBounds(ShuffleId),

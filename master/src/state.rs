@@ -196,16 +196,6 @@ impl Core {
         std::mem::take(&mut self.changed)
     }
 
-    /// Task attempts launched and not yet ended.
-    pub fn running_attempts(&self) -> usize {
-        self.running.len()
-    }
-
-    /// Running actions.
-    pub fn active_actions(&self) -> usize {
-        self.actions.len()
-    }
-
     // ---- jobs -------------------------------------------------------------
 
     /// Accept a job: its driver waits for a slot.
@@ -269,7 +259,7 @@ impl Core {
     }
 
     /// Remember the splits planned for a text dataset of `job`.
-    pub fn set_splits(&mut self, job: JobId, ds: DatasetId, splits: Vec<TextSplit>) {
+    pub fn set_splits(&mut self, job: JobId, ds: DatasetId, splits: Arc<[TextSplit]>) {
         if let Some(j) = self.jobs.get_mut(&job) {
             j.splits.insert(ds, splits);
         }
@@ -661,7 +651,9 @@ impl Core {
                 LaunchError::MissingMapOutputs(_) | LaunchError::UnknownAgent(_) => {
                     run.on_outcome(&key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
                 }
-                LaunchError::MissingInput(..) | LaunchError::MissingRangeBounds(_) => {
+                LaunchError::MissingInput(..)
+                | LaunchError::MissingRangeBounds(_)
+                | LaunchError::NoSuchTask(_) => {
                     run.fail(format!("task {key} cannot be launched: {e}"));
                 }
             }
@@ -698,15 +690,8 @@ impl Core {
 /// The descriptor of attempt `key` of `action`.
 fn describe(agents: &Agents, action: &Action, key: TaskKey) -> Result<TaskDescriptor, LaunchError> {
     let run = &action.run;
-    let stage = run
-        .graph()
-        .stages
-        .get(key.stage.0 as usize)
-        .ok_or(LaunchError::MissingInput(DatasetId(0), "such stage"))?;
-    let plan = stage
-        .tasks
-        .get(key.partition as usize)
-        .ok_or(LaunchError::MissingInput(DatasetId(0), "such task"))?;
+    let stage = run.graph().stages.get(key.stage.0 as usize).ok_or(LaunchError::NoSuchTask(key))?;
+    let plan = stage.tasks.get(key.partition as usize).ok_or(LaunchError::NoSuchTask(key))?;
     let maps = |shuffle: ShuffleId, reduce: u32| -> Result<Vec<MapLocation>, LaunchError> {
         let outs = run.map_outputs().get(&shuffle).ok_or(LaunchError::MissingMapOutputs(shuffle))?;
         // One location per map output: sized once, as a reduce task of a

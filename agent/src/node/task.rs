@@ -54,17 +54,15 @@ pub(crate) async fn run(
             }
             Body::Driver { .. } => None,
         };
-        let killed_waiting = matches!(parsed.body, Body::Task(_)) && slot.is_none();
-        let update = if killed_waiting {
-            report::ended(&key, &host_report(EndReason::Killed, started.elapsed()))
+        let killed = || report::ended(&key, &host_report(EndReason::Killed, started.elapsed()));
+        let update = if matches!(parsed.body, Body::Task(_)) && slot.is_none() {
+            killed()
         } else {
             tokio::select! {
                 update = attempt(&shared, parsed, kill.clone()) => update,
-                _ = kill.wait_for(|k| *k) => {
-                    // The executor's future is dropped: nothing is published, and
-                    // the guest stops at its next batch (within its deadline).
-                    report::ended(&key, &host_report(EndReason::Killed, started.elapsed()))
-                }
+                // The executor's future is dropped: nothing is published, and
+                // the guest stops at its next batch (within its deadline).
+                _ = kill.wait_for(|k| *k) => killed(),
             }
         };
         drop(slot);

@@ -1,7 +1,9 @@
 //! Jobs on a real cluster: one `weft master` and two `weft agent` processes,
 //! and the same jobs through `weft local`.
 
-use crate::support::{cluster, counts, guest, native_counts, output_lines, run, text};
+use crate::support::{
+    cluster, counts, guest, native_counts, output_lines, run, running_tasks, status, submit_detached, text,
+};
 
 #[test]
 fn word_count_on_a_master_and_two_agents_equals_a_native_count() {
@@ -124,16 +126,6 @@ fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
     assert_eq!(counts(&output_lines(&out)), native_counts(&body));
 }
 
-fn status(url: &str, job: &str) -> serde_json::Value {
-    let o = run(&["status", job, "--master", url, "--json"]);
-    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    all[0].clone()
-}
-
-fn running_tasks(status: &serde_json::Value) -> u64 {
-    status["stages"].as_array().map_or(0, |s| s.iter().map(|st| st["running"].as_u64().unwrap()).sum())
-}
-
 #[test]
 fn weft_kill_stops_a_jobs_tasks_and_frees_their_slots() {
     let dir = tempfile::tempdir().unwrap();
@@ -143,19 +135,7 @@ fn weft_kill_stops_a_jobs_tasks_and_frees_their_slots() {
 
     // Every line of this job sleeps 60 s: its 4 tasks fill the cluster's 4 slots.
     let hostile = guest("hostile");
-    let o = run(&[
-        "submit",
-        hostile.to_str().unwrap(),
-        "--master",
-        &url,
-        "--json",
-        "--",
-        "sleep",
-        input.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let job =
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["job"].as_str().unwrap().to_string();
+    let job = submit_detached(&url, &hostile, &["sleep", input.to_str().unwrap()]);
     let started = std::time::Instant::now();
     while running_tasks(&status(&url, &job)) < 4 {
         assert!(started.elapsed() < std::time::Duration::from_secs(60), "{}", status(&url, &job));

@@ -7,7 +7,9 @@
 //! id, apart from every new job's) are removed once those attempts have ended,
 //! and word counts submitted after the restart equal native counts.
 
-use crate::support::{Proc, TOKEN, counts, guest, native_counts, output_lines, run, text, weft};
+use crate::support::{
+    Proc, TOKEN, counts, guest, native_counts, output_lines, run, status, submit_detached, text, weft,
+};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
@@ -44,13 +46,6 @@ fn agent(url: &str, dir: &Path) -> (Proc, String) {
     let line = p.wait_for("serving at", Duration::from_secs(30));
     let id = line.split_whitespace().find(|w| w.starts_with("agent-")).unwrap().to_string();
     (p, id)
-}
-
-fn status(url: &str, job: &str) -> serde_json::Value {
-    let o = run(&["status", job, "--master", url, "--json"]);
-    let all: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
-    all[0].clone()
 }
 
 /// Every file under `dir`.
@@ -135,19 +130,7 @@ fn a_restarted_master_shares_no_ids_files_or_slots_with_its_previous_run() {
         .map(|l| (0..4).map(|w| format!("w{:02}", l * 4 + w)).collect::<Vec<_>>().join(" ") + "\n")
         .collect();
     std::fs::write(&words, body).unwrap();
-    let o = run(&[
-        "submit",
-        hostile.to_str().unwrap(),
-        "--master",
-        &url,
-        "--json",
-        "--",
-        "shuffle-sleep",
-        words.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let old_job =
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["job"].as_str().unwrap().to_string();
+    let old_job = submit_detached(&url, &hostile, &["shuffle-sleep", words.to_str().unwrap()]);
     assert!(old_job.starts_with(&format!("job-{old_run}-")), "{old_job}");
     loop {
         let s = status(&url, &old_job);

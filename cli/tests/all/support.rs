@@ -145,6 +145,28 @@ pub fn run(args: &[&str]) -> Output {
     weft().args(args).output().unwrap()
 }
 
+/// Submit `wasm` with `args` to the master at `url` without waiting; the job's id.
+pub fn submit_detached(url: &str, wasm: &Path, args: &[&str]) -> String {
+    let mut all = vec!["submit", wasm.to_str().unwrap(), "--master", url, "--json", "--"];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["job"].as_str().unwrap().to_string()
+}
+
+/// `weft status JOB --json`, as JSON.
+pub fn status(url: &str, job: &str) -> serde_json::Value {
+    let o = run(&["status", job, "--master", url, "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    all[0].clone()
+}
+
+/// Attempts running (or queued on agents) in a job's latest action.
+pub fn running_tasks(status: &serde_json::Value) -> u64 {
+    status["stages"].as_array().map_or(0, |s| s.iter().map(|st| st["running"].as_u64().unwrap()).sum())
+}
+
 #[path = "../../benches/corpus.rs"]
 mod corpus;
 

@@ -44,7 +44,7 @@ fn word_count(sink: ResultSink) -> (JobContext, dag::JobGraph) {
         limits: TaskLimits::default(),
         broadcasts: Arc::new([(0, Data::Inline(Bytes::from_static(b"pattern")))].into()),
         plan,
-        text: [(lines, ("file:///data".to_string(), vec![split(0, 50), split(50, 100)]))].into(),
+        text: [(lines, ("file:///data".to_string(), vec![split(0, 50), split(50, 100)].into()))].into(),
         sink,
         range_bounds: BTreeMap::new(),
     };

@@ -146,7 +146,8 @@ impl Driver for Shared {
                         )
                         .await
                         .map_err(|e| Status::failed_precondition(e.to_string()))?;
-                        let kept = splits.clone();
+                        let splits: std::sync::Arc<[_]> = splits.into();
+                        let kept = std::sync::Arc::clone(&splits);
                         self.core.call(move |c| c.set_splits(job, ds, kept)).await?;
                         splits
                     }

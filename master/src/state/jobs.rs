@@ -82,7 +82,7 @@ pub struct Job {
     /// The splits of each text dataset, planned by the first action that
     /// read it: later actions read the same partitions, so their map outputs
     /// can be reused (and the input is listed once).
-    pub splits: BTreeMap<DatasetId, Vec<TextSplit>>,
+    pub splits: BTreeMap<DatasetId, Arc<[TextSplit]>>,
     /// The range bounds of its sorts into several partitions, by shuffle,
     /// sampled by the first action that needed them.
     pub range_bounds: BTreeMap<ShuffleId, Vec<Vec<u8>>>,

@@ -3,8 +3,6 @@ use crate::dag;
 use weft_core::limits::TaskLimits;
 use weft_core::plan::{Node, Plan};
 
-const T0: Duration = Duration::ZERO;
-
 fn core() -> (Core, Instant) {
     let config =
         CoreConfig { heartbeat_interval: Duration::from_secs(1), lost_after: 3, max_result_size: 100 };
@@ -151,7 +149,6 @@ fn a_failed_action_still_counts_its_tasks_in_the_totals() {
         !c.task_ends(AgentId { incarnation: Incarnation(1), seq: a.seq }, vec![], now),
         "another run's id"
     );
-    let _ = T0;
 }
 
 #[test]
