@@ -289,7 +289,7 @@ impl<F: BlockFetcher> Executor<F> {
         let host_only = job.chain.ops.is_empty();
         let guest = async {
             let report = if host_only {
-                Ok(job.run(in_rx, out_tx).await)
+                Ok(job.pass_through(in_rx, out_tx).await)
             } else {
                 self.pool.run(move || job.run(in_rx, out_tx)).await
             };

@@ -66,7 +66,7 @@ impl GuestJob {
     pub async fn run(self, input: Receiver<Msg>, output: Sender<Vec<u8>>) -> TaskReport {
         let deadline = self.waits.clock.start();
         if self.chain.ops.is_empty() {
-            return pass_through(input, output, self.chain.input_keyed, deadline, &self.waits).await;
+            return self.pass_through(input, output).await;
         }
         let instance = self.sandbox.instantiate_until(&self.component, self.ctx, deadline.into_std()).await;
         let mut instance = match instance {
@@ -75,6 +75,14 @@ impl GuestJob {
         };
         let end = drive(&mut instance, &self.chain, input, output, deadline, &self.waits).await;
         instance.finish(end)
+    }
+
+    /// Run an attempt with an empty chain: no instance at all, batches go
+    /// straight through in the host (and the future is `Send`, unlike
+    /// [`run`](Self::run)'s, so it need not go to the pool).
+    pub async fn pass_through(self, input: Receiver<Msg>, output: Sender<Vec<u8>>) -> TaskReport {
+        let deadline = self.waits.clock.start();
+        pass_through(input, output, self.chain.input_keyed, deadline, &self.waits).await
     }
 }
 

@@ -181,29 +181,22 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
     }
 }
 
-/// Run `spec` to its end, or until `kill` (`None`).
-///
-/// rustc cannot prove the executor's future `Send` (a higher-ranked lifetime
-/// in the shuffle reader's fetch closures trips its inference, rust-lang/rust
-/// #110338), so it cannot be spawned on the multi-threaded runtime. It runs on
-/// a blocking thread instead, driven with the I/O runtime's handle: its I/O
-/// still goes through that runtime's drivers, its guest part still runs on
-/// the pool, and a kill drops it there, so nothing is published.
+/// Run `spec` to its end, or until `kill` (`None`), as a task of its own on
+/// the I/O runtime (its guest part runs on the pool), so that a panic in the
+/// executor ends this attempt as a host error rather than the agent. A kill
+/// drops the executor's future: nothing is published.
 async fn execute(
     executor: Executor<RemoteFetcher>,
     spec: TaskSpec,
     mut kill: watch::Receiver<bool>,
 ) -> Option<TaskOutcome> {
-    let io = tokio::runtime::Handle::current();
-    let run = move || {
-        io.block_on(async move {
-            tokio::select! {
-                outcome = executor.execute(spec) => Some(outcome),
-                _ = kill.wait_for(|k| *k) => None,
-            }
-        })
+    let run = async move {
+        tokio::select! {
+            outcome = executor.execute(spec) => Some(outcome),
+            _ = kill.wait_for(|k| *k) => None,
+        }
     };
-    tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
+    tokio::spawn(run).await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "weft.agent.execute.panicked");
         Some(TaskOutcome {
             report: host_report(

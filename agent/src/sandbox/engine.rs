@@ -12,6 +12,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// Extra fiber stack beyond the wasm stack limit, for host frames.
 const HOST_STACK_HEADROOM: usize = 512 * 1024;
 
+/// Bytes of a memory slot restored in place (not unmapped) when it is reused.
+const KEEP_RESIDENT: usize = 2 << 20;
+
 /// Build the shared engine: component model, fuel (or, with fuel off, epoch
 /// interruption) and the pooling allocator sized for `config.max_instances`
 /// concurrent tasks.
@@ -37,9 +40,17 @@ pub fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
         .max_tables_per_component(64)
         .total_stacks(n)
         .max_memory_size(max_memory)
-        // Keep a little of each slot's memory and tables resident so that
-        // re-instantiation does not pay page faults for what every guest touches.
-        .linear_memory_keep_resident(1 << 20)
+        // Reset a slot's memory in place rather than unmapping it: with
+        // PAGEMAP_SCAN (Linux 6.7+; `Auto` falls back to the low-address
+        // `memset` elsewhere) only the pages a guest dirtied are restored, up
+        // to `keep_resident`, and only the rest is given back with `madvise`
+        // (at once: batching the decommits would keep up to a batch of
+        // released memories resident). Each `madvise` costs a TLB shootdown on every core the
+        // agent runs on, and each page it drops a fault at the next
+        // instantiation: with one-record tasks these were most of the
+        // agent's time (`cargo xtask bench-tasks`).
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(64 << 10);
 
     let mut c = Config::new();

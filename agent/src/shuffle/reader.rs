@@ -121,14 +121,18 @@ impl<F: BlockFetcher> ShuffleReader<F> {
         let budget = self.config.max_bytes_in_flight.clamp(1, u32::MAX as usize);
         let bytes_in_flight = Semaphore::new(budget);
         let mut fetched: Vec<Option<Bytes>> = vec![None; blocks.len()];
-        let fetches = futures::stream::iter(blocks.iter().enumerate())
-            .map(|(i, loc)| {
+        // Owned items: over borrowed ones, rustc cannot prove the future
+        // `Send` (higher-ranked lifetimes in the closure, rust-lang/rust#110338).
+        let wanted: Vec<(usize, BlockId, u64)> =
+            blocks.iter().enumerate().map(|(i, loc)| (i, loc.block, loc.size)).collect();
+        let fetches = futures::stream::iter(wanted)
+            .map(|(i, block, size)| {
                 let bytes_in_flight = &bytes_in_flight;
                 async move {
-                    let permits = loc.size.clamp(1, budget as u64) as u32;
+                    let permits = size.clamp(1, budget as u64) as u32;
                     // Never closed, so acquiring cannot fail.
                     let _permit = bytes_in_flight.acquire_many(permits).await.ok();
-                    (i, self.fetcher.fetch(&loc.block).await)
+                    (i, self.fetcher.fetch(&block).await)
                 }
             })
             .buffer_unordered(self.config.max_requests_in_flight.max(1));
