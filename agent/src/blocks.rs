@@ -28,8 +28,11 @@
 //!
 //! # Fetching ([`RemoteFetcher`], [`PeerChannels`])
 //!
-//! 4. **Locate.** The scheduler knows which agent ran each map task; a reduce
-//!    task's fetcher is built with that table (`(shuffle, map) → address`).
+//! 4. **Locate.** The scheduler knows which agent ran each map task. It sends
+//!    each agent a shuffle's [`MapTable`](weft_core::task::MapTable) (map →
+//!    address and block sizes) once, with the first task there that reads
+//!    it; [`MapTables`] keeps it until the job is removed, and a reduce
+//!    task's fetcher is built from it.
 //! 5. **Connect.** One lazily connected HTTP/2 channel per agent address, in a
 //!    [`PeerChannels`] pool the agent shares across tasks, so a reducer
 //!    reading from a hundred map outputs on one peer uses one connection.
@@ -47,7 +50,9 @@
 mod remote;
 mod service;
 mod store;
+mod tables;
 
 pub use remote::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, PeerChannels, RemoteError, RemoteFetcher};
 pub use service::{BlockService, CHUNK, serve_blocks, status};
 pub use store::{BlockStore, InvalidJobId, JobId, MAX_JOB_ID_LEN, MapFiles, StoreError, StoredBlock};
+pub use tables::MapTables;

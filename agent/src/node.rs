@@ -67,7 +67,7 @@ mod task;
 pub use config::AgentConfig;
 
 use crate::WasmPool;
-use crate::blocks::{BlockService, BlockStore, PeerChannels};
+use crate::blocks::{BlockService, BlockStore, MapTables, PeerChannels};
 use crate::sandbox::{Sandbox, SandboxError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -182,6 +182,8 @@ struct Shared {
     /// Channels to artifact services, by address.
     artifact_sources: PeerChannels,
     blocks: BlockStore,
+    /// The map-output tables the master sent.
+    tables: MapTables,
     /// Channels to peers' block services.
     peers: PeerChannels,
     master: report::MasterLink,
@@ -278,6 +280,7 @@ impl AgentNode {
             data_blocks: DataBlocks::new(512 << 20),
             artifact_sources: PeerChannels::new().with_connect_timeout(config.rpc_timeout),
             blocks: BlockStore::new(&config.work_dir),
+            tables: MapTables::default(),
             peers: PeerChannels::new(),
             master,
             credentials,
@@ -320,7 +323,7 @@ async fn serve(
     let stopped = async move {
         let _ = signal.recv().await;
     };
-    let blocks = BlockService::new(shared.blocks.clone()).into_server();
+    let blocks = BlockService::new(shared.blocks.clone()).with_tables(shared.tables.clone()).into_server();
     let agent = service::AgentService::new(Arc::clone(&shared)).into_server();
     drop(shared);
     tonic::transport::Server::builder()

@@ -8,11 +8,13 @@
 //! ```
 
 mod descriptor;
+mod map_table;
 
 pub use descriptor::{
-    Aggregate, Combiner, Data, DriverWork, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody,
-    TaskDescriptor, TaskInput, TaskOutput, TaskWork, TextSplitRef,
+    Aggregate, Combiner, Data, DriverWork, Partitioning, ShuffleRead, ShuffleWrite, TaskBody, TaskDescriptor,
+    TaskInput, TaskOutput, TaskWork, TextSplitRef,
 };
+pub use map_table::{BlockSizes, MapStatus, MapTable};
 
 use crate::ids::{ActionId, JobId, StageId};
 use serde::{Deserialize, Serialize};

@@ -36,7 +36,7 @@ use crate::slots::SlotIndex;
 use std::collections::{BTreeMap, VecDeque};
 use weft_core::ids::{ActionId, AgentId, ShuffleId, StageId};
 use weft_core::metering::{EndReason, TaskMetering};
-use weft_core::task::{TaskKey, TaskState};
+use weft_core::task::{BlockSizes, TaskKey, TaskState};
 
 /// Past this many map outputs a reduce task prefers no agent, as in Spark
 /// (`SHUFFLE_PREF_MAP_THRESHOLD`): finding the agents that hold a fifth of its
@@ -80,8 +80,8 @@ pub type MapOutputs = BTreeMap<ShuffleId, Vec<Option<MapOutput>>>;
 pub struct MapOutput {
     /// The agent holding it.
     pub agent: AgentId,
-    /// Bytes per reduce partition.
-    pub partition_bytes: Vec<u64>,
+    /// The size of its block for each reduce partition.
+    pub sizes: BlockSizes,
 }
 
 /// What a finished result task handed back.
@@ -147,6 +147,9 @@ pub struct JobRun {
     /// Per shuffle, how many map outputs are missing.
     missing: BTreeMap<ShuffleId, u32>,
     map_outputs: MapOutputs,
+    /// Per shuffle, how many times its map outputs changed: the version of
+    /// its [`MapTable`](weft_core::task::MapTable).
+    versions: BTreeMap<ShuffleId, u32>,
     results: Vec<Option<TaskResult>>,
     metering: TaskMetering,
     state: JobState,
@@ -181,6 +184,7 @@ impl JobRun {
             counts,
             missing,
             map_outputs,
+            versions: BTreeMap::new(),
             results,
             metering: TaskMetering::default(),
             state,
@@ -226,6 +230,7 @@ impl JobRun {
                     && self.tasks[i][p].slot == Slot::Pending
                 {
                     ours[p] = Some(out.clone());
+                    *self.versions.entry(shuffle).or_default() += 1;
                     self.tasks[i][p].slot = Slot::Done;
                     self.counts[i].done += 1;
                     if let Some(m) = self.missing.get_mut(&shuffle) {
@@ -241,6 +246,18 @@ impl JobRun {
     /// The map outputs written (or adopted) so far.
     pub fn map_outputs(&self) -> &MapOutputs {
         &self.map_outputs
+    }
+
+    /// How many map outputs `shuffle` has, when every one is available.
+    pub fn complete_maps(&self, shuffle: ShuffleId) -> Option<u32> {
+        let outs = self.map_outputs.get(&shuffle)?;
+        (self.missing.get(&shuffle) == Some(&0)).then_some(outs.len() as u32)
+    }
+
+    /// How many times the map outputs of `shuffle` changed (set, lost or
+    /// adopted): a table sent at one version is stale at any other.
+    pub fn map_version(&self, shuffle: ShuffleId) -> u32 {
+        self.versions.get(&shuffle).copied().unwrap_or(0)
     }
 
     /// End the job now with `message` (a kill, a lost driver); attempts still
@@ -391,8 +408,7 @@ impl JobRun {
         }
         let mut bytes: BTreeMap<AgentId, u64> = BTreeMap::new();
         for out in shuffles.iter().filter_map(|s| self.map_outputs.get(s)).flatten().flatten() {
-            *bytes.entry(out.agent).or_default() +=
-                out.partition_bytes.get(reduce as usize).copied().unwrap_or(0);
+            *bytes.entry(out.agent).or_default() += out.sizes.of(reduce);
         }
         let total: u64 = bytes.values().sum();
         bytes.into_iter().filter(|(_, b)| *b > 0 && b.saturating_mul(5) >= total).map(|(a, _)| a).collect()
@@ -465,7 +481,10 @@ impl JobRun {
             Outcome::Finished { result, partition_bytes } => {
                 self.set_slot(i, p, Slot::Done);
                 match self.shuffle_of(i) {
-                    Some(sh) => self.set_map_output(sh, p, Some(MapOutput { agent, partition_bytes })),
+                    Some(sh) => {
+                        let sizes = BlockSizes::new(&partition_bytes);
+                        self.set_map_output(sh, p, Some(MapOutput { agent, sizes }));
+                    }
                     None => self.results[p] = Some(result),
                 }
                 if i + 1 == self.graph.stages.len() && self.counts[i].done as usize == self.tasks[i].len() {
@@ -502,6 +521,7 @@ impl JobRun {
         };
         let (was, is) = (slot.is_some(), out.is_some());
         *slot = out;
+        *self.versions.entry(shuffle).or_default() += 1;
         if let Some(m) = self.missing.get_mut(&shuffle) {
             match (was, is) {
                 (true, false) => *m += 1,

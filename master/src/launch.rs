@@ -11,8 +11,8 @@ use weft_core::io::TextSplit;
 use weft_core::limits::TaskLimits;
 use weft_core::plan::{Node, Plan};
 use weft_core::task::{
-    Data, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody, TaskDescriptor, TaskInput, TaskKey,
-    TaskOutput, TaskWork, TextSplitRef,
+    Data, Partitioning, ShuffleRead, ShuffleWrite, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskOutput,
+    TaskWork, TextSplitRef,
 };
 
 /// What the job's result tasks do with their records.
@@ -75,18 +75,19 @@ pub enum LaunchError {
     MissingRangeBounds(ShuffleId),
 }
 
-/// Describe one task attempt for its agent. `maps(shuffle, reduce)` gives
-/// the map outputs of a shuffle with the address of the agent serving each
-/// and the size of the block this reduce partition reads.
+/// Describe one task attempt for its agent. `maps(shuffle)` gives the
+/// number of map outputs of a shuffle, all of them available (where they
+/// live travels in the shuffle's [`MapTable`](weft_core::task::MapTable), not
+/// in each reduce task).
 pub fn descriptor(
     ctx: &JobContext,
     stage: &Stage,
     task: &TaskPlan,
     key: TaskKey,
-    maps: &dyn Fn(ShuffleId, u32) -> Result<Vec<MapLocation>, LaunchError>,
+    maps: &dyn Fn(ShuffleId) -> Result<u32, LaunchError>,
 ) -> Result<TaskDescriptor, LaunchError> {
     let read = |shuffle: ShuffleId, reduce: u32, aggregate| -> Result<ShuffleRead, LaunchError> {
-        Ok(ShuffleRead { shuffle, reduce, aggregate, maps: maps(shuffle, reduce)? })
+        Ok(ShuffleRead { shuffle, reduce, aggregate, maps: maps(shuffle)? })
     };
     let input = match &task.source {
         Source::Text { dataset, split } => {

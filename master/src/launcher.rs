@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -13,7 +13,7 @@ use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::agent_client::AgentClient;
 use weft_core::proto::v1::blocks_client::BlocksClient;
 use weft_core::proto::v1::{self, KillTasksRequest, LaunchTasksRequest, RemoveJobRequest};
-use weft_core::task::{TaskDescriptor, TaskKey};
+use weft_core::task::{MapTable, TaskDescriptor, TaskKey};
 
 /// The future a [`Launcher`] call returns: `Err` with a message when the call
 /// did not reach the agent or the agent refused it.
@@ -21,12 +21,14 @@ pub type LaunchFuture<T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send
 
 /// Talks to agents: the core's only way out to them.
 pub trait Launcher: Send + Sync {
-    /// Launch `tasks` on the agent at `address` in one call; the refusals.
+    /// Launch `tasks` on the agent at `address` in one call, installing
+    /// `tables` first; the refusals.
     fn launch(
         &self,
         agent: AgentId,
         address: &str,
         tasks: &[TaskDescriptor],
+        tables: &[Arc<MapTable>],
     ) -> LaunchFuture<Vec<v1::Refusal>>;
     /// Kill the attempts `tasks` on that agent (each reports `KILLED` as usual).
     fn kill(&self, agent: AgentId, address: &str, tasks: &[TaskKey]) -> LaunchFuture<()>;
@@ -84,12 +86,14 @@ impl Launcher for GrpcLauncher {
         agent: AgentId,
         address: &str,
         tasks: &[TaskDescriptor],
+        tables: &[Arc<MapTable>],
     ) -> LaunchFuture<Vec<v1::Refusal>> {
         let client = self.client(agent, address);
         let request = LaunchTasksRequest {
             artifact_source: self.advertised.clone(),
             master: self.advertised.clone(),
             tasks: tasks.iter().map(Into::into).collect(),
+            tables: tables.iter().map(|t| (&**t).into()).collect(),
         };
         Box::pin(async move {
             let reply = client?.launch_tasks(request).await.map_err(failed)?;

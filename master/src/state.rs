@@ -34,7 +34,9 @@ use weft_core::ids::{ActionId, AgentId, DatasetId, Incarnation, JobId, ShuffleId
 use weft_core::io::TextSplit;
 use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::plan::PlanDelta;
-use weft_core::task::{Data, DriverWork, MapLocation, TaskBody, TaskDescriptor, TaskKey, TaskState};
+use weft_core::task::{
+    Data, DriverWork, MapStatus, MapTable, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskState,
+};
 
 /// What a finished action hands back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,9 @@ pub enum Refused {
     Invalid,
     /// The agent is going away.
     Stopping,
+    /// The agent lacks (or has another version of) a map-output table the
+    /// task reads: launch it again, with the table.
+    Stale,
 }
 
 /// A decision for the I/O layer to carry out.
@@ -97,6 +102,9 @@ pub enum Effect {
         address: String,
         /// The attempts.
         tasks: Vec<TaskDescriptor>,
+        /// The map-output tables they read that the agent has not been sent
+        /// (at their current version): installed before the tasks.
+        tables: Vec<Arc<MapTable>>,
     },
     /// Stop these attempts on `agent`.
     Kill {
@@ -144,6 +152,10 @@ struct Action {
     run: JobRun,
     /// Bytes of results finished so far.
     result_bytes: u64,
+    /// Each shuffle's map-output table as last built, with its version.
+    tables: HashMap<ShuffleId, (u32, Arc<MapTable>)>,
+    /// The table version each agent was sent, per shuffle.
+    sent: HashMap<(AgentId, ShuffleId), u32>,
 }
 
 /// Everything the master knows, and the rules that change it.
@@ -300,7 +312,7 @@ impl Core {
             tracing::info!(%action, skipped, "map outputs of earlier actions reused");
         }
         self.changed.insert(ctx.job);
-        self.actions.push(Action { ctx, run, result_bytes: 0 });
+        self.actions.push(Action { ctx, run, result_bytes: 0, tables: HashMap::new(), sent: HashMap::new() });
         self.reap();
         action
     }
@@ -526,10 +538,11 @@ impl Core {
 
     /// `agent` did not start some of the tasks it was sent.
     pub fn launch_refused(&mut self, agent: AgentId, refused: Vec<(TaskKey, Refused, String)>, now: Instant) {
-        let mut busy = false;
+        let (mut busy, mut stale) = (false, false);
         for (key, why, message) in refused {
             tracing::debug!(task = %key, %agent, ?why, %message, "launch refused");
             busy |= why == Refused::Busy;
+            stale |= why == Refused::Stale;
             if key.is_driver() {
                 self.driver_not_started(key, agent);
                 continue;
@@ -541,7 +554,7 @@ impl Core {
                 Refused::Invalid => Outcome::Failed(EndReason::HostError {
                     message: format!("the agent refused the task: {message}"),
                 }),
-                Refused::Busy | Refused::Stopping => Outcome::Interrupted(TaskState::Lost),
+                Refused::Busy | Refused::Stopping | Refused::Stale => Outcome::Interrupted(TaskState::Lost),
             };
             if let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) {
                 a.run.on_outcome(&key, &TaskMetering::default(), outcome);
@@ -550,13 +563,25 @@ impl Core {
         if busy {
             self.agents.pause(agent, now);
         }
+        if stale {
+            self.forget_tables(agent);
+        }
         self.reap();
+    }
+
+    /// Tables sent to `agent` may not have arrived (a launch that failed or
+    /// a refusal saying so): send them again with its next tasks.
+    fn forget_tables(&mut self, agent: AgentId) {
+        for a in &mut self.actions {
+            a.sent.retain(|(to, _), _| *to != agent);
+        }
     }
 
     /// A launch did not reach `agent`: its tasks run again (elsewhere or
     /// later), and the agent is offered nothing for a while.
     pub fn launch_failed(&mut self, agent: AgentId, tasks: Vec<TaskKey>, error: &str, now: Instant) {
         tracing::warn!(%agent, tasks = tasks.len(), %error, "launch failed; the tasks will run again");
+        self.forget_tables(agent);
         let refused = tasks.into_iter().map(|k| (k, Refused::Stopping, error.to_string())).collect();
         self.launch_refused(agent, refused, now);
         self.agents.pause(agent, now);
@@ -622,7 +647,7 @@ impl Core {
     /// Place pending drivers and ready tasks on free slots: one
     /// [`Effect::Launch`] per agent with everything placed on it.
     pub fn schedule(&mut self, now: Instant) {
-        let mut batches: BTreeMap<AgentId, Vec<TaskDescriptor>> = BTreeMap::new();
+        let mut batches: BTreeMap<AgentId, Batch> = BTreeMap::new();
         self.place_drivers(now, &mut batches);
         let mut failed = Vec::new();
         for (i, a) in self.actions.iter_mut().enumerate() {
@@ -633,8 +658,9 @@ impl Core {
             for (key, agent) in placed {
                 self.agents.placed(agent);
                 self.running.insert(key, agent);
-                match describe(&self.agents, a, key) {
-                    Ok(d) => batches.entry(agent).or_default().push(d),
+                let batch = batches.entry(agent).or_default();
+                match describe(&self.agents, a, key, agent, &mut batch.tables) {
+                    Ok(d) => batch.tasks.push(d),
                     Err(e) => failed.push((i, key, agent, e)),
                 }
             }
@@ -658,16 +684,19 @@ impl Core {
                 }
             }
         }
-        for (agent, tasks) in batches {
+        for (agent, Batch { tasks, tables }) in batches {
+            if tasks.is_empty() {
+                continue;
+            }
             if let Some(address) = self.agents.address(agent) {
                 let address = address.to_string();
-                self.effects.push(Effect::Launch { agent, address, tasks });
+                self.effects.push(Effect::Launch { agent, address, tasks, tables });
             }
         }
         self.reap();
     }
 
-    fn place_drivers(&mut self, now: Instant, batches: &mut BTreeMap<AgentId, Vec<TaskDescriptor>>) {
+    fn place_drivers(&mut self, now: Instant, batches: &mut BTreeMap<AgentId, Batch>) {
         let pending: Vec<JobId> =
             self.jobs.values().filter(|j| j.driver == DriverSlot::Pending).map(|j| j.id).collect();
         for job in pending {
@@ -682,30 +711,83 @@ impl Core {
                 broadcasts: Arc::default(),
                 body: TaskBody::Driver(DriverWork { args: j.spec.args.clone(), deadline: j.spec.deadline }),
             };
-            batches.entry(agent).or_default().push(d);
+            batches.entry(agent).or_default().tasks.push(d);
         }
     }
 }
 
-/// The descriptor of attempt `key` of `action`.
-fn describe(agents: &Agents, action: &Action, key: TaskKey) -> Result<TaskDescriptor, LaunchError> {
+/// What one agent is sent in a scheduling round.
+#[derive(Default)]
+struct Batch {
+    tasks: Vec<TaskDescriptor>,
+    tables: Vec<Arc<MapTable>>,
+}
+
+/// The descriptor of attempt `key` of `action`, placed on `agent`; the
+/// map-output tables it reads that `agent` lacks are added to `tables`.
+/// Costs O(1) per reduce task: a shuffle's table is built once per version
+/// and sent once per agent.
+fn describe(
+    agents: &Agents,
+    action: &mut Action,
+    key: TaskKey,
+    agent: AgentId,
+    tables: &mut Vec<Arc<MapTable>>,
+) -> Result<TaskDescriptor, LaunchError> {
     let run = &action.run;
     let stage = run.graph().stages.get(key.stage.0 as usize).ok_or(LaunchError::NoSuchTask(key))?;
     let plan = stage.tasks.get(key.partition as usize).ok_or(LaunchError::NoSuchTask(key))?;
-    let maps = |shuffle: ShuffleId, reduce: u32| -> Result<Vec<MapLocation>, LaunchError> {
-        let outs = run.map_outputs().get(&shuffle).ok_or(LaunchError::MissingMapOutputs(shuffle))?;
-        // One location per map output: sized once, as a reduce task of a
-        // large shuffle lists many.
-        let mut locations = Vec::with_capacity(outs.len());
-        for (m, o) in outs.iter().enumerate() {
-            let o = o.as_ref().ok_or(LaunchError::MissingMapOutputs(shuffle))?;
-            let address = agents.address(o.agent).ok_or(LaunchError::UnknownAgent(o.agent))?;
-            let bytes = o.partition_bytes.get(reduce as usize).copied().unwrap_or(0);
-            locations.push(MapLocation { map: m as u32, address: address.to_string(), bytes });
-        }
-        Ok(locations)
+    let maps = |shuffle: ShuffleId| run.complete_maps(shuffle).ok_or(LaunchError::MissingMapOutputs(shuffle));
+    let d = descriptor(&action.ctx, stage, plan, key, &maps)?;
+    let reads: &[ShuffleId] = match &d.body {
+        TaskBody::Work(w) => match &w.input {
+            TaskInput::Shuffle(r) => &[r.shuffle],
+            TaskInput::Join { left, right } => &[left.shuffle, right.shuffle],
+            TaskInput::Text(_) | TaskInput::Records(_) => &[],
+        },
+        TaskBody::Driver(_) => &[],
     };
-    descriptor(&action.ctx, stage, plan, key, &maps)
+    for &shuffle in reads {
+        let version = action.run.map_version(shuffle);
+        if action.sent.get(&(agent, shuffle)) == Some(&version) {
+            continue;
+        }
+        let table = match action.tables.get(&shuffle) {
+            Some((v, t)) if *v == version => Arc::clone(t),
+            _ => {
+                let t = Arc::new(map_table(agents, &action.run, shuffle)?);
+                action.tables.insert(shuffle, (version, Arc::clone(&t)));
+                t
+            }
+        };
+        action.sent.insert((agent, shuffle), version);
+        tables.push(table);
+    }
+    Ok(d)
+}
+
+/// The table of where every map output of `shuffle` lives, all of them
+/// available.
+fn map_table(agents: &Agents, run: &JobRun, shuffle: ShuffleId) -> Result<MapTable, LaunchError> {
+    let outs = run.map_outputs().get(&shuffle).ok_or(LaunchError::MissingMapOutputs(shuffle))?;
+    let mut index: HashMap<AgentId, u32> = HashMap::new();
+    let mut addresses: Vec<Arc<str>> = Vec::new();
+    let mut maps = Vec::with_capacity(outs.len());
+    for o in outs {
+        let o = o.as_ref().ok_or(LaunchError::MissingMapOutputs(shuffle))?;
+        let address = match index.get(&o.agent) {
+            Some(i) => *i,
+            None => {
+                let a = agents.address(o.agent).ok_or(LaunchError::UnknownAgent(o.agent))?;
+                addresses.push(Arc::from(a));
+                let i = (addresses.len() - 1) as u32;
+                index.insert(o.agent, i);
+                i
+            }
+        };
+        maps.push(MapStatus { address, sizes: o.sizes.clone() });
+    }
+    Ok(MapTable { action: run.action(), shuffle, addresses, maps })
 }
 
 /// The digest of `data` when it is a block.

@@ -13,6 +13,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use weft_core::proto::v1::blocks_client::BlocksClient;
 use weft_core::proto::v1::{BlockCompression, FetchBlockRequest, RemoveJobRequest};
+use weft_core::task::MapTable;
 
 /// How long one block fetch may take, connecting included, by default.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -213,13 +214,15 @@ pub struct RemoteFetcher {
     job: JobId,
     peers: PeerChannels,
     locations: Arc<HashMap<(ShuffleId, MapId), String>>,
+    /// Map-output tables, by shuffle: where most locations come from.
+    tables: Arc<HashMap<ShuffleId, Arc<MapTable>>>,
     timeout: Duration,
 }
 
 impl RemoteFetcher {
     /// A fetcher for `job`'s blocks over `peers`, knowing no locations yet.
     pub fn new(job: JobId, peers: PeerChannels) -> Self {
-        Self { job, peers, locations: Arc::default(), timeout: DEFAULT_FETCH_TIMEOUT }
+        Self { job, peers, locations: Arc::default(), tables: Arc::default(), timeout: DEFAULT_FETCH_TIMEOUT }
     }
 
     /// Set the timeout of each block fetch.
@@ -234,6 +237,12 @@ impl RemoteFetcher {
         self
     }
 
+    /// Take the locations of `shuffle`'s map outputs from `table`.
+    pub fn with_table(mut self, shuffle: ShuffleId, table: Arc<MapTable>) -> Self {
+        Arc::make_mut(&mut self.tables).insert(shuffle, table);
+        self
+    }
+
     /// The job whose blocks this fetcher reads.
     pub fn job(&self) -> &JobId {
         &self.job
@@ -241,7 +250,10 @@ impl RemoteFetcher {
 
     /// The agent serving map task `map` of `shuffle`, if known.
     pub fn location(&self, shuffle: ShuffleId, map: MapId) -> Option<&str> {
-        self.locations.get(&(shuffle, map)).map(String::as_str)
+        match self.locations.get(&(shuffle, map)) {
+            Some(peer) => Some(peer),
+            None => self.tables.get(&shuffle)?.address(map.0).map(|a| &**a),
+        }
     }
 
     /// Fetch `block` from the agent holding it: verified and decompressed.

@@ -1,6 +1,7 @@
 //! The `Blocks` gRPC service: a peer's window onto this agent's [`BlockStore`].
 
 use super::store::{BlockStore, JobId, StoreError, StoredBlock};
+use super::tables::MapTables;
 use crate::shuffle::{BlockId, Compression, MapId, ReduceId, ShuffleId};
 use bytes::Bytes;
 use futures::Stream;
@@ -24,12 +25,19 @@ pub const CHUNK: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct BlockService {
     store: BlockStore,
+    tables: MapTables,
 }
 
 impl BlockService {
     /// Serve the blocks in `store`.
     pub fn new(store: BlockStore) -> Self {
-        Self { store }
+        Self { store, tables: MapTables::default() }
+    }
+
+    /// Drop a job's map-output tables from `tables` when the job is removed.
+    pub fn with_tables(mut self, tables: MapTables) -> Self {
+        self.tables = tables;
+        self
     }
 
     /// The tonic service to mount on a server.
@@ -85,6 +93,7 @@ impl Blocks for BlockService {
         request: Request<RemoveJobRequest>,
     ) -> Result<Response<RemoveJobResponse>, Status> {
         let job = job_id(request.into_inner().job_id)?;
+        self.tables.remove_job(job.as_str());
         let store = self.store.clone();
         let removed_job = job.clone();
         let removed = tokio::task::spawn_blocking(move || store.remove_job(&removed_job))

@@ -4,7 +4,7 @@
 //! is accepted; the component is fetched and loaded afterwards.
 
 use super::config::AgentConfig;
-use crate::blocks::{BlockStore, InvalidJobId, JobId};
+use crate::blocks::{BlockStore, InvalidJobId, JobId, MapTables};
 use crate::executor::{Input, OutputSpec};
 use crate::shuffle::{BlockId, BlockLocation, MapId, Partitioner, ReduceId, ShuffleId};
 use std::collections::BTreeMap;
@@ -15,7 +15,8 @@ use weft_core::limits::TaskLimits;
 use weft_core::plan::Step;
 use weft_core::proto::DescriptorError;
 use weft_core::task::{
-    Data, Partitioning, ShuffleRead, TaskBody as TaskBody_, TaskDescriptor, TaskInput, TaskKey, TaskOutput,
+    Data, MapTable, Partitioning, ShuffleRead, TaskBody as TaskBody_, TaskDescriptor, TaskInput, TaskKey,
+    TaskOutput,
 };
 
 /// Why a task descriptor cannot be run; the launch of that task is refused
@@ -42,6 +43,15 @@ pub enum LaunchError {
     /// Range bounds that do not fit the partition count.
     #[error(transparent)]
     Partitioner(#[from] crate::shuffle::TooManyBounds),
+    /// The map-output table the task reads is missing or does not match it:
+    /// the master sends the table again (a `Stale` refusal, not a failure).
+    #[error("the map-output table of shuffle {shuffle} {problem}")]
+    Stale {
+        /// The shuffle.
+        shuffle: u32,
+        /// What is wrong with the table.
+        problem: String,
+    },
 }
 
 /// A launch, parsed: the attempt and everything it needs but the component.
@@ -73,8 +83,8 @@ pub(crate) struct TaskBody {
     pub input_keyed: bool,
     pub output_keyed: bool,
     pub output: OutputSpec,
-    /// Which peer serves each map output the input reads.
-    pub map_outputs: Vec<(ShuffleId, MapId, String)>,
+    /// The map-output tables of the shuffles the input reads.
+    pub tables: Vec<(ShuffleId, Arc<MapTable>)>,
     /// A parallelized partition held as a block: fetched into `input` before
     /// the attempt runs.
     pub records: Option<Data>,
@@ -98,6 +108,7 @@ pub(crate) fn parse(
     origin: &Origin<'_>,
     config: &AgentConfig,
     store: &BlockStore,
+    tables: &MapTables,
 ) -> Result<Parsed, LaunchError> {
     let key = task.key;
     let job = JobId::from(key.job());
@@ -112,11 +123,11 @@ pub(crate) fn parse(
             Body::Driver { args: d.args, master: or_master(origin.master) }
         }
         TaskBody_::Work(w) => {
-            let mut map_outputs = Vec::new();
+            let mut read = Reads { tables, action: key.action, used: Vec::new() };
             let (records, input) = match w.input {
                 TaskInput::Records(Data::Inline(b)) => (None, Input::Records(b.to_vec())),
                 TaskInput::Records(block) => (Some(block), Input::Records(Vec::new())),
-                other => (None, input(other, config, &mut map_outputs)?),
+                other => (None, input(other, config, &mut read)?),
             };
             let output = output(w.output, &key, config, store, &job)?;
             Body::Task(Box::new(TaskBody {
@@ -125,7 +136,7 @@ pub(crate) fn parse(
                 input_keyed: w.input_keyed,
                 output_keyed: w.output_keyed,
                 output,
-                map_outputs,
+                tables: read.used,
                 records,
             }))
         }
@@ -141,11 +152,7 @@ pub(crate) fn parse(
     })
 }
 
-fn input(
-    source: TaskInput,
-    config: &AgentConfig,
-    map_outputs: &mut Vec<(ShuffleId, MapId, String)>,
-) -> Result<Input, LaunchError> {
+fn input(source: TaskInput, config: &AgentConfig, read: &mut Reads<'_>) -> Result<Input, LaunchError> {
     Ok(match source {
         TaskInput::Text(t) => {
             let location = DataLocation::parse(&t.location, &config.s3)?;
@@ -157,26 +164,47 @@ fn input(
             }
         }
         TaskInput::Records(_) => Input::Records(Vec::new()),
-        TaskInput::Shuffle(read) => {
-            Input::Shuffle { blocks: blocks(&read, map_outputs), aggregate: read.aggregate }
-        }
+        TaskInput::Shuffle(r) => Input::Shuffle { blocks: read.blocks(&r)?, aggregate: r.aggregate },
         TaskInput::Join { left, right } => {
-            Input::Join { left: blocks(&left, map_outputs), right: blocks(&right, map_outputs) }
+            Input::Join { left: read.blocks(&left)?, right: read.blocks(&right)? }
         }
     })
 }
 
-/// The blocks of one reduce partition with their sizes, noting who serves
-/// each map output.
-fn blocks(read: &ShuffleRead, map_outputs: &mut Vec<(ShuffleId, MapId, String)>) -> Vec<BlockLocation> {
-    let shuffle = ShuffleId(read.shuffle.0);
-    read.maps
-        .iter()
-        .map(|m| {
-            map_outputs.push((shuffle, MapId(m.map), m.address.clone()));
-            BlockLocation { block: BlockId::new(shuffle, MapId(m.map), ReduceId(read.reduce)), size: m.bytes }
-        })
-        .collect()
+/// Shuffle reads resolved against the map-output tables, noting the tables
+/// used (the fetcher's locations).
+struct Reads<'a> {
+    tables: &'a MapTables,
+    action: weft_core::ids::ActionId,
+    used: Vec<(ShuffleId, Arc<MapTable>)>,
+}
+
+impl Reads<'_> {
+    /// The blocks of one reduce partition, in map order, with their sizes.
+    fn blocks(&mut self, read: &ShuffleRead) -> Result<Vec<BlockLocation>, LaunchError> {
+        let stale = |problem: String| LaunchError::Stale { shuffle: read.shuffle.0, problem };
+        let table = self
+            .tables
+            .get(self.action, read.shuffle)
+            .ok_or_else(|| stale(format!("was not received for {}", self.action)))?;
+        if table.maps.len() != read.maps as usize {
+            return Err(stale(format!(
+                "lists {} map outputs, the task reads {}",
+                table.maps.len(),
+                read.maps
+            )));
+        }
+        let shuffle = ShuffleId(read.shuffle.0);
+        let blocks = (0..read.maps)
+            .zip(&table.maps)
+            .map(|(m, status)| BlockLocation {
+                block: BlockId::new(shuffle, MapId(m), ReduceId(read.reduce)),
+                size: status.sizes.of(read.reduce),
+            })
+            .collect();
+        self.used.push((shuffle, table));
+        Ok(blocks)
+    }
 }
 
 fn output(
@@ -219,7 +247,7 @@ fn output(
 mod tests {
     use super::*;
     use weft_core::ids::{ActionId, Incarnation, JobId as CoreJobId, ShuffleId as CoreShuffleId, StageId};
-    use weft_core::task::{Aggregate, Combiner, DriverWork, MapLocation, ShuffleWrite, TaskWork};
+    use weft_core::task::{Aggregate, BlockSizes, Combiner, DriverWork, MapStatus, ShuffleWrite, TaskWork};
 
     const ORIGIN: Origin<'static> = Origin { artifact_source: "", master: "" };
 
@@ -235,7 +263,7 @@ mod tests {
                     shuffle: CoreShuffleId(3),
                     reduce: 4,
                     aggregate: Aggregate::SumI64,
-                    maps: vec![MapLocation { map: 0, address: "10.0.0.1:1".into(), bytes: 77 }],
+                    maps: 2,
                 }),
                 chain: Arc::from(Vec::new()),
                 input_keyed: true,
@@ -250,10 +278,33 @@ mod tests {
         }
     }
 
+    /// The table of shuffle 3 for the descriptor's action: map 0 on one
+    /// peer, map 1 (with a large block for reduce 4) on another.
+    fn tables() -> MapTables {
+        let tables = MapTables::default();
+        let d = descriptor();
+        let mut sizes = vec![10; 8];
+        sizes[4] = 500;
+        tables.install(MapTable {
+            action: d.key.action,
+            shuffle: CoreShuffleId(3),
+            addresses: vec!["10.0.0.1:1".into(), "10.0.0.2:1".into()],
+            maps: vec![
+                MapStatus { address: 0, sizes: BlockSizes::new(&[77; 8]) },
+                MapStatus { address: 1, sizes: BlockSizes::new(&sizes) },
+            ],
+        });
+        tables
+    }
+
+    fn parse_with(d: TaskDescriptor, tables: &MapTables) -> Result<Parsed, LaunchError> {
+        parse(d, &ORIGIN, &AgentConfig::default(), &BlockStore::new("/work"), tables)
+    }
+
     #[test]
     fn a_reduce_parses_with_its_map_locations_sizes_and_the_jobs_block_dir() {
         let store = BlockStore::new("/work");
-        let p = parse(descriptor(), &ORIGIN, &AgentConfig::default(), &store).unwrap();
+        let p = parse_with(descriptor(), &tables()).unwrap();
         assert_eq!(p.job.as_str(), "job-00000abc-1", "shuffle files live under the submitted job");
         assert_eq!(
             p.artifact_source,
@@ -261,11 +312,17 @@ mod tests {
             "an empty origin is the configured master"
         );
         let Body::Task(t) = p.body else { panic!("not a task") };
-        assert_eq!(t.map_outputs, [(ShuffleId(3), MapId(0), "10.0.0.1:1".to_string())]);
+        let located: Vec<_> =
+            t.tables.iter().map(|(s, t)| (*s, t.address(1).map(|a| a.to_string()))).collect();
+        assert_eq!(located, [(ShuffleId(3), Some("10.0.0.2:1".to_string()))]);
         let Input::Shuffle { blocks, aggregate } = &t.input else { panic!("{:?}", t.input) };
+        let read: Vec<_> = blocks.iter().map(|b| (b.block, b.size)).collect();
         assert_eq!(
-            (blocks[0].block, blocks[0].size),
-            (BlockId::new(ShuffleId(3), MapId(0), ReduceId(4)), 77)
+            read,
+            [
+                (BlockId::new(ShuffleId(3), MapId(0), ReduceId(4)), 77),
+                (BlockId::new(ShuffleId(3), MapId(1), ReduceId(4)), 500)
+            ]
         );
         assert_eq!(*aggregate, Aggregate::SumI64);
         let OutputSpec::Shuffle { dir, map, combiner, .. } = &t.output else { panic!("{:?}", t.output) };
@@ -274,15 +331,29 @@ mod tests {
     }
 
     #[test]
+    fn a_reduce_without_its_table_or_with_another_shape_is_stale() {
+        let err = parse_with(descriptor(), &MapTables::default()).err().unwrap();
+        assert!(matches!(err, LaunchError::Stale { shuffle: 3, .. }), "{err}");
+        let mut d = descriptor();
+        if let TaskBody_::Work(w) = &mut d.body
+            && let TaskInput::Shuffle(r) = &mut w.input
+        {
+            r.maps = 3;
+        }
+        let err = parse_with(d, &tables()).err().unwrap().to_string();
+        assert!(err.contains("lists 2 map outputs, the task reads 3"), "{err}");
+    }
+
+    #[test]
     fn a_driver_runs_under_its_own_deadline() {
         let store = BlockStore::new("/work");
         let mut d = descriptor();
         d.body = TaskBody_::Driver(DriverWork { args: vec![], deadline: None });
-        let p = parse(d.clone(), &ORIGIN, &AgentConfig::default(), &store).unwrap();
+        let p = parse(d.clone(), &ORIGIN, &AgentConfig::default(), &store, &MapTables::default()).unwrap();
         assert_eq!(p.limits.deadline, NO_DEADLINE, "no job deadline: the task deadline does not apply");
         d.body =
             TaskBody_::Driver(DriverWork { args: vec![], deadline: Some(std::time::Duration::from_secs(9)) });
-        let p = parse(d, &ORIGIN, &AgentConfig::default(), &store).unwrap();
+        let p = parse(d, &ORIGIN, &AgentConfig::default(), &store, &MapTables::default()).unwrap();
         assert_eq!(p.limits.deadline, std::time::Duration::from_secs(9));
     }
 
@@ -299,13 +370,16 @@ mod tests {
             });
         }
         assert!(matches!(
-            parse(d, &ORIGIN, &AgentConfig::default(), &store),
+            parse(d, &ORIGIN, &AgentConfig::default(), &store, &tables()),
             Err(LaunchError::Partitioner(_))
         ));
         let mut d = descriptor();
         if let TaskBody_::Work(w) = &mut d.body {
             w.output = TaskOutput::Text { location: "gs://nope/out".into() };
         }
-        assert!(matches!(parse(d, &ORIGIN, &AgentConfig::default(), &store), Err(LaunchError::Location(_))));
+        assert!(matches!(
+            parse(d, &ORIGIN, &AgentConfig::default(), &store, &tables()),
+            Err(LaunchError::Location(_))
+        ));
     }
 }

@@ -12,7 +12,7 @@ use weft_core::proto::v1::{
     KillTasksRequest, KillTasksResponse, LaunchTasksRequest, LaunchTasksResponse, Refusal, RefusalKind,
     TaskDescriptor,
 };
-use weft_core::task::{self, TaskKey};
+use weft_core::task::{self, MapTable, TaskKey};
 
 /// The `Agent` service of one node.
 #[derive(Clone)]
@@ -34,8 +34,14 @@ impl AgentService {
         let shared = &self.shared;
         let invalid = |e: String| (RefusalKind::Invalid, e);
         let descriptor = task::TaskDescriptor::try_from(proto).map_err(|e| invalid(e.to_string()))?;
-        let parsed = launch::parse(descriptor, origin, &shared.config, &shared.blocks)
-            .map_err(|e| invalid(e.to_string()))?;
+        let parsed = launch::parse(descriptor, origin, &shared.config, &shared.blocks, &shared.tables)
+            .map_err(|e| {
+                let kind = match e {
+                    launch::LaunchError::Stale { .. } => RefusalKind::Stale,
+                    _ => RefusalKind::Invalid,
+                };
+                (kind, e.to_string())
+            })?;
         if shared.is_shutting_down() {
             return Err((RefusalKind::Stopping, "the agent is shutting down".into()));
         }
@@ -79,6 +85,13 @@ impl Agent for AgentService {
     ) -> Result<Response<LaunchTasksResponse>, Status> {
         auth::check(request.metadata(), &self.shared.config.cluster_token, "master")?;
         let req = request.into_inner();
+        // Tables first: the tasks of this call may read them. One that does
+        // not convert fails the whole call (the master retries it, backing off).
+        for table in req.tables {
+            let table = MapTable::try_from(table)
+                .map_err(|e| Status::invalid_argument(format!("a map-output table: {e}")))?;
+            self.shared.tables.install(table);
+        }
         let origin = Origin { artifact_source: &req.artifact_source, master: &req.master };
         let mut refused = Vec::new();
         for proto in req.tasks {

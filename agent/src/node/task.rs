@@ -96,8 +96,7 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
     };
     match parsed.body {
         Body::Task(body) => {
-            let TaskBody { mut input, chain, input_keyed, output_keyed, output, map_outputs, records } =
-                *body;
+            let TaskBody { mut input, chain, input_keyed, output_keyed, output, tables, records } = *body;
             if let Some(block) = records {
                 match resolve(shared, &parsed.artifact_source, &block).await {
                     Ok(bytes) => input = crate::executor::Input::Records(bytes.to_vec()),
@@ -115,8 +114,8 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
             }
             let mut fetcher = RemoteFetcher::new(parsed.job.clone(), shared.peers.clone())
                 .with_timeout(shared.config.fetch_timeout);
-            for (shuffle, map, peer) in map_outputs {
-                fetcher = fetcher.with_map_output(shuffle, map, peer);
+            for (shuffle, table) in tables {
+                fetcher = fetcher.with_table(shuffle, table);
             }
             let spec = TaskSpec {
                 job: key.action.to_string(),

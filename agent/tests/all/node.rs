@@ -31,7 +31,8 @@ use weft_core::proto::v1::driver_server::DriverServer;
 use weft_core::proto::v1::master_server::{Master, MasterServer};
 use weft_core::proto::v1::{self, RefusalKind};
 use weft_core::task::{
-    Data, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskOutput, TaskState, TaskWork, TextSplitRef,
+    Data, MapTable, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskOutput, TaskState, TaskWork,
+    TextSplitRef,
 };
 
 mod driver;
@@ -289,8 +290,18 @@ impl Cluster {
 
     /// Launch `task` on `agent` as this master does; `Err` when the agent refused it.
     async fn launch(&self, agent: &AgentHandle, task: &TaskDescriptor) -> Result<(), v1::Refusal> {
+        self.launch_reading(agent, task, &[]).await
+    }
+
+    /// Launch `task` with the map-output `tables` it reads.
+    async fn launch_reading(
+        &self,
+        agent: &AgentHandle,
+        task: &TaskDescriptor,
+        tables: &[MapTable],
+    ) -> Result<(), v1::Refusal> {
         let address = self.addr.to_string();
-        launch_with(agent, &address, &address, task).await
+        launch_with(agent, &address, &address, task, tables).await
     }
 }
 
@@ -309,11 +320,13 @@ async fn launch_with(
     artifact_source: &str,
     master: &str,
     task: &TaskDescriptor,
+    tables: &[MapTable],
 ) -> Result<(), v1::Refusal> {
     let request = v1::LaunchTasksRequest {
         artifact_source: artifact_source.into(),
         master: master.into(),
         tasks: vec![v1::TaskDescriptor::from(task)],
+        tables: tables.iter().map(Into::into).collect(),
     };
     let mut refused = client(agent).await.launch_tasks(request).await.unwrap().into_inner().refused;
     assert!(refused.len() <= 1, "{refused:?}");

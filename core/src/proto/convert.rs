@@ -31,6 +31,14 @@ pub enum ProtoError {
         /// The raw value.
         value: i32,
     },
+    /// A message whose fields disagree with each other.
+    #[error("message {message} is inconsistent: {reason}")]
+    Inconsistent {
+        /// The message type.
+        message: &'static str,
+        /// What disagrees.
+        reason: String,
+    },
 }
 
 fn micros(d: Duration) -> u64 {

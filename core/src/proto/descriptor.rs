@@ -3,13 +3,14 @@
 
 use super::ProtoError;
 use super::v1::{self, shuffle_write, task_descriptor, task_input, task_output};
-use crate::ids::ShuffleId;
+use crate::ids::{ActionId, ShuffleId};
 use crate::limits::TaskLimits;
 use crate::plan::Step;
 use crate::task::{
-    Aggregate, Combiner, Data, DriverWork, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskBody,
-    TaskDescriptor, TaskInput, TaskKey, TaskOutput, TaskWork, TextSplitRef,
+    Aggregate, BlockSizes, Combiner, Data, DriverWork, MapStatus, MapTable, Partitioning, ShuffleRead,
+    ShuffleWrite, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskOutput, TaskWork, TextSplitRef,
 };
+use std::sync::Arc;
 use std::time::Duration;
 
 fn missing(message: &'static str, field: &'static str) -> ProtoError {
@@ -207,11 +208,7 @@ fn read_to_proto(r: &ShuffleRead) -> v1::ShuffleRead {
         shuffle: r.shuffle.0,
         reduce: r.reduce,
         aggregate: aggregate_to_proto(r.aggregate) as i32,
-        maps: r
-            .maps
-            .iter()
-            .map(|m| v1::MapLocation { map: m.map, address: m.address.clone(), bytes: m.bytes })
-            .collect(),
+        maps: r.maps,
     }
 }
 
@@ -226,16 +223,59 @@ fn read_from_proto(r: v1::ShuffleRead) -> Result<ShuffleRead, ProtoError> {
             return Err(ProtoError::UnknownEnum { field: "aggregate", value: r.aggregate });
         }
     };
-    Ok(ShuffleRead {
-        shuffle: ShuffleId(r.shuffle),
-        reduce: r.reduce,
-        aggregate,
-        maps: r
-            .maps
-            .into_iter()
-            .map(|m| MapLocation { map: m.map, address: m.address, bytes: m.bytes })
-            .collect(),
-    })
+    Ok(ShuffleRead { shuffle: ShuffleId(r.shuffle), reduce: r.reduce, aggregate, maps: r.maps })
+}
+
+impl From<&MapTable> for v1::MapTable {
+    fn from(t: &MapTable) -> Self {
+        v1::MapTable {
+            action: Some(t.action.into()),
+            shuffle: t.shuffle.0,
+            addresses: t.addresses.iter().map(|a| a.to_string()).collect(),
+            maps: t
+                .maps
+                .iter()
+                .map(|m| v1::MapStatus {
+                    address: m.address,
+                    mean: m.sizes.mean,
+                    exact: m
+                        .sizes
+                        .exact
+                        .iter()
+                        .map(|&(reduce, bytes)| v1::ExactSize { reduce, bytes })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<v1::MapTable> for MapTable {
+    type Error = ProtoError;
+
+    /// Checked so that a reader can trust it: every map names an address the
+    /// table has, and large blocks are listed once each, by partition.
+    fn try_from(t: v1::MapTable) -> Result<Self, ProtoError> {
+        let action = ActionId::try_from(t.action.as_ref().ok_or(missing("MapTable", "action"))?)?;
+        let inconsistent = |reason: String| ProtoError::Inconsistent { message: "MapTable", reason };
+        let addresses: Vec<Arc<str>> = t.addresses.into_iter().map(Arc::from).collect();
+        let mut maps = Vec::with_capacity(t.maps.len());
+        for (i, m) in t.maps.into_iter().enumerate() {
+            if m.address as usize >= addresses.len() {
+                return Err(inconsistent(format!(
+                    "map {i} names address {} of {}",
+                    m.address,
+                    addresses.len()
+                )));
+            }
+            let exact: Vec<(u32, u64)> = m.exact.into_iter().map(|e| (e.reduce, e.bytes)).collect();
+            if exact.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err(inconsistent(format!("map {i} lists its large blocks out of order")));
+            }
+            maps.push(MapStatus { address: m.address, sizes: BlockSizes { mean: m.mean, exact } });
+        }
+        Ok(MapTable { action, shuffle: ShuffleId(t.shuffle), addresses, maps })
+    }
 }
 
 #[cfg(test)]
@@ -281,7 +321,7 @@ mod tests {
             shuffle: ShuffleId(shuffle),
             reduce: 3,
             aggregate: Aggregate::Sorted { ascending: false },
-            maps: vec![MapLocation { map: 0, address: "127.0.0.1:1".into(), bytes: 99 }],
+            maps: 7,
         };
         let inputs = [
             TaskInput::Text(TextSplitRef {
@@ -355,5 +395,34 @@ mod tests {
         let mut d = good;
         d.limits = None;
         assert_eq!(TaskDescriptor::try_from(d).unwrap().limits, TaskLimits::default(), "unset limits");
+    }
+
+    #[test]
+    fn map_tables_round_trip_and_inconsistent_ones_are_refused() {
+        let table = MapTable {
+            action: key().action,
+            shuffle: ShuffleId(3),
+            addresses: vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()],
+            maps: vec![
+                MapStatus { address: 1, sizes: BlockSizes::new(&[1, 2, 300]) },
+                MapStatus { address: 0, sizes: BlockSizes::default() },
+            ],
+        };
+        let proto = v1::MapTable::from(&table);
+        assert_eq!(MapTable::try_from(proto.clone()).unwrap(), table);
+        assert_eq!(table.address(0).map(|a| &**a), Some("127.0.0.1:2"));
+        assert_eq!(table.address(2), None);
+
+        let mut bad = proto.clone();
+        bad.maps[0].address = 2;
+        let err = MapTable::try_from(bad).unwrap_err().to_string();
+        assert!(err.contains("map 0 names address 2 of 2"), "{err}");
+        let mut bad = proto.clone();
+        bad.maps[0].exact =
+            vec![v1::ExactSize { reduce: 2, bytes: 9 }, v1::ExactSize { reduce: 1, bytes: 9 }];
+        assert!(MapTable::try_from(bad).is_err(), "large blocks out of order");
+        let mut bad = proto;
+        bad.action = None;
+        assert!(MapTable::try_from(bad).is_err(), "no action");
     }
 }

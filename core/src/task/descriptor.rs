@@ -153,7 +153,9 @@ pub enum TaskInput {
     },
 }
 
-/// One reduce partition of a shuffle: every map output's block.
+/// One reduce partition of a shuffle. Where each map output's block lives is
+/// in the shuffle's [`MapTable`](super::MapTable), which reaches the agent
+/// before (or with) the first task that reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShuffleRead {
     /// The shuffle.
@@ -162,19 +164,8 @@ pub struct ShuffleRead {
     pub reduce: u32,
     /// What the host does with the merged pairs.
     pub aggregate: Aggregate,
-    /// Where each map output lives, in map order.
-    pub maps: Vec<MapLocation>,
-}
-
-/// One map output of a shuffle, as a reader needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MapLocation {
-    /// The map partition.
-    pub map: u32,
-    /// The block service of the agent holding it.
-    pub address: String,
-    /// The stored size of the block this reader needs, in bytes.
-    pub bytes: u64,
+    /// How many map outputs the shuffle has (checked against the table).
+    pub maps: u32,
 }
 
 /// Host-side work on a reduce partition's merged, key-sorted pairs.

@@ -195,7 +195,7 @@ fn adopting_partial_or_mismatched_outputs_runs_only_what_is_missing() {
     assert_eq!(second.ready(), [(StageId(0), 0)], "only the missing map output is computed");
 
     let mut other: MapOutputs = BTreeMap::new();
-    other.insert(shuffle(&second), vec![Some(MapOutput { agent: A, partition_bytes: vec![] }); 5]);
+    other.insert(shuffle(&second), vec![Some(MapOutput { agent: A, sizes: Default::default() }); 5]);
     let mut third = word_count();
     assert_eq!(third.adopt(&other), 0, "a different split count is not the same shuffle output");
     assert_eq!(third.ready().len(), 2);

@@ -15,7 +15,7 @@ use tonic::Status;
 use weft_core::artifact::ArtifactStore;
 use weft_core::ids::{ActionId, AgentId, JobId};
 use weft_core::proto::v1;
-use weft_core::task::TaskKey;
+use weft_core::task::{MapTable, TaskDescriptor, TaskKey};
 
 /// A change for the core, or a question to it.
 pub(crate) enum Command {
@@ -30,6 +30,9 @@ pub(crate) enum Command {
     TaskEnds { agent: AgentId, ends: Vec<TaskEnd>, reply: oneshot::Sender<bool> },
     /// An agent did not start some tasks it was sent.
     Refused { agent: AgentId, refused: Vec<(TaskKey, Refused, String)> },
+    /// A launch call to an agent ended: `ended` says how (`None`: every
+    /// task started), and the agent's next batch may go.
+    Launched { agent: AgentId, ended: Option<Box<Command>> },
     /// A launch did not reach its agent.
     LaunchFailed { agent: AgentId, tasks: Vec<TaskKey>, error: String },
 }
@@ -87,7 +90,15 @@ pub(crate) fn start(
 ) -> CoreHandle {
     let (tx, rx) = mpsc::channel(BATCH);
     let handle = CoreHandle { tx: tx.clone() };
-    let io = Io { core, launcher, store, tx, waiters: HashMap::new(), watchers: HashMap::new() };
+    let io = Io {
+        core,
+        launcher,
+        store,
+        tx,
+        waiters: HashMap::new(),
+        watchers: HashMap::new(),
+        launching: HashMap::new(),
+    };
     tokio::spawn(io.run(rx, tick));
     handle
 }
@@ -101,6 +112,18 @@ struct Io {
     tx: mpsc::Sender<Command>,
     waiters: HashMap<ActionId, oneshot::Sender<(ActionId, JobResult)>>,
     watchers: HashMap<JobId, watch::Sender<JobView>>,
+    /// Agents with a launch call in flight, and what waits to go to each
+    /// next. One call at a time per agent keeps launches in order, so a
+    /// map-output table reaches an agent before (or with) every task that
+    /// reads it; what is placed meanwhile goes in one larger call.
+    launching: HashMap<AgentId, Option<Queued>>,
+}
+
+/// Launches waiting for an agent's call in flight.
+struct Queued {
+    address: String,
+    tasks: Vec<TaskDescriptor>,
+    tables: Vec<Arc<MapTable>>,
 }
 
 impl Io {
@@ -149,27 +172,53 @@ impl Io {
                 let _ = reply.send(self.core.task_ends(agent, ends, now));
             }
             Command::Refused { agent, refused } => self.core.launch_refused(agent, refused, now),
+            Command::Launched { agent, ended } => {
+                if let Some(ended) = ended {
+                    self.apply(*ended);
+                }
+                if let Some(next) = self.launching.remove(&agent).flatten() {
+                    self.launch(agent, next);
+                }
+            }
             Command::LaunchFailed { agent, tasks, error } => {
                 self.core.launch_failed(agent, tasks, &error, now)
             }
         }
     }
 
+    /// Send `q` to `agent` now, or after the call in flight to it.
+    fn launch(&mut self, agent: AgentId, q: Queued) {
+        match self.launching.get_mut(&agent) {
+            Some(Some(waiting)) => {
+                waiting.tasks.extend(q.tasks);
+                waiting.tables.extend(q.tables);
+                return;
+            }
+            Some(waiting @ None) => {
+                *waiting = Some(q);
+                return;
+            }
+            None => {}
+        }
+        self.launching.insert(agent, None);
+        let keys: Vec<TaskKey> = q.tasks.iter().map(|t| t.key).collect();
+        let call = self.launcher.launch(agent, &q.address, &q.tasks, &q.tables);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let ended = match call.await {
+                Ok(refused) if refused.is_empty() => None,
+                Ok(refused) => Some(Command::Refused { agent, refused: refusals(refused) }),
+                Err(error) => Some(Command::LaunchFailed { agent, tasks: keys, error }),
+            };
+            let _ = tx.send(Command::Launched { agent, ended: ended.map(Box::new) }).await;
+        });
+    }
+
     fn carry_out(&mut self) {
         for effect in self.core.take_effects() {
             match effect {
-                Effect::Launch { agent, address, tasks } => {
-                    let keys: Vec<TaskKey> = tasks.iter().map(|t| t.key).collect();
-                    let call = self.launcher.launch(agent, &address, &tasks);
-                    let tx = self.tx.clone();
-                    tokio::spawn(async move {
-                        let command = match call.await {
-                            Ok(refused) if refused.is_empty() => return,
-                            Ok(refused) => Command::Refused { agent, refused: refusals(refused) },
-                            Err(error) => Command::LaunchFailed { agent, tasks: keys, error },
-                        };
-                        let _ = tx.send(command).await;
-                    });
+                Effect::Launch { agent, address, tasks, tables } => {
+                    self.launch(agent, Queued { address, tasks, tables });
                 }
                 Effect::Kill { agent, address, tasks } => {
                     let call = self.launcher.kill(agent, &address, &tasks);
@@ -227,6 +276,7 @@ fn refusals(refused: Vec<v1::Refusal>) -> Vec<(TaskKey, Refused, String)> {
             let why = match v1::RefusalKind::try_from(r.kind) {
                 Ok(v1::RefusalKind::Busy | v1::RefusalKind::Duplicate) => Refused::Busy,
                 Ok(v1::RefusalKind::Stopping) => Refused::Stopping,
+                Ok(v1::RefusalKind::Stale) => Refused::Stale,
                 _ => Refused::Invalid,
             };
             Some((key, why, r.message))

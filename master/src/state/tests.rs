@@ -185,3 +185,116 @@ fn blocks_of_driver_traffic_are_deleted_when_the_last_job_using_them_ends() {
     let Data::Block { digest, .. } = block else { unreachable!() };
     assert_eq!(deleted(c.take_effects()), [digest], "the last user ended");
 }
+
+/// A sum by key over `maps` parallelized partitions into `reduces`.
+fn reduce(core: &Core, job: JobId, maps: usize, reduces: u32) -> (JobContext, JobGraph) {
+    use weft_core::plan::{ShuffleKind, Step, StepKind};
+    let mut plan = Plan::new();
+    let xs = plan.add(Node::Parallelize { partitions: vec![Data::default(); maps] }, true).unwrap();
+    let pairs = plan
+        .add(Node::Narrow { parent: xs, step: Step { kind: StepKind::Map, function: "one".into() } }, true)
+        .unwrap();
+    let sums = plan
+        .add(
+            Node::Shuffle {
+                parent: pairs,
+                kind: ShuffleKind::ReduceByKey { function: "add".into() },
+                partitions: reduces,
+            },
+            true,
+        )
+        .unwrap();
+    let graph = dag::build(&plan, sums, &BTreeMap::new()).unwrap();
+    let (mut ctx, _) = count(core, job, 1);
+    ctx.plan = plan;
+    (ctx, graph)
+}
+
+/// The tasks and tables of every launch in `effects`.
+fn launched(effects: Vec<Effect>) -> Vec<(AgentId, Vec<TaskDescriptor>, Vec<Arc<MapTable>>)> {
+    effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Launch { agent, tasks, tables, .. } => Some((agent, tasks, tables)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_map_table_goes_once_to_each_agent_and_again_only_when_its_outputs_change() {
+    let (mut c, now) = core();
+    let slots = Resources { slots: 2, memory: 0, queue: 0 };
+    let a = c.register_agent("a:1".into(), slots, BTreeMap::new(), now);
+    let b = c.register_agent("b:1".into(), slots, BTreeMap::new(), now);
+    let job = c.submit_job(spec());
+    c.schedule(now);
+    // The driver's agent survives; the other one is lost later.
+    let (driver, _, _) = launched(c.take_effects()).remove(0);
+    let other = if driver == a { b } else { a };
+    assert!(c.agents.address(other).is_some());
+    let (ctx, graph) = reduce(&c, job, 3, 8);
+    c.run_action(ctx, graph);
+
+    // The three maps, each reporting its bytes per reduce partition.
+    c.schedule(now);
+    for (agent, tasks, tables) in launched(c.take_effects()) {
+        assert!(tables.is_empty(), "map tasks read no shuffle");
+        let ends = tasks
+            .iter()
+            .map(|t| TaskEnd { partition_bytes: vec![u64::from(t.key.partition) + 1; 8], ..finished(t.key) })
+            .collect();
+        c.task_ends(agent, ends, now);
+    }
+    c.schedule(now);
+    let mut running = Vec::new();
+    for (agent, tasks, tables) in launched(c.take_effects()) {
+        // One table per agent, whatever its number of reduce tasks.
+        assert_eq!(tables.len(), 1, "{agent}");
+        let t = &tables[0];
+        assert_eq!(t.maps.iter().map(|m| m.sizes.of(5)).collect::<Vec<_>>(), [1, 2, 3]);
+        for d in tasks {
+            let TaskBody::Work(w) = &d.body else { panic!("a driver") };
+            let TaskInput::Shuffle(r) = &w.input else { panic!("{:?}", w.input) };
+            assert_eq!(r.maps, 3, "the descriptor names the map count, not the maps");
+            running.push((agent, d.key));
+        }
+    }
+    assert_eq!(running.len(), 4);
+    // The reduces on the driver's agent end; the next ones come without tables.
+    let mut ended = 0;
+    for (agent, key) in running.iter().filter(|(agent, _)| *agent == driver) {
+        c.task_ends(*agent, vec![finished(*key)], now);
+        ended += 1;
+    }
+    c.schedule(now);
+    let launches = launched(c.take_effects());
+    assert_eq!(launches.iter().map(|(_, t, _)| t.len()).sum::<usize>(), ended);
+    for (agent, tasks, tables) in launches {
+        assert!(tables.is_empty(), "the agent has the table already");
+        c.task_ends(agent, tasks.iter().map(|t| finished(t.key)).collect(), now);
+    }
+    // The other agent is lost with its map outputs: they are computed again
+    // on the driver's agent, and the changed table goes there once more.
+    let later = now + Duration::from_secs(10);
+    c.heartbeat(driver, later);
+    c.tick(later);
+    c.schedule(later);
+    for (agent, tasks, tables) in launched(c.take_effects()) {
+        assert_eq!(agent, driver);
+        assert!(tables.is_empty(), "maps only: {tasks:?}");
+        let ends = tasks.iter().map(|t| TaskEnd { partition_bytes: vec![9; 8], ..finished(t.key) }).collect();
+        c.task_ends(agent, ends, later);
+    }
+    c.schedule(later);
+    let launches = launched(c.take_effects());
+    assert!(!launches.is_empty(), "the reduces left");
+    for (agent, _, tables) in launches {
+        assert_eq!((agent, tables.len()), (driver, 1), "the new version");
+        let t = &tables[0];
+        assert!(t.maps.iter().any(|m| m.sizes.of(0) == 9), "recomputed outputs: {t:?}");
+        assert!(
+            t.maps.iter().all(|m| *t.addresses[m.address as usize] == *c.agents.address(driver).unwrap())
+        );
+    }
+}

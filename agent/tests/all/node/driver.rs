@@ -125,7 +125,7 @@ async fn a_driver_runs_beside_a_busy_task_slot() {
     // (its Driver service: the agent's configured master, none given).
     let wordcount = c.push(guest("wordcount")).await;
     let driver = driver_task(job(13), wordcount);
-    launch_with(&agent, &c.addr.to_string(), "", &driver).await.unwrap();
+    launch_with(&agent, &c.addr.to_string(), "", &driver, &[]).await.unwrap();
     let end = c.end().await;
     assert_eq!((end.task, end.state), (driver.key, TaskState::Finished), "{}", end.log);
 

@@ -12,9 +12,21 @@ use weft_core::ids::ShuffleId;
 use weft_core::metering::EndReason;
 use weft_core::plan::StepKind;
 use weft_core::task::{
-    Aggregate, Combiner, MapLocation, Partitioning, ShuffleRead, ShuffleWrite, TaskInput, TaskOutput,
-    TaskState,
+    Aggregate, BlockSizes, Combiner, MapStatus, MapTable, Partitioning, ShuffleRead, ShuffleWrite, TaskInput,
+    TaskOutput, TaskState,
 };
+use weft_core::{ids::ActionId, proto::v1};
+
+/// The table of `shuffle` for `action`: every map output on the agent at
+/// `address`, with the stored bytes each map task reported.
+fn table(action: ActionId, shuffle: ShuffleId, address: &str, map_bytes: &[Vec<u64>]) -> MapTable {
+    MapTable {
+        action,
+        shuffle,
+        addresses: vec![address.into()],
+        maps: map_bytes.iter().map(|b| MapStatus { address: 0, sizes: BlockSizes::new(b) }).collect(),
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_stage_word_count_reads_shuffle_blocks_from_a_peer() {
@@ -46,24 +58,23 @@ async fn a_two_stage_word_count_reads_shuffle_blocks_from_a_peer() {
     }
     let mut counts = HashMap::new();
     for reduce in 0..REDUCES {
-        let maps = (0..splits.len())
-            .map(|map| MapLocation {
-                map: map as u32,
-                address: a.address().into(),
-                bytes: map_bytes[map][reduce as usize],
-            })
-            .collect();
         let mut t = task(job(21), 1, reduce, wordcount);
         let w = work(&mut t);
         w.input = TaskInput::Shuffle(ShuffleRead {
             shuffle: ShuffleId(1),
             reduce,
             aggregate: Aggregate::SumI64,
-            maps,
+            maps: splits.len() as u32,
         });
         w.input_keyed = true;
         w.output_keyed = true;
-        c.launch(&b, &t).await.unwrap();
+        // The table goes with the first reduce task only: the agent keeps it.
+        let tables = if reduce == 0 {
+            vec![table(t.key.action, ShuffleId(1), a.address(), &map_bytes)]
+        } else {
+            vec![]
+        };
+        c.launch_reading(&b, &t, &tables).await.unwrap();
         let end = c.end().await;
         assert_eq!((end.task, end.agent), (t.key, b.agent_id().unwrap()));
         assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
@@ -105,7 +116,7 @@ async fn a_reduce_whose_map_output_is_gone_ends_fetch_failed() {
     c.launch(&a, &t).await.unwrap();
     let end = c.end().await;
     assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
-    let (gone, bytes) = (a.address().to_owned(), end.partition_bytes[0]);
+    let (gone, bytes) = (a.address().to_owned(), end.partition_bytes);
     a.shutdown().await.unwrap();
 
     let mut t = task(job(22), 1, 0, wordcount);
@@ -114,11 +125,11 @@ async fn a_reduce_whose_map_output_is_gone_ends_fetch_failed() {
         shuffle: ShuffleId(4),
         reduce: 0,
         aggregate: Aggregate::SumI64,
-        maps: vec![MapLocation { map: 0, address: gone, bytes }],
+        maps: 1,
     });
     w.input_keyed = true;
     w.output_keyed = true;
-    c.launch(&b, &t).await.unwrap();
+    c.launch_reading(&b, &t, &[table(t.key.action, ShuffleId(4), &gone, &[bytes])]).await.unwrap();
     // Agent A's loss may show up in between; `end` skips it.
     let end = c.end().await;
     assert_eq!((end.task, end.state), (t.key, TaskState::Failed), "{:?}", end.end);
@@ -127,5 +138,30 @@ async fn a_reduce_whose_map_output_is_gone_ends_fetch_failed() {
         "{:?}",
         end.end
     );
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reduce_whose_table_never_came_is_refused_as_stale() {
+    let mut c = cluster(Duration::from_secs(1)).await;
+    let b = c.agent("b", 1).await;
+    let wordcount = c.push(guest("wordcount")).await;
+    let mut t = task(job(23), 1, 0, wordcount);
+    let w = work(&mut t);
+    w.input = TaskInput::Shuffle(ShuffleRead {
+        shuffle: ShuffleId(2),
+        reduce: 0,
+        aggregate: Aggregate::Merge,
+        maps: 3,
+    });
+    w.input_keyed = true;
+    let refusal = c.launch(&b, &t).await.unwrap_err();
+    assert_eq!(refusal.kind, v1::RefusalKind::Stale as i32, "{refusal:?}");
+    assert!(refusal.message.contains("shuffle 2 was not received"), "{}", refusal.message);
+    // A table of another shape is stale too, and says how.
+    let other = table(t.key.action, ShuffleId(2), "127.0.0.1:1", &[vec![1], vec![2]]);
+    let refusal = c.launch_reading(&b, &t, &[other]).await.unwrap_err();
+    assert_eq!(refusal.kind, v1::RefusalKind::Stale as i32, "{refusal:?}");
+    assert!(refusal.message.contains("lists 2 map outputs, the task reads 3"), "{}", refusal.message);
     b.shutdown().await.unwrap();
 }
