@@ -37,7 +37,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "bench-cluster-token";
+const TOKEN: &str = "weft_c_bench-cluster-token-0123456789";
+/// The cluster master's client token, which `weft submit` presents.
+const CLIENT: &str = "weft_t_bench-client-token-0123456789";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -56,7 +58,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 
 fn weft() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
-    c.env("WEFT_LOG", "warn");
+    c.env("WEFT_LOG", "warn").env("WEFT_CLIENT_TOKEN", CLIENT).env("WEFT_TOKEN", CLIENT);
     c
 }
 

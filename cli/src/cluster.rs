@@ -109,14 +109,18 @@ pub async fn local(a: LocalArgs) -> Result<u8> {
     .await?;
     let mut agents = Vec::new();
     for i in 0..a.agents.max(1) {
-        let mut c = agent_config(&a.dir.join(format!("agent-{i}")), master.url(), String::new());
+        let mut c =
+            agent_config(&a.dir.join(format!("agent-{i}")), master.url(), master.cluster_token.clone());
         c.listen = "127.0.0.1:0".parse()?;
         if let Some(s) = a.slots {
             c.slots = s;
         }
         agents.push(AgentNode::start(c).await.context("starting an agent")?);
     }
-    let code = submit(SubmitArgs::local(a.job, a.args, master.url(), a.json)).await;
+    // The master generated its tokens (kept in its data directory): its own
+    // agents and this submission use them, so nothing else can.
+    let token = master.client_token.clone().unwrap_or_default();
+    let code = submit(SubmitArgs::local(a.job, a.args, master.url(), token, a.json)).await;
     for agent in agents {
         let _ = agent.shutdown().await;
     }

@@ -22,9 +22,19 @@ pub struct MasterArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7070")]
     listen: std::net::SocketAddr,
-    /// Token agents must present (also set on `weft agent`).
-    #[arg(long, env = "WEFT_CLUSTER_TOKEN", default_value = "")]
+    /// Token agents must present (give the same to `weft agent`). Default: one
+    /// generated at the first start and kept in DATA_DIR/credentials.toml.
+    #[arg(long, env = "WEFT_CLUSTER_TOKEN", default_value = "", hide_env_values = true)]
     cluster_token: String,
+    /// Token of the `default` tenant, an admin that sees every job (clients
+    /// pass it as --token). Without it and without --tenants, one is
+    /// generated like the cluster token and printed at start.
+    #[arg(long, env = "WEFT_CLIENT_TOKEN", default_value = "", hide_env_values = true)]
+    client_token: String,
+    /// A TOML file of tenants, each with the hashes of its tokens (`weft token
+    /// new` makes both). Reloaded when it changes, and on SIGHUP.
+    #[arg(long, env = "WEFT_TENANTS")]
+    tenants: Option<PathBuf>,
     /// Directory for the master's artifact store.
     #[arg(long, default_value = ".weft/master")]
     data_dir: PathBuf,
@@ -56,6 +66,8 @@ pub async fn master(args: MasterArgs) -> Result<()> {
         None => MasterConfig {
             listen: args.listen,
             cluster_token: args.cluster_token,
+            client_token: args.client_token,
+            tenants: args.tenants,
             data_dir: args.data_dir,
             max_result_size: args.max_result_size,
             job_deadline: args.job_deadline,
@@ -70,10 +82,38 @@ pub async fn master(args: MasterArgs) -> Result<()> {
         handle.url(),
         handle.incarnation
     );
-    tokio::signal::ctrl_c().await?;
+    print_generated(&handle);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r?; break; }
+            _ = hangup.recv() => match handle.reload_tenants() {
+                Ok(names) => eprintln!("tenants reloaded: {}", names.join(", ")),
+                Err(e) => eprintln!("tenants not reloaded (the ones in force stay): {e}"),
+            },
+        }
+    }
     eprintln!("stopping");
     handle.shutdown().await;
     Ok(())
+}
+
+/// Tell the operator how to use the tokens the master generated, as Jupyter
+/// prints its URL with the token.
+fn print_generated(handle: &weft_master::node::MasterHandle) {
+    let g = &handle.generated;
+    let Some(file) = &g.file else { return };
+    let url = handle.url();
+    eprintln!("no tokens were configured: generated ones are kept in {} (owner only)", file.display());
+    if g.cluster_token {
+        eprintln!("  agents:  WEFT_CLUSTER_TOKEN={} weft agent --master {url}", handle.cluster_token);
+    }
+    if let (true, Some(t)) = (g.client_token, &handle.client_token) {
+        eprintln!("  clients: WEFT_TOKEN={t} weft submit --master {url} JOB.wasm");
+    }
+    eprintln!(
+        "  (set --cluster-token, --client-token or --tenants to choose them; see `weft master --help`)"
+    );
 }
 
 /// Options of `weft submit`.
@@ -101,15 +141,15 @@ pub struct SubmitArgs {
 }
 
 impl SubmitArgs {
-    /// A waited submission to a local master.
-    pub fn local(job: String, args: Vec<String>, master: String, json: bool) -> Self {
+    /// A waited submission to a local master presenting `token`.
+    pub fn local(job: String, args: Vec<String>, master: String, token: String, json: bool) -> Self {
         Self {
             job,
             args,
             wait: true,
             job_deadline: None,
             max_task_attempts: None,
-            client: ClientArgs { master, json, token: String::new() },
+            client: ClientArgs { master, json, token },
         }
     }
 }
@@ -123,8 +163,9 @@ pub struct ClientArgs {
     /// Print JSON for scripts.
     #[arg(long)]
     json: bool,
-    /// Token for the master's client API.
-    #[arg(long, env = "WEFT_TOKEN", default_value = "")]
+    /// Your tenant's token for the master's client API (from its operator, or
+    /// printed by a `weft master` that generated it).
+    #[arg(long, env = "WEFT_TOKEN", default_value = "", hide_env_values = true)]
     token: String,
 }
 
@@ -186,7 +227,7 @@ fn job_ref(id: &str) -> Result<v1::JobRef> {
 fn json(s: &JobStatus) -> serde_json::Value {
     let m: TaskMetering = s.totals.as_ref().map(Into::into).unwrap_or_default();
     serde_json::json!({
-        "job": job_name(s.job.as_ref()), "state": state_name(s.state), "message": s.message,
+        "job": job_name(s.job.as_ref()), "tenant": s.tenant, "state": state_name(s.state), "message": s.message,
         "metering": m, "driver_log": s.driver_log,
         "stages": s.stages.iter().map(|st| serde_json::json!({
             "stage": st.stage_id, "name": st.name, "tasks": st.tasks,
@@ -197,7 +238,7 @@ fn json(s: &JobStatus) -> serde_json::Value {
 
 fn summary(s: &JobStatus) -> String {
     let m: TaskMetering = s.totals.as_ref().map(Into::into).unwrap_or_default();
-    let mut out = format!("{}: {}", job_name(s.job.as_ref()), state_name(s.state));
+    let mut out = format!("{} ({}): {}", job_name(s.job.as_ref()), s.tenant, state_name(s.state));
     if !s.message.is_empty() {
         out.push_str(&format!(" — {}", s.message));
     }

@@ -33,7 +33,10 @@ mod jobs;
 enum Command {
     /// Run a master: the scheduler, agents' registry, artifact store and client API.
     ///
-    /// Example: weft master --listen 0.0.0.0:7070 --cluster-token s3cret
+    /// Without tokens it makes a cluster and a client token and prints how to
+    /// use them.
+    ///
+    /// Example: weft master --listen 0.0.0.0:7070 --tenants tenants.toml
     Master(jobs::MasterArgs),
     /// Submit a job (a .wasm component or an artifact URI) to a master.
     ///
@@ -59,6 +62,30 @@ enum Command {
     /// Run user functions in the metered sandbox, outside any cluster.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Make tokens for a master's tenants, and hash them for its tenants file.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a new random token and its hash: the token goes to the tenant
+    /// (`--token`, `WEFT_TOKEN`), the hash into its `tokens` in the master's
+    /// tenants file.
+    ///
+    /// Example: weft token new --cluster (a token for agents' --cluster-token)
+    New {
+        /// A cluster token (for `weft master` and `weft agent`) rather than a tenant's.
+        #[arg(long)]
+        cluster: bool,
+        /// Print JSON (`{"token": ..., "hash": ...}`) for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the hash of the token on stdin (kept out of shell history).
+    ///
+    /// Example: weft token hash < token.txt
+    Hash,
 }
 
 #[derive(Subcommand)]
@@ -207,6 +234,30 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Task(TaskCommand::Run(args)) => return task_run(args).await,
+        Command::Token(TokenCommand::New { cluster, json }) => {
+            let token = weft_core::token::generate(if cluster { "weft_c_" } else { "weft_t_" })?;
+            let hash = weft_core::token::TokenHash::of(&token);
+            if json {
+                println!("{}", serde_json::json!({ "token": token, "hash": hash.to_string() }));
+            } else if cluster {
+                println!(
+                    "token: {token}\n  give it to `weft master` and every `weft agent` (--cluster-token or WEFT_CLUSTER_TOKEN)"
+                );
+            } else {
+                println!("token: {token}\n  give it to the tenant (--token or WEFT_TOKEN)");
+                println!("hash:  {hash}\n  add it to the tenant's `tokens` in the master's tenants file");
+            }
+        }
+        Command::Token(TokenCommand::Hash) => {
+            let mut token = String::new();
+            std::io::stdin().read_line(&mut token).context("reading the token from stdin")?;
+            let token = token.trim();
+            if token.is_empty() {
+                bail!("no token on stdin: `weft token hash < token.txt`, or `echo $TOKEN | weft token hash`");
+            }
+            weft_core::token::check_strength(token)?;
+            println!("{}", weft_core::token::TokenHash::of(token));
+        }
         Command::Master(args) => jobs::master(args).await?,
         Command::Submit(args) => return Ok(std::process::ExitCode::from(jobs::submit(args).await?)),
         Command::Status(args) => return Ok(std::process::ExitCode::from(jobs::status(args).await?)),

@@ -33,3 +33,4 @@ pub mod plan;
 pub mod proto;
 pub mod range;
 pub mod task;
+pub mod token;

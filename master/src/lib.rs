@@ -31,3 +31,4 @@ pub mod node;
 pub(crate) mod service;
 pub mod slots;
 pub mod state;
+pub mod tenants;

@@ -7,16 +7,20 @@
 //! lost. [`MasterHandle::shutdown`] stops it all through one signal.
 
 pub(crate) mod core;
+mod credentials;
 mod driver;
 mod jobs;
+
+pub use credentials::Generated;
 
 use crate::launcher::GrpcLauncher;
 use crate::service::MasterService;
 use crate::state::{Core, CoreConfig};
+use crate::tenants::{Tenants, TenantsError, TenantsSource};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use weft_core::artifact::{ArtifactService, ArtifactStore, Resolver, ResolverConfig, S3Config};
@@ -36,8 +40,12 @@ pub struct MasterConfig {
     pub advertise: Option<String>,
     /// The token agents (and driver tasks) must present; empty for none.
     pub cluster_token: String,
-    /// The token clients must present; empty for none.
+    /// A client token of the `default` tenant, an admin. With neither this
+    /// nor a tenants file, the master generates one (and a cluster token if
+    /// that is empty too); see [`Generated`].
     pub client_token: String,
+    /// The tenants file (reloaded when it changes).
+    pub tenants: Option<PathBuf>,
     /// Where the artifact store lives.
     pub data_dir: PathBuf,
     /// How often agents heartbeat.
@@ -69,6 +77,7 @@ impl Default for MasterConfig {
             advertise: None,
             cluster_token: String::new(),
             client_token: String::new(),
+            tenants: None,
             data_dir: PathBuf::from(".weft/master"),
             heartbeat_interval: Duration::from_secs(1),
             lost_after: 5,
@@ -105,7 +114,52 @@ pub(crate) struct Shared {
     config: Arc<MasterConfig>,
     resolver: Arc<Resolver>,
     core: core::CoreHandle,
+    tenants: Arc<TenantsCell>,
 }
+
+/// The tenants in force, replaced whole when the file changes.
+pub(crate) struct TenantsCell {
+    source: TenantsSource,
+    current: RwLock<Arc<Tenants>>,
+}
+
+impl TenantsCell {
+    fn get(&self) -> Arc<Tenants> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Load the tenants again; on an error the ones in force stay.
+    fn reload(&self) -> Result<Vec<String>, TenantsError> {
+        let tenants = self.source.load()?;
+        let names = tenants.names().map(str::to_string).collect();
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tenants);
+        Ok(names)
+    }
+
+    /// Reload whenever the file's modification time changes, until `stop`.
+    async fn watch(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let Some(path) = self.source.file.clone() else { return };
+        let mut seen = crate::tenants::modified(&path);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(TENANTS_POLL) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let now = crate::tenants::modified(&path);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match self.reload() {
+                Ok(names) => tracing::info!(file = %path.display(), tenants = ?names, "tenants reloaded"),
+                Err(e) => tracing::error!(error = %e, "tenants file not reloaded; the tenants in force stay"),
+            }
+        }
+    }
+}
+
+/// How often the tenants file is checked for changes.
+const TENANTS_POLL: Duration = Duration::from_secs(1);
 
 /// Why the master could not start.
 #[derive(Debug, thiserror::Error)]
@@ -126,9 +180,12 @@ pub enum StartError {
         /// Why.
         source: weft_core::artifact::ArtifactError,
     },
-    /// A token cannot travel in metadata.
+    /// A token cannot travel in metadata, or could not be generated or kept.
     #[error("bad token: {0}")]
     Token(String),
+    /// The tenants cannot be loaded.
+    #[error(transparent)]
+    Tenants(#[from] TenantsError),
 }
 
 /// A running master.
@@ -137,6 +194,13 @@ pub struct MasterHandle {
     pub address: SocketAddr,
     /// Its incarnation: every id it hands out carries it.
     pub incarnation: weft_core::ids::Incarnation,
+    /// The token agents present.
+    pub cluster_token: String,
+    /// The `default` tenant's admin token, if one was given or generated.
+    pub client_token: Option<String>,
+    /// What the master generated for itself (to tell the operator).
+    pub generated: Generated,
+    tenants: Arc<TenantsCell>,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -145,6 +209,15 @@ impl MasterHandle {
     /// The `http://` URL clients and agents use.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// Load the tenants file again now (as on SIGHUP); the names in force
+    /// after. On an error the tenants in force stay.
+    ///
+    /// # Errors
+    /// Why the file cannot be loaded.
+    pub fn reload_tenants(&self) -> Result<Vec<String>, TenantsError> {
+        self.tenants.reload()
     }
 
     /// Stop serving and wait for the server to finish. Cancel safe: dropping
@@ -164,7 +237,15 @@ impl MasterNode {
     /// # Errors
     /// When the address cannot be bound, the data directory cannot hold the
     /// artifact store, or a token has characters metadata cannot carry.
-    pub async fn start(config: MasterConfig) -> Result<MasterHandle, StartError> {
+    pub async fn start(mut config: MasterConfig) -> Result<MasterHandle, StartError> {
+        let generated = credentials::ensure(&mut config).map_err(StartError::Token)?;
+        weft_core::token::check_strength(&config.cluster_token)
+            .map_err(|e| StartError::Token(format!("--cluster-token: {e}")))?;
+        let source = TenantsSource {
+            file: config.tenants.clone(),
+            client_tokens: [config.client_token.clone()].into_iter().filter(|t| !t.is_empty()).collect(),
+        };
+        let tenants = Arc::new(TenantsCell { current: RwLock::new(Arc::new(source.load()?)), source });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
@@ -200,8 +281,11 @@ impl MasterNode {
             (config.heartbeat_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
         let core = core::start(Core::new(incarnation, &core_config), launcher, store.clone(), tick);
         let master = MasterService::new(core.clone(), &config.cluster_token);
-        let shared = Shared { config: Arc::new(config), resolver, core };
+        let (cluster_token, client_token) =
+            (config.cluster_token.clone(), Some(config.client_token.clone()).filter(|t| !t.is_empty()));
+        let shared = Shared { config: Arc::new(config), resolver, core, tenants: Arc::clone(&tenants) };
         let (stop, mut stopped) = watch::channel(false);
+        tokio::spawn(Arc::clone(&tenants).watch(stop.subscribe()));
         let router = tonic::transport::Server::builder()
             .add_service(master.into_server())
             .add_service(ArtifactService::new(store).into_server())
@@ -219,6 +303,15 @@ impl MasterNode {
             }
         });
         tracing::info!(%address, %incarnation, "master listening");
-        Ok(MasterHandle { address, incarnation, stop, server })
+        Ok(MasterHandle {
+            address,
+            incarnation,
+            cluster_token,
+            client_token,
+            generated,
+            tenants,
+            stop,
+            server,
+        })
     }
 }

@@ -395,6 +395,7 @@ impl Core {
         Some(JobView {
             id: job,
             name: j.spec.name.clone(),
+            tenant: j.spec.tenant.clone(),
             phase: j.phase,
             message: j.message.clone(),
             stages,

@@ -21,7 +21,7 @@ use weft_core::artifact::S3Config;
 ///     advertise = "10.0.0.7:7071"
 ///     slots = 4
 ///     memory = "8GiB"
-///     cluster-token = "s3cret"
+///     cluster-token = "weft_c_0123456789abcdef0123456789abcdef"
 ///     work-dir = "/var/lib/weft/work"
 ///     cache-dir = "/var/lib/weft/artifacts"
 ///     rpc-timeout = "10s"

@@ -10,3 +10,4 @@ mod cluster;
 mod paths;
 mod restart;
 mod support;
+mod tenants;

@@ -8,11 +8,17 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub const TOKEN: &str = "e2e-cluster-token";
+pub const TOKEN: &str = "weft_c_e2e-cluster-token-for-tests";
 
+/// The admin client token of the tests' masters (`WEFT_CLIENT_TOKEN`), which
+/// their clients present (`WEFT_TOKEN`).
+pub const CLIENT: &str = "weft_t_e2e-client-token-for-the-tests";
+
+/// A `weft` command; masters it starts take [`CLIENT`] as their client
+/// token, and clients present it.
 pub fn weft() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
-    c.env("WEFT_LOG", "warn");
+    c.env("WEFT_LOG", "warn").env("WEFT_CLIENT_TOKEN", CLIENT).env("WEFT_TOKEN", CLIENT);
     c
 }
 

@@ -46,31 +46,39 @@ impl Interceptor for Credentials {
 /// `FAILED_PRECONDITION` for another protocol version, `UNAUTHENTICATED` for a
 /// missing or wrong token; each message says how to fix it.
 pub fn check(md: &MetadataMap, expected: &str, what: &str) -> Result<(), Status> {
-    let version = md.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
-    match version {
-        Some(PROTOCOL_VERSION) => {}
-        Some(other) => {
-            return Err(Status::failed_precondition(format!(
-                "this {what} speaks weft protocol {other}, the master speaks {PROTOCOL_VERSION}: run the same weft version on both"
-            )));
-        }
-        None => {
-            return Err(Status::failed_precondition(format!(
-                "request without the `{PROTOCOL_HEADER}` header: is the {what} a weft process?"
-            )));
-        }
-    }
+    check_protocol(md, what)?;
     if expected.is_empty() {
         return Ok(());
     }
-    let given = md.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match given {
+    match bearer(md) {
         Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
         Some(_) => Err(Status::unauthenticated(format!(
             "the {what}'s token does not match the master's: pass the same --cluster-token to both"
         ))),
         None => Err(Status::unauthenticated(format!("the {what} sent no token: pass --cluster-token"))),
     }
+}
+
+/// Check a request's protocol version.
+///
+/// # Errors
+/// `FAILED_PRECONDITION` for another version or none, saying how to fix it.
+pub fn check_protocol(md: &MetadataMap, what: &str) -> Result<(), Status> {
+    let version = md.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+    match version {
+        Some(PROTOCOL_VERSION) => Ok(()),
+        Some(other) => Err(Status::failed_precondition(format!(
+            "this {what} speaks weft protocol {other}, the master speaks {PROTOCOL_VERSION}: run the same weft version on both"
+        ))),
+        None => Err(Status::failed_precondition(format!(
+            "request without the `{PROTOCOL_HEADER}` header: is the {what} a weft process?"
+        ))),
+    }
+}
+
+/// The bearer token a request carries, if any.
+pub fn bearer(md: &MetadataMap) -> Option<&str> {
+    md.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

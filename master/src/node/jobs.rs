@@ -10,6 +10,7 @@
 use super::Shared;
 use super::core::Command;
 use crate::state::{JobPhase, JobSpec, JobView};
+use crate::tenants::Client;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -48,6 +49,7 @@ fn status(v: &JobView) -> v1::JobStatus {
             .collect(),
         totals: Some((&v.totals).into()),
         driver_log: v.driver_log.clone(),
+        tenant: v.tenant.clone(),
     }
 }
 
@@ -55,8 +57,35 @@ fn requested(job: Option<&v1::JobRef>) -> Result<JobId, Status> {
     job_id(job, "request").map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
+/// A job that does not exist, or that the caller may not see (the two are
+/// not told apart).
 fn no_job(job: JobId) -> Status {
-    Status::not_found(format!("no job `{job}`: `weft status` lists the jobs"))
+    Status::not_found(format!("no job `{job}`: `weft status` lists your jobs"))
+}
+
+impl Shared {
+    /// The caller of a client RPC, known by its token.
+    fn client(&self, md: &tonic::metadata::MetadataMap) -> Result<Client, Status> {
+        auth::check_protocol(md, "client")?;
+        let Some(token) = auth::bearer(md) else {
+            return Err(Status::unauthenticated(
+                "the request carries no token: pass --token or set WEFT_TOKEN (a master without configured \
+                 tokens printed one when it started)",
+            ));
+        };
+        self.tenants.get().identify(token).cloned().ok_or_else(|| {
+            Status::unauthenticated(
+                "the master knows no such token: check --token or WEFT_TOKEN (tokens are configured in the \
+                 master's tenants file or by its --client-token)",
+            )
+        })
+    }
+
+    /// The view of `id` if `who` may see it.
+    async fn visible(&self, who: &Client, id: JobId) -> Result<JobView, Status> {
+        let view = self.core.call(move |c| c.view(id)).await?;
+        view.filter(|v| who.can_see(&v.tenant)).ok_or_else(|| no_job(id))
+    }
 }
 
 /// Whether `bytes` start like a WebAssembly component (not a core module).
@@ -84,7 +113,7 @@ impl Jobs for Shared {
         &self,
         request: Request<v1::SubmitRequest>,
     ) -> Result<Response<v1::SubmitResponse>, Status> {
-        auth::check(request.metadata(), &self.config.client_token, "client")?;
+        let who = self.client(request.metadata())?;
         let req = request.into_inner();
         let uri = ArtifactUri::parse(&req.artifact).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (digest, bytes) = self.resolver.resolve(&uri).await.map_err(artifact_status)?;
@@ -98,7 +127,7 @@ impl Jobs for Shared {
         };
         let spec = JobSpec {
             name: if req.name.is_empty() { req.artifact.clone() } else { req.name.clone() },
-            tenant: req.tenant.clone(),
+            tenant: who.tenant.to_string(),
             component: digest,
             args: req.args.clone(),
             limits,
@@ -113,22 +142,22 @@ impl Jobs for Shared {
             working_dir: (!req.working_dir.is_empty()).then(|| req.working_dir.clone().into()),
         };
         let id = self.core.call(move |c| c.submit_job(spec)).await?;
-        tracing::info!(job = %id, component = %digest, "job submitted");
+        tracing::info!(job = %id, tenant = %who.tenant, component = %digest, "job submitted");
         Ok(Response::new(v1::SubmitResponse { job: Some(id.into()), component: digest.to_string() }))
     }
 
     async fn status(&self, request: Request<v1::StatusRequest>) -> Result<Response<v1::JobStatus>, Status> {
-        auth::check(request.metadata(), &self.config.client_token, "client")?;
+        let who = self.client(request.metadata())?;
         let id = requested(request.get_ref().job.as_ref())?;
-        let view = self.core.call(move |c| c.view(id)).await?.ok_or_else(|| no_job(id))?;
-        Ok(Response::new(status(&view)))
+        Ok(Response::new(status(&self.visible(&who, id).await?)))
     }
 
     type WatchStream = StatusStream;
 
     async fn watch(&self, request: Request<v1::StatusRequest>) -> Result<Response<StatusStream>, Status> {
-        auth::check(request.metadata(), &self.config.client_token, "client")?;
+        let who = self.client(request.metadata())?;
         let id = requested(request.get_ref().job.as_ref())?;
+        self.visible(&who, id).await?;
         let (reply, rx) = oneshot::channel();
         self.core.send(Command::Watch { job: id, reply }).await?;
         let rx = rx
@@ -153,9 +182,11 @@ impl Jobs for Shared {
     }
 
     async fn kill(&self, request: Request<v1::KillRequest>) -> Result<Response<v1::KillResponse>, Status> {
-        auth::check(request.metadata(), &self.config.client_token, "client")?;
+        let who = self.client(request.metadata())?;
         let id = requested(request.get_ref().job.as_ref())?;
-        let (known, killed) = self.core.call(move |c| (c.job(id).is_some(), c.kill(id))).await?;
+        let may = move |c: &crate::state::Core| c.job(id).is_some_and(|j| who.can_see(&j.spec.tenant));
+        let (known, killed) =
+            self.core.call(move |c| if may(c) { (true, c.kill(id)) } else { (false, false) }).await?;
         if !known {
             return Err(no_job(id));
         }
@@ -164,9 +195,17 @@ impl Jobs for Shared {
     }
 
     async fn list(&self, request: Request<v1::ListRequest>) -> Result<Response<v1::ListResponse>, Status> {
-        auth::check(request.metadata(), &self.config.client_token, "client")?;
-        let views =
-            self.core.call(|c| c.jobs().into_iter().filter_map(|j| c.view(j)).collect::<Vec<_>>()).await?;
+        let who = self.client(request.metadata())?;
+        let views = self
+            .core
+            .call(move |c| {
+                c.jobs()
+                    .into_iter()
+                    .filter_map(|j| c.view(j))
+                    .filter(|v| who.can_see(&v.tenant))
+                    .collect::<Vec<_>>()
+            })
+            .await?;
         Ok(Response::new(v1::ListResponse { jobs: views.iter().map(status).collect() }))
     }
 }

@@ -145,6 +145,8 @@ pub struct JobView {
     pub id: JobId,
     /// Its name.
     pub name: String,
+    /// The tenant that submitted it.
+    pub tenant: String,
     /// Where it stands.
     pub phase: JobPhase,
     /// Why it failed.

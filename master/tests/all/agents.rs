@@ -14,7 +14,7 @@ use weft_core::proto::v1::master_client::MasterClient;
 use weft_core::proto::v1::{self, HeartbeatRequest, RegisterRequest, Resources, TaskUpdate, TaskUpdates};
 use weft_master::node::{MasterConfig, MasterHandle, MasterNode};
 
-const TOKEN: &str = "cluster-secret";
+const TOKEN: &str = "weft_c_cluster-secret-for-the-tests";
 
 async fn start(interval: Duration, dir: &std::path::Path) -> MasterHandle {
     let config = MasterConfig {

@@ -6,13 +6,16 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::jobs_client::JobsClient;
-use weft_core::proto::v1::{JobState, ListRequest, StatusRequest, SubmitRequest};
+use weft_core::proto::v1::{JobState, KillRequest, ListRequest, StatusRequest, SubmitRequest};
+use weft_core::token::TokenHash;
 use weft_master::node::{MasterConfig, MasterHandle, MasterNode};
+
+const CLIENT: &str = "weft_t_client-secret-for-the-tests";
 
 async fn master(dir: &std::path::Path) -> MasterHandle {
     let config = MasterConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        client_token: "client-secret".into(),
+        client_token: CLIENT.into(),
         data_dir: dir.to_path_buf(),
         ..Default::default()
     };
@@ -32,7 +35,7 @@ fn submit(artifact: String) -> SubmitRequest {
 async fn bad_submissions_get_clear_errors_and_the_master_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let m = master(dir.path()).await;
-    let mut c = jobs(&m, "client-secret").await;
+    let mut c = jobs(&m, CLIENT).await;
 
     let not_wasm = dir.path().join("job.sh");
     std::fs::write(&not_wasm, b"#!/bin/sh\necho hi\n").unwrap();
@@ -75,4 +78,109 @@ async fn bad_submissions_get_clear_errors_and_the_master_keeps_serving() {
     let listed = c.list(ListRequest {}).await.unwrap().into_inner();
     assert_eq!(listed.jobs.len(), 1, "only the accepted job is listed");
     m.shutdown().await;
+}
+
+/// A tenants file of `analytics` and `ops` (an admin), one token each.
+fn tenants_file(path: &std::path::Path, tenants: &[(&str, &str, bool)]) {
+    let mut text = String::new();
+    for (name, token, admin) in tenants {
+        text += &format!(
+            "[[tenant]]\nname = \"{name}\"\ntokens = [\"{}\"]\nadmin = {admin}\n\n",
+            TokenHash::of(token)
+        );
+    }
+    // Written aside and renamed, so the master never reads half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn a_tenant_sees_and_kills_only_its_own_jobs_and_new_tenants_arrive_without_a_restart() {
+    const A: &str = "weft_t_analytics-analytics-analytics";
+    const B: &str = "weft_t_billing-billing-billing-billing";
+    const OPS: &str = "weft_t_ops-ops-ops-ops-ops-ops-ops-ops";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenants.toml");
+    tenants_file(&file, &[("analytics", A, false), ("ops", OPS, true)]);
+    let config = MasterConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tenants: Some(file.clone()),
+        data_dir: dir.path().join("master"),
+        ..Default::default()
+    };
+    let m = MasterNode::start(config).await.unwrap();
+    assert!(m.client_token.is_none() && !m.generated.client_token, "tenants are configured");
+    let component = dir.path().join("ok.wasm");
+    std::fs::write(&component, b"\0asm\x0d\0\x01\0").unwrap();
+    let artifact = format!("file://{}", component.display());
+
+    let mut a = jobs(&m, A).await;
+    let job = a.submit(submit(artifact.clone())).await.unwrap().into_inner().job;
+    let status = a.status(StatusRequest { job }).await.unwrap().into_inner();
+    assert_eq!(status.tenant, "analytics", "the tenant comes from the token");
+
+    // Unknown until the file names it; then a tenant that sees nothing of A's.
+    let err = jobs(&m, B).await.list(ListRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(err.message().contains("--token"), "{}", err.message());
+    let err = jobs(&m, "").await.list(ListRequest {}).await.unwrap_err();
+    assert!(err.message().contains("carries no token"), "{}", err.message());
+    tenants_file(&file, &[("analytics", A, false), ("ops", OPS, true), ("billing", B, false)]);
+    let mut b = loop {
+        let mut b = jobs(&m, B).await;
+        if b.list(ListRequest {}).await.is_ok() {
+            break b;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(b.list(ListRequest {}).await.unwrap().into_inner().jobs.is_empty(), "not A's job");
+    for err in
+        [b.status(StatusRequest { job }).await.unwrap_err(), b.kill(KillRequest { job }).await.unwrap_err()]
+    {
+        assert_eq!(err.code(), Code::NotFound, "as if it did not exist: {}", err.message());
+    }
+    let still = a.status(StatusRequest { job }).await.unwrap().into_inner();
+    assert_eq!(still.state, JobState::Running as i32, "B's kill did nothing");
+    let own = b.submit(submit(artifact)).await.unwrap().into_inner().job;
+
+    // The admin sees both and may kill either.
+    let mut ops = jobs(&m, OPS).await;
+    let mut tenants: Vec<String> =
+        ops.list(ListRequest {}).await.unwrap().into_inner().jobs.into_iter().map(|j| j.tenant).collect();
+    tenants.sort();
+    assert_eq!(tenants, ["analytics", "billing"]);
+    ops.kill(KillRequest { job: own }).await.unwrap();
+    let killed = b.status(StatusRequest { job: own }).await.unwrap().into_inner();
+    assert_eq!(killed.state, JobState::Killed as i32);
+
+    // A broken file keeps the tenants in force.
+    std::fs::write(&file, "[[tenant]]\nname = ").unwrap();
+    assert!(m.reload_tenants().is_err());
+    assert!(a.list(ListRequest {}).await.is_ok(), "still known");
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_master_without_tokens_makes_them_and_keeps_them_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = MasterConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let m = MasterNode::start(config.clone()).await.unwrap();
+    assert!(m.generated.cluster_token && m.generated.client_token);
+    let token = m.client_token.clone().unwrap();
+    assert!(jobs(&m, &token).await.list(ListRequest {}).await.is_ok());
+    let err = jobs(&m, "").await.list(ListRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "no anonymous access");
+    let cluster = m.cluster_token.clone();
+    m.shutdown().await;
+    let again = MasterNode::start(config).await.unwrap();
+    assert_eq!(
+        (again.cluster_token.as_str(), again.client_token.as_deref()),
+        (cluster.as_str(), Some(token.as_str()))
+    );
+    again.shutdown().await;
 }

@@ -1,0 +1,281 @@
+//! Tenants: who may use the master's client API, known by the hash of the
+//! token they present. A request's tenant comes from its token, never from
+//! the request; an admin tenant sees every job. Configured in a TOML file
+//! (reloaded when it changes) and by `--client-token`; see
+//! `docs/operators-guide.md` (Tenants and tokens).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use weft_core::token::{self, TokenError, TokenHash};
+
+/// The tenants file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantsFile {
+    /// Every tenant.
+    #[serde(default)]
+    pub tenant: Vec<TenantConfig>,
+}
+
+/// One tenant in the file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Its name: letters, digits, `.`, `_` and `-`.
+    pub name: String,
+    /// The hashes of its tokens (`blake3:<hex>`, from `weft token hash`);
+    /// several, so a token can be rotated.
+    pub tokens: Vec<TokenHash>,
+    /// Whether it sees and may kill every tenant's jobs.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// The caller of a client RPC, as its token identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Its tenant.
+    pub tenant: Arc<str>,
+    /// Whether it sees every tenant's jobs.
+    pub admin: bool,
+}
+
+impl Client {
+    /// Whether it may see (and kill) a job of `tenant`.
+    pub fn can_see(&self, tenant: &str) -> bool {
+        self.admin || *self.tenant == *tenant
+    }
+}
+
+/// The tenant every job belongs to when a master has only a client token.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Where tenants come from: a file, plus single tokens given on the command
+/// line (each an admin of [`DEFAULT_TENANT`]).
+#[derive(Debug, Clone, Default)]
+pub struct TenantsSource {
+    /// The tenants file, if any.
+    pub file: Option<PathBuf>,
+    /// Plain client tokens of the default (admin) tenant.
+    pub client_tokens: Vec<String>,
+}
+
+impl TenantsSource {
+    /// Read the file (if any) and build the table.
+    ///
+    /// # Errors
+    /// A [`TenantsError`] naming the file and what is wrong in it.
+    pub fn load(&self) -> Result<Tenants, TenantsError> {
+        let mut tenants = match &self.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| TenantsError::Read { path: path.clone(), reason: e.to_string() })?;
+                let file: TenantsFile = toml::from_str(&text)
+                    .map_err(|e| TenantsError::Parse { path: path.clone(), reason: e.to_string() })?;
+                file.tenant
+            }
+            None => Vec::new(),
+        };
+        if !self.client_tokens.is_empty() {
+            let mut tokens = Vec::new();
+            for t in &self.client_tokens {
+                token::check_strength(t)
+                    .map_err(|e| TenantsError::Token { what: "--client-token", source: e })?;
+                tokens.push(TokenHash::of(t));
+            }
+            tenants.push(TenantConfig { name: DEFAULT_TENANT.into(), tokens, admin: true });
+        }
+        Tenants::new(tenants).map_err(|reason| TenantsError::Invalid {
+            path: self.file.clone().unwrap_or_else(|| PathBuf::from("--client-token")),
+            reason,
+        })
+    }
+
+    /// Whether any tenant is configured at all.
+    pub fn is_empty(&self) -> bool {
+        self.file.is_none() && self.client_tokens.is_empty()
+    }
+}
+
+/// The tenants, ready to identify callers.
+#[derive(Debug, Clone, Default)]
+pub struct Tenants {
+    by_token: HashMap<TokenHash, Client>,
+    names: Vec<Arc<str>>,
+}
+
+impl Tenants {
+    /// The table of `tenants`, checked: names well formed and distinct, every
+    /// tenant with a token, no token shared by two tenants.
+    ///
+    /// # Errors
+    /// What is wrong, naming the tenant.
+    pub fn new(tenants: Vec<TenantConfig>) -> Result<Self, String> {
+        let mut by_token = HashMap::new();
+        let mut names: Vec<Arc<str>> = Vec::new();
+        for t in tenants {
+            let ok = !t.name.is_empty()
+                && t.name.len() <= 64
+                && t.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !ok {
+                return Err(format!(
+                    "tenant name `{}` is not 1-64 letters, digits, `.`, `_` or `-`",
+                    t.name.escape_debug()
+                ));
+            }
+            if names.iter().any(|n| **n == *t.name) {
+                return Err(format!("tenant `{}` is listed twice", t.name));
+            }
+            if t.tokens.is_empty() {
+                return Err(format!("tenant `{}` has no tokens: add one from `weft token new`", t.name));
+            }
+            let name: Arc<str> = t.name.into();
+            for hash in t.tokens {
+                let client = Client { tenant: Arc::clone(&name), admin: t.admin };
+                if let Some(other) = by_token.insert(hash, client) {
+                    return Err(format!("tenants `{}` and `{name}` share a token", other.tenant));
+                }
+            }
+            names.push(name);
+        }
+        Ok(Self { by_token, names })
+    }
+
+    /// Who presents `token`, if anyone.
+    pub fn identify(&self, token: &str) -> Option<&Client> {
+        // The lookup is by the token's hash, whose equality is constant-time.
+        self.by_token.get(&TokenHash::of(token))
+    }
+
+    /// The tenants' names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|n| &**n)
+    }
+
+    /// Whether no tenant can call.
+    pub fn is_empty(&self) -> bool {
+        self.by_token.is_empty()
+    }
+}
+
+/// Why the tenants cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantsError {
+    /// The file cannot be read.
+    #[error("reading the tenants file {}: {reason}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not a valid tenants file.
+    #[error("the tenants file {} is not valid: {reason}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The tenants disagree.
+    #[error("{}: {reason}", path.display())]
+    Invalid {
+        /// The file (or the flag).
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A plain token is unusable.
+    #[error("{what}: {source}")]
+    Token {
+        /// Where it was given.
+        what: &'static str,
+        /// Why.
+        source: TokenError,
+    },
+}
+
+/// The modification time of `path`, to notice edits.
+pub(crate) fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tenants.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_token_identifies_its_tenant_and_only_admins_see_others() {
+        let (a, b, root) = (
+            "weft_t_aaaaaaaaaaaaaaaaaaaaaaaa",
+            "weft_t_bbbbbbbbbbbbbbbbbbbbbbbb",
+            "weft_t_root-root-root-root-root",
+        );
+        let text = format!(
+            "[[tenant]]\nname = \"analytics\"\ntokens = [\"{}\", \"{}\"]\n\n[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\n",
+            TokenHash::of(a),
+            TokenHash::of(b),
+            TokenHash::of(root)
+        );
+        let (_dir, path) = write(&text);
+        let tenants = TenantsSource { file: Some(path), client_tokens: vec![] }.load().unwrap();
+        let who = tenants.identify(b).unwrap();
+        assert_eq!((&*who.tenant, who.admin), ("analytics", false));
+        assert!(who.can_see("analytics") && !who.can_see("ops"));
+        assert!(tenants.identify(root).unwrap().can_see("analytics"));
+        assert!(tenants.identify("weft_t_cccccccccccccccccccccccc").is_none());
+        assert_eq!(tenants.names().collect::<Vec<_>>(), ["analytics", "ops"]);
+    }
+
+    #[test]
+    fn a_client_token_is_an_admin_of_the_default_tenant() {
+        let t = "weft_t_0123456789abcdef01234567";
+        let tenants = TenantsSource { file: None, client_tokens: vec![t.into()] }.load().unwrap();
+        let who = tenants.identify(t).unwrap();
+        assert_eq!((&*who.tenant, who.admin), (DEFAULT_TENANT, true));
+        let short = TenantsSource { file: None, client_tokens: vec!["s3cret".into()] }.load().unwrap_err();
+        assert!(
+            short.to_string().contains("--client-token") && short.to_string().contains("weft token new"),
+            "{short}"
+        );
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        let h = TokenHash::of("weft_t_aaaaaaaaaaaaaaaaaaaaaaaa");
+        for (text, expected) in [
+            (format!("[[tenant]]\nname = \"a b\"\ntokens = [\"{h}\"]\n"), "is not 1-64 letters"),
+            (
+                format!(
+                    "[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\n[[tenant]]\nname = \"a\"\ntokens = []\n"
+                ),
+                "listed twice",
+            ),
+            ("[[tenant]]\nname = \"a\"\ntokens = []\n".to_string(), "has no tokens"),
+            (
+                format!(
+                    "[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\n[[tenant]]\nname = \"b\"\ntokens = [\"{h}\"]\n"
+                ),
+                "share a token",
+            ),
+            ("[[tenant]]\nname = \"a\"\ntokens = [\"s3cret\"]\n".to_string(), "not a token hash"),
+            (format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nweight = 2\n"), "unknown field"),
+        ] {
+            let (_dir, path) = write(&text);
+            let err =
+                TenantsSource { file: Some(path), client_tokens: vec![] }.load().unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+        let missing = TenantsSource { file: Some("/nonexistent/tenants.toml".into()), client_tokens: vec![] };
+        assert!(missing.load().unwrap_err().to_string().contains("reading the tenants file"));
+    }
+}
