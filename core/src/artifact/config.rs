@@ -113,9 +113,14 @@ impl ResolverConfig {
 /// How to reach S3 or an S3-compatible server (MinIO, Ceph, moto, …).
 ///
 /// Unset fields fall back to the `AWS_*` environment variables when
-/// [`from_env`](Self::from_env) is true (the default), then to `object_store`'s
-/// defaults (region `us-east-1`, credentials from the instance or container metadata
-/// service). The `Debug` output redacts the secret key and session token.
+/// [`from_env`](Self::from_env) is true (the default): `AWS_ENDPOINT_URL`,
+/// `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, then to region
+/// `us-east-1`. Credentials are static or none: without them (and without
+/// [`skip_signature`](Self::skip_signature)) a client is refused, never
+/// pointed at an instance, container or web-identity credential service,
+/// which would send requests off the machine on its own. The `Debug` output
+/// redacts the secret key and session token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Config {
@@ -235,27 +240,37 @@ impl S3Config {
         options: ClientOptions,
         retry: RetryConfig,
     ) -> Result<AmazonS3, ArtifactError> {
-        let mut builder = if self.from_env { AmazonS3Builder::from_env() } else { AmazonS3Builder::new() };
-        builder = builder
+        // Never `AmazonS3Builder::from_env()`: it would also take the
+        // container and web-identity credential settings, which send
+        // requests to other machines.
+        let env = |name: &str| {
+            if self.from_env { std::env::var(name).ok().filter(|v| !v.is_empty()) } else { None }
+        };
+        let endpoint = self.endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL"));
+        let region = self.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION"));
+        let access_key_id = self.access_key_id.clone().or_else(|| env("AWS_ACCESS_KEY_ID"));
+        let secret = self.secret_access_key.clone().or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+        let token = self.session_token.clone().or_else(|| env("AWS_SESSION_TOKEN"));
+        let mut builder = AmazonS3Builder::new()
             .with_client_options(options.with_allow_http(self.allow_http))
             .with_retry(retry)
             .with_bucket_name(bucket)
             .with_virtual_hosted_style_request(self.virtual_hosted_style)
-            .with_skip_signature(self.skip_signature);
-        if let Some(endpoint) = &self.endpoint {
+            .with_skip_signature(self.skip_signature)
+            .with_region(region.unwrap_or_else(|| "us-east-1".into()));
+        if let Some(endpoint) = endpoint {
             builder = builder.with_endpoint(endpoint);
         }
-        if let Some(region) = &self.region {
-            builder = builder.with_region(region);
-        }
-        if let Some(access_key_id) = &self.access_key_id {
-            builder = builder.with_access_key_id(access_key_id);
-        }
-        if let Some(secret) = &self.secret_access_key {
-            builder = builder.with_secret_access_key(secret);
-        }
-        if let Some(token) = &self.session_token {
-            builder = builder.with_token(token);
+        match (access_key_id, secret) {
+            (Some(id), Some(secret)) => {
+                builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+                if let Some(token) = token {
+                    builder = builder.with_token(token);
+                }
+            }
+            // Unsigned requests look no credentials up.
+            _ if self.skip_signature => {}
+            _ => return Err(ArtifactError::S3NoCredentials { bucket: bucket.to_owned() }),
         }
         builder.build().map_err(|source| ArtifactError::S3Config { bucket: bucket.to_owned(), source })
     }
@@ -376,5 +391,15 @@ mod tests {
             .with_allow_http(true)
             .with_from_env(false);
         assert!(config.build_store("bucket").is_ok());
+    }
+
+    #[test]
+    fn without_credentials_no_client_is_built_and_no_metadata_service_asked() {
+        let none = S3Config::default().with_endpoint("http://127.0.0.1:1").with_from_env(false);
+        let err = none.build_store("bucket").unwrap_err();
+        assert!(matches!(err, ArtifactError::S3NoCredentials { .. }), "{err}");
+        assert!(err.to_string().contains("skip-signature"), "{err}");
+        // A public bucket needs none.
+        assert!(none.with_skip_signature(true).build_store("bucket").is_ok());
     }
 }

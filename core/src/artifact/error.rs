@@ -95,6 +95,18 @@ pub enum ArtifactError {
         source: object_store::Error,
     },
 
+    /// No S3 credentials are configured, and weft never asks a cloud metadata
+    /// endpoint for them.
+    #[error(
+        "no S3 credentials for bucket `{bucket}`: set `access-key-id` and `secret-access-key` in the `[s3]` \
+         section (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or `skip-signature = true` for a public \
+         bucket; weft never asks an instance metadata service"
+    )]
+    S3NoCredentials {
+        /// The bucket the client was for.
+        bucket: String,
+    },
+
     /// A local file or directory (the cache, a `file://` artifact) could not be used.
     #[error("I/O error on {path}: {source}; check that the path exists, is writable and has space")]
     Io {

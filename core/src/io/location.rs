@@ -32,7 +32,7 @@ use crate::artifact::S3Config;
 /// use weft_core::artifact::S3Config;
 /// use weft_core::io::{DataLocation, IoError};
 ///
-/// let s3 = DataLocation::parse("s3://logs/2026/11/", &S3Config::default()).unwrap();
+/// let s3 = DataLocation::parse("s3://logs/2026/11/", &S3Config::default().with_skip_signature(true)).unwrap();
 /// assert_eq!((s3.uri().as_str(), s3.path().as_ref()), ("s3://logs/2026/11", "2026/11"));
 /// let local = DataLocation::parse("/var/data/../in", &S3Config::default()).unwrap();
 /// assert_eq!(local.uri(), "file:///var/in");
@@ -271,7 +271,10 @@ mod tests {
     use super::*;
 
     fn parse(uri: &str) -> Result<DataLocation, IoError> {
-        DataLocation::parse(uri, &S3Config::default().with_region("us-east-1").with_from_env(false))
+        DataLocation::parse(
+            uri,
+            &S3Config::default().with_region("us-east-1").with_credentials("AK", "SK").with_from_env(false),
+        )
     }
 
     #[test]
@@ -324,7 +327,8 @@ mod tests {
     }
 
     fn parse_in(uri: &str, base: Option<&str>) -> Result<DataLocation, IoError> {
-        let s3 = S3Config::default().with_region("us-east-1").with_from_env(false);
+        let s3 =
+            S3Config::default().with_region("us-east-1").with_credentials("AK", "SK").with_from_env(false);
         DataLocation::parse_in(uri, base.map(FsPath::new), &s3)
     }
 
