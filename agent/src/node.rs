@@ -184,6 +184,8 @@ struct Shared {
     blocks: BlockStore,
     /// The map-output tables the master sent.
     tables: MapTables,
+    /// The agent's own directories, out of every task's reach.
+    own: weft_core::access::Policy,
     /// Channels to peers' block services.
     peers: PeerChannels,
     master: report::MasterLink,
@@ -281,6 +283,7 @@ impl AgentNode {
             artifact_sources: PeerChannels::new().with_connect_timeout(config.rpc_timeout),
             blocks: BlockStore::new(&config.work_dir),
             tables: MapTables::default(),
+            own: launch::own_dirs(&config),
             peers: PeerChannels::new(),
             master,
             credentials,

@@ -5,6 +5,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use weft_agent::node::{AgentConfig, AgentNode};
+use weft_core::access::{Access, Grant};
+use weft_core::io::DataLocation;
 use weft_master::node::{MasterConfig, MasterNode};
 
 /// Options of `weft agent`.
@@ -98,12 +100,33 @@ pub struct LocalArgs {
     max_result_size: bytesize::ByteSize,
 }
 
+/// What a `weft local` job may read and write: the working directory and
+/// every local path its arguments name (resolved against it), as the user
+/// running it could.
+fn local_grants(args: &[String]) -> Result<Vec<Grant>> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let mut grants = vec![Grant { root: cwd.display().to_string(), access: Access::ReadWrite }];
+    for arg in args {
+        // Any argument that reads as a local path: granting a word that is no
+        // path gives nothing the user could not reach anyway.
+        if let Ok(loc) = DataLocation::parse_in(arg, Some(&cwd), &Default::default())
+            && let Some(path) = loc.local_path()
+        {
+            grants.push(Grant { root: path.display().to_string(), access: Access::ReadWrite });
+        }
+    }
+    Ok(grants)
+}
+
 /// A master and agents in this process, the job submitted and waited for.
 pub async fn local(a: LocalArgs) -> Result<u8> {
     let master = MasterNode::start(MasterConfig {
         listen: "127.0.0.1:0".parse()?,
         data_dir: a.dir.join("master"),
         max_result_size: a.max_result_size,
+        grants: local_grants(&a.args)?,
+        // The master's and agents' own files, even under the working directory.
+        protected: vec![std::path::absolute(&a.dir).unwrap_or_else(|_| a.dir.clone())],
         ..Default::default()
     })
     .await?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use weft_core::access::Grant;
 use weft_core::artifact::RemoteArtifacts;
 use weft_core::ids::JobId;
 use weft_core::metering::TaskMetering;
@@ -32,9 +33,16 @@ pub struct MasterArgs {
     #[arg(long, env = "WEFT_CLIENT_TOKEN", default_value = "", hide_env_values = true)]
     client_token: String,
     /// A TOML file of tenants, each with the hashes of its tokens (`weft token
-    /// new` makes both). Reloaded when it changes, and on SIGHUP.
+    /// new` makes both) and the data its jobs may use. Reloaded when it
+    /// changes, and on SIGHUP.
     #[arg(long, env = "WEFT_TENANTS")]
     tenants: Option<PathBuf>,
+    /// Data the `default` tenant's jobs may use: ROOT (a local directory,
+    /// s3://bucket/prefix or https://host/path) with `=read`, `=write` or
+    /// `=read-write` (the default). Repeat it, or separate with commas.
+    /// Jobs reach nothing else.
+    #[arg(long = "grant", env = "WEFT_GRANTS", value_delimiter = ',', value_parser = parse_grant)]
+    grants: Vec<Grant>,
     /// Directory for the master's artifact store.
     #[arg(long, default_value = ".weft/master")]
     data_dir: PathBuf,
@@ -68,6 +76,7 @@ pub async fn master(args: MasterArgs) -> Result<()> {
             cluster_token: args.cluster_token,
             client_token: args.client_token,
             tenants: args.tenants,
+            grants: args.grants,
             data_dir: args.data_dir,
             max_result_size: args.max_result_size,
             job_deadline: args.job_deadline,
@@ -96,6 +105,10 @@ pub async fn master(args: MasterArgs) -> Result<()> {
     eprintln!("stopping");
     handle.shutdown().await;
     Ok(())
+}
+
+fn parse_grant(text: &str) -> Result<Grant, String> {
+    Grant::parse(text).map_err(|e| e.to_string())
 }
 
 /// Tell the operator how to use the tokens the master generated, as Jupyter

@@ -24,6 +24,7 @@
 
 pub use weft_codec as codec;
 
+pub mod access;
 pub mod artifact;
 pub mod ids;
 pub mod io;

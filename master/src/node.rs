@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
+use weft_core::access::Grant;
 use weft_core::artifact::{ArtifactService, ArtifactStore, Resolver, ResolverConfig, S3Config};
 use weft_core::limits::TaskLimits;
 use weft_core::metering::humantime_serde_compat;
@@ -46,6 +47,11 @@ pub struct MasterConfig {
     pub client_token: String,
     /// The tenants file (reloaded when it changes).
     pub tenants: Option<PathBuf>,
+    /// What the `default` tenant's jobs may read and write.
+    pub grants: Vec<Grant>,
+    /// Directories no job may reach under any grant, besides the master's
+    /// own data directory and tenants file.
+    pub protected: Vec<PathBuf>,
     /// Where the artifact store lives.
     pub data_dir: PathBuf,
     /// How often agents heartbeat.
@@ -78,6 +84,8 @@ impl Default for MasterConfig {
             cluster_token: String::new(),
             client_token: String::new(),
             tenants: None,
+            grants: Vec::new(),
+            protected: Vec::new(),
             data_dir: PathBuf::from(".weft/master"),
             heartbeat_interval: Duration::from_secs(1),
             lost_after: 5,
@@ -241,9 +249,13 @@ impl MasterNode {
         let generated = credentials::ensure(&mut config).map_err(StartError::Token)?;
         weft_core::token::check_strength(&config.cluster_token)
             .map_err(|e| StartError::Token(format!("--cluster-token: {e}")))?;
+        let mut protected = config.protected.clone();
+        protected.push(config.data_dir.clone());
         let source = TenantsSource {
             file: config.tenants.clone(),
             client_tokens: [config.client_token.clone()].into_iter().filter(|t| !t.is_empty()).collect(),
+            default_grants: config.grants.clone(),
+            protected,
         };
         let tenants = Arc::new(TenantsCell { current: RwLock::new(Arc::new(source.load()?)), source });
         let listener = tokio::net::TcpListener::bind(config.listen)

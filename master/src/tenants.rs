@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use weft_core::access::{Grant, Policy};
 use weft_core::token::{self, TokenError, TokenHash};
 
 /// The tenants file.
@@ -30,6 +31,10 @@ pub struct TenantConfig {
     /// Whether it sees and may kill every tenant's jobs.
     #[serde(default)]
     pub admin: bool,
+    /// The data its jobs may read and write (`[[tenant.grant]]`: `root`,
+    /// `access`); nothing else.
+    #[serde(default)]
+    pub grant: Vec<Grant>,
 }
 
 /// The caller of a client RPC, as its token identifies it.
@@ -59,6 +64,10 @@ pub struct TenantsSource {
     pub file: Option<PathBuf>,
     /// Plain client tokens of the default (admin) tenant.
     pub client_tokens: Vec<String>,
+    /// The default tenant's grants.
+    pub default_grants: Vec<Grant>,
+    /// Directories no job may reach under any grant (the master's own).
+    pub protected: Vec<PathBuf>,
 }
 
 impl TenantsSource {
@@ -84,9 +93,16 @@ impl TenantsSource {
                     .map_err(|e| TenantsError::Token { what: "--client-token", source: e })?;
                 tokens.push(TokenHash::of(t));
             }
-            tenants.push(TenantConfig { name: DEFAULT_TENANT.into(), tokens, admin: true });
+            tenants.push(TenantConfig {
+                name: DEFAULT_TENANT.into(),
+                tokens,
+                admin: true,
+                grant: self.default_grants.clone(),
+            });
         }
-        Tenants::new(tenants).map_err(|reason| TenantsError::Invalid {
+        let mut protected = self.protected.clone();
+        protected.extend(self.file.clone());
+        Tenants::new(tenants, &protected).map_err(|reason| TenantsError::Invalid {
             path: self.file.clone().unwrap_or_else(|| PathBuf::from("--client-token")),
             reason,
         })
@@ -103,17 +119,20 @@ impl TenantsSource {
 pub struct Tenants {
     by_token: HashMap<TokenHash, Client>,
     names: Vec<Arc<str>>,
+    policies: HashMap<Arc<str>, Arc<Policy>>,
 }
 
 impl Tenants {
     /// The table of `tenants`, checked: names well formed and distinct, every
-    /// tenant with a token, no token shared by two tenants.
+    /// tenant with a token, no token shared by two tenants, grants that
+    /// parse. No job reaches `protected` under any grant.
     ///
     /// # Errors
     /// What is wrong, naming the tenant.
-    pub fn new(tenants: Vec<TenantConfig>) -> Result<Self, String> {
+    pub fn new(tenants: Vec<TenantConfig>, protected: &[PathBuf]) -> Result<Self, String> {
         let mut by_token = HashMap::new();
         let mut names: Vec<Arc<str>> = Vec::new();
+        let mut policies = HashMap::new();
         for t in tenants {
             let ok = !t.name.is_empty()
                 && t.name.len() <= 64
@@ -130,7 +149,9 @@ impl Tenants {
             if t.tokens.is_empty() {
                 return Err(format!("tenant `{}` has no tokens: add one from `weft token new`", t.name));
             }
+            let policy = Policy::new(&t.grant).map_err(|e| format!("tenant `{}`: {e}", t.name))?;
             let name: Arc<str> = t.name.into();
+            policies.insert(Arc::clone(&name), Arc::new(policy.deny(protected.iter().cloned())));
             for hash in t.tokens {
                 let client = Client { tenant: Arc::clone(&name), admin: t.admin };
                 if let Some(other) = by_token.insert(hash, client) {
@@ -139,7 +160,13 @@ impl Tenants {
             }
             names.push(name);
         }
-        Ok(Self { by_token, names })
+        Ok(Self { by_token, names, policies })
+    }
+
+    /// What the jobs of `tenant` may read and write (nothing, for a tenant
+    /// no longer configured).
+    pub fn policy(&self, tenant: &str) -> Arc<Policy> {
+        self.policies.get(tenant).cloned().unwrap_or_default()
     }
 
     /// Who presents `token`, if anyone.
@@ -227,7 +254,7 @@ mod tests {
             TokenHash::of(root)
         );
         let (_dir, path) = write(&text);
-        let tenants = TenantsSource { file: Some(path), client_tokens: vec![] }.load().unwrap();
+        let tenants = TenantsSource { file: Some(path), ..Default::default() }.load().unwrap();
         let who = tenants.identify(b).unwrap();
         assert_eq!((&*who.tenant, who.admin), ("analytics", false));
         assert!(who.can_see("analytics") && !who.can_see("ops"));
@@ -239,10 +266,11 @@ mod tests {
     #[test]
     fn a_client_token_is_an_admin_of_the_default_tenant() {
         let t = "weft_t_0123456789abcdef01234567";
-        let tenants = TenantsSource { file: None, client_tokens: vec![t.into()] }.load().unwrap();
+        let tenants = TenantsSource { client_tokens: vec![t.into()], ..Default::default() }.load().unwrap();
         let who = tenants.identify(t).unwrap();
         assert_eq!((&*who.tenant, who.admin), (DEFAULT_TENANT, true));
-        let short = TenantsSource { file: None, client_tokens: vec!["s3cret".into()] }.load().unwrap_err();
+        let short =
+            TenantsSource { client_tokens: vec!["s3cret".into()], ..Default::default() }.load().unwrap_err();
         assert!(
             short.to_string().contains("--client-token") && short.to_string().contains("weft token new"),
             "{short}"
@@ -272,10 +300,10 @@ mod tests {
         ] {
             let (_dir, path) = write(&text);
             let err =
-                TenantsSource { file: Some(path), client_tokens: vec![] }.load().unwrap_err().to_string();
+                TenantsSource { file: Some(path), ..Default::default() }.load().unwrap_err().to_string();
             assert!(err.contains(expected), "{text}: {err}");
         }
-        let missing = TenantsSource { file: Some("/nonexistent/tenants.toml".into()), client_tokens: vec![] };
+        let missing = TenantsSource { file: Some("/nonexistent/tenants.toml".into()), ..Default::default() };
         assert!(missing.load().unwrap_err().to_string().contains("reading the tenants file"));
     }
 }

@@ -9,6 +9,7 @@ use crate::executor::{Input, OutputSpec};
 use crate::shuffle::{BlockId, BlockLocation, MapId, Partitioner, ReduceId, ShuffleId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use weft_core::access::Policy;
 use weft_core::artifact::Digest;
 use weft_core::io::{DataLocation, IoError, OutputCommitter, TextSplit};
 use weft_core::limits::TaskLimits;
@@ -43,6 +44,9 @@ pub enum LaunchError {
     /// Range bounds that do not fit the partition count.
     #[error(transparent)]
     Partitioner(#[from] crate::shuffle::TooManyBounds),
+    /// A location inside the agent's own directories.
+    #[error(transparent)]
+    Access(#[from] weft_core::access::AccessError),
     /// The map-output table the task reads is missing or does not match it:
     /// the master sends the table again (a `Stale` refusal, not a failure).
     #[error("the map-output table of shuffle {shuffle} {problem}")]
@@ -109,6 +113,7 @@ pub(crate) fn parse(
     config: &AgentConfig,
     store: &BlockStore,
     tables: &MapTables,
+    own: &Policy,
 ) -> Result<Parsed, LaunchError> {
     let key = task.key;
     let job = JobId::from(key.job());
@@ -127,9 +132,9 @@ pub(crate) fn parse(
             let (records, input) = match w.input {
                 TaskInput::Records(Data::Inline(b)) => (None, Input::Records(b.to_vec())),
                 TaskInput::Records(block) => (Some(block), Input::Records(Vec::new())),
-                other => (None, input(other, config, &mut read)?),
+                other => (None, input(other, config, own, &mut read)?),
             };
-            let output = output(w.output, &key, config, store, &job)?;
+            let output = output(w.output, &key, config, own, store, &job)?;
             Body::Task(Box::new(TaskBody {
                 input,
                 chain: w.chain.to_vec(),
@@ -152,10 +157,22 @@ pub(crate) fn parse(
     })
 }
 
-fn input(source: TaskInput, config: &AgentConfig, read: &mut Reads<'_>) -> Result<Input, LaunchError> {
+/// The agent's own directories, which no task's input or output may be in
+/// (the master checked its tenant's grants; it does not know these).
+pub(crate) fn own_dirs(config: &AgentConfig) -> Policy {
+    Policy::default().deny([config.work_dir.clone(), config.cache_dir.clone()])
+}
+
+fn input(
+    source: TaskInput,
+    config: &AgentConfig,
+    own: &Policy,
+    read: &mut Reads<'_>,
+) -> Result<Input, LaunchError> {
     Ok(match source {
         TaskInput::Text(t) => {
             let location = DataLocation::parse(&t.location, &config.s3)?;
+            own.check_not_protected(&location)?;
             let path = object_store::path::Path::parse(&t.object)
                 .map_err(|e| LaunchError::Object { object: t.object.clone(), reason: e.to_string() })?;
             Input::Text {
@@ -211,6 +228,7 @@ fn output(
     sink: TaskOutput,
     key: &TaskKey,
     config: &AgentConfig,
+    own: &Policy,
     store: &BlockStore,
     job: &JobId,
 ) -> Result<OutputSpec, LaunchError> {
@@ -232,11 +250,15 @@ fn output(
             }
         }
         TaskOutput::Records { limit } => OutputSpec::Result { limit },
-        TaskOutput::Text { location } => OutputSpec::Text {
-            committer: OutputCommitter::new(DataLocation::parse(&location, &config.s3)?),
-            partition: key.partition,
-            attempt: key.attempt,
-        },
+        TaskOutput::Text { location } => {
+            let location = DataLocation::parse(&location, &config.s3)?;
+            own.check_not_protected(&location)?;
+            OutputSpec::Text {
+                committer: OutputCommitter::new(location),
+                partition: key.partition,
+                attempt: key.attempt,
+            }
+        }
         TaskOutput::Count => OutputSpec::Count,
         TaskOutput::KeySample { size } => OutputSpec::KeySample { size, seed: u64::from(key.partition) },
     })
@@ -298,7 +320,8 @@ mod tests {
     }
 
     fn parse_with(d: TaskDescriptor, tables: &MapTables) -> Result<Parsed, LaunchError> {
-        parse(d, &ORIGIN, &AgentConfig::default(), &BlockStore::new("/work"), tables)
+        let config = AgentConfig::default();
+        parse(d, &ORIGIN, &config, &BlockStore::new("/work"), tables, &own_dirs(&config))
     }
 
     #[test]
@@ -345,15 +368,51 @@ mod tests {
     }
 
     #[test]
+    fn inputs_and_outputs_in_the_agents_own_directories_are_refused() {
+        let config = AgentConfig { work_dir: "/var/lib/weft/agent".into(), ..AgentConfig::default() };
+        let mut d = descriptor();
+        if let TaskBody_::Work(w) = &mut d.body {
+            w.output = TaskOutput::Text { location: "file:///var/lib/weft/agent/../agent/jobs/x".into() };
+        }
+        let err = parse(d, &ORIGIN, &config, &BlockStore::new("/work"), &tables(), &own_dirs(&config))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("weft keeps for itself"), "{err}");
+        let mut d = descriptor();
+        if let TaskBody_::Work(w) = &mut d.body {
+            w.input = TaskInput::Text(weft_core::task::TextSplitRef {
+                location: "/var/lib/weft/agent/artifacts".into(),
+                object: "var/lib/weft/agent/artifacts/x".into(),
+                start: 0,
+                end: 1,
+                file_len: 1,
+            });
+        }
+        assert!(matches!(
+            parse(d, &ORIGIN, &config, &BlockStore::new("/work"), &tables(), &own_dirs(&config)),
+            Err(LaunchError::Access(_))
+        ));
+    }
+
+    #[test]
     fn a_driver_runs_under_its_own_deadline() {
         let store = BlockStore::new("/work");
         let mut d = descriptor();
         d.body = TaskBody_::Driver(DriverWork { args: vec![], deadline: None });
-        let p = parse(d.clone(), &ORIGIN, &AgentConfig::default(), &store, &MapTables::default()).unwrap();
+        let p = parse(
+            d.clone(),
+            &ORIGIN,
+            &AgentConfig::default(),
+            &store,
+            &MapTables::default(),
+            &Policy::default(),
+        )
+        .unwrap();
         assert_eq!(p.limits.deadline, NO_DEADLINE, "no job deadline: the task deadline does not apply");
         d.body =
             TaskBody_::Driver(DriverWork { args: vec![], deadline: Some(std::time::Duration::from_secs(9)) });
-        let p = parse(d, &ORIGIN, &AgentConfig::default(), &store, &MapTables::default()).unwrap();
+        let p = parse(d, &ORIGIN, &AgentConfig::default(), &store, &MapTables::default(), &Policy::default())
+            .unwrap();
         assert_eq!(p.limits.deadline, std::time::Duration::from_secs(9));
     }
 
@@ -370,7 +429,7 @@ mod tests {
             });
         }
         assert!(matches!(
-            parse(d, &ORIGIN, &AgentConfig::default(), &store, &tables()),
+            parse(d, &ORIGIN, &AgentConfig::default(), &store, &tables(), &Policy::default()),
             Err(LaunchError::Partitioner(_))
         ));
         let mut d = descriptor();
@@ -378,7 +437,7 @@ mod tests {
             w.output = TaskOutput::Text { location: "gs://nope/out".into() };
         }
         assert!(matches!(
-            parse(d, &ORIGIN, &AgentConfig::default(), &store, &tables()),
+            parse(d, &ORIGIN, &AgentConfig::default(), &store, &tables(), &Policy::default()),
             Err(LaunchError::Location(_))
         ));
     }

@@ -34,14 +34,15 @@ impl AgentService {
         let shared = &self.shared;
         let invalid = |e: String| (RefusalKind::Invalid, e);
         let descriptor = task::TaskDescriptor::try_from(proto).map_err(|e| invalid(e.to_string()))?;
-        let parsed = launch::parse(descriptor, origin, &shared.config, &shared.blocks, &shared.tables)
-            .map_err(|e| {
-                let kind = match e {
-                    launch::LaunchError::Stale { .. } => RefusalKind::Stale,
-                    _ => RefusalKind::Invalid,
-                };
-                (kind, e.to_string())
-            })?;
+        let parsed =
+            launch::parse(descriptor, origin, &shared.config, &shared.blocks, &shared.tables, &shared.own)
+                .map_err(|e| {
+                    let kind = match e {
+                        launch::LaunchError::Stale { .. } => RefusalKind::Stale,
+                        _ => RefusalKind::Invalid,
+                    };
+                    (kind, e.to_string())
+                })?;
         if shared.is_shutting_down() {
             return Err((RefusalKind::Stopping, "the agent is shutting down".into()));
         }

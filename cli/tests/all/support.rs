@@ -15,10 +15,14 @@ pub const TOKEN: &str = "weft_c_e2e-cluster-token-for-tests";
 pub const CLIENT: &str = "weft_t_e2e-client-token-for-the-tests";
 
 /// A `weft` command; masters it starts take [`CLIENT`] as their client
-/// token, and clients present it.
+/// token, and clients present it. Their jobs may use the temporary
+/// directory, where every test keeps its data.
 pub fn weft() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
-    c.env("WEFT_LOG", "warn").env("WEFT_CLIENT_TOKEN", CLIENT).env("WEFT_TOKEN", CLIENT);
+    c.env("WEFT_LOG", "warn")
+        .env("WEFT_CLIENT_TOKEN", CLIENT)
+        .env("WEFT_TOKEN", CLIENT)
+        .env("WEFT_GRANTS", std::env::temp_dir());
     c
 }
 

@@ -71,6 +71,21 @@ pub enum ArtifactUri {
 }
 
 impl ArtifactUri {
+    /// Where the artifact is read from, as a URL (`None` for `blake3:`, the
+    /// cluster's own store): what a tenant's grants are checked against.
+    pub fn source_url(&self) -> Option<Url> {
+        match self {
+            ArtifactUri::Blake3(_) => None,
+            ArtifactUri::File { path, .. } => Url::from_file_path(path).ok(),
+            ArtifactUri::S3 { bucket, key, .. } => {
+                let mut url = Url::parse(&format!("s3://{bucket}/")).ok()?;
+                url.set_path(key);
+                Some(url)
+            }
+            ArtifactUri::Http { url, .. } => Some(url.clone()),
+        }
+    }
+
     /// Parses an artifact URI; same as [`str::parse`].
     pub fn parse(input: &str) -> Result<Self, UriError> {
         input.parse()

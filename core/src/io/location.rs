@@ -182,6 +182,11 @@ impl DataLocation {
         Ok(Self { store: Arc::new(store), path, root: format!("s3://{bucket}/"), local: None })
     }
 
+    /// The bucket, for an `s3://` location.
+    pub fn s3_bucket(&self) -> Option<&str> {
+        self.root.strip_prefix("s3://").and_then(|b| b.strip_suffix('/'))
+    }
+
     /// The object store holding the dataset.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

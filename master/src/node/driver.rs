@@ -14,6 +14,7 @@ use crate::launch::{JobContext, ResultSink};
 use crate::state::{JobOutput, JobResult};
 use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
+use weft_core::access::Access;
 use weft_core::codec::batch::entries;
 use weft_core::ids::{DatasetId, JobId};
 use weft_core::io::{DataLocation, OutputCommitter, plan_text_splits_in_waves};
@@ -114,14 +115,21 @@ impl Driver for Shared {
                     j.splits.clone(),
                     slots,
                     j.spec.working_dir.clone(),
+                    j.spec.tenant.clone(),
                 ))
             })
             .await?;
-        let (plan, broadcasts, limits, component, range_bounds, planned, slots, working_dir) =
+        let (plan, broadcasts, limits, component, range_bounds, planned, slots, working_dir, tenant) =
             setup.ok_or_else(|| Status::not_found(format!("no job `{job}`")))?;
-        // Relative local paths mean the submitter's directory; tasks get absolute URIs.
-        let locate =
-            |uri: &str| DataLocation::parse_in(uri, working_dir.as_deref(), &self.config.s3).map_err(bad);
+        // Relative local paths mean the submitter's directory; tasks get
+        // absolute URIs. Every location is one the job's tenant is granted
+        // (the tenants in force now).
+        let policy = self.tenants.get().policy(&tenant);
+        let locate = |uri: &str, want: Access| {
+            let loc = DataLocation::parse_in(uri, working_dir.as_deref(), &self.config.s3).map_err(bad)?;
+            policy.check(&loc, want).map_err(|e| Status::permission_denied(e.to_string()))?;
+            Ok::<_, Status>(loc)
+        };
         let target = DatasetId(req.dataset);
         plan.get(target).map_err(bad)?;
 
@@ -134,7 +142,7 @@ impl Driver for Shared {
             if let Ok(d) = plan.get(ds)
                 && let Node::TextFile { uri, min_partitions } = &d.node
             {
-                let loc = locate(uri)?;
+                let loc = locate(uri, Access::Read)?;
                 let splits = match planned.get(&ds) {
                     Some(splits) => splits.clone(),
                     None => {
@@ -178,7 +186,7 @@ impl Driver for Shared {
             }
             act_request::Action::Count(_) => None,
             act_request::Action::SaveAsTextFile(uri) => {
-                let c = OutputCommitter::new(locate(uri)?);
+                let c = OutputCommitter::new(locate(uri, Access::Write)?);
                 c.setup_job().await.map_err(|e| Status::failed_precondition(e.to_string()))?;
                 ctx.sink = ResultSink::Text(c.location().to_uri());
                 Some(c)

@@ -116,6 +116,12 @@ impl Jobs for Shared {
         let who = self.client(request.metadata())?;
         let req = request.into_inner();
         let uri = ArtifactUri::parse(&req.artifact).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // The master fetches a remote or local artifact only where the
+        // caller's tenant may read.
+        if let Some(url) = uri.source_url() {
+            let policy = self.tenants.get().policy(&who.tenant);
+            policy.check_url(&url).map_err(|e| Status::permission_denied(e.to_string()))?;
+        }
         let (digest, bytes) = self.resolver.resolve(&uri).await.map_err(artifact_status)?;
         check_component(&bytes)?;
         if !matches!(uri, ArtifactUri::Blake3(_)) {

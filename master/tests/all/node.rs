@@ -4,6 +4,7 @@
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use weft_core::access::{Access, Grant};
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::jobs_client::JobsClient;
 use weft_core::proto::v1::{JobState, KillRequest, ListRequest, StatusRequest, SubmitRequest};
@@ -16,7 +17,9 @@ async fn master(dir: &std::path::Path) -> MasterHandle {
     let config = MasterConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         client_token: CLIENT.into(),
-        data_dir: dir.to_path_buf(),
+        // Submissions by file:// are read from here.
+        grants: vec![Grant { root: dir.display().to_string(), access: Access::Read }],
+        data_dir: dir.join("master"),
         ..Default::default()
     };
     MasterNode::start(config).await.unwrap()
@@ -65,6 +68,17 @@ async fn bad_submissions_get_clear_errors_and_the_master_keeps_serving() {
     let err = c.status(StatusRequest { job: None }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
+    // Outside the grants a file:// artifact is refused the same whether it
+    // exists or not: no probing of the master's files.
+    for path in ["/etc/passwd", "/etc/no-such-file"] {
+        let err = c.submit(submit(format!("file://{path}"))).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+        assert!(err.message().contains(&format!("may not read file://{path}")), "{}", err.message());
+    }
+    // Nor is a remote artifact fetched without a grant for its host.
+    let err = c.submit(submit("http://169.254.169.254/latest/meta-data".into())).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+
     let err = jobs(&m, "wrong").await.list(ListRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
@@ -80,13 +94,16 @@ async fn bad_submissions_get_clear_errors_and_the_master_keeps_serving() {
     m.shutdown().await;
 }
 
-/// A tenants file of `analytics` and `ops` (an admin), one token each.
+/// A tenants file of `tenants` (name, token, admin), one token each.
 fn tenants_file(path: &std::path::Path, tenants: &[(&str, &str, bool)]) {
     let mut text = String::new();
     for (name, token, admin) in tenants {
+        // Each may read the test's directory (where its component is).
         text += &format!(
-            "[[tenant]]\nname = \"{name}\"\ntokens = [\"{}\"]\nadmin = {admin}\n\n",
-            TokenHash::of(token)
+            "[[tenant]]\nname = \"{name}\"\ntokens = [\"{}\"]\nadmin = {admin}\n\n\
+             [[tenant.grant]]\nroot = \"{}\"\naccess = \"read\"\n\n",
+            TokenHash::of(token),
+            path.parent().unwrap().display()
         );
     }
     // Written aside and renamed, so the master never reads half a file.
