@@ -280,7 +280,9 @@ fn exit_code(s: &JobStatus) -> u8 {
 pub async fn submit(a: SubmitArgs) -> Result<u8> {
     let artifact = if std::path::Path::new(&a.job).exists() {
         let bytes = tokio::fs::read(&a.job).await.with_context(|| format!("reading {}", a.job))?;
-        let digest = RemoteArtifacts::new(channel(&a.client.master).await?).put(bytes.into()).await?;
+        let credentials = Credentials::new(&a.client.token)?;
+        let digest =
+            RemoteArtifacts::new(channel(&a.client.master).await?, credentials).put(bytes.into()).await?;
         digest.to_string()
     } else {
         a.job.clone()

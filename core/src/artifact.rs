@@ -96,7 +96,7 @@ pub use cache::ArtifactCache;
 pub use config::{CacheConfig, ResolverConfig, S3Config};
 pub use digest::{Digest, DigestParseError};
 pub use error::ArtifactError;
-pub use remote::{ArtifactService, RemoteArtifacts, RemoteError};
+pub use remote::{ArtifactGate, ArtifactService, Caller, ClusterGate, RemoteArtifacts, RemoteError};
 pub use resolver::Resolver;
 pub use store::{ArtifactStore, DEFAULT_PREFIX};
 pub use uri::{ArtifactUri, UriError};

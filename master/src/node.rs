@@ -6,6 +6,7 @@
 //! machine) and carries out its decisions; its clock declares silent agents
 //! lost. [`MasterHandle::shutdown`] stops it all through one signal.
 
+mod artifacts;
 pub(crate) mod core;
 mod credentials;
 mod driver;
@@ -123,6 +124,11 @@ pub(crate) struct Shared {
     resolver: Arc<Resolver>,
     core: core::CoreHandle,
     tenants: Arc<TenantsCell>,
+    /// Which tenant holds which artifact.
+    owners: artifacts::Owners,
+    /// Remote (and local-file) artifacts being fetched for submissions: a
+    /// few at once, so that large ones cannot exhaust the master's memory.
+    fetches: Arc<tokio::sync::Semaphore>,
 }
 
 /// The tenants in force, replaced whole when the file changes.
@@ -165,6 +171,10 @@ impl TenantsCell {
         }
     }
 }
+
+/// Artifacts fetched for submissions at once (each up to the resolver's
+/// size limit).
+const CONCURRENT_FETCHES: usize = 4;
 
 /// How often the tenants file is checked for changes.
 const TENANTS_POLL: Duration = Duration::from_secs(1);
@@ -295,12 +305,21 @@ impl MasterNode {
         let master = MasterService::new(core.clone(), &config.cluster_token);
         let (cluster_token, client_token) =
             (config.cluster_token.clone(), Some(config.client_token.clone()).filter(|t| !t.is_empty()));
-        let shared = Shared { config: Arc::new(config), resolver, core, tenants: Arc::clone(&tenants) };
+        let owners = artifacts::Owners::default();
+        let gate = artifacts::MasterGate::new(&config.cluster_token, Arc::clone(&tenants), owners.clone());
+        let shared = Shared {
+            config: Arc::new(config),
+            resolver,
+            core,
+            tenants: Arc::clone(&tenants),
+            owners,
+            fetches: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_FETCHES)),
+        };
         let (stop, mut stopped) = watch::channel(false);
         tokio::spawn(Arc::clone(&tenants).watch(stop.subscribe()));
         let router = tonic::transport::Server::builder()
             .add_service(master.into_server())
-            .add_service(ArtifactService::new(store).into_server())
+            .add_service(ArtifactService::new(store, Arc::new(gate)).into_server())
             .add_service(JobsServer::new(shared.clone()))
             .add_service(DriverServer::new(shared));
         let server = tokio::spawn(async move {

@@ -53,7 +53,7 @@ impl GrpcRunner {
         killed: watch::Receiver<bool>,
     ) -> Self {
         Self {
-            blocks: RemoteArtifacts::new(channel.clone()),
+            blocks: RemoteArtifacts::new(channel.clone(), credentials.clone()),
             client: DriverClient::with_interceptor(channel, credentials),
             job,
             io: Handle::current(),

@@ -250,8 +250,10 @@ async fn store_result(shared: &Shared, source: &str, update: &mut TaskUpdate) ->
         .artifact_sources
         .channel(source)
         .map_err(|e| EndReason::HostError { message: e.to_string() })?;
-    let digest = RemoteArtifacts::new(channel).put(bytes).await.map_err(|e| EndReason::HostError {
-        message: format!("storing a result of {len} bytes in the master's block store at {source}: {e}"),
+    let digest = RemoteArtifacts::new(channel, shared.credentials.clone()).put(bytes).await.map_err(|e| {
+        EndReason::HostError {
+            message: format!("storing a result of {len} bytes in the master's block store at {source}: {e}"),
+        }
     })?;
     update.result = Some((&Data::Block { digest, len }).into());
     Ok(())
@@ -265,7 +267,7 @@ async fn fetch(shared: &Shared, source: &str, digest: Digest, what: &str) -> Res
         .artifact_sources
         .channel(source)
         .map_err(|e| EndReason::HostError { message: e.to_string() })?;
-    let remote = RemoteArtifacts::new(channel);
+    let remote = RemoteArtifacts::new(channel, shared.credentials.clone());
     shared
         .artifacts
         .get_or_fetch(&digest, || async move {

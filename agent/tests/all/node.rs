@@ -38,7 +38,7 @@ use weft_core::task::{
 mod driver;
 mod shuffle;
 
-const TOKEN: &str = "cluster-secret";
+const TOKEN: &str = "weft_c_agent-tests-cluster-secret";
 /// Silent intervals after which the stand-in master declares an agent lost.
 const LOST_AFTER: u32 = 3;
 
@@ -221,7 +221,10 @@ async fn cluster_on(
     let agents = Agents { incarnation, next: 0, live: HashMap::new() };
     let master = RecordingMaster { agents: Arc::new(Mutex::new(agents)), interval, events: tx };
     tokio::spawn(master.clone().sweep_forever());
-    let artifacts = ArtifactService::new(ArtifactStore::local(dir.path().join("artifacts")).unwrap());
+    let artifacts = ArtifactService::new(
+        ArtifactStore::local(dir.path().join("artifacts")).unwrap(),
+        Arc::new(weft_core::artifact::ClusterGate::new(TOKEN)),
+    );
     let driver = Arc::new(Mutex::new(Vec::new()));
     let act_delay = Arc::new(Mutex::new(Duration::ZERO));
     let fake = driver::FakeDriver { acts: Arc::clone(&driver), act_delay: Arc::clone(&act_delay) };
@@ -265,7 +268,7 @@ impl Cluster {
     /// Push a component to the master's artifact store; its digest.
     async fn push(&self, bytes: Vec<u8>) -> Digest {
         let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap();
-        RemoteArtifacts::new(channel).put(bytes.into()).await.unwrap()
+        RemoteArtifacts::new(channel, Credentials::new(TOKEN).unwrap()).put(bytes.into()).await.unwrap()
     }
 
     async fn next(&mut self) -> MasterEvent {

@@ -4,31 +4,100 @@
 //! The master serves its [`ArtifactStore`] so that agents (and `weft artifact
 //! push --master`) need nothing but the master's address. Bytes travel in
 //! chunks and are verified on both ends: the server's store re-hashes what it
-//! reads, and [`RemoteArtifacts::get`] re-hashes what it received.
+//! reads, and [`RemoteArtifacts::get`] re-hashes what it received. Every call
+//! passes an [`ArtifactGate`] first: who is calling, and whether they may read
+//! the artifact they ask for.
 
 use super::{ArtifactError, ArtifactStore, Digest};
+use crate::proto::auth::Credentials;
 use crate::proto::v1::artifacts_client::ArtifactsClient;
 use crate::proto::v1::artifacts_server::{Artifacts, ArtifactsServer};
 use crate::proto::v1::{ArtifactChunk, GetRequest, PutResponse};
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use std::pin::Pin;
+use std::sync::Arc;
+use tonic::metadata::MetadataMap;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 /// Bytes per chunk on the wire.
 pub const CHUNK: usize = 1 << 20;
 
+/// Who calls the `Artifacts` service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A process of the cluster (an agent, for its tasks and drivers): reads
+    /// anything.
+    Cluster,
+    /// A tenant's client: reads what it stored, or anything if `admin`.
+    Tenant {
+        /// The tenant.
+        name: Arc<str>,
+        /// Whether it is an admin.
+        admin: bool,
+    },
+}
+
+/// Decides who may use the `Artifacts` service: the server that mounts it
+/// knows its tokens and which tenant stored what.
+pub trait ArtifactGate: Send + Sync + 'static {
+    /// The caller of a request (protocol and token checked), or why not.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` or `FAILED_PRECONDITION`, saying how to fix it.
+    fn caller(&self, md: &MetadataMap) -> Result<Caller, Status>;
+    /// Whether `caller` may read `digest`.
+    fn may_read(&self, caller: &Caller, digest: &Digest) -> bool;
+    /// `caller` stored `digest`.
+    fn stored(&self, caller: &Caller, digest: &Digest);
+}
+
+/// A gate for a store only the cluster uses: the cluster token, nothing else.
+#[derive(Debug, Clone)]
+pub struct ClusterGate {
+    token: String,
+}
+
+impl ClusterGate {
+    /// Callers must present `token` (the cluster token).
+    pub fn new(token: impl Into<String>) -> Self {
+        Self { token: token.into() }
+    }
+}
+
+impl ArtifactGate for ClusterGate {
+    fn caller(&self, md: &MetadataMap) -> Result<Caller, Status> {
+        crate::proto::auth::check(md, &self.token, "agent")?;
+        Ok(Caller::Cluster)
+    }
+
+    fn may_read(&self, _: &Caller, _: &Digest) -> bool {
+        true
+    }
+
+    fn stored(&self, _: &Caller, _: &Digest) {}
+}
+
 /// The `Artifacts` service over a store.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ArtifactService {
     store: ArtifactStore,
+    gate: Arc<dyn ArtifactGate>,
+}
+
+impl std::fmt::Debug for ArtifactService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArtifactService").field("store", &self.store).finish_non_exhaustive()
+    }
 }
 
 impl ArtifactService {
-    /// Serve `store`; its size limit bounds uploads too.
-    pub fn new(store: ArtifactStore) -> Self {
-        Self { store }
+    /// Serve `store` to the callers `gate` lets in; the store's size limit
+    /// bounds uploads too.
+    pub fn new(store: ArtifactStore, gate: Arc<dyn ArtifactGate>) -> Self {
+        Self { store, gate }
     }
 
     /// The tonic service to mount on a server.
@@ -55,6 +124,8 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<ArtifactChunk, Status>> + Se
 #[tonic::async_trait]
 impl Artifacts for ArtifactService {
     async fn put(&self, request: Request<Streaming<ArtifactChunk>>) -> Result<Response<PutResponse>, Status> {
+        // Before a byte of the body is read.
+        let caller = self.gate.caller(request.metadata())?;
         let mut chunks = request.into_inner();
         let limit = self.store.max_size();
         let mut buf = BytesMut::new();
@@ -68,22 +139,36 @@ impl Artifacts for ArtifactService {
         }
         let size = buf.len() as u64;
         let digest = self.store.put(buf.freeze()).await.map_err(status)?;
+        self.gate.stored(&caller, &digest);
         Ok(Response::new(PutResponse { digest: digest.to_string(), size }))
     }
 
     type GetStream = ChunkStream;
 
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<ChunkStream>, Status> {
+        let caller = self.gate.caller(request.metadata())?;
         let digest: Digest = request
             .into_inner()
             .digest
             .parse()
             .map_err(|e| Status::invalid_argument(format!("bad digest: {e}")))?;
+        // Another tenant's artifact reads as one that does not exist.
+        if !self.gate.may_read(&caller, &digest) {
+            return Err(not_yours(&digest));
+        }
         let bytes = self.store.get(&digest).await.map_err(status)?;
         let chunks: Vec<Result<ArtifactChunk, Status>> =
             chunks(&bytes).map(|data| Ok(ArtifactChunk { data })).collect();
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
+}
+
+/// What a tenant hears of an artifact it may not read: the same as of one
+/// that does not exist.
+pub fn not_yours(digest: &Digest) -> Status {
+    Status::not_found(format!(
+        "no artifact {digest} of yours: push it (weft artifact push) or submit its file"
+    ))
 }
 
 fn chunks(bytes: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
@@ -112,13 +197,16 @@ pub enum RemoteError {
 /// A client of a master's `Artifacts` service.
 #[derive(Clone, Debug)]
 pub struct RemoteArtifacts {
-    client: ArtifactsClient<Channel>,
+    client: ArtifactsClient<InterceptedService<Channel, Credentials>>,
 }
 
 impl RemoteArtifacts {
-    /// A client over an established channel.
-    pub fn new(channel: Channel) -> Self {
-        Self { client: ArtifactsClient::new(channel).max_decoding_message_size(2 * CHUNK) }
+    /// A client over an established channel, presenting `credentials`.
+    pub fn new(channel: Channel, credentials: Credentials) -> Self {
+        Self {
+            client: ArtifactsClient::with_interceptor(channel, credentials)
+                .max_decoding_message_size(2 * CHUNK),
+        }
     }
 
     /// Upload `bytes`; returns the digest the server computed, checked against ours.

@@ -122,10 +122,24 @@ impl Jobs for Shared {
             let policy = self.tenants.get().policy(&who.tenant);
             policy.check_url(&url).map_err(|e| Status::permission_denied(e.to_string()))?;
         }
-        let (digest, bytes) = self.resolver.resolve(&uri).await.map_err(artifact_status)?;
+        // A component by digest is one this tenant stored (or an admin's pick).
+        if let ArtifactUri::Blake3(d) = &uri
+            && !who.admin
+            && !self.owners.has(d, &who.tenant)
+        {
+            return Err(weft_core::artifact::remote::not_yours(d));
+        }
+        let (digest, bytes) = {
+            let _fetching = match uri {
+                ArtifactUri::Blake3(_) => None,
+                _ => Some(self.fetches.acquire().await.map_err(|_| Status::unavailable("shutting down"))?),
+            };
+            self.resolver.resolve(&uri).await.map_err(artifact_status)?
+        };
         check_component(&bytes)?;
         if !matches!(uri, ArtifactUri::Blake3(_)) {
             self.resolver.store().put(bytes).await.map_err(artifact_status)?;
+            self.owners.add(digest, &who.tenant);
         }
         let limits = match req.limits.as_ref() {
             Some(l) if l.fuel > 0 && l.memory_bytes > 0 && l.deadline_ms > 0 => TaskLimits::from(l),

@@ -5,6 +5,7 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use weft_core::access::{Access, Grant};
+use weft_core::artifact::{Digest, RemoteArtifacts, RemoteError};
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::jobs_client::JobsClient;
 use weft_core::proto::v1::{JobState, KillRequest, ListRequest, StatusRequest, SubmitRequest};
@@ -159,6 +160,31 @@ async fn a_tenant_sees_and_kills_only_its_own_jobs_and_new_tenants_arrive_withou
     }
     let still = a.status(StatusRequest { job }).await.unwrap().into_inner();
     assert_eq!(still.state, JobState::Running as i32, "B's kill did nothing");
+    // A's component: B can neither run it by digest nor read it; A can, and
+    // so can the cluster (agents fetch it).
+    let digest = Digest::of(&std::fs::read(&component).unwrap());
+    let by_digest = submit(digest.to_string());
+    let err = b.submit(by_digest.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{}", err.message());
+    assert!(err.message().contains("of yours"), "{}", err.message());
+    a.submit(by_digest).await.unwrap();
+    let read = |token: &str| {
+        let (url, token) = (m.url(), token.to_string());
+        async move {
+            let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
+            RemoteArtifacts::new(channel, Credentials::new(&token).unwrap()).get(&digest).await
+        }
+    };
+    assert!(read(A).await.is_ok());
+    assert!(read(&m.cluster_token).await.is_ok());
+    match read(B).await {
+        Err(RemoteError::Status(st)) => assert_eq!(st.code(), Code::NotFound, "{st:?}"),
+        other => panic!("B read A's artifact: {other:?}"),
+    }
+    match read("").await {
+        Err(RemoteError::Status(st)) => assert_eq!(st.code(), Code::Unauthenticated, "{st:?}"),
+        other => panic!("read anonymously: {other:?}"),
+    }
     let own = b.submit(submit(artifact)).await.unwrap().into_inner().job;
 
     // The admin sees both and may kill either.
@@ -166,7 +192,7 @@ async fn a_tenant_sees_and_kills_only_its_own_jobs_and_new_tenants_arrive_withou
     let mut tenants: Vec<String> =
         ops.list(ListRequest {}).await.unwrap().into_inner().jobs.into_iter().map(|j| j.tenant).collect();
     tenants.sort();
-    assert_eq!(tenants, ["analytics", "billing"]);
+    assert_eq!(tenants, ["analytics", "analytics", "billing"], "A's two jobs and B's");
     ops.kill(KillRequest { job: own }).await.unwrap();
     let killed = b.status(StatusRequest { job: own }).await.unwrap().into_inner();
     assert_eq!(killed.state, JobState::Killed as i32);
