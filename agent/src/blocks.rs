@@ -20,7 +20,8 @@
 //!    owns it instead of travelling. The bytes go out in chunks of
 //!    [`CHUNK`] (1 MiB): the first chunk announces the length, the last carries
 //!    the checksum and the compression.
-//! 3. **Lifetime.** The service knows nothing of tasks. A map output is
+//! 3. **Lifetime.** Only callers with the cluster token are served. The
+//!    service knows nothing of tasks. A map output is
 //!    served from the moment the writer renames its index into place until
 //!    `RemoveJob` deletes the job's directory, however long ago its task
 //!    ended (Spark's external shuffle service). A missing job, map output or

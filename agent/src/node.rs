@@ -284,7 +284,7 @@ impl AgentNode {
             blocks: BlockStore::new(&config.work_dir),
             tables: MapTables::default(),
             own: launch::own_dirs(&config),
-            peers: PeerChannels::new(),
+            peers: PeerChannels::new().with_credentials(credentials.clone()),
             master,
             credentials,
             slots: Arc::new(Semaphore::new(config.slots as usize)),
@@ -326,7 +326,9 @@ async fn serve(
     let stopped = async move {
         let _ = signal.recv().await;
     };
-    let blocks = BlockService::new(shared.blocks.clone()).with_tables(shared.tables.clone()).into_server();
+    let blocks = BlockService::new(shared.blocks.clone(), &shared.config.cluster_token)
+        .with_tables(shared.tables.clone())
+        .into_server();
     let agent = service::AgentService::new(Arc::clone(&shared)).into_server();
     drop(shared);
     tonic::transport::Server::builder()

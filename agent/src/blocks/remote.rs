@@ -9,9 +9,13 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::blocks_client::BlocksClient;
+
+type Client = BlocksClient<InterceptedService<Channel, Credentials>>;
 use weft_core::proto::v1::{BlockCompression, FetchBlockRequest, RemoveJobRequest};
 use weft_core::task::MapTable;
 
@@ -147,11 +151,16 @@ impl RemoteError {
 pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     connect_timeout: Duration,
+    credentials: Credentials,
 }
 
 impl Default for PeerChannels {
     fn default() -> Self {
-        Self { channels: Arc::default(), connect_timeout: DEFAULT_CONNECT_TIMEOUT }
+        Self {
+            channels: Arc::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            credentials: Credentials::none(),
+        }
     }
 }
 
@@ -159,6 +168,12 @@ impl PeerChannels {
     /// An empty pool.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Present `credentials` (the cluster token) to peers.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// Set how long connecting to a peer may take.
@@ -184,8 +199,9 @@ impl PeerChannels {
         Ok(channel)
     }
 
-    fn client(&self, peer: &str) -> Result<BlocksClient<Channel>, RemoteError> {
-        Ok(BlocksClient::new(self.channel(peer)?).max_decoding_message_size(2 * CHUNK))
+    fn client(&self, peer: &str) -> Result<Client, RemoteError> {
+        Ok(BlocksClient::with_interceptor(self.channel(peer)?, self.credentials.clone())
+            .max_decoding_message_size(2 * CHUNK))
     }
 
     /// Ask `peer` to delete `job`'s shuffle files; `true` if it held any.
@@ -302,7 +318,7 @@ impl RemoteFetcher {
     /// and compression from the last chunk.
     async fn stream_block(
         &self,
-        mut client: BlocksClient<Channel>,
+        mut client: Client,
         peer: &str,
         block: &BlockId,
     ) -> Result<(Bytes, u32, BlockCompression), RemoteError> {

@@ -7,8 +7,10 @@ use bytes::Bytes;
 use futures::Stream;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
+use weft_core::proto::auth;
 use weft_core::proto::v1::blocks_server::{Blocks, BlocksServer};
 use weft_core::proto::v1::{
     BlockChunk, BlockCompression, FetchBlockRequest, RemoveJobRequest, RemoveJobResponse,
@@ -26,12 +28,14 @@ pub const CHUNK: usize = 1 << 20;
 pub struct BlockService {
     store: BlockStore,
     tables: MapTables,
+    token: Arc<str>,
 }
 
 impl BlockService {
-    /// Serve the blocks in `store`.
-    pub fn new(store: BlockStore) -> Self {
-        Self { store, tables: MapTables::default() }
+    /// Serve the blocks in `store` to callers presenting the cluster `token`
+    /// (peers fetching, the master removing a job).
+    pub fn new(store: BlockStore, token: &str) -> Self {
+        Self { store, tables: MapTables::default(), token: token.into() }
     }
 
     /// Drop a job's map-output tables from `tables` when the job is removed.
@@ -71,6 +75,7 @@ impl Blocks for BlockService {
         &self,
         request: Request<FetchBlockRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
+        auth::check(request.metadata(), &self.token, "peer")?;
         let r = request.into_inner();
         let job = job_id(r.job_id)?;
         let block = BlockId::new(ShuffleId(r.shuffle), MapId(r.map), ReduceId(r.reduce));
@@ -92,6 +97,7 @@ impl Blocks for BlockService {
         &self,
         request: Request<RemoveJobRequest>,
     ) -> Result<Response<RemoveJobResponse>, Status> {
+        auth::check(request.metadata(), &self.token, "master")?;
         let job = job_id(request.into_inner().job_id)?;
         self.tables.remove_job(job.as_str());
         let store = self.store.clone();
@@ -131,7 +137,8 @@ pub(crate) fn to_proto(c: Compression) -> BlockCompression {
     }
 }
 
-/// Serve the `Blocks` service for `store` on `listener` until `shutdown`
+/// Serve the `Blocks` service for `store` on `listener`, to callers with the
+/// cluster `token`, until `shutdown`
 /// completes, then stop accepting and return once open requests finish.
 ///
 /// `shutdown` is typically the agent's one broadcast shutdown signal, e.g.
@@ -139,12 +146,13 @@ pub(crate) fn to_proto(c: Compression) -> BlockCompression {
 pub async fn serve_blocks(
     listener: TcpListener,
     store: BlockStore,
+    token: &str,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, work_dir = %store.work_dir().display(), "weft.agent.blocks.serve");
     tonic::transport::Server::builder()
-        .add_service(BlockService::new(store).into_server())
+        .add_service(BlockService::new(store, token).into_server())
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,

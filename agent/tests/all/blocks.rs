@@ -14,6 +14,7 @@ use weft_agent::shuffle::{
     ReduceId, ShuffleId, ShuffleReader, ShuffleWriter, WriterConfig,
 };
 use weft_codec::batch::{BatchWriter, pairs};
+use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::blocks_client::BlocksClient;
 use weft_core::proto::v1::blocks_server::{Blocks, BlocksServer};
 use weft_core::proto::v1::{BlockChunk, FetchBlockRequest, RemoveJobRequest, RemoveJobResponse};
@@ -21,6 +22,14 @@ use weft_core::proto::v1::{BlockChunk, FetchBlockRequest, RemoveJobRequest, Remo
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 const SHUFFLE: ShuffleId = ShuffleId(1);
+
+/// The cluster token the test agents' block services take.
+const TOKEN: &str = "weft_c_blocks-tests-cluster-token";
+
+/// Channels to peers, presenting the cluster token.
+fn peers() -> PeerChannels {
+    PeerChannels::new().with_credentials(Credentials::new(TOKEN).unwrap())
+}
 const PARTS: u32 = 4;
 
 /// One agent's block service on a loopback port with its own work directory.
@@ -41,7 +50,7 @@ impl Agent {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = store.clone();
         let server = tokio::spawn(async move {
-            serve_blocks(listener, served, async {
+            serve_blocks(listener, served, TOKEN, async {
                 let _ = rx.await;
             })
             .await
@@ -159,7 +168,7 @@ async fn reduce_partitions_read_across_two_agents_equal_an_in_memory_shuffle() {
         outputs.push((map, run_map(&agent.store, &j, map, items, config)));
         placed.push((map, agent));
     }
-    let peers = PeerChannels::new();
+    let peers = peers();
     let reader = ShuffleReader::new(
         fetcher(&j, &peers, &placed),
         ReaderConfig::default().with_max_bytes_in_flight(4 << 10).with_target_batch_bytes(1 << 10),
@@ -201,8 +210,7 @@ async fn output_is_served_after_the_task_and_everything_else_is_gone() {
     assert!(big_out.partition_lengths[big_part as usize] > 2 * weft_agent::blocks::CHUNK as u64);
 
     // A fresh reader with fresh channels, as a reduce task on another agent would have.
-    let reader =
-        ShuffleReader::new(fetcher(&j, &PeerChannels::new(), &[(0, &a), (1, &a)]), ReaderConfig::default());
+    let reader = ShuffleReader::new(fetcher(&j, &peers(), &[(0, &a), (1, &a)]), ReaderConfig::default());
     let mut n = 0;
     for reduce in 0..PARTS {
         n += read_partition(&reader, &outputs, reduce).await.unwrap().len();
@@ -237,8 +245,7 @@ async fn a_corrupt_block_fails_the_fetch_naming_it() {
     data[(start + out.partition_lengths[2] / 2) as usize] ^= 0x40;
     std::fs::write(&out.data_path, data).unwrap();
 
-    let reader =
-        ShuffleReader::new(fetcher(&j, &PeerChannels::new(), &[(0, &a), (1, &b)]), ReaderConfig::default());
+    let reader = ShuffleReader::new(fetcher(&j, &peers(), &[(0, &a), (1, &b)]), ReaderConfig::default());
     let bad = BlockId::new(SHUFFLE, MapId(1), ReduceId(2));
     match expect_fetch_failed(read_partition(&reader, &outputs, 2).await, bad) {
         RemoteError::DataLoss { peer, status } => {
@@ -259,7 +266,7 @@ async fn a_removed_job_is_not_found() {
     let (j, other) = (job("job-removed"), job("job-kept"));
     let outputs = vec![(0, run_map(&a.store, &j, 0, records(0, 300), WriterConfig::default()))];
     let kept = vec![(0, run_map(&a.store, &other, 0, records(0, 300), WriterConfig::default()))];
-    let peers = PeerChannels::new();
+    let peers = peers();
     let reader = ShuffleReader::new(fetcher(&j, &peers, &[(0, &a)]), ReaderConfig::default());
     read_partition(&reader, &outputs, 0).await.unwrap();
 
@@ -291,10 +298,8 @@ async fn a_stopped_agent_fails_fetches_within_the_timeout() {
     let j = job("job-stopped");
     let outputs = vec![(0, run_map(&a.store, &j, 0, records(0, 300), WriterConfig::default()))];
     let timeout = Duration::from_secs(3);
-    let reader = ShuffleReader::new(
-        fetcher(&j, &PeerChannels::new(), &[(0, &a)]).with_timeout(timeout),
-        ReaderConfig::default(),
-    );
+    let reader =
+        ShuffleReader::new(fetcher(&j, &peers(), &[(0, &a)]).with_timeout(timeout), ReaderConfig::default());
     read_partition(&reader, &outputs, 0).await.unwrap();
     a.stop().await;
 
@@ -321,7 +326,7 @@ async fn a_peer_that_never_answers_times_out() {
     let j = job("job-silent");
     let timeout = Duration::from_millis(500);
     let reader = ShuffleReader::new(
-        RemoteFetcher::new(j, PeerChannels::new())
+        RemoteFetcher::new(j, peers())
             .with_map_output(SHUFFLE, MapId(0), silent.local_addr().unwrap().to_string())
             .with_timeout(timeout),
         ReaderConfig::default(),
@@ -350,8 +355,8 @@ async fn bad_job_ids_are_refused_and_touch_nothing() {
     std::fs::write(a.dir.path().join("secret"), b"keep me").unwrap();
     let j = job("job-ok");
     run_map(&a.store, &j, 0, records(0, 10), WriterConfig::default());
-    let channel = PeerChannels::new().channel(&a.peer()).unwrap();
-    let mut raw = BlocksClient::new(channel);
+    let channel = peers().channel(&a.peer()).unwrap();
+    let mut raw = BlocksClient::with_interceptor(channel, Credentials::new(TOKEN).unwrap());
     for bad in ["", "..", "../secret", "../../etc", "job-ok/../job-ok", "/tmp", "a\\b", ".hidden"] {
         let fetch = FetchBlockRequest { job_id: bad.into(), shuffle: 1, map: 0, reduce: 0 };
         let st = raw.fetch_block(fetch).await.err().unwrap_or_else(|| panic!("fetch {bad:?} accepted"));
@@ -434,7 +439,7 @@ async fn what_a_peer_sends_is_verified() {
     let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
     for (name, chunks) in cases {
         let (addr, _stop) = lying_peer(chunks).await;
-        let fetcher = RemoteFetcher::new(job("job-lies"), PeerChannels::new())
+        let fetcher = RemoteFetcher::new(job("job-lies"), peers())
             .with_map_output(SHUFFLE, MapId(0), addr.to_string())
             .with_timeout(Duration::from_secs(5));
         let result = fetcher.fetch_block(&block).await;
@@ -455,4 +460,21 @@ async fn what_a_peer_sends_is_verified() {
             (name, other) => panic!("{name}: {other:?}"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_without_the_cluster_token_neither_fetch_nor_remove() {
+    let a = Agent::start().await;
+    let j = job("job-private");
+    run_map(&a.store, &j, 0, records(0, 10), WriterConfig::default());
+    for token in ["", "weft_c_another-clusters-token-xyz"] {
+        let channel = PeerChannels::new().channel(&a.peer()).unwrap();
+        let mut raw = BlocksClient::with_interceptor(channel, Credentials::new(token).unwrap());
+        let fetch = FetchBlockRequest { job_id: j.to_string(), shuffle: SHUFFLE.0, map: 0, reduce: 0 };
+        let st = raw.fetch_block(fetch).await.expect_err("a fetch without the token");
+        assert_eq!(st.code(), Code::Unauthenticated, "{}", st.message());
+        let st = raw.remove_job(RemoveJobRequest { job_id: j.to_string() }).await.unwrap_err();
+        assert_eq!(st.code(), Code::Unauthenticated, "{}", st.message());
+    }
+    assert!(a.store.job_dir(&j).exists(), "the job's files stay");
 }

@@ -14,6 +14,11 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// No token: the protocol version only.
+    pub fn none() -> Self {
+        Self { bearer: None }
+    }
+
     /// Credentials carrying `token` (empty for none).
     ///
     /// # Errors
