@@ -191,6 +191,10 @@ struct Shared {
     master: report::MasterLink,
     credentials: Credentials,
     slots: Arc<Semaphore>,
+    /// The agent's `--memory` in MiB: every running attempt holds its memory
+    /// limit's worth.
+    memory: Arc<Semaphore>,
+    memory_mib: u32,
     /// Tasks accepted (running or waiting for a slot): `slots + queue`.
     admitted: Arc<Semaphore>,
     /// Drivers are counted apart from task slots (as the master places them):
@@ -249,6 +253,12 @@ impl AgentNode {
         config.slots = config.slots.max(1);
         let mut sandbox_config = config.sandbox.clone();
         sandbox_config.max_instances = sandbox_config.max_instances.max(config.slots);
+        // No attempt may ask for more memory than the whole agent offers.
+        let memory_mib = u32::try_from(config.memory.as_u64() >> 20).unwrap_or(u32::MAX).max(1);
+        let agent_memory = bytesize::ByteSize::mib(u64::from(memory_mib));
+        if sandbox_config.max_limits.memory > agent_memory {
+            sandbox_config.max_limits.memory = agent_memory;
+        }
         if sandbox_config.cache_dir.is_none() {
             sandbox_config.cache_dir = Some(config.cache_dir.join("compiled"));
         }
@@ -288,6 +298,8 @@ impl AgentNode {
             master,
             credentials,
             slots: Arc::new(Semaphore::new(config.slots as usize)),
+            memory: Arc::new(Semaphore::new(memory_mib as usize)),
+            memory_mib,
             admitted: Arc::new(Semaphore::new((config.slots + config.queue_depth()) as usize)),
             driver_slots: Arc::new(Semaphore::new(config.slots as usize)),
             tasks: Mutex::default(),

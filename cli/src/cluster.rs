@@ -86,6 +86,8 @@ pub struct LocalArgs {
     /// Agents to start.
     #[arg(long, default_value_t = 1)]
     agents: u32,
+    #[command(flatten)]
+    limits: crate::jobs::JobLimits,
     /// Task slots per agent (default: the machine's cores).
     #[arg(long)]
     slots: Option<u32>,
@@ -143,7 +145,7 @@ pub async fn local(a: LocalArgs) -> Result<u8> {
     // The master generated its tokens (kept in its data directory): its own
     // agents and this submission use them, so nothing else can.
     let token = master.client_token.clone().unwrap_or_default();
-    let code = submit(SubmitArgs::local(a.job, a.args, master.url(), token, a.json)).await;
+    let code = submit(SubmitArgs::local(a.job, a.args, a.limits, master.url(), token, a.json)).await;
     for agent in agents {
         let _ = agent.shutdown().await;
     }

@@ -141,29 +141,59 @@ pub struct SubmitArgs {
     /// Wait for the job to end, showing its progress, and exit non-zero if it failed.
     #[arg(long)]
     wait: bool,
+    #[command(flatten)]
+    limits: JobLimits,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// A job's own limits; each unset one is the master's default, and none may
+/// pass the master's maximum.
+#[derive(Args, Clone, Default)]
+pub struct JobLimits {
     /// How long the job's driver (its `main`) may run in all, e.g. `2h`; apart
     /// from --task-deadline, which bounds each task. Default: the master's
     /// (none unless its operator set one).
     #[arg(long, value_parser = humantime::parse_duration)]
     job_deadline: Option<Duration>,
-    /// Failures of one task before its action fails. Default: the master's.
+    /// Failures of one task before its action fails.
     #[arg(long)]
     max_task_attempts: Option<u32>,
-    #[command(flatten)]
-    client: ClientArgs,
+    /// Fuel of each task (about one unit per WebAssembly instruction).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Linear memory of each task (and of the driver), e.g. `1GiB`.
+    #[arg(long)]
+    task_memory: Option<bytesize::ByteSize>,
+    /// Wall-clock limit of each task, e.g. `30s`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    task_deadline: Option<Duration>,
+}
+
+impl JobLimits {
+    fn task_limits(&self) -> v1::TaskLimits {
+        v1::TaskLimits {
+            fuel: self.fuel.unwrap_or(0),
+            memory_bytes: self.task_memory.map_or(0, |m| m.as_u64().max(1)),
+            deadline_ms: self
+                .task_deadline
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
+            ..Default::default()
+        }
+    }
 }
 
 impl SubmitArgs {
     /// A waited submission to a local master presenting `token`.
-    pub fn local(job: String, args: Vec<String>, master: String, token: String, json: bool) -> Self {
-        Self {
-            job,
-            args,
-            wait: true,
-            job_deadline: None,
-            max_task_attempts: None,
-            client: ClientArgs { master, json, token },
-        }
+    pub fn local(
+        job: String,
+        args: Vec<String>,
+        limits: JobLimits,
+        master: String,
+        token: String,
+        json: bool,
+    ) -> Self {
+        Self { job, args, wait: true, limits, client: ClientArgs { master, json, token } }
     }
 }
 
@@ -299,11 +329,12 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
         args: a.args.clone(),
         name: a.job.clone(),
         job_deadline_ms: a
+            .limits
             .job_deadline
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
-        max_task_attempts: a.max_task_attempts.unwrap_or(0),
+        max_task_attempts: a.limits.max_task_attempts.unwrap_or(0),
+        limits: Some(a.limits.task_limits()),
         working_dir,
-        ..Default::default()
     };
     let reply = c.submit(req).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
     let job = reply.job.unwrap_or_default();

@@ -62,8 +62,11 @@ pub struct MasterConfig {
     pub lost_after: u32,
     /// Failures of one task before its job fails (unless a job sets its own).
     pub max_task_attempts: u32,
-    /// Limits of every task unless a job sets its own.
+    /// Limits of every task unless a job sets its own (field by field).
     pub task_limits: TaskLimits,
+    /// The most a job may set each limit to; a submission over one is
+    /// refused, naming it.
+    pub max_task_limits: TaskLimits,
     /// How long a job's driver may run unless the job sets its own limit
     /// (`None`: no limit). Apart from the task deadline.
     #[serde(with = "optional_duration")]
@@ -92,6 +95,13 @@ impl Default for MasterConfig {
             lost_after: 5,
             max_task_attempts: 4,
             task_limits: TaskLimits::default(),
+            max_task_limits: TaskLimits {
+                fuel: 10_000_000_000_000,
+                memory: bytesize::ByteSize::gib(4),
+                deadline: Duration::from_secs(24 * 3600),
+                log: bytesize::ByteSize::mib(16),
+                output_per_call: bytesize::ByteSize::gib(1),
+            },
             job_deadline: None,
             max_result_size: bytesize::ByteSize::gib(2),
             s3: S3Config::default(),

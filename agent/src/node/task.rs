@@ -54,8 +54,20 @@ pub(crate) async fn run(
             }
             Body::Driver { .. } => None,
         };
+        // Then for its memory limit's worth of the agent's `--memory`, so that
+        // what runs at once never exceeds it (drivers included).
+        let memory = if matches!(parsed.body, Body::Task(_)) && slot.is_none() {
+            None
+        } else {
+            let mib = memory_permits(&shared, &parsed.limits);
+            let memory = Arc::clone(&shared.memory);
+            tokio::select! {
+                m = memory.acquire_many_owned(mib) => m.ok(),
+                _ = kill.wait_for(|k| *k) => None,
+            }
+        };
         let killed = || report::ended(&key, &host_report(EndReason::Killed, started.elapsed()));
-        let update = if matches!(parsed.body, Body::Task(_)) && slot.is_none() {
+        let update = if memory.is_none() {
             killed()
         } else {
             tokio::select! {
@@ -65,6 +77,7 @@ pub(crate) async fn run(
                 _ = kill.wait_for(|k| *k) => killed(),
             }
         };
+        drop(memory);
         drop(slot);
         drop(permit);
         tracing::debug!(state = update.state, "weft.agent.task.end");
@@ -295,6 +308,13 @@ async fn component(shared: &Shared, parsed: &Parsed) -> Result<Arc<Prepared>, En
         .await
         .map_err(|e| EndReason::HostError { message: format!("loading the component: {e}") })?
         .map_err(|e| EndReason::GuestError { message: e.to_string() })
+}
+
+/// The agent's memory an attempt with `limits` holds while it runs, in MiB
+/// (its memory limit as the sandbox caps it, rounded up).
+fn memory_permits(shared: &Shared, limits: &weft_core::limits::TaskLimits) -> u32 {
+    let capped = limits.memory.as_u64().min(shared.sandbox.config().max_limits.memory.as_u64());
+    u32::try_from(capped.div_ceil(1 << 20)).unwrap_or(u32::MAX).clamp(1, shared.memory_mib)
 }
 
 /// The key's [`TaskRef`](weft_core::proto::v1::TaskRef), for heartbeats.

@@ -548,6 +548,37 @@ async fn until_running(agent: &AgentHandle) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_runs_at_once_never_asks_for_more_memory_than_the_agent_offers() {
+    let mut c = cluster(Duration::from_secs(1)).await;
+    // Two slots, but memory for one task of 200 MiB at a time.
+    let agent = AgentNode::start(c.config("a", 2).with_memory(bytesize::ByteSize::mib(300))).await.unwrap();
+    assert!(matches!(c.next().await, MasterEvent::AgentRegistered(_)));
+    let hostile = c.push(guest("hostile")).await;
+    const DEADLINE: Duration = Duration::from_millis(1500);
+    let sleeping = |partition: u32| {
+        let mut t = task(job(4), 0, partition, hostile);
+        work(&mut t).input = TaskInput::Records(lines(&["zz"]).into());
+        work(&mut t).chain = Arc::from([step(StepKind::Map, "sleep")]);
+        t.limits = t.limits.clone().with_memory(200 << 20).with_deadline(DEADLINE);
+        t
+    };
+    let launched = Instant::now();
+    c.launch(&agent, &sleeping(0)).await.unwrap();
+    c.launch(&agent, &sleeping(1)).await.unwrap();
+    // Each sleeps past its deadline. With memory for one, the second starts
+    // only when the first has ended: the two run one after the other.
+    let mut ended = Vec::new();
+    for _ in 0..2 {
+        let end = c.end().await;
+        assert_eq!(end.end, Some(EndReason::Deadline { limit: DEADLINE }), "{end:?}");
+        ended.push((end.task.partition, launched.elapsed()));
+    }
+    let last = ended.iter().map(|(_, at)| *at).max().unwrap();
+    assert!(last >= DEADLINE * 2, "both ran at once: {ended:?}");
+    agent.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launches_beyond_the_slots_and_queue_are_refused_and_a_kill_frees_the_place() {
     let mut c = cluster(Duration::from_secs(1)).await;
     let agent = AgentNode::start(c.config("a", 1).with_queue(1)).await.unwrap();

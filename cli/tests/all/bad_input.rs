@@ -109,3 +109,28 @@ fn an_unknown_user_function_is_named_in_the_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no_such_function"), "{}", stderr(&o));
 }
+
+#[test]
+fn job_limits_from_the_command_line_reach_the_tasks_and_the_maximum_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = guest("tasks");
+    let local = |flags: &[&str]| {
+        weft()
+            .current_dir(dir.path())
+            .arg("local")
+            .args(flags)
+            .args([wasm.to_str().unwrap(), "--", "4", "identity"])
+            .output()
+            .unwrap()
+    };
+    let o = local(&["--task-memory", "64GiB"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("maximum of") && stderr(&o).contains("--task-memory"), "{}", stderr(&o));
+    // Too little fuel for anything: the job fails, and says why.
+    let o = local(&["--fuel", "1000", "--json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(out.contains("fuel"), "{out}");
+    let o = local(&["--fuel", "1000000000", "--task-deadline", "30s", "--json"]);
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+}

@@ -105,6 +105,54 @@ fn artifact_status(e: weft_core::artifact::ArtifactError) -> Status {
     weft_core::artifact::remote::status(e)
 }
 
+/// A job's task limits: each field it sets (0 takes the cluster's default),
+/// none over the cluster's maximum.
+fn limits(
+    asked: Option<&v1::TaskLimits>,
+    default: &TaskLimits,
+    max: &TaskLimits,
+) -> Result<TaskLimits, Status> {
+    let asked = asked.cloned().unwrap_or_default();
+    let pick = |v: u64, d: u64| if v == 0 { d } else { v };
+    let l = TaskLimits {
+        fuel: pick(asked.fuel, default.fuel),
+        memory: bytesize::ByteSize::b(pick(asked.memory_bytes, default.memory.as_u64())),
+        deadline: Duration::from_millis(pick(asked.deadline_ms, millis(default.deadline))),
+        log: bytesize::ByteSize::b(pick(asked.log_bytes, default.log.as_u64())),
+        output_per_call: bytesize::ByteSize::b(pick(
+            asked.output_per_call_bytes,
+            default.output_per_call.as_u64(),
+        )),
+    };
+    let over = |what: &str, flag: &str, asked: String, max: String| {
+        Err(Status::invalid_argument(format!(
+            "{what} {asked} is over this cluster's maximum of {max}: ask for at most that ({flag})"
+        )))
+    };
+    if l.fuel > max.fuel {
+        return over("task fuel", "--fuel", l.fuel.to_string(), max.fuel.to_string());
+    }
+    if l.memory > max.memory {
+        return over("task memory", "--task-memory", l.memory.to_string(), max.memory.to_string());
+    }
+    if l.deadline > max.deadline {
+        let f = |d: Duration| humantime::format_duration(d).to_string();
+        return over("task deadline", "--task-deadline", f(l.deadline), f(max.deadline));
+    }
+    if l.log > max.log {
+        return over("task log", "the job's log limit", l.log.to_string(), max.log.to_string());
+    }
+    if l.output_per_call > max.output_per_call {
+        let (a, m) = (l.output_per_call.to_string(), max.output_per_call.to_string());
+        return over("output per call", "the job's output limit", a, m);
+    }
+    Ok(l)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 type StatusStream = Pin<Box<dyn futures::Stream<Item = Result<v1::JobStatus, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -141,10 +189,7 @@ impl Jobs for Shared {
             self.resolver.store().put(bytes).await.map_err(artifact_status)?;
             self.owners.add(digest, &who.tenant);
         }
-        let limits = match req.limits.as_ref() {
-            Some(l) if l.fuel > 0 && l.memory_bytes > 0 && l.deadline_ms > 0 => TaskLimits::from(l),
-            _ => self.config.task_limits.clone(),
-        };
+        let limits = limits(req.limits.as_ref(), &self.config.task_limits, &self.config.max_task_limits)?;
         let spec = JobSpec {
             name: if req.name.is_empty() { req.artifact.clone() } else { req.name.clone() },
             tenant: who.tenant.to_string(),

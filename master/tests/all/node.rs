@@ -83,15 +83,35 @@ async fn bad_submissions_get_clear_errors_and_the_master_keeps_serving() {
     let err = jobs(&m, "wrong").await.list(ListRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
-    // Still serving: a well-formed component is accepted and waits for an agent.
+    // Limits: each one unset takes the cluster's default; one over the
+    // cluster's maximum is refused, naming it and the flag.
     let component = dir.path().join("ok.wasm");
     std::fs::write(&component, b"\0asm\x0d\0\x01\0").unwrap();
+    let with_limits = |limits: weft_core::proto::v1::TaskLimits| SubmitRequest {
+        limits: Some(limits),
+        ..submit(format!("file://{}", component.display()))
+    };
+    let huge = weft_core::proto::v1::TaskLimits { memory_bytes: 8 << 30, ..Default::default() };
+    let err = c.submit(with_limits(huge)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("maximum of 4.0 GiB") && err.message().contains("--task-memory"),
+        "{}",
+        err.message()
+    );
+    let long = weft_core::proto::v1::TaskLimits { deadline_ms: 48 * 3600 * 1000, ..Default::default() };
+    assert!(c.submit(with_limits(long)).await.unwrap_err().message().contains("--task-deadline"));
+    let fuel_only = weft_core::proto::v1::TaskLimits { fuel: 1_000_000, ..Default::default() };
+    let accepted = c.submit(with_limits(fuel_only)).await.unwrap().into_inner().job;
+    c.kill(KillRequest { job: accepted }).await.unwrap();
+
+    // Still serving: a well-formed component is accepted and waits for an agent.
     let reply = c.submit(submit(format!("file://{}", component.display()))).await.unwrap().into_inner();
     assert!(reply.component.starts_with("blake3:"));
     let status = c.status(StatusRequest { job: reply.job }).await.unwrap().into_inner();
     assert_eq!(status.state, JobState::Running as i32, "its driver waits for an agent");
     let listed = c.list(ListRequest {}).await.unwrap().into_inner();
-    assert_eq!(listed.jobs.len(), 1, "only the accepted job is listed");
+    assert_eq!(listed.jobs.len(), 2, "only the accepted jobs are listed");
     m.shutdown().await;
 }
 
