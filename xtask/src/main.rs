@@ -18,6 +18,9 @@ Commands:
   bench      the sandbox benchmarks (release build), printing figures and native ratios
   bench-wordcount [MIB]
              word count over MIB (default 1024) of text: weft local vs single-threaded native Rust
+  bench-sort [MIB] [PARTITIONS]
+             sort of MIB (default 1024) of TeraSort-like records by their 10-byte keys into
+             PARTITIONS (default 8): weft local vs a single-threaded native Rust sort
   bench-tasks [SIZES]
              one-record tasks (SIZES e.g. 1000,10000; default 1000,10000,100000), empty and
              identity, through weft local and a master with two agents, vs a native thread pool
@@ -35,6 +38,7 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
         Some("bench-wordcount") => bench_wordcount(args.get(1).map(String::as_str)),
+        Some("bench-sort") => bench_sort(args.get(1).map(String::as_str), args.get(2).map(String::as_str)),
         Some("bench-tasks") => bench_tasks(args.get(1).map(String::as_str)),
         Some("bench-scale") => bench_scale(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") | None => {
@@ -196,6 +200,19 @@ fn bench_wordcount(mib: Option<&str>) -> Result<()> {
     cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "wordcount"]);
     if let Some(mib) = mib {
         cmd.env("WEFT_BENCH_MIB", mib);
+    }
+    run(&mut cmd)
+}
+
+fn bench_sort(mib: Option<&str>, partitions: Option<&str>) -> Result<()> {
+    guests()?;
+    let mut cmd = cargo();
+    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "sort"]);
+    if let Some(mib) = mib {
+        cmd.env("WEFT_BENCH_MIB", mib);
+    }
+    if let Some(partitions) = partitions {
+        cmd.env("WEFT_BENCH_PARTITIONS", partitions);
     }
     run(&mut cmd)
 }
