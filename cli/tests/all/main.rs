@@ -10,5 +10,6 @@ mod bulk;
 mod cluster;
 mod paths;
 mod restart;
+mod sort;
 mod support;
 mod tenants;
