@@ -20,8 +20,9 @@
 //!    owns it instead of travelling. The bytes go out in chunks of
 //!    [`CHUNK`] (1 MiB): the first chunk announces the length, the last carries
 //!    the checksum and the compression.
-//! 3. **Lifetime.** Only callers with the cluster token are served. The
-//!    service knows nothing of tasks. A map output is
+//! 3. **Lifetime.** Only callers with the cluster token and the job's
+//!    capability ([`JobKeys`], from the master with the job's tasks) are
+//!    served. The service knows nothing of tasks. A map output is
 //!    served from the moment the writer renames its index into place until
 //!    `RemoveJob` deletes the job's directory, however long ago its task
 //!    ended (Spark's external shuffle service). A missing job, map output or
@@ -48,11 +49,13 @@
 //!    reader reports `FetchFailed { block, .. }` and the scheduler recomputes
 //!    that map output rather than retrying the reduce task against a dead peer.
 
+mod keys;
 mod remote;
 mod service;
 mod store;
 mod tables;
 
+pub use keys::JobKeys;
 pub use remote::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, PeerChannels, RemoteError, RemoteFetcher};
 pub use service::{BlockService, CHUNK, serve_blocks, status};
 pub use store::{BlockStore, InvalidJobId, JobId, MAX_JOB_ID_LEN, MapFiles, StoreError, StoredBlock};

@@ -67,7 +67,7 @@ mod task;
 pub use config::AgentConfig;
 
 use crate::WasmPool;
-use crate::blocks::{BlockService, BlockStore, MapTables, PeerChannels};
+use crate::blocks::{BlockService, BlockStore, JobKeys, MapTables, PeerChannels};
 use crate::sandbox::{Sandbox, SandboxError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -184,6 +184,8 @@ struct Shared {
     blocks: BlockStore,
     /// The map-output tables the master sent.
     tables: MapTables,
+    /// The capabilities of the jobs whose tasks run here.
+    keys: JobKeys,
     /// The agent's own directories, out of every task's reach.
     own: weft_core::access::Policy,
     /// Channels to peers' block services.
@@ -293,6 +295,7 @@ impl AgentNode {
             artifact_sources: PeerChannels::new().with_connect_timeout(config.rpc_timeout),
             blocks: BlockStore::new(&config.work_dir),
             tables: MapTables::default(),
+            keys: JobKeys::default(),
             own: launch::own_dirs(&config),
             peers: PeerChannels::new().with_credentials(credentials.clone()),
             master,
@@ -340,6 +343,7 @@ async fn serve(
     };
     let blocks = BlockService::new(shared.blocks.clone(), &shared.config.cluster_token)
         .with_tables(shared.tables.clone())
+        .with_keys(shared.keys.clone())
         .into_server();
     let agent = service::AgentService::new(Arc::clone(&shared)).into_server();
     drop(shared);

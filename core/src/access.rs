@@ -9,6 +9,53 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use url::Url;
 
+/// A job's capability: 32 random bytes the master draws at submission and
+/// gives the agents running the job's tasks. A peer serves a job's shuffle
+/// blocks only to a fetch that presents it, so knowing a job's id is not
+/// enough to read its data.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobCapability(pub [u8; 32]);
+
+impl JobCapability {
+    /// The metadata key a fetch presents it under.
+    pub const HEADER: &'static str = "weft-job-capability";
+
+    /// A fresh one from the operating system's random source.
+    ///
+    /// # Errors
+    /// When the random source fails.
+    pub fn fresh() -> Result<Self, crate::token::TokenError> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| crate::token::TokenError::Random(e.to_string()))?;
+        Ok(Self(bytes))
+    }
+
+    /// From its wire bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// Its hex form, as it travels in metadata.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Whether `hex` is this capability (in constant time).
+    pub fn matches_hex(&self, hex: &str) -> bool {
+        let mut given = [0u8; 32];
+        if hex::decode_to_slice(hex, &mut given).is_err() {
+            return false;
+        }
+        given.iter().zip(self.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+impl fmt::Debug for JobCapability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JobCapability(<redacted>)")
+    }
+}
+
 /// What a grant allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

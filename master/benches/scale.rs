@@ -154,6 +154,7 @@ fn submit(core: &mut Core, now: Instant) -> JobId {
         max_task_attempts: 4,
         deadline: None,
         working_dir: None,
+        capability: weft_core::access::JobCapability([1; 32]),
     });
     core.schedule(now);
     let launched = core.take_effects().iter().filter(|e| matches!(e, Effect::Launch { .. })).count();

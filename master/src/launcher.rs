@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use weft_core::access::JobCapability;
 use weft_core::ids::{AgentId, JobId};
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::agent_client::AgentClient;
@@ -22,13 +23,14 @@ pub type LaunchFuture<T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send
 /// Talks to agents: the core's only way out to them.
 pub trait Launcher: Send + Sync {
     /// Launch `tasks` on the agent at `address` in one call, installing
-    /// `tables` first; the refusals.
+    /// `tables` and the jobs' capabilities (`access`) first; the refusals.
     fn launch(
         &self,
         agent: AgentId,
         address: &str,
         tasks: &[TaskDescriptor],
         tables: &[Arc<MapTable>],
+        access: &[(JobId, JobCapability)],
     ) -> LaunchFuture<Vec<v1::Refusal>>;
     /// Kill the attempts `tasks` on that agent (each reports `KILLED` as usual).
     fn kill(&self, agent: AgentId, address: &str, tasks: &[TaskKey]) -> LaunchFuture<()>;
@@ -87,6 +89,7 @@ impl Launcher for GrpcLauncher {
         address: &str,
         tasks: &[TaskDescriptor],
         tables: &[Arc<MapTable>],
+        access: &[(JobId, JobCapability)],
     ) -> LaunchFuture<Vec<v1::Refusal>> {
         let client = self.client(agent, address);
         let request = LaunchTasksRequest {
@@ -94,6 +97,13 @@ impl Launcher for GrpcLauncher {
             master: self.advertised.clone(),
             tasks: tasks.iter().map(Into::into).collect(),
             tables: tables.iter().map(|t| (&**t).into()).collect(),
+            access: access
+                .iter()
+                .map(|(job, cap)| v1::JobAccess {
+                    job: Some((*job).into()),
+                    capability: cap.0.to_vec().into(),
+                })
+                .collect(),
         };
         Box::pin(async move {
             let reply = client?.launch_tasks(request).await.map_err(failed)?;

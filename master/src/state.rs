@@ -29,6 +29,7 @@ use jobs::DriverSlot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use weft_core::access::JobCapability;
 use weft_core::artifact::Digest;
 use weft_core::ids::{ActionId, AgentId, DatasetId, Incarnation, JobId, ShuffleId};
 use weft_core::io::TextSplit;
@@ -105,6 +106,8 @@ pub enum Effect {
         /// The map-output tables they read that the agent has not been sent
         /// (at their current version): installed before the tasks.
         tables: Vec<Arc<MapTable>>,
+        /// The capability of each job the tasks belong to.
+        access: Vec<(JobId, JobCapability)>,
     },
     /// Stop these attempts on `agent`.
     Kill {
@@ -689,9 +692,12 @@ impl Core {
             if tasks.is_empty() {
                 continue;
             }
+            let jobs: BTreeSet<JobId> = tasks.iter().map(|t| t.key.job()).collect();
+            let access =
+                jobs.into_iter().filter_map(|j| Some((j, self.jobs.get(&j)?.spec.capability))).collect();
             if let Some(address) = self.agents.address(agent) {
                 let address = address.to_string();
-                self.effects.push(Effect::Launch { agent, address, tasks, tables });
+                self.effects.push(Effect::Launch { agent, address, tasks, tables, access });
             }
         }
         self.reap();

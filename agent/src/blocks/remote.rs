@@ -16,6 +16,7 @@ use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::blocks_client::BlocksClient;
 
 type Client = BlocksClient<InterceptedService<Channel, Credentials>>;
+use weft_core::access::JobCapability;
 use weft_core::proto::v1::{BlockCompression, FetchBlockRequest, RemoveJobRequest};
 use weft_core::task::MapTable;
 
@@ -232,13 +233,22 @@ pub struct RemoteFetcher {
     locations: Arc<HashMap<(ShuffleId, MapId), String>>,
     /// Map-output tables, by shuffle: where most locations come from.
     tables: Arc<HashMap<ShuffleId, Arc<MapTable>>>,
+    /// The job's capability, presented with every fetch.
+    key: Option<JobCapability>,
     timeout: Duration,
 }
 
 impl RemoteFetcher {
     /// A fetcher for `job`'s blocks over `peers`, knowing no locations yet.
     pub fn new(job: JobId, peers: PeerChannels) -> Self {
-        Self { job, peers, locations: Arc::default(), tables: Arc::default(), timeout: DEFAULT_FETCH_TIMEOUT }
+        Self {
+            job,
+            peers,
+            locations: Arc::default(),
+            tables: Arc::default(),
+            key: None,
+            timeout: DEFAULT_FETCH_TIMEOUT,
+        }
     }
 
     /// Set the timeout of each block fetch.
@@ -250,6 +260,12 @@ impl RemoteFetcher {
     /// Record that map task `map` of `shuffle` is served by the agent at `peer`.
     pub fn with_map_output(mut self, shuffle: ShuffleId, map: MapId, peer: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.locations).insert((shuffle, map), peer.into());
+        self
+    }
+
+    /// Present `key`, the job's capability, with every fetch.
+    pub fn with_key(mut self, key: JobCapability) -> Self {
+        self.key = Some(key);
         self
     }
 
@@ -330,6 +346,12 @@ impl RemoteFetcher {
             map: block.map.0,
             reduce: block.reduce.0,
         };
+        let mut request = tonic::Request::new(request);
+        if let Some(key) = &self.key
+            && let Ok(value) = key.to_hex().parse()
+        {
+            request.metadata_mut().insert(JobCapability::HEADER, value);
+        }
         let mut stream = client.fetch_block(request).await.map_err(status)?.into_inner();
         let mut buf = BytesMut::new();
         let mut expected: Option<u64> = None;

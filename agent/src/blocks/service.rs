@@ -1,5 +1,6 @@
 //! The `Blocks` gRPC service: a peer's window onto this agent's [`BlockStore`].
 
+use super::keys::JobKeys;
 use super::store::{BlockStore, JobId, StoreError, StoredBlock};
 use super::tables::MapTables;
 use crate::shuffle::{BlockId, Compression, MapId, ReduceId, ShuffleId};
@@ -10,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
+use weft_core::access::JobCapability;
 use weft_core::proto::auth;
 use weft_core::proto::v1::blocks_server::{Blocks, BlocksServer};
 use weft_core::proto::v1::{
@@ -28,6 +30,7 @@ pub const CHUNK: usize = 1 << 20;
 pub struct BlockService {
     store: BlockStore,
     tables: MapTables,
+    keys: JobKeys,
     token: Arc<str>,
 }
 
@@ -35,7 +38,13 @@ impl BlockService {
     /// Serve the blocks in `store` to callers presenting the cluster `token`
     /// (peers fetching, the master removing a job).
     pub fn new(store: BlockStore, token: &str) -> Self {
-        Self { store, tables: MapTables::default(), token: token.into() }
+        Self { store, tables: MapTables::default(), keys: JobKeys::default(), token: token.into() }
+    }
+
+    /// Serve a job's blocks only to fetches presenting its capability in `keys`.
+    pub fn with_keys(mut self, keys: JobKeys) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// Drop a job's map-output tables from `tables` when the job is removed.
@@ -76,8 +85,20 @@ impl Blocks for BlockService {
         request: Request<FetchBlockRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
         auth::check(request.metadata(), &self.token, "peer")?;
+        let presented =
+            request.metadata().get(JobCapability::HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let r = request.into_inner();
         let job = job_id(r.job_id)?;
+        // The job's capability, as this agent learned it with the job's tasks.
+        let allowed = match (self.keys.get(job.as_str()), presented) {
+            (Some(key), Some(given)) => key.matches_hex(&given),
+            _ => false,
+        };
+        if !allowed {
+            return Err(Status::permission_denied(format!(
+                "blocks of job {job} are served only to its own tasks (with its capability)"
+            )));
+        }
         let block = BlockId::new(ShuffleId(r.shuffle), MapId(r.map), ReduceId(r.reduce));
         let store = self.store.clone();
         let read_job = job.clone();
@@ -100,6 +121,7 @@ impl Blocks for BlockService {
         auth::check(request.metadata(), &self.token, "master")?;
         let job = job_id(request.into_inner().job_id)?;
         self.tables.remove_job(job.as_str());
+        self.keys.remove(job.as_str());
         let store = self.store.clone();
         let removed_job = job.clone();
         let removed = tokio::task::spawn_blocking(move || store.remove_job(&removed_job))
@@ -137,22 +159,20 @@ pub(crate) fn to_proto(c: Compression) -> BlockCompression {
     }
 }
 
-/// Serve the `Blocks` service for `store` on `listener`, to callers with the
-/// cluster `token`, until `shutdown`
+/// Serve `service` on `listener` until `shutdown`
 /// completes, then stop accepting and return once open requests finish.
 ///
 /// `shutdown` is typically the agent's one broadcast shutdown signal, e.g.
 /// `async move { let _ = rx.recv().await; }`.
 pub async fn serve_blocks(
     listener: TcpListener,
-    store: BlockStore,
-    token: &str,
+    service: BlockService,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let addr = listener.local_addr().ok();
-    tracing::info!(?addr, work_dir = %store.work_dir().display(), "weft.agent.blocks.serve");
+    tracing::info!(?addr, work_dir = %service.store.work_dir().display(), "weft.agent.blocks.serve");
     tonic::transport::Server::builder()
-        .add_service(BlockService::new(store, token).into_server())
+        .add_service(service.into_server())
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,

@@ -6,6 +6,7 @@ use super::launch::{self, Origin};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
+use weft_core::access::JobCapability;
 use weft_core::proto::auth;
 use weft_core::proto::v1::agent_server::{Agent, AgentServer};
 use weft_core::proto::v1::{
@@ -92,6 +93,13 @@ impl Agent for AgentService {
             let table = MapTable::try_from(table)
                 .map_err(|e| Status::invalid_argument(format!("a map-output table: {e}")))?;
             self.shared.tables.install(table);
+        }
+        for access in req.access {
+            let job = weft_core::proto::job_id(access.job.as_ref(), "JobAccess")
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            let key = JobCapability::from_bytes(&access.capability)
+                .ok_or_else(|| Status::invalid_argument("a job capability is not 32 bytes"))?;
+            self.shared.keys.install(&job.to_string(), key);
         }
         let origin = Origin { artifact_source: &req.artifact_source, master: &req.master };
         let mut refused = Vec::new();

@@ -8,12 +8,15 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tonic::Code;
-use weft_agent::blocks::{BlockStore, JobId, PeerChannels, RemoteError, RemoteFetcher, serve_blocks};
+use weft_agent::blocks::{
+    BlockService, BlockStore, JobId, JobKeys, PeerChannels, RemoteError, RemoteFetcher, serve_blocks,
+};
 use weft_agent::shuffle::{
     BlockId, BlockLocation, Compression, FetchError, MapId, MapOutput, Partitioner, ReadError, ReaderConfig,
     ReduceId, ShuffleId, ShuffleReader, ShuffleWriter, WriterConfig,
 };
 use weft_codec::batch::{BatchWriter, pairs};
+use weft_core::access::JobCapability;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::blocks_client::BlocksClient;
 use weft_core::proto::v1::blocks_server::{Blocks, BlocksServer};
@@ -36,6 +39,8 @@ const PARTS: u32 = 4;
 struct Agent {
     addr: SocketAddr,
     store: BlockStore,
+    /// The capabilities of the jobs it serves.
+    keys: JobKeys,
     dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -48,15 +53,16 @@ impl Agent {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let served = store.clone();
+        let keys = JobKeys::default();
+        let service = BlockService::new(store.clone(), TOKEN).with_keys(keys.clone());
         let server = tokio::spawn(async move {
-            serve_blocks(listener, served, TOKEN, async {
+            serve_blocks(listener, service, async {
                 let _ = rx.await;
             })
             .await
             .unwrap();
         });
-        Self { addr, store, dir, shutdown: Some(tx), server: Some(server) }
+        Self { addr, store, keys, dir, shutdown: Some(tx), server: Some(server) }
     }
 
     fn peer(&self) -> String {
@@ -133,8 +139,14 @@ async fn read_partition(
     Ok(merged.flat_map(|b| unbatch(&b.unwrap())).collect())
 }
 
+/// The one capability of every test job.
+const KEY: JobCapability = JobCapability([9; 32]);
+
+/// A fetcher of `job`'s map outputs `placed` on agents, which learn the
+/// job's capability as if they had run its tasks.
 fn fetcher(job: &JobId, peers: &PeerChannels, placed: &[(u32, &Agent)]) -> RemoteFetcher {
-    placed.iter().fold(RemoteFetcher::new(job.clone(), peers.clone()), |f, (map, agent)| {
+    placed.iter().fold(RemoteFetcher::new(job.clone(), peers.clone()).with_key(KEY), |f, (map, agent)| {
+        agent.keys.install(job.as_str(), KEY);
         f.with_map_output(SHUFFLE, MapId(*map), agent.peer())
     })
 }
@@ -261,7 +273,7 @@ async fn a_corrupt_block_fails_the_fetch_naming_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removed_job_is_not_found() {
+async fn a_removed_job_is_served_no_more() {
     let a = Agent::start().await;
     let (j, other) = (job("job-removed"), job("job-kept"));
     let outputs = vec![(0, run_map(&a.store, &j, 0, records(0, 300), WriterConfig::default()))];
@@ -274,9 +286,9 @@ async fn a_removed_job_is_not_found() {
     assert!(!a.store.job_dir(&j).exists());
     assert!(!peers.remove_job(&a.peer(), &j).await.unwrap(), "a second removal finds nothing");
     let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
+    // Its capability went with it: the agent serves nothing of it any more.
     match expect_fetch_failed(read_partition(&reader, &outputs, 0).await, block) {
-        RemoteError::NotFound { status, .. } => {
-            assert!(status.message().contains("shuffle_1_0_0"), "{}", status.message());
+        RemoteError::Status { status, .. } if status.code() == Code::PermissionDenied => {
             assert!(status.message().contains("job-removed"), "{}", status.message());
         }
         other => panic!("{other:?}"),
@@ -366,10 +378,24 @@ async fn bad_job_ids_are_refused_and_touch_nothing() {
     }
     assert!(a.dir.path().join("secret").exists());
     assert!(a.store.job_dir(&j).exists());
+    // Without the job's capability nothing is served, not even an answer
+    // whether a block exists.
+    let req = FetchBlockRequest { job_id: "job-ok".into(), shuffle: 1, map: 0, reduce: 0 };
+    assert_eq!(raw.fetch_block(req).await.unwrap_err().code(), Code::PermissionDenied);
+    a.keys.install("job-ok", KEY);
+    let with_key = |req: FetchBlockRequest, key: JobCapability| {
+        let mut req = tonic::Request::new(req);
+        req.metadata_mut().insert(JobCapability::HEADER, key.to_hex().parse().unwrap());
+        req
+    };
+    let req = FetchBlockRequest { job_id: "job-ok".into(), shuffle: 1, map: 0, reduce: 0 };
+    let st = raw.fetch_block(with_key(req.clone(), JobCapability([8; 32]))).await.unwrap_err();
+    assert_eq!(st.code(), Code::PermissionDenied, "another job's capability");
+    assert!(raw.fetch_block(with_key(req, KEY)).await.is_ok(), "its own");
     // An unknown map or a partition past the end is NOT_FOUND, naming the block.
     for (map, reduce) in [(5, 0), (0, PARTS)] {
         let req = FetchBlockRequest { job_id: "job-ok".into(), shuffle: 1, map, reduce };
-        let st = raw.fetch_block(req).await.unwrap_err();
+        let st = raw.fetch_block(with_key(req, KEY)).await.unwrap_err();
         assert_eq!(st.code(), Code::NotFound, "{}", st.message());
         assert!(st.message().contains(&format!("shuffle_1_{map}_{reduce}")), "{}", st.message());
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
+use weft_core::access::JobCapability;
 use weft_core::artifact::ArtifactStore;
 use weft_core::ids::{ActionId, AgentId, JobId};
 use weft_core::proto::v1;
@@ -124,6 +125,7 @@ struct Queued {
     address: String,
     tasks: Vec<TaskDescriptor>,
     tables: Vec<Arc<MapTable>>,
+    access: Vec<(JobId, JobCapability)>,
 }
 
 impl Io {
@@ -192,6 +194,11 @@ impl Io {
             Some(Some(waiting)) => {
                 waiting.tasks.extend(q.tasks);
                 waiting.tables.extend(q.tables);
+                for a in q.access {
+                    if !waiting.access.contains(&a) {
+                        waiting.access.push(a);
+                    }
+                }
                 return;
             }
             Some(waiting @ None) => {
@@ -202,7 +209,7 @@ impl Io {
         }
         self.launching.insert(agent, None);
         let keys: Vec<TaskKey> = q.tasks.iter().map(|t| t.key).collect();
-        let call = self.launcher.launch(agent, &q.address, &q.tasks, &q.tables);
+        let call = self.launcher.launch(agent, &q.address, &q.tasks, &q.tables, &q.access);
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let ended = match call.await {
@@ -217,8 +224,8 @@ impl Io {
     fn carry_out(&mut self) {
         for effect in self.core.take_effects() {
             match effect {
-                Effect::Launch { agent, address, tasks, tables } => {
-                    self.launch(agent, Queued { address, tasks, tables });
+                Effect::Launch { agent, address, tasks, tables, access } => {
+                    self.launch(agent, Queued { address, tasks, tables, access });
                 }
                 Effect::Kill { agent, address, tasks } => {
                     let call = self.launcher.kill(agent, &address, &tasks);

@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
+use weft_core::access::JobCapability;
 use weft_core::artifact::ArtifactUri;
 use weft_core::ids::JobId;
 use weft_core::limits::TaskLimits;
@@ -205,6 +206,7 @@ impl Jobs for Shared {
                 ms => Some(Duration::from_millis(ms)),
             },
             working_dir: (!req.working_dir.is_empty()).then(|| req.working_dir.clone().into()),
+            capability: JobCapability::fresh().map_err(|e| Status::internal(e.to_string()))?,
         };
         let id = self.core.call(move |c| c.submit_job(spec)).await?;
         tracing::info!(job = %id, tenant = %who.tenant, component = %digest, "job submitted");

@@ -5,6 +5,7 @@ use crate::job::{MapOutputs, StageProgress};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use weft_core::access::JobCapability;
 use weft_core::artifact::Digest;
 use weft_core::ids::{ActionId, AgentId, DatasetId, JobId, ShuffleId};
 use weft_core::io::TextSplit;
@@ -47,6 +48,8 @@ pub struct JobSpec {
     /// The submitter's working directory, against which the job's relative
     /// local paths resolve; `None` from clients that do not send it.
     pub working_dir: Option<std::path::PathBuf>,
+    /// What the job's tasks present to read its shuffle blocks from peers.
+    pub capability: JobCapability,
 }
 
 /// Where a job's driver is.

@@ -19,6 +19,7 @@ fn spec() -> JobSpec {
         max_task_attempts: 2,
         deadline: Some(Duration::from_secs(7200)),
         working_dir: None,
+        capability: weft_core::access::JobCapability([7; 32]),
     }
 }
 
@@ -81,7 +82,13 @@ fn one_launch_per_agent_per_round_and_the_driver_gets_its_own_deadline() {
     let (ctx, graph) = count(&c, job, 10);
     let action = c.run_action(ctx, graph);
     c.schedule(now);
-    let batches = launches(&c.take_effects());
+    let effects = c.take_effects();
+    for e in &effects {
+        if let Effect::Launch { access, .. } = e {
+            assert_eq!(access, &[(job, spec().capability)], "each launch carries its job's capability");
+        }
+    }
+    let batches = launches(&effects);
     assert_eq!(batches.len(), 2, "one launch per agent: {batches:?}");
     assert_eq!(batches.iter().map(|(_, t)| t.len()).sum::<usize>(), 8, "every free slot, no more");
     assert!(batches.iter().all(|(agent, _)| [a, b].contains(agent)));
