@@ -192,6 +192,8 @@ struct Shared {
     peers: PeerChannels,
     master: report::MasterLink,
     credentials: Credentials,
+    /// How it reaches `https://` peers and masters.
+    tls: Option<tonic::transport::ClientTlsConfig>,
     slots: Arc<Semaphore>,
     /// The agent's `--memory` in MiB: every running attempt holds its memory
     /// limit's worth.
@@ -279,10 +281,15 @@ impl AgentNode {
             listener.local_addr().map_err(|source| NodeError::Bind { addr: config.listen, source })?;
         let advertise = config.advertise.clone().unwrap_or_else(|| {
             let ip = if local_addr.ip().is_unspecified() { [127, 0, 0, 1].into() } else { local_addr.ip() };
-            SocketAddr::new(ip, local_addr.port()).to_string()
+            let address = SocketAddr::new(ip, local_addr.port()).to_string();
+            // Peers and the master reach a TLS agent at https://.
+            if config.tls.cert.is_some() { format!("https://{address}") } else { address }
         });
         let credentials =
             Credentials::new(&config.cluster_token).map_err(|s| NodeError::Config(s.message().into()))?;
+        let tls_error = |e: weft_core::proto::tls::TlsError| NodeError::Config(e.to_string());
+        let server_tls = config.tls.server().map_err(tls_error)?;
+        let client_tls = config.tls.client().map_err(tls_error)?;
         let master = report::MasterLink::new(&config, advertise.clone(), credentials.clone())
             .map_err(NodeError::Config)?;
         let (shutdown, _) = broadcast::channel(1);
@@ -292,14 +299,17 @@ impl AgentNode {
             driver_pool,
             artifacts,
             data_blocks: DataBlocks::new(512 << 20),
-            artifact_sources: PeerChannels::new().with_connect_timeout(config.rpc_timeout),
+            artifact_sources: PeerChannels::new()
+                .with_connect_timeout(config.rpc_timeout)
+                .with_tls(client_tls.clone()),
             blocks: BlockStore::new(&config.work_dir),
             tables: MapTables::default(),
             keys: JobKeys::default(),
             own: launch::own_dirs(&config),
-            peers: PeerChannels::new().with_credentials(credentials.clone()),
+            peers: PeerChannels::new().with_credentials(credentials.clone()).with_tls(client_tls.clone()),
             master,
             credentials,
+            tls: client_tls,
             slots: Arc::new(Semaphore::new(config.slots as usize)),
             memory: Arc::new(Semaphore::new(memory_mib as usize)),
             memory_mib,
@@ -320,7 +330,7 @@ impl AgentNode {
             heartbeat: None,
             updates,
         };
-        handle.server = Some(tokio::spawn(serve(Arc::clone(&shared), listener)));
+        handle.server = Some(tokio::spawn(serve(Arc::clone(&shared), listener, server_tls)));
         let interval = shared
             .master
             .register()
@@ -336,6 +346,7 @@ impl AgentNode {
 async fn serve(
     shared: Arc<Shared>,
     listener: tokio::net::TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> Result<(), tonic::transport::Error> {
     let mut signal = shared.shutdown.subscribe();
     let stopped = async move {
@@ -347,7 +358,11 @@ async fn serve(
         .into_server();
     let agent = service::AgentService::new(Arc::clone(&shared)).into_server();
     drop(shared);
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .add_service(agent)
         .add_service(blocks)
         .serve_with_incoming_shutdown(

@@ -30,6 +30,8 @@ pub struct AgentArgs {
     /// Working directory (shuffle files, compiled components, artifact cache).
     #[arg(long, default_value = ".weft/agent")]
     work_dir: PathBuf,
+    #[command(flatten)]
+    tls: crate::jobs::TlsArgs,
     /// A TOML file with the full configuration.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -57,6 +59,7 @@ pub async fn agent(a: AgentArgs) -> Result<()> {
             let mut c = agent_config(&a.work_dir, a.master, a.cluster_token);
             c.listen = a.listen;
             c.memory = a.memory;
+            c.tls = a.tls.config();
             if let Some(s) = a.slots {
                 c.slots = s;
             }

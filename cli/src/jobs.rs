@@ -11,6 +11,7 @@ use weft_core::artifact::RemoteArtifacts;
 use weft_core::ids::JobId;
 use weft_core::metering::TaskMetering;
 use weft_core::proto::auth::Credentials;
+use weft_core::proto::tls::TlsConfig;
 use weft_core::proto::v1::jobs_client::JobsClient;
 use weft_core::proto::v1::{
     self, JobState, JobStatus, KillRequest, ListRequest, StatusRequest, SubmitRequest,
@@ -43,6 +44,8 @@ pub struct MasterArgs {
     /// Jobs reach nothing else.
     #[arg(long = "grant", env = "WEFT_GRANTS", value_delimiter = ',', value_parser = parse_grant)]
     grants: Vec<Grant>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Directory for the master's artifact store.
     #[arg(long, default_value = ".weft/master")]
     data_dir: PathBuf,
@@ -77,6 +80,7 @@ pub async fn master(args: MasterArgs) -> Result<()> {
             client_token: args.client_token,
             tenants: args.tenants,
             grants: args.grants,
+            tls: args.tls.config(),
             data_dir: args.data_dir,
             max_result_size: args.max_result_size,
             job_deadline: args.job_deadline,
@@ -193,7 +197,7 @@ impl SubmitArgs {
         token: String,
         json: bool,
     ) -> Self {
-        Self { job, args, wait: true, limits, client: ClientArgs { master, json, token } }
+        Self { job, args, wait: true, limits, client: ClientArgs { master, json, token, tls_ca: None } }
     }
 }
 
@@ -210,6 +214,9 @@ pub struct ClientArgs {
     /// printed by a `weft master` that generated it).
     #[arg(long, env = "WEFT_TOKEN", default_value = "", hide_env_values = true)]
     token: String,
+    /// The CA that signed an https:// master's certificate (PEM).
+    #[arg(long, env = "WEFT_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 }
 
 /// Options of `weft status`.
@@ -230,8 +237,33 @@ pub struct KillArgs {
     client: ClientArgs,
 }
 
-async fn channel(master: &str) -> Result<Channel> {
-    Channel::from_shared(master.to_string())
+/// How a server process serves TLS and trusts its peers' certificates.
+#[derive(Args, Clone, Default)]
+pub struct TlsArgs {
+    /// Serve TLS with this certificate (PEM; with --tls-key). Its address
+    /// becomes https://.
+    #[arg(long, env = "WEFT_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "WEFT_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Trust certificates signed by this CA (PEM) when calling https:// peers.
+    #[arg(long, env = "WEFT_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The settings these flags give.
+    pub fn config(&self) -> TlsConfig {
+        TlsConfig { cert: self.tls_cert.clone(), key: self.tls_key.clone(), ca: self.tls_ca.clone() }
+    }
+}
+
+/// A connected channel to the master at `master`; TLS trusting `ca` when it
+/// is https://.
+pub async fn channel(master: &str, ca: Option<&std::path::Path>) -> Result<Channel> {
+    let tls = TlsConfig { ca: ca.map(Into::into), ..Default::default() }.client()?;
+    weft_core::proto::tls::endpoint(master, tls.as_ref())
         .with_context(|| format!("bad master address `{master}` (expected e.g. http://127.0.0.1:7070)"))?
         .connect()
         .await
@@ -242,8 +274,9 @@ async fn channel(master: &str) -> Result<Channel> {
 
 type Jobs = JobsClient<InterceptedService<Channel, Credentials>>;
 
-async fn jobs(master: &str, token: &str) -> Result<Jobs> {
-    Ok(JobsClient::with_interceptor(channel(master).await?, Credentials::new(token)?))
+async fn jobs(client: &ClientArgs) -> Result<Jobs> {
+    let channel = channel(&client.master, client.tls_ca.as_deref()).await?;
+    Ok(JobsClient::with_interceptor(channel, Credentials::new(&client.token)?))
 }
 
 fn state_name(s: i32) -> &'static str {
@@ -312,12 +345,14 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
         let bytes = tokio::fs::read(&a.job).await.with_context(|| format!("reading {}", a.job))?;
         let credentials = Credentials::new(&a.client.token)?;
         let digest =
-            RemoteArtifacts::new(channel(&a.client.master).await?, credentials).put(bytes.into()).await?;
+            RemoteArtifacts::new(channel(&a.client.master, a.client.tls_ca.as_deref()).await?, credentials)
+                .put(bytes.into())
+                .await?;
         digest.to_string()
     } else {
         a.job.clone()
     };
-    let mut c = jobs(&a.client.master, &a.client.token).await?;
+    let mut c = jobs(&a.client).await?;
     // The job's relative paths are the submitter's: the master resolves them against
     // this directory. Without one (unusable, or not UTF-8) the master refuses them.
     let working_dir = std::env::current_dir()
@@ -413,7 +448,7 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
 }
 
 pub async fn status(a: StatusArgs) -> Result<u8> {
-    let mut c = jobs(&a.client.master, &a.client.token).await?;
+    let mut c = jobs(&a.client).await?;
     let statuses = match &a.job {
         Some(id) => vec![
             c.status(StatusRequest { job: Some(job_ref(id)?) })
@@ -438,7 +473,7 @@ pub async fn status(a: StatusArgs) -> Result<u8> {
 /// `weft kill`: stop a job's driver and every task of its actions. Exits 0
 /// when the job is (now) killed, 1 when it had already ended otherwise.
 pub async fn kill(a: KillArgs) -> Result<u8> {
-    let mut c = jobs(&a.client.master, &a.client.token).await?;
+    let mut c = jobs(&a.client).await?;
     let job = Some(job_ref(&a.job)?);
     c.kill(KillRequest { job }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?;
     let status =

@@ -128,16 +128,15 @@ struct StoreArgs {
     /// Your tenant's token, with --master.
     #[arg(long, env = "WEFT_TOKEN", default_value = "", hide_env_values = true)]
     token: String,
+    /// The CA that signed an https:// master's certificate (PEM).
+    #[arg(long, env = "WEFT_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 }
 
 /// A client of the master's artifact store, presenting `token`.
-async fn remote(master: &str, token: &str) -> Result<RemoteArtifacts> {
-    let channel = tonic::transport::Channel::from_shared(master.to_string())
-        .with_context(|| format!("bad master address `{master}` (expected e.g. http://127.0.0.1:7070)"))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the master at {master}: is `weft master` running there?"))?;
-    Ok(RemoteArtifacts::new(channel, weft_core::proto::auth::Credentials::new(token)?))
+async fn remote(store: &StoreArgs, master: &str) -> Result<RemoteArtifacts> {
+    let channel = jobs::channel(master, store.tls_ca.as_deref()).await?;
+    Ok(RemoteArtifacts::new(channel, weft_core::proto::auth::Credentials::new(&store.token)?))
 }
 
 #[derive(Subcommand)]
@@ -218,7 +217,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 tokio::fs::read(&file).await.with_context(|| format!("reading {}", file.display()))?;
             let len = bytes.len();
             let digest = match &store.master {
-                Some(master) => remote(master, &store.token).await?.put(bytes.into()).await?,
+                Some(master) => remote(&store, master).await?.put(bytes.into()).await?,
                 None => open_store(&store)?.put(bytes.into()).await?,
             };
             if json {
@@ -285,7 +284,7 @@ async fn resolve(component: &str, store: &StoreArgs) -> Result<(Digest, bytes::B
     }
     let uri = ArtifactUri::parse(component)?;
     if let (ArtifactUri::Blake3(digest), Some(master)) = (&uri, &store.master) {
-        return Ok((*digest, remote(master, &store.token).await?.get(digest).await?));
+        return Ok((*digest, remote(store, master).await?.get(digest).await?));
     }
     let resolver = Resolver::new(open_store(store)?, ResolverConfig::default());
     Ok(resolver.resolve(&uri).await?)

@@ -11,6 +11,7 @@ pub mod auth;
 mod convert;
 mod descriptor;
 mod plan;
+pub mod tls;
 
 pub use convert::{ProtoError, job_id, task_state};
 pub use descriptor::DescriptorError;

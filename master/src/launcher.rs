@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig};
 use weft_core::access::JobCapability;
 use weft_core::ids::{AgentId, JobId};
 use weft_core::proto::auth::Credentials;
@@ -47,13 +47,21 @@ pub struct GrpcLauncher {
     timeout: Duration,
     /// The master's address, where agents fetch components and drivers act.
     advertised: String,
+    /// How it reaches `https://` agents.
+    tls: Option<ClientTlsConfig>,
 }
 
 impl GrpcLauncher {
     /// A launcher presenting `credentials`, giving up on a call after
     /// `timeout`, telling agents the master is at `advertised`.
     pub fn new(credentials: Credentials, timeout: Duration, advertised: String) -> Self {
-        Self { credentials, channels: Mutex::new(HashMap::new()), timeout, advertised }
+        Self { credentials, channels: Mutex::new(HashMap::new()), timeout, advertised, tls: None }
+    }
+
+    /// Reach `https://` agents trusting `tls`'s CA.
+    pub fn with_tls(mut self, tls: Option<ClientTlsConfig>) -> Self {
+        self.tls = tls;
+        self
     }
 
     fn channel(&self, agent: AgentId, address: &str) -> Result<Channel, String> {
@@ -61,8 +69,7 @@ impl GrpcLauncher {
         if let Some(c) = channels.get(&agent) {
             return Ok(c.clone());
         }
-        let uri = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
-        let channel = Endpoint::from_shared(uri)
+        let channel = weft_core::proto::tls::endpoint(address, self.tls.as_ref())
             .map_err(|e| format!("agent {agent} has a bad address `{address}`: {e}"))?
             .timeout(self.timeout)
             .connect_timeout(self.timeout)

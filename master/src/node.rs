@@ -29,6 +29,7 @@ use weft_core::artifact::{ArtifactService, ArtifactStore, Resolver, ResolverConf
 use weft_core::limits::TaskLimits;
 use weft_core::metering::humantime_serde_compat;
 use weft_core::proto::auth::Credentials;
+use weft_core::proto::tls::TlsConfig;
 use weft_core::proto::v1::driver_server::DriverServer;
 use weft_core::proto::v1::jobs_server::JobsServer;
 
@@ -78,6 +79,8 @@ pub struct MasterConfig {
     pub max_result_size: bytesize::ByteSize,
     /// S3 settings for `s3://` inputs, outputs and artifacts.
     pub s3: S3Config,
+    /// TLS: the certificate and key it serves with, the CA it trusts for agents.
+    pub tls: TlsConfig,
 }
 
 impl Default for MasterConfig {
@@ -105,6 +108,7 @@ impl Default for MasterConfig {
             job_deadline: None,
             max_result_size: bytesize::ByteSize::gib(2),
             s3: S3Config::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -214,6 +218,12 @@ pub enum StartError {
     /// The tenants cannot be loaded.
     #[error(transparent)]
     Tenants(#[from] TenantsError),
+    /// TLS cannot be set up.
+    #[error(transparent)]
+    Tls(#[from] weft_core::proto::tls::TlsError),
+    /// The server refused its TLS settings.
+    #[error("TLS: {0}")]
+    Transport(String),
 }
 
 /// A running master.
@@ -222,6 +232,8 @@ pub struct MasterHandle {
     pub address: SocketAddr,
     /// Its incarnation: every id it hands out carries it.
     pub incarnation: weft_core::ids::Incarnation,
+    /// `https` when it serves TLS, else `http`.
+    scheme: &'static str,
     /// The token agents present.
     pub cluster_token: String,
     /// The `default` tenant's admin token, if one was given or generated.
@@ -236,7 +248,7 @@ pub struct MasterHandle {
 impl MasterHandle {
     /// The `http://` URL clients and agents use.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     /// Load the tenants file again now (as on SIGHUP); the names in force
@@ -283,7 +295,10 @@ impl MasterNode {
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let address =
             listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
-        let advertised = config.advertise.clone().unwrap_or_else(|| format!("http://{address}"));
+        let scheme = config.tls.scheme();
+        let server_tls = config.tls.server()?;
+        let client_tls = config.tls.client()?;
+        let advertised = config.advertise.clone().unwrap_or_else(|| format!("{scheme}://{address}"));
         let dir = config.data_dir.join("artifacts");
         std::fs::create_dir_all(&dir).map_err(|e| StartError::Store {
             dir: dir.clone(),
@@ -307,7 +322,9 @@ impl MasterNode {
             lost_after: config.lost_after,
             max_result_size: config.max_result_size.as_u64(),
         };
-        let launcher = Arc::new(GrpcLauncher::new(credentials, Duration::from_secs(10), advertised));
+        let launcher = Arc::new(
+            GrpcLauncher::new(credentials, Duration::from_secs(10), advertised).with_tls(client_tls),
+        );
         // The clock ticks often enough to end launch back-offs on time.
         let tick =
             (config.heartbeat_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
@@ -327,7 +344,11 @@ impl MasterNode {
         };
         let (stop, mut stopped) = watch::channel(false);
         tokio::spawn(Arc::clone(&tenants).watch(stop.subscribe()));
-        let router = tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = server_tls {
+            server = server.tls_config(tls).map_err(|e| StartError::Transport(e.to_string()))?;
+        }
+        let router = server
             .add_service(master.into_server())
             .add_service(ArtifactService::new(store, Arc::new(gate)).into_server())
             .add_service(JobsServer::new(shared.clone()))
@@ -347,6 +368,7 @@ impl MasterNode {
         Ok(MasterHandle {
             address,
             incarnation,
+            scheme,
             cluster_token,
             client_token,
             generated,

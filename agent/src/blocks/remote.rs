@@ -10,7 +10,7 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::{Code, Status};
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::blocks_client::BlocksClient;
@@ -153,6 +153,7 @@ pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     connect_timeout: Duration,
     credentials: Credentials,
+    tls: Option<ClientTlsConfig>,
 }
 
 impl Default for PeerChannels {
@@ -161,6 +162,7 @@ impl Default for PeerChannels {
             channels: Arc::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             credentials: Credentials::none(),
+            tls: None,
         }
     }
 }
@@ -177,6 +179,12 @@ impl PeerChannels {
         self
     }
 
+    /// Reach `https://` peers trusting `tls`'s CA.
+    pub fn with_tls(mut self, tls: Option<ClientTlsConfig>) -> Self {
+        self.tls = tls;
+        self
+    }
+
     /// Set how long connecting to a peer may take.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -190,8 +198,7 @@ impl PeerChannels {
         if let Some(c) = channels.get(peer) {
             return Ok(c.clone());
         }
-        let uri = if peer.contains("://") { peer.to_owned() } else { format!("http://{peer}") };
-        let channel = Endpoint::from_shared(uri)
+        let channel = weft_core::proto::tls::endpoint(peer, self.tls.as_ref())
             .map_err(|e| RemoteError::BadAddress { peer: peer.to_owned(), reason: e.to_string() })?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)

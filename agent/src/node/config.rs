@@ -54,6 +54,8 @@ pub struct AgentConfig {
     pub attributes: BTreeMap<String, String>,
     /// The cluster's shared token (empty: none).
     pub cluster_token: String,
+    /// TLS: the certificate and key it serves with, the CA it trusts.
+    pub tls: weft_core::proto::tls::TlsConfig,
     /// Shuffle files live in `<work-dir>/jobs/<job>/shuffle/`.
     pub work_dir: PathBuf,
     /// The verified artifact (component) cache.
@@ -86,6 +88,7 @@ impl Default for AgentConfig {
             memory: ByteSize::gib(4),
             attributes: BTreeMap::new(),
             cluster_token: String::new(),
+            tls: Default::default(),
             work_dir: PathBuf::from("/var/lib/weft/agent/work"),
             cache_dir: PathBuf::from("/var/lib/weft/agent/artifacts"),
             cache_size: ByteSize::gib(10),

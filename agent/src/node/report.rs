@@ -10,12 +10,13 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::{Code, Status};
 use weft_core::ids::AgentId;
 use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::proto::PROTOCOL_VERSION;
 use weft_core::proto::auth::Credentials;
+use weft_core::proto::tls;
 use weft_core::proto::v1::master_client::MasterClient;
 use weft_core::proto::v1::{self, HeartbeatRequest, RegisterRequest, Resources, TaskUpdate, TaskUpdates};
 use weft_core::task::Data;
@@ -24,17 +25,25 @@ use weft_core::task::{TaskKey, TaskState};
 /// The master's client, stamped with the protocol version and cluster token.
 pub(crate) type Client = MasterClient<InterceptedService<Channel, Credentials>>;
 
-/// A lazily connected channel to `address`.
-pub(crate) fn channel(address: &str, timeout: Duration) -> Result<Channel, String> {
-    Endpoint::from_shared(super::config::uri(address))
+/// A lazily connected channel to `address` (TLS when it is `https://`).
+pub(crate) fn channel(
+    address: &str,
+    timeout: Duration,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Channel, String> {
+    tls::endpoint(&super::config::uri(address), tls)
         .map(|e| e.connect_timeout(timeout).timeout(timeout).tcp_nodelay(true).connect_lazy())
         .map_err(|e| format!("bad address `{address}`: {e}"))
 }
 
 /// A channel whose calls may block as long as they need (a driver's actions
 /// last as long as their jobs): only connecting is bounded.
-pub(crate) fn blocking_channel(address: &str, connect_timeout: Duration) -> Result<Channel, String> {
-    Endpoint::from_shared(super::config::uri(address))
+pub(crate) fn blocking_channel(
+    address: &str,
+    connect_timeout: Duration,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Channel, String> {
+    tls::endpoint(&super::config::uri(address), tls)
         .map(|e| e.connect_timeout(connect_timeout).tcp_nodelay(true).connect_lazy())
         .map_err(|e| format!("bad address `{address}`: {e}"))
 }
@@ -60,7 +69,8 @@ impl MasterLink {
         advertise: String,
         credentials: Credentials,
     ) -> Result<Self, String> {
-        let channel = channel(&config.master, config.rpc_timeout)?;
+        let tls = config.tls.client().map_err(|e| e.to_string())?;
+        let channel = channel(&config.master, config.rpc_timeout, tls.as_ref())?;
         let register = RegisterRequest {
             protocol_version: PROTOCOL_VERSION,
             address: advertise,

@@ -13,3 +13,4 @@ mod restart;
 mod sort;
 mod support;
 mod tenants;
+mod tls;
