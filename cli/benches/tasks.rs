@@ -9,7 +9,9 @@
 //!
 //! - `local`: `weft local`, a master and one agent in one process;
 //! - `cluster`: a `weft master` process and two `weft agent` processes on
-//!   127.0.0.1, the job sent by `weft submit --wait`.
+//!   127.0.0.1, the job sent by `weft submit --wait`;
+//! - `cluster-tls`: the same with TLS on every endpoint (certificates
+//!   generated for the run), to show what TLS costs.
 //!
 //! Both have the same number of task slots in all (`WEFT_BENCH_SLOTS`, default
 //! 2: the local agent has them all, each cluster agent half). The seconds are
@@ -24,7 +26,7 @@
 //!
 //! Environment: `WEFT_BENCH_TASKS` (sizes, default `1000,10000,100000`),
 //! `WEFT_BENCH_MODES` (default `empty,identity`), `WEFT_BENCH_TOPOLOGIES`
-//! (default `local,cluster`), `WEFT_BENCH_SLOTS`, `WEFT_BENCH_RUNS` (best of,
+//! (default `local,cluster,cluster-tls`), `WEFT_BENCH_SLOTS`, `WEFT_BENCH_RUNS` (best of,
 //! default 1), `WEFT_BENCH_TIMEOUT` (seconds per run, default 600: a run past it
 //! is killed and reported, never waited on; the job's own default deadline, which
 //! bounds its driver, is 10 minutes too).
@@ -105,21 +107,42 @@ impl Drop for Proc {
     }
 }
 
+/// TLS flags for every process of a `cluster-tls` run: a CA and a
+/// certificate for 127.0.0.1 it signed, generated into `dir`.
+fn tls_flags(dir: &Path) -> Vec<String> {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+    let path = |name: &str, pem: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        p.display().to_string()
+    };
+    let (ca, cert, key) =
+        (path("ca.pem", ca.pem()), path("cert.pem", cert.pem()), path("key.pem", key.serialize_pem()));
+    ["--tls-cert", &cert, "--tls-key", &key, "--tls-ca", &ca].map(String::from).to_vec()
+}
+
 /// A `weft master` and two `weft agent` processes on 127.0.0.1 with `slots` each,
-/// registered; and the master's URL.
-fn cluster(dir: &Path, slots: u64) -> Result<(Vec<Proc>, String), String> {
+/// registered, every process speaking TLS with `tls` flags; and the master's URL.
+fn cluster(dir: &Path, slots: u64, tls: &[String]) -> Result<(Vec<Proc>, String), String> {
     let mut c = weft();
     c.args(["master", "--listen", "127.0.0.1:0", "--cluster-token", TOKEN, "--data-dir"])
-        .arg(dir.join("master"));
+        .arg(dir.join("master"))
+        .args(tls);
     let master = Proc::spawn(c);
     let line = master.wait_for("listening on")?;
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).ok_or(line.clone())?.to_string();
+    let url = line.split_whitespace().find(|w| w.starts_with("http")).ok_or(line.clone())?.to_string();
     let mut procs = vec![master];
     for name in ["a", "b"] {
         let mut c = weft();
         c.args(["agent", "--master", &url, "--listen", "127.0.0.1:0", "--cluster-token", TOKEN])
             .args(["--slots", &slots.to_string(), "--work-dir"])
-            .arg(dir.join(name));
+            .arg(dir.join(name))
+            .args(tls);
         procs.push(Proc::spawn(c));
     }
     for agent in &procs[1..] {
@@ -232,10 +255,16 @@ fn run_cluster(
     mode: &str,
     slots: u64,
     timeout: Duration,
+    tls: bool,
 ) -> Result<Measured, String> {
-    let (_procs, url) = cluster(dir, (slots / 2).max(1))?;
+    let flags = if tls { tls_flags(dir) } else { Vec::new() };
+    let (_procs, url) = cluster(dir, (slots / 2).max(1), &flags)?;
     let mut cmd = weft();
-    cmd.args(["submit", "--master", &url, "--wait", "--json"]).arg(wasm).args(["--", &n.to_string(), mode]);
+    cmd.args(["submit", "--master", &url, "--wait", "--json"]);
+    if tls {
+        cmd.args(&flags[4..]);
+    }
+    cmd.arg(wasm).args(["--", &n.to_string(), mode]);
     let started = Instant::now();
     let out = run_bounded(cmd, timeout)?;
     let wall = started.elapsed();
@@ -286,14 +315,14 @@ fn row(topology: &str, mode: &str, n: u64, result: &Result<Measured, String>, na
         Ok(m) => {
             let secs = m.action.as_secs_f64();
             println!(
-                "{topology:<9} {mode:<9} {n:>7} {secs:>9.3} {:>11.0} {:>9.1} {:>9.0}x {:>8.2}",
+                "{topology:<11} {mode:<9} {n:>7} {secs:>9.3} {:>11.0} {:>9.1} {:>9.0}x {:>8.2}",
                 n as f64 / secs,
                 secs * 1e6 / n as f64,
                 secs / native.as_secs_f64(),
                 m.wall.as_secs_f64()
             );
         }
-        Err(e) => println!("{topology:<9} {mode:<9} {n:>7}  FAILED: {e}"),
+        Err(e) => println!("{topology:<11} {mode:<9} {n:>7}  FAILED: {e}"),
     }
 }
 
@@ -303,12 +332,15 @@ fn main() {
         .map(|s| s.parse().unwrap_or_else(|_| panic!("WEFT_BENCH_TASKS: {s:?} is not a number")))
         .collect();
     let modes = env_list("WEFT_BENCH_MODES", "empty,identity");
-    let topologies = env_list("WEFT_BENCH_TOPOLOGIES", "local,cluster");
+    let topologies = env_list("WEFT_BENCH_TOPOLOGIES", "local,cluster,cluster-tls");
     for m in &modes {
         assert!(["empty", "identity"].contains(&m.as_str()), "WEFT_BENCH_MODES: unknown mode {m:?}");
     }
     for t in &topologies {
-        assert!(["local", "cluster"].contains(&t.as_str()), "WEFT_BENCH_TOPOLOGIES: unknown topology {t:?}");
+        assert!(
+            ["local", "cluster", "cluster-tls"].contains(&t.as_str()),
+            "WEFT_BENCH_TOPOLOGIES: unknown topology {t:?}"
+        );
     }
     let slots = env_num("WEFT_BENCH_SLOTS", 2).max(1);
     let timeout = Duration::from_secs(env_num("WEFT_BENCH_TIMEOUT", 600));
@@ -324,14 +356,14 @@ fn main() {
         timeout.as_secs()
     );
     println!(
-        "{:<9} {:<9} {:>7} {:>9} {:>11} {:>9} {:>10} {:>8}",
+        "{:<11} {:<9} {:>7} {:>9} {:>11} {:>9} {:>10} {:>8}",
         "topology", "mode", "N", "seconds", "tasks/s", "us/task", "x native", "wall s"
     );
     for &n in &sizes {
         let base = native(n, slots);
         let secs = base.as_secs_f64();
         println!(
-            "{:<9} {:<9} {n:>7} {secs:>9.4} {:>11.0} {:>9.3} {:>10} {:>8}",
+            "{:<11} {:<9} {n:>7} {secs:>9.4} {:>11.0} {:>9.3} {:>10} {:>8}",
             "native",
             format!("{slots} thr"),
             n as f64 / secs,
@@ -347,7 +379,7 @@ fn main() {
                     let dir = tempfile::tempdir().unwrap();
                     let this = match topology.as_str() {
                         "local" => run_local(&wasm, dir.path(), n, mode, slots, timeout),
-                        _ => run_cluster(&wasm, dir.path(), n, mode, slots, timeout),
+                        t => run_cluster(&wasm, dir.path(), n, mode, slots, timeout, t == "cluster-tls"),
                     };
                     match (&result, this) {
                         (_, Err(e)) => {
