@@ -195,7 +195,7 @@ struct Shared {
     /// How it reaches `https://` peers and masters.
     tls: Option<tonic::transport::ClientTlsConfig>,
     slots: Arc<Semaphore>,
-    /// The agent's `--memory` in MiB: every running attempt holds its memory
+    /// The agent's `--memory` in MiB: every running task holds its memory
     /// limit's worth.
     memory: Arc<Semaphore>,
     memory_mib: u32,

@@ -54,20 +54,23 @@ pub(crate) async fn run(
             }
             Body::Driver { .. } => None,
         };
-        // Then for its memory limit's worth of the agent's `--memory`, so that
-        // what runs at once never exceeds it (drivers included).
-        let memory = if matches!(parsed.body, Body::Task(_)) && slot.is_none() {
-            None
-        } else {
-            let mib = memory_permits(&shared, &parsed.limits);
-            let memory = Arc::clone(&shared.memory);
-            tokio::select! {
-                m = memory.acquire_many_owned(mib) => m.ok(),
-                _ = kill.wait_for(|k| *k) => None,
+        // Then a task waits for its memory limit's worth of the agent's
+        // `--memory`, so that the tasks running at once never exceed it.
+        // Drivers run apart, as they have slots of their own: one waiting on
+        // its actions must never hold memory its own tasks wait for.
+        let memory = match &parsed.body {
+            Body::Task(_) if slot.is_some() => {
+                let mib = memory_permits(&shared, &parsed.limits);
+                let memory = Arc::clone(&shared.memory);
+                tokio::select! {
+                    m = memory.acquire_many_owned(mib) => m.ok(),
+                    _ = kill.wait_for(|k| *k) => None,
+                }
             }
+            _ => None,
         };
         let killed = || report::ended(&key, &host_report(EndReason::Killed, started.elapsed()));
-        let update = if memory.is_none() {
+        let update = if matches!(parsed.body, Body::Task(_)) && memory.is_none() {
             killed()
         } else {
             tokio::select! {
