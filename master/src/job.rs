@@ -362,10 +362,15 @@ impl JobRun {
     /// share of its input) if one has a slot left, else to the agent with
     /// the most slots left. Slots not taken are declined, for the next job.
     pub fn accept(&mut self, slots: &mut SlotIndex) -> Vec<(TaskKey, AgentId)> {
+        self.accept_up_to(slots, usize::MAX)
+    }
+
+    /// [`accept`](Self::accept), placing at most `limit` tasks.
+    pub fn accept_up_to(&mut self, slots: &mut SlotIndex, limit: usize) -> Vec<(TaskKey, AgentId)> {
         let mut placed = Vec::new();
         for i in self.launchable() {
             while let Some(p) = self.pending[i].pop_front() {
-                if slots.is_empty() {
+                if slots.is_empty() || placed.len() >= limit {
                     self.pending[i].push_front(p);
                     return placed;
                 }

@@ -149,6 +149,8 @@ pub(crate) struct Shared {
 pub(crate) struct TenantsCell {
     source: TenantsSource,
     current: RwLock<Arc<Tenants>>,
+    /// The core, told the tenants' weights at every load.
+    core: std::sync::OnceLock<core::CoreHandle>,
 }
 
 impl TenantsCell {
@@ -160,8 +162,20 @@ impl TenantsCell {
     fn reload(&self) -> Result<Vec<String>, TenantsError> {
         let tenants = self.source.load()?;
         let names = tenants.names().map(str::to_string).collect();
+        self.tell_weights(&tenants);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tenants);
         Ok(names)
+    }
+
+    fn tell_weights(&self, tenants: &Tenants) {
+        if let Some(core) = self.core.get() {
+            let weights = tenants.weights().clone();
+            if !core.post(move |c| c.set_weights(weights)) {
+                tracing::warn!(
+                    "the tenants' weights could not reach the scheduler; they apply at the next reload"
+                );
+            }
+        }
     }
 
     /// Reload whenever the file's modification time changes, until `stop`.
@@ -289,7 +303,11 @@ impl MasterNode {
             default_grants: config.grants.clone(),
             protected,
         };
-        let tenants = Arc::new(TenantsCell { current: RwLock::new(Arc::new(source.load()?)), source });
+        let tenants = Arc::new(TenantsCell {
+            current: RwLock::new(Arc::new(source.load()?)),
+            source,
+            core: std::sync::OnceLock::new(),
+        });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
@@ -328,7 +346,10 @@ impl MasterNode {
         // The clock ticks often enough to end launch back-offs on time.
         let tick =
             (config.heartbeat_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
-        let core = core::start(Core::new(incarnation, &core_config), launcher, store.clone(), tick);
+        let mut state = Core::new(incarnation, &core_config);
+        state.set_weights(tenants.get().weights().clone());
+        let core = core::start(state, launcher, store.clone(), tick);
+        let _ = tenants.core.set(core.clone());
         let master = MasterService::new(core.clone(), &config.cluster_token);
         let (cluster_token, client_token) =
             (config.cluster_token.clone(), Some(config.client_token.clone()).filter(|t| !t.is_empty()));

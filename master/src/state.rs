@@ -17,6 +17,7 @@
 //! an agent go out in one launch. See `docs/architecture.md` (control plane).
 
 mod agents;
+mod fair;
 mod jobs;
 
 pub use agents::{Agent, Agents, Resources};
@@ -25,6 +26,7 @@ pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
 use crate::dag::JobGraph;
 use crate::job::{JobRun, JobState, Outcome, TaskResult};
 use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
+use fair::{Claim, Shares};
 use jobs::DriverSlot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -153,6 +155,8 @@ pub struct CoreConfig {
 struct Action {
     ctx: JobContext,
     run: JobRun,
+    /// What each of its attempts claims of its tenant's share.
+    claim: Claim,
     /// Bytes of results finished so far.
     result_bytes: u64,
     /// Each shuffle's map-output table as last built, with its version.
@@ -170,8 +174,10 @@ pub struct Core {
     next_job: u32,
     /// Running actions, in submission order.
     actions: Vec<Action>,
-    /// Every task attempt launched and not yet ended, with its agent.
-    running: HashMap<TaskKey, AgentId>,
+    /// Every task attempt launched and not yet ended, with its agent and claim.
+    running: HashMap<TaskKey, (AgentId, Claim)>,
+    /// What each tenant and action holds: the order of offers.
+    shares: Shares,
     effects: Vec<Effect>,
     changed: BTreeSet<JobId>,
     max_result_size: u64,
@@ -189,6 +195,7 @@ impl Core {
             next_job: 0,
             actions: Vec::new(),
             running: HashMap::new(),
+            shares: Shares::default(),
             effects: Vec::new(),
             changed: BTreeSet::new(),
             max_result_size: config.max_result_size,
@@ -307,6 +314,8 @@ impl Core {
         job.actions_run += 1;
         let action = ActionId { job: ctx.job, seq: job.actions_run };
         let mut run = JobRun::new(action, graph, job.spec.max_task_attempts);
+        let claim =
+            Claim { tenant: self.shares.tenant(&job.spec.tenant), memory: job.spec.limits.memory.as_u64() };
         if !job.is_live() {
             run.fail(format!("job {} has ended", ctx.job));
         }
@@ -315,7 +324,14 @@ impl Core {
             tracing::info!(%action, skipped, "map outputs of earlier actions reused");
         }
         self.changed.insert(ctx.job);
-        self.actions.push(Action { ctx, run, result_bytes: 0, tables: HashMap::new(), sent: HashMap::new() });
+        self.actions.push(Action {
+            ctx,
+            run,
+            claim,
+            result_bytes: 0,
+            tables: HashMap::new(),
+            sent: HashMap::new(),
+        });
         self.reap();
         action
     }
@@ -407,6 +423,16 @@ impl Core {
         })
     }
 
+    /// Set the tenants' weights (a tenant not named weighs 1).
+    pub fn set_weights(&mut self, weights: HashMap<String, f64>) {
+        self.shares.set_weights(weights);
+    }
+
+    /// Task places and memory `tenant`'s running tasks hold.
+    pub fn held(&self, tenant: &str) -> (u64, u64) {
+        self.shares.held(tenant)
+    }
+
     /// Every job, oldest first.
     pub fn jobs(&self) -> Vec<JobId> {
         self.jobs.keys().copied().collect()
@@ -441,7 +467,14 @@ impl Core {
     }
 
     fn agent_lost(&mut self, agent: AgentId) {
-        self.running.retain(|_, a| *a != agent);
+        let shares = &mut self.shares;
+        self.running.retain(|key, (a, claim)| {
+            let keep = *a != agent;
+            if !keep {
+                shares.end(key.action, *claim);
+            }
+            keep
+        });
         for j in self.jobs.values_mut() {
             for o in j.shuffles.values_mut().flatten() {
                 if o.as_ref().is_some_and(|o| o.agent == agent) {
@@ -484,7 +517,8 @@ impl Core {
             }
             return;
         }
-        if self.running.remove(&key).is_some() {
+        if let Some((_, claim)) = self.running.remove(&key) {
+            self.shares.end(key.action, claim);
             self.agents.freed(agent, now);
         }
         if !end.log.is_empty() {
@@ -551,7 +585,8 @@ impl Core {
                 self.driver_not_started(key, agent);
                 continue;
             }
-            if self.running.remove(&key).is_some() {
+            if let Some((_, claim)) = self.running.remove(&key) {
+                self.shares.end(key.action, claim);
                 self.agents.freed(agent, now);
             }
             let outcome = match why {
@@ -634,7 +669,7 @@ impl Core {
             }
             self.changed.insert(action.job);
             let mut leftover: BTreeMap<AgentId, Vec<TaskKey>> = BTreeMap::new();
-            for (key, agent) in &self.running {
+            for (key, (agent, _)) in &self.running {
                 if key.action == action {
                     leftover.entry(*agent).or_default().push(*key);
                 }
@@ -654,14 +689,48 @@ impl Core {
         let mut batches: BTreeMap<AgentId, Batch> = BTreeMap::new();
         self.place_drivers(now, &mut batches);
         let mut failed = Vec::new();
-        for (i, a) in self.actions.iter_mut().enumerate() {
-            if self.agents.slots.is_empty() {
-                break;
+        // Weighted DRF: the action of the tenant with the smallest weighted
+        // dominant share is offered slots first (between one tenant's
+        // actions, the one running fewest), for as many tasks as keep its
+        // tenant below the next tenant's share; then the order is looked at
+        // again. With one tenant, every action takes what it can in turn.
+        let (places, memory) = self.agents.totals();
+        let mut declined = vec![false; self.actions.len()];
+        while !self.agents.slots.is_empty() {
+            let mut best: Option<(f64, u32, usize)> = None;
+            for (i, a) in self.actions.iter().enumerate() {
+                if declined[i] {
+                    continue;
+                }
+                let key = (
+                    self.shares.share(a.claim.tenant, places, memory),
+                    self.shares.running(a.run.action()),
+                    i,
+                );
+                if best.is_none_or(|b| key.0 < b.0 || (key.0 == b.0 && (key.1, key.2) < (b.1, b.2))) {
+                    best = Some(key);
+                }
             }
-            let placed = a.run.accept(&mut self.agents.slots);
+            let Some((_, _, i)) = best else { break };
+            let tenant = self.actions[i].claim.tenant;
+            let next = self
+                .actions
+                .iter()
+                .enumerate()
+                .filter(|(j, a)| !declined[*j] && a.claim.tenant != tenant)
+                .map(|(_, a)| self.shares.share(a.claim.tenant, places, memory))
+                .fold(f64::INFINITY, f64::min);
+            let a = &mut self.actions[i];
+            let budget = self.shares.budget(tenant, a.claim.memory, places, memory, next);
+            let placed = a.run.accept_up_to(&mut self.agents.slots, budget);
+            if placed.is_empty() {
+                declined[i] = true;
+                continue;
+            }
             for (key, agent) in placed {
                 self.agents.placed(agent);
-                self.running.insert(key, agent);
+                self.shares.start(key.action, a.claim);
+                self.running.insert(key, (agent, a.claim));
                 let batch = batches.entry(agent).or_default();
                 match describe(&self.agents, a, key, agent, &mut batch.tables) {
                     Ok(d) => batch.tasks.push(d),
@@ -674,7 +743,9 @@ impl Core {
         // describe will not become describable by waiting: its action fails
         // at once, naming the task.
         for (i, key, agent, e) in failed {
-            self.running.remove(&key);
+            if let Some((_, claim)) = self.running.remove(&key) {
+                self.shares.end(key.action, claim);
+            }
             self.agents.freed(agent, now);
             let run = &mut self.actions[i].run;
             match e {

@@ -11,7 +11,7 @@ use weft_core::access::{Grant, Policy};
 use weft_core::token::{self, TokenError, TokenHash};
 
 /// The tenants file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantsFile {
     /// Every tenant.
@@ -20,7 +20,7 @@ pub struct TenantsFile {
 }
 
 /// One tenant in the file.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// Its name: letters, digits, `.`, `_` and `-`.
@@ -31,10 +31,18 @@ pub struct TenantConfig {
     /// Whether it sees and may kill every tenant's jobs.
     #[serde(default)]
     pub admin: bool,
+    /// Its weight in Dominant Resource Fairness: a tenant of weight 2 is
+    /// offered twice the share of one of weight 1 (default 1).
+    #[serde(default = "one")]
+    pub weight: f64,
     /// The data its jobs may read and write (`[[tenant.grant]]`: `root`,
     /// `access`); nothing else.
     #[serde(default)]
     pub grant: Vec<Grant>,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// The caller of a client RPC, as its token identifies it.
@@ -97,6 +105,7 @@ impl TenantsSource {
                 name: DEFAULT_TENANT.into(),
                 tokens,
                 admin: true,
+                weight: 1.0,
                 grant: self.default_grants.clone(),
             });
         }
@@ -120,6 +129,7 @@ pub struct Tenants {
     by_token: HashMap<TokenHash, Client>,
     names: Vec<Arc<str>>,
     policies: HashMap<Arc<str>, Arc<Policy>>,
+    weights: HashMap<String, f64>,
 }
 
 impl Tenants {
@@ -133,6 +143,7 @@ impl Tenants {
         let mut by_token = HashMap::new();
         let mut names: Vec<Arc<str>> = Vec::new();
         let mut policies = HashMap::new();
+        let mut weights = HashMap::new();
         for t in tenants {
             let ok = !t.name.is_empty()
                 && t.name.len() <= 64
@@ -149,6 +160,13 @@ impl Tenants {
             if t.tokens.is_empty() {
                 return Err(format!("tenant `{}` has no tokens: add one from `weft token new`", t.name));
             }
+            if !(t.weight.is_finite() && t.weight > 0.0) {
+                return Err(format!(
+                    "tenant `{}` has weight {}: a weight is a number above 0",
+                    t.name, t.weight
+                ));
+            }
+            weights.insert(t.name.clone(), t.weight);
             let policy = Policy::new(&t.grant).map_err(|e| format!("tenant `{}`: {e}", t.name))?;
             let name: Arc<str> = t.name.into();
             policies.insert(Arc::clone(&name), Arc::new(policy.deny(protected.iter().cloned())));
@@ -160,7 +178,12 @@ impl Tenants {
             }
             names.push(name);
         }
-        Ok(Self { by_token, names, policies })
+        Ok(Self { by_token, names, policies, weights })
+    }
+
+    /// Each tenant's weight.
+    pub fn weights(&self) -> &HashMap<String, f64> {
+        &self.weights
     }
 
     /// What the jobs of `tenant` may read and write (nothing, for a tenant
@@ -296,7 +319,11 @@ mod tests {
                 "share a token",
             ),
             ("[[tenant]]\nname = \"a\"\ntokens = [\"s3cret\"]\n".to_string(), "not a token hash"),
-            (format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nweight = 2\n"), "unknown field"),
+            (format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nquota = 2\n"), "unknown field"),
+            (
+                format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nweight = 0\n"),
+                "a weight is a number above 0",
+            ),
         ] {
             let (_dir, path) = write(&text);
             let err =

@@ -67,6 +67,12 @@ impl CoreHandle {
         answer.await.map_err(|_| gone())
     }
 
+    /// Run `f` on the core without waiting (from code that cannot await);
+    /// `false` when the loop is gone or its queue is full.
+    pub(crate) fn post(&self, f: impl FnOnce(&mut Core) + Send + 'static) -> bool {
+        self.tx.try_send(Command::With(Box::new(f))).is_ok()
+    }
+
     /// Run an action to its end.
     pub(crate) async fn run_action(
         &self,

@@ -71,6 +71,9 @@ pub struct Agents {
     lost_after: u32,
     /// Free slots of live, unpaused agents: what the allocator offers.
     pub slots: SlotIndex,
+    /// Task places (`slots + queue`) and memory of the live agents: the
+    /// cluster that shares are shares of.
+    totals: (u64, u64),
 }
 
 impl Agents {
@@ -83,7 +86,13 @@ impl Agents {
             interval,
             lost_after: lost_after.max(1),
             slots: SlotIndex::new(),
+            totals: (0, 0),
         }
+    }
+
+    /// Task places and memory bytes of the live agents.
+    pub fn totals(&self) -> (u64, u64) {
+        self.totals
     }
 
     /// The heartbeat interval agents are told to keep.
@@ -114,6 +123,8 @@ impl Agents {
             paused_until: None,
             backoff: FIRST_BACKOFF,
         };
+        self.totals.0 += u64::from(resources.slots + resources.queue);
+        self.totals.1 += resources.memory;
         self.agents.insert(id, agent);
         self.reindex(id, now);
         id
@@ -145,6 +156,9 @@ impl Agents {
         for a in self.agents.values_mut().filter(|a| !a.lost) {
             if now.saturating_duration_since(a.last_seen) > limit {
                 a.lost = true;
+                self.totals.0 =
+                    self.totals.0.saturating_sub(u64::from(a.resources.slots + a.resources.queue));
+                self.totals.1 = self.totals.1.saturating_sub(a.resources.memory);
                 lost.push(a.id);
             } else if a.paused_until.is_some_and(|t| t <= now) {
                 a.paused_until = None;

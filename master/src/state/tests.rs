@@ -305,3 +305,59 @@ fn a_map_table_goes_once_to_each_agent_and_again_only_when_its_outputs_change() 
         );
     }
 }
+
+/// Tenants `a` and `b` with an action of `n` tasks each (`a`'s submitted
+/// first) on one agent of `places` slots; the tasks placed, by tenant.
+fn two_tenants(
+    places: u32,
+    n: usize,
+    weights: &[(&str, f64)],
+) -> (Core, BTreeMap<String, Vec<TaskKey>>, AgentId) {
+    let (mut c, now) = core();
+    c.set_weights(weights.iter().map(|(t, w)| (t.to_string(), *w)).collect());
+    let agent = c.register_agent(
+        "a:1".into(),
+        Resources { slots: places, memory: 0, queue: 0 },
+        BTreeMap::new(),
+        now,
+    );
+    let mut owner = BTreeMap::new();
+    for tenant in ["a", "b"] {
+        let job = c.submit_job(JobSpec { tenant: tenant.into(), ..spec() });
+        owner.insert(job, tenant.to_string());
+    }
+    c.schedule(now);
+    c.take_effects();
+    // a's action first: alone, it could take every slot.
+    for job in owner.keys() {
+        let (ctx, graph) = count(&c, *job, n);
+        c.run_action(ctx, graph);
+    }
+    c.schedule(now);
+    let mut placed: BTreeMap<String, Vec<TaskKey>> = BTreeMap::new();
+    for (_, keys) in launches(&c.take_effects()) {
+        for k in keys {
+            placed.entry(owner[&k.job()].clone()).or_default().push(k);
+        }
+    }
+    (c, placed, agent)
+}
+
+#[test]
+fn tenants_share_the_cluster_by_weighted_dominant_share_whoever_came_first() {
+    // Equal weights: half each, although a's action came first and could take all.
+    let (mut c, placed, agent) = two_tenants(10, 100, &[]);
+    assert_eq!((placed["a"].len(), placed["b"].len()), (5, 5), "{placed:?}");
+    assert_eq!(c.held("a"), (5, 5 * (512 << 20)), "five places and their memory limits");
+    // A slot b frees goes back to b, the tenant with the smaller share.
+    let now = Instant::now();
+    c.task_ends(agent, vec![finished(placed["b"][0])], now);
+    c.schedule(now);
+    let next = launches(&c.take_effects());
+    assert_eq!(next.iter().map(|(_, k)| k.len()).sum::<usize>(), 1);
+    assert_eq!(next[0].1[0].job(), placed["b"][0].job(), "b's slot stays with b");
+
+    // Weight 2 for a: twice b's places (as close as whole tasks allow).
+    let (_, placed, _) = two_tenants(12, 100, &[("a", 2.0)]);
+    assert_eq!((placed["a"].len(), placed["b"].len()), (8, 4), "{placed:?}");
+}

@@ -1,0 +1,143 @@
+//! Weighted Dominant Resource Fairness between tenants, then fairness
+//! between a tenant's actions: what each tenant's running tasks hold (task
+//! places and memory), its weighted dominant share of the cluster, and the
+//! order in which actions are offered slots. Plain data inside the core.
+
+use std::collections::HashMap;
+use weft_core::ids::ActionId;
+
+/// A running attempt's claim: its tenant (interned) and memory limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub tenant: u32,
+    pub memory: u64,
+}
+
+/// What each tenant and action holds.
+#[derive(Debug, Default)]
+pub(crate) struct Shares {
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+    /// Per tenant index: task places and memory held.
+    held: Vec<(u64, u64)>,
+    weights: HashMap<String, f64>,
+    /// Attempts running per action.
+    per_action: HashMap<ActionId, u32>,
+}
+
+impl Shares {
+    /// The interned index of `tenant`.
+    pub(crate) fn tenant(&mut self, tenant: &str) -> u32 {
+        if let Some(i) = self.index.get(tenant) {
+            return *i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(tenant.to_string());
+        self.index.insert(tenant.to_string(), i);
+        self.held.push((0, 0));
+        i
+    }
+
+    /// The tenants' weights (a tenant not named weighs 1).
+    pub(crate) fn set_weights(&mut self, weights: HashMap<String, f64>) {
+        self.weights = weights;
+    }
+
+    fn weight(&self, tenant: u32) -> f64 {
+        let w = self.names.get(tenant as usize).and_then(|n| self.weights.get(n)).copied().unwrap_or(1.0);
+        if w > 0.0 { w } else { 1.0 }
+    }
+
+    /// An attempt of `action` started with `claim`.
+    pub(crate) fn start(&mut self, action: ActionId, claim: Claim) {
+        if let Some(h) = self.held.get_mut(claim.tenant as usize) {
+            h.0 += 1;
+            h.1 += claim.memory;
+        }
+        *self.per_action.entry(action).or_default() += 1;
+    }
+
+    /// An attempt of `action` holding `claim` ended.
+    pub(crate) fn end(&mut self, action: ActionId, claim: Claim) {
+        if let Some(h) = self.held.get_mut(claim.tenant as usize) {
+            h.0 = h.0.saturating_sub(1);
+            h.1 = h.1.saturating_sub(claim.memory);
+        }
+        if let Some(n) = self.per_action.get_mut(&action) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_action.remove(&action);
+            }
+        }
+    }
+
+    /// The weighted dominant share of `tenant` in a cluster of `places` task
+    /// places and `memory` bytes.
+    pub(crate) fn share(&self, tenant: u32, places: u64, memory: u64) -> f64 {
+        let (p, m) = self.held.get(tenant as usize).copied().unwrap_or_default();
+        dominant(p, places, m, memory) / self.weight(tenant)
+    }
+
+    /// How many more tasks of `memory` each `tenant` may take before its
+    /// share passes `next` (at least one).
+    pub(crate) fn budget(
+        &self,
+        tenant: u32,
+        memory: u64,
+        places: u64,
+        total_memory: u64,
+        next: f64,
+    ) -> usize {
+        let step = dominant(1, places, memory, total_memory) / self.weight(tenant);
+        let room = next - self.share(tenant, places, total_memory);
+        if !room.is_finite() || step <= 0.0 {
+            return usize::MAX;
+        }
+        // (The epsilon keeps 0.3 / 0.1 from rounding down to 2.)
+        ((room / step + 1e-9).floor().max(0.0) as usize).saturating_add(1)
+    }
+
+    /// Attempts of `action` running.
+    pub(crate) fn running(&self, action: ActionId) -> u32 {
+        self.per_action.get(&action).copied().unwrap_or(0)
+    }
+
+    /// Places and memory `tenant` holds (for views and tests).
+    pub(crate) fn held(&self, tenant: &str) -> (u64, u64) {
+        self.index.get(tenant).and_then(|i| self.held.get(*i as usize)).copied().unwrap_or_default()
+    }
+}
+
+/// The larger of `p` of `places` and `m` of `memory` (a cluster that
+/// reports no memory is shared by places alone).
+fn dominant(p: u64, places: u64, m: u64, memory: u64) -> f64 {
+    let by_places = p as f64 / places.max(1) as f64;
+    if memory == 0 { by_places } else { by_places.max(m as f64 / memory as f64) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_core::ids::{Incarnation, JobId};
+
+    #[test]
+    fn shares_are_dominant_and_weighted_and_budgets_reach_the_next_share() {
+        let mut s = Shares::default();
+        let (a, b) = (s.tenant("a"), s.tenant("b"));
+        let action = ActionId { job: JobId { incarnation: Incarnation(1), seq: 1 }, seq: 1 };
+        // 10 places, 10 GiB: a holds 2 places and 6 GiB (memory dominates).
+        for _ in 0..2 {
+            s.start(action, Claim { tenant: a, memory: 3 << 30 });
+        }
+        assert!((s.share(a, 10, 10 << 30) - 0.6).abs() < 1e-9);
+        s.set_weights([("a".to_string(), 2.0)].into());
+        assert!((s.share(a, 10, 10 << 30) - 0.3).abs() < 1e-9, "weight 2 halves it");
+        // b's 1 GiB tasks cost 0.1 each: 3 reach a's 0.3, the 4th passes it.
+        assert_eq!(s.budget(b, 1 << 30, 10, 10 << 30, 0.3), 4);
+        // Alone, a tenant's budget is unbounded.
+        assert_eq!(s.budget(b, 1 << 30, 10, 10 << 30, f64::INFINITY), usize::MAX);
+        s.end(action, Claim { tenant: a, memory: 3 << 30 });
+        assert_eq!(s.held("a"), (1, 3 << 30));
+        assert_eq!(s.running(action), 1);
+    }
+}
