@@ -153,7 +153,9 @@ impl Policy {
     /// Refuse everything under `dirs` even where a grant covers it (a
     /// process's own configuration, state and artifacts).
     pub fn deny(mut self, dirs: impl IntoIterator<Item = PathBuf>) -> Self {
-        self.deny.extend(dirs.into_iter().map(|d| resolve(&normalize(&d))));
+        // Relative directories (a configured `.weft/agent`) mean the process's own.
+        self.deny
+            .extend(dirs.into_iter().map(|d| resolve(&normalize(&std::path::absolute(&d).unwrap_or(d)))));
         self
     }
 
