@@ -164,6 +164,8 @@ impl Jobs for Shared {
     ) -> Result<Response<v1::SubmitResponse>, Status> {
         let who = self.client(request.metadata())?;
         let req = request.into_inner();
+        // Checked first: a refused submission costs no fetch.
+        let limits = limits(req.limits.as_ref(), &self.config.task_limits, &self.config.max_task_limits)?;
         let uri = ArtifactUri::parse(&req.artifact).map_err(|e| Status::invalid_argument(e.to_string()))?;
         // The master fetches a remote or local artifact only where the
         // caller's tenant may read.
@@ -190,7 +192,6 @@ impl Jobs for Shared {
             self.resolver.store().put(bytes).await.map_err(artifact_status)?;
             self.owners.add(digest, &who.tenant);
         }
-        let limits = limits(req.limits.as_ref(), &self.config.task_limits, &self.config.max_task_limits)?;
         let spec = JobSpec {
             name: if req.name.is_empty() { req.artifact.clone() } else { req.name.clone() },
             tenant: who.tenant.to_string(),
