@@ -172,6 +172,10 @@ pub struct JobLimits {
     /// Wall-clock limit of each task, e.g. `30s`.
     #[arg(long, value_parser = humantime::parse_duration)]
     task_deadline: Option<Duration>,
+    /// The most fuel the job's tasks may burn in all; past it the job fails,
+    /// naming the budget (`weft status` shows what it burned so far).
+    #[arg(long)]
+    fuel_budget: Option<u64>,
 }
 
 impl JobLimits {
@@ -304,6 +308,7 @@ fn json(s: &JobStatus) -> serde_json::Value {
     let m: TaskMetering = s.totals.as_ref().map(Into::into).unwrap_or_default();
     serde_json::json!({
         "job": job_name(s.job.as_ref()), "tenant": s.tenant, "state": state_name(s.state), "message": s.message,
+        "fuel_budget": s.fuel_budget,
         "metering": m, "driver_log": s.driver_log,
         "stages": s.stages.iter().map(|st| serde_json::json!({
             "stage": st.stage_id, "name": st.name, "tasks": st.tasks,
@@ -328,6 +333,9 @@ fn summary(s: &JobStatus) -> String {
         m.cpu,
         m.wall
     ));
+    if s.fuel_budget > 0 {
+        out.push_str(&format!(" (fuel budget {})", s.fuel_budget));
+    }
     out
 }
 
@@ -370,6 +378,7 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
         max_task_attempts: a.limits.max_task_attempts.unwrap_or(0),
         limits: Some(a.limits.task_limits()),
         working_dir,
+        fuel_budget: a.limits.fuel_budget.unwrap_or(0),
     };
     let reply = c.submit(req).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
     let job = reply.job.unwrap_or_default();

@@ -155,6 +155,7 @@ fn submit(core: &mut Core, now: Instant) -> JobId {
         deadline: None,
         working_dir: None,
         capability: weft_core::access::JobCapability([1; 32]),
+        fuel_budget: None,
     });
     core.schedule(now);
     let launched = core.take_effects().iter().filter(|e| matches!(e, Effect::Launch { .. })).count();

@@ -339,12 +339,18 @@ impl Core {
     /// Kill `job`: its driver and its actions' attempts. Returns whether it
     /// was still running.
     pub fn kill(&mut self, job: JobId) -> bool {
+        self.stop(job, JobPhase::Killed, "killed on request".into())
+    }
+
+    /// End a live job now as `phase` with `message`: its driver and every
+    /// task of its actions stop. `false` when it was not live.
+    fn stop(&mut self, job: JobId, phase: JobPhase, message: String) -> bool {
         let Some(j) = self.jobs.get_mut(&job) else { return false };
         if !j.is_live() {
             return false;
         }
-        j.phase = JobPhase::Killed;
-        j.message = "killed on request".into();
+        j.phase = phase;
+        j.message = message;
         if let DriverSlot::Running(agent) = j.driver {
             let key = TaskKey::driver(job, j.driver_attempt);
             self.kill_attempts(agent, vec![key]);
@@ -415,12 +421,36 @@ impl Core {
             id: job,
             name: j.spec.name.clone(),
             tenant: j.spec.tenant.clone(),
+            fuel_budget: j.spec.fuel_budget,
             phase: j.phase,
             message: j.message.clone(),
             stages,
             totals,
             driver_log: j.driver_log.clone(),
         })
+    }
+
+    /// Fuel `job` has burned so far: ended actions and driver, and its
+    /// running actions' tasks.
+    fn fuel_used(&self, job: JobId) -> u64 {
+        let Some(j) = self.jobs.get(&job) else { return 0 };
+        let running: u64 =
+            self.actions.iter().filter(|a| a.ctx.job == job).map(|a| a.run.metering().fuel).sum();
+        j.totals.fuel.saturating_add(running)
+    }
+
+    /// `(budget, used)` when `job` has a fuel budget it has used up.
+    fn fuel_over(&self, job: JobId) -> Option<(u64, u64)> {
+        let budget = self.jobs.get(&job)?.spec.fuel_budget?;
+        let used = self.fuel_used(job);
+        (used >= budget).then_some((budget, used))
+    }
+
+    /// Fuel `job` may still burn, if it has a budget: what each of its tasks
+    /// is launched with at most.
+    fn fuel_left(&self, job: JobId) -> Option<u64> {
+        let budget = self.jobs.get(&job)?.spec.fuel_budget?;
+        Some(budget.saturating_sub(self.fuel_used(job)).max(1))
     }
 
     /// Set the tenants' weights (a tenant not named weighs 1).
@@ -548,6 +578,18 @@ impl Core {
         let sampling = matches!(a.ctx.sink, ResultSink::KeySample(_))
             && a.run.graph().result_stage().is_some_and(|s| s.id == key.stage);
         let taken = a.run.on_outcome(&key, &end.metering, outcome);
+        // A job over its fuel budget stops, whatever its tasks' ends say.
+        if end.metering.fuel > 0
+            && let Some((budget, used)) = self.fuel_over(key.job())
+        {
+            let message = format!(
+                "the job's fuel budget of {budget} is used up ({used} burned): submit it with a larger \
+                 --fuel-budget, or make it do less"
+            );
+            self.stop(key.job(), JobPhase::Failed, message);
+            return;
+        }
+        let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) else { return };
         if taken && finished && matches!(a.ctx.sink, ResultSink::Records { .. }) {
             a.result_bytes += result_len;
             if a.result_bytes > self.max_result_size {
@@ -720,6 +762,7 @@ impl Core {
                 .filter(|(j, a)| !declined[*j] && a.claim.tenant != tenant)
                 .map(|(_, a)| self.shares.share(a.claim.tenant, places, memory))
                 .fold(f64::INFINITY, f64::min);
+            let fuel_left = self.fuel_left(self.actions[i].ctx.job);
             let a = &mut self.actions[i];
             let budget = self.shares.budget(tenant, a.claim.memory, places, memory, next);
             let placed = a.run.accept_up_to(&mut self.agents.slots, budget);
@@ -733,7 +776,13 @@ impl Core {
                 self.running.insert(key, (agent, a.claim));
                 let batch = batches.entry(agent).or_default();
                 match describe(&self.agents, a, key, agent, &mut batch.tables) {
-                    Ok(d) => batch.tasks.push(d),
+                    Ok(mut d) => {
+                        // No task may burn more than its job has left.
+                        if let Some(left) = fuel_left {
+                            d.limits.fuel = d.limits.fuel.min(left);
+                        }
+                        batch.tasks.push(d);
+                    }
                     Err(e) => failed.push((i, key, agent, e)),
                 }
             }

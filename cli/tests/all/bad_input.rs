@@ -133,4 +133,15 @@ fn job_limits_from_the_command_line_reach_the_tasks_and_the_maximum_holds() {
     assert!(out.contains("fuel"), "{out}");
     let o = local(&["--fuel", "1000000000", "--task-deadline", "30s", "--json"]);
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let burned = status["metering"]["fuel"].as_u64().unwrap();
+    // A budget below what the job burns stops it, naming the budget.
+    let budget = (burned / 4).to_string();
+    let o = local(&["--fuel-budget", &budget, "--json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(out.contains(&format!("fuel budget of {budget} is used up")), "{out}");
+    // One above it lets the job run.
+    let o = local(&["--fuel-budget", &(burned * 2).to_string(), "--json"]);
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
 }

@@ -51,6 +51,7 @@ fn status(v: &JobView) -> v1::JobStatus {
         totals: Some((&v.totals).into()),
         driver_log: v.driver_log.clone(),
         tenant: v.tenant.clone(),
+        fuel_budget: v.fuel_budget.unwrap_or(0),
     }
 }
 
@@ -208,6 +209,7 @@ impl Jobs for Shared {
             },
             working_dir: (!req.working_dir.is_empty()).then(|| req.working_dir.clone().into()),
             capability: JobCapability::fresh().map_err(|e| Status::internal(e.to_string()))?,
+            fuel_budget: (req.fuel_budget > 0).then_some(req.fuel_budget),
         };
         let id = self.core.call(move |c| c.submit_job(spec)).await?;
         tracing::info!(job = %id, tenant = %who.tenant, component = %digest, "job submitted");

@@ -50,6 +50,8 @@ pub struct JobSpec {
     pub working_dir: Option<std::path::PathBuf>,
     /// What the job's tasks present to read its shuffle blocks from peers.
     pub capability: JobCapability,
+    /// The most fuel its tasks may burn in all; `None` for no budget.
+    pub fuel_budget: Option<u64>,
 }
 
 /// Where a job's driver is.
@@ -150,6 +152,8 @@ pub struct JobView {
     pub name: String,
     /// The tenant that submitted it.
     pub tenant: String,
+    /// Its fuel budget, if any.
+    pub fuel_budget: Option<u64>,
     /// Where it stands.
     pub phase: JobPhase,
     /// Why it failed.

@@ -20,6 +20,7 @@ fn spec() -> JobSpec {
         deadline: Some(Duration::from_secs(7200)),
         working_dir: None,
         capability: weft_core::access::JobCapability([7; 32]),
+        fuel_budget: None,
     }
 }
 
@@ -360,4 +361,49 @@ fn tenants_share_the_cluster_by_weighted_dominant_share_whoever_came_first() {
     // Weight 2 for a: twice b's places (as close as whole tasks allow).
     let (_, placed, _) = two_tenants(12, 100, &[("a", 2.0)]);
     assert_eq!((placed["a"].len(), placed["b"].len()), (8, 4), "{placed:?}");
+}
+
+#[test]
+fn a_job_over_its_fuel_budget_stops_and_its_tasks_get_only_what_is_left() {
+    let (mut c, now) = core();
+    let agent =
+        c.register_agent("a:1".into(), Resources { slots: 2, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    let job = c.submit_job(JobSpec { fuel_budget: Some(1_000), ..spec() });
+    c.schedule(now);
+    c.take_effects();
+    let (ctx, graph) = count(&c, job, 10);
+    c.run_action(ctx, graph);
+    c.schedule(now);
+    let effects = c.take_effects();
+    let mut first = Vec::new();
+    for e in &effects {
+        if let Effect::Launch { tasks, .. } = e {
+            for t in tasks {
+                assert_eq!(t.limits.fuel, 1_000, "no task may burn more than the budget");
+                first.push(t.key);
+            }
+        }
+    }
+    // One task burns 600: the next is launched with the 400 left.
+    let burned =
+        |key, fuel| TaskEnd { metering: TaskMetering { fuel, ..Default::default() }, ..finished(key) };
+    c.task_ends(agent, vec![burned(first[0], 600)], now);
+    c.schedule(now);
+    let next: Vec<_> = c
+        .take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Launch { tasks, .. } => Some(tasks),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].limits.fuel, 400);
+    // Past the budget the job fails, naming it.
+    c.task_ends(agent, vec![burned(first[1], 500)], now);
+    let view = c.view(job).unwrap();
+    assert_eq!(view.phase, JobPhase::Failed);
+    assert!(view.message.contains("fuel budget of 1000 is used up (1100 burned)"), "{}", view.message);
+    assert!(view.message.contains("--fuel-budget"), "{}", view.message);
 }
