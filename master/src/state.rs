@@ -360,9 +360,13 @@ impl Core {
     }
 
     fn end_driver(&mut self, job: JobId, end: EndReason, log: String, metering: &TaskMetering) {
+        let claim = self.driver_claim(job);
         let Some(j) = self.jobs.get_mut(&job) else { return };
         if let DriverSlot::Running(agent) = j.driver {
             self.agents.drivers(agent, false);
+            if let Some(claim) = claim {
+                self.shares.end(ActionId::driver(job), claim);
+            }
         }
         j.driver = DriverSlot::Ended;
         j.totals.add(metering);
@@ -676,7 +680,18 @@ impl Core {
             j.driver = DriverSlot::Pending;
             j.driver_attempt += 1;
             self.agents.drivers(agent, false);
+            if let Some(claim) = self.driver_claim(key.job()) {
+                self.shares.end(ActionId::driver(key.job()), claim);
+            }
         }
+    }
+
+    /// What a running driver of `job` claims of its tenant's share.
+    fn driver_claim(&mut self, job: JobId) -> Option<Claim> {
+        let j = self.jobs.get(&job)?;
+        let memory = j.spec.limits.memory.as_u64();
+        let tenant = j.spec.tenant.clone();
+        Some(Claim { tenant: self.shares.tenant(&tenant), memory })
     }
 
     fn kill_attempts(&mut self, agent: AgentId, tasks: Vec<TaskKey>) {
@@ -828,9 +843,12 @@ impl Core {
             self.jobs.values().filter(|j| j.driver == DriverSlot::Pending).map(|j| j.id).collect();
         for job in pending {
             let Some(agent) = self.agents.roomiest_for_driver(now) else { return };
+            let Some(claim) = self.driver_claim(job) else { continue };
             let Some(j) = self.jobs.get_mut(&job) else { continue };
             j.driver = DriverSlot::Running(agent);
             self.agents.drivers(agent, true);
+            // A driver counts against its tenant's share as a task does.
+            self.shares.start(ActionId::driver(job), claim);
             let d = TaskDescriptor {
                 key: TaskKey::driver(job, j.driver_attempt),
                 component: j.spec.component,

@@ -349,7 +349,7 @@ fn tenants_share_the_cluster_by_weighted_dominant_share_whoever_came_first() {
     // Equal weights: half each, although a's action came first and could take all.
     let (mut c, placed, agent) = two_tenants(10, 100, &[]);
     assert_eq!((placed["a"].len(), placed["b"].len()), (5, 5), "{placed:?}");
-    assert_eq!(c.held("a"), (5, 5 * (512 << 20)), "five places and their memory limits");
+    assert_eq!(c.held("a"), (6, 6 * (512 << 20)), "five tasks and its driver, with their memory limits");
     // A slot b frees goes back to b, the tenant with the smaller share.
     let now = Instant::now();
     c.task_ends(agent, vec![finished(placed["b"][0])], now);
