@@ -26,6 +26,7 @@ pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
 use crate::dag::JobGraph;
 use crate::job::{JobRun, JobState, Outcome, TaskResult};
 use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
+pub use fair::{Amount, Quota};
 use fair::{Claim, Shares};
 use jobs::DriverSlot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -462,6 +463,11 @@ impl Core {
         self.shares.set_weights(weights);
     }
 
+    /// Set the tenants' quotas (a tenant not named has none).
+    pub fn set_quotas(&mut self, quotas: HashMap<String, Quota>) {
+        self.shares.set_quotas(quotas);
+    }
+
     /// Task places and memory `tenant`'s running tasks hold.
     pub fn held(&self, tenant: &str) -> (u64, u64) {
         self.shares.held(tenant)
@@ -754,21 +760,28 @@ impl Core {
         let (places, memory) = self.agents.totals();
         let mut declined = vec![false; self.actions.len()];
         while !self.agents.slots.is_empty() {
-            let mut best: Option<(f64, u32, usize)> = None;
+            // Tenants below their guarantee come first; a tenant at its limit
+            // is offered nothing.
+            let mut best: Option<(u8, f64, u32, usize)> = None;
             for (i, a) in self.actions.iter().enumerate() {
-                if declined[i] {
+                if declined[i] || self.shares.room(a.claim.tenant, a.claim.memory) == 0 {
                     continue;
                 }
                 let key = (
+                    u8::from(!self.shares.below_guarantee(a.claim.tenant)),
                     self.shares.share(a.claim.tenant, places, memory),
                     self.shares.running(a.run.action()),
                     i,
                 );
-                if best.is_none_or(|b| key.0 < b.0 || (key.0 == b.0 && (key.1, key.2) < (b.1, b.2))) {
+                let earlier = |b: &(u8, f64, u32, usize)| {
+                    key.0 < b.0
+                        || (key.0 == b.0 && (key.1 < b.1 || (key.1 == b.1 && (key.2, key.3) < (b.2, b.3))))
+                };
+                if best.as_ref().is_none_or(earlier) {
                     best = Some(key);
                 }
             }
-            let Some((_, _, i)) = best else { break };
+            let Some((_, _, _, i)) = best else { break };
             let tenant = self.actions[i].claim.tenant;
             let next = self
                 .actions
@@ -779,7 +792,10 @@ impl Core {
                 .fold(f64::INFINITY, f64::min);
             let fuel_left = self.fuel_left(self.actions[i].ctx.job);
             let a = &mut self.actions[i];
-            let budget = self.shares.budget(tenant, a.claim.memory, places, memory, next);
+            let budget = self
+                .shares
+                .budget(tenant, a.claim.memory, places, memory, next)
+                .min(self.shares.room(tenant, a.claim.memory));
             let placed = a.run.accept_up_to(&mut self.agents.slots, budget);
             if placed.is_empty() {
                 declined[i] = true;
@@ -842,8 +858,12 @@ impl Core {
         let pending: Vec<JobId> =
             self.jobs.values().filter(|j| j.driver == DriverSlot::Pending).map(|j| j.id).collect();
         for job in pending {
-            let Some(agent) = self.agents.roomiest_for_driver(now) else { return };
             let Some(claim) = self.driver_claim(job) else { continue };
+            // A tenant at its limit starts no driver either.
+            if self.shares.room(claim.tenant, claim.memory) == 0 {
+                continue;
+            }
+            let Some(agent) = self.agents.roomiest_for_driver(now) else { return };
             let Some(j) = self.jobs.get_mut(&job) else { continue };
             j.driver = DriverSlot::Running(agent);
             self.agents.drivers(agent, true);

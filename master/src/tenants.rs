@@ -4,6 +4,7 @@
 //! (reloaded when it changes) and by `--client-token`; see
 //! `docs/operators-guide.md` (Tenants and tokens).
 
+use crate::state::{Amount, Quota};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +40,40 @@ pub struct TenantConfig {
     /// `access`); nothing else.
     #[serde(default)]
     pub grant: Vec<Grant>,
+    /// Its quota (`[tenant.quota]`): what it holds before shares are
+    /// compared (`guarantee`) and what it never passes (`limit`).
+    #[serde(default)]
+    pub quota: QuotaConfig,
+}
+
+/// A tenant's quota as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Held first, while the tenant has work.
+    #[serde(default)]
+    pub guarantee: Option<AmountConfig>,
+    /// Never exceeded.
+    #[serde(default)]
+    pub limit: Option<AmountConfig>,
+}
+
+/// Task slots (tasks and drivers) and memory (of their limits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmountConfig {
+    /// Task slots.
+    #[serde(default)]
+    pub slots: Option<u64>,
+    /// Memory, e.g. `"16GiB"`.
+    #[serde(default)]
+    pub memory: Option<bytesize::ByteSize>,
+}
+
+impl AmountConfig {
+    fn amount(self) -> Amount {
+        Amount { places: self.slots.unwrap_or(0), memory: self.memory.map_or(0, |m| m.as_u64()) }
+    }
 }
 
 fn one() -> f64 {
@@ -107,6 +142,7 @@ impl TenantsSource {
                 admin: true,
                 weight: 1.0,
                 grant: self.default_grants.clone(),
+                quota: QuotaConfig::default(),
             });
         }
         let mut protected = self.protected.clone();
@@ -130,6 +166,7 @@ pub struct Tenants {
     names: Vec<Arc<str>>,
     policies: HashMap<Arc<str>, Arc<Policy>>,
     weights: HashMap<String, f64>,
+    quotas: HashMap<String, Quota>,
 }
 
 impl Tenants {
@@ -144,6 +181,7 @@ impl Tenants {
         let mut names: Vec<Arc<str>> = Vec::new();
         let mut policies = HashMap::new();
         let mut weights = HashMap::new();
+        let mut quotas = HashMap::new();
         for t in tenants {
             let ok = !t.name.is_empty()
                 && t.name.len() <= 64
@@ -167,6 +205,19 @@ impl Tenants {
                 ));
             }
             weights.insert(t.name.clone(), t.weight);
+            let quota = Quota {
+                guarantee: t.quota.guarantee.map(AmountConfig::amount).unwrap_or_default(),
+                limit: t.quota.limit.map(AmountConfig::amount),
+            };
+            if let Some(limit) = quota.limit {
+                let over = |g: u64, l: u64| l > 0 && g > l;
+                if over(quota.guarantee.places, limit.places) || over(quota.guarantee.memory, limit.memory) {
+                    return Err(format!("tenant `{}` is guaranteed more than its limit", t.name));
+                }
+            }
+            if quota != Quota::default() {
+                quotas.insert(t.name.clone(), quota);
+            }
             let policy = Policy::new(&t.grant).map_err(|e| format!("tenant `{}`: {e}", t.name))?;
             let name: Arc<str> = t.name.into();
             policies.insert(Arc::clone(&name), Arc::new(policy.deny(protected.iter().cloned())));
@@ -178,7 +229,12 @@ impl Tenants {
             }
             names.push(name);
         }
-        Ok(Self { by_token, names, policies, weights })
+        Ok(Self { by_token, names, policies, weights, quotas })
+    }
+
+    /// Each tenant's quota (tenants without one are not listed).
+    pub fn quotas(&self) -> &HashMap<String, Quota> {
+        &self.quotas
     }
 
     /// Each tenant's weight.
@@ -271,7 +327,7 @@ mod tests {
             "weft_t_root-root-root-root-root",
         );
         let text = format!(
-            "[[tenant]]\nname = \"analytics\"\ntokens = [\"{}\", \"{}\"]\n\n[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\n",
+            "[[tenant]]\nname = \"analytics\"\ntokens = [\"{}\", \"{}\"]\n\n[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\n[tenant.quota]\nlimit = {{ slots = 4, memory = \"8GiB\" }}\n",
             TokenHash::of(a),
             TokenHash::of(b),
             TokenHash::of(root)
@@ -284,6 +340,9 @@ mod tests {
         assert!(tenants.identify(root).unwrap().can_see("analytics"));
         assert!(tenants.identify("weft_t_cccccccccccccccccccccccc").is_none());
         assert_eq!(tenants.names().collect::<Vec<_>>(), ["analytics", "ops"]);
+        let limit = Amount { places: 4, memory: 8 << 30 };
+        assert_eq!(tenants.quotas()["ops"], Quota { guarantee: Amount::default(), limit: Some(limit) });
+        assert!(!tenants.quotas().contains_key("analytics"), "no quota, no entry");
     }
 
     #[test]
@@ -319,7 +378,13 @@ mod tests {
                 "share a token",
             ),
             ("[[tenant]]\nname = \"a\"\ntokens = [\"s3cret\"]\n".to_string(), "not a token hash"),
-            (format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nquota = 2\n"), "unknown field"),
+            (format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nrole = 2\n"), "unknown field"),
+            (
+                format!(
+                    "[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\n[tenant.quota]\nguarantee = {{ slots = 9 }}\nlimit = {{ slots = 4 }}\n"
+                ),
+                "guaranteed more than its limit",
+            ),
             (
                 format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nweight = 0\n"),
                 "a weight is a number above 0",

@@ -13,6 +13,25 @@ pub(crate) struct Claim {
     pub memory: u64,
 }
 
+/// A tenant's quota: a guarantee (offered first, while the tenant holds less)
+/// and a limit (never passed), each in task places and memory bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// Held first, before shares are compared.
+    pub guarantee: Amount,
+    /// Never exceeded.
+    pub limit: Option<Amount>,
+}
+
+/// Task places and memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Amount {
+    /// Task places (task slots and drivers).
+    pub places: u64,
+    /// Memory bytes (of memory limits).
+    pub memory: u64,
+}
+
 /// What each tenant and action holds.
 #[derive(Debug, Default)]
 pub(crate) struct Shares {
@@ -21,6 +40,7 @@ pub(crate) struct Shares {
     /// Per tenant index: task places and memory held.
     held: Vec<(u64, u64)>,
     weights: HashMap<String, f64>,
+    quotas: HashMap<String, Quota>,
     /// Attempts running per action.
     per_action: HashMap<ActionId, u32>,
 }
@@ -41,6 +61,34 @@ impl Shares {
     /// The tenants' weights (a tenant not named weighs 1).
     pub(crate) fn set_weights(&mut self, weights: HashMap<String, f64>) {
         self.weights = weights;
+    }
+
+    /// The tenants' quotas (a tenant not named has none).
+    pub(crate) fn set_quotas(&mut self, quotas: HashMap<String, Quota>) {
+        self.quotas = quotas;
+    }
+
+    fn quota(&self, tenant: u32) -> Quota {
+        self.names.get(tenant as usize).and_then(|n| self.quotas.get(n)).copied().unwrap_or_default()
+    }
+
+    /// Whether `tenant` holds less than its guarantee (in either dimension
+    /// it guarantees): it is offered slots before shares are compared.
+    pub(crate) fn below_guarantee(&self, tenant: u32) -> bool {
+        let (p, m) = self.held.get(tenant as usize).copied().unwrap_or_default();
+        let g = self.quota(tenant).guarantee;
+        (g.places > 0 && p < g.places) || (g.memory > 0 && m < g.memory)
+    }
+
+    /// How many more tasks of `memory` bytes `tenant`'s limit allows
+    /// (`usize::MAX` without a limit).
+    pub(crate) fn room(&self, tenant: u32, memory: u64) -> usize {
+        let Some(limit) = self.quota(tenant).limit else { return usize::MAX };
+        let (p, m) = self.held.get(tenant as usize).copied().unwrap_or_default();
+        let by_places = if limit.places > 0 { limit.places.saturating_sub(p) } else { u64::MAX };
+        let by_memory =
+            if limit.memory > 0 && memory > 0 { limit.memory.saturating_sub(m) / memory } else { u64::MAX };
+        usize::try_from(by_places.min(by_memory)).unwrap_or(usize::MAX)
     }
 
     fn weight(&self, tenant: u32) -> f64 {

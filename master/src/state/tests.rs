@@ -314,8 +314,17 @@ fn two_tenants(
     n: usize,
     weights: &[(&str, f64)],
 ) -> (Core, BTreeMap<String, Vec<TaskKey>>, AgentId) {
+    two_tenants_with(places, n, |c| c.set_weights(weights.iter().map(|(t, w)| (t.to_string(), *w)).collect()))
+}
+
+/// [`two_tenants`], the core set up by `setup` first.
+fn two_tenants_with(
+    places: u32,
+    n: usize,
+    setup: impl FnOnce(&mut Core),
+) -> (Core, BTreeMap<String, Vec<TaskKey>>, AgentId) {
     let (mut c, now) = core();
-    c.set_weights(weights.iter().map(|(t, w)| (t.to_string(), *w)).collect());
+    setup(&mut c);
     let agent = c.register_agent(
         "a:1".into(),
         Resources { slots: places, memory: 0, queue: 0 },
@@ -406,4 +415,22 @@ fn a_job_over_its_fuel_budget_stops_and_its_tasks_get_only_what_is_left() {
     assert_eq!(view.phase, JobPhase::Failed);
     assert!(view.message.contains("fuel budget of 1000 is used up (1100 burned)"), "{}", view.message);
     assert!(view.message.contains("--fuel-budget"), "{}", view.message);
+}
+
+#[test]
+fn a_quota_limit_is_never_passed_and_a_guarantee_is_held_first() {
+    let places = |n| Amount { places: n, memory: 0 };
+    // a may hold 4 places (its driver and 3 tasks), although the cluster has 12.
+    let (c, placed, _) = two_tenants_with(12, 100, |c| {
+        c.set_quotas([("a".to_string(), Quota { limit: Some(places(4)), ..Default::default() })].into());
+    });
+    assert_eq!(placed["a"].len(), 3, "{placed:?}");
+    assert_eq!(c.held("a").0, 4);
+    assert_eq!(placed["b"].len(), 12 - 3, "b takes the rest of the task slots: {placed:?}");
+    // b is guaranteed 8 places: it holds them before shares are compared.
+    let (c, placed, _) = two_tenants_with(12, 100, |c| {
+        c.set_quotas([("b".to_string(), Quota { guarantee: places(8), limit: None })].into());
+    });
+    assert_eq!(c.held("b").0, 8, "its driver and 7 tasks: {placed:?}");
+    assert_eq!(placed["a"].len(), 12 - 7, "a gets the rest: {placed:?}");
 }
