@@ -17,7 +17,10 @@ pub use convert::{ProtoError, job_id, task_state};
 pub use descriptor::DescriptorError;
 
 /// The wire protocol version; the master refuses agents that speak another.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: tenants from tokens (no tenant in `SubmitRequest`), authenticated
+/// `Artifacts` and `Blocks`, map-output tables and job capabilities in
+/// `LaunchTasks`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Metadata key carrying [`PROTOCOL_VERSION`] on every RPC.
 pub const PROTOCOL_HEADER: &str = "weft-protocol";
