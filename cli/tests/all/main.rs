@@ -8,6 +8,7 @@ mod access;
 mod bad_input;
 mod bulk;
 mod cluster;
+mod fairness;
 mod paths;
 mod restart;
 mod sort;

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `empty` | `parallelize(0..N, N).count()` | scheduling, launch, the count, the update (no sandbox) |
 //! | `identity` | the same with [`identity`] before the count | all of that and a sandbox instance per task |
+//! | `nap` | the same with [`nap`] (100 ms asleep) before the count | a task that holds its slot a while (for fairness tests) |
 //!
 //! A warm-up action of [`WARM_UP`] tasks in the same mode runs first, so the
 //! component is fetched and compiled on every agent before the timed action.
@@ -33,6 +34,13 @@ pub fn identity(record: u64) -> u64 {
     record
 }
 
+/// The record, after 100 ms asleep: a task that holds its slot for a while.
+#[weft::map]
+pub fn nap(record: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(100));
+    record
+}
+
 /// What each task runs.
 #[derive(Clone, Copy, Debug)]
 enum Mode {
@@ -40,6 +48,8 @@ enum Mode {
     Empty,
     /// [`identity`], then the count.
     Identity,
+    /// [`nap`], then the count.
+    Nap,
 }
 
 impl Mode {
@@ -47,7 +57,8 @@ impl Mode {
         match s {
             "empty" => Ok(Mode::Empty),
             "identity" => Ok(Mode::Identity),
-            other => Err(weft::Error::msg(format!("unknown mode {other:?}: use `empty` or `identity`"))),
+            "nap" => Ok(Mode::Nap),
+            other => Err(weft::Error::msg(format!("unknown mode {other:?}: use `empty`, `identity` or `nap`"))),
         }
     }
 
@@ -55,6 +66,7 @@ impl Mode {
         match self {
             Mode::Empty => "empty",
             Mode::Identity => "identity",
+            Mode::Nap => "nap",
         }
     }
 }
@@ -71,6 +83,7 @@ fn run(ctx: &Context, mode: Mode, n: u64) -> weft::Result<(Duration, Duration)> 
     let count = match mode {
         Mode::Empty => records.count()?,
         Mode::Identity => records.map(identity).count()?,
+        Mode::Nap => records.map(nap).count()?,
     };
     let acted = started.elapsed();
     if count != n {
