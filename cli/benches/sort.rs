@@ -17,11 +17,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 mod records;
+mod versus;
 use records::KEY_BYTES;
 
 fn root() -> PathBuf {
@@ -86,25 +87,6 @@ fn native(input: &Path, output: &Path) {
     w.flush().unwrap();
 }
 
-/// Run `weft local` sort over `input` into `out`; its stdout (the metering summary).
-fn weft_local(dir: &Path, wasm: &Path, input: &Path, out: &Path, partitions: u32) -> String {
-    let _ = std::fs::remove_dir_all(out);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["local", "--dir"])
-        .arg(dir.join("sort-weft"))
-        .arg(wasm)
-        .arg("--")
-        .arg(input)
-        .arg(out)
-        .arg(partitions.to_string())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "weft local failed:\n{stdout}");
-    stdout
-}
-
 /// weft's part files in partition order, concatenated; there must be `partitions`.
 fn weft_output(out: &Path, partitions: u32) -> Vec<u8> {
     assert!(out.join("_SUCCESS").exists(), "no _SUCCESS in {}", out.display());
@@ -161,7 +143,6 @@ fn check(input: &Path, native_out: &Path, weft: &[u8]) -> usize {
 fn main() {
     let mib: u64 = env_or("WEFT_BENCH_MIB", 1024);
     let partitions: u32 = env_or("WEFT_BENCH_PARTITIONS", 8);
-    let runs: usize = env_or("WEFT_BENCH_RUNS", 3usize).max(1);
     let dir = root().join("target/bench");
     let input = dir.join(format!("records-{mib}MiB.txt"));
     generate(&input, mib << 20);
@@ -170,39 +151,18 @@ fn main() {
     assert!(wasm.exists(), "build the guests first: cargo xtask guests");
     let (native_out, weft_out) = (dir.join("sort-native.txt"), dir.join("sort-out"));
 
-    // Turns alternate, so that a slow spell of the machine hits both sides.
-    let (mut native_times, mut weft_times) = (Vec::new(), Vec::new());
     let mut summary = String::new();
-    for _ in 0..runs {
-        let t = Instant::now();
-        native(&input, &native_out);
-        native_times.push(t.elapsed());
-        let t = Instant::now();
-        summary = weft_local(&dir, &wasm, &input, &weft_out, partitions);
-        weft_times.push(t.elapsed());
-    }
+    let partitions_arg = partitions.to_string();
+    let (native_times, weft_times) = versus::alternate(
+        || native(&input, &native_out),
+        || {
+            let args = [input.as_os_str(), weft_out.as_os_str(), OsStr::new(&partitions_arg)];
+            summary = versus::weft_local(&dir.join("sort-weft"), &wasm, &weft_out, &args);
+        },
+    );
     let records = check(&input, &native_out, &weft_output(&weft_out, partitions));
 
-    let rate = |d: Duration| size / d.as_secs_f64();
-    let best = |t: &[Duration]| *t.iter().min().unwrap();
-    let worst = |t: &[Duration]| *t.iter().max().unwrap();
-    let (native_time, weft_time) = (best(&native_times), best(&weft_times));
-    println!(
-        "sort of {size:.0} MB ({records} records, {partitions} partitions), {} cores, best of {runs} runs (slowest in brackets)",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
-    println!(
-        "  native Rust, 1 thread   {:>8.2}s  {:>7.1} MB/s   ({:.2}s)",
-        native_time.as_secs_f64(),
-        rate(native_time),
-        worst(&native_times).as_secs_f64()
-    );
-    println!(
-        "  weft local              {:>8.2}s  {:>7.1} MB/s   ({:.2}s)",
-        weft_time.as_secs_f64(),
-        rate(weft_time),
-        worst(&weft_times).as_secs_f64()
-    );
-    println!("  weft / native speed      {:>7.2}x", rate(weft_time) / rate(native_time));
+    let title = format!("sort of {size:.0} MB ({records} records, {partitions} partitions)");
+    versus::print(&title, size, &native_times, &weft_times, "");
     println!("weft's last run:\n{}", summary.trim_end());
 }

@@ -11,13 +11,13 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 mod corpus;
+mod versus;
 
 fn generate(path: &Path, bytes: u64) {
     if std::fs::metadata(path).map(|m| m.len() >= bytes).unwrap_or(false) {
@@ -38,28 +38,6 @@ fn native(path: &Path) -> HashMap<String, i64> {
     counts
 }
 
-/// Runs of each side: the figures are the best of them (noise on a shared
-/// machine only ever adds time), with the slowest shown for the spread.
-fn runs() -> usize {
-    std::env::var("WEFT_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1)
-}
-
-/// Run `weft local` word count over `input` into `out`.
-fn weft_local(dir: &Path, wasm: &Path, input: &Path, out: &Path) {
-    let _ = std::fs::remove_dir_all(out);
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["local", "--dir"])
-        .arg(dir.join("weft"))
-        .arg(wasm)
-        .arg("--")
-        .arg(input)
-        .arg(out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "weft local failed");
-}
-
 fn main() {
     let mib: u64 = std::env::var("WEFT_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     let dir = root().join("target/bench");
@@ -70,17 +48,13 @@ fn main() {
     assert!(wasm.exists(), "build the guests first: cargo xtask guests");
     let out = dir.join("wordcount-out");
 
-    // Turns alternate, so that a slow spell of the machine hits both sides.
-    let (mut native_times, mut weft_times) = (Vec::new(), Vec::new());
     let mut reference = HashMap::new();
-    for _ in 0..runs() {
-        let t = Instant::now();
-        reference = native(&input);
-        native_times.push(t.elapsed());
-        let t = Instant::now();
-        weft_local(&dir, &wasm, &input, &out);
-        weft_times.push(t.elapsed());
-    }
+    let (native_times, weft_times) = versus::alternate(
+        || reference = native(&input),
+        || {
+            versus::weft_local(&dir.join("weft"), &wasm, &out, &[input.as_os_str(), out.as_os_str()]);
+        },
+    );
 
     let mut got: HashMap<String, i64> = HashMap::new();
     for entry in std::fs::read_dir(&out).unwrap() {
@@ -94,27 +68,6 @@ fn main() {
     }
     assert_eq!(got, reference, "weft's counts differ from the native count");
 
-    let rate = |d: std::time::Duration| size / d.as_secs_f64();
-    let best = |t: &[std::time::Duration]| *t.iter().min().unwrap();
-    let worst = |t: &[std::time::Duration]| *t.iter().max().unwrap();
-    let (native_time, weft_time) = (best(&native_times), best(&weft_times));
-    println!(
-        "word count over {size:.0} MB ({} distinct words), {} cores, best of {} runs (slowest in brackets)",
-        reference.len(),
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        native_times.len()
-    );
-    println!(
-        "  native Rust, 1 thread   {:>8.2}s  {:>7.1} MB/s   ({:.2}s)",
-        native_time.as_secs_f64(),
-        rate(native_time),
-        worst(&native_times).as_secs_f64()
-    );
-    println!(
-        "  weft local              {:>8.2}s  {:>7.1} MB/s   ({:.2}s)",
-        weft_time.as_secs_f64(),
-        rate(weft_time),
-        worst(&weft_times).as_secs_f64()
-    );
-    println!("  weft / native speed      {:>7.2}x   (goal >= 1.0x)", rate(weft_time) / rate(native_time));
+    let title = format!("word count over {size:.0} MB ({} distinct words)", reference.len());
+    versus::print(&title, size, &native_times, &weft_times, "   (goal >= 1.0x)");
 }

@@ -1,0 +1,71 @@
+//! What the weft-against-native benchmarks share: the alternating runs, the
+//! `weft local` run, and the printed comparison of the best times.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Runs of each side (`WEFT_BENCH_RUNS`, default 3): the figures are the best
+/// of them (noise on a shared machine only ever adds time), with the slowest
+/// shown for the spread.
+pub fn runs() -> usize {
+    std::env::var("WEFT_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1)
+}
+
+/// Time `native` and `weft` [`runs`] times each, in alternating turns, so
+/// that a slow spell of the machine hits both sides.
+pub fn alternate(mut native: impl FnMut(), mut weft: impl FnMut()) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut native_times, mut weft_times) = (Vec::new(), Vec::new());
+    for _ in 0..runs() {
+        let t = Instant::now();
+        native();
+        native_times.push(t.elapsed());
+        let t = Instant::now();
+        weft();
+        weft_times.push(t.elapsed());
+    }
+    (native_times, weft_times)
+}
+
+/// Run `weft local` on `wasm` with `args` (after `--`), its files in `dir`,
+/// writing into `out` (emptied first); its stdout.
+pub fn weft_local(dir: &Path, wasm: &Path, out: &Path, args: &[&OsStr]) -> String {
+    let _ = std::fs::remove_dir_all(out);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["local", "--dir"])
+        .arg(dir)
+        .arg(wasm)
+        .arg("--")
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "weft local failed:\n{stdout}");
+    stdout
+}
+
+/// Print `title`, then the best (and slowest) times and rates of both sides
+/// over `mb` megabytes, and their ratio followed by `note`.
+pub fn print(title: &str, mb: f64, native: &[Duration], weft: &[Duration], note: &str) {
+    let rate = |d: Duration| mb / d.as_secs_f64();
+    let best = |t: &[Duration]| *t.iter().min().unwrap();
+    let worst = |t: &[Duration]| *t.iter().max().unwrap();
+    let (native_time, weft_time) = (best(native), best(weft));
+    println!(
+        "{title}, {} cores, best of {} runs (slowest in brackets)",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        native.len()
+    );
+    for (name, time, all) in [("native Rust, 1 thread", native_time, native), ("weft local", weft_time, weft)]
+    {
+        println!(
+            "  {name:<22}{:>9.2}s  {:>7.1} MB/s   ({:.2}s)",
+            time.as_secs_f64(),
+            rate(time),
+            worst(all).as_secs_f64()
+        );
+    }
+    println!("  weft / native speed      {:>7.2}x{note}", rate(weft_time) / rate(native_time));
+}
