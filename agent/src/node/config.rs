@@ -192,11 +192,6 @@ impl AgentConfig {
     }
 }
 
-/// `host:port` or a full URI, as a URI.
-pub(crate) fn uri(address: &str) -> String {
-    if address.contains("://") { address.to_owned() } else { format!("http://{address}") }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -207,11 +202,5 @@ mod tests {
         let config = AgentConfig::default().with_slots(3).with_attribute("zone", "a");
         let text = toml::to_string(&config).unwrap();
         assert_eq!(toml::from_str::<AgentConfig>(&text).unwrap(), config);
-    }
-
-    #[test]
-    fn addresses_become_uris() {
-        assert_eq!(uri("10.0.0.1:7070"), "http://10.0.0.1:7070");
-        assert_eq!(uri("https://m:7070"), "https://m:7070");
     }
 }

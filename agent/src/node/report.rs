@@ -25,27 +25,23 @@ use weft_core::task::{TaskKey, TaskState};
 /// The master's client, stamped with the protocol version and cluster token.
 pub(crate) type Client = MasterClient<InterceptedService<Channel, Credentials>>;
 
-/// A lazily connected channel to `address` (TLS when it is `https://`).
+/// A lazily connected channel to `address` (`host:port` means `http://`;
+/// TLS when it is `https://`). Connecting is bounded by `connect_timeout`;
+/// each call by `call_timeout`, if given (a driver's actions last as long as
+/// their jobs, so its channel has none).
 pub(crate) fn channel(
     address: &str,
-    timeout: Duration,
-    tls: Option<&ClientTlsConfig>,
-) -> Result<Channel, String> {
-    tls::endpoint(&super::config::uri(address), tls)
-        .map(|e| e.connect_timeout(timeout).timeout(timeout).tcp_nodelay(true).connect_lazy())
-        .map_err(|e| format!("bad address `{address}`: {e}"))
-}
-
-/// A channel whose calls may block as long as they need (a driver's actions
-/// last as long as their jobs): only connecting is bounded.
-pub(crate) fn blocking_channel(
-    address: &str,
     connect_timeout: Duration,
+    call_timeout: Option<Duration>,
     tls: Option<&ClientTlsConfig>,
 ) -> Result<Channel, String> {
-    tls::endpoint(&super::config::uri(address), tls)
-        .map(|e| e.connect_timeout(connect_timeout).tcp_nodelay(true).connect_lazy())
-        .map_err(|e| format!("bad address `{address}`: {e}"))
+    let endpoint = tls::endpoint(address, tls).map_err(|e| format!("bad address `{address}`: {e}"))?;
+    let endpoint = endpoint.connect_timeout(connect_timeout).tcp_nodelay(true);
+    Ok(match call_timeout {
+        Some(t) => endpoint.timeout(t),
+        None => endpoint,
+    }
+    .connect_lazy())
 }
 
 /// What the agent knows of its master: the client, the id it was given, and
@@ -70,7 +66,7 @@ impl MasterLink {
         credentials: Credentials,
     ) -> Result<Self, String> {
         let tls = config.tls.client().map_err(|e| e.to_string())?;
-        let channel = channel(&config.master, config.rpc_timeout, tls.as_ref())?;
+        let channel = channel(&config.master, config.rpc_timeout, Some(config.rpc_timeout), tls.as_ref())?;
         let register = RegisterRequest {
             protocol_version: PROTOCOL_VERSION,
             address: advertise,

@@ -164,11 +164,11 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
             }
         }
         Body::Driver { args, master } => {
-            let channel =
-                match report::blocking_channel(&master, shared.config.rpc_timeout, shared.tls.as_ref()) {
-                    Ok(c) => c,
-                    Err(message) => return failed(EndReason::HostError { message }),
-                };
+            let channel = match report::channel(&master, shared.config.rpc_timeout, None, shared.tls.as_ref())
+            {
+                Ok(c) => c,
+                Err(message) => return failed(EndReason::HostError { message }),
+            };
             // Actions block for a whole job: no per-call timeout on this channel
             // beyond the task's deadline, which the sandbox enforces.
             let runner = GrpcRunner::new(channel, shared.credentials.clone(), key.job(), kill);

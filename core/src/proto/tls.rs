@@ -103,3 +103,20 @@ pub fn endpoint(uri: &str, tls: Option<&ClientTlsConfig>) -> Result<Endpoint, Tl
     let tls = tls.ok_or_else(|| TlsError::NoCa { uri: uri.to_string() })?;
     endpoint.tls_config(tls.clone()).map_err(|e| bad(e.to_string()))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_address_is_http_and_https_needs_a_ca() {
+        assert_eq!(endpoint("10.0.0.1:7070", None).unwrap().uri().to_string(), "http://10.0.0.1:7070/");
+        let err = endpoint("https://m:7070", None).unwrap_err().to_string();
+        assert!(err.contains("--tls-ca"), "{err}");
+        assert!(matches!(
+            TlsConfig { cert: Some("c".into()), ..Default::default() }.server(),
+            Err(TlsError::Half)
+        ));
+    }
+}
