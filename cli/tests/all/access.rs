@@ -2,7 +2,9 @@
 //! granted, never the master's or an agent's own files, and `weft local`
 //! grants its working directory and the paths its arguments name.
 
-use crate::support::{Proc, TOKEN, agent, counts, guest, native_counts, output_lines, text, weft};
+use crate::support::{
+    TOKEN, agent, counts, guest, master_command, native_counts, output_lines, start_master, text, weft,
+};
 use std::path::Path;
 use std::time::Duration;
 
@@ -27,17 +29,13 @@ fn a_job_reads_and_writes_only_what_its_tenant_is_granted() {
     std::fs::create_dir_all(&data).unwrap();
     let body = text(200 << 10);
     std::fs::write(data.join("in.txt"), &body).unwrap();
-    let mut c = weft();
+    let mut c = master_command(dir.path());
     c.env_remove("WEFT_GRANTS")
-        .args(["master", "--listen", "127.0.0.1:0", "--cluster-token", TOKEN, "--data-dir"])
-        .arg(dir.path().join("master"))
         .arg("--grant")
         .arg(format!("{}=read", dir.path().display()))
         .arg("--grant")
         .arg(format!("{}=write", out.display()));
-    let m = Proc::spawn(c);
-    let line = m.wait_for("listening on", Duration::from_secs(30));
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let (_m, url) = start_master(c);
     let a = agent(&url, dir.path(), "agent", TOKEN);
     a.wait_for("serving at", Duration::from_secs(30));
 

@@ -4,7 +4,7 @@
 //! cluster, as Dominant Resource Fairness computes for equal demands. (The
 //! exact figures are the benchmark's to report; this checks the shape.)
 
-use crate::support::{Proc, TOKEN, agent, guest, weft};
+use crate::support::{Proc, TOKEN, agent, guest, master_command, start_master, weft};
 use std::time::{Duration, Instant};
 use weft_core::token::TokenHash;
 
@@ -19,15 +19,9 @@ fn three_tenants_with_equal_demands_get_equal_shares_whoever_came_first() {
     }
     file += &format!("[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\n", TokenHash::of(admin));
     std::fs::write(dir.path().join("tenants.toml"), file).unwrap();
-    let mut m = weft();
-    m.env_remove("WEFT_CLIENT_TOKEN")
-        .args(["master", "--listen", "127.0.0.1:0", "--cluster-token", TOKEN, "--data-dir"])
-        .arg(dir.path().join("master"))
-        .arg("--tenants")
-        .arg(dir.path().join("tenants.toml"));
-    let m = Proc::spawn(m);
-    let line = m.wait_for("listening on", Duration::from_secs(30));
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let mut m = master_command(dir.path());
+    m.env_remove("WEFT_CLIENT_TOKEN").arg("--tenants").arg(dir.path().join("tenants.toml"));
+    let (_m, url) = start_master(m);
     let agents: Vec<Proc> = ["a", "b"].iter().map(|n| agent(&url, dir.path(), n, TOKEN)).collect();
     for a in &agents {
         a.wait_for("serving at", Duration::from_secs(30));

@@ -104,13 +104,27 @@ pub fn master(dir: &Path) -> (Proc, String) {
 
 /// [`master`], running in the current directory `cwd`.
 pub fn master_in(dir: &Path, cwd: &Path) -> (Proc, String) {
+    let mut c = master_command(dir);
+    c.current_dir(cwd);
+    start_master(c)
+}
+
+/// `weft master` on a free loopback port with [`TOKEN`], its files under
+/// `dir`: add flags, then [`start_master`].
+pub fn master_command(dir: &Path) -> Command {
     let mut c = weft();
     c.args(["master", "--listen", "127.0.0.1:0", "--cluster-token", TOKEN, "--data-dir"])
-        .arg(dir.join("master"))
-        .current_dir(cwd);
-    let p = Proc::spawn(c);
+        .arg(dir.join("master"));
+    c
+}
+
+/// Start the `weft master` of `command`; the process and its URL (`http://`
+/// or, serving TLS, `https://`).
+pub fn start_master(command: Command) -> (Proc, String) {
+    let p = Proc::spawn(command);
     let line = p.wait_for("listening on", Duration::from_secs(30));
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let url = line.split_whitespace().find(|w| w.starts_with("http")).unwrap_or_else(|| panic!("{line}"));
+    let url = url.to_string();
     (p, url)
 }
 

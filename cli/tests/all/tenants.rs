@@ -2,7 +2,7 @@
 //! tokens and says how to use them; tenants made with `weft token new`, each
 //! seeing only its own jobs.
 
-use crate::support::{Proc, guest, weft};
+use crate::support::{Proc, guest, start_master, weft};
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,10 +14,7 @@ fn bare_master(dir: &Path, args: &[&str]) -> (Proc, String) {
         .args(["master", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("master"))
         .args(args);
-    let p = Proc::spawn(c);
-    let line = p.wait_for("listening on", Duration::from_secs(30));
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
-    (p, url)
+    start_master(c)
 }
 
 /// `weft ARGS` presenting `token`; (success, stdout, stderr).

@@ -2,7 +2,9 @@
 //! by a CA generated here, clients and peers trusting that CA; a word count
 //! through it, and clear errors for a client without the CA or without TLS.
 
-use crate::support::{Proc, TOKEN, counts, guest, native_counts, output_lines, text, weft};
+use crate::support::{
+    Proc, TOKEN, counts, guest, master_command, native_counts, output_lines, start_master, text, weft,
+};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,17 +32,10 @@ fn a_job_runs_over_tls_end_to_end_and_plain_or_untrusting_clients_are_refused() 
     let tls = |c: &mut std::process::Command| {
         c.arg("--tls-cert").arg(&cert).arg("--tls-key").arg(&key).arg("--tls-ca").arg(&ca);
     };
-    let mut m = weft();
-    m.args(["master", "--listen", "127.0.0.1:0", "--cluster-token", TOKEN, "--data-dir"])
-        .arg(dir.path().join("master"));
+    let mut m = master_command(dir.path());
     tls(&mut m);
-    let m = Proc::spawn(m);
-    let line = m.wait_for("listening on", Duration::from_secs(30));
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_string();
+    let (_m, url) = start_master(m);
+    assert!(url.starts_with("https://"), "{url}");
     let mut a = weft();
     a.args(["agent", "--master", &url, "--listen", "127.0.0.1:0", "--slots", "2", "--cluster-token", TOKEN])
         .arg("--work-dir")
