@@ -35,14 +35,24 @@ pub struct Amount {
 /// What each tenant and action holds.
 #[derive(Debug, Default)]
 pub(crate) struct Shares {
-    names: Vec<String>,
     index: HashMap<String, u32>,
-    /// Per tenant index: task places and memory held.
-    held: Vec<(u64, u64)>,
+    /// By tenant index: what each holds, and its weight and quota.
+    tenants: Vec<TenantShare>,
+    /// As configured, by name (for tenants interned later too).
     weights: HashMap<String, f64>,
     quotas: HashMap<String, Quota>,
     /// Attempts running per action.
     per_action: HashMap<ActionId, u32>,
+}
+
+/// One tenant's holding and settings, looked up by index on the hot path.
+#[derive(Debug, Clone)]
+struct TenantShare {
+    name: String,
+    /// Task places and memory held.
+    held: (u64, u64),
+    weight: f64,
+    quota: Quota,
 }
 
 impl Shares {
@@ -51,31 +61,45 @@ impl Shares {
         if let Some(i) = self.index.get(tenant) {
             return *i;
         }
-        let i = self.names.len() as u32;
-        self.names.push(tenant.to_string());
+        let i = self.tenants.len() as u32;
         self.index.insert(tenant.to_string(), i);
-        self.held.push((0, 0));
+        self.tenants.push(TenantShare {
+            name: tenant.to_string(),
+            held: (0, 0),
+            weight: weight_of(&self.weights, tenant),
+            quota: self.quotas.get(tenant).copied().unwrap_or_default(),
+        });
         i
     }
 
     /// The tenants' weights (a tenant not named weighs 1).
     pub(crate) fn set_weights(&mut self, weights: HashMap<String, f64>) {
+        for t in &mut self.tenants {
+            t.weight = weight_of(&weights, &t.name);
+        }
         self.weights = weights;
     }
 
     /// The tenants' quotas (a tenant not named has none).
     pub(crate) fn set_quotas(&mut self, quotas: HashMap<String, Quota>) {
+        for t in &mut self.tenants {
+            t.quota = quotas.get(&t.name).copied().unwrap_or_default();
+        }
         self.quotas = quotas;
     }
 
+    fn held_by(&self, tenant: u32) -> (u64, u64) {
+        self.tenants.get(tenant as usize).map(|t| t.held).unwrap_or_default()
+    }
+
     fn quota(&self, tenant: u32) -> Quota {
-        self.names.get(tenant as usize).and_then(|n| self.quotas.get(n)).copied().unwrap_or_default()
+        self.tenants.get(tenant as usize).map(|t| t.quota).unwrap_or_default()
     }
 
     /// Whether `tenant` holds less than its guarantee (in either dimension
     /// it guarantees): it is offered slots before shares are compared.
     pub(crate) fn below_guarantee(&self, tenant: u32) -> bool {
-        let (p, m) = self.held.get(tenant as usize).copied().unwrap_or_default();
+        let (p, m) = self.held_by(tenant);
         let g = self.quota(tenant).guarantee;
         (g.places > 0 && p < g.places) || (g.memory > 0 && m < g.memory)
     }
@@ -84,7 +108,7 @@ impl Shares {
     /// (`usize::MAX` without a limit).
     pub(crate) fn room(&self, tenant: u32, memory: u64) -> usize {
         let Some(limit) = self.quota(tenant).limit else { return usize::MAX };
-        let (p, m) = self.held.get(tenant as usize).copied().unwrap_or_default();
+        let (p, m) = self.held_by(tenant);
         let by_places = if limit.places > 0 { limit.places.saturating_sub(p) } else { u64::MAX };
         let by_memory =
             if limit.memory > 0 && memory > 0 { limit.memory.saturating_sub(m) / memory } else { u64::MAX };
@@ -92,24 +116,23 @@ impl Shares {
     }
 
     fn weight(&self, tenant: u32) -> f64 {
-        let w = self.names.get(tenant as usize).and_then(|n| self.weights.get(n)).copied().unwrap_or(1.0);
-        if w > 0.0 { w } else { 1.0 }
+        self.tenants.get(tenant as usize).map_or(1.0, |t| t.weight)
     }
 
     /// An attempt of `action` started with `claim`.
     pub(crate) fn start(&mut self, action: ActionId, claim: Claim) {
-        if let Some(h) = self.held.get_mut(claim.tenant as usize) {
-            h.0 += 1;
-            h.1 += claim.memory;
+        if let Some(t) = self.tenants.get_mut(claim.tenant as usize) {
+            t.held.0 += 1;
+            t.held.1 += claim.memory;
         }
         *self.per_action.entry(action).or_default() += 1;
     }
 
     /// An attempt of `action` holding `claim` ended.
     pub(crate) fn end(&mut self, action: ActionId, claim: Claim) {
-        if let Some(h) = self.held.get_mut(claim.tenant as usize) {
-            h.0 = h.0.saturating_sub(1);
-            h.1 = h.1.saturating_sub(claim.memory);
+        if let Some(t) = self.tenants.get_mut(claim.tenant as usize) {
+            t.held.0 = t.held.0.saturating_sub(1);
+            t.held.1 = t.held.1.saturating_sub(claim.memory);
         }
         if let Some(n) = self.per_action.get_mut(&action) {
             *n = n.saturating_sub(1);
@@ -122,7 +145,7 @@ impl Shares {
     /// The weighted dominant share of `tenant` in a cluster of `places` task
     /// places and `memory` bytes.
     pub(crate) fn share(&self, tenant: u32, places: u64, memory: u64) -> f64 {
-        let (p, m) = self.held.get(tenant as usize).copied().unwrap_or_default();
+        let (p, m) = self.held_by(tenant);
         dominant(p, places, m, memory) / self.weight(tenant)
     }
 
@@ -152,8 +175,13 @@ impl Shares {
 
     /// Places and memory `tenant` holds (for views and tests).
     pub(crate) fn held(&self, tenant: &str) -> (u64, u64) {
-        self.index.get(tenant).and_then(|i| self.held.get(*i as usize)).copied().unwrap_or_default()
+        self.index.get(tenant).map(|i| self.held_by(*i)).unwrap_or_default()
     }
+}
+
+/// `tenant`'s weight in `weights` (1 when not named, or not above 0).
+fn weight_of(weights: &HashMap<String, f64>, tenant: &str) -> f64 {
+    weights.get(tenant).copied().filter(|w| *w > 0.0).unwrap_or(1.0)
 }
 
 /// The larger of `p` of `places` and `m` of `memory` (a cluster that
