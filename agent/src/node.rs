@@ -198,7 +198,6 @@ struct Shared {
     /// The agent's `--memory` in MiB: every running task holds its memory
     /// limit's worth.
     memory: Arc<Semaphore>,
-    memory_mib: u32,
     /// Tasks accepted (running or waiting for a slot): `slots + queue`.
     admitted: Arc<Semaphore>,
     /// Drivers are counted apart from task slots (as the master places them):
@@ -312,7 +311,6 @@ impl AgentNode {
             tls: client_tls,
             slots: Arc::new(Semaphore::new(config.slots as usize)),
             memory: Arc::new(Semaphore::new(memory_mib as usize)),
-            memory_mib,
             admitted: Arc::new(Semaphore::new((config.slots + config.queue_depth()) as usize)),
             driver_slots: Arc::new(Semaphore::new(config.slots as usize)),
             tasks: Mutex::default(),

@@ -317,11 +317,12 @@ async fn component(shared: &Shared, parsed: &Parsed) -> Result<Arc<Prepared>, En
         .map_err(|e| EndReason::GuestError { message: e.to_string() })
 }
 
-/// The agent's memory an attempt with `limits` holds while it runs, in MiB
-/// (its memory limit as the sandbox caps it, rounded up).
+/// The agent's memory a task with `limits` holds while it runs, in MiB: its
+/// memory limit as the sandbox caps it (never above the agent's `--memory`),
+/// rounded up.
 fn memory_permits(shared: &Shared, limits: &weft_core::limits::TaskLimits) -> u32 {
     let capped = limits.memory.as_u64().min(shared.sandbox.config().max_limits.memory.as_u64());
-    u32::try_from(capped.div_ceil(1 << 20)).unwrap_or(u32::MAX).clamp(1, shared.memory_mib)
+    u32::try_from(capped.div_ceil(1 << 20)).unwrap_or(u32::MAX).max(1)
 }
 
 /// The key's [`TaskRef`](weft_core::proto::v1::TaskRef), for heartbeats.
