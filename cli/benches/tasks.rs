@@ -242,6 +242,11 @@ fn run_local(
         .arg(dir)
         .arg(wasm)
         .args(["--", &n.to_string(), mode]);
+    measure(cmd, n, mode, timeout)
+}
+
+/// Run `cmd` (a job of `n` tasks in `mode`) and read its timed action.
+fn measure(cmd: Command, n: u64, mode: &str, timeout: Duration) -> Result<Measured, String> {
     let started = Instant::now();
     let out = run_bounded(cmd, timeout)?;
     let wall = started.elapsed();
@@ -261,14 +266,12 @@ fn run_cluster(
     let (_procs, url) = cluster(dir, (slots / 2).max(1), &flags)?;
     let mut cmd = weft();
     cmd.args(["submit", "--master", &url, "--wait", "--json"]);
-    if tls {
-        cmd.args(&flags[4..]);
+    // A client needs only the CA.
+    if let Some(ca) = flags.iter().position(|f| f == "--tls-ca") {
+        cmd.args(&flags[ca..ca + 2]);
     }
     cmd.arg(wasm).args(["--", &n.to_string(), mode]);
-    let started = Instant::now();
-    let out = run_bounded(cmd, timeout)?;
-    let wall = started.elapsed();
-    Ok(Measured { action: read_status(out, n, mode)?, wall })
+    measure(cmd, n, mode, timeout)
 }
 
 /// `n` one-record tasks as boxed closures on `threads` plain threads pulling
