@@ -172,6 +172,11 @@ pub struct JobLimits {
     /// Wall-clock limit of each task, e.g. `30s`.
     #[arg(long, value_parser = humantime::parse_duration)]
     task_deadline: Option<Duration>,
+    /// Task slots each task holds while it runs (its CPU share for fair
+    /// sharing: a task of 2 slots counts as two tasks). Default 1; at most
+    /// the slots of the largest agent.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    task_slots: Option<u32>,
     /// The most fuel the job's tasks may burn in all; past it the job fails,
     /// naming the budget (`weft status` shows what it burned so far).
     #[arg(long)]
@@ -186,6 +191,7 @@ impl JobLimits {
             deadline_ms: self
                 .task_deadline
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
+            slots: self.task_slots.unwrap_or(0),
             ..Default::default()
         }
     }

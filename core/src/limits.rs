@@ -23,6 +23,10 @@ pub struct TaskLimits {
     pub log: ByteSize,
     /// Largest output one call may return.
     pub output_per_call: ByteSize,
+    /// Task slots the task holds on its agent while it runs (its CPU demand
+    /// for the allocator: a task of 2 slots counts as two tasks of 1). It
+    /// still runs on one thread.
+    pub slots: u32,
 }
 
 impl Default for TaskLimits {
@@ -33,6 +37,7 @@ impl Default for TaskLimits {
             deadline: Duration::from_secs(600),
             log: ByteSize::kib(64),
             output_per_call: ByteSize::mib(256),
+            slots: 1,
         }
     }
 }
@@ -68,6 +73,12 @@ impl TaskLimits {
         self
     }
 
+    /// Set the task slots held.
+    pub fn with_slots(mut self, slots: u32) -> Self {
+        self.slots = slots;
+        self
+    }
+
     /// These limits, each capped at `max`'s.
     pub fn capped_by(&self, max: &TaskLimits) -> TaskLimits {
         TaskLimits {
@@ -76,6 +87,7 @@ impl TaskLimits {
             deadline: self.deadline.min(max.deadline),
             log: self.log.min(max.log),
             output_per_call: self.output_per_call.min(max.output_per_call),
+            slots: self.slots.min(max.slots),
         }
     }
 }

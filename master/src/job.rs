@@ -5,11 +5,12 @@
 //! events and launches what it returns. The rules:
 //!
 //! - **Two-level placement**, as in Mesos: the scheduler's allocator offers
-//!   the free slots of the cluster ([`SlotIndex`]) to each job in turn, and
-//!   the job [accepts](JobRun::accept) some with ready tasks, placing each
-//!   where it would rather run, and declines the rest, which go to the next
-//!   job. A reduce task would rather run on the agent that holds most of its
-//!   input; other tasks spread over the agents with the most free slots.
+//!   the free places and memory of the cluster ([`FreeIndex`]) to each job in
+//!   turn, and the job [accepts](JobRun::accept) some with ready tasks,
+//!   placing each where its demand fits and it would rather run, and declines
+//!   the rest, which go to the next job. A reduce task would rather run on the
+//!   agent that holds most of its input; other tasks spread over the agents
+//!   with the most free memory.
 //! - **Amortised**: each stage keeps a queue of its pending partitions and
 //!   counts of its running and finished tasks, so placing a task, applying
 //!   its end and reporting progress cost the same in a job of ten tasks as in
@@ -32,7 +33,7 @@
 //!   ones, and their map tasks do not run again (Spark's skipped stages).
 
 use crate::dag::{JobGraph, Source, StageKind};
-use crate::slots::SlotIndex;
+use crate::free::{Demand, FreeIndex};
 use std::collections::{BTreeMap, VecDeque};
 use weft_core::ids::{ActionId, AgentId, ShuffleId, StageId};
 use weft_core::metering::{EndReason, TaskMetering};
@@ -356,21 +357,27 @@ impl JobRun {
             .any(|i| self.pending[i].iter().any(|p| self.tasks[i][*p as usize].slot == Slot::Pending))
     }
 
-    /// The job's answer to the offered `slots`: its ready tasks, earliest
-    /// stages first, each launched on a slot it takes from the index. A task
-    /// goes to an offered agent it would rather run on (one holding a good
-    /// share of its input) if one has a slot left, else to the agent with
-    /// the most slots left. Slots not taken are declined, for the next job.
-    pub fn accept(&mut self, slots: &mut SlotIndex) -> Vec<(TaskKey, AgentId)> {
-        self.accept_up_to(slots, usize::MAX)
+    /// The job's answer to the offered resources: its ready tasks, earliest
+    /// stages first, each launched where its `demand` fits, taken from the
+    /// index. A task goes to an offered agent it would rather run on (one
+    /// holding a good share of its input) if its demand fits there, else to
+    /// the agent with the most free memory where it fits. What is not taken
+    /// is declined, for the next job.
+    pub fn accept(&mut self, free: &mut FreeIndex, demand: Demand) -> Vec<(TaskKey, AgentId)> {
+        self.accept_up_to(free, demand, usize::MAX)
     }
 
     /// [`accept`](Self::accept), placing at most `limit` tasks.
-    pub fn accept_up_to(&mut self, slots: &mut SlotIndex, limit: usize) -> Vec<(TaskKey, AgentId)> {
+    pub fn accept_up_to(
+        &mut self,
+        free: &mut FreeIndex,
+        demand: Demand,
+        limit: usize,
+    ) -> Vec<(TaskKey, AgentId)> {
         let mut placed = Vec::new();
         for i in self.launchable() {
             while let Some(p) = self.pending[i].pop_front() {
-                if slots.is_empty() || placed.len() >= limit {
+                if free.is_empty() || placed.len() >= limit {
                     self.pending[i].push_front(p);
                     return placed;
                 }
@@ -379,7 +386,7 @@ impl JobRun {
                 }
                 let stage = self.graph.stages[i].id;
                 let preferred = self.preferred_agents(stage, p);
-                let agent = slots.take_best_of(&preferred).or_else(|| slots.take_roomiest());
+                let agent = free.take_best_of(&preferred, demand).or_else(|| free.take_roomiest(demand));
                 let Some(agent) = agent else {
                     self.pending[i].push_front(p);
                     return placed;

@@ -14,7 +14,7 @@
 //! - [`job::JobRun`]: one action's run through its stages: ready tasks,
 //!   attempts, retries of host errors, fast failure on guest errors,
 //!   recomputation of lost map outputs; placement against a
-//!   [`slots::SlotIndex`] of the cluster's free slots.
+//!   [`free::FreeIndex`] of the cluster's free task places and memory.
 //! - [`launch`]: a stage's task plan becomes the
 //!   [`TaskDescriptor`](weft_core::task::TaskDescriptor) an agent runs.
 //! - [`node`]: the master process: `Master`, `Artifacts`, `Jobs` and `Driver`
@@ -24,11 +24,11 @@
 //! See `docs/architecture.md` for how a job runs through them.
 
 pub mod dag;
+pub mod free;
 pub mod job;
 pub mod launch;
 pub mod launcher;
 pub mod node;
 pub(crate) mod service;
-pub mod slots;
 pub mod state;
 pub mod tenants;

@@ -104,6 +104,7 @@ impl Default for MasterConfig {
                 deadline: Duration::from_secs(24 * 3600),
                 log: bytesize::ByteSize::mib(16),
                 output_per_call: bytesize::ByteSize::gib(1),
+                slots: 64,
             },
             job_deadline: None,
             max_result_size: bytesize::ByteSize::gib(2),

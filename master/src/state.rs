@@ -315,8 +315,11 @@ impl Core {
         job.actions_run += 1;
         let action = ActionId { job: ctx.job, seq: job.actions_run };
         let mut run = JobRun::new(action, graph, job.spec.max_task_attempts);
-        let claim =
-            Claim { tenant: self.shares.tenant(&job.spec.tenant), memory: job.spec.limits.memory.as_u64() };
+        let claim = Claim {
+            tenant: self.shares.tenant(&job.spec.tenant),
+            places: job.spec.limits.slots.max(1),
+            memory: job.spec.limits.memory.as_u64(),
+        };
         if !job.is_live() {
             run.fail(format!("job {} has ended", ctx.job));
         }
@@ -559,7 +562,7 @@ impl Core {
         }
         if let Some((_, claim)) = self.running.remove(&key) {
             self.shares.end(key.action, claim);
-            self.agents.freed(agent, now);
+            self.agents.freed(agent, claim.demand(), now);
         }
         if !end.log.is_empty() {
             tracing::debug!(task = %key, log = %end.log, "task log");
@@ -639,7 +642,7 @@ impl Core {
             }
             if let Some((_, claim)) = self.running.remove(&key) {
                 self.shares.end(key.action, claim);
-                self.agents.freed(agent, now);
+                self.agents.freed(agent, claim.demand(), now);
             }
             let outcome = match why {
                 Refused::Invalid => Outcome::Failed(EndReason::HostError {
@@ -697,7 +700,7 @@ impl Core {
         let j = self.jobs.get(&job)?;
         let memory = j.spec.limits.memory.as_u64();
         let tenant = j.spec.tenant.clone();
-        Some(Claim { tenant: self.shares.tenant(&tenant), memory })
+        Some(Claim { tenant: self.shares.tenant(&tenant), places: 1, memory })
     }
 
     fn kill_attempts(&mut self, agent: AgentId, tasks: Vec<TaskKey>) {
@@ -759,12 +762,12 @@ impl Core {
         // again. With one tenant, every action takes what it can in turn.
         let (places, memory) = self.agents.totals();
         let mut declined = vec![false; self.actions.len()];
-        while !self.agents.slots.is_empty() {
+        while !self.agents.free.is_empty() {
             // Tenants below their guarantee come first; a tenant at its limit
             // is offered nothing.
             let mut best: Option<(u8, f64, u32, usize)> = None;
             for (i, a) in self.actions.iter().enumerate() {
-                if declined[i] || self.shares.room(a.claim.tenant, a.claim.memory) == 0 {
+                if declined[i] || self.shares.room(a.claim) == 0 {
                     continue;
                 }
                 let key = (
@@ -792,17 +795,15 @@ impl Core {
                 .fold(f64::INFINITY, f64::min);
             let fuel_left = self.fuel_left(self.actions[i].ctx.job);
             let a = &mut self.actions[i];
-            let budget = self
-                .shares
-                .budget(tenant, a.claim.memory, places, memory, next)
-                .min(self.shares.room(tenant, a.claim.memory));
-            let placed = a.run.accept_up_to(&mut self.agents.slots, budget);
+            let budget = self.shares.budget(a.claim, places, memory, next).min(self.shares.room(a.claim));
+            let placed = a.run.accept_up_to(&mut self.agents.free, a.claim.demand(), budget);
             if placed.is_empty() {
                 declined[i] = true;
+                too_large(&self.agents, a);
                 continue;
             }
             for (key, agent) in placed {
-                self.agents.placed(agent);
+                self.agents.placed(agent, a.claim.demand());
                 self.shares.start(key.action, a.claim);
                 self.running.insert(key, (agent, a.claim));
                 let batch = batches.entry(agent).or_default();
@@ -826,7 +827,7 @@ impl Core {
             if let Some((_, claim)) = self.running.remove(&key) {
                 self.shares.end(key.action, claim);
             }
-            self.agents.freed(agent, now);
+            self.agents.freed(agent, self.actions[i].claim.demand(), now);
             let run = &mut self.actions[i].run;
             match e {
                 LaunchError::MissingMapOutputs(_) | LaunchError::UnknownAgent(_) => {
@@ -860,7 +861,7 @@ impl Core {
         for job in pending {
             let Some(claim) = self.driver_claim(job) else { continue };
             // A tenant at its limit starts no driver either.
-            if self.shares.room(claim.tenant, claim.memory) == 0 {
+            if self.shares.room(claim) == 0 {
                 continue;
             }
             let Some(agent) = self.agents.roomiest_for_driver(now) else { return };
@@ -878,6 +879,32 @@ impl Core {
             };
             batches.entry(agent).or_default().tasks.push(d);
         }
+    }
+}
+
+/// Fail `action` if its tasks demand more slots or memory than any live
+/// agent has in all: waiting would never place them.
+fn too_large(agents: &Agents, action: &mut Action) {
+    let (largest, d) = (agents.largest(), action.claim.demand());
+    if largest.slots == 0 {
+        return; // no agent yet: one may come
+    }
+    let message = if d.places > largest.slots {
+        format!(
+            "its tasks hold {} slots each (--task-slots), but the largest agent has {}",
+            d.places, largest.slots
+        )
+    } else if d.memory > largest.memory {
+        format!(
+            "its tasks need {} of memory each (--task-memory), but the largest agent offers {} (weft agent --memory)",
+            bytesize::ByteSize::b(d.memory),
+            bytesize::ByteSize::b(largest.memory)
+        )
+    } else {
+        return;
+    };
+    if action.run.has_ready() {
+        action.run.fail(format!("no agent can run this job's tasks: {message}; ask for less"));
     }
 }
 

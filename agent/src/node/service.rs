@@ -47,17 +47,22 @@ impl AgentService {
         if shared.is_shutting_down() {
             return Err((RefusalKind::Stopping, "the agent is shutting down".into()));
         }
-        // A task is admitted if a slot or a place in the queue is free, and
-        // waits for its slot; a driver needs a driver slot at once.
-        let (admission, what, capacity) = match parsed.body {
-            launch::Body::Driver { .. } => (&shared.driver_slots, "driver slots", shared.config.slots),
+        // A task is admitted if its slots' worth of slots or queue places is
+        // free, and waits for its slots; a driver needs a driver slot at once.
+        let (admission, what, capacity, n) = match parsed.body {
+            launch::Body::Driver { .. } => (&shared.driver_slots, "driver slots", shared.config.slots, 1),
             launch::Body::Task(_) => (
                 &shared.admitted,
                 "task slots and queue places",
                 shared.config.slots + shared.config.queue_depth(),
+                parsed.limits.slots.max(1),
             ),
         };
-        let permit = Arc::clone(admission).try_acquire_owned().map_err(|_| {
+        if n > shared.config.slots {
+            let message = format!("the task holds {n} slots; this agent has {}", shared.config.slots);
+            return Err((RefusalKind::Invalid, message));
+        }
+        let permit = Arc::clone(admission).try_acquire_many_owned(n).map_err(|_| {
             let message = format!("all {capacity} {what} of this agent are taken; launch when one frees");
             (RefusalKind::Busy, message)
         })?;

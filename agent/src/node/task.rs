@@ -43,12 +43,12 @@ pub(crate) async fn run(
     );
     async move {
         let started = Instant::now();
-        // A queued task waits here for its slot (drivers hold theirs already).
+        // A queued task waits here for its slots (drivers hold theirs already).
         let slot = match &parsed.body {
             Body::Task(_) => {
                 let slots = Arc::clone(&shared.slots);
                 tokio::select! {
-                    slot = slots.acquire_owned() => slot.ok(),
+                    slot = slots.acquire_many_owned(parsed.limits.slots.max(1)) => slot.ok(),
                     _ = kill.wait_for(|k| *k) => None,
                 }
             }

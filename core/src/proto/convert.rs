@@ -53,6 +53,7 @@ impl From<&TaskLimits> for v1::TaskLimits {
             deadline_ms: u64::try_from(l.deadline.as_millis()).unwrap_or(u64::MAX),
             log_bytes: l.log.as_u64(),
             output_per_call_bytes: l.output_per_call.as_u64(),
+            slots: l.slots,
         }
     }
 }
@@ -65,6 +66,7 @@ impl From<&v1::TaskLimits> for TaskLimits {
             deadline: Duration::from_millis(l.deadline_ms),
             log: ByteSize::b(l.log_bytes),
             output_per_call: ByteSize::b(l.output_per_call_bytes),
+            slots: l.slots,
         }
     }
 }

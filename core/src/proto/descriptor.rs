@@ -87,6 +87,7 @@ fn limits(l: Option<&v1::TaskLimits>) -> TaskLimits {
         deadline: if l.deadline_ms == 0 { d.deadline } else { given.deadline },
         log: if l.log_bytes == 0 { d.log } else { given.log },
         output_per_call: if l.output_per_call_bytes == 0 { d.output_per_call } else { given.output_per_call },
+        slots: if l.slots == 0 { d.slots } else { given.slots },
     }
 }
 

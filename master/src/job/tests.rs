@@ -1,5 +1,6 @@
 use super::*;
 use crate::dag;
+use crate::free::Free;
 use weft_core::ids::{DatasetId, Incarnation, JobId};
 use weft_core::plan::{Node, Plan, ShuffleKind, Step, StepKind};
 use weft_core::task::Data;
@@ -224,13 +225,17 @@ fn a_failed_job_launches_nothing_more() {
     assert!(run.ready().is_empty());
 }
 
-fn offers(slots: &[(AgentId, u32)]) -> SlotIndex {
-    let mut index = SlotIndex::new();
+/// Offers of `n` places and `n` GiB per agent.
+fn offers(slots: &[(AgentId, u32)]) -> FreeIndex {
+    let mut index = FreeIndex::new();
     for (agent, n) in slots {
-        index.set(*agent, *n);
+        index.set(*agent, Free { places: *n, memory: u64::from(*n) << 30 });
     }
     index
 }
+
+/// A task of one slot and 1 GiB.
+const ONE: Demand = Demand { places: 1, memory: 1 << 30 };
 
 #[test]
 fn a_job_accepts_offers_with_ready_tasks_and_declines_the_rest() {
@@ -238,11 +243,11 @@ fn a_job_accepts_offers_with_ready_tasks_and_declines_the_rest() {
 
     // Two map tasks over offers of 2 + 3 slots: spread, most free first.
     let mut slots = offers(&[(A, 2), (B, 3)]);
-    let maps = run.accept(&mut slots);
+    let maps = run.accept(&mut slots, ONE);
     let agents: Vec<AgentId> = maps.iter().map(|(_, a)| *a).collect();
     assert_eq!(agents, [B, A], "one on each agent, the one with more slots first");
-    assert_eq!((slots.free(A), slots.free(B)), (1, 2), "the slots taken, the rest declined");
-    assert!(run.accept(&mut offers(&[(A, 4), (B, 4)])).is_empty(), "nothing ready: every slot declined");
+    assert_eq!((slots.free(A).places, slots.free(B).places), (1, 2), "the slots taken, the rest declined");
+    assert!(run.accept(&mut offers(&[(A, 4), (B, 4)]), ONE).is_empty(), "nothing ready: every slot declined");
 
     // Their outputs are 10/20/30 bytes per reduce partition on one agent,
     // and 1 byte each on the other.
@@ -256,7 +261,7 @@ fn a_job_accepts_offers_with_ready_tasks_and_declines_the_rest() {
     // Each reduce task would rather run where most of its input is; with one
     // slot there, the others go where there is room.
     let other = if holder == A { B } else { A };
-    let placed = run.accept(&mut offers(&[(holder, 1), (other, 4)]));
+    let placed = run.accept(&mut offers(&[(holder, 1), (other, 4)]), ONE);
     let on_holder = placed.iter().filter(|(_, a)| *a == holder).count();
     assert_eq!((placed.len(), on_holder), (3, 1), "{placed:?}");
     assert!(run.ready().is_empty(), "every task placed");
@@ -273,7 +278,7 @@ fn placing_a_task_costs_the_same_in_a_large_job() {
     let mut run = JobRun::new(action(1), graph, 1);
     let mut launched = 0;
     while launched < 100_000 {
-        let placed = run.accept(&mut offers(&[(A, 8)]));
+        let placed = run.accept(&mut offers(&[(A, 8)]), ONE);
         assert_eq!(placed.len(), 8.min(100_000 - launched));
         for (key, _) in placed {
             let outcome = Outcome::Finished { result: TaskResult::default(), partition_bytes: vec![] };

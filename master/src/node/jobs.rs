@@ -125,6 +125,7 @@ fn limits(
             asked.output_per_call_bytes,
             default.output_per_call.as_u64(),
         )),
+        slots: if asked.slots == 0 { default.slots } else { asked.slots },
     };
     let over = |what: &str, flag: &str, asked: String, max: String| {
         Err(Status::invalid_argument(format!(
@@ -136,6 +137,9 @@ fn limits(
     }
     if l.memory > max.memory {
         return over("task memory", "--task-memory", l.memory.to_string(), max.memory.to_string());
+    }
+    if l.slots > max.slots {
+        return over("task slots", "--task-slots", l.slots.to_string(), max.slots.to_string());
     }
     if l.deadline > max.deadline {
         let f = |d: Duration| humantime::format_duration(d).to_string();

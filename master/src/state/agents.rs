@@ -1,5 +1,5 @@
 //! The agents: who is in the cluster, what they offer, whether they live, and
-//! how many of their slots are free.
+//! what of their task places and memory is free.
 //!
 //! Agents register with their resources (task slots, memory), attributes and
 //! address, and then heartbeat every interval. An agent silent for
@@ -13,7 +13,7 @@
 //! still hold them) is **paused**: offered nothing until one of its attempts
 //! ends, or until a backoff (doubling with jitter, bounded) has passed.
 
-use crate::slots::SlotIndex;
+use crate::free::{Demand, Free, FreeIndex};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use weft_core::ids::{AgentId, Incarnation};
@@ -48,6 +48,8 @@ pub struct Agent {
     pub last_seen: Instant,
     /// Task attempts placed on it and not yet ended.
     pub running: u32,
+    /// What those attempts hold (places and memory).
+    pub held: Demand,
     /// Drivers placed on it and not yet ended.
     pub drivers: u32,
     /// Offered nothing before this instant (it refused a launch).
@@ -61,7 +63,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest pause.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Every agent, and the free task slots of the live ones.
+/// Every agent, and the free places and memory of the live ones.
 #[derive(Debug)]
 pub struct Agents {
     incarnation: Incarnation,
@@ -69,11 +71,14 @@ pub struct Agents {
     next: u32,
     interval: Duration,
     lost_after: u32,
-    /// Free slots of live, unpaused agents: what the allocator offers.
-    pub slots: SlotIndex,
+    /// Free places and memory of live, unpaused agents: what the allocator
+    /// offers.
+    pub free: FreeIndex,
     /// Task places (`slots + queue`) and memory of the live agents: the
     /// cluster that shares are shares of.
     totals: (u64, u64),
+    /// The most slots and memory of any live agent.
+    largest: Resources,
 }
 
 impl Agents {
@@ -85,8 +90,9 @@ impl Agents {
             next: 0,
             interval,
             lost_after: lost_after.max(1),
-            slots: SlotIndex::new(),
+            free: FreeIndex::new(),
             totals: (0, 0),
+            largest: Resources::default(),
         }
     }
 
@@ -119,6 +125,7 @@ impl Agents {
             lost: false,
             last_seen: now,
             running: 0,
+            held: Demand::default(),
             drivers: 0,
             paused_until: None,
             backoff: FIRST_BACKOFF,
@@ -127,6 +134,7 @@ impl Agents {
         self.totals.1 += resources.memory;
         self.agents.insert(id, agent);
         self.reindex(id, now);
+        self.remeasure();
         id
     }
 
@@ -169,6 +177,9 @@ impl Agents {
         for id in lost.iter().chain(&unpaused) {
             self.reindex(*id, now);
         }
+        if !lost.is_empty() {
+            self.remeasure();
+        }
         lost
     }
 
@@ -196,26 +207,51 @@ impl Agents {
 
     fn reindex(&mut self, id: AgentId, now: Instant) {
         let free = match self.agents.get(&id) {
-            Some(a) if !a.lost && a.paused_until.is_none_or(|t| t <= now) => {
-                (a.resources.slots + a.resources.queue).saturating_sub(a.running)
-            }
-            _ => 0,
+            Some(a) if !a.lost && a.paused_until.is_none_or(|t| t <= now) => Free {
+                places: (a.resources.slots + a.resources.queue).saturating_sub(a.held.places),
+                // An agent reporting no memory is placed on by places alone.
+                memory: match a.resources.memory {
+                    0 => u64::MAX,
+                    m => m.saturating_sub(a.held.memory),
+                },
+            },
+            _ => Free::default(),
         };
-        self.slots.set(id, free);
+        self.free.set(id, free);
     }
 
-    /// An attempt was placed on `id` (its slot was taken from the index).
-    pub fn placed(&mut self, id: AgentId) {
+    /// The most task slots and memory any live agent offers in all: a task
+    /// demanding more can never be placed.
+    pub fn largest(&self) -> Resources {
+        self.largest
+    }
+
+    fn remeasure(&mut self) {
+        let live = self.agents.values().filter(|a| !a.lost);
+        self.largest = live.fold(Resources::default(), |l, a| Resources {
+            slots: l.slots.max(a.resources.slots),
+            memory: l.memory.max(if a.resources.memory == 0 { u64::MAX } else { a.resources.memory }),
+            queue: 0,
+        });
+    }
+
+    /// An attempt holding `d` was placed on `id` (`d` was taken from the index).
+    pub fn placed(&mut self, id: AgentId, d: Demand) {
         if let Some(a) = self.agents.get_mut(&id) {
             a.running += 1;
+            a.held.places += d.places.max(1);
+            a.held.memory += d.memory;
         }
     }
 
-    /// An attempt on `id` ended (or never started): its slot is free again,
-    /// and a paused agent is offered again, as it has just shown a free slot.
-    pub fn freed(&mut self, id: AgentId, now: Instant) {
+    /// An attempt holding `d` on `id` ended (or never started): what it held
+    /// is free again, and a paused agent is offered again, as it has just
+    /// shown free room.
+    pub fn freed(&mut self, id: AgentId, d: Demand, now: Instant) {
         if let Some(a) = self.agents.get_mut(&id) {
             a.running = a.running.saturating_sub(1);
+            a.held.places = a.held.places.saturating_sub(d.places.max(1));
+            a.held.memory = a.held.memory.saturating_sub(d.memory);
             a.paused_until = None;
             a.backoff = FIRST_BACKOFF;
         }
@@ -265,14 +301,14 @@ mod tests {
         let a = r.register("a:1".into(), res(2), BTreeMap::new(), t0);
         let b = r.register("b:1".into(), res(4), BTreeMap::new(), t0);
         assert_ne!(a, b);
-        assert_eq!((r.capacity(), r.slots.total()), (6, 6));
+        assert_eq!((r.capacity(), r.free.places()), (6, 6));
 
         assert!(r.heartbeat(a, t0 + Duration::from_millis(250)));
         assert!(r.sweep(t0 + Duration::from_millis(300)).is_empty(), "300ms is not past 3 intervals");
         assert_eq!(r.sweep(t0 + Duration::from_millis(301)), [b]);
         assert!(r.sweep(t0 + Duration::from_millis(302)).is_empty(), "lost once");
         assert!(!r.heartbeat(b, t0 + Duration::from_millis(400)));
-        assert_eq!((r.capacity(), r.slots.total()), (2, 2), "a lost agent offers nothing");
+        assert_eq!((r.capacity(), r.free.places()), (2, 2), "a lost agent offers nothing");
     }
 
     #[test]
@@ -293,11 +329,11 @@ mod tests {
         let mut r = Agents::new(Incarnation(1), Duration::from_secs(10), 3);
         let a = r.register("a:1".into(), res(2), BTreeMap::new(), t0);
         r.pause(a, t0);
-        assert_eq!(r.slots.free(a), 0, "paused: offered nothing");
+        assert_eq!(r.free.free(a).places, 0, "paused: offered nothing");
         let until = r.get(a).unwrap().paused_until.unwrap();
         assert!(until >= t0 + FIRST_BACKOFF && until <= t0 + FIRST_BACKOFF * 3 / 2);
         r.sweep(until);
-        assert_eq!(r.slots.free(a), 2, "the backoff is over");
+        assert_eq!(r.free.free(a).places, 2, "the backoff is over");
         // Refusals in a row back off further, up to the bound.
         for _ in 0..20 {
             r.pause(a, t0);
@@ -305,8 +341,9 @@ mod tests {
         let until = r.get(a).unwrap().paused_until.unwrap();
         assert!(until - t0 <= MAX_BACKOFF * 3 / 2, "bounded: {:?}", until - t0);
         assert!(until - t0 >= MAX_BACKOFF, "grown: {:?}", until - t0);
-        r.placed(a);
-        r.freed(a, t0);
-        assert_eq!(r.slots.free(a), 2, "a freed slot ends the pause at once");
+        let one = Demand { places: 1, memory: 1 << 20 };
+        r.placed(a, one);
+        r.freed(a, one, t0);
+        assert_eq!(r.free.free(a).places, 2, "a freed slot ends the pause at once");
     }
 }

@@ -3,14 +3,24 @@
 //! places and memory), its weighted dominant share of the cluster, and the
 //! order in which actions are offered slots. Plain data inside the core.
 
+use crate::free::Demand;
 use std::collections::HashMap;
 use weft_core::ids::ActionId;
 
-/// A running attempt's claim: its tenant (interned) and memory limit.
+/// A running attempt's claim: its tenant (interned), its task places (slots)
+/// and memory limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Claim {
     pub tenant: u32,
+    pub places: u32,
     pub memory: u64,
+}
+
+impl Claim {
+    /// What it holds on its agent.
+    pub(crate) fn demand(&self) -> Demand {
+        Demand { places: self.places, memory: self.memory }
+    }
 }
 
 /// A tenant's quota: a guarantee (offered first, while the tenant holds less)
@@ -104,12 +114,14 @@ impl Shares {
         (g.places > 0 && p < g.places) || (g.memory > 0 && m < g.memory)
     }
 
-    /// How many more tasks of `memory` bytes `tenant`'s limit allows
+    /// How many more tasks claiming `claim` its tenant's limit allows
     /// (`usize::MAX` without a limit).
-    pub(crate) fn room(&self, tenant: u32, memory: u64) -> usize {
-        let Some(limit) = self.quota(tenant).limit else { return usize::MAX };
-        let (p, m) = self.held_by(tenant);
-        let by_places = if limit.places > 0 { limit.places.saturating_sub(p) } else { u64::MAX };
+    pub(crate) fn room(&self, claim: Claim) -> usize {
+        let Some(limit) = self.quota(claim.tenant).limit else { return usize::MAX };
+        let (p, m) = self.held_by(claim.tenant);
+        let memory = claim.memory;
+        let places = u64::from(claim.places.max(1));
+        let by_places = if limit.places > 0 { limit.places.saturating_sub(p) / places } else { u64::MAX };
         let by_memory =
             if limit.memory > 0 && memory > 0 { limit.memory.saturating_sub(m) / memory } else { u64::MAX };
         usize::try_from(by_places.min(by_memory)).unwrap_or(usize::MAX)
@@ -122,7 +134,7 @@ impl Shares {
     /// An attempt of `action` started with `claim`.
     pub(crate) fn start(&mut self, action: ActionId, claim: Claim) {
         if let Some(t) = self.tenants.get_mut(claim.tenant as usize) {
-            t.held.0 += 1;
+            t.held.0 += u64::from(claim.places.max(1));
             t.held.1 += claim.memory;
         }
         *self.per_action.entry(action).or_default() += 1;
@@ -131,7 +143,7 @@ impl Shares {
     /// An attempt of `action` holding `claim` ended.
     pub(crate) fn end(&mut self, action: ActionId, claim: Claim) {
         if let Some(t) = self.tenants.get_mut(claim.tenant as usize) {
-            t.held.0 = t.held.0.saturating_sub(1);
+            t.held.0 = t.held.0.saturating_sub(u64::from(claim.places.max(1)));
             t.held.1 = t.held.1.saturating_sub(claim.memory);
         }
         if let Some(n) = self.per_action.get_mut(&action) {
@@ -149,17 +161,12 @@ impl Shares {
         dominant(p, places, m, memory) / self.weight(tenant)
     }
 
-    /// How many more tasks of `memory` each `tenant` may take before its
+    /// How many more tasks claiming `claim` its tenant may take before its
     /// share passes `next` (at least one).
-    pub(crate) fn budget(
-        &self,
-        tenant: u32,
-        memory: u64,
-        places: u64,
-        total_memory: u64,
-        next: f64,
-    ) -> usize {
-        let step = dominant(1, places, memory, total_memory) / self.weight(tenant);
+    pub(crate) fn budget(&self, claim: Claim, places: u64, total_memory: u64, next: f64) -> usize {
+        let tenant = claim.tenant;
+        let step = dominant(u64::from(claim.places.max(1)), places, claim.memory, total_memory)
+            / self.weight(tenant);
         let room = next - self.share(tenant, places, total_memory);
         if !room.is_finite() || step <= 0.0 {
             return usize::MAX;
@@ -203,16 +210,19 @@ mod tests {
         let action = ActionId { job: JobId { incarnation: Incarnation(1), seq: 1 }, seq: 1 };
         // 10 places, 10 GiB: a holds 2 places and 6 GiB (memory dominates).
         for _ in 0..2 {
-            s.start(action, Claim { tenant: a, memory: 3 << 30 });
+            s.start(action, Claim { tenant: a, places: 1, memory: 3 << 30 });
         }
         assert!((s.share(a, 10, 10 << 30) - 0.6).abs() < 1e-9);
         s.set_weights([("a".to_string(), 2.0)].into());
         assert!((s.share(a, 10, 10 << 30) - 0.3).abs() < 1e-9, "weight 2 halves it");
         // b's 1 GiB tasks cost 0.1 each: 3 reach a's 0.3, the 4th passes it.
-        assert_eq!(s.budget(b, 1 << 30, 10, 10 << 30, 0.3), 4);
+        assert_eq!(s.budget(Claim { tenant: b, places: 1, memory: 1 << 30 }, 10, 10 << 30, 0.3), 4);
         // Alone, a tenant's budget is unbounded.
-        assert_eq!(s.budget(b, 1 << 30, 10, 10 << 30, f64::INFINITY), usize::MAX);
-        s.end(action, Claim { tenant: a, memory: 3 << 30 });
+        assert_eq!(
+            s.budget(Claim { tenant: b, places: 1, memory: 1 << 30 }, 10, 10 << 30, f64::INFINITY),
+            usize::MAX
+        );
+        s.end(action, Claim { tenant: a, places: 1, memory: 3 << 30 });
         assert_eq!(s.held("a"), (1, 3 << 30));
         assert_eq!(s.running(action), 1);
     }

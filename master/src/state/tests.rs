@@ -434,3 +434,53 @@ fn a_quota_limit_is_never_passed_and_a_guarantee_is_held_first() {
     assert_eq!(c.held("b").0, 8, "its driver and 7 tasks: {placed:?}");
     assert_eq!(placed["a"].len(), 12 - 7, "a gets the rest: {placed:?}");
 }
+
+/// The tasks `c` launches in one scheduling round, in all.
+fn round(c: &mut Core, now: Instant) -> Vec<TaskKey> {
+    c.schedule(now);
+    launches(&c.take_effects()).into_iter().flat_map(|(_, k)| k).collect()
+}
+
+#[test]
+fn tasks_go_where_their_slots_and_memory_fit_and_one_too_large_for_every_agent_fails_its_action() {
+    let (mut c, now) = core();
+    // 4 slots and 1 GiB: two tasks of 512 MiB fit, not four.
+    let a = c.register_agent(
+        "a:1".into(),
+        Resources { slots: 4, memory: 1 << 30, queue: 0 },
+        BTreeMap::new(),
+        now,
+    );
+    let job = c.submit_job(spec());
+    round(&mut c, now); // its driver
+    let (ctx, graph) = count(&c, job, 10);
+    c.run_action(ctx, graph);
+    let first = round(&mut c, now);
+    assert_eq!(first.len(), 2, "memory bounds it, not slots");
+    c.task_ends(a, vec![finished(first[0])], now);
+    assert_eq!(round(&mut c, now).len(), 1, "a finished task's memory is offered again");
+
+    // Tasks of 3 slots on 4 free places: one at a time.
+    let (mut c, now) = core();
+    c.register_agent("a:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    let job =
+        c.submit_job(JobSpec { tenant: "t".into(), limits: TaskLimits::default().with_slots(3), ..spec() });
+    round(&mut c, now);
+    let (ctx, graph) = count(&c, job, 10);
+    c.run_action(ctx, graph);
+    assert_eq!(round(&mut c, now).len(), 1);
+    assert_eq!(c.held("t").0, 1 + 3, "its driver and the task's three slots");
+
+    // Tasks of 5 slots fit on no agent: the action fails at once, naming the flag.
+    let job = c.submit_job(JobSpec { limits: TaskLimits::default().with_slots(5), ..spec() });
+    round(&mut c, now);
+    let (ctx, graph) = count(&c, job, 1);
+    let action = c.run_action(ctx, graph);
+    c.schedule(now);
+    let ended = c.take_effects().into_iter().find_map(|e| match e {
+        Effect::ActionEnded { action: a, result } if a == action => Some(result),
+        _ => None,
+    });
+    let err = ended.expect("the action ended").unwrap_err();
+    assert!(err.contains("hold 5 slots each (--task-slots), but the largest agent has 4"), "{err}");
+}
