@@ -24,6 +24,11 @@ pub struct AgentArgs {
     /// Memory offered to tasks, e.g. 8GiB.
     #[arg(long, default_value = "4GiB")]
     memory: bytesize::ByteSize,
+    /// Tasks that may wait here for a free slot beyond --slots, so the next
+    /// task is already here when one ends (default: four times --slots; 0
+    /// turns launch-ahead off, so that places are exactly slots).
+    #[arg(long)]
+    queue: Option<u32>,
     /// The master's cluster token.
     #[arg(long, env = "WEFT_CLUSTER_TOKEN", default_value = "")]
     cluster_token: String,
@@ -59,6 +64,7 @@ pub async fn agent(a: AgentArgs) -> Result<()> {
             let mut c = agent_config(&a.work_dir, a.master, a.cluster_token);
             c.listen = a.listen;
             c.memory = a.memory;
+            c.queue = a.queue;
             c.tls = a.tls.config();
             if let Some(s) = a.slots {
                 c.slots = s;

@@ -229,6 +229,13 @@ pub struct ClientArgs {
     tls_ca: Option<PathBuf>,
 }
 
+impl ClientArgs {
+    /// Whether to print JSON.
+    pub(crate) fn json(&self) -> bool {
+        self.json
+    }
+}
+
 /// Options of `weft status`.
 #[derive(Args)]
 pub struct StatusArgs {
@@ -284,7 +291,7 @@ pub async fn channel(master: &str, ca: Option<&std::path::Path>) -> Result<Chann
 
 type Jobs = JobsClient<InterceptedService<Channel, Credentials>>;
 
-async fn jobs(client: &ClientArgs) -> Result<Jobs> {
+pub(crate) async fn jobs(client: &ClientArgs) -> Result<Jobs> {
     let channel = channel(&client.master, client.tls_ca.as_deref()).await?;
     Ok(JobsClient::with_interceptor(channel, Credentials::new(&client.token)?))
 }

@@ -28,6 +28,7 @@ struct Cli {
 
 mod cluster;
 mod jobs;
+mod tenants;
 
 #[derive(Subcommand)]
 enum Command {
@@ -48,6 +49,11 @@ enum Command {
     ///
     /// Example: weft kill job-5f3a91c2-3 (the id `weft submit` printed)
     Kill(jobs::KillArgs),
+    /// Show what each tenant holds of the cluster: task places, memory, its
+    /// weighted dominant share and quota (your tenant; every tenant for an admin).
+    ///
+    /// Example: weft tenants --json
+    Tenants(tenants::TenantsArgs),
     /// Run an agent: it registers with a master and runs tasks in its sandbox.
     ///
     /// Example: weft agent --master http://m:7070 --slots 4 --memory 8GiB
@@ -264,6 +270,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Submit(args) => return Ok(std::process::ExitCode::from(jobs::submit(args).await?)),
         Command::Status(args) => return Ok(std::process::ExitCode::from(jobs::status(args).await?)),
         Command::Kill(args) => return Ok(std::process::ExitCode::from(jobs::kill(args).await?)),
+        Command::Tenants(args) => return Ok(std::process::ExitCode::from(tenants::tenants(args).await?)),
         Command::Agent(args) => cluster::agent(args).await?,
         Command::Local(args) => return Ok(std::process::ExitCode::from(cluster::local(args).await?)),
     }

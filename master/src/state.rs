@@ -26,7 +26,7 @@ pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
 use crate::dag::JobGraph;
 use crate::job::{JobRun, JobState, Outcome, TaskResult};
 use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
-pub use fair::{Amount, Quota};
+pub use fair::{Amount, Quota, TenantHolding};
 use fair::{Claim, Shares};
 use jobs::DriverSlot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -476,6 +476,23 @@ impl Core {
         self.shares.held(tenant)
     }
 
+    /// Every tenant's holding up to `now` and over time, with the cluster's task
+    /// places and memory (what shares are shares of).
+    pub fn holdings(&mut self, now: Instant) -> (Vec<TenantHolding>, (u64, u64)) {
+        self.shares.at(now);
+        let (places, memory) = self.agents.totals();
+        let mut holdings = self.shares.holdings(places, memory);
+        let index: HashMap<String, usize> =
+            holdings.iter().enumerate().map(|(i, h)| (h.tenant.clone(), i)).collect();
+        for j in self.jobs.values().filter(|j| j.is_live()) {
+            if let Some(h) = index.get(&j.spec.tenant).and_then(|i| holdings.get_mut(*i)) {
+                h.jobs += 1;
+                h.drivers += u32::from(matches!(j.driver, DriverSlot::Running(_)));
+            }
+        }
+        (holdings, (places, memory))
+    }
+
     /// Every job, oldest first.
     pub fn jobs(&self) -> Vec<JobId> {
         self.jobs.keys().copied().collect()
@@ -503,6 +520,7 @@ impl Core {
 
     /// The clock moved: declare silent agents lost, end pauses that are over.
     pub fn tick(&mut self, now: Instant) {
+        self.shares.at(now);
         for agent in self.agents.sweep(now) {
             tracing::warn!(%agent, "agent missed its heartbeats: LOST");
             self.agent_lost(agent);
@@ -541,6 +559,7 @@ impl Core {
     /// Task attempts on `agent` ended; `false` when the agent is unknown (it
     /// must register again; the updates are not taken).
     pub fn task_ends(&mut self, agent: AgentId, ends: Vec<TaskEnd>, now: Instant) -> bool {
+        self.shares.at(now);
         if !self.agents.is_live(agent) {
             return false;
         }
@@ -631,6 +650,7 @@ impl Core {
 
     /// `agent` did not start some of the tasks it was sent.
     pub fn launch_refused(&mut self, agent: AgentId, refused: Vec<(TaskKey, Refused, String)>, now: Instant) {
+        self.shares.at(now);
         let (mut busy, mut stale) = (false, false);
         for (key, why, message) in refused {
             tracing::debug!(task = %key, %agent, ?why, %message, "launch refused");
@@ -752,6 +772,7 @@ impl Core {
     /// Place pending drivers and ready tasks on free slots: one
     /// [`Effect::Launch`] per agent with everything placed on it.
     pub fn schedule(&mut self, now: Instant) {
+        self.shares.at(now);
         let mut batches: BTreeMap<AgentId, Batch> = BTreeMap::new();
         self.place_drivers(now, &mut batches);
         let mut failed = Vec::new();

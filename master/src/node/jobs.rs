@@ -9,7 +9,7 @@
 
 use super::Shared;
 use super::core::Command;
-use crate::state::{JobPhase, JobSpec, JobView};
+use crate::state::{JobPhase, JobSpec, JobView, TenantHolding};
 use crate::tenants::Client;
 use std::pin::Pin;
 use std::time::Duration;
@@ -281,6 +281,55 @@ impl Jobs for Shared {
             })
             .await?;
         Ok(Response::new(v1::ListResponse { jobs: views.iter().map(status).collect() }))
+    }
+
+    async fn tenants(
+        &self,
+        request: Request<v1::TenantsRequest>,
+    ) -> Result<Response<v1::TenantsResponse>, Status> {
+        let who = self.client(request.metadata())?;
+        let (mut holdings, (places, memory)) =
+            self.core.call(|c| c.holdings(std::time::Instant::now())).await?;
+        // Configured tenants that have run nothing yet hold nothing.
+        let tenants = self.tenants.get();
+        for name in tenants.names() {
+            if !holdings.iter().any(|h| h.tenant == name) {
+                let quota = tenants.quotas().get(name).copied().unwrap_or_default();
+                let weight = tenants.weights().get(name).copied().unwrap_or(1.0);
+                holdings.push(TenantHolding {
+                    tenant: name.to_string(),
+                    weight,
+                    quota,
+                    ..Default::default()
+                });
+            }
+        }
+        holdings.retain(|h| who.can_see(&h.tenant));
+        holdings.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        Ok(Response::new(v1::TenantsResponse {
+            cluster_places: places,
+            cluster_memory_bytes: memory,
+            tenants: holdings.iter().map(holding).collect(),
+        }))
+    }
+}
+
+fn holding(h: &TenantHolding) -> v1::TenantHolding {
+    let limit = h.quota.limit.unwrap_or_default();
+    v1::TenantHolding {
+        tenant: h.tenant.clone(),
+        weight: h.weight,
+        places: h.held.places,
+        memory_bytes: h.held.memory,
+        share: h.share,
+        place_seconds: h.place_seconds,
+        memory_byte_seconds: h.memory_byte_seconds,
+        guarantee_places: h.quota.guarantee.places,
+        guarantee_memory_bytes: h.quota.guarantee.memory,
+        limit_places: limit.places,
+        limit_memory_bytes: limit.memory,
+        jobs: h.jobs,
+        drivers: h.drivers,
     }
 }
 #[cfg(test)]

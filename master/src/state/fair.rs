@@ -1,10 +1,14 @@
 //! Weighted Dominant Resource Fairness between tenants, then fairness
 //! between a tenant's actions: what each tenant's running tasks hold (task
 //! places and memory), its weighted dominant share of the cluster, and the
-//! order in which actions are offered slots. Plain data inside the core.
+//! order in which actions are offered slots; and, for operators and the
+//! fairness tests, what each tenant has held over time (place-seconds and
+//! memory-byte-seconds, integrated at every change). Plain data inside the
+//! core, which tells it the time.
 
 use crate::free::Demand;
 use std::collections::HashMap;
+use std::time::Instant;
 use weft_core::ids::ActionId;
 
 /// A running attempt's claim: its tenant (interned), its task places (slots)
@@ -53,6 +57,8 @@ pub(crate) struct Shares {
     quotas: HashMap<String, Quota>,
     /// Attempts running per action.
     per_action: HashMap<ActionId, u32>,
+    /// The latest time the core was told.
+    now: Option<Instant>,
 }
 
 /// One tenant's holding and settings, looked up by index on the hot path.
@@ -63,6 +69,44 @@ struct TenantShare {
     held: (u64, u64),
     weight: f64,
     quota: Quota,
+    /// ∫ held dt (place-seconds, memory-byte-seconds) up to `since`.
+    integral: (f64, f64),
+    since: Option<Instant>,
+}
+
+impl TenantShare {
+    /// Fold what it held since the last change into its integral.
+    fn advance(&mut self, now: Option<Instant>) {
+        if let (Some(since), Some(now)) = (self.since, now) {
+            let dt = now.saturating_duration_since(since).as_secs_f64();
+            self.integral.0 += self.held.0 as f64 * dt;
+            self.integral.1 += self.held.1 as f64 * dt;
+        }
+        self.since = now.or(self.since);
+    }
+}
+
+/// What one tenant holds now and has held over time (a view).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TenantHolding {
+    /// Its name.
+    pub tenant: String,
+    /// Its weight.
+    pub weight: f64,
+    /// Its quota.
+    pub quota: Quota,
+    /// Task places and memory bytes its running tasks and drivers hold.
+    pub held: Amount,
+    /// Its weighted dominant share of the cluster now.
+    pub share: f64,
+    /// ∫ places dt, in place-seconds, since the master started.
+    pub place_seconds: f64,
+    /// ∫ memory dt, in byte-seconds, since the master started.
+    pub memory_byte_seconds: f64,
+    /// Its live jobs.
+    pub jobs: u32,
+    /// Its drivers running now.
+    pub drivers: u32,
 }
 
 impl Shares {
@@ -78,8 +122,39 @@ impl Shares {
             held: (0, 0),
             weight: weight_of(&self.weights, tenant),
             quota: self.quotas.get(tenant).copied().unwrap_or_default(),
+            integral: (0.0, 0.0),
+            since: self.now,
         });
         i
+    }
+
+    /// The time is `now` (never earlier than before).
+    pub(crate) fn at(&mut self, now: Instant) {
+        self.now = Some(self.now.map_or(now, |t| t.max(now)));
+    }
+
+    /// Every tenant's holding, integrated up to the latest time told, in a
+    /// cluster of `places` task places and `memory` bytes.
+    pub(crate) fn holdings(&self, places: u64, memory: u64) -> Vec<TenantHolding> {
+        self.tenants
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut t = t.clone();
+                t.advance(self.now);
+                TenantHolding {
+                    tenant: t.name.clone(),
+                    weight: t.weight,
+                    quota: t.quota,
+                    held: Amount { places: t.held.0, memory: t.held.1 },
+                    share: self.share(i as u32, places, memory),
+                    place_seconds: t.integral.0,
+                    memory_byte_seconds: t.integral.1,
+                    jobs: 0,
+                    drivers: 0,
+                }
+            })
+            .collect()
     }
 
     /// The tenants' weights (a tenant not named weighs 1).
@@ -134,6 +209,7 @@ impl Shares {
     /// An attempt of `action` started with `claim`.
     pub(crate) fn start(&mut self, action: ActionId, claim: Claim) {
         if let Some(t) = self.tenants.get_mut(claim.tenant as usize) {
+            t.advance(self.now);
             t.held.0 += u64::from(claim.places.max(1));
             t.held.1 += claim.memory;
         }
@@ -143,6 +219,7 @@ impl Shares {
     /// An attempt of `action` holding `claim` ended.
     pub(crate) fn end(&mut self, action: ActionId, claim: Claim) {
         if let Some(t) = self.tenants.get_mut(claim.tenant as usize) {
+            t.advance(self.now);
             t.held.0 = t.held.0.saturating_sub(u64::from(claim.places.max(1)));
             t.held.1 = t.held.1.saturating_sub(claim.memory);
         }
@@ -225,5 +302,29 @@ mod tests {
         s.end(action, Claim { tenant: a, places: 1, memory: 3 << 30 });
         assert_eq!(s.held("a"), (1, 3 << 30));
         assert_eq!(s.running(action), 1);
+    }
+
+    #[test]
+    fn holdings_integrate_what_each_tenant_held_over_time() {
+        let t0 = Instant::now();
+        let mut s = Shares::default();
+        s.at(t0);
+        let a = s.tenant("a");
+        let action = ActionId { job: JobId { incarnation: Incarnation(1), seq: 1 }, seq: 1 };
+        let claim = Claim { tenant: a, places: 2, memory: 100 };
+        s.start(action, claim); // 2 places, 100 B from 0 s
+        s.at(t0 + std::time::Duration::from_secs(3));
+        s.start(action, claim); // 4 places, 200 B from 3 s
+        s.at(t0 + std::time::Duration::from_secs(4));
+        s.end(action, claim); // back to 2 places from 4 s
+        s.at(t0 + std::time::Duration::from_secs(10));
+        let h = &s.holdings(10, 1000)[0];
+        // 2×3 + 4×1 + 2×6 place-seconds; 100×3 + 200×1 + 100×6 byte-seconds.
+        assert!((h.place_seconds - 22.0).abs() < 1e-6, "{h:?}");
+        assert!((h.memory_byte_seconds - 1100.0).abs() < 1e-6, "{h:?}");
+        assert_eq!(h.held, Amount { places: 2, memory: 100 });
+        assert!((h.share - 0.2).abs() < 1e-9, "2 of 10 places beats 100 of 1000 bytes");
+        s.at(t0); // the clock never goes back
+        assert!((s.holdings(10, 1000)[0].place_seconds - 22.0).abs() < 1e-6);
     }
 }
