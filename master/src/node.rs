@@ -163,17 +163,18 @@ impl TenantsCell {
     fn reload(&self) -> Result<Vec<String>, TenantsError> {
         let tenants = self.source.load()?;
         let names = tenants.names().map(str::to_string).collect();
-        self.tell_weights(&tenants);
+        self.tell_sharing(&tenants);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tenants);
         Ok(names)
     }
 
-    fn tell_weights(&self, tenants: &Tenants) {
+    fn tell_sharing(&self, tenants: &Tenants) {
         if let Some(core) = self.core.get() {
-            let weights = tenants.weights().clone();
-            if !core.post(move |c| c.set_weights(weights)) {
+            let sharing = tenants.sharing().clone();
+            if !core.post(move |c| c.configure(sharing)) {
                 tracing::warn!(
-                    "the tenants' weights could not reach the scheduler; they apply at the next reload"
+                    "the tenants' weights, quotas and roles could not reach the scheduler; they apply at \
+                     the next reload"
                 );
             }
         }
@@ -348,7 +349,7 @@ impl MasterNode {
         let tick =
             (config.heartbeat_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
         let mut state = Core::new(incarnation, &core_config);
-        state.set_weights(tenants.get().weights().clone());
+        state.configure(tenants.get().sharing().clone());
         let core = core::start(state, launcher, store.clone(), tick);
         let _ = tenants.core.set(core.clone());
         let master = MasterService::new(core.clone(), &config.cluster_token);

@@ -26,7 +26,7 @@ pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
 use crate::dag::JobGraph;
 use crate::job::{JobRun, JobState, Outcome, TaskResult};
 use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
-pub use fair::{Amount, Quota, TenantHolding};
+pub use fair::{Amount, Quota, Sharing, TenantHolding, TenantSharing, UNRESERVED};
 use fair::{Claim, Shares};
 use jobs::DriverSlot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -461,14 +461,10 @@ impl Core {
         Some(budget.saturating_sub(self.fuel_used(job)).max(1))
     }
 
-    /// Set the tenants' weights (a tenant not named weighs 1).
-    pub fn set_weights(&mut self, weights: HashMap<String, f64>) {
-        self.shares.set_weights(weights);
-    }
-
-    /// Set the tenants' quotas (a tenant not named has none).
-    pub fn set_quotas(&mut self, quotas: HashMap<String, Quota>) {
-        self.shares.set_quotas(quotas);
+    /// Set how tenants share the cluster: weights, quotas, roles (from the
+    /// tenants file; applies to what runs now).
+    pub fn configure(&mut self, sharing: Sharing) {
+        self.shares.configure(sharing);
     }
 
     /// Task places and memory `tenant`'s running tasks hold.

@@ -4,7 +4,7 @@
 //! (reloaded when it changes) and by `--client-token`; see
 //! `docs/operators-guide.md` (Tenants and tokens).
 
-use crate::state::{Amount, Quota};
+use crate::state::{Amount, Quota, Sharing, TenantSharing, UNRESERVED};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +18,18 @@ pub struct TenantsFile {
     /// Every tenant.
     #[serde(default)]
     pub tenant: Vec<TenantConfig>,
+    /// Roles' quotas (`[role.NAME.quota]`), over all the role's tenants.
+    #[serde(default)]
+    pub role: std::collections::BTreeMap<String, RoleConfig>,
+}
+
+/// One role in the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Its quota: what its tenants hold first together, and never pass.
+    #[serde(default)]
+    pub quota: QuotaConfig,
 }
 
 /// One tenant in the file.
@@ -44,6 +56,14 @@ pub struct TenantConfig {
     /// compared (`guarantee`) and what it never passes (`limit`).
     #[serde(default)]
     pub quota: QuotaConfig,
+    /// Its role: resources agents reserve for the role are offered to its
+    /// tenants first (`*`, the default: none).
+    #[serde(default = "unreserved")]
+    pub role: String,
+}
+
+fn unreserved() -> String {
+    UNRESERVED.into()
 }
 
 /// A tenant's quota as written.
@@ -68,6 +88,23 @@ pub struct AmountConfig {
     /// Memory, e.g. `"16GiB"`.
     #[serde(default)]
     pub memory: Option<bytesize::ByteSize>,
+}
+
+impl QuotaConfig {
+    /// The quota, checked: no guarantee over its limit.
+    fn quota(&self, whose: &str) -> Result<Quota, String> {
+        let quota = Quota {
+            guarantee: self.guarantee.map(AmountConfig::amount).unwrap_or_default(),
+            limit: self.limit.map(AmountConfig::amount),
+        };
+        if let Some(limit) = quota.limit {
+            let over = |g: u64, l: u64| l > 0 && g > l;
+            if over(quota.guarantee.places, limit.places) || over(quota.guarantee.memory, limit.memory) {
+                return Err(format!("{whose} is guaranteed more than its limit"));
+            }
+        }
+        Ok(quota)
+    }
 }
 
 impl AmountConfig {
@@ -96,6 +133,13 @@ impl Client {
     }
 }
 
+/// Whether `name` is 1-64 letters, digits, `.`, `_` or `-`.
+fn well_formed(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
 /// The tenant every job belongs to when a master has only a client token.
 pub const DEFAULT_TENANT: &str = "default";
 
@@ -119,15 +163,15 @@ impl TenantsSource {
     /// # Errors
     /// A [`TenantsError`] naming the file and what is wrong in it.
     pub fn load(&self) -> Result<Tenants, TenantsError> {
-        let mut tenants = match &self.file {
+        let (mut tenants, roles) = match &self.file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| TenantsError::Read { path: path.clone(), reason: e.to_string() })?;
                 let file: TenantsFile = toml::from_str(&text)
                     .map_err(|e| TenantsError::Parse { path: path.clone(), reason: e.to_string() })?;
-                file.tenant
+                (file.tenant, file.role)
             }
-            None => Vec::new(),
+            None => Default::default(),
         };
         if !self.client_tokens.is_empty() {
             let mut tokens = Vec::new();
@@ -143,11 +187,12 @@ impl TenantsSource {
                 weight: 1.0,
                 grant: self.default_grants.clone(),
                 quota: QuotaConfig::default(),
+                role: unreserved(),
             });
         }
         let mut protected = self.protected.clone();
         protected.extend(self.file.clone());
-        Tenants::new(tenants, &protected).map_err(|reason| TenantsError::Invalid {
+        Tenants::new(tenants, &roles, &protected).map_err(|reason| TenantsError::Invalid {
             path: self.file.clone().unwrap_or_else(|| PathBuf::from("--client-token")),
             reason,
         })
@@ -165,8 +210,7 @@ pub struct Tenants {
     by_token: HashMap<TokenHash, Client>,
     names: Vec<Arc<str>>,
     policies: HashMap<Arc<str>, Arc<Policy>>,
-    weights: HashMap<String, f64>,
-    quotas: HashMap<String, Quota>,
+    sharing: Sharing,
 }
 
 impl Tenants {
@@ -176,17 +220,26 @@ impl Tenants {
     ///
     /// # Errors
     /// What is wrong, naming the tenant.
-    pub fn new(tenants: Vec<TenantConfig>, protected: &[PathBuf]) -> Result<Self, String> {
+    pub fn new(
+        tenants: Vec<TenantConfig>,
+        roles: &std::collections::BTreeMap<String, RoleConfig>,
+        protected: &[PathBuf],
+    ) -> Result<Self, String> {
         let mut by_token = HashMap::new();
         let mut names: Vec<Arc<str>> = Vec::new();
         let mut policies = HashMap::new();
-        let mut weights = HashMap::new();
-        let mut quotas = HashMap::new();
+        let mut sharing = Sharing::default();
+        for (name, role) in roles {
+            if !well_formed(name) || name == UNRESERVED {
+                return Err(format!(
+                    "role name `{}` is not 1-64 letters, digits, `.`, `_` or `-`",
+                    name.escape_debug()
+                ));
+            }
+            sharing.roles.insert(name.clone(), role.quota.quota(&format!("role `{name}`"))?);
+        }
         for t in tenants {
-            let ok = !t.name.is_empty()
-                && t.name.len() <= 64
-                && t.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-            if !ok {
+            if !well_formed(&t.name) {
                 return Err(format!(
                     "tenant name `{}` is not 1-64 letters, digits, `.`, `_` or `-`",
                     t.name.escape_debug()
@@ -204,20 +257,17 @@ impl Tenants {
                     t.name, t.weight
                 ));
             }
-            weights.insert(t.name.clone(), t.weight);
-            let quota = Quota {
-                guarantee: t.quota.guarantee.map(AmountConfig::amount).unwrap_or_default(),
-                limit: t.quota.limit.map(AmountConfig::amount),
-            };
-            if let Some(limit) = quota.limit {
-                let over = |g: u64, l: u64| l > 0 && g > l;
-                if over(quota.guarantee.places, limit.places) || over(quota.guarantee.memory, limit.memory) {
-                    return Err(format!("tenant `{}` is guaranteed more than its limit", t.name));
-                }
+            if t.role != UNRESERVED && !well_formed(&t.role) {
+                return Err(format!(
+                    "tenant `{}` has role `{}`: a role is 1-64 letters, digits, `.`, `_` or `-`, or `*`",
+                    t.name,
+                    t.role.escape_debug()
+                ));
             }
-            if quota != Quota::default() {
-                quotas.insert(t.name.clone(), quota);
-            }
+            let quota = t.quota.quota(&format!("tenant `{}`", t.name))?;
+            sharing
+                .tenants
+                .insert(t.name.clone(), TenantSharing { weight: t.weight, quota, role: t.role.clone() });
             let policy = Policy::new(&t.grant).map_err(|e| format!("tenant `{}`: {e}", t.name))?;
             let name: Arc<str> = t.name.into();
             policies.insert(Arc::clone(&name), Arc::new(policy.deny(protected.iter().cloned())));
@@ -229,17 +279,12 @@ impl Tenants {
             }
             names.push(name);
         }
-        Ok(Self { by_token, names, policies, weights, quotas })
+        Ok(Self { by_token, names, policies, sharing })
     }
 
-    /// Each tenant's quota (tenants without one are not listed).
-    pub fn quotas(&self) -> &HashMap<String, Quota> {
-        &self.quotas
-    }
-
-    /// Each tenant's weight.
-    pub fn weights(&self) -> &HashMap<String, f64> {
-        &self.weights
+    /// How the tenants share the cluster: weights, quotas, roles.
+    pub fn sharing(&self) -> &Sharing {
+        &self.sharing
     }
 
     /// What the jobs of `tenant` may read and write (nothing, for a tenant
@@ -327,7 +372,7 @@ mod tests {
             "weft_t_root-root-root-root-root",
         );
         let text = format!(
-            "[[tenant]]\nname = \"analytics\"\ntokens = [\"{}\", \"{}\"]\n\n[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\n[tenant.quota]\nlimit = {{ slots = 4, memory = \"8GiB\" }}\n",
+            "[[tenant]]\nname = \"analytics\"\ntokens = [\"{}\", \"{}\"]\n\n[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\nrole = \"batch\"\n[tenant.quota]\nlimit = {{ slots = 4, memory = \"8GiB\" }}\n\n[role.batch.quota]\nguarantee = {{ slots = 2 }}\n",
             TokenHash::of(a),
             TokenHash::of(b),
             TokenHash::of(root)
@@ -341,8 +386,11 @@ mod tests {
         assert!(tenants.identify("weft_t_cccccccccccccccccccccccc").is_none());
         assert_eq!(tenants.names().collect::<Vec<_>>(), ["analytics", "ops"]);
         let limit = Amount { places: 4, memory: 8 << 30 };
-        assert_eq!(tenants.quotas()["ops"], Quota { guarantee: Amount::default(), limit: Some(limit) });
-        assert!(!tenants.quotas().contains_key("analytics"), "no quota, no entry");
+        let s = tenants.sharing();
+        assert_eq!(s.tenants["ops"].quota, Quota { guarantee: Amount::default(), limit: Some(limit) });
+        assert_eq!((s.tenants["ops"].role.as_str(), s.tenants["analytics"].role.as_str()), ("batch", "*"));
+        assert_eq!(s.tenants["analytics"].quota, Quota::default());
+        assert_eq!(s.roles["batch"].guarantee, Amount { places: 2, memory: 0 });
     }
 
     #[test]
@@ -378,7 +426,9 @@ mod tests {
                 "share a token",
             ),
             ("[[tenant]]\nname = \"a\"\ntokens = [\"s3cret\"]\n".to_string(), "not a token hash"),
-            (format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nrole = 2\n"), "unknown field"),
+            (format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nrloe = 2\n"), "unknown field"),
+            (format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nrole = \"a b\"\n"), "has role `a b`"),
+            ("[role.\"*\".quota]\nlimit = { slots = 1 }\n".to_string(), "role name `*`"),
             (
                 format!(
                     "[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\n[tenant.quota]\nguarantee = {{ slots = 9 }}\nlimit = {{ slots = 4 }}\n"

@@ -294,8 +294,8 @@ impl Jobs for Shared {
         let tenants = self.tenants.get();
         for name in tenants.names() {
             if !holdings.iter().any(|h| h.tenant == name) {
-                let quota = tenants.quotas().get(name).copied().unwrap_or_default();
-                let weight = tenants.weights().get(name).copied().unwrap_or(1.0);
+                let s = tenants.sharing().tenants.get(name).cloned().unwrap_or_default();
+                let (weight, quota) = (s.weight, s.quota);
                 holdings.push(TenantHolding {
                     tenant: name.to_string(),
                     weight,

@@ -46,15 +46,47 @@ pub struct Amount {
     pub memory: u64,
 }
 
-/// What each tenant and action holds.
-#[derive(Debug, Default)]
+/// How the tenants share the cluster, as configured (the tenants file).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sharing {
+    /// Each configured tenant's weight, quota and role (a tenant not named
+    /// weighs 1, has no quota and the role `*`).
+    pub tenants: HashMap<String, TenantSharing>,
+    /// Each role's quota, over all its tenants.
+    pub roles: HashMap<String, Quota>,
+}
+
+/// One tenant's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantSharing {
+    /// Its weight (above 0).
+    pub weight: f64,
+    /// Its own quota.
+    pub quota: Quota,
+    /// Its role: resources reserved for the role are offered to it (`*`: none).
+    pub role: String,
+}
+
+impl Default for TenantSharing {
+    fn default() -> Self {
+        Self { weight: 1.0, quota: Quota::default(), role: UNRESERVED.into() }
+    }
+}
+
+/// The role of tenants without one: no reserved resources.
+pub const UNRESERVED: &str = "*";
+
+/// What each tenant, role and action holds.
+#[derive(Debug)]
 pub(crate) struct Shares {
     index: HashMap<String, u32>,
     /// By tenant index: what each holds, and its weight and quota.
     tenants: Vec<TenantShare>,
+    /// By role index (0 is `*`): what its tenants hold, and its quota.
+    roles: Vec<RoleShare>,
+    role_index: HashMap<String, u32>,
     /// As configured, by name (for tenants interned later too).
-    weights: HashMap<String, f64>,
-    quotas: HashMap<String, Quota>,
+    sharing: Sharing,
     /// Attempts running per action.
     per_action: HashMap<ActionId, u32>,
     /// The latest time the core was told.
@@ -69,9 +101,33 @@ struct TenantShare {
     held: (u64, u64),
     weight: f64,
     quota: Quota,
+    role: u32,
     /// ∫ held dt (place-seconds, memory-byte-seconds) up to `since`.
     integral: (f64, f64),
     since: Option<Instant>,
+}
+
+/// One role's holding (the sum of its tenants') and quota.
+#[derive(Debug, Clone)]
+struct RoleShare {
+    name: String,
+    held: (u64, u64),
+    quota: Quota,
+}
+
+impl Default for Shares {
+    fn default() -> Self {
+        let star = RoleShare { name: UNRESERVED.into(), held: (0, 0), quota: Quota::default() };
+        Self {
+            index: HashMap::new(),
+            tenants: Vec::new(),
+            roles: vec![star],
+            role_index: [(UNRESERVED.to_string(), 0)].into(),
+            sharing: Sharing::default(),
+            per_action: HashMap::new(),
+            now: None,
+        }
+    }
 }
 
 impl TenantShare {
@@ -117,15 +173,59 @@ impl Shares {
         }
         let i = self.tenants.len() as u32;
         self.index.insert(tenant.to_string(), i);
+        let s = self.sharing.tenants.get(tenant).cloned().unwrap_or_default();
+        let role = self.role(&s.role);
         self.tenants.push(TenantShare {
             name: tenant.to_string(),
             held: (0, 0),
-            weight: weight_of(&self.weights, tenant),
-            quota: self.quotas.get(tenant).copied().unwrap_or_default(),
+            weight: s.weight,
+            quota: s.quota,
+            role,
             integral: (0.0, 0.0),
             since: self.now,
         });
         i
+    }
+
+    /// The interned index of `role` (0 for `*`).
+    pub(crate) fn role(&mut self, role: &str) -> u32 {
+        if let Some(i) = self.role_index.get(role) {
+            return *i;
+        }
+        let i = self.roles.len() as u32;
+        self.role_index.insert(role.to_string(), i);
+        let quota = self.sharing.roles.get(role).copied().unwrap_or_default();
+        self.roles.push(RoleShare { name: role.to_string(), held: (0, 0), quota });
+        i
+    }
+
+    /// The role of `tenant`.
+    pub(crate) fn role_of(&self, tenant: u32) -> u32 {
+        self.tenants.get(tenant as usize).map_or(0, |t| t.role)
+    }
+
+    /// The name of role `role`.
+    pub(crate) fn role_name(&self, role: u32) -> &str {
+        self.roles.get(role as usize).map_or(UNRESERVED, |r| &r.name)
+    }
+
+    /// Take new settings: weights, quotas and roles apply to what runs now
+    /// (a role's holding is its tenants' again).
+    pub(crate) fn configure(&mut self, sharing: Sharing) {
+        self.sharing = sharing;
+        for r in &mut self.roles {
+            r.quota = self.sharing.roles.get(&r.name).copied().unwrap_or_default();
+            r.held = (0, 0);
+        }
+        for i in 0..self.tenants.len() {
+            let s = self.sharing.tenants.get(&self.tenants[i].name).cloned().unwrap_or_default();
+            let role = self.role(&s.role);
+            let t = &mut self.tenants[i];
+            (t.weight, t.quota, t.role) = (s.weight, s.quota, role);
+            let held = t.held;
+            let r = &mut self.roles[role as usize];
+            r.held = (r.held.0 + held.0, r.held.1 + held.1);
+        }
     }
 
     /// The time is `now` (never earlier than before).
@@ -157,49 +257,46 @@ impl Shares {
             .collect()
     }
 
-    /// The tenants' weights (a tenant not named weighs 1).
-    pub(crate) fn set_weights(&mut self, weights: HashMap<String, f64>) {
-        for t in &mut self.tenants {
-            t.weight = weight_of(&weights, &t.name);
-        }
-        self.weights = weights;
-    }
-
-    /// The tenants' quotas (a tenant not named has none).
-    pub(crate) fn set_quotas(&mut self, quotas: HashMap<String, Quota>) {
-        for t in &mut self.tenants {
-            t.quota = quotas.get(&t.name).copied().unwrap_or_default();
-        }
-        self.quotas = quotas;
-    }
-
     fn held_by(&self, tenant: u32) -> (u64, u64) {
         self.tenants.get(tenant as usize).map(|t| t.held).unwrap_or_default()
     }
 
-    fn quota(&self, tenant: u32) -> Quota {
-        self.tenants.get(tenant as usize).map(|t| t.quota).unwrap_or_default()
+    /// The quotas that bind `tenant`: its own and its role's, each with what
+    /// it counts against.
+    fn quotas(&self, tenant: u32) -> [(Quota, (u64, u64)); 2] {
+        let Some(t) = self.tenants.get(tenant as usize) else { return [(Quota::default(), (0, 0)); 2] };
+        let role = self.roles.get(t.role as usize).map_or((Quota::default(), (0, 0)), |r| (r.quota, r.held));
+        [(t.quota, t.held), role]
     }
 
-    /// Whether `tenant` holds less than its guarantee (in either dimension
-    /// it guarantees): it is offered slots before shares are compared.
+    /// Whether `tenant`, or its role, holds less than its guarantee (in
+    /// either dimension it guarantees): it is offered resources before
+    /// shares are compared.
     pub(crate) fn below_guarantee(&self, tenant: u32) -> bool {
-        let (p, m) = self.held_by(tenant);
-        let g = self.quota(tenant).guarantee;
-        (g.places > 0 && p < g.places) || (g.memory > 0 && m < g.memory)
+        self.quotas(tenant).iter().any(|(q, (p, m))| {
+            let g = q.guarantee;
+            (g.places > 0 && *p < g.places) || (g.memory > 0 && *m < g.memory)
+        })
     }
 
-    /// How many more tasks claiming `claim` its tenant's limit allows
-    /// (`usize::MAX` without a limit).
+    /// How many more tasks claiming `claim` the limits of its tenant and of
+    /// its role allow (`usize::MAX` without a limit).
     pub(crate) fn room(&self, claim: Claim) -> usize {
-        let Some(limit) = self.quota(claim.tenant).limit else { return usize::MAX };
-        let (p, m) = self.held_by(claim.tenant);
         let memory = claim.memory;
         let places = u64::from(claim.places.max(1));
-        let by_places = if limit.places > 0 { limit.places.saturating_sub(p) / places } else { u64::MAX };
-        let by_memory =
-            if limit.memory > 0 && memory > 0 { limit.memory.saturating_sub(m) / memory } else { u64::MAX };
-        usize::try_from(by_places.min(by_memory)).unwrap_or(usize::MAX)
+        let room = |(q, (p, m)): &(Quota, (u64, u64))| {
+            let Some(limit) = q.limit else { return u64::MAX };
+            let by_places =
+                if limit.places > 0 { limit.places.saturating_sub(*p) / places } else { u64::MAX };
+            let by_memory = if limit.memory > 0 && memory > 0 {
+                limit.memory.saturating_sub(*m) / memory
+            } else {
+                u64::MAX
+            };
+            by_places.min(by_memory)
+        };
+        let least = self.quotas(claim.tenant).iter().map(room).min().unwrap_or(u64::MAX);
+        usize::try_from(least).unwrap_or(usize::MAX)
     }
 
     fn weight(&self, tenant: u32) -> f64 {
@@ -212,6 +309,10 @@ impl Shares {
             t.advance(self.now);
             t.held.0 += u64::from(claim.places.max(1));
             t.held.1 += claim.memory;
+            if let Some(r) = self.roles.get_mut(t.role as usize) {
+                r.held.0 += u64::from(claim.places.max(1));
+                r.held.1 += claim.memory;
+            }
         }
         *self.per_action.entry(action).or_default() += 1;
     }
@@ -222,6 +323,10 @@ impl Shares {
             t.advance(self.now);
             t.held.0 = t.held.0.saturating_sub(u64::from(claim.places.max(1)));
             t.held.1 = t.held.1.saturating_sub(claim.memory);
+            if let Some(r) = self.roles.get_mut(t.role as usize) {
+                r.held.0 = r.held.0.saturating_sub(u64::from(claim.places.max(1)));
+                r.held.1 = r.held.1.saturating_sub(claim.memory);
+            }
         }
         if let Some(n) = self.per_action.get_mut(&action) {
             *n = n.saturating_sub(1);
@@ -263,11 +368,6 @@ impl Shares {
     }
 }
 
-/// `tenant`'s weight in `weights` (1 when not named, or not above 0).
-fn weight_of(weights: &HashMap<String, f64>, tenant: &str) -> f64 {
-    weights.get(tenant).copied().filter(|w| *w > 0.0).unwrap_or(1.0)
-}
-
 /// The larger of `p` of `places` and `m` of `memory` (a cluster that
 /// reports no memory is shared by places alone).
 fn dominant(p: u64, places: u64, m: u64, memory: u64) -> f64 {
@@ -290,7 +390,10 @@ mod tests {
             s.start(action, Claim { tenant: a, places: 1, memory: 3 << 30 });
         }
         assert!((s.share(a, 10, 10 << 30) - 0.6).abs() < 1e-9);
-        s.set_weights([("a".to_string(), 2.0)].into());
+        s.configure(Sharing {
+            tenants: [("a".to_string(), TenantSharing { weight: 2.0, ..Default::default() })].into(),
+            ..Default::default()
+        });
         assert!((s.share(a, 10, 10 << 30) - 0.3).abs() < 1e-9, "weight 2 halves it");
         // b's 1 GiB tasks cost 0.1 each: 3 reach a's 0.3, the 4th passes it.
         assert_eq!(s.budget(Claim { tenant: b, places: 1, memory: 1 << 30 }, 10, 10 << 30, 0.3), 4);

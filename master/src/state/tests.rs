@@ -43,6 +43,11 @@ fn count(core: &Core, job: JobId, n: usize) -> (JobContext, JobGraph) {
     (ctx, graph)
 }
 
+/// Settings of the tenants `tenants`, no role quotas.
+fn sharing<'a>(tenants: impl IntoIterator<Item = (&'a str, TenantSharing)>) -> Sharing {
+    Sharing { tenants: tenants.into_iter().map(|(t, s)| (t.to_string(), s)).collect(), ..Default::default() }
+}
+
 fn launches(effects: &[Effect]) -> Vec<(AgentId, Vec<TaskKey>)> {
     effects
         .iter()
@@ -314,7 +319,11 @@ fn two_tenants(
     n: usize,
     weights: &[(&str, f64)],
 ) -> (Core, BTreeMap<String, Vec<TaskKey>>, AgentId) {
-    two_tenants_with(places, n, |c| c.set_weights(weights.iter().map(|(t, w)| (t.to_string(), *w)).collect()))
+    two_tenants_with(places, n, |c| {
+        c.configure(sharing(
+            weights.iter().map(|(t, w)| (*t, TenantSharing { weight: *w, ..Default::default() })),
+        ))
+    })
 }
 
 /// [`two_tenants`], the core set up by `setup` first.
@@ -422,14 +431,16 @@ fn a_quota_limit_is_never_passed_and_a_guarantee_is_held_first() {
     let places = |n| Amount { places: n, memory: 0 };
     // a may hold 4 places (its driver and 3 tasks), although the cluster has 12.
     let (c, placed, _) = two_tenants_with(12, 100, |c| {
-        c.set_quotas([("a".to_string(), Quota { limit: Some(places(4)), ..Default::default() })].into());
+        let quota = Quota { limit: Some(places(4)), ..Default::default() };
+        c.configure(sharing([("a", TenantSharing { quota, ..Default::default() })]));
     });
     assert_eq!(placed["a"].len(), 3, "{placed:?}");
     assert_eq!(c.held("a").0, 4);
     assert_eq!(placed["b"].len(), 12 - 3, "b takes the rest of the task slots: {placed:?}");
     // b is guaranteed 8 places: it holds them before shares are compared.
     let (c, placed, _) = two_tenants_with(12, 100, |c| {
-        c.set_quotas([("b".to_string(), Quota { guarantee: places(8), limit: None })].into());
+        let quota = Quota { guarantee: places(8), limit: None };
+        c.configure(sharing([("b", TenantSharing { quota, ..Default::default() })]));
     });
     assert_eq!(c.held("b").0, 8, "its driver and 7 tasks: {placed:?}");
     assert_eq!(placed["a"].len(), 12 - 7, "a gets the rest: {placed:?}");
