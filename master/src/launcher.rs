@@ -131,7 +131,7 @@ impl Launcher for GrpcLauncher {
         let credentials = self.credentials.clone();
         Box::pin(async move {
             let mut c = BlocksClient::with_interceptor(channel?, credentials);
-            c.remove_job(RemoveJobRequest { job_id: job.to_string() }).await.map(|_| ()).map_err(failed)
+            c.remove_job(RemoveJobRequest { job: Some(job.into()) }).await.map(|_| ()).map_err(failed)
         })
     }
 }

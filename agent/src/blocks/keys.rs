@@ -5,32 +5,33 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use weft_core::access::JobCapability;
+use weft_core::ids::JobId;
 
-/// Capabilities by job id (as the block store names jobs), shared by the
+/// Capabilities by job, shared by the
 /// `Agent` service (which installs them), the task runner (which fetches
 /// with them) and the `Blocks` service (which checks them).
 #[derive(Debug, Clone, Default)]
 pub struct JobKeys {
-    keys: Arc<Mutex<HashMap<String, JobCapability>>>,
+    keys: Arc<Mutex<HashMap<JobId, JobCapability>>>,
 }
 
 impl JobKeys {
     /// `job`'s capability is `key`.
-    pub fn install(&self, job: &str, key: JobCapability) {
-        self.lock().insert(job.to_string(), key);
+    pub fn install(&self, job: JobId, key: JobCapability) {
+        self.lock().insert(job, key);
     }
 
     /// `job`'s capability, if the master sent it.
-    pub fn get(&self, job: &str) -> Option<JobCapability> {
-        self.lock().get(job).copied()
+    pub fn get(&self, job: JobId) -> Option<JobCapability> {
+        self.lock().get(&job).copied()
     }
 
     /// Forget `job`'s.
-    pub fn remove(&self, job: &str) {
-        self.lock().remove(job);
+    pub fn remove(&self, job: JobId) {
+        self.lock().remove(&job);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobCapability>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, JobCapability>> {
         self.keys.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -99,7 +99,7 @@ impl Agent for AgentService {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
             let key = JobCapability::from_bytes(&access.capability)
                 .ok_or_else(|| Status::invalid_argument("a job capability is not 32 bytes"))?;
-            self.shared.keys.install(&job.to_string(), key);
+            self.shared.keys.install(job, key);
         }
         let origin = Origin { artifact_source: &req.artifact_source, master: &req.master };
         let mut refused = Vec::new();

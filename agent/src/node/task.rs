@@ -128,10 +128,10 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
                     });
                 }
             }
-            let mut fetcher = RemoteFetcher::new(parsed.job.clone(), shared.peers.clone())
-                .with_timeout(shared.config.fetch_timeout);
-            if let Some(key) = shared.keys.get(parsed.job.as_str()) {
-                fetcher = fetcher.with_key(key);
+            let mut fetcher =
+                RemoteFetcher::new(key.job(), shared.peers.clone()).with_timeout(shared.config.fetch_timeout);
+            if let Some(capability) = shared.keys.get(key.job()) {
+                fetcher = fetcher.with_key(capability);
             }
             for (shuffle, table) in tables {
                 fetcher = fetcher.with_table(shuffle, table);
