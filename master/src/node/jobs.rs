@@ -174,7 +174,8 @@ impl Jobs for Shared {
             let policy = self.tenants.get().policy(&who.tenant);
             policy.check_url(&url).map_err(|e| Status::permission_denied(e.to_string()))?;
         }
-        // A component by digest is one this tenant stored (or an admin's pick).
+        // A component by digest is one this tenant stored, a public one, or
+        // an admin's pick.
         if let ArtifactUri::Blake3(d) = &uri
             && !who.admin
             && !self.owners.has(d, &who.tenant)

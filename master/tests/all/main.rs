@@ -5,3 +5,4 @@
 mod agents;
 mod driver;
 mod node;
+mod public;
