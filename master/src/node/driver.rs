@@ -142,17 +142,21 @@ impl Driver for Shared {
                     slots,
                     j.spec.working_dir.clone(),
                     j.spec.tenant.clone(),
+                    std::sync::Arc::clone(&j.spec.s3),
                 ))
             })
             .await?;
-        let (plan, broadcasts, limits, component, range_bounds, planned, slots, working_dir, tenant) =
+        let (plan, broadcasts, limits, component, range_bounds, planned, slots, working_dir, tenant, s3) =
             setup.ok_or_else(|| Status::not_found(format!("no job `{job}`")))?;
         // Relative local paths mean the submitter's directory; tasks get
         // absolute URIs. Every location is one the job's tenant is granted
-        // (the tenants in force now).
+        // (the tenants in force now). An s3:// location under a grant with
+        // its own S3 settings is reached with them (as the job's tasks do),
+        // any other with the cluster's.
         let policy = self.tenants.get().policy(&tenant);
         let locate = |uri: &str, want: Access| {
-            let loc = DataLocation::parse_in(uri, working_dir.as_deref(), &self.config.s3).map_err(bad)?;
+            let settings = s3.for_uri(uri, want).unwrap_or(&self.config.s3);
+            let loc = DataLocation::parse_in(uri, working_dir.as_deref(), settings).map_err(bad)?;
             policy.check(&loc, want).map_err(|e| Status::permission_denied(e.to_string()))?;
             Ok::<_, Status>(loc)
         };

@@ -73,7 +73,7 @@ async fn a_driver_acts_only_with_its_own_jobs_capability() {
         listen: "127.0.0.1:0".parse().unwrap(),
         cluster_token: TOKEN.into(),
         client_token: CLIENT.into(),
-        grants: vec![Grant { root: dir.path().display().to_string(), access: Access::Read }],
+        grants: vec![Grant { root: dir.path().display().to_string(), access: Access::Read, s3: None }],
         data_dir: dir.path().join("master"),
         ..Default::default()
     })
