@@ -10,9 +10,10 @@
 //!
 //! 1. **Layout.** Shuffle files live in `<work_dir>/jobs/<job_id>/shuffle/`
 //!    under the writer's names (`shuffle_<shuffle>_<map>.data` / `.index`).
-//!    Job ids come from the network and become directory names, so a
-//!    [`JobId`] admits only `[A-Za-z0-9._-]`, not starting with `.`; anything
-//!    else (`../x`, `/etc`, the empty string) is `INVALID_ARGUMENT`.
+//!    Requests name a job by its typed `JobRef`, parsed once (a missing or
+//!    malformed one is `INVALID_ARGUMENT`); the directory name is made from
+//!    the parsed id, and a [`JobId`] admits only `[A-Za-z0-9._-]`, not
+//!    starting with `.`, so no name can reach `..` or an absolute path.
 //! 2. **Fetch.** `FetchBlock(job, shuffle, map, reduce)` parses the index,
 //!    reads the block's *stored* bytes (still lz4-compressed if the map
 //!    output is) and verifies them against the index's crc32c before sending

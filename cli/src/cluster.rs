@@ -116,14 +116,14 @@ pub struct LocalArgs {
 /// running it could.
 fn local_grants(args: &[String]) -> Result<Vec<Grant>> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let mut grants = vec![Grant { root: cwd.display().to_string(), access: Access::ReadWrite }];
+    let mut grants = vec![Grant { root: cwd.display().to_string(), access: Access::ReadWrite, s3: None }];
     for arg in args {
         // Any argument that reads as a local path: granting a word that is no
         // path gives nothing the user could not reach anyway.
         if let Ok(loc) = DataLocation::parse_in(arg, Some(&cwd), &Default::default())
             && let Some(path) = loc.local_path()
         {
-            grants.push(Grant { root: path.display().to_string(), access: Access::ReadWrite });
+            grants.push(Grant { root: path.display().to_string(), access: Access::ReadWrite, s3: None });
         }
     }
     Ok(grants)

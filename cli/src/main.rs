@@ -107,6 +107,10 @@ enum ArtifactCommand {
         /// Print JSON (`{"digest": ..., "bytes": ...}`) for scripts.
         #[arg(long)]
         json: bool,
+        /// Let every tenant read it and submit it by digest (with --master,
+        /// an admin's token only).
+        #[arg(long, requires = "master")]
+        public: bool,
     },
     /// Fetch an artifact by URI, verify it, and write it to a file or stdout.
     ///
@@ -218,11 +222,12 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Artifact(ArtifactCommand::Push { file, store, json }) => {
+        Command::Artifact(ArtifactCommand::Push { file, store, json, public }) => {
             let bytes =
                 tokio::fs::read(&file).await.with_context(|| format!("reading {}", file.display()))?;
             let len = bytes.len();
             let digest = match &store.master {
+                Some(master) if public => remote(&store, master).await?.put_public(bytes.into()).await?,
                 Some(master) => remote(&store, master).await?.put(bytes.into()).await?,
                 None => open_store(&store)?.put(bytes.into()).await?,
             };

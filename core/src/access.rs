@@ -4,6 +4,10 @@
 //! directories no job may reach even under a grant (a master's or agent's
 //! own state). See `docs/operators-guide.md` (Data access).
 
+mod s3;
+
+pub use s3::{GrantS3, S3Grant, S3Grants};
+
 use crate::io::DataLocation;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -91,6 +95,10 @@ pub struct Grant {
     pub root: String,
     /// What may be done there.
     pub access: Access,
+    /// For an `s3://` root: the endpoint and credentials its reads and
+    /// writes use instead of the cluster's S3 settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<GrantS3>,
 }
 
 impl Grant {
@@ -112,7 +120,7 @@ impl Grant {
             }
             _ => (text, Access::ReadWrite),
         };
-        Ok(Self { root: root.into(), access })
+        Ok(Self { root: root.into(), access, s3: None })
     }
 }
 
@@ -138,6 +146,7 @@ impl fmt::Display for Root {
 pub struct Policy {
     grants: Vec<(Root, Access)>,
     deny: Vec<PathBuf>,
+    s3: S3Grants,
 }
 
 impl Policy {
@@ -145,9 +154,26 @@ impl Policy {
     ///
     /// # Errors
     /// A grant whose root is not a local path, an `s3://` or an `http(s)://` URI.
+    /// A grant with S3 settings whose root is not `s3://`, or whose secret
+    /// cannot be read (see [`GrantS3::config`]).
     pub fn new(grants: &[Grant]) -> Result<Self, AccessError> {
+        let mut s3 = Vec::new();
+        for g in grants.iter().filter(|g| g.s3.is_some()) {
+            let (Ok(Root::S3 { bucket, prefix }), Some(settings)) = (root(&g.root), &g.s3) else {
+                return Err(AccessError::BadGrant {
+                    root: g.root.clone(),
+                    reason: "only an s3:// grant takes s3 settings".into(),
+                });
+            };
+            s3.push(S3Grant { bucket, prefix, access: g.access, config: settings.config(&g.root)? });
+        }
         let grants = grants.iter().map(|g| Ok((root(&g.root)?, g.access))).collect::<Result<_, _>>()?;
-        Ok(Self { grants, deny: Vec::new() })
+        Ok(Self { grants, deny: Vec::new(), s3: S3Grants::new(s3) })
+    }
+
+    /// The S3 settings of the grants that carry their own.
+    pub fn s3(&self) -> &S3Grants {
+        &self.s3
     }
 
     /// Refuse everything under `dirs` even where a grant covers it (a
@@ -420,7 +446,10 @@ mod tests {
 
     #[test]
     fn grants_parse_from_the_command_line_form() {
-        assert_eq!(Grant::parse("/data").unwrap(), Grant { root: "/data".into(), access: Access::ReadWrite });
+        assert_eq!(
+            Grant::parse("/data").unwrap(),
+            Grant { root: "/data".into(), access: Access::ReadWrite, s3: None }
+        );
         assert_eq!(Grant::parse("s3://b/p=read").unwrap().access, Access::Read);
         assert!(Grant::parse("/data=all").is_err());
         assert!(Policy::new(&[Grant::parse("gs://b=read").unwrap()]).is_err());

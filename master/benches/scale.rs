@@ -156,6 +156,7 @@ fn submit(core: &mut Core, now: Instant) -> JobId {
         working_dir: None,
         capability: weft_core::access::JobCapability([1; 32]),
         fuel_budget: None,
+        s3: Default::default(),
     });
     core.schedule(now);
     let launched = core.take_effects().iter().filter(|e| matches!(e, Effect::Launch { .. })).count();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig};
-use weft_core::access::JobCapability;
+use weft_core::access::{JobCapability, S3Grants};
 use weft_core::ids::{AgentId, JobId};
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::agent_client::AgentClient;
@@ -23,7 +23,8 @@ pub type LaunchFuture<T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send
 /// Talks to agents: the core's only way out to them.
 pub trait Launcher: Send + Sync {
     /// Launch `tasks` on the agent at `address` in one call, installing
-    /// `tables` and the jobs' capabilities (`access`) first; the refusals.
+    /// `tables`, the jobs' capabilities (`access`) and S3 settings (`s3`)
+    /// first; the refusals.
     fn launch(
         &self,
         agent: AgentId,
@@ -31,6 +32,7 @@ pub trait Launcher: Send + Sync {
         tasks: &[TaskDescriptor],
         tables: &[Arc<MapTable>],
         access: &[(JobId, JobCapability)],
+        s3: &[(JobId, Arc<S3Grants>)],
     ) -> LaunchFuture<Vec<v1::Refusal>>;
     /// Kill the attempts `tasks` on that agent (each reports `KILLED` as usual).
     fn kill(&self, agent: AgentId, address: &str, tasks: &[TaskKey]) -> LaunchFuture<()>;
@@ -85,6 +87,22 @@ impl GrpcLauncher {
     }
 }
 
+/// Whether secrets may be sent to an agent at `address`: over TLS
+/// (`https://`), or to a loopback address (the same machine).
+pub(crate) fn secret_safe(address: &str) -> bool {
+    if address.starts_with("https://") {
+        return true;
+    }
+    let rest = address.strip_prefix("http://").unwrap_or(address);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn failed(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
@@ -97,24 +115,60 @@ impl Launcher for GrpcLauncher {
         tasks: &[TaskDescriptor],
         tables: &[Arc<MapTable>],
         access: &[(JobId, JobCapability)],
+        s3: &[(JobId, Arc<S3Grants>)],
     ) -> LaunchFuture<Vec<v1::Refusal>> {
         let client = self.client(agent, address);
+        // Credentials travel only where nobody else can read them: over TLS
+        // or to this machine. Tasks that would need them elsewhere are
+        // refused here, saying how to fix it.
+        let (s3, mut refused) = if s3.is_empty() || secret_safe(address) {
+            (s3, Vec::new())
+        } else {
+            let held: Vec<JobId> = s3.iter().map(|(j, _)| *j).collect();
+            let refused = tasks
+                .iter()
+                .filter(|t| !t.key.is_driver() && held.contains(&t.key.job()))
+                .map(|t| v1::Refusal {
+                    task: Some((&t.key).into()),
+                    kind: v1::RefusalKind::Invalid as i32,
+                    message: format!(
+                        "job {} reads or writes S3 with its tenant's credentials, which are sent only over \
+                         TLS or to an agent on a loopback address, and agent {agent} at {address} is \
+                         neither: serve TLS (start the master and the agents with --tls-cert, --tls-key and \
+                         --tls-ca)",
+                        t.key.job()
+                    ),
+                    free_slots: 0,
+                })
+                .collect();
+            (&[][..], refused)
+        };
+        let sent = |t: &&TaskDescriptor| !refused.iter().any(|r| r.task == Some((&t.key).into()));
         let request = LaunchTasksRequest {
             artifact_source: self.advertised.clone(),
             master: self.advertised.clone(),
-            tasks: tasks.iter().map(Into::into).collect(),
+            tasks: tasks.iter().filter(sent).map(Into::into).collect(),
             tables: tables.iter().map(|t| (&**t).into()).collect(),
             access: access
                 .iter()
                 .map(|(job, cap)| v1::JobAccess {
                     job: Some((*job).into()),
                     capability: cap.0.to_vec().into(),
+                    s3: s3
+                        .iter()
+                        .filter(|(j, _)| j == job)
+                        .flat_map(|(_, grants)| grants.iter().map(Into::into))
+                        .collect(),
                 })
                 .collect(),
         };
         Box::pin(async move {
+            if request.tasks.is_empty() {
+                return Ok(refused);
+            }
             let reply = client?.launch_tasks(request).await.map_err(failed)?;
-            Ok(reply.into_inner().refused)
+            refused.extend(reply.into_inner().refused);
+            Ok(refused)
         })
     }
 
@@ -131,7 +185,33 @@ impl Launcher for GrpcLauncher {
         let credentials = self.credentials.clone();
         Box::pin(async move {
             let mut c = BlocksClient::with_interceptor(channel?, credentials);
-            c.remove_job(RemoveJobRequest { job_id: job.to_string() }).await.map(|_| ()).map_err(failed)
+            c.remove_job(RemoveJobRequest { job: Some(job.into()) }).await.map(|_| ()).map_err(failed)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_safe;
+
+    #[test]
+    fn secrets_go_only_over_tls_or_to_loopback() {
+        for safe in [
+            "https://agent.example.org:7071",
+            "127.0.0.1:7071",
+            "http://127.0.0.2:1",
+            "[::1]:7071",
+            "http://localhost:9",
+        ] {
+            assert!(secret_safe(safe), "{safe}");
+        }
+        for unsafe_ in [
+            "10.0.0.5:7071",
+            "http://agent.example.org:7071",
+            "http://[2001:db8::1]:7071",
+            "127.0.0.1.example.org:1",
+        ] {
+            assert!(!secret_safe(unsafe_), "{unsafe_}");
+        }
     }
 }

@@ -111,6 +111,8 @@ pub enum Effect {
         tables: Vec<Arc<MapTable>>,
         /// The capability of each job the tasks belong to.
         access: Vec<(JobId, JobCapability)>,
+        /// The S3 settings of the jobs whose grants carry their own.
+        s3: Vec<(JobId, Arc<weft_core::access::S3Grants>)>,
     },
     /// Stop these attempts on `agent`.
     Kill {
@@ -862,11 +864,19 @@ impl Core {
                 continue;
             }
             let jobs: BTreeSet<JobId> = tasks.iter().map(|t| t.key.job()).collect();
+            // Drivers need no S3 credentials: only the jobs of tasks get them.
+            let tasked: BTreeSet<JobId> =
+                tasks.iter().filter(|t| !t.key.is_driver()).map(|t| t.key.job()).collect();
+            let s3 = tasked
+                .into_iter()
+                .filter_map(|j| Some((j, Arc::clone(&self.jobs.get(&j)?.spec.s3))))
+                .filter(|(_, g)| !g.is_empty())
+                .collect();
             let access =
                 jobs.into_iter().filter_map(|j| Some((j, self.jobs.get(&j)?.spec.capability))).collect();
             if let Some(address) = self.agents.address(agent) {
                 let address = address.to_string();
-                self.effects.push(Effect::Launch { agent, address, tasks, tables, access });
+                self.effects.push(Effect::Launch { agent, address, tasks, tables, access, s3 });
             }
         }
         self.reap();

@@ -356,6 +356,7 @@ pub(crate) fn modified(path: &Path) -> Option<std::time::SystemTime> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use weft_core::access::Access;
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -391,6 +392,28 @@ mod tests {
         assert_eq!((s.tenants["ops"].role.as_str(), s.tenants["analytics"].role.as_str()), ("batch", "*"));
         assert_eq!(s.tenants["analytics"].quota, Quota::default());
         assert_eq!(s.roles["batch"].guarantee, Amount { places: 2, memory: 0 });
+    }
+
+    #[test]
+    fn an_s3_grant_carries_its_own_settings_and_its_secret_never_shows() {
+        let h = TokenHash::of("weft_t_aaaaaaaaaaaaaaaaaaaaaaaa");
+        let text = format!(
+            "[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\n[[tenant.grant]]\nroot = \"s3://lake/a/\"\n\
+             access = \"read-write\"\ns3 = {{ endpoint = \"http://127.0.0.1:9000\", access-key-id = \"AK\", \
+             secret-access-key = \"very-secret\", allow-http = true }}\n[[tenant.grant]]\nroot = \"s3://lake/b/\"\n\
+             access = \"read\"\n"
+        );
+        let (_dir, path) = write(&text);
+        let source = TenantsSource { file: Some(path.clone()), ..Default::default() };
+        let tenants = source.load().unwrap();
+        let policy = tenants.policy("a");
+        let settings = policy.s3().for_uri("s3://lake/a/x", Access::Write).unwrap();
+        assert_eq!(settings.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(settings.secret_access_key.as_deref(), Some("very-secret"));
+        assert!(policy.s3().for_uri("s3://lake/b/x", Access::Read).is_none(), "the cluster's settings there");
+        let file: TenantsFile = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let debug = format!("{file:?} {policy:?} {tenants:?}");
+        assert!(!debug.contains("very-secret") && debug.contains("AK"), "{debug}");
     }
 
     #[test]
@@ -446,6 +469,14 @@ mod tests {
             assert!(err.contains(expected), "{text}: {err}");
         }
         let missing = TenantsSource { file: Some("/nonexistent/tenants.toml".into()), ..Default::default() };
+        // A grant's secret file that is not there names the file.
+        let text = format!(
+            "[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\n[[tenant.grant]]\nroot = \"s3://lake/a/\"\naccess = \"read\"\n\
+             s3 = {{ access-key-id = \"AK\", secret-access-key-file = \"/nonexistent/a.secret\" }}\n"
+        );
+        let (_dir, path) = write(&text);
+        let err = TenantsSource { file: Some(path), ..Default::default() }.load().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/a.secret") && err.contains("tenant `a`"), "{err}");
         assert!(missing.load().unwrap_err().to_string().contains("reading the tenants file"));
     }
 }

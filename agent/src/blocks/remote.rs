@@ -12,6 +12,7 @@ use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::{Code, Status};
+use weft_core::ids::JobId as CoreJobId;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::blocks_client::BlocksClient;
 
@@ -213,10 +214,10 @@ impl PeerChannels {
     }
 
     /// Ask `peer` to delete `job`'s shuffle files; `true` if it held any.
-    pub async fn remove_job(&self, peer: &str, job: &JobId) -> Result<bool, RemoteError> {
+    pub async fn remove_job(&self, peer: &str, job: CoreJobId) -> Result<bool, RemoteError> {
         let reply = self
             .client(peer)?
-            .remove_job(RemoveJobRequest { job_id: job.to_string() })
+            .remove_job(RemoveJobRequest { job: Some(job.into()) })
             .await
             .map_err(|s| RemoteError::from_status(peer, s))?;
         Ok(reply.into_inner().removed)
@@ -235,7 +236,9 @@ impl PeerChannels {
 /// for that block.
 #[derive(Debug, Clone)]
 pub struct RemoteFetcher {
-    job: JobId,
+    job: CoreJobId,
+    /// The job's directory name, for messages.
+    dir: JobId,
     peers: PeerChannels,
     locations: Arc<HashMap<(ShuffleId, MapId), String>>,
     /// Map-output tables, by shuffle: where most locations come from.
@@ -247,9 +250,10 @@ pub struct RemoteFetcher {
 
 impl RemoteFetcher {
     /// A fetcher for `job`'s blocks over `peers`, knowing no locations yet.
-    pub fn new(job: JobId, peers: PeerChannels) -> Self {
+    pub fn new(job: CoreJobId, peers: PeerChannels) -> Self {
         Self {
             job,
+            dir: JobId::from(job),
             peers,
             locations: Arc::default(),
             tables: Arc::default(),
@@ -283,8 +287,8 @@ impl RemoteFetcher {
     }
 
     /// The job whose blocks this fetcher reads.
-    pub fn job(&self) -> &JobId {
-        &self.job
+    pub fn job(&self) -> CoreJobId {
+        self.job
     }
 
     /// The agent serving map task `map` of `shuffle`, if known.
@@ -348,7 +352,7 @@ impl RemoteFetcher {
         let status = |s| RemoteError::from_status(peer, s);
         let protocol = |reason| RemoteError::Protocol { peer: peer.to_owned(), reason };
         let request = FetchBlockRequest {
-            job_id: self.job.to_string(),
+            job: Some(self.job.into()),
             shuffle: block.shuffle.0,
             map: block.map.0,
             reduce: block.reduce.0,
@@ -397,7 +401,7 @@ impl RemoteFetcher {
 impl BlockFetcher for RemoteFetcher {
     async fn fetch(&self, block: &BlockId) -> Result<Bytes, FetchError> {
         self.fetch_block(block).await.map_err(|e| {
-            tracing::warn!(job_id = %self.job, %block, error = %e, "weft.agent.blocks.remote_fetch");
+            tracing::warn!(job_id = %self.dir, %block, error = %e, "weft.agent.blocks.remote_fetch");
             e.into()
         })
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 use weft_core::access::JobCapability;
+use weft_core::ids::JobId as CoreJobId;
 use weft_core::proto::auth;
 use weft_core::proto::v1::blocks_server::{Blocks, BlocksServer};
 use weft_core::proto::v1::{
@@ -70,8 +71,13 @@ pub fn status(err: &StoreError) -> Status {
     }
 }
 
-fn job_id(raw: String) -> Result<JobId, Status> {
-    JobId::new(raw).map_err(|e| Status::invalid_argument(format!("bad job id: {e}")))
+/// The job a request names (one parse of its `JobRef`), and its directory.
+fn requested(
+    job: Option<&weft_core::proto::v1::JobRef>,
+    message: &'static str,
+) -> Result<(CoreJobId, JobId), Status> {
+    let id = weft_core::proto::job_id(job, message).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok((id, JobId::from(id)))
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<BlockChunk, Status>> + Send>>;
@@ -88,9 +94,9 @@ impl Blocks for BlockService {
         let presented =
             request.metadata().get(JobCapability::HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let r = request.into_inner();
-        let job = job_id(r.job_id)?;
+        let (id, job) = requested(r.job.as_ref(), "FetchBlockRequest")?;
         // The job's capability, as this agent learned it with the job's tasks.
-        let allowed = match (self.keys.get(job.as_str()), presented) {
+        let allowed = match (self.keys.get(id), presented) {
             (Some(key), Some(given)) => key.matches_hex(&given),
             _ => false,
         };
@@ -119,9 +125,9 @@ impl Blocks for BlockService {
         request: Request<RemoveJobRequest>,
     ) -> Result<Response<RemoveJobResponse>, Status> {
         auth::check(request.metadata(), &self.token, "master")?;
-        let job = job_id(request.into_inner().job_id)?;
+        let (id, job) = requested(request.into_inner().job.as_ref(), "RemoveJobRequest")?;
         self.tables.remove_job(job.as_str());
-        self.keys.remove(job.as_str());
+        self.keys.remove(id);
         let store = self.store.clone();
         let removed_job = job.clone();
         let removed = tokio::task::spawn_blocking(move || store.remove_job(&removed_job))

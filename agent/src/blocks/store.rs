@@ -1,7 +1,8 @@
 //! Where an agent keeps shuffle files: `<work_dir>/jobs/<job_id>/shuffle/`.
 //!
-//! Job ids arrive from the network, so they are checked before they become
-//! path components: a [`JobId`] is 1 to 128 ASCII letters, digits, `-`, `_` or
+//! Job ids become path components, so they are checked first (the `Blocks`
+//! service makes them from a parsed `JobRef`; the check also guards every
+//! other caller): a [`JobId`] is 1 to 128 ASCII letters, digits, `-`, `_` or
 //! `.`, and does not start with `.`, so it can never name `..`, an absolute
 //! path, another job's directory or a removal tombstone.
 

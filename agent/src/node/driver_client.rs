@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use weft_core::access::JobCapability;
 use weft_core::artifact::RemoteArtifacts;
 use weft_core::codec::batch::{BatchWriter, entries};
 use weft_core::ids::{DatasetId, JobId};
@@ -39,23 +40,30 @@ pub(crate) struct GrpcRunner {
     /// values too large to travel inline go there, results come from there.
     blocks: RemoteArtifacts,
     job: JobId,
+    /// The job's capability, presented with every call (the master acts
+    /// only for the job whose capability a call carries).
+    capability: Option<tonic::metadata::AsciiMetadataValue>,
     io: Handle,
     killed: watch::Receiver<bool>,
 }
 
 impl GrpcRunner {
-    /// A runner for `job` over `channel`. Call within the I/O runtime; a
-    /// `true` on `killed` fails pending and later calls.
+    /// A runner for `job` over `channel`, presenting its `capability` (as
+    /// the master sent it with the job's tasks; without it the master
+    /// refuses every action). Call within the I/O runtime; a `true` on
+    /// `killed` fails pending and later calls.
     pub(crate) fn new(
         channel: Channel,
         credentials: Credentials,
         job: JobId,
+        capability: Option<JobCapability>,
         killed: watch::Receiver<bool>,
     ) -> Self {
         Self {
             blocks: RemoteArtifacts::new(channel.clone(), credentials.clone()),
             client: DriverClient::with_interceptor(channel, credentials),
             job,
+            capability: capability.and_then(|c| c.to_hex().parse().ok()),
             io: Handle::current(),
             killed,
         }
@@ -123,7 +131,15 @@ impl GrpcRunner {
         plan: Option<v1::PlanDelta>,
     ) -> Result<v1::ActResponse, String> {
         let mut client = self.client.clone();
-        let request = v1::ActRequest { job: Some(self.job.into()), dataset, action: Some(action), plan };
+        let mut request = tonic::Request::new(v1::ActRequest {
+            job: Some(self.job.into()),
+            dataset,
+            action: Some(action),
+            plan,
+        });
+        if let Some(capability) = &self.capability {
+            request.metadata_mut().insert(JobCapability::HEADER, capability.clone());
+        }
         self.call(async move { Ok(client.act(request).await?.into_inner()) }).await
     }
 }

@@ -4,12 +4,12 @@
 //! is accepted; the component is fetched and loaded afterwards.
 
 use super::config::AgentConfig;
-use crate::blocks::{BlockStore, InvalidJobId, JobId, MapTables};
+use crate::blocks::{BlockStore, InvalidJobId, JobId, JobKeys, MapTables};
 use crate::executor::{Input, OutputSpec};
 use crate::shuffle::{BlockId, BlockLocation, MapId, Partitioner, ReduceId, ShuffleId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use weft_core::access::Policy;
+use weft_core::access::{Access, Policy, S3Grants};
 use weft_core::artifact::Digest;
 use weft_core::io::{DataLocation, IoError, OutputCommitter, TextSplit};
 use weft_core::limits::TaskLimits;
@@ -100,6 +100,8 @@ pub(crate) struct Origin<'a> {
     pub artifact_source: &'a str,
     /// Its `Driver` service (empty: the configured master).
     pub master: &'a str,
+    /// The jobs' capabilities and S3 settings, as the master sent them.
+    pub keys: Option<&'a JobKeys>,
 }
 
 /// The longest a driver runs when its job sets no deadline: a year stands for
@@ -129,12 +131,14 @@ pub(crate) fn parse(
         }
         TaskBody_::Work(w) => {
             let mut read = Reads { tables, action: key.action, used: Vec::new() };
+            // The job's own S3 settings for its grants' roots; the agent's elsewhere.
+            let s3 = origin.keys.map(|k| k.s3(key.job())).unwrap_or_default();
             let (records, input) = match w.input {
                 TaskInput::Records(Data::Inline(b)) => (None, Input::Records(b.to_vec())),
                 TaskInput::Records(block) => (Some(block), Input::Records(Vec::new())),
-                other => (None, input(other, config, own, &mut read)?),
+                other => (None, input(other, config, &s3, own, &mut read)?),
             };
-            let output = output(w.output, &key, config, own, store, &job)?;
+            let output = output(w.output, &key, config, &s3, own, store, &job)?;
             Body::Task(Box::new(TaskBody {
                 input,
                 chain: w.chain.to_vec(),
@@ -166,12 +170,14 @@ pub(crate) fn own_dirs(config: &AgentConfig) -> Policy {
 fn input(
     source: TaskInput,
     config: &AgentConfig,
+    s3: &S3Grants,
     own: &Policy,
     read: &mut Reads<'_>,
 ) -> Result<Input, LaunchError> {
     Ok(match source {
         TaskInput::Text(t) => {
-            let location = DataLocation::parse(&t.location, &config.s3)?;
+            let settings = s3.for_uri(&t.location, Access::Read).unwrap_or(&config.s3);
+            let location = DataLocation::parse(&t.location, settings)?;
             own.check_not_protected(&location)?;
             let path = object_store::path::Path::parse(&t.object)
                 .map_err(|e| LaunchError::Object { object: t.object.clone(), reason: e.to_string() })?;
@@ -228,6 +234,7 @@ fn output(
     sink: TaskOutput,
     key: &TaskKey,
     config: &AgentConfig,
+    s3: &S3Grants,
     own: &Policy,
     store: &BlockStore,
     job: &JobId,
@@ -251,7 +258,8 @@ fn output(
         }
         TaskOutput::Records { limit } => OutputSpec::Result { limit },
         TaskOutput::Text { location } => {
-            let location = DataLocation::parse(&location, &config.s3)?;
+            let settings = s3.for_uri(&location, Access::Write).unwrap_or(&config.s3);
+            let location = DataLocation::parse(&location, settings)?;
             own.check_not_protected(&location)?;
             OutputSpec::Text {
                 committer: OutputCommitter::new(location),
@@ -271,7 +279,7 @@ mod tests {
     use weft_core::ids::{ActionId, Incarnation, JobId as CoreJobId, ShuffleId as CoreShuffleId, StageId};
     use weft_core::task::{Aggregate, BlockSizes, Combiner, DriverWork, MapStatus, ShuffleWrite, TaskWork};
 
-    const ORIGIN: Origin<'static> = Origin { artifact_source: "", master: "" };
+    const ORIGIN: Origin<'static> = Origin { artifact_source: "", master: "", keys: None };
 
     fn descriptor() -> TaskDescriptor {
         let job = CoreJobId { incarnation: Incarnation(0xabc), seq: 1 };

@@ -6,7 +6,7 @@ use super::launch::{self, Origin};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
-use weft_core::access::JobCapability;
+use weft_core::access::{JobCapability, S3Grant, S3Grants};
 use weft_core::proto::auth;
 use weft_core::proto::v1::agent_server::{Agent, AgentServer};
 use weft_core::proto::v1::{
@@ -104,9 +104,22 @@ impl Agent for AgentService {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
             let key = JobCapability::from_bytes(&access.capability)
                 .ok_or_else(|| Status::invalid_argument("a job capability is not 32 bytes"))?;
-            self.shared.keys.install(&job.to_string(), key);
+            self.shared.keys.install(job, key);
+            if !access.s3.is_empty() {
+                let grants = access
+                    .s3
+                    .iter()
+                    .map(S3Grant::try_from)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Status::invalid_argument(format!("a job's S3 settings: {e}")))?;
+                self.shared.keys.install_s3(job, S3Grants::new(grants));
+            }
         }
-        let origin = Origin { artifact_source: &req.artifact_source, master: &req.master };
+        let origin = Origin {
+            artifact_source: &req.artifact_source,
+            master: &req.master,
+            keys: Some(&self.shared.keys),
+        };
         let mut refused = Vec::new();
         for proto in req.tasks {
             let task = proto.task;

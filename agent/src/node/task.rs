@@ -128,10 +128,10 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
                     });
                 }
             }
-            let mut fetcher = RemoteFetcher::new(parsed.job.clone(), shared.peers.clone())
-                .with_timeout(shared.config.fetch_timeout);
-            if let Some(key) = shared.keys.get(parsed.job.as_str()) {
-                fetcher = fetcher.with_key(key);
+            let mut fetcher =
+                RemoteFetcher::new(key.job(), shared.peers.clone()).with_timeout(shared.config.fetch_timeout);
+            if let Some(capability) = shared.keys.get(key.job()) {
+                fetcher = fetcher.with_key(capability);
             }
             for (shuffle, table) in tables {
                 fetcher = fetcher.with_table(shuffle, table);
@@ -171,7 +171,8 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
             };
             // Actions block for a whole job: no per-call timeout on this channel
             // beyond the task's deadline, which the sandbox enforces.
-            let runner = GrpcRunner::new(channel, shared.credentials.clone(), key.job(), kill);
+            let capability = shared.keys.get(key.job());
+            let runner = GrpcRunner::new(channel, shared.credentials.clone(), key.job(), capability, kill);
             let ctx = TaskContext {
                 info,
                 limits: parsed.limits,

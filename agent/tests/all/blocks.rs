@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tonic::Code;
 use weft_agent::blocks::{
-    BlockService, BlockStore, JobId, JobKeys, PeerChannels, RemoteError, RemoteFetcher, serve_blocks,
+    BlockService, BlockStore, JobKeys, PeerChannels, RemoteError, RemoteFetcher, serve_blocks,
 };
 use weft_agent::shuffle::{
     BlockId, BlockLocation, Compression, FetchError, MapId, MapOutput, Partitioner, ReadError, ReaderConfig,
@@ -17,10 +17,11 @@ use weft_agent::shuffle::{
 };
 use weft_codec::batch::{BatchWriter, pairs};
 use weft_core::access::JobCapability;
+use weft_core::ids::{Incarnation, JobId};
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::blocks_client::BlocksClient;
 use weft_core::proto::v1::blocks_server::{Blocks, BlocksServer};
-use weft_core::proto::v1::{BlockChunk, FetchBlockRequest, RemoveJobRequest, RemoveJobResponse};
+use weft_core::proto::v1::{BlockChunk, FetchBlockRequest, JobRef, RemoveJobRequest, RemoveJobResponse};
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -78,8 +79,8 @@ impl Agent {
     }
 }
 
-fn job(id: &str) -> JobId {
-    id.parse().unwrap()
+fn job(seq: u32) -> JobId {
+    JobId { incarnation: Incarnation(0xb10c), seq }
 }
 
 fn batch_of(items: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
@@ -108,7 +109,7 @@ fn records(map: u32, n: usize) -> Pairs {
 /// Run a map task to completion on its own thread (the "task"), writing into
 /// `job`'s shuffle directory of `store`; nothing of the writer survives it.
 fn run_map(store: &BlockStore, job: &JobId, map: u32, items: Pairs, config: WriterConfig) -> MapOutput {
-    let dir = store.create_shuffle_dir(job).unwrap();
+    let dir = store.create_shuffle_dir(&(*job).into()).unwrap();
     std::thread::spawn(move || {
         let mut w = ShuffleWriter::new(dir, SHUFFLE, MapId(map), Partitioner::hash(PARTS), config);
         for chunk in items.chunks(50) {
@@ -145,8 +146,8 @@ const KEY: JobCapability = JobCapability([9; 32]);
 /// A fetcher of `job`'s map outputs `placed` on agents, which learn the
 /// job's capability as if they had run its tasks.
 fn fetcher(job: &JobId, peers: &PeerChannels, placed: &[(u32, &Agent)]) -> RemoteFetcher {
-    placed.iter().fold(RemoteFetcher::new(job.clone(), peers.clone()).with_key(KEY), |f, (map, agent)| {
-        agent.keys.install(job.as_str(), KEY);
+    placed.iter().fold(RemoteFetcher::new(*job, peers.clone()).with_key(KEY), |f, (map, agent)| {
+        agent.keys.install(*job, KEY);
         f.with_map_output(SHUFFLE, MapId(*map), agent.peer())
     })
 }
@@ -164,7 +165,7 @@ fn expect_fetch_failed(result: Result<Pairs, ReadError>, block: BlockId) -> Remo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reduce_partitions_read_across_two_agents_equal_an_in_memory_shuffle() {
     let (a, b) = (Agent::start().await, Agent::start().await);
-    let j = job("job-two-agents");
+    let j = job(1);
     let partitioner = Partitioner::hash(PARTS);
     let mut outputs = Vec::new();
     let mut placed = Vec::new();
@@ -207,7 +208,7 @@ async fn reduce_partitions_read_across_two_agents_equal_an_in_memory_shuffle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_is_served_after_the_task_and_everything_else_is_gone() {
     let a = Agent::start().await;
-    let j = job("job-after-task");
+    let j = job(2);
     let outputs = {
         // The task: a writer with its own store handle, run to completion and dropped.
         let task_store = BlockStore::new(a.dir.path());
@@ -235,7 +236,7 @@ async fn output_is_served_after_the_task_and_everything_else_is_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_block_fails_the_fetch_naming_it() {
     let (a, b) = (Agent::start().await, Agent::start().await);
-    let j = job("job-corrupt");
+    let j = job(3);
     let outputs = vec![
         (0, run_map(&a.store, &j, 0, records(0, 500), WriterConfig::default())),
         (
@@ -275,21 +276,21 @@ async fn a_corrupt_block_fails_the_fetch_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_job_is_served_no_more() {
     let a = Agent::start().await;
-    let (j, other) = (job("job-removed"), job("job-kept"));
+    let (j, other) = (job(4), job(5));
     let outputs = vec![(0, run_map(&a.store, &j, 0, records(0, 300), WriterConfig::default()))];
     let kept = vec![(0, run_map(&a.store, &other, 0, records(0, 300), WriterConfig::default()))];
     let peers = peers();
     let reader = ShuffleReader::new(fetcher(&j, &peers, &[(0, &a)]), ReaderConfig::default());
     read_partition(&reader, &outputs, 0).await.unwrap();
 
-    assert!(peers.remove_job(&a.peer(), &j).await.unwrap());
-    assert!(!a.store.job_dir(&j).exists());
-    assert!(!peers.remove_job(&a.peer(), &j).await.unwrap(), "a second removal finds nothing");
+    assert!(peers.remove_job(&a.peer(), j).await.unwrap());
+    assert!(!a.store.job_dir(&j.into()).exists());
+    assert!(!peers.remove_job(&a.peer(), j).await.unwrap(), "a second removal finds nothing");
     let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
     // Its capability went with it: the agent serves nothing of it any more.
     match expect_fetch_failed(read_partition(&reader, &outputs, 0).await, block) {
         RemoteError::Status { status, .. } if status.code() == Code::PermissionDenied => {
-            assert!(status.message().contains("job-removed"), "{}", status.message());
+            assert!(status.message().contains(&j.to_string()), "{}", status.message());
         }
         other => panic!("{other:?}"),
     }
@@ -307,7 +308,7 @@ async fn a_removed_job_is_served_no_more() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_agent_fails_fetches_within_the_timeout() {
     let mut a = Agent::start().await;
-    let j = job("job-stopped");
+    let j = job(6);
     let outputs = vec![(0, run_map(&a.store, &j, 0, records(0, 300), WriterConfig::default()))];
     let timeout = Duration::from_secs(3);
     let reader =
@@ -335,7 +336,7 @@ async fn a_stopped_agent_fails_fetches_within_the_timeout() {
 async fn a_peer_that_never_answers_times_out() {
     // Accepts TCP connections (the kernel does) but never speaks HTTP/2.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let j = job("job-silent");
+    let j = job(7);
     let timeout = Duration::from_millis(500);
     let reader = ShuffleReader::new(
         RemoteFetcher::new(j, peers())
@@ -361,40 +362,40 @@ async fn a_peer_that_never_answers_times_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_job_ids_are_refused_and_touch_nothing() {
+async fn malformed_job_refs_are_refused_and_touch_nothing() {
     let a = Agent::start().await;
-    // Something a traversal would reach: <work_dir>/secret, beside jobs/.
-    std::fs::write(a.dir.path().join("secret"), b"keep me").unwrap();
-    let j = job("job-ok");
+    let j = job(8);
     run_map(&a.store, &j, 0, records(0, 10), WriterConfig::default());
     let channel = peers().channel(&a.peer()).unwrap();
     let mut raw = BlocksClient::with_interceptor(channel, Credentials::new(TOKEN).unwrap());
-    for bad in ["", "..", "../secret", "../../etc", "job-ok/../job-ok", "/tmp", "a\\b", ".hidden"] {
-        let fetch = FetchBlockRequest { job_id: bad.into(), shuffle: 1, map: 0, reduce: 0 };
+    // A job is a typed reference, parsed once: no string reaches the file
+    // system. No reference, or one of no master run, is INVALID_ARGUMENT.
+    for bad in [None, Some(JobRef { incarnation: 0, seq: 8 })] {
+        let fetch = FetchBlockRequest { job: bad, shuffle: 1, map: 0, reduce: 0 };
         let st = raw.fetch_block(fetch).await.err().unwrap_or_else(|| panic!("fetch {bad:?} accepted"));
         assert_eq!(st.code(), Code::InvalidArgument, "fetch {bad:?}: {}", st.message());
-        let st = raw.remove_job(RemoveJobRequest { job_id: bad.into() }).await.unwrap_err();
+        assert!(st.message().contains("job") || st.message().contains("incarnation"), "{}", st.message());
+        let st = raw.remove_job(RemoveJobRequest { job: bad }).await.unwrap_err();
         assert_eq!(st.code(), Code::InvalidArgument, "remove {bad:?}: {}", st.message());
     }
-    assert!(a.dir.path().join("secret").exists());
-    assert!(a.store.job_dir(&j).exists());
+    assert!(a.store.job_dir(&j.into()).exists());
     // Without the job's capability nothing is served, not even an answer
     // whether a block exists.
-    let req = FetchBlockRequest { job_id: "job-ok".into(), shuffle: 1, map: 0, reduce: 0 };
+    let req = FetchBlockRequest { job: Some(j.into()), shuffle: 1, map: 0, reduce: 0 };
     assert_eq!(raw.fetch_block(req).await.unwrap_err().code(), Code::PermissionDenied);
-    a.keys.install("job-ok", KEY);
+    a.keys.install(j, KEY);
     let with_key = |req: FetchBlockRequest, key: JobCapability| {
         let mut req = tonic::Request::new(req);
         req.metadata_mut().insert(JobCapability::HEADER, key.to_hex().parse().unwrap());
         req
     };
-    let req = FetchBlockRequest { job_id: "job-ok".into(), shuffle: 1, map: 0, reduce: 0 };
-    let st = raw.fetch_block(with_key(req.clone(), JobCapability([8; 32]))).await.unwrap_err();
+    let req = FetchBlockRequest { job: Some(j.into()), shuffle: 1, map: 0, reduce: 0 };
+    let st = raw.fetch_block(with_key(req, JobCapability([8; 32]))).await.unwrap_err();
     assert_eq!(st.code(), Code::PermissionDenied, "another job's capability");
     assert!(raw.fetch_block(with_key(req, KEY)).await.is_ok(), "its own");
     // An unknown map or a partition past the end is NOT_FOUND, naming the block.
     for (map, reduce) in [(5, 0), (0, PARTS)] {
-        let req = FetchBlockRequest { job_id: "job-ok".into(), shuffle: 1, map, reduce };
+        let req = FetchBlockRequest { job: Some(j.into()), shuffle: 1, map, reduce };
         let st = raw.fetch_block(with_key(req, KEY)).await.unwrap_err();
         assert_eq!(st.code(), Code::NotFound, "{}", st.message());
         assert!(st.message().contains(&format!("shuffle_1_{map}_{reduce}")), "{}", st.message());
@@ -465,7 +466,7 @@ async fn what_a_peer_sends_is_verified() {
     let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
     for (name, chunks) in cases {
         let (addr, _stop) = lying_peer(chunks).await;
-        let fetcher = RemoteFetcher::new(job("job-lies"), peers())
+        let fetcher = RemoteFetcher::new(job(9), peers())
             .with_map_output(SHUFFLE, MapId(0), addr.to_string())
             .with_timeout(Duration::from_secs(5));
         let result = fetcher.fetch_block(&block).await;
@@ -491,16 +492,16 @@ async fn what_a_peer_sends_is_verified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_without_the_cluster_token_neither_fetch_nor_remove() {
     let a = Agent::start().await;
-    let j = job("job-private");
+    let j = job(10);
     run_map(&a.store, &j, 0, records(0, 10), WriterConfig::default());
     for token in ["", "weft_c_another-clusters-token-xyz"] {
         let channel = PeerChannels::new().channel(&a.peer()).unwrap();
         let mut raw = BlocksClient::with_interceptor(channel, Credentials::new(token).unwrap());
-        let fetch = FetchBlockRequest { job_id: j.to_string(), shuffle: SHUFFLE.0, map: 0, reduce: 0 };
+        let fetch = FetchBlockRequest { job: Some(j.into()), shuffle: SHUFFLE.0, map: 0, reduce: 0 };
         let st = raw.fetch_block(fetch).await.expect_err("a fetch without the token");
         assert_eq!(st.code(), Code::Unauthenticated, "{}", st.message());
-        let st = raw.remove_job(RemoveJobRequest { job_id: j.to_string() }).await.unwrap_err();
+        let st = raw.remove_job(RemoveJobRequest { job: Some(j.into()) }).await.unwrap_err();
         assert_eq!(st.code(), Code::Unauthenticated, "{}", st.message());
     }
-    assert!(a.store.job_dir(&j).exists(), "the job's files stay");
+    assert!(a.store.job_dir(&j.into()).exists(), "the job's files stay");
 }

@@ -144,7 +144,7 @@ async fn a_reduce_task_held_up_by_its_peer_is_a_host_error_naming_the_stall() {
     for peer in [StallingPeer::Silent, StallingPeer::Slow] {
         let (addr, _stop) = stalling_peer(peer).await;
         // The fetch's own timeout is far off: the task's deadline comes first.
-        let fetcher = RemoteFetcher::new("job-ends".parse().unwrap(), PeerChannels::new())
+        let fetcher = RemoteFetcher::new("job-00000001-1".parse().unwrap(), PeerChannels::new())
             .with_map_output(SHUFFLE, MapId(3), addr.to_string())
             .with_timeout(Duration::from_secs(60));
         let exec = Executor::new(sandbox().0.clone(), pool(), fetcher);

@@ -331,7 +331,11 @@ async fn launch_with(
         tasks: vec![v1::TaskDescriptor::from(task)],
         tables: tables.iter().map(Into::into).collect(),
         // The job's capability, as a master sends it with the job's tasks.
-        access: vec![v1::JobAccess { job: Some(task.key.job().into()), capability: vec![5; 32].into() }],
+        access: vec![v1::JobAccess {
+            job: Some(task.key.job().into()),
+            capability: vec![5; 32].into(),
+            s3: vec![],
+        }],
     };
     let mut refused = client(agent).await.launch_tasks(request).await.unwrap().into_inner().refused;
     assert!(refused.len() <= 1, "{refused:?}");

@@ -11,6 +11,7 @@ mod cluster;
 mod fairness;
 mod paths;
 mod restart;
+mod s3;
 mod sort;
 mod support;
 mod tenants;

@@ -50,8 +50,14 @@ pub trait ArtifactGate: Send + Sync + 'static {
     fn caller(&self, md: &MetadataMap) -> Result<Caller, Status>;
     /// Whether `caller` may read `digest`.
     fn may_read(&self, caller: &Caller, digest: &Digest) -> bool;
-    /// `caller` stored `digest`.
-    fn stored(&self, caller: &Caller, digest: &Digest);
+    /// Whether `caller` may make what it stores public (readable by every
+    /// tenant).
+    ///
+    /// # Errors
+    /// `PERMISSION_DENIED`, saying why.
+    fn may_publish(&self, caller: &Caller) -> Result<(), Status>;
+    /// `caller` stored `digest`, for every tenant if `public`.
+    fn stored(&self, caller: &Caller, digest: &Digest, public: bool);
 }
 
 /// A gate for a store only the cluster uses: the cluster token, nothing else.
@@ -77,7 +83,12 @@ impl ArtifactGate for ClusterGate {
         true
     }
 
-    fn stored(&self, _: &Caller, _: &Digest) {}
+    fn may_publish(&self, _: &Caller) -> Result<(), Status> {
+        // Everything here is readable by every caller already.
+        Ok(())
+    }
+
+    fn stored(&self, _: &Caller, _: &Digest, _: bool) {}
 }
 
 /// The `Artifacts` service over a store.
@@ -129,7 +140,15 @@ impl Artifacts for ArtifactService {
         let mut chunks = request.into_inner();
         let limit = self.store.max_size();
         let mut buf = BytesMut::new();
+        let mut public = None;
         while let Some(chunk) = chunks.message().await? {
+            // Asked on the first chunk, refused before the rest is read.
+            if public.is_none() {
+                if chunk.public {
+                    self.gate.may_publish(&caller)?;
+                }
+                public = Some(chunk.public);
+            }
             if (buf.len() + chunk.data.len()) as u64 > limit {
                 return Err(Status::resource_exhausted(format!(
                     "artifact larger than the store's limit of {limit} bytes (raise max_artifact_size)"
@@ -139,7 +158,7 @@ impl Artifacts for ArtifactService {
         }
         let size = buf.len() as u64;
         let digest = self.store.put(buf.freeze()).await.map_err(status)?;
-        self.gate.stored(&caller, &digest);
+        self.gate.stored(&caller, &digest, public.unwrap_or(false));
         Ok(Response::new(PutResponse { digest: digest.to_string(), size }))
     }
 
@@ -158,7 +177,7 @@ impl Artifacts for ArtifactService {
         }
         let bytes = self.store.get(&digest).await.map_err(status)?;
         let chunks: Vec<Result<ArtifactChunk, Status>> =
-            chunks(&bytes).map(|data| Ok(ArtifactChunk { data })).collect();
+            chunks(&bytes).map(|data| Ok(ArtifactChunk { data, public: false })).collect();
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 }
@@ -211,9 +230,24 @@ impl RemoteArtifacts {
 
     /// Upload `bytes`; returns the digest the server computed, checked against ours.
     pub async fn put(&self, bytes: Bytes) -> Result<Digest, RemoteError> {
+        self.put_as(bytes, false).await
+    }
+
+    /// Upload `bytes` readable by every tenant (an admin's token only; the
+    /// master refuses others with `PERMISSION_DENIED`).
+    pub async fn put_public(&self, bytes: Bytes) -> Result<Digest, RemoteError> {
+        self.put_as(bytes, true).await
+    }
+
+    async fn put_as(&self, bytes: Bytes, public: bool) -> Result<Digest, RemoteError> {
         let ours = Digest::of(&bytes);
-        let stream =
-            futures::stream::iter(chunks(&bytes).map(|data| ArtifactChunk { data }).collect::<Vec<_>>());
+        // An empty artifact is still one chunk, so the flag travels.
+        let mut parts: Vec<ArtifactChunk> =
+            chunks(&bytes).map(|data| ArtifactChunk { data, public }).collect();
+        if parts.is_empty() {
+            parts.push(ArtifactChunk { data: Bytes::new(), public });
+        }
+        let stream = futures::stream::iter(parts);
         let reply = self.client.clone().put(stream).await?.into_inner();
         let theirs: Digest =
             reply.digest.parse().map_err(|_| RemoteError::BadDigest(reply.digest.clone()))?;

@@ -93,6 +93,34 @@ impl Resolver {
         }
     }
 
+    /// [`resolve`](Self::resolve), but an `s3://` URI is read with `s3`'s
+    /// settings when given (a tenant's grant's own credentials; the client
+    /// is not kept) instead of the resolver's.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve).
+    pub async fn resolve_with_s3(
+        &self,
+        uri: &ArtifactUri,
+        s3: Option<&super::S3Config>,
+    ) -> Result<(Digest, Bytes), ArtifactError> {
+        match (uri, s3) {
+            (ArtifactUri::S3 { bucket, key, expected }, Some(config)) => {
+                let location = uri.to_string();
+                let object =
+                    Path::parse(key).map_err(|err| malformed(&location, format!("invalid S3 key: {err}")))?;
+                let backend = config.build_store_with(
+                    bucket,
+                    self.config.client_options(),
+                    self.config.retry_config(),
+                )?;
+                let limit = self.config.max_artifact_size.as_u64();
+                read_verified(&backend, &object, &location, limit, *expected).await
+            }
+            _ => self.resolve(uri).await,
+        }
+    }
+
     /// Parses `uri` and [`resolve`](Self::resolve)s it.
     pub async fn resolve_str(&self, uri: &str) -> Result<(Digest, Bytes), ArtifactError> {
         self.resolve(&uri.parse()?).await

@@ -287,6 +287,61 @@ impl TryFrom<&v1::JobRef> for JobId {
     }
 }
 
+impl From<&crate::access::S3Grant> for v1::S3Credentials {
+    fn from(g: &crate::access::S3Grant) -> Self {
+        use crate::access::Access;
+        let c = &g.config;
+        let text = |s: &Option<String>| s.clone().unwrap_or_default();
+        v1::S3Credentials {
+            bucket: g.bucket.clone(),
+            prefix: g.prefix.clone(),
+            access: match g.access {
+                Access::Read => v1::GrantAccess::Read,
+                Access::Write => v1::GrantAccess::Write,
+                Access::ReadWrite => v1::GrantAccess::ReadWrite,
+            } as i32,
+            endpoint: text(&c.endpoint),
+            region: text(&c.region),
+            access_key_id: text(&c.access_key_id),
+            secret_access_key: text(&c.secret_access_key),
+            session_token: text(&c.session_token),
+            allow_http: c.allow_http,
+            virtual_hosted_style: c.virtual_hosted_style,
+        }
+    }
+}
+
+impl TryFrom<&v1::S3Credentials> for crate::access::S3Grant {
+    type Error = ProtoError;
+
+    /// Static credentials only: never the environment or a credential service.
+    fn try_from(p: &v1::S3Credentials) -> Result<Self, ProtoError> {
+        use crate::access::Access;
+        let access = match v1::GrantAccess::try_from(p.access) {
+            Ok(v1::GrantAccess::Read) => Access::Read,
+            Ok(v1::GrantAccess::Write) => Access::Write,
+            Ok(v1::GrantAccess::ReadWrite) => Access::ReadWrite,
+            _ => return Err(ProtoError::UnknownEnum { field: "S3Credentials.access", value: p.access }),
+        };
+        if p.bucket.is_empty() || p.access_key_id.is_empty() || p.secret_access_key.is_empty() {
+            return Err(ProtoError::Inconsistent {
+                message: "S3Credentials",
+                reason: "a bucket, an access key id and a secret are required".into(),
+            });
+        }
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let mut config = crate::artifact::S3Config::default()
+            .with_credentials(&p.access_key_id, &p.secret_access_key)
+            .with_allow_http(p.allow_http)
+            .with_virtual_hosted_style(p.virtual_hosted_style)
+            .with_from_env(false);
+        config.endpoint = some(&p.endpoint);
+        config.region = some(&p.region);
+        config.session_token = some(&p.session_token);
+        Ok(crate::access::S3Grant { bucket: p.bucket.clone(), prefix: p.prefix.clone(), access, config })
+    }
+}
+
 /// A required job reference.
 pub fn job_id(r: Option<&v1::JobRef>, message: &'static str) -> Result<JobId, ProtoError> {
     JobId::try_from(r.ok_or(ProtoError::Missing { message, field: "job" })?)
@@ -468,5 +523,25 @@ mod tests {
             let s = Step { kind, function: "f".into() };
             assert_eq!(Step::try_from(&v1::Step::from(&s)).unwrap(), s);
         }
+    }
+
+    #[test]
+    fn s3_credentials_round_trip_with_static_keys_only() {
+        use crate::access::{Access, S3Grant};
+        let config = crate::artifact::S3Config::default()
+            .with_endpoint("http://127.0.0.1:9000")
+            .with_region("eu-west-1")
+            .with_credentials("AK", "SK")
+            .with_session_token("ST")
+            .with_allow_http(true)
+            .with_from_env(false);
+        let g = S3Grant { bucket: "lake".into(), prefix: "analytics/".into(), access: Access::Write, config };
+        assert_eq!(S3Grant::try_from(&v1::S3Credentials::from(&g)).unwrap(), g);
+        let mut no_secret = v1::S3Credentials::from(&g);
+        no_secret.secret_access_key.clear();
+        assert!(S3Grant::try_from(&no_secret).is_err(), "no ambient credentials, ever");
+        let mut unknown = v1::S3Credentials::from(&g);
+        unknown.access = 0;
+        assert!(S3Grant::try_from(&unknown).is_err());
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
-use weft_core::access::JobCapability;
+use weft_core::access::{JobCapability, S3Grants};
 use weft_core::artifact::ArtifactStore;
 use weft_core::ids::{ActionId, AgentId, JobId};
 use weft_core::proto::v1;
@@ -132,6 +132,7 @@ struct Queued {
     tasks: Vec<TaskDescriptor>,
     tables: Vec<Arc<MapTable>>,
     access: Vec<(JobId, JobCapability)>,
+    s3: Vec<(JobId, Arc<S3Grants>)>,
 }
 
 impl Io {
@@ -205,6 +206,11 @@ impl Io {
                         waiting.access.push(a);
                     }
                 }
+                for g in q.s3 {
+                    if !waiting.s3.contains(&g) {
+                        waiting.s3.push(g);
+                    }
+                }
                 return;
             }
             Some(waiting @ None) => {
@@ -215,7 +221,7 @@ impl Io {
         }
         self.launching.insert(agent, None);
         let keys: Vec<TaskKey> = q.tasks.iter().map(|t| t.key).collect();
-        let call = self.launcher.launch(agent, &q.address, &q.tasks, &q.tables, &q.access);
+        let call = self.launcher.launch(agent, &q.address, &q.tasks, &q.tables, &q.access, &q.s3);
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let ended = match call.await {
@@ -230,8 +236,8 @@ impl Io {
     fn carry_out(&mut self) {
         for effect in self.core.take_effects() {
             match effect {
-                Effect::Launch { agent, address, tasks, tables, access } => {
-                    self.launch(agent, Queued { address, tasks, tables, access });
+                Effect::Launch { agent, address, tasks, tables, access, s3 } => {
+                    self.launch(agent, Queued { address, tasks, tables, access, s3 });
                 }
                 Effect::Kill { agent, address, tasks } => {
                     let call = self.launcher.kill(agent, &address, &tasks);

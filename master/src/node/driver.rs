@@ -6,6 +6,11 @@
 //! action becomes a job over the plan: text inputs are
 //! split, the stage graph built, text output set up for an atomic commit, the
 //! job handed to the scheduler, and the caller answered when it ends.
+//!
+//! Every call carries the cluster token and the capability of the job it
+//! names (`weft-job-capability`, which only the agents running the job's
+//! tasks were sent), so an agent, or a bug in one, can act only for the
+//! jobs it runs.
 
 use super::Shared;
 use crate::dag;
@@ -14,7 +19,7 @@ use crate::launch::{JobContext, ResultSink};
 use crate::state::{JobOutput, JobResult};
 use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
-use weft_core::access::Access;
+use weft_core::access::{Access, JobCapability};
 use weft_core::codec::batch::entries;
 use weft_core::ids::{DatasetId, JobId};
 use weft_core::io::{DataLocation, OutputCommitter, plan_text_splits_in_waves};
@@ -37,6 +42,26 @@ fn requested(job: Option<&v1::JobRef>) -> Result<JobId, Status> {
 }
 
 impl Shared {
+    /// Whether the request presents `job`'s capability (in constant time). A
+    /// job that does not exist is refused as another job's capability is, so
+    /// a caller learns nothing of which jobs exist.
+    async fn check_capability(&self, md: &tonic::metadata::MetadataMap, job: JobId) -> Result<(), Status> {
+        let Some(given) = md.get(JobCapability::HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        else {
+            return Err(Status::unauthenticated(format!(
+                "the driver call for job {job} carries no `{}`: only a driver launched by this master may act",
+                JobCapability::HEADER
+            )));
+        };
+        let held = self.core.call(move |c| c.job(job).map(|j| j.spec.capability)).await?;
+        match held {
+            Some(key) if key.matches_hex(&given) => Ok(()),
+            _ => Err(Status::permission_denied(format!(
+                "the capability presented is not job {job}'s: a driver acts only for its own job"
+            ))),
+        }
+    }
+
     /// Run one job of an action (or of a sort's sample) to its end. The outer
     /// error is the master's own; the inner one is how the job failed.
     async fn run_job(&self, ctx: JobContext, graph: dag::JobGraph) -> Result<JobResult, Status> {
@@ -88,8 +113,9 @@ impl Shared {
 impl Driver for Shared {
     async fn act(&self, request: Request<v1::ActRequest>) -> Result<Response<v1::ActResponse>, Status> {
         auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
+        let job = requested(request.get_ref().job.as_ref())?;
+        self.check_capability(request.metadata(), job).await?;
         let req = request.into_inner();
-        let job = requested(req.job.as_ref())?;
         let action = req.action.ok_or_else(|| bad("an action is required"))?;
         // The plan's new part travels with the action: one round trip.
         if let Some(delta) = req.plan {
@@ -116,17 +142,21 @@ impl Driver for Shared {
                     slots,
                     j.spec.working_dir.clone(),
                     j.spec.tenant.clone(),
+                    std::sync::Arc::clone(&j.spec.s3),
                 ))
             })
             .await?;
-        let (plan, broadcasts, limits, component, range_bounds, planned, slots, working_dir, tenant) =
+        let (plan, broadcasts, limits, component, range_bounds, planned, slots, working_dir, tenant, s3) =
             setup.ok_or_else(|| Status::not_found(format!("no job `{job}`")))?;
         // Relative local paths mean the submitter's directory; tasks get
         // absolute URIs. Every location is one the job's tenant is granted
-        // (the tenants in force now).
+        // (the tenants in force now). An s3:// location under a grant with
+        // its own S3 settings is reached with them (as the job's tasks do),
+        // any other with the cluster's.
         let policy = self.tenants.get().policy(&tenant);
         let locate = |uri: &str, want: Access| {
-            let loc = DataLocation::parse_in(uri, working_dir.as_deref(), &self.config.s3).map_err(bad)?;
+            let settings = s3.for_uri(uri, want).unwrap_or(&self.config.s3);
+            let loc = DataLocation::parse_in(uri, working_dir.as_deref(), settings).map_err(bad)?;
             policy.check(&loc, want).map_err(|e| Status::permission_denied(e.to_string()))?;
             Ok::<_, Status>(loc)
         };

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
-use weft_core::access::JobCapability;
+use weft_core::access::{Access, JobCapability};
 use weft_core::artifact::ArtifactUri;
 use weft_core::ids::JobId;
 use weft_core::limits::TaskLimits;
@@ -173,12 +173,18 @@ impl Jobs for Shared {
         let limits = limits(req.limits.as_ref(), &self.config.task_limits, &self.config.max_task_limits)?;
         let uri = ArtifactUri::parse(&req.artifact).map_err(|e| Status::invalid_argument(e.to_string()))?;
         // The master fetches a remote or local artifact only where the
-        // caller's tenant may read.
+        // caller's tenant may read (an s3:// one with the grant's credentials,
+        // if it has its own).
+        let policy = self.tenants.get().policy(&who.tenant);
         if let Some(url) = uri.source_url() {
-            let policy = self.tenants.get().policy(&who.tenant);
             policy.check_url(&url).map_err(|e| Status::permission_denied(e.to_string()))?;
         }
-        // A component by digest is one this tenant stored (or an admin's pick).
+        let s3 = match &uri {
+            ArtifactUri::S3 { bucket, key, .. } => policy.s3().for_object(bucket, key, Access::Read),
+            _ => None,
+        };
+        // A component by digest is one this tenant stored, a public one, or
+        // an admin's pick.
         if let ArtifactUri::Blake3(d) = &uri
             && !who.admin
             && !self.owners.has(d, &who.tenant)
@@ -190,7 +196,7 @@ impl Jobs for Shared {
                 ArtifactUri::Blake3(_) => None,
                 _ => Some(self.fetches.acquire().await.map_err(|_| Status::unavailable("shutting down"))?),
             };
-            self.resolver.resolve(&uri).await.map_err(artifact_status)?
+            self.resolver.resolve_with_s3(&uri, s3).await.map_err(artifact_status)?
         };
         check_component(&bytes)?;
         if !matches!(uri, ArtifactUri::Blake3(_)) {
@@ -214,6 +220,7 @@ impl Jobs for Shared {
             working_dir: (!req.working_dir.is_empty()).then(|| req.working_dir.clone().into()),
             capability: JobCapability::fresh().map_err(|e| Status::internal(e.to_string()))?,
             fuel_budget: (req.fuel_budget > 0).then_some(req.fuel_budget),
+            s3: std::sync::Arc::new(policy.s3().clone()),
         };
         let id = self.core.call(move |c| c.submit_job(spec)).await?;
         tracing::info!(job = %id, tenant = %who.tenant, component = %digest, "job submitted");

@@ -52,6 +52,9 @@ pub struct JobSpec {
     pub capability: JobCapability,
     /// The most fuel its tasks may burn in all; `None` for no budget.
     pub fuel_budget: Option<u64>,
+    /// The S3 settings of its tenant's grants that carry their own, as they
+    /// were at submission: sent to the agents with its tasks.
+    pub s3: std::sync::Arc<weft_core::access::S3Grants>,
 }
 
 /// Where a job's driver is.

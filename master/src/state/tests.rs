@@ -21,6 +21,7 @@ fn spec() -> JobSpec {
         working_dir: None,
         capability: weft_core::access::JobCapability([7; 32]),
         fuel_budget: None,
+        s3: Default::default(),
     }
 }
 

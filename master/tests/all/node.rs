@@ -19,7 +19,7 @@ async fn master(dir: &std::path::Path) -> MasterHandle {
         listen: "127.0.0.1:0".parse().unwrap(),
         client_token: CLIENT.into(),
         // Submissions by file:// are read from here.
-        grants: vec![Grant { root: dir.display().to_string(), access: Access::Read }],
+        grants: vec![Grant { root: dir.display().to_string(), access: Access::Read, s3: None }],
         data_dir: dir.join("master"),
         ..Default::default()
     };
