@@ -64,7 +64,7 @@ mod report;
 mod service;
 mod task;
 
-pub use config::AgentConfig;
+pub use config::{AgentConfig, Reserve};
 
 use crate::WasmPool;
 use crate::blocks::{BlockService, BlockStore, JobKeys, MapTables, PeerChannels};
@@ -254,6 +254,19 @@ impl AgentNode {
     pub async fn start(config: AgentConfig) -> Result<AgentHandle, NodeError> {
         let mut config = config;
         config.slots = config.slots.max(1);
+        let (slots, memory) = config
+            .reserve
+            .iter()
+            .fold((0u64, 0u64), |(s, m), r| (s + u64::from(r.slots), m + r.memory.as_u64()));
+        if slots > u64::from(config.slots) || memory > config.memory.as_u64() {
+            return Err(NodeError::Config(format!(
+                "--reserve asks for {slots} slots and {} in all, but the agent offers {} slots and {} \
+                 (--slots, --memory)",
+                bytesize::ByteSize::b(memory),
+                config.slots,
+                config.memory
+            )));
+        }
         let mut sandbox_config = config.sandbox.clone();
         sandbox_config.max_instances = sandbox_config.max_instances.max(config.slots);
         // No attempt may ask for more memory than the whole agent offers.

@@ -29,6 +29,12 @@ pub struct AgentArgs {
     /// turns launch-ahead off, so that places are exactly slots).
     #[arg(long)]
     queue: Option<u32>,
+    /// Reserve slots and memory for a role's tenants, e.g.
+    /// `--reserve batch:slots=2,memory=4GiB` (repeat for several roles): they
+    /// are offered to that role first, and lent to others only as revocable
+    /// tasks, killed when the role needs the room.
+    #[arg(long, value_name = "ROLE:slots=N,memory=SIZE")]
+    reserve: Vec<weft_agent::node::Reserve>,
     /// The master's cluster token.
     #[arg(long, env = "WEFT_CLUSTER_TOKEN", default_value = "")]
     cluster_token: String,
@@ -65,6 +71,7 @@ pub async fn agent(a: AgentArgs) -> Result<()> {
             c.listen = a.listen;
             c.memory = a.memory;
             c.queue = a.queue;
+            c.reserve = a.reserve;
             c.tls = a.tls.config();
             if let Some(s) = a.slots {
                 c.slots = s;

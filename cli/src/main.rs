@@ -26,6 +26,7 @@ struct Cli {
     command: Command,
 }
 
+mod agents;
 mod cluster;
 mod jobs;
 mod tenants;
@@ -54,6 +55,20 @@ enum Command {
     ///
     /// Example: weft tenants --json
     Tenants(tenants::TenantsArgs),
+    /// List the live agents: what they offer and reserve, what runs there (admins).
+    Agents(agents::AgentsArgs),
+    /// Reserve an agent's slots and memory for a role's tenants (admins).
+    ///
+    /// Reserved resources are offered to the role's tenants first; others
+    /// may borrow them only as revocable tasks, killed when the role needs
+    /// the room.
+    ///
+    /// Example: weft reserve 127.0.0.1:7071 batch:slots=2,memory=4GiB
+    Reserve(agents::ReserveArgs),
+    /// Drop a reservation made with `weft reserve` (admins).
+    ///
+    /// Example: weft unreserve 127.0.0.1:7071 batch
+    Unreserve(agents::UnreserveArgs),
     /// Run an agent: it registers with a master and runs tasks in its sandbox.
     ///
     /// Example: weft agent --master http://m:7070 --slots 4 --memory 8GiB
@@ -275,6 +290,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Submit(args) => return Ok(std::process::ExitCode::from(jobs::submit(args).await?)),
         Command::Status(args) => return Ok(std::process::ExitCode::from(jobs::status(args).await?)),
         Command::Kill(args) => return Ok(std::process::ExitCode::from(jobs::kill(args).await?)),
+        Command::Agents(args) => return Ok(std::process::ExitCode::from(agents::agents(args).await?)),
+        Command::Reserve(args) => return Ok(std::process::ExitCode::from(agents::reserve(args).await?)),
+        Command::Unreserve(args) => return Ok(std::process::ExitCode::from(agents::unreserve(args).await?)),
         Command::Tenants(args) => return Ok(std::process::ExitCode::from(tenants::tenants(args).await?)),
         Command::Agent(args) => cluster::agent(args).await?,
         Command::Local(args) => return Ok(std::process::ExitCode::from(cluster::local(args).await?)),

@@ -350,6 +350,12 @@ impl JobRun {
         ready
     }
 
+    /// Tasks waiting to be placed in the stages that can launch now (an upper
+    /// bound: a queue may hold a few entries that are no longer pending).
+    pub fn waiting(&self) -> usize {
+        self.launchable().into_iter().map(|i| self.pending[i].len()).sum()
+    }
+
     /// Whether a task could be launched now.
     pub fn has_ready(&self) -> bool {
         self.launchable()

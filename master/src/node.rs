@@ -6,6 +6,7 @@
 //! machine) and carries out its decisions; its clock declares silent agents
 //! lost. [`MasterHandle::shutdown`] stops it all through one signal.
 
+mod admin;
 mod artifacts;
 pub(crate) mod core;
 mod credentials;

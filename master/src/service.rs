@@ -88,13 +88,20 @@ impl Master for MasterService {
         let resources = Resources { slots: r.slots, memory: r.memory_bytes, queue: r.queue };
         let attributes = req.attributes.into_iter().collect();
         let address = req.address;
+        let reservations = req
+            .reservations
+            .into_iter()
+            .map(|r| (r.role, crate::free::Demand { places: r.slots, memory: r.memory_bytes }))
+            .collect();
         let (id, interval) = self
             .core
             .call(move |c| {
-                let id = c.register_agent(address, resources, attributes, Instant::now());
-                (id, c.agents.interval())
+                let id =
+                    c.register_agent_reserving(address, resources, attributes, reservations, Instant::now());
+                id.map(|id| (id, c.agents.interval()))
             })
-            .await?;
+            .await?
+            .map_err(|e| Status::invalid_argument(format!("the agent's --reserve: {e}")))?;
         Ok(Response::new(RegisterResponse {
             agent_id: Some(id.into()),
             heartbeat_interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),

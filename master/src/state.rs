@@ -19,11 +19,14 @@
 mod agents;
 mod fair;
 mod jobs;
+mod pools;
 
 pub use agents::{Agent, Agents, Resources};
 pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
+pub use pools::{Pool, Reservation};
 
 use crate::dag::JobGraph;
+use crate::free::Demand;
 use crate::job::{JobRun, JobState, Outcome, TaskResult};
 use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
 pub use fair::{Amount, Quota, Sharing, TenantHolding, TenantSharing, UNRESERVED};
@@ -177,8 +180,10 @@ pub struct Core {
     next_job: u32,
     /// Running actions, in submission order.
     actions: Vec<Action>,
-    /// Every task attempt launched and not yet ended, with its agent and claim.
-    running: HashMap<TaskKey, (AgentId, Claim)>,
+    /// Every task attempt launched and not yet ended: where, and what it holds.
+    running: HashMap<TaskKey, Placed>,
+    /// Revocable attempts being killed to give their role its room back.
+    preempted: BTreeSet<TaskKey>,
     /// What each tenant and action holds: the order of offers.
     shares: Shares,
     effects: Vec<Effect>,
@@ -198,6 +203,7 @@ impl Core {
             next_job: 0,
             actions: Vec::new(),
             running: HashMap::new(),
+            preempted: BTreeSet::new(),
             shares: Shares::default(),
             effects: Vec::new(),
             changed: BTreeSet::new(),
@@ -511,6 +517,88 @@ impl Core {
         id
     }
 
+    /// An agent registered with reservations of its own (`--reserve`: role,
+    /// slots and memory).
+    ///
+    /// # Errors
+    /// The reservations pass what the agent offers (it is not registered).
+    pub fn register_agent_reserving(
+        &mut self,
+        address: String,
+        resources: Resources,
+        attributes: BTreeMap<String, String>,
+        reservations: Vec<(String, Demand)>,
+        now: Instant,
+    ) -> Result<AgentId, String> {
+        let mut check = pools::Pools::default();
+        for (role, amount) in &reservations {
+            if role == UNRESERVED || role.is_empty() {
+                return Err(format!("`{role}` is not a role to reserve for"));
+            }
+            let r = Reservation { role: 1, amount: *amount, dynamic: false };
+            check.reserve(r, resources.slots, resources.memory)?;
+        }
+        let id = self.register_agent(address, resources, attributes, now);
+        for (role, amount) in reservations {
+            let role = self.shares.role(&role);
+            self.agents.reserve(id, Reservation { role, amount, dynamic: false }, now)?;
+        }
+        Ok(id)
+    }
+
+    /// Reserve `amount` of live agent `agent` for `role` (a dynamic
+    /// reservation; one made before for the role is replaced).
+    ///
+    /// # Errors
+    /// No such live agent, or the reservations would pass what it offers.
+    pub fn reserve(
+        &mut self,
+        agent: AgentId,
+        role: &str,
+        amount: Demand,
+        now: Instant,
+    ) -> Result<(), String> {
+        if role == UNRESERVED || role.is_empty() {
+            return Err(format!(
+                "`{role}` is not a role to reserve for: name the role of the tenants it is for"
+            ));
+        }
+        let role = self.shares.role(role);
+        self.agents.reserve(agent, Reservation { role, amount, dynamic: true }, now)
+    }
+
+    /// Drop the dynamic reservation of `agent` for `role`; what it reserved.
+    /// Revocable tasks in it keep running; the room is unreserved now.
+    ///
+    /// # Errors
+    /// No such agent or dynamic reservation.
+    pub fn unreserve(&mut self, agent: AgentId, role: &str, now: Instant) -> Result<Demand, String> {
+        let role = self.shares.role(role);
+        self.agents.unreserve(agent, role, now)
+    }
+
+    /// The live agent whose id or address is `name`.
+    pub fn find_agent(&self, name: &str) -> Option<AgentId> {
+        self.agents.live().into_iter().find(|a| a.address == name || a.id.to_string() == name).map(|a| a.id)
+    }
+
+    /// The live agents, with their reservations (by role name).
+    pub fn agent_views(&self) -> Vec<(Agent, Vec<(String, Reservation)>)> {
+        self.agents
+            .live()
+            .into_iter()
+            .map(|a| {
+                let named = a
+                    .pools
+                    .reservations()
+                    .iter()
+                    .map(|r| (self.shares.role_name(r.role).to_string(), *r))
+                    .collect();
+                (a.clone(), named)
+            })
+            .collect()
+    }
+
     /// An agent heartbeat; `false` tells it to register again.
     pub fn heartbeat(&mut self, agent: AgentId, now: Instant) -> bool {
         self.agents.heartbeat(agent, now)
@@ -527,10 +615,10 @@ impl Core {
 
     fn agent_lost(&mut self, agent: AgentId) {
         let shares = &mut self.shares;
-        self.running.retain(|key, (a, claim)| {
-            let keep = *a != agent;
+        self.running.retain(|key, r| {
+            let keep = r.agent != agent;
             if !keep {
-                shares.end(key.action, *claim);
+                shares.end(key.action, r.claim);
             }
             keep
         });
@@ -577,9 +665,12 @@ impl Core {
             }
             return;
         }
-        if let Some((_, claim)) = self.running.remove(&key) {
-            self.shares.end(key.action, claim);
-            self.agents.freed(agent, claim.demand(), now);
+        if let Some(r) = self.running.remove(&key) {
+            self.shares.end(key.action, r.claim);
+            self.agents.freed(agent, r.pool, r.claim.demand(), now);
+        }
+        if self.preempted.remove(&key) {
+            tracing::debug!(task = %key, "a preempted revocable task ended; it runs again");
         }
         if !end.log.is_empty() {
             tracing::debug!(task = %key, log = %end.log, "task log");
@@ -658,10 +749,11 @@ impl Core {
                 self.driver_not_started(key, agent);
                 continue;
             }
-            if let Some((_, claim)) = self.running.remove(&key) {
-                self.shares.end(key.action, claim);
-                self.agents.freed(agent, claim.demand(), now);
+            if let Some(r) = self.running.remove(&key) {
+                self.shares.end(key.action, r.claim);
+                self.agents.freed(agent, r.pool, r.claim.demand(), now);
             }
+            self.preempted.remove(&key);
             let outcome = match why {
                 Refused::Invalid => Outcome::Failed(EndReason::HostError {
                     message: format!("the agent refused the task: {message}"),
@@ -753,9 +845,9 @@ impl Core {
             }
             self.changed.insert(action.job);
             let mut leftover: BTreeMap<AgentId, Vec<TaskKey>> = BTreeMap::new();
-            for (key, (agent, _)) in &self.running {
+            for (key, r) in &self.running {
                 if key.action == action {
-                    leftover.entry(*agent).or_default().push(*key);
+                    leftover.entry(r.agent).or_default().push(*key);
                 }
             }
             for (agent, tasks) in leftover {
@@ -781,7 +873,7 @@ impl Core {
         // again. With one tenant, every action takes what it can in turn.
         let (places, memory) = self.agents.totals();
         let mut declined = vec![false; self.actions.len()];
-        while !self.agents.free.is_empty() {
+        while self.agents.any_free() {
             // Tenants below their guarantee come first; a tenant at its limit
             // is offered nothing.
             let mut best: Option<(u8, f64, u32, usize)> = None;
@@ -804,49 +896,41 @@ impl Core {
                 }
             }
             let Some((_, _, _, i)) = best else { break };
-            let tenant = self.actions[i].claim.tenant;
+            let claim = self.actions[i].claim;
             let next = self
                 .actions
                 .iter()
                 .enumerate()
-                .filter(|(j, a)| !declined[*j] && a.claim.tenant != tenant)
+                .filter(|(j, a)| !declined[*j] && a.claim.tenant != claim.tenant)
                 .map(|(_, a)| self.shares.share(a.claim.tenant, places, memory))
                 .fold(f64::INFINITY, f64::min);
-            let fuel_left = self.fuel_left(self.actions[i].ctx.job);
-            let a = &mut self.actions[i];
-            let budget = self.shares.budget(a.claim, places, memory, next).min(self.shares.room(a.claim));
-            let placed = a.run.accept_up_to(&mut self.agents.free, a.claim.demand(), budget);
-            if placed.is_empty() {
+            let budget = self.shares.budget(claim, places, memory, next).min(self.shares.room(claim));
+            // A role's tenants take from its reservations first.
+            let role = self.shares.role_of(claim.tenant);
+            let mut n = 0;
+            if role != 0 {
+                n = self.place(i, Pool::Reserved(role), budget, &mut batches, &mut failed);
+            }
+            if n < budget {
+                n += self.place(i, Pool::Unreserved, budget - n, &mut batches, &mut failed);
+            }
+            if n == 0 {
                 declined[i] = true;
-                too_large(&self.agents, a);
-                continue;
+                too_large(&self.agents, &mut self.actions[i]);
             }
-            for (key, agent) in placed {
-                self.agents.placed(agent, a.claim.demand());
-                self.shares.start(key.action, a.claim);
-                self.running.insert(key, (agent, a.claim));
-                let batch = batches.entry(agent).or_default();
-                match describe(&self.agents, a, key, agent, &mut batch.tables) {
-                    Ok(mut d) => {
-                        // No task may burn more than its job has left.
-                        if let Some(left) = fuel_left {
-                            d.limits.fuel = d.limits.fuel.min(left);
-                        }
-                        batch.tasks.push(d);
-                    }
-                    Err(e) => failed.push((i, key, agent, e)),
-                }
-            }
+        }
+        if self.agents.has_reservations() {
+            self.share_reservations(&mut batches, &mut failed);
         }
         // A map output on an agent just lost (its loss is being handled) is
         // recomputed: the task waits. Anything else the master cannot
         // describe will not become describable by waiting: its action fails
         // at once, naming the task.
         for (i, key, agent, e) in failed {
-            if let Some((_, claim)) = self.running.remove(&key) {
-                self.shares.end(key.action, claim);
+            if let Some(r) = self.running.remove(&key) {
+                self.shares.end(key.action, r.claim);
+                self.agents.freed(agent, r.pool, r.claim.demand(), now);
             }
-            self.agents.freed(agent, self.actions[i].claim.demand(), now);
             let run = &mut self.actions[i].run;
             match e {
                 LaunchError::MissingMapOutputs(_) | LaunchError::UnknownAgent(_) => {
@@ -880,6 +964,105 @@ impl Core {
             }
         }
         self.reap();
+    }
+
+    /// Place up to `budget` ready tasks of action `i` in `pool`; how many.
+    fn place(
+        &mut self,
+        i: usize,
+        pool: Pool,
+        budget: usize,
+        batches: &mut BTreeMap<AgentId, Batch>,
+        failed: &mut Vec<(usize, TaskKey, AgentId, LaunchError)>,
+    ) -> usize {
+        let fuel_left = self.fuel_left(self.actions[i].ctx.job);
+        let a = &mut self.actions[i];
+        let Some(index) = self.agents.pool(pool) else { return 0 };
+        let placed = a.run.accept_up_to(index, a.claim.demand(), budget);
+        let n = placed.len();
+        for (key, agent) in placed {
+            self.agents.placed(agent, pool, a.claim.demand());
+            self.shares.start(key.action, a.claim);
+            self.running.insert(key, Placed { agent, claim: a.claim, pool });
+            let batch = batches.entry(agent).or_default();
+            match describe(&self.agents, a, key, agent, &mut batch.tables) {
+                Ok(mut d) => {
+                    // No task may burn more than its job has left.
+                    if let Some(left) = fuel_left {
+                        d.limits.fuel = d.limits.fuel.min(left);
+                    }
+                    batch.tasks.push(d);
+                }
+                Err(e) => failed.push((i, key, agent, e)),
+            }
+        }
+        n
+    }
+
+    /// After a round: a role whose actions still have ready tasks takes back
+    /// its reserved room, killing the revocable tasks lent it; reserved room
+    /// no role wants is lent, as revocable tasks (Mesos's revocable
+    /// resources), to the actions that still have ready tasks.
+    fn share_reservations(
+        &mut self,
+        batches: &mut BTreeMap<AgentId, Batch>,
+        failed: &mut Vec<(usize, TaskKey, AgentId, LaunchError)>,
+    ) {
+        // An action with ready tasks left after the round got less than it
+        // could use (whether it was offered nothing it fits, or nothing).
+        let waiting = |c: &Self, i: usize| {
+            let a = &c.actions[i];
+            c.shares.room(a.claim) > 0 && a.run.has_ready()
+        };
+        let mut wanted: BTreeMap<u32, usize> = BTreeMap::new();
+        for i in 0..self.actions.len() {
+            let role = self.shares.role_of(self.actions[i].claim.tenant);
+            if role != 0 && self.agents.reserved.contains_key(&role) && waiting(self, i) {
+                *wanted.entry(role).or_default() += self.actions[i].run.waiting();
+            }
+        }
+        for (role, want) in &wanted {
+            self.reclaim(*role, *want);
+        }
+        let (places, memory) = self.agents.totals();
+        let mut lenders: Vec<usize> = (0..self.actions.len()).filter(|i| waiting(self, *i)).collect();
+        lenders.sort_by(|x, y| {
+            let share = |i: &usize| self.shares.share(self.actions[*i].claim.tenant, places, memory);
+            share(x).total_cmp(&share(y)).then(x.cmp(y))
+        });
+        for i in lenders {
+            let own = self.shares.role_of(self.actions[i].claim.tenant);
+            for role in self.agents.reserved_roles() {
+                let room = self.shares.room(self.actions[i].claim);
+                if role != own && !wanted.contains_key(&role) && room > 0 {
+                    self.place(i, Pool::Reserved(role), room, batches, failed);
+                }
+            }
+        }
+    }
+
+    /// Kill revocable tasks in `role`'s reserved pools until `want` are
+    /// being killed (fewer if fewer run); their tasks run again later
+    /// without counting as failures.
+    fn reclaim(&mut self, role: u32, want: usize) {
+        let pool = Pool::Reserved(role);
+        let lent = |r: &Placed| r.pool == pool && self.shares.role_of(r.claim.tenant) != role;
+        let mut n = self.preempted.iter().filter(|k| self.running.get(k).is_some_and(lent)).count();
+        let mut victims: BTreeMap<AgentId, Vec<TaskKey>> = BTreeMap::new();
+        for (key, r) in &self.running {
+            if n >= want {
+                break;
+            }
+            if lent(r) && !self.preempted.contains(key) {
+                victims.entry(r.agent).or_default().push(*key);
+                n += 1;
+            }
+        }
+        for (agent, tasks) in victims {
+            tracing::info!(%agent, tasks = tasks.len(), role = self.shares.role_name(role), "preempting revocable tasks");
+            self.preempted.extend(tasks.iter().copied());
+            self.kill_attempts(agent, tasks);
+        }
     }
 
     fn place_drivers(&mut self, now: Instant, batches: &mut BTreeMap<AgentId, Batch>) {
@@ -933,6 +1116,15 @@ fn too_large(agents: &Agents, action: &mut Action) {
     if action.run.has_ready() {
         action.run.fail(format!("no agent can run this job's tasks: {message}; ask for less"));
     }
+}
+
+/// A running attempt: its agent, what it claims, and the pool it holds it in
+/// (revocable when that is another role's reservation).
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    agent: AgentId,
+    claim: Claim,
+    pool: Pool,
 }
 
 /// What one agent is sent in a scheduling round.

@@ -50,6 +50,9 @@ pub struct AgentConfig {
     pub queue: Option<u32>,
     /// Memory offered to the master for tasks.
     pub memory: ByteSize,
+    /// Slots and memory reserved for roles: the master offers them to the
+    /// tenants of that role first, and lends them to others only revocably.
+    pub reserve: Vec<Reserve>,
     /// Free-form attributes offered with the resources (rack, zone, …).
     pub attributes: BTreeMap<String, String>,
     /// The cluster's shared token (empty: none).
@@ -86,6 +89,7 @@ impl Default for AgentConfig {
             slots,
             queue: None,
             memory: ByteSize::gib(4),
+            reserve: Vec::new(),
             attributes: BTreeMap::new(),
             cluster_token: String::new(),
             tls: Default::default(),
@@ -189,6 +193,53 @@ impl AgentConfig {
     pub fn with_s3(mut self, s3: S3Config) -> Self {
         self.s3 = s3;
         self
+    }
+}
+
+/// Task slots and memory reserved for a role: `ROLE:slots=N,memory=SIZE`
+/// on the command line (either part may be left out), a table in TOML.
+///
+/// ```
+/// use weft_agent::node::Reserve;
+/// let r: Reserve = "batch:slots=2,memory=4GiB".parse().unwrap();
+/// assert_eq!((r.role.as_str(), r.slots, r.memory.as_u64()), ("batch", 2, 4 << 30));
+/// assert!("batch".parse::<Reserve>().is_err(), "nothing reserved");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reserve {
+    /// The role (as the master's tenants file names it).
+    pub role: String,
+    /// Task slots.
+    #[serde(default)]
+    pub slots: u32,
+    /// Memory.
+    #[serde(default)]
+    pub memory: ByteSize,
+}
+
+impl std::str::FromStr for Reserve {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let usage = "write ROLE:slots=N,memory=SIZE, e.g. batch:slots=2,memory=4GiB";
+        let (role, parts) = s.split_once(':').ok_or_else(|| format!("`{s}`: {usage}"))?;
+        let ok = !role.is_empty() && role.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !ok {
+            return Err(format!("`{role}` is not a role name (letters, digits, `.`, `_`, `-`): {usage}"));
+        }
+        let mut r = Reserve { role: role.into(), slots: 0, memory: ByteSize::b(0) };
+        for part in parts.split(',') {
+            match part.split_once('=') {
+                Some(("slots", n)) => r.slots = n.parse().map_err(|_| format!("slots `{n}`: {usage}"))?,
+                Some(("memory", m)) => r.memory = m.parse().map_err(|_| format!("memory `{m}`: {usage}"))?,
+                _ => return Err(format!("`{part}`: {usage}")),
+            }
+        }
+        if r.slots == 0 && r.memory.as_u64() == 0 {
+            return Err(format!("`{s}` reserves nothing: {usage}"));
+        }
+        Ok(r)
     }
 }
 

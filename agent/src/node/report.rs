@@ -18,7 +18,9 @@ use weft_core::proto::PROTOCOL_VERSION;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::tls;
 use weft_core::proto::v1::master_client::MasterClient;
-use weft_core::proto::v1::{self, HeartbeatRequest, RegisterRequest, Resources, TaskUpdate, TaskUpdates};
+use weft_core::proto::v1::{
+    self, HeartbeatRequest, RegisterRequest, Reservation, Resources, TaskUpdate, TaskUpdates,
+};
 use weft_core::task::Data;
 use weft_core::task::{TaskKey, TaskState};
 
@@ -77,6 +79,16 @@ impl MasterLink {
             }),
             attributes: config.attributes.clone().into_iter().collect(),
             previous_agent_id: None,
+            reservations: config
+                .reserve
+                .iter()
+                .map(|r| Reservation {
+                    role: r.role.clone(),
+                    slots: r.slots,
+                    memory_bytes: r.memory.as_u64(),
+                    dynamic: false,
+                })
+                .collect(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Self {

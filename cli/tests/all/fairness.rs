@@ -11,13 +11,11 @@
 //! 2. Two tenants with tasks of ⟨33% places, 15% memory⟩ and ⟨17% places,
 //!    33% memory⟩ reach equal dominant shares (two thirds each).
 
-use crate::support::{Proc, TOKEN, guest, master_command, start_master, weft};
+use crate::support::{Proc, agent_with, guest, master_with_tenants, tenant_token, weft, weft_json_as};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use weft_core::token::TokenHash;
 
 const MIB: u64 = 1 << 20;
-const ADMIN: &str = "weft_t_admin-token-for-the-fairness-tests";
 
 /// One tenant's tasks: slots and memory each.
 #[derive(Clone, Copy, Debug)]
@@ -55,13 +53,6 @@ fn reference(agents: &[(u64, u64)], demands: &[Demand]) -> Vec<u64> {
     tasks
 }
 
-/// `weft tenants --json` as the admin.
-fn tenants(url: &str) -> serde_json::Value {
-    let o = weft().env("WEFT_TOKEN", ADMIN).args(["tenants", "--master", url, "--json"]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
 fn tenant<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     v["tenants"].as_array().unwrap().iter().find(|t| t["tenant"] == name).unwrap()
 }
@@ -71,43 +62,19 @@ fn tenant<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 /// and memory over a window while all run, and compare with [`reference`].
 fn demonstrate(dir: &Path, agent: (u64, u64), demands: &[Demand], tasks: u64) -> Vec<f64> {
     let names: Vec<String> = (1..=demands.len()).map(|i| format!("t{i}")).collect();
-    let token = |name: &str| format!("weft_t_{name}-token-for-the-fairness-tests");
-    let mut file = String::new();
-    for name in &names {
-        file += &format!("[[tenant]]\nname = \"{name}\"\ntokens = [\"{}\"]\n\n", TokenHash::of(&token(name)));
-    }
-    file += &format!("[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\n", TokenHash::of(ADMIN));
-    std::fs::write(dir.join("tenants.toml"), file).unwrap();
-    let mut m = master_command(dir);
-    m.env_remove("WEFT_CLIENT_TOKEN").arg("--tenants").arg(dir.join("tenants.toml"));
-    let (_m, url) = start_master(m);
-    let agents: Vec<Proc> = ["a", "b"]
-        .iter()
-        .map(|n| {
-            let mut c = weft();
-            c.args(["agent", "--master", &url, "--listen", "127.0.0.1:0", "--queue", "0"])
-                .args(["--slots", &agent.0.to_string(), "--memory", &format!("{}MiB", agent.1 / MIB)])
-                .args(["--cluster-token", TOKEN])
-                .arg("--work-dir")
-                .arg(dir.join(n));
-            Proc::spawn(c)
-        })
-        .collect();
-    for a in &agents {
-        a.wait_for("serving at", Duration::from_secs(30));
-    }
+    let listed: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
+    let (_m, url) = master_with_tenants(dir, &listed);
+    let (slots, memory) = (agent.0.to_string(), format!("{}MiB", agent.1 / MIB));
+    let flags = ["--queue", "0", "--slots", &slots, "--memory", &memory];
+    let _agents: Vec<Proc> = ["a", "b"].iter().map(|n| agent_with(&url, dir, n, &flags)).collect();
     let wasm = guest("tasks");
     for (name, d) in names.iter().zip(demands) {
-        let o = weft()
-            .env("WEFT_TOKEN", token(name))
-            .args(["submit", wasm.to_str().unwrap(), "--master", &url, "--json"])
-            .args(["--task-slots", &d.slots.to_string(), "--task-memory", &format!("{}MiB", d.memory / MIB)])
-            .args(["--", &tasks.to_string(), "nap"])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (slots, memory) = (d.slots.to_string(), format!("{}MiB", d.memory / MIB));
+        let args = ["submit", wasm.to_str().unwrap(), "--task-slots", &slots, "--task-memory", &memory];
+        weft_json_as(name, &url, &[&args[..], &["--", &tasks.to_string(), "nap"]].concat());
     }
     // Once every tenant runs tasks (past its driver), measure over a window.
+    let tenants = || weft_json_as("ops", &url, &["tenants"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let running = |v: &serde_json::Value| {
         names.iter().all(|n| {
@@ -115,14 +82,14 @@ fn demonstrate(dir: &Path, agent: (u64, u64), demands: &[Demand], tasks: u64) ->
             t["drivers"] == 1 && t["places"].as_u64().unwrap() > 1
         })
     };
-    while !running(&tenants(&url)) {
-        assert!(Instant::now() < deadline, "the tenants' tasks did not start: {}", tenants(&url));
+    while !running(&tenants()) {
+        assert!(Instant::now() < deadline, "the tenants' tasks did not start: {}", tenants());
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(1));
-    let (t0, before) = (Instant::now(), tenants(&url));
+    let (t0, before) = (Instant::now(), tenants());
     std::thread::sleep(Duration::from_secs(5));
-    let (t1, after) = (Instant::now(), tenants(&url));
+    let (t1, after) = (Instant::now(), tenants());
     assert!(running(&after), "a tenant ran out of tasks inside the window: use more: {after}");
     let window = (t1 - t0).as_secs_f64();
     let (places, memory) = (2 * agent.0, 2 * agent.1);
@@ -142,17 +109,13 @@ fn demonstrate(dir: &Path, agent: (u64, u64), demands: &[Demand], tasks: u64) ->
         assert!((share - ideal).abs() <= 0.05 * ideal, "{name} held {share:.4}, DRF gives {ideal:.4}");
         shares.push(share);
     }
+    // Done: the jobs are killed (one that has just ended makes `kill` exit 1).
     for name in &names {
-        let o = weft()
-            .env("WEFT_TOKEN", token(name))
-            .args(["status", "--master", &url, "--json"])
-            .output()
-            .unwrap();
-        let jobs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        for j in jobs.as_array().unwrap() {
+        for j in weft_json_as(name, &url, &["status"]).as_array().unwrap() {
+            let job = j["job"].as_str().unwrap();
             weft()
-                .env("WEFT_TOKEN", token(name))
-                .args(["kill", j["job"].as_str().unwrap(), "--master", &url])
+                .env("WEFT_TOKEN", tenant_token(name))
+                .args(["kill", job, "--master", &url])
                 .output()
                 .unwrap();
         }

@@ -10,6 +10,7 @@ mod bulk;
 mod cluster;
 mod fairness;
 mod paths;
+mod reservations;
 mod restart;
 mod s3;
 mod sort;

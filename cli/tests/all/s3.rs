@@ -19,16 +19,16 @@ struct Moto {
 
 impl Moto {
     fn start() -> Moto {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-services/moto");
+        // The server `ci/setup-test-services.sh` installs, as the core's S3 tests run it.
+        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-services/bin/moto_server");
         assert!(
-            root.join("moto").exists(),
+            bin.exists(),
             "the S3 test server is not installed ({} is missing): run `bash ci/setup-test-services.sh`",
-            root.display()
+            bin.display()
         );
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("PYTHONPATH", &root)
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

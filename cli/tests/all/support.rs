@@ -128,6 +128,53 @@ pub fn start_master(command: Command) -> (Proc, String) {
     (p, url)
 }
 
+/// The token the tests give tenant `name`.
+pub fn tenant_token(name: &str) -> String {
+    format!("weft_t_{name}-tenant-token-for-the-tests")
+}
+
+/// A master whose tenants file lists `tenants` (a name and more TOML lines
+/// for it each, e.g. `role = "batch"`) and an admin, `ops`; tokens from
+/// [`tenant_token`]. The process and its URL.
+pub fn master_with_tenants(dir: &Path, tenants: &[(&str, &str)]) -> (Proc, String) {
+    let mut file = String::new();
+    for (name, more) in tenants.iter().chain([&("ops", "admin = true")]) {
+        let hash = weft_core::token::TokenHash::of(&tenant_token(name));
+        file += &format!("[[tenant]]\nname = \"{name}\"\ntokens = [\"{hash}\"]\n{more}\n\n");
+    }
+    std::fs::write(dir.join("tenants.toml"), file).unwrap();
+    let mut m = master_command(dir);
+    m.env_remove("WEFT_CLIENT_TOKEN").arg("--tenants").arg(dir.join("tenants.toml"));
+    start_master(m)
+}
+
+/// A `weft agent` registered with `master`, its files in `dir/name`, with
+/// `flags` (`--slots`, `--memory`, …); started once it serves.
+pub fn agent_with(master: &str, dir: &Path, name: &str, flags: &[&str]) -> Proc {
+    let mut c = weft();
+    c.args(["agent", "--master", master, "--listen", "127.0.0.1:0", "--cluster-token", TOKEN])
+        .args(flags)
+        .arg("--work-dir")
+        .arg(dir.join(name));
+    let p = Proc::spawn(c);
+    p.wait_for("serving at", Duration::from_secs(30));
+    p
+}
+
+/// `weft COMMAND --master URL --json ARGS…` as `tenant` (`args` is the
+/// command and its arguments); its JSON output (it must succeed).
+pub fn weft_json_as(tenant: &str, url: &str, args: &[&str]) -> serde_json::Value {
+    let o = weft()
+        .env("WEFT_TOKEN", tenant_token(tenant))
+        .args(&args[..1])
+        .args(["--master", url, "--json"])
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "weft {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("weft {args:?}: {e}"))
+}
+
 /// A `weft agent` process registered with `master`.
 pub fn agent(master: &str, dir: &Path, name: &str, token: &str) -> Proc {
     agent_in(master, dir, name, token, &std::env::current_dir().unwrap())

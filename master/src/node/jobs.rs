@@ -9,7 +9,7 @@
 
 use super::Shared;
 use super::core::Command;
-use crate::state::{JobPhase, JobSpec, JobView, TenantHolding};
+use crate::state::{JobPhase, JobSpec, JobView};
 use crate::tenants::Client;
 use std::pin::Pin;
 use std::time::Duration;
@@ -67,7 +67,7 @@ fn no_job(job: JobId) -> Status {
 
 impl Shared {
     /// The caller of a client RPC, known by its token.
-    fn client(&self, md: &tonic::metadata::MetadataMap) -> Result<Client, Status> {
+    pub(super) fn client(&self, md: &tonic::metadata::MetadataMap) -> Result<Client, Status> {
         auth::check_protocol(md, "client")?;
         let Some(token) = auth::bearer(md) else {
             return Err(Status::unauthenticated(
@@ -294,49 +294,28 @@ impl Jobs for Shared {
         &self,
         request: Request<v1::TenantsRequest>,
     ) -> Result<Response<v1::TenantsResponse>, Status> {
-        let who = self.client(request.metadata())?;
-        let (mut holdings, (places, memory)) =
-            self.core.call(|c| c.holdings(std::time::Instant::now())).await?;
-        // Configured tenants that have run nothing yet hold nothing.
-        let tenants = self.tenants.get();
-        for name in tenants.names() {
-            if !holdings.iter().any(|h| h.tenant == name) {
-                let s = tenants.sharing().tenants.get(name).cloned().unwrap_or_default();
-                let (weight, quota) = (s.weight, s.quota);
-                holdings.push(TenantHolding {
-                    tenant: name.to_string(),
-                    weight,
-                    quota,
-                    ..Default::default()
-                });
-            }
-        }
-        holdings.retain(|h| who.can_see(&h.tenant));
-        holdings.sort_by(|a, b| a.tenant.cmp(&b.tenant));
-        Ok(Response::new(v1::TenantsResponse {
-            cluster_places: places,
-            cluster_memory_bytes: memory,
-            tenants: holdings.iter().map(holding).collect(),
-        }))
+        self.tenants_view(request).await
     }
-}
 
-fn holding(h: &TenantHolding) -> v1::TenantHolding {
-    let limit = h.quota.limit.unwrap_or_default();
-    v1::TenantHolding {
-        tenant: h.tenant.clone(),
-        weight: h.weight,
-        places: h.held.places,
-        memory_bytes: h.held.memory,
-        share: h.share,
-        place_seconds: h.place_seconds,
-        memory_byte_seconds: h.memory_byte_seconds,
-        guarantee_places: h.quota.guarantee.places,
-        guarantee_memory_bytes: h.quota.guarantee.memory,
-        limit_places: limit.places,
-        limit_memory_bytes: limit.memory,
-        jobs: h.jobs,
-        drivers: h.drivers,
+    async fn agents(
+        &self,
+        request: Request<v1::AgentsRequest>,
+    ) -> Result<Response<v1::AgentsResponse>, Status> {
+        self.agents_view(request).await
+    }
+
+    async fn reserve(
+        &self,
+        request: Request<v1::ReserveRequest>,
+    ) -> Result<Response<v1::ReserveResponse>, Status> {
+        self.reserve_rpc(request).await
+    }
+
+    async fn unreserve(
+        &self,
+        request: Request<v1::UnreserveRequest>,
+    ) -> Result<Response<v1::ReserveResponse>, Status> {
+        self.unreserve_rpc(request).await
     }
 }
 #[cfg(test)]

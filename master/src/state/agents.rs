@@ -13,6 +13,7 @@
 //! still hold them) is **paused**: offered nothing until one of its attempts
 //! ends, or until a backoff (doubling with jitter, bounded) has passed.
 
+use super::pools::{Pool, Pools, Reservation};
 use crate::free::{Demand, Free, FreeIndex};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -48,8 +49,8 @@ pub struct Agent {
     pub last_seen: Instant,
     /// Task attempts placed on it and not yet ended.
     pub running: u32,
-    /// What those attempts hold (places and memory).
-    pub held: Demand,
+    /// Its reservations, and what those attempts hold in each pool.
+    pub pools: Pools,
     /// Drivers placed on it and not yet ended.
     pub drivers: u32,
     /// Offered nothing before this instant (it refused a launch).
@@ -71,9 +72,11 @@ pub struct Agents {
     next: u32,
     interval: Duration,
     lost_after: u32,
-    /// Free places and memory of live, unpaused agents: what the allocator
-    /// offers.
+    /// Free unreserved places and memory of live, unpaused agents: what the
+    /// allocator offers every tenant.
     pub free: FreeIndex,
+    /// Free places and memory reserved for each role (by role index).
+    pub reserved: HashMap<u32, FreeIndex>,
     /// Task places (`slots + queue`) and memory of the live agents: the
     /// cluster that shares are shares of.
     totals: (u64, u64),
@@ -91,6 +94,7 @@ impl Agents {
             interval,
             lost_after: lost_after.max(1),
             free: FreeIndex::new(),
+            reserved: HashMap::new(),
             totals: (0, 0),
             largest: Resources::default(),
         }
@@ -125,7 +129,7 @@ impl Agents {
             lost: false,
             last_seen: now,
             running: 0,
-            held: Demand::default(),
+            pools: Pools::default(),
             drivers: 0,
             paused_until: None,
             backoff: FIRST_BACKOFF,
@@ -206,18 +210,75 @@ impl Agents {
     }
 
     fn reindex(&mut self, id: AgentId, now: Instant) {
-        let free = match self.agents.get(&id) {
-            Some(a) if !a.lost && a.paused_until.is_none_or(|t| t <= now) => Free {
-                places: (a.resources.slots + a.resources.queue).saturating_sub(a.held.places),
-                // An agent reporting no memory is placed on by places alone.
-                memory: match a.resources.memory {
-                    0 => u64::MAX,
-                    m => m.saturating_sub(a.held.memory),
-                },
-            },
-            _ => Free::default(),
-        };
-        self.free.set(id, free);
+        let Some(a) = self.agents.get(&id) else { return };
+        let offered = !a.lost && a.paused_until.is_none_or(|t| t <= now);
+        let places = a.resources.slots + a.resources.queue;
+        // An agent reporting no memory is placed on by places alone.
+        let memory = if a.resources.memory == 0 { u64::MAX } else { a.resources.memory };
+        for (pool, free) in a.pools.free_in(places, memory) {
+            let free = if offered { free } else { Free::default() };
+            match pool {
+                Pool::Unreserved => self.free.set(id, free),
+                Pool::Reserved(role) => self.reserved.entry(role).or_default().set(id, free),
+            }
+        }
+    }
+
+    /// The index of free resources in `pool`, if any agent has that pool.
+    pub fn pool(&mut self, pool: Pool) -> Option<&mut FreeIndex> {
+        match pool {
+            Pool::Unreserved => Some(&mut self.free),
+            Pool::Reserved(role) => self.reserved.get_mut(&role),
+        }
+    }
+
+    /// Whether any pool has a free place.
+    pub fn any_free(&self) -> bool {
+        !self.free.is_empty() || self.reserved.values().any(|f| !f.is_empty())
+    }
+
+    /// Whether any agent reserves anything.
+    pub fn has_reservations(&self) -> bool {
+        !self.reserved.is_empty()
+    }
+
+    /// The roles some agent reserves for.
+    pub fn reserved_roles(&self) -> Vec<u32> {
+        let mut roles: Vec<u32> = self.reserved.keys().copied().collect();
+        roles.sort_unstable();
+        roles
+    }
+
+    /// Reserve on live agent `id`.
+    ///
+    /// # Errors
+    /// The agent is unknown or lost, or the reservation would not fit.
+    pub fn reserve(&mut self, id: AgentId, r: Reservation, now: Instant) -> Result<(), String> {
+        let a = self.agents.get_mut(&id).filter(|a| !a.lost).ok_or_else(|| format!("no live agent {id}"))?;
+        a.pools.reserve(r, a.resources.slots, a.resources.memory)?;
+        self.reindex(id, now);
+        Ok(())
+    }
+
+    /// Drop `role`'s dynamic reservation on `id`; what it reserved.
+    ///
+    /// # Errors
+    /// The agent is unknown, or reserves nothing for `role` through the API.
+    pub fn unreserve(&mut self, id: AgentId, role: u32, now: Instant) -> Result<Demand, String> {
+        let a = self.agents.get_mut(&id).ok_or_else(|| format!("no agent {id}"))?;
+        let amount = a.pools.unreserve(role).ok_or_else(|| {
+            format!("agent {id} has no dynamic reservation for that role (one made by --reserve stays)")
+        })?;
+        if !a.pools.roles().any(|r| r == role)
+            && let Some(index) = self.reserved.get_mut(&role)
+        {
+            index.set(id, Free::default());
+            if index.places() == 0 && self.agents.values().all(|a| !a.pools.roles().any(|r| r == role)) {
+                self.reserved.remove(&role);
+            }
+        }
+        self.reindex(id, now);
+        Ok(amount)
     }
 
     /// The most task slots and memory any live agent offers in all: a task
@@ -235,23 +296,22 @@ impl Agents {
         });
     }
 
-    /// An attempt holding `d` was placed on `id` (`d` was taken from the index).
-    pub fn placed(&mut self, id: AgentId, d: Demand) {
+    /// An attempt holding `d` was placed in `pool` on `id` (`d` was taken
+    /// from the pool's index).
+    pub fn placed(&mut self, id: AgentId, pool: Pool, d: Demand) {
         if let Some(a) = self.agents.get_mut(&id) {
             a.running += 1;
-            a.held.places += d.places.max(1);
-            a.held.memory += d.memory;
+            a.pools.place(pool, Demand { places: d.places.max(1), memory: d.memory });
         }
     }
 
     /// An attempt holding `d` on `id` ended (or never started): what it held
     /// is free again, and a paused agent is offered again, as it has just
     /// shown free room.
-    pub fn freed(&mut self, id: AgentId, d: Demand, now: Instant) {
+    pub fn freed(&mut self, id: AgentId, pool: Pool, d: Demand, now: Instant) {
         if let Some(a) = self.agents.get_mut(&id) {
             a.running = a.running.saturating_sub(1);
-            a.held.places = a.held.places.saturating_sub(d.places.max(1));
-            a.held.memory = a.held.memory.saturating_sub(d.memory);
+            a.pools.free(pool, Demand { places: d.places.max(1), memory: d.memory });
             a.paused_until = None;
             a.backoff = FIRST_BACKOFF;
         }
@@ -342,8 +402,8 @@ mod tests {
         assert!(until - t0 <= MAX_BACKOFF * 3 / 2, "bounded: {:?}", until - t0);
         assert!(until - t0 >= MAX_BACKOFF, "grown: {:?}", until - t0);
         let one = Demand { places: 1, memory: 1 << 20 };
-        r.placed(a, one);
-        r.freed(a, one, t0);
+        r.placed(a, Pool::Unreserved, one);
+        r.freed(a, Pool::Unreserved, one, t0);
         assert_eq!(r.free.free(a).places, 2, "a freed slot ends the pause at once");
     }
 }

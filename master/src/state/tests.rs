@@ -496,3 +496,51 @@ fn tasks_go_where_their_slots_and_memory_fit_and_one_too_large_for_every_agent_f
     let err = ended.expect("the action ended").unwrap_err();
     assert!(err.contains("hold 5 slots each (--task-slots), but the largest agent has 4"), "{err}");
 }
+
+#[test]
+fn a_reservation_goes_to_its_role_first_is_lent_revocably_and_taken_back() {
+    let (mut c, now) = core();
+    c.configure(sharing([("batch", TenantSharing { role: "batch".into(), ..Default::default() })]));
+    // 4 slots, 2 of them (and 1 GiB) reserved for the role `batch`.
+    let two = Demand { places: 2, memory: 1 << 30 };
+    let res = Resources { slots: 4, memory: 2 << 30, queue: 0 };
+    let a = c
+        .register_agent_reserving("a:1".into(), res, BTreeMap::new(), vec![("batch".into(), two)], now)
+        .unwrap();
+    let tiny = TaskLimits::default().with_memory(64 << 20);
+    // Another tenant alone: its 2 unreserved places, then the reserved 2, lent.
+    let other = c.submit_job(JobSpec { tenant: "other".into(), limits: tiny.clone(), ..spec() });
+    round(&mut c, now);
+    let (ctx, graph) = count(&c, other, 10);
+    c.run_action(ctx, graph);
+    let lent = round(&mut c, now);
+    assert_eq!(lent.len(), 4, "the whole agent, two of them revocably");
+    assert!(c.take_effects().is_empty());
+
+    // batch's job comes: its role wants the room back; two of other's are killed.
+    let batch = c.submit_job(JobSpec { tenant: "batch".into(), limits: tiny, ..spec() });
+    round(&mut c, now);
+    let (ctx, graph) = count(&c, batch, 4);
+    c.run_action(ctx, graph);
+    c.schedule(now);
+    let killed: Vec<TaskKey> = c
+        .take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Kill { tasks, .. } => Some(tasks),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(killed.len(), 2, "as many as the role's reservation held: {killed:?}");
+    assert!(killed.iter().all(|k| k.job() == other));
+    // Their ends free the reserved room, which goes to batch.
+    let ended = killed.iter().map(|k| TaskEnd { end: EndReason::Killed, ..finished(*k) }).collect();
+    c.task_ends(a, ended, now);
+    let next = round(&mut c, now);
+    assert_eq!(next.iter().filter(|k| k.job() == batch).count(), 2, "{next:?}");
+    assert!(next.iter().all(|k| k.job() == batch), "nothing lent while batch waits: {next:?}");
+    // The preempted tasks are not failures: other's action still runs.
+    assert_eq!(c.view(other).unwrap().phase, JobPhase::Running);
+    assert!(c.view(other).unwrap().stages.iter().all(|s| s.progress.failed == 0));
+}

@@ -42,6 +42,7 @@ fn register_request(slots: u32) -> RegisterRequest {
         resources: Some(Resources { slots, memory_bytes: 1 << 30, queue: 0 }),
         attributes: HashMap::from([("rack".to_string(), "r1".to_string())]),
         previous_agent_id: None,
+        reservations: vec![],
     }
 }
 
