@@ -130,8 +130,13 @@ fn env_nums(name: &str, default: &str) -> Vec<u64> {
 
 /// A core with `agents` registered agents of `slots` slots each.
 fn cluster(agents: u32, slots: u32) -> (Core, Vec<AgentId>, Instant) {
-    let config =
-        CoreConfig { heartbeat_interval: Duration::from_secs(3600), lost_after: 3, max_result_size: 2 << 30 };
+    let config = CoreConfig {
+        heartbeat_interval: Duration::from_secs(3600),
+        lost_after: 3,
+        max_result_size: 2 << 30,
+        offer_filter: Duration::from_millis(200),
+        hold_timeout: Duration::from_secs(10),
+    };
     let mut core = Core::new(Incarnation(0x5ca1e), &config);
     let now = Instant::now();
     let ids = (0..agents)

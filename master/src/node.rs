@@ -78,6 +78,16 @@ pub struct MasterConfig {
     /// parallelized data and broadcast values over 64 KiB travel as blocks of
     /// the master's artifact store, which accepts blocks up to this size.
     pub max_result_size: bytesize::ByteSize,
+    /// How long a job that declined what it was offered (its tasks fit in
+    /// none of it) is offered nothing, unless something it may fit in
+    /// appears first (Mesos's `refuse_seconds`).
+    #[serde(with = "humantime_serde_compat")]
+    pub offer_filter: Duration,
+    /// The longest a job whose tasks fit nowhere now holds an agent's room
+    /// for them while that agent's tasks end, so that a stream of smaller
+    /// tasks cannot starve it.
+    #[serde(with = "humantime_serde_compat")]
+    pub hold_timeout: Duration,
     /// S3 settings for `s3://` inputs, outputs and artifacts.
     pub s3: S3Config,
     /// TLS: the certificate and key it serves with, the CA it trusts for agents.
@@ -109,6 +119,8 @@ impl Default for MasterConfig {
             },
             job_deadline: None,
             max_result_size: bytesize::ByteSize::gib(2),
+            offer_filter: Duration::from_millis(200),
+            hold_timeout: Duration::from_secs(10),
             s3: S3Config::default(),
             tls: TlsConfig::default(),
         }
@@ -342,6 +354,8 @@ impl MasterNode {
             heartbeat_interval: config.heartbeat_interval,
             lost_after: config.lost_after,
             max_result_size: config.max_result_size.as_u64(),
+            offer_filter: config.offer_filter,
+            hold_timeout: config.hold_timeout,
         };
         let launcher = Arc::new(
             GrpcLauncher::new(credentials, Duration::from_secs(10), advertised).with_tls(client_tls),

@@ -18,6 +18,7 @@
 
 mod agents;
 mod fair;
+mod holds;
 mod jobs;
 mod pools;
 
@@ -26,11 +27,12 @@ pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
 pub use pools::{Pool, Reservation};
 
 use crate::dag::JobGraph;
-use crate::free::Demand;
+use crate::free::{Demand, FreeIndex};
 use crate::job::{JobRun, JobState, Outcome, TaskResult};
 use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
 pub use fair::{Amount, Quota, Sharing, TenantHolding, TenantSharing, UNRESERVED};
 use fair::{Claim, Shares};
+use holds::Holds;
 use jobs::DriverSlot;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -156,6 +158,11 @@ pub struct CoreConfig {
     pub lost_after: u32,
     /// The most bytes a `collect` or `take` may return to its driver.
     pub max_result_size: u64,
+    /// How long an action that declined what it was offered is offered
+    /// nothing (unless something it may fit in appears first).
+    pub offer_filter: Duration,
+    /// The longest an action whose tasks fit nowhere holds an agent's room.
+    pub hold_timeout: Duration,
 }
 
 struct Action {
@@ -184,6 +191,8 @@ pub struct Core {
     running: HashMap<TaskKey, Placed>,
     /// Revocable attempts being killed to give their role its room back.
     preempted: BTreeSet<TaskKey>,
+    /// Offer filters and holds.
+    holds: Holds,
     /// What each tenant and action holds: the order of offers.
     shares: Shares,
     effects: Vec<Effect>,
@@ -204,6 +213,7 @@ impl Core {
             actions: Vec::new(),
             running: HashMap::new(),
             preempted: BTreeSet::new(),
+            holds: Holds::new(config.offer_filter, config.hold_timeout),
             shares: Shares::default(),
             effects: Vec::new(),
             changed: BTreeSet::new(),
@@ -473,6 +483,7 @@ impl Core {
     /// tenants file; applies to what runs now).
     pub fn configure(&mut self, sharing: Sharing) {
         self.shares.configure(sharing);
+        self.holds.lift_all();
     }
 
     /// Task places and memory `tenant`'s running tasks hold.
@@ -513,6 +524,7 @@ impl Core {
         now: Instant,
     ) -> AgentId {
         let id = self.agents.register(address.clone(), resources, attributes, now);
+        self.holds.lift_all();
         tracing::info!(agent = %id, %address, slots = resources.slots, "agent registered");
         id
     }
@@ -564,6 +576,7 @@ impl Core {
             ));
         }
         let role = self.shares.role(role);
+        self.holds.lift_all();
         self.agents.reserve(agent, Reservation { role, amount, dynamic: true }, now)
     }
 
@@ -669,6 +682,7 @@ impl Core {
             self.shares.end(key.action, r.claim);
             self.agents.freed(agent, r.pool, r.claim.demand(), now);
         }
+        self.holds.lift(key.action);
         if self.preempted.remove(&key) {
             tracing::debug!(task = %key, "a preempted revocable task ended; it runs again");
         }
@@ -872,13 +886,19 @@ impl Core {
         // tenant below the next tenant's share; then the order is looked at
         // again. With one tenant, every action takes what it can in turn.
         let (places, memory) = self.agents.totals();
+        let actions = &self.actions;
+        for agent in self.holds.expire(now, |x| actions.iter().any(|a| a.run.action() == x)) {
+            self.agents.set_held(agent, false, now);
+        }
         let mut declined = vec![false; self.actions.len()];
-        while self.agents.any_free() {
+        while self.agents.any_free() || self.holds.len() > 0 {
             // Tenants below their guarantee come first; a tenant at its limit
             // is offered nothing.
             let mut best: Option<(u8, f64, u32, usize)> = None;
             for (i, a) in self.actions.iter().enumerate() {
-                if declined[i] || self.shares.room(a.claim) == 0 {
+                let action = a.run.action();
+                let filtered = self.holds.is_filtered(action, now) && self.holds.agent_of(action).is_none();
+                if declined[i] || filtered || self.shares.room(a.claim) == 0 {
                     continue;
                 }
                 let key = (
@@ -905,18 +925,28 @@ impl Core {
                 .map(|(_, a)| self.shares.share(a.claim.tenant, places, memory))
                 .fold(f64::INFINITY, f64::min);
             let budget = self.shares.budget(claim, places, memory, next).min(self.shares.room(claim));
-            // A role's tenants take from its reservations first.
-            let role = self.shares.role_of(claim.tenant);
+            // An agent held for the action first; then a role's tenants take
+            // from its reservations, then everyone from the unreserved rest.
+            let action = self.actions[i].run.action();
             let mut n = 0;
-            if role != 0 {
-                n = self.place(i, Pool::Reserved(role), budget, &mut batches, &mut failed);
+            if let Some(agent) = self.holds.agent_of(action) {
+                n = self.place_held(i, agent, budget, now, &mut batches, &mut failed);
+            }
+            let role = self.shares.role_of(claim.tenant);
+            if role != 0 && n < budget {
+                n += self.place(i, Pool::Reserved(role), budget - n, &mut batches, &mut failed);
             }
             if n < budget {
                 n += self.place(i, Pool::Unreserved, budget - n, &mut batches, &mut failed);
             }
-            if n == 0 {
+            if n > 0 {
+                if let Some(agent) = self.holds.release(action) {
+                    self.agents.set_held(agent, false, now);
+                }
+            } else {
                 declined[i] = true;
                 too_large(&self.agents, &mut self.actions[i]);
+                self.declined(i, now);
             }
         }
         if self.agents.has_reservations() {
@@ -966,6 +996,45 @@ impl Core {
         self.reap();
     }
 
+    /// Action `i` placed nothing of what it was offered: if it has ready
+    /// tasks it is filtered for a while, and if none of its tasks runs (it
+    /// starves: they fit nowhere now) it holds the agent where they would
+    /// fit once that agent's tasks end.
+    fn declined(&mut self, i: usize, now: Instant) {
+        let a = &self.actions[i];
+        let action = a.run.action();
+        if !a.run.has_ready() {
+            return;
+        }
+        self.holds.filter(action, now);
+        let starving = self.shares.running(action) == 0;
+        let most = 1 + self.agents.live_count() / 10;
+        if starving && self.holds.agent_of(action).is_none() && self.holds.len() < most {
+            let held = |agent| self.holds.is_held(agent);
+            if let Some(agent) = self.agents.to_hold_for(a.claim.demand(), now).filter(|x| !held(*x)) {
+                tracing::debug!(%action, %agent, "holding an agent for tasks that fit nowhere now");
+                self.holds.hold(action, agent, now);
+                self.agents.set_held(agent, true, now);
+            }
+        }
+    }
+
+    /// Place up to `budget` ready tasks of action `i` on `agent`, which is
+    /// held for it (in its unreserved pool); how many.
+    fn place_held(
+        &mut self,
+        i: usize,
+        agent: AgentId,
+        budget: usize,
+        now: Instant,
+        batches: &mut BTreeMap<AgentId, Batch>,
+        failed: &mut Vec<(usize, TaskKey, AgentId, LaunchError)>,
+    ) -> usize {
+        let mut index = FreeIndex::new();
+        index.set(agent, self.agents.unreserved_free(agent, now));
+        self.place_from(i, Pool::Unreserved, &mut index, budget, batches, failed)
+    }
+
     /// Place up to `budget` ready tasks of action `i` in `pool`; how many.
     fn place(
         &mut self,
@@ -975,9 +1044,30 @@ impl Core {
         batches: &mut BTreeMap<AgentId, Batch>,
         failed: &mut Vec<(usize, TaskKey, AgentId, LaunchError)>,
     ) -> usize {
+        // The index is taken out while tasks are placed from it (placing
+        // changes the agents' pools, not their indexes), then put back.
+        let Some(index) = self.agents.pool(pool) else { return 0 };
+        let mut index = std::mem::take(index);
+        let n = self.place_from(i, pool, &mut index, budget, batches, failed);
+        if let Some(slot) = self.agents.pool(pool) {
+            *slot = index;
+        }
+        n
+    }
+
+    /// Place up to `budget` ready tasks of action `i` from `index`, in
+    /// `pool`; how many.
+    fn place_from(
+        &mut self,
+        i: usize,
+        pool: Pool,
+        index: &mut FreeIndex,
+        budget: usize,
+        batches: &mut BTreeMap<AgentId, Batch>,
+        failed: &mut Vec<(usize, TaskKey, AgentId, LaunchError)>,
+    ) -> usize {
         let fuel_left = self.fuel_left(self.actions[i].ctx.job);
         let a = &mut self.actions[i];
-        let Some(index) = self.agents.pool(pool) else { return 0 };
         let placed = a.run.accept_up_to(index, a.claim.demand(), budget);
         let n = placed.len();
         for (key, agent) in placed {

@@ -55,6 +55,9 @@ pub struct Agent {
     pub drivers: u32,
     /// Offered nothing before this instant (it refused a launch).
     pub paused_until: Option<Instant>,
+    /// Its unreserved room is held for one action (a large task waiting
+    /// for it to drain): offered to no other.
+    pub held: bool,
     /// The next pause, doubled at each refusal in a row.
     backoff: Duration,
 }
@@ -82,6 +85,8 @@ pub struct Agents {
     totals: (u64, u64),
     /// The most slots and memory of any live agent.
     largest: Resources,
+    /// How many agents live.
+    live: usize,
 }
 
 impl Agents {
@@ -97,6 +102,7 @@ impl Agents {
             reserved: HashMap::new(),
             totals: (0, 0),
             largest: Resources::default(),
+            live: 0,
         }
     }
 
@@ -132,6 +138,7 @@ impl Agents {
             pools: Pools::default(),
             drivers: 0,
             paused_until: None,
+            held: false,
             backoff: FIRST_BACKOFF,
         };
         self.totals.0 += u64::from(resources.slots + resources.queue);
@@ -216,12 +223,47 @@ impl Agents {
         // An agent reporting no memory is placed on by places alone.
         let memory = if a.resources.memory == 0 { u64::MAX } else { a.resources.memory };
         for (pool, free) in a.pools.free_in(places, memory) {
-            let free = if offered { free } else { Free::default() };
+            let free = if offered && !(a.held && pool == Pool::Unreserved) { free } else { Free::default() };
             match pool {
                 Pool::Unreserved => self.free.set(id, free),
                 Pool::Reserved(role) => self.reserved.entry(role).or_default().set(id, free),
             }
         }
+    }
+
+    /// What is free in the unreserved pool of live, unpaused agent `id`,
+    /// whether it is held or not.
+    pub fn unreserved_free(&self, id: AgentId, now: Instant) -> Free {
+        let Some(a) = self.agents.get(&id).filter(|a| !a.lost && a.paused_until.is_none_or(|t| t <= now))
+        else {
+            return Free::default();
+        };
+        let memory = if a.resources.memory == 0 { u64::MAX } else { a.resources.memory };
+        a.pools.free_in(a.resources.slots + a.resources.queue, memory)[0].1
+    }
+
+    /// Hold (or stop holding) the unreserved room of `id` for one action.
+    pub fn set_held(&mut self, id: AgentId, held: bool, now: Instant) {
+        if let Some(a) = self.agents.get_mut(&id) {
+            a.held = held;
+        }
+        self.reindex(id, now);
+    }
+
+    /// The live, unheld agent whose unreserved pool could hold `d` once its
+    /// tasks end, with the most free memory now (the one that drains
+    /// soonest, as far as the master can tell).
+    pub fn to_hold_for(&self, d: Demand, now: Instant) -> Option<AgentId> {
+        self.agents
+            .values()
+            .filter(|a| !a.lost && !a.held && a.paused_until.is_none_or(|t| t <= now))
+            .filter(|a| {
+                let memory = if a.resources.memory == 0 { u64::MAX } else { a.resources.memory };
+                let empty = Pools::with_reservations(a.pools.reservations());
+                empty.free_in(a.resources.slots + a.resources.queue, memory)[0].1.fits(d)
+            })
+            .max_by_key(|a| (self.unreserved_free(a.id, now), std::cmp::Reverse(a.id)))
+            .map(|a| a.id)
     }
 
     /// The index of free resources in `pool`, if any agent has that pool.
@@ -287,7 +329,13 @@ impl Agents {
         self.largest
     }
 
+    /// How many agents live.
+    pub fn live_count(&self) -> usize {
+        self.live
+    }
+
     fn remeasure(&mut self) {
+        self.live = self.agents.values().filter(|a| !a.lost).count();
         let live = self.agents.values().filter(|a| !a.lost);
         self.largest = live.fold(Resources::default(), |l, a| Resources {
             slots: l.slots.max(a.resources.slots),

@@ -39,6 +39,11 @@ pub struct Pools {
 }
 
 impl Pools {
+    /// Pools with `reservations` and nothing placed.
+    pub fn with_reservations(reservations: &[Reservation]) -> Self {
+        Self { reservations: reservations.to_vec(), held: Vec::new() }
+    }
+
     /// Its reservations.
     pub fn reservations(&self) -> &[Reservation] {
         &self.reservations

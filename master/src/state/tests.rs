@@ -4,8 +4,13 @@ use weft_core::limits::TaskLimits;
 use weft_core::plan::{Node, Plan};
 
 fn core() -> (Core, Instant) {
-    let config =
-        CoreConfig { heartbeat_interval: Duration::from_secs(1), lost_after: 3, max_result_size: 100 };
+    let config = CoreConfig {
+        heartbeat_interval: Duration::from_secs(1),
+        lost_after: 3,
+        max_result_size: 100,
+        offer_filter: Duration::from_millis(200),
+        hold_timeout: Duration::from_secs(10),
+    };
     (Core::new(Incarnation(0xabc), &config), Instant::now())
 }
 
@@ -543,4 +548,53 @@ fn a_reservation_goes_to_its_role_first_is_lent_revocably_and_taken_back() {
     // The preempted tasks are not failures: other's action still runs.
     assert_eq!(c.view(other).unwrap().phase, JobPhase::Running);
     assert!(c.view(other).unwrap().stages.iter().all(|s| s.progress.failed == 0));
+}
+
+#[test]
+fn a_large_task_holds_an_agent_until_it_fits_instead_of_starving_behind_small_ones() {
+    let (mut c, now) = core();
+    // 8 slots and 4 GiB: eight small tasks (512 MiB) fill it.
+    let a = c.register_agent(
+        "a:1".into(),
+        Resources { slots: 8, memory: 4 << 30, queue: 0 },
+        BTreeMap::new(),
+        now,
+    );
+    let small = c.submit_job(JobSpec { tenant: "small".into(), ..spec() });
+    round(&mut c, now);
+    let (ctx, graph) = count(&c, small, 100);
+    c.run_action(ctx, graph);
+    let mut running = round(&mut c, now);
+    assert_eq!(running.len(), 8);
+    // A job of 3 GiB tasks comes; the cluster is full.
+    let large = c.submit_job(JobSpec {
+        tenant: "large".into(),
+        limits: TaskLimits::default().with_memory(3 << 30),
+        ..spec()
+    });
+    round(&mut c, now);
+    let (ctx, graph) = count(&c, large, 2);
+    c.run_action(ctx, graph);
+    assert!(round(&mut c, now).is_empty());
+    // Small tasks end one by one: without a hold each freed 512 MiB would go
+    // to the small job again and the large task would never fit.
+    for ended in 1..=6 {
+        let key = running.remove(0);
+        c.task_ends(a, vec![finished(key)], now);
+        let placed = round(&mut c, now);
+        if ended < 6 {
+            assert!(placed.is_empty(), "the agent is held for the large task: {placed:?}");
+        } else {
+            assert_eq!(placed.len(), 1, "3 GiB free at last: {placed:?}");
+            assert_eq!(placed[0].job(), large);
+        }
+    }
+    // Once it runs, the hold is gone: freed room goes by share again.
+    c.task_ends(a, vec![finished(running.remove(0))], now);
+    let placed = round(&mut c, now);
+    assert_eq!(
+        placed.iter().map(|k| k.job()).collect::<Vec<_>>(),
+        [small],
+        "512 MiB: only a small task fits"
+    );
 }
