@@ -58,7 +58,9 @@ use weft_core::plan::{Node, Plan, ShuffleKind, Step, StepKind};
 use weft_core::task::{Data, TaskKey};
 use weft_master::dag::{self, JobGraph};
 use weft_master::launch::{JobContext, ResultSink};
-use weft_master::state::{Core, CoreConfig, Effect, JobOutput, JobSpec, Resources, TaskEnd};
+use weft_master::state::{
+    Core, CoreConfig, Effect, JobOutput, JobSpec, Resources, Sharing, TaskEnd, TenantSharing,
+};
 
 /// Counts the bytes in use, on top of the system allocator.
 struct Counting;
@@ -150,9 +152,14 @@ fn cluster(agents: u32, slots: u32) -> (Core, Vec<AgentId>, Instant) {
 
 /// Submit a job and place its driver.
 fn submit(core: &mut Core, now: Instant) -> JobId {
+    submit_as(core, now, "")
+}
+
+/// Submit a job of `tenant` and place its driver.
+fn submit_as(core: &mut Core, now: Instant, tenant: &str) -> JobId {
     let job = core.submit_job(JobSpec {
         name: "scale".into(),
-        tenant: String::new(),
+        tenant: tenant.into(),
         component: Digest::of(b"scale"),
         args: vec![],
         limits: TaskLimits::default(),
@@ -467,6 +474,30 @@ fn main() {
         run
     });
     report(&format!("{jobs} counts at once"), tasks / jobs * jobs, &run, native_per);
+
+    // Many tenants, one job each, weights 1 to 3: weighted DRF between them.
+    let tenants = env_num("WEFT_BENCH_TENANTS", 100);
+    let run = best(runs, || {
+        let (mut core, _, now) = cluster(agents, slots);
+        let sharing = Sharing {
+            tenants: (0..tenants)
+                .map(|t| {
+                    (format!("t{t}"), TenantSharing { weight: (1 + t % 3) as f64, ..Default::default() })
+                })
+                .collect(),
+            ..Default::default()
+        };
+        core.configure(sharing);
+        let ids: Vec<JobId> = (0..tenants).map(|t| submit_as(&mut core, now, &format!("t{t}"))).collect();
+        for job in ids {
+            let (ctx, graph) = count_action(&core, job, (tasks / tenants) as usize);
+            core.run_action(ctx, graph);
+        }
+        let run = drive(&mut core, now, tenants as usize, None, &[]);
+        assert!(run.results.iter().all(|r| *r == JobOutput::Count(tasks / tenants)), "{:?}", run.results);
+        run
+    });
+    report(&format!("{tenants} tenants, a count each"), tasks / tenants * tenants, &run, native_per);
 
     // Two stages, an all-to-all shuffle.
     for shape in std::env::var("WEFT_BENCH_TEXT").as_deref().unwrap_or("100000x100,10000x1000").split(',') {

@@ -20,6 +20,7 @@ mod agents;
 mod fair;
 mod holds;
 mod jobs;
+mod order;
 mod pools;
 
 pub use agents::{Agent, Agents, Resources};
@@ -34,6 +35,7 @@ pub use fair::{Amount, Quota, Sharing, TenantHolding, TenantSharing, UNRESERVED}
 use fair::{Claim, Shares};
 use holds::Holds;
 use jobs::DriverSlot;
+use order::Order;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -890,49 +892,35 @@ impl Core {
         for agent in self.holds.expire(now, |x| actions.iter().any(|a| a.run.action() == x)) {
             self.agents.set_held(agent, false, now);
         }
-        let mut declined = vec![false; self.actions.len()];
-        while self.agents.any_free() || self.holds.len() > 0 {
-            // Tenants below their guarantee come first; a tenant at its limit
-            // is offered nothing.
-            let mut best: Option<(u8, f64, u32, usize)> = None;
-            for (i, a) in self.actions.iter().enumerate() {
-                let action = a.run.action();
-                let filtered = self.holds.is_filtered(action, now) && self.holds.agent_of(action).is_none();
-                if declined[i] || filtered || self.shares.room(a.claim) == 0 {
-                    continue;
-                }
-                let key = (
-                    u8::from(!self.shares.below_guarantee(a.claim.tenant)),
-                    self.shares.share(a.claim.tenant, places, memory),
-                    self.shares.running(a.run.action()),
-                    i,
-                );
-                let earlier = |b: &(u8, f64, u32, usize)| {
-                    key.0 < b.0
-                        || (key.0 == b.0 && (key.1 < b.1 || (key.1 == b.1 && (key.2, key.3) < (b.2, b.3))))
-                };
-                if best.as_ref().is_none_or(earlier) {
-                    best = Some(key);
-                }
+        // Tenants below their guarantee come first; a tenant at its limit is
+        // offered nothing, nor is an action filtered after declining (unless
+        // an agent is held for it).
+        let mut order = Order::default();
+        for (i, a) in self.actions.iter().enumerate() {
+            let action = a.run.action();
+            let filtered = self.holds.is_filtered(action, now) && self.holds.agent_of(action).is_none();
+            if !filtered && self.shares.room(a.claim) > 0 {
+                order.insert(a.claim.tenant, self.line(a.claim.tenant), self.shares.running(action), i);
             }
-            let Some((_, _, _, i)) = best else { break };
+        }
+        while self.agents.any_free() || self.holds.len() > 0 {
+            let Some((tenant, i)) = order.first() else { break };
             let claim = self.actions[i].claim;
-            let next = self
-                .actions
-                .iter()
-                .enumerate()
-                .filter(|(j, a)| !declined[*j] && a.claim.tenant != claim.tenant)
-                .map(|(_, a)| self.shares.share(a.claim.tenant, places, memory))
-                .fold(f64::INFINITY, f64::min);
-            let budget = self.shares.budget(claim, places, memory, next).min(self.shares.room(claim));
+            let action = self.actions[i].run.action();
+            let running = self.shares.running(action);
+            let room = self.shares.room(claim);
+            if room == 0 {
+                order.remove(tenant, running, i);
+                continue;
+            }
+            let budget = self.shares.budget(claim, places, memory, order.next_share(tenant)).min(room);
             // An agent held for the action first; then a role's tenants take
             // from its reservations, then everyone from the unreserved rest.
-            let action = self.actions[i].run.action();
             let mut n = 0;
             if let Some(agent) = self.holds.agent_of(action) {
                 n = self.place_held(i, agent, budget, now, &mut batches, &mut failed);
             }
-            let role = self.shares.role_of(claim.tenant);
+            let role = self.shares.role_of(tenant);
             if role != 0 && n < budget {
                 n += self.place(i, Pool::Reserved(role), budget - n, &mut batches, &mut failed);
             }
@@ -943,8 +931,9 @@ impl Core {
                 if let Some(agent) = self.holds.release(action) {
                     self.agents.set_held(agent, false, now);
                 }
+                order.update(tenant, self.line(tenant), running, self.shares.running(action), i);
             } else {
-                declined[i] = true;
+                order.remove(tenant, running, i);
                 too_large(&self.agents, &mut self.actions[i]);
                 self.declined(i, now);
             }
@@ -994,6 +983,13 @@ impl Core {
             }
         }
         self.reap();
+    }
+
+    /// `tenant`'s place in line: below its guarantee (first), and its
+    /// weighted dominant share.
+    fn line(&self, tenant: u32) -> order::Line {
+        let (places, memory) = self.agents.totals();
+        (!self.shares.below_guarantee(tenant), self.shares.share(tenant, places, memory))
     }
 
     /// Action `i` placed nothing of what it was offered: if it has ready
