@@ -17,6 +17,10 @@
 //!   [`slots::SlotIndex`] of the cluster's free slots.
 //! - [`launch`]: a stage's task plan becomes the
 //!   [`TaskDescriptor`](weft_core::task::TaskDescriptor) an agent runs.
+//! - [`ledger::Ledger`]: one record per ended task and driver attempt
+//!   (tenant, ids, agent, times, end label, metering); every total the
+//!   master reports is a sum of its records, and fuel budgets and tenant
+//!   fuel quotas are read from it.
 //! - [`node`]: the master process: `Master`, `Artifacts`, `Jobs` and `Driver`
 //!   on one port, whose handlers only send commands to the loop that owns
 //!   the core and carries out its effects ([`launcher`]: the calls to agents).
@@ -27,6 +31,7 @@ pub mod dag;
 pub mod job;
 pub mod launch;
 pub mod launcher;
+pub mod ledger;
 pub mod node;
 pub(crate) mod service;
 pub mod slots;

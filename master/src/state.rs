@@ -26,6 +26,7 @@ pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
 use crate::dag::JobGraph;
 use crate::job::{JobRun, JobState, Outcome, TaskResult};
 use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
+use crate::ledger::{EndLabel, FuelQuota, FuelStop, Ledger};
 pub use fair::{Amount, Quota};
 use fair::{Claim, Shares};
 use jobs::DriverSlot;
@@ -184,6 +185,8 @@ pub struct Core {
     max_result_size: u64,
     /// How many live jobs use each block of driver traffic.
     blocks: HashMap<Digest, u32>,
+    /// Every ended attempt, and the totals and fuel caps read from them.
+    ledger: Ledger,
 }
 
 impl Core {
@@ -201,6 +204,7 @@ impl Core {
             changed: BTreeSet::new(),
             max_result_size: config.max_result_size,
             blocks: HashMap::new(),
+            ledger: Ledger::new(incarnation),
         }
     }
 
@@ -225,6 +229,7 @@ impl Core {
     pub fn submit_job(&mut self, spec: JobSpec) -> JobId {
         self.next_job += 1;
         let id = JobId { incarnation: self.incarnation, seq: self.next_job };
+        self.ledger.job_submitted(id, &spec.tenant);
         self.jobs.insert(id, Job::new(id, spec));
         self.changed.insert(id);
         id
@@ -356,11 +361,11 @@ impl Core {
             let key = TaskKey::driver(job, j.driver_attempt);
             self.kill_attempts(agent, vec![key]);
         }
-        self.end_driver(job, EndReason::Killed, String::new(), &TaskMetering::default());
+        self.end_driver(job, EndReason::Killed, String::new());
         true
     }
 
-    fn end_driver(&mut self, job: JobId, end: EndReason, log: String, metering: &TaskMetering) {
+    fn end_driver(&mut self, job: JobId, end: EndReason, log: String) {
         let claim = self.driver_claim(job);
         let Some(j) = self.jobs.get_mut(&job) else { return };
         if let DriverSlot::Running(agent) = j.driver {
@@ -370,7 +375,6 @@ impl Core {
             }
         }
         j.driver = DriverSlot::Ended;
-        j.totals.add(metering);
         j.driver_log = log;
         if j.phase == JobPhase::Running {
             if end == EndReason::Finished {
@@ -418,10 +422,7 @@ impl Core {
         let stages = stages
             .map(|(action, p)| p.into_iter().map(|progress| StageView { action, progress }).collect())
             .unwrap_or_default();
-        let mut totals = j.totals.clone();
-        for a in self.actions.iter().filter(|a| a.ctx.job == job) {
-            totals.add(a.run.metering());
-        }
+        let totals = self.ledger.job_totals(job).meter.metering();
         Some(JobView {
             id: job,
             name: j.spec.name.clone(),
@@ -435,27 +436,45 @@ impl Core {
         })
     }
 
-    /// Fuel `job` has burned so far: ended actions and driver, and its
-    /// running actions' tasks.
-    fn fuel_used(&self, job: JobId) -> u64 {
-        let Some(j) = self.jobs.get(&job) else { return 0 };
-        let running: u64 =
-            self.actions.iter().filter(|a| a.ctx.job == job).map(|a| a.run.metering().fuel).sum();
-        j.totals.fuel.saturating_add(running)
+    /// Why `job` must stop, if its fuel is spent: its budget, or its
+    /// tenant's quota.
+    fn fuel_over(&self, job: JobId, now: Instant) -> Option<FuelStop> {
+        self.ledger.fuel_over(job, self.jobs.get(&job)?.spec.fuel_budget, now)
     }
 
-    /// `(budget, used)` when `job` has a fuel budget it has used up.
-    fn fuel_over(&self, job: JobId) -> Option<(u64, u64)> {
-        let budget = self.jobs.get(&job)?.spec.fuel_budget?;
-        let used = self.fuel_used(job);
-        (used >= budget).then_some((budget, used))
+    /// Fuel `job` may still burn, if its budget or its tenant's quota caps
+    /// it: what each of its tasks is launched with at most.
+    fn fuel_left(&self, job: JobId, now: Instant) -> Option<u64> {
+        self.ledger.fuel_left(job, self.jobs.get(&job)?.spec.fuel_budget, now)
     }
 
-    /// Fuel `job` may still burn, if it has a budget: what each of its tasks
-    /// is launched with at most.
-    fn fuel_left(&self, job: JobId) -> Option<u64> {
-        let budget = self.jobs.get(&job)?.spec.fuel_budget?;
-        Some(budget.saturating_sub(self.fuel_used(job)).max(1))
+    /// Stop what spent fuel stops: the job over its budget, or every live
+    /// job of the tenant over its quota.
+    fn fuel_stop(&mut self, job: JobId, why: FuelStop) {
+        let jobs = match &why {
+            FuelStop::Budget { .. } => vec![job],
+            FuelStop::Quota { tenant, .. } => {
+                self.jobs.values().filter(|j| j.is_live() && j.spec.tenant == *tenant).map(|j| j.id).collect()
+            }
+        };
+        for j in jobs {
+            self.stop(j, JobPhase::Failed, why.to_string());
+        }
+    }
+
+    /// Why `tenant` may not submit now, if its fuel quota is used up.
+    pub fn fuel_quota_over(&self, tenant: &str, now: Instant) -> Option<FuelStop> {
+        self.ledger.quota_over(tenant, now)
+    }
+
+    /// Set the tenants' fuel quotas (a tenant not named has none).
+    pub fn set_fuel_quotas(&mut self, quotas: HashMap<String, FuelQuota>, now: Instant) {
+        self.ledger.set_fuel_quotas(quotas, now);
+    }
+
+    /// The usage ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// Set the tenants' weights (a tenant not named weighs 1).
@@ -502,11 +521,12 @@ impl Core {
     pub fn tick(&mut self, now: Instant) {
         for agent in self.agents.sweep(now) {
             tracing::warn!(%agent, "agent missed its heartbeats: LOST");
-            self.agent_lost(agent);
+            self.agent_lost(agent, now);
         }
     }
 
-    fn agent_lost(&mut self, agent: AgentId) {
+    fn agent_lost(&mut self, agent: AgentId, now: Instant) {
+        self.ledger.agent_lost(agent, now);
         let shares = &mut self.shares;
         self.running.retain(|key, (a, claim)| {
             let keep = *a != agent;
@@ -526,7 +546,7 @@ impl Core {
             self.jobs.values().filter(|j| j.driver == DriverSlot::Running(agent)).map(|j| j.id).collect();
         for job in lost {
             let message = format!("the agent running the driver ({agent}) was lost");
-            self.end_driver(job, EndReason::HostError { message }, String::new(), &TaskMetering::default());
+            self.end_driver(job, EndReason::HostError { message }, String::new());
         }
         for a in &mut self.actions {
             a.run.on_agent_lost(agent);
@@ -550,10 +570,11 @@ impl Core {
 
     fn task_end(&mut self, agent: AgentId, end: TaskEnd, now: Instant) {
         let key = end.key;
+        self.ledger.ended(key, EndLabel::of(&end.end), &end.metering, now);
         if key.is_driver() {
             let Some(j) = self.jobs.get(&key.job()) else { return };
             if j.driver == DriverSlot::Running(agent) && j.driver_attempt == key.attempt {
-                self.end_driver(key.job(), end.end, end.log, &end.metering);
+                self.end_driver(key.job(), end.end, end.log);
             }
             return;
         }
@@ -587,16 +608,13 @@ impl Core {
         // keys; the sort's map stage runs them again, and counts.
         let sampling = matches!(a.ctx.sink, ResultSink::KeySample(_))
             && a.run.graph().result_stage().is_some_and(|s| s.id == key.stage);
-        let taken = a.run.on_outcome(&key, &end.metering, outcome);
-        // A job over its fuel budget stops, whatever its tasks' ends say.
+        let taken = a.run.on_outcome(&key, outcome);
+        // A job over its fuel budget, or of a tenant over its fuel quota,
+        // stops, whatever its tasks' ends say.
         if end.metering.fuel > 0
-            && let Some((budget, used)) = self.fuel_over(key.job())
+            && let Some(why) = self.fuel_over(key.job(), now)
         {
-            let message = format!(
-                "the job's fuel budget of {budget} is used up ({used} burned): submit it with a larger \
-                 --fuel-budget, or make it do less"
-            );
-            self.stop(key.job(), JobPhase::Failed, message);
+            self.fuel_stop(key.job(), why);
             return;
         }
         let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) else { return };
@@ -633,6 +651,7 @@ impl Core {
             tracing::debug!(task = %key, %agent, ?why, %message, "launch refused");
             busy |= why == Refused::Busy;
             stale |= why == Refused::Stale;
+            self.ledger.closed(key, EndLabel::Refused, now);
             if key.is_driver() {
                 self.driver_not_started(key, agent);
                 continue;
@@ -648,7 +667,7 @@ impl Core {
                 Refused::Busy | Refused::Stopping | Refused::Stale => Outcome::Interrupted(TaskState::Lost),
             };
             if let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) {
-                a.run.on_outcome(&key, &TaskMetering::default(), outcome);
+                a.run.on_outcome(&key, outcome);
             }
         }
         if busy {
@@ -708,8 +727,7 @@ impl Core {
     }
 
     /// End the actions that are done: report them, keep their map outputs
-    /// for later actions, fold their metering into the job's totals, kill
-    /// their leftover attempts.
+    /// for later actions, kill their leftover attempts.
     fn reap(&mut self) {
         let mut i = 0;
         while i < self.actions.len() {
@@ -724,7 +742,6 @@ impl Core {
                 _ => Ok(output(&a)),
             };
             if let Some(j) = self.jobs.get_mut(&action.job) {
-                j.totals.add(a.run.metering());
                 j.last_progress = Some((action, a.run.progress()));
                 if j.is_live() {
                     j.shuffles.extend(a.run.map_outputs().clone());
@@ -790,7 +807,7 @@ impl Core {
                 .filter(|(j, a)| !declined[*j] && a.claim.tenant != tenant)
                 .map(|(_, a)| self.shares.share(a.claim.tenant, places, memory))
                 .fold(f64::INFINITY, f64::min);
-            let fuel_left = self.fuel_left(self.actions[i].ctx.job);
+            let fuel_left = self.fuel_left(self.actions[i].ctx.job, now);
             let a = &mut self.actions[i];
             let budget = self
                 .shares
@@ -805,10 +822,11 @@ impl Core {
                 self.agents.placed(agent);
                 self.shares.start(key.action, a.claim);
                 self.running.insert(key, (agent, a.claim));
+                self.ledger.started(key, agent, a.claim.memory, now);
                 let batch = batches.entry(agent).or_default();
                 match describe(&self.agents, a, key, agent, &mut batch.tables) {
                     Ok(mut d) => {
-                        // No task may burn more than its job has left.
+                        // No task may burn more than its job or tenant has left.
                         if let Some(left) = fuel_left {
                             d.limits.fuel = d.limits.fuel.min(left);
                         }
@@ -823,6 +841,7 @@ impl Core {
         // describe will not become describable by waiting: its action fails
         // at once, naming the task.
         for (i, key, agent, e) in failed {
+            self.ledger.forget(&key);
             if let Some((_, claim)) = self.running.remove(&key) {
                 self.shares.end(key.action, claim);
             }
@@ -830,7 +849,7 @@ impl Core {
             let run = &mut self.actions[i].run;
             match e {
                 LaunchError::MissingMapOutputs(_) | LaunchError::UnknownAgent(_) => {
-                    run.on_outcome(&key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
+                    run.on_outcome(&key, Outcome::Interrupted(TaskState::Lost));
                 }
                 LaunchError::MissingInput(..)
                 | LaunchError::MissingRangeBounds(_)
@@ -869,8 +888,10 @@ impl Core {
             self.agents.drivers(agent, true);
             // A driver counts against its tenant's share as a task does.
             self.shares.start(ActionId::driver(job), claim);
+            let key = TaskKey::driver(job, j.driver_attempt);
+            self.ledger.started(key, agent, claim.memory, now);
             let d = TaskDescriptor {
-                key: TaskKey::driver(job, j.driver_attempt),
+                key,
                 component: j.spec.component,
                 limits: j.spec.limits.clone(),
                 broadcasts: Arc::default(),
