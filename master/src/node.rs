@@ -11,6 +11,7 @@ pub(crate) mod core;
 mod credentials;
 mod driver;
 mod jobs;
+mod usage;
 
 pub use credentials::Generated;
 
@@ -170,9 +171,16 @@ impl TenantsCell {
     fn tell_weights(&self, tenants: &Tenants) {
         if let Some(core) = self.core.get() {
             let weights = tenants.weights().clone();
-            if !core.post(move |c| c.set_weights(weights)) {
+            let quotas = tenants.quotas().clone();
+            let fuel = tenants.fuel_quotas().clone();
+            let tell = move |c: &mut Core| {
+                c.set_weights(weights);
+                c.set_quotas(quotas);
+                c.set_fuel_quotas(fuel, std::time::Instant::now());
+            };
+            if !core.post(tell) {
                 tracing::warn!(
-                    "the tenants' weights could not reach the scheduler; they apply at the next reload"
+                    "the tenants' weights and quotas could not reach the scheduler; they apply at the next reload"
                 );
             }
         }
@@ -348,6 +356,8 @@ impl MasterNode {
             (config.heartbeat_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
         let mut state = Core::new(incarnation, &core_config);
         state.set_weights(tenants.get().weights().clone());
+        state.set_quotas(tenants.get().quotas().clone());
+        state.set_fuel_quotas(tenants.get().fuel_quotas().clone(), std::time::Instant::now());
         let core = core::start(state, launcher, store.clone(), tick);
         let _ = tenants.core.set(core.clone());
         let master = MasterService::new(core.clone(), &config.cluster_token);

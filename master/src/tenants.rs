@@ -4,6 +4,7 @@
 //! (reloaded when it changes) and by `--client-token`; see
 //! `docs/operators-guide.md` (Tenants and tokens).
 
+use crate::ledger::FuelQuota;
 use crate::state::{Amount, Quota};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,21 @@ pub struct QuotaConfig {
     /// Never exceeded.
     #[serde(default)]
     pub limit: Option<AmountConfig>,
+    /// Fuel its attempts may burn per fixed UTC window (`fuel = { amount =
+    /// N, period = "1h" }`).
+    #[serde(default)]
+    pub fuel: Option<FuelQuotaConfig>,
+}
+
+/// A fuel quota as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FuelQuotaConfig {
+    /// Fuel per window.
+    pub amount: u64,
+    /// The window, e.g. `"1h"` or `"1d"` (whole seconds, at least one).
+    #[serde(with = "weft_core::metering::humantime_serde_compat")]
+    pub period: std::time::Duration,
 }
 
 /// Task slots (tasks and drivers) and memory (of their limits).
@@ -167,6 +183,7 @@ pub struct Tenants {
     policies: HashMap<Arc<str>, Arc<Policy>>,
     weights: HashMap<String, f64>,
     quotas: HashMap<String, Quota>,
+    fuel_quotas: HashMap<String, FuelQuota>,
 }
 
 impl Tenants {
@@ -182,6 +199,7 @@ impl Tenants {
         let mut policies = HashMap::new();
         let mut weights = HashMap::new();
         let mut quotas = HashMap::new();
+        let mut fuel_quotas = HashMap::new();
         for t in tenants {
             let ok = !t.name.is_empty()
                 && t.name.len() <= 64
@@ -218,6 +236,18 @@ impl Tenants {
             if quota != Quota::default() {
                 quotas.insert(t.name.clone(), quota);
             }
+            if let Some(f) = t.quota.fuel {
+                if f.amount == 0 || f.period.as_secs() == 0 || f.period.subsec_nanos() != 0 {
+                    return Err(format!(
+                        "tenant `{}` has a fuel quota of {} per {}: give an amount above 0 and a period of \
+                         whole seconds, e.g. fuel = {{ amount = 1000000000000, period = \"1d\" }}",
+                        t.name,
+                        f.amount,
+                        humantime::format_duration(f.period)
+                    ));
+                }
+                fuel_quotas.insert(t.name.clone(), FuelQuota { amount: f.amount, period: f.period });
+            }
             let policy = Policy::new(&t.grant).map_err(|e| format!("tenant `{}`: {e}", t.name))?;
             let name: Arc<str> = t.name.into();
             policies.insert(Arc::clone(&name), Arc::new(policy.deny(protected.iter().cloned())));
@@ -229,7 +259,12 @@ impl Tenants {
             }
             names.push(name);
         }
-        Ok(Self { by_token, names, policies, weights, quotas })
+        Ok(Self { by_token, names, policies, weights, quotas, fuel_quotas })
+    }
+
+    /// Each tenant's fuel quota (tenants without one are not listed).
+    pub fn fuel_quotas(&self) -> &HashMap<String, FuelQuota> {
+        &self.fuel_quotas
     }
 
     /// Each tenant's quota (tenants without one are not listed).
@@ -327,7 +362,7 @@ mod tests {
             "weft_t_root-root-root-root-root",
         );
         let text = format!(
-            "[[tenant]]\nname = \"analytics\"\ntokens = [\"{}\", \"{}\"]\n\n[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\n[tenant.quota]\nlimit = {{ slots = 4, memory = \"8GiB\" }}\n",
+            "[[tenant]]\nname = \"analytics\"\ntokens = [\"{}\", \"{}\"]\n\n[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\n[tenant.quota]\nlimit = {{ slots = 4, memory = \"8GiB\" }}\nfuel = {{ amount = 5000, period = \"1h\" }}\n",
             TokenHash::of(a),
             TokenHash::of(b),
             TokenHash::of(root)
@@ -343,6 +378,9 @@ mod tests {
         let limit = Amount { places: 4, memory: 8 << 30 };
         assert_eq!(tenants.quotas()["ops"], Quota { guarantee: Amount::default(), limit: Some(limit) });
         assert!(!tenants.quotas().contains_key("analytics"), "no quota, no entry");
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(tenants.fuel_quotas()["ops"], FuelQuota { amount: 5000, period: hour });
+        assert!(!tenants.fuel_quotas().contains_key("analytics"));
     }
 
     #[test]
@@ -384,6 +422,12 @@ mod tests {
                     "[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\n[tenant.quota]\nguarantee = {{ slots = 9 }}\nlimit = {{ slots = 4 }}\n"
                 ),
                 "guaranteed more than its limit",
+            ),
+            (
+                format!(
+                    "[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\n[tenant.quota]\nfuel = {{ amount = 0, period = \"1h\" }}\n"
+                ),
+                "give an amount above 0",
             ),
             (
                 format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nweight = 0\n"),

@@ -67,7 +67,7 @@ fn no_job(job: JobId) -> Status {
 
 impl Shared {
     /// The caller of a client RPC, known by its token.
-    fn client(&self, md: &tonic::metadata::MetadataMap) -> Result<Client, Status> {
+    pub(super) fn client(&self, md: &tonic::metadata::MetadataMap) -> Result<Client, Status> {
         auth::check_protocol(md, "client")?;
         let Some(token) = auth::bearer(md) else {
             return Err(Status::unauthenticated(
@@ -84,7 +84,7 @@ impl Shared {
     }
 
     /// The view of `id` if `who` may see it.
-    async fn visible(&self, who: &Client, id: JobId) -> Result<JobView, Status> {
+    pub(super) async fn visible(&self, who: &Client, id: JobId) -> Result<JobView, Status> {
         let view = self.core.call(move |c| c.view(id)).await?;
         view.filter(|v| who.can_see(&v.tenant)).ok_or_else(|| no_job(id))
     }
@@ -156,6 +156,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 type StatusStream = Pin<Box<dyn futures::Stream<Item = Result<v1::JobStatus, Status>> + Send>>;
+type UsageStream = Pin<Box<dyn futures::Stream<Item = Result<v1::UsageRow, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Jobs for Shared {
@@ -211,7 +212,14 @@ impl Jobs for Shared {
             capability: JobCapability::fresh().map_err(|e| Status::internal(e.to_string()))?,
             fuel_budget: (req.fuel_budget > 0).then_some(req.fuel_budget),
         };
-        let id = self.core.call(move |c| c.submit_job(spec)).await?;
+        // A tenant over its fuel quota submits nothing until its window resets.
+        let id = self
+            .core
+            .call(move |c| match c.fuel_quota_over(&spec.tenant, std::time::Instant::now()) {
+                Some(over) => Err(Status::resource_exhausted(over.to_string())),
+                None => Ok(c.submit_job(spec)),
+            })
+            .await??;
         tracing::info!(job = %id, tenant = %who.tenant, component = %digest, "job submitted");
         Ok(Response::new(v1::SubmitResponse { job: Some(id.into()), component: digest.to_string() }))
     }
@@ -277,6 +285,14 @@ impl Jobs for Shared {
             })
             .await?;
         Ok(Response::new(v1::ListResponse { jobs: views.iter().map(status).collect() }))
+    }
+
+    type UsageStream = UsageStream;
+
+    async fn usage(&self, request: Request<v1::UsageRequest>) -> Result<Response<UsageStream>, Status> {
+        let who = self.client(request.metadata())?;
+        let rows = self.usage_rows(&who, request.into_inner()).await?;
+        Ok(Response::new(Box::pin(futures::stream::iter(rows.into_iter().map(Ok)))))
     }
 }
 #[cfg(test)]
