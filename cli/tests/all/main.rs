@@ -15,3 +15,4 @@ mod sort;
 mod support;
 mod tenants;
 mod tls;
+mod usage;
