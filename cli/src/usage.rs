@@ -109,7 +109,7 @@ fn fields(r: &v1::UsageRow, attempts: bool) -> Vec<(&'static str, serde_json::Va
             ("end", Value::from(r.end.clone())),
             ("start", Value::from(time(r.start_ms))),
             ("end_time", Value::from(time(r.end_ms))),
-            ("memory_limit", Value::from(r.memory_bytes)),
+            ("task_memory", Value::from(r.memory_bytes)),
         ]);
     } else {
         f.extend([("jobs", Value::from(r.jobs)), ("running", Value::from(r.running))]);
@@ -234,25 +234,30 @@ pub async fn usage(a: UsageArgs) -> Result<u8> {
     while let Some(r) = stream.message().await.map_err(|s| anyhow!("{}", s.message()))? {
         rows.push(r);
     }
+    let mut out = String::new();
     if a.client.json {
         for r in &rows {
             let map: serde_json::Map<String, serde_json::Value> =
                 fields(r, a.attempts).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-            println!("{}", serde_json::Value::Object(map));
+            out += &format!("{}\n", serde_json::Value::Object(map));
         }
     } else if a.csv {
         let names: Vec<&str> = fields(&v1::UsageRow::default(), a.attempts).iter().map(|(k, _)| *k).collect();
-        println!("{}", names.join(","));
+        out += &format!("{}\n", names.join(","));
         for r in &rows {
             let cells: Vec<String> = fields(r, a.attempts).iter().map(|(_, v)| csv_cell(v)).collect();
-            println!("{}", cells.join(","));
+            out += &format!("{}\n", cells.join(","));
         }
     } else if rows.is_empty() {
-        println!("no usage recorded");
+        out += "no usage recorded\n";
     } else {
         for r in &rows {
-            println!("{}", line(r, a.attempts));
+            out += &format!("{}\n", line(r, a.attempts));
         }
     }
-    Ok(0)
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(0),
+    }
 }
