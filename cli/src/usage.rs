@@ -20,10 +20,10 @@ pub struct UsageArgs {
     job: Option<String>,
     /// Only attempts that ended at or after TIME: RFC 3339
     /// (`2025-01-31T09:00:00Z`) or a span ago (`1h`, `2d`, `30m`).
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     since: Option<SystemTime>,
     /// Only attempts that ended before TIME (as --since).
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     until: Option<SystemTime>,
     /// One row per tenant, job, or stage of each job's actions.
     #[arg(long, value_enum, default_value = "tenant")]
@@ -259,5 +259,30 @@ pub async fn usage(a: UsageArgs) -> Result<u8> {
     match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(0),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc_3339_or_spans_ago() {
+        let t = parse_time("2025-01-31T09:00:00Z").unwrap();
+        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().as_secs(), 1_738_314_000);
+        for (span, secs) in [("1h", 3600), ("2d", 172_800), ("30m ago", 1800)] {
+            let ago = SystemTime::now().duration_since(parse_time(span).unwrap()).unwrap().as_secs();
+            assert!((secs - 1..secs + 5).contains(&ago), "{span}: {ago}");
+        }
+        let err = parse_time("yesterday").unwrap_err();
+        assert!(err.contains("RFC 3339") && err.contains("1h"), "{err}");
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_when_they_must_be() {
+        assert_eq!(csv_cell(&serde_json::Value::from("a,b")), "\"a,b\"");
+        assert_eq!(csv_cell(&serde_json::Value::from(7)), "7");
+        assert_eq!(csv_cell(&serde_json::Value::Null), "");
     }
 }
