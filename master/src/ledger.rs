@@ -290,6 +290,8 @@ impl Totals {
 #[derive(Debug, Clone, Copy)]
 struct Open {
     agent: u32,
+    /// The master asked its agent to kill it.
+    killing: bool,
     start_us: u64,
     memory: u64,
 }
@@ -379,7 +381,7 @@ impl Ledger {
     pub fn started(&mut self, key: TaskKey, agent: AgentId, memory: u64, now: Instant) {
         let start_us = self.clock.unix_us(now);
         if let Some(j) = self.jobs.get_mut(&key.job().seq) {
-            let open = Open { agent: agent.seq, start_us, memory };
+            let open = Open { agent: agent.seq, killing: false, start_us, memory };
             if self.open.insert(key, open).is_none() {
                 j.open += 1;
             }
@@ -392,6 +394,16 @@ impl Ledger {
             && let Some(j) = self.jobs.get_mut(&key.job().seq)
         {
             j.open = j.open.saturating_sub(1);
+        }
+    }
+
+    /// The master asked the agent of attempt `key` to kill it: unless it
+    /// finishes first, it ends `killed`, whatever its agent reports (a
+    /// driver whose actions were failed by the kill may return an error
+    /// before the kill reaches it).
+    pub fn killing(&mut self, key: &TaskKey) {
+        if let Some(o) = self.open.get_mut(key) {
+            o.killing = true;
         }
     }
 
@@ -429,7 +441,12 @@ impl Ledger {
         if open.is_some() {
             j.open = j.open.saturating_sub(1);
         }
-        let open = open.unwrap_or(Open { agent: u32::MAX, start_us: end_us, memory: 0 });
+        let open = open.unwrap_or(Open { agent: u32::MAX, killing: false, start_us: end_us, memory: 0 });
+        let end = match end {
+            EndLabel::Finished | EndLabel::Lost | EndLabel::Refused => end,
+            _ if open.killing => EndLabel::Killed,
+            _ => end,
+        };
         let a = Attempt {
             tenant: j.tenant,
             job: key.job().seq,

@@ -720,6 +720,9 @@ impl Core {
     }
 
     fn kill_attempts(&mut self, agent: AgentId, tasks: Vec<TaskKey>) {
+        for key in &tasks {
+            self.ledger.killing(key);
+        }
         if let Some(address) = self.agents.address(agent) {
             let address = address.to_string();
             self.effects.push(Effect::Kill { agent, address, tasks });

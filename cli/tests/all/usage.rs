@@ -217,7 +217,7 @@ fn totals_are_exact_sums_of_attempts_through_a_lost_agent_recomputed_maps_and_a_
     }
     let driver: Vec<&Value> = rows.iter().filter(|r| r["stage"] == u32::MAX).collect();
     assert_eq!(driver.len(), 1, "one driver attempt: {driver:?}");
-    assert_eq!(driver[0]["end"], "killed");
+    assert_eq!(driver[0]["end"], "killed", "{:#}", status(ALPHA, &url, &job));
     for r in &rows {
         assert_eq!(r["attempts"], 1);
         assert_eq!(r[r["end"].as_str().unwrap()], 1, "{r}");

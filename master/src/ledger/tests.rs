@@ -174,12 +174,22 @@ fn attempts_without_a_report_are_lost_or_refused_and_unlaunched_ones_leave_no_re
     l.ended(a, EndLabel::Killed, &metering(1), t0);
     assert_eq!(l.job_totals(job(1)).attempts, 3);
     assert_eq!(l.job_totals(job(1)).meter.fuel, 1_007);
+    // An attempt the master is killing ends `killed` unless it finishes first.
+    let (d, e) = (key(1, 1, 0, 3, 0), key(1, 1, 0, 4, 0));
+    l.started(d, agent(0), 1, t0);
+    l.started(e, agent(0), 1, t0);
+    l.killing(&d);
+    l.killing(&e);
+    l.ended(d, EndLabel::GuestError, &metering(2), t0);
+    l.ended(e, EndLabel::Finished, &metering(2), t0);
+    let labels: Vec<EndLabel> = l.records()[3..].iter().map(|r| r.end).collect();
+    assert_eq!(labels, [EndLabel::Killed, EndLabel::Finished]);
     // Another run's job, or an unknown one, is not billed.
     l.ended(key(9, 1, 0, 0, 0), EndLabel::Finished, &metering(1), t0);
     let foreign =
         TaskKey { action: ActionId { job: JobId { incarnation: Incarnation(1), seq: 1 }, seq: 1 }, ..a };
     l.ended(foreign, EndLabel::Finished, &metering(1), t0);
-    assert_eq!(l.records().len(), 3);
+    assert_eq!(l.records().len(), 5);
 }
 
 #[test]
