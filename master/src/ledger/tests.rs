@@ -1,5 +1,6 @@
 use super::*;
 use weft_core::ids::{ActionId, StageId};
+use weft_core::metering::EndReason;
 
 const INC: Incarnation = Incarnation(0xabc);
 
