@@ -1,4 +1,4 @@
-//! `weft master`, `weft submit` and `weft status`.
+//! `weft master`, `weft submit`, `weft status` and `weft kill`.
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -219,7 +219,7 @@ pub struct ClientArgs {
     master: String,
     /// Print JSON for scripts.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Your tenant's token for the master's client API (from its operator, or
     /// printed by a `weft master` that generated it).
     #[arg(long, env = "WEFT_TOKEN", default_value = "", hide_env_values = true)]
@@ -308,12 +308,12 @@ fn state_name(s: i32) -> &'static str {
 }
 
 /// A job id as people read it (`job-5f3a91c2-1`).
-fn job_name(job: Option<&v1::JobRef>) -> String {
+pub(crate) fn job_name(job: Option<&v1::JobRef>) -> String {
     weft_core::proto::job_id(job, "reply").map_or_else(|e| format!("<{e}>"), |j| j.to_string())
 }
 
 /// A job id given on the command line, on the wire.
-fn job_ref(id: &str) -> Result<v1::JobRef> {
+pub(crate) fn job_ref(id: &str) -> Result<v1::JobRef> {
     Ok(id.parse::<JobId>().map_err(|e| anyhow::anyhow!("{e}"))?.into())
 }
 

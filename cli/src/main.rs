@@ -1,7 +1,7 @@
 //! `weft`: the command line of the weft grid.
 //!
 //! Commands: `local` (master and agents in one process), `master`, `agent`,
-//! `submit`, `status` (the cluster), `artifact` (the
+//! `submit`, `status`, `kill`, `usage` (the cluster), `artifact` (the
 //! content-addressed store), `task run` (the metered sandbox on its own).
 
 use anyhow::{Context, Result, bail};
@@ -30,6 +30,7 @@ mod agents;
 mod cluster;
 mod jobs;
 mod tenants;
+mod usage;
 
 #[derive(Subcommand)]
 enum Command {
@@ -46,6 +47,23 @@ enum Command {
     Submit(jobs::SubmitArgs),
     /// Show one job, or all jobs.
     Status(jobs::StatusArgs),
+    /// What task and driver attempts consumed: fuel, CPU, slot- and
+    /// memory-time, bytes, shuffle; by tenant, job, stage or attempt.
+    ///
+    /// Every ended attempt is counted, failed, killed and lost ones too,
+    /// each with its end (finished, out_of_fuel, deadline, memory_limit,
+    /// guest_trap, guest_error, host_error, killed, fetch_failed, lost,
+    /// refused); each total is the exact sum of its attempts. A tenant sees
+    /// its own usage and, if it has a fuel quota, what it burned of it in the
+    /// current window and when that resets; an admin sees every tenant's.
+    #[command(after_help = "Examples:
+  weft usage                                     your tenant (every tenant, for an admin)
+  weft usage --since 1d --by job                 each job that burned anything in the last day
+  weft usage --job job-5f3a91c2-3 --by stage     one job, stage by stage
+  weft usage --job job-5f3a91c2-3 --attempts     every attempt: agent, times, end, metering
+  weft usage --tenant analytics --since 2025-01-01T00:00:00Z --until 2025-02-01T00:00:00Z --csv > jan.csv
+  weft usage --attempts --json | jq -s 'map(.fuel) | add'")]
+    Usage(usage::UsageArgs),
     /// Kill a running job: its driver and every task of its actions stop.
     ///
     /// Example: weft kill job-5f3a91c2-3 (the id `weft submit` printed)
@@ -294,6 +312,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Reserve(args) => return Ok(std::process::ExitCode::from(agents::reserve(args).await?)),
         Command::Unreserve(args) => return Ok(std::process::ExitCode::from(agents::unreserve(args).await?)),
         Command::Tenants(args) => return Ok(std::process::ExitCode::from(tenants::tenants(args).await?)),
+        Command::Usage(args) => return Ok(std::process::ExitCode::from(usage::usage(args).await?)),
         Command::Agent(args) => cluster::agent(args).await?,
         Command::Local(args) => return Ok(std::process::ExitCode::from(cluster::local(args).await?)),
     }

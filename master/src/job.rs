@@ -36,7 +36,7 @@ use crate::dag::{JobGraph, Source, StageKind};
 use crate::free::{Demand, FreeIndex};
 use std::collections::{BTreeMap, VecDeque};
 use weft_core::ids::{ActionId, AgentId, ShuffleId, StageId};
-use weft_core::metering::{EndReason, TaskMetering};
+use weft_core::metering::EndReason;
 use weft_core::task::{BlockSizes, TaskKey, TaskState};
 
 /// Past this many map outputs a reduce task prefers no agent, as in Spark
@@ -152,7 +152,6 @@ pub struct JobRun {
     /// its [`MapTable`](weft_core::task::MapTable).
     versions: BTreeMap<ShuffleId, u32>,
     results: Vec<Option<TaskResult>>,
-    metering: TaskMetering,
     state: JobState,
 }
 
@@ -187,7 +186,6 @@ impl JobRun {
             map_outputs,
             versions: BTreeMap::new(),
             results,
-            metering: TaskMetering::default(),
             state,
         }
     }
@@ -205,11 +203,6 @@ impl JobRun {
     /// Where the job stands.
     pub fn state(&self) -> &JobState {
         &self.state
-    }
-
-    /// The metering of every attempt so far, rolled up.
-    pub fn metering(&self) -> &TaskMetering {
-        &self.metering
     }
 
     /// Take over map outputs an earlier action of the same job left: every
@@ -486,8 +479,7 @@ impl JobRun {
 
     /// Apply the end of an attempt. Events for attempts that are not current
     /// are ignored: the answer is whether this one was taken.
-    pub fn on_outcome(&mut self, key: &TaskKey, metering: &TaskMetering, outcome: Outcome) -> bool {
-        self.metering.add(metering);
+    pub fn on_outcome(&mut self, key: &TaskKey, outcome: Outcome) -> bool {
         let Some(i) = self.stage_index(key.stage) else { return false };
         let Some(t) = self.tasks[i].get(key.partition as usize) else { return false };
         let agent = match t.slot {

@@ -17,6 +17,10 @@
 //!   [`free::FreeIndex`] of the cluster's free task places and memory.
 //! - [`launch`]: a stage's task plan becomes the
 //!   [`TaskDescriptor`](weft_core::task::TaskDescriptor) an agent runs.
+//! - [`ledger::Ledger`]: one record per ended task and driver attempt
+//!   (tenant, ids, agent, times, end label, metering); every total the
+//!   master reports is a sum of its records, and fuel budgets and tenant
+//!   fuel quotas are read from it.
 //! - [`node`]: the master process: `Master`, `Artifacts`, `Jobs` and `Driver`
 //!   on one port, whose handlers only send commands to the loop that owns
 //!   the core and carries out its effects ([`launcher`]: the calls to agents).
@@ -28,6 +32,7 @@ pub mod free;
 pub mod job;
 pub mod launch;
 pub mod launcher;
+pub mod ledger;
 pub mod node;
 pub(crate) mod service;
 pub mod state;

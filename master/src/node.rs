@@ -12,6 +12,7 @@ pub(crate) mod core;
 mod credentials;
 mod driver;
 mod jobs;
+mod usage;
 
 pub use credentials::Generated;
 
@@ -184,7 +185,12 @@ impl TenantsCell {
     fn tell_sharing(&self, tenants: &Tenants) {
         if let Some(core) = self.core.get() {
             let sharing = tenants.sharing().clone();
-            if !core.post(move |c| c.configure(sharing)) {
+            let fuel = tenants.fuel_quotas().clone();
+            let tell = move |c: &mut Core| {
+                c.configure(sharing);
+                c.set_fuel_quotas(fuel, std::time::Instant::now());
+            };
+            if !core.post(tell) {
                 tracing::warn!(
                     "the tenants' weights, quotas and roles could not reach the scheduler; they apply at \
                      the next reload"
@@ -365,6 +371,7 @@ impl MasterNode {
             (config.heartbeat_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
         let mut state = Core::new(incarnation, &core_config);
         state.configure(tenants.get().sharing().clone());
+        state.set_fuel_quotas(tenants.get().fuel_quotas().clone(), std::time::Instant::now());
         let core = core::start(state, launcher, store.clone(), tick);
         let _ = tenants.core.set(core.clone());
         let master = MasterService::new(core.clone(), &config.cluster_token);

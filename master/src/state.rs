@@ -31,6 +31,7 @@ use crate::dag::JobGraph;
 use crate::free::{Demand, FreeIndex};
 use crate::job::{JobRun, JobState, Outcome, TaskResult};
 use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
+use crate::ledger::{EndLabel, FuelQuota, FuelStop, Ledger};
 pub use fair::{Amount, Quota, Sharing, TenantHolding, TenantSharing, UNRESERVED};
 use fair::{Claim, Shares};
 use holds::Holds;
@@ -202,6 +203,8 @@ pub struct Core {
     max_result_size: u64,
     /// How many live jobs use each block of driver traffic.
     blocks: HashMap<Digest, u32>,
+    /// Every ended attempt, and the totals and fuel caps read from them.
+    ledger: Ledger,
 }
 
 impl Core {
@@ -221,6 +224,7 @@ impl Core {
             changed: BTreeSet::new(),
             max_result_size: config.max_result_size,
             blocks: HashMap::new(),
+            ledger: Ledger::new(incarnation),
         }
     }
 
@@ -245,6 +249,7 @@ impl Core {
     pub fn submit_job(&mut self, spec: JobSpec) -> JobId {
         self.next_job += 1;
         let id = JobId { incarnation: self.incarnation, seq: self.next_job };
+        self.ledger.job_submitted(id, &spec.tenant);
         self.jobs.insert(id, Job::new(id, spec));
         self.changed.insert(id);
         id
@@ -379,11 +384,11 @@ impl Core {
             let key = TaskKey::driver(job, j.driver_attempt);
             self.kill_attempts(agent, vec![key]);
         }
-        self.end_driver(job, EndReason::Killed, String::new(), &TaskMetering::default());
+        self.end_driver(job, EndReason::Killed, String::new());
         true
     }
 
-    fn end_driver(&mut self, job: JobId, end: EndReason, log: String, metering: &TaskMetering) {
+    fn end_driver(&mut self, job: JobId, end: EndReason, log: String) {
         let claim = self.driver_claim(job);
         let Some(j) = self.jobs.get_mut(&job) else { return };
         if let DriverSlot::Running(agent) = j.driver {
@@ -393,7 +398,6 @@ impl Core {
             }
         }
         j.driver = DriverSlot::Ended;
-        j.totals.add(metering);
         j.driver_log = log;
         if j.phase == JobPhase::Running {
             if end == EndReason::Finished {
@@ -441,10 +445,7 @@ impl Core {
         let stages = stages
             .map(|(action, p)| p.into_iter().map(|progress| StageView { action, progress }).collect())
             .unwrap_or_default();
-        let mut totals = j.totals.clone();
-        for a in self.actions.iter().filter(|a| a.ctx.job == job) {
-            totals.add(a.run.metering());
-        }
+        let totals = self.ledger.job_totals(job).meter.metering();
         Some(JobView {
             id: job,
             name: j.spec.name.clone(),
@@ -458,27 +459,45 @@ impl Core {
         })
     }
 
-    /// Fuel `job` has burned so far: ended actions and driver, and its
-    /// running actions' tasks.
-    fn fuel_used(&self, job: JobId) -> u64 {
-        let Some(j) = self.jobs.get(&job) else { return 0 };
-        let running: u64 =
-            self.actions.iter().filter(|a| a.ctx.job == job).map(|a| a.run.metering().fuel).sum();
-        j.totals.fuel.saturating_add(running)
+    /// Why `job` must stop, if its fuel is spent: its budget, or its
+    /// tenant's quota.
+    fn fuel_over(&self, job: JobId, now: Instant) -> Option<FuelStop> {
+        self.ledger.fuel_over(job, self.jobs.get(&job)?.spec.fuel_budget, now)
     }
 
-    /// `(budget, used)` when `job` has a fuel budget it has used up.
-    fn fuel_over(&self, job: JobId) -> Option<(u64, u64)> {
-        let budget = self.jobs.get(&job)?.spec.fuel_budget?;
-        let used = self.fuel_used(job);
-        (used >= budget).then_some((budget, used))
+    /// Fuel `job` may still burn, if its budget or its tenant's quota caps
+    /// it: what each of its tasks is launched with at most.
+    fn fuel_left(&self, job: JobId, now: Instant) -> Option<u64> {
+        self.ledger.fuel_left(job, self.jobs.get(&job)?.spec.fuel_budget, now)
     }
 
-    /// Fuel `job` may still burn, if it has a budget: what each of its tasks
-    /// is launched with at most.
-    fn fuel_left(&self, job: JobId) -> Option<u64> {
-        let budget = self.jobs.get(&job)?.spec.fuel_budget?;
-        Some(budget.saturating_sub(self.fuel_used(job)).max(1))
+    /// Stop what spent fuel stops: the job over its budget, or every live
+    /// job of the tenant over its quota.
+    fn fuel_stop(&mut self, job: JobId, why: FuelStop) {
+        let jobs = match &why {
+            FuelStop::Budget { .. } => vec![job],
+            FuelStop::Quota { tenant, .. } => {
+                self.jobs.values().filter(|j| j.is_live() && j.spec.tenant == *tenant).map(|j| j.id).collect()
+            }
+        };
+        for j in jobs {
+            self.stop(j, JobPhase::Failed, why.to_string());
+        }
+    }
+
+    /// Why `tenant` may not submit now, if its fuel quota is used up.
+    pub fn fuel_quota_over(&self, tenant: &str, now: Instant) -> Option<FuelStop> {
+        self.ledger.quota_over(tenant, now)
+    }
+
+    /// Set the tenants' fuel quotas (a tenant not named has none).
+    pub fn set_fuel_quotas(&mut self, quotas: HashMap<String, FuelQuota>, now: Instant) {
+        self.ledger.set_fuel_quotas(quotas, now);
+    }
+
+    /// The usage ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// Set how tenants share the cluster: weights, quotas, roles (from the
@@ -624,11 +643,12 @@ impl Core {
         self.shares.at(now);
         for agent in self.agents.sweep(now) {
             tracing::warn!(%agent, "agent missed its heartbeats: LOST");
-            self.agent_lost(agent);
+            self.agent_lost(agent, now);
         }
     }
 
-    fn agent_lost(&mut self, agent: AgentId) {
+    fn agent_lost(&mut self, agent: AgentId, now: Instant) {
+        self.ledger.agent_lost(agent, now);
         let shares = &mut self.shares;
         self.running.retain(|key, r| {
             let keep = r.agent != agent;
@@ -648,7 +668,7 @@ impl Core {
             self.jobs.values().filter(|j| j.driver == DriverSlot::Running(agent)).map(|j| j.id).collect();
         for job in lost {
             let message = format!("the agent running the driver ({agent}) was lost");
-            self.end_driver(job, EndReason::HostError { message }, String::new(), &TaskMetering::default());
+            self.end_driver(job, EndReason::HostError { message }, String::new());
         }
         for a in &mut self.actions {
             a.run.on_agent_lost(agent);
@@ -673,10 +693,15 @@ impl Core {
 
     fn task_end(&mut self, agent: AgentId, end: TaskEnd, now: Instant) {
         let key = end.key;
+        let label = match EndLabel::of(&end.end) {
+            EndLabel::Killed if self.preempted.contains(&key) => EndLabel::Preempted,
+            label => label,
+        };
+        self.ledger.ended(key, label, &end.metering, now);
         if key.is_driver() {
             let Some(j) = self.jobs.get(&key.job()) else { return };
             if j.driver == DriverSlot::Running(agent) && j.driver_attempt == key.attempt {
-                self.end_driver(key.job(), end.end, end.log, &end.metering);
+                self.end_driver(key.job(), end.end, end.log);
             }
             return;
         }
@@ -714,16 +739,13 @@ impl Core {
         // keys; the sort's map stage runs them again, and counts.
         let sampling = matches!(a.ctx.sink, ResultSink::KeySample(_))
             && a.run.graph().result_stage().is_some_and(|s| s.id == key.stage);
-        let taken = a.run.on_outcome(&key, &end.metering, outcome);
-        // A job over its fuel budget stops, whatever its tasks' ends say.
+        let taken = a.run.on_outcome(&key, outcome);
+        // A job over its fuel budget, or of a tenant over its fuel quota,
+        // stops, whatever its tasks' ends say.
         if end.metering.fuel > 0
-            && let Some((budget, used)) = self.fuel_over(key.job())
+            && let Some(why) = self.fuel_over(key.job(), now)
         {
-            let message = format!(
-                "the job's fuel budget of {budget} is used up ({used} burned): submit it with a larger \
-                 --fuel-budget, or make it do less"
-            );
-            self.stop(key.job(), JobPhase::Failed, message);
+            self.fuel_stop(key.job(), why);
             return;
         }
         let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) else { return };
@@ -761,6 +783,7 @@ impl Core {
             tracing::debug!(task = %key, %agent, ?why, %message, "launch refused");
             busy |= why == Refused::Busy;
             stale |= why == Refused::Stale;
+            self.ledger.closed(key, EndLabel::Refused, now);
             if key.is_driver() {
                 self.driver_not_started(key, agent);
                 continue;
@@ -777,7 +800,7 @@ impl Core {
                 Refused::Busy | Refused::Stopping | Refused::Stale => Outcome::Interrupted(TaskState::Lost),
             };
             if let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) {
-                a.run.on_outcome(&key, &TaskMetering::default(), outcome);
+                a.run.on_outcome(&key, outcome);
             }
         }
         if busy {
@@ -830,6 +853,9 @@ impl Core {
     }
 
     fn kill_attempts(&mut self, agent: AgentId, tasks: Vec<TaskKey>) {
+        for key in &tasks {
+            self.ledger.killing(key);
+        }
         if let Some(address) = self.agents.address(agent) {
             let address = address.to_string();
             self.effects.push(Effect::Kill { agent, address, tasks });
@@ -837,8 +863,7 @@ impl Core {
     }
 
     /// End the actions that are done: report them, keep their map outputs
-    /// for later actions, fold their metering into the job's totals, kill
-    /// their leftover attempts.
+    /// for later actions, kill their leftover attempts.
     fn reap(&mut self) {
         let mut i = 0;
         while i < self.actions.len() {
@@ -853,7 +878,6 @@ impl Core {
                 _ => Ok(output(&a)),
             };
             if let Some(j) = self.jobs.get_mut(&action.job) {
-                j.totals.add(a.run.metering());
                 j.last_progress = Some((action, a.run.progress()));
                 if j.is_live() {
                     j.shuffles.extend(a.run.map_outputs().clone());
@@ -879,9 +903,8 @@ impl Core {
     /// [`Effect::Launch`] per agent with everything placed on it.
     pub fn schedule(&mut self, now: Instant) {
         self.shares.at(now);
-        let mut batches: BTreeMap<AgentId, Batch> = BTreeMap::new();
-        self.place_drivers(now, &mut batches);
-        let mut failed = Vec::new();
+        let mut out = Placing::default();
+        self.place_drivers(now, &mut out.batches);
         // Weighted DRF: the action of the tenant with the smallest weighted
         // dominant share is offered slots first (between one tenant's
         // actions, the one running fewest), for as many tasks as keep its
@@ -918,14 +941,14 @@ impl Core {
             // from its reservations, then everyone from the unreserved rest.
             let mut n = 0;
             if let Some(agent) = self.holds.agent_of(action) {
-                n = self.place_held(i, agent, budget, now, &mut batches, &mut failed);
+                n = self.place_held(i, agent, budget, now, &mut out);
             }
             let role = self.shares.role_of(tenant);
             if role != 0 && n < budget {
-                n += self.place(i, Pool::Reserved(role), budget - n, &mut batches, &mut failed);
+                n += self.place(i, Pool::Reserved(role), budget - n, now, &mut out);
             }
             if n < budget {
-                n += self.place(i, Pool::Unreserved, budget - n, &mut batches, &mut failed);
+                n += self.place(i, Pool::Unreserved, budget - n, now, &mut out);
             }
             if n > 0 {
                 if let Some(agent) = self.holds.release(action) {
@@ -939,13 +962,15 @@ impl Core {
             }
         }
         if self.agents.has_reservations() {
-            self.share_reservations(&mut batches, &mut failed);
+            self.share_reservations(now, &mut out);
         }
         // A map output on an agent just lost (its loss is being handled) is
         // recomputed: the task waits. Anything else the master cannot
         // describe will not become describable by waiting: its action fails
         // at once, naming the task.
+        let Placing { batches, failed } = out;
         for (i, key, agent, e) in failed {
+            self.ledger.forget(&key);
             if let Some(r) = self.running.remove(&key) {
                 self.shares.end(key.action, r.claim);
                 self.agents.freed(agent, r.pool, r.claim.demand(), now);
@@ -953,7 +978,7 @@ impl Core {
             let run = &mut self.actions[i].run;
             match e {
                 LaunchError::MissingMapOutputs(_) | LaunchError::UnknownAgent(_) => {
-                    run.on_outcome(&key, &TaskMetering::default(), Outcome::Interrupted(TaskState::Lost));
+                    run.on_outcome(&key, Outcome::Interrupted(TaskState::Lost));
                 }
                 LaunchError::MissingInput(..)
                 | LaunchError::MissingRangeBounds(_)
@@ -1023,28 +1048,20 @@ impl Core {
         agent: AgentId,
         budget: usize,
         now: Instant,
-        batches: &mut BTreeMap<AgentId, Batch>,
-        failed: &mut Vec<(usize, TaskKey, AgentId, LaunchError)>,
+        out: &mut Placing,
     ) -> usize {
         let mut index = FreeIndex::new();
         index.set(agent, self.agents.unreserved_free(agent, now));
-        self.place_from(i, Pool::Unreserved, &mut index, budget, batches, failed)
+        self.place_from(i, Pool::Unreserved, &mut index, budget, now, out)
     }
 
     /// Place up to `budget` ready tasks of action `i` in `pool`; how many.
-    fn place(
-        &mut self,
-        i: usize,
-        pool: Pool,
-        budget: usize,
-        batches: &mut BTreeMap<AgentId, Batch>,
-        failed: &mut Vec<(usize, TaskKey, AgentId, LaunchError)>,
-    ) -> usize {
+    fn place(&mut self, i: usize, pool: Pool, budget: usize, now: Instant, out: &mut Placing) -> usize {
         // The index is taken out while tasks are placed from it (placing
         // changes the agents' pools, not their indexes), then put back.
         let Some(index) = self.agents.pool(pool) else { return 0 };
         let mut index = std::mem::take(index);
-        let n = self.place_from(i, pool, &mut index, budget, batches, failed);
+        let n = self.place_from(i, pool, &mut index, budget, now, out);
         if let Some(slot) = self.agents.pool(pool) {
             *slot = index;
         }
@@ -1059,10 +1076,10 @@ impl Core {
         pool: Pool,
         index: &mut FreeIndex,
         budget: usize,
-        batches: &mut BTreeMap<AgentId, Batch>,
-        failed: &mut Vec<(usize, TaskKey, AgentId, LaunchError)>,
+        now: Instant,
+        out: &mut Placing,
     ) -> usize {
-        let fuel_left = self.fuel_left(self.actions[i].ctx.job);
+        let fuel_left = self.fuel_left(self.actions[i].ctx.job, now);
         let a = &mut self.actions[i];
         let placed = a.run.accept_up_to(index, a.claim.demand(), budget);
         let n = placed.len();
@@ -1070,16 +1087,17 @@ impl Core {
             self.agents.placed(agent, pool, a.claim.demand());
             self.shares.start(key.action, a.claim);
             self.running.insert(key, Placed { agent, claim: a.claim, pool });
-            let batch = batches.entry(agent).or_default();
+            self.ledger.started(key, agent, a.claim.memory, now);
+            let batch = out.batches.entry(agent).or_default();
             match describe(&self.agents, a, key, agent, &mut batch.tables) {
                 Ok(mut d) => {
-                    // No task may burn more than its job has left.
+                    // No task may burn more than its job or tenant has left.
                     if let Some(left) = fuel_left {
                         d.limits.fuel = d.limits.fuel.min(left);
                     }
                     batch.tasks.push(d);
                 }
-                Err(e) => failed.push((i, key, agent, e)),
+                Err(e) => out.failed.push((i, key, agent, e)),
             }
         }
         n
@@ -1089,11 +1107,7 @@ impl Core {
     /// its reserved room, killing the revocable tasks lent it; reserved room
     /// no role wants is lent, as revocable tasks (Mesos's revocable
     /// resources), to the actions that still have ready tasks.
-    fn share_reservations(
-        &mut self,
-        batches: &mut BTreeMap<AgentId, Batch>,
-        failed: &mut Vec<(usize, TaskKey, AgentId, LaunchError)>,
-    ) {
+    fn share_reservations(&mut self, now: Instant, out: &mut Placing) {
         // An action with ready tasks left after the round got less than it
         // could use (whether it was offered nothing it fits, or nothing).
         let waiting = |c: &Self, i: usize| {
@@ -1121,7 +1135,7 @@ impl Core {
             for role in self.agents.reserved_roles() {
                 let room = self.shares.room(self.actions[i].claim);
                 if role != own && !wanted.contains_key(&role) && room > 0 {
-                    self.place(i, Pool::Reserved(role), room, batches, failed);
+                    self.place(i, Pool::Reserved(role), room, now, out);
                 }
             }
         }
@@ -1166,8 +1180,10 @@ impl Core {
             self.agents.drivers(agent, true);
             // A driver counts against its tenant's share as a task does.
             self.shares.start(ActionId::driver(job), claim);
+            let key = TaskKey::driver(job, j.driver_attempt);
+            self.ledger.started(key, agent, claim.memory, now);
             let d = TaskDescriptor {
-                key: TaskKey::driver(job, j.driver_attempt),
+                key,
                 component: j.spec.component,
                 limits: j.spec.limits.clone(),
                 broadcasts: Arc::default(),
@@ -1211,6 +1227,14 @@ struct Placed {
     agent: AgentId,
     claim: Claim,
     pool: Pool,
+}
+
+/// What a scheduling round placed: a batch per agent, and the attempts it
+/// could not describe (action index, attempt, agent, why).
+#[derive(Default)]
+struct Placing {
+    batches: BTreeMap<AgentId, Batch>,
+    failed: Vec<(usize, TaskKey, AgentId, LaunchError)>,
 }
 
 /// What one agent is sent in a scheduling round.

@@ -4,6 +4,7 @@
 //! (reloaded when it changes) and by `--client-token`; see
 //! `docs/operators-guide.md` (Tenants and tokens).
 
+use crate::ledger::FuelQuota;
 use crate::state::{Amount, Quota, Sharing, TenantSharing, UNRESERVED};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,6 +77,21 @@ pub struct QuotaConfig {
     /// Never exceeded.
     #[serde(default)]
     pub limit: Option<AmountConfig>,
+    /// Fuel its attempts may burn per fixed UTC window (`fuel = { amount =
+    /// N, period = "1h" }`).
+    #[serde(default)]
+    pub fuel: Option<FuelQuotaConfig>,
+}
+
+/// A fuel quota as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FuelQuotaConfig {
+    /// Fuel per window.
+    pub amount: u64,
+    /// The window, e.g. `"1h"` or `"1d"` (whole seconds, at least one).
+    #[serde(with = "weft_core::metering::humantime_serde_compat")]
+    pub period: std::time::Duration,
 }
 
 /// Task slots (tasks and drivers) and memory (of their limits).
@@ -211,6 +227,7 @@ pub struct Tenants {
     names: Vec<Arc<str>>,
     policies: HashMap<Arc<str>, Arc<Policy>>,
     sharing: Sharing,
+    fuel_quotas: HashMap<String, FuelQuota>,
 }
 
 impl Tenants {
@@ -238,6 +255,7 @@ impl Tenants {
             }
             sharing.roles.insert(name.clone(), role.quota.quota(&format!("role `{name}`"))?);
         }
+        let mut fuel_quotas = HashMap::new();
         for t in tenants {
             if !well_formed(&t.name) {
                 return Err(format!(
@@ -268,6 +286,18 @@ impl Tenants {
             sharing
                 .tenants
                 .insert(t.name.clone(), TenantSharing { weight: t.weight, quota, role: t.role.clone() });
+            if let Some(f) = t.quota.fuel {
+                if f.amount == 0 || f.period.as_secs() == 0 || f.period.subsec_nanos() != 0 {
+                    return Err(format!(
+                        "tenant `{}` has a fuel quota of {} per {}: give an amount above 0 and a period of \
+                         whole seconds, e.g. fuel = {{ amount = 1000000000000, period = \"1d\" }}",
+                        t.name,
+                        f.amount,
+                        humantime::format_duration(f.period)
+                    ));
+                }
+                fuel_quotas.insert(t.name.clone(), FuelQuota { amount: f.amount, period: f.period });
+            }
             let policy = Policy::new(&t.grant).map_err(|e| format!("tenant `{}`: {e}", t.name))?;
             let name: Arc<str> = t.name.into();
             policies.insert(Arc::clone(&name), Arc::new(policy.deny(protected.iter().cloned())));
@@ -279,7 +309,12 @@ impl Tenants {
             }
             names.push(name);
         }
-        Ok(Self { by_token, names, policies, sharing })
+        Ok(Self { by_token, names, policies, sharing, fuel_quotas })
+    }
+
+    /// Each tenant's fuel quota (tenants without one are not listed).
+    pub fn fuel_quotas(&self) -> &HashMap<String, FuelQuota> {
+        &self.fuel_quotas
     }
 
     /// How the tenants share the cluster: weights, quotas, roles.
@@ -373,7 +408,7 @@ mod tests {
             "weft_t_root-root-root-root-root",
         );
         let text = format!(
-            "[[tenant]]\nname = \"analytics\"\ntokens = [\"{}\", \"{}\"]\n\n[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\nrole = \"batch\"\n[tenant.quota]\nlimit = {{ slots = 4, memory = \"8GiB\" }}\n\n[role.batch.quota]\nguarantee = {{ slots = 2 }}\n",
+            "[[tenant]]\nname = \"analytics\"\ntokens = [\"{}\", \"{}\"]\n\n[[tenant]]\nname = \"ops\"\ntokens = [\"{}\"]\nadmin = true\nrole = \"batch\"\n[tenant.quota]\nlimit = {{ slots = 4, memory = \"8GiB\" }}\nfuel = {{ amount = 5000, period = \"1h\" }}\n\n[role.batch.quota]\nguarantee = {{ slots = 2 }}\n",
             TokenHash::of(a),
             TokenHash::of(b),
             TokenHash::of(root)
@@ -392,6 +427,9 @@ mod tests {
         assert_eq!((s.tenants["ops"].role.as_str(), s.tenants["analytics"].role.as_str()), ("batch", "*"));
         assert_eq!(s.tenants["analytics"].quota, Quota::default());
         assert_eq!(s.roles["batch"].guarantee, Amount { places: 2, memory: 0 });
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(tenants.fuel_quotas()["ops"], FuelQuota { amount: 5000, period: hour });
+        assert!(!tenants.fuel_quotas().contains_key("analytics"));
     }
 
     #[test]
@@ -457,6 +495,12 @@ mod tests {
                     "[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\n[tenant.quota]\nguarantee = {{ slots = 9 }}\nlimit = {{ slots = 4 }}\n"
                 ),
                 "guaranteed more than its limit",
+            ),
+            (
+                format!(
+                    "[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\n[tenant.quota]\nfuel = {{ amount = 0, period = \"1h\" }}\n"
+                ),
+                "give an amount above 0",
             ),
             (
                 format!("[[tenant]]\nname = \"a\"\ntokens = [\"{h}\"]\nweight = 0\n"),

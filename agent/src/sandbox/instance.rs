@@ -18,6 +18,13 @@ use weft_core::metering::{EndReason, TaskMetering, TrapKind};
 /// code): how often the fuel count is saved and the deadline looked at.
 const FUEL_YIELD_INTERVAL: u64 = 2_000_000;
 
+/// Every task's `wasi:random/insecure-seed`, which hash maps in the guest
+/// are keyed with: fixed, so a task's fuel depends only on its component
+/// and its input (with a random seed, probe lengths and so fuel varied from
+/// run to run). Guests get no network, so a flooding input can only slow
+/// down the task that reads it, within its fuel and deadline.
+const HASH_SEED: u128 = 0x7765_6674_2d68_6173_682d_7365_6564_2d31;
+
 /// What a dispatcher call gives back, within the deadline or not.
 type ChainCall =
     Result<wasmtime::Result<Result<Vec<u8>, super::bindings::types::CallError>>, tokio::time::error::Elapsed>;
@@ -136,7 +143,12 @@ impl Sandbox {
             .stderr(log.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            // What language runtimes seed their hash maps with (Rust's std
+            // on wasip2 does): the same for every task, so the same task on
+            // the same input burns the same fuel. Secure random bytes stay
+            // random.
+            .insecure_random_seed(HASH_SEED);
         let state = TaskState {
             wasi: wasi.build(),
             table: Default::default(),

@@ -17,3 +17,4 @@ mod sort;
 mod support;
 mod tenants;
 mod tls;
+mod usage;

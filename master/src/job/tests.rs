@@ -34,7 +34,7 @@ const B: AgentId = AgentId { incarnation: Incarnation(1), seq: 2 };
 fn finish(run: &mut JobRun, key: &TaskKey, result: &'static [u8]) {
     let result = TaskResult { records: 1, batch: Data::Inline(bytes::Bytes::from_static(result)) };
     let outcome = Outcome::Finished { result, partition_bytes: vec![10, 20, 30] };
-    run.on_outcome(key, &TaskMetering { fuel: 5, ..Default::default() }, outcome);
+    run.on_outcome(key, outcome);
 }
 
 fn launch_all(run: &mut JobRun, agent: AgentId) -> Vec<TaskKey> {
@@ -80,7 +80,6 @@ fn stages_run_in_order_and_results_are_collected() {
         progress.iter().map(|p| (p.kind, p.tasks, p.finished, p.running)).collect::<Vec<_>>(),
         [("map", 2, 2, 0), ("result", 3, 3, 0)]
     );
-    assert_eq!(run.metering().fuel, 25, "metering rolls up over every attempt");
 }
 
 #[test]
@@ -90,7 +89,7 @@ fn host_errors_are_retried_up_to_the_limit() {
     for attempt in 0..3 {
         let key = run.launch(StageId(0), 0, A).unwrap();
         assert_eq!(key.attempt, attempt, "each retry is a new attempt");
-        run.on_outcome(&key, &TaskMetering::default(), host());
+        run.on_outcome(&key, host());
     }
     let JobState::Failed(msg) = run.state() else { panic!("{:?}", run.state()) };
     assert!(msg.contains("failed 3 times") && msg.contains("disk full"), "{msg}");
@@ -101,7 +100,7 @@ fn host_errors_are_retried_up_to_the_limit() {
 fn guest_failures_fail_the_job_at_once() {
     let mut run = word_count();
     let key = run.launch(StageId(0), 1, A).unwrap();
-    run.on_outcome(&key, &TaskMetering::default(), Outcome::Failed(EndReason::OutOfFuel { limit: 100 }));
+    run.on_outcome(&key, Outcome::Failed(EndReason::OutOfFuel { limit: 100 }));
     let JobState::Failed(msg) = run.state() else { panic!() };
     assert!(msg.contains("out of fuel"), "{msg}");
 }
@@ -144,7 +143,7 @@ fn a_fetch_failure_recomputes_the_map_output() {
     }
     let reduces = launch_all(&mut run, B);
     let sh = shuffle(&run);
-    run.on_outcome(&reduces[0], &TaskMetering::default(), fetch_failed(sh, 1));
+    run.on_outcome(&reduces[0], fetch_failed(sh, 1));
     assert_eq!(run.ready(), [(StageId(0), 1)], "map 1 runs again before the reduce retries");
     let again = run.launch(StageId(0), 1, B).unwrap();
     finish(&mut run, &again, b"");
@@ -182,7 +181,7 @@ fn a_later_action_adopts_map_outputs_and_skips_their_tasks() {
 
     // A fetch failure on an adopted output re-runs that map task.
     let reduce = second.launch(StageId(1), 0, B).unwrap();
-    second.on_outcome(&reduce, &TaskMetering::default(), fetch_failed(shuffle(&second), 1));
+    second.on_outcome(&reduce, fetch_failed(shuffle(&second), 1));
     assert_eq!(second.ready().first(), Some(&(StageId(0), 1)));
 }
 
@@ -254,7 +253,7 @@ fn a_job_accepts_offers_with_ready_tasks_and_declines_the_rest() {
     let bytes = |key: &TaskKey| if key.partition == 1 { vec![10, 20, 30] } else { vec![1, 1, 1] };
     for (key, _) in &maps {
         let outcome = Outcome::Finished { result: TaskResult::default(), partition_bytes: bytes(key) };
-        run.on_outcome(key, &TaskMetering::default(), outcome);
+        run.on_outcome(key, outcome);
     }
     let holder = run.map_locations(shuffle(&run)).unwrap()[1].1;
 
@@ -282,7 +281,7 @@ fn placing_a_task_costs_the_same_in_a_large_job() {
         assert_eq!(placed.len(), 8.min(100_000 - launched));
         for (key, _) in placed {
             let outcome = Outcome::Finished { result: TaskResult::default(), partition_bytes: vec![] };
-            assert!(run.on_outcome(&key, &TaskMetering::default(), outcome));
+            assert!(run.on_outcome(&key, outcome));
             launched += 1;
         }
         assert_eq!(run.progress()[0].finished as usize, launched);
@@ -302,7 +301,7 @@ fn a_reduce_task_over_too_many_map_outputs_prefers_no_agent() {
         let mut run = JobRun::new(action(1), graph, 1);
         for key in launch_all(&mut run, A) {
             let outcome = Outcome::Finished { result: TaskResult::default(), partition_bytes: vec![7, 0] };
-            assert!(run.on_outcome(&key, &TaskMetering::default(), outcome));
+            assert!(run.on_outcome(&key, outcome));
         }
         assert_eq!(run.preferred_agents(StageId(1), 0), preferred, "{maps} map outputs");
     }

@@ -84,7 +84,7 @@ impl Shared {
     }
 
     /// The view of `id` if `who` may see it.
-    async fn visible(&self, who: &Client, id: JobId) -> Result<JobView, Status> {
+    pub(super) async fn visible(&self, who: &Client, id: JobId) -> Result<JobView, Status> {
         let view = self.core.call(move |c| c.view(id)).await?;
         view.filter(|v| who.can_see(&v.tenant)).ok_or_else(|| no_job(id))
     }
@@ -160,6 +160,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 type StatusStream = Pin<Box<dyn futures::Stream<Item = Result<v1::JobStatus, Status>> + Send>>;
+type UsageStream = Pin<Box<dyn futures::Stream<Item = Result<v1::UsageRow, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Jobs for Shared {
@@ -222,7 +223,14 @@ impl Jobs for Shared {
             fuel_budget: (req.fuel_budget > 0).then_some(req.fuel_budget),
             s3: std::sync::Arc::new(policy.s3().clone()),
         };
-        let id = self.core.call(move |c| c.submit_job(spec)).await?;
+        // A tenant over its fuel quota submits nothing until its window resets.
+        let id = self
+            .core
+            .call(move |c| match c.fuel_quota_over(&spec.tenant, std::time::Instant::now()) {
+                Some(over) => Err(Status::resource_exhausted(over.to_string())),
+                None => Ok(c.submit_job(spec)),
+            })
+            .await??;
         tracing::info!(job = %id, tenant = %who.tenant, component = %digest, "job submitted");
         Ok(Response::new(v1::SubmitResponse { job: Some(id.into()), component: digest.to_string() }))
     }
@@ -317,7 +325,16 @@ impl Jobs for Shared {
     ) -> Result<Response<v1::ReserveResponse>, Status> {
         self.unreserve_rpc(request).await
     }
+
+    type UsageStream = UsageStream;
+
+    async fn usage(&self, request: Request<v1::UsageRequest>) -> Result<Response<UsageStream>, Status> {
+        let who = self.client(request.metadata())?;
+        let rows = self.usage_rows(&who, request.into_inner()).await?;
+        Ok(Response::new(Box::pin(futures::stream::iter(rows.into_iter().map(Ok)))))
+    }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! Submitted jobs as the master keeps them: identity, driver, plan, results
-//! of earlier actions, totals; and the view of a job that clients read.
+//! of earlier actions; and the view of a job that clients read.
 
 use crate::job::{MapOutputs, StageProgress};
 use std::collections::BTreeMap;
@@ -81,8 +81,6 @@ pub struct Job {
     pub message: String,
     /// The driver's log, once it ended.
     pub driver_log: String,
-    /// Every attempt's metering (its driver's and every action's), rolled up.
-    pub totals: TaskMetering,
     /// The datasets its driver defined.
     pub plan: Plan,
     /// Its broadcast values, by id.
@@ -116,7 +114,6 @@ impl Job {
             phase: JobPhase::Running,
             message: String::new(),
             driver_log: String::new(),
-            totals: TaskMetering::default(),
             plan: Plan::new(),
             broadcasts: Arc::default(),
             splits: BTreeMap::new(),
@@ -163,7 +160,8 @@ pub struct JobView {
     pub message: String,
     /// The stages of its latest action.
     pub stages: Vec<StageView>,
-    /// Its metering so far.
+    /// Its metering so far: every ended attempt of its driver and its
+    /// actions, summed by the ledger.
     pub totals: TaskMetering,
     /// Its driver's log, once the driver ended.
     pub driver_log: String,

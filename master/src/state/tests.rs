@@ -598,3 +598,96 @@ fn a_large_task_holds_an_agent_until_it_fits_instead_of_starving_behind_small_on
         "512 MiB: only a small task fits"
     );
 }
+
+/// The attempts `effects` launch.
+fn descriptors(effects: Vec<Effect>) -> Vec<TaskDescriptor> {
+    effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Launch { tasks, .. } => Some(tasks),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn a_tenant_over_its_fuel_quota_stops_every_job_and_may_not_submit() {
+    let (mut c, now) = core();
+    let agent =
+        c.register_agent("a:1".into(), Resources { slots: 8, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    let quota = FuelQuota { amount: 1_000, period: Duration::from_secs(86_400) };
+    c.set_fuel_quotas([("small".to_string(), quota)].into(), now);
+    let tenant = |t: &str| JobSpec { tenant: t.into(), ..spec() };
+    let (one, two, other) =
+        (c.submit_job(tenant("small")), c.submit_job(tenant("small")), c.submit_job(tenant("big")));
+    c.schedule(now);
+    c.take_effects();
+    for job in [one, two, other] {
+        let (ctx, graph) = count(&c, job, 2);
+        c.run_action(ctx, graph);
+    }
+    c.schedule(now);
+    let tasks = descriptors(c.take_effects());
+    for t in &tasks {
+        let cap = if t.key.job() == other { TaskLimits::default().fuel } else { 1_000 };
+        assert_eq!(t.limits.fuel, cap, "{}: the quota caps only its tenant's tasks", t.key);
+    }
+    let of = |job| tasks.iter().filter(|t| t.key.job() == job).map(|t| t.key).collect::<Vec<_>>();
+    let burned =
+        |key, fuel| TaskEnd { metering: TaskMetering { fuel, ..Default::default() }, ..finished(key) };
+    // 700 burned by one job of the tenant: the other's next task gets the 300 left.
+    c.task_ends(agent, vec![burned(of(one)[0], 700)], now);
+    assert_eq!(c.ledger().quota_state("small", now).unwrap().used, 700);
+    assert!(c.fuel_quota_over("small", now).is_none());
+    // Past the quota both of its jobs stop, naming it; the other tenant runs on.
+    c.task_ends(agent, vec![burned(of(two)[0], 400)], now);
+    for job in [one, two] {
+        let v = c.view(job).unwrap();
+        assert_eq!(v.phase, JobPhase::Failed);
+        assert!(
+            v.message.contains("fuel quota of 1000 per 1day") && v.message.contains("resets at"),
+            "{}",
+            v.message
+        );
+    }
+    assert_eq!(c.view(other).unwrap().phase, JobPhase::Running);
+    let refused = c.fuel_quota_over("small", now).unwrap().to_string();
+    assert!(refused.contains("1100 burned") && refused.contains("[tenant.quota] fuel"), "{refused}");
+    assert!(c.fuel_quota_over("big", now).is_none());
+    // The killed attempts report, and are billed with their label.
+    let killed = |key| TaskEnd { end: EndReason::Killed, ..burned(key, 5) };
+    c.task_ends(agent, vec![killed(of(one)[1]), killed(of(two)[1])], now);
+    let t = c.ledger().job_totals(one);
+    assert_eq!((t.ended(EndLabel::Finished), t.ended(EndLabel::Killed), t.meter.fuel), (1, 1, 705));
+    assert_eq!(c.view(one).unwrap().totals.fuel, 705, "the view's totals are the ledger's");
+}
+
+#[test]
+fn the_ledger_labels_lost_and_refused_attempts_and_the_view_sums_them() {
+    let (mut c, now) = core();
+    let a = c.register_agent("a:1".into(), Resources { slots: 2, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    let job = c.submit_job(spec());
+    c.schedule(now);
+    c.take_effects();
+    let (ctx, graph) = count(&c, job, 4);
+    c.run_action(ctx, graph);
+    c.schedule(now);
+    let keys: Vec<TaskKey> = descriptors(c.take_effects()).iter().map(|t| t.key).collect();
+    assert_eq!(keys.len(), 2);
+    c.launch_refused(a, vec![(keys[0], Refused::Busy, "busy".into())], now);
+    c.task_ends(a, vec![finished(keys[1])], now);
+    // The agent goes silent: its driver is lost with it.
+    c.tick(now + Duration::from_secs(10));
+    let q = crate::ledger::UsageQuery { by: crate::ledger::GroupBy::Attempt, ..Default::default() };
+    let rows = c.ledger().usage(&q, now);
+    let labels: Vec<(u32, EndLabel)> =
+        rows.iter().map(|r| (r.stage.unwrap(), r.attempt.as_ref().unwrap().end)).collect();
+    assert_eq!(
+        labels,
+        [(weft_core::task::DRIVER_STAGE.0, EndLabel::Lost), (0, EndLabel::Refused), (0, EndLabel::Finished)],
+        "the driver (action 0) first"
+    );
+    assert_eq!(c.view(job).unwrap().totals.fuel, 1);
+    assert_eq!(c.ledger().job_totals(job).attempts, 3);
+}
