@@ -33,15 +33,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{BufRead, BufReader, Read};
+mod procs;
+
+use procs::{cluster, tls_flags, weft};
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
-
-const TOKEN: &str = "weft_c_bench-cluster-token-0123456789";
-/// The cluster master's client token, which `weft submit` presents.
-const CLIENT: &str = "weft_t_bench-client-token-0123456789";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -56,99 +56,6 @@ fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .map_or(default, |v| v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
-}
-
-fn weft() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
-    c.env("WEFT_LOG", "warn").env("WEFT_CLIENT_TOKEN", CLIENT).env("WEFT_TOKEN", CLIENT);
-    c
-}
-
-/// A child process killed when dropped, its stderr lines forwarded to a channel.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// The first stderr line containing `needle`.
-    fn wait_for(&self, needle: &str) -> Result<String, String> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Ok(line),
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        Err(format!("no `{needle}` from a cluster process within 60s; its stderr:\n{}", seen.join("\n")))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// TLS flags for every process of a `cluster-tls` run: a CA and a
-/// certificate for 127.0.0.1 it signed, generated into `dir`.
-fn tls_flags(dir: &Path) -> Vec<String> {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca).unwrap();
-    let path = |name: &str, pem: String| {
-        let p = dir.join(name);
-        std::fs::write(&p, pem).unwrap();
-        p.display().to_string()
-    };
-    let (ca, cert, key) =
-        (path("ca.pem", ca.pem()), path("cert.pem", cert.pem()), path("key.pem", key.serialize_pem()));
-    ["--tls-cert", &cert, "--tls-key", &key, "--tls-ca", &ca].map(String::from).to_vec()
-}
-
-/// A `weft master` and two `weft agent` processes on 127.0.0.1 with `slots` each,
-/// registered, every process speaking TLS with `tls` flags; and the master's URL.
-fn cluster(dir: &Path, slots: u64, tls: &[String]) -> Result<(Vec<Proc>, String), String> {
-    let mut c = weft();
-    c.args(["master", "--listen", "127.0.0.1:0", "--cluster-token", TOKEN, "--data-dir"])
-        .arg(dir.join("master"))
-        .args(tls);
-    let master = Proc::spawn(c);
-    let line = master.wait_for("listening on")?;
-    let url = line.split_whitespace().find(|w| w.starts_with("http")).ok_or(line.clone())?.to_string();
-    let mut procs = vec![master];
-    for name in ["a", "b"] {
-        let mut c = weft();
-        c.args(["agent", "--master", &url, "--listen", "127.0.0.1:0", "--cluster-token", TOKEN])
-            .args(["--slots", &slots.to_string(), "--work-dir"])
-            .arg(dir.join(name))
-            .args(tls);
-        procs.push(Proc::spawn(c));
-    }
-    for agent in &procs[1..] {
-        agent.wait_for("serving at")?;
-    }
-    Ok((procs, url))
 }
 
 /// Run `cmd` to its end within `timeout` (killed past it); whether it exited 0,
@@ -263,7 +170,7 @@ fn run_cluster(
     tls: bool,
 ) -> Result<Measured, String> {
     let flags = if tls { tls_flags(dir) } else { Vec::new() };
-    let (_procs, url) = cluster(dir, (slots / 2).max(1), &flags)?;
+    let (_procs, url) = cluster(dir, (slots / 2).max(1), &flags, &[])?;
     let mut cmd = weft();
     cmd.args(["submit", "--master", &url, "--wait", "--json"]);
     // A client needs only the CA.

@@ -4,7 +4,9 @@
 //! `cargo xtask bench-wordcount [SIZE_MIB]` (default 1024; `WEFT_BENCH_RUNS`
 //! runs of each side, default 3, best taken). The text is generated once into
 //! `target/bench/`; the native count and weft's output are checked to agree
-//! before any figure is printed.
+//! before any figure is printed. With `WEFT_BENCH_TLS=1` it also runs the job
+//! on a master and two agent processes, plain and with TLS on every endpoint,
+//! and prints what TLS costs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -17,6 +19,7 @@ fn root() -> PathBuf {
 }
 
 mod corpus;
+mod procs;
 mod versus;
 
 fn generate(path: &Path, bytes: u64) {
@@ -56,8 +59,38 @@ fn main() {
         },
     );
 
+    assert_eq!(output(&out), reference, "weft's counts differ from the native count");
+
+    let title = format!("word count over {size:.0} MB ({} distinct words)", reference.len());
+    versus::print(&title, size, &native_times, &weft_times, "   (goal >= 1.0x)");
+
+    // What TLS costs: the same job on a master and two agent processes,
+    // plain and with TLS on every endpoint, in alternating runs.
+    if std::env::var("WEFT_BENCH_TLS").is_ok_and(|v| v == "1") {
+        let mut times = [Vec::new(), Vec::new()];
+        for _ in 0..versus::runs() {
+            for (tls, times) in [false, true].into_iter().zip(&mut times) {
+                let files = tempfile::tempdir_in(&dir).unwrap();
+                times.push(on_cluster(files.path(), &dir, &wasm, &input, &out, tls));
+                assert_eq!(
+                    output(&out),
+                    reference,
+                    "weft's counts on a cluster differ from the native count"
+                );
+            }
+        }
+        let best = |t: &[std::time::Duration]| t.iter().min().unwrap().as_secs_f64();
+        let (plain, tls) = (best(&times[0]), best(&times[1]));
+        println!("  cluster, 2 agents        {plain:>9.2}s  {:>7.1} MB/s", size / plain);
+        println!("  cluster, 2 agents, TLS   {tls:>9.2}s  {:>7.1} MB/s", size / tls);
+        println!("  TLS costs               {:>+8.1}%   (goal <= 5%)", (tls / plain - 1.0) * 100.0);
+    }
+}
+
+/// The counts in the part files of `out`.
+fn output(out: &Path) -> HashMap<String, i64> {
     let mut got: HashMap<String, i64> = HashMap::new();
-    for entry in std::fs::read_dir(&out).unwrap() {
+    for entry in std::fs::read_dir(out).unwrap() {
         let p = entry.unwrap().path();
         if p.file_name().unwrap().to_string_lossy().starts_with("part-") {
             for l in std::fs::read_to_string(&p).unwrap().lines() {
@@ -66,8 +99,33 @@ fn main() {
             }
         }
     }
-    assert_eq!(got, reference, "weft's counts differ from the native count");
+    got
+}
 
-    let title = format!("word count over {size:.0} MB ({} distinct words)", reference.len());
-    versus::print(&title, size, &native_times, &weft_times, "   (goal >= 1.0x)");
+/// Word count of `input` into `out` by `weft submit --wait` to a master and
+/// two agents of one slot each (files under `files`, data under `data`),
+/// every endpoint TLS when `tls`; the time `weft submit` took.
+fn on_cluster(
+    files: &Path,
+    data: &Path,
+    wasm: &Path,
+    input: &Path,
+    out: &Path,
+    tls: bool,
+) -> std::time::Duration {
+    let _ = std::fs::remove_dir_all(out);
+    let flags = if tls { procs::tls_flags(files) } else { Vec::new() };
+    let grant = format!("{}=read-write", data.display());
+    let (_procs, url) = procs::cluster(files, 1, &flags, &["--grant", &grant]).unwrap();
+    let mut submit = procs::weft();
+    submit.args(["submit", "--master", &url, "--wait"]);
+    if let Some(ca) = flags.iter().position(|f| f == "--tls-ca") {
+        submit.args(&flags[ca..ca + 2]);
+    }
+    submit.arg(wasm).arg("--").arg(input).arg(out);
+    let t = std::time::Instant::now();
+    let o = submit.output().unwrap();
+    let took = t.elapsed();
+    assert!(o.status.success(), "weft submit failed: {}", String::from_utf8_lossy(&o.stderr));
+    took
 }

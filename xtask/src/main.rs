@@ -18,6 +18,7 @@ Commands:
   bench      the sandbox benchmarks (release build), printing figures and native ratios
   bench-wordcount [MIB]
              word count over MIB (default 1024) of text: weft local vs single-threaded native Rust
+             (WEFT_BENCH_TLS=1: also a master and two agents, plain and with TLS everywhere)
   bench-sort [MIB] [PARTITIONS]
              sort of MIB (default 1024) of TeraSort-like records by their 10-byte keys into
              PARTITIONS (default 8): weft local vs a single-threaded native Rust sort
