@@ -179,6 +179,11 @@ pub struct IoMetering {
     pub spill_bytes: u64,
     /// Bytes of text output written (newlines included).
     pub output_bytes: u64,
+    /// The most bytes the host held in memory for the attempt's data: its
+    /// input (handed-over records, a text batch, or the fetched shuffle
+    /// blocks a merge holds) plus its output (the shuffle sort buffer at its
+    /// peak, or the result records).
+    pub peak_host_memory: u64,
 }
 
 /// How one attempt went.
@@ -313,6 +318,7 @@ impl<F: BlockFetcher> Executor<F> {
             Ok(stats) => {
                 io.input_bytes = stats.input_bytes;
                 io.shuffle_bytes_read = stats.shuffle_bytes_read;
+                io.peak_host_memory = stats.held_bytes;
                 None
             }
             Err(e) => Some(e),
@@ -362,7 +368,9 @@ impl<F: BlockFetcher> Executor<F> {
                 io.shuffle_bytes_written = map.bytes_written;
                 io.shuffle_records_written = map.records_written;
                 io.spill_bytes = map.spill_bytes;
+                io.peak_host_memory += map.peak_buffer_bytes;
             }
+            Output::Records { batch, .. } => io.peak_host_memory += batch.len() as u64,
             Output::Text(part) => io.output_bytes = part.bytes,
             _ => {}
         }

@@ -123,6 +123,7 @@ fn fields(r: &v1::UsageRow, attempts: bool) -> Vec<(&'static str, serde_json::Va
     f.extend([
         ("fuel", Value::from(m.fuel)),
         ("peak_memory", Value::from(m.peak_memory)),
+        ("peak_host_memory", Value::from(m.peak_host_memory)),
         ("wall_us", Value::from(micros(m.wall))),
         ("cpu_us", Value::from(micros(m.cpu))),
         ("instantiate_us", Value::from(micros(m.instantiate))),

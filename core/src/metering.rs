@@ -192,6 +192,10 @@ pub struct TaskMetering {
     /// Bytes spilled to disk while sorting shuffle output.
     #[serde(default)]
     pub spill_bytes: u64,
+    /// The most bytes the host held in memory for the attempt's data (its
+    /// input and output buffers), beside the guest's linear memory.
+    #[serde(default)]
+    pub peak_host_memory: u64,
 }
 
 impl TaskMetering {
@@ -211,6 +215,7 @@ impl TaskMetering {
         self.shuffle_bytes_written += other.shuffle_bytes_written;
         self.shuffle_bytes_read += other.shuffle_bytes_read;
         self.spill_bytes += other.spill_bytes;
+        self.peak_host_memory = self.peak_host_memory.max(other.peak_host_memory);
     }
 }
 

@@ -46,6 +46,9 @@ pub(super) struct InputStats {
     pub input_bytes: u64,
     /// Stored bytes of the shuffle blocks fetched.
     pub shuffle_bytes_read: u64,
+    /// The most input bytes held in host memory at once: the records handed
+    /// over, the largest text batch, or the fetched blocks a merge holds.
+    pub held_bytes: u64,
 }
 
 type Batches = Box<dyn Iterator<Item = Result<Vec<u8>, ShuffleError>> + Send>;
@@ -83,6 +86,7 @@ async fn feed<F: BlockFetcher>(
     match input {
         Input::Records(batch) => {
             stats.input_bytes = batch.len() as u64;
+            stats.held_bytes = batch.len() as u64;
             if !batch.is_empty() {
                 let _ = tx.send(Msg::Batch(batch)).await;
             }
@@ -99,6 +103,7 @@ async fn feed<F: BlockFetcher>(
                         lines.next_batch().await.map_err(ExecError::Input)?
                     };
                     let Some(batch) = batch else { break };
+                    stats.held_bytes = stats.held_bytes.max(batch.len() as u64);
                     if tx.send(Msg::Batch(batch)).await.is_err() {
                         break;
                     }
@@ -113,6 +118,7 @@ async fn feed<F: BlockFetcher>(
             stats.shuffle_bytes_read = stored_bytes(&blocks);
             let what = format!("merging {} fetched shuffle blocks", blocks.len());
             let merged = watched(reader, config, doing).read(blocks).await.map_err(fetch_failed)?;
+            stats.held_bytes = merged.held_bytes();
             let batches: Batches = match aggregate {
                 Aggregate::Merge | Aggregate::Sorted { ascending: true } => Box::new(merged),
                 Aggregate::SumI64 => Box::new(aggregate::sum_i64(merged, target)),
@@ -127,6 +133,7 @@ async fn feed<F: BlockFetcher>(
             let reader = watched(reader, config, doing);
             let (left, right) =
                 tokio::try_join!(reader.read(left), reader.read(right)).map_err(fetch_failed)?;
+            stats.held_bytes = left.held_bytes() + right.held_bytes();
             send_blocking(Box::new(aggregate::join(left, right, target)), tx.clone(), doing.clone(), what)
                 .await
         }

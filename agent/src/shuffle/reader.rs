@@ -143,8 +143,9 @@ impl<F: BlockFetcher> ShuffleReader<F> {
             validate(&bytes).map_err(|reason| ReadError::FetchFailed { block, reason })?;
             fetched[i] = Some(bytes);
         }
+        let held = fetched.iter().flatten().map(|b| b.len() as u64).sum();
         let sources: Vec<_> = fetched.into_iter().flatten().map(BatchSource::new).collect();
-        Ok(MergedBatches { merge: Merge::new(sources), target: self.config.target_batch_bytes.max(1) })
+        Ok(MergedBatches { merge: Merge::new(sources), target: self.config.target_batch_bytes.max(1), held })
     }
 }
 
@@ -166,6 +167,14 @@ fn validate(bytes: &[u8]) -> Result<(), FetchError> {
 pub struct MergedBatches {
     merge: Merge<BatchSource<Bytes>>,
     target: usize,
+    held: u64,
+}
+
+impl MergedBatches {
+    /// Bytes of fetched blocks it holds in memory for the merge.
+    pub fn held_bytes(&self) -> u64 {
+        self.held
+    }
 }
 
 impl std::fmt::Debug for MergedBatches {

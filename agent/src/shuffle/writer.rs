@@ -93,6 +93,9 @@ pub struct MapOutput {
     pub bytes_written: u64,
     /// Bytes written to spill files along the way.
     pub spill_bytes: u64,
+    /// The most bytes its sort buffer (and sum table) held in memory.
+    #[serde(default)]
+    pub peak_buffer_bytes: u64,
 }
 
 /// Writes the shuffle output of one map task.
@@ -110,6 +113,8 @@ pub struct ShuffleWriter {
     buffer: SortBuffer,
     runs: Vec<SpillRun>,
     spill_bytes: u64,
+    /// The most bytes the buffer or the sum table held.
+    peak_buffer: u64,
 }
 
 /// Bytes a sum table entry costs besides its key: the sum, the boxed key's
@@ -137,6 +142,7 @@ impl ShuffleWriter {
             buffer: SortBuffer::default(),
             runs: Vec::new(),
             spill_bytes: 0,
+            peak_buffer: 0,
         }
     }
 
@@ -167,6 +173,7 @@ impl ShuffleWriter {
                     None => {
                         self.sums.insert(k.into(), v);
                         self.sums_bytes += k.len() + SUM_ENTRY_BYTES;
+                        self.peak_buffer = self.peak_buffer.max(self.sums_bytes as u64);
                         if self.sums_bytes > self.config.memory_budget {
                             self.spill()?;
                         }
@@ -178,6 +185,7 @@ impl ShuffleWriter {
         for pair in pairs(batch) {
             let (k, v) = pair.map_err(|source| ShuffleError::Malformed { source })?;
             self.buffer.push(self.partitioner.partition(k), k, v);
+            self.peak_buffer = self.peak_buffer.max(self.buffer.bytes() as u64);
             if self.buffer.bytes() > self.config.memory_budget {
                 self.spill()?;
             }
@@ -282,6 +290,7 @@ impl ShuffleWriter {
             records_written: records,
             bytes_written,
             spill_bytes: self.spill_bytes,
+            peak_buffer_bytes: self.peak_buffer,
         })
     }
 }

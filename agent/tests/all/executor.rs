@@ -155,6 +155,9 @@ impl Fixture {
             assert!(outcome.io.input_bytes >= split.len(), "{:?}", outcome.io);
             let Output::Shuffle(map) = outcome.output else { panic!("{:?}", outcome.output) };
             assert_eq!(outcome.io.shuffle_bytes_written, map.bytes_written);
+            // The host held a text batch and the sort buffer at its peak.
+            assert!(map.peak_buffer_bytes > 0, "{map:?}");
+            assert!(outcome.io.peak_host_memory > map.peak_buffer_bytes, "{:?}", outcome.io);
             outputs.push(map);
         }
         outputs
@@ -211,6 +214,8 @@ async fn reduce_and_compare(
             "a reduce partition comes out sorted, one per key"
         );
         assert!(outcome.io.shuffle_bytes_read > 0);
+        // The host held the fetched blocks for the merge, and the results.
+        assert!(outcome.io.peak_host_memory > batch.len() as u64, "{:?}", outcome.io);
         for (word, count) in counts {
             assert!(got.insert(word, count).is_none(), "a word in two partitions");
         }

@@ -112,11 +112,13 @@ const SUMMED: [&str; 17] = [
     "lost",
 ];
 
-/// `rows` summed field by field (peak memory: the largest).
+/// `rows` summed field by field (peak memories: the largest).
 fn sum(rows: &[&Value]) -> Vec<(&'static str, u64)> {
     let mut out: Vec<(&'static str, u64)> =
         SUMMED.iter().map(|f| (*f, rows.iter().map(|r| r[*f].as_u64().unwrap()).sum())).collect();
-    out.push(("peak_memory", rows.iter().map(|r| r["peak_memory"].as_u64().unwrap()).max().unwrap_or(0)));
+    for peak in ["peak_memory", "peak_host_memory"] {
+        out.push((peak, rows.iter().map(|r| r[peak].as_u64().unwrap()).max().unwrap_or(0)));
+    }
     out
 }
 
@@ -143,6 +145,7 @@ fn status_totals(s: &Value) -> Vec<(&'static str, u64)> {
         ("calls", n("calls")),
         ("log_bytes", n("log_bytes")),
         ("peak_memory", n("peak_memory")),
+        ("peak_host_memory", n("peak_host_memory")),
     ]
 }
 

@@ -88,6 +88,7 @@ impl From<&TaskMetering> for v1::TaskMetering {
             shuffle_bytes_written: m.shuffle_bytes_written,
             shuffle_bytes_read: m.shuffle_bytes_read,
             spill_bytes: m.spill_bytes,
+            peak_host_memory_bytes: m.peak_host_memory,
         }
     }
 }
@@ -109,6 +110,7 @@ impl From<&v1::TaskMetering> for TaskMetering {
             shuffle_bytes_written: m.shuffle_bytes_written,
             shuffle_bytes_read: m.shuffle_bytes_read,
             spill_bytes: m.spill_bytes,
+            peak_host_memory: m.peak_host_memory_bytes,
         }
     }
 }
@@ -516,6 +518,7 @@ mod tests {
             shuffle_bytes_written: 12,
             shuffle_bytes_read: 13,
             spill_bytes: 14,
+            peak_host_memory: 15,
         };
         assert_eq!(TaskMetering::from(&v1::TaskMetering::from(&m)), m);
         for kind in [StepKind::Map, StepKind::Filter, StepKind::FlatMap, StepKind::MapBatch, StepKind::Reduce]

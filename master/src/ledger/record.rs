@@ -125,6 +125,8 @@ pub struct Meter {
     pub shuffle_read: u64,
     /// Bytes spilled while sorting shuffle output.
     pub spill: u64,
+    /// The most bytes the host held in memory for its data.
+    pub peak_host_memory: u64,
 }
 
 pub(super) fn micros(d: Duration) -> u64 {
@@ -148,6 +150,7 @@ impl From<&TaskMetering> for Meter {
             shuffle_written: m.shuffle_bytes_written,
             shuffle_read: m.shuffle_bytes_read,
             spill: m.spill_bytes,
+            peak_host_memory: m.peak_host_memory,
         }
     }
 }
@@ -170,6 +173,7 @@ impl Meter {
             shuffle_bytes_written: self.shuffle_written,
             shuffle_bytes_read: self.shuffle_read,
             spill_bytes: self.spill,
+            peak_host_memory: self.peak_host_memory,
         }
     }
 }
@@ -239,6 +243,7 @@ impl Totals {
         self.by_end[a.end.index()] += 1;
         t.fuel += m.fuel;
         t.peak_memory = t.peak_memory.max(m.peak_memory);
+        t.peak_host_memory = t.peak_host_memory.max(m.peak_host_memory);
         t.wall_us += m.wall_us;
         t.cpu_us += m.cpu_us;
         t.instantiate_us += m.instantiate_us;
