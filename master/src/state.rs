@@ -10,11 +10,12 @@
 //! is plain data that a later step can persist.
 //!
 //! The allocator is two-level, as in Mesos: [`Core::schedule`] offers the free
-//! slots of the cluster (a [`SlotIndex`](crate::slots::SlotIndex)) to each
-//! running action in turn, in submission order (the place where Dominant
-//! Resource Fairness will order them); each action's [`JobRun`] takes slots
-//! for its ready tasks and leaves the rest. All the tasks one round places on
-//! an agent go out in one launch. See `docs/architecture.md` (control plane).
+//! task places and memory of the cluster (a
+//! [`FreeIndex`] per pool) to running actions in the
+//! order of weighted Dominant Resource Fairness between tenants; each
+//! action's [`JobRun`] takes what its ready tasks fit in and leaves the rest.
+//! All the tasks one round places on an agent go out in one launch. See
+//! `docs/architecture.md` (control plane).
 
 mod agents;
 mod fair;
