@@ -9,8 +9,9 @@
 //! task does not get dearer with the size of the cluster, the job or the
 //! number of jobs. See `docs/architecture.md` ("Placement").
 
+use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use weft_core::ids::AgentId;
 
 /// What one task holds on its agent while placed there.
@@ -46,7 +47,7 @@ const MAX_WALK: usize = 64;
 /// Free places and memory per agent, with the roomiest agent at hand.
 #[derive(Debug, Clone, Default)]
 pub struct FreeIndex {
-    free: HashMap<AgentId, Free>,
+    free: FxHashMap<AgentId, Free>,
     /// `(free, Reverse(agent))` of every agent with a free place: the last is
     /// the one with the most free memory, then places, the lowest id on a tie.
     room: BTreeSet<(Free, Reverse<AgentId>)>,

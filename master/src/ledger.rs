@@ -30,6 +30,7 @@ pub use quota::{FuelQuota, FuelStop, QuotaState};
 use record::micros;
 pub use record::{Attempt, EndLabel, Meter, Totals};
 
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -85,8 +86,8 @@ pub struct Ledger {
     clock: Clock,
     tenants: Vec<Arc<str>>,
     tenant_ids: HashMap<Arc<str>, u32>,
-    jobs: HashMap<u32, JobEntry>,
-    open: HashMap<TaskKey, Open>,
+    jobs: FxHashMap<u32, JobEntry>,
+    open: FxHashMap<TaskKey, Open>,
     records: Vec<Attempt>,
     quotas: quota::Quotas,
 }
@@ -99,8 +100,8 @@ impl Ledger {
             clock: Clock::now(),
             tenants: Vec::new(),
             tenant_ids: HashMap::new(),
-            jobs: HashMap::new(),
-            open: HashMap::new(),
+            jobs: FxHashMap::default(),
+            open: FxHashMap::default(),
             records: Vec::new(),
             quotas: quota::Quotas::default(),
         }

@@ -38,6 +38,7 @@ use fair::{Claim, Shares};
 use holds::Holds;
 use jobs::DriverSlot;
 use order::Order;
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -192,7 +193,7 @@ pub struct Core {
     /// Running actions, in submission order.
     actions: Vec<Action>,
     /// Every task attempt launched and not yet ended: where, and what it holds.
-    running: HashMap<TaskKey, Placed>,
+    running: FxHashMap<TaskKey, Placed>,
     /// Revocable attempts being killed to give their role its room back.
     preempted: BTreeSet<TaskKey>,
     /// Offer filters and holds.
@@ -217,7 +218,7 @@ impl Core {
             jobs: BTreeMap::new(),
             next_job: 0,
             actions: Vec::new(),
-            running: HashMap::new(),
+            running: FxHashMap::default(),
             preempted: BTreeSet::new(),
             holds: Holds::new(config.offer_filter, config.hold_timeout),
             shares: Shares::default(),

@@ -15,6 +15,7 @@
 
 use super::pools::{Pool, Pools, Reservation};
 use crate::free::{Demand, Free, FreeIndex};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use weft_core::ids::{AgentId, Incarnation};
@@ -71,7 +72,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Agents {
     incarnation: Incarnation,
-    agents: HashMap<AgentId, Agent>,
+    agents: FxHashMap<AgentId, Agent>,
     next: u32,
     interval: Duration,
     lost_after: u32,
@@ -94,7 +95,7 @@ impl Agents {
     pub fn new(incarnation: Incarnation, interval: Duration, lost_after: u32) -> Self {
         Self {
             incarnation,
-            agents: HashMap::new(),
+            agents: FxHashMap::default(),
             next: 0,
             interval,
             lost_after: lost_after.max(1),
@@ -222,6 +223,16 @@ impl Agents {
         let places = a.resources.slots + a.resources.queue;
         // An agent reporting no memory is placed on by places alone.
         let memory = if a.resources.memory == 0 { u64::MAX } else { a.resources.memory };
+        if a.pools.reservations().is_empty() {
+            // The common case, on every task's end: one pool, nothing to build.
+            let held = a.pools.held(Pool::Unreserved);
+            let free = Free {
+                places: places.saturating_sub(held.places),
+                memory: if memory == u64::MAX { u64::MAX } else { memory.saturating_sub(held.memory) },
+            };
+            self.free.set(id, if offered && !a.held { free } else { Free::default() });
+            return;
+        }
         for (pool, free) in a.pools.free_in(places, memory) {
             let free = if offered && !(a.held && pool == Pool::Unreserved) { free } else { Free::default() };
             match pool {

@@ -88,7 +88,7 @@ pub(crate) struct Shares {
     /// As configured, by name (for tenants interned later too).
     sharing: Sharing,
     /// Attempts running per action.
-    per_action: HashMap<ActionId, u32>,
+    per_action: rustc_hash::FxHashMap<ActionId, u32>,
     /// The latest time the core was told.
     now: Option<Instant>,
 }
@@ -124,7 +124,7 @@ impl Default for Shares {
             roles: vec![star],
             role_index: [(UNRESERVED.to_string(), 0)].into(),
             sharing: Sharing::default(),
-            per_action: HashMap::new(),
+            per_action: rustc_hash::FxHashMap::default(),
             now: None,
         }
     }
