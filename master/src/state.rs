@@ -1167,11 +1167,24 @@ impl Core {
         }
     }
 
+    /// Place waiting drivers on free driver slots in the DRF order tasks
+    /// follow: the tenant below its guarantee, then of the smallest weighted
+    /// share, first; a tenant's own drivers in submission order.
     fn place_drivers(&mut self, now: Instant, batches: &mut BTreeMap<AgentId, Batch>) {
         let pending: Vec<JobId> =
             self.jobs.values().filter(|j| j.driver == DriverSlot::Pending).map(|j| j.id).collect();
-        for job in pending {
-            let Some(claim) = self.driver_claim(job) else { continue };
+        let mut order = Order::default();
+        let mut claims = Vec::with_capacity(pending.len());
+        for (i, job) in pending.iter().enumerate() {
+            let claim = self.driver_claim(*job);
+            if let Some(c) = claim {
+                order.insert(c.tenant, self.line(c.tenant), 0, i);
+            }
+            claims.push(claim);
+        }
+        while let Some((tenant, i)) = order.first() {
+            order.remove(tenant, 0, i);
+            let (job, Some(claim)) = (pending[i], claims[i]) else { continue };
             // A tenant at its limit starts no driver either.
             if self.shares.room(claim) == 0 {
                 continue;
@@ -1192,6 +1205,7 @@ impl Core {
                 body: TaskBody::Driver(DriverWork { args: j.spec.args.clone(), deadline: j.spec.deadline }),
             };
             batches.entry(agent).or_default().tasks.push(d);
+            order.reline(tenant, self.line(tenant));
         }
     }
 }

@@ -25,6 +25,10 @@ Commands:
   bench-tasks [SIZES]
              one-record tasks (SIZES e.g. 1000,10000; default 1000,10000,100000), empty and
              identity, through weft local and a master with two agents, vs a native thread pool
+  bench-isolation [MIB]
+             word count over MIB (default 256) of text as one tenant, alone and beside a hostile
+             tenant (endless loops, memory bombs, recursion, a flood of tasks), with the same
+             share of a 2-slot cluster: the ratio of the times
   bench-scale [TASKS]
              the master's scheduler core in-process with 10,000 simulated agents of 8 slots:
              decisions/s and memory per pending task for actions of TASKS (default 100000)
@@ -41,6 +45,7 @@ fn main() -> Result<()> {
         Some("bench-wordcount") => bench_wordcount(args.get(1).map(String::as_str)),
         Some("bench-sort") => bench_sort(args.get(1).map(String::as_str), args.get(2).map(String::as_str)),
         Some("bench-tasks") => bench_tasks(args.get(1).map(String::as_str)),
+        Some("bench-isolation") => bench_isolation(args.get(1).map(String::as_str)),
         Some("bench-scale") => bench_scale(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
@@ -224,6 +229,16 @@ fn bench_tasks(sizes: Option<&str>) -> Result<()> {
     cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "tasks"]);
     if let Some(sizes) = sizes {
         cmd.env("WEFT_BENCH_TASKS", sizes);
+    }
+    run(&mut cmd)
+}
+
+fn bench_isolation(mib: Option<&str>) -> Result<()> {
+    guests()?;
+    let mut cmd = cargo();
+    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "isolation"]);
+    if let Some(mib) = mib {
+        cmd.env("WEFT_BENCH_MIB", mib);
     }
     run(&mut cmd)
 }

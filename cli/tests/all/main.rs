@@ -9,6 +9,7 @@ mod bad_input;
 mod bulk;
 mod cluster;
 mod fairness;
+mod isolation;
 mod paths;
 mod reservations;
 mod restart;

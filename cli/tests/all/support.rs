@@ -77,6 +77,11 @@ impl Proc {
         panic!("no `{needle}` within {timeout:?}; stderr so far:\n{}", seen.join("\n"));
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Wait for the process to exit by itself.
     pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + timeout;

@@ -76,6 +76,15 @@ impl Order {
         }
     }
 
+    /// `tenant`'s place in line is now `line` (its actions stay as they are).
+    pub(crate) fn reline(&mut self, tenant: u32, line: Line) {
+        if let Some(old) = self.lines.get_mut(&tenant) {
+            self.tenants.remove(&(old.0, old.1, tenant));
+            *old = (line.0, Share(line.1));
+            self.tenants.insert((old.0, old.1, tenant));
+        }
+    }
+
     /// Action `i` of `tenant` placed tasks: it runs `now_running` (was
     /// `was_running`), and its tenant's place is `line`.
     pub(crate) fn update(&mut self, tenant: u32, line: Line, was_running: u32, now_running: u32, i: usize) {
@@ -83,11 +92,7 @@ impl Order {
             set.remove(&(was_running, i));
             set.insert((now_running, i));
         }
-        if let Some(old) = self.lines.get_mut(&tenant) {
-            self.tenants.remove(&(old.0, old.1, tenant));
-            *old = (line.0, Share(line.1));
-            self.tenants.insert((old.0, old.1, tenant));
-        }
+        self.reline(tenant, line);
     }
 }
 

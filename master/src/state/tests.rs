@@ -691,3 +691,14 @@ fn the_ledger_labels_lost_and_refused_attempts_and_the_view_sums_them() {
     assert_eq!(c.view(job).unwrap().totals.fuel, 1);
     assert_eq!(c.ledger().job_totals(job).attempts, 3);
 }
+
+#[test]
+fn drivers_are_placed_by_share_not_by_submission() {
+    let (mut c, now) = core();
+    // Two driver slots; a submits three jobs before b submits one.
+    c.register_agent("a:1".into(), Resources { slots: 2, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    let a: Vec<JobId> = (0..3).map(|_| c.submit_job(JobSpec { tenant: "a".into(), ..spec() })).collect();
+    let b = c.submit_job(JobSpec { tenant: "b".into(), ..spec() });
+    let started: Vec<JobId> = round(&mut c, now).iter().map(|k| k.job()).collect();
+    assert_eq!(started, [a[0], b], "b's driver before a's second: {started:?}");
+}

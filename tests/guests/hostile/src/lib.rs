@@ -4,6 +4,7 @@
 //! | name | kind | misbehaviour |
 //! |---|---|---|
 //! | `spin` | map `String` | loops forever (fuel / epoch deadline) |
+//! | `burn` | map `String` | about a million loop turns, then its record (bounded work: many tasks against a fuel budget) |
 //! | `sleep` | map `String` | `std::thread::sleep` for 60 s (wall-clock deadline) |
 //! | `grow` | map `String` | allocates and touches memory without bound (memory limit) |
 //! | `recurse` | map `String` | recurses without bound (stack limit) |
@@ -18,12 +19,17 @@
 //! | `one`, `add` | map `String`, reduce `i64` | a word counted once, a sum (well-behaved) |
 //! | `sleep_pair` | map `(String, i64)` | `std::thread::sleep` for 60 s, then the word |
 //!
-//! As a job, `main` takes `<function> <input-uri>` and counts the lines of the
-//! input mapped through `spin` or `sleep`: a job whose tasks never end by
-//! themselves, for the tests that kill jobs. With `shuffle-sleep` it counts
-//! the input's words into 4 reduce partitions first (map tasks that end and
-//! leave shuffle files) and then sleeps in every reduce task (`sleep_pair`),
-//! for the tests that restart the master under a job that has shuffle files.
+//! As a job, `main` takes `<function> <input-uri> [partitions]` and counts the
+//! lines of the input (read in at least `partitions` splits, default 4: one
+//! task each) mapped through `spin`, `sleep`, `grow`, `recurse` or `burn`: jobs whose
+//! tasks never end by themselves (for the tests that kill jobs) or end only at
+//! a limit of the sandbox, and many small tasks that burn fuel (for the
+//! isolation tests: endless loops, memory bombs, deep recursion, ten times
+//! more tasks than a normal job, held by a fuel budget). With `shuffle-sleep` it
+//! counts the input's words into 4 reduce partitions first (map tasks that end
+//! and leave shuffle files) and then sleeps in every reduce task
+//! (`sleep_pair`), for the tests that restart the master under a job that has
+//! shuffle files.
 //!
 //! `escape` makes each attempt below and returns one line per attempt,
 //! `<attempt>: denied (<error>)` or `<attempt>: ALLOWED (<what it got>)`, so a
@@ -34,23 +40,35 @@
 use std::hint::black_box;
 use weft::prelude::*;
 
-/// `<spin|sleep|shuffle-sleep> <input-uri>`: count the input's lines through
-/// that function (`shuffle-sleep`: the input's distinct words, through `sleep_pair`).
+/// `<spin|sleep|grow|recurse|burn|shuffle-sleep> <input-uri> [partitions]`: count
+/// the input's lines through that function (`shuffle-sleep`: the input's
+/// distinct words, through `sleep_pair`).
 #[weft::main]
 fn main(ctx: &Context) -> weft::Result<()> {
+    const USAGE: &str = "usage: hostile <spin|sleep|grow|recurse|burn|shuffle-sleep> <input-uri> [partitions]";
     let args = ctx.args();
-    let [function, input] = args.as_slice() else {
-        return Err(weft::Error::msg("usage: hostile <spin|sleep|shuffle-sleep> <input-uri>"));
+    let (function, input, partitions) = match args.as_slice() {
+        [function, input] => (function, input, 4),
+        [function, input, partitions] => {
+            let n = partitions.parse().map_err(|e| weft::Error::msg(format!("{USAGE}: partitions: {e}")))?;
+            (function, input, n)
+        }
+        _ => return Err(weft::Error::msg(USAGE)),
     };
-    let lines = ctx.text_file(input, 4)?;
+    let lines = ctx.text_file(input, partitions)?;
     let n = match function.as_str() {
         "spin" => lines.map(spin).count()?,
         "sleep" => lines.map(sleep).count()?,
+        "grow" => lines.map(grow).count()?,
+        "recurse" => lines.map(recurse).count()?,
+        "burn" => lines.map(burn).count()?,
         "shuffle-sleep" => {
             lines.flat_map(split_words).map(one).reduce_by_key(add, 4).map(sleep_pair).count()?
         }
         other => {
-            return Err(weft::Error::msg(format!("no job function `{other}`: spin, sleep or shuffle-sleep")));
+            return Err(weft::Error::msg(format!(
+                "no job function `{other}`: spin, sleep, grow, recurse, burn or shuffle-sleep"
+            )));
         }
     };
     weft::info!("{n} lines");
@@ -70,6 +88,16 @@ pub fn spin(record: String) -> String {
             return record;
         }
     }
+}
+
+/// Turns a loop 2^20 times (a few million units of fuel), then returns its record.
+#[weft::map]
+pub fn burn(record: String) -> String {
+    let mut n: u64 = 0;
+    for _ in 0..black_box(1u64 << 20) {
+        n = black_box(n.wrapping_add(1));
+    }
+    if black_box(n) == 0 { String::new() } else { record }
 }
 
 /// Sleeps for 60 seconds, then returns its record.
