@@ -18,9 +18,9 @@
 //! loops stopped by fuel and by a deadline, a memory bomb, unbounded
 //! recursion, and a flood of 320 small tasks stopped by a fuel budget; each
 //! must fail with its typed reason. It keeps one in flight because agents
-//! have as many driver slots as task slots, and the master places drivers in
-//! submission order, not by share: a second hostile job would hold the other
-//! driver slot and the normal job's driver would wait for it.
+//! have as many driver slots as task slots and a running driver is not taken
+//! back: a second hostile job submitted before the normal one would hold the
+//! other driver slot, and the normal job's driver would wait for it.
 //!
 //! Runs alternate, alone then beside, after a warm-up of each (the agents
 //! compile both components once); `sync; sleep` (`WEFT_BENCH_SETTLE`
@@ -35,16 +35,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 mod corpus;
+mod procs;
+mod versus;
 
-const CLUSTER: &str = "weft_c_bench-isolation-cluster-token";
+use procs::Proc;
 
 fn token(tenant: &str) -> String {
     format!("weft_t_bench-isolation-{tenant}-token-0123456789")
@@ -62,58 +64,9 @@ fn env_num(name: &str, default: u64) -> u64 {
 
 /// `weft` as `tenant`.
 fn weft(tenant: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
-    c.env("WEFT_LOG", "warn").env("WEFT_TOKEN", token(tenant)).env_remove("WEFT_CLIENT_TOKEN");
+    let mut c = procs::weft();
+    c.env("WEFT_TOKEN", token(tenant));
     c
-}
-
-/// A child process killed when dropped, its stderr lines forwarded to a channel.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("no `{needle}` from a cluster process within 60s");
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The master (tenants `normal` and `hostile`, each limited to its driver and
@@ -133,26 +86,10 @@ fn cluster(dir: &Path, queue: u64) -> (Vec<Proc>, String) {
     }
     let tenants = dir.join("tenants.toml");
     std::fs::write(&tenants, file).unwrap();
-    let mut c = weft("ops");
-    c.args(["master", "--listen", "127.0.0.1:0", "--cluster-token", CLUSTER, "--tenants"])
-        .arg(&tenants)
-        .arg("--data-dir")
-        .arg(dir.join("master"));
-    let master = Proc::spawn(c);
-    let line = master.wait_for("listening on");
-    let url = line.split_whitespace().find(|w| w.starts_with("http")).unwrap().to_string();
-    let mut procs = vec![master];
-    for name in ["a", "b"] {
-        let mut c = weft("ops");
-        c.args(["agent", "--master", &url, "--listen", "127.0.0.1:0", "--cluster-token", CLUSTER])
-            .args(["--slots", "1", "--queue", &queue.to_string(), "--memory", "2GiB", "--work-dir"])
-            .arg(dir.join(name));
-        procs.push(Proc::spawn(c));
-    }
-    for agent in &procs[1..] {
-        agent.wait_for("serving at");
-    }
-    (procs, url)
+    let tenants = tenants.display().to_string();
+    let queue = queue.to_string();
+    let agents = ["--queue", &queue, "--memory", "2GiB"];
+    procs::cluster(dir, 1, &[], &["--tenants", &tenants], &agents).unwrap()
 }
 
 /// Run `cmd` (a `weft submit --wait --json`); its JSON status.
@@ -249,21 +186,6 @@ fn native_floor(input: &Path, runs: u64) -> (Duration, Duration) {
     (alone, beside)
 }
 
-fn output(dir: &Path) -> HashMap<String, i64> {
-    assert!(dir.join("_SUCCESS").exists());
-    let mut got = HashMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("part-") {
-            for l in std::fs::read_to_string(&p).unwrap().lines() {
-                let (w, n) = l.rsplit_once('\t').unwrap();
-                got.insert(w.to_string(), n.parse().unwrap());
-            }
-        }
-    }
-    got
-}
-
 /// CPU seconds process `pid` has used (user and system), from `/proc`.
 fn cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -304,7 +226,7 @@ fn word_count(
     let used: Vec<f64> = pids.iter().zip(&cpus).map(|(p, c)| cpu(*p) - c).collect();
     let held = (place_seconds(url, "normal") - held) / took.as_secs_f64();
     assert_eq!(s["state"], "succeeded", "{s}");
-    assert!(output(out) == *want, "the word count differs from the native count");
+    assert!(versus::counts(out) == *want, "the word count differs from the native count");
     Sample { took, held, master_cpu: used[0], agents_cpu: used[1..].iter().sum() }
 }
 

@@ -54,6 +54,16 @@ impl Proc {
         }
         Err(format!("no `{needle}` from a cluster process within 60s; its stderr:\n{}", seen.join("\n")))
     }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it still runs.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
 }
 
 impl Drop for Proc {
@@ -84,12 +94,14 @@ pub fn tls_flags(dir: &Path) -> Vec<String> {
 
 /// A `weft master` and two `weft agent` processes on 127.0.0.1 with `slots` each,
 /// registered, every process speaking TLS with `tls` flags (none: plain), the
-/// master also given `master_flags`; and the master's URL.
+/// master also given `master_flags` and each agent `agent_flags`; and the
+/// master's URL.
 pub fn cluster(
     dir: &Path,
     slots: u64,
     tls: &[String],
     master_flags: &[&str],
+    agent_flags: &[&str],
 ) -> Result<(Vec<Proc>, String), String> {
     let mut c = weft();
     c.args(["master", "--listen", "127.0.0.1:0", "--cluster-token", TOKEN, "--data-dir"])
@@ -105,7 +117,8 @@ pub fn cluster(
         c.args(["agent", "--master", &url, "--listen", "127.0.0.1:0", "--cluster-token", TOKEN])
             .args(["--slots", &slots.to_string(), "--work-dir"])
             .arg(dir.join(name))
-            .args(tls);
+            .args(tls)
+            .args(agent_flags);
         procs.push(Proc::spawn(c));
     }
     for agent in &procs[1..] {

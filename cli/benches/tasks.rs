@@ -170,7 +170,7 @@ fn run_cluster(
     tls: bool,
 ) -> Result<Measured, String> {
     let flags = if tls { tls_flags(dir) } else { Vec::new() };
-    let (_procs, url) = cluster(dir, (slots / 2).max(1), &flags, &[])?;
+    let (_procs, url) = cluster(dir, (slots / 2).max(1), &flags, &[], &[])?;
     let mut cmd = weft();
     cmd.args(["submit", "--master", &url, "--wait", "--json"]);
     // A client needs only the CA.

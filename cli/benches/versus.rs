@@ -1,7 +1,7 @@
 //! What the weft-against-native benchmarks share: the alternating runs, the
 //! `weft local` run, and the printed comparison of the best times.
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, dead_code, missing_docs)]
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -44,6 +44,22 @@ pub fn weft_local(dir: &Path, wasm: &Path, out: &Path, args: &[&OsStr]) -> Strin
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "weft local failed:\n{stdout}");
     stdout
+}
+
+/// The word counts in the part files of `out` (a committed output directory).
+pub fn counts(out: &Path) -> std::collections::HashMap<String, i64> {
+    assert!(out.join("_SUCCESS").exists(), "{} is not a committed output", out.display());
+    let mut got = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(out).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("part-") {
+            for l in std::fs::read_to_string(&p).unwrap().lines() {
+                let (w, n) = l.rsplit_once('\t').unwrap();
+                got.insert(w.to_string(), n.parse().unwrap());
+            }
+        }
+    }
+    got
 }
 
 /// Print `title`, then the best (and slowest) times and rates of both sides

@@ -59,7 +59,7 @@ fn main() {
         },
     );
 
-    assert_eq!(output(&out), reference, "weft's counts differ from the native count");
+    assert_eq!(versus::counts(&out), reference, "weft's counts differ from the native count");
 
     let title = format!("word count over {size:.0} MB ({} distinct words)", reference.len());
     versus::print(&title, size, &native_times, &weft_times, "   (goal >= 1.0x)");
@@ -73,7 +73,7 @@ fn main() {
                 let files = tempfile::tempdir_in(&dir).unwrap();
                 times.push(on_cluster(files.path(), &dir, &wasm, &input, &out, tls));
                 assert_eq!(
-                    output(&out),
+                    versus::counts(&out),
                     reference,
                     "weft's counts on a cluster differ from the native count"
                 );
@@ -85,21 +85,6 @@ fn main() {
         println!("  cluster, 2 agents, TLS   {tls:>9.2}s  {:>7.1} MB/s", size / tls);
         println!("  TLS costs               {:>+8.1}%   (goal <= 5%)", (tls / plain - 1.0) * 100.0);
     }
-}
-
-/// The counts in the part files of `out`.
-fn output(out: &Path) -> HashMap<String, i64> {
-    let mut got: HashMap<String, i64> = HashMap::new();
-    for entry in std::fs::read_dir(out).unwrap() {
-        let p = entry.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("part-") {
-            for l in std::fs::read_to_string(&p).unwrap().lines() {
-                let (w, n) = l.rsplit_once('\t').unwrap();
-                got.insert(w.to_string(), n.parse().unwrap());
-            }
-        }
-    }
-    got
 }
 
 /// Word count of `input` into `out` by `weft submit --wait` to a master and
@@ -116,7 +101,7 @@ fn on_cluster(
     let _ = std::fs::remove_dir_all(out);
     let flags = if tls { procs::tls_flags(files) } else { Vec::new() };
     let grant = format!("{}=read-write", data.display());
-    let (_procs, url) = procs::cluster(files, 1, &flags, &["--grant", &grant]).unwrap();
+    let (_procs, url) = procs::cluster(files, 1, &flags, &["--grant", &grant], &[]).unwrap();
     let mut submit = procs::weft();
     submit.args(["submit", "--master", &url, "--wait"]);
     if let Some(ca) = flags.iter().position(|f| f == "--tls-ca") {
