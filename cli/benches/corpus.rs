@@ -69,3 +69,18 @@ pub fn write_text(out: &mut impl Write, bytes: u64) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Write `bytes` of text to `path` once (a file already that large is kept),
+/// for the benchmarks that read it.
+#[allow(dead_code)]
+pub fn generate(path: &std::path::Path, bytes: u64) -> std::io::Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() >= bytes) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write_text(&mut f, bytes)?;
+    f.flush()
+}

@@ -35,7 +35,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -230,16 +229,6 @@ fn word_count(
     Sample { took, held, master_cpu: used[0], agents_cpu: used[1..].iter().sum() }
 }
 
-fn generate(path: &Path, bytes: u64) {
-    if std::fs::metadata(path).map(|m| m.len() >= bytes).unwrap_or(false) {
-        return;
-    }
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    corpus::write_text(&mut f, bytes).unwrap();
-    f.flush().unwrap();
-}
-
 fn main() {
     let mib = env_num("WEFT_BENCH_MIB", 256);
     let runs = env_num("WEFT_BENCH_RUNS", 3).max(1);
@@ -260,7 +249,7 @@ fn main() {
     let (wc, bad) = (guests.join("wordcount.wasm"), guests.join("hostile.wasm"));
     assert!(wc.exists() && bad.exists(), "build the guests first: cargo xtask guests");
     let input = root().join(format!("target/bench/words-{mib}MiB.txt"));
-    generate(&input, mib << 20);
+    corpus::generate(&input, mib << 20).unwrap();
     let want = native(&input);
 
     let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -21,16 +20,6 @@ fn root() -> PathBuf {
 mod corpus;
 mod procs;
 mod versus;
-
-fn generate(path: &Path, bytes: u64) {
-    if std::fs::metadata(path).map(|m| m.len() >= bytes).unwrap_or(false) {
-        return;
-    }
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    corpus::write_text(&mut f, bytes).unwrap();
-    f.flush().unwrap();
-}
 
 fn native(path: &Path) -> HashMap<String, i64> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -45,7 +34,7 @@ fn main() {
     let mib: u64 = std::env::var("WEFT_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     let dir = root().join("target/bench");
     let input = dir.join(format!("words-{mib}MiB.txt"));
-    generate(&input, mib << 20);
+    corpus::generate(&input, mib << 20).unwrap();
     let size = std::fs::metadata(&input).unwrap().len() as f64 / 1e6;
     let wasm = root().join("target/guests/wasm32-wasip2/release/wordcount.wasm");
     assert!(wasm.exists(), "build the guests first: cargo xtask guests");
