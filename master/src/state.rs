@@ -604,7 +604,7 @@ impl Core {
     }
 
     /// Drop the dynamic reservation of `agent` for `role`; what it reserved.
-    /// Revocable tasks in it keep running; the room is unreserved now.
+    /// Tasks in it keep running, holding unreserved room until they end.
     ///
     /// # Errors
     /// No such agent or dynamic reservation.

@@ -225,7 +225,7 @@ impl Agents {
         let memory = if a.resources.memory == 0 { u64::MAX } else { a.resources.memory };
         if a.pools.reservations().is_empty() {
             // The common case, on every task's end: one pool, nothing to build.
-            let held = a.pools.held(Pool::Unreserved);
+            let held = a.pools.held_unreserved();
             let free = Free {
                 places: places.saturating_sub(held.places),
                 memory: if memory == u64::MAX { u64::MAX } else { memory.saturating_sub(held.memory) },

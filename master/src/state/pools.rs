@@ -88,6 +88,18 @@ impl Pools {
         roles.into_iter()
     }
 
+    /// What the unreserved pool holds: its own tasks', and those of roles
+    /// whose reservation was dropped while they ran there.
+    pub fn held_unreserved(&self) -> Demand {
+        self.held
+            .iter()
+            .filter(|(p, _)| match p {
+                Pool::Unreserved => true,
+                Pool::Reserved(role) => !self.reservations.iter().any(|r| r.role == *role),
+            })
+            .fold(Demand::default(), |s, (_, d)| add(s, *d))
+    }
+
     /// What `pool` holds.
     pub fn held(&self, pool: Pool) -> Demand {
         self.held.iter().find(|(p, _)| *p == pool).map(|(_, d)| *d).unwrap_or_default()
@@ -125,7 +137,7 @@ impl Pools {
             places: places.saturating_sub(reserved.places),
             memory: if memory == u64::MAX { u64::MAX } else { memory.saturating_sub(reserved.memory) },
         };
-        let mut free = vec![(Pool::Unreserved, left(unreserved, self.held(Pool::Unreserved)))];
+        let mut free = vec![(Pool::Unreserved, left(unreserved, self.held_unreserved()))];
         for role in self.roles() {
             let amount = self
                 .reservations
@@ -177,5 +189,10 @@ mod tests {
         assert_eq!(p.roles().collect::<Vec<_>>(), [1]);
         p.free(Pool::Reserved(1), Demand { places: 1, memory: GIB });
         assert_eq!(p.held(Pool::Reserved(1)), Demand::default());
+        // A task still running in role 2's pool, dropped above, holds
+        // unreserved room (beside the unreserved task placed before).
+        p.place(Pool::Reserved(2), Demand { places: 1, memory: GIB });
+        assert_eq!(p.held_unreserved(), Demand { places: 2, memory: 2 * GIB });
+        assert_eq!(p.free_in(6, 8 * GIB)[0].1, Free { places: 2, memory: 2 * GIB }, "4 unreserved, 2 held");
     }
 }
