@@ -33,6 +33,13 @@ pub struct Free {
     pub places: u32,
 }
 
+impl From<Demand> for Free {
+    /// Room of that size, free.
+    fn from(d: Demand) -> Self {
+        Free { places: d.places, memory: d.memory }
+    }
+}
+
 impl Free {
     /// Whether `d` fits in what is free.
     pub fn fits(&self, d: Demand) -> bool {

@@ -565,18 +565,17 @@ impl Core {
         reservations: Vec<(String, Demand)>,
         now: Instant,
     ) -> Result<AgentId, String> {
-        let mut check = pools::Pools::default();
+        let mut named = Vec::with_capacity(reservations.len());
         for (role, amount) in &reservations {
             if role == UNRESERVED || role.is_empty() {
                 return Err(format!("`{role}` is not a role to reserve for"));
             }
-            let r = Reservation { role: 1, amount: *amount, dynamic: false };
-            check.reserve(r, resources.slots, resources.memory)?;
+            named.push(Reservation { role: self.shares.role(role), amount: *amount, dynamic: false });
         }
+        pools::check(&named, resources.slots, resources.memory)?;
         let id = self.register_agent(address, resources, attributes, now);
-        for (role, amount) in reservations {
-            let role = self.shares.role(&role);
-            self.agents.reserve(id, Reservation { role, amount, dynamic: false }, now)?;
+        for r in named {
+            self.agents.reserve(id, r, now)?;
         }
         Ok(id)
     }

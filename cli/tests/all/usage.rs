@@ -83,6 +83,13 @@ fn submit(token: &str, url: &str, wasm: &Path, args: &[&str]) -> String {
     v["job"].as_str().unwrap().to_string()
 }
 
+/// `weft submit --wait --json` of a word count of `input` into `out` as `token`.
+fn wordcount(token: &str, url: &str, input: &Path, out: &Path) -> Output {
+    let wc = guest("wordcount");
+    let args = ["submit", wc.to_str().unwrap(), "--wait", "--json", "--"];
+    as_tenant(token, url, &[&args[..], &[input.to_str().unwrap(), out.to_str().unwrap()]].concat())
+}
+
 /// `weft status JOB --json` (which exits 3 while the job runs).
 fn status(token: &str, url: &str, job: &str) -> Value {
     let o = as_tenant(token, url, &["status", job, "--json"]);
@@ -287,23 +294,10 @@ fn the_same_job_on_the_same_input_burns_the_same_fuel_in_every_task() {
     let input = dir.path().join("in.txt");
     let body = text(1 << 20);
     std::fs::write(&input, &body).unwrap();
-    let wc = guest("wordcount");
     let mut runs = Vec::new();
     for run in 0..2 {
         let out = dir.path().join(format!("out{run}"));
-        let o = as_tenant(
-            BETA,
-            &url,
-            &[
-                "submit",
-                wc.to_str().unwrap(),
-                "--wait",
-                "--json",
-                "--",
-                input.to_str().unwrap(),
-                out.to_str().unwrap(),
-            ],
-        );
+        let o = wordcount(BETA, &url, &input, &out);
         let s: Value = serde_json::from_str(&ok(&o)).unwrap();
         assert_eq!(counts(&output_lines(&out)), native_counts(&body));
         runs.push(fuel_by_task(&url, s["job"].as_str().unwrap()));
@@ -331,23 +325,9 @@ fn a_tenant_over_its_fuel_quota_stops_and_is_refused_while_another_runs_and_read
     let input = dir.path().join("in.txt");
     let body = text(512 << 10);
     std::fs::write(&input, &body).unwrap();
-    let wc = guest("wordcount");
     let wordcount = |token: &str, out: &str| {
         let out = dir.path().join(out);
-        let o = as_tenant(
-            token,
-            &url,
-            &[
-                "submit",
-                wc.to_str().unwrap(),
-                "--wait",
-                "--json",
-                "--",
-                input.to_str().unwrap(),
-                out.to_str().unwrap(),
-            ],
-        );
-        (o, out)
+        (wordcount(token, &url, &input, &out), out)
     };
     // beta's word count: what the job burns.
     let (o, out) = wordcount(BETA, "beta-1");

@@ -63,6 +63,15 @@ pub struct Agent {
     backoff: Duration,
 }
 
+impl Agent {
+    /// Its task places (`slots + queue`) and memory (`u64::MAX` when it
+    /// reports none: it is placed on by places alone).
+    pub fn capacity(&self) -> (u32, u64) {
+        let memory = if self.resources.memory == 0 { u64::MAX } else { self.resources.memory };
+        (self.resources.slots + self.resources.queue, memory)
+    }
+}
+
 /// The first pause after a refused launch.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest pause.
@@ -220,24 +229,15 @@ impl Agents {
     fn reindex(&mut self, id: AgentId, now: Instant) {
         let Some(a) = self.agents.get(&id) else { return };
         let offered = !a.lost && a.paused_until.is_none_or(|t| t <= now);
-        let places = a.resources.slots + a.resources.queue;
-        // An agent reporting no memory is placed on by places alone.
-        let memory = if a.resources.memory == 0 { u64::MAX } else { a.resources.memory };
+        let (places, memory) = a.capacity();
+        let unreserved = a.pools.unreserved_free(places, memory);
+        self.free.set(id, if offered && !a.held { unreserved } else { Free::default() });
         if a.pools.reservations().is_empty() {
-            // The common case, on every task's end: one pool, nothing to build.
-            let held = a.pools.held_unreserved();
-            let free = Free {
-                places: places.saturating_sub(held.places),
-                memory: if memory == u64::MAX { u64::MAX } else { memory.saturating_sub(held.memory) },
-            };
-            self.free.set(id, if offered && !a.held { free } else { Free::default() });
-            return;
+            return; // the common case, at every task's end: one pool
         }
         for (pool, free) in a.pools.free_in(places, memory) {
-            let free = if offered && !(a.held && pool == Pool::Unreserved) { free } else { Free::default() };
-            match pool {
-                Pool::Unreserved => self.free.set(id, free),
-                Pool::Reserved(role) => self.reserved.entry(role).or_default().set(id, free),
+            if let Pool::Reserved(role) = pool {
+                self.reserved.entry(role).or_default().set(id, if offered { free } else { Free::default() });
             }
         }
     }
@@ -249,8 +249,8 @@ impl Agents {
         else {
             return Free::default();
         };
-        let memory = if a.resources.memory == 0 { u64::MAX } else { a.resources.memory };
-        a.pools.free_in(a.resources.slots + a.resources.queue, memory)[0].1
+        let (places, memory) = a.capacity();
+        a.pools.unreserved_free(places, memory)
     }
 
     /// Hold (or stop holding) the unreserved room of `id` for one action.
@@ -269,9 +269,8 @@ impl Agents {
             .values()
             .filter(|a| !a.lost && !a.held && a.paused_until.is_none_or(|t| t <= now))
             .filter(|a| {
-                let memory = if a.resources.memory == 0 { u64::MAX } else { a.resources.memory };
-                let empty = Pools::with_reservations(a.pools.reservations());
-                empty.free_in(a.resources.slots + a.resources.queue, memory)[0].1.fits(d)
+                let (places, memory) = a.capacity();
+                Free::from(a.pools.unreserved(places, memory)).fits(d)
             })
             .max_by_key(|a| (self.unreserved_free(a.id, now), std::cmp::Reverse(a.id)))
             .map(|a| a.id)
@@ -350,7 +349,7 @@ impl Agents {
         let live = self.agents.values().filter(|a| !a.lost);
         self.largest = live.fold(Resources::default(), |l, a| Resources {
             slots: l.slots.max(a.resources.slots),
-            memory: l.memory.max(if a.resources.memory == 0 { u64::MAX } else { a.resources.memory }),
+            memory: l.memory.max(a.capacity().1),
             queue: 0,
         });
     }

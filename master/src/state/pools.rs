@@ -39,11 +39,6 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// Pools with `reservations` and nothing placed.
-    pub fn with_reservations(reservations: &[Reservation]) -> Self {
-        Self { reservations: reservations.to_vec(), held: Vec::new() }
-    }
-
     /// Its reservations.
     pub fn reservations(&self) -> &[Reservation] {
         &self.reservations
@@ -61,15 +56,7 @@ impl Pools {
             Some(x) => x.amount = r.amount,
             None => next.push(r),
         }
-        let sum = next.iter().fold(Demand::default(), |s, x| add(s, x.amount));
-        if sum.places > slots || (memory > 0 && sum.memory > memory) {
-            return Err(format!(
-                "reservations of {} slots and {} would pass the agent's {slots} slots and {}",
-                sum.places,
-                bytesize::ByteSize::b(sum.memory),
-                bytesize::ByteSize::b(memory)
-            ));
-        }
+        check(&next, slots, memory)?;
         self.reservations = next;
         Ok(())
     }
@@ -121,32 +108,57 @@ impl Pools {
         }
     }
 
-    /// What is free in each pool of an agent of `places` task places and
-    /// `memory` bytes (`u64::MAX`: not reported): the unreserved pool first.
-    pub fn free_in(&self, places: u32, memory: u64) -> Vec<(Pool, Free)> {
+    /// The unreserved room of an agent of `places` task places and `memory`
+    /// bytes (`u64::MAX`: not reported): what its reservations leave.
+    pub fn unreserved(&self, places: u32, memory: u64) -> Demand {
         let reserved = self.reservations.iter().fold(Demand::default(), |s, x| add(s, x.amount));
-        let left = |total: Demand, held: Demand| Free {
-            places: total.places.saturating_sub(held.places),
-            memory: if total.memory == u64::MAX {
-                u64::MAX
-            } else {
-                total.memory.saturating_sub(held.memory)
-            },
-        };
-        let unreserved = Demand {
-            places: places.saturating_sub(reserved.places),
-            memory: if memory == u64::MAX { u64::MAX } else { memory.saturating_sub(reserved.memory) },
-        };
-        let mut free = vec![(Pool::Unreserved, left(unreserved, self.held_unreserved()))];
+        left(Demand { places, memory }, reserved)
+    }
+
+    /// What is free in the unreserved pool of such an agent (no allocation:
+    /// this runs at every task's end).
+    pub fn unreserved_free(&self, places: u32, memory: u64) -> Free {
+        left(self.unreserved(places, memory), self.held_unreserved()).into()
+    }
+
+    /// What is free in each pool of such an agent: the unreserved pool first.
+    pub fn free_in(&self, places: u32, memory: u64) -> Vec<(Pool, Free)> {
+        let mut free = vec![(Pool::Unreserved, self.unreserved_free(places, memory))];
         for role in self.roles() {
             let amount = self
                 .reservations
                 .iter()
                 .filter(|r| r.role == role)
                 .fold(Demand::default(), |s, x| add(s, x.amount));
-            free.push((Pool::Reserved(role), left(amount, self.held(Pool::Reserved(role)))));
+            free.push((Pool::Reserved(role), left(amount, self.held(Pool::Reserved(role))).into()));
         }
         free
+    }
+}
+
+/// Whether `reservations` fit in an agent of `slots` and `memory` bytes (0:
+/// it reports none).
+///
+/// # Errors
+/// What would not fit.
+pub fn check(reservations: &[Reservation], slots: u32, memory: u64) -> Result<(), String> {
+    let sum = reservations.iter().fold(Demand::default(), |s, x| add(s, x.amount));
+    if sum.places > slots || (memory > 0 && sum.memory > memory) {
+        return Err(format!(
+            "reservations of {} slots and {} would pass the agent's {slots} slots and {}",
+            sum.places,
+            bytesize::ByteSize::b(sum.memory),
+            bytesize::ByteSize::b(memory)
+        ));
+    }
+    Ok(())
+}
+
+/// `total` less `taken` in each dimension (memory `u64::MAX` stays: not reported).
+fn left(total: Demand, taken: Demand) -> Demand {
+    Demand {
+        places: total.places.saturating_sub(taken.places),
+        memory: if total.memory == u64::MAX { u64::MAX } else { total.memory.saturating_sub(taken.memory) },
     }
 }
 
