@@ -209,6 +209,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// Whether accepted tasks wait for a slot: then every slot stays busy
+    /// without the master's help, and task ends can wait a moment to go
+    /// out together.
+    fn backlog(&self) -> bool {
+        let in_use = |s: &Semaphore, of: u32| (of as usize).saturating_sub(s.available_permits());
+        let (slots, queue) = (self.config.slots, self.config.queue_depth());
+        in_use(&self.admitted, slots + queue) > in_use(&self.slots, slots)
+    }
+
     fn running(&self) -> MutexGuard<'_, HashMap<TaskKey, watch::Sender<bool>>> {
         self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -332,7 +341,8 @@ impl AgentNode {
             config,
         });
         let forwarder = Arc::clone(&shared);
-        let updates = Some(tokio::spawn(async move { forwarder.master.forward().await }));
+        let updates =
+            Some(tokio::spawn(async move { forwarder.master.forward(|| forwarder.backlog()).await }));
         let mut handle = AgentHandle {
             shared: Arc::clone(&shared),
             local_addr,

@@ -60,6 +60,17 @@ impl Proc {
         self.child.id()
     }
 
+    /// The CPU seconds (user and system) it has used so far; 0 where
+    /// `/proc` cannot tell.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // The fields after the command's name, which ends with the last `)`.
+        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        // utime and stime (fields 14 and 15 of stat(5)), in USER_HZ (100 on Linux).
+        (ticks(11) + ticks(12)) as f64 / 100.0
+    }
+
     /// Whether it still runs.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

@@ -17,7 +17,16 @@
 //! 2: the local agent has them all, each cluster agent half). The seconds are
 //! the timed action's, measured by the driver in the guest after a warm-up
 //! action, so neither start-up nor compilation counts; `wall` is the whole
-//! `weft local` or `weft submit` process, for reference.
+//! `weft local` or `weft submit` process, for reference; `cpu` is what the
+//! master and agent processes of a cluster spent per task over the whole job.
+//!
+//! With several runs the topologies take turns (local, cluster, cluster-tls,
+//! local, …), so that drift on a shared machine falls on all of them alike;
+//! a row shows the best and the median run. With both cluster topologies a
+//! line gives what TLS costs: the median, over runs, of the TLS run's time
+//! (and CPU) over that of the plain run just before it. This machine's runs
+//! vary by 10–20%, so judge TLS by that line over 10 runs or more, not by
+//! one pair.
 //!
 //! The native baseline runs the same N one-record tasks as boxed closures on a
 //! pool of as many plain threads as there are slots, pulling from one queue and
@@ -26,8 +35,8 @@
 //!
 //! Environment: `WEFT_BENCH_TASKS` (sizes, default `1000,10000,100000`),
 //! `WEFT_BENCH_MODES` (default `empty,identity`), `WEFT_BENCH_TOPOLOGIES`
-//! (default `local,cluster,cluster-tls`), `WEFT_BENCH_SLOTS`, `WEFT_BENCH_RUNS` (best of,
-//! default 1), `WEFT_BENCH_TIMEOUT` (seconds per run, default 600: a run past it
+//! (default `local,cluster,cluster-tls`), `WEFT_BENCH_SLOTS`, `WEFT_BENCH_RUNS` (runs of
+//! each topology, default 1), `WEFT_BENCH_TIMEOUT` (seconds per run, default 600: a run past it
 //! is killed and reported, never waited on; the job's own default deadline, which
 //! bounds its driver, is 10 minutes too).
 
@@ -99,6 +108,9 @@ struct Measured {
     action: Duration,
     /// The `weft local` or `weft submit` process.
     wall: Duration,
+    /// CPU seconds the master and agents used while the job ran (both its
+    /// actions; cluster topologies only).
+    cpu: Option<f64>,
 }
 
 /// Check the job's JSON status and read the timed action's seconds from its driver log.
@@ -157,7 +169,7 @@ fn measure(cmd: Command, n: u64, mode: &str, timeout: Duration) -> Result<Measur
     let started = Instant::now();
     let out = run_bounded(cmd, timeout)?;
     let wall = started.elapsed();
-    Ok(Measured { action: read_status(out, n, mode)?, wall })
+    Ok(Measured { action: read_status(out, n, mode)?, wall, cpu: None })
 }
 
 fn run_cluster(
@@ -170,7 +182,9 @@ fn run_cluster(
     tls: bool,
 ) -> Result<Measured, String> {
     let flags = if tls { tls_flags(dir) } else { Vec::new() };
-    let (_procs, url) = cluster(dir, (slots / 2).max(1), &flags, &[], &[])?;
+    let (procs, url) = cluster(dir, (slots / 2).max(1), &flags, &[], &[])?;
+    let cpu = || procs.iter().map(|p| p.cpu_seconds()).sum::<f64>();
+    let before = cpu();
     let mut cmd = weft();
     cmd.args(["submit", "--master", &url, "--wait", "--json"]);
     // A client needs only the CA.
@@ -178,7 +192,8 @@ fn run_cluster(
         cmd.args(&flags[ca..ca + 2]);
     }
     cmd.arg(wasm).args(["--", &n.to_string(), mode]);
-    measure(cmd, n, mode, timeout)
+    let measured = measure(cmd, n, mode, timeout)?;
+    Ok(Measured { cpu: Some(cpu() - before), ..measured })
 }
 
 /// `n` one-record tasks as boxed closures on `threads` plain threads pulling
@@ -220,20 +235,45 @@ fn native(n: u64, threads: u64) -> Duration {
     (0..3).map(|_| once()).min().unwrap()
 }
 
-fn row(topology: &str, mode: &str, n: u64, result: &Result<Measured, String>, native: Duration) {
-    match result {
-        Ok(m) => {
-            let secs = m.action.as_secs_f64();
-            println!(
-                "{topology:<11} {mode:<9} {n:>7} {secs:>9.3} {:>11.0} {:>9.1} {:>9.0}x {:>8.2}",
-                n as f64 / secs,
-                secs * 1e6 / n as f64,
-                secs / native.as_secs_f64(),
-                m.wall.as_secs_f64()
-            );
-        }
-        Err(e) => println!("{topology:<11} {mode:<9} {n:>7}  FAILED: {e}"),
-    }
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
+}
+
+/// One row: the best and the median of a topology's runs (or why it failed).
+fn row(topology: &str, mode: &str, n: u64, runs: &Result<Vec<Measured>, String>, native: Duration) {
+    let runs = match runs {
+        Ok(runs) if !runs.is_empty() => runs,
+        Ok(_) => return,
+        Err(e) => return println!("{topology:<11} {mode:<9} {n:>7}  FAILED: {e}"),
+    };
+    let best = runs.iter().map(|m| m.action.as_secs_f64()).fold(f64::INFINITY, f64::min);
+    let med = median(runs.iter().map(|m| m.action.as_secs_f64()).collect());
+    let cpu = runs.iter().map(|m| m.cpu).collect::<Option<Vec<f64>>>();
+    let cpu = cpu.map_or("-".to_string(), |c| format!("{:.1}", median(c) * 1e6 / n as f64));
+    let wall = median(runs.iter().map(|m| m.wall.as_secs_f64()).collect());
+    println!(
+        "{topology:<11} {mode:<9} {n:>7} {best:>9.3} {med:>9.3} {:>11.0} {:>9.1} {:>9.0}x {cpu:>9} {wall:>8.2}",
+        n as f64 / best,
+        best * 1e6 / n as f64,
+        best / native.as_secs_f64(),
+    );
+}
+
+/// What TLS costs: the median, over runs, of the TLS run's figure over the
+/// plain run's taken just before it (interleaved, so drift on a shared
+/// machine falls on both alike).
+fn tls_cost(mode: &str, n: u64, plain: &[Measured], tls: &[Measured]) {
+    let pairs = plain.len().min(tls.len());
+    let time =
+        median(plain.iter().zip(tls).map(|(p, t)| t.action.as_secs_f64() / p.action.as_secs_f64()).collect());
+    let cpu: Option<Vec<f64>> = plain.iter().zip(tls).map(|(p, t)| Some(t.cpu? / p.cpu?)).collect();
+    let cpu = cpu.map_or("-".to_string(), |c| format!("{:+.1}%", (median(c) - 1.0) * 100.0));
+    println!(
+        "TLS cost, {mode} x {n}: {:+.1}% time, {cpu} CPU (medians of {pairs} interleaved pairs of runs)",
+        (time - 1.0) * 100.0
+    );
 }
 
 fn main() {
@@ -260,47 +300,56 @@ fn main() {
 
     println!(
         "one-record tasks, {slots} task slots (local: 1 agent x {slots}; cluster: 2 agents x {}), {} cores; \
-         seconds: the timed action, in the guest; wall: the whole weft process; best of {runs} runs, timeout {}s each",
+         seconds: the timed action, in the guest, best and median of {runs} runs (the topologies take turns), \
+         timeout {}s each; cpu: the master's and agents' CPU per task over the whole job (median); \
+         wall: the whole weft process (median)",
         (slots / 2).max(1),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         timeout.as_secs()
     );
     println!(
-        "{:<11} {:<9} {:>7} {:>9} {:>11} {:>9} {:>10} {:>8}",
-        "topology", "mode", "N", "seconds", "tasks/s", "us/task", "x native", "wall s"
+        "{:<11} {:<9} {:>7} {:>9} {:>9} {:>11} {:>9} {:>10} {:>9} {:>8}",
+        "topology", "mode", "N", "best s", "median s", "tasks/s", "us/task", "x native", "cpu us", "wall s"
     );
     for &n in &sizes {
         let base = native(n, slots);
         let secs = base.as_secs_f64();
         println!(
-            "{:<11} {:<9} {n:>7} {secs:>9.4} {:>11.0} {:>9.3} {:>10} {:>8}",
+            "{:<11} {:<9} {n:>7} {secs:>9.4} {:>9} {:>11.0} {:>9.3} {:>10} {:>9} {:>8}",
             "native",
             format!("{slots} thr"),
+            "-",
             n as f64 / secs,
             secs * 1e6 / n as f64,
             "1x",
+            "-",
             "-"
         );
         for mode in &modes {
-            for topology in &topologies {
-                // The best of `runs` (noise on a shared machine only adds time); a failure is shown.
-                let mut result: Result<Measured, String> = Err("no run".into());
-                for _ in 0..runs {
+            // Each run tries every topology in turn; a topology that failed is not run again.
+            let mut results: Vec<Result<Vec<Measured>, String>> =
+                topologies.iter().map(|_| Ok(Vec::new())).collect();
+            for _ in 0..runs {
+                for (topology, result) in topologies.iter().zip(&mut results) {
+                    let Ok(done) = result else { continue };
                     let dir = tempfile::tempdir().unwrap();
                     let this = match topology.as_str() {
                         "local" => run_local(&wasm, dir.path(), n, mode, slots, timeout),
                         t => run_cluster(&wasm, dir.path(), n, mode, slots, timeout, t == "cluster-tls"),
                     };
-                    match (&result, this) {
-                        (_, Err(e)) => {
-                            result = Err(e);
-                            break;
-                        }
-                        (Ok(best), Ok(m)) if best.action <= m.action => {}
-                        (_, Ok(m)) => result = Ok(m),
+                    match this {
+                        Ok(m) => done.push(m),
+                        Err(e) => *result = Err(e),
                     }
                 }
-                row(topology, mode, n, &result, base);
+            }
+            for (topology, result) in topologies.iter().zip(&results) {
+                row(topology, mode, n, result, base);
+            }
+            let find =
+                |t: &str| topologies.iter().position(|x| x == t).and_then(|i| results[i].as_ref().ok());
+            if let (Some(plain), Some(tls)) = (find("cluster"), find("cluster-tls")) {
+                tls_cost(mode, n, plain, tls);
             }
         }
     }

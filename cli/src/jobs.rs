@@ -241,6 +241,10 @@ impl ClientArgs {
 pub struct StatusArgs {
     /// A job id; all jobs when omitted.
     job: Option<String>,
+    /// Follow the job until it ends: a line each time it changes (at most
+    /// about ten a second), as JSON lines with --json.
+    #[arg(long, short, requires = "job")]
+    watch: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -471,6 +475,24 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
 
 pub async fn status(a: StatusArgs) -> Result<u8> {
     let mut c = jobs(&a.client).await?;
+    if let (true, Some(id)) = (a.watch, &a.job) {
+        let mut stream = c
+            .watch(StatusRequest { job: Some(job_ref(id)?) })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner();
+        let mut last = None;
+        while let Some(status) = stream.message().await.map_err(|s| anyhow::anyhow!("{}", s.message()))? {
+            if a.client.json {
+                println!("{}", json(&status));
+            } else {
+                println!("{}", summary(&status));
+            }
+            last = Some(status);
+        }
+        let Some(status) = last else { bail!("the master closed the job's status stream") };
+        return Ok(exit_code(&status));
+    }
     let statuses = match &a.job {
         Some(id) => vec![
             c.status(StatusRequest { job: Some(job_ref(id)?) })

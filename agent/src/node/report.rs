@@ -60,6 +60,11 @@ pub(crate) struct MasterLink {
 const MAX_BATCH: usize = 1024;
 /// Most encoded bytes in one call (a single larger update goes alone).
 const MAX_BATCH_BYTES: usize = 32 << 20;
+/// How long a task's end may wait for others to go out with it, while
+/// tasks wait here for a slot (so the master need not hurry to fill one).
+/// Thousands of short tasks a second then cost a few calls instead of one
+/// each; an agent whose slots would go idle sends at once.
+const COALESCE: Duration = Duration::from_millis(1);
 
 impl MasterLink {
     pub(crate) fn new(
@@ -149,25 +154,28 @@ impl MasterLink {
     }
 
     /// Send queued updates in batches, one call in flight, until
-    /// [`close`](Self::close). A call that fails transiently is retried a few
-    /// times with backoff; updates a master refuses (it does not know this
-    /// agent any more, a bad argument) are logged and dropped: the master
-    /// has already given those attempts up.
-    pub(crate) async fn forward(&self) {
+    /// [`close`](Self::close). While `backlog()` says tasks wait for a slot,
+    /// a batch waits up to [`COALESCE`] for more. A call that fails
+    /// transiently is retried a few times with backoff; updates a master
+    /// refuses (it does not know this agent any more, a bad argument) are
+    /// logged and dropped: the master has already given those attempts up.
+    pub(crate) async fn forward(&self, backlog: impl Fn() -> bool) {
         let Some(mut inbox) = self.inbox.lock().unwrap_or_else(PoisonError::into_inner).take() else {
             return;
         };
         while let Some(first) = inbox.recv().await {
+            let until = tokio::time::Instant::now() + COALESCE;
             let mut bytes = first.encoded_len();
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-                match inbox.try_recv() {
-                    Ok(u) => {
-                        bytes += u.encoded_len();
-                        batch.push(u);
-                    }
-                    Err(_) => break,
-                }
+                let next = match inbox.try_recv() {
+                    Ok(u) => Some(u),
+                    Err(_) if backlog() => tokio::time::timeout_at(until, inbox.recv()).await.ok().flatten(),
+                    Err(_) => None,
+                };
+                let Some(u) = next else { break };
+                bytes += u.encoded_len();
+                batch.push(u);
             }
             self.send(batch).await;
         }
@@ -175,6 +183,7 @@ impl MasterLink {
 
     async fn send(&self, updates: Vec<TaskUpdate>) {
         let mut backoff = Duration::from_millis(100);
+        tracing::debug!(updates = updates.len(), "weft.agent.update.send");
         let request = TaskUpdates { agent_id: self.agent_id().map(Into::into), updates };
         for attempt in 1..=4 {
             match self.client.clone().update_tasks(request.clone()).await {

@@ -196,3 +196,40 @@ fn weft_kill_stops_a_jobs_tasks_and_frees_their_slots() {
     }
     assert_eq!(kept(), Vec::<String>::new(), "shuffle files outlived their jobs");
 }
+
+/// `weft status --watch` follows a job of thousands of short tasks: each
+/// line is a newer view (finished tasks never go back), the master sends
+/// them at most about ten a second however fast tasks end, and the last one
+/// is the job's end with every task counted.
+#[test]
+fn a_watched_job_reports_progress_at_a_bounded_rate_and_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_master, url, _agents) = cluster(dir.path(), 2);
+    let n = 4000;
+    let job = submit_detached(&url, &guest("tasks"), &[&n.to_string(), "empty"]);
+    let started = std::time::Instant::now();
+    let o = run(&["status", &job, "--watch", "--json", "--master", &url]);
+    let elapsed = started.elapsed();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let views: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let last = views.last().unwrap();
+    assert_eq!(last["state"], "succeeded", "{last}");
+    let finished = |v: &serde_json::Value| -> u64 {
+        v["stages"].as_array().map_or(0, |s| s.iter().map(|st| st["finished"].as_u64().unwrap()).sum())
+    };
+    assert!(
+        last["stages"].as_array().unwrap().iter().any(|st| st["finished"] == n),
+        "the last view counts all {n} tasks: {last}"
+    );
+    for v in &views[..views.len() - 1] {
+        assert_eq!(v["state"], "running", "only the last view is an end: {v}");
+    }
+    // Within one action finished tasks only grow (the warm-up action comes first).
+    let timed: Vec<u64> =
+        views.iter().filter(|v| v.to_string().contains(&n.to_string())).map(finished).collect();
+    assert!(timed.windows(2).all(|w| w[0] <= w[1]), "{timed:?}");
+    // One view at the start, then at most one per 100 ms, and the end.
+    let bound = 2 + elapsed.as_millis() as usize / 100 + 2;
+    assert!(views.len() <= bound, "{} views in {elapsed:?} (bound {bound})", views.len());
+}

@@ -88,6 +88,12 @@ impl CoreHandle {
 /// Most commands applied before one scheduling round.
 const BATCH: usize = 4096;
 
+/// How often a running job's watchers hear of its progress, at most: a
+/// view costs the core a copy of the job's stages, totals and driver log,
+/// and the watcher a message, so thousands of task ends a second must not
+/// each send one. A job's end is sent at once.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Start the loop; it runs until every handle is gone.
 pub(crate) fn start(
     core: Core,
@@ -104,6 +110,8 @@ pub(crate) fn start(
         tx,
         waiters: HashMap::new(),
         watchers: HashMap::new(),
+        unwatched: std::collections::BTreeSet::new(),
+        watched: Instant::now(),
         launching: HashMap::new(),
     };
     tokio::spawn(io.run(rx, tick));
@@ -119,6 +127,10 @@ struct Io {
     tx: mpsc::Sender<Command>,
     waiters: HashMap<ActionId, oneshot::Sender<(ActionId, JobResult)>>,
     watchers: HashMap<JobId, watch::Sender<JobView>>,
+    /// Watched jobs that changed since their watchers last heard.
+    unwatched: std::collections::BTreeSet<JobId>,
+    /// When watchers last heard of progress.
+    watched: Instant,
     /// Agents with a launch call in flight, and what waits to go to each
     /// next. One call at a time per agent keeps launches in order, so a
     /// map-output table reaches an agent before (or with) every task that
@@ -145,7 +157,10 @@ impl Io {
                     Some(c) => self.apply(c),
                     None => return,
                 },
-                _ = ticker.tick() => self.core.tick(Instant::now()),
+                _ = ticker.tick() => {
+                    self.core.tick(Instant::now());
+                    self.publish();
+                }
             }
             for _ in 1..BATCH {
                 match rx.try_recv() {
@@ -220,6 +235,7 @@ impl Io {
             None => {}
         }
         self.launching.insert(agent, None);
+        tracing::debug!(%agent, tasks = q.tasks.len(), "weft.master.launch.send");
         let keys: Vec<TaskKey> = q.tasks.iter().map(|t| t.key).collect();
         let call = self.launcher.launch(agent, &q.address, &q.tasks, &q.tables, &q.access, &q.s3);
         let tx = self.tx.clone();
@@ -272,14 +288,31 @@ impl Io {
                 }
             }
         }
-        for job in self.core.take_changed() {
-            let Some(tx) = self.watchers.get(&job) else { continue };
-            if let Some(view) = self.core.view(job) {
-                let ended = view.phase != crate::state::JobPhase::Running;
-                tx.send_replace(view);
-                if ended {
-                    self.watchers.remove(&job);
-                }
+        let changed = self.core.take_changed();
+        self.unwatched.extend(changed.into_iter().filter(|j| self.watchers.contains_key(j)));
+        self.publish();
+    }
+
+    /// Send the watched jobs that changed their new views: those that ended
+    /// at once, the others at most every [`WATCH_INTERVAL`] (the clock's
+    /// tick sends what waits).
+    fn publish(&mut self) {
+        let now = Instant::now();
+        let all = now.duration_since(self.watched) >= WATCH_INTERVAL;
+        if all {
+            self.watched = now;
+        }
+        let running =
+            |core: &Core, j: &JobId| core.job(*j).is_some_and(|j| j.phase == crate::state::JobPhase::Running);
+        let core = &self.core;
+        let send: Vec<JobId> = self.unwatched.iter().filter(|j| all || !running(core, j)).copied().collect();
+        for job in send {
+            self.unwatched.remove(&job);
+            let (Some(tx), Some(view)) = (self.watchers.get(&job), self.core.view(job)) else { continue };
+            let ended = view.phase != crate::state::JobPhase::Running;
+            tx.send_replace(view);
+            if ended {
+                self.watchers.remove(&job);
             }
         }
     }
