@@ -273,7 +273,7 @@ fn add_io(m: &mut TaskMetering, io: &IoMetering) {
     m.shuffle_bytes_written = io.shuffle_bytes_written;
     m.shuffle_bytes_read = io.shuffle_bytes_read;
     m.spill_bytes = io.spill_bytes;
-    m.peak_host_memory = io.peak_host_memory;
+    m.peak_host_memory = m.peak_host_memory.saturating_add(io.peak_host_memory);
 }
 
 /// A report for an attempt that ended in the host before (or instead of)

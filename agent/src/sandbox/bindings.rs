@@ -8,7 +8,10 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "job",
     imports: {
-        "weft:grid/driver": async,
+        // Host calls that make the host keep memory for the guest may trap it
+        // (its memory limit, which host memory counts against).
+        "weft:grid/driver": async | trappable,
+        "weft:grid/accumulators": tracing | trappable,
         default: tracing,
     },
     exports: { default: async },

@@ -82,10 +82,31 @@ impl super::bindings::weft::grid::broadcast::Host for TaskState {
     }
 }
 
+/// What the host is charged for keeping one accumulator name for an attempt:
+/// its entry here, the copy in the attempt's task update and its encoding.
+const ACCUMULATOR_ENTRY_BYTES: usize = 256;
+
+/// What the host is charged for one dataset of a driver's plan: the node,
+/// kept by the driver and by the master, and its share of each action's
+/// plan delta.
+const PLAN_NODE_BYTES: usize = 512;
+
+impl TaskState {
+    /// Charge `bytes` of host memory to the guest, or trap it at its limit.
+    fn charge(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        self.limiter.charge_host(bytes).map_err(wasmtime::Error::new)
+    }
+}
+
 impl super::bindings::weft::grid::accumulators::Host for TaskState {
-    fn add(&mut self, name: String, delta: i64) {
-        let slot = self.accumulators.entry(name).or_default();
-        *slot = slot.wrapping_add(delta);
+    fn add(&mut self, name: String, delta: i64) -> wasmtime::Result<()> {
+        if let Some(slot) = self.accumulators.get_mut(&name) {
+            *slot = slot.wrapping_add(delta);
+            return Ok(());
+        }
+        self.charge(ACCUMULATOR_ENTRY_BYTES + 2 * name.len())?;
+        self.accumulators.insert(name, delta);
+        Ok(())
     }
 }
 
@@ -95,71 +116,76 @@ impl super::bindings::weft::grid::context::Host for TaskState {
     }
 }
 
+/// Ask the driver, if this store runs one; a host that keeps memory for the
+/// guest is charged `bytes` first.
 macro_rules! delegate {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {
-        match $self.driver.as_mut() {
-            Some(d) => d.$method($($arg),*).await,
-            None => Err(DriverError::NotADriver),
+        delegate!($self, 0, $method($($arg),*))
+    };
+    ($self:ident, $bytes:expr, $method:ident ( $($arg:expr),* )) => {
+        match $self.driver.is_some() {
+            true => {
+                $self.charge($bytes)?;
+                match $self.driver.as_mut() {
+                    Some(d) => Ok(d.$method($($arg),*).await),
+                    None => Ok(Err(DriverError::NotADriver)),
+                }
+            }
+            false => Ok(Err(DriverError::NotADriver)),
         }
     };
 }
 
+/// What a driver's plan keeps of `bytes` given to the host in `parts`
+/// partitions or values: each up to the size that travels inline, the rest
+/// is a block in the master's store.
+fn kept(bytes: usize, parts: u32) -> usize {
+    PLAN_NODE_BYTES + bytes.min((parts.max(1) as usize).saturating_mul(weft_core::task::Data::INLINE_MAX))
+}
+
+type Driven<T> = wasmtime::Result<Result<T, DriverError>>;
+
 impl driver::Host for TaskState {
-    async fn args(&mut self) -> Vec<String> {
-        self.driver.as_mut().map(|d| d.args()).unwrap_or_default()
+    async fn args(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.driver.as_mut().map(|d| d.args()).unwrap_or_default())
     }
-    async fn text_file(&mut self, uri: String, min_partitions: u32) -> Result<DatasetId, DriverError> {
-        delegate!(self, text_file(uri, min_partitions))
+    async fn text_file(&mut self, uri: String, min_partitions: u32) -> Driven<DatasetId> {
+        delegate!(self, PLAN_NODE_BYTES + uri.len(), text_file(uri, min_partitions))
     }
-    async fn parallelize(
-        &mut self,
-        records: Vec<u8>,
-        keyed: bool,
-        partitions: u32,
-    ) -> Result<DatasetId, DriverError> {
-        delegate!(self, parallelize(records, keyed, partitions))
+    async fn parallelize(&mut self, records: Vec<u8>, keyed: bool, partitions: u32) -> Driven<DatasetId> {
+        delegate!(self, kept(records.len(), partitions), parallelize(records, keyed, partitions))
     }
-    async fn narrow(&mut self, parent: DatasetId, step: Op, keyed: bool) -> Result<DatasetId, DriverError> {
-        delegate!(self, narrow(parent, step, keyed))
+    async fn narrow(&mut self, parent: DatasetId, step: Op, keyed: bool) -> Driven<DatasetId> {
+        delegate!(self, PLAN_NODE_BYTES + step.function.len(), narrow(parent, step, keyed))
     }
-    async fn shuffle(
-        &mut self,
-        parent: DatasetId,
-        step: ShuffleOp,
-        partitions: u32,
-    ) -> Result<DatasetId, DriverError> {
-        delegate!(self, shuffle(parent, step, partitions))
+    async fn shuffle(&mut self, parent: DatasetId, step: ShuffleOp, partitions: u32) -> Driven<DatasetId> {
+        delegate!(self, PLAN_NODE_BYTES, shuffle(parent, step, partitions))
     }
-    async fn join(
-        &mut self,
-        left: DatasetId,
-        right: DatasetId,
-        partitions: u32,
-    ) -> Result<DatasetId, DriverError> {
-        delegate!(self, join(left, right, partitions))
+    async fn join(&mut self, left: DatasetId, right: DatasetId, partitions: u32) -> Driven<DatasetId> {
+        delegate!(self, PLAN_NODE_BYTES, join(left, right, partitions))
     }
-    async fn union(&mut self, a: DatasetId, b: DatasetId) -> Result<DatasetId, DriverError> {
-        delegate!(self, union(a, b))
+    async fn union(&mut self, a: DatasetId, b: DatasetId) -> Driven<DatasetId> {
+        delegate!(self, PLAN_NODE_BYTES, union(a, b))
     }
-    async fn cache(&mut self, ds: DatasetId) -> Result<(), DriverError> {
+    async fn cache(&mut self, ds: DatasetId) -> Driven<()> {
         delegate!(self, cache(ds))
     }
-    async fn collect(&mut self, ds: DatasetId) -> Result<Vec<u8>, DriverError> {
+    async fn collect(&mut self, ds: DatasetId) -> Driven<Vec<u8>> {
         delegate!(self, collect(ds))
     }
-    async fn count(&mut self, ds: DatasetId) -> Result<u64, DriverError> {
+    async fn count(&mut self, ds: DatasetId) -> Driven<u64> {
         delegate!(self, count(ds))
     }
-    async fn take(&mut self, ds: DatasetId, n: u64) -> Result<Vec<u8>, DriverError> {
+    async fn take(&mut self, ds: DatasetId, n: u64) -> Driven<Vec<u8>> {
         delegate!(self, take(ds, n))
     }
-    async fn save_as_text_file(&mut self, ds: DatasetId, uri: String) -> Result<(), DriverError> {
+    async fn save_as_text_file(&mut self, ds: DatasetId, uri: String) -> Driven<()> {
         delegate!(self, save_as_text_file(ds, uri))
     }
-    async fn broadcast(&mut self, value: Vec<u8>) -> Result<u64, DriverError> {
-        delegate!(self, broadcast(value))
+    async fn broadcast(&mut self, value: Vec<u8>) -> Driven<u64> {
+        delegate!(self, kept(value.len(), 1), broadcast(value))
     }
-    async fn accumulator_value(&mut self, name: String) -> Result<i64, DriverError> {
+    async fn accumulator_value(&mut self, name: String) -> Driven<i64> {
         delegate!(self, accumulator_value(name))
     }
 }

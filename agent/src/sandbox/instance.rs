@@ -359,6 +359,9 @@ fn report(
     }
     let state = store.into_data();
     metering.peak_memory = state.limiter.peak();
+    // What the host kept for the guest (accumulators, a driver's plan); the
+    // executor adds the data it held for the attempt.
+    metering.peak_host_memory = state.limiter.host();
     metering.log_bytes = state.log.total_bytes();
     TaskReport { end, metering, log: state.log.contents(), accumulators: state.accumulators }
 }

@@ -1,10 +1,17 @@
-//! The per-store resource limiter: linear memory, tables and instances.
+//! The per-store resource limiter: linear memory, tables and instances, and
+//! the host memory a guest makes the agent hold for it.
 //!
 //! Growing memory past the task's limit traps the guest at once with
 //! [`MemoryLimitExceeded`], rather than making `memory.grow` return -1: a Rust
 //! guest would abort on the failed allocation anyway, and a typed error lets the
 //! task end with [`EndReason::MemoryLimit`](weft_core::metering::EndReason)
 //! instead of an anonymous trap.
+//!
+//! The limit covers more than linear memory: what the host keeps on the
+//! guest's behalf for as long as the attempt lives (its accumulators, a
+//! driver's plan and broadcast values) is [charged](Limiter::charge_host)
+//! against the same limit, so a guest cannot make the agent grow past the
+//! memory it reserved for the attempt by asking the host to hold things.
 
 use wasmtime::ResourceLimiter;
 
@@ -26,18 +33,45 @@ pub struct MemoryLimitExceeded {
 #[derive(Debug)]
 pub struct Limiter {
     memory_limit: usize,
+    /// Linear memory granted.
+    linear: usize,
+    /// Host memory held for the guest ([`charge_host`](Self::charge_host)).
+    host: usize,
     peak: usize,
 }
 
 impl Limiter {
-    /// A limiter allowing `memory_limit` bytes of linear memory.
+    /// A limiter allowing `memory_limit` bytes of linear memory and host
+    /// memory together.
     pub fn new(memory_limit: u64) -> Self {
-        Self { memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX), peak: 0 }
+        Self {
+            memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),
+            linear: 0,
+            host: 0,
+            peak: 0,
+        }
     }
 
     /// The largest linear memory granted so far.
     pub fn peak(&self) -> u64 {
         self.peak as u64
+    }
+
+    /// The host memory charged to the guest so far.
+    pub fn host(&self) -> u64 {
+        self.host as u64
+    }
+
+    /// Count `bytes` the host keeps for the guest until the attempt ends
+    /// against its limit, or refuse them (the caller traps the guest with
+    /// the error, which ends the attempt `MEMORY_LIMIT`).
+    pub fn charge_host(&mut self, bytes: usize) -> Result<(), MemoryLimitExceeded> {
+        let total = self.linear.saturating_add(self.host).saturating_add(bytes);
+        if total > self.memory_limit {
+            return Err(MemoryLimitExceeded { limit: self.memory_limit as u64, requested: total as u64 });
+        }
+        self.host += bytes;
+        Ok(())
     }
 }
 
@@ -48,12 +82,14 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
+        let total = desired.saturating_add(self.host);
+        if total > self.memory_limit {
             return Err(wasmtime::Error::new(MemoryLimitExceeded {
                 limit: self.memory_limit as u64,
-                requested: desired as u64,
+                requested: total as u64,
             }));
         }
+        self.linear = desired;
         self.peak = self.peak.max(desired);
         Ok(true)
     }
@@ -80,5 +116,21 @@ mod tests {
         let typed = err.downcast_ref::<MemoryLimitExceeded>().unwrap();
         assert_eq!((typed.limit, typed.requested), (1 << 20, 2 << 20));
         assert_eq!(l.peak(), 65536);
+    }
+
+    #[test]
+    fn host_memory_and_linear_memory_share_the_limit() {
+        let mut l = Limiter::new(1 << 20);
+        assert!(l.memory_growing(0, 512 << 10, None).unwrap());
+        l.charge_host(256 << 10).unwrap();
+        assert_eq!(l.host(), 256 << 10);
+        // Linear memory may no longer grow into what the host holds...
+        let err = l.memory_growing(512 << 10, 1 << 20, None).unwrap_err();
+        assert_eq!(err.downcast_ref::<MemoryLimitExceeded>().unwrap().requested, (1 << 20) + (256 << 10));
+        assert!(l.memory_growing(512 << 10, 768 << 10, None).unwrap());
+        // ...and the host takes no more than is left.
+        let refused = l.charge_host(1).unwrap_err();
+        assert_eq!((refused.limit, refused.requested), (1 << 20, (1 << 20) + 1));
+        assert_eq!(l.host(), 256 << 10, "a refused charge is not counted");
     }
 }

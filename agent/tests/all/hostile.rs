@@ -134,6 +134,41 @@ fn memory_bomb_hits_the_memory_limit() {
 }
 
 #[test]
+fn a_flood_of_accumulator_names_ends_at_the_memory_limit() {
+    let _turn = turn();
+    let limit = 64 << 20;
+    let l = limits().with_deadline(Duration::from_secs(20));
+    // Each call sends 1,000 new names; 2,000 calls would be 2 million names.
+    let batches = || (0..2000).map(|_| lines(["x"])).collect::<Vec<_>>();
+    let mut warm = 0;
+    for i in 0..10 {
+        let (_, r) = run(GUEST, chain(OpKind::Map, "accumulate"), l.clone(), batches());
+        let EndReason::MemoryLimit { limit: at, requested } = r.end else { panic!("{:?}\n{}", r.end, r.log) };
+        assert_eq!(at, limit);
+        assert!(requested > limit);
+        let host = r.metering.peak_host_memory;
+        assert!(
+            host <= limit && host > limit / 2,
+            "the names held {host} bytes of the host, against {limit}"
+        );
+        // The sandbox reports the names it took (the master drops a failed
+        // attempt's additions); each was charged.
+        assert!(r.accumulators.len() * 256 <= limit as usize, "{} names", r.accumulators.len());
+        if i == 1 {
+            warm = rss();
+        }
+    }
+    let grown = rss().saturating_sub(warm);
+    assert!(grown < 32 << 20, "host RSS grew by {} MiB over 8 runs", grown >> 20);
+    // Fewer names fit: 20 calls leave 20,000 names, each added once.
+    let (_, r) = run(GUEST, chain(OpKind::Map, "accumulate"), l, (0..20).map(|_| lines(["x"])).collect());
+    assert_eq!(r.end, EndReason::Finished, "{}", r.log);
+    assert_eq!(r.accumulators.len(), 20_000);
+    assert!(r.accumulators.values().all(|&v| v == 1));
+    assert!(r.metering.peak_host_memory >= 20_000 * 256, "{}", r.metering.peak_host_memory);
+}
+
+#[test]
 fn unbounded_recursion_overflows_the_stack() {
     // The guest's frames hold 1 KiB each, so its shadow stack in linear memory
     // runs out before wasmtime's stack; the sandbox still names it a stack overflow.

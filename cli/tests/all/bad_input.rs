@@ -145,3 +145,37 @@ fn job_limits_from_the_command_line_reach_the_tasks_and_the_maximum_holds() {
     let o = local(&["--fuel-budget", &(burned * 2).to_string(), "--json"]);
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
 }
+
+/// Host memory a guest makes the agent keep counts against its memory limit:
+/// a driver that builds an endless plan, and tasks that flood the host with
+/// accumulator names, fail with the memory limit, naming the flag.
+#[test]
+fn an_endless_plan_and_a_flood_of_accumulators_end_at_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, (0..2000).map(|i| format!("line {i}\n")).collect::<String>()).unwrap();
+    let wasm = guest("hostile");
+    for function in ["endless-plan", "accumulate"] {
+        let started = std::time::Instant::now();
+        let o = weft()
+            .current_dir(dir.path())
+            .args(["local", "--json", "--task-memory", "64MiB", wasm.to_str().unwrap(), "--", function])
+            .arg(&input)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{function}: {out}{}", stderr(&o));
+        let status: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(status["state"], "failed", "{function}: {status}");
+        let message = status["message"].as_str().unwrap();
+        assert!(
+            message.contains("memory limit of 64.0 MiB") && message.contains("--task-memory"),
+            "{message}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{function}: {:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -8,6 +8,7 @@
 //! | `sleep` | map `String` | `std::thread::sleep` for 60 s (wall-clock deadline) |
 //! | `grow` | map `String` | allocates and touches memory without bound (memory limit) |
 //! | `recurse` | map `String` | recurses without bound (stack limit) |
+//! | `accumulate` | map `String` | adds to 1,000 new accumulator names per record, so the host holds ever more names (host memory charged to its limit) |
 //! | `huge_output` | flat-map `String` | emits 1,024 records of 1 MiB, about 1 GiB (output / memory limit) |
 //! | `sized_output` | map `String` | returns one record of as many MiB as its record says (past wasmtime's 128 MiB copy budget) |
 //! | `print_forever` | map `String` | writes to stdout forever (output capture limit) |
@@ -31,6 +32,10 @@
 //! (`sleep_pair`), for the tests that restart the master under a job that has
 //! shuffle files.
 //!
+//! With `endless-plan` the driver itself misbehaves: it maps its lines
+//! through `echo` in a loop that never ends, each step a dataset the host
+//! keeps for it, until its memory limit.
+//!
 //! `escape` makes each attempt below and returns one line per attempt,
 //! `<attempt>: denied (<error>)` or `<attempt>: ALLOWED (<what it got>)`, so a
 //! host test asserts that the report contains no `ALLOWED`:
@@ -45,7 +50,7 @@ use weft::prelude::*;
 /// distinct words, through `sleep_pair`).
 #[weft::main]
 fn main(ctx: &Context) -> weft::Result<()> {
-    const USAGE: &str = "usage: hostile <spin|sleep|grow|recurse|burn|shuffle-sleep> <input-uri> [partitions]";
+    const USAGE: &str = "usage: hostile <spin|sleep|grow|recurse|burn|accumulate|shuffle-sleep|endless-plan> <input-uri> [partitions]";
     let args = ctx.args();
     let (function, input, partitions) = match args.as_slice() {
         [function, input] => (function, input, 4),
@@ -62,12 +67,21 @@ fn main(ctx: &Context) -> weft::Result<()> {
         "grow" => lines.map(grow).count()?,
         "recurse" => lines.map(recurse).count()?,
         "burn" => lines.map(burn).count()?,
+        "accumulate" => lines.map(accumulate).count()?,
+        "endless-plan" => {
+            let mut mapped = lines;
+            while black_box(true) {
+                mapped = mapped.map(echo);
+            }
+            mapped.count()?
+        }
         "shuffle-sleep" => {
             lines.flat_map(split_words).map(one).reduce_by_key(add, 4).map(sleep_pair).count()?
         }
         other => {
             return Err(weft::Error::msg(format!(
-                "no job function `{other}`: spin, sleep, grow, recurse, burn or shuffle-sleep"
+                "no job function `{other}`: spin, sleep, grow, recurse, burn, accumulate, shuffle-sleep \
+                 or endless-plan"
             )));
         }
     };
@@ -140,6 +154,24 @@ pub fn grow(record: String) -> String {
             return record;
         }
     }
+}
+
+thread_local! {
+    /// The next accumulator name `accumulate` makes up.
+    static NAMES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Adds 1 to each of 1,000 accumulator names never used before. The guest
+/// sends its additions when the call returns, so its own memory stays small
+/// while the host's list of names for the attempt grows with every call.
+#[weft::map]
+pub fn accumulate(record: String) -> String {
+    for _ in 0..1000 {
+        let i = NAMES.get();
+        NAMES.set(i + 1);
+        weft::accumulator_add(&format!("accumulator {i}"), 1);
+    }
+    record
 }
 
 /// Recurses without bound; every frame holds a 1 KiB buffer.
