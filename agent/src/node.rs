@@ -169,6 +169,11 @@ impl DataBlocks {
 }
 
 /// What the node's parts share.
+/// The agent's `--memory` in MiB (at least 1): the permits of its memory semaphore.
+fn memory_mib(config: &AgentConfig) -> u32 {
+    u32::try_from(config.memory.as_u64() >> 20).unwrap_or(u32::MAX).max(1)
+}
+
 struct Shared {
     config: AgentConfig,
     sandbox: Sandbox,
@@ -209,6 +214,12 @@ struct Shared {
 }
 
 impl Shared {
+    /// The memory limits running tasks hold against the agent's `--memory`.
+    fn memory_held(&self) -> u64 {
+        let total = memory_mib(&self.config) as usize;
+        (total.saturating_sub(self.memory.available_permits()) as u64) << 20
+    }
+
     /// Whether accepted tasks wait for a slot: then every slot stays busy
     /// without the master's help, and task ends can wait a moment to go
     /// out together.
@@ -279,7 +290,7 @@ impl AgentNode {
         let mut sandbox_config = config.sandbox.clone();
         sandbox_config.max_instances = sandbox_config.max_instances.max(config.slots);
         // No attempt may ask for more memory than the whole agent offers.
-        let memory_mib = u32::try_from(config.memory.as_u64() >> 20).unwrap_or(u32::MAX).max(1);
+        let memory_mib = memory_mib(&config);
         let agent_memory = bytesize::ByteSize::mib(u64::from(memory_mib));
         if sandbox_config.max_limits.memory > agent_memory {
             sandbox_config.max_limits.memory = agent_memory;

@@ -63,10 +63,15 @@ pub async fn agents(a: AgentsArgs) -> Result<u8> {
             .iter()
             .map(|s| {
                 let res = s.resources.unwrap_or_default();
+                let m = s.memory.unwrap_or_default();
                 serde_json::json!({
                     "agent": name(s.agent.as_ref()),
                     "address": s.address, "slots": res.slots, "queue": res.queue, "memory_bytes": res.memory_bytes,
                     "running": s.running, "drivers": s.drivers,
+                    "memory": {
+                        "budget_bytes": m.budget_bytes, "held_bytes": m.held_bytes,
+                        "resident_bytes": m.resident_bytes, "peak_resident_bytes": m.peak_resident_bytes,
+                    },
                     "reservations": s.reservations.iter().map(|r| serde_json::json!({
                         "role": r.role, "slots": r.slots, "memory_bytes": r.memory_bytes, "dynamic": r.dynamic,
                     })).collect::<Vec<_>>(),
@@ -91,6 +96,15 @@ pub async fn agents(a: AgentsArgs) -> Result<u8> {
             s.running,
             s.drivers
         );
+        if let Some(m) = s.memory.filter(|m| m.budget_bytes > 0) {
+            println!(
+                "    memory: tasks hold {} of {}; resident {} (peak {})",
+                ByteSize::b(m.held_bytes),
+                ByteSize::b(m.budget_bytes),
+                ByteSize::b(m.resident_bytes),
+                ByteSize::b(m.peak_resident_bytes)
+            );
+        }
         for r in &s.reservations {
             println!("    reserved for {}", describe(r));
         }

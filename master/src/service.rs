@@ -120,7 +120,21 @@ impl Master for MasterService {
         let Some(id) = agent_of(req.agent_id.as_ref()) else {
             return Ok(Response::new(HeartbeatResponse { reregister: true }));
         };
-        let known = self.core.call(move |c| c.heartbeat(id, Instant::now())).await?;
+        let memory = req.memory.map(|m| crate::state::AgentMemory {
+            held: m.held_bytes,
+            resident: m.resident_bytes,
+            peak_resident: m.peak_resident_bytes,
+        });
+        let known = self
+            .core
+            .call(move |c| {
+                let known = c.heartbeat(id, Instant::now());
+                if let Some(m) = memory.filter(|_| known) {
+                    c.agent_memory(id, m);
+                }
+                known
+            })
+            .await?;
         Ok(Response::new(HeartbeatResponse { reregister: !known }))
     }
 

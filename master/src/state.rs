@@ -24,7 +24,7 @@ mod jobs;
 mod order;
 mod pools;
 
-pub use agents::{Agent, Agents, Resources};
+pub use agents::{Agent, AgentMemory, Agents, Resources};
 pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
 pub use pools::{Pool, Reservation};
 
@@ -637,6 +637,11 @@ impl Core {
     /// An agent heartbeat; `false` tells it to register again.
     pub fn heartbeat(&mut self, agent: AgentId, now: Instant) -> bool {
         self.agents.heartbeat(agent, now)
+    }
+
+    /// Note what a live agent's heartbeat says of its memory (for views).
+    pub fn agent_memory(&mut self, agent: AgentId, memory: AgentMemory) {
+        self.agents.set_memory(agent, memory);
     }
 
     /// The clock moved: declare silent agents lost, end pauses that are over.

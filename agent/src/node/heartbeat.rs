@@ -30,7 +30,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut interval: Duration, mut shutdow
             _ = shutdown.recv() => return,
         }
         let beat = async {
-            match shared.master.heartbeat(shared.running_refs()).await {
+            match shared.master.heartbeat(shared.running_refs(), memory(&shared)).await {
                 Ok(false) => None,
                 Ok(true) => {
                     let before = shared.master.agent_id();
@@ -62,6 +62,26 @@ pub(crate) async fn run(shared: Arc<Shared>, mut interval: Duration, mut shutdow
             new = beat => if let Some(new) = new { interval = new },
             _ = shutdown.recv() => return,
         }
+    }
+}
+
+/// The agent's memory now: its budget, the memory limits running tasks hold
+/// against it, and the process's resident set (now and at its peak, from
+/// `/proc/self/status`; zero where there is none).
+fn memory(shared: &Shared) -> weft_core::proto::v1::AgentMemory {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |k| k << 10)
+    };
+    weft_core::proto::v1::AgentMemory {
+        budget_bytes: shared.config.memory.as_u64(),
+        held_bytes: shared.memory_held(),
+        resident_bytes: kib("VmRSS:"),
+        peak_resident_bytes: kib("VmHWM:"),
     }
 }
 

@@ -130,11 +130,16 @@ impl MasterLink {
     }
 
     /// One heartbeat; `true` when the master asks the agent to register again.
-    pub(crate) async fn heartbeat(&self, running: Vec<v1::TaskRef>) -> Result<bool, Status> {
+    pub(crate) async fn heartbeat(
+        &self,
+        running: Vec<v1::TaskRef>,
+        memory: v1::AgentMemory,
+    ) -> Result<bool, Status> {
         let request = HeartbeatRequest {
             protocol_version: PROTOCOL_VERSION,
             agent_id: self.agent_id().map(Into::into),
             running,
+            memory: Some(memory),
         };
         Ok(self.client.clone().heartbeat(request).await?.into_inner().reregister)
     }

@@ -78,6 +78,18 @@ fn a_roles_reservation_is_lent_revocably_and_taken_back_when_its_tenants_need_it
     let w = wasm.to_str().unwrap();
     let other = weft_json_as("other", &url, &["submit", w, "--task-memory", "256MiB", "--", "300", "nap"]);
     until(60, "other never held the whole cluster", || holding(&url, "other") == 1 + 4);
+    // Agents report their memory in heartbeats: the budget, what running
+    // tasks hold of it (256 MiB each, 2 per agent) and the resident set.
+    until(10, "no heartbeat showed the tasks' memory held", || {
+        let v = weft_json_as("ops", &url, &["agents"]);
+        v.as_array().unwrap().iter().all(|a| a["memory"]["held_bytes"] == 512u64 << 20)
+    });
+    for a in weft_json_as("ops", &url, &["agents"]).as_array().unwrap() {
+        let m = &a["memory"];
+        assert_eq!(m["budget_bytes"], 2u64 << 30, "{a}");
+        let (rss, peak) = (m["resident_bytes"].as_u64().unwrap(), m["peak_resident_bytes"].as_u64().unwrap());
+        assert!(rss > 1 << 20 && rss <= peak && peak < 2 << 30, "{a}");
+    }
 
     // batch comes: within moments it holds its reservation (2 slots).
     let batch = weft_json_as("batch", &url, &["submit", w, "--task-memory", "256MiB", "--", "40", "nap"]);

@@ -70,6 +70,12 @@ impl Shared {
                 reservations: reservations.iter().map(|(role, r)| reservation(role, r)).collect(),
                 running: a.running,
                 drivers: a.drivers,
+                memory: Some(v1::AgentMemory {
+                    budget_bytes: a.resources.memory,
+                    held_bytes: a.memory.held,
+                    resident_bytes: a.memory.resident,
+                    peak_resident_bytes: a.memory.peak_resident,
+                }),
             })
             .collect();
         Ok(Response::new(v1::AgentsResponse { agents }))

@@ -61,6 +61,20 @@ pub struct Agent {
     pub held: bool,
     /// The next pause, doubled at each refusal in a row.
     backoff: Duration,
+    /// Its memory as its last heartbeat reported it.
+    pub memory: AgentMemory,
+}
+
+/// An agent's memory as it reports it in heartbeats (what the master places
+/// by is its offered memory and the limits it placed there, not this).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentMemory {
+    /// The memory limits its running tasks hold against its `--memory`.
+    pub held: u64,
+    /// The agent process's resident set.
+    pub resident: u64,
+    /// The most its resident set has been.
+    pub peak_resident: u64,
 }
 
 impl Agent {
@@ -150,6 +164,7 @@ impl Agents {
             paused_until: None,
             held: false,
             backoff: FIRST_BACKOFF,
+            memory: AgentMemory::default(),
         };
         self.totals.0 += u64::from(resources.slots + resources.queue);
         self.totals.1 += resources.memory;
@@ -202,6 +217,13 @@ impl Agents {
             self.remeasure();
         }
         lost
+    }
+
+    /// Note a live agent's memory report (nothing the placement reads).
+    pub fn set_memory(&mut self, id: AgentId, memory: AgentMemory) {
+        if let Some(a) = self.agents.get_mut(&id).filter(|a| !a.lost) {
+            a.memory = memory;
+        }
     }
 
     /// The agent `id`, live or lost.

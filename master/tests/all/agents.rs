@@ -47,7 +47,7 @@ fn register_request(slots: u32) -> RegisterRequest {
 }
 
 fn heartbeat(agent_id: Option<v1::AgentRef>) -> HeartbeatRequest {
-    HeartbeatRequest { protocol_version: PROTOCOL_VERSION, agent_id, running: vec![] }
+    HeartbeatRequest { protocol_version: PROTOCOL_VERSION, agent_id, running: vec![], memory: None }
 }
 
 #[tokio::test]
