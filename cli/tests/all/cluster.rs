@@ -1,6 +1,8 @@
 //! Jobs on a real cluster: one `weft master` and two `weft agent` processes,
 //! and the same jobs through `weft local`.
 
+use std::collections::BTreeMap;
+
 use crate::support::{
     cluster, counts, guest, native_counts, output_lines, run, running_tasks, status, submit_detached, text,
 };
@@ -232,4 +234,133 @@ fn a_watched_job_reports_progress_at_a_bounded_rate_and_its_end() {
     // One view at the start, then at most one per 100 ms, and the end.
     let bound = 2 + elapsed.as_millis() as usize / 100 + 2;
     assert!(views.len() <= bound, "{} views in {elapsed:?} (bound {bound})", views.len());
+}
+
+/// A deterministic stream of numbers (an LCG): test data without a crate.
+fn numbers(seed: u64) -> impl Iterator<Item = u64> {
+    std::iter::successors(Some(seed), |x| {
+        Some(x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407))
+    })
+    .map(|x| x >> 33)
+}
+
+/// `weft submit --wait --json` of `wasm` with `args` on `url`: the job's status.
+fn submit_wait(url: &str, wasm: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["submit", wasm.to_str().unwrap(), "--master", url, "--wait", "--json", "--"];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// The PageRank example on a master and two agents equals the Spark
+/// example's computation done natively (within rounding: sums are taken in
+/// another order).
+#[test]
+fn pagerank_on_a_master_and_two_agents_equals_a_native_pagerank() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pages, iterations) = (2_000u64, 10);
+    let mut r = numbers(7);
+    let mut links: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut edges = String::new();
+    for p in 0..pages {
+        // Most pages link to a few others, some to none; low numbers are popular.
+        for _ in 0..r.next().unwrap() % 6 {
+            let to = r.next().unwrap() % pages;
+            let to = to * (r.next().unwrap() % 4 + 1) / 4;
+            edges.push_str(&format!("p{p}\tp{to}\n"));
+            links.entry(format!("p{p}")).or_default().push(format!("p{to}"));
+        }
+    }
+    let input = dir.path().join("edges.txt");
+    std::fs::write(&input, edges).unwrap();
+    let (_master, url, _agents) = cluster(dir.path(), 2);
+    let out = dir.path().join("ranks");
+    let status = submit_wait(
+        &url,
+        &guest("pagerank"),
+        &[input.to_str().unwrap(), &iterations.to_string(), out.to_str().unwrap()],
+    );
+    assert_eq!(status["state"], "succeeded", "{status}");
+
+    // Each iteration joins the links with the ranks (pages without links drop
+    // out) and ranks every page that received a contribution.
+    let mut native: BTreeMap<String, f64> = links.keys().map(|p| (p.clone(), 1.0)).collect();
+    for _ in 0..iterations {
+        let mut received: BTreeMap<String, f64> = BTreeMap::new();
+        for (page, rank) in &native {
+            let Some(to) = links.get(page) else { continue };
+            for t in to {
+                *received.entry(t.clone()).or_default() += rank / to.len() as f64;
+            }
+        }
+        native = received.into_iter().map(|(p, r)| (p, 0.15 + 0.85 * r)).collect();
+    }
+    let got: BTreeMap<String, f64> = output_lines(&out)
+        .iter()
+        .map(|l| {
+            let (p, r) = l.split_once('\t').unwrap();
+            (p.to_string(), r.parse().unwrap())
+        })
+        .collect();
+    assert!(got.len() > 100, "{} ranked pages", got.len());
+    assert_eq!(got.keys().collect::<Vec<_>>(), native.keys().collect::<Vec<_>>());
+    for (page, rank) in &got {
+        let want = native[page];
+        assert!((rank - want).abs() <= 1e-9 * want.abs().max(1.0), "{page}: {rank} against {want}");
+    }
+}
+
+/// The join example on a master and two agents: revenue per country equals a
+/// native join and sum; orders of unknown customers count nowhere.
+#[test]
+fn join_on_a_master_and_two_agents_equals_a_native_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let countries = ["fr", "de", "jp", "br", "ke", "nz"];
+    let mut r = numbers(11);
+    let mut customers = String::new();
+    let mut country_of = BTreeMap::new();
+    for id in 0..1_000u64 {
+        let c = countries[(r.next().unwrap() % countries.len() as u64) as usize];
+        customers.push_str(&format!("c{id}\t{c}\n"));
+        country_of.insert(format!("c{id}"), c);
+    }
+    let mut orders = String::new();
+    let mut native: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for _ in 0..20_000 {
+        // One customer id in twenty is unknown.
+        let id = format!("c{}", r.next().unwrap() % 1_050);
+        let cents = (r.next().unwrap() % 100_000) as i64;
+        orders.push_str(&format!("{id}\t{cents}\n"));
+        if let Some(c) = country_of.get(&id) {
+            let t = native.entry(c).or_default();
+            *t = (t.0 + cents, t.1 + 1);
+        }
+    }
+    let (cust, ord) = (dir.path().join("customers.txt"), dir.path().join("orders.txt"));
+    std::fs::write(&cust, customers).unwrap();
+    std::fs::write(&ord, orders).unwrap();
+    let (_master, url, _agents) = cluster(dir.path(), 2);
+    let out = dir.path().join("totals");
+    let status = submit_wait(
+        &url,
+        &guest("join"),
+        &[cust.to_str().unwrap(), ord.to_str().unwrap(), out.to_str().unwrap()],
+    );
+    assert_eq!(status["state"], "succeeded", "{status}");
+    let got: BTreeMap<String, (i64, i64)> = output_lines(&out)
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), (f[1].parse().unwrap(), f[2].parse().unwrap()))
+        })
+        .collect();
+    let want: BTreeMap<String, (i64, i64)> = native.into_iter().map(|(c, t)| (c.to_string(), t)).collect();
+    assert_eq!(got, want);
+    assert!(want.values().map(|t| t.1).sum::<i64>() < 20_000, "some orders had unknown customers");
+    assert!(
+        status["driver_log"].as_str().unwrap().contains(&format!("{} countries", want.len())),
+        "{status}"
+    );
 }
