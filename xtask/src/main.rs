@@ -22,6 +22,9 @@ Commands:
   bench-sort [MIB] [PARTITIONS]
              sort of MIB (default 1024) of TeraSort-like records by their 10-byte keys into
              PARTITIONS (default 8): weft local vs a single-threaded native Rust sort
+  bench-pagerank [PAGES] [ITERATIONS]
+             PageRank over a generated graph of PAGES (default 200000) pages, ITERATIONS (default
+             10) times: weft local vs a single-threaded native Rust PageRank
   bench-tasks [SIZES]
              one-record tasks (SIZES e.g. 1000,10000; default 1000,10000,100000), empty and
              identity, through weft local and a master with two agents, vs a native thread pool
@@ -44,6 +47,9 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("bench-wordcount") => bench_wordcount(args.get(1).map(String::as_str)),
         Some("bench-sort") => bench_sort(args.get(1).map(String::as_str), args.get(2).map(String::as_str)),
+        Some("bench-pagerank") => {
+            bench_pagerank(args.get(1).map(String::as_str), args.get(2).map(String::as_str))
+        }
         Some("bench-tasks") => bench_tasks(args.get(1).map(String::as_str)),
         Some("bench-isolation") => bench_isolation(args.get(1).map(String::as_str)),
         Some("bench-scale") => bench_scale(args.get(1).map(String::as_str)),
@@ -219,6 +225,19 @@ fn bench_sort(mib: Option<&str>, partitions: Option<&str>) -> Result<()> {
     }
     if let Some(partitions) = partitions {
         cmd.env("WEFT_BENCH_PARTITIONS", partitions);
+    }
+    run(&mut cmd)
+}
+
+fn bench_pagerank(pages: Option<&str>, iterations: Option<&str>) -> Result<()> {
+    guests()?;
+    let mut cmd = cargo();
+    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "pagerank"]);
+    if let Some(pages) = pages {
+        cmd.env("WEFT_BENCH_PAGES", pages);
+    }
+    if let Some(iterations) = iterations {
+        cmd.env("WEFT_BENCH_ITERATIONS", iterations);
     }
     run(&mut cmd)
 }
