@@ -16,6 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use weft_core::codec::batch::{BatchWriter, entries};
 use weft_core::ids::DatasetId;
+use weft_core::io::LineFormat;
 use weft_core::plan::{Node, PlanDelta, PlanDraft, PlanError, ShuffleKind, Step, StepKind};
 use weft_core::task::Data;
 
@@ -153,8 +154,13 @@ impl<R: ActionRunner> DriverHost for PlanDriver<R> {
         self.args.clone()
     }
 
-    fn text_file(&mut self, uri: String, min_partitions: u32) -> DriverFuture<'_, WitDatasetId> {
-        self.add(Node::TextFile { uri, min_partitions }, false)
+    fn text_file(
+        &mut self,
+        uri: String,
+        min_partitions: u32,
+        lines: LineFormat,
+    ) -> DriverFuture<'_, WitDatasetId> {
+        self.add(Node::TextFile { uri, min_partitions, lines }, false)
     }
 
     fn parallelize(

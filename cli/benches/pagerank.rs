@@ -189,6 +189,6 @@ fn main() {
     let title = format!(
         "PageRank, {iterations} iterations over {pages} pages and {edges} links ({size:.0} MB), {ranked} ranked"
     );
-    versus::print(&title, size, &native_times, &weft_times, "");
+    versus::print(&title, size, ("native Rust PageRank, 1 thread", &native_times), &weft_times, "");
     println!("weft's last run:\n{}", summary.trim_end());
 }

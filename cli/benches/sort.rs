@@ -163,6 +163,6 @@ fn main() {
     let records = check(&input, &native_out, &weft_output(&weft_out, partitions));
 
     let title = format!("sort of {size:.0} MB ({records} records, {partitions} partitions)");
-    versus::print(&title, size, &native_times, &weft_times, "");
+    versus::print(&title, size, ("native Rust sort, 1 thread", &native_times), &weft_times, "");
     println!("weft's last run:\n{}", summary.trim_end());
 }

@@ -63,8 +63,9 @@ pub fn counts(out: &Path) -> std::collections::HashMap<String, i64> {
 }
 
 /// Print `title`, then the best (and slowest) times and rates of both sides
-/// over `mb` megabytes, and their ratio followed by `note`.
-pub fn print(title: &str, mb: f64, native: &[Duration], weft: &[Duration], note: &str) {
+/// over `mb` megabytes (the native side named by its label), and their ratio
+/// followed by `note`.
+pub fn print(title: &str, mb: f64, (label, native): (&str, &[Duration]), weft: &[Duration], note: &str) {
     let rate = |d: Duration| mb / d.as_secs_f64();
     let best = |t: &[Duration]| *t.iter().min().unwrap();
     let worst = |t: &[Duration]| *t.iter().max().unwrap();
@@ -74,14 +75,14 @@ pub fn print(title: &str, mb: f64, native: &[Duration], weft: &[Duration], note:
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         native.len()
     );
-    for (name, time, all) in [("native Rust, 1 thread", native_time, native), ("weft local", weft_time, weft)]
-    {
+    let width = label.len().max(22);
+    for (name, time, all) in [(label, native_time, native), ("weft local", weft_time, weft)] {
         println!(
-            "  {name:<22}{:>9.2}s  {:>7.1} MB/s   ({:.2}s)",
+            "  {name:<width$}{:>9.2}s  {:>7.1} MB/s   ({:.2}s)",
             time.as_secs_f64(),
             rate(time),
             worst(all).as_secs_f64()
         );
     }
-    println!("  weft / native speed      {:>7.2}x{note}", rate(weft_time) / rate(native_time));
+    println!("  {:<width$}{:>9.2}x{note}", "weft / native speed", rate(weft_time) / rate(native_time));
 }

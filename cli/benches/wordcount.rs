@@ -1,5 +1,7 @@
 //! Word count over a large text file: `weft local` (both cores) against a
-//! single-threaded native Rust word count of the same file, in the same run.
+//! fair single-threaded native Rust word count of the same file, in the same
+//! run: the file read once, words as byte slices of it, FxHash, and an
+//! allocation only for each new distinct word (see [`native`]).
 //!
 //! `cargo xtask bench-wordcount [SIZE_MIB]` (default 1024; `WEFT_BENCH_RUNS`
 //! runs of each side, default 3, best taken). The text is generated once into
@@ -13,6 +15,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use rustc_hash::FxHashMap;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
@@ -21,11 +25,50 @@ mod corpus;
 mod procs;
 mod versus;
 
-fn native(path: &Path) -> HashMap<String, i64> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut counts: HashMap<String, i64> = HashMap::new();
-    for w in text.split_whitespace() {
-        *counts.entry(w.to_lowercase()).or_insert(0) += 1;
+/// What the baseline is, as printed.
+const NATIVE: &str = "native Rust, 1 thread (byte slices, FxHash)";
+
+/// The bytes `char::is_whitespace` accepts among ASCII: what `split_whitespace`
+/// splits on in an ASCII line (`u8::is_ascii_whitespace` lacks `\x0b`).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+}
+
+/// The word count the job computes (`split_whitespace`, `to_lowercase`), as
+/// the fastest straightforward single-threaded Rust does it: the file read
+/// once; in 1 MiB chunks cut at a newline, an ASCII chunk is split on bytes
+/// and each word lowercased into one reused buffer, so only a new distinct
+/// word allocates; a chunk with other bytes goes through `str` line by line
+/// (the corpus has none, but the result stays the job's for any UTF-8 text).
+fn native(path: &Path) -> FxHashMap<Box<[u8]>, i64> {
+    let text = std::fs::read(path).unwrap();
+    let mut counts: FxHashMap<Box<[u8]>, i64> = FxHashMap::default();
+    let mut add = |word: &[u8]| match counts.get_mut(word) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(word.into(), 1);
+        }
+    };
+    let mut lower = Vec::new();
+    let mut rest = &text[..];
+    while !rest.is_empty() {
+        let cut = match memchr::memrchr(b'\n', &rest[..rest.len().min(1 << 20)]) {
+            Some(i) => i + 1,
+            None => memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1),
+        };
+        let (chunk, tail) = rest.split_at(cut);
+        rest = tail;
+        if chunk.is_ascii() {
+            for word in chunk.split(|&b| is_space(b)).filter(|w| !w.is_empty()) {
+                lower.clear();
+                lower.extend(word.iter().map(u8::to_ascii_lowercase));
+                add(&lower);
+            }
+        } else {
+            for word in std::str::from_utf8(chunk).unwrap().split_whitespace() {
+                add(word.to_lowercase().as_bytes());
+            }
+        }
     }
     counts
 }
@@ -40,18 +83,20 @@ fn main() {
     assert!(wasm.exists(), "build the guests first: cargo xtask guests");
     let out = dir.join("wordcount-out");
 
-    let mut reference = HashMap::new();
+    let mut counted = FxHashMap::default();
     let (native_times, weft_times) = versus::alternate(
-        || reference = native(&input),
+        || counted = native(&input),
         || {
             versus::weft_local(&dir.join("weft"), &wasm, &out, &[input.as_os_str(), out.as_os_str()]);
         },
     );
 
+    let reference: HashMap<String, i64> =
+        counted.into_iter().map(|(w, n)| (String::from_utf8(w.into()).unwrap(), n)).collect();
     assert_eq!(versus::counts(&out), reference, "weft's counts differ from the native count");
 
     let title = format!("word count over {size:.0} MB ({} distinct words)", reference.len());
-    versus::print(&title, size, &native_times, &weft_times, "   (goal >= 1.0x)");
+    versus::print(&title, size, (NATIVE, &native_times), &weft_times, "   (goal >= 0.75x)");
 
     // What TLS costs: the same job on a master and two agent processes,
     // plain and with TLS on every endpoint, in alternating runs.

@@ -13,7 +13,9 @@
 //!   prefix) and cuts it into [`TextSplit`]s, the byte ranges that tasks read. Splits
 //!   are serializable: they travel to agents in task specs.
 //! - [`LineReader`]: reads the lines of one split with ranged GETs and hands them out
-//!   as [batches](weft_codec::batch), one entry per line.
+//!   as [batches](weft_codec::batch), one entry per line, checked to be UTF-8 or
+//!   not ([`LineFormat`]). A `.gz` or `.zst` object ([`Compression`]) is one split,
+//!   decoded as a stream with bounded memory.
 //! - [`OutputCommitter`] and [`TextPartWriter`]: write one part file per partition
 //!   and publish them all at once, or not at all.
 //! - [`IoError`]: one variant per cause, each message naming the fix.
@@ -133,6 +135,7 @@
 //! ```
 
 mod committer;
+mod decode;
 mod error;
 mod lines;
 mod location;
@@ -140,8 +143,9 @@ mod splits;
 mod writer;
 
 pub use committer::{OutputCommitter, SUCCESS_MARKER, TEMPORARY_DIR, part_name};
+pub use decode::{Compression, DEFAULT_MAX_LINE_BYTES};
 pub use error::IoError;
-pub use lines::{DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, LineReader};
+pub use lines::{DEFAULT_BATCH_BYTES, DEFAULT_CHUNK_BYTES, LineFormat, LineReader};
 pub use location::DataLocation;
 pub use splits::{TextSplit, plan_text_splits, plan_text_splits_in_waves};
 pub use writer::{PartStats, TextPartWriter, UPLOAD_CHUNK_BYTES};

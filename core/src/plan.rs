@@ -62,12 +62,16 @@ pub enum ShuffleKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Node {
-    /// Lines of text files.
+    /// Lines of text files (plain, `.gz` or `.zst`).
     TextFile {
         /// Where the text is.
         uri: String,
         /// At least this many partitions.
         min_partitions: u32,
+        /// Whether the lines are checked UTF-8 text (`text_file`) or bytes
+        /// (`text_file_bytes`).
+        #[serde(default)]
+        lines: crate::io::LineFormat,
     },
     /// Records the driver holds: one batch per partition (inline, or a block
     /// of the master's artifact store).
@@ -218,6 +222,13 @@ impl Plan {
         self.get(id)?;
         self.datasets[id.0 as usize].cached = true;
         Ok(())
+    }
+}
+
+impl Node {
+    /// A [`Node::TextFile`] of UTF-8 lines (what `text_file` adds).
+    pub fn text_file(uri: impl Into<String>, min_partitions: u32) -> Self {
+        Node::TextFile { uri: uri.into(), min_partitions, lines: crate::io::LineFormat::Utf8 }
     }
 }
 
@@ -428,7 +439,7 @@ mod tests {
     #[test]
     fn keyedness_follows_the_steps() {
         let mut p = Plan::new();
-        let lines = p.add(Node::TextFile { uri: "in".into(), min_partitions: 2 }, false).unwrap();
+        let lines = p.add(Node::text_file("in", 2), false).unwrap();
         let pairs = p.add(Node::Narrow { parent: lines, step: step(StepKind::Map, "one") }, true).unwrap();
         let kept = p.add(Node::Narrow { parent: pairs, step: step(StepKind::Filter, "f") }, false).unwrap();
         assert!(p.get(kept).unwrap().keyed, "a filter keeps its parent's shape");
@@ -440,8 +451,8 @@ mod tests {
     #[test]
     fn lineage_follows_parents_only() {
         let mut p = Plan::new();
-        let a = p.add(Node::TextFile { uri: "a".into(), min_partitions: 1 }, false).unwrap();
-        let unrelated = p.add(Node::TextFile { uri: "b".into(), min_partitions: 1 }, false).unwrap();
+        let a = p.add(Node::text_file("a", 1), false).unwrap();
+        let unrelated = p.add(Node::text_file("b", 1), false).unwrap();
         let c = p.add(Node::Parallelize { partitions: vec![Default::default()] }, false).unwrap();
         let u = p.add(Node::Union { a, b: c }, false).unwrap();
         let m = p.add(Node::Narrow { parent: u, step: step(StepKind::Map, "f") }, false).unwrap();
@@ -453,7 +464,7 @@ mod tests {
     #[test]
     fn shuffles_need_pairs_and_name_the_fix() {
         let mut p = Plan::new();
-        let lines = p.add(Node::TextFile { uri: "in".into(), min_partitions: 1 }, false).unwrap();
+        let lines = p.add(Node::text_file("in", 1), false).unwrap();
         let err = p.add(Node::Shuffle { parent: lines, kind: ShuffleKind::GroupByKey, partitions: 2 }, true);
         let err = err.unwrap_err();
         assert_eq!(err, PlanError::NotKeyed { operation: "group_by_key", dataset: lines });
@@ -481,7 +492,7 @@ mod tests {
     fn a_draft_checks_like_a_plan_and_sends_only_what_is_new() {
         let mut draft = PlanDraft::new();
         let mut master = Plan::new();
-        let lines = draft.add(Node::TextFile { uri: "in".into(), min_partitions: 1 }, false).unwrap();
+        let lines = draft.add(Node::text_file("in", 1), false).unwrap();
         let err =
             draft.add(Node::Shuffle { parent: lines, kind: ShuffleKind::GroupByKey, partitions: 1 }, true);
         assert_eq!(
@@ -505,7 +516,7 @@ mod tests {
         master.apply(&first).unwrap();
         assert_eq!(master.len(), 2, "a resent delta adds nothing twice");
         let mut other = draft.delta();
-        other.nodes[0].0 = Node::TextFile { uri: "elsewhere".into(), min_partitions: 1 };
+        other.nodes[0].0 = Node::text_file("elsewhere", 1);
         other.first = 1;
         assert_eq!(
             master.apply(&other),

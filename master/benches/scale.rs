@@ -208,7 +208,7 @@ fn count_action(core: &Core, job: JobId, n: usize) -> (JobContext, JobGraph) {
 fn text_action(core: &mut Core, job: JobId, n: usize, reduces: u32) -> (JobContext, JobGraph) {
     let uri = "s3://corpus/2026/";
     let mut plan = Plan::new();
-    let lines = plan.add(Node::TextFile { uri: uri.into(), min_partitions: n as u32 }, false).unwrap();
+    let lines = plan.add(Node::text_file(uri, n as u32), false).unwrap();
     let pairs = plan
         .add(
             Node::Narrow { parent: lines, step: Step { kind: StepKind::FlatMap, function: "pairs".into() } },

@@ -94,12 +94,17 @@ pub fn descriptor(
             let (uri, splits) =
                 ctx.text.get(dataset).ok_or(LaunchError::MissingInput(*dataset, "text splits"))?;
             let s = splits.get(*split as usize).ok_or(LaunchError::MissingInput(*dataset, "such split"))?;
+            let lines = match ctx.plan.get(*dataset).map(|d| &d.node) {
+                Ok(Node::TextFile { lines, .. }) => *lines,
+                _ => return Err(LaunchError::MissingInput(*dataset, "text file")),
+            };
             TaskInput::Text(TextSplitRef {
                 location: uri.clone(),
                 object: s.path.to_string(),
                 start: s.start,
                 end: s.end,
                 file_len: s.file_len,
+                lines,
             })
         }
         Source::Parallelize { dataset, partition } => match ctx.plan.get(*dataset).map(|d| &d.node) {

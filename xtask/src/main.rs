@@ -17,7 +17,8 @@ Commands:
   test       the full suite CI runs: guests, test services, fmt, clippy -D warnings, tests, docs
   bench      the sandbox benchmarks (release build), printing figures and native ratios
   bench-wordcount [MIB]
-             word count over MIB (default 1024) of text: weft local vs single-threaded native Rust
+             word count over MIB (default 1024) of text: weft local vs a fair single-threaded
+             native Rust count (the file read once, byte slices, FxHash, no allocation per word)
              (WEFT_BENCH_TLS=1: also a master and two agents, plain and with TLS everywhere)
   bench-sort [MIB] [PARTITIONS]
              sort of MIB (default 1024) of TeraSort-like records by their 10-byte keys into

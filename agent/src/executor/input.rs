@@ -92,10 +92,10 @@ async fn feed<F: BlockFetcher>(
             }
             Ok(())
         }
-        Input::Text { location, split } => {
+        Input::Text { location, split, lines } => {
             let what =
                 format!("reading split {}..{} of {}", split.start, split.end, location.uri_of(&split.path));
-            let mut lines = LineReader::new(&location, split).with_batch_bytes(target);
+            let mut lines = LineReader::new(&location, split).with_batch_bytes(target).with_format(lines);
             let result = async {
                 loop {
                     let batch = {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use weft_core::ids::StageId;
-use weft_core::io::{DataLocation, OutputCommitter, TextSplit};
+use weft_core::io::{DataLocation, LineFormat, OutputCommitter, TextSplit};
 use weft_core::limits::TaskLimits;
 use weft_core::plan::{Step, StepKind};
 
@@ -63,12 +63,15 @@ impl std::fmt::Debug for TaskSpec {
 /// Where a task's records come from.
 #[derive(Debug, Clone)]
 pub enum Input {
-    /// The lines of one split of a text dataset, one `String` record per line.
+    /// The lines of one split of a text dataset (plain, or a whole `.gz` or
+    /// `.zst` object), one record per line: `String` (checked UTF-8) or `Bytes`.
     Text {
         /// The dataset's location (its store).
         location: DataLocation,
         /// The byte range to read.
         split: TextSplit,
+        /// Whether lines are checked UTF-8 text or bytes.
+        lines: LineFormat,
     },
     /// One batch handed over whole (a partition of a parallelized dataset).
     Records(Vec<u8>),

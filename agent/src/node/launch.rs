@@ -184,6 +184,7 @@ fn input(
             Input::Text {
                 location,
                 split: TextSplit { path, start: t.start, end: t.end, file_len: t.file_len },
+                lines: t.lines,
             }
         }
         TaskInput::Records(_) => Input::Records(Vec::new()),
@@ -394,6 +395,7 @@ mod tests {
                 start: 0,
                 end: 1,
                 file_len: 1,
+                lines: weft_core::io::LineFormat::Utf8,
             });
         }
         assert!(matches!(

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use weft_core::io::LineFormat;
 
 pub use driver::{DatasetId, DriverError, ShuffleOp};
 pub use types::{Op, OpKind, TaskInfo};
@@ -23,7 +24,12 @@ pub use types::{Op, OpKind, TaskInfo};
 #[allow(missing_docs)]
 pub trait DriverHost: Send {
     fn args(&mut self) -> Vec<String>;
-    fn text_file(&mut self, uri: String, min_partitions: u32) -> DriverFuture<'_, DatasetId>;
+    fn text_file(
+        &mut self,
+        uri: String,
+        min_partitions: u32,
+        lines: LineFormat,
+    ) -> DriverFuture<'_, DatasetId>;
     fn parallelize(&mut self, records: Vec<u8>, keyed: bool, partitions: u32) -> DriverFuture<'_, DatasetId>;
     fn narrow(&mut self, parent: DatasetId, step: Op, keyed: bool) -> DriverFuture<'_, DatasetId>;
     fn shuffle(&mut self, parent: DatasetId, step: ShuffleOp, partitions: u32)
@@ -150,7 +156,10 @@ impl driver::Host for TaskState {
         Ok(self.driver.as_mut().map(|d| d.args()).unwrap_or_default())
     }
     async fn text_file(&mut self, uri: String, min_partitions: u32) -> Driven<DatasetId> {
-        delegate!(self, PLAN_NODE_BYTES + uri.len(), text_file(uri, min_partitions))
+        delegate!(self, PLAN_NODE_BYTES + uri.len(), text_file(uri, min_partitions, LineFormat::Utf8))
+    }
+    async fn text_file_bytes(&mut self, uri: String, min_partitions: u32) -> Driven<DatasetId> {
+        delegate!(self, PLAN_NODE_BYTES + uri.len(), text_file(uri, min_partitions, LineFormat::Bytes))
     }
     async fn parallelize(&mut self, records: Vec<u8>, keyed: bool, partitions: u32) -> Driven<DatasetId> {
         delegate!(self, kept(records.len(), partitions), parallelize(records, keyed, partitions))

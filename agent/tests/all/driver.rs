@@ -110,7 +110,7 @@ fn word_count_main_builds_the_plan_and_runs_its_actions() {
 
     let plan = &seen.last().unwrap().0;
     let node = |i: u32| plan.get(DatasetId(i)).unwrap();
-    assert_eq!(node(0).node, Node::TextFile { uri: "in.txt".into(), min_partitions: 4 });
+    assert_eq!(node(0).node, Node::text_file("in.txt", 4));
     assert_eq!(
         node(1).node,
         Node::Narrow { parent: DatasetId(0), step: step(StepKind::FlatMap, "split_words") }

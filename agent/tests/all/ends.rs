@@ -181,7 +181,7 @@ async fn a_store_that_never_answers_stalls_reads_and_commits_as_host_errors() {
 
     let input = DataLocation::parse("s3://bucket/in.txt", &s3).unwrap();
     let split = TextSplit { path: "in.txt".into(), start: 0, end: 4096, file_len: 8192 };
-    let text = Input::Text { location: input, split };
+    let text = Input::Text { location: input, split, lines: weft_core::io::LineFormat::Utf8 };
     let chain = vec![step(StepKind::FlatMap, "split_words")];
     let stalled = "reading split 0..4096 of s3://bucket/in.txt";
     expect_stall(&exec, spec("wordcount", text, chain, OutputSpec::Count), stalled).await;

@@ -148,7 +148,11 @@ impl Fixture {
                 partitioner: Partitioner::hash(REDUCES),
                 combiner: combiner.clone(),
             };
-            let input = Input::Text { location: self.location.clone(), split: split.clone() };
+            let input = Input::Text {
+                location: self.location.clone(),
+                split: split.clone(),
+                lines: weft_core::io::LineFormat::Utf8,
+            };
             let chain = vec![step(StepKind::FlatMap, "split_words"), step(StepKind::Map, "one")];
             let outcome = exec.execute(spec("wordcount", i as u32, input, chain, output)).await;
             assert_eq!(outcome.report.end, EndReason::Finished, "{}", outcome.report.log);
@@ -338,7 +342,11 @@ async fn a_trapping_guest_ends_with_its_trap_and_commits_nothing() {
     let committer =
         OutputCommitter::new(DataLocation::parse(&out.display().to_string(), &S3Config::default()).unwrap());
     committer.setup_job().await.unwrap();
-    let input = Input::Text { location: fx.location.clone(), split: fx.splits[0].clone() };
+    let input = Input::Text {
+        location: fx.location.clone(),
+        split: fx.splits[0].clone(),
+        lines: weft_core::io::LineFormat::Utf8,
+    };
     let output = OutputSpec::Text { committer: committer.clone(), partition: 0, attempt: 0 };
     let outcome = exec.execute(spec("hostile", 0, input, vec![step(StepKind::Map, "panic")], output)).await;
     assert!(
@@ -361,7 +369,7 @@ async fn a_missing_input_file_is_a_host_error_naming_it() {
     let exec = executor(&fx.shuffle_dir());
     let split = fx.splits[1].clone();
     std::fs::remove_file(fx.dir.path().join("in.txt")).unwrap();
-    let input = Input::Text { location: fx.location.clone(), split };
+    let input = Input::Text { location: fx.location.clone(), split, lines: weft_core::io::LineFormat::Utf8 };
     let chain = vec![step(StepKind::FlatMap, "split_words")];
     let outcome = exec.execute(spec("wordcount", 0, input, chain, OutputSpec::Count)).await;
     let EndReason::HostError { message } = &outcome.report.end else { panic!("{:?}", outcome.report.end) };

@@ -399,6 +399,7 @@ fn text_input(location: &str, split: &TextSplit) -> TaskInput {
         start: split.start,
         end: split.end,
         file_len: split.file_len,
+        lines: weft_core::io::LineFormat::Utf8,
     })
 }
 /// Some text: a skewed vocabulary, mixed case, runs of blanks.

@@ -17,5 +17,6 @@ mod s3;
 mod sort;
 mod support;
 mod tenants;
+mod text_input;
 mod tls;
 mod usage;

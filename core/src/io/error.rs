@@ -162,6 +162,56 @@ pub enum IoError {
         ended_at: u64,
     },
 
+    /// A line of text input is not UTF-8.
+    #[error(
+        "`{uri}` is not UTF-8 text: invalid byte at offset {offset}{}; read it with \
+         `ctx.text_file_bytes` (lines as bytes) and decode the lines in the job",
+        if *decompressed { " of its decompressed text" } else { "" }
+    )]
+    NotUtf8 {
+        /// The object.
+        uri: String,
+        /// Where the first invalid byte is (in the decompressed text of a
+        /// compressed object).
+        offset: u64,
+        /// Whether the object is compressed.
+        decompressed: bool,
+    },
+
+    /// A compressed object does not decompress: it is truncated or corrupt.
+    #[error(
+        "cannot decompress `{uri}` as {compression} (after {read} compressed bytes): {source}; \
+         the file is truncated or corrupt (check it with `{tool} -t`), or its extension is wrong"
+    )]
+    Corrupt {
+        /// The object.
+        uri: String,
+        /// How it is compressed, by its extension.
+        compression: super::Compression,
+        /// The tool that checks such a file.
+        tool: &'static str,
+        /// Compressed bytes read when decoding failed.
+        read: u64,
+        /// The decoder's report.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A line of decompressed text is longer than a reader accepts.
+    #[error(
+        "`{uri}` has a line longer than {limit} bytes at offset {offset} of its decompressed text: \
+         weft holds a line whole, so it refuses lines this long (a decompression bomb's endless \
+         line would exhaust memory); split the input into shorter lines"
+    )]
+    LineTooLong {
+        /// The object.
+        uri: String,
+        /// Where the line starts in the decompressed text.
+        offset: u64,
+        /// The longest line accepted, in bytes.
+        limit: usize,
+    },
+
     /// The store refused access: missing, wrong or insufficient credentials.
     #[error(
         "access to `{uri}` was denied: check the S3 credentials and the bucket's policy, \

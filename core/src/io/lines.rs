@@ -2,10 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use weft_codec::batch::{BatchWriter, PREFIX};
 
+use super::decode::{Compression, DEFAULT_MAX_LINE_BYTES, DecodeJob, Decoded};
 use super::error::IoError;
 use super::location::DataLocation;
 use super::splits::TextSplit;
@@ -20,9 +24,49 @@ pub const DEFAULT_BATCH_BYTES: usize = 1 << 20;
 /// up to the chunk size. Lines are usually short, a full chunk would be waste.
 const TAIL_READ: u64 = 64 << 10;
 
-/// Reads the lines of one split (see the [split rule](super#the-split-rule)) with
-/// ranged reads, and hands them out as batches: one entry per line, its raw bytes
-/// without `\n` or `\r\n`, framed as in [`weft_codec::batch`].
+/// What a text source's lines are: text, checked to be UTF-8 as they are read,
+/// or raw bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineFormat {
+    /// UTF-8 text (`text_file`): a line that is not is [`IoError::NotUtf8`],
+    /// naming the file and the byte offset.
+    #[default]
+    Utf8,
+    /// Any bytes (`text_file_bytes`): lines are cut at `\n` and handed out
+    /// as they are.
+    Bytes,
+}
+
+impl LineFormat {
+    /// Checks the line `bytes`, whose first byte is at `offset` of `uri` (of
+    /// its decompressed text when `decompressed`).
+    pub(super) fn check(
+        self,
+        bytes: &[u8],
+        uri: &str,
+        offset: u64,
+        decompressed: bool,
+    ) -> Result<(), IoError> {
+        match self {
+            Self::Utf8 => std::str::from_utf8(bytes).map(drop).map_err(|e| IoError::NotUtf8 {
+                uri: uri.to_owned(),
+                offset: offset + e.valid_up_to() as u64,
+                decompressed,
+            }),
+            Self::Bytes => Ok(()),
+        }
+    }
+}
+
+/// Reads the lines of one split (see the [split rule](super#the-split-rule)) and
+/// hands them out as batches: one entry per line, its raw bytes without `\n` or
+/// `\r\n`, framed as in [`weft_codec::batch`].
+///
+/// A plain object is read with ranged reads. A compressed one (`.gz`, `.zst`:
+/// [`Compression::of`]) is one split, decoded as a stream on a blocking thread
+/// (see [`Compression`]). Lines are checked to be UTF-8 unless the reader is
+/// told they are bytes ([`with_format`](Self::with_format)).
 ///
 /// ```no_run
 /// # async fn run(location: weft_core::io::DataLocation, split: weft_core::io::TextSplit) -> Result<(), weft_core::io::IoError> {
@@ -53,6 +97,13 @@ pub struct LineReader {
     batch: BatchWriter,
     bytes_read: u64,
     lines_read: u64,
+    format: LineFormat,
+    compression: Compression,
+    max_line_bytes: usize,
+    /// A compressed split's batches, once its decoding thread started.
+    decoded: Option<mpsc::Receiver<Result<Decoded, IoError>>>,
+    /// Compressed bytes the decoding thread has read.
+    decoded_bytes: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for LineReader {
@@ -70,6 +121,7 @@ impl LineReader {
     /// A reader of `split`, an object of `location`'s store. Nothing is read yet.
     pub fn new(location: &DataLocation, split: TextSplit) -> Self {
         let uri = location.uri_of(&split.path);
+        let compression = Compression::of(split.path.as_ref());
         let (buf_pos, pos) = if split.start == 0 { (0, Some(0)) } else { (split.start - 1, None) };
         Self {
             store: Arc::clone(location.store()),
@@ -84,7 +136,26 @@ impl LineReader {
             batch: BatchWriter::new(),
             bytes_read: 0,
             lines_read: 0,
+            format: LineFormat::Utf8,
+            compression,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            decoded: None,
+            decoded_bytes: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Sets what the lines are (default [`LineFormat::Utf8`]: checked).
+    pub fn with_format(mut self, format: LineFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sets the longest line of decompressed text accepted (default
+    /// [`DEFAULT_MAX_LINE_BYTES`]). Plain objects have no such limit: a line
+    /// is never longer than its file.
+    pub fn with_max_line_bytes(mut self, bytes: usize) -> Self {
+        self.max_line_bytes = bytes;
+        self
     }
 
     /// Sets the size of one ranged read (default [`DEFAULT_CHUNK_BYTES`]; at least 1).
@@ -102,9 +173,9 @@ impl LineReader {
         self
     }
 
-    /// Bytes fetched from the store so far.
+    /// Bytes fetched from the store so far (compressed bytes, for compressed input).
     pub fn bytes_read(&self) -> u64 {
-        self.bytes_read
+        self.bytes_read + self.decoded_bytes.load(Ordering::Relaxed)
     }
 
     /// Lines handed out or pending in the current batch so far.
@@ -116,6 +187,9 @@ impl LineReader {
     ///
     /// Cancel safe: dropping the future loses nothing, the next call resumes.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<u8>>, IoError> {
+        if !self.compression.is_splittable() {
+            return self.next_decoded_batch().await;
+        }
         let pos = match self.pos {
             Some(pos) => pos,
             None => self.find_first_line().await?,
@@ -138,12 +212,52 @@ impl LineReader {
             if !self.batch.is_empty() && self.batch.byte_len() + PREFIX + line.len() > self.batch_bytes {
                 break;
             }
+            self.format.check(line, &self.uri, pos, false)?;
             self.batch.push(line);
             self.lines_read += 1;
             pos = next;
             self.pos = Some(pos);
         }
         Ok(if self.batch.is_empty() { None } else { Some(self.batch.take()) })
+    }
+
+    /// The next batch of a compressed split, decoded from its start (the split
+    /// covers the whole object) on a blocking thread.
+    async fn next_decoded_batch(&mut self) -> Result<Option<Vec<u8>>, IoError> {
+        // The split at byte 0 reads the whole object; any other has no lines.
+        if self.split.start > 0 || self.pos.is_some_and(|pos| pos >= self.split.end) {
+            return Ok(None);
+        }
+        let rx = match &mut self.decoded {
+            Some(rx) => rx,
+            None => {
+                let job = DecodeJob {
+                    store: Arc::clone(&self.store),
+                    uri: self.uri.clone(),
+                    split: self.split.clone(),
+                    compression: self.compression,
+                    format: self.format,
+                    batch_bytes: self.batch_bytes,
+                    max_line_bytes: self.max_line_bytes,
+                    bytes_read: Arc::clone(&self.decoded_bytes),
+                };
+                self.decoded.insert(job.start().await?)
+            }
+        };
+        match rx.recv().await {
+            Some(Ok(Decoded { batch, lines })) => {
+                self.lines_read += lines;
+                Ok(Some(batch))
+            }
+            Some(Err(e)) => {
+                self.pos = Some(self.split.end);
+                Err(e)
+            }
+            None => {
+                self.pos = Some(self.split.end);
+                Ok(None)
+            }
+        }
     }
 
     /// Positions on the first line whose first byte is at or after `start`: the byte

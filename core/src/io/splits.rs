@@ -6,6 +6,7 @@ use object_store::ObjectMeta;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
+use super::decode::Compression;
 use super::error::IoError;
 use super::location::DataLocation;
 
@@ -54,6 +55,8 @@ impl TextSplit {
 ///   directory with no visible files yields no splits. On S3, which has no
 ///   directories, a prefix counts as existing when any object (hidden ones included,
 ///   such as a lone `_SUCCESS`) lies below it.
+/// - A compressed object (`.gz`, `.zst`: [`Compression::of`]) cannot be cut:
+///   it is one split, whatever its size (as in Hadoop).
 /// - `max_split_bytes` 0 is [`IoError::InvalidSplitPlan`].
 pub async fn plan_text_splits(
     location: &DataLocation,
@@ -97,7 +100,11 @@ pub async fn plan_text_splits_in_waves(
     let mut splits = Vec::new();
     for meta in objects {
         let file_len = meta.size;
-        let pieces = file_len.div_ceil(split_size);
+        let pieces = if Compression::of(meta.location.as_ref()).is_splittable() {
+            file_len.div_ceil(split_size)
+        } else {
+            1
+        };
         for i in 0..pieces {
             splits.push(TextSplit {
                 path: meta.location.clone(),

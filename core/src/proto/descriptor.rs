@@ -4,6 +4,7 @@
 use super::ProtoError;
 use super::v1::{self, shuffle_write, task_descriptor, task_input, task_output};
 use crate::ids::{ActionId, ShuffleId};
+use crate::io::LineFormat;
 use crate::limits::TaskLimits;
 use crate::plan::Step;
 use crate::task::{
@@ -99,6 +100,7 @@ fn work_to_proto(w: &TaskWork) -> v1::TaskWork {
             start: t.start,
             end: t.end,
             file_len: t.file_len,
+            bytes: t.lines == LineFormat::Bytes,
         }),
         TaskInput::Records(r) => task_input::Source::Records(r.into()),
         TaskInput::Shuffle(r) => task_input::Source::Shuffle(read_to_proto(r)),
@@ -153,6 +155,7 @@ fn work_from_proto(w: v1::TaskWork) -> Result<TaskWork, ProtoError> {
             start: t.start,
             end: t.end,
             file_len: t.file_len,
+            lines: super::plan::lines(t.bytes),
         }),
         task_input::Source::Records(r) => TaskInput::Records(Data::try_from(r)?),
         task_input::Source::Shuffle(r) => TaskInput::Shuffle(read_from_proto(r)?),
@@ -331,6 +334,7 @@ mod tests {
                 start: 1,
                 end: 2,
                 file_len: 3,
+                lines: LineFormat::Bytes,
             }),
             TaskInput::Records(Data::Inline(bytes::Bytes::from_static(b"\x01\0\0\0x"))),
             TaskInput::Records(Data::Block { digest: Digest::of(b"partition"), len: 9 }),

@@ -4,15 +4,23 @@
 use super::ProtoError;
 use super::v1::{self, plan_node};
 use crate::ids::DatasetId;
+use crate::io::LineFormat;
 use crate::plan::{Node, PlanDelta, ShuffleKind, Step};
 use crate::task::Data;
+
+/// The line format a proto's `bytes` flag stands for.
+pub(super) fn lines(bytes: bool) -> LineFormat {
+    if bytes { LineFormat::Bytes } else { LineFormat::Utf8 }
+}
 
 fn node_to_proto(node: &Node, keyed: bool) -> plan_node::Node {
     use plan_node::Node as P;
     match node {
-        Node::TextFile { uri, min_partitions } => {
-            P::TextFile(v1::TextFileNode { uri: uri.clone(), min_partitions: *min_partitions })
-        }
+        Node::TextFile { uri, min_partitions, lines } => P::TextFile(v1::TextFileNode {
+            uri: uri.clone(),
+            min_partitions: *min_partitions,
+            bytes: *lines == LineFormat::Bytes,
+        }),
         Node::Parallelize { partitions } => P::Parallelize(v1::ParallelizeNode {
             partitions: partitions.iter().map(Into::into).collect(),
             keyed,
@@ -48,7 +56,9 @@ fn node_to_proto(node: &Node, keyed: bool) -> plan_node::Node {
 fn node_from_proto(node: plan_node::Node) -> Result<(Node, bool), ProtoError> {
     use plan_node::Node as P;
     Ok(match node {
-        P::TextFile(t) => (Node::TextFile { uri: t.uri, min_partitions: t.min_partitions }, false),
+        P::TextFile(t) => {
+            (Node::TextFile { uri: t.uri, min_partitions: t.min_partitions, lines: lines(t.bytes) }, false)
+        }
         P::Parallelize(p) => (
             Node::Parallelize {
                 partitions: p.partitions.into_iter().map(Data::try_from).collect::<Result<_, _>>()?,
@@ -126,7 +136,12 @@ mod tests {
     #[test]
     fn every_node_kind_round_trips_in_a_delta() {
         let mut draft = PlanDraft::new();
-        let lines = draft.add(Node::TextFile { uri: "s3://b/in".into(), min_partitions: 3 }, false).unwrap();
+        let lines = draft
+            .add(
+                Node::TextFile { uri: "s3://b/in".into(), min_partitions: 3, lines: LineFormat::Bytes },
+                false,
+            )
+            .unwrap();
         let xs = draft.add(Node::Parallelize { partitions: vec![Data::from(vec![1, 2])] }, true).unwrap();
         let step = Step { kind: StepKind::Map, function: "one".into() };
         let pairs = draft.add(Node::Narrow { parent: lines, step }, true).unwrap();

@@ -133,6 +133,8 @@ pub struct TextSplitRef {
     pub end: u64,
     /// The object's size when the split was planned.
     pub file_len: u64,
+    /// Whether the lines are checked UTF-8 text or bytes.
+    pub lines: crate::io::LineFormat,
 }
 
 /// Where a task's records come from.

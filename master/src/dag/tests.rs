@@ -6,7 +6,7 @@ fn step(kind: StepKind, f: &str) -> Step {
 }
 
 fn text(p: &mut Plan, splits: &mut BTreeMap<DatasetId, u32>, n: u32) -> DatasetId {
-    let ds = p.add(Node::TextFile { uri: "in".into(), min_partitions: n }, false).unwrap();
+    let ds = p.add(Node::text_file("in", n), false).unwrap();
     splits.insert(ds, n);
     ds
 }
@@ -171,7 +171,7 @@ fn zero_partitions_means_the_parents_count() {
 #[test]
 fn unsplit_text_is_an_error() {
     let mut p = Plan::new();
-    let t = p.add(Node::TextFile { uri: "in".into(), min_partitions: 1 }, false).unwrap();
+    let t = p.add(Node::text_file("in", 1), false).unwrap();
     assert_eq!(build(&p, t, &BTreeMap::new()), Err(DagError::Unsplit(t)));
     assert!(matches!(build(&p, DatasetId(9), &BTreeMap::new()), Err(DagError::Plan(_))));
 }

@@ -8,7 +8,7 @@ use weft_core::task::Data;
 /// The plan of a word count over 2 splits into 3 reduce partitions: (plan, lines, counts).
 fn counting() -> (Plan, DatasetId, DatasetId) {
     let mut p = Plan::new();
-    let lines = p.add(Node::TextFile { uri: "in".into(), min_partitions: 2 }, false).unwrap();
+    let lines = p.add(Node::text_file("in", 2), false).unwrap();
     let pairs = p
         .add(Node::Narrow { parent: lines, step: Step { kind: StepKind::Map, function: "one".into() } }, true)
         .unwrap();

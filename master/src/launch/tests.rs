@@ -13,7 +13,7 @@ fn split(start: u64, end: u64) -> TextSplit {
 /// Word count over 2 splits (guest combine), and its context.
 fn word_count(sink: ResultSink) -> (JobContext, dag::JobGraph) {
     let mut plan = Plan::new();
-    let lines = plan.add(Node::TextFile { uri: "file:///data".into(), min_partitions: 2 }, false).unwrap();
+    let lines = plan.add(Node::text_file("file:///data", 2), false).unwrap();
     let words = plan.add(
         Node::Narrow { parent: lines, step: Step { kind: StepKind::FlatMap, function: "split".into() } },
         false,

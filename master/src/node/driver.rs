@@ -170,7 +170,7 @@ impl Driver for Shared {
         let mut splits_per = BTreeMap::new();
         for ds in plan.lineage(target).map_err(bad)? {
             if let Ok(d) = plan.get(ds)
-                && let Node::TextFile { uri, min_partitions } = &d.node
+                && let Node::TextFile { uri, min_partitions, .. } = &d.node
             {
                 let loc = locate(uri, Access::Read)?;
                 let splits = match planned.get(&ds) {

@@ -4,7 +4,7 @@ use crate::dataset::{Dataset, Handle, PairDataset};
 use crate::error::{Error, Result};
 use crate::host;
 use crate::layout::{self, Pair, Plain};
-use crate::record::Record;
+use crate::record::{Bytes, Record};
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -30,10 +30,52 @@ impl Context {
         host::driver::args()
     }
 
-    /// The lines of the text files at `uri` (without their `\n`), in at least
-    /// `min_partitions` partitions.
+    /// The lines of the text files at `uri` (without their `\n` or `\r\n`), in
+    /// at least `min_partitions` partitions, as Spark's `textFile`.
+    ///
+    /// `uri` names a file or a directory (every file below it, except names
+    /// starting with `_` or `.`): a path, `file:///abs/path` or
+    /// `s3://bucket/prefix`. Files ending in `.gz` (gzip) or `.zst`
+    /// (Zstandard) are decompressed as they are read; such a file cannot be
+    /// cut, so it is one partition, whatever `min_partitions` says (as in
+    /// Spark and Hadoop). A decompressed line may be at most 64 MiB.
+    ///
+    /// Every line must be UTF-8: the first one that is not fails the job
+    /// with an error naming the file and the byte offset. Read such input
+    /// with [`text_file_bytes`](Self::text_file_bytes).
     pub fn text_file(&self, uri: &str, min_partitions: u32) -> Result<Dataset<String>> {
         Ok(Dataset::from_handle(Handle::new(Ok(host::driver::text_file(uri, min_partitions)?))))
+    }
+
+    /// The lines of the files at `uri` as raw bytes: [`text_file`](Self::text_file)
+    /// for input that is not UTF-8 (Latin-1 logs, binary junk in text), as
+    /// PySpark's `textFile(..., use_unicode=False)`.
+    ///
+    /// Lines are cut at `\n` (a `\r` before it is dropped), like
+    /// `text_file`'s, and handed over unchecked; the same files, compressed or
+    /// not, are read the same way. User functions take a line as `&[u8]` (or
+    /// [`Bytes`]):
+    ///
+    /// ```no_run
+    /// # mod job {
+    /// use weft::prelude::*;
+    ///
+    /// /// Latin-1 to UTF-8: every byte is the code point of the same value.
+    /// #[weft::map]
+    /// fn latin1(line: &[u8]) -> String {
+    ///     line.iter().map(|&b| char::from(b)).collect()
+    /// }
+    ///
+    /// #[weft::main]
+    /// fn main(ctx: &Context) -> weft::Result<()> {
+    ///     let lines = ctx.text_file_bytes("s3://logs/2024/", 8)?.map(latin1);
+    ///     lines.save_as_text_file("s3://logs-utf8/2024/")
+    /// }
+    /// # }
+    /// # fn main() {}
+    /// ```
+    pub fn text_file_bytes(&self, uri: &str, min_partitions: u32) -> Result<Dataset<Bytes>> {
+        Ok(Dataset::from_handle(Handle::new(Ok(host::driver::text_file_bytes(uri, min_partitions)?))))
     }
 
     /// A dataset of `records`, split into `partitions` partitions.

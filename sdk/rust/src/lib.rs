@@ -61,10 +61,12 @@
 //! # Core concepts
 //!
 //! - **[`Context`]**: what `#[weft::main]` receives. It reads the job's
-//!   arguments and creates datasets ([`text_file`](Context::text_file),
-//!   [`parallelize`](Context::parallelize)), broadcasts values and reads
-//!   accumulators. `main` runs once, in the *driver*; every dataset call goes to
-//!   the host, which plans and schedules the work.
+//!   arguments and creates datasets ([`text_file`](Context::text_file) for
+//!   UTF-8 text, plain or `.gz`/`.zst`, [`text_file_bytes`](Context::text_file_bytes)
+//!   for lines in any other encoding, [`parallelize`](Context::parallelize)),
+//!   broadcasts values and reads accumulators. `main` runs once, in the
+//!   *driver*; every dataset call goes to the host, which plans and schedules
+//!   the work.
 //! - **[`Dataset<T>`] and [`PairDataset<K, V>`]**: handles to lazily computed
 //!   collections. Transformations (`map`, `filter`, `flat_map`, `map_batch`,
 //!   `union`, `cache`, and on pairs `reduce_by_key`, `sum_by_key`,
@@ -130,7 +132,7 @@
 //! | tuples (up to 6) | one framed entry per element: the host builds `join` values `(left, right)` this way |
 //! | `Vec<T>` | one framed entry per element: the host builds `group_by_key` values this way |
 //! | `Option<T>` | no framed entry for `None`, one for `Some` |
-//! | [`Bytes`] | the raw bytes (a `Vec<u8>` is a `Vec<T>`, framed per byte) |
+//! | [`Bytes`] | the raw bytes (a `Vec<u8>` is a `Vec<T>`, framed per byte); a `text_file_bytes` line arrives without its newline |
 //! | your types | [postcard](https://docs.rs/postcard), through [`Serde<T>`] or [`serde_record!`] |
 //!
 //! Keys use [`Key`]: integers, floats, `bool`, `char`, `String`, `Vec<u8>`,

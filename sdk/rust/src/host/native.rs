@@ -42,6 +42,9 @@ pub(crate) mod driver {
     pub(crate) fn text_file(_uri: &str, _min_partitions: u32) -> Result<u32> {
         Err(Error::NotADriver)
     }
+    pub(crate) fn text_file_bytes(_uri: &str, _min_partitions: u32) -> Result<u32> {
+        Err(Error::NotADriver)
+    }
     pub(crate) fn parallelize(_records: &[u8], _keyed: bool, _partitions: u32) -> Result<u32> {
         Err(Error::NotADriver)
     }

@@ -62,6 +62,9 @@ pub(crate) mod driver {
     pub(crate) fn text_file(uri: &str, min_partitions: u32) -> Result<u32> {
         Ok(wit::text_file(uri, min_partitions)?)
     }
+    pub(crate) fn text_file_bytes(uri: &str, min_partitions: u32) -> Result<u32> {
+        Ok(wit::text_file_bytes(uri, min_partitions)?)
+    }
     pub(crate) fn parallelize(records: &[u8], keyed: bool, partitions: u32) -> Result<u32> {
         Ok(wit::parallelize(records, keyed, partitions)?)
     }
