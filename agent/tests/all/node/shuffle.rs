@@ -54,6 +54,7 @@ async fn a_two_stage_word_count_reads_shuffle_blocks_from_a_peer() {
         assert_eq!((end.task, end.agent), (t.key, a.agent_id().unwrap()));
         assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
         assert_eq!(end.partition_bytes.len(), REDUCES as usize);
+        assert!(end.partition_bytes.iter().all(|b| *b > 0), "every block's size: {:?}", end.partition_bytes);
         map_bytes.push(end.partition_bytes);
     }
     let mut counts = HashMap::new();
@@ -78,6 +79,11 @@ async fn a_two_stage_word_count_reads_shuffle_blocks_from_a_peer() {
         let end = c.end().await;
         assert_eq!((end.task, end.agent), (t.key, b.agent_id().unwrap()));
         assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
+        // The sizes the maps reported reached the reader through the table
+        // (as `BlockSizes` keeps them).
+        let sizes: u64 = map_bytes.iter().map(|m| BlockSizes::new(m).of(reduce)).sum();
+        assert!(sizes > 0);
+        assert_eq!(end.metering.shuffle_bytes_read, sizes);
         for p in pairs(&end.result) {
             let (k, v) = p.unwrap();
             let word = String::from_utf8(k.to_vec()).unwrap();
