@@ -42,7 +42,8 @@
 //! # Reduce side
 //!
 //! 6. **Fetch** ([`ShuffleReader`], [`BlockFetcher`]). A reduce task fetches its
-//!    block from every map output concurrently. A semaphore holds the bytes of
+//!    block from every map output concurrently (from this agent's own files
+//!    when the map output is here). A semaphore holds the bytes of
 //!    requests in flight under a budget, so a reducer with thousands of map
 //!    inputs does not ask for them all at once. Checksums are verified where the
 //!    stored bytes are read ([`read_block`]); the reader then checks that every
@@ -79,6 +80,7 @@ mod writer;
 mod tests;
 
 pub use block::Compression;
+pub(crate) use block::decode as decode_block;
 pub use combine::{BoxError, Combiner};
 pub use error::ShuffleError;
 pub use fetch::{BlockFetcher, FetchError, LocalFetcher};

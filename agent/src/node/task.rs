@@ -128,8 +128,9 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
                     });
                 }
             }
-            let mut fetcher =
-                RemoteFetcher::new(key.job(), shared.peers.clone()).with_timeout(shared.config.fetch_timeout);
+            let mut fetcher = RemoteFetcher::new(key.job(), shared.peers.clone())
+                .with_timeout(shared.config.fetch_timeout)
+                .with_local(shared.advertise.clone(), shared.blocks.clone());
             if let Some(capability) = shared.keys.get(key.job()) {
                 fetcher = fetcher.with_key(capability);
             }
