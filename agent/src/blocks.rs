@@ -39,12 +39,19 @@
 //! 5. **Connect.** One lazily connected HTTP/2 channel per agent address, in a
 //!    [`PeerChannels`] pool the agent shares across tasks, so a reducer
 //!    reading from a hundred map outputs on one peer uses one connection.
-//! 6. **Verify.** Each fetch runs under one timeout (request and stream). The
+//! 6. **Stay local.** A map output located at the reducer's own address is
+//!    read from this agent's [`BlockStore`] on a blocking thread, not through
+//!    its own gRPC server: the same index and crc32c checks as the service
+//!    makes, then decompression. A missing or corrupt local block is a
+//!    [`StoreError`] inside
+//!    [`FetchError::Local`](crate::shuffle::FetchError::Local), a fetch
+//!    failure like a remote one.
+//! 7. **Verify.** Each fetch runs under one timeout (request and stream). The
 //!    received bytes must match the announced length and the sender's
 //!    checksum, then are decompressed if flagged. The fetcher returns the
 //!    block's pair batch, which the [`ShuffleReader`](crate::shuffle::ShuffleReader)
 //!    checks for order and merges.
-//! 7. **Fail typed.** Connection refused, timeout, `NOT_FOUND`, `DATA_LOSS`,
+//! 8. **Fail typed.** Connection refused, timeout, `NOT_FOUND`, `DATA_LOSS`,
 //!    checksum mismatch and a truncated stream are each a [`RemoteError`]
 //!    inside [`FetchError::Remote`](crate::shuffle::FetchError::Remote), so the
 //!    reader reports `FetchFailed { block, .. }` and the scheduler recomputes

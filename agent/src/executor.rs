@@ -175,7 +175,8 @@ pub struct IoMetering {
     pub shuffle_bytes_written: u64,
     /// Pairs in the shuffle data file, after combining.
     pub shuffle_records_written: u64,
-    /// Bytes spilled to disk while sorting shuffle output.
+    /// Bytes spilled to disk while sorting shuffle output or merging a
+    /// shuffle read.
     pub spill_bytes: u64,
     /// Bytes of text output written (newlines included).
     pub output_bytes: u64,
@@ -233,8 +234,16 @@ impl<F: BlockFetcher> Executor<F> {
 
     /// Use `config`.
     pub fn with_config(self, config: ExecutorConfig) -> Self {
-        let reader = ShuffleReader::new(self.reader.into_fetcher(), config.reader.clone());
+        let dir = self.reader.spill_dir().to_path_buf();
+        let reader =
+            ShuffleReader::new(self.reader.into_fetcher(), config.reader.clone()).with_spill_dir(dir);
         Self { reader, config, ..self }
+    }
+
+    /// Spill shuffle reads that pass their memory budget into `dir` (by
+    /// default the system's temporary directory).
+    pub fn with_spill_dir(self, dir: impl Into<std::path::PathBuf>) -> Self {
+        Self { reader: self.reader.with_spill_dir(dir), ..self }
     }
 
     /// The configuration in use.
@@ -319,6 +328,7 @@ impl<F: BlockFetcher> Executor<F> {
                 io.input_bytes = stats.input_bytes;
                 io.shuffle_bytes_read = stats.shuffle_bytes_read;
                 io.peak_host_memory = stats.held_bytes;
+                io.spill_bytes = stats.spill_bytes;
                 None
             }
             Err(e) => Some(e),
@@ -367,7 +377,7 @@ impl<F: BlockFetcher> Executor<F> {
             Output::Shuffle(map) => {
                 io.shuffle_bytes_written = map.bytes_written;
                 io.shuffle_records_written = map.records_written;
-                io.spill_bytes = map.spill_bytes;
+                io.spill_bytes += map.spill_bytes;
                 io.peak_host_memory += map.peak_buffer_bytes;
             }
             Output::Records { batch, .. } => io.peak_host_memory += batch.len() as u64,

@@ -187,6 +187,9 @@ struct Shared {
     /// Channels to artifact services, by address.
     artifact_sources: PeerChannels,
     blocks: BlockStore,
+    /// The address the master and peers know this agent by: map outputs
+    /// located there are read from `blocks` directly.
+    advertise: Arc<str>,
     /// The map-output tables the master sent.
     tables: MapTables,
     /// The capabilities of the jobs whose tasks run here.
@@ -335,6 +338,7 @@ impl AgentNode {
                 .with_connect_timeout(config.rpc_timeout)
                 .with_tls(client_tls.clone()),
             blocks: BlockStore::new(&config.work_dir),
+            advertise: Arc::from(advertise.as_str()),
             tables: MapTables::default(),
             keys: JobKeys::default(),
             own: launch::own_dirs(&config),

@@ -42,16 +42,23 @@
 //! # Reduce side
 //!
 //! 6. **Fetch** ([`ShuffleReader`], [`BlockFetcher`]). A reduce task fetches its
-//!    block from every map output concurrently. A semaphore holds the bytes of
-//!    requests in flight under a budget, so a reducer with thousands of map
-//!    inputs does not ask for them all at once. Checksums are verified where the
-//!    stored bytes are read ([`read_block`]); the reader then checks that every
-//!    block is a well-formed pair batch sorted by key. Any failure is a typed
-//!    [`ReadError::FetchFailed`] naming the block, which tells the scheduler to
-//!    recompute that map output from lineage rather than retry the reduce task.
-//! 7. **Merge** ([`MergedBatches`]). The sorted blocks are k-way merged into pair
-//!    batches of about a target size, cut only between keys, so every key's
-//!    pairs arrive in one batch.
+//!    block from every map output concurrently: from this agent's own files
+//!    when the map output is here, else from the agent holding it. A
+//!    semaphore holds the bytes of requests in flight under a budget (block
+//!    sizes come from the map outputs, through the master's map-output
+//!    table), so a reducer with thousands of map inputs does not ask for them
+//!    all at once. Checksums are verified where the stored bytes are read
+//!    ([`read_block`]); the reader then checks that every block is a
+//!    well-formed pair batch sorted by key as it arrives. Any failure is a
+//!    typed [`ReadError::FetchFailed`] naming the block, which tells the
+//!    scheduler to recompute that map output from lineage rather than retry
+//!    the reduce task.
+//! 7. **Merge and spill** ([`MergedBatches`]). Arrived blocks are held until
+//!    they pass the reader's memory budget, then merged into a sorted run on
+//!    disk; the runs and the blocks still held are k-way merged into pair
+//!    batches of about a target size, cut only between keys (or anywhere,
+//!    for a sorted partition whose steps take records one by one), so a
+//!    reduce partition many times the budget is read within it.
 //! 8. **Aggregate** ([`aggregate`]). `sum_i64`, `group_values`, `join` and
 //!    `cogroup` run natively over the merged pairs. `sort_by_key` needs nothing
 //!    more: a range partition whose blocks are merged is already sorted.
@@ -79,6 +86,7 @@ mod writer;
 mod tests;
 
 pub use block::Compression;
+pub(crate) use block::decode as decode_block;
 pub use combine::{BoxError, Combiner};
 pub use error::ShuffleError;
 pub use fetch::{BlockFetcher, FetchError, LocalFetcher};

@@ -1,8 +1,9 @@
-//! The remote block fetcher: a [`BlockFetcher`] that asks the agent holding a
-//! map output for the block over gRPC.
+//! The grid's block fetcher: a [`BlockFetcher`] that asks the agent holding a
+//! map output for the block over gRPC, or reads it from this agent's own
+//! shuffle files when it is here.
 
 use super::service::CHUNK;
-use super::store::JobId;
+use super::store::{BlockStore, JobId};
 use crate::shuffle::{BlockFetcher, BlockId, FetchError, MapId, ShuffleId};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
@@ -246,6 +247,9 @@ pub struct RemoteFetcher {
     /// The job's capability, presented with every fetch.
     key: Option<JobCapability>,
     timeout: Duration,
+    /// This agent's address and shuffle files: map outputs located there
+    /// are read from disk, not through its own block service.
+    local: Option<(Arc<str>, BlockStore)>,
 }
 
 impl RemoteFetcher {
@@ -259,7 +263,21 @@ impl RemoteFetcher {
             tables: Arc::default(),
             key: None,
             timeout: DEFAULT_FETCH_TIMEOUT,
+            local: None,
         }
+    }
+
+    /// Read the map outputs located at `address` (this agent's own) from
+    /// `store` directly, with the same checks as the block service makes.
+    pub fn with_local(mut self, address: impl Into<Arc<str>>, store: BlockStore) -> Self {
+        self.local = Some((address.into(), store));
+        self
+    }
+
+    /// This agent's own files, if the map output of `block` is here.
+    fn local_store(&self, block: &BlockId) -> Option<&BlockStore> {
+        let (address, store) = self.local.as_ref()?;
+        (self.location(block.shuffle, block.map)? == &**address).then_some(store)
     }
 
     /// Set the timeout of each block fetch.
@@ -400,6 +418,14 @@ impl RemoteFetcher {
 
 impl BlockFetcher for RemoteFetcher {
     async fn fetch(&self, block: &BlockId) -> Result<Bytes, FetchError> {
+        if let Some(store) = self.local_store(block) {
+            let (store, dir, id) = (store.clone(), self.dir.clone(), *block);
+            let read = tokio::task::spawn_blocking(move || store.read_block(&dir, id)).await?;
+            return read.map(Bytes::from).map_err(|e| {
+                tracing::warn!(job_id = %self.dir, %block, error = %e, "weft.agent.blocks.local_fetch");
+                e.into()
+            });
+        }
         self.fetch_block(block).await.map_err(|e| {
             tracing::warn!(job_id = %self.dir, %block, error = %e, "weft.agent.blocks.remote_fetch");
             e.into()
@@ -407,6 +433,9 @@ impl BlockFetcher for RemoteFetcher {
     }
 
     fn source(&self, block: &BlockId) -> Option<String> {
-        self.location(block.shuffle, block.map).map(str::to_owned)
+        match self.local_store(block) {
+            Some(store) => Some(format!("this agent's files in {}", store.shuffle_dir(&self.dir).display())),
+            None => self.location(block.shuffle, block.map).map(str::to_owned),
+        }
     }
 }

@@ -208,20 +208,21 @@ impl BlockStore {
     /// rewritten or removed map output is never served from a stale cache.
     pub fn read_stored(&self, job: &JobId, block: BlockId) -> Result<StoredBlock, StoreError> {
         let files = self.map_files(job, block.shuffle, block.map);
-        let classify = |source: ShuffleError| match &source {
-            ShuffleError::Io { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => {
-                StoreError::NotFound { job: job.clone(), block }
-            }
-            ShuffleError::NoSuchPartition { .. } => StoreError::NotFound { job: job.clone(), block },
-            ShuffleError::CorruptIndex { .. } | ShuffleError::CorruptBlock { .. } => {
-                StoreError::Corrupt { job: job.clone(), block, source }
-            }
-            _ => StoreError::Unreadable { job: job.clone(), block, source },
-        };
-        let index = IndexFile::open(&files.index, &files.data).map_err(classify)?;
-        let bytes = read_stored_block(&files.data, &index, block.reduce.0).map_err(classify)?;
+        let classify = classify(job, block);
+        let index = IndexFile::open(&files.index, &files.data).map_err(&classify)?;
+        let bytes = read_stored_block(&files.data, &index, block.reduce.0).map_err(&classify)?;
         let checksum = index.checksum(block.reduce.0).unwrap_or_default();
         Ok(StoredBlock { bytes, checksum, compression: index.compression() })
+    }
+
+    /// Read `block` as its pair batch: its stored bytes verified as
+    /// [`read_stored`](Self::read_stored) does, then decompressed. This is
+    /// how a reduce task reads the blocks its own agent holds.
+    pub fn read_block(&self, job: &JobId, block: BlockId) -> Result<Vec<u8>, StoreError> {
+        let stored = self.read_stored(job, block)?;
+        let data = self.map_files(job, block.shuffle, block.map).data;
+        crate::shuffle::decode_block(stored.compression, stored.bytes, &data, block.reduce.0)
+            .map_err(classify(job, block))
     }
 
     /// Delete everything the agent keeps for `job`; `false` if there was nothing.
@@ -245,6 +246,20 @@ impl BlockStore {
         }
         std::fs::remove_dir_all(&tomb).map_err(err(&tomb))?;
         Ok(true)
+    }
+}
+
+/// How a shuffle error reading `block` of `job` is reported.
+fn classify(job: &JobId, block: BlockId) -> impl Fn(ShuffleError) -> StoreError + '_ {
+    move |source: ShuffleError| match &source {
+        ShuffleError::Io { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => {
+            StoreError::NotFound { job: job.clone(), block }
+        }
+        ShuffleError::NoSuchPartition { .. } => StoreError::NotFound { job: job.clone(), block },
+        ShuffleError::CorruptIndex { .. } | ShuffleError::CorruptBlock { .. } => {
+            StoreError::Corrupt { job: job.clone(), block, source }
+        }
+        _ => StoreError::Unreadable { job: job.clone(), block, source },
     }
 }
 

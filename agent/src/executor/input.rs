@@ -47,8 +47,11 @@ pub(super) struct InputStats {
     /// Stored bytes of the shuffle blocks fetched.
     pub shuffle_bytes_read: u64,
     /// The most input bytes held in host memory at once: the records handed
-    /// over, the largest text batch, or the fetched blocks a merge holds.
+    /// over, the largest text batch, or what a shuffle read holds (blocks in
+    /// flight and arrived, the merge's buffers).
     pub held_bytes: u64,
+    /// Bytes a shuffle read spilled to disk.
+    pub spill_bytes: u64,
 }
 
 type Batches = Box<dyn Iterator<Item = Result<Vec<u8>, ShuffleError>> + Send>;
@@ -117,10 +120,15 @@ async fn feed<F: BlockFetcher>(
         Input::Shuffle { blocks, aggregate } => {
             stats.shuffle_bytes_read = stored_bytes(&blocks);
             let what = format!("merging {} fetched shuffle blocks", blocks.len());
-            let merged = watched(reader, config, doing).read(blocks).await.map_err(fetch_failed)?;
+            let merged = watched(reader, config, doing, 1).read(blocks).await.map_err(read_failed)?;
             stats.held_bytes = merged.held_bytes();
+            stats.spill_bytes = merged.spilled_bytes();
             let batches: Batches = match aggregate {
-                Aggregate::Merge | Aggregate::Sorted { ascending: true } => Box::new(merged),
+                // A guest reduce after the merge folds runs of equal keys
+                // within a batch: keys stay whole.
+                Aggregate::Merge => Box::new(merged),
+                // Narrow steps after a sort take records one by one.
+                Aggregate::Sorted { ascending: true } => Box::new(merged.cut_anywhere()),
                 Aggregate::SumI64 => Box::new(aggregate::sum_i64(merged, target)),
                 Aggregate::Group => Box::new(aggregate::group_values(merged, target)),
                 Aggregate::Sorted { ascending: false } => Box::new(Descending::new(merged, target)),
@@ -130,23 +138,30 @@ async fn feed<F: BlockFetcher>(
         Input::Join { left, right } => {
             stats.shuffle_bytes_read = stored_bytes(&left) + stored_bytes(&right);
             let what = format!("joining {} fetched shuffle blocks", left.len() + right.len());
-            let reader = watched(reader, config, doing);
+            // The two sides share the reader's memory budget.
+            let reader = watched(reader, config, doing, 2);
             let (left, right) =
-                tokio::try_join!(reader.read(left), reader.read(right)).map_err(fetch_failed)?;
+                tokio::try_join!(reader.read(left), reader.read(right)).map_err(read_failed)?;
             stats.held_bytes = left.held_bytes() + right.held_bytes();
+            stats.spill_bytes = left.spilled_bytes() + right.spilled_bytes();
             send_blocking(Box::new(aggregate::join(left, right, target)), tx.clone(), doing.clone(), what)
                 .await
         }
     }
 }
 
-/// A reader over the executor's fetcher that notes every fetch in `doing`.
+/// A reader over the executor's fetcher that notes every fetch in `doing`,
+/// with a `share`-th of the memory budget (one of `share` reads at once).
 fn watched<'a, F: BlockFetcher>(
     reader: &'a ShuffleReader<F>,
     config: &ExecutorConfig,
     doing: &'a Doing,
+    share: usize,
 ) -> ShuffleReader<Watched<'a, F>> {
-    ShuffleReader::new(Watched { fetcher: reader.fetcher(), doing }, config.reader.clone())
+    let tuning = config.reader.clone();
+    let budget = usize::try_from(tuning.memory_budget.as_u64()).unwrap_or(usize::MAX) / share.max(1);
+    ShuffleReader::new(Watched { fetcher: reader.fetcher(), doing }, tuning.with_memory_budget(budget))
+        .with_spill_dir(reader.spill_dir())
 }
 
 /// A fetcher noting each fetch as under way while it runs, naming the block
@@ -175,9 +190,10 @@ fn stored_bytes(blocks: &[BlockLocation]) -> u64 {
     blocks.iter().map(|b| b.size).sum()
 }
 
-fn fetch_failed(e: ReadError) -> ExecError {
+fn read_failed(e: ReadError) -> ExecError {
     match e {
         ReadError::FetchFailed { block, reason } => ExecError::FetchFailed { block, source: reason },
+        ReadError::Spill(e) => ExecError::ShuffleRead(e),
     }
 }
 

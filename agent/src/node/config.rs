@@ -254,4 +254,12 @@ mod tests {
         let text = toml::to_string(&config).unwrap();
         assert_eq!(toml::from_str::<AgentConfig>(&text).unwrap(), config);
     }
+
+    #[test]
+    fn the_shuffle_readers_budget_is_set_in_human_units() {
+        let config: AgentConfig = toml::from_str("[executor.reader]\nmemory_budget = \"64MiB\"\n").unwrap();
+        assert_eq!(config.executor.reader.memory_budget.as_u64(), 64 << 20);
+        assert_eq!(AgentConfig::default().executor.reader.memory_budget.as_u64(), 256 << 20);
+        assert!(toml::from_str::<AgentConfig>("[executor.reader]\nmemory = \"1GiB\"\n").is_err());
+    }
 }

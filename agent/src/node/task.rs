@@ -119,7 +119,10 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
                     Err(end) => return failed(end),
                 }
             }
-            if let OutputSpec::Shuffle { .. } = &output {
+            let reads =
+                matches!(input, crate::executor::Input::Shuffle { .. } | crate::executor::Input::Join { .. });
+            // Map tasks write there, and reduce tasks spill there.
+            if reads || matches!(output, OutputSpec::Shuffle { .. }) {
                 let (store, job) = (shared.blocks.clone(), parsed.job.clone());
                 let made = tokio::task::spawn_blocking(move || store.create_shuffle_dir(&job)).await;
                 if let Err(e) = made.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
@@ -128,8 +131,9 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
                     });
                 }
             }
-            let mut fetcher =
-                RemoteFetcher::new(key.job(), shared.peers.clone()).with_timeout(shared.config.fetch_timeout);
+            let mut fetcher = RemoteFetcher::new(key.job(), shared.peers.clone())
+                .with_timeout(shared.config.fetch_timeout)
+                .with_local(shared.advertise.clone(), shared.blocks.clone());
             if let Some(capability) = shared.keys.get(key.job()) {
                 fetcher = fetcher.with_key(capability);
             }
@@ -151,7 +155,8 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
                 output,
             };
             let executor = Executor::new(shared.sandbox.clone(), Arc::clone(&shared.pool), fetcher)
-                .with_config(shared.config.executor.clone());
+                .with_config(shared.config.executor.clone())
+                .with_spill_dir(shared.blocks.shuffle_dir(&parsed.job));
             match execute(executor, spec, kill).await {
                 Some(outcome) => {
                     let mut update = report::outcome(&key, &outcome);

@@ -37,6 +37,9 @@ pub enum FetchError {
     /// A peer's block service did not deliver the block.
     #[error(transparent)]
     Remote(#[from] crate::blocks::RemoteError),
+    /// This agent's own copy of the block is missing, corrupt or unreadable.
+    #[error(transparent)]
+    Local(#[from] crate::blocks::StoreError),
     /// The blocking read was cancelled or panicked.
     #[error("block read task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -6,7 +6,11 @@
 //! waits beside it, so nothing is cloned. Ties go to the lower source index: the
 //! writer numbers runs in the order they were cut, which keeps equal keys in
 //! arrival order (a stable merge of stable sorts), and the reader numbers blocks
-//! by map task, which makes its output deterministic.
+//! by map task, which makes its output deterministic. A source may also tag
+//! its pairs ([`PairSource::next_tagged`]): equal keys are ordered by tag
+//! before source index, which lets the reader spill a merge of some blocks and
+//! still merge the run with the rest in map order (each pair carries its map
+//! task as its tag).
 //!
 //! [`Merge::next_chunk`] cuts the merged stream into pair batches of about a
 //! target size, only between keys, so a consumer (a combine step, a reduce
@@ -25,6 +29,39 @@ pub type Pair = (Vec<u8>, Vec<u8>);
 pub trait PairSource {
     /// The next pair, `None` at the end.
     fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError>;
+
+    /// The next pair and its tag: a [`Merge`] orders equal keys by tag, then
+    /// by source index. Untagged sources tag every pair 0.
+    fn next_tagged(&mut self) -> Result<Option<(Pair, u32)>, ShuffleError> {
+        Ok(self.next_pair()?.map(|pair| (pair, 0)))
+    }
+}
+
+impl<S: PairSource + ?Sized> PairSource for Box<S> {
+    fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError> {
+        (**self).next_pair()
+    }
+
+    fn next_tagged(&mut self) -> Result<Option<(Pair, u32)>, ShuffleError> {
+        (**self).next_tagged()
+    }
+}
+
+/// A source whose every pair carries one tag (the reader's map index).
+#[derive(Debug)]
+pub(crate) struct Tagged<S> {
+    pub(crate) source: S,
+    pub(crate) tag: u32,
+}
+
+impl<S: PairSource> PairSource for Tagged<S> {
+    fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError> {
+        self.source.next_pair()
+    }
+
+    fn next_tagged(&mut self) -> Result<Option<(Pair, u32)>, ShuffleError> {
+        Ok(self.source.next_pair()?.map(|pair| (pair, self.tag)))
+    }
 }
 
 /// A pair batch in memory, read front to back.
@@ -59,7 +96,7 @@ impl<B: AsRef<[u8]>> PairSource for BatchSource<B> {
 pub struct Merge<S> {
     sources: Vec<S>,
     values: Vec<Option<Vec<u8>>>,
-    heap: BinaryHeap<Reverse<(Vec<u8>, usize)>>,
+    heap: BinaryHeap<Reverse<(Vec<u8>, u32, usize)>>,
     primed: bool,
 }
 
@@ -84,11 +121,11 @@ impl<S: PairSource> Merge<S> {
 
     /// Pull source `i`'s next pair onto the heap; it must not sort before `after`.
     fn advance(&mut self, i: usize, after: Option<&[u8]>) -> Result<(), ShuffleError> {
-        if let Some((k, v)) = self.sources[i].next_pair()? {
+        if let Some(((k, v), tag)) = self.sources[i].next_tagged()? {
             if after.is_some_and(|a| k.as_slice() < a) {
                 return Err(ShuffleError::Unsorted);
             }
-            self.heap.push(Reverse((k, i)));
+            self.heap.push(Reverse((k, tag, i)));
             self.values[i] = Some(v);
         }
         Ok(())
@@ -97,26 +134,38 @@ impl<S: PairSource> Merge<S> {
     /// The key the next pair will have (`None` at the end, or before the first
     /// pair was read).
     pub fn peek_key(&self) -> Option<&[u8]> {
-        self.heap.peek().map(|Reverse((k, _))| k.as_slice())
+        self.heap.peek().map(|Reverse((k, _, _))| k.as_slice())
     }
 
     /// The next pair in key order.
     pub fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError> {
+        Ok(self.next_tagged()?.map(|(pair, _)| pair))
+    }
+
+    /// The next pair in key order and the tag its source gave it.
+    pub fn next_tagged(&mut self) -> Result<Option<(Pair, u32)>, ShuffleError> {
         self.prime()?;
-        let Some(Reverse((key, i))) = self.heap.pop() else { return Ok(None) };
+        let Some(Reverse((key, tag, i))) = self.heap.pop() else { return Ok(None) };
         let value = self.values[i].take().unwrap_or_default();
         self.advance(i, Some(&key))?;
-        Ok(Some((key, value)))
+        Ok(Some(((key, value), tag)))
     }
 
     /// The next pair batch of at least `target` bytes (unless the stream ends
     /// first), cut between keys; `None` at the end.
     pub fn next_chunk(&mut self, target: usize) -> Result<Option<Vec<u8>>, ShuffleError> {
+        self.next_batch(target, true)
+    }
+
+    /// The next pair batch of about `target` bytes, cut between keys if
+    /// `whole_keys` (then a key with more pairs than `target` makes one larger
+    /// batch), else anywhere; `None` at the end.
+    pub fn next_batch(&mut self, target: usize, whole_keys: bool) -> Result<Option<Vec<u8>>, ShuffleError> {
         let mut out = BatchWriter::new();
         while let Some((k, v)) = self.next_pair()? {
             out.push(&k);
             out.push(&v);
-            if out.byte_len() >= target && self.peek_key() != Some(k.as_slice()) {
+            if out.byte_len() >= target && (!whole_keys || self.peek_key() != Some(k.as_slice())) {
                 break;
             }
         }
@@ -127,6 +176,10 @@ impl<S: PairSource> Merge<S> {
 impl<S: PairSource> PairSource for Merge<S> {
     fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError> {
         Merge::next_pair(self)
+    }
+
+    fn next_tagged(&mut self) -> Result<Option<(Pair, u32)>, ShuffleError> {
+        Merge::next_tagged(self)
     }
 }
 
@@ -167,6 +220,18 @@ mod tests {
         assert_eq!(keys, vec![vec!["a"], vec!["b"], vec!["c", "c", "c"], vec!["d"]]);
         let cs: Vec<&str> = chunks[2].iter().map(|(_, v)| v.as_str()).collect();
         assert_eq!(cs, ["a1", "a2", "b1"]);
+    }
+
+    #[test]
+    fn batches_may_cut_a_key_when_keys_need_not_be_whole() {
+        let a = BatchSource::new(batch(&[("a", "a0"), ("c", "a1"), ("c", "a2")]));
+        let b = BatchSource::new(batch(&[("c", "b1"), ("d", "b2")]));
+        let mut m = Merge::new(vec![a, b]);
+        let mut sizes = Vec::new();
+        while let Some(c) = m.next_batch(1, false).unwrap() {
+            sizes.push(flat(&c).len());
+        }
+        assert_eq!(sizes, [1; 5], "one pair a batch, the three c's apart");
     }
 
     #[test]

@@ -158,8 +158,10 @@ proptest! {
         parts in 1u32..4,
         in_flight in 1usize..400,
         target in 1usize..200,
+        budget in 2usize..4000,
     ) {
         let dir = tempfile::tempdir().unwrap();
+        let spill = tempfile::tempdir().unwrap();
         let partitioner = Partitioner::hash(parts);
         let config = WriterConfig::default().with_memory_budget(256).with_compression(Compression::Lz4);
         let outputs: Vec<MapOutput> = maps.iter().enumerate()
@@ -167,8 +169,12 @@ proptest! {
             .collect();
         let reader = ShuffleReader::new(
             LocalFetcher::new(dir.path()),
-            ReaderConfig::default().with_max_bytes_in_flight(in_flight).with_max_requests_in_flight(3).with_target_batch_bytes(target),
-        );
+            ReaderConfig::default()
+                .with_max_bytes_in_flight(in_flight)
+                .with_max_requests_in_flight(3)
+                .with_target_batch_bytes(target)
+                .with_memory_budget(budget),
+        ).with_spill_dir(spill.path());
         let rt = runtime();
         for r in 0..parts {
             let blocks: Vec<BlockLocation> = outputs.iter().enumerate().map(|(m, o)| BlockLocation {
@@ -186,10 +192,12 @@ proptest! {
                 got.extend(ps);
             }
             prop_assert!(got.windows(2).all(|w| w[0].0 <= w[1].0));
-            // Ties come out in map order, each map's pairs in arrival order.
+            // Ties come out in map order, each map's pairs in arrival order,
+            // whichever blocks were spilled.
             let mut want: Pairs = maps.iter().flatten().filter(|(k, _)| partitioner.partition(k) == r).cloned().collect();
             want.sort_by(|a, b| a.0.cmp(&b.0));
             prop_assert_eq!(got, want);
+            prop_assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0, "runs are deleted");
         }
     }
 
@@ -273,7 +281,9 @@ fn flipped_data_byte_is_a_corrupt_block_and_a_fetch_failure() {
         let block = BlockId::new(ShuffleId(1), MapId(0), ReduceId(victim));
         let reader = ShuffleReader::new(LocalFetcher::new(dir.path()), ReaderConfig::default());
         let err = runtime().block_on(reader.read(vec![BlockLocation { block, size: 100 }])).unwrap_err();
-        let ReadError::FetchFailed { block: failed, reason } = err;
+        let ReadError::FetchFailed { block: failed, reason } = err else {
+            panic!("expected FetchFailed, got {err:?}")
+        };
         assert_eq!(failed, block);
         assert!(matches!(reason, FetchError::Shuffle(ShuffleError::CorruptBlock { .. })), "{reason:?}");
     }
@@ -407,4 +417,51 @@ fn a_sum_batch_with_a_bad_value_adds_nothing() {
     assert!(matches!(w.write(&bad), Err(ShuffleError::NotI64 { len: 3 })));
     let out = w.finish().unwrap();
     assert_eq!(blocks_of(&out), [vec![(b"a".to_vec(), 1i64.to_key_bytes())]]);
+}
+
+/// A reduce partition 8× the reader's memory budget: read within the budget
+/// (plus one block, the unit of a fetch), spilled and merged, in the same
+/// order as a read that holds everything.
+#[test]
+fn a_partition_many_times_the_budget_is_read_within_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let partitioner = Partitioner::hash(1);
+    let outputs: Vec<MapOutput> = (0..64u32)
+        .map(|m| {
+            let items: Pairs = (0..1000u32)
+                .map(|i| ((i.wrapping_mul(2_654_435_761) % 5000).to_key_bytes(), vec![m as u8; 60]))
+                .collect();
+            write_map(dir.path(), m, &items, &partitioner, WriterConfig::default(), None, 100)
+        })
+        .collect();
+    let blocks: Vec<BlockLocation> = outputs
+        .iter()
+        .enumerate()
+        .map(|(m, o)| BlockLocation {
+            block: BlockId::new(ShuffleId(1), MapId(m as u32), ReduceId(0)),
+            size: o.partition_lengths[0],
+        })
+        .collect();
+    let total: u64 = blocks.iter().map(|b| b.size).sum();
+    let largest = blocks.iter().map(|b| b.size).max().unwrap();
+    let budget = (total / 8) as usize;
+    let rt = runtime();
+    let read = |config: ReaderConfig| {
+        let reader =
+            ShuffleReader::new(LocalFetcher::new(dir.path()), config.with_target_batch_bytes(16 << 10))
+                .with_spill_dir(spill.path());
+        let merged = rt.block_on(reader.read(blocks.clone())).unwrap();
+        let (peak, spilled) = (merged.held_bytes(), merged.spilled_bytes());
+        let pairs: Pairs = merged.flat_map(|b| unbatch(&b.unwrap())).collect();
+        (pairs, peak, spilled)
+    };
+    let (all, held, none) = read(ReaderConfig::default().with_memory_budget(1 << 30));
+    assert_eq!((all.len(), none), (64_000, 0));
+    assert!(held >= total, "a read within budget holds every block: {held} < {total}");
+    let (got, peak, spilled) = read(ReaderConfig::default().with_memory_budget(budget));
+    assert!(got == all, "the spilled read gives the same pairs in the same order");
+    assert!(spilled >= total, "every block went through a run: {spilled} < {total}");
+    assert!(peak <= budget as u64 + largest, "peak {peak} > budget {budget} + a block {largest}");
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0, "runs are deleted");
 }

@@ -9,11 +9,11 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tonic::Code;
 use weft_agent::blocks::{
-    BlockService, BlockStore, JobKeys, PeerChannels, RemoteError, RemoteFetcher, serve_blocks,
+    BlockService, BlockStore, JobKeys, PeerChannels, RemoteError, RemoteFetcher, StoreError, serve_blocks,
 };
 use weft_agent::shuffle::{
-    BlockId, BlockLocation, Compression, FetchError, MapId, MapOutput, Partitioner, ReadError, ReaderConfig,
-    ReduceId, ShuffleId, ShuffleReader, ShuffleWriter, WriterConfig,
+    BlockFetcher, BlockId, BlockLocation, Compression, FetchError, MapId, MapOutput, Partitioner, ReadError,
+    ReaderConfig, ReduceId, ShuffleId, ShuffleReader, ShuffleWriter, WriterConfig,
 };
 use weft_codec::batch::{BatchWriter, pairs};
 use weft_core::access::JobCapability;
@@ -504,4 +504,53 @@ async fn callers_without_the_cluster_token_neither_fetch_nor_remove() {
         assert_eq!(st.code(), Code::Unauthenticated, "{}", st.message());
     }
     assert!(a.store.job_dir(&j.into()).exists(), "the job's files stay");
+}
+
+/// Map outputs on the reader's own agent are read from its files, with no
+/// request to its block service (stopped here), and give the same pairs as
+/// the service; a corrupt or missing local block is a typed fetch failure
+/// naming the block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_on_the_readers_own_agent_are_read_from_its_files() {
+    let (mut a, b) = (Agent::start().await, Agent::start().await);
+    let j = job(9);
+    let lz4 = WriterConfig::default().with_compression(Compression::Lz4);
+    let outputs = vec![
+        (0, run_map(&a.store, &j, 0, records(0, 500), lz4)),
+        (1, run_map(&b.store, &j, 1, records(1, 500), WriterConfig::default())),
+    ];
+    let remote = ShuffleReader::new(fetcher(&j, &peers(), &[(0, &a), (1, &b)]), ReaderConfig::default());
+    let mut want = Vec::new();
+    for reduce in 0..PARTS {
+        want.push(read_partition(&remote, &outputs, reduce).await.unwrap());
+    }
+    a.stop().await;
+    let local = fetcher(&j, &peers(), &[(0, &a), (1, &b)]).with_local(a.peer(), a.store.clone());
+    let here = BlockId::new(SHUFFLE, MapId(0), ReduceId(2));
+    assert!(local.source(&here).unwrap().contains("this agent's files"), "{:?}", local.source(&here));
+    assert_eq!(local.source(&BlockId::new(SHUFFLE, MapId(1), ReduceId(2))), Some(b.peer()));
+    let local = ShuffleReader::new(local, ReaderConfig::default());
+    for reduce in 0..PARTS {
+        assert_eq!(read_partition(&local, &outputs, reduce).await.unwrap(), want[reduce as usize]);
+    }
+
+    // Flip one byte inside block (map 0, reduce 2) on a.
+    let out = &outputs[0].1;
+    let start: u64 = out.partition_lengths[..2].iter().sum();
+    let mut data = std::fs::read(&out.data_path).unwrap();
+    data[(start + out.partition_lengths[2] / 2) as usize] ^= 0x40;
+    std::fs::write(&out.data_path, data).unwrap();
+    match read_partition(&local, &outputs, 2).await {
+        Err(ReadError::FetchFailed { block, reason: FetchError::Local(StoreError::Corrupt { .. }) }) => {
+            assert_eq!(block, here)
+        }
+        other => panic!("expected a corrupt local block, got {other:?}"),
+    }
+    std::fs::remove_file(&out.index_path).unwrap();
+    match read_partition(&local, &outputs, 0).await {
+        Err(ReadError::FetchFailed { block, reason: FetchError::Local(StoreError::NotFound { .. }) }) => {
+            assert_eq!(block, BlockId::new(SHUFFLE, MapId(0), ReduceId(0)))
+        }
+        other => panic!("expected a missing local block, got {other:?}"),
+    }
 }

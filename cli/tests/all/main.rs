@@ -14,6 +14,7 @@ mod paths;
 mod reservations;
 mod restart;
 mod s3;
+mod shuffle_read;
 mod sort;
 mod support;
 mod tenants;

@@ -54,9 +54,11 @@ async fn a_two_stage_word_count_reads_shuffle_blocks_from_a_peer() {
         assert_eq!((end.task, end.agent), (t.key, a.agent_id().unwrap()));
         assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
         assert_eq!(end.partition_bytes.len(), REDUCES as usize);
+        assert!(end.partition_bytes.iter().all(|b| *b > 0), "every block's size: {:?}", end.partition_bytes);
         map_bytes.push(end.partition_bytes);
     }
     let mut counts = HashMap::new();
+    let mut results = Vec::new();
     for reduce in 0..REDUCES {
         let mut t = task(job(21), 1, reduce, wordcount);
         let w = work(&mut t);
@@ -78,6 +80,12 @@ async fn a_two_stage_word_count_reads_shuffle_blocks_from_a_peer() {
         let end = c.end().await;
         assert_eq!((end.task, end.agent), (t.key, b.agent_id().unwrap()));
         assert_eq!(end.state, TaskState::Finished, "{:?} {}", end.end, end.log);
+        // The sizes the maps reported reached the reader through the table
+        // (as `BlockSizes` keeps them).
+        let sizes: u64 = map_bytes.iter().map(|m| BlockSizes::new(m).of(reduce)).sum();
+        assert!(sizes > 0);
+        assert_eq!(end.metering.shuffle_bytes_read, sizes);
+        results.push(end.result.clone());
         for p in pairs(&end.result) {
             let (k, v) = p.unwrap();
             let word = String::from_utf8(k.to_vec()).unwrap();
@@ -92,6 +100,23 @@ async fn a_two_stage_word_count_reads_shuffle_blocks_from_a_peer() {
         *native.entry(w).or_insert(0i64) += 1;
     }
     assert_eq!(counts, native);
+    // The same reduce on the agent holding the map outputs reads its own
+    // files, and gives the same result.
+    let mut t = task(job(21), 1, 0, wordcount);
+    t.key.attempt = 1;
+    let w = work(&mut t);
+    w.input = TaskInput::Shuffle(ShuffleRead {
+        shuffle: ShuffleId(1),
+        reduce: 0,
+        aggregate: Aggregate::SumI64,
+        maps: splits.len() as u32,
+    });
+    w.input_keyed = true;
+    w.output_keyed = true;
+    c.launch_reading(&a, &t, &[table(t.key.action, ShuffleId(1), a.address(), &map_bytes)]).await.unwrap();
+    let end = c.end().await;
+    assert_eq!((end.task, end.state), (t.key, TaskState::Finished), "{:?} {}", end.end, end.log);
+    assert_eq!(end.result, results[0]);
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
