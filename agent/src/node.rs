@@ -169,6 +169,11 @@ impl DataBlocks {
 }
 
 /// What the node's parts share.
+/// The permits taken from `s`, a semaphore of `of` permits.
+fn taken(s: &Semaphore, of: u32) -> usize {
+    (of as usize).saturating_sub(s.available_permits())
+}
+
 /// The agent's `--memory` in MiB (at least 1): the permits of its memory semaphore.
 fn memory_mib(config: &AgentConfig) -> u32 {
     u32::try_from(config.memory.as_u64() >> 20).unwrap_or(u32::MAX).max(1)
@@ -219,17 +224,15 @@ struct Shared {
 impl Shared {
     /// The memory limits running tasks hold against the agent's `--memory`.
     fn memory_held(&self) -> u64 {
-        let total = memory_mib(&self.config) as usize;
-        (total.saturating_sub(self.memory.available_permits()) as u64) << 20
+        (taken(&self.memory, memory_mib(&self.config)) as u64) << 20
     }
 
     /// Whether accepted tasks wait for a slot: then every slot stays busy
     /// without the master's help, and task ends can wait a moment to go
     /// out together.
     fn backlog(&self) -> bool {
-        let in_use = |s: &Semaphore, of: u32| (of as usize).saturating_sub(s.available_permits());
         let (slots, queue) = (self.config.slots, self.config.queue_depth());
-        in_use(&self.admitted, slots + queue) > in_use(&self.slots, slots)
+        taken(&self.admitted, slots + queue) > taken(&self.slots, slots)
     }
 
     fn running(&self) -> MutexGuard<'_, HashMap<TaskKey, watch::Sender<bool>>> {

@@ -129,15 +129,12 @@ macro_rules! delegate {
         delegate!($self, 0, $method($($arg),*))
     };
     ($self:ident, $bytes:expr, $method:ident ( $($arg:expr),* )) => {
-        match $self.driver.is_some() {
-            true => {
-                $self.charge($bytes)?;
-                match $self.driver.as_mut() {
-                    Some(d) => Ok(d.$method($($arg),*).await),
-                    None => Ok(Err(DriverError::NotADriver)),
-                }
+        match $self.driver.as_mut() {
+            Some(d) => {
+                $self.limiter.charge_host($bytes).map_err(wasmtime::Error::new)?;
+                Ok(d.$method($($arg),*).await)
             }
-            false => Ok(Err(DriverError::NotADriver)),
+            None => Ok(Err(DriverError::NotADriver)),
         }
     };
 }

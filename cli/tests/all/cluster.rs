@@ -17,20 +17,7 @@ fn word_count_on_a_master_and_two_agents_equals_a_native_count() {
 
     let out = dir.path().join("out");
     let wc = guest("wordcount");
-    let o = run(&[
-        "submit",
-        wc.to_str().unwrap(),
-        "--master",
-        &url,
-        "--wait",
-        "--json",
-        "--",
-        input.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "submit failed: {stdout}\n{}", String::from_utf8_lossy(&o.stderr));
-    let status: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let status = submit_wait(&url, &wc, &[input.to_str().unwrap(), out.to_str().unwrap()]);
     assert_eq!(status["state"], "succeeded", "{status}");
     assert!(status["metering"]["fuel"].as_u64().unwrap() > 1_000_000, "{status}");
     // The last action (top words: a sort over the counts) ran a map and a result stage, all done.

@@ -10,7 +10,7 @@
 
 use crate::support::{
     Proc, agent_with, counts, guest, master_with_tenants, native_counts, output_lines, tenant_token, text,
-    weft, weft_json_as,
+    vm, weft, weft_json_as,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,13 +48,6 @@ fn ended(url: &str, jobs: &[(&str, String)], within: Duration) -> Vec<serde_json
             }
         })
         .collect()
-}
-
-/// The peak resident memory of process `pid`, from `/proc`.
-fn peak_rss(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib = s.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB");
-    kib.trim().parse::<u64>().unwrap() << 10
 }
 
 #[test]
@@ -114,7 +107,7 @@ fn a_hostile_tenant_beside_a_word_count_fails_on_its_limits_and_takes_nothing_fr
     assert!(master.wait(Duration::from_millis(10)).is_none(), "the master exited");
     for a in &mut agents {
         assert!(a.wait(Duration::from_millis(10)).is_none(), "an agent exited");
-        let peak = peak_rss(a.pid());
+        let peak = vm(a.pid(), "VmHWM");
         assert!(peak < 2 << 30, "an agent offering 2 GiB peaked at {} MiB", peak >> 20);
     }
     let listed = weft_json_as("ops", &url, &["agents"]);

@@ -11,7 +11,7 @@
 //! that the skewed partition is more than 4× the budget.
 
 use crate::support::Proc;
-use crate::support::{TOKEN, guest, master, output_lines, run, weft};
+use crate::support::{TOKEN, guest, master, output_lines, run, vm, weft};
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,14 +35,6 @@ fn skewed_lines(bytes: usize) -> String {
         i += 1;
     }
     out
-}
-
-/// A `/proc/<pid>/status` field in bytes (`VmRSS`, `VmHWM`).
-fn vm(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib << 10
 }
 
 /// An agent of one slot (one reduce task reads at a time) whose shuffle

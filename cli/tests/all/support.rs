@@ -216,6 +216,14 @@ pub fn cluster(dir: &Path, n: usize) -> (Proc, String, Vec<Proc>) {
     (m, url, agents)
 }
 
+/// A `/proc/<pid>/status` field of process `pid` in bytes (`VmRSS`, `VmHWM`).
+pub fn vm(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib << 10
+}
+
 /// Run a `weft` command to its end.
 pub fn run(args: &[&str]) -> Output {
     weft().args(args).output().unwrap()
