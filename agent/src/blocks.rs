@@ -57,12 +57,14 @@
 //!    reader reports `FetchFailed { block, .. }` and the scheduler recomputes
 //!    that map output rather than retrying the reduce task against a dead peer.
 
+mod cache;
 mod keys;
 mod remote;
 mod service;
 mod store;
 mod tables;
 
+pub use cache::{CacheError, CacheKey, CacheStore, Kept};
 pub use keys::JobKeys;
 pub use remote::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, PeerChannels, RemoteError, RemoteFetcher};
 pub use service::{BlockService, CHUNK, serve_blocks, status};

@@ -11,13 +11,14 @@
 
 use crate::sandbox::{
     DatasetId as WitDatasetId, DriverError, DriverFuture, DriverHost, Op, OpKind, ShuffleOp,
+    StorageLevel as WitStorageLevel,
 };
 use std::future::Future;
 use std::pin::Pin;
 use weft_core::codec::batch::{BatchWriter, entries};
 use weft_core::ids::DatasetId;
 use weft_core::io::LineFormat;
-use weft_core::plan::{Node, PlanDelta, PlanDraft, PlanError, ShuffleKind, Step, StepKind};
+use weft_core::plan::{Node, PlanDelta, PlanDraft, PlanError, ShuffleKind, Step, StepKind, StorageLevel};
 use weft_core::task::Data;
 
 /// An action on a dataset.
@@ -214,8 +215,13 @@ impl<R: ActionRunner> DriverHost for PlanDriver<R> {
         self.add(Node::Union { a: DatasetId(a), b: DatasetId(b) }, false)
     }
 
-    fn cache(&mut self, ds: WitDatasetId) -> DriverFuture<'_, ()> {
-        Box::pin(std::future::ready(self.plan.cache(DatasetId(ds)).map_err(invalid)))
+    fn persist(&mut self, ds: WitDatasetId, level: Option<WitStorageLevel>) -> DriverFuture<'_, ()> {
+        let level = level.map(|l| match l {
+            WitStorageLevel::MemoryOnly => StorageLevel::MemoryOnly,
+            WitStorageLevel::MemoryAndDisk => StorageLevel::MemoryAndDisk,
+            WitStorageLevel::DiskOnly => StorageLevel::DiskOnly,
+        });
+        Box::pin(std::future::ready(self.plan.persist(DatasetId(ds), level).map_err(invalid)))
     }
 
     fn collect(&mut self, ds: WitDatasetId) -> DriverFuture<'_, Vec<u8>> {

@@ -100,7 +100,7 @@ mod spec;
 
 pub use error::ExecError;
 pub use output::Output;
-pub use spec::{Aggregate, Input, MapCombine, OutputSpec, SpecError, TaskSpec};
+pub use spec::{Aggregate, CachePut, Input, MapCombine, OutputSpec, SpecError, TaskSpec};
 
 use crate::WasmPool;
 use crate::executor::deadline::{Clock, Doing};
@@ -196,6 +196,9 @@ pub struct TaskOutcome {
     pub output: Output,
     /// What the host read and wrote for it.
     pub io: IoMetering,
+    /// The persisted partitions its chain computed, with their batches
+    /// (empty unless it succeeded): the caller keeps them.
+    pub cached: Vec<(CachePut, Vec<bytes::Bytes>)>,
 }
 
 impl TaskOutcome {
@@ -285,6 +288,7 @@ impl<F: BlockFetcher> Executor<F> {
         let limits = spec.limits.capped_by(&self.sandbox.config().max_limits);
         let clock = Clock::new(limits.deadline);
         let (reading, writing) = (Doing::default(), Doing::default());
+        let kept = run::Kept::new(spec.cache.len());
         let job = run::GuestJob {
             sandbox: self.sandbox.clone(),
             component: Arc::clone(&spec.component),
@@ -294,13 +298,14 @@ impl<F: BlockFetcher> Executor<F> {
                 broadcasts: Arc::clone(&spec.broadcasts),
                 driver: None,
             },
-            chain: spec.sandbox_chain(),
+            segments: spec.segments(),
+            kept: kept.clone(),
             waits: run::Waits { clock: clock.clone(), input: reading.clone(), output: writing.clone() },
         };
         let keyed = spec.produces_pairs();
         // A task without user functions passes its batches through in the
         // host: no sandbox, so no hop to the WebAssembly pool and back.
-        let host_only = job.chain.ops.is_empty();
+        let host_only = job.host_only();
         let guest = async {
             let report = if host_only {
                 Ok(job.pass_through(in_rx, out_tx).await)
@@ -384,11 +389,16 @@ impl<F: BlockFetcher> Executor<F> {
             Output::Text(part) => io.output_bytes = part.bytes,
             _ => {}
         }
+        io.peak_host_memory += kept.bytes();
+        let cached = match report.end.is_success() {
+            true => spec.cache.iter().copied().zip(kept.take()).collect(),
+            false => Vec::new(),
+        };
         tracing::debug!(end = report.end.name(), "weft.agent.execute.done");
-        TaskOutcome { report, output, io }
+        TaskOutcome { report, output, io, cached }
     }
 }
 
 fn failed(report: TaskReport, io: IoMetering) -> TaskOutcome {
-    TaskOutcome { report, output: Output::None, io }
+    TaskOutcome { report, output: Output::None, io, cached: Vec::new() }
 }

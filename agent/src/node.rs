@@ -67,7 +67,7 @@ mod task;
 pub use config::{AgentConfig, Reserve};
 
 use crate::WasmPool;
-use crate::blocks::{BlockService, BlockStore, JobKeys, MapTables, PeerChannels};
+use crate::blocks::{BlockService, BlockStore, CacheStore, JobKeys, MapTables, PeerChannels};
 use crate::sandbox::{Sandbox, SandboxError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -192,6 +192,8 @@ struct Shared {
     /// Channels to artifact services, by address.
     artifact_sources: PeerChannels,
     blocks: BlockStore,
+    /// Persisted partitions, in the agent's memory budget and on disk.
+    cache: CacheStore,
     /// The address the master and peers know this agent by: map outputs
     /// located there are read from `blocks` directly.
     advertise: Arc<str>,
@@ -331,6 +333,7 @@ impl AgentNode {
         let master = report::MasterLink::new(&config, advertise.clone(), credentials.clone())
             .map_err(NodeError::Config)?;
         let (shutdown, _) = broadcast::channel(1);
+        let memory = Arc::new(Semaphore::new(memory_mib as usize));
         let shared = Arc::new(Shared {
             sandbox,
             pool,
@@ -341,6 +344,7 @@ impl AgentNode {
                 .with_connect_timeout(config.rpc_timeout)
                 .with_tls(client_tls.clone()),
             blocks: BlockStore::new(&config.work_dir),
+            cache: CacheStore::new(&config.work_dir, Arc::clone(&memory)),
             advertise: Arc::from(advertise.as_str()),
             tables: MapTables::default(),
             keys: JobKeys::default(),
@@ -350,7 +354,7 @@ impl AgentNode {
             credentials,
             tls: client_tls,
             slots: Arc::new(Semaphore::new(config.slots as usize)),
-            memory: Arc::new(Semaphore::new(memory_mib as usize)),
+            memory,
             admitted: Arc::new(Semaphore::new((config.slots + config.queue_depth()) as usize)),
             driver_slots: Arc::new(Semaphore::new(config.slots as usize)),
             tasks: Mutex::default(),
@@ -393,6 +397,7 @@ async fn serve(
     };
     let blocks = BlockService::new(shared.blocks.clone(), &shared.config.cluster_token)
         .with_tables(shared.tables.clone())
+        .with_cache(shared.cache.clone())
         .with_keys(shared.keys.clone())
         .into_server();
     let agent = service::AgentService::new(Arc::clone(&shared)).into_server();

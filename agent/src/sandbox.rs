@@ -48,7 +48,9 @@ mod log;
 
 pub use cache::Prepared;
 pub use error::SandboxError;
-pub use host::{DatasetId, DriverError, DriverFuture, DriverHost, Op, OpKind, ShuffleOp, TaskInfo};
+pub use host::{
+    DatasetId, DriverError, DriverFuture, DriverHost, Op, OpKind, ShuffleOp, StorageLevel, TaskInfo,
+};
 pub use instance::{Chain, TaskContext, TaskInstance, TaskReport};
 pub use log::TaskLog;
 

@@ -71,6 +71,7 @@ pub async fn agents(a: AgentsArgs) -> Result<u8> {
                     "memory": {
                         "budget_bytes": m.budget_bytes, "held_bytes": m.held_bytes,
                         "resident_bytes": m.resident_bytes, "peak_resident_bytes": m.peak_resident_bytes,
+                        "cached_memory_bytes": m.cached_memory_bytes, "cached_disk_bytes": m.cached_disk_bytes,
                     },
                     "reservations": s.reservations.iter().map(|r| serde_json::json!({
                         "role": r.role, "slots": r.slots, "memory_bytes": r.memory_bytes, "dynamic": r.dynamic,
@@ -98,12 +99,19 @@ pub async fn agents(a: AgentsArgs) -> Result<u8> {
         );
         if let Some(m) = s.memory.filter(|m| m.budget_bytes > 0) {
             println!(
-                "    memory: tasks hold {} of {}; resident {} (peak {})",
+                "    memory: tasks and persisted partitions hold {} of {}; resident {} (peak {})",
                 ByteSize::b(m.held_bytes),
                 ByteSize::b(m.budget_bytes),
                 ByteSize::b(m.resident_bytes),
                 ByteSize::b(m.peak_resident_bytes)
             );
+            if m.cached_memory_bytes + m.cached_disk_bytes > 0 {
+                println!(
+                    "    persisted partitions: {} in memory, {} on disk",
+                    ByteSize::b(m.cached_memory_bytes),
+                    ByteSize::b(m.cached_disk_bytes)
+                );
+            }
         }
         for r in &s.reservations {
             println!("    reserved for {}", describe(r));

@@ -67,6 +67,17 @@ pub enum EndReason {
         /// Why (the peer, the error).
         message: String,
     },
+    /// A persisted partition was not where the master said (evicted, or
+    /// its agent gone): the scheduler forgets it and computes the partition
+    /// from lineage instead. Not a failure of the task.
+    CacheMiss {
+        /// The persisted dataset.
+        dataset: crate::ids::DatasetId,
+        /// Its partition.
+        partition: u32,
+        /// Why.
+        message: String,
+    },
 }
 
 /// The kinds of guest trap weft distinguishes.
@@ -98,7 +109,10 @@ impl EndReason {
     /// Whether running the same attempt again could succeed. Resource-limit and
     /// guest failures are deterministic and are not retried; host errors are.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, EndReason::HostError { .. } | EndReason::FetchFailed { .. })
+        matches!(
+            self,
+            EndReason::HostError { .. } | EndReason::FetchFailed { .. } | EndReason::CacheMiss { .. }
+        )
     }
 
     /// A short stable name, for metrics labels and summaries.
@@ -114,6 +128,7 @@ impl EndReason {
             EndReason::HostError { .. } => "host_error",
             EndReason::Killed => "killed",
             EndReason::FetchFailed { .. } => "fetch_failed",
+            EndReason::CacheMiss { .. } => "cache_miss",
         }
     }
 }
@@ -150,6 +165,9 @@ impl std::fmt::Display for EndReason {
             EndReason::Killed => write!(f, "killed"),
             EndReason::FetchFailed { shuffle, map, message } => {
                 write!(f, "could not fetch map output {map} of {shuffle}: {message}")
+            }
+            EndReason::CacheMiss { dataset, partition, message } => {
+                write!(f, "persisted partition {partition} of {dataset} is gone: {message}")
             }
         }
     }

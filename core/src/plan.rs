@@ -1,7 +1,7 @@
 //! The logical plan a driver builds: datasets with lineage.
 //!
-//! Each driver import (`text-file`, `narrow`, `shuffle`, `join`, `union`,
-//! `cache`) adds one [`Node`] to the job's [`Plan`] and returns its
+//! Each driver import (`text-file`, `narrow`, `shuffle`, `join`, `union`)
+//! adds one [`Node`] to the job's [`Plan`] and returns its
 //! [`DatasetId`]. Nothing runs until an action; the master's DAG scheduler then
 //! cuts the lineage of the action's dataset into stages at wide dependencies.
 //! The plan checks what it can when a node is added (parents exist, shuffles
@@ -113,15 +113,42 @@ pub enum Node {
     },
 }
 
-/// A dataset: its node, whether it holds pairs, whether to cache it.
+/// Where an agent keeps a persisted dataset's computed partitions (Spark's
+/// `StorageLevel`, without replication or serialisation choices: weft keeps
+/// partitions as the batches the host already holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageLevel {
+    /// In memory; a partition that does not fit, or is evicted, is
+    /// recomputed from lineage when next needed (what `cache()` asks for).
+    MemoryOnly,
+    /// In memory while it fits; evicted or oversized partitions go to disk.
+    MemoryAndDisk,
+    /// On disk only.
+    DiskOnly,
+}
+
+impl StorageLevel {
+    /// Whether partitions may live on disk.
+    pub fn uses_disk(self) -> bool {
+        !matches!(self, StorageLevel::MemoryOnly)
+    }
+
+    /// Whether partitions may live in memory.
+    pub fn uses_memory(self) -> bool {
+        !matches!(self, StorageLevel::DiskOnly)
+    }
+}
+
+/// A dataset: its node, whether it holds pairs, whether and where to keep it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dataset {
     /// How it is computed.
     pub node: Node,
     /// Whether its records are (key, value) pairs.
     pub keyed: bool,
-    /// Whether its partitions are kept once computed.
-    pub cached: bool,
+    /// Where its partitions are kept once computed; `None`: not kept.
+    pub persist: Option<StorageLevel>,
 }
 
 /// Why a node cannot be added.
@@ -196,7 +223,7 @@ impl Plan {
     pub fn add(&mut self, node: Node, keyed: bool) -> Result<DatasetId, PlanError> {
         let keyed = checked(&node, keyed, |id| Ok(self.get(id)?.keyed))?;
         let id = DatasetId(self.datasets.len() as u32);
-        self.datasets.push(Dataset { node, keyed, cached: false });
+        self.datasets.push(Dataset { node, keyed, persist: None });
         Ok(id)
     }
 
@@ -217,10 +244,11 @@ impl Plan {
         Ok(seen.into_iter().collect())
     }
 
-    /// Mark a dataset to be cached.
-    pub fn cache(&mut self, id: DatasetId) -> Result<(), PlanError> {
+    /// Keep a dataset's partitions at `level` once computed (`None`: stop
+    /// keeping them).
+    pub fn persist(&mut self, id: DatasetId, level: Option<StorageLevel>) -> Result<(), PlanError> {
         self.get(id)?;
-        self.datasets[id.0 as usize].cached = true;
+        self.datasets[id.0 as usize].persist = level;
         Ok(())
     }
 }
@@ -290,7 +318,7 @@ fn checked(
 
 /// What a driver keeps of its plan while the master owns it: whether each
 /// dataset holds pairs, enough to check every new node at the call that makes
-/// it, and the nodes, cache marks and broadcasts the master has not seen
+/// it, and the nodes, persist marks and broadcasts the master has not seen
 /// yet, which travel with the next action.
 #[derive(Debug, Clone, Default)]
 pub struct PlanDraft {
@@ -298,7 +326,7 @@ pub struct PlanDraft {
     /// Datasets the master has (ids below this).
     sent: u32,
     pending: Vec<(Node, bool)>,
-    cached: Vec<DatasetId>,
+    cached: Vec<(DatasetId, Option<StorageLevel>)>,
     /// Broadcast values the master has (ids below this).
     broadcasts_sent: u64,
     broadcasts: Vec<crate::task::Data>,
@@ -312,8 +340,8 @@ pub struct PlanDelta {
     pub first: u32,
     /// The new datasets, in id order, each with whether it holds pairs.
     pub nodes: Vec<(Node, bool)>,
-    /// Datasets newly marked to be cached.
-    pub cached: Vec<DatasetId>,
+    /// Datasets newly persisted (or, with `None`, unpersisted), in call order.
+    pub cached: Vec<(DatasetId, Option<StorageLevel>)>,
     /// The id of the first new broadcast value.
     pub first_broadcast: u64,
     /// New broadcast values, in id order.
@@ -347,13 +375,13 @@ impl PlanDraft {
         self.keyed.get(id.0 as usize).copied().ok_or(PlanError::UnknownDataset(id))
     }
 
-    /// Mark a dataset to be cached.
+    /// Keep a dataset's partitions at `level` (`None`: unpersist it).
     ///
     /// # Errors
     /// [`PlanError::UnknownDataset`] for an id this driver never made.
-    pub fn cache(&mut self, id: DatasetId) -> Result<(), PlanError> {
+    pub fn persist(&mut self, id: DatasetId, level: Option<StorageLevel>) -> Result<(), PlanError> {
         self.keyed(id)?;
-        self.cached.push(id);
+        self.cached.push((id, level));
         Ok(())
     }
 
@@ -411,8 +439,8 @@ impl Plan {
                 }
             }
         }
-        for id in &delta.cached {
-            self.cache(*id)?;
+        for (id, level) in &delta.cached {
+            self.persist(*id, *level)?;
         }
         Ok(())
     }
@@ -485,7 +513,7 @@ mod tests {
             p.add(Node::Parallelize { partitions: vec![] }, false),
             Err(PlanError::NoPartitions("parallelize"))
         );
-        assert!(p.cache(DatasetId(42)).is_err());
+        assert!(p.persist(DatasetId(42), Some(StorageLevel::MemoryOnly)).is_err());
     }
 
     #[test]
@@ -502,12 +530,14 @@ mod tests {
         );
         let pairs =
             draft.add(Node::Narrow { parent: lines, step: step(StepKind::Map, "one") }, true).unwrap();
-        draft.cache(pairs).unwrap();
+        draft.persist(pairs, Some(StorageLevel::DiskOnly)).unwrap();
         let first = draft.delta();
-        assert_eq!((first.first, first.nodes.len(), first.cached.as_slice()), (0, 2, &[pairs][..]));
+        let marks = [(pairs, Some(StorageLevel::DiskOnly))];
+        assert_eq!((first.first, first.nodes.len(), first.cached.as_slice()), (0, 2, &marks[..]));
         master.apply(&first).unwrap();
         draft.sent();
-        assert!(master.get(pairs).unwrap().cached && master.get(pairs).unwrap().keyed);
+        let kept = master.get(pairs).unwrap();
+        assert_eq!((kept.persist, kept.keyed), (Some(StorageLevel::DiskOnly), true));
         let counts = draft
             .add(Node::Shuffle { parent: pairs, kind: ShuffleKind::SumByKey, partitions: 2 }, true)
             .unwrap();

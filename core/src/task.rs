@@ -11,8 +11,8 @@ mod descriptor;
 mod map_table;
 
 pub use descriptor::{
-    Aggregate, Combiner, Data, DriverWork, Partitioning, ShuffleRead, ShuffleWrite, TaskBody, TaskDescriptor,
-    TaskInput, TaskOutput, TaskWork, TextSplitRef,
+    Aggregate, CachePut, CachedRead, Combiner, Data, DriverWork, Partitioning, ShuffleRead, ShuffleWrite,
+    TaskBody, TaskDescriptor, TaskInput, TaskOutput, TaskWork, TextSplitRef,
 };
 pub use map_table::{BlockSizes, MapStatus, MapTable};
 

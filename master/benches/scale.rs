@@ -138,6 +138,7 @@ fn cluster(agents: u32, slots: u32) -> (Core, Vec<AgentId>, Instant) {
         max_result_size: 2 << 30,
         offer_filter: Duration::from_millis(200),
         hold_timeout: Duration::from_secs(10),
+        locality_wait: Duration::from_secs(3),
     };
     let mut core = Core::new(Incarnation(0x5ca1e), &config);
     let now = Instant::now();
@@ -260,6 +261,7 @@ fn finished(key: TaskKey, partition_bytes: &[u64]) -> TaskEnd {
         partition_bytes: partition_bytes.to_vec(),
         log: String::new(),
         accumulators: BTreeMap::new(),
+        cached: Vec::new(),
     }
 }
 

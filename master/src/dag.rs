@@ -18,6 +18,13 @@
 //! from dataset ids, so a later job over the same datasets can reuse map
 //! outputs that are still available, as Spark skips stages.
 //!
+//! **Persisted** datasets do not cut the lineage: a task whose chain computes
+//! one carries a *cache point* for it (keep the batches leaving that many
+//! steps as the dataset's partition) and may read it instead: at launch, the
+//! scheduler looks for the deepest persisted partition along the task's
+//! lineage that an agent keeps, and if there is one, the task reads it and
+//! runs only the rest of its chain (see `docs/architecture.md`, "Caching").
+//!
 //! Text inputs are split by the caller (it needs I/O); `build` only needs how
 //! many splits each text dataset has.
 
@@ -25,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use weft_core::ids::{DatasetId, ShuffleId, StageId};
-use weft_core::plan::{Node, Plan, PlanError, ShuffleKind, Step, StepKind};
+use weft_core::plan::{Node, Plan, PlanError, ShuffleKind, Step, StepKind, StorageLevel};
 pub use weft_core::task::{Aggregate, Combiner as CombinerSpec};
 
 /// A chain of narrow steps, shared by the tasks that run it.
@@ -84,6 +91,22 @@ pub enum PartitionerSpec {
     },
 }
 
+/// A persisted dataset's partition along a task's lineage: computed by the
+/// first `after` steps of the task's chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachePoint {
+    /// The persisted dataset.
+    pub dataset: DatasetId,
+    /// Its partition.
+    pub partition: u32,
+    /// How many steps of the task's chain compute it (0: the source).
+    pub after: u32,
+    /// Where agents keep it.
+    pub level: StorageLevel,
+    /// Whether its records are pairs.
+    pub keyed: bool,
+}
+
 /// One task of a stage: where its input comes from and the chain it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPlan {
@@ -98,6 +121,10 @@ pub struct TaskPlan {
     pub input_keyed: bool,
     /// Whether the chain yields pairs.
     pub output_keyed: bool,
+    /// The persisted datasets its chain computes, shallowest first: where
+    /// one's partition is kept, the task may read it instead of computing
+    /// it, and must keep it when it computes it.
+    pub cache: Vec<CachePoint>,
 }
 
 /// What a stage's tasks do with their output.
@@ -190,8 +217,9 @@ impl Builder<'_> {
             chain: Arc::clone(&no_steps),
             input_keyed,
             output_keyed: input_keyed,
+            cache: Vec::new(),
         };
-        Ok(match &dataset.node {
+        let (mut tasks, parents) = match &dataset.node {
             Node::TextFile { .. } => {
                 let n = *self.text_splits.get(&ds).ok_or(DagError::Unsplit(ds))?;
                 ((0..n).map(|i| leaf(i, Source::Text { dataset: ds, split: i }, false)).collect(), vec![])
@@ -274,6 +302,7 @@ impl Builder<'_> {
                         chain: Arc::clone(&chain),
                         input_keyed: true,
                         output_keyed: true,
+                        cache: Vec::new(),
                     })
                     .collect();
                 (tasks, vec![stage])
@@ -291,7 +320,14 @@ impl Builder<'_> {
                     .collect();
                 (tasks, if ls == rs { vec![ls] } else { vec![ls, rs] })
             }
-        })
+        };
+        if let Some(level) = dataset.persist {
+            for t in &mut tasks {
+                let after = t.chain.len() as u32;
+                t.cache.push(CachePoint { dataset: ds, partition: t.partition, after, level, keyed });
+            }
+        }
+        Ok((tasks, parents))
     }
 
     /// How many partitions `ds` has, without building stages.

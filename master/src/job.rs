@@ -35,7 +35,8 @@
 use crate::dag::{JobGraph, Source, StageKind};
 use crate::free::{Demand, FreeIndex};
 use std::collections::{BTreeMap, VecDeque};
-use weft_core::ids::{ActionId, AgentId, ShuffleId, StageId};
+use std::time::{Duration, Instant};
+use weft_core::ids::{ActionId, AgentId, DatasetId, ShuffleId, StageId};
 use weft_core::metering::EndReason;
 use weft_core::task::{BlockSizes, TaskKey, TaskState};
 
@@ -75,6 +76,21 @@ pub struct StageProgress {
 
 /// The map outputs of each shuffle, by map partition (`None`: not available).
 pub type MapOutputs = BTreeMap<ShuffleId, Vec<Option<MapOutput>>>;
+
+/// Where the partitions of a job's persisted datasets are kept, by dataset
+/// and partition.
+pub type CacheIndex = BTreeMap<(DatasetId, u32), KeptAt>;
+
+/// A persisted partition an agent keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptAt {
+    /// The agent.
+    pub agent: AgentId,
+    /// Its bytes.
+    pub bytes: u64,
+    /// In memory (else on disk).
+    pub memory: bool,
+}
 
 /// A map task's finished output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +140,24 @@ struct TaskRun {
     slot: Slot,
     next_attempt: u32,
     failures: u32,
+    /// When it was first declined for want of the agent keeping its
+    /// persisted input (delay scheduling).
+    waiting_since: Option<Instant>,
 }
+
+/// What placing tasks near their persisted input needs: where partitions
+/// are kept and the time now.
+#[derive(Debug, Clone, Copy)]
+pub struct Locality<'a> {
+    /// Where the job's persisted partitions are.
+    pub cached: &'a CacheIndex,
+    /// Now.
+    pub now: Instant,
+}
+
+/// How long a task waits for the agent keeping its persisted input before
+/// it runs elsewhere (Spark's `spark.locality.wait`).
+pub const DEFAULT_LOCALITY_WAIT: Duration = Duration::from_secs(3);
 
 /// Counts of one stage's tasks, kept as they change.
 #[derive(Debug, Clone, Default)]
@@ -153,6 +186,7 @@ pub struct JobRun {
     versions: BTreeMap<ShuffleId, u32>,
     results: Vec<Option<TaskResult>>,
     state: JobState,
+    locality_wait: Duration,
 }
 
 impl JobRun {
@@ -161,7 +195,10 @@ impl JobRun {
         let tasks = graph
             .stages
             .iter()
-            .map(|s| vec![TaskRun { slot: Slot::Pending, next_attempt: 0, failures: 0 }; s.tasks.len()])
+            .map(|s| {
+                let run = TaskRun { slot: Slot::Pending, next_attempt: 0, failures: 0, waiting_since: None };
+                vec![run; s.tasks.len()]
+            })
             .collect();
         let pending = graph.stages.iter().map(|s| (0..s.tasks.len() as u32).collect()).collect();
         let counts = vec![StageCounts::default(); graph.stages.len()];
@@ -187,7 +224,14 @@ impl JobRun {
             versions: BTreeMap::new(),
             results,
             state,
+            locality_wait: DEFAULT_LOCALITY_WAIT,
         }
+    }
+
+    /// Let a task wait up to `wait` for the agent keeping its persisted input.
+    pub fn with_locality_wait(mut self, wait: Duration) -> Self {
+        self.locality_wait = wait;
+        self
     }
 
     /// The action this run computes.
@@ -363,39 +407,78 @@ impl JobRun {
     /// the agent with the most free memory where it fits. What is not taken
     /// is declined, for the next job.
     pub fn accept(&mut self, free: &mut FreeIndex, demand: Demand) -> Vec<(TaskKey, AgentId)> {
-        self.accept_up_to(free, demand, usize::MAX)
+        let none = CacheIndex::new();
+        self.accept_up_to(free, demand, usize::MAX, Locality { cached: &none, now: Instant::now() })
     }
 
-    /// [`accept`](Self::accept), placing at most `limit` tasks.
+    /// [`accept`](Self::accept), placing at most `limit` tasks. A task whose
+    /// persisted input an agent keeps goes there; when that agent has no
+    /// room it waits, up to the locality wait, before it runs elsewhere
+    /// (delay scheduling).
     pub fn accept_up_to(
         &mut self,
         free: &mut FreeIndex,
         demand: Demand,
         limit: usize,
+        locality: Locality<'_>,
     ) -> Vec<(TaskKey, AgentId)> {
         let mut placed = Vec::new();
         for i in self.launchable() {
-            while let Some(p) = self.pending[i].pop_front() {
+            let mut deferred = Vec::new();
+            let full = loop {
+                let Some(p) = self.pending[i].pop_front() else { break false };
                 if free.is_empty() || placed.len() >= limit {
                     self.pending[i].push_front(p);
-                    return placed;
+                    break true;
                 }
                 if self.tasks[i][p as usize].slot != Slot::Pending {
                     continue;
                 }
+                let waiting_since = self.tasks[i][p as usize].waiting_since;
                 let stage = self.graph.stages[i].id;
-                let preferred = self.preferred_agents(stage, p);
-                let agent = free.take_best_of(&preferred, demand).or_else(|| free.take_roomiest(demand));
+                let agent = match self.keeper(i, p, locality.cached) {
+                    Some(keeper) => match free.take_best_of(&[keeper], demand) {
+                        Some(agent) => Some(agent),
+                        None if locality.now.duration_since(waiting_since.unwrap_or(locality.now))
+                            < self.locality_wait =>
+                        {
+                            self.tasks[i][p as usize].waiting_since =
+                                Some(waiting_since.unwrap_or(locality.now));
+                            deferred.push(p);
+                            continue;
+                        }
+                        None => free.take_roomiest(demand),
+                    },
+                    None => {
+                        let preferred = self.preferred_agents(stage, p);
+                        free.take_best_of(&preferred, demand).or_else(|| free.take_roomiest(demand))
+                    }
+                };
                 let Some(agent) = agent else {
                     self.pending[i].push_front(p);
-                    return placed;
+                    break true;
                 };
+                self.tasks[i][p as usize].waiting_since = None;
                 if let Some(key) = self.start(i, p, agent) {
                     placed.push((key, agent));
                 }
+            };
+            // Deferred tasks keep their place at the head of the queue.
+            for p in deferred.into_iter().rev() {
+                self.pending[i].push_front(p);
+            }
+            if full {
+                return placed;
             }
         }
         placed
+    }
+
+    /// The agent keeping the deepest persisted partition task `p` of stage
+    /// `i` could read, if any.
+    fn keeper(&self, i: usize, p: u32, cached: &CacheIndex) -> Option<AgentId> {
+        let task = self.graph.stages[i].tasks.get(p as usize)?;
+        task.cache.iter().rev().find_map(|c| cached.get(&(c.dataset, c.partition))).map(|k| k.agent)
     }
 
     /// The agents holding at least a fifth of the task's shuffle input bytes
@@ -505,6 +588,9 @@ impl JobRun {
                 self.set_slot(i, p, Slot::Pending);
                 self.lose_map_output(shuffle, map);
             }
+            // The partition was not kept after all: the caller forgot it, so
+            // the next attempt computes it. Not a failure.
+            Outcome::Failed(EndReason::CacheMiss { .. }) => self.set_slot(i, p, Slot::Pending),
             Outcome::Failed(end) if end.is_retryable() => {
                 self.set_slot(i, p, Slot::Pending);
                 self.counts[i].failed += 1;

@@ -1,7 +1,7 @@
 //! A stage's [`TaskPlan`] becomes the [`TaskDescriptor`] an agent runs.
 //! Nothing else in the master describes tasks.
 
-use crate::dag::{PartitionerSpec, Source, Stage, StageKind, TaskPlan};
+use crate::dag::{CachePoint, PartitionerSpec, Source, Stage, StageKind, TaskPlan};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,10 +9,10 @@ use weft_core::artifact::Digest;
 use weft_core::ids::{AgentId, DatasetId, JobId, ShuffleId};
 use weft_core::io::TextSplit;
 use weft_core::limits::TaskLimits;
-use weft_core::plan::{Node, Plan};
+use weft_core::plan::{Node, Plan, Step};
 use weft_core::task::{
-    Data, Partitioning, ShuffleRead, ShuffleWrite, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskOutput,
-    TaskWork, TextSplitRef,
+    CachePut, CachedRead, Data, Partitioning, ShuffleRead, ShuffleWrite, TaskBody, TaskDescriptor, TaskInput,
+    TaskKey, TaskOutput, TaskWork, TextSplitRef,
 };
 
 /// What the job's result tasks do with their records.
@@ -75,17 +75,59 @@ pub enum LaunchError {
     MissingRangeBounds(ShuffleId),
 }
 
+/// Where a persisted partition is kept, seen from the agent a task is placed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kept {
+    /// On that agent.
+    Here,
+    /// On the agent whose block service is at this address.
+    At(String),
+}
+
 /// Describe one task attempt for its agent. `maps(shuffle)` gives the
 /// number of map outputs of a shuffle, all of them available (where they
 /// live travels in the shuffle's [`MapTable`](weft_core::task::MapTable), not
-/// in each reduce task).
+/// in each reduce task). `kept(dataset, partition)` says where a persisted
+/// partition is kept: the task reads the deepest one along its lineage that
+/// is, and computes (and keeps) the rest.
 pub fn descriptor(
     ctx: &JobContext,
     stage: &Stage,
     task: &TaskPlan,
     key: TaskKey,
     maps: &dyn Fn(ShuffleId) -> Result<u32, LaunchError>,
+    kept: &dyn Fn(DatasetId, u32) -> Option<Kept>,
 ) -> Result<TaskDescriptor, LaunchError> {
+    let put = |c: &CachePoint, after: u32| CachePut {
+        dataset: c.dataset,
+        partition: c.partition,
+        after,
+        level: c.level,
+        keyed: c.keyed,
+    };
+    let read_from = task.cache.iter().rev().find_map(|c| kept(c.dataset, c.partition).map(|k| (c, k)));
+    if let Some((c, k)) = read_from {
+        let address = match k {
+            Kept::Here => None,
+            Kept::At(address) => Some(address),
+        };
+        let input = TaskInput::Cached(CachedRead { dataset: c.dataset, partition: c.partition, address });
+        let chain: Arc<[Step]> = Arc::from(task.chain.get(c.after as usize..).unwrap_or_default());
+        let cache =
+            task.cache.iter().filter(|p| p.after > c.after).map(|p| put(p, p.after - c.after)).collect();
+        return Ok(describe_work(
+            ctx,
+            key,
+            TaskWork {
+                input,
+                input_keyed: c.keyed,
+                output_keyed: if chain.is_empty() { c.keyed } else { task.output_keyed },
+                chain,
+                output: output(ctx, stage)?,
+                cache,
+            },
+        ));
+    }
     let read = |shuffle: ShuffleId, reduce: u32, aggregate| -> Result<ShuffleRead, LaunchError> {
         Ok(ShuffleRead { shuffle, reduce, aggregate, maps: maps(shuffle)? })
     };
@@ -121,7 +163,23 @@ pub fn descriptor(
             right: read(*right, *reduce, weft_core::task::Aggregate::Merge)?,
         },
     };
-    let output = match &stage.kind {
+    Ok(describe_work(
+        ctx,
+        key,
+        TaskWork {
+            input,
+            chain: Arc::clone(&task.chain),
+            input_keyed: task.input_keyed,
+            output_keyed: task.output_keyed,
+            output: output(ctx, stage)?,
+            cache: task.cache.iter().map(|c| put(c, c.after)).collect(),
+        },
+    ))
+}
+
+/// Where a task of `stage` sends its output.
+fn output(ctx: &JobContext, stage: &Stage) -> Result<TaskOutput, LaunchError> {
+    Ok(match &stage.kind {
         StageKind::ShuffleMap { shuffle, partitions, partitioner, combiner } => {
             let partitioning = match partitioner {
                 PartitionerSpec::Hash => Partitioning::Hash,
@@ -151,20 +209,18 @@ pub fn descriptor(
             ResultSink::KeySample(size) => TaskOutput::KeySample { size: *size },
             ResultSink::Text(location) => TaskOutput::Text { location: location.clone() },
         },
-    };
-    Ok(TaskDescriptor {
+    })
+}
+
+/// The descriptor of attempt `key` running `work`.
+fn describe_work(ctx: &JobContext, key: TaskKey, work: TaskWork) -> TaskDescriptor {
+    TaskDescriptor {
         key,
         component: ctx.component,
         limits: ctx.limits.clone(),
         broadcasts: Arc::clone(&ctx.broadcasts),
-        body: TaskBody::Work(Box::new(TaskWork {
-            input,
-            chain: Arc::clone(&task.chain),
-            input_keyed: task.input_keyed,
-            output_keyed: task.output_keyed,
-            output,
-        })),
-    })
+        body: TaskBody::Work(Box::new(work)),
+    }
 }
 
 #[cfg(test)]

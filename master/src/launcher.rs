@@ -9,7 +9,7 @@ use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig};
 use weft_core::access::{JobCapability, S3Grants};
-use weft_core::ids::{AgentId, JobId};
+use weft_core::ids::{AgentId, DatasetId, JobId};
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::agent_client::AgentClient;
 use weft_core::proto::v1::blocks_client::BlocksClient;
@@ -36,8 +36,15 @@ pub trait Launcher: Send + Sync {
     ) -> LaunchFuture<Vec<v1::Refusal>>;
     /// Kill the attempts `tasks` on that agent (each reports `KILLED` as usual).
     fn kill(&self, agent: AgentId, address: &str, tasks: &[TaskKey]) -> LaunchFuture<()>;
-    /// Delete the shuffle files the agent keeps for `job`.
-    fn remove_job(&self, agent: AgentId, address: &str, job: JobId) -> LaunchFuture<()>;
+    /// Delete the shuffle files and persisted partitions the agent keeps
+    /// for `job` (with `dataset`, only that dataset's persisted partitions).
+    fn remove_job(
+        &self,
+        agent: AgentId,
+        address: &str,
+        job: JobId,
+        dataset: Option<DatasetId>,
+    ) -> LaunchFuture<()>;
 }
 
 type Client = AgentClient<InterceptedService<Channel, Credentials>>;
@@ -180,12 +187,19 @@ impl Launcher for GrpcLauncher {
         )
     }
 
-    fn remove_job(&self, agent: AgentId, address: &str, job: JobId) -> LaunchFuture<()> {
+    fn remove_job(
+        &self,
+        agent: AgentId,
+        address: &str,
+        job: JobId,
+        dataset: Option<DatasetId>,
+    ) -> LaunchFuture<()> {
         let channel = self.channel(agent, address);
         let credentials = self.credentials.clone();
+        let request = RemoveJobRequest { job: Some(job.into()), dataset: dataset.map(|d| d.0) };
         Box::pin(async move {
             let mut c = BlocksClient::with_interceptor(channel?, credentials);
-            c.remove_job(RemoveJobRequest { job: Some(job.into()) }).await.map(|_| ()).map_err(failed)
+            c.remove_job(request).await.map(|_| ()).map_err(failed)
         })
     }
 }

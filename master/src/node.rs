@@ -89,6 +89,11 @@ pub struct MasterConfig {
     /// tasks cannot starve it.
     #[serde(with = "humantime_serde_compat")]
     pub hold_timeout: Duration,
+    /// How long a task waits for the agent keeping its persisted input
+    /// before it runs elsewhere (delay scheduling, Spark's
+    /// `spark.locality.wait`).
+    #[serde(with = "humantime_serde_compat")]
+    pub locality_wait: Duration,
     /// S3 settings for `s3://` inputs, outputs and artifacts.
     pub s3: S3Config,
     /// TLS: the certificate and key it serves with, the CA it trusts for agents.
@@ -122,6 +127,7 @@ impl Default for MasterConfig {
             max_result_size: bytesize::ByteSize::gib(2),
             offer_filter: Duration::from_millis(200),
             hold_timeout: Duration::from_secs(10),
+            locality_wait: crate::job::DEFAULT_LOCALITY_WAIT,
             s3: S3Config::default(),
             tls: TlsConfig::default(),
         }
@@ -362,6 +368,7 @@ impl MasterNode {
             max_result_size: config.max_result_size.as_u64(),
             offer_filter: config.offer_filter,
             hold_timeout: config.hold_timeout,
+            locality_wait: config.locality_wait,
         };
         let launcher = Arc::new(
             GrpcLauncher::new(credentials, Duration::from_secs(10), advertised).with_tls(client_tls),

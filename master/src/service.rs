@@ -61,6 +61,11 @@ fn task_end(u: v1::TaskUpdate) -> Result<TaskEnd, ProtoError> {
         partition_bytes: u.partition_bytes,
         log: u.log,
         accumulators: u.accumulators.into_iter().collect(),
+        cached: u
+            .cached
+            .iter()
+            .map(|c| (weft_core::ids::DatasetId(c.dataset), c.partition, c.bytes, c.memory))
+            .collect(),
     })
 }
 
@@ -124,6 +129,8 @@ impl Master for MasterService {
             held: m.held_bytes,
             resident: m.resident_bytes,
             peak_resident: m.peak_resident_bytes,
+            cached_memory: m.cached_memory_bytes,
+            cached_disk: m.cached_disk_bytes,
         });
         let known = self
             .core

@@ -30,8 +30,8 @@ pub use pools::{Pool, Reservation};
 
 use crate::dag::JobGraph;
 use crate::free::{Demand, FreeIndex};
-use crate::job::{JobRun, JobState, Outcome, TaskResult};
-use crate::launch::{JobContext, LaunchError, ResultSink, descriptor};
+use crate::job::{CacheIndex, JobRun, JobState, KeptAt, Locality, Outcome, TaskResult};
+use crate::launch::{JobContext, Kept, LaunchError, ResultSink, descriptor};
 use crate::ledger::{EndLabel, FuelQuota, FuelStop, Ledger};
 pub use fair::{Amount, Quota, Sharing, TenantHolding, TenantSharing, UNRESERVED};
 use fair::{Claim, Shares};
@@ -89,6 +89,8 @@ pub struct TaskEnd {
     pub log: String,
     /// Its additions to the job's accumulators, by name.
     pub accumulators: BTreeMap<String, i64>,
+    /// Persisted partitions it kept on its agent: (dataset, partition, bytes, in memory).
+    pub cached: Vec<(DatasetId, u32, u64, bool)>,
 }
 
 /// Why an agent did not start a task it was sent.
@@ -133,7 +135,8 @@ pub enum Effect {
         /// The attempts.
         tasks: Vec<TaskKey>,
     },
-    /// Delete the files `agent` keeps for `job`.
+    /// Delete the files and persisted partitions `agent` keeps for `job`
+    /// (with `dataset`, only that dataset's persisted partitions).
     RemoveJob {
         /// The agent.
         agent: AgentId,
@@ -141,6 +144,8 @@ pub enum Effect {
         address: String,
         /// The job.
         job: JobId,
+        /// Only this persisted dataset (unpersist).
+        dataset: Option<DatasetId>,
     },
     /// Delete these blocks of driver traffic from the master's artifact
     /// store: the last job that used them has ended.
@@ -168,6 +173,8 @@ pub struct CoreConfig {
     pub offer_filter: Duration,
     /// The longest an action whose tasks fit nowhere holds an agent's room.
     pub hold_timeout: Duration,
+    /// How long a task waits for the agent keeping its persisted input.
+    pub locality_wait: Duration,
 }
 
 struct Action {
@@ -203,6 +210,7 @@ pub struct Core {
     effects: Vec<Effect>,
     changed: BTreeSet<JobId>,
     max_result_size: u64,
+    locality_wait: Duration,
     /// How many live jobs use each block of driver traffic.
     blocks: HashMap<Digest, u32>,
     /// Every ended attempt, and the totals and fuel caps read from them.
@@ -225,6 +233,7 @@ impl Core {
             effects: Vec::new(),
             changed: BTreeSet::new(),
             max_result_size: config.max_result_size,
+            locality_wait: config.locality_wait,
             blocks: HashMap::new(),
             ledger: Ledger::new(incarnation),
         }
@@ -271,6 +280,28 @@ impl Core {
     pub fn apply_plan(&mut self, job: JobId, delta: PlanDelta) -> Result<(), String> {
         let j = self.live_job(job)?;
         j.plan.apply(&delta).map_err(|e| e.to_string())?;
+        // Unpersisted datasets: forget where their partitions are, and have
+        // the agents keeping them drop them.
+        let mut unpersisted: BTreeMap<AgentId, Vec<DatasetId>> = BTreeMap::new();
+        for (ds, _) in delta.cached.iter().filter(|(_, level)| level.is_none()) {
+            j.cached.retain(|(d, _), k| {
+                if d == ds {
+                    let held = unpersisted.entry(k.agent).or_default();
+                    if !held.contains(ds) {
+                        held.push(*ds);
+                    }
+                }
+                d != ds
+            });
+        }
+        for (agent, datasets) in unpersisted {
+            let Some(address) = self.agents.address(agent) else { continue };
+            for dataset in datasets {
+                let address = address.to_string();
+                self.effects.push(Effect::RemoveJob { agent, address, job, dataset: Some(dataset) });
+            }
+        }
+        let Some(j) = self.jobs.get_mut(&job) else { return Ok(()) };
         let mut used: Vec<Digest> = delta
             .nodes
             .iter()
@@ -341,7 +372,8 @@ impl Core {
         };
         job.actions_run += 1;
         let action = ActionId { job: ctx.job, seq: job.actions_run };
-        let mut run = JobRun::new(action, graph, job.spec.max_task_attempts);
+        let mut run =
+            JobRun::new(action, graph, job.spec.max_task_attempts).with_locality_wait(self.locality_wait);
         let claim = Claim {
             tenant: self.shares.tenant(&job.spec.tenant),
             places: job.spec.limits.slots.max(1),
@@ -410,6 +442,7 @@ impl Core {
             }
         }
         j.shuffles.clear();
+        j.cached.clear();
         let mut dead = Vec::new();
         for d in std::mem::take(&mut j.blocks) {
             if let Some(n) = self.blocks.get_mut(&d) {
@@ -431,7 +464,7 @@ impl Core {
         self.reap();
         for agent in self.agents.live() {
             let address = agent.address.clone();
-            self.effects.push(Effect::RemoveJob { agent: agent.id, address, job });
+            self.effects.push(Effect::RemoveJob { agent: agent.id, address, job, dataset: None });
         }
     }
 
@@ -669,6 +702,7 @@ impl Core {
                     *o = None;
                 }
             }
+            j.cached.retain(|_, k| k.agent != agent);
         }
         let lost: Vec<JobId> =
             self.jobs.values().filter(|j| j.driver == DriverSlot::Running(agent)).map(|j| j.id).collect();
@@ -725,6 +759,20 @@ impl Core {
         let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) else { return };
         self.changed.insert(key.job());
         let finished = end.end == EndReason::Finished;
+        if let Some(j) = self.jobs.get_mut(&key.job()) {
+            match &end.end {
+                EndReason::Finished if j.is_live() => {
+                    for &(dataset, partition, bytes, memory) in &end.cached {
+                        j.cached.insert((dataset, partition), KeptAt { agent, bytes, memory });
+                    }
+                }
+                // Whoever was said to keep it does not: compute it instead.
+                EndReason::CacheMiss { dataset, partition, .. } => {
+                    j.cached.remove(&(*dataset, *partition));
+                }
+                _ => {}
+            }
+        }
         let result_len = end.result.len();
         if finished
             && let Some(d) = block_of(&end.result)
@@ -1087,7 +1135,9 @@ impl Core {
     ) -> usize {
         let fuel_left = self.fuel_left(self.actions[i].ctx.job, now);
         let a = &mut self.actions[i];
-        let placed = a.run.accept_up_to(index, a.claim.demand(), budget);
+        let none = CacheIndex::new();
+        let cached = self.jobs.get(&a.ctx.job).map_or(&none, |j| &j.cached);
+        let placed = a.run.accept_up_to(index, a.claim.demand(), budget, Locality { cached, now });
         let n = placed.len();
         for (key, agent) in placed {
             self.agents.placed(agent, pool, a.claim.demand());
@@ -1095,7 +1145,8 @@ impl Core {
             self.running.insert(key, Placed { agent, claim: a.claim, pool });
             self.ledger.started(key, agent, a.claim.memory, now);
             let batch = out.batches.entry(agent).or_default();
-            match describe(&self.agents, a, key, agent, &mut batch.tables) {
+            let cached = self.jobs.get(&a.ctx.job).map(|j| &j.cached);
+            match describe(&self.agents, a, key, agent, &mut batch.tables, cached) {
                 Ok(mut d) => {
                     // No task may burn more than its job or tenant has left.
                     if let Some(left) = fuel_left {
@@ -1274,17 +1325,25 @@ fn describe(
     key: TaskKey,
     agent: AgentId,
     tables: &mut Vec<Arc<MapTable>>,
+    cached: Option<&CacheIndex>,
 ) -> Result<TaskDescriptor, LaunchError> {
     let run = &action.run;
     let stage = run.graph().stages.get(key.stage.0 as usize).ok_or(LaunchError::NoSuchTask(key))?;
     let plan = stage.tasks.get(key.partition as usize).ok_or(LaunchError::NoSuchTask(key))?;
     let maps = |shuffle: ShuffleId| run.complete_maps(shuffle).ok_or(LaunchError::MissingMapOutputs(shuffle));
-    let d = descriptor(&action.ctx, stage, plan, key, &maps)?;
+    let kept = |dataset: DatasetId, partition: u32| {
+        let at = cached?.get(&(dataset, partition))?.agent;
+        match at == agent {
+            true => Some(Kept::Here),
+            false => agents.address(at).map(|a| Kept::At(a.to_string())),
+        }
+    };
+    let d = descriptor(&action.ctx, stage, plan, key, &maps, &kept)?;
     let reads: &[ShuffleId] = match &d.body {
         TaskBody::Work(w) => match &w.input {
             TaskInput::Shuffle(r) => &[r.shuffle],
             TaskInput::Join { left, right } => &[left.shuffle, right.shuffle],
-            TaskInput::Text(_) | TaskInput::Records(_) => &[],
+            TaskInput::Text(_) | TaskInput::Records(_) | TaskInput::Cached(_) => &[],
         },
         TaskBody::Driver(_) => &[],
     };

@@ -19,7 +19,7 @@ use weft_core::proto::v1::blocks_client::BlocksClient;
 
 type Client = BlocksClient<InterceptedService<Channel, Credentials>>;
 use weft_core::access::JobCapability;
-use weft_core::proto::v1::{BlockCompression, FetchBlockRequest, RemoveJobRequest};
+use weft_core::proto::v1::{BlockCompression, FetchBlockRequest, FetchCachedRequest, RemoveJobRequest};
 use weft_core::task::MapTable;
 
 /// How long one block fetch may take, connecting included, by default.
@@ -214,14 +214,68 @@ impl PeerChannels {
             .max_decoding_message_size(2 * CHUNK))
     }
 
-    /// Ask `peer` to delete `job`'s shuffle files; `true` if it held any.
-    pub async fn remove_job(&self, peer: &str, job: CoreJobId) -> Result<bool, RemoteError> {
-        let reply = self
-            .client(peer)?
-            .remove_job(RemoveJobRequest { job: Some(job.into()) })
-            .await
-            .map_err(|s| RemoteError::from_status(peer, s))?;
+    /// Ask `peer` to delete `job`'s shuffle files and persisted partitions
+    /// (with `dataset`, only that dataset's persisted partitions); `true` if
+    /// it held any.
+    pub async fn remove_job(
+        &self,
+        peer: &str,
+        job: CoreJobId,
+        dataset: Option<weft_core::ids::DatasetId>,
+    ) -> Result<bool, RemoteError> {
+        let request = RemoveJobRequest { job: Some(job.into()), dataset: dataset.map(|d| d.0) };
+        let reply =
+            self.client(peer)?.remove_job(request).await.map_err(|s| RemoteError::from_status(peer, s))?;
         Ok(reply.into_inner().removed)
+    }
+
+    /// The batches of a persisted partition `peer` keeps, each checked
+    /// against the checksum sent with it; within `timeout`, presenting the
+    /// job's capability `key`.
+    pub async fn fetch_cached(
+        &self,
+        peer: &str,
+        key: super::CacheKey,
+        capability: Option<&JobCapability>,
+        timeout: Duration,
+    ) -> Result<Vec<Bytes>, RemoteError> {
+        let status = |s| RemoteError::from_status(peer, s);
+        let protocol = |reason| RemoteError::Protocol { peer: peer.to_owned(), reason };
+        let request = FetchCachedRequest {
+            job: Some(key.job.into()),
+            dataset: key.dataset.0,
+            partition: key.partition,
+        };
+        let mut request = tonic::Request::new(request);
+        if let Some(value) = capability.and_then(|k| k.to_hex().parse().ok()) {
+            request.metadata_mut().insert(JobCapability::HEADER, value);
+        }
+        let mut client = self.client(peer)?;
+        let fetch = async {
+            let mut stream = client.fetch_cached(request).await.map_err(status)?.into_inner();
+            let (mut batches, mut buf) = (Vec::new(), BytesMut::new());
+            while let Some(chunk) = stream.message().await.map_err(status)? {
+                if chunk.length.is_some() && !buf.is_empty() {
+                    return Err(protocol("a batch began before the last one ended"));
+                }
+                buf.extend_from_slice(&chunk.data);
+                if let Some(want) = chunk.checksum {
+                    let got = crc32c::crc32c(&buf);
+                    if got != want {
+                        return Err(RemoteError::Checksum { peer: peer.to_owned(), got, want });
+                    }
+                    batches.push(buf.split().freeze());
+                }
+            }
+            if !buf.is_empty() {
+                let received = buf.len() as u64;
+                return Err(RemoteError::Truncated { peer: peer.to_owned(), received, expected: None });
+            }
+            Ok(batches)
+        };
+        tokio::time::timeout(timeout, fetch)
+            .await
+            .map_err(|_| RemoteError::Timeout { peer: peer.to_owned(), after: timeout })?
     }
 }
 

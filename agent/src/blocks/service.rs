@@ -1,5 +1,6 @@
 //! The `Blocks` gRPC service: a peer's window onto this agent's [`BlockStore`].
 
+use super::cache::{CacheKey, CacheStore};
 use super::keys::JobKeys;
 use super::store::{BlockStore, JobId, StoreError, StoredBlock};
 use super::tables::MapTables;
@@ -16,7 +17,7 @@ use weft_core::ids::JobId as CoreJobId;
 use weft_core::proto::auth;
 use weft_core::proto::v1::blocks_server::{Blocks, BlocksServer};
 use weft_core::proto::v1::{
-    BlockChunk, BlockCompression, FetchBlockRequest, RemoveJobRequest, RemoveJobResponse,
+    BlockChunk, BlockCompression, FetchBlockRequest, FetchCachedRequest, RemoveJobRequest, RemoveJobResponse,
 };
 
 /// Bytes per chunk on the wire.
@@ -33,13 +34,40 @@ pub struct BlockService {
     tables: MapTables,
     keys: JobKeys,
     token: Arc<str>,
+    /// Persisted partitions, when the agent keeps any.
+    cache: Option<CacheStore>,
 }
 
 impl BlockService {
     /// Serve the blocks in `store` to callers presenting the cluster `token`
     /// (peers fetching, the master removing a job).
     pub fn new(store: BlockStore, token: &str) -> Self {
-        Self { store, tables: MapTables::default(), keys: JobKeys::default(), token: token.into() }
+        Self {
+            store,
+            tables: MapTables::default(),
+            keys: JobKeys::default(),
+            token: token.into(),
+            cache: None,
+        }
+    }
+
+    /// Serve the persisted partitions in `cache` too (and forget them with
+    /// their job).
+    pub fn with_cache(mut self, cache: CacheStore) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Check the job capability a fetch presents against the one this agent
+    /// learned with the job's tasks.
+    fn check_capability(&self, metadata: &tonic::metadata::MetadataMap, id: CoreJobId) -> Result<(), Status> {
+        let presented = metadata.get(JobCapability::HEADER).and_then(|v| v.to_str().ok());
+        match (self.keys.get(id), presented) {
+            (Some(key), Some(given)) if key.matches_hex(given) => Ok(()),
+            _ => Err(Status::permission_denied(format!(
+                "blocks of job {id} are served only to its own tasks (with its capability)"
+            ))),
+        }
     }
 
     /// Serve a job's blocks only to fetches presenting its capability in `keys`.
@@ -91,20 +119,9 @@ impl Blocks for BlockService {
         request: Request<FetchBlockRequest>,
     ) -> Result<Response<ChunkStream>, Status> {
         auth::check(request.metadata(), &self.token, "peer")?;
-        let presented =
-            request.metadata().get(JobCapability::HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (id, job) = requested(request.get_ref().job.as_ref(), "FetchBlockRequest")?;
+        self.check_capability(request.metadata(), id)?;
         let r = request.into_inner();
-        let (id, job) = requested(r.job.as_ref(), "FetchBlockRequest")?;
-        // The job's capability, as this agent learned it with the job's tasks.
-        let allowed = match (self.keys.get(id), presented) {
-            (Some(key), Some(given)) => key.matches_hex(&given),
-            _ => false,
-        };
-        if !allowed {
-            return Err(Status::permission_denied(format!(
-                "blocks of job {job} are served only to its own tasks (with its capability)"
-            )));
-        }
         let block = BlockId::new(ShuffleId(r.shuffle), MapId(r.map), ReduceId(r.reduce));
         let store = self.store.clone();
         let read_job = job.clone();
@@ -120,12 +137,59 @@ impl Blocks for BlockService {
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
+    type FetchCachedStream = ChunkStream;
+
+    async fn fetch_cached(
+        &self,
+        request: Request<FetchCachedRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        auth::check(request.metadata(), &self.token, "peer")?;
+        let (id, _) = requested(request.get_ref().job.as_ref(), "FetchCachedRequest")?;
+        self.check_capability(request.metadata(), id)?;
+        let r = request.into_inner();
+        let key = CacheKey { job: id, dataset: weft_core::ids::DatasetId(r.dataset), partition: r.partition };
+        let cache = self.cache.clone().ok_or_else(|| Status::not_found(format!("{key} is not kept here")))?;
+        let batches = tokio::task::spawn_blocking(move || cache.get(&key))
+            .await
+            .map_err(|e| Status::internal(format!("cache read task failed: {e}")))?
+            .map_err(|e| Status::internal(e.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("{key} is not kept here")))?;
+        // Each batch as a block of its own: its chunks, its checksum last.
+        let chunks: Vec<Result<BlockChunk, Status>> = batches
+            .into_iter()
+            .flat_map(|b| {
+                let checksum = crc32c::crc32c(&b);
+                to_chunks(StoredBlock { bytes: b.to_vec(), checksum, compression: Compression::None })
+            })
+            .map(Ok)
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+
     async fn remove_job(
         &self,
         request: Request<RemoveJobRequest>,
     ) -> Result<Response<RemoveJobResponse>, Status> {
         auth::check(request.metadata(), &self.token, "master")?;
-        let (id, job) = requested(request.into_inner().job.as_ref(), "RemoveJobRequest")?;
+        let r = request.into_inner();
+        let (id, job) = requested(r.job.as_ref(), "RemoveJobRequest")?;
+        if let Some(dataset) = r.dataset {
+            // Unpersist: only that dataset's partitions.
+            let cache = self.cache.clone();
+            let dataset = weft_core::ids::DatasetId(dataset);
+            let removed = tokio::task::spawn_blocking(move || cache.map(|c| c.remove(id, Some(dataset))))
+                .await
+                .map_err(|e| Status::internal(format!("remove task failed: {e}")))?
+                .transpose()
+                .map_err(|e| Status::internal(e.to_string()))?
+                .unwrap_or(0);
+            tracing::info!(job_id = %job, %dataset, removed, "weft.agent.cache.unpersist");
+            return Ok(Response::new(RemoveJobResponse { removed: removed > 0 }));
+        }
+        if let Some(cache) = &self.cache {
+            let cache = cache.clone();
+            let _ = tokio::task::spawn_blocking(move || cache.remove(id, None)).await;
+        }
         self.tables.remove_job(job.as_str());
         self.keys.remove(id);
         let store = self.store.clone();

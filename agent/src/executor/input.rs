@@ -95,6 +95,16 @@ async fn feed<F: BlockFetcher>(
             }
             Ok(())
         }
+        Input::Batches(batches) => {
+            stats.input_bytes = batches.iter().map(|b| b.len() as u64).sum();
+            stats.held_bytes = stats.input_bytes;
+            for batch in batches {
+                if !batch.is_empty() && tx.send(Msg::Batch(batch.to_vec())).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
         Input::Text { location, split, lines } => {
             let what =
                 format!("reading split {}..{} of {}", split.start, split.end, location.uri_of(&split.path));

@@ -19,9 +19,10 @@
 
 use super::deadline::{Clock, Doing};
 use super::input::Msg;
-use crate::sandbox::{Chain, OpKind, Prepared, Sandbox, TaskContext, TaskInstance, TaskReport};
+use super::spec::Segment;
+use crate::sandbox::{OpKind, Prepared, Sandbox, TaskContext, TaskInstance, TaskReport};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::mpsc::{Receiver, Sender};
 use weft_codec::batch;
@@ -32,9 +33,42 @@ pub(super) struct GuestJob {
     pub sandbox: Sandbox,
     pub component: Arc<Prepared>,
     pub ctx: TaskContext,
-    pub chain: Chain,
+    /// The chain, cut where persisted datasets are computed.
+    pub segments: Vec<Segment>,
+    /// The batches of each persisted partition the chain computes.
+    pub kept: Kept,
     /// What a wait past the deadline is blamed on.
     pub waits: Waits,
+}
+
+/// The batches kept for each persisted partition a task computes, by its
+/// index in the spec's `cache`.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Kept(Arc<Mutex<Vec<Vec<bytes::Bytes>>>>);
+
+impl Kept {
+    pub fn new(partitions: usize) -> Self {
+        Self(Arc::new(Mutex::new(vec![Vec::new(); partitions])))
+    }
+
+    fn keep(&self, tee: Option<usize>, batch: &[u8]) {
+        if let Some(i) = tee
+            && let Some(kept) = self.0.lock().unwrap_or_else(PoisonError::into_inner).get_mut(i)
+        {
+            kept.push(bytes::Bytes::copy_from_slice(batch));
+        }
+    }
+
+    /// The batches, taken out.
+    pub fn take(&self) -> Vec<Vec<bytes::Bytes>> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Bytes kept so far.
+    pub fn bytes(&self) -> u64 {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.iter().flatten().map(|b| b.len() as u64).sum()
+    }
 }
 
 /// The attempt's clock and the host work under way on either side of the
@@ -65,7 +99,7 @@ impl GuestJob {
     /// Run the attempt over the batches of `input`, sending outputs to `output`.
     pub async fn run(self, input: Receiver<Msg>, output: Sender<Vec<u8>>) -> TaskReport {
         let deadline = self.waits.clock.start();
-        if self.chain.ops.is_empty() {
+        if self.host_only() {
             return self.pass_through(input, output).await;
         }
         let instance = self.sandbox.instantiate_until(&self.component, self.ctx, deadline.into_std()).await;
@@ -73,8 +107,14 @@ impl GuestJob {
             Ok(instance) => instance,
             Err(report) => return report,
         };
-        let end = drive(&mut instance, &self.chain, input, output, deadline, &self.waits).await;
+        let end =
+            drive(&mut instance, &self.segments, &self.kept, input, output, deadline, &self.waits).await;
         instance.finish(end)
+    }
+
+    /// Whether the chain calls no user function.
+    pub fn host_only(&self) -> bool {
+        self.segments.iter().all(|s| s.chain.ops.is_empty())
     }
 
     /// Run an attempt with an empty chain: no instance at all, batches go
@@ -82,7 +122,9 @@ impl GuestJob {
     /// [`run`](Self::run)'s, so it need not go to the pool).
     pub async fn pass_through(self, input: Receiver<Msg>, output: Sender<Vec<u8>>) -> TaskReport {
         let deadline = self.waits.clock.start();
-        pass_through(input, output, self.chain.input_keyed, deadline, &self.waits).await
+        let keyed = self.segments.first().is_some_and(|s| s.chain.input_keyed);
+        let tee = self.segments.first().and_then(|s| s.tee);
+        pass_through(input, output, keyed, (&self.kept, tee), deadline, &self.waits).await
     }
 }
 
@@ -90,27 +132,36 @@ impl GuestJob {
 /// unless the guest's own error already set it (then `finish` reports that).
 async fn drive(
     instance: &mut TaskInstance,
-    chain: &Chain,
+    segments: &[Segment],
+    kept: &Kept,
     mut input: Receiver<Msg>,
     output: Sender<Vec<u8>>,
     deadline: tokio::time::Instant,
     waits: &Waits,
 ) -> EndReason {
-    loop {
+    'batches: loop {
         let msg = match tokio::time::timeout_at(deadline, input.recv()).await {
             Err(_) => return waits.for_input(),
-            Ok(None) => return flush(instance, chain, &output, deadline, waits).await,
+            Ok(None) => return flush(instance, segments, &output, deadline, waits).await,
             Ok(Some(msg)) => msg,
         };
-        let batch = match msg {
+        let mut out = match msg {
             Msg::Abort(end) => return end,
             Msg::Batch(batch) => batch,
         };
-        let out = match instance.run_chain(chain, &batch).await {
-            Ok(out) => out,
-            // The instance is spent and remembers why; `finish` reports it.
-            Err(end) => return end,
-        };
+        for segment in segments {
+            if !segment.chain.ops.is_empty() {
+                out = match instance.run_chain(&segment.chain, &out).await {
+                    Ok(out) => out,
+                    // The instance is spent and remembers why; `finish` reports it.
+                    Err(end) => return end,
+                };
+            }
+            if out.is_empty() {
+                continue 'batches;
+            }
+            kept.keep(segment.tee, &out);
+        }
         if out.is_empty() {
             continue;
         }
@@ -128,11 +179,13 @@ async fn drive(
 /// pairs it still holds (the SDK folds across calls).
 async fn flush(
     instance: &mut TaskInstance,
-    chain: &Chain,
+    segments: &[Segment],
     output: &Sender<Vec<u8>>,
     deadline: tokio::time::Instant,
     waits: &Waits,
 ) -> EndReason {
+    // Only the last segment can end in the combine (it follows every step).
+    let Some(chain) = segments.last().map(|s| &s.chain) else { return EndReason::Finished };
     if chain.ops.last().is_none_or(|op| op.kind != OpKind::Combine) {
         return EndReason::Finished;
     }
@@ -153,6 +206,7 @@ async fn pass_through(
     mut input: Receiver<Msg>,
     output: Sender<Vec<u8>>,
     keyed: bool,
+    (kept, tee): (&Kept, Option<usize>),
     deadline: tokio::time::Instant,
     waits: &Waits,
 ) -> TaskReport {
@@ -177,6 +231,7 @@ async fn pass_through(
         metering.records_out += records;
         metering.bytes_in += batch.len() as u64;
         metering.bytes_out += batch.len() as u64;
+        kept.keep(tee, &batch);
         match tokio::time::timeout_at(deadline, output.send(batch)).await {
             Err(_) => break waits.for_output(),
             Ok(Err(_)) => break EndReason::Finished,

@@ -15,6 +15,7 @@ use weft_core::ids::StageId;
 use weft_core::io::{DataLocation, LineFormat, OutputCommitter, TextSplit};
 use weft_core::limits::TaskLimits;
 use weft_core::plan::{Step, StepKind};
+pub use weft_core::task::CachePut;
 
 /// One task attempt, ready to run.
 #[derive(Clone)]
@@ -44,6 +45,9 @@ pub struct TaskSpec {
     pub output_keyed: bool,
     /// What happens to the chain's output.
     pub output: OutputSpec,
+    /// Persisted datasets the chain computes on its way: their batches are
+    /// kept and handed back with the outcome.
+    pub cache: Vec<CachePut>,
 }
 
 impl std::fmt::Debug for TaskSpec {
@@ -75,6 +79,8 @@ pub enum Input {
     },
     /// One batch handed over whole (a partition of a parallelized dataset).
     Records(Vec<u8>),
+    /// Batches handed over in order (a persisted partition).
+    Batches(Vec<bytes::Bytes>),
     /// One reduce partition of a shuffle: every map task's block, merged by key
     /// and aggregated in the host.
     Shuffle {
@@ -224,6 +230,38 @@ impl TaskSpec {
         Chain { ops, input_keyed: self.input_keyed, output_keyed: self.produces_pairs() }
     }
 
+    /// The sandbox chain cut where persisted datasets are computed: each
+    /// segment's output batches are kept as the `tee`-th persisted partition
+    /// when it has one (a segment without steps keeps its input). Without
+    /// persisted datasets, one segment: the whole chain.
+    pub(crate) fn segments(&self) -> Vec<Segment> {
+        let whole = self.sandbox_chain();
+        let mut points: Vec<(usize, bool, usize)> = self
+            .cache
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.after as usize).min(self.chain.len()), c.keyed, i))
+            .collect();
+        points.sort_unstable();
+        let (mut segments, mut at, mut keyed) = (Vec::new(), 0, self.input_keyed);
+        for (after, out_keyed, tee) in points {
+            let ops = whole.ops[at..after].to_vec();
+            segments.push(Segment {
+                chain: Chain { ops, input_keyed: keyed, output_keyed: out_keyed },
+                tee: Some(tee),
+            });
+            (at, keyed) = (after, out_keyed);
+        }
+        if at < whole.ops.len() || segments.is_empty() {
+            let ops = whole.ops[at..].to_vec();
+            segments.push(Segment {
+                chain: Chain { ops, input_keyed: keyed, output_keyed: whole.output_keyed },
+                tee: None,
+            });
+        }
+        segments
+    }
+
     /// Where the attempt sits in its job, for the guest's `context` import.
     pub(crate) fn task_info(&self) -> TaskInfo {
         TaskInfo {
@@ -233,6 +271,15 @@ impl TaskSpec {
             attempt: self.attempt,
         }
     }
+}
+
+/// A run of the chain, and the persisted partition its output is kept as.
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    /// Its steps (none: the batches pass through).
+    pub chain: Chain,
+    /// The index in [`TaskSpec::cache`] of the partition its output is.
+    pub tee: Option<usize>,
 }
 
 /// The sandbox op for a plan step.

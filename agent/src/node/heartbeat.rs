@@ -82,6 +82,8 @@ fn memory(shared: &Shared) -> weft_core::proto::v1::AgentMemory {
         held_bytes: shared.memory_held(),
         resident_bytes: kib("VmRSS:"),
         peak_resident_bytes: kib("VmHWM:"),
+        cached_memory_bytes: shared.cache.memory_used(),
+        cached_disk_bytes: shared.cache.disk_used(),
     }
 }
 

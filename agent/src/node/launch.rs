@@ -92,6 +92,11 @@ pub(crate) struct TaskBody {
     /// A parallelized partition held as a block: fetched into `input` before
     /// the attempt runs.
     pub records: Option<Data>,
+    /// A persisted partition: read (here or from a peer) into `input`
+    /// before the attempt runs.
+    pub cached: Option<weft_core::task::CachedRead>,
+    /// Persisted partitions the chain computes, to keep.
+    pub cache: Vec<weft_core::task::CachePut>,
 }
 
 /// Where a batch of launches comes from: the master's addresses.
@@ -133,10 +138,18 @@ pub(crate) fn parse(
             let mut read = Reads { tables, action: key.action, used: Vec::new() };
             // The job's own S3 settings for its grants' roots; the agent's elsewhere.
             let s3 = origin.keys.map(|k| k.s3(key.job())).unwrap_or_default();
-            let (records, input) = match w.input {
-                TaskInput::Records(Data::Inline(b)) => (None, Input::Records(b.to_vec())),
-                TaskInput::Records(block) => (Some(block), Input::Records(Vec::new())),
-                other => (None, input(other, config, &s3, own, &mut read)?),
+            let (mut records, mut cached) = (None, None);
+            let input = match w.input {
+                TaskInput::Records(Data::Inline(b)) => Input::Records(b.to_vec()),
+                TaskInput::Records(block) => {
+                    records = Some(block);
+                    Input::Records(Vec::new())
+                }
+                TaskInput::Cached(read) => {
+                    cached = Some(read);
+                    Input::Batches(Vec::new())
+                }
+                other => input(other, config, &s3, own, &mut read)?,
             };
             let output = output(w.output, &key, config, &s3, own, store, &job)?;
             Body::Task(Box::new(TaskBody {
@@ -147,6 +160,8 @@ pub(crate) fn parse(
                 output,
                 tables: read.used,
                 records,
+                cached,
+                cache: w.cache,
             }))
         }
     };
@@ -188,6 +203,7 @@ fn input(
             }
         }
         TaskInput::Records(_) => Input::Records(Vec::new()),
+        TaskInput::Cached(_) => Input::Batches(Vec::new()),
         TaskInput::Shuffle(r) => Input::Shuffle { blocks: read.blocks(&r)?, aggregate: r.aggregate },
         TaskInput::Join { left, right } => {
             Input::Join { left: read.blocks(&left)?, right: read.blocks(&right)? }
@@ -305,6 +321,7 @@ mod tests {
                     partitioning: Partitioning::Hash,
                     combiner: Combiner::Guest("add".into()),
                 }),
+                cache: Vec::new(),
             })),
         }
     }

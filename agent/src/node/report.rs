@@ -310,7 +310,12 @@ mod tests {
     }
 
     fn outcome_of(end: EndReason, output: Output) -> TaskOutcome {
-        TaskOutcome { report: host_report(end, Duration::ZERO), output, io: IoMetering::default() }
+        TaskOutcome {
+            report: host_report(end, Duration::ZERO),
+            output,
+            io: IoMetering::default(),
+            cached: Vec::new(),
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::Shared;
 use super::driver_client::GrpcRunner;
 use super::launch::{Body, Parsed, TaskBody};
 use super::report::{self, host_report};
-use crate::blocks::RemoteFetcher;
+use crate::blocks::{CacheKey, RemoteFetcher};
 use crate::driver::PlanDriver;
 use crate::executor::{Executor, OutputSpec, TaskOutcome, TaskSpec};
 use crate::sandbox::{Prepared, TaskContext, TaskInfo};
@@ -61,6 +61,14 @@ pub(crate) async fn run(
         let memory = match &parsed.body {
             Body::Task(_) if slot.is_some() => {
                 let mib = memory_permits(&shared, &parsed.limits);
+                // Execution takes memory back from persisted partitions.
+                if (shared.memory.available_permits() as u64) < u64::from(mib) {
+                    let cache = shared.cache.clone();
+                    let evicted = tokio::task::spawn_blocking(move || cache.make_room(mib)).await;
+                    if let Ok(Err(e)) = evicted {
+                        tracing::warn!(error = %e, "weft.agent.cache.evict_failed");
+                    }
+                }
                 let memory = Arc::clone(&shared.memory);
                 tokio::select! {
                     m = memory.acquire_many_owned(mib) => m.ok(),
@@ -112,10 +120,26 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
     };
     match parsed.body {
         Body::Task(body) => {
-            let TaskBody { mut input, chain, input_keyed, output_keyed, output, tables, records } = *body;
+            let TaskBody {
+                mut input,
+                chain,
+                input_keyed,
+                output_keyed,
+                output,
+                tables,
+                records,
+                cached,
+                cache,
+            } = *body;
             if let Some(block) = records {
                 match resolve(shared, &parsed.artifact_source, &block).await {
                     Ok(bytes) => input = crate::executor::Input::Records(bytes.to_vec()),
+                    Err(end) => return failed(end),
+                }
+            }
+            if let Some(read) = cached {
+                match read_cached(shared, key.job(), read).await {
+                    Ok(batches) => input = crate::executor::Input::Batches(batches),
                     Err(end) => return failed(end),
                 }
             }
@@ -153,13 +177,16 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
                 input_keyed,
                 output_keyed,
                 output,
+                cache,
             };
             let executor = Executor::new(shared.sandbox.clone(), Arc::clone(&shared.pool), fetcher)
                 .with_config(shared.config.executor.clone())
                 .with_spill_dir(shared.blocks.shuffle_dir(&parsed.job));
             match execute(executor, spec, kill).await {
-                Some(outcome) => {
+                Some(mut outcome) => {
+                    let kept = keep(shared, key.job(), std::mem::take(&mut outcome.cached)).await;
                     let mut update = report::outcome(&key, &outcome);
+                    update.cached = kept;
                     if let Err(end) = store_result(shared, &parsed.artifact_source, &mut update).await {
                         return failed(end);
                     }
@@ -230,6 +257,7 @@ async fn execute(
             ),
             output: crate::executor::Output::None,
             io: Default::default(),
+            cached: Vec::new(),
         })
     })
 }
@@ -334,4 +362,74 @@ fn memory_permits(shared: &Shared, limits: &weft_core::limits::TaskLimits) -> u3
 /// The key's [`TaskRef`](weft_core::proto::v1::TaskRef), for heartbeats.
 pub(crate) fn task_ref(key: &TaskKey) -> weft_core::proto::v1::TaskRef {
     key.into()
+}
+
+/// The batches of a persisted partition: from this agent's store, or from
+/// the peer keeping it. A partition that is not there (evicted, its agent
+/// gone, its file corrupt) ends the attempt as a cache miss, and the master
+/// computes it from lineage instead.
+async fn read_cached(
+    shared: &Arc<Shared>,
+    job: weft_core::ids::JobId,
+    read: weft_core::task::CachedRead,
+) -> Result<Vec<Bytes>, EndReason> {
+    let key = CacheKey { job, dataset: read.dataset, partition: read.partition };
+    let miss =
+        |message: String| EndReason::CacheMiss { dataset: read.dataset, partition: read.partition, message };
+    let found = match &read.address {
+        Some(peer) if **peer != *shared.advertise => {
+            let capability = shared.keys.get(job);
+            shared
+                .peers
+                .fetch_cached(peer, key, capability.as_ref(), shared.config.fetch_timeout)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
+        _ => {
+            let cache = shared.cache.clone();
+            tokio::task::spawn_blocking(move || cache.get(&key))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        }
+    };
+    match found {
+        Ok(Some(batches)) => Ok(batches),
+        Ok(None) => Err(miss("not kept on this agent (evicted or never kept)".into())),
+        Err(message) => Err(miss(message)),
+    }
+}
+
+/// Keep the persisted partitions an attempt computed; what was kept, for
+/// the master. A partition that finds no room is not reported (it is
+/// computed again when next needed).
+async fn keep(
+    shared: &Arc<Shared>,
+    job: weft_core::ids::JobId,
+    computed: Vec<(weft_core::task::CachePut, Vec<Bytes>)>,
+) -> Vec<v1::CachedBlock> {
+    if computed.is_empty() {
+        return Vec::new();
+    }
+    let cache = shared.cache.clone();
+    let kept = tokio::task::spawn_blocking(move || {
+        let mut kept = Vec::new();
+        for (put, batches) in computed {
+            let key = CacheKey { job, dataset: put.dataset, partition: put.partition };
+            match cache.put(key, put.level, batches) {
+                Ok(Some(k)) => kept.push(v1::CachedBlock {
+                    dataset: put.dataset.0,
+                    partition: put.partition,
+                    bytes: k.bytes,
+                    memory: k.memory,
+                }),
+                Ok(None) => tracing::debug!(%key, "weft.agent.cache.no_room"),
+                Err(e) => tracing::warn!(%key, error = %e, "weft.agent.cache.put_failed"),
+            }
+        }
+        kept
+    })
+    .await;
+    kept.unwrap_or_default()
 }

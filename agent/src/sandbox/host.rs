@@ -15,7 +15,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use weft_core::io::LineFormat;
 
-pub use driver::{DatasetId, DriverError, ShuffleOp};
+pub use driver::{DatasetId, DriverError, ShuffleOp, StorageLevel};
 pub use types::{Op, OpKind, TaskInfo};
 
 /// What a driver run can ask of the cluster: the host side of the `driver`
@@ -36,7 +36,8 @@ pub trait DriverHost: Send {
     -> DriverFuture<'_, DatasetId>;
     fn join(&mut self, left: DatasetId, right: DatasetId, partitions: u32) -> DriverFuture<'_, DatasetId>;
     fn union(&mut self, a: DatasetId, b: DatasetId) -> DriverFuture<'_, DatasetId>;
-    fn cache(&mut self, ds: DatasetId) -> DriverFuture<'_, ()>;
+    /// Persist `ds` at `level` (`None`: unpersist it).
+    fn persist(&mut self, ds: DatasetId, level: Option<StorageLevel>) -> DriverFuture<'_, ()>;
     fn collect(&mut self, ds: DatasetId) -> DriverFuture<'_, Vec<u8>>;
     fn count(&mut self, ds: DatasetId) -> DriverFuture<'_, u64>;
     fn take(&mut self, ds: DatasetId, n: u64) -> DriverFuture<'_, Vec<u8>>;
@@ -96,6 +97,8 @@ const ACCUMULATOR_ENTRY_BYTES: usize = 256;
 /// kept by the driver and by the master, and its share of each action's
 /// plan delta.
 const PLAN_NODE_BYTES: usize = 512;
+/// Host memory charged for a persist or unpersist mark the plan keeps.
+const PERSIST_MARK_BYTES: usize = 16;
 
 impl TaskState {
     /// Charge `bytes` of host memory to the guest, or trap it at its limit.
@@ -173,8 +176,11 @@ impl driver::Host for TaskState {
     async fn union(&mut self, a: DatasetId, b: DatasetId) -> Driven<DatasetId> {
         delegate!(self, PLAN_NODE_BYTES, union(a, b))
     }
-    async fn cache(&mut self, ds: DatasetId) -> Driven<()> {
-        delegate!(self, cache(ds))
+    async fn persist(&mut self, ds: DatasetId, level: StorageLevel) -> Driven<()> {
+        delegate!(self, PERSIST_MARK_BYTES, persist(ds, Some(level)))
+    }
+    async fn unpersist(&mut self, ds: DatasetId) -> Driven<()> {
+        delegate!(self, PERSIST_MARK_BYTES, persist(ds, None))
     }
     async fn collect(&mut self, ds: DatasetId) -> Driven<Vec<u8>> {
         delegate!(self, collect(ds))

@@ -9,7 +9,8 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tonic::Code;
 use weft_agent::blocks::{
-    BlockService, BlockStore, JobKeys, PeerChannels, RemoteError, RemoteFetcher, StoreError, serve_blocks,
+    BlockService, BlockStore, CHUNK, CacheKey, CacheStore, JobKeys, PeerChannels, RemoteError, RemoteFetcher,
+    StoreError, serve_blocks,
 };
 use weft_agent::shuffle::{
     BlockFetcher, BlockId, BlockLocation, Compression, FetchError, MapId, MapOutput, Partitioner, ReadError,
@@ -17,11 +18,14 @@ use weft_agent::shuffle::{
 };
 use weft_codec::batch::{BatchWriter, pairs};
 use weft_core::access::JobCapability;
-use weft_core::ids::{Incarnation, JobId};
+use weft_core::ids::{DatasetId, Incarnation, JobId};
+use weft_core::plan::StorageLevel;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::blocks_client::BlocksClient;
 use weft_core::proto::v1::blocks_server::{Blocks, BlocksServer};
-use weft_core::proto::v1::{BlockChunk, FetchBlockRequest, JobRef, RemoveJobRequest, RemoveJobResponse};
+use weft_core::proto::v1::{
+    BlockChunk, FetchBlockRequest, FetchCachedRequest, JobRef, RemoveJobRequest, RemoveJobResponse,
+};
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -40,6 +44,8 @@ const PARTS: u32 = 4;
 struct Agent {
     addr: SocketAddr,
     store: BlockStore,
+    /// Its persisted partitions (64 MiB of memory).
+    cache: CacheStore,
     /// The capabilities of the jobs it serves.
     keys: JobKeys,
     dir: tempfile::TempDir,
@@ -55,7 +61,9 @@ impl Agent {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let keys = JobKeys::default();
-        let service = BlockService::new(store.clone(), TOKEN).with_keys(keys.clone());
+        let cache = CacheStore::new(dir.path(), std::sync::Arc::new(tokio::sync::Semaphore::new(64)));
+        let service =
+            BlockService::new(store.clone(), TOKEN).with_keys(keys.clone()).with_cache(cache.clone());
         let server = tokio::spawn(async move {
             serve_blocks(listener, service, async {
                 let _ = rx.await;
@@ -63,7 +71,7 @@ impl Agent {
             .await
             .unwrap();
         });
-        Self { addr, store, keys, dir, shutdown: Some(tx), server: Some(server) }
+        Self { addr, store, cache, keys, dir, shutdown: Some(tx), server: Some(server) }
     }
 
     fn peer(&self) -> String {
@@ -283,9 +291,9 @@ async fn a_removed_job_is_served_no_more() {
     let reader = ShuffleReader::new(fetcher(&j, &peers, &[(0, &a)]), ReaderConfig::default());
     read_partition(&reader, &outputs, 0).await.unwrap();
 
-    assert!(peers.remove_job(&a.peer(), j).await.unwrap());
+    assert!(peers.remove_job(&a.peer(), j, None).await.unwrap());
     assert!(!a.store.job_dir(&j.into()).exists());
-    assert!(!peers.remove_job(&a.peer(), j).await.unwrap(), "a second removal finds nothing");
+    assert!(!peers.remove_job(&a.peer(), j, None).await.unwrap(), "a second removal finds nothing");
     let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
     // Its capability went with it: the agent serves nothing of it any more.
     match expect_fetch_failed(read_partition(&reader, &outputs, 0).await, block) {
@@ -375,7 +383,7 @@ async fn malformed_job_refs_are_refused_and_touch_nothing() {
         let st = raw.fetch_block(fetch).await.err().unwrap_or_else(|| panic!("fetch {bad:?} accepted"));
         assert_eq!(st.code(), Code::InvalidArgument, "fetch {bad:?}: {}", st.message());
         assert!(st.message().contains("job") || st.message().contains("incarnation"), "{}", st.message());
-        let st = raw.remove_job(RemoveJobRequest { job: bad }).await.unwrap_err();
+        let st = raw.remove_job(RemoveJobRequest { job: bad, dataset: None }).await.unwrap_err();
         assert_eq!(st.code(), Code::InvalidArgument, "remove {bad:?}: {}", st.message());
     }
     assert!(a.store.job_dir(&j.into()).exists());
@@ -415,6 +423,15 @@ impl Blocks for LyingPeer {
     async fn fetch_block(
         &self,
         _: tonic::Request<FetchBlockRequest>,
+    ) -> Result<tonic::Response<ChunkStream>, tonic::Status> {
+        Ok(tonic::Response::new(Box::pin(futures::stream::iter(self.0.clone().into_iter().map(Ok)))))
+    }
+
+    type FetchCachedStream = ChunkStream;
+
+    async fn fetch_cached(
+        &self,
+        _: tonic::Request<FetchCachedRequest>,
     ) -> Result<tonic::Response<ChunkStream>, tonic::Status> {
         Ok(tonic::Response::new(Box::pin(futures::stream::iter(self.0.clone().into_iter().map(Ok)))))
     }
@@ -500,7 +517,7 @@ async fn callers_without_the_cluster_token_neither_fetch_nor_remove() {
         let fetch = FetchBlockRequest { job: Some(j.into()), shuffle: SHUFFLE.0, map: 0, reduce: 0 };
         let st = raw.fetch_block(fetch).await.expect_err("a fetch without the token");
         assert_eq!(st.code(), Code::Unauthenticated, "{}", st.message());
-        let st = raw.remove_job(RemoveJobRequest { job: Some(j.into()) }).await.unwrap_err();
+        let st = raw.remove_job(RemoveJobRequest { job: Some(j.into()), dataset: None }).await.unwrap_err();
         assert_eq!(st.code(), Code::Unauthenticated, "{}", st.message());
     }
     assert!(a.store.job_dir(&j.into()).exists(), "the job's files stay");
@@ -553,4 +570,44 @@ async fn blocks_on_the_readers_own_agent_are_read_from_its_files() {
         }
         other => panic!("expected a missing local block, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persisted_partition_is_served_to_its_jobs_tasks_only_whole_and_verified() {
+    let a = Agent::start().await;
+    let j = job(12);
+    let key = CacheKey { job: j, dataset: DatasetId(3), partition: 1 };
+    // A batch longer than a chunk travels in several.
+    let batches = vec![bytes::Bytes::from_static(b"first"), bytes::Bytes::from(vec![7u8; 2 * CHUNK + 5])];
+    a.cache.put(key, StorageLevel::MemoryAndDisk, batches.clone()).unwrap();
+    let peers = peers();
+    let peer = a.peer();
+    let fetch = |key, capability| peers.fetch_cached(&peer, key, capability, Duration::from_secs(10));
+
+    match fetch(key, None).await {
+        Err(RemoteError::Status { status, .. }) if status.code() == Code::PermissionDenied => {}
+        other => panic!("without the job's capability: {other:?}"),
+    }
+    a.keys.install(j, KEY);
+    assert_eq!(fetch(key, Some(&KEY)).await.unwrap(), batches);
+    let missing = CacheKey { partition: 2, ..key };
+    assert!(matches!(fetch(missing, Some(&KEY)).await, Err(RemoteError::NotFound { .. })));
+
+    // Unpersisting the dataset drops it; the job's other data stays.
+    let other = CacheKey { dataset: DatasetId(4), ..key };
+    a.cache.put(other, StorageLevel::DiskOnly, batches.clone()).unwrap();
+    assert!(peers.remove_job(&a.peer(), j, Some(DatasetId(3))).await.unwrap());
+    assert!(matches!(fetch(key, Some(&KEY)).await, Err(RemoteError::NotFound { .. })));
+    assert_eq!(fetch(other, Some(&KEY)).await.unwrap(), batches);
+
+    // A peer whose bytes do not match the checksum it sends is caught.
+    let lie = BlockChunk {
+        data: bytes::Bytes::from_static(b"abc"),
+        checksum: Some(crc32c::crc32c(b"abd")),
+        compression: 0,
+        length: Some(3),
+    };
+    let (addr, _stop) = lying_peer(vec![lie]).await;
+    let got = peers.fetch_cached(&addr.to_string(), key, Some(&KEY), Duration::from_secs(10)).await;
+    assert!(matches!(got, Err(RemoteError::Checksum { .. })), "{got:?}");
 }

@@ -14,7 +14,7 @@ use weft_core::codec::key::EncodeKey;
 use weft_core::ids::DatasetId;
 use weft_core::limits::TaskLimits;
 use weft_core::metering::EndReason;
-use weft_core::plan::{Node, Plan, PlanDelta, ShuffleKind, Step, StepKind};
+use weft_core::plan::{Node, Plan, PlanDelta, ShuffleKind, Step, StepKind, StorageLevel};
 use weft_core::task::Data;
 
 type Seen = Arc<Mutex<Vec<(Plan, DatasetId, Action)>>>;
@@ -125,7 +125,7 @@ fn word_count_main_builds_the_plan_and_runs_its_actions() {
             partitions: 0
         }
     );
-    assert!(node(3).cached, "counts are cached");
+    assert_eq!(node(3).persist, Some(StorageLevel::MemoryOnly), "counts are cached");
     let (_, saved, _) = &seen[0];
     assert_eq!(
         plan.get(*saved).unwrap().node,

@@ -50,6 +50,7 @@ fn spec(component: &str, input: Input, chain: Vec<Step>, output: OutputSpec) -> 
         input_keyed,
         chain,
         output,
+        cache: Vec::new(),
     }
 }
 
@@ -115,6 +116,15 @@ impl Blocks for StallingPeer {
                 Ok(tonic::Response::new(Box::pin(stream)))
             }
         }
+    }
+
+    type FetchCachedStream = ChunkStream;
+
+    async fn fetch_cached(
+        &self,
+        _: tonic::Request<weft_core::proto::v1::FetchCachedRequest>,
+    ) -> Result<tonic::Response<ChunkStream>, tonic::Status> {
+        std::future::pending().await
     }
 
     async fn remove_job(

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use weft_agent::executor::CachePut;
 use weft_agent::executor::{Aggregate, Input, MapCombine, Output, OutputSpec};
 use weft_agent::shuffle::{
     BlockId, BlockLocation, LocalFetcher, MapId, MapOutput, Partitioner, ReduceId, ShuffleId, WriterConfig,
@@ -15,11 +16,12 @@ use weft_agent::{Executor, ExecutorConfig, TaskOutcome, TaskSpec, WasmPool};
 use weft_codec::batch::pairs;
 use weft_codec::key::Key;
 use weft_core::artifact::S3Config;
+use weft_core::ids::DatasetId;
 use weft_core::ids::StageId;
 use weft_core::io::{DataLocation, IoError, OutputCommitter, TextSplit, plan_text_splits};
 use weft_core::limits::TaskLimits;
 use weft_core::metering::{EndReason, TrapKind};
-use weft_core::plan::{Step, StepKind};
+use weft_core::plan::{Step, StepKind, StorageLevel};
 
 const REDUCES: u32 = 3;
 const SHUFFLE: ShuffleId = ShuffleId(7);
@@ -65,6 +67,7 @@ fn spec(component: &str, partition: u32, input: Input, chain: Vec<Step>, output:
         input_keyed,
         chain,
         output,
+        cache: Vec::new(),
     }
 }
 
@@ -412,4 +415,55 @@ async fn records_input_and_an_empty_chain_pass_through() {
     let outcome = exec.execute(plain).await;
     assert_eq!(outcome.output, Output::Count(3));
     assert_eq!(outcome.report.metering.records_in, 3);
+}
+
+/// Persisted datasets along a chain: the input itself, the words and the
+/// pairs are each kept, batch for batch as the chain computed them, while
+/// the output is what it would be without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batches_of_persisted_datasets_along_the_chain_are_kept() {
+    let exec = executor(Path::new("/nonexistent"));
+    let mut batch = weft_codec::batch::BatchWriter::new();
+    for line in ["b a", "", "A c b"] {
+        batch.push(line.as_bytes());
+    }
+    let input = batch.finish();
+    let chain = vec![step(StepKind::FlatMap, "split_words"), step(StepKind::Map, "one")];
+    let put = |dataset, after, keyed| CachePut {
+        dataset: DatasetId(dataset),
+        partition: 0,
+        after,
+        level: StorageLevel::MemoryOnly,
+        keyed,
+    };
+    let mut s =
+        spec("wordcount", 0, Input::Records(input.clone()), chain, OutputSpec::Result { limit: None });
+    // Out of order on purpose: the executor cuts the chain in step order.
+    s.cache = vec![put(7, 2, true), put(5, 0, false), put(6, 1, false)];
+    let outcome = exec.execute(s).await;
+    let (out, n) = records(&outcome);
+    assert_eq!(n, 5);
+    let kept: Vec<(u32, Vec<u8>)> = outcome
+        .cached
+        .iter()
+        .map(|(p, b)| (p.dataset.0, b.iter().flat_map(|b| b.to_vec()).collect()))
+        .collect();
+    let mut words = weft_codec::batch::BatchWriter::new();
+    for w in ["b", "a", "a", "c", "b"] {
+        words.push(w.as_bytes());
+    }
+    assert_eq!(kept, [(7, out.clone()), (5, input), (6, words.finish())], "in the spec's order");
+
+    // A failed attempt keeps nothing.
+    let mut s = spec(
+        "wordcount",
+        0,
+        Input::Records(b"\x01\0\0\0\xff".to_vec()),
+        vec![step(StepKind::FlatMap, "split_words")],
+        OutputSpec::Count,
+    );
+    s.cache = vec![put(6, 1, false)];
+    let outcome = exec.execute(s).await;
+    assert!(!outcome.report.end.is_success(), "{:?}", outcome.report.end);
+    assert!(outcome.cached.is_empty());
 }

@@ -376,6 +376,7 @@ fn task(job: JobId, stage: u32, partition: u32, component: Digest) -> TaskDescri
             input_keyed: false,
             output_keyed: false,
             output: TaskOutput::Records { limit: None },
+            cache: Vec::new(),
         })),
     }
 }

@@ -232,7 +232,7 @@ fn numbers(seed: u64) -> impl Iterator<Item = u64> {
 }
 
 /// `weft submit --wait --json` of `wasm` with `args` on `url`: the job's status.
-fn submit_wait(url: &str, wasm: &std::path::Path, args: &[&str]) -> serde_json::Value {
+pub(crate) fn submit_wait(url: &str, wasm: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["submit", wasm.to_str().unwrap(), "--master", url, "--wait", "--json", "--"];
     all.extend_from_slice(args);
     let o = run(&all);

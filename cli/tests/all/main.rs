@@ -7,6 +7,7 @@
 mod access;
 mod bad_input;
 mod bulk;
+mod cache;
 mod cluster;
 mod fairness;
 mod isolation;

@@ -182,6 +182,10 @@ impl From<&EndReason> for v1::EndReason {
                 (m.shuffle, m.map, m.message) = (shuffle.0, *map, message.clone());
                 K::FetchFailed
             }
+            EndReason::CacheMiss { dataset, partition, message } => {
+                (m.dataset, m.partition, m.message) = (dataset.0, *partition, message.clone());
+                K::CacheMiss
+            }
         };
         m.kind = kind as i32;
         m
@@ -207,6 +211,11 @@ impl TryFrom<&v1::EndReason> for EndReason {
             Ok(K::FetchFailed) => {
                 EndReason::FetchFailed { shuffle: ShuffleId(m.shuffle), map: m.map, message }
             }
+            Ok(K::CacheMiss) => EndReason::CacheMiss {
+                dataset: crate::ids::DatasetId(m.dataset),
+                partition: m.partition,
+                message,
+            },
             Ok(K::Unspecified) | Err(_) => {
                 return Err(ProtoError::UnknownEnum { field: "end.kind", value: m.kind });
             }
@@ -451,6 +460,11 @@ mod tests {
             EndReason::HostError { message: "disk".into() },
             EndReason::Killed,
             EndReason::FetchFailed { shuffle: ShuffleId(4), map: 2, message: "peer gone".into() },
+            EndReason::CacheMiss {
+                dataset: crate::ids::DatasetId(3),
+                partition: 1,
+                message: "evicted".into(),
+            },
         ]
     }
 

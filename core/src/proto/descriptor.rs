@@ -8,8 +8,9 @@ use crate::io::LineFormat;
 use crate::limits::TaskLimits;
 use crate::plan::Step;
 use crate::task::{
-    Aggregate, BlockSizes, Combiner, Data, DriverWork, MapStatus, MapTable, Partitioning, ShuffleRead,
-    ShuffleWrite, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskOutput, TaskWork, TextSplitRef,
+    Aggregate, BlockSizes, CachePut, CachedRead, Combiner, Data, DriverWork, MapStatus, MapTable,
+    Partitioning, ShuffleRead, ShuffleWrite, TaskBody, TaskDescriptor, TaskInput, TaskKey, TaskOutput,
+    TaskWork, TextSplitRef,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +109,11 @@ fn work_to_proto(w: &TaskWork) -> v1::TaskWork {
             left: Some(read_to_proto(left)),
             right: Some(read_to_proto(right)),
         }),
+        TaskInput::Cached(c) => task_input::Source::Cached(v1::CachedRead {
+            dataset: c.dataset.0,
+            partition: c.partition,
+            address: c.address.clone(),
+        }),
     };
     let sink = match &w.output {
         TaskOutput::Shuffle(s) => {
@@ -144,6 +150,17 @@ fn work_to_proto(w: &TaskWork) -> v1::TaskWork {
         input_keyed: w.input_keyed,
         output_keyed: w.output_keyed,
         output: Some(v1::TaskOutput { sink: Some(sink) }),
+        cache: w
+            .cache
+            .iter()
+            .map(|c| v1::CachePut {
+                dataset: c.dataset.0,
+                partition: c.partition,
+                after: c.after,
+                level: super::plan::level_to_proto(Some(c.level)) as i32,
+                keyed: c.keyed,
+            })
+            .collect(),
     }
 }
 
@@ -163,6 +180,11 @@ fn work_from_proto(w: v1::TaskWork) -> Result<TaskWork, ProtoError> {
             left: read_from_proto(j.left.ok_or(missing("JoinRead", "left"))?)?,
             right: read_from_proto(j.right.ok_or(missing("JoinRead", "right"))?)?,
         },
+        task_input::Source::Cached(c) => TaskInput::Cached(CachedRead {
+            dataset: crate::ids::DatasetId(c.dataset),
+            partition: c.partition,
+            address: c.address,
+        }),
     };
     let output = match w.output.and_then(|o| o.sink).ok_or(missing("TaskWork", "output"))? {
         task_output::Sink::Shuffle(s) => {
@@ -194,6 +216,20 @@ fn work_from_proto(w: v1::TaskWork) -> Result<TaskWork, ProtoError> {
         input_keyed: w.input_keyed,
         output_keyed: w.output_keyed,
         output,
+        cache: w
+            .cache
+            .iter()
+            .map(|c| {
+                let level = super::plan::level_from_proto(c.level)?.ok_or(missing("CachePut", "level"))?;
+                Ok(CachePut {
+                    dataset: crate::ids::DatasetId(c.dataset),
+                    partition: c.partition,
+                    after: c.after,
+                    level,
+                    keyed: c.keyed,
+                })
+            })
+            .collect::<Result<_, ProtoError>>()?,
     })
 }
 
@@ -311,6 +347,13 @@ mod tests {
                 input_keyed: false,
                 output_keyed: true,
                 output,
+                cache: vec![CachePut {
+                    dataset: crate::ids::DatasetId(2),
+                    partition: 4,
+                    after: 1,
+                    level: crate::plan::StorageLevel::MemoryAndDisk,
+                    keyed: true,
+                }],
             })),
         }
     }
@@ -340,6 +383,12 @@ mod tests {
             TaskInput::Records(Data::Block { digest: Digest::of(b"partition"), len: 9 }),
             TaskInput::Shuffle(read(1)),
             TaskInput::Join { left: read(1), right: read(2) },
+            TaskInput::Cached(CachedRead { dataset: crate::ids::DatasetId(2), partition: 4, address: None }),
+            TaskInput::Cached(CachedRead {
+                dataset: crate::ids::DatasetId(2),
+                partition: 4,
+                address: Some("127.0.0.1:9".into()),
+            }),
         ];
         let outputs = [
             TaskOutput::Shuffle(ShuffleWrite {

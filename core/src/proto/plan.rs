@@ -5,8 +5,29 @@ use super::ProtoError;
 use super::v1::{self, plan_node};
 use crate::ids::DatasetId;
 use crate::io::LineFormat;
-use crate::plan::{Node, PlanDelta, ShuffleKind, Step};
+use crate::plan::{Node, PlanDelta, ShuffleKind, Step, StorageLevel};
 use crate::task::Data;
+
+/// A storage level (`None`: not persisted) as its proto enum.
+pub(super) fn level_to_proto(level: Option<StorageLevel>) -> v1::StorageLevel {
+    match level {
+        None => v1::StorageLevel::None,
+        Some(StorageLevel::MemoryOnly) => v1::StorageLevel::MemoryOnly,
+        Some(StorageLevel::MemoryAndDisk) => v1::StorageLevel::MemoryAndDisk,
+        Some(StorageLevel::DiskOnly) => v1::StorageLevel::DiskOnly,
+    }
+}
+
+/// A proto storage level (`NONE`: not persisted).
+pub(super) fn level_from_proto(level: i32) -> Result<Option<StorageLevel>, ProtoError> {
+    Ok(match v1::StorageLevel::try_from(level) {
+        Ok(v1::StorageLevel::None) => None,
+        Ok(v1::StorageLevel::MemoryOnly) => Some(StorageLevel::MemoryOnly),
+        Ok(v1::StorageLevel::MemoryAndDisk) => Some(StorageLevel::MemoryAndDisk),
+        Ok(v1::StorageLevel::DiskOnly) => Some(StorageLevel::DiskOnly),
+        Err(_) => return Err(ProtoError::UnknownEnum { field: "storage level", value: level }),
+    })
+}
 
 /// The line format a proto's `bytes` flag stands for.
 pub(super) fn lines(bytes: bool) -> LineFormat {
@@ -101,7 +122,11 @@ impl From<&PlanDelta> for v1::PlanDelta {
                 .iter()
                 .map(|(node, keyed)| v1::PlanNode { node: Some(node_to_proto(node, *keyed)) })
                 .collect(),
-            cached: d.cached.iter().map(|id| id.0).collect(),
+            persisted: d
+                .cached
+                .iter()
+                .map(|(id, level)| v1::Persist { dataset: id.0, level: level_to_proto(*level) as i32 })
+                .collect(),
             first_broadcast: d.first_broadcast,
             broadcasts: d.broadcasts.iter().map(Into::into).collect(),
         }
@@ -121,7 +146,11 @@ impl TryFrom<v1::PlanDelta> for PlanDelta {
                     node_from_proto(n.node.ok_or(ProtoError::Missing { message: "PlanNode", field: "node" })?)
                 })
                 .collect::<Result<_, _>>()?,
-            cached: d.cached.into_iter().map(DatasetId).collect(),
+            cached: d
+                .persisted
+                .iter()
+                .map(|p| Ok((DatasetId(p.dataset), level_from_proto(p.level)?)))
+                .collect::<Result<_, ProtoError>>()?,
             first_broadcast: d.first_broadcast,
             broadcasts: d.broadcasts.into_iter().map(Data::try_from).collect::<Result<_, _>>()?,
         })
@@ -157,7 +186,10 @@ mod tests {
             draft.add(Node::Shuffle { parent: both, kind, partitions: 2 }, true).unwrap();
         }
         draft.add(Node::Join { left: pairs, right: xs, partitions: 0 }, true).unwrap();
-        draft.cache(pairs).unwrap();
+        for level in [StorageLevel::MemoryOnly, StorageLevel::MemoryAndDisk, StorageLevel::DiskOnly] {
+            draft.persist(pairs, Some(level)).unwrap();
+        }
+        draft.persist(xs, None).unwrap();
         assert_eq!(draft.broadcast(Data::from(b"v".to_vec())), 0);
         let delta = draft.delta();
         assert_eq!(PlanDelta::try_from(v1::PlanDelta::from(&delta)).unwrap(), delta);

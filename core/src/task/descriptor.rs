@@ -118,6 +118,36 @@ pub struct TaskWork {
     pub output_keyed: bool,
     /// Where its output goes.
     pub output: TaskOutput,
+    /// Persisted datasets the chain computes on its way, whose partitions
+    /// the agent keeps.
+    pub cache: Vec<CachePut>,
+}
+
+/// Keep the batches leaving the first `after` steps of a task's chain (0:
+/// its input) as partition `partition` of persisted dataset `dataset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachePut {
+    /// The persisted dataset.
+    pub dataset: crate::ids::DatasetId,
+    /// Its partition.
+    pub partition: u32,
+    /// How many steps of the chain compute it.
+    pub after: u32,
+    /// Where to keep it.
+    pub level: crate::plan::StorageLevel,
+    /// Whether its records are pairs.
+    pub keyed: bool,
+}
+
+/// A persisted partition of the task's job, as its input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedRead {
+    /// The persisted dataset.
+    pub dataset: crate::ids::DatasetId,
+    /// Its partition.
+    pub partition: u32,
+    /// The block service of the agent keeping it; `None`: this agent.
+    pub address: Option<String>,
 }
 
 /// A byte range of one text object, as planned by the master.
@@ -153,6 +183,8 @@ pub enum TaskInput {
         /// The right side.
         right: ShuffleRead,
     },
+    /// A persisted partition.
+    Cached(CachedRead),
 }
 
 /// One reduce partition of a shuffle. Where each map output's block lives is

@@ -306,3 +306,44 @@ fn a_reduce_task_over_too_many_map_outputs_prefers_no_agent() {
         assert_eq!(run.preferred_agents(StageId(1), 0), preferred, "{maps} map outputs");
     }
 }
+
+/// Two text partitions parsed into a persisted dataset, counted.
+fn persisted() -> (JobRun, DatasetId) {
+    let mut p = Plan::new();
+    let lines = p.add(Node::text_file("in", 2), false).unwrap();
+    let step = Step { kind: StepKind::Map, function: "parse".into() };
+    let parsed = p.add(Node::Narrow { parent: lines, step }, true).unwrap();
+    p.persist(parsed, Some(weft_core::plan::StorageLevel::MemoryOnly)).unwrap();
+    let graph = dag::build(&p, parsed, &[(lines, 2)].into()).unwrap();
+    (JobRun::new(action(1), graph, 1).with_locality_wait(Duration::from_secs(3)), parsed)
+}
+
+#[test]
+fn a_task_waits_for_the_agent_keeping_its_input_then_runs_elsewhere() {
+    let (mut run, parsed) = persisted();
+    let kept = |agent| KeptAt { agent, bytes: 10, memory: true };
+    let cached: CacheIndex = [((parsed, 0), kept(A)), ((parsed, 1), kept(B))].into();
+    let t0 = Instant::now();
+    let at = |secs| Locality { cached: &cached, now: t0 + Duration::from_secs(secs) };
+
+    // Only A has room: partition 0 goes there, partition 1 waits for B.
+    let placed = run.accept_up_to(&mut offers(&[(A, 4)]), ONE, usize::MAX, at(0));
+    assert_eq!(placed.iter().map(|(k, a)| (k.partition, *a)).collect::<Vec<_>>(), [(0, A)]);
+    let placed = run.accept_up_to(&mut offers(&[(A, 4)]), ONE, usize::MAX, at(2));
+    assert!(placed.is_empty(), "within the locality wait it still waits for B");
+    // Past the wait it runs where there is room.
+    let placed = run.accept_up_to(&mut offers(&[(A, 4)]), ONE, usize::MAX, at(4));
+    assert_eq!(placed.iter().map(|(k, a)| (k.partition, *a)).collect::<Vec<_>>(), [(1, A)]);
+}
+
+#[test]
+fn a_cache_miss_runs_the_task_again_without_counting_a_failure() {
+    let (mut run, parsed) = persisted();
+    let keys = launch_all(&mut run, A);
+    let miss = EndReason::CacheMiss { dataset: parsed, partition: 0, message: "evicted".into() };
+    // One attempt allowed, yet a miss is no failure: the task is ready again.
+    assert!(run.on_outcome(&keys[0], Outcome::Failed(miss)));
+    assert_eq!(run.state(), &JobState::Running);
+    assert_eq!(run.ready(), [(keys[0].stage, 0)]);
+    assert_eq!(run.progress()[0].failed, 0);
+}

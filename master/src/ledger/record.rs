@@ -34,11 +34,14 @@ pub enum EndLabel {
     /// Killed as a revocable task, to give a role its reserved room back
     /// (it runs again; not a failure).
     Preempted,
+    /// A persisted partition it was to read was gone (it runs again,
+    /// computing the partition; not a failure).
+    CacheMiss,
 }
 
 impl EndLabel {
     /// Every label, in the order of [`Totals::by_end`].
-    pub const ALL: [EndLabel; 13] = [
+    pub const ALL: [EndLabel; 14] = [
         EndLabel::Finished,
         EndLabel::OutOfFuel,
         EndLabel::Deadline,
@@ -52,6 +55,7 @@ impl EndLabel {
         EndLabel::Lost,
         EndLabel::Refused,
         EndLabel::Preempted,
+        EndLabel::CacheMiss,
     ];
 
     /// The label of an agent's report.
@@ -67,6 +71,7 @@ impl EndLabel {
             EndReason::HostError { .. } => EndLabel::HostError,
             EndReason::Killed => EndLabel::Killed,
             EndReason::FetchFailed { .. } => EndLabel::FetchFailed,
+            EndReason::CacheMiss { .. } => EndLabel::CacheMiss,
         }
     }
 
@@ -86,6 +91,7 @@ impl EndLabel {
             EndLabel::HostError => "host_error",
             EndLabel::Killed => "killed",
             EndLabel::FetchFailed => "fetch_failed",
+            EndLabel::CacheMiss => "cache_miss",
         }
     }
 

@@ -75,6 +75,8 @@ impl Shared {
                     held_bytes: a.memory.held,
                     resident_bytes: a.memory.resident,
                     peak_resident_bytes: a.memory.peak_resident,
+                    cached_memory_bytes: a.memory.cached_memory,
+                    cached_disk_bytes: a.memory.cached_disk,
                 }),
             })
             .collect();

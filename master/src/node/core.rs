@@ -263,8 +263,8 @@ impl Io {
                         }
                     });
                 }
-                Effect::RemoveJob { agent, address, job } => {
-                    let call = self.launcher.remove_job(agent, &address, job);
+                Effect::RemoveJob { agent, address, job, dataset } => {
+                    let call = self.launcher.remove_job(agent, &address, job, dataset);
                     tokio::spawn(async move {
                         if let Err(e) = call.await {
                             tracing::debug!(%agent, %job, error = %e, "an agent missed a clean-up");

@@ -75,6 +75,10 @@ pub struct AgentMemory {
     pub resident: u64,
     /// The most its resident set has been.
     pub peak_resident: u64,
+    /// Persisted partitions it holds in memory (a part of `held`).
+    pub cached_memory: u64,
+    /// Persisted partitions it holds on disk.
+    pub cached_disk: u64,
 }
 
 impl Agent {

@@ -98,6 +98,8 @@ pub struct Job {
     pub accumulators: BTreeMap<String, i64>,
     /// Map outputs kept between its actions.
     pub(crate) shuffles: MapOutputs,
+    /// Where the partitions of its persisted datasets are kept.
+    pub(crate) cached: crate::job::CacheIndex,
     /// Blocks of its driver traffic in the master's artifact store.
     pub(crate) blocks: std::collections::BTreeSet<weft_core::artifact::Digest>,
     pub(crate) driver: DriverSlot,
@@ -121,6 +123,7 @@ impl Job {
             actions_run: 0,
             accumulators: BTreeMap::new(),
             shuffles: MapOutputs::new(),
+            cached: Default::default(),
             blocks: Default::default(),
             driver: DriverSlot::Pending,
             driver_attempt: 0,

@@ -10,6 +10,7 @@ fn core() -> (Core, Instant) {
         max_result_size: 100,
         offer_filter: Duration::from_millis(200),
         hold_timeout: Duration::from_secs(10),
+        locality_wait: Duration::from_secs(3),
     };
     (Core::new(Incarnation(0xabc), &config), Instant::now())
 }
@@ -74,6 +75,7 @@ fn finished(key: TaskKey) -> TaskEnd {
         partition_bytes: vec![],
         log: String::new(),
         accumulators: BTreeMap::new(),
+        cached: Vec::new(),
     }
 }
 

@@ -13,6 +13,19 @@ use crate::host::{self, ShuffleOp};
 use crate::layout::{self, Layout, Pair, Plain};
 use crate::record::Record;
 use std::cell::RefCell;
+
+/// Where agents keep a persisted dataset's partitions (Spark's `StorageLevel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageLevel {
+    /// In memory, within the agent's memory budget; what does not fit, or is
+    /// evicted to make room, is computed again when next needed.
+    MemoryOnly,
+    /// In memory while it fits; what does not, or is evicted, goes to the
+    /// agent's disk.
+    MemoryAndDisk,
+    /// On the agent's disk only.
+    DiskOnly,
+}
 use std::fmt;
 use std::marker::PhantomData;
 use weft_codec::key::Key;
@@ -162,9 +175,24 @@ macro_rules! common_methods {
             Self::from_handle(self.handle.derive(|a| host::driver::union(a, other.id()?)))
         }
 
-        /// Keep the computed partitions in the agents' memory for later actions.
+        /// Keep the partitions in the agents' memory once an action computes
+        /// them, so later actions read them instead of computing them again
+        /// (Spark's `cache()`: [`StorageLevel::MemoryOnly`]). A partition that
+        /// does not fit, or is evicted, is computed again from lineage when
+        /// next needed; so is one whose agent is lost.
         pub fn cache(&self) -> Self {
-            Self::from_handle(self.handle.derive(|id| host::driver::cache(id).map(|()| id)))
+            self.persist(StorageLevel::MemoryOnly)
+        }
+
+        /// Keep the partitions at `level` once an action computes them.
+        pub fn persist(&self, level: StorageLevel) -> Self {
+            Self::from_handle(self.handle.derive(|id| host::driver::persist(id, Some(level)).map(|()| id)))
+        }
+
+        /// Stop keeping the partitions, and drop those kept (the handle stays
+        /// usable: later actions compute the dataset again).
+        pub fn unpersist(&self) -> Self {
+            Self::from_handle(self.handle.derive(|id| host::driver::persist(id, None).map(|()| id)))
         }
 
         /// Action: every record, in partition order.

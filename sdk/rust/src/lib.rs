@@ -69,7 +69,7 @@
 //!   the work.
 //! - **[`Dataset<T>`] and [`PairDataset<K, V>`]**: handles to lazily computed
 //!   collections. Transformations (`map`, `filter`, `flat_map`, `map_batch`,
-//!   `union`, `cache`, and on pairs `reduce_by_key`, `sum_by_key`,
+//!   `union`, `cache`/`persist`/`unpersist`, and on pairs `reduce_by_key`, `sum_by_key`,
 //!   `group_by_key`, `sort_by_key`, `join`, `partition_by`) build the graph;
 //!   actions (`collect`, `count`, `take`, `save_as_text_file`) run it. A pair
 //!   dataset's keys are encoded so that the host partitions, sorts, groups and
@@ -175,7 +175,7 @@ mod registry;
 mod task;
 
 pub use context::{Broadcast, Context, broadcast_value};
-pub use dataset::{Dataset, PairDataset};
+pub use dataset::{Dataset, PairDataset, StorageLevel};
 pub use error::{Error, Result};
 pub use function::{
     ApplyError, FilterFn, FlatMapFn, Function, Item, MapBatchFn, MapFn, OpKind, Raw, ReduceFn, Transform,
@@ -246,8 +246,8 @@ pub use weft_sdk_macros::main;
 /// The names most jobs use: `use weft::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Broadcast, Bytes, Context, Dataset, EncodeKey, Key, PairDataset, Record, Serde, accumulator_add,
-        broadcast_value, task_info,
+        Broadcast, Bytes, Context, Dataset, EncodeKey, Key, PairDataset, Record, Serde, StorageLevel,
+        accumulator_add, broadcast_value, task_info,
     };
 }
 

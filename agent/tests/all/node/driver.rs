@@ -92,7 +92,7 @@ async fn a_driver_task_defines_its_plan_and_runs_its_actions_through_the_master(
                 other => format!("{other:?}"),
             });
         }
-        kinds.extend(delta.cached.iter().map(|id| format!("cache {id}")));
+        kinds.extend(delta.persisted.iter().map(|p| format!("cache {}", p.dataset)));
     }
     let expected = [
         "text in.txt",

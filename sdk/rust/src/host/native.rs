@@ -60,7 +60,7 @@ pub(crate) mod driver {
     pub(crate) fn union(_a: u32, _b: u32) -> Result<u32> {
         Err(Error::NotADriver)
     }
-    pub(crate) fn cache(_ds: u32) -> Result<()> {
+    pub(crate) fn persist(_ds: u32, _level: Option<crate::StorageLevel>) -> Result<()> {
         Err(Error::NotADriver)
     }
     pub(crate) fn collect(_ds: u32) -> Result<Vec<u8>> {

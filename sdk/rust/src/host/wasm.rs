@@ -88,8 +88,15 @@ pub(crate) mod driver {
     pub(crate) fn union(a: u32, b: u32) -> Result<u32> {
         Ok(wit::union(a, b)?)
     }
-    pub(crate) fn cache(ds: u32) -> Result<()> {
-        Ok(wit::cache(ds)?)
+    pub(crate) fn persist(ds: u32, level: Option<crate::StorageLevel>) -> Result<()> {
+        use crate::StorageLevel as L;
+        let level = match level {
+            None => return Ok(wit::unpersist(ds)?),
+            Some(L::MemoryOnly) => wit::StorageLevel::MemoryOnly,
+            Some(L::MemoryAndDisk) => wit::StorageLevel::MemoryAndDisk,
+            Some(L::DiskOnly) => wit::StorageLevel::DiskOnly,
+        };
+        Ok(wit::persist(ds, level)?)
     }
     pub(crate) fn collect(ds: u32) -> Result<Vec<u8>> {
         Ok(wit::collect(ds)?)

@@ -1,0 +1,105 @@
+use super::*;
+use weft_core::ids::Incarnation;
+
+const JOB: JobId = JobId { incarnation: Incarnation(1), seq: 1 };
+
+fn key(dataset: u32, partition: u32) -> CacheKey {
+    CacheKey { job: JOB, dataset: DatasetId(dataset), partition }
+}
+
+/// Two batches of `mib` MiB together.
+fn batches(mib: u64, fill: u8) -> Vec<Bytes> {
+    let half = (mib * MIB / 2) as usize;
+    vec![Bytes::from(vec![fill; half]), Bytes::from(vec![fill.wrapping_add(1); half])]
+}
+
+fn store(budget_mib: usize) -> (tempfile::TempDir, CacheStore, Arc<Semaphore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = Arc::new(Semaphore::new(budget_mib));
+    let store = CacheStore::new(dir.path(), Arc::clone(&budget));
+    (dir, store, budget)
+}
+
+#[test]
+fn memory_partitions_take_permits_from_the_agents_budget_and_give_them_back() {
+    let (_dir, store, budget) = store(10);
+    let kept = store.put(key(1, 0), StorageLevel::MemoryOnly, batches(3, 7)).unwrap();
+    assert_eq!(kept, Some(Kept { bytes: 3 * MIB, memory: true }));
+    assert_eq!(budget.available_permits(), 7, "3 MiB held for the partition");
+    assert_eq!(store.get(&key(1, 0)).unwrap().unwrap(), batches(3, 7));
+    assert_eq!(store.remove(JOB, Some(DatasetId(1))).unwrap(), 1);
+    assert_eq!(budget.available_permits(), 10, "unpersisting gives the memory back");
+    assert_eq!(store.get(&key(1, 0)).unwrap(), None);
+}
+
+#[test]
+fn the_least_recently_used_partition_of_another_dataset_is_evicted_first() {
+    let (_dir, store, _budget) = store(8);
+    store.put(key(1, 0), StorageLevel::MemoryAndDisk, batches(3, 1)).unwrap();
+    store.put(key(2, 0), StorageLevel::MemoryOnly, batches(3, 2)).unwrap();
+    // Touch dataset 1 so that dataset 2's partition is the oldest.
+    store.get(&key(1, 0)).unwrap();
+    let kept = store.put(key(3, 0), StorageLevel::MemoryOnly, batches(4, 3)).unwrap();
+    assert_eq!(kept, Some(Kept { bytes: 4 * MIB, memory: true }));
+    assert_eq!(store.get(&key(2, 0)).unwrap(), None, "MEMORY_ONLY: dropped");
+    assert_eq!(store.take_dropped(), [key(2, 0)]);
+    assert_eq!(store.get(&key(1, 0)).unwrap().unwrap(), batches(3, 1), "still in memory");
+    // Dataset 3 needs room again: dataset 1 goes to disk and is still readable.
+    store.put(key(3, 1), StorageLevel::MemoryOnly, batches(4, 4)).unwrap();
+    assert!(store.path(&key(1, 0)).exists());
+    assert_eq!(store.get(&key(1, 0)).unwrap().unwrap(), batches(3, 1), "read back from disk");
+    assert_eq!(store.memory_used(), 8 * MIB);
+}
+
+#[test]
+fn a_dataset_never_evicts_itself_and_what_does_not_fit_goes_by_its_level() {
+    let (_dir, store, _budget) = store(4);
+    store.put(key(1, 0), StorageLevel::MemoryOnly, batches(3, 1)).unwrap();
+    assert_eq!(store.put(key(1, 1), StorageLevel::MemoryOnly, batches(3, 2)).unwrap(), None);
+    assert!(store.get(&key(1, 0)).unwrap().is_some(), "its own partition was not evicted");
+    let kept = store.put(key(1, 2), StorageLevel::MemoryAndDisk, batches(3, 3)).unwrap();
+    assert_eq!(kept, Some(Kept { bytes: 3 * MIB, memory: false }));
+    let kept = store.put(key(5, 0), StorageLevel::DiskOnly, batches(1, 4)).unwrap();
+    assert_eq!(kept, Some(Kept { bytes: MIB, memory: false }));
+    assert_eq!(store.get(&key(5, 0)).unwrap().unwrap(), batches(1, 4));
+}
+
+#[test]
+fn execution_takes_memory_back_from_storage() {
+    let (_dir, store, budget) = store(6);
+    store.put(key(1, 0), StorageLevel::MemoryAndDisk, batches(2, 1)).unwrap();
+    store.put(key(2, 0), StorageLevel::MemoryOnly, batches(2, 2)).unwrap();
+    assert_eq!(budget.available_permits(), 2);
+    store.make_room(5).unwrap();
+    assert_eq!(budget.available_permits(), 6, "both evicted");
+    assert_eq!(store.get(&key(1, 0)).unwrap().unwrap(), batches(2, 1), "on disk now");
+    assert_eq!(store.get(&key(2, 0)).unwrap(), None);
+}
+
+#[test]
+fn a_corrupt_partition_file_is_a_miss_and_is_deleted() {
+    let (_dir, store, _budget) = store(4);
+    store.put(key(1, 0), StorageLevel::DiskOnly, batches(1, 9)).unwrap();
+    let path = store.path(&key(1, 0));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0xFF;
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(store.get(&key(1, 0)).unwrap(), None);
+    assert!(!path.exists(), "the corrupt file is gone");
+    store.put(key(1, 1), StorageLevel::DiskOnly, batches(1, 9)).unwrap();
+    std::fs::write(store.path(&key(1, 1)), b"\x05\0\0").unwrap();
+    assert_eq!(store.get(&key(1, 1)).unwrap(), None, "a truncated header is corrupt too");
+}
+
+#[test]
+fn removing_a_job_forgets_memory_and_disk() {
+    let (_dir, store, budget) = store(4);
+    store.put(key(1, 0), StorageLevel::MemoryOnly, batches(1, 1)).unwrap();
+    store.put(key(2, 0), StorageLevel::DiskOnly, batches(1, 2)).unwrap();
+    let other = CacheKey { job: JobId { incarnation: Incarnation(1), seq: 2 }, ..key(1, 0) };
+    store.put(other, StorageLevel::MemoryOnly, batches(1, 3)).unwrap();
+    assert_eq!(store.remove(JOB, None).unwrap(), 2);
+    assert!(!store.path(&key(2, 0)).exists());
+    assert!(store.get(&other).unwrap().is_some(), "another job's partition stays");
+    assert_eq!(budget.available_permits(), 3);
+}
