@@ -7,7 +7,7 @@ use crate::state::{Resources, TaskEnd};
 use std::time::Instant;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
-use weft_core::ids::AgentId;
+use weft_core::ids::{AgentId, DatasetId, JobId};
 use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::proto::v1::master_server::{Master, MasterServer};
 use weft_core::proto::v1::{
@@ -132,12 +132,23 @@ impl Master for MasterService {
             cached_memory: m.cached_memory_bytes,
             cached_disk: m.cached_disk_bytes,
         });
+        let dropped: Vec<(JobId, DatasetId, u32)> = req
+            .dropped
+            .iter()
+            .filter_map(|d| {
+                let job = weft_core::proto::job_id(d.job.as_ref(), "DroppedPartition").ok()?;
+                Some((job, DatasetId(d.dataset), d.partition))
+            })
+            .collect();
         let known = self
             .core
             .call(move |c| {
                 let known = c.heartbeat(id, Instant::now());
                 if let Some(m) = memory.filter(|_| known) {
                     c.agent_memory(id, m);
+                }
+                if known {
+                    c.forget_cached(id, &dropped);
                 }
                 known
             })

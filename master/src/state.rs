@@ -672,6 +672,18 @@ impl Core {
         self.agents.heartbeat(agent, now)
     }
 
+    /// `agent` no longer keeps these persisted partitions (job, dataset,
+    /// partition): the next tasks compute them.
+    pub fn forget_cached(&mut self, agent: AgentId, dropped: &[(JobId, DatasetId, u32)]) {
+        for (job, dataset, partition) in dropped {
+            if let Some(j) = self.jobs.get_mut(job)
+                && j.cached.get(&(*dataset, *partition)).is_some_and(|k| k.agent == agent)
+            {
+                j.cached.remove(&(*dataset, *partition));
+            }
+        }
+    }
+
     /// Note what a live agent's heartbeat says of its memory (for views).
     pub fn agent_memory(&mut self, agent: AgentId, memory: AgentMemory) {
         self.agents.set_memory(agent, memory);

@@ -30,7 +30,19 @@ pub(crate) async fn run(shared: Arc<Shared>, mut interval: Duration, mut shutdow
             _ = shutdown.recv() => return,
         }
         let beat = async {
-            match shared.master.heartbeat(shared.running_refs(), memory(&shared)).await {
+            // Best effort: a drop the master misses shows as a cache miss,
+            // and the partition is computed then.
+            let dropped = shared
+                .cache
+                .take_dropped()
+                .into_iter()
+                .map(|k| weft_core::proto::v1::DroppedPartition {
+                    job: Some(k.job.into()),
+                    dataset: k.dataset.0,
+                    partition: k.partition,
+                })
+                .collect();
+            match shared.master.heartbeat(shared.running_refs(), memory(&shared), dropped).await {
                 Ok(false) => None,
                 Ok(true) => {
                     let before = shared.master.agent_id();

@@ -134,12 +134,14 @@ impl MasterLink {
         &self,
         running: Vec<v1::TaskRef>,
         memory: v1::AgentMemory,
+        dropped: Vec<v1::DroppedPartition>,
     ) -> Result<bool, Status> {
         let request = HeartbeatRequest {
             protocol_version: PROTOCOL_VERSION,
             agent_id: self.agent_id().map(Into::into),
             running,
             memory: Some(memory),
+            dropped,
         };
         Ok(self.client.clone().heartbeat(request).await?.into_inner().reregister)
     }

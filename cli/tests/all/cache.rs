@@ -131,3 +131,28 @@ fn partitions_lost_with_their_agent_are_computed_again_and_only_they() {
     assert!(last > lines, "the agent at {victim} kept partitions, computed again: parsed {last}");
     assert!(last < 2 * lines, "only the lost partitions were computed again: parsed {last} of {lines} lines");
 }
+
+#[test]
+fn partitions_without_room_in_memory_are_computed_again_or_kept_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, lines, keys) = input(dir.path(), 24 << 20);
+    let (_master, url) = master(dir.path());
+    // A task holds 64 MiB of the agent's 72 MiB while it runs, so the
+    // partitions (about 2 MiB of pairs each) do not all fit beside it.
+    let _agent = crate::support::agent_with(&url, dir.path(), "a", &["--slots", "1", "--memory", "72MiB"]);
+    let wasm = guest("cache");
+    let submit = |level: &str| {
+        let o = weft()
+            .arg("submit")
+            .arg(&wasm)
+            .args(["--master", &url, "--wait", "--json", "--task-memory", "64MiB", "--", level, &input, "3"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let parsed = parsed_after_each(&submit("memory"), lines, keys, 3);
+    assert!(parsed[0] == lines && parsed[2] > lines, "some partitions found no room: {parsed:?}");
+    let parsed = parsed_after_each(&submit("memory-and-disk"), lines, keys, 3);
+    assert_eq!(parsed, [lines; 3], "what found no room in memory was kept on disk");
+}

@@ -704,3 +704,59 @@ fn drivers_are_placed_by_share_not_by_submission() {
     let started: Vec<JobId> = round(&mut c, now).iter().map(|k| k.job()).collect();
     assert_eq!(started, [a[0], b], "b's driver before a's second: {started:?}");
 }
+
+/// The descriptors of the work tasks launched by the next round.
+fn work_inputs(c: &mut Core, now: Instant) -> Vec<(AgentId, TaskKey, weft_core::task::TaskInput)> {
+    c.schedule(now);
+    let mut out = Vec::new();
+    for e in c.take_effects() {
+        if let Effect::Launch { agent, tasks, .. } = e {
+            for t in tasks {
+                if let TaskBody::Work(w) = t.body {
+                    out.push((agent, t.key, w.input));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn kept_partitions_are_read_where_they_are_until_their_agent_drops_them() {
+    use weft_core::plan::StorageLevel;
+    use weft_core::task::{CachedRead, TaskInput};
+    let (mut c, now) = core();
+    let a = c.register_agent("a:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    let job = c.submit_job(spec());
+    let (mut ctx, _) = count(&c, job, 2);
+    let xs = weft_core::ids::DatasetId(0);
+    ctx.plan.persist(xs, Some(StorageLevel::MemoryOnly)).unwrap();
+    let graph = dag::build(&ctx.plan, xs, &BTreeMap::new()).unwrap();
+    c.run_action(ctx.clone(), graph.clone());
+    let first = work_inputs(&mut c, now);
+    assert!(first.iter().all(|(_, _, i)| matches!(i, TaskInput::Records(_))), "computed: {first:?}");
+    let ends = first
+        .iter()
+        .map(|(_, k, _)| TaskEnd { cached: vec![(xs, k.partition, 100, true)], ..finished(*k) })
+        .collect();
+    c.task_ends(a, ends, now);
+
+    c.run_action(ctx.clone(), graph.clone());
+    let second = work_inputs(&mut c, now);
+    let read = |p| TaskInput::Cached(CachedRead { dataset: xs, partition: p, address: None });
+    let mut got: Vec<_> = second.iter().map(|(_, k, i)| (k.partition, i.clone())).collect();
+    got.sort_by_key(|(p, _)| *p);
+    assert_eq!(got, [(0, read(0)), (1, read(1))], "both read where they are kept");
+    c.task_ends(a, second.iter().map(|(_, k, _)| finished(*k)).collect(), now);
+
+    // Another agent saying it dropped them changes nothing; their keeper does.
+    let b = c.register_agent("b:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    c.forget_cached(b, &[(job, xs, 0), (job, xs, 1)]);
+    c.forget_cached(a, &[(job, xs, 1)]);
+    c.run_action(ctx, graph);
+    let third = work_inputs(&mut c, now);
+    let mut got: Vec<_> = third.iter().map(|(_, k, i)| (k.partition, i.clone())).collect();
+    got.sort_by_key(|(p, _)| *p);
+    assert_eq!(got[0], (0, read(0)));
+    assert!(matches!(got[1], (1, TaskInput::Records(_))), "the dropped one is computed: {got:?}");
+}

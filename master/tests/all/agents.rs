@@ -47,7 +47,13 @@ fn register_request(slots: u32) -> RegisterRequest {
 }
 
 fn heartbeat(agent_id: Option<v1::AgentRef>) -> HeartbeatRequest {
-    HeartbeatRequest { protocol_version: PROTOCOL_VERSION, agent_id, running: vec![], memory: None }
+    HeartbeatRequest {
+        protocol_version: PROTOCOL_VERSION,
+        agent_id,
+        running: vec![],
+        memory: None,
+        dropped: vec![],
+    }
 }
 
 #[tokio::test]
