@@ -7,7 +7,7 @@ use super::launch::{Body, Parsed, TaskBody};
 use super::report::{self, host_report};
 use crate::blocks::{CacheKey, RemoteFetcher};
 use crate::driver::PlanDriver;
-use crate::executor::{Executor, OutputSpec, TaskOutcome, TaskSpec};
+use crate::executor::{Executor, Input, OutputSpec, TaskOutcome, TaskSpec};
 use crate::sandbox::{Prepared, TaskContext, TaskInfo};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -54,13 +54,14 @@ pub(crate) async fn run(
             }
             Body::Driver { .. } => None,
         };
-        // Then a task waits for its memory limit's worth of the agent's
-        // `--memory`, so that the tasks running at once never exceed it.
+        // Then a task waits for its share of the agent's `--memory` (its
+        // memory limit and the host buffers its shuffle reads and writes
+        // may fill), so that the tasks running at once never exceed it.
         // Drivers run apart, as they have slots of their own: one waiting on
         // its actions must never hold memory its own tasks wait for.
         let memory = match &parsed.body {
-            Body::Task(_) if slot.is_some() => {
-                let mib = memory_permits(&shared, &parsed.limits);
+            Body::Task(body) if slot.is_some() => {
+                let mib = memory_permits(&shared, &parsed.limits, body);
                 // Execution takes memory back from persisted partitions.
                 if (shared.memory.available_permits() as u64) < u64::from(mib) {
                     let cache = shared.cache.clone();
@@ -352,11 +353,18 @@ async fn component(shared: &Shared, parsed: &Parsed) -> Result<Arc<Prepared>, En
 }
 
 /// The agent's memory a task with `limits` holds while it runs, in MiB: its
-/// memory limit as the sandbox caps it (never above the agent's `--memory`),
-/// rounded up.
-fn memory_permits(shared: &Shared, limits: &weft_core::limits::TaskLimits) -> u32 {
-    let capped = limits.memory.as_u64().min(shared.sandbox.config().max_limits.memory.as_u64());
-    u32::try_from(capped.div_ceil(1 << 20)).unwrap_or(u32::MAX).max(1)
+/// memory limit as the sandbox caps it, plus the budgets of the host buffers
+/// its input and output may fill (a shuffle read's merge, a shuffle write's
+/// sort buffer), never above the agent's `--memory`, rounded up.
+fn memory_permits(shared: &Shared, limits: &weft_core::limits::TaskLimits, body: &TaskBody) -> u32 {
+    let executor = &shared.config.executor;
+    let reads = matches!(body.input, Input::Shuffle { .. } | Input::Join { .. });
+    let writes = matches!(body.output, OutputSpec::Shuffle { .. });
+    let host = if reads { executor.reader.memory_budget.as_u64() } else { 0 }
+        + if writes { executor.writer.memory_budget as u64 } else { 0 };
+    let guest = limits.memory.as_u64().min(shared.sandbox.config().max_limits.memory.as_u64());
+    let total = (guest + host).min(shared.config.memory.as_u64());
+    u32::try_from(total.div_ceil(1 << 20)).unwrap_or(u32::MAX).max(1)
 }
 
 /// The key's [`TaskRef`](weft_core::proto::v1::TaskRef), for heartbeats.
