@@ -146,7 +146,11 @@ fn ctx() -> TaskContext {
 }
 
 fn chain(kind: OpKind, function: &str) -> Chain {
-    Chain { ops: vec![Op { kind, function: function.into() }], input_keyed: false, output_keyed: false }
+    Chain {
+        ops: vec![Op { kind, function: function.into(), param: None }],
+        input_keyed: false,
+        output_keyed: false,
+    }
 }
 
 /// The native baseline: decode each line, split it, encode the words.

@@ -120,7 +120,7 @@ fn step(op: Op) -> Result<Step, DriverError> {
             )));
         }
     };
-    Ok(Step { kind, function: op.function })
+    Ok(Step { kind, function: op.function, param: op.param })
 }
 
 fn unexpected<T>(what: &str) -> Result<T, DriverError> {

@@ -28,7 +28,7 @@
 //! let mut lines = BatchWriter::new();
 //! lines.push(b"to be or not to be");
 //! let chain = Chain {
-//!     ops: vec![Op { kind: OpKind::FlatMap, function: "split_words".into() }],
+//!     ops: vec![Op { kind: OpKind::FlatMap, function: "split_words".into(), param: None }],
 //!     input_keyed: false,
 //!     output_keyed: false,
 //! };

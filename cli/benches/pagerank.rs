@@ -26,40 +26,28 @@
 use rustc_hash::FxHashMap;
 use std::ffi::OsStr;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod versus;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use versus::env_or;
 
 /// Write the edge list of a graph of `pages` pages to `path` (once).
 fn generate(path: &Path, pages: u64) {
-    if path.exists() {
-        return;
-    }
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let tmp = path.with_extension("tmp");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).unwrap());
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        x >> 33
-    };
-    for p in 0..pages {
-        for _ in 0..next() % 11 {
-            // A quarter of the links go to the first tenth of the pages.
-            let to = if next() % 4 == 0 { next() % (pages / 10).max(1) } else { next() % pages };
-            writeln!(f, "p{p}\tp{to}").unwrap();
+    versus::generate_once(path, |f| {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        for p in 0..pages {
+            for _ in 0..next() % 11 {
+                // A quarter of the links go to the first tenth of the pages.
+                let to = if next() % 4 == 0 { next() % (pages / 10).max(1) } else { next() % pages };
+                writeln!(f, "p{p}\tp{to}").unwrap();
+            }
         }
-    }
-    f.into_inner().unwrap().sync_all().unwrap();
-    std::fs::rename(tmp, path).unwrap();
+    });
 }
 
 /// The index of page `name`, given one if it has none yet.
@@ -167,12 +155,8 @@ fn check(native_out: &Path, weft_out: &Path) -> usize {
 fn main() {
     let pages: u64 = env_or("WEFT_BENCH_PAGES", 200_000);
     let iterations: u32 = env_or("WEFT_BENCH_ITERATIONS", 10);
-    let dir = root().join("target/bench");
-    let input = dir.join(format!("pagerank-{pages}.txt"));
-    generate(&input, pages);
-    let size = std::fs::metadata(&input).unwrap().len() as f64 / 1e6;
-    let wasm = root().join("target/guests/wasm32-wasip2/release/pagerank.wasm");
-    assert!(wasm.exists(), "build the guests first: cargo xtask guests");
+    let (dir, input, size, wasm) =
+        versus::setup(&format!("pagerank-{pages}.txt"), "pagerank", |p| generate(p, pages));
     let (native_out, weft_out) = (dir.join("pagerank-native.txt"), dir.join("pagerank-out"));
 
     let mut summary = String::new();

@@ -3,8 +3,46 @@
 
 #![allow(clippy::unwrap_used, dead_code, missing_docs)]
 use std::ffi::OsStr;
-use std::path::Path;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The environment variable `name` parsed, or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// What an example's benchmark runs on: `target/bench/`, the input
+/// `<input>` there (made by `generate` unless it exists), its size in MB, and
+/// the built guest `<guest>.wasm`.
+pub fn setup(input: &str, guest: &str, generate: impl FnOnce(&Path)) -> (PathBuf, PathBuf, f64, PathBuf) {
+    let dir = root().join("target/bench");
+    let input = dir.join(input);
+    generate(&input);
+    let mb = std::fs::metadata(&input).unwrap().len() as f64 / 1e6;
+    let wasm = root().join(format!("target/guests/wasm32-wasip2/release/{guest}.wasm"));
+    assert!(wasm.exists(), "build the guests first: cargo xtask guests");
+    (dir, input, mb, wasm)
+}
+
+/// Generate `path` with `fill` unless it exists: written beside it and
+/// renamed into place, so an interrupted run leaves no half file.
+pub fn generate_once(path: &Path, fill: impl FnOnce(&mut BufWriter<std::fs::File>)) {
+    if path.exists() {
+        return;
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tmp = path.with_extension("tmp");
+    let mut f = BufWriter::new(std::fs::File::create(&tmp).unwrap());
+    fill(&mut f);
+    f.into_inner().unwrap().sync_all().unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
 
 /// Runs of each side (`WEFT_BENCH_RUNS`, default 3): the figures are the best
 /// of them (noise on a shared machine only ever adds time), with the slowest

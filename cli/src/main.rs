@@ -228,7 +228,7 @@ fn parse_op(s: &str) -> Result<Op, String> {
         "map-batch" | "map_batch" => OpKind::MapBatch,
         other => return Err(format!("unknown step kind `{other}`: use map, filter, flat-map or map-batch")),
     };
-    Ok(Op { kind, function: function.to_string() })
+    Ok(Op { kind, function: function.to_string(), param: None })
 }
 
 fn main() -> std::process::ExitCode {

@@ -34,6 +34,18 @@ pub struct Step {
     pub kind: StepKind,
     /// The exported user function's name.
     pub function: String,
+    /// The value bound to the function as its parameter
+    /// (`points.map(gradient.with(&w))`): the id of one of the job's
+    /// broadcast values, which the guest decodes once per task instance.
+    #[serde(default)]
+    pub param: Option<u64>,
+}
+
+impl Step {
+    /// A step applying `function` as `kind`, with no parameter.
+    pub fn new(kind: StepKind, function: impl Into<String>) -> Self {
+        Step { kind, function: function.into(), param: None }
+    }
 }
 
 /// A wide (shuffle) transformation of a pair dataset.
@@ -181,6 +193,18 @@ pub enum PlanError {
     /// An empty function name.
     #[error("a {0:?} step needs a user function name")]
     NoFunction(StepKind),
+    /// A step whose parameter names a broadcast value the job does not have.
+    #[error(
+        "`{function}` is bound to broadcast value {param}, but the job has only {held}: bind values made in this driver"
+    )]
+    UnknownParam {
+        /// The step's function.
+        function: String,
+        /// The broadcast id it names.
+        param: u64,
+        /// How many broadcast values the job has.
+        held: u64,
+    },
     /// A driver's new datasets do not start where the master's plan ends.
     #[error("the driver's new datasets start at {driver}, but the master holds {master}: plans out of step")]
     OutOfStep {
@@ -360,6 +384,12 @@ impl PlanDraft {
     /// As [`Plan::add`].
     pub fn add(&mut self, node: Node, keyed: bool) -> Result<DatasetId, PlanError> {
         let pairs = checked(&node, keyed, |id| self.keyed(id))?;
+        if let Node::Narrow { step: Step { function, param: Some(param), .. }, .. } = &node {
+            let held = self.broadcasts_sent + self.broadcasts.len() as u64;
+            if *param >= held {
+                return Err(PlanError::UnknownParam { function: function.clone(), param: *param, held });
+            }
+        }
         let id = DatasetId(self.keyed.len() as u32);
         self.keyed.push(pairs);
         // As given: the master checks the node again itself.
@@ -461,7 +491,7 @@ mod tests {
     use super::*;
 
     fn step(kind: StepKind, f: &str) -> Step {
-        Step { kind, function: f.into() }
+        Step::new(kind, f)
     }
 
     #[test]
@@ -556,5 +586,26 @@ mod tests {
         master.apply(&second).unwrap();
         assert_eq!(master.len(), 3);
         assert!(master.get(counts).unwrap().keyed);
+    }
+
+    #[test]
+    fn a_bound_parameter_must_name_a_broadcast_value_of_the_job() {
+        let mut draft = PlanDraft::new();
+        let lines = draft.add(Node::text_file("in", 1), false).unwrap();
+        let bound = |param| Node::Narrow {
+            parent: lines,
+            step: Step { param: Some(param), ..step(StepKind::Map, "scale") },
+        };
+        assert_eq!(
+            draft.add(bound(0), false),
+            Err(PlanError::UnknownParam { function: "scale".into(), param: 0, held: 0 })
+        );
+        assert_eq!(draft.broadcast(crate::task::Data::from(b"w".to_vec())), 0);
+        let scaled = draft.add(bound(0), false).unwrap();
+        draft.sent();
+        assert_eq!(draft.broadcast(crate::task::Data::from(b"v".to_vec())), 1, "ids go on across actions");
+        assert!(draft.add(bound(1), false).is_ok());
+        assert!(matches!(draft.add(bound(2), false), Err(PlanError::UnknownParam { held: 2, .. })));
+        assert_eq!(scaled, DatasetId(1));
     }
 }

@@ -210,12 +210,8 @@ fn text_action(core: &mut Core, job: JobId, n: usize, reduces: u32) -> (JobConte
     let uri = "s3://corpus/2026/";
     let mut plan = Plan::new();
     let lines = plan.add(Node::text_file(uri, n as u32), false).unwrap();
-    let pairs = plan
-        .add(
-            Node::Narrow { parent: lines, step: Step { kind: StepKind::FlatMap, function: "pairs".into() } },
-            true,
-        )
-        .unwrap();
+    let pairs =
+        plan.add(Node::Narrow { parent: lines, step: Step::new(StepKind::FlatMap, "pairs") }, true).unwrap();
     let sums = plan
         .add(Node::Shuffle { parent: pairs, kind: ShuffleKind::SumByKey, partitions: reduces }, true)
         .unwrap();

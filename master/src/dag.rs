@@ -271,7 +271,7 @@ impl Builder<'_> {
                         PartitionerSpec::Hash,
                         CombinerSpec::Guest(function.clone()),
                         Aggregate::Merge,
-                        Some(Step { kind: StepKind::Reduce, function: function.clone() }),
+                        Some(Step::new(StepKind::Reduce, function.clone())),
                     ),
                     ShuffleKind::SumByKey => {
                         (PartitionerSpec::Hash, CombinerSpec::SumI64, Aggregate::SumI64, None)

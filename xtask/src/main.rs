@@ -26,6 +26,10 @@ Commands:
   bench-pagerank [PAGES] [ITERATIONS]
              PageRank over a generated graph of PAGES (default 200000) pages, ITERATIONS (default
              10) times: weft local vs a single-threaded native Rust PageRank
+  bench-logreg [POINTS] [ITERATIONS]
+             logistic regression over POINTS (default 1000000) generated points of 10 features,
+             ITERATIONS (default 10) times: the first and the later iterations of weft local vs a
+             single-threaded native Rust descent
   bench-tasks [SIZES]
              one-record tasks (SIZES e.g. 1000,10000; default 1000,10000,100000), empty and
              identity, through weft local and a master with two agents, vs a native thread pool
@@ -50,6 +54,9 @@ fn main() -> Result<()> {
         Some("bench-sort") => bench_sort(args.get(1).map(String::as_str), args.get(2).map(String::as_str)),
         Some("bench-pagerank") => {
             bench_pagerank(args.get(1).map(String::as_str), args.get(2).map(String::as_str))
+        }
+        Some("bench-logreg") => {
+            bench_logreg(args.get(1).map(String::as_str), args.get(2).map(String::as_str))
         }
         Some("bench-tasks") => bench_tasks(args.get(1).map(String::as_str)),
         Some("bench-isolation") => bench_isolation(args.get(1).map(String::as_str)),
@@ -231,11 +238,25 @@ fn bench_sort(mib: Option<&str>, partitions: Option<&str>) -> Result<()> {
 }
 
 fn bench_pagerank(pages: Option<&str>, iterations: Option<&str>) -> Result<()> {
+    bench_iterative("pagerank", ("WEFT_BENCH_PAGES", pages), iterations)
+}
+
+fn bench_logreg(points: Option<&str>, iterations: Option<&str>) -> Result<()> {
+    bench_iterative("logreg", ("WEFT_BENCH_POINTS", points), iterations)
+}
+
+/// Run the iterative benchmark `bench` with its size (`(variable, value)`)
+/// and iteration count, each if given.
+fn bench_iterative(
+    bench: &str,
+    (size_var, size): (&str, Option<&str>),
+    iterations: Option<&str>,
+) -> Result<()> {
     guests()?;
     let mut cmd = cargo();
-    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "pagerank"]);
-    if let Some(pages) = pages {
-        cmd.env("WEFT_BENCH_PAGES", pages);
+    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", bench]);
+    if let Some(size) = size {
+        cmd.env(size_var, size);
     }
     if let Some(iterations) = iterations {
         cmd.env("WEFT_BENCH_ITERATIONS", iterations);

@@ -225,7 +225,7 @@ impl TaskSpec {
     pub(crate) fn sandbox_chain(&self) -> Chain {
         let mut ops: Vec<Op> = self.chain.iter().map(op).collect();
         if let OutputSpec::Shuffle { combiner: MapCombine::Guest(function), .. } = &self.output {
-            ops.push(Op { kind: OpKind::Combine, function: function.clone() });
+            ops.push(Op { kind: OpKind::Combine, function: function.clone(), param: None });
         }
         Chain { ops, input_keyed: self.input_keyed, output_keyed: self.produces_pairs() }
     }
@@ -291,5 +291,5 @@ pub(crate) fn op(step: &Step) -> Op {
         StepKind::MapBatch => OpKind::MapBatch,
         StepKind::Reduce => OpKind::Reduce,
     };
-    Op { kind, function: step.function.clone() }
+    Op { kind, function: step.function.clone(), param: step.param }
 }

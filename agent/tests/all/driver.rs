@@ -98,7 +98,7 @@ fn run_driver(args: &[&str], fail_count: bool) -> (weft_agent::TaskReport, Vec<(
 }
 
 fn step(kind: StepKind, f: &str) -> Step {
-    Step { kind, function: f.into() }
+    Step::new(kind, f)
 }
 
 #[test]

@@ -55,7 +55,7 @@ fn spec(component: &str, input: Input, chain: Vec<Step>, output: OutputSpec) -> 
 }
 
 fn step(kind: StepKind, function: &str) -> Step {
-    Step { kind, function: function.into() }
+    Step::new(kind, function)
 }
 
 fn lines(records: &[&str]) -> Vec<u8> {

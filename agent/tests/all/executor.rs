@@ -48,7 +48,7 @@ fn limits() -> TaskLimits {
 }
 
 fn step(kind: StepKind, function: &str) -> Step {
-    Step { kind, function: function.into() }
+    Step::new(kind, function)
 }
 
 fn spec(component: &str, partition: u32, input: Input, chain: Vec<Step>, output: OutputSpec) -> TaskSpec {

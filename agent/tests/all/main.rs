@@ -13,4 +13,5 @@ mod hostile;
 mod load;
 mod metering;
 mod node;
+mod params;
 mod support;

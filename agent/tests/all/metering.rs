@@ -40,8 +40,8 @@ fn split_words_matches_a_native_split() {
 fn chains_pipeline_several_steps_in_one_call() {
     let chain = Chain {
         ops: vec![
-            Op { kind: OpKind::FlatMap, function: "split_words".into() },
-            Op { kind: OpKind::Map, function: "echo".into() },
+            Op { kind: OpKind::FlatMap, function: "split_words".into(), param: None },
+            Op { kind: OpKind::Map, function: "echo".into(), param: None },
         ],
         input_keyed: false,
         output_keyed: false,

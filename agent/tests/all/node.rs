@@ -390,7 +390,7 @@ fn work(task: &mut TaskDescriptor) -> &mut TaskWork {
 }
 
 fn step(kind: StepKind, function: &str) -> Step {
-    Step { kind, function: function.into() }
+    Step::new(kind, function)
 }
 
 fn text_input(location: &str, split: &TextSplit) -> TaskInput {

@@ -52,7 +52,11 @@ pub fn limits() -> TaskLimits {
 }
 
 pub fn chain(kind: OpKind, function: &str) -> Chain {
-    Chain { ops: vec![Op { kind, function: function.into() }], input_keyed: false, output_keyed: false }
+    Chain {
+        ops: vec![Op { kind, function: function.into(), param: None }],
+        input_keyed: false,
+        output_keyed: false,
+    }
 }
 
 /// A batch of plain String records.
@@ -82,13 +86,23 @@ pub fn run_on(
     limits: TaskLimits,
     batches: Vec<Vec<u8>>,
 ) -> (Vec<Vec<u8>>, TaskReport) {
+    run_in(sandbox, name, chain, TaskContext { limits, ..Default::default() }, batches)
+}
+
+/// Run `chain` over `batches` as one task with context `ctx` (its limits,
+/// broadcast values, ...) in `sandbox`, on the shared pool.
+pub fn run_in(
+    sandbox: &Sandbox,
+    name: &str,
+    chain: Chain,
+    ctx: TaskContext,
+    batches: Vec<Vec<u8>>,
+) -> (Vec<Vec<u8>>, TaskReport) {
     let bytes = guest(name);
     let prepared = sandbox.load(&Digest::of(&bytes), &bytes).unwrap();
     let sandbox = sandbox.clone();
-    let fut = sandbox_pool().run(move || async move {
-        let ctx = TaskContext { limits, ..Default::default() };
-        sandbox.run_task(&prepared, ctx, &chain, batches).await
-    });
+    let fut =
+        sandbox_pool().run(move || async move { sandbox.run_task(&prepared, ctx, &chain, batches).await });
     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(fut).unwrap()
 }
 

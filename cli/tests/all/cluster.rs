@@ -224,7 +224,7 @@ fn a_watched_job_reports_progress_at_a_bounded_rate_and_its_end() {
 }
 
 /// A deterministic stream of numbers (an LCG): test data without a crate.
-fn numbers(seed: u64) -> impl Iterator<Item = u64> {
+pub(crate) fn numbers(seed: u64) -> impl Iterator<Item = u64> {
     std::iter::successors(Some(seed), |x| {
         Some(x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407))
     })

@@ -11,6 +11,7 @@ mod cache;
 mod cluster;
 mod fairness;
 mod isolation;
+mod iterative;
 mod paths;
 mod reservations;
 mod restart;

@@ -232,7 +232,7 @@ impl From<&Step> for v1::Step {
             StepKind::MapBatch => v1::StepKind::MapBatch,
             StepKind::Reduce => v1::StepKind::Reduce,
         };
-        v1::Step { kind: kind as i32, function: s.function.clone() }
+        v1::Step { kind: kind as i32, function: s.function.clone(), param: s.param }
     }
 }
 
@@ -250,7 +250,7 @@ impl TryFrom<&v1::Step> for Step {
                 return Err(ProtoError::UnknownEnum { field: "step.kind", value: s.kind });
             }
         };
-        Ok(Step { kind, function: s.function.clone() })
+        Ok(Step { kind, function: s.function.clone(), param: s.param })
     }
 }
 
@@ -510,7 +510,7 @@ mod tests {
         let m = v1::EndReason { kind: 99, ..Default::default() };
         assert_eq!(EndReason::try_from(&m), Err(ProtoError::UnknownEnum { field: "end.kind", value: 99 }));
         assert!(EndReason::try_from(&v1::EndReason::default()).is_err(), "unspecified is not `finished`");
-        assert!(Step::try_from(&v1::Step { kind: 0, function: "f".into() }).is_err());
+        assert!(Step::try_from(&v1::Step { kind: 0, function: "f".into(), param: None }).is_err());
     }
 
     #[test]
@@ -537,8 +537,10 @@ mod tests {
         assert_eq!(TaskMetering::from(&v1::TaskMetering::from(&m)), m);
         for kind in [StepKind::Map, StepKind::Filter, StepKind::FlatMap, StepKind::MapBatch, StepKind::Reduce]
         {
-            let s = Step { kind, function: "f".into() };
-            assert_eq!(Step::try_from(&v1::Step::from(&s)).unwrap(), s);
+            for param in [None, Some(7)] {
+                let s = Step { param, ..Step::new(kind, "f") };
+                assert_eq!(Step::try_from(&v1::Step::from(&s)).unwrap(), s);
+            }
         }
     }
 

@@ -343,7 +343,7 @@ mod tests {
             ])),
             body: TaskBody::Work(Box::new(TaskWork {
                 input,
-                chain: vec![Step { kind: StepKind::FlatMap, function: "split".into() }].into(),
+                chain: vec![Step::new(StepKind::FlatMap, "split")].into(),
                 input_keyed: false,
                 output_keyed: true,
                 output,
@@ -443,7 +443,7 @@ mod tests {
         assert!(TaskDescriptor::try_from(d).is_err());
         let mut d = good.clone();
         if let Some(task_descriptor::Body::Work(w)) = &mut d.body {
-            w.chain = vec![v1::Step { kind: 0, function: "f".into() }];
+            w.chain = vec![v1::Step { kind: 0, function: "f".into(), param: None }];
         }
         assert!(TaskDescriptor::try_from(d).is_err(), "an unspecified step kind");
         let mut d = good;

@@ -172,7 +172,7 @@ mod tests {
             )
             .unwrap();
         let xs = draft.add(Node::Parallelize { partitions: vec![Data::from(vec![1, 2])] }, true).unwrap();
-        let step = Step { kind: StepKind::Map, function: "one".into() };
+        let step = Step::new(StepKind::Map, "one");
         let pairs = draft.add(Node::Narrow { parent: lines, step }, true).unwrap();
         let both = draft.add(Node::Union { a: pairs, b: xs }, false).unwrap();
         for kind in [

@@ -5,22 +5,20 @@
 //! many lines scanned.
 //!
 //! User functions capture nothing from the driver, so the pattern reaches the
-//! tasks as a broadcast value, read by its id. The lines scanned are counted
-//! with an accumulator, which the master sums over the tasks that finished.
+//! filter as its bound parameter (`matches.with(pattern)`). The lines scanned
+//! are counted with an accumulator, which the master sums over the tasks that
+//! finished.
 
 use weft::prelude::*;
-
-/// The pattern: the job's first (and only) broadcast.
-const PATTERN: Broadcast<String> = Broadcast::from_id(0);
 
 /// The accumulator counting the lines `matches` looked at.
 const SCANNED: &str = "lines scanned";
 
 /// Whether the line contains the pattern.
 #[weft::filter]
-fn matches(line: &str) -> weft::Result<bool> {
+fn matches(line: &str, pattern: &String) -> bool {
     weft::accumulator_add(SCANNED, 1);
-    Ok(line.contains(PATTERN.get()?.as_str()))
+    line.contains(pattern.as_str())
 }
 
 #[weft::main]
@@ -29,15 +27,7 @@ fn main(ctx: &Context) -> weft::Result<()> {
     let [pattern, input, output] = args.as_slice() else {
         return Err(weft::Error::msg("usage: grep <pattern> <input-uri> <output-uri>"));
     };
-    let shipped = ctx.broadcast(pattern)?;
-    if shipped != PATTERN {
-        return Err(weft::Error::msg(format!(
-            "the host gave the pattern broadcast id {}, but the filter reads id {}",
-            shipped.id(),
-            PATTERN.id()
-        )));
-    }
-    let lines = ctx.text_file(input, 4)?.filter(matches).cache();
+    let lines = ctx.text_file(input, 4)?.filter(matches.with(pattern)).cache();
     lines.save_as_text_file(output)?;
     // Read before the next action: as in Spark, an accumulator added to in a
     // transformation counts again whenever a later action recomputes it.

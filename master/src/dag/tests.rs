@@ -2,7 +2,7 @@ use super::*;
 use weft_core::plan::Node;
 
 fn step(kind: StepKind, f: &str) -> Step {
-    Step { kind, function: f.into() }
+    Step::new(kind, f)
 }
 
 fn text(p: &mut Plan, splits: &mut BTreeMap<DatasetId, u32>, n: u32) -> DatasetId {

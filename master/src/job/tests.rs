@@ -9,9 +9,7 @@ use weft_core::task::Data;
 fn counting() -> (Plan, DatasetId, DatasetId) {
     let mut p = Plan::new();
     let lines = p.add(Node::text_file("in", 2), false).unwrap();
-    let pairs = p
-        .add(Node::Narrow { parent: lines, step: Step { kind: StepKind::Map, function: "one".into() } }, true)
-        .unwrap();
+    let pairs = p.add(Node::Narrow { parent: lines, step: Step::new(StepKind::Map, "one") }, true).unwrap();
     let counts =
         p.add(Node::Shuffle { parent: pairs, kind: ShuffleKind::SumByKey, partitions: 3 }, true).unwrap();
     (p, lines, counts)

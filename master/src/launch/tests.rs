@@ -14,18 +14,9 @@ fn split(start: u64, end: u64) -> TextSplit {
 fn word_count(sink: ResultSink) -> (JobContext, dag::JobGraph) {
     let mut plan = Plan::new();
     let lines = plan.add(Node::text_file("file:///data", 2), false).unwrap();
-    let words = plan.add(
-        Node::Narrow { parent: lines, step: Step { kind: StepKind::FlatMap, function: "split".into() } },
-        false,
-    );
+    let words = plan.add(Node::Narrow { parent: lines, step: Step::new(StepKind::FlatMap, "split") }, false);
     let pairs = plan
-        .add(
-            Node::Narrow {
-                parent: words.unwrap(),
-                step: Step { kind: StepKind::Map, function: "one".into() },
-            },
-            true,
-        )
+        .add(Node::Narrow { parent: words.unwrap(), step: Step::new(StepKind::Map, "one") }, true)
         .unwrap();
     let counts = plan
         .add(
@@ -101,7 +92,7 @@ fn a_reduce_task_names_its_shuffle_and_how_many_maps_it_reads() {
     let w = work(descriptor(&ctx, stage, &stage.tasks[1], key(1, 1), &two_maps, &nothing_kept).unwrap());
     let TaskInput::Shuffle(r) = &w.input else { panic!("{:?}", w.input) };
     assert_eq!((r.reduce, r.aggregate, r.maps), (1, Aggregate::Merge, 2));
-    assert_eq!(&*w.chain, [Step { kind: StepKind::Reduce, function: "add".into() }]);
+    assert_eq!(&*w.chain, [Step::new(StepKind::Reduce, "add")]);
     assert_eq!(w.output, TaskOutput::Count);
 
     let err = descriptor(&ctx, stage, &stage.tasks[0], key(1, 0), &no_maps, &nothing_kept).unwrap_err();

@@ -212,9 +212,7 @@ fn reduce(core: &Core, job: JobId, maps: usize, reduces: u32) -> (JobContext, Jo
     use weft_core::plan::{ShuffleKind, Step, StepKind};
     let mut plan = Plan::new();
     let xs = plan.add(Node::Parallelize { partitions: vec![Data::default(); maps] }, true).unwrap();
-    let pairs = plan
-        .add(Node::Narrow { parent: xs, step: Step { kind: StepKind::Map, function: "one".into() } }, true)
-        .unwrap();
+    let pairs = plan.add(Node::Narrow { parent: xs, step: Step::new(StepKind::Map, "one") }, true).unwrap();
     let sums = plan
         .add(
             Node::Shuffle {

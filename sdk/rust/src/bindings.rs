@@ -43,7 +43,10 @@ impl dispatcher::Guest for Component {
 }
 
 fn ops(chain: Vec<types::Op>) -> Vec<Op> {
-    chain.into_iter().map(|op| Op { kind: op_kind(op.kind), function: op.function }).collect()
+    chain
+        .into_iter()
+        .map(|op| Op { kind: op_kind(op.kind), function: op.function, param: op.param })
+        .collect()
 }
 
 fn call_error(e: CallError) -> types::CallError {

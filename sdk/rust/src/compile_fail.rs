@@ -1,10 +1,24 @@
 //! Signatures and uses that must not compile, checked by `cargo test --doc`.
 //! (Only built for doctests; the macro messages are shown in each case.)
 //!
-//! A map takes one record ("takes one record: `fn(record: T) -> U` (found 2 parameters)"):
+//! A map takes one record, and maybe a bound parameter by reference ("takes
+//! its bound parameter by reference, e.g. `w: &Weights`"):
 //! ```compile_fail
 //! #[weft::map]
 //! fn two(a: String, b: String) -> String { a + &b }
+//! ```
+//!
+//! A reduce takes no bound parameter ("takes no bound parameter"):
+//! ```compile_fail
+//! #[weft::reduce]
+//! fn scaled(a: i64, b: i64, by: &i64) -> i64 { (a + b) * by }
+//! ```
+//!
+//! A bound value has the parameter's type:
+//! ```compile_fail,E0277
+//! #[weft::filter]
+//! fn longer(s: &str, min: &usize) -> bool { s.len() > *min }
+//! let _ = longer.with(&"three".to_string());
 //! ```
 //!
 //! A map must return something ("returns its output record"):

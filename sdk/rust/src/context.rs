@@ -1,16 +1,12 @@
 //! The driver's view of the job: [`Context`], handed to `#[weft::main]`.
 
 use crate::dataset::{Dataset, Handle, PairDataset};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::host;
 use crate::layout::{self, Pair, Plain};
 use crate::record::{Bytes, Record};
-use std::any::Any;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use weft_codec::key::Key;
 
 /// The driver's entry to the job: its arguments, data sources, broadcasts and
@@ -100,8 +96,8 @@ impl Context {
         Ok(PairDataset::from_handle(Handle::new(Ok(id))))
     }
 
-    /// Ship `value` once to every task; user functions read it with
-    /// [`Broadcast::get`] or [`broadcast_value`].
+    /// Ship `value` once to every task; user functions read it as a bound
+    /// parameter (`f.with(&handle)`, see [`Broadcast`]).
     pub fn broadcast<T: Record>(&self, value: &T) -> Result<Broadcast<T>> {
         let id = host::driver::broadcast(&value.to_record_bytes())?;
         Ok(Broadcast::from_id(id))
@@ -126,54 +122,47 @@ impl fmt::Debug for Context {
     }
 }
 
-/// A typed broadcast id.
+/// A value shipped once to every task of the job: a typed handle, made by
+/// [`Context::broadcast`].
 ///
-/// User functions are plain functions and capture nothing from the driver, so a
-/// task learns which broadcast to read from its id alone. The host assigns ids;
-/// a driver that broadcasts the same values in the same order gets the same ids,
-/// so a job can name them as constants and check them in `main`:
+/// A user function reads it as a bound parameter: it declares a parameter
+/// `&T`, and the driver binds the handle with `.with(&handle)`. The value
+/// travels once per job however many datasets bind it, where `.with(&value)`
+/// ships the value with each dataset built (see [the `param` module](crate::param)):
 ///
 /// ```no_run
 /// # mod job {
 /// use weft::prelude::*;
-/// const STOPWORDS: Broadcast<Vec<String>> = Broadcast::from_id(0);
 ///
 /// #[weft::filter]
-/// fn not_a_stopword(word: &str) -> weft::Result<bool> {
-///     Ok(!STOPWORDS.get()?.iter().any(|w| w == word))
+/// fn not_a_stopword(word: &str, stopwords: &Vec<String>) -> bool {
+///     !stopwords.iter().any(|w| w == word)
 /// }
 ///
 /// #[weft::main]
 /// fn main(ctx: &Context) -> weft::Result<()> {
-///     let b = ctx.broadcast(&vec!["the".to_string(), "a".to_string()])?;
-///     assert_eq!(b, STOPWORDS, "broadcast ids are assigned in order");
-///     // ...
-///     # Ok(())
+///     let stopwords = ctx.broadcast(&vec!["the".to_string(), "a".to_string()])?;
+///     let words = ctx.text_file("s3://corpus/", 8)?;
+///     let kept = words.filter(not_a_stopword.with(&stopwords)).count()?;
+///     # let _ = kept;
+///     Ok(())
 /// }
 /// # }
 /// # fn main() {}
 /// ```
 pub struct Broadcast<T> {
+    /// The host's id (ids count from 0 in call order within a job).
     id: u64,
     _value: PhantomData<fn() -> T>,
 }
 
 impl<T> Broadcast<T> {
-    /// The broadcast with this id.
-    pub const fn from_id(id: u64) -> Self {
+    pub(crate) const fn from_id(id: u64) -> Self {
         Broadcast { id, _value: PhantomData }
     }
 
-    /// Its id.
-    pub const fn id(&self) -> u64 {
+    pub(crate) const fn id(&self) -> u64 {
         self.id
-    }
-}
-
-impl<T: Record + Send + Sync + 'static> Broadcast<T> {
-    /// The value, decoded once per task and shared after that.
-    pub fn get(&self) -> Result<Arc<T>> {
-        broadcast_value(self.id)
     }
 }
 
@@ -191,31 +180,6 @@ impl<T> PartialEq for Broadcast<T> {
 impl<T> Eq for Broadcast<T> {}
 impl<T> fmt::Debug for Broadcast<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Broadcast<{}>({})", std::any::type_name::<T>(), self.id)
+        write!(f, "Broadcast<{}>", std::any::type_name::<T>())
     }
-}
-
-thread_local! {
-    /// Decoded broadcast values by id. One guest instance runs one task at a
-    /// time, and a value is immutable for the job, so the cache never goes stale.
-    static BROADCASTS: RefCell<HashMap<u64, Arc<dyn Any + Send + Sync>>> = RefCell::new(HashMap::new());
-}
-
-/// The broadcast value `id`, for use in user functions.
-///
-/// The first call in a task fetches and decodes it; later calls return the
-/// same [`Arc`], so calling this once per record is cheap.
-pub fn broadcast_value<T: Record + Send + Sync + 'static>(id: u64) -> Result<Arc<T>> {
-    if let Some(cached) = BROADCASTS.with(|b| b.borrow().get(&id).cloned()) {
-        return cached.downcast::<T>().map_err(|_| {
-            Error::msg(format!(
-                "broadcast {id} was already read as another type than {}",
-                std::any::type_name::<T>()
-            ))
-        });
-    }
-    let bytes = host::broadcast_get(id).ok_or(Error::MissingBroadcast { id })?;
-    let value = Arc::new(T::decode(&bytes)?);
-    BROADCASTS.with(|b| b.borrow_mut().insert(id, value.clone()));
-    Ok(value)
 }

@@ -8,9 +8,10 @@
 //! from it. Handles are `Copy`; use one as often as you like.
 
 use crate::error::{Error, Result};
-use crate::function::{FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform};
+use crate::function::{FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, ReduceFn, Transform};
 use crate::host::{self, ShuffleOp};
 use crate::layout::{self, Layout, Pair, Plain};
+use crate::param::{Bindable, Param};
 use crate::record::Record;
 use std::cell::RefCell;
 
@@ -75,8 +76,24 @@ impl Handle {
         Handle::new(self.id().and_then(make))
     }
 
-    fn narrow(self, kind: OpKind, function: &str, keyed: bool) -> Handle {
-        self.derive(|id| host::driver::narrow(id, kind, function, keyed))
+    /// A narrow step applying `F`, with its parameter if bound (shipped as a
+    /// broadcast value unless it is one already).
+    fn narrow<F: Function>(self, param: Option<Param>, keyed: bool) -> Handle {
+        self.derive(|id| {
+            let param = match (param, F::PARAM) {
+                (None, None) => None,
+                (None, Some(spec)) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "`{0}` takes a parameter of type `{1}`: bind one with `{0}.with(&value)`",
+                        F::NAME,
+                        spec.type_name()
+                    )));
+                }
+                (Some(Param::Value(bytes)), _) => Some(host::driver::broadcast(&bytes)?),
+                (Some(Param::Broadcast(id)), _) => Some(id),
+            };
+            host::driver::narrow_bound(id, F::KIND, name_of::<F>(), param, keyed)
+        })
     }
 
     fn shuffle(self, op: ShuffleOp<'_>, partitions: u32) -> Handle {
@@ -94,9 +111,16 @@ impl fmt::Debug for Handle {
 }
 
 /// The dataset a [`Transform`]'s output makes.
-fn output_of<F: Transform>(parent: Handle) -> <F::Output as Layout>::Dataset {
-    F::Output::dataset(parent.narrow(F::KIND, name_of::<F>(), F::Output::KEYED))
+fn output_of<B: Bindable>(parent: Handle, f: B) -> Output<B>
+where
+    B::Function: Transform,
+{
+    let keyed = <B::Function as Transform>::Output::KEYED;
+    <B::Function as Transform>::Output::dataset(parent.narrow::<B::Function>(f.into_param(), keyed))
 }
+
+/// The dataset a step applying `B`'s function makes.
+type Output<B> = <<<B as Bindable>::Function as Transform>::Output as Layout>::Dataset;
 
 /// `F`'s name, read from its registration (see `Function::registration` for why).
 fn name_of<F: Function>() -> &'static str {
@@ -148,25 +172,39 @@ handle_impls!(PairDataset<K, V>);
 /// The methods both dataset kinds share, differing only in the record layout `L`.
 macro_rules! common_methods {
     ($layout:ty, $item:ty) => {
-        /// Apply a `#[weft::map]` function to every record.
-        pub fn map<F: MapFn<Input = $layout>>(&self, _f: F) -> <F::Output as Layout>::Dataset {
-            output_of::<F>(self.handle)
+        /// Apply a `#[weft::map]` function to every record: `f`, or
+        /// `f.with(&value)` for a function with a parameter (see [`crate::param`]).
+        pub fn map<B: Bindable>(&self, f: B) -> Output<B>
+        where
+            B::Function: MapFn<Input = $layout>,
+        {
+            output_of(self.handle, f)
         }
 
-        /// Keep the records a `#[weft::filter]` function accepts.
-        pub fn filter<F: FilterFn<Input = $layout>>(&self, _f: F) -> Self {
-            Self::from_handle(self.handle.narrow(OpKind::Filter, name_of::<F>(), <$layout>::KEYED))
+        /// Keep the records a `#[weft::filter]` function accepts (`f` or `f.with(&value)`).
+        pub fn filter<B: Bindable>(&self, f: B) -> Self
+        where
+            B::Function: FilterFn<Input = $layout>,
+        {
+            Self::from_handle(self.handle.narrow::<B::Function>(f.into_param(), <$layout>::KEYED))
         }
 
-        /// Apply a `#[weft::flat_map]` function to every record, keeping all outputs.
-        pub fn flat_map<F: FlatMapFn<Input = $layout>>(&self, _f: F) -> <F::Output as Layout>::Dataset {
-            output_of::<F>(self.handle)
+        /// Apply a `#[weft::flat_map]` function (`f` or `f.with(&value)`) to
+        /// every record, keeping all outputs.
+        pub fn flat_map<B: Bindable>(&self, f: B) -> Output<B>
+        where
+            B::Function: FlatMapFn<Input = $layout>,
+        {
+            output_of(self.handle, f)
         }
 
-        /// Apply a `#[weft::map_batch]` function to each batch of records
-        /// (Spark's `mapPartitions`, one batch at a time).
-        pub fn map_batch<F: MapBatchFn<Input = $layout>>(&self, _f: F) -> <F::Output as Layout>::Dataset {
-            output_of::<F>(self.handle)
+        /// Apply a `#[weft::map_batch]` function (`f` or `f.with(&value)`) to
+        /// each batch of records (Spark's `mapPartitions`, one batch at a time).
+        pub fn map_batch<B: Bindable>(&self, f: B) -> Output<B>
+        where
+            B::Function: MapBatchFn<Input = $layout>,
+        {
+            output_of(self.handle, f)
         }
 
         /// The records of both datasets.

@@ -13,6 +13,12 @@
 //!   of equal key bytes is folded with the function into one pair whose key bytes
 //!   are the run's, unchanged. A run of one value is copied without re-encoding.
 //!
+//! A step may name a **bound parameter** (`Op::param`, a broadcast value of
+//! the job): it is fetched and decoded once per instance when the step is
+//! resolved, and every function value of that step is made with it (see
+//! [`param`](crate::param)); a value that does not decode fails the chain
+//! naming the function and the type.
+//!
 //! Every step is resolved before any runs, so an unknown name fails fast. This
 //! module is plain Rust: the wasm export in `bindings.rs` only converts types,
 //! and native tests call [`run_chain`] directly.
@@ -22,6 +28,7 @@ use crate::function::{
 };
 use crate::fuse::{self, Fuse, Pipeline};
 use crate::layout::Layout;
+use crate::param;
 use crate::record::{Record, RecordError};
 use crate::registry::{self, Entry};
 use rustc_hash::FxBuildHasher;
@@ -36,15 +43,18 @@ pub struct Op {
     pub kind: OpKind,
     /// The registered function's name.
     pub function: String,
+    /// The broadcast value bound to the function as its parameter, if any.
+    pub param: Option<u64>,
 }
 
 impl Op {
-    /// A step applying `function` as `kind`.
+    /// A step applying `function` as `kind`, with no parameter.
     pub fn new(kind: OpKind, function: impl Into<String>) -> Self {
-        Op { kind, function: function.into() }
+        Op { kind, function: function.into(), param: None }
     }
 
-    /// The step that applies user function `F` as what it is.
+    /// The step that applies user function `F` as what it is (see
+    /// [`testing::op`](crate::testing::op) for one with a bound parameter).
     pub fn of<F: Function>(_f: F) -> Self {
         Op::new(F::KIND, F::NAME)
     }
@@ -81,19 +91,25 @@ pub fn functions() -> Vec<String> {
 /// [`HELD_COMBINE_BYTES`], then everything it holds; [`flush_chain`] returns
 /// the rest after the last batch.
 pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
-    let steps = chain.iter().map(|op| Ok((op.kind, resolve(op)?))).collect::<Result<Vec<_>, _>>()?;
+    let steps = chain
+        .iter()
+        .map(|op| {
+            let reg = resolve(op)?;
+            Ok((op.kind, reg, param::resolve(reg, op.param)?))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(held) = run_held(chain, &steps, &input) {
         return held;
     }
     let mut batch = input;
     let mut rest = steps.as_slice();
-    while let Some(&(kind, step)) = rest.first() {
+    while let Some(&(kind, step, binding)) = rest.first() {
         let capacity = batch.len() + batch.len() / 4;
         let fused = pipeline_at(rest);
         // A combine right behind a pipeline folds its pairs as they come:
         // they are never encoded one by one.
         let combine = match rest.get(fused.len()) {
-            Some(&(OpKind::Combine, reg)) if !fused.is_empty() => reg.combine,
+            Some(&(OpKind::Combine, reg, _)) if !fused.is_empty() => reg.combine,
             _ => None,
         };
         // Fused steps mark which of them runs record by record; put back
@@ -118,7 +134,7 @@ pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
             _ => step.apply,
         };
         let mut out = BatchWriter::with_capacity(capacity);
-        apply(&batch, &mut out)?;
+        param::scope(binding, || apply(&batch, &mut out))?;
         batch = out.finish();
         rest = &rest[1..];
     }
@@ -134,13 +150,18 @@ thread_local! {
     static HELD: RefCell<Vec<(Vec<Op>, Pipeline)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// A resolved step: how it applies which function, with what parameter.
+type Resolved = (OpKind, &'static registry::Registration, param::Binding);
+
 /// The fusable steps at the head of `steps`: map, filter and flat-map steps
 /// each feeding the next (empty when the first cannot fuse).
-fn pipeline_at(steps: &[(OpKind, &'static registry::Registration)]) -> Vec<Fuse> {
+fn pipeline_at(steps: &[Resolved]) -> Vec<Fuse> {
     let mut run: Vec<Fuse> = Vec::new();
-    for &(kind, reg) in steps {
+    for &(kind, reg, binding) in steps {
         match reg.fuse {
-            Some(f) if kind != OpKind::Combine && run.last().is_none_or(|last| last.feeds(&f)) => run.push(f),
+            Some(f) if kind != OpKind::Combine && run.last().is_none_or(|last| last.feeds(&f)) => {
+                run.push(f.bound(binding))
+            }
             _ => break,
         }
     }
@@ -157,12 +178,8 @@ fn take_held(chain: &[Op]) -> Option<Pipeline> {
 
 /// Run a chain that is one pipeline and a `combine`, keeping its folds;
 /// `None` for any other chain.
-fn run_held(
-    chain: &[Op],
-    steps: &[(OpKind, &'static registry::Registration)],
-    input: &[u8],
-) -> Option<Result<Vec<u8>, CallError>> {
-    let (&(OpKind::Combine, reduce), head) = steps.split_last()? else { return None };
+fn run_held(chain: &[Op], steps: &[Resolved], input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
+    let (&(OpKind::Combine, reduce, _), head) = steps.split_last()? else { return None };
     let fused = pipeline_at(head);
     if fused.is_empty() || fused.len() != head.len() {
         return None;

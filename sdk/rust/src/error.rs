@@ -19,12 +19,6 @@ pub enum Error {
     /// Records from the host do not decode as the dataset's record type.
     #[error("records do not decode: {0}")]
     Decode(#[from] RecordError),
-    /// `broadcast_value` asked for an id the job has no value for.
-    #[error("no broadcast value with id {id}")]
-    MissingBroadcast {
-        /// The id asked for.
-        id: u64,
-    },
     /// An error of the job's own code, made with [`Error::msg`].
     #[error("{0}")]
     Job(String),

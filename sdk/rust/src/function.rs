@@ -73,6 +73,11 @@ pub trait Function: Copy + Default + 'static {
     /// registration, even when the function comes from another crate.
     #[doc(hidden)]
     fn registration() -> &'static Registration;
+
+    /// The type of the parameter the function takes (bound with
+    /// `f.with(&value)`), if it takes one.
+    #[doc(hidden)]
+    const PARAM: Option<crate::param::ParamSpec> = None;
 }
 
 /// A function from records of one layout to records of another.

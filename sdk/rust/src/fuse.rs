@@ -33,6 +33,7 @@
 use crate::dispatch::{CallError, decode_error, framing_error, running, user_error};
 use crate::function::{ApplyError, FilterFn, FlatMapFn, Item, MapFn, ReduceFn, Transform};
 use crate::layout::Layout;
+use crate::param::{Binding, scope};
 use crate::record::Record;
 use crate::registry::ApplyFn;
 use rustc_hash::FxHasher;
@@ -125,6 +126,8 @@ pub(crate) struct Fuse {
     finish: fn(Erased) -> Result<BatchWriter, CallError>,
     /// What a sink of the function's output type holds.
     held: fn(&Erased) -> usize,
+    /// The function's parameter in this step (see [`param`](crate::param)).
+    binding: Binding,
 }
 
 /// Folds two values of one key: a reduce function, with its errors named.
@@ -188,7 +191,13 @@ impl Fuse {
             feed,
             finish: finish::<O::Item>,
             held: held::<O::Item>,
+            binding: None,
         }
+    }
+
+    /// These parts in a step whose function has `binding` as its parameter.
+    pub(crate) fn bound(self, binding: Binding) -> Self {
+        Fuse { binding, ..self }
     }
 
     /// Whether `next` can take this function's outputs directly.
@@ -212,12 +221,13 @@ impl Pipeline {
         end: impl FnOnce(&Fuse, bool) -> Option<Erased>,
     ) -> Option<Result<Self, CallError>> {
         let Some((first, rest)) = steps.split_first() else { return Some(Err(broken("an empty pipeline"))) };
+        // Each step's function values are made (`Default`) with its parameter bound.
         let mut sink = match rest.split_last() {
-            None => end(first, false)?,
-            Some((last, _)) => end(last, true)?,
+            None => scope(first.binding, || end(first, false))?,
+            Some((last, _)) => scope(last.binding, || end(last, true))?,
         };
         for step in rest.iter().rev().skip(1) {
-            sink = match (step.link)(sink) {
+            sink = match scope(step.binding, || (step.link)(sink)) {
                 Some(sink) => sink,
                 None => return Some(Err(broken("steps whose types do not line up"))),
             };
@@ -227,7 +237,7 @@ impl Pipeline {
 
     /// Run one batch through.
     pub(crate) fn feed(&mut self, input: &[u8]) -> Result<(), CallError> {
-        (self.first.feed)(input, &mut self.sink)
+        scope(self.first.binding, || (self.first.feed)(input, &mut self.sink))
     }
 
     /// About how many bytes [`finish`](Self::finish) would return.

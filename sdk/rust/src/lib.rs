@@ -95,9 +95,64 @@
 //!   it natively, for tests).
 //! - **Records**: the [`Record`] trait encodes one value as the bytes of one
 //!   batch entry. The rules are below.
-//! - **In user functions**: [`broadcast_value`] (or [`Broadcast::get`]) reads a
-//!   broadcast value, [`accumulator_add`] counts, [`task_info`] says where the
-//!   task is, and [`info!`], [`warn!`] & co. write to the task's log.
+//! - **Bound parameters**: a user function may take one more parameter, by
+//!   reference (`fn gradient(p: Point, w: &Weights) -> Vec<f64>`); the driver
+//!   binds its value where it builds the dataset: `points.map(gradient.with(&w))`.
+//!   The value is shipped once per dataset built and decoded once per task
+//!   instance, not per record ([`param`] explains how). A [`Broadcast`] binds
+//!   the same way and ships once per job. Bound values replace closures,
+//!   which a function called by name cannot have.
+//! - **In user functions**: [`accumulator_add`] counts, [`task_info`] says
+//!   where the task is, and [`info!`], [`warn!`] & co. write to the task's log.
+//!
+//! # Iterative jobs
+//!
+//! A loop in `main` runs one action per iteration, and each iteration binds
+//! its own values. Logistic regression, as in the Spark paper (the points
+//! parsed once and cached; see `guest-examples/logreg`):
+//!
+//! ```no_run
+//! # mod job {
+//! use weft::prelude::*;
+//!
+//! type Point = (f64, Vec<f64>);
+//!
+//! #[weft::flat_map]
+//! fn parse_point(line: &str) -> Option<Point> {
+//!     let mut f = line.split_ascii_whitespace().map(|v| v.parse::<f64>().ok());
+//!     Some((f.next()??, f.collect::<Option<Vec<f64>>>()?))
+//! }
+//!
+//! /// One point's share of the gradient at `w` (under one key, to sum them).
+//! #[weft::map]
+//! fn gradient((y, x): Point, w: &Vec<f64>) -> (u32, Vec<f64>) {
+//!     let dot: f64 = w.iter().zip(&x).map(|(w, x)| w * x).sum();
+//!     let scale = (1.0 / (1.0 + (-y * dot).exp()) - 1.0) * y;
+//!     (0, x.into_iter().map(|x| scale * x).collect())
+//! }
+//!
+//! #[weft::reduce]
+//! fn add(a: Vec<f64>, b: Vec<f64>) -> Vec<f64> {
+//!     a.iter().zip(&b).map(|(a, b)| a + b).collect()
+//! }
+//!
+//! #[weft::main]
+//! fn main(ctx: &Context) -> weft::Result<()> {
+//!     let points = ctx.text_file("s3://data/points/", 8)?.flat_map(parse_point).cache();
+//!     let mut w = vec![0.0; 10];
+//!     for _ in 0..10 {
+//!         // This iteration's weights, bound to this iteration's dataset.
+//!         let sums = points.map(gradient.with(&w)).reduce_by_key(add, 1).collect()?;
+//!         for (_, g) in sums {
+//!             w.iter_mut().zip(&g).for_each(|(w, g)| *w -= g);
+//!         }
+//!     }
+//!     weft::info!("final w: {w:?}");
+//!     Ok(())
+//! }
+//! # }
+//! # fn main() {}
+//! ```
 //!
 //! # Performance
 //!
@@ -170,11 +225,12 @@ mod host;
 mod layout;
 pub mod log;
 mod panic;
+pub mod param;
 pub mod record;
 mod registry;
 mod task;
 
-pub use context::{Broadcast, Context, broadcast_value};
+pub use context::{Broadcast, Context};
 pub use dataset::{Dataset, PairDataset, StorageLevel};
 pub use error::{Error, Result};
 pub use function::{
@@ -184,6 +240,7 @@ pub use function::{
 #[cfg(not(target_arch = "wasm32"))]
 pub use host::testing;
 pub use layout::{Layout, Pair, Plain};
+pub use param::{Bindable, Bound, IntoParam};
 pub use record::{Bytes, Record, RecordError, Serde};
 pub use task::{TaskInfo, accumulator_add, task_info};
 pub use weft_codec as codec;
@@ -247,13 +304,14 @@ pub use weft_sdk_macros::main;
 pub mod prelude {
     pub use crate::{
         Broadcast, Bytes, Context, Dataset, EncodeKey, Key, PairDataset, Record, Serde, StorageLevel,
-        accumulator_add, broadcast_value, task_info,
+        accumulator_add, task_info,
     };
 }
 
 /// Support for the macros' expansions. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::param::{ParamSpec, binding, unbound};
     pub use crate::record::{borrow_str, postcard_decode, postcard_encode};
     pub use crate::registry::{MainRegistration, Registered, Registration};
     pub use inventory;

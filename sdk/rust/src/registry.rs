@@ -47,6 +47,8 @@ pub struct Registration {
     pub(crate) fuse: Option<Fuse>,
     /// How to run it as a map-side combine (reduce functions only).
     pub(crate) combine: Option<Combine>,
+    /// The type of its bound parameter, if it takes one.
+    pub(crate) param: Option<crate::param::ParamSpec>,
 }
 
 impl Registration {
@@ -78,7 +80,7 @@ impl Registration {
     }
 
     const fn new<F: Function>(module: &'static str, apply: ApplyFn, fuse: Option<Fuse>) -> Self {
-        Registration { name: F::NAME, kind: F::KIND, module, apply, fuse, combine: None }
+        Registration { name: F::NAME, kind: F::KIND, module, apply, fuse, combine: None, param: F::PARAM }
     }
 }
 

@@ -94,11 +94,14 @@ fn expand_fn(kind: Kind, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenS
     let what = format!("a {} function", kind.attribute());
     signature::check_plain(&func.sig, &what)?;
     let name = registered_name(attr, func)?;
+    // The shapes read the record parameters only; a bound parameter is the last.
+    let (records, param) = split_param(kind, func, &what)?;
+    let bound = Bound(param.is_some());
     let shape = match kind {
-        Kind::Map => map_shape(func, &what)?,
-        Kind::Filter => filter_shape(func, &what)?,
-        Kind::FlatMap | Kind::MapBatch => iter_shape(kind, func, &what)?,
-        Kind::Reduce => reduce_shape(func, &what)?,
+        Kind::Map => map_shape(&records, &what, bound)?,
+        Kind::Filter => filter_shape(&records, &what, bound)?,
+        Kind::FlatMap | Kind::MapBatch => iter_shape(kind, &records, &what, bound)?,
+        Kind::Reduce => reduce_shape(&records, &what)?,
     };
 
     let ItemFn { attrs, vis, sig, block } = func;
@@ -121,11 +124,31 @@ fn expand_fn(kind: Kind, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenS
         },
     };
 
+    let apply = match param {
+        Some(_) => quote!(let __param = self.__param()?; #apply),
+        None => apply,
+    };
+    let (item, param_const) = match &param {
+        None => (
+            quote! {
+                #(#docs)*
+                #[allow(non_camel_case_types)]
+                #[derive(Clone, Copy, Debug, Default)]
+                #vis struct #ident;
+            },
+            quote!(),
+        ),
+        Some(p) => (
+            bound_item(func, p, &docs)?,
+            quote! {
+                const PARAM: ::core::option::Option<::weft::__private::ParamSpec> =
+                    ::core::option::Option::Some(::weft::__private::ParamSpec::of::<#p>());
+            },
+        ),
+    };
+
     Ok(quote! {
-        #(#docs)*
-        #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy, Debug, Default)]
-        #vis struct #ident;
+        #item
 
         impl #ident {
             #(#attrs)*
@@ -136,6 +159,7 @@ fn expand_fn(kind: Kind, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenS
         impl ::weft::Function for #ident {
             const NAME: &'static str = #name;
             const KIND: ::weft::OpKind = ::weft::OpKind::#variant;
+            #param_const
             fn registration() -> &'static ::weft::__private::Registration {
                 static REGISTRATION: ::weft::__private::Registration =
                     ::weft::__private::Registration::#ctor::<#ident>(::core::module_path!());
@@ -157,6 +181,109 @@ fn expand_fn(kind: Kind, attr: TokenStream, func: &ItemFn) -> syn::Result<TokenS
             ::weft::__private::Registered(<#ident as ::weft::Function>::registration)
         }
     })
+}
+
+/// The record parameters of `func` (itself without its bound parameter) and
+/// the type `P` of its bound parameter `&P`, if it has one: a map, filter,
+/// flat-map or map-batch with one parameter more than its records.
+fn split_param(kind: Kind, func: &ItemFn, what: &str) -> syn::Result<(ItemFn, Option<Type>)> {
+    let records = match kind {
+        Kind::Reduce => 2,
+        _ => 1,
+    };
+    if func.sig.inputs.len() != records + 1 {
+        return Ok((func.clone(), None));
+    }
+    if let Kind::Reduce = kind {
+        return Err(syn::Error::new(
+            func.sig.inputs.span(),
+            format!("{what} takes no bound parameter: it folds values in the shuffle, `fn(a: V, b: V) -> V`"),
+        ));
+    }
+    let mut records = func.clone();
+    let last = records.sig.inputs.pop().map(syn::punctuated::Pair::into_value);
+    let Some(syn::FnArg::Typed(last)) = last else {
+        return Ok((func.clone(), None));
+    };
+    match signature::strip(&last.ty) {
+        Type::Reference(r) if r.mutability.is_none() && r.lifetime.is_none() => {
+            Ok((records, Some((*r.elem).clone())))
+        }
+        _ => Err(syn::Error::new(
+            last.ty.span(),
+            format!(
+                "{what} takes its bound parameter by reference, e.g. `w: &Weights`, \
+                 and the driver binds it with `f.with(&value)`"
+            ),
+        )),
+    }
+}
+
+/// The struct of a function with a bound parameter of type `p`: a `Copy`
+/// value holding the parameter the dispatcher bound (its `Default`), a
+/// constant of the same name (so the function is still a value), `with` to
+/// bind a parameter in the driver, and `__param` for `apply`.
+fn bound_item(func: &ItemFn, p: &Type, docs: &[&syn::Attribute]) -> syn::Result<TokenStream> {
+    let (vis, ident) = (&func.vis, &func.sig.ident);
+    Ok(quote! {
+        #(#docs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy)]
+        #vis struct #ident {
+            param: ::core::option::Option<&'static #p>,
+        }
+
+        #[allow(non_upper_case_globals)]
+        #(#docs)*
+        #vis const #ident: #ident = #ident { param: ::core::option::Option::None };
+
+        impl ::core::default::Default for #ident {
+            fn default() -> Self {
+                #ident { param: ::weft::__private::binding::<#p>() }
+            }
+        }
+
+        impl ::core::fmt::Debug for #ident {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(::core::stringify!(#ident))
+            }
+        }
+
+        impl #ident {
+            /// This function with `param` bound as its parameter, for a dataset
+            /// method: a value (`&value`, shipped with the dataset) or a
+            /// `Broadcast` of one.
+            #vis fn with(self, param: impl ::weft::IntoParam<#p>) -> ::weft::Bound<Self> {
+                ::weft::Bound::new(param)
+            }
+
+            #[inline]
+            fn __param(self) -> ::core::result::Result<&'static #p, ::weft::UserError> {
+                self.param.ok_or_else(::weft::__private::unbound::<Self>)
+            }
+        }
+    })
+}
+
+/// Whether the function has a bound parameter: its calls pass `__param`
+/// after the record, bound at the top of `apply` (and `apply_raw`).
+#[derive(Clone, Copy)]
+struct Bound(bool);
+
+impl Bound {
+    /// The call's arguments: `record`, and `__param` if bound.
+    fn args(self, record: TokenStream) -> TokenStream {
+        if self.0 { quote!(#record, __param) } else { record }
+    }
+
+    /// The statement binding `__param` inside `apply_raw`.
+    fn raw(self) -> TokenStream {
+        if self.0 {
+            quote!(let __param = self.__param().map_err(::weft::ApplyError::User)?;)
+        } else {
+            quote!()
+        }
+    }
 }
 
 /// `self.call(args)` as a `Result<_, UserError>`, spanned at the written result
@@ -221,12 +348,13 @@ impl Borrow {
 }
 
 /// `self.call(record)` inside `apply_raw`, as a `Result<_, ApplyError>`.
-fn raw_call_result(ret: &Type) -> TokenStream {
-    let call = call_result(ret, quote!(record));
-    quote!(#call.map_err(::weft::ApplyError::User))
+fn raw_call_result(ret: &Type, bound: Bound) -> TokenStream {
+    let call = call_result(ret, bound.args(quote!(record)));
+    let param = bound.raw();
+    quote!(#param #call.map_err(::weft::ApplyError::User))
 }
 
-fn map_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
+fn map_shape(func: &ItemFn, what: &str, bound: Bound) -> syn::Result<Shape> {
     let [param] = one_param(func, what)?;
     let ret =
         signature::result(&func.sig, &format!("{what} returns its output record: `fn(record: T) -> U`"))?;
@@ -234,7 +362,7 @@ fn map_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
     let output = signature::layout(&out_ty);
     let Some(borrow) = Borrow::of(&param) else {
         return Ok(Shape {
-            apply: call_result(&ret, quote!(record)),
+            apply: call_result(&ret, bound.args(quote!(record))),
             apply_sig: quote! {
                 (&self, record: #param) -> ::core::result::Result<#out_ty, ::weft::UserError>
             },
@@ -244,9 +372,10 @@ fn map_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
         });
     };
     let record = borrow.record();
-    let (arg, bind, raw_call) = (borrow.arg_from_owned(), borrow.bind_from_raw(), raw_call_result(&ret));
+    let (arg, bind, raw_call) =
+        (borrow.arg_from_owned(), borrow.bind_from_raw(), raw_call_result(&ret, bound));
     Ok(Shape {
-        apply: call_result(&ret, arg),
+        apply: call_result(&ret, bound.args(arg)),
         apply_sig: quote! {
             (&self, record: #record) -> ::core::result::Result<#out_ty, ::weft::UserError>
         },
@@ -262,7 +391,7 @@ fn map_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
     })
 }
 
-fn filter_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
+fn filter_shape(func: &ItemFn, what: &str, bound: Bound) -> syn::Result<Shape> {
     let expected = format!("{what} takes its record by reference: `fn(record: &T) -> bool`");
     let [param] = <[Type; 1]>::try_from(signature::params(&func.sig, 1, &expected)?)
         .map_err(|_| syn::Error::new(func.sig.span(), &expected))?;
@@ -279,16 +408,17 @@ fn filter_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
     };
     let Some(borrow) = borrow else {
         return Ok(Shape {
-            apply: call_result(&ret, quote!(record)),
+            apply: call_result(&ret, bound.args(quote!(record))),
             apply_sig,
             input: layout.clone(),
             output: layout,
             assoc: quote!(),
         });
     };
-    let (arg, bind, raw_call) = (borrow.arg_from_owned(), borrow.bind_from_raw(), raw_call_result(&ret));
+    let (arg, bind, raw_call) =
+        (borrow.arg_from_owned(), borrow.bind_from_raw(), raw_call_result(&ret, bound));
     Ok(Shape {
-        apply: call_result(&ret, arg),
+        apply: call_result(&ret, bound.args(arg)),
         apply_sig,
         input: layout.clone(),
         output: layout,
@@ -302,7 +432,7 @@ fn filter_shape(func: &ItemFn, what: &str) -> syn::Result<Shape> {
     })
 }
 
-fn iter_shape(kind: Kind, func: &ItemFn, what: &str) -> syn::Result<Shape> {
+fn iter_shape(kind: Kind, func: &ItemFn, what: &str, bound: Bound) -> syn::Result<Shape> {
     let (record, arg_ty, borrow) = match kind {
         Kind::MapBatch => {
             let expected = format!("{what} takes the batch's records as one `Vec<T>`");
@@ -333,11 +463,11 @@ fn iter_shape(kind: Kind, func: &ItemFn, what: &str) -> syn::Result<Shape> {
     };
     let fallible = signature::fallible(&ret).is_some();
     // `wrap`: how a `UserError` becomes the method's error (`None`: it is one).
-    let call = |arg: TokenStream, wrap: Option<TokenStream>| match (fallible, wrap) {
-        (false, _) => quote_spanned!(ret.span()=> self.call(#arg)),
-        (true, None) => quote_spanned!(ret.span()=> self.call(#arg).map_err(::weft::UserError::new)?),
-        (true, Some(wrap)) => {
-            quote_spanned!(ret.span()=> self.call(#arg).map_err(|e| #wrap(::weft::UserError::new(e)))?)
+    let call = |arg: TokenStream, wrap: Option<TokenStream>| match (fallible, wrap, bound.args(arg)) {
+        (false, _, args) => quote_spanned!(ret.span()=> self.call(#args)),
+        (true, None, args) => quote_spanned!(ret.span()=> self.call(#args).map_err(::weft::UserError::new)?),
+        (true, Some(wrap), args) => {
+            quote_spanned!(ret.span()=> self.call(#args).map_err(|e| #wrap(::weft::UserError::new(e)))?)
         }
     };
     let emit_all = |call: TokenStream| {
@@ -353,12 +483,14 @@ fn iter_shape(kind: Kind, func: &ItemFn, what: &str) -> syn::Result<Shape> {
         None => quote!(),
         Some(b) => {
             let bind = b.bind_from_raw();
+            let param = bound.raw();
             let body = emit_all(call(quote!(record), Some(quote!(::weft::ApplyError::User))));
             quote! {
                 #[inline]
                 fn apply_raw<E: ::core::ops::FnMut(#item)>(&self, raw: &[u8], emit: &mut E)
                     -> ::core::result::Result<(), ::weft::ApplyError>
                 {
+                    #param
                     #bind
                     #body
                 }

@@ -48,7 +48,13 @@ pub(crate) mod driver {
     pub(crate) fn parallelize(_records: &[u8], _keyed: bool, _partitions: u32) -> Result<u32> {
         Err(Error::NotADriver)
     }
-    pub(crate) fn narrow(_parent: u32, _kind: OpKind, _function: &str, _keyed: bool) -> Result<u32> {
+    pub(crate) fn narrow_bound(
+        _parent: u32,
+        _kind: OpKind,
+        _function: &str,
+        _param: Option<u64>,
+        _keyed: bool,
+    ) -> Result<u32> {
         Err(Error::NotADriver)
     }
     pub(crate) fn shuffle(_parent: u32, _op: ShuffleOp<'_>, _partitions: u32) -> Result<u32> {
@@ -87,20 +93,52 @@ pub(crate) mod driver {
 /// host provides to user functions.
 ///
 /// ```
-/// use weft::testing;
-/// testing::set_broadcast(0, &vec!["the".to_string()]);
-/// assert_eq!(*weft::broadcast_value::<Vec<String>>(0).unwrap(), ["the"]);
+/// use weft::dispatch::run_chain;
+/// use weft::{codec::batch::BatchWriter, testing};
+///
+/// #[weft::map]
+/// fn scale(x: i64, by: &i64) -> i64 { x * by }
+///
+/// let mut input = BatchWriter::new();
+/// input.push(&weft::Record::to_record_bytes(&3i64));
+/// let out = run_chain(&[testing::op(scale.with(&7))], input.finish()).unwrap();
+/// assert_eq!(weft::codec::batch::entries(&out).next().unwrap().unwrap(), weft::Record::to_record_bytes(&21i64));
 ///
 /// weft::accumulator_add("lines", 2);
 /// assert_eq!(testing::accumulator("lines"), 2);
 /// ```
 pub mod testing {
     use super::{ACCUMULATORS, BROADCASTS};
-    use crate::record::Record;
+    use crate::dispatch::Op;
+    use crate::param::{Bindable, Param};
+    use crate::{Function, Record};
 
-    /// Make `value` the broadcast with this id, for this thread.
-    pub fn set_broadcast<T: Record>(id: u64, value: &T) {
-        BROADCASTS.with(|b| b.borrow_mut().insert(id, value.to_record_bytes()));
+    /// The chain step a dataset method would make of `f` (a user function,
+    /// or one with its parameter bound), for [`run_chain`](crate::dispatch::run_chain):
+    /// a bound value becomes a broadcast value of this thread, as a host
+    /// would ship it.
+    pub fn op<B: Bindable>(f: B) -> Op {
+        let param = f.into_param().map(|p| match p {
+            Param::Broadcast(id) => id,
+            Param::Value(bytes) => keep(bytes),
+        });
+        Op { param, ..Op::new(B::Function::KIND, B::Function::NAME) }
+    }
+
+    /// A broadcast value of this thread, as [`Context::broadcast`](crate::Context::broadcast)
+    /// makes one in a job, to bind with `f.with(&handle)`.
+    pub fn broadcast<T: Record>(value: &T) -> crate::Broadcast<T> {
+        crate::Broadcast::from_id(keep(value.to_record_bytes()))
+    }
+
+    /// Keep `bytes` as this thread's next broadcast value; its id.
+    fn keep(bytes: Vec<u8>) -> u64 {
+        BROADCASTS.with(|b| {
+            let mut b = b.borrow_mut();
+            let id = b.keys().max().map_or(0, |m| m + 1);
+            b.insert(id, bytes);
+            id
+        })
     }
 
     /// The sum of this thread's `accumulator_add` calls for `name`, including

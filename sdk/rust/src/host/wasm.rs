@@ -68,8 +68,15 @@ pub(crate) mod driver {
     pub(crate) fn parallelize(records: &[u8], keyed: bool, partitions: u32) -> Result<u32> {
         Ok(wit::parallelize(records, keyed, partitions)?)
     }
-    pub(crate) fn narrow(parent: u32, kind: OpKind, function: &str, keyed: bool) -> Result<u32> {
-        let step = types::Op { kind: op_kind(kind), function: function.to_owned() };
+    /// A narrow step whose function has broadcast value `param` bound.
+    pub(crate) fn narrow_bound(
+        parent: u32,
+        kind: OpKind,
+        function: &str,
+        param: Option<u64>,
+        keyed: bool,
+    ) -> Result<u32> {
+        let step = types::Op { kind: op_kind(kind), function: function.to_owned(), param };
         Ok(wit::narrow(parent, &step, keyed)?)
     }
     pub(crate) fn shuffle(parent: u32, op: ShuffleOp<'_>, partitions: u32) -> Result<u32> {

@@ -4,18 +4,6 @@ use weft::prelude::*;
 use weft::{Error, testing};
 
 #[test]
-fn driver_calls_need_a_host() {
-    // A `Context` is only made by the SDK for `#[weft::main]`; the broadcast and
-    // accumulator helpers are what natively testable code can call.
-    testing::set_broadcast(3, &vec!["the".to_string(), "a".to_string()]);
-    let stop: Broadcast<Vec<String>> = Broadcast::from_id(3);
-    assert_eq!(*stop.get().unwrap(), ["the", "a"]);
-    assert!(std::sync::Arc::ptr_eq(&stop.get().unwrap(), &broadcast_value::<Vec<String>>(3).unwrap()));
-    assert_eq!(broadcast_value::<String>(99).unwrap_err(), Error::MissingBroadcast { id: 99 });
-    assert!(broadcast_value::<String>(3).is_err(), "read as another type");
-}
-
-#[test]
 fn accumulators_sum_per_name() {
     accumulator_add("a", 2);
     accumulator_add("a", 3);

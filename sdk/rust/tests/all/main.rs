@@ -7,6 +7,7 @@
 mod dispatch;
 mod driver;
 mod functions;
+mod params;
 
 use weft::codec::batch::{BatchWriter, entries, pairs};
 use weft::codec::key::EncodeKey;

@@ -23,9 +23,6 @@ use weft::prelude::*;
 /// Bytes per record.
 const RECORD: usize = 1024;
 
-/// The broadcast value every task reads (the job broadcasts it first).
-const BIG: Broadcast<String> = Broadcast::from_id(0);
-
 /// Record `i`: its number, then filler, `RECORD` bytes in all.
 fn record(i: u64) -> String {
     let mut s = format!("{i:016}");
@@ -47,9 +44,8 @@ pub fn same(record: String) -> String {
 
 /// The broadcast value's length and checksum, as seen by this task.
 #[weft::map]
-pub fn probe(_task: u64) -> weft::Result<String> {
-    let value = BIG.get()?;
-    Ok(format!("{}:{}", value.len(), checksum(&value)))
+pub fn probe(_task: u64, value: &String) -> String {
+    format!("{}:{}", value.len(), checksum(value))
 }
 
 #[weft::main]
@@ -78,12 +74,9 @@ fn main(ctx: &Context) -> weft::Result<()> {
         "broadcast" => {
             let value: String = (0..bytes).map(|i| (b'a' + (i % 26) as u8) as char).collect();
             let expected = format!("{}:{}", value.len(), checksum(&value));
-            let b = ctx.broadcast(&value)?;
-            if b != BIG {
-                return Err(weft::Error::msg("the broadcast did not get id 0"));
-            }
+            let big = ctx.broadcast(&value)?;
             started = Instant::now();
-            let seen = ctx.parallelize(0..8u64, 8)?.map(probe).collect()?;
+            let seen = ctx.parallelize(0..8u64, 8)?.map(probe.with(&big)).collect()?;
             if seen.len() != 8 || seen.iter().any(|s| *s != expected) {
                 return Err(weft::Error::msg(format!("tasks saw {seen:?}, not {expected}")));
             }
