@@ -309,7 +309,7 @@ fn a_reduce_task_over_too_many_map_outputs_prefers_no_agent() {
 fn persisted() -> (JobRun, DatasetId) {
     let mut p = Plan::new();
     let lines = p.add(Node::text_file("in", 2), false).unwrap();
-    let step = Step { kind: StepKind::Map, function: "parse".into() };
+    let step = Step { kind: StepKind::Map, function: "parse".into(), param: None };
     let parsed = p.add(Node::Narrow { parent: lines, step }, true).unwrap();
     p.persist(parsed, Some(weft_core::plan::StorageLevel::MemoryOnly)).unwrap();
     let graph = dag::build(&p, parsed, &[(lines, 2)].into()).unwrap();

@@ -147,7 +147,7 @@ fn a_task_reads_the_deepest_kept_partition_of_its_lineage_and_keeps_what_it_comp
     // lines -> parse (persisted) -> scale (persisted on disk) -> count
     let mut plan = Plan::new();
     let lines = plan.add(Node::text_file("file:///data", 2), false).unwrap();
-    let step = |f: &str| Step { kind: StepKind::Map, function: f.into() };
+    let step = |f: &str| Step { kind: StepKind::Map, function: f.into(), param: None };
     let parsed = plan.add(Node::Narrow { parent: lines, step: step("parse") }, true).unwrap();
     let scaled = plan.add(Node::Narrow { parent: parsed, step: step("scale") }, true).unwrap();
     let last = plan.add(Node::Narrow { parent: scaled, step: step("last") }, false).unwrap();
