@@ -103,3 +103,74 @@ fn removing_a_job_forgets_memory_and_disk() {
     assert!(store.get(&other).unwrap().is_some(), "another job's partition stays");
     assert_eq!(budget.available_permits(), 3);
 }
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put { dataset: u32, partition: u32, kib: u64, level: u8 },
+        Get { dataset: u32, partition: u32 },
+        MakeRoom { mib: u32 },
+        Unpersist { dataset: u32 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u32..3, 0u32..4, 1u64..3000, 0u8..3).prop_map(|(dataset, partition, kib, level)| Op::Put {
+                dataset,
+                partition,
+                kib,
+                level
+            }),
+            (0u32..3, 0u32..4).prop_map(|(dataset, partition)| Op::Get { dataset, partition }),
+            (0u32..6).prop_map(|mib| Op::MakeRoom { mib }),
+            (0u32..3).prop_map(|dataset| Op::Unpersist { dataset }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever happens, what a read returns is exactly what was put (or
+        /// nothing), memory never exceeds the budget, and the permits the store
+        /// holds are exactly its bytes rounded up to MiB.
+        #[test]
+        fn reads_return_what_was_put_and_the_budget_holds(ops in proptest::collection::vec(op(), 1..40)) {
+            let (_dir, store, budget) = store(6);
+            let mut put: HashMap<(u32, u32), Vec<Bytes>> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Put { dataset, partition, kib, level } => {
+                        let level = [StorageLevel::MemoryOnly, StorageLevel::MemoryAndDisk, StorageLevel::DiskOnly]
+                            [level as usize];
+                        let b = vec![Bytes::from(vec![(dataset * 7 + partition) as u8; (kib << 10) as usize])];
+                        match store.put(key(dataset, partition), level, b.clone()).unwrap() {
+                            Some(_) => { put.insert((dataset, partition), b); }
+                            None => { put.remove(&(dataset, partition)); }
+                        }
+                    }
+                    Op::Get { dataset, partition } => {
+                        if let Some(got) = store.get(&key(dataset, partition)).unwrap() {
+                            prop_assert_eq!(Some(&got), put.get(&(dataset, partition)));
+                        }
+                    }
+                    Op::MakeRoom { mib } => store.make_room(mib).unwrap(),
+                    Op::Unpersist { dataset } => {
+                        store.remove(JOB, Some(DatasetId(dataset))).unwrap();
+                        put.retain(|(d, _), _| *d != dataset);
+                        for p in 0..4 {
+                            prop_assert_eq!(store.get(&key(dataset, p)).unwrap(), None);
+                        }
+                    }
+                }
+                let used = store.memory_used();
+                prop_assert!(used <= 6 * MIB, "{} bytes in memory", used);
+                let held = 6 - budget.available_permits() as u64;
+                prop_assert_eq!(held, used.div_ceil(MIB));
+            }
+        }
+    }
+}
