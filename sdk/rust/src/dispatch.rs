@@ -16,7 +16,7 @@
 //! A step may name a **bound parameter** (`Op::param`, a broadcast value of
 //! the job): it is fetched and decoded once per instance when the step is
 //! resolved, and every function value of that step is made with it (see
-//! [`param`](crate::param)); a value that does not decode fails the chain
+//! [`param`]); a value that does not decode fails the chain
 //! naming the function and the type.
 //!
 //! Every step is resolved before any runs, so an unknown name fails fast. This

@@ -37,7 +37,7 @@
 //! How the dispatcher reaches the function: the attribute macro makes a
 //! function with a parameter a `Copy` struct holding `Option<&'static P>`
 //! (plus a constant of the same name, so `longer_than` is still a value), whose
-//! `Default` reads the value the dispatcher [binds](scope) while it builds the
+//! `Default` reads the value the dispatcher binds while it builds the
 //! step. The decoded value lives as long as the instance (one task attempt).
 
 use crate::context::Broadcast;
