@@ -257,7 +257,14 @@ impl<T: Record> Record for Vec<T> {
         }
     }
     fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        batch::entries(bytes).map(|e| T::decode(e.map_err(RecordError::codec::<Self>)?)).collect()
+        // Counting the frames first (a hop per element) lets the vector be
+        // allocated once, at its size.
+        let n = batch::count(bytes).map_err(RecordError::codec::<Self>)?;
+        let mut out = Vec::with_capacity(n);
+        for e in batch::entries(bytes) {
+            out.push(T::decode(e.map_err(RecordError::codec::<Self>)?)?);
+        }
+        Ok(out)
     }
 }
 
