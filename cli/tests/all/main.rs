@@ -10,6 +10,7 @@ mod bulk;
 mod cluster;
 mod fairness;
 mod isolation;
+mod ops;
 mod paths;
 mod reservations;
 mod restart;

@@ -1,4 +1,5 @@
 //! Typed dataset handles for the driver: [`Dataset<T>`] and [`PairDataset<K, V>`].
+//! The operators composed from the host's primitives are in [`ops`].
 //!
 //! A dataset is a handle to a lazily computed collection the host keeps; nothing
 //! runs until an action (`collect`, `count`, `take`, `save_as_text_file`). Like
@@ -16,6 +17,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 use weft_codec::key::Key;
+
+mod ops;
 
 /// The host's id for a dataset, or the error that prevented making it.
 #[doc(hidden)]
@@ -183,19 +186,29 @@ macro_rules! common_methods {
             let batch = host::driver::take(self.handle.id()?, n as u64)?;
             Ok(layout::decode_all::<$layout>(&batch)?)
         }
+
+        /// Action: the first record, `None` when there is none.
+        pub fn first(&self) -> Result<Option<$item>> {
+            Ok(self.take(1)?.pop())
+        }
+
+        /// Action: whether there are no records.
+        pub fn is_empty(&self) -> Result<bool> {
+            Ok(self.take(1)?.is_empty())
+        }
+
+        /// Action: run a `#[weft::map]` function (returning `()`, or
+        /// anything: its outputs are dropped) on every record, in the tasks,
+        /// for its effects (accumulators, logs).
+        pub fn foreach<F: MapFn<Input = $layout>>(&self, _f: F) -> Result<()> {
+            let mapped = self.handle.narrow(F::KIND, name_of::<F>(), F::Output::KEYED);
+            host::driver::count(mapped.id()?).map(drop)
+        }
     };
 }
 
 impl<T: Record + 'static> Dataset<T> {
     common_methods!(Plain<T>, T);
-}
-
-impl Dataset<String> {
-    /// Action: write each record as one line (its UTF-8 bytes and `\n`) under
-    /// `uri`, committed atomically.
-    pub fn save_as_text_file(&self, uri: &str) -> Result<()> {
-        host::driver::save_as_text_file(self.handle.id()?, uri)
-    }
 }
 
 impl<K: Key + 'static, V: Record + 'static> PairDataset<K, V> {

@@ -17,6 +17,7 @@
 //! module is plain Rust: the wasm export in `bindings.rs` only converts types,
 //! and native tests call [`run_chain`] directly.
 
+use crate::builtin;
 use crate::function::{
     ApplyError, FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform,
 };
@@ -81,6 +82,12 @@ pub fn functions() -> Vec<String> {
 /// [`HELD_COMBINE_BYTES`], then everything it holds; [`flush_chain`] returns
 /// the rest after the last batch.
 pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
+    if let Some(at) = chain.iter().position(|op| builtin::is_builtin(&op.function)) {
+        // Built-in steps run a batch at a time between the user functions' parts.
+        let head = if at == 0 { input } else { run_chain(&chain[..at], input)? };
+        let out = builtin::run(&chain[at].function, &head)?;
+        return if at + 1 == chain.len() { Ok(out) } else { run_chain(&chain[at + 1..], out) };
+    }
     let steps = chain.iter().map(|op| Ok((op.kind, resolve(op)?))).collect::<Result<Vec<_>, _>>()?;
     if let Some(held) = run_held(chain, &steps, &input) {
         return held;
@@ -189,6 +196,10 @@ fn run_held(
 /// What a `combine` chain still holds (see [`run_chain`]); empty for any
 /// other chain, or when it holds nothing.
 pub fn flush_chain(chain: &[Op]) -> Result<Vec<u8>, CallError> {
+    // A combine is always last: its folds are held for the part after the last built-in step.
+    if let Some(at) = chain.iter().rposition(|op| builtin::is_builtin(&op.function)) {
+        return flush_chain(&chain[at + 1..]);
+    }
     take_held(chain).map_or(Ok(Vec::new()), Pipeline::finish)
 }
 

@@ -69,11 +69,21 @@
 //!   the work.
 //! - **[`Dataset<T>`] and [`PairDataset<K, V>`]**: handles to lazily computed
 //!   collections. Transformations (`map`, `filter`, `flat_map`, `map_batch`,
-//!   `union`, `cache`, and on pairs `reduce_by_key`, `sum_by_key`,
-//!   `group_by_key`, `sort_by_key`, `join`, `partition_by`) build the graph;
-//!   actions (`collect`, `count`, `take`, `save_as_text_file`) run it. A pair
-//!   dataset's keys are encoded so that the host partitions, sorts, groups and
-//!   joins them as bytes, without calling back into the guest.
+//!   `union`, `cache`, `key_by`, `sort_by`, `distinct`, `count_by_value`,
+//!   and on pairs `reduce_by_key`, `sum_by_key`, `count_by_key`,
+//!   `group_by_key`, `sort_by_key`, `join`, `partition_by`, `keys`, `values`,
+//!   `map_values`, `flat_map_values`) build the graph; actions (`collect`,
+//!   `count`, `take`, `first`, `is_empty`, `reduce`, `fold`, `top`,
+//!   `take_ordered`, `foreach`, `collect_as_map`, `save_as_text_file`) run
+//!   it. A pair dataset's keys are encoded so that the host partitions, sorts,
+//!   groups and joins them as bytes, without calling back into the guest.
+//! - **Built-in steps**: the type-generic operators (`keys`, `values`,
+//!   `map_values`, `key_by`, ...) cannot be user functions, which are exported
+//!   by name, one per function and not per type; they are steps with reserved
+//!   `weft:` names that move and transcode bytes, a key type's shape given by
+//!   its [`Schema`](weft_codec::schema::Schema) (`Key::schema`). The
+//!   operators built from them, and where they differ from Spark, are listed in
+//!   `dataset/ops.rs` (the [`Dataset`] methods say which).
 //! - **User functions**: plain Rust functions under an attribute —
 //!   [`map`], [`filter`] (`fn(&T) -> bool`), [`flat_map`] (returns any
 //!   `IntoIterator`), [`map_batch`] (`Vec<T>` in, an iterable out), [`reduce`]
@@ -158,6 +168,7 @@
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
+mod builtin;
 #[cfg(doctest)]
 mod compile_fail;
 mod context;

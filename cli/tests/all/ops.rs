@@ -1,0 +1,120 @@
+//! Every operator of the Rust SDK (the `ops` test guest) on a master and two
+//! agents, each compared with the same computation done natively.
+//!
+//! The input has skewed keys (half the lines share one key), an empty key,
+//! keys outside ASCII and one payload of 1.5 MiB, larger than a batch (1 MiB)
+//! and than a text split, so the splits inside it are empty partitions.
+
+use crate::support::{cluster, guest, output_lines, submit_log};
+use std::collections::BTreeMap;
+
+/// A deterministic stream of numbers (xorshift).
+fn numbers(mut x: u64) -> impl Iterator<Item = u64> {
+    std::iter::repeat_with(move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    })
+}
+
+/// The input's `(key, payload)` pairs, in file order.
+fn input() -> Vec<(String, String)> {
+    let mut r = numbers(0x5eed);
+    let mut pairs = Vec::new();
+    for i in 0..3000u64 {
+        let key = match r.next().unwrap() % 10 {
+            0..=4 => "hot".to_string(),
+            5 => format!("é{}", r.next().unwrap() % 7),
+            6 if i % 50 == 0 => String::new(),
+            _ => format!("k{}", r.next().unwrap() % 200),
+        };
+        let words = r.next().unwrap() % 6;
+        let payload: Vec<String> = (0..words).map(|_| format!("w{}", r.next().unwrap() % 500)).collect();
+        pairs.push((key, payload.join(" ")));
+        if i == 1500 {
+            let big: Vec<String> = (0..250_000).map(|n| format!("b{n}")).collect();
+            let big = big.join(" ");
+            assert!(big.len() > 3 << 19, "larger than a batch");
+            pairs.push(("big".to_string(), big));
+        }
+    }
+    pairs
+}
+
+fn sorted(mut lines: Vec<String>) -> Vec<String> {
+    lines.sort();
+    lines
+}
+
+#[test]
+fn every_operator_on_a_master_and_two_agents_equals_a_native_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = input();
+    let body: String = pairs.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect();
+    let file = dir.path().join("pairs.txt");
+    std::fs::write(&file, body).unwrap();
+    let out = dir.path().join("out");
+
+    let (_master, url, _agents) = cluster(dir.path(), 2);
+    let stdout = submit_log(&url, &guest("ops"), &[file.to_str().unwrap(), out.to_str().unwrap()]);
+    let saved = |name: &str| sorted(output_lines(&out.join(name)));
+    let printed = |name: &str| {
+        let prefix = format!("{name}: ");
+        let line = stdout.lines().find_map(|l| l.strip_prefix(&prefix));
+        line.unwrap_or_else(|| panic!("no `{prefix}` in:\n{stdout}")).to_string()
+    };
+
+    // Narrow operators: the same records, as multisets.
+    let each = |f: &dyn Fn(&(String, String)) -> String| sorted(pairs.iter().map(f).collect());
+    assert_eq!(saved("values"), each(&|(_, v)| v.clone()));
+    assert_eq!(saved("keys"), each(&|(k, _)| k.clone()));
+    assert_eq!(saved("map_values"), each(&|(k, v)| format!("{k}\t{}", v.len())));
+    assert_eq!(saved("key_by"), each(&|(k, _)| format!("{}\t{k}", k.chars().next().unwrap_or('-'))));
+    assert_eq!(saved("lengths"), each(&|(_, v)| v.len().to_string()));
+    assert_eq!(saved("halves"), each(&|(_, v)| (v.len() as f64 / 2.0).to_string()));
+    let words: Vec<String> = pairs
+        .iter()
+        .flat_map(|(k, v)| v.split(' ').filter(|w| !w.is_empty()).map(move |w| format!("{k}\t{w}")))
+        .collect();
+    assert!(words.len() > 200_000);
+    assert_eq!(saved("flat_map_values"), sorted(words));
+
+    // Aggregations by key, counted natively in the host.
+    let mut by_key: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut by_len: BTreeMap<usize, i64> = BTreeMap::new();
+    for (k, v) in &pairs {
+        *by_key.entry(k).or_default() += 1;
+        *by_len.entry(v.len()).or_default() += 1;
+    }
+    assert!(by_key["hot"] > 1000, "skewed");
+    let lines = |m: Vec<String>| sorted(m);
+    assert_eq!(saved("count_by_key"), lines(by_key.iter().map(|(k, n)| format!("{k}\t{n}")).collect()));
+    assert_eq!(saved("count_by_value"), lines(by_len.iter().map(|(l, n)| format!("{l}\t{n}")).collect()));
+    assert_eq!(saved("distinct"), lines(by_key.keys().map(|k| k.to_string()).collect()));
+    let map: Vec<String> =
+        stdout.lines().filter_map(|l| l.strip_prefix("map ")).map(str::to_string).collect();
+    assert_eq!(map, by_key.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>());
+
+    // A sort by payload length: the part files in order hold the payloads by length.
+    let by_length = output_lines(&out.join("sort_by"));
+    assert!(by_length.windows(2).all(|w| w[0].len() <= w[1].len()), "not ordered by length");
+    assert_eq!(sorted(by_length), each(&|(_, v)| v.clone()));
+
+    // Actions.
+    let mut lengths: Vec<i64> = pairs.iter().map(|(_, v)| v.len() as i64).collect();
+    let sum: i64 = lengths.iter().sum();
+    assert_eq!(printed("reduce"), sum.to_string());
+    assert_eq!(printed("fold"), (1000 + sum).to_string());
+    assert_eq!(printed("reduce_empty"), "none");
+    assert_eq!(printed("fold_empty"), "1000");
+    assert_eq!(printed("first"), pairs[0].0);
+    assert_eq!(printed("is_empty"), "false");
+    assert_eq!(printed("is_empty_filtered"), "true");
+    lengths.sort_unstable();
+    let list = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    assert_eq!(printed("take_ordered"), list(&lengths[..5]));
+    lengths.reverse();
+    assert_eq!(printed("top"), list(&lengths[..5]));
+    assert_eq!(printed("foreach"), pairs.len().to_string(), "the function ran once per record");
+}

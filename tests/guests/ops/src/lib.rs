@@ -1,0 +1,121 @@
+//! The dataset operators of the Rust SDK over one keyed text input, for the
+//! host's tests to compare with a native computation.
+//!
+//! `ops.wasm -- INPUT OUTPUT`: `INPUT` holds `key<TAB>payload` lines. Each
+//! operator that makes a dataset saves it under `OUTPUT/<name>` (pairs as
+//! `key<TAB>value`); each action prints `<name>: <result>` to the driver's log.
+//!
+//! | output | computed as |
+//! |---|---|
+//! | `values`, `keys` | `pairs.values()`, `pairs.keys()` |
+//! | `map_values` | `pairs.map_values(len)`, as `key<TAB>len` |
+//! | `flat_map_values` | `pairs.flat_map_values(words)`, as `key<TAB>word` |
+//! | `count_by_key` | `pairs.count_by_key(3)`, as `key<TAB>n` |
+//! | `count_by_value` | the payload lengths' `count_by_value(2)`, as `len<TAB>n` |
+//! | `distinct` | `keys.distinct(3)` |
+//! | `key_by` | `keys.key_by(initial)`, as `initial<TAB>key` |
+//! | `sort_by` | `pairs.values().sort_by(len, true, 3)` |
+//! | `lengths`, `halves` | payload lengths (`i64`) and halves (`f64`) saved as they are |
+//!
+//! Printed: `reduce`, `fold`, `reduce_empty`, `fold_empty`, `first`,
+//! `is_empty`, `is_empty_filtered`, `top`, `take_ordered`, `foreach`,
+//! `map <key>=<n>` (from `count_by_key(..).collect_as_map()`).
+//!
+//! `cli/tests/all/ops.rs` runs it.
+
+use weft::prelude::*;
+
+/// `key<TAB>payload` as a pair (a line without a tab is its own key).
+#[weft::map]
+fn split_kv(line: String) -> (String, String) {
+    match line.split_once('\t') {
+        Some((k, v)) => (k.to_string(), v.to_string()),
+        None => (line, String::new()),
+    }
+}
+
+#[weft::map]
+fn len(payload: String) -> u64 {
+    payload.len() as u64
+}
+
+#[weft::map]
+fn len_i64(payload: String) -> i64 {
+    payload.len() as i64
+}
+
+#[weft::map]
+fn half(n: i64) -> f64 {
+    n as f64 / 2.0
+}
+
+#[weft::flat_map]
+fn words(payload: String) -> Vec<String> {
+    payload.split(' ').filter(|w| !w.is_empty()).map(str::to_string).collect()
+}
+
+#[weft::map]
+fn initial(key: String) -> char {
+    key.chars().next().unwrap_or('-')
+}
+
+#[weft::reduce]
+fn add(a: i64, b: i64) -> i64 {
+    a.wrapping_add(b)
+}
+
+#[weft::filter]
+fn none(_n: &i64) -> bool {
+    false
+}
+
+#[weft::map]
+#[allow(clippy::unused_unit)]
+fn seen(_pair: (String, String)) -> () {
+    accumulator_add("seen", 1);
+}
+
+#[weft::main]
+fn main(ctx: &Context) -> weft::Result<()> {
+    let args = ctx.args();
+    let [input, output] = args.as_slice() else {
+        return Err(weft::Error::msg("usage: ops <input-uri> <output-uri>"));
+    };
+    let out = |name: &str| format!("{output}/{name}");
+    let pairs = ctx.text_file(input, 4)?.map(split_kv);
+    let keys = pairs.keys();
+    let lengths = pairs.values().map(len_i64);
+
+    pairs.values().save_as_text_file(&out("values"))?;
+    keys.save_as_text_file(&out("keys"))?;
+    pairs.map_values(len).save_as_text_file(&out("map_values"))?;
+    pairs.flat_map_values(words).save_as_text_file(&out("flat_map_values"))?;
+    pairs.count_by_key(3).save_as_text_file(&out("count_by_key"))?;
+    pairs.values().map(len).count_by_value(2).save_as_text_file(&out("count_by_value"))?;
+    keys.distinct(3).save_as_text_file(&out("distinct"))?;
+    keys.key_by(initial).save_as_text_file(&out("key_by"))?;
+    pairs.values().sort_by(len, true, 3).save_as_text_file(&out("sort_by"))?;
+    lengths.save_as_text_file(&out("lengths"))?;
+    lengths.map(half).save_as_text_file(&out("halves"))?;
+
+    let show = |v: Option<i64>| v.map_or("none".to_string(), |v| v.to_string());
+    println!("reduce: {}", show(lengths.reduce(add)?));
+    println!("fold: {}", lengths.fold(1000, add)?);
+    let empty = lengths.filter(none);
+    println!("reduce_empty: {}", show(empty.reduce(add)?));
+    println!("fold_empty: {}", empty.fold(1000, add)?);
+    println!("first: {}", keys.first()?.unwrap_or_default());
+    println!("is_empty: {}", pairs.is_empty()?);
+    println!("is_empty_filtered: {}", empty.is_empty()?);
+    let list = |v: Vec<i64>| v.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    println!("top: {}", list(lengths.top(5)?));
+    println!("take_ordered: {}", list(lengths.take_ordered(5)?));
+    pairs.foreach(seen)?;
+    println!("foreach: {}", ctx.accumulator_value("seen")?);
+    let mut map: Vec<(String, i64)> = pairs.count_by_key(0).collect_as_map()?.into_iter().collect();
+    map.sort();
+    for (k, n) in map {
+        println!("map {k}={n}");
+    }
+    Ok(())
+}
