@@ -48,7 +48,7 @@ mod log;
 
 pub use cache::Prepared;
 pub use error::SandboxError;
-pub use host::{DatasetId, DriverError, DriverFuture, DriverHost, Op, OpKind, ShuffleOp, TaskInfo};
+pub use host::{DatasetId, DriverError, DriverFuture, DriverHost, Op, OpKind, ShuffleOp, TaskInfo, WitFold};
 pub use instance::{Chain, TaskContext, TaskInstance, TaskReport};
 pub use log::TaskLog;
 

@@ -15,7 +15,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use weft_core::io::LineFormat;
 
-pub use driver::{DatasetId, DriverError, ShuffleOp};
+pub use driver::{DatasetId, DriverError, Fold as WitFold, ShuffleOp};
 pub use types::{Op, OpKind, TaskInfo};
 
 /// What a driver run can ask of the cluster: the host side of the `driver`

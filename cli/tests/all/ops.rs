@@ -96,6 +96,36 @@ fn every_operator_on_a_master_and_two_agents_equals_a_native_computation() {
         stdout.lines().filter_map(|l| l.strip_prefix("map ")).map(str::to_string).collect();
     assert_eq!(map, by_key.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>());
 
+    // Native folds by key, of i64 and f64 values.
+    let signed = |v: &String| if v.len() % 2 == 1 { -(v.len() as i64) } else { v.len() as i64 };
+    let quarter =
+        |v: &String| if v.len().is_multiple_of(3) { -(v.len() as f64) / 4.0 } else { v.len() as f64 / 4.0 };
+    let mut folds: BTreeMap<&str, [i64; 3]> = BTreeMap::new();
+    let mut float_folds: BTreeMap<&str, [f64; 3]> = BTreeMap::new();
+    for (k, v) in &pairs {
+        let (s, q) = (signed(v), quarter(v));
+        // Each fold starts from a key's first value, as the host's does (and
+        // Spark's reduceByKey): a sum of -0.0 alone stays -0.0.
+        match (folds.get_mut(k.as_str()), float_folds.get_mut(k.as_str())) {
+            (Some(e), Some(f)) => {
+                *e = [e[0] + s, e[1].min(s), e[2].max(s)];
+                *f = [f[0] + q, f[1].min(q), f[2].max(q)];
+            }
+            _ => {
+                folds.insert(k, [s; 3]);
+                float_folds.insert(k, [q; 3]);
+            }
+        }
+    }
+    for (i, name) in ["sum", "min", "max"].into_iter().enumerate() {
+        let want = |f: &dyn Fn(&[i64; 3], &[f64; 3]) -> String| -> Vec<String> {
+            sorted(folds.iter().map(|(k, v)| format!("{k}\t{}", f(v, &float_folds[k]))).collect())
+        };
+        assert_eq!(saved(&format!("{name}_i64")), want(&|v, _| v[i].to_string()), "{name} of i64");
+        // Quarters are exact in binary: the float sum is the same in any order.
+        assert_eq!(saved(&format!("{name}_f64")), want(&|_, f| f[i].to_string()), "{name} of f64");
+    }
+
     // A sort by payload length: the part files in order hold the payloads by length.
     let by_length = output_lines(&out.join("sort_by"));
     assert!(by_length.windows(2).all(|w| w[0].len() <= w[1].len()), "not ordered by length");

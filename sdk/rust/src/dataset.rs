@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::function::{FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform};
-use crate::host::{self, ShuffleOp};
+use crate::host::{self, Fold, ShuffleOp};
 use crate::layout::{self, Layout, Pair, Plain};
 use crate::record::Record;
 use std::cell::RefCell;
@@ -254,10 +254,47 @@ impl<K: Key + 'static, V: Record + 'static> PairDataset<K, V> {
 }
 
 impl<K: Key + 'static> PairDataset<K, i64> {
-    /// Sum the values of each key, natively in the host (no guest calls).
+    /// Sum the values of each key (wrapping), natively in the host (no
+    /// guest calls), combined map-side.
     pub fn sum_by_key(&self, partitions: u32) -> Self {
         Self::from_handle(self.handle.shuffle(ShuffleOp::SumByKey, partitions))
     }
+}
+
+impl<K: Key + 'static> PairDataset<K, f64> {
+    /// Sum the values of each key, natively in the host (no guest calls),
+    /// combined map-side. Floating-point addition is not associative, so the
+    /// last bits may differ from run to run.
+    pub fn sum_by_key(&self, partitions: u32) -> Self {
+        Self::from_handle(self.handle.shuffle(ShuffleOp::FoldByKey(Fold::SumF64), partitions))
+    }
+}
+
+impl<K: Key + 'static, V: Number + 'static> PairDataset<K, V> {
+    /// The least value of each key, natively in the host (no guest calls),
+    /// combined map-side. `f64` values compare in IEEE total order
+    /// (`-0.0 < 0.0`; NaN above every number).
+    pub fn min_by_key(&self, partitions: u32) -> Self {
+        Self::from_handle(self.handle.shuffle(ShuffleOp::FoldByKey(Fold::Min), partitions))
+    }
+
+    /// The greatest value of each key, as [`min_by_key`](Self::min_by_key).
+    pub fn max_by_key(&self, partitions: u32) -> Self {
+        Self::from_handle(self.handle.shuffle(ShuffleOp::FoldByKey(Fold::Max), partitions))
+    }
+}
+
+/// The value types the host folds natively (`sum_by_key`, `min_by_key`,
+/// `max_by_key`): `i64` and `f64`, whose record bytes are their 8-byte
+/// order-preserving key encoding.
+pub trait Number: Record + sealed::Sealed {}
+impl Number for i64 {}
+impl Number for f64 {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for i64 {}
+    impl Sealed for f64 {}
 }
 
 #[cfg(test)]

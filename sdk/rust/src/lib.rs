@@ -70,7 +70,9 @@
 //! - **[`Dataset<T>`] and [`PairDataset<K, V>`]**: handles to lazily computed
 //!   collections. Transformations (`map`, `filter`, `flat_map`, `map_batch`,
 //!   `union`, `cache`, `key_by`, `sort_by`, `distinct`, `count_by_value`,
-//!   and on pairs `reduce_by_key`, `sum_by_key`, `count_by_key`,
+//!   and on pairs `reduce_by_key`, `count_by_key` and the native `sum_by_key`,
+//!   `min_by_key`, `max_by_key` (over `i64` and `f64` values, folded in the
+//!   host with no guest call),
 //!   `group_by_key`, `sort_by_key`, `join`, `partition_by`, `keys`, `values`,
 //!   `map_values`, `flat_map_values`) build the graph; actions (`collect`,
 //!   `count`, `take`, `first`, `is_empty`, `reduce`, `fold`, `top`,
@@ -121,6 +123,9 @@
 //! `flat_map(split).map(one).reduce_by_key(add)`, each word costs one dynamic
 //! call (into `one` and the fold, inlined together), and a `String` or
 //! byte-vector key is hashed and compared in place, without a copy.
+//! `sum_by_key`, `min_by_key` and `max_by_key` over `i64` or `f64` values
+//! (and `count_by_key`, a sum of ones) need no user function at all: the
+//! host folds the pairs in its shuffle writer and reader.
 //! Two habits help further: take `&str` (or `&[u8]`) when a function
 //! only reads its record, which skips a copy, and return an iterator from a
 //! `flat_map` instead of collecting a `Vec`.
@@ -186,7 +191,7 @@ mod registry;
 mod task;
 
 pub use context::{Broadcast, Context, broadcast_value};
-pub use dataset::{Dataset, PairDataset};
+pub use dataset::{Dataset, Number, PairDataset};
 pub use error::{Error, Result};
 pub use function::{
     ApplyError, FilterFn, FlatMapFn, Function, Item, MapBatchFn, MapFn, OpKind, Raw, ReduceFn, Transform,

@@ -16,6 +16,8 @@
 //! | `key_by` | `keys.key_by(initial)`, as `initial<TAB>key` |
 //! | `sort_by` | `pairs.values().sort_by(len, true, 3)` |
 //! | `lengths`, `halves` | payload lengths (`i64`) and halves (`f64`) saved as they are |
+//! | `sum_i64`, `min_i64`, `max_i64` | native folds by key of `±len` (negative for odd lengths) |
+//! | `sum_f64`, `min_f64`, `max_f64` | native folds by key of `±len / 4` (negative when `len % 3 == 0`) |
 //!
 //! Printed: `reduce`, `fold`, `reduce_empty`, `fold_empty`, `first`,
 //! `is_empty`, `is_empty_filtered`, `top`, `take_ordered`, `foreach`,
@@ -47,6 +49,20 @@ fn len_i64(payload: String) -> i64 {
 #[weft::map]
 fn half(n: i64) -> f64 {
     n as f64 / 2.0
+}
+
+/// `(key, payload length)` as an `f64`.
+#[weft::map]
+fn len_f64((k, v): (String, String)) -> (String, f64) {
+    let n = v.len() as f64;
+    (k, if v.len().is_multiple_of(3) { -n / 4.0 } else { n / 4.0 })
+}
+
+/// `(key, payload length)` as an `i64`, negated for odd lengths.
+#[weft::map]
+fn len_signed((k, v): (String, String)) -> (String, i64) {
+    let n = v.len() as i64;
+    (k, if n % 2 == 1 { -n } else { n })
 }
 
 #[weft::flat_map]
@@ -96,6 +112,14 @@ fn main(ctx: &Context) -> weft::Result<()> {
     keys.key_by(initial).save_as_text_file(&out("key_by"))?;
     pairs.values().sort_by(len, true, 3).save_as_text_file(&out("sort_by"))?;
     lengths.save_as_text_file(&out("lengths"))?;
+    let signed = pairs.map(len_signed);
+    let quarters = pairs.map(len_f64);
+    signed.sum_by_key(2).save_as_text_file(&out("sum_i64"))?;
+    signed.min_by_key(2).save_as_text_file(&out("min_i64"))?;
+    signed.max_by_key(0).save_as_text_file(&out("max_i64"))?;
+    quarters.sum_by_key(2).save_as_text_file(&out("sum_f64"))?;
+    quarters.min_by_key(3).save_as_text_file(&out("min_f64"))?;
+    quarters.max_by_key(1).save_as_text_file(&out("max_f64"))?;
     lengths.map(half).save_as_text_file(&out("halves"))?;
 
     let show = |v: Option<i64>| v.map_or("none".to_string(), |v| v.to_string());
