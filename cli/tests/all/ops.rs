@@ -126,6 +126,88 @@ fn every_operator_on_a_master_and_two_agents_equals_a_native_computation() {
         assert_eq!(saved(&format!("{name}_f64")), want(&|_, f| f[i].to_string()), "{name} of f64");
     }
 
+    // Two sides grouped by key, as natively joined.
+    let joinable = |k: &str| !k.is_empty() && k != "hot" && k != "big";
+    let left: Vec<(&str, &str)> = pairs
+        .iter()
+        .filter(|(k, v)| joinable(k) && v.len() % 2 == 0 && !k.ends_with('1'))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let right: Vec<(&str, usize)> = pairs
+        .iter()
+        .filter(|(k, v)| joinable(k) && v.len() % 2 == 1 && !k.ends_with('2'))
+        .map(|(k, v)| (k.as_str(), v.len()))
+        .collect();
+    let mut sides: BTreeMap<&str, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for (k, v) in &left {
+        sides.entry(k).or_default().0.push(v.to_string());
+    }
+    for (k, w) in &right {
+        sides.entry(k).or_default().1.push(w.to_string());
+    }
+    assert!(sides.values().any(|(l, r)| l.is_empty() != r.is_empty()), "keys on one side only");
+    let (mut cogroup, mut left_outer, mut right_outer, mut full_outer) = (vec![], vec![], vec![], vec![]);
+    let (mut subtract, mut intersection) = (vec![], vec![]);
+    for (k, (l, r)) in &mut sides {
+        l.sort();
+        r.sort();
+        cogroup.push(format!("{k}\t{}\t{}", l.join(","), r.join(",")));
+        let maybe = |side: &[String]| -> Vec<String> {
+            if side.is_empty() { vec!["-".to_string()] } else { side.to_vec() }
+        };
+        for v in l.iter() {
+            for w in maybe(r) {
+                left_outer.push(format!("{k}\t{v}\t{w}"));
+            }
+        }
+        for w in r.iter() {
+            for v in maybe(l) {
+                right_outer.push(format!("{k}\t{v}\t{w}"));
+            }
+        }
+        for v in maybe(l) {
+            for w in maybe(r) {
+                full_outer.push(format!("{k}\t{v}\t{w}"));
+            }
+        }
+        if r.is_empty() {
+            subtract.extend(l.iter().map(|_| k.to_string()));
+        } else if !l.is_empty() {
+            intersection.push(k.to_string());
+        }
+    }
+    assert_eq!(saved("cogroup"), sorted(cogroup));
+    assert_eq!(saved("left_outer"), sorted(left_outer));
+    assert_eq!(saved("right_outer"), sorted(right_outer));
+    assert_eq!(saved("full_outer"), sorted(full_outer));
+    assert_eq!(saved("subtract"), sorted(subtract));
+    assert_eq!(saved("intersection"), sorted(intersection));
+
+    // Samples: a seeded subset of the lengths, the same for the same seed.
+    let sample = |name: &str| output_lines(&out.join(name));
+    let (a, b, c) = (sample("sample_a"), sample("sample_b"), sample("sample_c"));
+    assert_eq!(a, b, "the same seed draws the same records");
+    assert_ne!(a, c, "another seed draws others");
+    let expected = pairs.len() as f64 * 0.3;
+    assert!((a.len() as f64 - expected).abs() < expected * 0.15, "{} drawn of {}", a.len(), pairs.len());
+    let mut left_over = each(&|(_, v)| v.len().to_string());
+    for drawn in sorted(a) {
+        let at = left_over.binary_search(&drawn).unwrap_or_else(|_| panic!("{drawn} is not an input length"));
+        left_over.remove(at);
+    }
+    let drawn: Vec<usize> = printed("take_sample").split(',').map(|n| n.parse().unwrap()).collect();
+    assert_eq!(drawn.len(), 10);
+    assert!(drawn.iter().all(|n| pairs.iter().any(|(_, v)| v.len() == *n)));
+    assert_eq!(printed("take_sample"), printed("take_sample_again"));
+
+    // Repartitioned: the same keys, over the partitions asked for.
+    for (name, n) in [("repartition", 5), ("coalesce", 2)] {
+        assert_eq!(saved(name), each(&|(k, _)| k.clone()), "{name}");
+        let parts = std::fs::read_dir(out.join(name)).unwrap();
+        let parts = parts.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("part-"));
+        assert_eq!(parts.count(), n, "{name}");
+    }
+
     // A sort by payload length: the part files in order hold the payloads by length.
     let by_length = output_lines(&out.join("sort_by"));
     assert!(by_length.windows(2).all(|w| w[0].len() <= w[1].len()), "not ordered by length");

@@ -20,10 +20,17 @@
 //! | `weft:flat-map-values:<f>` | pairs | `(k, w)` for each `w` of the `#[weft::flat_map]` `f(v)` |
 //! | `weft:key-by:<schema>:<f>` | records | `(f(r) as a key, r)` for the `#[weft::map]` `f` |
 //!
+//! `weft:tag:<0|1>` (pairs: each value prefixed with its side's byte), and
+//! the steps of [`groups`] (`cogroup`, outer joins, `subtract`) and of
+//! [`sample`] (`sample`, `repartition`) follow the same rules.
+//!
 //! `<schema>` is the key type's [`Schema`] text. Apart from the three that
 //! call a user function, these steps only move and transcode bytes, so they
 //! are language-neutral: the names are the contract, and a host that runs them
 //! itself (without a guest call) needs no change in the SDKs.
+
+mod groups;
+pub(crate) mod sample;
 
 use crate::dispatch::CallError;
 use crate::function::OpKind;
@@ -51,6 +58,15 @@ pub(crate) fn name(op: &str, args: &[&str]) -> String {
         name.push_str(arg);
     }
     name
+}
+
+/// One call of a built-in step: the operation, its arguments, the input
+/// batch and the step's whole name (for errors).
+struct Call<'a> {
+    op: &'a str,
+    args: &'a str,
+    input: &'a [u8],
+    function: &'a str,
 }
 
 /// Run the built-in step named `function` over `input`.
@@ -160,7 +176,13 @@ pub(crate) fn run(function: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
                 out.push(record.map_err(framing)?);
             }
         }
-        _ => return Err(unknown(function, "no such built-in step")),
+        "tag" => groups::tag(input, if args == "1" { 1 } else { 0 }, &mut out, function)?,
+        _ => match groups::run(&Call { op, args, input, function }, &mut out)
+            .or_else(|| sample::run(&Call { op, args, input, function }, &mut out))
+        {
+            Some(done) => done?,
+            None => return Err(unknown(function, "no such built-in step")),
+        },
     }
     Ok(out.finish())
 }

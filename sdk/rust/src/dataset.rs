@@ -19,6 +19,7 @@ use std::marker::PhantomData;
 use weft_codec::key::Key;
 
 mod ops;
+mod sides;
 
 /// The host's id for a dataset, or the error that prevented making it.
 #[doc(hidden)]

@@ -74,9 +74,11 @@
 //!   `min_by_key`, `max_by_key` (over `i64` and `f64` values, folded in the
 //!   host with no guest call),
 //!   `group_by_key`, `sort_by_key`, `join`, `partition_by`, `keys`, `values`,
-//!   `map_values`, `flat_map_values`) build the graph; actions (`collect`,
-//!   `count`, `take`, `first`, `is_empty`, `reduce`, `fold`, `top`,
-//!   `take_ordered`, `foreach`, `collect_as_map`, `save_as_text_file`) run
+//!   `map_values`, `flat_map_values`, `cogroup`, the outer joins, `subtract`,
+//!   `intersection`, `sample`, `repartition`, `coalesce`) build the graph;
+//!   actions (`collect`, `count`, `take`, `first`, `is_empty`, `reduce`,
+//!   `fold`, `top`, `take_ordered`, `take_sample`, `foreach`,
+//!   `collect_as_map`, `save_as_text_file`) run
 //!   it. A pair dataset's keys are encoded so that the host partitions, sorts,
 //!   groups and joins them as bytes, without calling back into the guest.
 //! - **Built-in steps**: the type-generic operators (`keys`, `values`,
@@ -85,7 +87,7 @@
 //!   `weft:` names that move and transcode bytes, a key type's shape given by
 //!   its [`Schema`](weft_codec::schema::Schema) (`Key::schema`). The
 //!   operators built from them, and where they differ from Spark, are listed in
-//!   `dataset/ops.rs` (the [`Dataset`] methods say which).
+//!   `dataset/ops.rs` and `dataset/sides.rs` (the [`Dataset`] methods say which).
 //! - **User functions**: plain Rust functions under an attribute —
 //!   [`map`], [`filter`] (`fn(&T) -> bool`), [`flat_map`] (returns any
 //!   `IntoIterator`), [`map_batch`] (`Vec<T>` in, an iterable out), [`reduce`]

@@ -38,12 +38,18 @@ use weft_codec::schema::Schema;
 
 impl Handle {
     /// The dataset a built-in step `op` with `args` makes from this one.
-    fn builtin(self, op: &str, args: &[&str], keyed: bool) -> Handle {
+    pub(super) fn builtin(self, op: &str, args: &[&str], keyed: bool) -> Handle {
         self.narrow(OpKind::MapBatch, &builtin::name(op, args), keyed)
     }
 
     /// As [`builtin`](Self::builtin), with `K`'s schema text as the first argument.
-    fn with_schema<K: Key>(self, op: &str, operation: &'static str, args: &[&str], keyed: bool) -> Handle {
+    pub(super) fn with_schema<K: Key>(
+        self,
+        op: &str,
+        operation: &'static str,
+        args: &[&str],
+        keyed: bool,
+    ) -> Handle {
         match K::schema() {
             Some(schema) => {
                 let schema = schema.to_string();

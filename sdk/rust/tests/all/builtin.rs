@@ -112,3 +112,87 @@ fn a_bad_built_in_step_names_the_fix() {
     assert!(err.to_string().contains("wrong width") || err.to_string().contains("too short"), "{err}");
     assert_eq!(1i64.to_key_bytes(), 1i64.to_record_bytes(), "the ones the steps write");
 }
+
+/// Both sides tagged and grouped as the host would hand them over: one pair
+/// per key whose value frames every tagged value.
+fn grouped(left: &[(u8, &str)], right: &[(u8, char)]) -> Vec<u8> {
+    let left: Vec<(u8, String)> = left.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let tagged_left = run(&[(MB, "weft:tag:0")], keyed(&left)).unwrap();
+    let tagged_right = run(&[(MB, "weft:tag:1")], keyed(right)).unwrap();
+    let mut groups: std::collections::BTreeMap<Vec<u8>, Vec<Vec<u8>>> = Default::default();
+    for side in [tagged_left, tagged_right] {
+        for pair in weft::codec::batch::pairs(&side) {
+            let (k, v) = pair.unwrap();
+            groups.entry(k.to_vec()).or_default().push(v.to_vec());
+        }
+    }
+    let mut w = weft::codec::batch::BatchWriter::new();
+    for (k, vs) in groups {
+        w.push(&k);
+        w.push_with(|o| {
+            for v in vs {
+                o.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                o.extend_from_slice(&v);
+            }
+        });
+    }
+    w.finish()
+}
+
+#[test]
+fn grouped_sides_make_cogroups_and_outer_joins() {
+    let left = [(1u8, "a"), (1, "b"), (2, "c")];
+    let right = [(1u8, 'x'), (3, 'y')];
+    let groups = grouped(&left, &right);
+    let cogroup = run(&[(MB, "weft:cogroup")], groups.clone()).unwrap();
+    type Co = (Vec<String>, Vec<char>);
+    let want: Vec<(u8, Co)> = vec![
+        (1, (vec!["a".into(), "b".into()], vec!['x'])),
+        (2, (vec!["c".into()], vec![])),
+        (3, (vec![], vec!['y'])),
+    ];
+    assert_eq!(decode_keyed::<u8, Co>(&cogroup), want);
+    let left_outer = run(&[(MB, "weft:left-outer")], groups.clone()).unwrap();
+    let want: Vec<(u8, (String, Option<char>))> =
+        vec![(1, ("a".into(), Some('x'))), (1, ("b".into(), Some('x'))), (2, ("c".into(), None))];
+    assert_eq!(decode_keyed::<u8, (String, Option<char>)>(&left_outer), want);
+    let right_outer = run(&[(MB, "weft:right-outer")], groups.clone()).unwrap();
+    let want: Vec<(u8, (Option<String>, char))> =
+        vec![(1, (Some("a".into()), 'x')), (1, (Some("b".into()), 'x')), (3, (None, 'y'))];
+    assert_eq!(decode_keyed::<u8, (Option<String>, char)>(&right_outer), want);
+    let full = run(&[(MB, "weft:full-outer")], groups.clone()).unwrap();
+    type Full = (Option<String>, Option<char>);
+    let want: Vec<(u8, Full)> = vec![
+        (1, (Some("a".into()), Some('x'))),
+        (1, (Some("b".into()), Some('x'))),
+        (2, (Some("c".into()), None)),
+        (3, (None, Some('y'))),
+    ];
+    assert_eq!(decode_keyed::<u8, Full>(&full), want);
+    let anti = run(&[(MB, "weft:anti:u8")], groups).unwrap();
+    assert_eq!(
+        decode_plain::<u8>(&anti),
+        [2],
+        "keys with a left value and no right one, once per left value"
+    );
+}
+
+#[test]
+fn samples_are_seeded_and_scatter_keys_differ() {
+    let records: Vec<i64> = (0..10_000).collect();
+    let step = |seed: u64| format!("weft:sample:0.25:{seed}:0");
+    let a = decode_plain::<i64>(&run(&[(MB, &step(7))], plain(&records)).unwrap());
+    assert!((2000..3000).contains(&a.len()), "{} of 10000 at 0.25", a.len());
+    assert!(a.windows(2).all(|w| w[0] < w[1]), "a subsequence of the input");
+    let b = decode_plain::<i64>(&run(&[(MB, &step(8))], plain(&records)).unwrap());
+    assert_ne!(a, b, "another seed draws other records");
+    let all = run(&[(MB, "weft:sample:1:1:1")], keyed(&[(1u8, 2u8), (3, 4)])).unwrap();
+    assert_eq!(decode_keyed::<u8, u8>(&all), [(1, 2), (3, 4)], "pairs stay whole");
+    assert!(run(&[(MB, "weft:sample:x:1:0")], plain(&records)).is_err());
+    let scattered = decode_keyed::<u64, i64>(&run(&[(MB, "weft:scatter")], plain(&records)).unwrap());
+    let mut keys: Vec<u64> = scattered.iter().map(|(k, _)| *k).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), records.len());
+    assert_eq!(scattered.iter().map(|(_, v)| *v).collect::<Vec<_>>(), records);
+}

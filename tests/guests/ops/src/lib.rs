@@ -18,8 +18,12 @@
 //! | `lengths`, `halves` | payload lengths (`i64`) and halves (`f64`) saved as they are |
 //! | `sum_i64`, `min_i64`, `max_i64` | native folds by key of `±len` (negative for odd lengths) |
 //! | `sum_f64`, `min_f64`, `max_f64` | native folds by key of `±len / 4` (negative when `len % 3 == 0`) |
+//! | `cogroup`, `left_outer`, `right_outer`, `full_outer` | `left` (even payload lengths, no key ending in 1) with `right` (odd lengths as `len`, no key ending in 2), `-` for `None` |
+//! | `subtract`, `intersection` | `left.keys()` against `right.keys()` |
+//! | `sample_a`, `sample_b`, `sample_c` | the lengths' `sample(0.3, seed)`, seeds 42, 42, 43 |
+//! | `repartition`, `coalesce` | the keys into 5 and 2 partitions |
 //!
-//! Printed: `reduce`, `fold`, `reduce_empty`, `fold_empty`, `first`,
+//! Printed: `take_sample`, `take_sample_again` (10 lengths, seed 5, twice), `reduce`, `fold`, `reduce_empty`, `fold_empty`, `first`,
 //! `is_empty`, `is_empty_filtered`, `top`, `take_ordered`, `foreach`,
 //! `map <key>=<n>` (from `count_by_key(..).collect_as_map()`).
 //!
@@ -91,6 +95,54 @@ fn seen(_pair: (String, String)) -> () {
     accumulator_add("seen", 1);
 }
 
+/// Keys on either side of the two-sided operators: not the skewed `hot`,
+/// the 1.5 MiB `big` or the empty key (whose combinations would be huge).
+fn joinable(k: &str) -> bool {
+    !k.is_empty() && k != "hot" && k != "big"
+}
+
+/// The left side: even payload lengths, no key ending in 1.
+#[weft::filter]
+fn left_side((k, v): &(String, String)) -> bool {
+    joinable(k) && v.len() % 2 == 0 && !k.ends_with('1')
+}
+
+/// The right side: odd payload lengths, no key ending in 2.
+#[weft::filter]
+fn right_side((k, v): &(String, String)) -> bool {
+    joinable(k) && v.len() % 2 == 1 && !k.ends_with('2')
+}
+
+fn sorted_list<T: ToString>(items: &[T]) -> String {
+    let mut items: Vec<String> = items.iter().map(T::to_string).collect();
+    items.sort();
+    items.join(",")
+}
+
+fn or_dash<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map_or("-".to_string(), T::to_string)
+}
+
+#[weft::map]
+fn show_cogroup((k, (vs, ws)): (String, (Vec<String>, Vec<u64>))) -> String {
+    format!("{k}\t{}\t{}", sorted_list(&vs), sorted_list(&ws))
+}
+
+#[weft::map]
+fn show_left((k, (v, w)): (String, (String, Option<u64>))) -> String {
+    format!("{k}\t{v}\t{}", or_dash(&w))
+}
+
+#[weft::map]
+fn show_right((k, (v, w)): (String, (Option<String>, u64))) -> String {
+    format!("{k}\t{}\t{w}", or_dash(&v))
+}
+
+#[weft::map]
+fn show_full((k, (v, w)): (String, (Option<String>, Option<u64>))) -> String {
+    format!("{k}\t{}\t{}", or_dash(&v), or_dash(&w))
+}
+
 #[weft::main]
 fn main(ctx: &Context) -> weft::Result<()> {
     let args = ctx.args();
@@ -121,6 +173,25 @@ fn main(ctx: &Context) -> weft::Result<()> {
     quarters.min_by_key(3).save_as_text_file(&out("min_f64"))?;
     quarters.max_by_key(1).save_as_text_file(&out("max_f64"))?;
     lengths.map(half).save_as_text_file(&out("halves"))?;
+
+    let left = pairs.filter(left_side);
+    let right = pairs.filter(right_side).map_values(len);
+    left.cogroup(&right, 3).map(show_cogroup).save_as_text_file(&out("cogroup"))?;
+    left.left_outer_join(&right, 2).map(show_left).save_as_text_file(&out("left_outer"))?;
+    left.right_outer_join(&right, 0).map(show_right).save_as_text_file(&out("right_outer"))?;
+    left.full_outer_join(&right, 3).map(show_full).save_as_text_file(&out("full_outer"))?;
+    left.keys().subtract(&right.keys(), 2).save_as_text_file(&out("subtract"))?;
+    left.keys().intersection(&right.keys(), 2).save_as_text_file(&out("intersection"))?;
+    lengths.sample(0.3, 42).save_as_text_file(&out("sample_a"))?;
+    lengths.sample(0.3, 42).save_as_text_file(&out("sample_b"))?;
+    lengths.sample(0.3, 43).save_as_text_file(&out("sample_c"))?;
+    keys.repartition(5).save_as_text_file(&out("repartition"))?;
+    keys.coalesce(2).save_as_text_file(&out("coalesce"))?;
+    let drawn = |seed| -> weft::Result<String> {
+        Ok(lengths.take_sample(10, seed)?.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+    };
+    println!("take_sample: {}", drawn(5)?);
+    println!("take_sample_again: {}", drawn(5)?);
 
     let show = |v: Option<i64>| v.map_or("none".to_string(), |v| v.to_string());
     println!("reduce: {}", show(lengths.reduce(add)?));
