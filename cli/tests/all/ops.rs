@@ -200,6 +200,12 @@ fn every_operator_on_a_master_and_two_agents_equals_a_native_computation() {
     assert!(drawn.iter().all(|n| pairs.iter().any(|(_, v)| v.len() == *n)));
     assert_eq!(printed("take_sample"), printed("take_sample_again"));
 
+    // Numbered in partition order, which for text is the file's order.
+    let numbered: Vec<String> = pairs.iter().enumerate().map(|(i, (k, _))| format!("{i}\t{k}")).collect();
+    assert_eq!(saved("zip_with_index"), sorted(numbered));
+    let folded = folds.iter().map(|(k, v)| format!("{k}\t{}", 1000 + v[0])).collect();
+    assert_eq!(saved("fold_by_key"), sorted(folded), "the zero folded in once per key");
+
     // Repartitioned: the same keys, over the partitions asked for.
     for (name, n) in [("repartition", 5), ("coalesce", 2)] {
         assert_eq!(saved(name), each(&|(k, _)| k.clone()), "{name}");

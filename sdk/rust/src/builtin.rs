@@ -20,9 +20,12 @@
 //! | `weft:flat-map-values:<f>` | pairs | `(k, w)` for each `w` of the `#[weft::flat_map]` `f(v)` |
 //! | `weft:key-by:<schema>:<f>` | records | `(f(r) as a key, r)` for the `#[weft::map]` `f` |
 //!
+//! `weft:with-zero:<f>:<hex>` (pairs: `(k, f(zero, v))` for the
+//! `#[weft::reduce]` function `f` and the record bytes of `zero` in hex),
 //! `weft:tag:<0|1>` (pairs: each value prefixed with its side's byte), and
 //! the steps of [`groups`] (`cogroup`, outer joins, `subtract`) and of
-//! [`sample`] (`sample`, `repartition`) follow the same rules.
+//! [`sample`] (`sample`, `repartition`) and [`index`] (`zip_with_index`)
+//! follow the same rules.
 //!
 //! `<schema>` is the key type's [`Schema`] text. Apart from the three that
 //! call a user function, these steps only move and transcode bytes, so they
@@ -30,6 +33,7 @@
 //! itself (without a guest call) needs no change in the SDKs.
 
 mod groups;
+mod index;
 pub(crate) mod sample;
 
 use crate::dispatch::CallError;
@@ -176,9 +180,26 @@ pub(crate) fn run(function: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
                 out.push(record.map_err(framing)?);
             }
         }
+        "with-zero" => {
+            // `f(zero, v)` for each pair: the reduce function folds each key's
+            // run of two, the zero first.
+            let (name, zero) = args.split_once(':').unwrap_or((args, ""));
+            let f = user(name, OpKind::Reduce, function)?;
+            let zero = hex(zero).ok_or_else(|| unknown(function, "the zero value is not hex"))?;
+            let mut runs = BatchWriter::with_capacity(2 * input.len());
+            for pair in pairs() {
+                let (k, v) = pair?;
+                runs.push(k);
+                runs.push(&zero);
+                runs.push(k);
+                runs.push(v);
+            }
+            (f.apply)(&runs.finish(), &mut out)?;
+        }
         "tag" => groups::tag(input, if args == "1" { 1 } else { 0 }, &mut out, function)?,
         _ => match groups::run(&Call { op, args, input, function }, &mut out)
             .or_else(|| sample::run(&Call { op, args, input, function }, &mut out))
+            .or_else(|| index::run(&Call { op, args, input, function }, &mut out))
         {
             Some(done) => done?,
             None => return Err(unknown(function, "no such built-in step")),
@@ -208,6 +229,19 @@ fn push_transcoded(
     let mut result = Ok(());
     out.push_with(|o| result = write(o));
     result.map_err(|e| CallError::Decode(format!("`{function}`: {e}")))
+}
+
+/// Bytes as lowercase hex, and back.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    digits.chunks(2).map(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 16).ok()).collect()
 }
 
 /// The registered user function `name` of kind `kind`, which `function` calls.

@@ -75,7 +75,8 @@
 //!   host with no guest call),
 //!   `group_by_key`, `sort_by_key`, `join`, `partition_by`, `keys`, `values`,
 //!   `map_values`, `flat_map_values`, `cogroup`, the outer joins, `subtract`,
-//!   `intersection`, `sample`, `repartition`, `coalesce`) build the graph;
+//!   `intersection`, `sample`, `repartition`, `coalesce`, `fold_by_key`,
+//!   `zip_with_index`) build the graph;
 //!   actions (`collect`, `count`, `take`, `first`, `is_empty`, `reduce`,
 //!   `fold`, `top`, `take_ordered`, `take_sample`, `foreach`,
 //!   `collect_as_map`, `save_as_text_file`) run

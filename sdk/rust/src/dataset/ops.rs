@@ -107,6 +107,19 @@ impl<K: Key + 'static, V: Record + 'static> PairDataset<K, V> {
         PairDataset::from_handle(ones.shuffle(ShuffleOp::SumByKey, partitions))
     }
 
+    /// The values of each key folded with a `#[weft::reduce]` function,
+    /// then `f(zero, folded)`, into `partitions` partitions (0: as many as
+    /// this dataset has).
+    ///
+    /// Unlike Spark, which folds `zero` in once per key and partition,
+    /// `zero` is folded in once per key: the results agree when `zero` is an
+    /// identity of `f`. `zero` travels in the plan, as its record bytes.
+    pub fn fold_by_key<F: ReduceFn<Value = V>>(&self, zero: V, f: F, partitions: u32) -> Self {
+        let reduced = self.reduce_by_key(f, partitions);
+        let zero = builtin::to_hex(&zero.to_record_bytes());
+        Self::from_handle(reduced.handle.builtin("with-zero", &[name_of::<F>(), &zero], true))
+    }
+
     /// Action: the pairs as a map; of several pairs with one key, the last
     /// collected wins (as Spark's `collectAsMap`).
     pub fn collect_as_map(&self) -> Result<HashMap<K, V>>

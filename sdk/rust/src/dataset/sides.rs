@@ -1,6 +1,6 @@
 //! Operators over two datasets grouped by key (`cogroup`, outer joins,
-//! `subtract`, `intersection`) and the drawing ones (`sample`,
-//! `take_sample`, `repartition`, `coalesce`).
+//! `subtract`, `intersection`), the drawing ones (`sample`, `take_sample`,
+//! `repartition`, `coalesce`) and `zip_with_index`.
 //!
 //! Two sides meet in one shuffle: each side's values are tagged with its
 //! side (`weft:tag`), a union joins them and `group_by_key` gathers each
@@ -125,6 +125,22 @@ impl<T: Record + 'static> Dataset<T> {
         }
         all.truncate(n);
         Ok(all)
+    }
+
+    /// Pairs `(index, record)`, the index counting from 0 in partition order
+    /// (Spark's `zipWithIndex`, with the index as the key). Like Spark's, it
+    /// first runs a job that counts each partition's records.
+    pub fn zip_with_index(&self) -> Result<PairDataset<u64, T>> {
+        let counted = PairDataset::<u32, i64>::from_handle(self.handle.builtin("batch-count", &[], true));
+        let mut sizes = counted.sum_by_key(1).collect()?;
+        sizes.sort_unstable();
+        let mut offset = 0i64;
+        let mut offsets = Vec::with_capacity(sizes.len());
+        for (partition, size) in sizes {
+            offsets.push(format!("{partition}={offset}"));
+            offset += size;
+        }
+        Ok(PairDataset::from_handle(self.handle.builtin("zip", &[&offsets.join(",")], true)))
     }
 
     /// The records spread evenly over `partitions` partitions (a shuffle).

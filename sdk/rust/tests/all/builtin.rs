@@ -196,3 +196,28 @@ fn samples_are_seeded_and_scatter_keys_differ() {
     assert_eq!(keys.len(), records.len());
     assert_eq!(scattered.iter().map(|(_, v)| *v).collect::<Vec<_>>(), records);
 }
+
+#[weft::reduce]
+fn plus(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[test]
+fn zero_values_fold_in_and_records_are_numbered() {
+    let zero = 100i64.to_record_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let step = format!("weft:with-zero:plus:{zero}");
+    let folded = run(&[(MB, &step)], keyed(&[("a", 1i64), ("b", -5)])).unwrap();
+    assert_eq!(decode_keyed::<String, i64>(&folded), [("a".into(), 101), ("b".into(), 95)]);
+    assert!(run(&[(MB, "weft:with-zero:plus:zz")], keyed(&[("a", 1i64)])).is_err());
+
+    let counted = run(&[(MB, "weft:batch-count")], plain(&["x", "y", "z"].map(String::from))).unwrap();
+    assert_eq!(decode_keyed::<u32, i64>(&counted), [(0, 3)], "natively every task is partition 0");
+    assert!(run(&[(MB, "weft:batch-count")], Vec::new()).unwrap().is_empty());
+    // Numbering continues from batch to batch of one task.
+    let step = "weft:zip:0=40";
+    let first = run(&[(MB, step)], plain(&[7u8, 8])).unwrap();
+    let second = run(&[(MB, step)], plain(&[9u8])).unwrap();
+    assert_eq!(decode_keyed::<u64, u8>(&first), [(40, 7), (41, 8)]);
+    assert_eq!(decode_keyed::<u64, u8>(&second), [(42, 9)]);
+    assert!(run(&[(MB, "weft:zip:3=0")], plain(&[1u8])).is_err(), "no offset for this partition");
+}

@@ -22,6 +22,8 @@
 //! | `subtract`, `intersection` | `left.keys()` against `right.keys()` |
 //! | `sample_a`, `sample_b`, `sample_c` | the lengths' `sample(0.3, seed)`, seeds 42, 42, 43 |
 //! | `repartition`, `coalesce` | the keys into 5 and 2 partitions |
+//! | `zip_with_index` | the keys numbered, as `index<TAB>key` |
+//! | `fold_by_key` | `±len` folded by key with `add` and zero 1000 |
 //!
 //! Printed: `take_sample`, `take_sample_again` (10 lengths, seed 5, twice), `reduce`, `fold`, `reduce_empty`, `fold_empty`, `first`,
 //! `is_empty`, `is_empty_filtered`, `top`, `take_ordered`, `foreach`,
@@ -186,6 +188,8 @@ fn main(ctx: &Context) -> weft::Result<()> {
     lengths.sample(0.3, 42).save_as_text_file(&out("sample_b"))?;
     lengths.sample(0.3, 43).save_as_text_file(&out("sample_c"))?;
     keys.repartition(5).save_as_text_file(&out("repartition"))?;
+    keys.zip_with_index()?.save_as_text_file(&out("zip_with_index"))?;
+    signed.fold_by_key(1000, add, 2).save_as_text_file(&out("fold_by_key"))?;
     keys.coalesce(2).save_as_text_file(&out("coalesce"))?;
     let drawn = |seed| -> weft::Result<String> {
         Ok(lengths.take_sample(10, seed)?.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
