@@ -125,7 +125,9 @@ async fn drive(
 }
 
 /// After the last batch: a chain ending in a guest `combine` hands back the
-/// pairs it still holds (the SDK folds across calls).
+/// pairs it still holds (the SDK folds across calls), and a chain with a
+/// whole-partition step (`weft:partition:<f>`, `map_partitions`) runs that
+/// step over everything it held, then the rest of the chain.
 async fn flush(
     instance: &mut TaskInstance,
     chain: &Chain,
@@ -133,7 +135,9 @@ async fn flush(
     deadline: tokio::time::Instant,
     waits: &Waits,
 ) -> EndReason {
-    if chain.ops.last().is_none_or(|op| op.kind != OpKind::Combine) {
+    let holds =
+        |op: &crate::sandbox::Op| op.kind == OpKind::Combine || op.function.starts_with(WHOLE_PARTITION);
+    if !chain.ops.iter().any(holds) {
         return EndReason::Finished;
     }
     let out = match instance.flush_chain(chain).await {
@@ -145,6 +149,10 @@ async fn flush(
     }
     EndReason::Finished
 }
+
+/// The name prefix of a whole-partition step, which the guest holds input for
+/// until `flush-chain` (see `wit/weft.wit`, `run-chain`).
+const WHOLE_PARTITION: &str = "weft:partition:";
 
 /// An empty chain: no instance at all, batches go straight through, so a
 /// deadline passing can only be the host's doing. The report counts batches

@@ -200,6 +200,18 @@ fn every_operator_on_a_master_and_two_agents_equals_a_native_computation() {
     assert!(drawn.iter().all(|n| pairs.iter().any(|(_, v)| v.len() == *n)));
     assert_eq!(printed("take_sample"), printed("take_sample_again"));
 
+    // Whole partitions: each seen once, with its index, empty ones included
+    // (the splits inside the 1.5 MiB line hold no line).
+    let sizes: Vec<(u32, usize)> = output_lines(&out.join("map_partitions"))
+        .iter()
+        .map(|l| l.split_once('\t').map(|(p, n)| (p.parse().unwrap(), n.parse().unwrap())).unwrap())
+        .collect();
+    let indices: Vec<u32> = sizes.iter().map(|(p, _)| *p).collect();
+    assert_eq!(indices, (0..sizes.len() as u32).collect::<Vec<_>>(), "one line per partition, in order");
+    assert_eq!(sizes.iter().map(|(_, n)| n).sum::<usize>(), pairs.len());
+    assert!(sizes.iter().any(|(_, n)| *n == 0), "an empty partition is seen too: {sizes:?}");
+    assert_eq!(printed("foreach_partition"), format!("{} {}", sizes.len(), pairs.len()));
+
     // Numbered in partition order, which for text is the file's order.
     let numbered: Vec<String> = pairs.iter().enumerate().map(|(i, (k, _))| format!("{i}\t{k}")).collect();
     assert_eq!(saved("zip_with_index"), sorted(numbered));

@@ -17,6 +17,14 @@ fn one(word: String) -> (String, i64) {
     (word, 1)
 }
 
+/// The same sum as a guest function. The job counts with the host's native
+/// `sum_by_key`; this stays for jobs that count with `reduce_by_key(add, ..)`,
+/// and the host's executor tests run it to exercise the guest combine.
+#[weft::reduce]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
 /// One output line.
 #[weft::map]
 fn format((word, n): (String, i64)) -> String {

@@ -20,6 +20,10 @@
 //! | `weft:flat-map-values:<f>` | pairs | `(k, w)` for each `w` of the `#[weft::flat_map]` `f(v)` |
 //! | `weft:key-by:<schema>:<f>` | records | `(f(r) as a key, r)` for the `#[weft::map]` `f` |
 //!
+//! `weft:partition:<f>` applies the `#[weft::map_batch]` function `f` once
+//! to a task's whole partition: the step holds every batch it gets and
+//! returns nothing until the host calls `flush-chain` after the last batch
+//! (the host does so for chains with such a step, as for a `combine`).
 //! `weft:with-zero:<f>:<hex>` (pairs: `(k, f(zero, v))` for the
 //! `#[weft::reduce]` function `f` and the record bytes of `zero` in hex),
 //! `weft:tag:<0|1>` (pairs: each value prefixed with its side's byte), and
@@ -36,9 +40,10 @@ mod groups;
 mod index;
 pub(crate) mod sample;
 
-use crate::dispatch::CallError;
+use crate::dispatch::{CallError, Op};
 use crate::function::OpKind;
 use crate::registry::{self, Entry, Registration};
+use std::cell::RefCell;
 use weft_codec::batch::{self, BatchWriter};
 use weft_codec::schema::Schema;
 
@@ -254,4 +259,44 @@ fn user(name: &str, kind: OpKind, function: &str) -> Result<&'static Registratio
 
 fn unknown(function: &str, why: impl std::fmt::Display) -> CallError {
     CallError::UnknownFunction(format!("built-in step `{function}`: {why}"))
+}
+
+thread_local! {
+    /// The input held by whole-partition steps, by step name. (Run-chain
+    /// calls may reach a step through a shorter chain than flush-chain's,
+    /// as built-in steps split chains; a task runs one chain, and a step
+    /// named twice in it holds only once the first has released.)
+    static PARTITIONS: RefCell<Vec<(String, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `function` names a whole-partition step (`weft:partition:<f>`),
+/// which holds its input until the task's last batch.
+pub(crate) fn holds(function: &str) -> bool {
+    function.strip_prefix(PREFIX).is_some_and(|rest| rest.starts_with("partition:"))
+}
+
+/// Keep `batch` for the whole-partition step `step`.
+pub(crate) fn hold(step: &Op, batch: Vec<u8>) {
+    PARTITIONS.with(|p| {
+        let mut p = p.borrow_mut();
+        match p.iter_mut().find(|(name, _)| *name == step.function) {
+            Some((_, held)) => held.extend_from_slice(&batch),
+            None => p.push((step.function.clone(), batch)),
+        }
+    });
+}
+
+/// Apply the whole-partition step `step` to everything it held (once, even
+/// to an empty partition), and forget it.
+pub(crate) fn release(step: &Op) -> Result<Vec<u8>, CallError> {
+    let held = PARTITIONS.with(|p| {
+        let mut p = p.borrow_mut();
+        p.iter().position(|(name, _)| *name == step.function).map(|i| p.swap_remove(i).1)
+    });
+    let name = step.function.strip_prefix("weft:partition:").unwrap_or_default();
+    let f = user(name, OpKind::MapBatch, &step.function)?;
+    let held = held.unwrap_or_default();
+    let mut out = BatchWriter::with_capacity(held.len());
+    (f.apply)(&held, &mut out)?;
+    Ok(out.finish())
 }

@@ -70,6 +70,12 @@ impl Handle {
         self.derive(|id| host::driver::narrow(id, kind, function, keyed))
     }
 
+    /// The `weft:partition` step applying `F` to each whole partition.
+    fn whole_partitions<F: MapBatchFn>(self) -> Handle {
+        let name = crate::builtin::name("partition", &[name_of::<F>()]);
+        self.narrow(OpKind::MapBatch, &name, F::Output::KEYED)
+    }
+
     fn shuffle(self, op: ShuffleOp<'_>, partitions: u32) -> Handle {
         self.derive(|id| host::driver::shuffle(id, op, partitions))
     }
@@ -155,9 +161,28 @@ macro_rules! common_methods {
         }
 
         /// Apply a `#[weft::map_batch]` function to each batch of records
-        /// (Spark's `mapPartitions`, one batch at a time).
+        /// (about 1 MiB; a partition is many batches): for per-partition
+        /// logic use [`map_partitions`](Self::map_partitions).
         pub fn map_batch<F: MapBatchFn<Input = $layout>>(&self, _f: F) -> <F::Output as Layout>::Dataset {
             output_of::<F>(self.handle)
+        }
+
+        /// Apply a `#[weft::map_batch]` function once to each whole
+        /// partition (Spark's `mapPartitions`), an empty one included; inside,
+        /// [`task_info`](crate::task_info)`().partition` is the partition's
+        /// index. The partition is held in the task's memory until its last
+        /// record has arrived.
+        pub fn map_partitions<F: MapBatchFn<Input = $layout>>(
+            &self,
+            _f: F,
+        ) -> <F::Output as Layout>::Dataset {
+            F::Output::dataset(self.handle.whole_partitions::<F>())
+        }
+
+        /// Action: run a `#[weft::map_batch]` function once per whole
+        /// partition, in the tasks, for its effects; its outputs are dropped.
+        pub fn foreach_partition<F: MapBatchFn<Input = $layout>>(&self, _f: F) -> Result<()> {
+            host::driver::count(self.handle.whole_partitions::<F>().id()?).map(drop)
         }
 
         /// The records of both datasets.

@@ -85,6 +85,11 @@ pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
     if let Some(at) = chain.iter().position(|op| builtin::is_builtin(&op.function)) {
         // Built-in steps run a batch at a time between the user functions' parts.
         let head = if at == 0 { input } else { run_chain(&chain[..at], input)? };
+        if builtin::holds(&chain[at].function) {
+            // A whole-partition step keeps its input until `flush_chain`.
+            builtin::hold(&chain[at], head);
+            return Ok(Vec::new());
+        }
         let out = builtin::run(&chain[at].function, &head)?;
         return if at + 1 == chain.len() { Ok(out) } else { run_chain(&chain[at + 1..], out) };
     }
@@ -196,6 +201,19 @@ fn run_held(
 /// What a `combine` chain still holds (see [`run_chain`]); empty for any
 /// other chain, or when it holds nothing.
 pub fn flush_chain(chain: &[Op]) -> Result<Vec<u8>, CallError> {
+    // A whole-partition step applies its function to all it held, and the
+    // rest of the chain runs over the result (and is flushed in turn).
+    if let Some(at) = chain.iter().position(|op| builtin::holds(&op.function)) {
+        let out = builtin::release(&chain[at])?;
+        let rest = &chain[at + 1..];
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let mut out = run_chain(rest, out)?;
+        // Batches are entries back to back: two in a row are one batch.
+        out.extend(flush_chain(rest)?);
+        return Ok(out);
+    }
     // A combine is always last: its folds are held for the part after the last built-in step.
     if let Some(at) = chain.iter().rposition(|op| builtin::is_builtin(&op.function)) {
         return flush_chain(&chain[at + 1..]);

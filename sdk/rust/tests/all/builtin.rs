@@ -221,3 +221,36 @@ fn zero_values_fold_in_and_records_are_numbered() {
     assert_eq!(decode_keyed::<u64, u8>(&second), [(42, 9)]);
     assert!(run(&[(MB, "weft:zip:3=0")], plain(&[1u8])).is_err(), "no offset for this partition");
 }
+
+#[weft::map_batch]
+fn count_all(records: Vec<String>) -> Vec<u64> {
+    vec![records.len() as u64]
+}
+
+#[weft::map]
+fn shout_len(n: u32) -> String {
+    "!".repeat(n as usize)
+}
+
+#[weft::map]
+fn doubled(n: u64) -> u64 {
+    2 * n
+}
+
+#[test]
+fn a_whole_partition_step_sees_every_batch_once_at_the_flush() {
+    // Behind another built-in step, which splits the chain where it stands.
+    let chain = [
+        (OpKind::Map, "len_and_word"),
+        (MB, "weft:keys:u32"),
+        (OpKind::Map, "shout_len"),
+        (MB, "weft:partition:count_all"),
+        (OpKind::Map, "doubled"),
+    ];
+    assert!(run(&chain, plain(&words())).unwrap().is_empty(), "held, not applied");
+    assert!(run(&chain, plain(&words()[..2])).unwrap().is_empty());
+    let out = crate::flush(&chain).unwrap();
+    assert_eq!(decode_plain::<u64>(&out), [2 * (words().len() as u64 + 2)], "one call over both batches");
+    // An empty partition is seen too, once.
+    assert_eq!(decode_plain::<u64>(&crate::flush(&chain).unwrap()), [0]);
+}

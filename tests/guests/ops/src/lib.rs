@@ -23,9 +23,10 @@
 //! | `sample_a`, `sample_b`, `sample_c` | the lengths' `sample(0.3, seed)`, seeds 42, 42, 43 |
 //! | `repartition`, `coalesce` | the keys into 5 and 2 partitions |
 //! | `zip_with_index` | the keys numbered, as `index<TAB>key` |
+//! | `map_partitions` | one `partition<TAB>records` line per partition of the keys |
 //! | `fold_by_key` | `±len` folded by key with `add` and zero 1000 |
 //!
-//! Printed: `take_sample`, `take_sample_again` (10 lengths, seed 5, twice), `reduce`, `fold`, `reduce_empty`, `fold_empty`, `first`,
+//! Printed: `foreach_partition` (calls and records seen), `take_sample`, `take_sample_again` (10 lengths, seed 5, twice), `reduce`, `fold`, `reduce_empty`, `fold_empty`, `first`,
 //! `is_empty`, `is_empty_filtered`, `top`, `take_ordered`, `foreach`,
 //! `map <key>=<n>` (from `count_by_key(..).collect_as_map()`).
 //!
@@ -145,6 +146,20 @@ fn show_full((k, (v, w)): (String, (Option<String>, Option<u64>))) -> String {
     format!("{k}\t{}\t{}", or_dash(&v), or_dash(&w))
 }
 
+/// One line per whole partition: its index and how many records it has.
+#[weft::map_batch]
+fn partition_size(keys: Vec<String>) -> Vec<String> {
+    vec![format!("{}\t{}", weft::task_info().partition, keys.len())]
+}
+
+/// Counts its calls: once per partition.
+#[weft::map_batch]
+fn partition_seen(keys: Vec<String>) -> Vec<u8> {
+    accumulator_add("partitions", 1);
+    accumulator_add("partition_records", keys.len() as i64);
+    Vec::new()
+}
+
 #[weft::main]
 fn main(ctx: &Context) -> weft::Result<()> {
     let args = ctx.args();
@@ -188,6 +203,10 @@ fn main(ctx: &Context) -> weft::Result<()> {
     lengths.sample(0.3, 42).save_as_text_file(&out("sample_b"))?;
     lengths.sample(0.3, 43).save_as_text_file(&out("sample_c"))?;
     keys.repartition(5).save_as_text_file(&out("repartition"))?;
+    keys.map_partitions(partition_size).save_as_text_file(&out("map_partitions"))?;
+    keys.foreach_partition(partition_seen)?;
+    let calls = (ctx.accumulator_value("partitions")?, ctx.accumulator_value("partition_records")?);
+    println!("foreach_partition: {} {}", calls.0, calls.1);
     keys.zip_with_index()?.save_as_text_file(&out("zip_with_index"))?;
     signed.fold_by_key(1000, add, 2).save_as_text_file(&out("fold_by_key"))?;
     keys.coalesce(2).save_as_text_file(&out("coalesce"))?;
