@@ -212,6 +212,23 @@ fn every_operator_on_a_master_and_two_agents_equals_a_native_computation() {
     assert!(sizes.iter().any(|(_, n)| *n == 0), "an empty partition is seen too: {sizes:?}");
     assert_eq!(printed("foreach_partition"), format!("{} {}", sizes.len(), pairs.len()));
 
+    // The two-function aggregations, and a cartesian product.
+    let mut lengths_by_key: BTreeMap<&str, usize> = BTreeMap::new();
+    for (k, v) in &pairs {
+        *lengths_by_key.entry(k).or_default() += v.len();
+    }
+    let by_key =
+        |zero: usize| sorted(lengths_by_key.iter().map(|(k, n)| format!("{k}\t{}", zero + n)).collect());
+    assert_eq!(saved("aggregate_by_key"), by_key(7), "zero folded in once per key");
+    assert_eq!(saved("combine_by_key"), by_key(0));
+    let total: usize = pairs.iter().map(|(_, v)| v.len()).sum();
+    assert_eq!(printed("aggregate"), (5 + total).to_string());
+    let mut initials: Vec<char> = pairs.iter().map(|(k, _)| k.chars().next().unwrap_or('-')).collect();
+    initials.sort_unstable();
+    initials.dedup();
+    let product = initials.iter().flat_map(|c| (1..=3).map(move |n| format!("{c}\t{n}"))).collect();
+    assert_eq!(saved("cartesian"), sorted(product));
+
     // Numbered in partition order, which for text is the file's order.
     let numbered: Vec<String> = pairs.iter().enumerate().map(|(i, (k, _))| format!("{i}\t{k}")).collect();
     assert_eq!(saved("zip_with_index"), sorted(numbered));

@@ -14,6 +14,7 @@
 //! | `weft:unit-key` | records | `((), record)` |
 //! | `weft:key-self:<schema>` | records | `(record as a key, record)` |
 //! | `weft:count-self:<schema>` | records | `(record as a key, 1i64)` |
+//! | `weft:unnest:<schema>` | pairs `(k, (a, b))` | `(a as a key, b)` |
 //! | `weft:display:<schema>` | records | each record's `Display` text, a `String` |
 //! | `weft:display-pairs:<key schema>:<value schema>` | pairs | `key<TAB>value` as `Display` writes them, a `String` |
 //! | `weft:map-values:<f>` | pairs | `(k, f(v))` for the `#[weft::map]` function `f` |
@@ -118,6 +119,19 @@ pub(crate) fn run(function: &str, input: &[u8]) -> Result<Vec<u8>, CallError> {
                 let record = record?;
                 push_transcoded(&mut out, |o| schema.record_to_key(record, o), function)?;
                 out.push(if op == "key-self" { record } else { &ONE });
+            }
+        }
+        "unnest" => {
+            // (k, (a, b)) to (a as a key, b): a join's values made pairs.
+            let schema = schema()?;
+            for pair in pairs() {
+                let mut parts = batch::entries(pair?.1);
+                let (Some(a), Some(b), None) = (parts.next(), parts.next(), parts.next()) else {
+                    return Err(CallError::Decode(format!("`{function}`: a value that is not a pair")));
+                };
+                let (a, b) = (a.map_err(framing)?, b.map_err(framing)?);
+                push_transcoded(&mut out, |o| schema.record_to_key(a, o), function)?;
+                out.push(b);
             }
         }
         "display" => {

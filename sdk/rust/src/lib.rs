@@ -76,9 +76,11 @@
 //!   `group_by_key`, `sort_by_key`, `join`, `partition_by`, `keys`, `values`,
 //!   `map_values`, `flat_map_values`, `cogroup`, the outer joins, `subtract`,
 //!   `intersection`, `sample`, `repartition`, `coalesce`, `fold_by_key`,
-//!   `zip_with_index`, `map_partitions`) build the graph;
+//!   `zip_with_index`, `map_partitions`, `combine_by_key`,
+//!   `aggregate_by_key`, `cartesian`) build the graph;
 //!   actions (`collect`, `count`, `take`, `first`, `is_empty`, `reduce`,
-//!   `fold`, `top`, `take_ordered`, `take_sample`, `foreach`, `foreach_partition`,
+//!   `fold`, `aggregate`, `top`, `take_ordered`, `take_sample`, `foreach`,
+//!   `foreach_partition`,
 //!   `collect_as_map`, `save_as_text_file`) run
 //!   it. A pair dataset's keys are encoded so that the host partitions, sorts,
 //!   groups and joins them as bytes, without calling back into the guest.

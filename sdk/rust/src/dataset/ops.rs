@@ -14,6 +14,9 @@
 //! | `first`, `is_empty` | `take(1)` |
 //! | `foreach` | `map` with a function returning `()`, then `count` |
 //! | `save_as_text_file` | `weft:display` (not for `String`), or for pairs `weft:display-pairs` (`key<TAB>value`), then the host's text output |
+//! | `fold_by_key` | `reduce_by_key`, then `weft:with-zero` (the zero's record bytes in the step's name) |
+//! | `combine_by_key`, `aggregate_by_key`, `aggregate` | `map_values`/`map`, then `reduce_by_key`, `fold_by_key`, `fold` |
+//! | `cartesian` | `weft:unit-key` on both sides, `join` into one partition, `weft:unnest` |
 //!
 //! Where these differ from Spark: `reduce` of an empty dataset is `None`
 //! (Spark throws); `fold` applies `zero` once, to the reduced value on the
@@ -120,6 +123,43 @@ impl<K: Key + 'static, V: Record + 'static> PairDataset<K, V> {
         Self::from_handle(reduced.handle.builtin("with-zero", &[name_of::<F>(), &zero], true))
     }
 
+    /// Each key's values turned into combiners by a `#[weft::map]` function
+    /// and merged by a `#[weft::reduce]` one, into `partitions` partitions.
+    ///
+    /// Spark's `combineByKey` takes a third function, `mergeValue(c, v)`;
+    /// here it is always `merge(c, create(v))` (no user-function kind takes
+    /// two record types yet), which is what most uses of it compute.
+    pub fn combine_by_key<C, M>(&self, create: C, merge: M, partitions: u32) -> PairDataset<K, M::Value>
+    where
+        C: MapFn<Input = Plain<V>, Output = Plain<M::Value>>,
+        M: ReduceFn,
+        M::Value: 'static,
+    {
+        self.map_values(create).reduce_by_key(merge, partitions)
+    }
+
+    /// Each key's values turned by a `#[weft::map]` function and folded by
+    /// a `#[weft::reduce]` one with `zero` ([`fold_by_key`](Self::fold_by_key)),
+    /// into `partitions` partitions.
+    ///
+    /// Spark's `aggregateByKey` takes `seqOp(u, v)`; here it is always
+    /// `comb(u, to(v))`, for the same reason as in
+    /// [`combine_by_key`](Self::combine_by_key).
+    pub fn aggregate_by_key<T, F>(
+        &self,
+        zero: F::Value,
+        to: T,
+        comb: F,
+        partitions: u32,
+    ) -> PairDataset<K, F::Value>
+    where
+        T: MapFn<Input = Plain<V>, Output = Plain<F::Value>>,
+        F: ReduceFn,
+        F::Value: 'static,
+    {
+        self.map_values(to).fold_by_key(zero, comb, partitions)
+    }
+
     /// Action: the pairs as a map; of several pairs with one key, the last
     /// collected wins (as Spark's `collectAsMap`).
     pub fn collect_as_map(&self) -> Result<HashMap<K, V>>
@@ -176,7 +216,32 @@ impl<T: Record + 'static> Dataset<T> {
     }
 }
 
+impl<T: Record + 'static> Dataset<T> {
+    /// Action: the records turned by a `#[weft::map]` function and folded by
+    /// a `#[weft::reduce]` one with `zero` (as [`fold`](Self::fold); Spark's
+    /// `seqOp(u, t)` is `comb(u, to(t))` here, as in
+    /// [`PairDataset::aggregate_by_key`]).
+    pub fn aggregate<M, F>(&self, zero: F::Value, to: M, comb: F) -> Result<F::Value>
+    where
+        M: MapFn<Input = Plain<T>, Output = Plain<F::Value>>,
+        F: ReduceFn,
+        F::Value: 'static,
+    {
+        self.map(to).fold(zero, comb)
+    }
+}
+
 impl<T: Key + Record + 'static> Dataset<T> {
+    /// Every pair `(t, u)` of a record `t` of this dataset and `u` of the
+    /// other. All the pairs are made in one task (both sides keyed by `()`
+    /// and joined), so keep one side small.
+    pub fn cartesian<U: Record + 'static>(&self, other: &Dataset<U>) -> PairDataset<T, U> {
+        let left = PairDataset::<(), T>::from_handle(self.handle.builtin("unit-key", &[], true));
+        let right = PairDataset::<(), U>::from_handle(other.handle.builtin("unit-key", &[], true));
+        let joined = left.join(&right, 1).handle;
+        PairDataset::from_handle(joined.with_schema::<T>("unnest", "cartesian", &[], true))
+    }
+
     /// The number of times each record occurs, into `partitions` partitions
     /// (0: as many as this dataset has), counted natively in the host.
     pub fn count_by_value(&self, partitions: u32) -> PairDataset<T, i64> {

@@ -254,3 +254,11 @@ fn a_whole_partition_step_sees_every_batch_once_at_the_flush() {
     // An empty partition is seen too, once.
     assert_eq!(decode_plain::<u64>(&crate::flush(&chain).unwrap()), [0]);
 }
+
+#[test]
+fn join_values_unnest_into_pairs() {
+    let joined = keyed(&[((), ('x', 1i64)), ((), ('y', 2))]);
+    let pairs = run(&[(MB, "weft:unnest:c")], joined).unwrap();
+    assert_eq!(decode_keyed::<char, i64>(&pairs), [('x', 1), ('y', 2)]);
+    assert!(run(&[(MB, "weft:unnest:c")], keyed(&[((), 'x')])).is_err(), "not a pair");
+}

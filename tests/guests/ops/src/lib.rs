@@ -25,8 +25,10 @@
 //! | `zip_with_index` | the keys numbered, as `index<TAB>key` |
 //! | `map_partitions` | one `partition<TAB>records` line per partition of the keys |
 //! | `fold_by_key` | `±len` folded by key with `add` and zero 1000 |
+//! | `cartesian` | the keys' distinct initials × `[1, 2, 3]`, as `initial<TAB>n` |
+//! | `aggregate_by_key`, `combine_by_key` | payload lengths summed by key (zero 7), and without zero |
 //!
-//! Printed: `foreach_partition` (calls and records seen), `take_sample`, `take_sample_again` (10 lengths, seed 5, twice), `reduce`, `fold`, `reduce_empty`, `fold_empty`, `first`,
+//! Printed: `aggregate` (5 + every payload length), `foreach_partition` (calls and records seen), `take_sample`, `take_sample_again` (10 lengths, seed 5, twice), `reduce`, `fold`, `reduce_empty`, `fold_empty`, `first`,
 //! `is_empty`, `is_empty_filtered`, `top`, `take_ordered`, `foreach`,
 //! `map <key>=<n>` (from `count_by_key(..).collect_as_map()`).
 //!
@@ -207,6 +209,12 @@ fn main(ctx: &Context) -> weft::Result<()> {
     keys.foreach_partition(partition_seen)?;
     let calls = (ctx.accumulator_value("partitions")?, ctx.accumulator_value("partition_records")?);
     println!("foreach_partition: {} {}", calls.0, calls.1);
+    let small = ctx.parallelize([1i64, 2, 3], 2)?;
+    let initials = keys.map(initial).distinct(2);
+    initials.cartesian(&small).save_as_text_file(&out("cartesian"))?;
+    pairs.aggregate_by_key(7, len_i64, add, 2).save_as_text_file(&out("aggregate_by_key"))?;
+    pairs.combine_by_key(len_i64, add, 3).save_as_text_file(&out("combine_by_key"))?;
+    println!("aggregate: {}", pairs.values().aggregate(5, len_i64, add)?);
     keys.zip_with_index()?.save_as_text_file(&out("zip_with_index"))?;
     signed.fold_by_key(1000, add, 2).save_as_text_file(&out("fold_by_key"))?;
     keys.coalesce(2).save_as_text_file(&out("coalesce"))?;
