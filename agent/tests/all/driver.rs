@@ -119,8 +119,11 @@ fn word_count_main_builds_the_plan_and_runs_its_actions() {
     assert!(node(2).keyed, "one returns pairs");
     assert_eq!(
         node(3).node,
-        Node::Shuffle { parent: DatasetId(2), kind: ShuffleKind::SumByKey, partitions: 0 },
-        "word count sums natively"
+        Node::Shuffle {
+            parent: DatasetId(2),
+            kind: ShuffleKind::ReduceByKey { function: "add".into() },
+            partitions: 0
+        }
     );
     assert!(node(3).cached, "counts are cached");
     let (_, saved, _) = &seen[0];

@@ -98,7 +98,7 @@ async fn a_driver_task_defines_its_plan_and_runs_its_actions_through_the_master(
         "text in.txt",
         "split_words(0)",
         "one(1)",
-        "shuffle SumByKey(2)",
+        "shuffle ReduceByKey(2)",
         "format(3)",
         "cache 3",
         "by_count(3)",
