@@ -11,11 +11,12 @@
 
 use crate::sandbox::{
     DatasetId as WitDatasetId, DriverError, DriverFuture, DriverHost, Op, OpKind, ShuffleOp,
-    StorageLevel as WitStorageLevel,
+    StorageLevel as WitStorageLevel, WitFold,
 };
 use std::future::Future;
 use std::pin::Pin;
 use weft_core::codec::batch::{BatchWriter, entries};
+use weft_core::fold::Fold;
 use weft_core::ids::DatasetId;
 use weft_core::io::LineFormat;
 use weft_core::plan::{Node, PlanDelta, PlanDraft, PlanError, ShuffleKind, Step, StepKind, StorageLevel};
@@ -198,6 +199,13 @@ impl<R: ActionRunner> DriverHost for PlanDriver<R> {
             ShuffleOp::GroupByKey => ShuffleKind::GroupByKey,
             ShuffleOp::SortByKey(ascending) => ShuffleKind::SortByKey { ascending },
             ShuffleOp::PartitionBy => ShuffleKind::PartitionBy,
+            ShuffleOp::FoldByKey(fold) => ShuffleKind::FoldByKey {
+                fold: match fold {
+                    WitFold::SumF64 => Fold::SumF64,
+                    WitFold::Min => Fold::Min,
+                    WitFold::Max => Fold::Max,
+                },
+            },
         };
         self.add(Node::Shuffle { parent: DatasetId(parent), kind, partitions }, true)
     }

@@ -49,7 +49,7 @@ mod log;
 pub use cache::Prepared;
 pub use error::SandboxError;
 pub use host::{
-    DatasetId, DriverError, DriverFuture, DriverHost, Op, OpKind, ShuffleOp, StorageLevel, TaskInfo,
+    DatasetId, DriverError, DriverFuture, DriverHost, Op, OpKind, ShuffleOp, StorageLevel, TaskInfo, WitFold,
 };
 pub use instance::{Chain, TaskContext, TaskInstance, TaskReport};
 pub use log::TaskLog;

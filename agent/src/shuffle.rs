@@ -87,7 +87,7 @@ mod tests;
 
 pub use block::Compression;
 pub(crate) use block::decode as decode_block;
-pub use combine::{BoxError, Combiner};
+pub use combine::{BoxError, Combiner, Native};
 pub use error::ShuffleError;
 pub use fetch::{BlockFetcher, FetchError, LocalFetcher};
 pub use ids::{BlockId, MapId, ReduceId, ShuffleId};

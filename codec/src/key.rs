@@ -22,6 +22,7 @@
 //! followed by more elements prefix-free, so `("a", 2)` sorts before `("ab", 1)`.
 
 use crate::DecodeError;
+use crate::schema::Schema;
 
 /// A value with an order-preserving byte encoding.
 pub trait EncodeKey {
@@ -55,6 +56,15 @@ pub trait Key: EncodeKey + Sized {
     #[inline]
     fn into_key_bytes(self) -> Vec<u8> {
         self.to_key_bytes()
+    }
+
+    /// The type's [`Schema`], with which generic
+    /// steps transcode between its key and record encodings; `None` (the
+    /// default, for types defined outside this crate) when it has none, and
+    /// then the operations that need it (`keys()`, `key_by`, `distinct`, ...)
+    /// are refused where the dataset is built.
+    fn schema() -> Option<crate::schema::Schema> {
+        None
     }
 
     /// Decode a whole key; trailing bytes are an error.
@@ -96,6 +106,9 @@ macro_rules! unsigned {
             }
         }
         impl Key for $t {
+            fn schema() -> Option<Schema> {
+                Some(Schema::Uint(size_of::<$t>() as u8))
+            }
             #[inline]
             fn decode_key(input: &mut &[u8], _last: bool) -> Result<Self, DecodeError> {
                 let raw = take::<$t>(input, size_of::<$t>())?;
@@ -117,6 +130,9 @@ macro_rules! signed {
             }
         }
         impl Key for $t {
+            fn schema() -> Option<Schema> {
+                Some(Schema::Int(size_of::<$t>() as u8))
+            }
             #[inline]
             fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
                 Ok((<$u>::decode_key(input, last)? ^ (1 << (<$u>::BITS - 1))) as $t)
@@ -138,6 +154,9 @@ macro_rules! float {
             }
         }
         impl Key for $t {
+            fn schema() -> Option<Schema> {
+                Some(Schema::Float(size_of::<$t>() as u8))
+            }
             #[inline]
             fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
                 let ordered = <$u>::decode_key(input, last)?;
@@ -156,6 +175,9 @@ impl EncodeKey for bool {
     }
 }
 impl Key for bool {
+    fn schema() -> Option<Schema> {
+        Some(Schema::Bool)
+    }
     fn decode_key(input: &mut &[u8], _last: bool) -> Result<Self, DecodeError> {
         match take::<bool>(input, 1)? {
             [0] => Ok(false),
@@ -171,6 +193,9 @@ impl EncodeKey for char {
     }
 }
 impl Key for char {
+    fn schema() -> Option<Schema> {
+        Some(Schema::Char)
+    }
     fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
         char::from_u32(u32::decode_key(input, last)?).ok_or_else(|| bad::<char>("not a Unicode scalar value"))
     }
@@ -180,6 +205,9 @@ impl EncodeKey for () {
     fn encode_key(&self, _out: &mut Vec<u8>, _last: bool) {}
 }
 impl Key for () {
+    fn schema() -> Option<Schema> {
+        Some(Schema::Unit)
+    }
     fn decode_key(_input: &mut &[u8], _last: bool) -> Result<Self, DecodeError> {
         Ok(())
     }
@@ -277,6 +305,9 @@ impl EncodeKey for String {
     }
 }
 impl Key for String {
+    fn schema() -> Option<Schema> {
+        Some(Schema::Str)
+    }
     fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
         String::from_utf8(decode_bytes::<String>(input, last)?).map_err(|_| bad::<String>("not UTF-8"))
     }
@@ -298,6 +329,9 @@ impl<T: EncodeKey> EncodeKey for Option<T> {
     }
 }
 impl<T: Key> Key for Option<T> {
+    fn schema() -> Option<Schema> {
+        Some(Schema::Option(Box::new(T::schema()?)))
+    }
     fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
         match take::<Self>(input, 1)? {
             [0] => Ok(None),
@@ -318,6 +352,9 @@ macro_rules! tuple {
             }
         }
         impl<$($name: Key,)+ $lastname: Key> Key for ($($name,)+ $lastname,) {
+            fn schema() -> Option<Schema> {
+                Some(Schema::Tuple(vec![$($name::schema()?,)+ $lastname::schema()?]))
+            }
             fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
                 Ok(($($name::decode_key(input, false)?,)+ $lastname::decode_key(input, last)?,))
             }

@@ -26,11 +26,15 @@
 //! assert!((-5i64).to_key_bytes() < 3i64.to_key_bytes());
 //! ```
 //!
+//! - [`schema`]: the shape of a key type, with which the host and generic
+//!   SDK steps transcode a value between its key and record encodings.
+//!
 //! This crate has no dependencies beyond `thiserror`, so it compiles for
 //! `wasm32-wasip2` as readily as for the host.
 
 pub mod batch;
 pub mod key;
+pub mod schema;
 
 /// A buffer that does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -26,6 +26,7 @@ pub use weft_codec as codec;
 
 pub mod access;
 pub mod artifact;
+pub mod fold;
 pub mod ids;
 pub mod io;
 pub mod limits;

@@ -68,6 +68,12 @@ pub enum ShuffleKind {
     },
     /// Redistribute by key hash.
     PartitionBy,
+    /// Fold the 8-byte (`i64` or `f64`) values of equal keys natively in
+    /// the host (combined map-side too).
+    FoldByKey {
+        /// The fold.
+        fold: crate::fold::Fold,
+    },
 }
 
 /// One dataset of the plan.
@@ -483,6 +489,7 @@ fn shuffle_name(kind: &ShuffleKind) -> &'static str {
         ShuffleKind::GroupByKey => "group_by_key",
         ShuffleKind::SortByKey { .. } => "sort_by_key",
         ShuffleKind::PartitionBy => "partition_by",
+        ShuffleKind::FoldByKey { fold } => fold.name(),
     }
 }
 

@@ -288,6 +288,9 @@ impl Builder<'_> {
                     ShuffleKind::PartitionBy => {
                         (PartitionerSpec::Hash, CombinerSpec::None, Aggregate::Merge, None)
                     }
+                    ShuffleKind::FoldByKey { fold } => {
+                        (PartitionerSpec::Hash, CombinerSpec::Fold(*fold), Aggregate::Fold(*fold), None)
+                    }
                 };
                 let partitions = match *partitions {
                     0 => self.partition_count(*parent)?,

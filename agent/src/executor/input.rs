@@ -22,7 +22,8 @@ use super::deadline::{Clock, Doing};
 use super::error::ExecError;
 use super::spec::{Aggregate, Input};
 use crate::shuffle::{
-    BlockFetcher, BlockId, BlockLocation, FetchError, ReadError, ShuffleError, ShuffleReader, aggregate,
+    BlockFetcher, BlockId, BlockLocation, FetchError, Native, ReadError, ShuffleError, ShuffleReader,
+    aggregate,
 };
 use bytes::Bytes;
 use tokio::sync::mpsc::Sender;
@@ -140,6 +141,7 @@ async fn feed<F: BlockFetcher>(
                 // Narrow steps after a sort take records one by one.
                 Aggregate::Sorted { ascending: true } => Box::new(merged.cut_anywhere()),
                 Aggregate::SumI64 => Box::new(aggregate::sum_i64(merged, target)),
+                Aggregate::Fold(fold) => Box::new(aggregate::fold(merged, target, Native::Fold(fold))),
                 Aggregate::Group => Box::new(aggregate::group_values(merged, target)),
                 Aggregate::Sorted { ascending: false } => Box::new(Descending::new(merged, target)),
             };

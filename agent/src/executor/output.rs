@@ -105,8 +105,10 @@ pub(super) async fn drain(
         OutputSpec::Shuffle { dir, shuffle, map, partitioner, combiner } => {
             let what = format!("writing shuffle output to {}", dir.display());
             let mut writer = ShuffleWriter::new(dir, shuffle, map, partitioner, config.writer.clone());
-            if combiner == MapCombine::SumI64 {
-                writer = writer.with_combiner(Combiner::SumI64);
+            match combiner {
+                MapCombine::SumI64 => writer = writer.with_combiner(Combiner::SumI64),
+                MapCombine::Fold(fold) => writer = writer.with_combiner(Combiner::Fold(fold)),
+                MapCombine::None | MapCombine::Guest(_) => {}
             }
             let doing = doing.clone();
             let writer = tokio::task::spawn_blocking(move || {

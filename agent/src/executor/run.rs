@@ -142,7 +142,7 @@ async fn drive(
     'batches: loop {
         let msg = match tokio::time::timeout_at(deadline, input.recv()).await {
             Err(_) => return waits.for_input(),
-            Ok(None) => return flush(instance, segments, &output, deadline, waits).await,
+            Ok(None) => return flush(instance, segments, kept, &output, deadline, waits).await,
             Ok(Some(msg)) => msg,
         };
         let mut out = match msg {
@@ -176,28 +176,49 @@ async fn drive(
 }
 
 /// After the last batch: a chain ending in a guest `combine` hands back the
-/// pairs it still holds (the SDK folds across calls).
+/// pairs it still holds (the SDK folds across calls), and a chain with a
+/// whole-partition step (`weft:partition:<f>`, `map_partitions`) runs that
+/// step over everything it held, then the rest of the chain.
 async fn flush(
     instance: &mut TaskInstance,
     segments: &[Segment],
+    kept: &Kept,
     output: &Sender<Vec<u8>>,
     deadline: tokio::time::Instant,
     waits: &Waits,
 ) -> EndReason {
-    // Only the last segment can end in the combine (it follows every step).
-    let Some(chain) = segments.last().map(|s| &s.chain) else { return EndReason::Finished };
-    if chain.ops.last().is_none_or(|op| op.kind != OpKind::Combine) {
-        return EndReason::Finished;
+    let holds =
+        |op: &crate::sandbox::Op| op.kind == OpKind::Combine || op.function.starts_with(WHOLE_PARTITION);
+    // What a segment hands back now runs through the segments after it,
+    // kept where one is persisted, as a batch would have.
+    let mut carry: Vec<u8> = Vec::new();
+    for segment in segments {
+        if !carry.is_empty() && !segment.chain.ops.is_empty() {
+            carry = match instance.run_chain(&segment.chain, &carry).await {
+                Ok(out) => out,
+                Err(end) => return end,
+            };
+        }
+        if segment.chain.ops.iter().any(holds) {
+            match instance.flush_chain(&segment.chain).await {
+                // Batches are frames end to end: two make one.
+                Ok(out) => carry.extend_from_slice(&out),
+                Err(end) => return end,
+            }
+        }
+        if !carry.is_empty() {
+            kept.keep(segment.tee, &carry);
+        }
     }
-    let out = match instance.flush_chain(chain).await {
-        Ok(out) => out,
-        Err(end) => return end,
-    };
-    if !out.is_empty() && tokio::time::timeout_at(deadline, output.send(out)).await.is_err() {
+    if !carry.is_empty() && tokio::time::timeout_at(deadline, output.send(carry)).await.is_err() {
         return waits.for_output();
     }
     EndReason::Finished
 }
+
+/// The name prefix of a whole-partition step, which the guest holds input for
+/// until `flush-chain` (see `wit/weft.wit`, `run-chain`).
+const WHOLE_PARTITION: &str = "weft:partition:";
 
 /// An empty chain: no instance at all, batches go straight through, so a
 /// deadline passing can only be the host's doing. The report counts batches

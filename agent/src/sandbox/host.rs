@@ -15,7 +15,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use weft_core::io::LineFormat;
 
-pub use driver::{DatasetId, DriverError, ShuffleOp, StorageLevel};
+pub use driver::{DatasetId, DriverError, Fold as WitFold, ShuffleOp, StorageLevel};
 pub use types::{Op, OpKind, TaskInfo};
 
 /// What a driver run can ask of the cluster: the host side of the `driver`

@@ -9,6 +9,7 @@
 //! | function | output value per key | SDK type |
 //! |---|---|---|
 //! | [`sum_i64`] | the wrapping sum, 8-byte key-encoded `i64` | `i64` |
+//! | [`fold`] | the values folded natively (sum of `f64`, min, max) | `i64`, `f64` |
 //! | [`group_values`] | every value, each batch-framed | `Vec<V>` |
 //! | [`join`] | one pair per (left, right) combination, `[left, right]` framed | `(L, R)` |
 //! | [`cogroup`] | `[framed(left values), framed(right values)]` | `(Vec<L>, Vec<R>)` |
@@ -16,12 +17,11 @@
 //! Input must be sorted by key; a key that goes backwards is
 //! [`ShuffleError::Unsorted`]. A key's pairs may span input batches.
 
-use super::combine::decode_i64;
+use super::combine::Native;
 use super::error::ShuffleError;
 use super::merge::{BatchSource, Pair, PairSource};
 use std::cmp::Ordering;
 use weft_codec::batch::BatchWriter;
-use weft_codec::key::EncodeKey;
 
 /// One key and all its values, in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,15 +139,28 @@ where
     I: Iterator<Item = Result<B, ShuffleError>>,
     B: AsRef<[u8]>,
 {
+    fold(batches, target, Native::SumI64)
+}
+
+/// One pair per key: its values folded natively (the wrapping `i64` sum, or
+/// a [`Fold`](weft_core::fold::Fold)).
+pub fn fold<I, B>(
+    batches: impl IntoIterator<IntoIter = I>,
+    target: usize,
+    native: Native,
+) -> impl Iterator<Item = Result<Vec<u8>, ShuffleError>>
+where
+    I: Iterator<Item = Result<B, ShuffleError>>,
+    B: AsRef<[u8]>,
+{
     let mut groups = KeyGroups::new(batches);
     batched(target, move |out| {
         let Some(g) = groups.next_group()? else { return Ok(false) };
-        let mut sum = 0i64;
-        for v in &g.values {
-            sum = sum.wrapping_add(decode_i64(v)?);
-        }
+        let mut values = g.values.iter().map(|v| native.raw(v));
+        let Some(first) = values.next() else { return Ok(true) };
+        let acc = values.try_fold(first?, |acc, v| Ok::<_, ShuffleError>(native.apply(acc, v?)))?;
         out.push(&g.key);
-        out.push(&sum.to_key_bytes());
+        out.push(&acc.to_be_bytes());
         Ok(true)
     })
 }

@@ -11,7 +11,7 @@
 
 use super::error::ShuffleError;
 use weft_codec::batch::{BatchWriter, pairs};
-use weft_codec::key::{EncodeKey, Key};
+use weft_core::fold::{self, Fold};
 
 /// A boxed error from a caller's combine function.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -23,14 +23,47 @@ pub enum Combiner {
     /// Values are `i64` in the key encoding (8 bytes); they are added with
     /// wrapping arithmetic, natively.
     SumI64,
+    /// A native fold of 8-byte values ([`weft_core::fold`]).
+    Fold(Fold),
     /// A caller-supplied function, e.g. the guest's `reduce` run in the sandbox.
     Custom(Box<CombineFn>),
+}
+
+/// A native fold of raw 8-byte values (see [`weft_core::fold`]): the
+/// wrapping `i64` sum or one of the [`Fold`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Native {
+    /// Wrapping `i64` sum.
+    SumI64,
+    /// A fold.
+    Fold(Fold),
+}
+
+impl Native {
+    /// Fold two raw values.
+    #[inline]
+    pub fn apply(self, a: u64, b: u64) -> u64 {
+        match self {
+            Native::SumI64 => fold::sum_i64(a, b),
+            Native::Fold(f) => f.apply(a, b),
+        }
+    }
+
+    /// The raw value of one value's bytes.
+    #[inline]
+    pub fn raw(self, value: &[u8]) -> Result<u64, ShuffleError> {
+        fold::raw(value).ok_or(match self {
+            Native::SumI64 => ShuffleError::NotI64 { len: value.len() },
+            Native::Fold(f) => ShuffleError::NotEightBytes { fold: f.name(), len: value.len() },
+        })
+    }
 }
 
 impl std::fmt::Debug for Combiner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::SumI64 => f.write_str("SumI64"),
+            Self::Fold(fold) => write!(f, "Fold({fold:?})"),
             Self::Custom(_) => f.write_str("Custom(..)"),
         }
     }
@@ -46,13 +79,23 @@ impl Combiner {
         Self::Custom(Box::new(move |batch| f(batch).map_err(Into::into)))
     }
 
+    /// The native fold this combiner runs, if it is native.
+    pub(crate) fn native(&self) -> Option<Native> {
+        match self {
+            Self::SumI64 => Some(Native::SumI64),
+            Self::Fold(f) => Some(Native::Fold(*f)),
+            Self::Custom(_) => None,
+        }
+    }
+
     /// Combine one sorted pair batch into one pair per key.
     pub(crate) fn apply(&mut self, batch: Vec<u8>) -> Result<Vec<u8>, ShuffleError> {
         if batch.is_empty() {
             return Ok(batch);
         }
         match self {
-            Self::SumI64 => sum_adjacent(&batch),
+            Self::SumI64 => fold_adjacent(&batch, Native::SumI64),
+            Self::Fold(f) => fold_adjacent(&batch, Native::Fold(*f)),
             Self::Custom(f) => {
                 let out = f(batch).map_err(|source| ShuffleError::Combine { source })?;
                 check_one_per_key(&out)?;
@@ -62,34 +105,26 @@ impl Combiner {
     }
 }
 
-/// Decode an `i64` value (8 bytes, key encoding).
-pub(crate) fn decode_i64(value: &[u8]) -> Result<i64, ShuffleError> {
-    if value.len() != 8 {
-        return Err(ShuffleError::NotI64 { len: value.len() });
-    }
-    i64::from_key_bytes(value).map_err(|_| ShuffleError::NotI64 { len: value.len() })
-}
-
-/// Fold runs of equal adjacent keys by wrapping `i64` addition.
-pub(crate) fn sum_adjacent(batch: &[u8]) -> Result<Vec<u8>, ShuffleError> {
+/// Fold the values of runs of equal adjacent keys natively.
+pub(crate) fn fold_adjacent(batch: &[u8], native: Native) -> Result<Vec<u8>, ShuffleError> {
     let mut out = BatchWriter::with_capacity(batch.len() / 2);
-    let mut current: Option<(&[u8], i64)> = None;
+    let mut current: Option<(&[u8], u64)> = None;
     for pair in pairs(batch) {
         let (k, v) = pair.map_err(|source| ShuffleError::Malformed { source })?;
-        let v = decode_i64(v)?;
+        let v = native.raw(v)?;
         match &mut current {
-            Some((key, sum)) if *key == k => *sum = sum.wrapping_add(v),
+            Some((key, acc)) if *key == k => *acc = native.apply(*acc, v),
             _ => {
-                if let Some((key, sum)) = current.replace((k, v)) {
+                if let Some((key, acc)) = current.replace((k, v)) {
                     out.push(key);
-                    out.push(&sum.to_key_bytes());
+                    out.push(&acc.to_be_bytes());
                 }
             }
         }
     }
-    if let Some((key, sum)) = current {
+    if let Some((key, acc)) = current {
         out.push(key);
-        out.push(&sum.to_key_bytes());
+        out.push(&acc.to_be_bytes());
     }
     Ok(out.finish())
 }
@@ -110,6 +145,7 @@ pub(crate) fn check_one_per_key(batch: &[u8]) -> Result<(), ShuffleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_codec::key::EncodeKey;
 
     fn batch(items: &[(&str, i64)]) -> Vec<u8> {
         let mut w = BatchWriter::new();
@@ -130,6 +166,17 @@ mod tests {
         w.push(b"a");
         w.push(b"abc");
         assert!(matches!(Combiner::SumI64.apply(w.finish()), Err(ShuffleError::NotI64 { len: 3 })));
+    }
+
+    #[test]
+    fn folds_keep_one_pair_per_key_and_name_a_bad_value() {
+        let out = Combiner::Fold(Fold::Max).apply(batch(&[("a", -1), ("a", -7), ("b", 3)])).unwrap();
+        assert_eq!(out, batch(&[("a", -1), ("b", 3)]));
+        let mut w = BatchWriter::new();
+        w.push(b"a");
+        w.push(b"abc");
+        let err = Combiner::Fold(Fold::Min).apply(w.finish()).unwrap_err();
+        assert!(matches!(err, ShuffleError::NotEightBytes { fold: "min_by_key", len: 3 }), "{err}");
     }
 
     #[test]

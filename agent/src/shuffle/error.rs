@@ -47,6 +47,15 @@ pub enum ShuffleError {
         /// The value's length.
         len: usize,
     },
+    /// A native fold (`sum_by_key` over `f64`, `min_by_key`, `max_by_key`)
+    /// met a value that is not 8 bytes.
+    #[error("{fold}: value of {len} bytes is not an i64 or f64")]
+    NotEightBytes {
+        /// The operation.
+        fold: &'static str,
+        /// The value's length.
+        len: usize,
+    },
     /// The index file does not parse or does not fit its data file.
     #[error("corrupt shuffle index {}: {reason}", path.display())]
     CorruptIndex {

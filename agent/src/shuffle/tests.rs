@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use weft_codec::batch::{BatchWriter, pairs};
 use weft_codec::key::{EncodeKey, Key};
+use weft_core::fold::Fold;
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -131,6 +132,50 @@ proptest! {
         }
         prop_assert_eq!(out.records_written, want.len() as u64);
         prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn native_folds_match_btreemap(
+        items in proptest::collection::vec((proptest::collection::vec(0u8..5, 0..2), -1000i64..1000), 0..300),
+        budget in 64usize..600,
+    ) {
+        // Integers and integer-valued floats: the f64 sum is exact in any order.
+        for (fold, float) in [(Fold::Min, false), (Fold::Max, false), (Fold::SumF64, true), (Fold::Min, true), (Fold::Max, true)] {
+            let value = |v: i64| if float { (v as f64).to_key_bytes() } else { v.to_key_bytes() };
+            let pairs: Pairs = items.iter().map(|(k, v)| (k.clone(), value(*v))).collect();
+            let dir = tempfile::tempdir().unwrap();
+            let config = WriterConfig::default().with_memory_budget(budget).with_chunk_bytes(32);
+            let out = write_map(dir.path(), 0, &pairs, &Partitioner::hash(3), config, Some(Combiner::Fold(fold)), 7);
+            let mut want: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+            for (k, v) in &items {
+                let e = want.entry(k.clone()).or_insert(*v);
+                *e = match fold { Fold::Min => (*e).min(*v), Fold::Max => (*e).max(*v), Fold::SumF64 => *e };
+            }
+            if fold == Fold::SumF64 {
+                want = BTreeMap::new();
+                for (k, v) in &items { *want.entry(k.clone()).or_default() += v; }
+            }
+            let want: Pairs = want.into_iter().map(|(k, v)| (k, value(v))).collect();
+            // Map side: one pair per key per block; reduce side: the blocks folded again.
+            let blocks = blocks_of(&out);
+            prop_assert!(blocks.iter().all(|b| b.windows(2).all(|w| w[0].0 < w[1].0)));
+            let mut got: Pairs = Vec::new();
+            for block in &blocks {
+                let doubled: Pairs = block.iter().flat_map(|p| [p.clone(), p.clone()]).collect();
+                let folded: Pairs = aggregate::fold([Ok::<_, ShuffleError>(batch_of(&doubled))], 64, Native::Fold(fold))
+                    .flat_map(|b| unbatch(&b.unwrap()))
+                    .collect();
+                let twice = |v: &Vec<u8>| (f64::from_key_bytes(v).unwrap() * 2.0).to_key_bytes();
+                let expected: Pairs = match fold {
+                    Fold::SumF64 => block.iter().map(|(k, v)| (k.clone(), twice(v))).collect(),
+                    Fold::Min | Fold::Max => block.clone(),
+                };
+                prop_assert_eq!(folded, expected);
+                got.extend(block.iter().cloned());
+            }
+            got.sort();
+            prop_assert_eq!(got, want, "{:?} over {}", fold, if float { "f64" } else { "i64" });
+        }
     }
 
     #[test]

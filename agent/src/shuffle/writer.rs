@@ -24,7 +24,7 @@
 
 use super::block::{BlockEncoder, Checksummed, Compression};
 use super::buffer::SortBuffer;
-use super::combine::{Combiner, decode_i64};
+use super::combine::Combiner;
 use super::error::ShuffleError;
 use super::ids::{MapId, ShuffleId, data_file_name, index_file_name};
 use super::index::IndexFile;
@@ -37,7 +37,6 @@ use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use weft_codec::batch::{count, pairs};
-use weft_codec::key::EncodeKey;
 
 /// Tuning of a [`ShuffleWriter`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,8 +106,9 @@ pub struct ShuffleWriter {
     partitioner: Partitioner,
     config: WriterConfig,
     combiner: Option<Combiner>,
-    /// For `SumI64`: each distinct key's running sum, folded as pairs arrive.
-    sums: HashMap<Box<[u8]>, i64, FixedState>,
+    /// For a native combiner (`SumI64`, a `Fold`): each distinct key's
+    /// running fold, a raw 8-byte value, folded as pairs arrive.
+    sums: HashMap<Box<[u8]>, u64, FixedState>,
     sums_bytes: usize,
     buffer: SortBuffer,
     runs: Vec<SpillRun>,
@@ -159,17 +159,17 @@ impl ShuffleWriter {
         if entries % 2 != 0 {
             return Err(ShuffleError::Malformed { source: weft_codec::DecodeError::UnpairedKey { entries } });
         }
-        if matches!(self.combiner, Some(Combiner::SumI64)) {
+        if let Some(native) = self.combiner.as_ref().and_then(Combiner::native) {
             // Check every value first: a bad batch adds nothing.
             for pair in pairs(batch) {
                 let (_, v) = pair.map_err(|source| ShuffleError::Malformed { source })?;
-                decode_i64(v)?;
+                native.raw(v)?;
             }
             for pair in pairs(batch) {
                 let (k, v) = pair.map_err(|source| ShuffleError::Malformed { source })?;
-                let v = decode_i64(v)?;
+                let v = native.raw(v)?;
                 match self.sums.get_mut(k) {
-                    Some(sum) => *sum = sum.wrapping_add(v),
+                    Some(acc) => *acc = native.apply(*acc, v),
                     None => {
                         self.sums.insert(k.into(), v);
                         self.sums_bytes += k.len() + SUM_ENTRY_BYTES;
@@ -196,7 +196,7 @@ impl ShuffleWriter {
     /// Move the sum table's pairs into the sort buffer.
     fn drain_sums(&mut self) {
         for (k, sum) in self.sums.drain() {
-            self.buffer.push(self.partitioner.partition(&k), &k, &sum.to_key_bytes());
+            self.buffer.push(self.partitioner.partition(&k), &k, &sum.to_be_bytes());
         }
         self.sums_bytes = 0;
     }

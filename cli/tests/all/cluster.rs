@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::support::{
-    cluster, counts, guest, native_counts, output_lines, run, running_tasks, status, submit_detached, text,
+    cluster, counts, guest, native_counts, output_lines, run, running_tasks, status, submit_detached,
+    submit_log, text,
 };
 
 #[test]
@@ -63,30 +64,13 @@ fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
     let (_master, url, _agents) = cluster(dir.path(), 2);
     let out = dir.path().join("grep-out");
     let grep = guest("grep");
-    let o = run(&[
-        "submit",
-        grep.to_str().unwrap(),
-        "--master",
-        &url,
-        "--wait",
-        "--",
-        "sandbox",
-        input.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stdout = submit_log(&url, &grep, &["sandbox", input.to_str().unwrap(), out.to_str().unwrap()]);
     let mut got = output_lines(&out);
     let mut want: Vec<String> = body.lines().filter(|l| l.contains("sandbox")).map(str::to_string).collect();
     assert!(!want.is_empty(), "the pattern occurs in the data");
     got.sort();
     want.sort();
     assert_eq!(got, want, "grep output equals a native filter");
-    let stdout = String::from_utf8_lossy(&o.stdout);
     // The accumulator counted every line the filter scanned, once.
     let line = format!("{} of {} lines contain", want.len(), body.lines().count());
     assert!(stdout.contains(&line), "`{line}` in:\n{stdout}");

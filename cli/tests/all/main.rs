@@ -12,6 +12,7 @@ mod cluster;
 mod fairness;
 mod isolation;
 mod iterative;
+mod ops;
 mod paths;
 mod reservations;
 mod restart;

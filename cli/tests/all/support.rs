@@ -229,6 +229,17 @@ pub fn run(args: &[&str]) -> Output {
     weft().args(args).output().unwrap()
 }
 
+/// Submit `wasm` with `args` to the master at `url` and wait for it to
+/// succeed; what `weft submit --wait` printed (the driver's log among it).
+pub fn submit_log(url: &str, wasm: &Path, args: &[&str]) -> String {
+    let mut all = vec!["submit", wasm.to_str().unwrap(), "--master", url, "--wait", "--"];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    stdout
+}
+
 /// Submit `wasm` with `args` to the master at `url` without waiting; the job's id.
 pub fn submit_detached(url: &str, wasm: &Path, args: &[&str]) -> String {
     let mut all = vec!["submit", wasm.to_str().unwrap(), "--master", url, "--json", "--"];

@@ -3,6 +3,7 @@
 
 use super::ProtoError;
 use super::v1::{self, shuffle_write, task_descriptor, task_input, task_output};
+use crate::fold::Fold;
 use crate::ids::{ActionId, ShuffleId};
 use crate::io::LineFormat;
 use crate::limits::TaskLimits;
@@ -125,6 +126,7 @@ fn work_to_proto(w: &TaskWork) -> v1::TaskWork {
                 Combiner::None => None,
                 Combiner::SumI64 => Some(shuffle_write::Combiner::SumI64(true)),
                 Combiner::Guest(f) => Some(shuffle_write::Combiner::Guest(f.clone())),
+                Combiner::Fold(fold) => Some(shuffle_write::Combiner::Fold(fold_to_proto(*fold) as i32)),
             };
             task_output::Sink::Shuffle(v1::ShuffleWrite {
                 shuffle: s.shuffle.0,
@@ -197,6 +199,7 @@ fn work_from_proto(w: v1::TaskWork) -> Result<TaskWork, ProtoError> {
                 None | Some(shuffle_write::Combiner::SumI64(false)) => Combiner::None,
                 Some(shuffle_write::Combiner::SumI64(true)) => Combiner::SumI64,
                 Some(shuffle_write::Combiner::Guest(f)) => Combiner::Guest(f),
+                Some(shuffle_write::Combiner::Fold(fold)) => Combiner::Fold(fold_from_proto(fold)?),
             };
             TaskOutput::Shuffle(ShuffleWrite {
                 shuffle: ShuffleId(s.shuffle),
@@ -240,6 +243,26 @@ fn aggregate_to_proto(a: Aggregate) -> v1::Aggregate {
         Aggregate::Group => v1::Aggregate::Group,
         Aggregate::Sorted { ascending: true } => v1::Aggregate::SortedAscending,
         Aggregate::Sorted { ascending: false } => v1::Aggregate::SortedDescending,
+        Aggregate::Fold(Fold::SumF64) => v1::Aggregate::SumF64,
+        Aggregate::Fold(Fold::Min) => v1::Aggregate::Min,
+        Aggregate::Fold(Fold::Max) => v1::Aggregate::Max,
+    }
+}
+
+fn fold_to_proto(fold: Fold) -> v1::Fold {
+    match fold {
+        Fold::SumF64 => v1::Fold::SumF64,
+        Fold::Min => v1::Fold::Min,
+        Fold::Max => v1::Fold::Max,
+    }
+}
+
+fn fold_from_proto(value: i32) -> Result<Fold, ProtoError> {
+    match v1::Fold::try_from(value) {
+        Ok(v1::Fold::SumF64) => Ok(Fold::SumF64),
+        Ok(v1::Fold::Min) => Ok(Fold::Min),
+        Ok(v1::Fold::Max) => Ok(Fold::Max),
+        Ok(v1::Fold::Unspecified) | Err(_) => Err(ProtoError::UnknownEnum { field: "shuffle.fold", value }),
     }
 }
 
@@ -259,6 +282,9 @@ fn read_from_proto(r: v1::ShuffleRead) -> Result<ShuffleRead, ProtoError> {
         Ok(v1::Aggregate::Group) => Aggregate::Group,
         Ok(v1::Aggregate::SortedAscending) => Aggregate::Sorted { ascending: true },
         Ok(v1::Aggregate::SortedDescending) => Aggregate::Sorted { ascending: false },
+        Ok(v1::Aggregate::SumF64) => Aggregate::Fold(Fold::SumF64),
+        Ok(v1::Aggregate::Min) => Aggregate::Fold(Fold::Min),
+        Ok(v1::Aggregate::Max) => Aggregate::Fold(Fold::Max),
         Ok(v1::Aggregate::Unspecified) | Err(_) => {
             return Err(ProtoError::UnknownEnum { field: "aggregate", value: r.aggregate });
         }
@@ -390,6 +416,13 @@ mod tests {
                 address: Some("127.0.0.1:9".into()),
             }),
         ];
+        let inputs: Vec<TaskInput> =
+            inputs
+                .into_iter()
+                .chain([Fold::SumF64, Fold::Min, Fold::Max].map(|fold| {
+                    TaskInput::Shuffle(ShuffleRead { aggregate: Aggregate::Fold(fold), ..read(3) })
+                }))
+                .collect();
         let outputs = [
             TaskOutput::Shuffle(ShuffleWrite {
                 shuffle: ShuffleId(5),
@@ -408,6 +441,12 @@ mod tests {
                 partitions: 4,
                 partitioning: Partitioning::Hash,
                 combiner: Combiner::None,
+            }),
+            TaskOutput::Shuffle(ShuffleWrite {
+                shuffle: ShuffleId(5),
+                partitions: 4,
+                partitioning: Partitioning::Hash,
+                combiner: Combiner::Fold(Fold::Max),
             }),
             TaskOutput::Records { limit: Some(3) },
             TaskOutput::Records { limit: None },

@@ -3,6 +3,7 @@
 
 use super::ProtoError;
 use super::v1::{self, plan_node};
+use crate::fold::Fold;
 use crate::ids::DatasetId;
 use crate::io::LineFormat;
 use crate::plan::{Node, PlanDelta, ShuffleKind, Step, StorageLevel};
@@ -59,6 +60,14 @@ fn node_to_proto(node: &Node, keyed: bool) -> plan_node::Node {
                     (v1::ShuffleKind::SortDescending, String::new())
                 }
                 ShuffleKind::PartitionBy => (v1::ShuffleKind::PartitionBy, String::new()),
+                ShuffleKind::FoldByKey { fold } => {
+                    let kind = match fold {
+                        Fold::SumF64 => v1::ShuffleKind::SumF64ByKey,
+                        Fold::Min => v1::ShuffleKind::MinByKey,
+                        Fold::Max => v1::ShuffleKind::MaxByKey,
+                    };
+                    (kind, String::new())
+                }
             };
             P::Shuffle(v1::ShuffleNode {
                 parent: parent.0,
@@ -99,6 +108,9 @@ fn node_from_proto(node: plan_node::Node) -> Result<(Node, bool), ProtoError> {
                 Ok(v1::ShuffleKind::SortAscending) => ShuffleKind::SortByKey { ascending: true },
                 Ok(v1::ShuffleKind::SortDescending) => ShuffleKind::SortByKey { ascending: false },
                 Ok(v1::ShuffleKind::PartitionBy) => ShuffleKind::PartitionBy,
+                Ok(v1::ShuffleKind::SumF64ByKey) => ShuffleKind::FoldByKey { fold: Fold::SumF64 },
+                Ok(v1::ShuffleKind::MinByKey) => ShuffleKind::FoldByKey { fold: Fold::Min },
+                Ok(v1::ShuffleKind::MaxByKey) => ShuffleKind::FoldByKey { fold: Fold::Max },
                 Ok(v1::ShuffleKind::Unspecified) | Err(_) => {
                     return Err(ProtoError::UnknownEnum { field: "shuffle.kind", value: s.kind });
                 }
@@ -182,6 +194,9 @@ mod tests {
             ShuffleKind::SortByKey { ascending: true },
             ShuffleKind::SortByKey { ascending: false },
             ShuffleKind::PartitionBy,
+            ShuffleKind::FoldByKey { fold: Fold::SumF64 },
+            ShuffleKind::FoldByKey { fold: Fold::Min },
+            ShuffleKind::FoldByKey { fold: Fold::Max },
         ] {
             draft.add(Node::Shuffle { parent: both, kind, partitions: 2 }, true).unwrap();
         }

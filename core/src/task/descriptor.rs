@@ -217,6 +217,8 @@ pub enum Aggregate {
         /// Ascending when true.
         ascending: bool,
     },
+    /// One pair per key: its 8-byte values folded natively.
+    Fold(crate::fold::Fold),
 }
 
 /// What a map task folds before writing its shuffle output.
@@ -229,6 +231,8 @@ pub enum Combiner {
     SumI64,
     /// The guest's reduce function of that name, run as the chain's last step.
     Guest(String),
+    /// A native fold of 8-byte values, inside the shuffle writer.
+    Fold(crate::fold::Fold),
 }
 
 /// How a map task assigns keys to reduce partitions.

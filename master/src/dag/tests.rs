@@ -86,6 +86,19 @@ fn sum_and_group_aggregate_in_the_host() {
     assert!(g.stages[1].tasks[0].chain.is_empty(), "no guest call needed on the reduce side");
     assert!(matches!(g.stages[1].tasks[0].source, Source::Shuffle { aggregate: Aggregate::SumI64, .. }));
 
+    let fold = weft_core::fold::Fold::Max;
+    let maxes = p
+        .add(Node::Shuffle { parent: pairs, kind: ShuffleKind::FoldByKey { fold }, partitions: 2 }, true)
+        .unwrap();
+    let g = build(&p, maxes, &splits).unwrap();
+    assert!(
+        matches!(g.stages[0].kind, StageKind::ShuffleMap { combiner: CombinerSpec::Fold(f), .. } if f == fold)
+    );
+    assert!(g.stages[1].tasks[0].chain.is_empty(), "a native fold needs no guest call either");
+    assert!(
+        matches!(g.stages[1].tasks[0].source, Source::Shuffle { aggregate: Aggregate::Fold(f), .. } if f == fold)
+    );
+
     let groups =
         p.add(Node::Shuffle { parent: pairs, kind: ShuffleKind::GroupByKey, partitions: 2 }, true).unwrap();
     let g = build(&p, groups, &splits).unwrap();

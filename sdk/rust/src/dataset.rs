@@ -1,4 +1,5 @@
 //! Typed dataset handles for the driver: [`Dataset<T>`] and [`PairDataset<K, V>`].
+//! The operators composed from the host's primitives are in [`ops`].
 //!
 //! A dataset is a handle to a lazily computed collection the host keeps; nothing
 //! runs until an action (`collect`, `count`, `take`, `save_as_text_file`). Like
@@ -8,8 +9,8 @@
 //! from it. Handles are `Copy`; use one as often as you like.
 
 use crate::error::{Error, Result};
-use crate::function::{FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, ReduceFn, Transform};
-use crate::host::{self, ShuffleOp};
+use crate::function::{FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform};
+use crate::host::{self, Fold, ShuffleOp};
 use crate::layout::{self, Layout, Pair, Plain};
 use crate::param::{Bindable, Param};
 use crate::record::Record;
@@ -30,6 +31,9 @@ pub enum StorageLevel {
 use std::fmt;
 use std::marker::PhantomData;
 use weft_codec::key::Key;
+
+mod ops;
+mod sides;
 
 /// The host's id for a dataset, or the error that prevented making it.
 #[doc(hidden)]
@@ -94,6 +98,17 @@ impl Handle {
             };
             host::driver::narrow_bound(id, F::KIND, name_of::<F>(), param, keyed)
         })
+    }
+
+    /// A built-in step (a reserved `weft:` name, no parameter).
+    pub(crate) fn named(self, kind: OpKind, function: &str, keyed: bool) -> Handle {
+        self.derive(|id| host::driver::narrow_bound(id, kind, function, None, keyed))
+    }
+
+    /// The `weft:partition` step applying `F` to each whole partition.
+    fn whole_partitions<F: MapBatchFn>(self) -> Handle {
+        let name = crate::builtin::name("partition", &[name_of::<F>()]);
+        self.named(OpKind::MapBatch, &name, F::Output::KEYED)
     }
 
     fn shuffle(self, op: ShuffleOp<'_>, partitions: u32) -> Handle {
@@ -199,12 +214,31 @@ macro_rules! common_methods {
         }
 
         /// Apply a `#[weft::map_batch]` function (`f` or `f.with(&value)`) to
-        /// each batch of records (Spark's `mapPartitions`, one batch at a time).
+        /// each batch of records (about 1 MiB; a partition is many batches):
+        /// for per-partition logic use [`map_partitions`](Self::map_partitions).
         pub fn map_batch<B: Bindable>(&self, f: B) -> Output<B>
         where
             B::Function: MapBatchFn<Input = $layout>,
         {
             output_of(self.handle, f)
+        }
+
+        /// Apply a `#[weft::map_batch]` function once to each whole
+        /// partition (Spark's `mapPartitions`), an empty one included; inside,
+        /// [`task_info`](crate::task_info)`().partition` is the partition's
+        /// index. The partition is held in the task's memory until its last
+        /// record has arrived.
+        pub fn map_partitions<F: MapBatchFn<Input = $layout>>(
+            &self,
+            _f: F,
+        ) -> <F::Output as Layout>::Dataset {
+            F::Output::dataset(self.handle.whole_partitions::<F>())
+        }
+
+        /// Action: run a `#[weft::map_batch]` function once per whole
+        /// partition, in the tasks, for its effects; its outputs are dropped.
+        pub fn foreach_partition<F: MapBatchFn<Input = $layout>>(&self, _f: F) -> Result<()> {
+            host::driver::count(self.handle.whole_partitions::<F>().id()?).map(drop)
         }
 
         /// The records of both datasets.
@@ -249,19 +283,29 @@ macro_rules! common_methods {
             let batch = host::driver::take(self.handle.id()?, n as u64)?;
             Ok(layout::decode_all::<$layout>(&batch)?)
         }
+
+        /// Action: the first record, `None` when there is none.
+        pub fn first(&self) -> Result<Option<$item>> {
+            Ok(self.take(1)?.pop())
+        }
+
+        /// Action: whether there are no records.
+        pub fn is_empty(&self) -> Result<bool> {
+            Ok(self.take(1)?.is_empty())
+        }
+
+        /// Action: run a `#[weft::map]` function (returning `()`, or
+        /// anything: its outputs are dropped) on every record, in the tasks,
+        /// for its effects (accumulators, logs).
+        pub fn foreach<F: MapFn<Input = $layout>>(&self, _f: F) -> Result<()> {
+            let mapped = self.handle.narrow::<F>(None, F::Output::KEYED);
+            host::driver::count(mapped.id()?).map(drop)
+        }
     };
 }
 
 impl<T: Record + 'static> Dataset<T> {
     common_methods!(Plain<T>, T);
-}
-
-impl Dataset<String> {
-    /// Action: write each record as one line (its UTF-8 bytes and `\n`) under
-    /// `uri`, committed atomically.
-    pub fn save_as_text_file(&self, uri: &str) -> Result<()> {
-        host::driver::save_as_text_file(self.handle.id()?, uri)
-    }
 }
 
 impl<K: Key + 'static, V: Record + 'static> PairDataset<K, V> {
@@ -307,10 +351,47 @@ impl<K: Key + 'static, V: Record + 'static> PairDataset<K, V> {
 }
 
 impl<K: Key + 'static> PairDataset<K, i64> {
-    /// Sum the values of each key, natively in the host (no guest calls).
+    /// Sum the values of each key (wrapping), natively in the host (no
+    /// guest calls), combined map-side.
     pub fn sum_by_key(&self, partitions: u32) -> Self {
         Self::from_handle(self.handle.shuffle(ShuffleOp::SumByKey, partitions))
     }
+}
+
+impl<K: Key + 'static> PairDataset<K, f64> {
+    /// Sum the values of each key, natively in the host (no guest calls),
+    /// combined map-side. Floating-point addition is not associative, so the
+    /// last bits may differ from run to run.
+    pub fn sum_by_key(&self, partitions: u32) -> Self {
+        Self::from_handle(self.handle.shuffle(ShuffleOp::FoldByKey(Fold::SumF64), partitions))
+    }
+}
+
+impl<K: Key + 'static, V: Number + 'static> PairDataset<K, V> {
+    /// The least value of each key, natively in the host (no guest calls),
+    /// combined map-side. `f64` values compare in IEEE total order
+    /// (`-0.0 < 0.0`; NaN above every number).
+    pub fn min_by_key(&self, partitions: u32) -> Self {
+        Self::from_handle(self.handle.shuffle(ShuffleOp::FoldByKey(Fold::Min), partitions))
+    }
+
+    /// The greatest value of each key, as [`min_by_key`](Self::min_by_key).
+    pub fn max_by_key(&self, partitions: u32) -> Self {
+        Self::from_handle(self.handle.shuffle(ShuffleOp::FoldByKey(Fold::Max), partitions))
+    }
+}
+
+/// The value types the host folds natively (`sum_by_key`, `min_by_key`,
+/// `max_by_key`): `i64` and `f64`, whose record bytes are their 8-byte
+/// order-preserving key encoding.
+pub trait Number: Record + sealed::Sealed {}
+impl Number for i64 {}
+impl Number for f64 {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for i64 {}
+    impl Sealed for f64 {}
 }
 
 #[cfg(test)]

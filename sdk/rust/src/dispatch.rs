@@ -23,6 +23,7 @@
 //! module is plain Rust: the wasm export in `bindings.rs` only converts types,
 //! and native tests call [`run_chain`] directly.
 
+use crate::builtin;
 use crate::function::{
     ApplyError, FilterFn, FlatMapFn, Function, MapBatchFn, MapFn, OpKind, ReduceFn, Transform,
 };
@@ -91,6 +92,17 @@ pub fn functions() -> Vec<String> {
 /// [`HELD_COMBINE_BYTES`], then everything it holds; [`flush_chain`] returns
 /// the rest after the last batch.
 pub fn run_chain(chain: &[Op], input: Vec<u8>) -> Result<Vec<u8>, CallError> {
+    if let Some(at) = chain.iter().position(|op| builtin::is_builtin(&op.function)) {
+        // Built-in steps run a batch at a time between the user functions' parts.
+        let head = if at == 0 { input } else { run_chain(&chain[..at], input)? };
+        if builtin::holds(&chain[at].function) {
+            // A whole-partition step keeps its input until `flush_chain`.
+            builtin::hold(&chain[at], head);
+            return Ok(Vec::new());
+        }
+        let out = builtin::run(&chain[at].function, &head)?;
+        return if at + 1 == chain.len() { Ok(out) } else { run_chain(&chain[at + 1..], out) };
+    }
     let steps = chain
         .iter()
         .map(|op| {
@@ -206,6 +218,23 @@ fn run_held(chain: &[Op], steps: &[Resolved], input: &[u8]) -> Option<Result<Vec
 /// What a `combine` chain still holds (see [`run_chain`]); empty for any
 /// other chain, or when it holds nothing.
 pub fn flush_chain(chain: &[Op]) -> Result<Vec<u8>, CallError> {
+    // A whole-partition step applies its function to all it held, and the
+    // rest of the chain runs over the result (and is flushed in turn).
+    if let Some(at) = chain.iter().position(|op| builtin::holds(&op.function)) {
+        let out = builtin::release(&chain[at])?;
+        let rest = &chain[at + 1..];
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        let mut out = run_chain(rest, out)?;
+        // Batches are entries back to back: two in a row are one batch.
+        out.extend(flush_chain(rest)?);
+        return Ok(out);
+    }
+    // A combine is always last: its folds are held for the part after the last built-in step.
+    if let Some(at) = chain.iter().rposition(|op| builtin::is_builtin(&op.function)) {
+        return flush_chain(&chain[at + 1..]);
+    }
     take_held(chain).map_or(Ok(Vec::new()), Pipeline::finish)
 }
 

@@ -19,6 +19,19 @@ pub enum Error {
     /// Records from the host do not decode as the dataset's record type.
     #[error("records do not decode: {0}")]
     Decode(#[from] RecordError),
+    /// An operation that moves values between keys and records (`keys`,
+    /// `key_by`, `distinct`, ...) over a key type without a
+    /// [`Schema`](weft_codec::schema::Schema).
+    #[error(
+        "{operation} needs the key schema of `{type_name}`, which has none: use a key made of integers, \
+         floats, bool, char, String, (), Option and tuples"
+    )]
+    NoKeySchema {
+        /// The operation.
+        operation: &'static str,
+        /// The key type.
+        type_name: &'static str,
+    },
     /// An error of the job's own code, made with [`Error::msg`].
     #[error("{0}")]
     Job(String),

@@ -13,6 +13,15 @@ pub(crate) enum ShuffleOp<'a> {
     GroupByKey,
     SortByKey(bool),
     PartitionBy,
+    FoldByKey(Fold),
+}
+
+/// A native fold of 8-byte values by key (mirrors the WIT `fold`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fold {
+    SumF64,
+    Min,
+    Max,
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -69,11 +69,28 @@
 //!   the work.
 //! - **[`Dataset<T>`] and [`PairDataset<K, V>`]**: handles to lazily computed
 //!   collections. Transformations (`map`, `filter`, `flat_map`, `map_batch`,
-//!   `union`, `cache`/`persist`/`unpersist`, and on pairs `reduce_by_key`, `sum_by_key`,
-//!   `group_by_key`, `sort_by_key`, `join`, `partition_by`) build the graph;
-//!   actions (`collect`, `count`, `take`, `save_as_text_file`) run it. A pair
-//!   dataset's keys are encoded so that the host partitions, sorts, groups and
-//!   joins them as bytes, without calling back into the guest.
+//!   `union`, `cache`/`persist`/`unpersist`, `key_by`, `sort_by`, `distinct`, `count_by_value`,
+//!   and on pairs `reduce_by_key`, `count_by_key` and the native `sum_by_key`,
+//!   `min_by_key`, `max_by_key` (over `i64` and `f64` values, folded in the
+//!   host with no guest call),
+//!   `group_by_key`, `sort_by_key`, `join`, `partition_by`, `keys`, `values`,
+//!   `map_values`, `flat_map_values`, `cogroup`, the outer joins, `subtract`,
+//!   `intersection`, `sample`, `repartition`, `coalesce`, `fold_by_key`,
+//!   `zip_with_index`, `map_partitions`, `combine_by_key`,
+//!   `aggregate_by_key`, `cartesian`) build the graph;
+//!   actions (`collect`, `count`, `take`, `first`, `is_empty`, `reduce`,
+//!   `fold`, `aggregate`, `top`, `take_ordered`, `take_sample`, `foreach`,
+//!   `foreach_partition`,
+//!   `collect_as_map`, `save_as_text_file`) run
+//!   it. A pair dataset's keys are encoded so that the host partitions, sorts,
+//!   groups and joins them as bytes, without calling back into the guest.
+//! - **Built-in steps**: the type-generic operators (`keys`, `values`,
+//!   `map_values`, `key_by`, ...) cannot be user functions, which are exported
+//!   by name, one per function and not per type; they are steps with reserved
+//!   `weft:` names that move and transcode bytes, a key type's shape given by
+//!   its [`Schema`](weft_codec::schema::Schema) (`Key::schema`). The
+//!   operators built from them, and where they differ from Spark, are listed in
+//!   `dataset/ops.rs` and `dataset/sides.rs` (the [`Dataset`] methods say which).
 //! - **User functions**: plain Rust functions under an attribute —
 //!   [`map`], [`filter`] (`fn(&T) -> bool`), [`flat_map`] (returns any
 //!   `IntoIterator`), [`map_batch`] (`Vec<T>` in, an iterable out), [`reduce`]
@@ -166,6 +183,9 @@
 //! `flat_map(split).map(one).reduce_by_key(add)`, each word costs one dynamic
 //! call (into `one` and the fold, inlined together), and a `String` or
 //! byte-vector key is hashed and compared in place, without a copy.
+//! `sum_by_key`, `min_by_key` and `max_by_key` over `i64` or `f64` values
+//! (and `count_by_key`, a sum of ones) need no user function at all: the
+//! host folds the pairs in its shuffle writer and reader.
 //! Two habits help further: take `&str` (or `&[u8]`) when a function
 //! only reads its record, which skips a copy, and return an iterator from a
 //! `flat_map` instead of collecting a `Vec`.
@@ -213,6 +233,7 @@
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
+mod builtin;
 #[cfg(doctest)]
 mod compile_fail;
 mod context;
@@ -231,7 +252,7 @@ mod registry;
 mod task;
 
 pub use context::{Broadcast, Context};
-pub use dataset::{Dataset, PairDataset, StorageLevel};
+pub use dataset::{Dataset, Number, PairDataset, StorageLevel};
 pub use error::{Error, Result};
 pub use function::{
     ApplyError, FilterFn, FlatMapFn, Function, Item, MapBatchFn, MapFn, OpKind, Raw, ReduceFn, Transform,

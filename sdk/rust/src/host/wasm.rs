@@ -1,6 +1,6 @@
 //! Imports of the `job` world, wrapped.
 
-use super::ShuffleOp;
+use super::{Fold, ShuffleOp};
 use crate::bindings::weft::grid::{accumulators, broadcast, context, driver as wit, log as wit_log, types};
 use crate::error::{Error, Result};
 use crate::function::OpKind;
@@ -86,6 +86,11 @@ pub(crate) mod driver {
             ShuffleOp::GroupByKey => wit::ShuffleOp::GroupByKey,
             ShuffleOp::SortByKey(ascending) => wit::ShuffleOp::SortByKey(ascending),
             ShuffleOp::PartitionBy => wit::ShuffleOp::PartitionBy,
+            ShuffleOp::FoldByKey(fold) => wit::ShuffleOp::FoldByKey(match fold {
+                Fold::SumF64 => wit::Fold::SumF64,
+                Fold::Min => wit::Fold::Min,
+                Fold::Max => wit::Fold::Max,
+            }),
         };
         Ok(wit::shuffle(parent, &step, partitions)?)
     }

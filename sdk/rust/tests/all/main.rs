@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod builtin;
 mod dispatch;
 mod driver;
 mod functions;
