@@ -467,3 +467,35 @@ async fn the_batches_of_persisted_datasets_along_the_chain_are_kept() {
     assert!(!outcome.report.end.is_success(), "{:?}", outcome.report.end);
     assert!(outcome.cached.is_empty());
 }
+
+/// A whole-partition step holds every batch until the input ends; a
+/// persisted dataset after it is kept from what the flush hands back, and
+/// one before it from the batches as they came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persisted_dataset_after_a_whole_partition_step_is_kept_from_its_flush() {
+    let exec = executor(Path::new("/nonexistent"));
+    let batch = |words: &[&str]| {
+        let mut b = weft_codec::batch::BatchWriter::new();
+        for w in words {
+            b.push(w.as_bytes());
+        }
+        bytes::Bytes::from(b.finish())
+    };
+    let input = Input::Batches(vec![batch(&["a", "b"]), batch(&["c"])]);
+    let chain = vec![step(StepKind::MapBatch, "weft:partition:partition_size")];
+    let put = |dataset, after| CachePut {
+        dataset: DatasetId(dataset),
+        partition: 3,
+        after,
+        level: StorageLevel::MemoryAndDisk,
+        keyed: false,
+    };
+    let mut s = spec("ops", 3, input, chain, OutputSpec::Result { limit: None });
+    s.cache = vec![put(1, 0), put(2, 1)];
+    let outcome = exec.execute(s).await;
+    let (out, n) = records(&outcome);
+    assert_eq!((out.clone(), n), (batch(&["3\t3"]).to_vec(), 1), "one call over the whole partition");
+    let kept: Vec<Vec<u8>> =
+        outcome.cached.iter().map(|(_, b)| b.iter().flat_map(|b| b.to_vec()).collect()).collect();
+    assert_eq!(kept, [batch(&["a", "b", "c"]).to_vec(), out]);
+}
