@@ -109,7 +109,7 @@ struct Inner {
     dropped: Vec<CacheKey>,
 }
 
-/// The agent's persisted partitions (see the [module docs](self)). Cheap to
+/// The agent's persisted partitions (how they are kept: this module's docs). Cheap to
 /// clone; clones share the store.
 #[derive(Clone)]
 pub struct CacheStore {
