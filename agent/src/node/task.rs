@@ -62,17 +62,8 @@ pub(crate) async fn run(
         let memory = match &parsed.body {
             Body::Task(body) if slot.is_some() => {
                 let mib = memory_permits(&shared, &parsed.limits, body);
-                // Execution takes memory back from persisted partitions.
-                if (shared.memory.available_permits() as u64) < u64::from(mib) {
-                    let cache = shared.cache.clone();
-                    let evicted = tokio::task::spawn_blocking(move || cache.make_room(mib)).await;
-                    if let Ok(Err(e)) = evicted {
-                        tracing::warn!(error = %e, "weft.agent.cache.evict_failed");
-                    }
-                }
-                let memory = Arc::clone(&shared.memory);
                 tokio::select! {
-                    m = memory.acquire_many_owned(mib) => m.ok(),
+                    m = take_memory(&shared, mib) => m,
                     _ = kill.wait_for(|k| *k) => None,
                 }
             }
@@ -350,6 +341,27 @@ async fn component(shared: &Shared, parsed: &Parsed) -> Result<Arc<Prepared>, En
         .await
         .map_err(|e| EndReason::HostError { message: format!("loading the component: {e}") })?
         .map_err(|e| EndReason::GuestError { message: e.to_string() })
+}
+
+/// `mib` permits of the agent's memory, taken back from persisted partitions
+/// where running tasks do not hold enough: evict, then wait. A partition
+/// kept meanwhile may take what was evicted, so the wait is bounded and the
+/// eviction tried again.
+async fn take_memory(shared: &Arc<Shared>, mib: u32) -> Option<OwnedSemaphorePermit> {
+    const RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+    loop {
+        if (shared.memory.available_permits() as u64) < u64::from(mib) {
+            let cache = shared.cache.clone();
+            let evicted = tokio::task::spawn_blocking(move || cache.make_room(mib)).await;
+            if let Ok(Err(e)) = evicted {
+                tracing::warn!(error = %e, "weft.agent.cache.evict_failed");
+            }
+        }
+        let acquire = Arc::clone(&shared.memory).acquire_many_owned(mib);
+        if let Ok(permit) = tokio::time::timeout(RETRY, acquire).await {
+            return permit.ok();
+        }
+    }
 }
 
 /// The agent's memory a task with `limits` holds while it runs, in MiB: its
