@@ -269,7 +269,14 @@ impl CacheStore {
 
     /// Make room for `bytes` more in memory, evicting other datasets' least
     /// recently used partitions (all of them but `keep`'s); whether it fits.
+    /// Nothing is evicted for a partition that would not fit even then.
     fn reserve(&self, inner: &mut Inner, bytes: u64, keep: Option<DatasetId>) -> Result<bool, CacheError> {
+        let evictable: u64 =
+            inner.memory.iter().filter(|(k, _)| Some(k.dataset) != keep).map(|(_, e)| e.bytes).sum();
+        let at_best = (inner.used - evictable + bytes).div_ceil(MIB);
+        if at_best > inner.permits as u64 + self.budget.available_permits() as u64 {
+            return Ok(false);
+        }
         loop {
             let want = u32::try_from((inner.used + bytes).div_ceil(MIB)).unwrap_or(u32::MAX);
             let more = want.saturating_sub(inner.permits);

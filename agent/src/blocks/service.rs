@@ -159,7 +159,7 @@ impl Blocks for BlockService {
             .into_iter()
             .flat_map(|b| {
                 let checksum = crc32c::crc32c(&b);
-                to_chunks(StoredBlock { bytes: b.to_vec(), checksum, compression: Compression::None })
+                chunks_of(b, checksum, Compression::None)
             })
             .map(Ok)
             .collect();
@@ -207,15 +207,19 @@ impl Blocks for BlockService {
 /// carries the length, the last the checksum and compression (one chunk for a
 /// block of at most `CHUNK` bytes, including an empty one).
 pub(crate) fn to_chunks(stored: StoredBlock) -> Vec<BlockChunk> {
-    let bytes = Bytes::from(stored.bytes);
+    chunks_of(Bytes::from(stored.bytes), stored.checksum, stored.compression)
+}
+
+/// [`to_chunks`] of bytes already shared (a persisted batch), not copied.
+fn chunks_of(bytes: Bytes, checksum: u32, compression: Compression) -> Vec<BlockChunk> {
     let n = bytes.len().div_ceil(CHUNK).max(1);
     (0..n)
         .map(|i| {
             let last = i + 1 == n;
             BlockChunk {
                 data: bytes.slice(i * CHUNK..((i + 1) * CHUNK).min(bytes.len())),
-                checksum: last.then_some(stored.checksum),
-                compression: if last { to_proto(stored.compression) as i32 } else { 0 },
+                checksum: last.then_some(checksum),
+                compression: if last { to_proto(compression) as i32 } else { 0 },
                 length: (i == 0).then_some(bytes.len() as u64),
             }
         })

@@ -5,7 +5,9 @@
 //! native count of the input; the accumulator shows what was computed again.
 
 use crate::cluster::submit_wait;
-use crate::support::{Proc, TOKEN, cluster, guest, master, run, status, submit_detached, text, weft};
+use crate::support::{
+    Proc, agent_serving, agent_with, cluster, guest, master, run, status, submit_detached, text, weft,
+};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -80,18 +82,8 @@ fn partitions_lost_with_their_agent_are_computed_again_and_only_they() {
     let dir = tempfile::tempdir().unwrap();
     let (input, lines, keys) = input(dir.path(), 2 << 20);
     let (_master, url) = master(dir.path());
-    // Each agent with the line saying where it serves.
-    let mut procs: Vec<(String, Proc)> = ["a", "b", "c"]
-        .iter()
-        .map(|name| {
-            let mut c = weft();
-            c.args(["agent", "--master", &url, "--listen", "127.0.0.1:0", "--cluster-token", TOKEN])
-                .args(["--slots", "2", "--work-dir"])
-                .arg(dir.path().join(name));
-            let p = Proc::spawn(c);
-            (p.wait_for("serving at", Duration::from_secs(30)), p)
-        })
-        .collect();
+    let mut procs: Vec<(Proc, String)> =
+        ["a", "b", "c"].iter().map(|name| agent_serving(&url, dir.path(), name, &["--slots", "2"])).collect();
     let n = 150;
     let job = submit_detached(&url, &guest("cache"), &["memory", &input, &n.to_string()]);
 
@@ -111,7 +103,7 @@ fn partitions_lost_with_their_agent_are_computed_again_and_only_they() {
     };
     let i = procs
         .iter()
-        .position(|(serving, _)| serving.contains(&victim))
+        .position(|(_, serving)| serving.contains(&victim))
         .unwrap_or_else(|| panic!("no agent serves at {victim}"));
     drop(procs.remove(i));
     assert_eq!(status(&url, &job)["state"], "running", "the agent was killed before the job ended");
@@ -139,7 +131,7 @@ fn partitions_without_room_in_memory_are_computed_again_or_kept_on_disk() {
     let (_master, url) = master(dir.path());
     // A task holds 64 MiB of the agent's 72 MiB while it runs, so the
     // partitions (about 2 MiB of pairs each) do not all fit beside it.
-    let _agent = crate::support::agent_with(&url, dir.path(), "a", &["--slots", "1", "--memory", "72MiB"]);
+    let _agent = agent_with(&url, dir.path(), "a", &["--slots", "1", "--memory", "72MiB"]);
     let wasm = guest("cache");
     let submit = |level: &str| {
         let o = weft()

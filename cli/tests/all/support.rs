@@ -156,14 +156,19 @@ pub fn master_with_tenants(dir: &Path, tenants: &[(&str, &str)]) -> (Proc, Strin
 /// A `weft agent` registered with `master`, its files in `dir/name`, with
 /// `flags` (`--slots`, `--memory`, …); started once it serves.
 pub fn agent_with(master: &str, dir: &Path, name: &str, flags: &[&str]) -> Proc {
+    agent_serving(master, dir, name, flags).0
+}
+
+/// [`agent_with`], and the line of its log that says where it serves.
+pub fn agent_serving(master: &str, dir: &Path, name: &str, flags: &[&str]) -> (Proc, String) {
     let mut c = weft();
     c.args(["agent", "--master", master, "--listen", "127.0.0.1:0", "--cluster-token", TOKEN])
         .args(flags)
         .arg("--work-dir")
         .arg(dir.join(name));
     let p = Proc::spawn(c);
-    p.wait_for("serving at", Duration::from_secs(30));
-    p
+    let serving = p.wait_for("serving at", Duration::from_secs(30));
+    (p, serving)
 }
 
 /// `weft COMMAND --master URL --json ARGS…` as `tenant` (`args` is the

@@ -65,6 +65,15 @@ fn a_dataset_never_evicts_itself_and_what_does_not_fit_goes_by_its_level() {
 }
 
 #[test]
+fn a_partition_that_cannot_fit_evicts_nothing() {
+    let (_dir, store, _budget) = store(4);
+    store.put(key(1, 0), StorageLevel::MemoryOnly, batches(2, 1)).unwrap();
+    assert_eq!(store.put(key(2, 0), StorageLevel::MemoryOnly, batches(6, 2)).unwrap(), None);
+    assert!(store.get(&key(1, 0)).unwrap().is_some(), "kept: evicting it would not have made room");
+    assert!(store.take_dropped().is_empty());
+}
+
+#[test]
 fn execution_takes_memory_back_from_storage() {
     let (_dir, store, budget) = store(6);
     store.put(key(1, 0), StorageLevel::MemoryAndDisk, batches(2, 1)).unwrap();
