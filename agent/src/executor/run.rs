@@ -51,11 +51,13 @@ impl Kept {
         Self(Arc::new(Mutex::new(vec![Vec::new(); partitions])))
     }
 
-    fn keep(&self, tee: Option<usize>, batch: &[u8]) {
+    /// Keep `batch` as part of the `tee`-th persisted partition, if any
+    /// (a `Bytes` shares the buffer; callers that go on owning it copy).
+    fn keep(&self, tee: Option<usize>, batch: impl FnOnce() -> bytes::Bytes) {
         if let Some(i) = tee
             && let Some(kept) = self.0.lock().unwrap_or_else(PoisonError::into_inner).get_mut(i)
         {
-            kept.push(bytes::Bytes::copy_from_slice(batch));
+            kept.push(batch());
         }
     }
 
@@ -145,14 +147,17 @@ async fn drive(
             Ok(None) => return flush(instance, segments, kept, &output, deadline, waits).await,
             Ok(Some(msg)) => msg,
         };
+        // Shared, so that a persisted partition computed on the way keeps
+        // the batch without copying it (only a batch both kept and handed
+        // on is copied, below).
         let mut out = match msg {
             Msg::Abort(end) => return end,
-            Msg::Batch(batch) => batch,
+            Msg::Batch(batch) => bytes::Bytes::from(batch),
         };
         for segment in segments {
             if !segment.chain.ops.is_empty() {
                 out = match instance.run_chain(&segment.chain, &out).await {
-                    Ok(out) => out,
+                    Ok(out) => out.into(),
                     // The instance is spent and remembers why; `finish` reports it.
                     Err(end) => return end,
                 };
@@ -160,12 +165,9 @@ async fn drive(
             if out.is_empty() {
                 continue 'batches;
             }
-            kept.keep(segment.tee, &out);
+            kept.keep(segment.tee, || out.clone());
         }
-        if out.is_empty() {
-            continue;
-        }
-        match tokio::time::timeout_at(deadline, output.send(out)).await {
+        match tokio::time::timeout_at(deadline, output.send(Vec::from(out))).await {
             Err(_) => return waits.for_output(),
             // The output side stopped: it has enough (a `take`) or it failed,
             // which the executor reports. Either way the guest is done.
@@ -207,7 +209,7 @@ async fn flush(
             }
         }
         if !carry.is_empty() {
-            kept.keep(segment.tee, &carry);
+            kept.keep(segment.tee, || bytes::Bytes::copy_from_slice(&carry));
         }
     }
     if !carry.is_empty() && tokio::time::timeout_at(deadline, output.send(carry)).await.is_err() {
@@ -252,7 +254,7 @@ async fn pass_through(
         metering.records_out += records;
         metering.bytes_in += batch.len() as u64;
         metering.bytes_out += batch.len() as u64;
-        kept.keep(tee, &batch);
+        kept.keep(tee, || bytes::Bytes::copy_from_slice(&batch));
         match tokio::time::timeout_at(deadline, output.send(batch)).await {
             Err(_) => break waits.for_output(),
             Ok(Err(_)) => break EndReason::Finished,
