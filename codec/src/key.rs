@@ -213,7 +213,7 @@ impl Key for () {
     }
 }
 
-fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>, last: bool) {
+pub(crate) fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>, last: bool) {
     if last {
         out.extend_from_slice(bytes);
         return;

@@ -150,7 +150,7 @@ impl Schema {
         }
         match self {
             Schema::Str => {
-                escape(record, last, out);
+                crate::key::encode_bytes(record, out, last);
                 Ok(())
             }
             Schema::Unit if record.is_empty() => Ok(()),
@@ -275,21 +275,6 @@ fn unescape(input: &mut &[u8], last: bool, out: &mut Vec<u8>) -> Option<()> {
     }
     *input = &input[i + 2..];
     Some(())
-}
-
-/// Raw string bytes to their key bytes.
-fn escape(raw: &[u8], last: bool, out: &mut Vec<u8>) {
-    if last {
-        out.extend_from_slice(raw);
-        return;
-    }
-    for &b in raw {
-        out.push(b);
-        if b == 0 {
-            out.push(0xFF);
-        }
-    }
-    out.extend_from_slice(&[0, 0]);
 }
 
 fn parse_at(text: &[u8], at: &mut usize) -> Option<Schema> {

@@ -105,26 +105,28 @@ impl<T: Record + 'static> Dataset<T> {
     pub fn take_sample(&self, n: usize, seed: u64) -> Result<Vec<T>> {
         let count = self.count()? as f64;
         let mut stream = seed;
-        for attempt in 0..10u64 {
-            // Oversample, as Spark does, so that one pass almost always suffices.
-            let fraction = ((n as f64 * 1.2 + 10.0) * (attempt + 1) as f64 / count.max(1.0)).min(1.0);
-            let mut drawn = self.sample(fraction, seed.wrapping_add(attempt)).collect()?;
+        const PASSES: u64 = 10;
+        let mut attempt = 0;
+        let mut drawn = loop {
+            // Oversample, as Spark does, so that one pass almost always
+            // suffices; the last pass takes every record.
+            let last = attempt + 1 == PASSES;
+            let fraction = match last {
+                true => 1.0,
+                false => ((n as f64 * 1.2 + 10.0) * (attempt + 1) as f64 / count.max(1.0)).min(1.0),
+            };
+            let drawn = self.sample(fraction, seed.wrapping_add(attempt)).collect()?;
             if drawn.len() >= n || fraction >= 1.0 {
-                // Fisher–Yates, then the first n.
-                for i in (1..drawn.len()).rev() {
-                    drawn.swap(i, (next(&mut stream) % (i as u64 + 1)) as usize);
-                }
-                drawn.truncate(n);
-                return Ok(drawn);
+                break drawn;
             }
+            attempt += 1;
+        };
+        // Fisher–Yates, then the first n.
+        for i in (1..drawn.len()).rev() {
+            drawn.swap(i, (next(&mut stream) % (i as u64 + 1)) as usize);
         }
-        // Ten passes short of n: the whole dataset, drawn from.
-        let mut all = self.collect()?;
-        for i in (1..all.len()).rev() {
-            all.swap(i, (next(&mut stream) % (i as u64 + 1)) as usize);
-        }
-        all.truncate(n);
-        Ok(all)
+        drawn.truncate(n);
+        Ok(drawn)
     }
 
     /// Pairs `(index, record)`, the index counting from 0 in partition order
