@@ -31,6 +31,12 @@
 //! - Map outputs **outlive the action**: a later action of the same submitted job
 //!   [adopts](JobRun::adopt) the map outputs of shuffles it shares with earlier
 //!   ones, and their map tasks do not run again (Spark's skipped stages).
+//! - A stage whose every task can read a **kept persisted partition** is
+//!   [cut](JobRun::cut_at_kept) from its parents: they do not run for it, as
+//!   Spark does not visit the dependencies of a fully cached RDD. If one of its
+//!   tasks finds nothing kept when it is placed (an agent was lost, a
+//!   partition evicted), the stage joins its parents again and that task waits
+//!   for their map outputs.
 
 use crate::dag::{JobGraph, Source, StageKind};
 use crate::free::{Demand, FreeIndex};
@@ -187,6 +193,8 @@ pub struct JobRun {
     results: Vec<Option<TaskResult>>,
     state: JobState,
     locality_wait: Duration,
+    /// Per stage, whether it is cut from its parents (see [`cut_at_kept`](Self::cut_at_kept)).
+    cut: Vec<bool>,
 }
 
 impl JobRun {
@@ -202,6 +210,7 @@ impl JobRun {
             .collect();
         let pending = graph.stages.iter().map(|s| (0..s.tasks.len() as u32).collect()).collect();
         let counts = vec![StageCounts::default(); graph.stages.len()];
+        let cut = vec![false; graph.stages.len()];
         let mut map_outputs = BTreeMap::new();
         let mut missing = BTreeMap::new();
         for s in &graph.stages {
@@ -225,6 +234,7 @@ impl JobRun {
             results,
             state,
             locality_wait: DEFAULT_LOCALITY_WAIT,
+            cut,
         }
     }
 
@@ -279,6 +289,31 @@ impl JobRun {
             }
         }
         skipped
+    }
+
+    /// Cut from their parents the stages whose every unfinished task can read
+    /// a persisted partition some agent keeps (`cached`): they run without
+    /// waiting for their parents' map outputs, and those parents run only if
+    /// another stage needs them. Call after [`adopt`](Self::adopt). Returns
+    /// how many stages were cut.
+    pub fn cut_at_kept(&mut self, cached: &CacheIndex) -> usize {
+        if cached.is_empty() {
+            return 0;
+        }
+        let mut cut = 0;
+        for i in 0..self.graph.stages.len() {
+            if self.graph.stages[i].parents.is_empty() || self.stage_ready(i) {
+                continue;
+            }
+            let all_kept = (0..self.tasks[i].len() as u32)
+                .filter(|p| self.tasks[i][*p as usize].slot != Slot::Done)
+                .all(|p| self.keeper(i, p, cached).is_some());
+            if all_kept {
+                self.cut[i] = true;
+                cut += 1;
+            }
+        }
+        cut
     }
 
     /// The map outputs written (or adopted) so far.
@@ -355,7 +390,9 @@ impl JobRun {
         let mut needed = vec![false; self.graph.stages.len()];
         let mut todo: Vec<usize> = self.graph.stages.len().checked_sub(1).into_iter().collect();
         while let Some(i) = todo.pop() {
-            if std::mem::replace(&mut needed[i], true) || self.counts[i].done as usize == self.tasks[i].len()
+            if std::mem::replace(&mut needed[i], true)
+                || self.counts[i].done as usize == self.tasks[i].len()
+                || self.cut[i]
             {
                 continue;
             }
@@ -365,13 +402,13 @@ impl JobRun {
     }
 
     /// Which stages can launch tasks now: needed, and every parent's map
-    /// outputs available.
+    /// outputs available or the stage cut from its parents.
     fn launchable(&self) -> Vec<usize> {
         if self.state != JobState::Running {
             return Vec::new();
         }
         let needed = self.needed();
-        (0..self.graph.stages.len()).filter(|i| needed[*i] && self.stage_ready(*i)).collect()
+        (0..self.graph.stages.len()).filter(|i| needed[*i] && (self.cut[*i] || self.stage_ready(*i))).collect()
     }
 
     /// Tasks that can be launched now, as (stage, partition), earliest stages first.
@@ -436,7 +473,14 @@ impl JobRun {
                 }
                 let waiting_since = self.tasks[i][p as usize].waiting_since;
                 let stage = self.graph.stages[i].id;
-                let agent = match self.keeper(i, p, locality.cached) {
+                let keeper = self.keeper(i, p, locality.cached);
+                if keeper.is_none() && self.cut[i] && !self.stage_ready(i) {
+                    // Its kept input is gone: the stage needs its parents again.
+                    self.cut[i] = false;
+                    self.pending[i].push_front(p);
+                    break false;
+                }
+                let agent = match keeper {
                     Some(keeper) => match free.take_best_of(&[keeper], demand) {
                         Some(agent) => Some(agent),
                         None if locality.now.duration_since(waiting_since.unwrap_or(locality.now))

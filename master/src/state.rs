@@ -386,6 +386,10 @@ impl Core {
         if skipped > 0 {
             tracing::info!(%action, skipped, "map outputs of earlier actions reused");
         }
+        let cut = run.cut_at_kept(&job.cached);
+        if cut > 0 {
+            tracing::info!(%action, cut, "stages read kept partitions instead of their parents");
+        }
         self.changed.insert(ctx.job);
         self.actions.push(Action {
             ctx,

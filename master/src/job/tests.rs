@@ -345,3 +345,65 @@ fn a_cache_miss_runs_the_task_again_without_counting_a_failure() {
     assert_eq!(run.ready(), [(keys[0].stage, 0)]);
     assert_eq!(run.progress()[0].failed, 0);
 }
+
+/// Word count whose counts (the shuffle's output) are persisted: (run, counts).
+fn persisted_counts() -> (JobRun, DatasetId) {
+    let (mut p, lines, counts) = counting();
+    p.persist(counts, Some(weft_core::plan::StorageLevel::MemoryOnly)).unwrap();
+    let graph = dag::build(&p, counts, &[(lines, 2)].into()).unwrap();
+    (JobRun::new(action(1), graph, 3), counts)
+}
+
+#[test]
+fn a_stage_whose_partitions_are_all_kept_runs_without_its_parents() {
+    let (mut run, counts) = persisted_counts();
+    let kept = |agent| KeptAt { agent, bytes: 10, memory: true };
+    let cached: CacheIndex = (0..3).map(|p| ((counts, p), kept(if p == 1 { B } else { A }))).collect();
+    assert_eq!(run.cut_at_kept(&cached), 1);
+    assert_eq!(run.ready(), [(StageId(1), 0), (StageId(1), 1), (StageId(1), 2)], "no map task runs");
+    let locality = Locality { cached: &cached, now: Instant::now() };
+    let placed = run.accept_up_to(&mut offers(&[(A, 4), (B, 4)]), ONE, usize::MAX, locality);
+    let mut at: Vec<_> = placed.iter().map(|(k, a)| (k.stage, k.partition, *a)).collect();
+    at.sort();
+    assert_eq!(at, [(StageId(1), 0, A), (StageId(1), 1, B), (StageId(1), 2, A)]);
+    for (key, _) in &placed {
+        finish(&mut run, key, b"");
+    }
+    assert_eq!(run.state(), &JobState::Succeeded);
+    assert_eq!(run.progress()[0].finished, 0, "the map stage never ran");
+
+    // Not every partition kept: nothing is cut.
+    let (mut partial, _) = persisted_counts();
+    let two: CacheIndex = cached.iter().filter(|((_, p), _)| *p != 2).map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(partial.cut_at_kept(&two), 0);
+    assert_eq!(partial.ready(), [(StageId(0), 0), (StageId(0), 1)]);
+}
+
+#[test]
+fn a_cut_stage_whose_kept_partition_is_gone_waits_for_its_parents_again() {
+    let (mut run, counts) = persisted_counts();
+    let kept = KeptAt { agent: A, bytes: 10, memory: true };
+    let mut cached: CacheIndex = (0..3).map(|p| ((counts, p), kept)).collect();
+    assert_eq!(run.cut_at_kept(&cached), 1);
+    let now = Instant::now();
+    let placed =
+        run.accept_up_to(&mut offers(&[(A, 1)]), ONE, usize::MAX, Locality { cached: &cached, now });
+    assert_eq!(placed.len(), 1);
+    let (first, _) = placed[0];
+    // A read miss on the first; the others' partitions are lost with their agent.
+    let miss = EndReason::CacheMiss { dataset: counts, partition: first.partition, message: "gone".into() };
+    assert!(run.on_outcome(&first, Outcome::Failed(miss)));
+    cached.clear();
+    let placed =
+        run.accept_up_to(&mut offers(&[(A, 4)]), ONE, usize::MAX, Locality { cached: &cached, now });
+    assert!(placed.is_empty(), "the reduce tasks cannot read the shuffle before its map tasks ran");
+    assert_eq!(run.ready(), [(StageId(0), 0), (StageId(0), 1)], "the parents run again");
+    for key in launch_all(&mut run, A) {
+        finish(&mut run, &key, b"");
+    }
+    assert_eq!(run.ready(), [(StageId(1), 0), (StageId(1), 1), (StageId(1), 2)]);
+    for key in launch_all(&mut run, B) {
+        finish(&mut run, &key, b"");
+    }
+    assert_eq!(run.state(), &JobState::Succeeded);
+}
