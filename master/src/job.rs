@@ -408,7 +408,9 @@ impl JobRun {
             return Vec::new();
         }
         let needed = self.needed();
-        (0..self.graph.stages.len()).filter(|i| needed[*i] && (self.cut[*i] || self.stage_ready(*i))).collect()
+        (0..self.graph.stages.len())
+            .filter(|i| needed[*i] && (self.cut[*i] || self.stage_ready(*i)))
+            .collect()
     }
 
     /// Tasks that can be launched now, as (stage, partition), earliest stages first.

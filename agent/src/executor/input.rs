@@ -34,8 +34,9 @@ use weft_core::metering::EndReason;
 /// What travels from the input to the guest job.
 #[derive(Debug)]
 pub(super) enum Msg {
-    /// The next batch of records.
-    Batch(Vec<u8>),
+    /// The next batch of records (shared: a persisted partition's batches
+    /// are handed to the guest without a copy).
+    Batch(bytes::Bytes),
     /// The input failed: end the attempt with this reason.
     Abort(EndReason),
 }
@@ -92,7 +93,7 @@ async fn feed<F: BlockFetcher>(
             stats.input_bytes = batch.len() as u64;
             stats.held_bytes = batch.len() as u64;
             if !batch.is_empty() {
-                let _ = tx.send(Msg::Batch(batch)).await;
+                let _ = tx.send(Msg::Batch(batch.into())).await;
             }
             Ok(())
         }
@@ -100,7 +101,7 @@ async fn feed<F: BlockFetcher>(
             stats.input_bytes = batches.iter().map(|b| b.len() as u64).sum();
             stats.held_bytes = stats.input_bytes;
             for batch in batches {
-                if !batch.is_empty() && tx.send(Msg::Batch(batch.to_vec())).await.is_err() {
+                if !batch.is_empty() && tx.send(Msg::Batch(batch)).await.is_err() {
                     break;
                 }
             }
@@ -118,7 +119,7 @@ async fn feed<F: BlockFetcher>(
                     };
                     let Some(batch) = batch else { break };
                     stats.held_bytes = stats.held_bytes.max(batch.len() as u64);
-                    if tx.send(Msg::Batch(batch)).await.is_err() {
+                    if tx.send(Msg::Batch(batch.into())).await.is_err() {
                         break;
                     }
                 }
@@ -226,7 +227,7 @@ async fn send_blocking(
             };
             let Some(batch) = next else { break };
             let batch = batch.map_err(ExecError::ShuffleRead)?;
-            if tx.blocking_send(Msg::Batch(batch)).is_err() {
+            if tx.blocking_send(Msg::Batch(batch.into())).is_err() {
                 break;
             }
         }

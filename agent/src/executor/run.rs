@@ -152,7 +152,7 @@ async fn drive(
         // on is copied, below).
         let mut out = match msg {
             Msg::Abort(end) => return end,
-            Msg::Batch(batch) => bytes::Bytes::from(batch),
+            Msg::Batch(batch) => batch,
         };
         for segment in segments {
             if !segment.chain.ops.is_empty() {
@@ -254,8 +254,8 @@ async fn pass_through(
         metering.records_out += records;
         metering.bytes_in += batch.len() as u64;
         metering.bytes_out += batch.len() as u64;
-        kept.keep(tee, || bytes::Bytes::copy_from_slice(&batch));
-        match tokio::time::timeout_at(deadline, output.send(batch)).await {
+        kept.keep(tee, || batch.clone());
+        match tokio::time::timeout_at(deadline, output.send(Vec::from(batch))).await {
             Err(_) => break waits.for_output(),
             Ok(Err(_)) => break EndReason::Finished,
             Ok(Ok(())) => {}

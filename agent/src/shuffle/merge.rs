@@ -17,6 +17,7 @@
 //! function) sees every pair of a key in one batch. A single key with more pairs
 //! than the target makes one larger batch.
 
+use super::buffer::key_prefix;
 use super::error::ShuffleError;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -92,11 +93,15 @@ impl<B: AsRef<[u8]>> PairSource for BatchSource<B> {
     }
 }
 
+/// A source's head pair in the merge: its key's prefix (compared first, see
+/// [`key_prefix`]), key, tag and source index.
+type Head = (u64, Vec<u8>, u32, usize);
+
 /// The k-way merge of several sorted sources.
 pub struct Merge<S> {
     sources: Vec<S>,
     values: Vec<Option<Vec<u8>>>,
-    heap: BinaryHeap<Reverse<(Vec<u8>, u32, usize)>>,
+    heap: BinaryHeap<Reverse<Head>>,
     primed: bool,
 }
 
@@ -125,7 +130,7 @@ impl<S: PairSource> Merge<S> {
             if after.is_some_and(|a| k.as_slice() < a) {
                 return Err(ShuffleError::Unsorted);
             }
-            self.heap.push(Reverse((k, tag, i)));
+            self.heap.push(Reverse((key_prefix(&k), k, tag, i)));
             self.values[i] = Some(v);
         }
         Ok(())
@@ -134,7 +139,7 @@ impl<S: PairSource> Merge<S> {
     /// The key the next pair will have (`None` at the end, or before the first
     /// pair was read).
     pub fn peek_key(&self) -> Option<&[u8]> {
-        self.heap.peek().map(|Reverse((k, _, _))| k.as_slice())
+        self.heap.peek().map(|Reverse((_, k, _, _))| k.as_slice())
     }
 
     /// The next pair in key order.
@@ -145,7 +150,7 @@ impl<S: PairSource> Merge<S> {
     /// The next pair in key order and the tag its source gave it.
     pub fn next_tagged(&mut self) -> Result<Option<(Pair, u32)>, ShuffleError> {
         self.prime()?;
-        let Some(Reverse((key, tag, i))) = self.heap.pop() else { return Ok(None) };
+        let Some(Reverse((_, key, tag, i))) = self.heap.pop() else { return Ok(None) };
         let value = self.values[i].take().unwrap_or_default();
         self.advance(i, Some(&key))?;
         Ok(Some(((key, value), tag)))

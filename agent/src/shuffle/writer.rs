@@ -53,7 +53,9 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { memory_budget: 64 << 20, compression: Compression::None, chunk_bytes: 1 << 20 }
+        // Twice the master's largest text split: a map task over a whole
+        // split sorts it in memory (pairs plus their entries) without spilling.
+        Self { memory_budget: 128 << 20, compression: Compression::None, chunk_bytes: 1 << 20 }
     }
 }
 

@@ -386,16 +386,14 @@ fn a_cut_stage_whose_kept_partition_is_gone_waits_for_its_parents_again() {
     let mut cached: CacheIndex = (0..3).map(|p| ((counts, p), kept)).collect();
     assert_eq!(run.cut_at_kept(&cached), 1);
     let now = Instant::now();
-    let placed =
-        run.accept_up_to(&mut offers(&[(A, 1)]), ONE, usize::MAX, Locality { cached: &cached, now });
+    let placed = run.accept_up_to(&mut offers(&[(A, 1)]), ONE, usize::MAX, Locality { cached: &cached, now });
     assert_eq!(placed.len(), 1);
     let (first, _) = placed[0];
     // A read miss on the first; the others' partitions are lost with their agent.
     let miss = EndReason::CacheMiss { dataset: counts, partition: first.partition, message: "gone".into() };
     assert!(run.on_outcome(&first, Outcome::Failed(miss)));
     cached.clear();
-    let placed =
-        run.accept_up_to(&mut offers(&[(A, 4)]), ONE, usize::MAX, Locality { cached: &cached, now });
+    let placed = run.accept_up_to(&mut offers(&[(A, 4)]), ONE, usize::MAX, Locality { cached: &cached, now });
     assert!(placed.is_empty(), "the reduce tasks cannot read the shuffle before its map tasks ran");
     assert_eq!(run.ready(), [(StageId(0), 0), (StageId(0), 1)], "the parents run again");
     for key in launch_all(&mut run, A) {
