@@ -23,7 +23,10 @@
 //! steps as the dataset's partition) and may read it instead: at launch, the
 //! scheduler looks for the deepest persisted partition along the task's
 //! lineage that an agent keeps, and if there is one, the task reads it and
-//! runs only the rest of its chain (see `docs/architecture.md`, "Caching").
+//! runs only the rest of its chain. A stage whose tasks can all read kept
+//! partitions is cut from its parents when the action starts
+//! ([`JobRun::cut_at_kept`](crate::job::JobRun::cut_at_kept); see
+//! `docs/architecture.md`, "Caching").
 //!
 //! Text inputs are split by the caller (it needs I/O); `build` only needs how
 //! many splits each text dataset has.

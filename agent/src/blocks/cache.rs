@@ -19,6 +19,10 @@
 //!   temporary name and renamed, so a partition is on disk whole or not at
 //!   all; a reader that finds a checksum wrong treats the partition as
 //!   missing (and deletes it), which makes the task a cache miss.
+//! - A `MEMORY_AND_DISK` partition read from disk **moves back to memory**
+//!   when the budget has room for it without evicting anything (unlike
+//!   Spark, which evicts for it: two datasets read in turn would then push
+//!   each other out on every read).
 //!
 //! Job removal (`RemoveJob`) forgets a job's partitions, unpersisting one
 //! forgets a dataset's. See `docs/architecture.md` ("Caching") for how the
@@ -102,8 +106,8 @@ struct Inner {
     used: u64,
     /// Permits (MiB) of the agent's memory semaphore held for `used`.
     permits: u32,
-    /// Partitions on disk, with their bytes.
-    disk: HashMap<CacheKey, u64>,
+    /// Partitions on disk, with their bytes and level.
+    disk: HashMap<CacheKey, (u64, StorageLevel)>,
     /// Partitions dropped from memory (not kept anywhere) since the last
     /// [`CacheStore::take_dropped`].
     dropped: Vec<CacheKey>,
@@ -145,7 +149,7 @@ impl CacheStore {
 
     /// Bytes of partitions held on disk.
     pub fn disk_used(&self) -> u64 {
-        self.lock().disk.values().sum()
+        self.lock().disk.values().map(|(bytes, _)| bytes).sum()
     }
 
     /// Where `key` lives on disk.
@@ -177,7 +181,7 @@ impl CacheStore {
         }
         if level.uses_disk() {
             self.write(&key, &batches)?;
-            inner.disk.insert(key, bytes);
+            inner.disk.insert(key, (bytes, level));
             return Ok(Some(Kept { bytes, memory: false }));
         }
         Ok(None)
@@ -204,7 +208,10 @@ impl CacheStore {
         }
         drop(inner);
         match read_batches(&self.path(key)) {
-            Ok(batches) => Ok(Some(batches)),
+            Ok(batches) => {
+                self.promote(key, &batches)?;
+                Ok(Some(batches))
+            }
             Err(e @ CacheError::Corrupt { .. }) => {
                 tracing::warn!(%key, error = %e, "weft.agent.cache.corrupt");
                 let mut inner = self.lock();
@@ -214,6 +221,35 @@ impl CacheStore {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Move `key`, just read from disk, back to memory if its level uses
+    /// memory and the budget has room without evicting anything.
+    fn promote(&self, key: &CacheKey, batches: &[Bytes]) -> Result<(), CacheError> {
+        let mut inner = self.lock();
+        let Some(&(bytes, level)) = inner.disk.get(key) else { return Ok(()) };
+        let want = u32::try_from((inner.used + bytes).div_ceil(MIB)).unwrap_or(u32::MAX);
+        let more = want.saturating_sub(inner.permits);
+        if !level.uses_memory() || inner.memory.contains_key(key) {
+            return Ok(());
+        }
+        if more > 0 {
+            let Ok(permit) = self.budget.try_acquire_many(more) else { return Ok(()) };
+            permit.forget();
+            inner.permits += more;
+        }
+        inner.used += bytes;
+        inner.disk.remove(key);
+        inner.tick += 1;
+        let tick = inner.tick;
+        inner.lru.insert(tick, *key);
+        inner.memory.insert(*key, Entry { batches: batches.into(), bytes, level, tick });
+        tracing::debug!(%key, bytes, "weft.agent.cache.promoted");
+        let path = self.path(key);
+        std::fs::remove_file(&path).or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Ok(()),
+            _ => Err(CacheError::Io { what: "removing", path, source: e }),
+        })
     }
 
     /// Evict least recently used memory partitions until `mib` permits of the
@@ -317,7 +353,7 @@ impl CacheStore {
         self.settle(inner);
         if entry.level.uses_disk() {
             self.write(&key, &entry.batches)?;
-            inner.disk.insert(key, entry.bytes);
+            inner.disk.insert(key, (entry.bytes, entry.level));
             tracing::debug!(%key, bytes = entry.bytes, "weft.agent.cache.evicted_to_disk");
         } else {
             inner.dropped.push(key);

@@ -15,7 +15,9 @@
 //! [`Merge::next_chunk`] cuts the merged stream into pair batches of about a
 //! target size, only between keys, so a consumer (a combine step, a reduce
 //! function) sees every pair of a key in one batch. A single key with more pairs
-//! than the target makes one larger batch.
+//! than the target makes one larger batch. Building batches, the merge reads
+//! each pair into buffers it recycles ([`PairSource::next_into`]): no pair
+//! costs an allocation.
 
 use super::buffer::key_prefix;
 use super::error::ShuffleError;
@@ -36,6 +38,17 @@ pub trait PairSource {
     fn next_tagged(&mut self) -> Result<Option<(Pair, u32)>, ShuffleError> {
         Ok(self.next_pair()?.map(|pair| (pair, 0)))
     }
+
+    /// The next pair into `key` and `value`, replacing what they held and
+    /// reusing their allocations where the source can; its tag, `None` at
+    /// the end.
+    fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<Option<u32>, ShuffleError> {
+        Ok(self.next_tagged()?.map(|((k, v), tag)| {
+            *key = k;
+            *value = v;
+            tag
+        }))
+    }
 }
 
 impl<S: PairSource + ?Sized> PairSource for Box<S> {
@@ -45,6 +58,10 @@ impl<S: PairSource + ?Sized> PairSource for Box<S> {
 
     fn next_tagged(&mut self) -> Result<Option<(Pair, u32)>, ShuffleError> {
         (**self).next_tagged()
+    }
+
+    fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<Option<u32>, ShuffleError> {
+        (**self).next_into(key, value)
     }
 }
 
@@ -62,6 +79,10 @@ impl<S: PairSource> PairSource for Tagged<S> {
 
     fn next_tagged(&mut self) -> Result<Option<(Pair, u32)>, ShuffleError> {
         Ok(self.source.next_pair()?.map(|pair| (pair, self.tag)))
+    }
+
+    fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<Option<u32>, ShuffleError> {
+        Ok(self.source.next_into(key, value)?.map(|_| self.tag))
     }
 }
 
@@ -91,6 +112,22 @@ impl<B: AsRef<[u8]>> PairSource for BatchSource<B> {
             }
         }
     }
+
+    fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<Option<u32>, ShuffleError> {
+        let rest = &self.buf.as_ref()[self.pos..];
+        match weft_codec::batch::pairs(rest).next() {
+            None => Ok(None),
+            Some(Err(source)) => Err(ShuffleError::Malformed { source }),
+            Some(Ok((k, v))) => {
+                self.pos += 2 * PREFIX + k.len() + v.len();
+                key.clear();
+                key.extend_from_slice(k);
+                value.clear();
+                value.extend_from_slice(v);
+                Ok(Some(0))
+            }
+        }
+    }
 }
 
 /// A source's head pair in the merge: its key's prefix (compared first, see
@@ -103,6 +140,8 @@ pub struct Merge<S> {
     values: Vec<Option<Vec<u8>>>,
     heap: BinaryHeap<Reverse<Head>>,
     primed: bool,
+    /// Buffers of pairs already handed on, for the next pairs read.
+    spare: (Vec<u8>, Vec<u8>),
 }
 
 impl<S: PairSource> Merge<S> {
@@ -110,7 +149,7 @@ impl<S: PairSource> Merge<S> {
     /// read until the first pair is asked for.
     pub fn new(sources: Vec<S>) -> Self {
         let heap = BinaryHeap::with_capacity(sources.len());
-        Self { values: vec![None; sources.len()], sources, heap, primed: false }
+        Self { values: vec![None; sources.len()], sources, heap, primed: false, spare: Default::default() }
     }
 
     /// Read the head of every source.
@@ -132,6 +171,22 @@ impl<S: PairSource> Merge<S> {
             }
             self.heap.push(Reverse((key_prefix(&k), k, tag, i)));
             self.values[i] = Some(v);
+        }
+        Ok(())
+    }
+
+    /// [`advance`](Self::advance), reading into the spare buffers.
+    fn advance_into(&mut self, i: usize, after: &[u8]) -> Result<(), ShuffleError> {
+        let (mut k, mut v) = std::mem::take(&mut self.spare);
+        match self.sources[i].next_into(&mut k, &mut v)? {
+            Some(tag) => {
+                if k.as_slice() < after {
+                    return Err(ShuffleError::Unsorted);
+                }
+                self.heap.push(Reverse((key_prefix(&k), k, tag, i)));
+                self.values[i] = Some(v);
+            }
+            None => self.spare = (k, v),
         }
         Ok(())
     }
@@ -166,11 +221,17 @@ impl<S: PairSource> Merge<S> {
     /// `whole_keys` (then a key with more pairs than `target` makes one larger
     /// batch), else anywhere; `None` at the end.
     pub fn next_batch(&mut self, target: usize, whole_keys: bool) -> Result<Option<Vec<u8>>, ShuffleError> {
+        self.prime()?;
         let mut out = BatchWriter::new();
-        while let Some((k, v)) = self.next_pair()? {
+        while let Some(Reverse((_, k, _, i))) = self.heap.pop() {
+            let v = self.values[i].take().unwrap_or_default();
             out.push(&k);
             out.push(&v);
-            if out.byte_len() >= target && (!whole_keys || self.peek_key() != Some(k.as_slice())) {
+            self.advance_into(i, &k)?;
+            let cut = out.byte_len() >= target && (!whole_keys || self.peek_key() != Some(k.as_slice()));
+            // The pair is in the batch: its buffers hold the next one read.
+            self.spare = (k, v);
+            if cut {
                 break;
             }
         }

@@ -89,6 +89,13 @@ pub(crate) struct RunSource {
 
 impl RunSource {
     fn read_entry(&mut self) -> Result<Vec<u8>, ShuffleError> {
+        let mut entry = Vec::new();
+        self.read_entry_into(&mut entry)?;
+        Ok(entry)
+    }
+
+    /// The next entry into `entry`, replacing what it held.
+    fn read_entry_into(&mut self, entry: &mut Vec<u8>) -> Result<(), ShuffleError> {
         let mut prefix = [0u8; PREFIX];
         self.input.read_exact(&mut prefix).map_err(ShuffleError::io(&self.path))?;
         let len = u32::from_le_bytes(prefix) as u64;
@@ -103,9 +110,9 @@ impl RunSource {
             });
         }
         self.remaining -= needed;
-        let mut entry = vec![0u8; len as usize];
-        self.input.read_exact(&mut entry).map_err(ShuffleError::io(&self.path))?;
-        Ok(entry)
+        entry.clear();
+        entry.resize(len as usize, 0);
+        self.input.read_exact(entry).map_err(ShuffleError::io(&self.path))
     }
 }
 
@@ -122,6 +129,20 @@ impl PairSource for RunSource {
         }
         let value = self.read_entry()?;
         Ok(Some((key, value)))
+    }
+
+    fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<Option<u32>, ShuffleError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.read_entry_into(key)?;
+        if self.remaining == 0 {
+            return Err(ShuffleError::Malformed {
+                source: weft_codec::DecodeError::UnpairedKey { entries: 1 },
+            });
+        }
+        self.read_entry_into(value)?;
+        Ok(Some(0))
     }
 }
 

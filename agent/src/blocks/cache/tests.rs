@@ -183,3 +183,27 @@ mod model {
         }
     }
 }
+
+#[test]
+fn a_memory_and_disk_partition_read_from_disk_moves_back_to_memory_when_there_is_room() {
+    let (_dir, store, budget) = store(8);
+    store.put(key(1, 0), StorageLevel::MemoryAndDisk, batches(3, 1)).unwrap();
+    store.put(key(2, 0), StorageLevel::MemoryOnly, batches(6, 2)).unwrap();
+    assert!(store.path(&key(1, 0)).exists(), "evicted to disk to make room");
+    // No room: read from disk, and it stays there (nothing is evicted for it).
+    assert_eq!(store.get(&key(1, 0)).unwrap().unwrap(), batches(3, 1));
+    assert_eq!((store.memory_used(), store.disk_used()), (6 * MIB, 3 * MIB));
+    assert!(store.get(&key(2, 0)).unwrap().is_some(), "not evicted for the read");
+
+    store.remove(JOB, Some(DatasetId(2))).unwrap();
+    assert_eq!(store.get(&key(1, 0)).unwrap().unwrap(), batches(3, 1));
+    assert_eq!((store.memory_used(), store.disk_used()), (3 * MIB, 0), "back in memory");
+    assert!(!store.path(&key(1, 0)).exists());
+    assert_eq!(budget.available_permits(), 5);
+    assert_eq!(store.get(&key(1, 0)).unwrap().unwrap(), batches(3, 1));
+
+    // DISK_ONLY stays on disk.
+    store.put(key(3, 0), StorageLevel::DiskOnly, batches(1, 3)).unwrap();
+    assert_eq!(store.get(&key(3, 0)).unwrap().unwrap(), batches(1, 3));
+    assert_eq!((store.memory_used(), store.disk_used()), (3 * MIB, MIB));
+}
