@@ -287,7 +287,7 @@ impl<T: Record> Record for Vec<T> {
 #[inline]
 fn decode_fixed<T: Record>(bytes: &[u8], width: usize) -> Option<Result<Vec<T>, RecordError>> {
     let stride = PREFIX + width;
-    if bytes.len() % stride != 0 {
+    if !bytes.len().is_multiple_of(stride) {
         return None;
     }
     let prefix = u32::try_from(width).ok()?.to_le_bytes();
