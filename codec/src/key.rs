@@ -119,7 +119,48 @@ macro_rules! unsigned {
         }
     )*};
 }
-unsigned!(u8, u16, u32, u64, u128);
+unsigned!(u8, u16, u32, u128);
+
+impl EncodeKey for u64 {
+    #[inline]
+    fn encode_key(&self, out: &mut Vec<u8>, _last: bool) {
+        out.extend_from_slice(&swap_bytes(self.to_le_bytes()));
+    }
+}
+
+impl Key for u64 {
+    fn schema() -> Option<Schema> {
+        Some(Schema::Uint(8))
+    }
+    #[inline]
+    fn decode_key(input: &mut &[u8], _last: bool) -> Result<Self, DecodeError> {
+        let raw = take::<u64>(input, 8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(raw);
+        Ok(u64::from_le_bytes(swap_bytes(a)))
+    }
+}
+
+/// Eight bytes in reverse order: a big-endian `u64`'s bytes as little-endian
+/// ones and back. WebAssembly has no byte swap instruction, so this is about
+/// forty instructions (a `u64` key or record — `i64`, `u64`, `f64` — costs two
+/// of these per round trip) unless the guest is built with SIMD (`-C
+/// target-feature=+simd128`, as `cargo xtask guests` builds them): then it is
+/// one byte shuffle.
+#[inline(always)]
+fn swap_bytes(bytes: [u8; 8]) -> [u8; 8] {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::{i8x16, i8x16_swizzle, u64x2, u64x2_extract_lane};
+        let v = u64x2(u64::from_le_bytes(bytes), 0);
+        let reversed = i8x16_swizzle(v, i8x16(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8));
+        u64x2_extract_lane::<0>(reversed).to_le_bytes()
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        u64::from_le_bytes(bytes).swap_bytes().to_le_bytes()
+    }
+}
 
 macro_rules! signed {
     ($($t:ty => $u:ty),*) => {$(
