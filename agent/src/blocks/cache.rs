@@ -17,7 +17,8 @@
 //! - **On disk**, under `<work_dir>/jobs/<job>/cache/<dataset>-<partition>`:
 //!   each batch as its length, its crc32c and its bytes, written to a
 //!   temporary name and renamed, so a partition is on disk whole or not at
-//!   all; a reader that finds a checksum wrong treats the partition as
+//!   all (a new partition is written without the store's lock, so reads of
+//!   others do not wait for the disk); a reader that finds a checksum wrong treats the partition as
 //!   missing (and deletes it), which makes the task a cache miss.
 //! - A `MEMORY_AND_DISK` partition read from disk **moves back to memory**
 //!   when the budget has room for it without evicting anything (unlike
@@ -111,6 +112,13 @@ struct Inner {
     /// Partitions dropped from memory (not kept anywhere) since the last
     /// [`CacheStore::take_dropped`].
     dropped: Vec<CacheKey>,
+    /// Partitions [`CacheStore::put`] is writing to disk without the lock,
+    /// by the number of their write: one forgotten (or put again) meanwhile
+    /// is no longer here, or here with another number, and that write's
+    /// file is deleted instead of renamed into place.
+    writing: HashMap<CacheKey, u64>,
+    /// Writes started so far (numbers the temporary files).
+    writes: u64,
 }
 
 /// The agent's persisted partitions (how they are kept: this module's docs). Cheap to
@@ -180,9 +188,39 @@ impl CacheStore {
             return Ok(Some(Kept { bytes, memory: true }));
         }
         if level.uses_disk() {
-            self.write(&key, &batches)?;
-            inner.disk.insert(key, (bytes, level));
-            return Ok(Some(Kept { bytes, memory: false }));
+            // Written without the lock, so that reads of other partitions
+            // do not wait for the disk; renamed into place under it.
+            inner.writes += 1;
+            let write = inner.writes;
+            inner.writing.insert(key, write);
+            drop(inner);
+            let tmp = self.path(&key).with_extension(format!("tmp{write}"));
+            let written = self.write_to(&key, &tmp, &batches);
+            let mut inner = self.lock();
+            let current = inner.writing.get(&key) == Some(&write);
+            if current {
+                inner.writing.remove(&key);
+            }
+            match written {
+                Ok(()) if current => {
+                    let path = self.path(&key);
+                    std::fs::rename(&tmp, &path).map_err(|source| CacheError::Io {
+                        what: "renaming into place",
+                        path,
+                        source,
+                    })?;
+                    inner.disk.insert(key, (bytes, level));
+                    return Ok(Some(Kept { bytes, memory: false }));
+                }
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            }
         }
         Ok(None)
     }
@@ -277,6 +315,7 @@ impl CacheStore {
             .memory
             .keys()
             .chain(inner.disk.keys())
+            .chain(inner.writing.keys())
             .filter(|k| k.job == job && dataset.is_none_or(|d| k.dataset == d))
             .copied()
             .collect();
@@ -288,6 +327,7 @@ impl CacheStore {
 
     /// Drop `key` from memory and disk.
     fn forget(&self, inner: &mut Inner, key: &CacheKey) -> Result<(), CacheError> {
+        inner.writing.remove(key);
         if let Some(e) = inner.memory.remove(key) {
             inner.lru.remove(&e.tick);
             inner.used -= e.bytes;
@@ -364,6 +404,17 @@ impl CacheStore {
 
     /// Write `batches` as `key`'s file, whole or not at all.
     fn write(&self, key: &CacheKey, batches: &[Bytes]) -> Result<(), CacheError> {
+        let (path, tmp) = (self.path(key), self.path(key).with_extension("tmp"));
+        self.write_to(key, &tmp, batches)?;
+        std::fs::rename(&tmp, &path).map_err(|source| CacheError::Io {
+            what: "renaming into place",
+            path,
+            source,
+        })
+    }
+
+    /// Write `batches` to `tmp`, the temporary file of `key`.
+    fn write_to(&self, key: &CacheKey, tmp: &Path, batches: &[Bytes]) -> Result<(), CacheError> {
         let path = self.path(key);
         let io = |what| {
             let path = path.clone();
@@ -372,8 +423,7 @@ impl CacheStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io("creating the directory of"))?;
         }
-        let tmp = path.with_extension("tmp");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io("creating"))?);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(tmp).map_err(io("creating"))?);
         for b in batches {
             let len = u32::try_from(b.len())
                 .map_err(|_| CacheError::Corrupt { path: path.clone(), reason: "a batch over 4 GiB" })?;
@@ -382,7 +432,7 @@ impl CacheStore {
             out.write_all(b).map_err(io("writing"))?;
         }
         out.into_inner().map_err(|e| e.into_error()).map_err(io("writing"))?;
-        std::fs::rename(&tmp, &path).map_err(io("renaming into place"))
+        Ok(())
     }
 }
 

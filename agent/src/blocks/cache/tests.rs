@@ -207,3 +207,39 @@ fn a_memory_and_disk_partition_read_from_disk_moves_back_to_memory_when_there_is
     assert_eq!(store.get(&key(3, 0)).unwrap().unwrap(), batches(1, 3));
     assert_eq!((store.memory_used(), store.disk_used()), (3 * MIB, MIB));
 }
+
+#[test]
+fn disk_writes_racing_removals_keep_whole_partitions_or_nothing_and_leave_no_temporary_files() {
+    let (dir, store, _budget) = store(0);
+    std::thread::scope(|s| {
+        for t in 0..4u32 {
+            let store = store.clone();
+            s.spawn(move || {
+                for round in 0..20u32 {
+                    let k = key(t % 2 + 1, round % 3);
+                    store.put(k, StorageLevel::DiskOnly, batches(1, (t + round) as u8)).unwrap();
+                    if round % 4 == t % 4 {
+                        store.remove(JOB, Some(k.dataset)).unwrap();
+                    }
+                    if let Some(got) = store.get(&k).unwrap() {
+                        assert_eq!(got.len(), 2, "a partition is read whole");
+                        assert!(got.iter().all(|b| b.len() == (MIB / 2) as usize));
+                    }
+                }
+            });
+        }
+    });
+    let files: Vec<_> = walk(dir.path());
+    assert!(files.iter().all(|p| p.extension().is_none()), "no temporary file is left: {files:?}");
+    // What the store says it keeps on disk is exactly what is there.
+    assert_eq!(store.disk_used(), files.len() as u64 * MIB);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
