@@ -122,7 +122,7 @@ fn guests() -> Result<PathBuf> {
             .env("CARGO_TARGET_DIR", root.join("target/guests"))
             // WebAssembly SIMD (every wasmtime runs it): the SDK swaps the
             // bytes of 8-byte numbers with one shuffle instead of ~40
-            // instructions (`weft_codec::key`).
+            // instructions, which costs less fuel (`weft_codec::key`).
             .env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", "-C target-feature=+simd128"))?;
     }
     Ok(guest_dir())

@@ -56,11 +56,12 @@
 //!
 //! and `cargo build --release --target wasm32-wasip2` makes
 //! `target/wasm32-wasip2/release/<crate>.wasm`, a component of the `job` world
-//! of `wit/weft.wit`. Build with WebAssembly SIMD for speed
+//! of `wit/weft.wit`. Build with WebAssembly SIMD
 //! (`RUSTFLAGS="-C target-feature=+simd128"`, or `rustflags` under
 //! `[target.wasm32-wasip2]` in `.cargo/config.toml`; every weft agent runs it):
 //! the SDK then decodes and encodes 8-byte numbers (`i64`, `u64`, `f64`) with
-//! one byte shuffle instead of about forty instructions.
+//! one byte shuffle instead of about forty instructions, and a job over many
+//! of them uses less fuel (a fifth less in logistic regression).
 //!
 //! # Core concepts
 //!
