@@ -305,15 +305,24 @@ impl JobRun {
             if self.graph.stages[i].parents.is_empty() || self.stage_ready(i) {
                 continue;
             }
-            let all_kept = (0..self.tasks[i].len() as u32)
+            let mut unfinished = (0..self.tasks[i].len() as u32)
                 .filter(|p| self.tasks[i][*p as usize].slot != Slot::Done)
-                .all(|p| self.keeper(i, p, cached).is_some());
-            if all_kept {
+                .peekable();
+            if unfinished.peek().is_some() && unfinished.all(|p| self.keeper(i, p, cached).is_some()) {
                 self.cut[i] = true;
                 cut += 1;
             }
         }
         cut
+    }
+
+    /// Put `stage` back behind its parents (a launch of one of its tasks
+    /// found neither a kept partition nor its parents' map outputs): its
+    /// tasks wait for the parents, which run.
+    pub fn uncut(&mut self, stage: StageId) {
+        if let Some(i) = self.stage_index(stage) {
+            self.cut[i] = false;
+        }
     }
 
     /// The map outputs written (or adopted) so far.

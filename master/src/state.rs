@@ -1048,6 +1048,9 @@ impl Core {
             let run = &mut self.actions[i].run;
             match e {
                 LaunchError::MissingMapOutputs(_) | LaunchError::UnknownAgent(_) => {
+                    // A task of a stage cut at kept partitions whose keeper
+                    // just went: the stage waits for its parents again.
+                    run.uncut(key.stage);
                     run.on_outcome(&key, Outcome::Interrupted(TaskState::Lost));
                 }
                 LaunchError::MissingInput(..)

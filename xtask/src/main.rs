@@ -116,14 +116,21 @@ fn guests() -> Result<PathBuf> {
         if !manifest.exists() {
             continue;
         }
-        run(cargo()
+        let mut build = cargo();
+        build
             .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
             .arg(&manifest)
-            .env("CARGO_TARGET_DIR", root.join("target/guests"))
-            // WebAssembly SIMD (every wasmtime runs it): the SDK swaps the
-            // bytes of 8-byte numbers with one shuffle instead of ~40
-            // instructions, which costs less fuel (`weft_codec::key`).
-            .env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", "-C target-feature=+simd128"))?;
+            .env("CARGO_TARGET_DIR", root.join("target/guests"));
+        // WebAssembly SIMD (wasmtime runs it by default): the SDK swaps the
+        // bytes of 8-byte numbers with one shuffle instead of ~40
+        // instructions, which costs less fuel (`weft_codec::key`). Cargo
+        // ignores a target's rustflags when RUSTFLAGS is set, so add to it then.
+        const SIMD: &str = "-C target-feature=+simd128";
+        match std::env::var("RUSTFLAGS") {
+            Ok(flags) => build.env("RUSTFLAGS", format!("{flags} {SIMD}")),
+            Err(_) => build.env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", SIMD),
+        };
+        run(&mut build)?;
     }
     Ok(guest_dir())
 }

@@ -20,10 +20,11 @@
 //!   all (a new partition is written without the store's lock, so reads of
 //!   others do not wait for the disk); a reader that finds a checksum wrong treats the partition as
 //!   missing (and deletes it), which makes the task a cache miss.
-//! - A `MEMORY_AND_DISK` partition read from disk **moves back to memory**
+//! - A `MEMORY_AND_DISK` partition read from disk is **kept in memory too**
 //!   when the budget has room for it without evicting anything (unlike
 //!   Spark, which evicts for it: two datasets read in turn would then push
-//!   each other out on every read).
+//!   each other out on every read). Its file stays, so evicting it again
+//!   writes nothing.
 //!
 //! Job removal (`RemoveJob`) forgets a job's partitions, unpersisting one
 //! forgets a dataset's. See `docs/architecture.md` ("Caching") for how the
@@ -204,11 +205,10 @@ impl CacheStore {
             match written {
                 Ok(()) if current => {
                     let path = self.path(&key);
-                    std::fs::rename(&tmp, &path).map_err(|source| CacheError::Io {
-                        what: "renaming into place",
-                        path,
-                        source,
-                    })?;
+                    if let Err(source) = std::fs::rename(&tmp, &path) {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(CacheError::Io { what: "renaming into place", path, source });
+                    }
                     inner.disk.insert(key, (bytes, level));
                     return Ok(Some(Kept { bytes, memory: false }));
                 }
@@ -247,8 +247,12 @@ impl CacheStore {
         drop(inner);
         match read_batches(&self.path(key)) {
             Ok(batches) => {
-                self.promote(key, &batches)?;
+                self.promote(key, &batches);
                 Ok(Some(batches))
+            }
+            // Forgotten (or put again) while it was read: whatever is kept now.
+            Err(CacheError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(self.lock().memory.get(key).map(|e| e.batches.to_vec()))
             }
             Err(e @ CacheError::Corrupt { .. }) => {
                 tracing::warn!(%key, error = %e, "weft.agent.cache.corrupt");
@@ -261,33 +265,30 @@ impl CacheStore {
         }
     }
 
-    /// Move `key`, just read from disk, back to memory if its level uses
-    /// memory and the budget has room without evicting anything.
-    fn promote(&self, key: &CacheKey, batches: &[Bytes]) -> Result<(), CacheError> {
+    /// Keep `key`, just read from disk, in memory too if its level uses
+    /// memory and the budget has room without evicting anything. Its file
+    /// stays: evicting it again only drops it from memory.
+    fn promote(&self, key: &CacheKey, batches: &[Bytes]) {
+        let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
         let mut inner = self.lock();
-        let Some(&(bytes, level)) = inner.disk.get(key) else { return Ok(()) };
+        // Not the partition on disk now (it was put again while read): leave it.
+        let Some(&(on_disk, level)) = inner.disk.get(key) else { return };
+        if on_disk != bytes || !level.uses_memory() || inner.memory.contains_key(key) {
+            return;
+        }
         let want = u32::try_from((inner.used + bytes).div_ceil(MIB)).unwrap_or(u32::MAX);
         let more = want.saturating_sub(inner.permits);
-        if !level.uses_memory() || inner.memory.contains_key(key) {
-            return Ok(());
-        }
         if more > 0 {
-            let Ok(permit) = self.budget.try_acquire_many(more) else { return Ok(()) };
+            let Ok(permit) = self.budget.try_acquire_many(more) else { return };
             permit.forget();
             inner.permits += more;
         }
         inner.used += bytes;
-        inner.disk.remove(key);
         inner.tick += 1;
         let tick = inner.tick;
         inner.lru.insert(tick, *key);
         inner.memory.insert(*key, Entry { batches: batches.into(), bytes, level, tick });
         tracing::debug!(%key, bytes, "weft.agent.cache.promoted");
-        let path = self.path(key);
-        std::fs::remove_file(&path).or_else(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Ok(()),
-            _ => Err(CacheError::Io { what: "removing", path, source: e }),
-        })
     }
 
     /// Evict least recently used memory partitions until `mib` permits of the
@@ -311,7 +312,8 @@ impl CacheStore {
     /// Forget every partition of `job` (or only those of `dataset`).
     pub fn remove(&self, job: JobId, dataset: Option<DatasetId>) -> Result<usize, CacheError> {
         let mut inner = self.lock();
-        let doomed: Vec<CacheKey> = inner
+        // A set: a partition read back from disk is in memory and on disk.
+        let doomed: std::collections::BTreeSet<CacheKey> = inner
             .memory
             .keys()
             .chain(inner.disk.keys())
@@ -391,7 +393,11 @@ impl CacheStore {
         let Some(entry) = inner.memory.remove(&key) else { return Ok(true) };
         inner.used -= entry.bytes;
         self.settle(inner);
-        if entry.level.uses_disk() {
+        let on_disk = inner.disk.contains_key(&key);
+        if on_disk {
+            // Read back from disk earlier: its file is still there.
+            tracing::debug!(%key, bytes = entry.bytes, "weft.agent.cache.evicted_to_its_file");
+        } else if entry.level.uses_disk() {
             self.write(&key, &entry.batches)?;
             inner.disk.insert(key, (entry.bytes, entry.level));
             tracing::debug!(%key, bytes = entry.bytes, "weft.agent.cache.evicted_to_disk");

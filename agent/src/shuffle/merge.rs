@@ -16,8 +16,9 @@
 //! target size, only between keys, so a consumer (a combine step, a reduce
 //! function) sees every pair of a key in one batch. A single key with more pairs
 //! than the target makes one larger batch. Building batches, the merge reads
-//! each pair into buffers it recycles ([`PairSource::next_into`]): no pair
-//! costs an allocation.
+//! each pair into buffers it recycles ([`PairSource::next_into`]): a pair
+//! from a batch in memory or from the map side's spilled runs costs no
+//! allocation.
 
 use super::buffer::key_prefix;
 use super::error::ShuffleError;

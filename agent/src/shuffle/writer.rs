@@ -318,4 +318,11 @@ impl PairSource for Source {
             Self::Memory(m) => m.next_pair(),
         }
     }
+
+    fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<Option<u32>, ShuffleError> {
+        match self {
+            Self::Run(r) => r.next_into(key, value),
+            Self::Memory(m) => m.next_into(key, value),
+        }
+    }
 }

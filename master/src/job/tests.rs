@@ -405,3 +405,17 @@ fn a_cut_stage_whose_kept_partition_is_gone_waits_for_its_parents_again() {
     }
     assert_eq!(run.state(), &JobState::Succeeded);
 }
+
+#[test]
+fn a_cut_stage_put_back_behind_its_parents_waits_for_them() {
+    let (mut run, counts) = persisted_counts();
+    let kept = KeptAt { agent: A, bytes: 10, memory: true };
+    let cached: CacheIndex = (0..3).map(|p| ((counts, p), kept)).collect();
+    assert_eq!(run.cut_at_kept(&cached), 1);
+    // Describing a task found no input (its keeper went between placing and
+    // describing): the master puts the stage back behind its parents.
+    let key = run.launch(StageId(1), 0, A).unwrap();
+    run.uncut(StageId(1));
+    assert!(run.on_outcome(&key, Outcome::Interrupted(TaskState::Lost)));
+    assert_eq!(run.ready(), [(StageId(0), 0), (StageId(0), 1)], "the map stage runs, then the reduce");
+}

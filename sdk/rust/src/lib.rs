@@ -58,7 +58,7 @@
 //! `target/wasm32-wasip2/release/<crate>.wasm`, a component of the `job` world
 //! of `wit/weft.wit`. Build with WebAssembly SIMD
 //! (`RUSTFLAGS="-C target-feature=+simd128"`, or `rustflags` under
-//! `[target.wasm32-wasip2]` in `.cargo/config.toml`; every weft agent runs it):
+//! `[target.wasm32-wasip2]` in `.cargo/config.toml`; wasmtime runs it by default):
 //! the SDK then decodes and encodes 8-byte numbers (`i64`, `u64`, `f64`) with
 //! one byte shuffle instead of about forty instructions, and a job over many
 //! of them uses less fuel (a fifth less in logistic regression).

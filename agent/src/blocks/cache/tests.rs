@@ -185,7 +185,7 @@ mod model {
 }
 
 #[test]
-fn a_memory_and_disk_partition_read_from_disk_moves_back_to_memory_when_there_is_room() {
+fn a_memory_and_disk_partition_read_from_disk_is_kept_in_memory_too_when_there_is_room() {
     let (_dir, store, budget) = store(8);
     store.put(key(1, 0), StorageLevel::MemoryAndDisk, batches(3, 1)).unwrap();
     store.put(key(2, 0), StorageLevel::MemoryOnly, batches(6, 2)).unwrap();
@@ -197,15 +197,21 @@ fn a_memory_and_disk_partition_read_from_disk_moves_back_to_memory_when_there_is
 
     store.remove(JOB, Some(DatasetId(2))).unwrap();
     assert_eq!(store.get(&key(1, 0)).unwrap().unwrap(), batches(3, 1));
-    assert_eq!((store.memory_used(), store.disk_used()), (3 * MIB, 0), "back in memory");
-    assert!(!store.path(&key(1, 0)).exists());
+    assert_eq!((store.memory_used(), store.disk_used()), (3 * MIB, 3 * MIB), "in memory, its file kept");
     assert_eq!(budget.available_permits(), 5);
+    // Read from memory now: the file can go bad without the read noticing.
+    std::fs::write(store.path(&key(1, 0)), b"not a partition").unwrap();
     assert_eq!(store.get(&key(1, 0)).unwrap().unwrap(), batches(3, 1));
+    // Evicted again, it is not written again: its (now bad) file is what is left.
+    store.put(key(2, 1), StorageLevel::MemoryOnly, batches(6, 5)).unwrap();
+    assert_eq!(store.memory_used(), 6 * MIB);
+    assert_eq!(std::fs::read(store.path(&key(1, 0))).unwrap(), b"not a partition");
+    assert_eq!(store.get(&key(1, 0)).unwrap(), None, "a corrupt file is a miss");
 
     // DISK_ONLY stays on disk.
     store.put(key(3, 0), StorageLevel::DiskOnly, batches(1, 3)).unwrap();
     assert_eq!(store.get(&key(3, 0)).unwrap().unwrap(), batches(1, 3));
-    assert_eq!((store.memory_used(), store.disk_used()), (3 * MIB, MIB));
+    assert_eq!((store.memory_used(), store.disk_used()), (6 * MIB, MIB));
 }
 
 #[test]
@@ -221,6 +227,7 @@ fn disk_writes_racing_removals_keep_whole_partitions_or_nothing_and_leave_no_tem
                     if round % 4 == t % 4 {
                         store.remove(JOB, Some(k.dataset)).unwrap();
                     }
+                    // A partition removed while it is read is a miss, not an error.
                     if let Some(got) = store.get(&k).unwrap() {
                         assert_eq!(got.len(), 2, "a partition is read whole");
                         assert!(got.iter().all(|b| b.len() == (MIB / 2) as usize));
