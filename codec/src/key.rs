@@ -186,14 +186,28 @@ macro_rules! signed {
 signed!(i8 => u8, i16 => u16, i32 => u32, i64 => u64, i128 => u128);
 
 macro_rules! float {
-    ($($t:ty => $u:ty),*) => {$(
+    ($($t:ty => $u:ty, $ordered:ident, $from_ordered:ident);*) => {$(
+        /// The float's bits in the key encoding's order (read as a
+        /// big-endian integer): every bit flipped when negative, else the
+        /// sign bit flipped, so the integers compare as IEEE total order.
+        #[inline]
+        pub fn $ordered(v: $t) -> $u {
+            let bits = v.to_bits();
+            let sign = 1 << (<$u>::BITS - 1);
+            if bits & sign != 0 { !bits } else { bits ^ sign }
+        }
+
+        /// The float whose ordered bits (see above) are `ordered`.
+        #[inline]
+        pub fn $from_ordered(ordered: $u) -> $t {
+            let sign = 1 << (<$u>::BITS - 1);
+            <$t>::from_bits(if ordered & sign != 0 { ordered ^ sign } else { !ordered })
+        }
+
         impl EncodeKey for $t {
             #[inline]
             fn encode_key(&self, out: &mut Vec<u8>, last: bool) {
-                let bits = self.to_bits();
-                let sign = 1 << (<$u>::BITS - 1);
-                let ordered = if bits & sign != 0 { !bits } else { bits ^ sign };
-                ordered.encode_key(out, last)
+                $ordered(*self).encode_key(out, last)
             }
         }
         impl Key for $t {
@@ -202,15 +216,12 @@ macro_rules! float {
             }
             #[inline]
             fn decode_key(input: &mut &[u8], last: bool) -> Result<Self, DecodeError> {
-                let ordered = <$u>::decode_key(input, last)?;
-                let sign = 1 << (<$u>::BITS - 1);
-                let bits = if ordered & sign != 0 { ordered ^ sign } else { !ordered };
-                Ok(<$t>::from_bits(bits))
+                Ok($from_ordered(<$u>::decode_key(input, last)?))
             }
         }
     )*};
 }
-float!(f32 => u32, f64 => u64);
+float!(f32 => u32, ordered_f32, f32_from_ordered; f64 => u64, ordered_f64, f64_from_ordered);
 
 impl EncodeKey for bool {
     fn encode_key(&self, out: &mut Vec<u8>, _last: bool) {

@@ -36,6 +36,12 @@ pub mod batch;
 pub mod key;
 pub mod schema;
 
+/// The name prefix of a whole-partition step (`map_partitions`,
+/// `foreach_partition`: `weft:partition:<function>`), for whose input the
+/// guest returns nothing until the host calls `flush-chain` (see
+/// `wit/weft.wit`, `run-chain`). The SDK names such steps, the host flushes them.
+pub const WHOLE_PARTITION: &str = "weft:partition:";
+
 /// A buffer that does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {

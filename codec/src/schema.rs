@@ -208,8 +208,8 @@ impl Schema {
                 let shift = 128 - bits(w);
                 write!(out, "{}", ((flipped << shift) as i128) >> shift)
             }
-            Schema::Float(4) => write!(out, "{}", f32::from_bits(unflip(fixed(record)?, 32) as u32)),
-            Schema::Float(_) => write!(out, "{}", f64::from_bits(unflip(fixed(record)?, 64) as u64)),
+            Schema::Float(4) => write!(out, "{}", crate::key::f32_from_ordered(fixed(record)? as u32)),
+            Schema::Float(_) => write!(out, "{}", crate::key::f64_from_ordered(fixed(record)? as u64)),
             Schema::Bool => write!(out, "{}", fixed(record)? != 0),
             Schema::Char => {
                 let c = char::from_u32(fixed(record)? as u32).ok_or_else(|| self.mismatch("not a char"))?;
@@ -219,13 +219,6 @@ impl Schema {
         };
         written.map_err(|_| self.mismatch("unwritable"))
     }
-}
-
-/// The IEEE bits of an order-encoded float of `bits` bits.
-fn unflip(ordered: u128, bits: u32) -> u128 {
-    let sign = 1u128 << (bits - 1);
-    let mask = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
-    if ordered & sign != 0 { ordered ^ sign } else { !ordered & mask }
 }
 
 fn take<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {

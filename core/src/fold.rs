@@ -17,6 +17,7 @@
 //! shuffle writer's hash table) and again on the reduce side.
 
 use serde::{Deserialize, Serialize};
+use weft_codec::key::{f64_from_ordered, ordered_f64};
 
 /// A native fold of the values of one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,7 +38,7 @@ impl Fold {
     #[inline]
     pub fn apply(self, a: u64, b: u64) -> u64 {
         match self {
-            Fold::SumF64 => raw_f64(f64_of(a) + f64_of(b)),
+            Fold::SumF64 => ordered_f64(f64_from_ordered(a) + f64_from_ordered(b)),
             Fold::Min => a.min(b),
             Fold::Max => a.max(b),
         }
@@ -65,17 +66,6 @@ pub fn raw(value: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(value).ok().map(u64::from_be_bytes)
 }
 
-/// The `f64` a raw value encodes.
-fn f64_of(raw: u64) -> f64 {
-    f64::from_bits(if raw & SIGN != 0 { raw ^ SIGN } else { !raw })
-}
-
-/// The raw value of an `f64`.
-fn raw_f64(v: f64) -> u64 {
-    let bits = v.to_bits();
-    if bits & SIGN != 0 { !bits } else { bits ^ SIGN }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,10 +84,10 @@ mod tests {
             prop_assert_eq!(Fold::Min.apply(ra, rb), r(a.min(b).to_key_bytes()));
             prop_assert_eq!(Fold::Max.apply(ra, rb), r(a.max(b).to_key_bytes()));
             let (rx, ry) = (r(x.to_key_bytes()), r(y.to_key_bytes()));
-            let sum = f64_of(Fold::SumF64.apply(rx, ry));
+            let sum = f64_from_ordered(Fold::SumF64.apply(rx, ry));
             prop_assert!(sum.to_bits() == (x + y).to_bits() || (sum.is_nan() && (x + y).is_nan()));
-            prop_assert_eq!(f64_of(Fold::Min.apply(rx, ry)).to_bits(), if x.total_cmp(&y).is_le() { x } else { y }.to_bits());
-            prop_assert_eq!(f64_of(Fold::Max.apply(rx, ry)).to_bits(), if x.total_cmp(&y).is_ge() { x } else { y }.to_bits());
+            prop_assert_eq!(f64_from_ordered(Fold::Min.apply(rx, ry)).to_bits(), if x.total_cmp(&y).is_le() { x } else { y }.to_bits());
+            prop_assert_eq!(f64_from_ordered(Fold::Max.apply(rx, ry)).to_bits(), if x.total_cmp(&y).is_ge() { x } else { y }.to_bits());
         }
     }
 

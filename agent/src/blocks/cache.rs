@@ -182,10 +182,7 @@ impl CacheStore {
         let mut inner = self.lock();
         self.forget(&mut inner, &key)?;
         if level.uses_memory() && self.reserve(&mut inner, bytes, Some(key.dataset))? {
-            inner.tick += 1;
-            let tick = inner.tick;
-            inner.lru.insert(tick, key);
-            inner.memory.insert(key, Entry { batches: batches.into(), bytes, level, tick });
+            keep_in_memory(&mut inner, key, batches.into(), bytes, level);
             return Ok(Some(Kept { bytes, memory: true }));
         }
         if level.uses_disk() {
@@ -276,19 +273,10 @@ impl CacheStore {
         if on_disk != bytes || !level.uses_memory() || inner.memory.contains_key(key) {
             return;
         }
-        let want = u32::try_from((inner.used + bytes).div_ceil(MIB)).unwrap_or(u32::MAX);
-        let more = want.saturating_sub(inner.permits);
-        if more > 0 {
-            let Ok(permit) = self.budget.try_acquire_many(more) else { return };
-            permit.forget();
-            inner.permits += more;
+        if self.take(&mut inner, bytes) {
+            keep_in_memory(&mut inner, *key, batches.into(), bytes, level);
+            tracing::debug!(%key, bytes, "weft.agent.cache.promoted");
         }
-        inner.used += bytes;
-        inner.tick += 1;
-        let tick = inner.tick;
-        inner.lru.insert(tick, *key);
-        inner.memory.insert(*key, Entry { batches: batches.into(), bytes, level, tick });
-        tracing::debug!(%key, bytes, "weft.agent.cache.promoted");
     }
 
     /// Evict least recently used memory partitions until `mib` permits of the
@@ -356,22 +344,27 @@ impl CacheStore {
             return Ok(false);
         }
         loop {
-            let want = u32::try_from((inner.used + bytes).div_ceil(MIB)).unwrap_or(u32::MAX);
-            let more = want.saturating_sub(inner.permits);
-            if more == 0 {
-                inner.used += bytes;
-                return Ok(true);
-            }
-            if let Ok(permit) = self.budget.try_acquire_many(more) {
-                permit.forget();
-                inner.permits += more;
-                inner.used += bytes;
+            if self.take(inner, bytes) {
                 return Ok(true);
             }
             if !self.evict_one(inner, keep)? {
                 return Ok(false);
             }
         }
+    }
+
+    /// Count `bytes` more as used if the budget's free permits cover them
+    /// (with those already held); whether they did. Evicts nothing.
+    fn take(&self, inner: &mut Inner, bytes: u64) -> bool {
+        let want = u32::try_from((inner.used + bytes).div_ceil(MIB)).unwrap_or(u32::MAX);
+        let more = want.saturating_sub(inner.permits);
+        if more > 0 {
+            let Ok(permit) = self.budget.try_acquire_many(more) else { return false };
+            permit.forget();
+            inner.permits += more;
+        }
+        inner.used += bytes;
+        true
     }
 
     /// Give back the permits `used` no longer needs.
@@ -440,6 +433,15 @@ impl CacheStore {
         out.into_inner().map_err(|e| e.into_error()).map_err(io("writing"))?;
         Ok(())
     }
+}
+
+/// Keep `key` in memory as the most recently used partition (its `bytes`
+/// already counted as used).
+fn keep_in_memory(inner: &mut Inner, key: CacheKey, batches: Arc<[Bytes]>, bytes: u64, level: StorageLevel) {
+    inner.tick += 1;
+    let tick = inner.tick;
+    inner.lru.insert(tick, key);
+    inner.memory.insert(key, Entry { batches, bytes, level, tick });
 }
 
 /// The batches of a partition file, each checked against its crc32c.

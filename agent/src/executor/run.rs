@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::mpsc::{Receiver, Sender};
-use weft_codec::batch;
+use weft_codec::{WHOLE_PARTITION, batch};
 use weft_core::metering::{EndReason, TaskMetering};
 
 /// Everything the pool job needs, owned (the job outlives the caller's borrow).
@@ -217,10 +217,6 @@ async fn flush(
     }
     EndReason::Finished
 }
-
-/// The name prefix of a whole-partition step, which the guest holds input for
-/// until `flush-chain` (see `wit/weft.wit`, `run-chain`).
-const WHOLE_PARTITION: &str = "weft:partition:";
 
 /// An empty chain: no instance at all, batches go straight through, so a
 /// deadline passing can only be the host's doing. The report counts batches

@@ -286,7 +286,7 @@ thread_local! {
 /// Whether `function` names a whole-partition step (`weft:partition:<f>`),
 /// which holds its input until the task's last batch.
 pub(crate) fn holds(function: &str) -> bool {
-    function.strip_prefix(PREFIX).is_some_and(|rest| rest.starts_with("partition:"))
+    function.starts_with(weft_codec::WHOLE_PARTITION)
 }
 
 /// Keep `batch` for the whole-partition step `step`.
@@ -307,7 +307,7 @@ pub(crate) fn release(step: &Op) -> Result<Vec<u8>, CallError> {
         let mut p = p.borrow_mut();
         p.iter().position(|(name, _)| *name == step.function).map(|i| p.swap_remove(i).1)
     });
-    let name = step.function.strip_prefix("weft:partition:").unwrap_or_default();
+    let name = step.function.strip_prefix(weft_codec::WHOLE_PARTITION).unwrap_or_default();
     let f = user(name, OpKind::MapBatch, &step.function)?;
     let held = held.unwrap_or_default();
     let mut out = BatchWriter::with_capacity(held.len());
