@@ -63,6 +63,11 @@
 //! one byte shuffle instead of about forty instructions, and a job over many
 //! of them uses less fuel (a fifth less in logistic regression).
 //!
+//! The crate's default `allocator` feature makes [`alloc::SmallBlocks`] the
+//! component's global allocator: small values freed and made again per record
+//! (a `String` per word) are recycled without a call into the C library's
+//! allocator. Turn default features off to choose your own.
+//!
 //! # Core concepts
 //!
 //! - **[`Context`]**: what `#[weft::main]` receives. It reads the job's
@@ -236,6 +241,7 @@
 //! for broadcasts and accumulators. Driver calls need a host and fail with
 //! [`Error::NotADriver`].
 
+pub mod alloc;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 mod builtin;
