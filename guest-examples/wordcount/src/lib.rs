@@ -6,11 +6,13 @@
 use weft::prelude::*;
 
 /// The lowercased words of a line (borrowing the line: no copy of it is
-/// made). An ASCII word is lowercased byte by byte, as one copy; `to_lowercase`
-/// (Unicode's rules, a char at a time) only runs on the others.
+/// made). `weft::text::words` splits as `str::split_whitespace` does, a byte
+/// at a time on an ASCII line. An ASCII word is lowercased byte by byte, as
+/// one copy; `to_lowercase` (Unicode's rules, a char at a time) only runs on
+/// the others.
 #[weft::flat_map]
 fn split_words(line: &str) -> impl Iterator<Item = String> + '_ {
-    line.split_whitespace().map(|word| if word.is_ascii() { word.to_ascii_lowercase() } else { word.to_lowercase() })
+    weft::text::words(line).map(|word| if word.is_ascii() { word.to_ascii_lowercase() } else { word.to_lowercase() })
 }
 
 /// A word, counted once.
