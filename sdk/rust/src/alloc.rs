@@ -6,17 +6,22 @@
 //! dlmalloc and back, with its bins and headers; here a freed small block goes
 //! on a list of its size class and the next request of that class takes it
 //! back, a few instructions each way. Blocks above [`SMALL`] bytes, or aligned
-//! to more than 8, go straight to the C library. When the C library cannot
-//! serve a request (the task's memory limit is reached), every listed block is
-//! given back to it and the request tried again, so a job that frees many
-//! small values and then wants one large buffer still finds the memory.
+//! to more than 8, go straight to the C library.
+//!
+//! The lists never make the heap grow: before the C library serves any
+//! request (a large one, or a small one whose list is empty), every listed
+//! block goes back to it first. So a guest's memory peaks where it would
+//! without the lists, and a job that frees many small values and then wants a
+//! large buffer, or small values of other sizes, finds the memory. (Running
+//! out cannot be left to the C library to report: past a task's memory limit
+//! the host stops the guest instead of failing the allocation.) Each listed
+//! block goes back at most once per time it was listed, so this costs a
+//! bounded amount of work per `dealloc`.
 //!
 //! It is the global allocator of a `wasm32` guest built with the default
 //! `allocator` feature (a component has no threads, which is what makes the
 //! unsynchronised lists sound); turn the feature off to pick another. What it
 //! saves is measured in `docs/architecture.md` ("The Rust SDK").
-
-#![allow(unsafe_code)] // An allocator is unsafe by contract; each block below says why it holds.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
@@ -32,58 +37,74 @@ const CLASSES: usize = SMALL / 8;
 /// Not thread-safe: it is `Sync` only where there are no threads (see the
 /// module docs).
 pub struct SmallBlocks<A> {
-    /// The free lists, one per class: each head points to a free block whose
-    /// first word points to the next one.
-    heads: UnsafeCell<[*mut u8; CLASSES]>,
+    lists: UnsafeCell<Lists>,
     next: A,
+}
+
+/// The free lists, one per class: each head points to a free block whose
+/// first word points to the next one.
+struct Lists {
+    heads: [*mut u8; CLASSES],
+    /// Bit `c` is set when class `c`'s list may hold blocks (set by every
+    /// `dealloc` onto it, cleared when the lists are given back).
+    listed: u32,
 }
 
 impl<A> SmallBlocks<A> {
     /// No blocks listed yet, over `next`.
     pub const fn new(next: A) -> Self {
-        SmallBlocks { heads: UnsafeCell::new([null_mut(); CLASSES]), next }
+        SmallBlocks { lists: UnsafeCell::new(Lists { heads: [null_mut(); CLASSES], listed: 0 }), next }
     }
 }
 
 impl<A: GlobalAlloc> SmallBlocks<A> {
-    /// Give every listed block back to `next`; whether there was any.
-    #[cold]
-    #[inline(never)]
-    fn release(&self) -> bool {
-        // SAFETY: single-threaded (see `Sync`); no reference into the lists outlives this call.
-        let heads = unsafe { &mut *self.heads.get() };
-        let mut any = false;
-        for (c, head) in heads.iter_mut().enumerate() {
-            while !head.is_null() {
-                let block_ptr = *head;
-                // SAFETY: a listed block is a free `block(c)` from `next`, whose first word links the next one.
-                unsafe {
-                    *head = block_ptr.cast::<*mut u8>().read();
-                    self.next.dealloc(block_ptr, block(c));
-                }
-                any = true;
-            }
-        }
-        any
-    }
-
-    /// A new block for `layout` from `next`: a whole `block(c)` if the layout
-    /// is of class `c`. Out of line, to keep the list's path short.
+    /// Give every listed block back to `next`, then ask it for `layout`.
+    /// Out of line, to keep the lists' paths short.
     ///
     /// # Safety
     ///
     /// As [`GlobalAlloc::alloc`].
+    #[allow(unsafe_code)]
     #[inline(never)]
     unsafe fn alloc_next(&self, layout: Layout) -> *mut u8 {
-        let layout = class(&layout).map_or(layout, block);
+        self.release();
         // SAFETY: a non-zero size, as the caller's contract requires.
-        self.or_retry(unsafe { self.next.alloc(layout) }, || unsafe { self.next.alloc(layout) })
+        unsafe { self.next.alloc(layout) }
     }
 
-    /// `got`, or when it is null and some blocks could be given back, `again()`.
+    /// Give every listed block back to `next`.
+    #[allow(unsafe_code)]
     #[inline(always)]
-    fn or_retry(&self, got: *mut u8, again: impl FnOnce() -> *mut u8) -> *mut u8 {
-        if got.is_null() && self.release() { again() } else { got }
+    fn release(&self) {
+        // SAFETY: single-threaded (see `Sync`); the reference ends before `next` is called.
+        let lists = unsafe { &mut *self.lists.get() };
+        if lists.listed != 0 {
+            // Detached first, so that no reference into the lists is held while `next` runs.
+            let (heads, listed) = (lists.heads, lists.listed);
+            *lists = Lists { heads: [null_mut(); CLASSES], listed: 0 };
+            self.give_back(heads, listed);
+        }
+    }
+
+    /// Give the blocks of the lists `heads` whose bits are set in `listed` back to `next`.
+    #[allow(unsafe_code)]
+    #[cold]
+    #[inline(never)]
+    fn give_back(&self, heads: [*mut u8; CLASSES], mut listed: u32) {
+        while listed != 0 {
+            let c = listed.trailing_zeros() as usize;
+            listed &= listed - 1;
+            let mut block_ptr = heads[c];
+            while !block_ptr.is_null() {
+                // SAFETY: a listed block is a free `block(c)` from `next` whose first word links
+                // the next one; it is read before the block is given back.
+                unsafe {
+                    let link = block_ptr.cast::<*mut u8>().read();
+                    self.next.dealloc(block_ptr, block(c));
+                    block_ptr = link;
+                }
+            }
+        }
     }
 }
 
@@ -96,6 +117,7 @@ fn class(layout: &Layout) -> Option<usize> {
 
 /// The layout of every block of class `c`: all of its class's size, aligned
 /// to 8, so that any request of the class fits any block of it.
+#[allow(unsafe_code)]
 #[inline(always)]
 fn block(c: usize) -> Layout {
     // SAFETY: (c + 1) * 8 ≤ SMALL, far below isize::MAX, and 8 is a power of two.
@@ -105,20 +127,23 @@ fn block(c: usize) -> Layout {
 // SAFETY: every method hands out blocks of at least the requested size and
 // alignment: a class's blocks are all `block(c)`, which covers any layout of
 // that class; others come from `next` with the caller's own layout. A block is
-// on a list only between its `dealloc` and the next `alloc` of its class, so it
-// is never handed out twice.
+// on a list only between its `dealloc` and the next `alloc` of its class (or
+// the lists' release), so it is never handed out or given back twice.
+#[allow(unsafe_code)]
 unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if let Some(c) = class(&layout) {
-            // SAFETY: single-threaded (see `Sync`); no reference into the lists outlives this call.
-            let heads = unsafe { &mut *self.heads.get() };
-            let head = heads[c];
+            // SAFETY: single-threaded (see `Sync`); no reference into the lists outlives this block.
+            let lists = unsafe { &mut *self.lists.get() };
+            let head = lists.heads[c];
             if !head.is_null() {
                 // SAFETY: a listed block is a free `block(c)`, aligned to 8, whose first word links the next one.
-                heads[c] = unsafe { head.cast::<*mut u8>().read() };
+                lists.heads[c] = unsafe { head.cast::<*mut u8>().read() };
                 return head;
             }
+            // SAFETY: a non-zero size.
+            return unsafe { self.alloc_next(block(c)) };
         }
         // SAFETY: the caller's layout, as the caller's contract requires.
         unsafe { self.alloc_next(layout) }
@@ -130,20 +155,20 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
             // SAFETY: `ptr` came from `next` with this layout (see `alloc`).
             return unsafe { self.next.dealloc(ptr, layout) };
         };
-        // SAFETY: single-threaded (see `Sync`).
-        let heads = unsafe { &mut *self.heads.get() };
+        // SAFETY: single-threaded (see `Sync`); no reference into the lists outlives this function.
+        let lists = unsafe { &mut *self.lists.get() };
         // SAFETY: the caller gives the block up; it holds at least 8 bytes, aligned to 8.
-        unsafe { ptr.cast::<*mut u8>().write(heads[c]) };
-        heads[c] = ptr;
+        unsafe { ptr.cast::<*mut u8>().write(lists.heads[c]) };
+        lists.heads[c] = ptr;
+        lists.listed |= 1 << c;
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if class(&layout).is_none() {
+            self.release();
             // SAFETY: as in `alloc`; the C library's zeroed memory may need no writing.
-            return self.or_retry(unsafe { self.next.alloc_zeroed(layout) }, || unsafe {
-                self.next.alloc_zeroed(layout)
-            });
+            return unsafe { self.next.alloc_zeroed(layout) };
         }
         // SAFETY: as in `alloc`; the block holds `layout.size()` bytes.
         unsafe {
@@ -161,10 +186,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallBlocks<A> {
         match (class(&layout), class(&new)) {
             // Its block already holds the new size.
             (Some(c), Some(d)) if c == d => ptr,
-            // SAFETY: `ptr` came from `next` with `layout` (see `alloc`).
-            (None, None) => self.or_retry(unsafe { self.next.realloc(ptr, layout, new_size) }, || unsafe {
-                self.next.realloc(ptr, layout, new_size)
-            }),
+            (None, None) => {
+                self.release();
+                // SAFETY: `ptr` came from `next` with `layout` (see `alloc`).
+                unsafe { self.next.realloc(ptr, layout, new_size) }
+            }
             // SAFETY: a fresh block of the new layout; the old one holds `layout.size()` bytes.
             _ => unsafe {
                 let moved = self.alloc(new);
@@ -185,6 +211,7 @@ static GLOBAL: SmallBlocks<std::alloc::System> = SmallBlocks::new(std::alloc::Sy
 
 // SAFETY: a wasm32 component without the `atomics` feature has exactly one
 // thread, so the lists are never touched concurrently.
+#[allow(unsafe_code)]
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
 unsafe impl<A: Sync> Sync for SmallBlocks<A> {}
 

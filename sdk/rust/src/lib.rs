@@ -131,7 +131,8 @@
 //!   which a function called by name cannot have.
 //! - **In user functions**: [`accumulator_add`] counts, [`task_info`] says
 //!   where the task is, [`info!`], [`warn!`] & co. write to the task's log,
-//!   and [`text::words`] splits a line as `split_whitespace` does, faster.
+//!   and [`text::words`] splits a line as `split_whitespace` does, faster on
+//!   ASCII text.
 //!
 //! # Iterative jobs
 //!

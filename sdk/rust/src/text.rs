@@ -95,6 +95,12 @@ mod tests {
         }
 
         #[test]
+        fn words_of_any_ascii_line_are_split_whitespace(bytes in prop::collection::vec(0u8..128, 0..80)) {
+            let line = String::from_utf8(bytes).unwrap_or_default();
+            prop_assert_eq!(words(&line).collect::<Vec<_>>(), line.split_whitespace().collect::<Vec<_>>());
+        }
+
+        #[test]
         fn words_of_any_string_are_split_whitespace(line in any::<String>()) {
             prop_assert_eq!(words(&line).collect::<Vec<_>>(), line.split_whitespace().collect::<Vec<_>>());
         }

@@ -1,4 +1,5 @@
-#![allow(clippy::unwrap_used)]
+// The tests call the allocator under test directly, within the layouts they asked for.
+#![allow(clippy::unwrap_used, unsafe_code)]
 
 use super::*;
 use proptest::prelude::*;
@@ -6,20 +7,34 @@ use std::alloc::System;
 use std::cell::Cell;
 
 /// The system allocator, counting what reaches it and the bytes it holds,
-/// and refusing to hold more than `limit` bytes when one is set.
+/// and checking that it is never asked for memory while blocks are listed.
 #[derive(Default)]
 struct Counting {
     calls: Cell<usize>,
     held: Cell<isize>,
-    limit: Cell<Option<isize>>,
+    /// The lists of the `SmallBlocks` in front, once [`watch`]ed.
+    lists: Cell<Option<*const UnsafeCell<Lists>>>,
+}
+
+impl Counting {
+    fn assert_nothing_listed(&self) {
+        if let Some(lists) = self.lists.get() {
+            let heads = unsafe { (*(*lists).get()).heads };
+            assert!(heads.iter().all(|h| h.is_null()), "asked for memory while blocks were listed");
+        }
+    }
+}
+
+/// `a`, with its system allocator checking the lists (`a` must not move).
+fn watch(a: &SmallBlocks<Counting>) -> &SmallBlocks<Counting> {
+    a.next.lists.set(Some(&a.lists));
+    a
 }
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.assert_nothing_listed();
         self.calls.set(self.calls.get() + 1);
-        if self.limit.get().is_some_and(|limit| self.held.get() + layout.size() as isize > limit) {
-            return std::ptr::null_mut();
-        }
         self.held.set(self.held.get() + layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
@@ -29,6 +44,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        self.assert_nothing_listed();
         self.calls.set(self.calls.get() + 1);
         self.held.set(self.held.get() + new_size as isize - layout.size() as isize);
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -41,7 +57,7 @@ fn layout(size: usize, align: usize) -> Layout {
 
 /// The bytes of the blocks on the lists.
 fn listed<A>(a: &SmallBlocks<A>) -> usize {
-    let heads = unsafe { &*a.heads.get() };
+    let heads = unsafe { &(*a.lists.get()).heads };
     let mut bytes = 0;
     for (c, &head) in heads.iter().enumerate() {
         let mut p = head;
@@ -66,10 +82,12 @@ fn a_freed_small_block_is_reused_by_the_next_request_of_its_class_without_the_sy
         assert_eq!(q, p);
         assert_eq!(listed(&a), 0);
         assert_eq!(a.next.calls.get(), 1, "the reuse did not reach the system allocator");
-        // Another class does not take it.
+        // Another class does not take it: its list is empty, so the system
+        // allocator serves it, after getting the listed block back.
         a.dealloc(q, layout(16, 8));
         let r = a.alloc(layout(24, 8));
-        assert_ne!(r, q);
+        assert_eq!(a.next.calls.get(), 3, "the 16-byte block given back, then a 24-byte one made");
+        assert_eq!(a.next.held.get(), 24);
         a.dealloc(r, layout(24, 8));
     }
 }
@@ -91,40 +109,44 @@ fn large_and_over_aligned_requests_go_to_the_system_allocator_each_time() {
 }
 
 #[test]
-fn listed_blocks_go_back_to_the_system_allocator_when_it_runs_out() {
-    let a = SmallBlocks::new(Counting::default());
-    let limit = 1 << 20;
-    a.next.limit.set(Some(limit));
-    // The whole limit in small blocks of several classes, then all freed: listed.
-    let mut blocks = Vec::new();
-    for size in [24, 200].into_iter().cycle() {
-        let p = unsafe { a.alloc(layout(size, 8)) };
-        if p.is_null() {
-            break;
+fn listed_blocks_go_back_before_the_system_allocator_serves_anything() {
+    let owner = SmallBlocks::new(Counting::default());
+    let a = watch(&owner);
+    let small = |size: usize| {
+        // Many blocks of two classes (sizes inside their classes), all freed: listed.
+        let blocks: Vec<_> =
+            (0..1000usize).map(|i| (unsafe { a.alloc(layout(size + i % 2, 8)) }, size + i % 2)).collect();
+        for (p, size) in blocks {
+            unsafe { a.dealloc(p, layout(size, 8)) };
         }
-        blocks.push((p, size));
-    }
-    assert!(a.next.held.get() > limit - 200);
-    for (p, size) in blocks {
-        unsafe { a.dealloc(p, layout(size, 8)) };
-    }
-    assert_eq!(listed(&a) as isize, a.next.held.get());
+    };
+    small(13);
+    assert_eq!(listed(a), 1000 * 16);
+    // The first 199-byte request finds its list empty: the 16-byte blocks go back first.
+    small(199);
+    assert_eq!(listed(a), 1000 * 200);
+    assert_eq!(listed(a) as isize, a.next.held.get(), "the system holds only what is listed");
     unsafe {
-        // A large request finds the memory; so does a small one of a class with an empty list.
-        let big = a.alloc(layout(limit as usize / 2, 8));
-        assert!(!big.is_null(), "the listed blocks were not given back");
-        assert_eq!(listed(&a), 0);
-        a.dealloc(big, layout(limit as usize / 2, 8));
-        let small = a.alloc(layout(100, 8));
-        assert!(!small.is_null());
-        a.dealloc(small, layout(100, 8));
-        // With nothing listed to give back, an impossible request is refused, not looped on.
-        let calls = a.next.calls.get();
-        assert!(a.alloc(layout(2 * limit as usize, 8)).is_null());
-        assert_eq!(a.next.calls.get(), calls + 3, "a try, the listed block given back, one more try");
-        assert!(a.alloc(layout(2 * limit as usize, 8)).is_null());
-        assert_eq!(a.next.calls.get(), calls + 4, "nothing listed: one try");
+        // A large request: everything listed goes back first (the system allocator checks).
+        let big = a.alloc(layout(100_000, 8));
+        assert_eq!(listed(a), 0);
+        assert_eq!(a.next.held.get(), 100_000, "all listed blocks were given back");
+        a.dealloc(big, layout(100_000, 8));
+        // A small request of a class whose list is empty, after others were listed: the same.
+        small(13);
+        let p = a.alloc(layout(60, 8));
+        assert_eq!(listed(a), 0);
+        assert_eq!(a.next.held.get(), 64);
+        // Zeroed and reallocated large blocks too.
+        a.dealloc(p, layout(60, 8));
+        let z = a.alloc_zeroed(layout(5000, 8));
+        assert_eq!(a.next.held.get(), 5000);
+        small(13);
+        let z = a.realloc(z, layout(5000, 8), 9000);
+        assert_eq!(a.next.held.get(), 9000);
+        a.dealloc(z, layout(9000, 8));
     }
+    assert_eq!(a.next.held.get(), 0);
 }
 
 #[test]
@@ -189,7 +211,8 @@ proptest! {
     /// every other and keeps what was written into it.
     #[test]
     fn live_blocks_never_overlap_and_keep_their_contents(ops in prop::collection::vec(op(), 1..300)) {
-        let a = SmallBlocks::new(Counting::default());
+        let owner = SmallBlocks::new(Counting::default());
+        let a = watch(&owner);
         // (pointer, layout, fill byte)
         let mut live: Vec<(*mut u8, Layout, u8)> = Vec::new();
         for (step, op) in ops.into_iter().enumerate() {
@@ -211,6 +234,7 @@ proptest! {
                         let i = i % live.len();
                         let (p, l, old) = live[i];
                         let q = a.realloc(p, l, size);
+                        prop_assert_eq!(q as usize % l.align(), 0);
                         let kept = l.size().min(size);
                         prop_assert!((0..kept).all(|j| *q.add(j) == old));
                         q.write_bytes(fill, size);
@@ -229,6 +253,6 @@ proptest! {
         for (p, l, _) in live {
             unsafe { a.dealloc(p, l) };
         }
-        prop_assert_eq!(a.next.held.get(), listed(&a) as isize, "everything not on the lists went back");
+        prop_assert_eq!(a.next.held.get(), listed(a) as isize, "everything not on the lists went back");
     }
 }
