@@ -72,6 +72,17 @@ impl BatchWriter {
         self.buf
     }
 
+    /// The framed bytes so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Empty the batch, keeping its buffer for the next entries.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.entries = 0;
+    }
+
     /// Take the finished buffer and leave this writer empty, keeping nothing.
     pub fn take(&mut self) -> Vec<u8> {
         self.entries = 0;

@@ -12,7 +12,7 @@
 
 use super::combine::Combiner;
 use super::error::ShuffleError;
-use weft_codec::batch::BatchWriter;
+use weft_codec::batch::{BatchWriter, PREFIX};
 
 /// Where one buffered pair lives.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +85,28 @@ impl SortBuffer {
         mut combiner: Option<&mut Combiner>,
         mut each: impl FnMut(u32, Vec<u8>) -> Result<(), ShuffleError>,
     ) -> Result<(), ShuffleError> {
+        let mut sorted = self.sorted();
+        for p in 0..partitions {
+            let these = sorted.take(p);
+            let bytes: usize = sorted.pairs(these.clone()).map(|(k, v)| 2 * PREFIX + k.len() + v.len()).sum();
+            let mut batch = BatchWriter::with_capacity(bytes);
+            for (k, v) in sorted.pairs(these) {
+                batch.push(k);
+                batch.push(v);
+            }
+            let mut batch = batch.finish();
+            if let Some(c) = combiner.as_deref_mut() {
+                batch = c.apply(batch)?;
+            }
+            each(p, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Sort by (partition, key), stably, for reading partition by partition
+    /// ([`Sorted::take`]); the buffer is empty once the result is dropped, and
+    /// keeps its allocations.
+    pub(crate) fn sorted(&mut self) -> Sorted<'_> {
         let mut entries = std::mem::take(&mut self.entries);
         // Equal keys keep their arrival order: the arena offset, which grows
         // with every push, breaks ties (an unstable sort made stable, faster
@@ -95,27 +117,39 @@ impl SortBuffer {
                 .then_with(|| self.key(a).cmp(self.key(b)))
                 .then(a.start.cmp(&b.start))
         });
-        let mut rest = entries.as_slice();
-        for p in 0..partitions {
-            let n = rest.iter().take_while(|e| e.partition == p).count();
-            let (these, after) = rest.split_at(n);
-            rest = after;
-            let bytes: usize = these.iter().map(|e| 8 + e.key_len as usize + e.value_len as usize).sum();
-            let mut batch = BatchWriter::with_capacity(bytes);
-            for e in these {
-                batch.push(self.key(e));
-                batch.push(self.value(e));
-            }
-            let mut batch = batch.finish();
-            if let Some(c) = combiner.as_deref_mut() {
-                batch = c.apply(batch)?;
-            }
-            each(p, batch)?;
-        }
+        Sorted { buffer: self, entries, at: 0 }
+    }
+}
+
+/// A [`SortBuffer`]'s pairs, sorted, read one partition after another.
+pub(crate) struct Sorted<'a> {
+    buffer: &'a mut SortBuffer,
+    entries: Vec<Entry>,
+    /// The entries before this one were taken.
+    at: usize,
+}
+
+impl Sorted<'_> {
+    /// The entries of partition `p`, which must come after every partition
+    /// taken before (none when it has no pairs).
+    pub(crate) fn take(&mut self, p: u32) -> std::ops::Range<usize> {
+        let n = self.entries[self.at..].iter().take_while(|e| e.partition == p).count();
+        self.at += n;
+        self.at - n..self.at
+    }
+
+    /// The pairs of `entries` (from [`take`](Self::take)), in order.
+    pub(crate) fn pairs(&self, entries: std::ops::Range<usize>) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries[entries].iter().map(|e| (self.buffer.key(e), self.buffer.value(e)))
+    }
+}
+
+impl Drop for Sorted<'_> {
+    fn drop(&mut self) {
+        let mut entries = std::mem::take(&mut self.entries);
         entries.clear();
-        self.entries = entries;
-        self.arena.clear();
-        Ok(())
+        self.buffer.entries = entries;
+        self.buffer.arena.clear();
     }
 }
 

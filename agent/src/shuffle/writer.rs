@@ -8,7 +8,8 @@
 //! Memory: the sort buffer is spilled as soon as its accounted size passes
 //! [`WriterConfig::memory_budget`]; while a run is cut, one partition's batch is
 //! built beside it. Merging holds one pair per run plus one output chunk
-//! ([`WriterConfig::chunk_bytes`]).
+//! ([`WriterConfig::chunk_bytes`]); a buffer never spilled and not combined is
+//! written straight from the buffer through one such chunk.
 //!
 //! Atomicity: the data and index are written to temporary files in the output
 //! directory, then renamed into place: first any old index is removed, then
@@ -36,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use weft_codec::batch::{count, pairs};
+use weft_codec::batch::{BatchWriter, count, pairs};
 
 /// Tuning of a [`ShuffleWriter`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,11 +228,17 @@ impl ShuffleWriter {
     pub fn finish(mut self) -> Result<MapOutput, ShuffleError> {
         self.drain_sums();
         let partitions = self.partitioner.partitions();
+        // Nothing spilled and nothing to combine: the sorted pairs go straight
+        // from the buffer to the file, through one chunk. Otherwise each
+        // partition's batch is built whole, to combine or merge.
+        let straight = self.runs.is_empty() && self.combiner.is_none();
         let mut last_run: Vec<Vec<u8>> = Vec::with_capacity(partitions as usize);
-        self.buffer.drain_sorted(partitions, self.combiner.as_mut(), |_, batch| {
-            last_run.push(batch);
-            Ok(())
-        })?;
+        if !straight {
+            self.buffer.drain_sorted(partitions, self.combiner.as_mut(), |_, batch| {
+                last_run.push(batch);
+                Ok(())
+            })?;
+        }
 
         let data_tmp = temp_in(&self.dir, ".data")?;
         let tmp_path = data_tmp.path().to_path_buf();
@@ -239,6 +246,29 @@ impl ShuffleWriter {
         let mut offsets = vec![0u64];
         let mut checksums = Vec::with_capacity(partitions as usize);
         let mut records = 0u64;
+        if straight {
+            let mut sorted = self.buffer.sorted();
+            let mut chunk = BatchWriter::with_capacity(self.config.chunk_bytes);
+            for p in 0..partitions {
+                let mut block = BlockEncoder::new(self.config.compression, &mut out);
+                let these = sorted.take(p);
+                records += these.len() as u64;
+                for (k, v) in sorted.pairs(these) {
+                    chunk.push(k);
+                    chunk.push(v);
+                    if chunk.byte_len() >= self.config.chunk_bytes {
+                        block.write(chunk.bytes()).map_err(ShuffleError::io(&tmp_path))?;
+                        chunk.clear();
+                    }
+                }
+                block.write(chunk.bytes()).map_err(ShuffleError::io(&tmp_path))?;
+                chunk.clear();
+                block.finish().map_err(ShuffleError::io(&tmp_path))?;
+                let (end, crc) = out.end_block();
+                offsets.push(end);
+                checksums.push(crc);
+            }
+        }
         for (p, memory) in (0..partitions).zip(last_run) {
             let mut block = BlockEncoder::new(self.config.compression, &mut out);
             if self.runs.is_empty() {
