@@ -7,8 +7,8 @@
 //! most comparisons then touch no key bytes at all (a cache miss each).
 //! The buffer's size, checked against the
 //! writer's memory budget, is the arena's length plus the entries' size; a
-//! partition's batch built while draining adds at most one partition's bytes
-//! on top of that.
+//! spill builds one partition's batch at a time on top of that (the writer's
+//! `finish` may build them all: see its module docs).
 
 use super::combine::Combiner;
 use super::error::ShuffleError;
@@ -100,6 +100,7 @@ impl SortBuffer {
             }
             each(p, batch)?;
         }
+        debug_assert!(sorted.is_drained(), "pairs of a partition past the last");
         Ok(())
     }
 
@@ -108,14 +109,18 @@ impl SortBuffer {
     /// keeps its allocations.
     pub(crate) fn sorted(&mut self) -> Sorted<'_> {
         let mut entries = std::mem::take(&mut self.entries);
-        // Equal keys keep their arrival order: the arena offset, which grows
-        // with every push, breaks ties (an unstable sort made stable, faster
-        // than a stable one).
+        // Equal keys keep their arrival order (an unstable sort made stable,
+        // faster than a stable one): the arena offset breaks ties, and among
+        // pairs at one offset the shorter value came first. Only an empty pair
+        // leaves the offset as it was, so the pair after it shares its offset
+        // and, with an equal (empty) key, has a value at least as long; two
+        // pairs tied on both are the same empty pair.
         entries.sort_unstable_by(|a, b| {
             (a.partition, a.prefix)
                 .cmp(&(b.partition, b.prefix))
                 .then_with(|| self.key(a).cmp(self.key(b)))
                 .then(a.start.cmp(&b.start))
+                .then(a.value_len.cmp(&b.value_len))
         });
         Sorted { buffer: self, entries, at: 0 }
     }
@@ -138,6 +143,11 @@ impl Sorted<'_> {
         self.at - n..self.at
     }
 
+    /// Whether every partition's entries were taken.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.at == self.entries.len()
+    }
+
     /// The pairs of `entries` (from [`take`](Self::take)), in order.
     pub(crate) fn pairs(&self, entries: std::ops::Range<usize>) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.entries[entries].iter().map(|e| (self.buffer.key(e), self.buffer.value(e)))
@@ -157,6 +167,32 @@ impl Drop for Sorted<'_> {
 mod tests {
     use super::*;
     use weft_codec::batch::pairs;
+
+    #[test]
+    fn a_pair_after_an_empty_pair_shares_its_offset_and_still_comes_after_it() {
+        // Empty pairs, each followed by a pair of the same (empty) key at the
+        // same offset, between pairs of a key that sorts after them: enough
+        // of them for the sort to move ties (a short or sorted slice it would not).
+        let mut b = SortBuffer::default();
+        let mut arrived = Vec::new();
+        for i in 0u32..3000 {
+            let (key, value) = match i % 3 {
+                0 => (&b""[..], Vec::new()),
+                1 => (&b""[..], i.to_be_bytes().to_vec()),
+                _ => (&b"k"[..], i.to_be_bytes().to_vec()),
+            };
+            b.push(0, key, &value);
+            arrived.push((key.to_vec(), value));
+        }
+        let mut got = Vec::new();
+        b.drain_sorted(1, None, |_, batch| {
+            got.extend(pairs(&batch).map(|p| p.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap()));
+            Ok(())
+        })
+        .unwrap();
+        arrived.sort_by(|a, b| a.0.cmp(&b.0)); // stable
+        assert!(got == arrived, "equal keys out of arrival order");
+    }
 
     #[test]
     fn sorts_stably_by_partition_then_key() {

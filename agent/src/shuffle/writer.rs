@@ -7,9 +7,11 @@
 //!
 //! Memory: the sort buffer is spilled as soon as its accounted size passes
 //! [`WriterConfig::memory_budget`]; while a run is cut, one partition's batch is
-//! built beside it. Merging holds one pair per run plus one output chunk
-//! ([`WriterConfig::chunk_bytes`]); a buffer never spilled and not combined is
-//! written straight from the buffer through one such chunk.
+//! built beside it. At the end, a buffer never spilled, of a writer without a
+//! combiner, is written straight from the buffer through one output chunk
+//! ([`WriterConfig::chunk_bytes`]); otherwise every partition's last batch is
+//! built beside the buffer's (kept) allocation, and merging holds one pair per
+//! run plus one output chunk.
 //!
 //! Atomicity: the data and index are written to temporary files in the output
 //! directory, then renamed into place: first any old index is removed, then
@@ -48,7 +50,8 @@ pub struct WriterConfig {
     pub memory_budget: usize,
     /// How blocks are stored in the data file.
     pub compression: Compression,
-    /// Size of the chunks the merge hands to the combiner and the encoder.
+    /// Size of the chunks the merge (or, with nothing spilled and no
+    /// combiner, the sorted buffer) hands to the combiner and the encoder.
     pub chunk_bytes: usize,
 }
 
@@ -247,8 +250,8 @@ impl ShuffleWriter {
         let mut checksums = Vec::with_capacity(partitions as usize);
         let mut records = 0u64;
         if straight {
+            let mut chunk = BatchWriter::with_capacity(self.config.chunk_bytes.min(self.buffer.bytes()));
             let mut sorted = self.buffer.sorted();
-            let mut chunk = BatchWriter::with_capacity(self.config.chunk_bytes);
             for p in 0..partitions {
                 let mut block = BlockEncoder::new(self.config.compression, &mut out);
                 let these = sorted.take(p);
@@ -268,6 +271,7 @@ impl ShuffleWriter {
                 offsets.push(end);
                 checksums.push(crc);
             }
+            debug_assert!(sorted.is_drained(), "pairs of a partition past the last");
         }
         for (p, memory) in (0..partitions).zip(last_run) {
             let mut block = BlockEncoder::new(self.config.compression, &mut out);
