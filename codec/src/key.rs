@@ -5,21 +5,9 @@
 //! bytes. The host relies on this to hash-partition, sort and group pairs on raw
 //! bytes without calling back into the guest.
 //!
-//! | type | encoding |
-//! |---|---|
-//! | `u8`…`u64`, `u128` | big-endian |
-//! | `i8`…`i64`, `i128` | big-endian with the sign bit flipped |
-//! | `f32`, `f64` | IEEE bits, all flipped when negative, else the sign flipped (total order; `-0.0 < 0.0`, NaN last) |
-//! | `bool` | one byte, 0 or 1 |
-//! | `char` | its scalar value as `u32` |
-//! | `String`, `Vec<u8>` | last in a key: the raw bytes; elsewhere 0x00 escaped as 0x00 0xFF and ended by 0x00 0x00 |
-//! | `Option<T>` | 0x00 for `None`, 0x01 then `T` |
-//! | `()` | nothing |
-//! | tuples up to 6 | the elements in order |
-//!
-//! The raw form for a trailing string means a `String` key is its UTF-8 bytes,
-//! which makes text output of keys free; the escaped form keeps a string that is
-//! followed by more elements prefix-free, so `("a", 2)` sorts before `("ab", 1)`.
+//! The encoding, type by type, is part of the record contract that every SDK
+//! follows: `docs/record-format.md` ("Keys") specifies it, and the golden
+//! vectors in `codec/golden/records.json` pin it down byte for byte.
 
 use crate::DecodeError;
 use crate::schema::Schema;

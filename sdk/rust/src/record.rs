@@ -1,24 +1,21 @@
 //! How one value becomes the bytes of one batch entry, and back.
 //!
-//! The host reads some of these bytes itself (text lines, `i64` sums, join and
-//! group values), so the rules below are part of the contract with the host, not
-//! an implementation detail:
+//! This is the record encoding of the record contract, which the host reads
+//! too (text lines, native sums, join and group values) and every SDK follows:
+//! `docs/record-format.md` ("Records") specifies the bytes, and the golden
+//! vectors in `codec/golden/records.json` pin them down. The Rust types map
+//! onto the contract's as follows:
 //!
-//! | type | bytes of the entry |
+//! | Rust type | contract type |
 //! |---|---|
-//! | [`String`] | its UTF-8 bytes (a text-file line, without the newline) |
-//! | integers, `f32`, `f64`, `bool`, `char` | the fixed-width [`weft_codec::key`] encoding: `i64` is 8 bytes, big-endian with the sign bit flipped |
-//! | `usize`, `isize` | as `u64`, `i64` |
-//! | `()` | nothing |
-//! | tuples `(A, B)` … `(A, …, F)` | one [batch-framed](weft_codec::batch) entry per element, in order |
-//! | [`Vec<T>`] | one framed entry per element |
-//! | [`Option<T>`] | no framed entry for `None`, one for `Some` |
-//! | [`Bytes`] | the raw bytes |
-//! | [`Serde<T>`] and [`serde_record!`](crate::serde_record) types | [postcard](https://docs.rs/postcard) |
-//!
-//! So the host builds a join value `(left, right)` by framing the two value
-//! entries, and a `group_by_key` value (a `Vec<V>`) by framing every value of the
-//! key; it decodes the values of `sum_by_key` with `i64::from_key_bytes`.
+//! | [`String`] | string |
+//! | [`Bytes`] | bytes |
+//! | integers, `f32`, `f64`, `bool`, `char`, `()` | the same |
+//! | `usize`, `isize` | `u64`, `i64` |
+//! | tuples `(A, B)` … `(A, …, F)` | tuple |
+//! | [`Vec<T>`] | list (so a `Vec<u8>` is a list of `u8`, not bytes) |
+//! | [`Option<T>`] | option |
+//! | [`Serde<T>`] and [`serde_record!`](crate::serde_record) types | postcard |
 
 use std::fmt;
 use weft_codec::batch::{self, PREFIX};

@@ -8,6 +8,7 @@ mod builtin;
 mod dispatch;
 mod driver;
 mod functions;
+mod golden;
 mod params;
 
 use weft::codec::batch::{BatchWriter, entries, pairs};
