@@ -199,25 +199,14 @@ impl CacheStore {
             if current {
                 inner.writing.remove(&key);
             }
-            match written {
-                Ok(()) if current => {
-                    let path = self.path(&key);
-                    if let Err(source) = std::fs::rename(&tmp, &path) {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(CacheError::Io { what: "renaming into place", path, source });
-                    }
-                    inner.disk.insert(key, (bytes, level));
-                    return Ok(Some(Kept { bytes, memory: false }));
-                }
-                Ok(()) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Ok(None);
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e);
-                }
+            written?;
+            if !current {
+                let _ = std::fs::remove_file(&tmp);
+                return Ok(None);
             }
+            self.place(&key, &tmp)?;
+            inner.disk.insert(key, (bytes, level));
+            return Ok(Some(Kept { bytes, memory: false }));
         }
         Ok(None)
     }
@@ -403,17 +392,31 @@ impl CacheStore {
 
     /// Write `batches` as `key`'s file, whole or not at all.
     fn write(&self, key: &CacheKey, batches: &[Bytes]) -> Result<(), CacheError> {
-        let (path, tmp) = (self.path(key), self.path(key).with_extension("tmp"));
+        let tmp = self.path(key).with_extension("tmp");
         self.write_to(key, &tmp, batches)?;
-        std::fs::rename(&tmp, &path).map_err(|source| CacheError::Io {
-            what: "renaming into place",
-            path,
-            source,
+        self.place(key, &tmp)
+    }
+
+    /// Rename `tmp` to `key`'s file; the temporary file is deleted if that fails.
+    fn place(&self, key: &CacheKey, tmp: &Path) -> Result<(), CacheError> {
+        let path = self.path(key);
+        std::fs::rename(tmp, &path).map_err(|source| {
+            let _ = std::fs::remove_file(tmp);
+            CacheError::Io { what: "renaming into place", path, source }
         })
     }
 
-    /// Write `batches` to `tmp`, the temporary file of `key`.
+    /// Write `batches` to `tmp`, the temporary file of `key`; nothing is left
+    /// of it if that fails.
     fn write_to(&self, key: &CacheKey, tmp: &Path, batches: &[Bytes]) -> Result<(), CacheError> {
+        let written = self.write_file(key, tmp, batches);
+        if written.is_err() {
+            let _ = std::fs::remove_file(tmp);
+        }
+        written
+    }
+
+    fn write_file(&self, key: &CacheKey, tmp: &Path, batches: &[Bytes]) -> Result<(), CacheError> {
         let path = self.path(key);
         let io = |what| {
             let path = path.clone();

@@ -102,16 +102,7 @@ impl<B: AsRef<[u8]>> BatchSource<B> {
 
 impl<B: AsRef<[u8]>> PairSource for BatchSource<B> {
     fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError> {
-        let rest = &self.buf.as_ref()[self.pos..];
-        let mut it = weft_codec::batch::pairs(rest);
-        match it.next() {
-            None => Ok(None),
-            Some(Err(source)) => Err(ShuffleError::Malformed { source }),
-            Some(Ok((k, v))) => {
-                self.pos += 2 * PREFIX + k.len() + v.len();
-                Ok(Some((k.to_vec(), v.to_vec())))
-            }
-        }
+        fresh_pair(self)
     }
 
     fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<Option<u32>, ShuffleError> {
@@ -129,6 +120,13 @@ impl<B: AsRef<[u8]>> PairSource for BatchSource<B> {
             }
         }
     }
+}
+
+/// The next pair of a source that implements [`PairSource::next_into`], in
+/// new buffers: its `next_pair`.
+pub(crate) fn fresh_pair<S: PairSource + ?Sized>(source: &mut S) -> Result<Option<Pair>, ShuffleError> {
+    let (mut key, mut value) = (Vec::new(), Vec::new());
+    Ok(source.next_into(&mut key, &mut value)?.map(|_| (key, value)))
 }
 
 /// A source's head pair in the merge: its key's prefix (compared first, see
@@ -164,24 +162,13 @@ impl<S: PairSource> Merge<S> {
         Ok(())
     }
 
-    /// Pull source `i`'s next pair onto the heap; it must not sort before `after`.
+    /// Pull source `i`'s next pair onto the heap, read into the spare buffers
+    /// (when a handed-on pair left some); it must not sort before `after`.
     fn advance(&mut self, i: usize, after: Option<&[u8]>) -> Result<(), ShuffleError> {
-        if let Some(((k, v), tag)) = self.sources[i].next_tagged()? {
-            if after.is_some_and(|a| k.as_slice() < a) {
-                return Err(ShuffleError::Unsorted);
-            }
-            self.heap.push(Reverse((key_prefix(&k), k, tag, i)));
-            self.values[i] = Some(v);
-        }
-        Ok(())
-    }
-
-    /// [`advance`](Self::advance), reading into the spare buffers.
-    fn advance_into(&mut self, i: usize, after: &[u8]) -> Result<(), ShuffleError> {
         let (mut k, mut v) = std::mem::take(&mut self.spare);
         match self.sources[i].next_into(&mut k, &mut v)? {
             Some(tag) => {
-                if k.as_slice() < after {
+                if after.is_some_and(|a| k.as_slice() < a) {
                     return Err(ShuffleError::Unsorted);
                 }
                 self.heap.push(Reverse((key_prefix(&k), k, tag, i)));
@@ -228,7 +215,7 @@ impl<S: PairSource> Merge<S> {
             let v = self.values[i].take().unwrap_or_default();
             out.push(&k);
             out.push(&v);
-            self.advance_into(i, &k)?;
+            self.advance(i, Some(&k))?;
             let cut = out.byte_len() >= target && (!whole_keys || self.peek_key() != Some(k.as_slice()));
             // The pair is in the batch: its buffers hold the next one read.
             self.spare = (k, v);

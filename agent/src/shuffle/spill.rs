@@ -88,12 +88,6 @@ pub(crate) struct RunSource {
 }
 
 impl RunSource {
-    fn read_entry(&mut self) -> Result<Vec<u8>, ShuffleError> {
-        let mut entry = Vec::new();
-        self.read_entry_into(&mut entry)?;
-        Ok(entry)
-    }
-
     /// The next entry into `entry`, replacing what it held.
     fn read_entry_into(&mut self, entry: &mut Vec<u8>) -> Result<(), ShuffleError> {
         let mut prefix = [0u8; PREFIX];
@@ -118,17 +112,7 @@ impl RunSource {
 
 impl PairSource for RunSource {
     fn next_pair(&mut self) -> Result<Option<Pair>, ShuffleError> {
-        if self.remaining == 0 {
-            return Ok(None);
-        }
-        let key = self.read_entry()?;
-        if self.remaining == 0 {
-            return Err(ShuffleError::Malformed {
-                source: weft_codec::DecodeError::UnpairedKey { entries: 1 },
-            });
-        }
-        let value = self.read_entry()?;
-        Ok(Some((key, value)))
+        super::merge::fresh_pair(self)
     }
 
     fn next_into(&mut self, key: &mut Vec<u8>, value: &mut Vec<u8>) -> Result<Option<u32>, ShuffleError> {

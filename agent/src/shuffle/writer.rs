@@ -26,7 +26,7 @@
 //! leads to recomputation.
 
 use super::block::{BlockEncoder, Checksummed, Compression};
-use super::buffer::SortBuffer;
+use super::buffer::{SortBuffer, Sorted};
 use super::combine::Combiner;
 use super::error::ShuffleError;
 use super::ids::{MapId, ShuffleId, data_file_name, index_file_name};
@@ -249,11 +249,12 @@ impl ShuffleWriter {
         let mut offsets = vec![0u64];
         let mut checksums = Vec::with_capacity(partitions as usize);
         let mut records = 0u64;
-        if straight {
-            let mut chunk = BatchWriter::with_capacity(self.config.chunk_bytes.min(self.buffer.bytes()));
-            let mut sorted = self.buffer.sorted();
-            for p in 0..partitions {
-                let mut block = BlockEncoder::new(self.config.compression, &mut out);
+        let mut sorted = if straight { Some(self.buffer.sorted()) } else { None };
+        let mut chunk = BatchWriter::with_capacity(if straight { self.config.chunk_bytes } else { 0 });
+        let mut last_run = last_run.into_iter();
+        for p in 0..partitions {
+            let mut block = BlockEncoder::new(self.config.compression, &mut out);
+            if let Some(sorted) = sorted.as_mut() {
                 let these = sorted.take(p);
                 records += these.len() as u64;
                 for (k, v) in sorted.pairs(these) {
@@ -266,23 +267,15 @@ impl ShuffleWriter {
                 }
                 block.write(chunk.bytes()).map_err(ShuffleError::io(&tmp_path))?;
                 chunk.clear();
-                block.finish().map_err(ShuffleError::io(&tmp_path))?;
-                let (end, crc) = out.end_block();
-                offsets.push(end);
-                checksums.push(crc);
-            }
-            debug_assert!(sorted.is_drained(), "pairs of a partition past the last");
-        }
-        for (p, memory) in (0..partitions).zip(last_run) {
-            let mut block = BlockEncoder::new(self.config.compression, &mut out);
-            if self.runs.is_empty() {
+            } else if self.runs.is_empty() {
                 // One run, already sorted and combined: no merge needed.
+                let memory = last_run.next().unwrap_or_default();
                 records += (count(&memory).map_err(|source| ShuffleError::Malformed { source })? / 2) as u64;
                 block.write(&memory).map_err(ShuffleError::io(&tmp_path))?;
             } else {
                 let mut sources: Vec<Source> =
                     self.runs.iter().map(|r| r.partition(p).map(Source::Run)).collect::<Result<_, _>>()?;
-                sources.push(Source::Memory(BatchSource::new(memory)));
+                sources.push(Source::Memory(BatchSource::new(last_run.next().unwrap_or_default())));
                 let mut merge = Merge::new(sources);
                 while let Some(mut chunk) = merge.next_chunk(self.config.chunk_bytes)? {
                     if let Some(c) = self.combiner.as_mut() {
@@ -298,6 +291,8 @@ impl ShuffleWriter {
             offsets.push(end);
             checksums.push(crc);
         }
+        debug_assert!(sorted.as_ref().is_none_or(Sorted::is_drained), "pairs of a partition past the last");
+        drop(sorted);
         let bytes_written = offsets.last().copied().unwrap_or(0);
         let data_tmp = out
             .into_inner()

@@ -23,41 +23,36 @@ fn parse<T: DeserializeOwned>(value: &Value) -> T {
     serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("value {value}: {e}"))
 }
 
-/// A key type: both encodings, each decoded back to the value (so the bytes
-/// on file, once equal to them, decode to it too).
-fn key_and_record<T: Key + Record + DeserializeOwned + PartialEq + Debug>(value: &Value) -> Encoded {
-    let v: T = parse(value);
+/// Both encodings of `v`, each decoding to a value that encodes to the same
+/// bits again: as encodings are one-to-one, the value itself (checked on bits
+/// because `==` would let −0.0 come back as 0.0 and never holds for NaN). So
+/// the bytes on file, once equal to these, decode to `v` too.
+fn both<T: Key + Record + Debug>(v: T) -> Encoded {
     let key = v.to_key_bytes();
-    let from_key = T::from_key_bytes(&key).unwrap();
-    assert_eq!(from_key, v, "key of {value} decodes back");
-    // Bitwise too (`==` would let −0.0 come back as 0.0).
-    assert_eq!(from_key.to_key_bytes(), key, "key of {value} decodes to the same bits");
-    let record = v.to_record_bytes();
-    let from_record = T::decode(&record).unwrap();
-    assert_eq!(from_record, v, "record of {value} decodes back");
-    assert_eq!(from_record.to_record_bytes(), record, "record of {value} decodes to the same bits");
-    (Some(hex::encode(key)), hex::encode(record))
+    assert_eq!(T::from_key_bytes(&key).unwrap().to_key_bytes(), key, "key of {v:?} decodes back");
+    (Some(hex::encode(key)), record_of(v).1)
 }
 
-/// A value type: its record encoding, decoded back to the value.
-fn record_only<T: Record + DeserializeOwned + PartialEq + Debug>(value: &Value) -> Encoded {
-    let v: T = parse(value);
+/// The record encoding of `v`, decoding as in [`both`].
+fn record_of<T: Record + Debug>(v: T) -> Encoded {
     let record = v.to_record_bytes();
-    let decoded = T::decode(&record).unwrap();
-    assert_eq!(decoded, v, "record of {value} decodes back");
-    assert_eq!(decoded.to_record_bytes(), record, "record of {value} decodes to the same bits");
+    assert_eq!(T::decode(&record).unwrap().to_record_bytes(), record, "record of {v:?} decodes back");
     (None, hex::encode(record))
+}
+
+/// A key type's vector.
+fn key_and_record<T: Key + Record + DeserializeOwned + Debug>(value: &Value) -> Encoded {
+    both(parse::<T>(value))
+}
+
+/// A value type's vector.
+fn record_only<T: Record + DeserializeOwned + Debug>(value: &Value) -> Encoded {
+    record_of(parse::<T>(value))
 }
 
 /// A float given by its IEEE bits (hex), so that NaN and the infinities have vectors.
 fn f64_bits(value: &Value) -> Encoded {
-    let bits = u64::from_str_radix(value.as_str().unwrap(), 16).unwrap();
-    let v = f64::from_bits(bits);
-    let key = v.to_key_bytes();
-    assert_eq!(f64::from_key_bytes(&key).unwrap().to_bits(), bits);
-    let record = v.to_record_bytes();
-    assert_eq!(f64::decode(&record).unwrap().to_bits(), bits);
-    (Some(hex::encode(key)), hex::encode(record))
+    both(f64::from_bits(u64::from_str_radix(value.as_str().unwrap(), 16).unwrap()))
 }
 
 fn encoded(ty: &str, value: &Value) -> Encoded {
