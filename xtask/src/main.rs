@@ -8,11 +8,14 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod sdks;
+
 const USAGE: &str = "\
 cargo xtask <command>
 
 Commands:
-  guests     build every guest component (guest-examples/, tests/guests/) for wasm32-wasip2
+  guests     build every guest component (guest-examples/, tests/guests/): Rust for wasm32-wasip2,
+             Python with componentize-py (installed into target/sdk-tools/ on first use)
   demo       build weft and the guests, and run word count over the bundled text with `weft local`
   test       the full suite CI runs: guests, test services, fmt, clippy -D warnings, tests, docs
   bench      the sandbox benchmarks (release build), printing figures and native ratios
@@ -132,6 +135,7 @@ fn guests() -> Result<PathBuf> {
         };
         run(&mut build)?;
     }
+    sdks::python_guests()?;
     Ok(guest_dir())
 }
 
@@ -143,6 +147,7 @@ fn test() -> Result<()> {
         run(Command::new("bash").arg(&setup))?;
     }
     run(cargo().current_dir(&root).args(["fmt", "--all", "--", "--check"]))?;
+    sdks::sdk_unit_tests()?;
     run(cargo().current_dir(&root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     // The SDK's bindings to the host exist only on wasm32: lint that side too.
     run(cargo().current_dir(&root).args([

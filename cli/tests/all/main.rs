@@ -9,6 +9,7 @@ mod bad_input;
 mod bulk;
 mod cache;
 mod cluster;
+mod conformance;
 mod fairness;
 mod isolation;
 mod iterative;

@@ -32,6 +32,12 @@ fn root() -> PathBuf {
 
 /// A guest component, built by the project's tooling on first use.
 pub fn guest(name: &str) -> PathBuf {
+    built();
+    root().join(format!("target/guests/wasm32-wasip2/release/{name}.wasm"))
+}
+
+/// Build every guest component, once per test process.
+fn built() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -39,7 +45,13 @@ pub fn guest(name: &str) -> PathBuf {
             Command::new(cargo).args(["xtask", "guests"]).current_dir(root()).status().unwrap().success();
         assert!(ok, "`cargo xtask guests` failed");
     });
-    root().join(format!("target/guests/wasm32-wasip2/release/{name}.wasm"))
+}
+
+/// A Python guest component (`target/guests/python/<name>.wasm`), built by
+/// the project's tooling on first use.
+pub fn python_guest(name: &str) -> PathBuf {
+    built();
+    root().join(format!("target/guests/python/{name}.wasm"))
 }
 
 /// A child process killed when dropped.

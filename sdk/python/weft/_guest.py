@@ -12,7 +12,7 @@ from wit_world import WitWorld as _World
 from wit_world.exports import Dispatcher as _Dispatcher
 from wit_world.imports import types
 
-from . import _dispatch, _host, _run_main
+from . import JobFailed, _dispatch, _host, _run_main
 from ._functions import REGISTRY
 
 _ERRORS = {
@@ -47,6 +47,9 @@ class WitWorld(_World):
     def run(self) -> None:
         try:
             _run_main()
+        except JobFailed as e:
+            # An action's job failed: its message already says where and why.
+            raise Err(str(e)) from None
         except Exception as e:
             tb = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-8))
             raise Err(f"{type(e).__name__}: {e}\n{tb.rstrip()}") from None

@@ -1,0 +1,175 @@
+//! The SDK conformance suite: the same job in every guest language
+//! (`tests/guests/conformance` in Rust, `tests/guests/python/conformance.py`),
+//! each case run on a real cluster (a master and two agents) and its output
+//! compared with a native computation. User errors and panics must end as
+//! guest errors naming the function and the cause; hostile functions (an
+//! endless loop, a memory bomb, unbounded recursion, a giant output) must be
+//! contained, and the cluster must go on serving.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::cluster::numbers;
+use crate::support::{cluster, counts, guest, native_counts, output_lines, python_guest, run, text};
+
+/// `weft submit --wait --json` with limits small enough for the hostile
+/// cases; whether it succeeded, and the job's status.
+fn submit(url: &str, wasm: &Path, args: &[&str]) -> (bool, serde_json::Value) {
+    let mut all = vec!["submit", wasm.to_str().unwrap(), "--master", url, "--wait", "--json"];
+    all.extend_from_slice(&["--task-memory", "256MiB", "--fuel", "5000000000", "--"]);
+    all.extend_from_slice(args);
+    let o = run(&all);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let status: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&o.stderr)));
+    (o.status.success(), status)
+}
+
+/// The job must succeed; its driver's log.
+fn succeeds(url: &str, wasm: &Path, args: &[&str]) -> String {
+    let (ok, status) = submit(url, wasm, args);
+    assert!(ok && status["state"] == "succeeded", "{args:?}: {status}");
+    status["driver_log"].as_str().unwrap_or_default().to_string()
+}
+
+/// The job must fail; its message.
+fn fails(url: &str, wasm: &Path, args: &[&str]) -> String {
+    let (ok, status) = submit(url, wasm, args);
+    assert!(!ok && status["state"] == "failed", "{args:?}: {status}");
+    status["message"].as_str().unwrap().to_string()
+}
+
+fn sorted(mut lines: Vec<String>) -> Vec<String> {
+    lines.sort();
+    lines
+}
+
+/// `key,number` lines over `keys` keys.
+fn keyed_numbers(seed: u64, lines: usize, keys: u64) -> Vec<(String, i64)> {
+    let mut r = numbers(seed);
+    (0..lines)
+        .map(|_| (format!("k{}", r.next().unwrap() % keys), (r.next().unwrap() % 1000) as i64))
+        .collect()
+}
+
+fn write_pairs(path: &Path, pairs: &[(String, i64)]) {
+    std::fs::write(path, pairs.iter().map(|(k, v)| format!("{k},{v}\n")).collect::<String>()).unwrap();
+}
+
+fn conforms(wasm: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = |name: &str| d.join(name).to_str().unwrap().to_string();
+    let (_master, url, mut agents) = cluster(d, 2);
+
+    // Word count.
+    let body = text(1 << 20);
+    std::fs::write(d.join("text.txt"), &body).unwrap();
+    succeeds(&url, wasm, &["wordcount", &path("text.txt"), &path("wc")]);
+    assert_eq!(counts(&output_lines(&d.join("wc"))), native_counts(&body), "word count");
+
+    // A join of two keyed files.
+    let (left, right) = (keyed_numbers(1, 3000, 400), keyed_numbers(2, 2000, 500));
+    write_pairs(&d.join("left.txt"), &left);
+    write_pairs(&d.join("right.txt"), &right);
+    succeeds(&url, wasm, &["join", &path("left.txt"), &path("right.txt"), &path("joined")]);
+    let mut native = Vec::new();
+    for (k, l) in &left {
+        for (_, r) in right.iter().filter(|(k2, _)| k2 == k) {
+            native.push(format!("{k}\t{l}\t{r}"));
+        }
+    }
+    assert!(native.len() > 1000, "the join has work to do");
+    assert_eq!(sorted(output_lines(&d.join("joined"))), sorted(native), "join");
+
+    // A sort into four partitions: the part files in order are the sorted lines.
+    let mut r = numbers(3);
+    let mut keys: Vec<u64> = (0..5000).map(|_| r.next().unwrap() % 1_000_000_000).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let lines: Vec<String> =
+        keys.iter().rev().enumerate().map(|(i, k)| format!("{k} payload {i} of the record")).collect();
+    std::fs::write(d.join("unsorted.txt"), lines.iter().map(|l| format!("{l}\n")).collect::<String>())
+        .unwrap();
+    succeeds(&url, wasm, &["sort", &path("unsorted.txt"), &path("sorted")]);
+    let mut native = lines.clone();
+    native.sort_by(|a, b| a.split(' ').next().cmp(&b.split(' ').next()));
+    assert_eq!(output_lines(&d.join("sorted")), native, "sort");
+
+    // Group by key.
+    succeeds(&url, wasm, &["group", &path("left.txt"), &path("grouped")]);
+    let mut groups: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for (k, v) in &left {
+        groups.entry(k).or_default().push(*v);
+    }
+    let native: Vec<String> = groups
+        .iter_mut()
+        .map(|(k, vs)| {
+            vs.sort_unstable();
+            format!("{k}\t{}", vs.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+        })
+        .collect();
+    assert_eq!(sorted(output_lines(&d.join("grouped"))), native, "group by key");
+
+    // Accumulators, summed over the tasks by the master.
+    let log = succeeds(&url, wasm, &["accumulate", &path("text.txt")]);
+    let (n, bytes) = (body.lines().count(), body.lines().map(str::len).sum::<usize>());
+    assert!(log.contains(&format!("count={n} lines={n} bytes={bytes}")), "accumulators: {log}");
+
+    // A bound parameter (shipped as a broadcast value).
+    succeeds(&url, wasm, &["broadcast", &path("text.txt"), &path("grep"), "and"]);
+    let native: Vec<String> = body.lines().filter(|l| l.contains("and")).map(str::to_string).collect();
+    assert!(!native.is_empty());
+    assert_eq!(sorted(output_lines(&d.join("grep"))), sorted(native), "bound parameter");
+
+    // A cached dataset, counted twice, and its distinct records.
+    let log = succeeds(&url, wasm, &["cache", &path("text.txt")]);
+    let native = native_counts(&body);
+    let words: i64 = native.values().sum();
+    assert!(log.contains(&format!("words={words} again={words} distinct={}", native.len())), "cache: {log}");
+
+    // A user error and a panic (an exception): guest errors naming the
+    // function and the cause.
+    let bad = format!("{}the BAD line\n{}", &body[..5000], &body[5000..10_000]);
+    std::fs::write(d.join("bad.txt"), bad).unwrap();
+    let message = fails(&url, wasm, &["fail", &path("bad.txt")]);
+    assert!(message.contains("reject_bad") && message.contains("conformance: bad record"), "{message}");
+    assert!(message.contains("the BAD line"), "the record is named: {message}");
+    let message = fails(&url, wasm, &["panic", &path("bad.txt")]);
+    assert!(message.contains("divide") && message.contains("by zero"), "{message}");
+
+    // Hostile functions, contained by the sandbox's limits.
+    let small = path("small.txt");
+    std::fs::write(&small, "one line\nanother line\n").unwrap();
+    let message = fails(&url, wasm, &["spin", &small]);
+    assert!(message.contains("out of fuel"), "endless loop: {message}");
+    let message = fails(&url, wasm, &["grow", &small]);
+    assert!(message.contains("memory limit of 256.0 MiB"), "memory bomb: {message}");
+    let message = fails(&url, wasm, &["recurse", &small]);
+    assert!(
+        message.contains("stack overflow") || message.contains("memory limit of 256.0 MiB"),
+        "unbounded recursion: {message}"
+    );
+    let message = fails(&url, wasm, &["giant", &small]);
+    assert!(
+        message.contains("memory limit of 256.0 MiB") || message.contains("output limit"),
+        "giant output: {message}"
+    );
+
+    // The agents survived all of it and serve the next job.
+    for a in &mut agents {
+        assert!(a.wait(std::time::Duration::ZERO).is_none(), "an agent exited");
+    }
+    succeeds(&url, wasm, &["wordcount", &path("small.txt"), &path("wc-after")]);
+    assert_eq!(counts(&output_lines(&d.join("wc-after"))), native_counts("one line\nanother line\n"));
+}
+
+#[test]
+fn the_rust_sdk_conforms() {
+    conforms(&guest("conformance"));
+}
+
+#[test]
+fn the_python_sdk_conforms() {
+    conforms(&python_guest("conformance"));
+}

@@ -1,0 +1,117 @@
+//! The guest SDKs' toolchains and guest builds, beside the Rust ones.
+//!
+//! Each toolchain is installed into `target/sdk-tools/` by the project's own
+//! commands, pinned, from the language's registry: nothing is needed on the
+//! machine but what `docs/sdk-python.md` lists. A guest component is rebuilt
+//! only when one of its inputs changes (its directory's sources, the SDK, the
+//! WIT, the toolchain's version): each output keeps the blake3 digest of its
+//! inputs beside it.
+
+use crate::{root, run};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// componentize-py's version, from PyPI.
+const COMPONENTIZE_PY: &str = "0.25.1";
+
+/// Where Python guest components land: `target/guests/python/<module>.wasm`.
+pub fn python_guest_dir() -> PathBuf {
+    root().join("target/guests/python")
+}
+
+/// The Python virtual environment holding componentize-py, made on first use;
+/// returns its `bin` directory.
+fn python_tools() -> Result<PathBuf> {
+    let venv = root().join("target/sdk-tools/python");
+    let bin = venv.join("bin");
+    let stamp = venv.join("weft-installed");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == COMPONENTIZE_PY) {
+        return Ok(bin);
+    }
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    run(Command::new(&python).args(["-m", "venv", "--clear"]).arg(&venv)).with_context(|| {
+        format!("making a Python virtual environment needs {python} with its venv module")
+    })?;
+    run(Command::new(bin.join("pip")).args([
+        "install",
+        "--disable-pip-version-check",
+        "--quiet",
+        &format!("componentize-py=={COMPONENTIZE_PY}"),
+    ]))?;
+    std::fs::write(&stamp, COMPONENTIZE_PY)?;
+    Ok(bin)
+}
+
+/// Build every Python job (a module with `@weft.main`) under
+/// `guest-examples/python` and `tests/guests/python`.
+pub fn python_guests() -> Result<()> {
+    let root = root();
+    let sdk = root.join("sdk/python");
+    let out_dir = python_guest_dir();
+    std::fs::create_dir_all(&out_dir)?;
+    let mut bin = None;
+    for dir in ["guest-examples/python", "tests/guests/python"].map(|d| root.join(d)) {
+        let sources = python_files(&dir)?;
+        let mut shared = blake3::Hasher::new();
+        shared.update(COMPONENTIZE_PY.as_bytes());
+        for file in python_files(&sdk.join("weft"))?.iter().chain(&sources) {
+            shared.update(file.as_os_str().as_encoded_bytes());
+            shared.update(&std::fs::read(file)?);
+        }
+        shared.update(&std::fs::read(root.join("wit/weft.wit"))?);
+        let digest = shared.finalize().to_hex().to_string();
+        for job in &sources {
+            if !std::fs::read_to_string(job)?.contains("@weft.main") {
+                continue;
+            }
+            let stem = job.file_stem().and_then(|s| s.to_str()).context("a module name")?;
+            let out = out_dir.join(format!("{stem}.wasm"));
+            let key = out_dir.join(format!("{stem}.inputs"));
+            if out.exists() && std::fs::read_to_string(&key).is_ok_and(|k| k == digest) {
+                continue;
+            }
+            let bin = match &bin {
+                Some(b) => b,
+                None => bin.insert(python_tools()?),
+            };
+            let _ = std::fs::remove_file(&key);
+            run(Command::new(bin.join("python"))
+                .args(["-m", "weft.build"])
+                .arg(job)
+                .arg("-o")
+                .arg(&out)
+                .env("PYTHONPATH", &sdk)
+                .env("COMPONENTIZE_PY", bin.join("componentize-py")))?;
+            std::fs::write(&key, &digest)?;
+        }
+    }
+    Ok(())
+}
+
+/// The SDKs' own unit tests, run natively (the Python SDK's with the machine's
+/// `python3`): the golden vectors, the dispatcher.
+pub fn sdk_unit_tests() -> Result<()> {
+    let sdk = root().join("sdk/python");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    run(Command::new(python).args(["-m", "unittest", "discover", "-s", "tests", "-t", "."]).current_dir(&sdk))
+}
+
+/// The `.py` files directly in `dir`, sorted (none when it does not exist).
+fn python_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "py") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.iter().any(|f| f.to_str().is_none()) {
+        bail!("a file name under {} is not UTF-8", dir.display());
+    }
+    Ok(files)
+}
