@@ -11,6 +11,8 @@ steps (`_weft.*`) are described in `docs/sdk-python.md`.
 from __future__ import annotations
 
 import traceback
+from collections import _count_elements
+from itertools import chain as _chain
 
 from . import codec
 from ._functions import FILTER, FLAT_MAP, MAP, MAP_BATCH, REDUCE, REGISTRY, Layout
@@ -63,10 +65,25 @@ class _Params:
 
 
 class _Step:
-    """One resolved step: what it reads, what it makes, how."""
+    """One resolved step: what it reads, what it makes, how; `user` is the
+    user function it calls, if any (to find the record it failed on)."""
 
-    def __init__(self, kind: str, name: str, fn, input: Layout | None, output: Layout | None):
+    def __init__(self, kind: str, name: str, fn, input: Layout | None, output: Layout | None, user=None):
         self.kind, self.name, self.fn, self.input, self.output = kind, name, fn, input, output
+        self.code = getattr(user, "__code__", None)
+
+
+def _culprit(step: _Step, e: BaseException):
+    """The record a failed step was called with: the first argument of the
+    user function's frame in the traceback (the loops run in C, without a
+    record at hand)."""
+    tb = e.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code is step.code and step.code.co_argcount:
+            return frame.f_locals.get(step.code.co_varnames[0], "<unknown>")
+        tb = tb.tb_next
+    return "<unknown>"
 
 
 def _resolve(kind: str, name: str, param) -> _Step:
@@ -78,7 +95,7 @@ def _resolve(kind: str, name: str, param) -> _Step:
         f = REGISTRY.get(name[len(PARTITION) :])
         if f is None or f.kind != MAP_BATCH:
             raise CallFailed("unknown-function", f"no @weft.map_partitions function `{name[len(PARTITION):]}`")
-        return _Step("partition", f.name, f.fn, f.input, f.output)
+        return _Step("partition", f.name, f.fn, f.input, f.output, f.fn)
     f = REGISTRY.get(name)
     want = REDUCE if kind == COMBINE else kind
     if f is None or f.kind != want:
@@ -93,7 +110,7 @@ def _resolve(kind: str, name: str, param) -> _Step:
             fn = lambda a, b, _f=f.fn, _p=value: _f(a, b, _p)  # noqa: E731
         else:
             fn = lambda r, _f=f.fn, _p=value: _f(r, _p)  # noqa: E731
-    return _Step(kind, f.name, fn, f.input, f.output)
+    return _Step(kind, f.name, fn, f.input, f.output, f.fn)
 
 
 _PLANS: dict = {}
@@ -128,29 +145,19 @@ def _decode_keys(raw: _Raw, layout: Layout, name: str) -> list:
 
 def _apply(step: _Step, recs: list) -> list:
     fn = step.fn
-    out: list = []
-    append = out.append
-    r = None
     try:
         if step.kind == MAP:
-            for r in recs:
-                append(fn(r))
-        elif step.kind == FILTER:
-            for r in recs:
-                if fn(r):
-                    append(r)
-        elif step.kind == FLAT_MAP:
-            extend = out.extend
-            for r in recs:
-                extend(fn(r))
-        else:  # map-batch
-            r = f"<a batch of {len(recs)} records>"
-            out = list(fn(recs))
+            return list(map(fn, recs))
+        if step.kind == FILTER:
+            return list(filter(fn, recs))
+        if step.kind == FLAT_MAP:
+            return list(_chain.from_iterable(map(fn, recs)))
+        return list(fn(recs))  # map-batch
     except CallFailed:
         raise
     except Exception as e:
-        raise _user_error(step.name, r, e) from None
-    return out
+        record = f"<a batch of {len(recs)} records>" if step.kind == MAP_BATCH else _culprit(step, e)
+        raise _user_error(step.name, record, e) from None
 
 
 def _fold_runs(step: _Step, pairs) -> _Raw:
@@ -318,11 +325,28 @@ def _run(chain, plan: list[_Step], batch, flushing: bool) -> bytes:
             return b""
         if step.kind == REDUCE:
             raise CallFailed("decode", f"`{step.name}` reduces a shuffle's output: it must start its chain")
+        if i == len(plan) - 2 and _counts(step, plan[-1]) and not isinstance(recs, _Raw):
+            # `count_by_value`: count the records in C, with no (record, 1) pairs.
+            held = _HELD.get(key)
+            if held is None:
+                held = _HELD[key] = _Held(plan[-1], step.input.type)
+            _count_elements(held.values, recs)
+            return _drain(held, False) if len(held.values) >= HELD_KEYS else b""
         if isinstance(recs, _Raw):
             recs = _decode_keys(recs, step.input, step.name)
         recs = _apply(step, recs)
         last_layout = step.output
     return _encode(plan[-1], recs)
+
+
+def _counts(step: _Step, last: _Step) -> bool:
+    """Whether `step` then `last` count records: `_weft.one`, then a combine with `add`."""
+    return (
+        last.kind == COMBINE
+        and step.name.startswith("_weft.one|")
+        and last.fn is _steps_add()
+        and _exact(step.input.type)
+    )
 
 
 def _decode(step: _Step, batch: bytes) -> list:

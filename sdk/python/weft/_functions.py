@@ -29,11 +29,14 @@ class Layout:
             raise TypeError(f"`{self.key.name}` cannot be a key (lists and dataclasses have no key encoding)")
 
     def decode(self, batch: bytes) -> list:
-        es = codec.entries(batch)
         if not self.keyed:
+            if self.type is codec.STR:
+                return codec.strings(batch)
+            es = codec.entries(batch)
             if self.type is codec.BYTES:
                 return es
             return [self.type.from_record(e) for e in es]
+        es = codec.entries(batch)
         if len(es) % 2:
             raise codec.DecodeError("a pair batch with an odd number of entries")
         fk, fv = self.key.from_key, self.value.from_record

@@ -94,9 +94,9 @@ def _build(op: str, args: list[str], full: str) -> _Step:
         else:
             apply = lambda kv: [(kv[0], w) for w in fn(kv[1])]  # noqa: E731
             kind = "flat-map"
-        return _Step(kind, f.name, apply, _pair(k, f.input.type), _pair(k, f.output.type))
+        return _Step(kind, f.name, apply, _pair(k, f.input.type), _pair(k, f.output.type), fn)
     if op == "key-by":
         f = _user(args[0])
         fn = f.fn
-        return _Step(MAP, f.name, lambda r: (fn(r), r), f.input, _pair(f.output.type, f.input.type))
+        return _Step(MAP, f.name, lambda r: (fn(r), r), f.input, _pair(f.output.type, f.input.type), fn)
     raise ValueError(f"no step `{op}`")

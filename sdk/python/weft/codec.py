@@ -74,6 +74,27 @@ def entries(buf: bytes) -> list[bytes]:
     return out
 
 
+def strings(buf: bytes) -> list[str]:
+    """The entries of a batch of `string` records, decoded in the same pass."""
+    out = []
+    append = out.append
+    pos, end = 0, len(buf)
+    try:
+        while pos < end:
+            (n,) = _unpack_u32(buf, pos)
+            pos += 4
+            stop = pos + n
+            if stop > end:
+                raise DecodeError(f"a batch entry of {n} bytes runs past the end at byte {pos - 4}")
+            append(str(buf[pos:stop], "utf-8"))
+            pos = stop
+    except struct.error:
+        raise DecodeError(f"a batch entry's length is cut short at byte {pos}") from None
+    except UnicodeDecodeError as e:
+        raise DecodeError(f"a `string` that is not UTF-8: {e}") from None
+    return out
+
+
 def frame(parts) -> bytes:
     """One batch of `parts`, each framed with its length."""
     out = []
