@@ -44,6 +44,10 @@ Commands:
              the master's scheduler core in-process with 10,000 simulated agents of 8 slots:
              decisions/s and memory per pending task for actions of TASKS (default 100000)
              tasks, vs a native placement loop
+  bench-sdks [MIB]
+             word count over MIB (default 256) of text with the job in each guest language,
+             as a ratio to the Rust guest's time; each component's size, first and cached
+             load, and instantiation p50/p99
 ";
 
 fn main() -> Result<()> {
@@ -64,6 +68,7 @@ fn main() -> Result<()> {
         Some("bench-tasks") => bench_tasks(args.get(1).map(String::as_str)),
         Some("bench-isolation") => bench_isolation(args.get(1).map(String::as_str)),
         Some("bench-scale") => bench_scale(args.get(1).map(String::as_str)),
+        Some("bench-sdks") => bench_sdks(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -294,6 +299,16 @@ fn bench_isolation(mib: Option<&str>) -> Result<()> {
     guests()?;
     let mut cmd = cargo();
     cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "isolation"]);
+    if let Some(mib) = mib {
+        cmd.env("WEFT_BENCH_MIB", mib);
+    }
+    run(&mut cmd)
+}
+
+fn bench_sdks(mib: Option<&str>) -> Result<()> {
+    guests()?;
+    let mut cmd = cargo();
+    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "sdks"]);
     if let Some(mib) = mib {
         cmd.env("WEFT_BENCH_MIB", mib);
     }
