@@ -41,6 +41,12 @@ pub struct AgentArgs {
     /// Working directory (shuffle files, compiled components, artifact cache).
     #[arg(long, default_value = ".weft/agent")]
     work_dir: PathBuf,
+    /// Where compiled components are kept, by digest (default: `components`
+    /// under the working directory). Agents of one machine may share one
+    /// directory, so that each component is compiled once per machine; it must
+    /// not be writable by anyone the agents do not trust.
+    #[arg(long, env = "WEFT_COMPILE_CACHE", value_name = "DIR")]
+    compile_cache: Option<PathBuf>,
     #[command(flatten)]
     tls: crate::jobs::TlsArgs,
     /// A TOML file with the full configuration.
@@ -48,13 +54,19 @@ pub struct AgentArgs {
     config: Option<PathBuf>,
 }
 
-fn agent_config(work_dir: &std::path::Path, master: String, token: String) -> AgentConfig {
+fn agent_config(
+    work_dir: &std::path::Path,
+    compile_cache: Option<&std::path::Path>,
+    master: String,
+    token: String,
+) -> AgentConfig {
     let mut c = AgentConfig::default();
     c.master = master;
     c.cluster_token = token;
     c.work_dir = work_dir.join("work");
     c.cache_dir = work_dir.join("artifacts");
-    c.sandbox = c.sandbox.clone().with_cache_dir(work_dir.join("components"));
+    let compiled = compile_cache.map_or_else(|| work_dir.join("components"), std::path::Path::to_path_buf);
+    c.sandbox = c.sandbox.clone().with_cache_dir(compiled);
     c
 }
 
@@ -67,7 +79,7 @@ pub async fn agent(a: AgentArgs) -> Result<()> {
                 .with_context(|| format!("{}: invalid agent configuration", path.display()))?
         }
         None => {
-            let mut c = agent_config(&a.work_dir, a.master, a.cluster_token);
+            let mut c = agent_config(&a.work_dir, a.compile_cache.as_deref(), a.master, a.cluster_token);
             c.listen = a.listen;
             c.memory = a.memory;
             c.queue = a.queue;
@@ -110,6 +122,10 @@ pub struct LocalArgs {
     /// Where the master and agents keep their files.
     #[arg(long, default_value = ".weft/local")]
     dir: PathBuf,
+    /// Where compiled components are kept, by digest (default: `components`
+    /// under `--dir`, shared by the agents).
+    #[arg(long, env = "WEFT_COMPILE_CACHE", value_name = "DIR")]
+    compile_cache: Option<PathBuf>,
     /// Print JSON for scripts.
     #[arg(long)]
     json: bool,
@@ -150,8 +166,13 @@ pub async fn local(a: LocalArgs) -> Result<u8> {
     .await?;
     let mut agents = Vec::new();
     for i in 0..a.agents.max(1) {
-        let mut c =
-            agent_config(&a.dir.join(format!("agent-{i}")), master.url(), master.cluster_token.clone());
+        let compiled = a.compile_cache.clone().unwrap_or_else(|| a.dir.join("components"));
+        let mut c = agent_config(
+            &a.dir.join(format!("agent-{i}")),
+            Some(&compiled),
+            master.url(),
+            master.cluster_token.clone(),
+        );
         c.listen = "127.0.0.1:0".parse()?;
         if let Some(s) = a.slots {
             c.slots = s;

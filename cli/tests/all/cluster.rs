@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::support::{
-    cluster, counts, guest, native_counts, output_lines, run, running_tasks, status, submit_detached,
-    submit_log, text,
+    cluster, counts, guest, native_counts, output_lines, python_guest, run, running_tasks, status,
+    submit_detached, submit_log, text,
 };
 
 #[test]
@@ -55,6 +55,17 @@ fn word_count_on_a_master_and_two_agents_equals_a_native_count() {
 
 #[test]
 fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
+    grep_and_word_count_match_native(&guest("grep"), &guest("wordcount"));
+}
+
+#[test]
+fn the_python_grep_and_word_count_match_native_results() {
+    grep_and_word_count_match_native(&python_guest("grep"), &python_guest("wordcount"));
+}
+
+/// The grep example `grep` on a master and two agents, and the word count
+/// example `wc` through `weft local` with two agents, against native results.
+fn grep_and_word_count_match_native(grep: &std::path::Path, wc: &std::path::Path) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     let body = text(2 << 20);
@@ -63,8 +74,7 @@ fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
     // grep on a master and two agents.
     let (_master, url, _agents) = cluster(dir.path(), 2);
     let out = dir.path().join("grep-out");
-    let grep = guest("grep");
-    let stdout = submit_log(&url, &grep, &["sandbox", input.to_str().unwrap(), out.to_str().unwrap()]);
+    let stdout = submit_log(&url, grep, &["sandbox", input.to_str().unwrap(), out.to_str().unwrap()]);
     let mut got = output_lines(&out);
     let mut want: Vec<String> = body.lines().filter(|l| l.contains("sandbox")).map(str::to_string).collect();
     assert!(!want.is_empty(), "the pattern occurs in the data");
@@ -77,7 +87,6 @@ fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
 
     // Word count through `weft local`.
     let out = dir.path().join("local-out");
-    let wc = guest("wordcount");
     let local_dir = dir.path().join("local");
     let o = run(&[
         "local",

@@ -1,10 +1,11 @@
 //! The Spark paper's two in-memory examples on a master and two agents:
 //! logistic regression (cached points, this iteration's weights bound as a
 //! parameter) and log mining (cached error messages, one count per pattern
-//! bound as a parameter), each against a native computation.
+//! bound as a parameter), each against a native computation; logistic
+//! regression also as the Python example.
 
 use crate::cluster::{numbers, submit_wait};
-use crate::support::{cluster, guest};
+use crate::support::{cluster, guest, python_guest};
 
 /// `label x1 … xD` lines: labels ±1, features in [-1, 1) shifted a little
 /// towards the label, so the classes mostly separate.
@@ -51,17 +52,25 @@ fn native_logreg(text: &str, d: usize, iterations: u32) -> Vec<f64> {
 
 #[test]
 fn logistic_regression_on_a_master_and_two_agents_equals_a_native_descent() {
+    logreg_equals_native(&guest("logreg"));
+}
+
+#[test]
+fn the_python_logistic_regression_equals_a_native_descent() {
+    logreg_equals_native(&python_guest("logreg"));
+}
+
+/// The logistic regression example `wasm` on a master and two agents, against
+/// the native descent.
+fn logreg_equals_native(wasm: &std::path::Path) {
     let dir = tempfile::tempdir().unwrap();
     let (n, d, iterations) = (4_000, 10, 5);
     let text = points(n, d, 23);
     let input = dir.path().join("points.txt");
     std::fs::write(&input, &text).unwrap();
     let (_master, url, _agents) = cluster(dir.path(), 2);
-    let status = submit_wait(
-        &url,
-        &guest("logreg"),
-        &[input.to_str().unwrap(), &d.to_string(), &iterations.to_string(), "4"],
-    );
+    let status =
+        submit_wait(&url, wasm, &[input.to_str().unwrap(), &d.to_string(), &iterations.to_string(), "4"]);
     assert_eq!(status["state"], "succeeded", "{status}");
     let log = status["driver_log"].as_str().unwrap();
     let timed = log.lines().filter(|l| l.starts_with("[info] iteration ") && l.ends_with(" s")).count();

@@ -22,7 +22,10 @@ pub fn weft() -> Command {
     c.env("WEFT_LOG", "warn")
         .env("WEFT_CLIENT_TOKEN", CLIENT)
         .env("WEFT_TOKEN", CLIENT)
-        .env("WEFT_GRANTS", std::env::temp_dir());
+        .env("WEFT_GRANTS", std::env::temp_dir())
+        // One compile cache for every test's agents: a component (a Python
+        // one takes seconds) is compiled once per run, not once per agent.
+        .env("WEFT_COMPILE_CACHE", root().join("target/test-compile-cache"));
     c
 }
 
