@@ -60,14 +60,16 @@ fn agent_config(
     master: String,
     token: String,
 ) -> AgentConfig {
-    let mut c = AgentConfig::default();
-    c.master = master;
-    c.cluster_token = token;
-    c.work_dir = work_dir.join("work");
-    c.cache_dir = work_dir.join("artifacts");
+    let defaults = AgentConfig::default();
     let compiled = compile_cache.map_or_else(|| work_dir.join("components"), std::path::Path::to_path_buf);
-    c.sandbox = c.sandbox.clone().with_cache_dir(compiled);
-    c
+    AgentConfig {
+        master,
+        cluster_token: token,
+        work_dir: work_dir.join("work"),
+        cache_dir: work_dir.join("artifacts"),
+        sandbox: defaults.sandbox.clone().with_cache_dir(compiled),
+        ..defaults
+    }
 }
 
 pub async fn agent(a: AgentArgs) -> Result<()> {
