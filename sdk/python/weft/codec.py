@@ -7,22 +7,7 @@ knows how to encode and decode one value as a record and as a key; [`of`]
 finds the type of an annotation, [`parse`] the type of a contract type name
 (`"(string, i64)"`, `"option<list<f64>>"`), as the golden vectors spell them.
 
-Python values map to contract types as follows (the annotations a function
-may use):
-
-| annotation | contract type |
-|---|---|
-| `str` | `string` |
-| `bytes` | `bytes` |
-| `int` | `i64` (`weft.i8` … `weft.u64` for other widths) |
-| `float` | `f64` (`weft.f32` for 4 bytes) |
-| `bool` | `bool` |
-| `weft.char` | `char` (a one-character `str`) |
-| `None` | `()` |
-| `tuple[A, B, ...]` | a tuple (1 to 6 elements) |
-| `list[T]` | `list<T>` |
-| `T | None`, `Optional[T]` | `option<T>` (not nested: Python has one `None`) |
-| a dataclass | the tuple of its fields, in order |
+The Python types each contract type maps to are in `docs/sdk-python.md`.
 """
 
 from __future__ import annotations
