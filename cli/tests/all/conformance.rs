@@ -173,3 +173,139 @@ fn the_rust_sdk_conforms() {
 fn the_python_sdk_conforms() {
     conforms(&python_guest("conformance"));
 }
+
+/// The Python SDK's other operators (`tests/guests/python/ops.py`), each
+/// against a native computation: cogroup and the outer joins, the `by_key`
+/// folds, subtract, intersection, cartesian, repartition, zip_with_index,
+/// sample, and the actions built from them.
+#[test]
+fn the_python_sdks_other_operators_match_native_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = |name: &str| d.join(name).to_str().unwrap().to_string();
+    let (left, right) = (keyed_numbers(11, 300, 40), keyed_numbers(12, 200, 60));
+    let right: Vec<(String, i64)> =
+        right.into_iter().filter(|(k, _)| k[1..].parse::<u64>().unwrap() >= 20).collect();
+    write_pairs(&d.join("left.txt"), &left);
+    write_pairs(&d.join("right.txt"), &right);
+    let vocab = ["the", "and", "fox", "dog", "cat", "a", "b", "nothing"];
+    let mut r = numbers(13);
+    let lines: Vec<String> = (0..300)
+        .map(|i| {
+            let mut l: Vec<&str> = (0..5).map(|_| vocab[(r.next().unwrap() % 8) as usize]).collect();
+            let tag = format!("line{i}");
+            l.push(&tag);
+            l.join(" ")
+        })
+        .collect();
+    std::fs::write(d.join("words.txt"), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let words: Vec<&str> = lines.iter().flat_map(|l| l.split(' ')).collect();
+    let (_master, url, _agents) = cluster(d, 2);
+    let log = succeeds(
+        &url,
+        &python_guest("ops"),
+        &[&path("left.txt"), &path("right.txt"), &path("words.txt"), &path("out")],
+    );
+    let out = |name: &str| sorted(output_lines(&d.join("out").join(name)));
+
+    let group = |pairs: &[(String, i64)]| {
+        let mut m: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for (k, v) in pairs {
+            m.entry(k.clone()).or_default().push(*v);
+        }
+        m.values_mut().for_each(|v| v.sort_unstable());
+        m
+    };
+    let (l, rt) = (group(&left), group(&right));
+    let keys: std::collections::BTreeSet<&String> = l.keys().chain(rt.keys()).collect();
+    let csv = |v: Option<&Vec<i64>>| {
+        v.map_or(String::new(), |v| v.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+    };
+    let cogroup: Vec<String> =
+        keys.iter().map(|k| format!("{k}\t{}\t{}", csv(l.get(*k)), csv(rt.get(*k)))).collect();
+    assert_eq!(out("cogroup"), sorted(cogroup), "cogroup");
+
+    let outer = |keep_left: bool, keep_right: bool| {
+        let mut lines = Vec::new();
+        for k in &keys {
+            let none = vec![];
+            let (ls, rs) = (l.get(*k).unwrap_or(&none), rt.get(*k).unwrap_or(&none));
+            if (ls.is_empty() && !keep_right) || (rs.is_empty() && !keep_left) {
+                continue;
+            }
+            let show = |v: &[i64]| {
+                if v.is_empty() { vec!["-".to_string()] } else { v.iter().map(i64::to_string).collect() }
+            };
+            for a in show(ls) {
+                for b in show(rs) {
+                    lines.push(format!("{k}\t{a}\t{b}"));
+                }
+            }
+        }
+        sorted(lines)
+    };
+    assert_eq!(out("left"), outer(true, false), "left outer join");
+    assert_eq!(out("right"), outer(false, true), "right outer join");
+    assert_eq!(out("full"), outer(true, true), "full outer join");
+
+    let sums: Vec<String> = l.iter().map(|(k, v)| format!("{k}\t{}", v.iter().sum::<i64>())).collect();
+    assert_eq!(out("fold_by_key"), sorted(sums), "fold_by_key");
+    let doubled: Vec<String> = l.iter().map(|(k, v)| format!("{k}\t{}", 2 * v.iter().sum::<i64>())).collect();
+    assert_eq!(out("aggregate_by_key"), sorted(doubled), "aggregate_by_key");
+    let lists: Vec<String> = l.iter().map(|(k, v)| format!("{k}\t{}", csv(Some(v)))).collect();
+    assert_eq!(out("combine_by_key"), sorted(lists), "combine_by_key");
+
+    let other = ["the", "and", "nothing-like-it"];
+    let subtract: Vec<String> = words.iter().filter(|w| !other.contains(w)).map(|w| w.to_string()).collect();
+    assert_eq!(out("subtract"), sorted(subtract), "subtract keeps duplicates");
+    assert_eq!(out("intersection"), vec!["and".to_string(), "the".to_string()], "intersection");
+    let cartesian: Vec<String> =
+        ["a", "b", "c"].iter().flat_map(|a| ["x", "y"].iter().map(move |b| format!("{a}\t{b}"))).collect();
+    assert_eq!(out("cartesian"), cartesian, "cartesian");
+
+    assert_eq!(out("repartition"), sorted(lines.clone()), "repartition keeps every record");
+    let parts = std::fs::read_dir(d.join("out/repartition"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("part-"))
+        .count();
+    assert_eq!(parts, 3, "into three partitions");
+    let indexed: Vec<String> = lines.iter().enumerate().map(|(i, l)| format!("{i}\t{l}")).collect();
+    assert_eq!(
+        output_lines(&d.join("out/zip_with_index")),
+        indexed,
+        "zip_with_index counts in partition order"
+    );
+
+    let sample = out("sample");
+    assert_eq!(sample, out("sample-again"), "a sample is the same on every run");
+    assert!((100..=200).contains(&sample.len()), "about half: {}", sample.len());
+    assert!(sample.iter().all(|s| lines.contains(s)), "a sample holds only records");
+
+    let total: usize = words.iter().map(|w| w.len()).sum();
+    let distinct: std::collections::BTreeSet<&&str> = words.iter().collect();
+    let mut ordered = words.clone();
+    ordered.sort_unstable();
+    let top: Vec<&str> = ordered.iter().rev().take(3).copied().collect();
+    for want in [
+        format!("fold={total}"),
+        format!("aggregate={total}"),
+        format!("reduce={total}"),
+        format!("distinct={}", distinct.len()),
+        format!("top={}", top.join(",")),
+        format!("take_ordered={}", ordered[..3].join(",")),
+        "is_empty=False,True".to_string(),
+        format!("collect_as_map={}", l.len()),
+        format!("foreach={}", words.len()),
+    ] {
+        assert!(log.contains(&want), "`{want}` in\n{log}");
+    }
+    let drawn: Vec<&str> = log
+        .lines()
+        .find_map(|l| l.strip_prefix("[info] take_sample="))
+        .unwrap_or_else(|| panic!("{log}"))
+        .split('|')
+        .collect();
+    let unique: std::collections::BTreeSet<&&str> = drawn.iter().collect();
+    assert_eq!((drawn.len(), unique.len()), (5, 5), "five records, without replacement: {drawn:?}");
+    assert!(drawn.iter().all(|s| lines.iter().any(|l| l == s)), "{drawn:?}");
+}

@@ -159,3 +159,41 @@ class Failures(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OwnSteps(unittest.TestCase):
+    """The SDK's own steps, natively; the cluster test runs them end to end."""
+
+    def test_tagged_values_split_back_by_side(self):
+        tag = lambda side: [("map", _steps.name("tag", codec.STR, codec.I64, side), None)]  # noqa: E731
+        a = _dispatch.run_chain(tag(0), STR_INT.encode([("k", 1), ("j", 2)]))
+        b = _dispatch.run_chain(tag(1), STR_INT.encode([("k", 3)]))
+        tagged = Layout(codec.parse("(string, bytes)")).decode(a + b)
+        grouped = {}
+        for k, v in tagged:
+            grouped.setdefault(k, []).append(v)
+        batch = Layout(codec.parse("(string, list<bytes>)")).encode(sorted(grouped.items()))
+        for op, want in [
+            ("cogroup", [("j", ([2], [])), ("k", ([1], [3]))]),
+            ("left-outer", [("j", (2, None)), ("k", (1, 3))]),
+            ("right-outer", [("k", (1, 3))]),
+            ("full-outer", [("j", (2, None)), ("k", (1, 3))]),
+        ]:
+            with self.subTest(op=op):
+                chain = [("map", _steps.name(op, codec.STR, codec.I64, codec.I64), None)]
+                step = _dispatch._plan(chain)[0]
+                self.assertEqual(step.output.decode(_dispatch.run_chain(chain, batch)), want)
+
+    def test_with_zero_folds_the_zero_in_once_per_key(self):
+        name = _steps.name("with-zero", codec.STR, "tests.jobfns.plus", codec.I64.record(100).hex())
+        out = _dispatch.run_chain([("map", name, None)], STR_INT.encode([("a", 1), ("b", 2)]))
+        self.assertEqual(STR_INT.decode(out), [("a", 101), ("b", 102)])
+
+    def test_a_sample_is_the_same_every_time(self):
+        name = _steps.name("sample", codec.STR, "0.5", 7)
+        batch = lines_batch([f"r{i}" for i in range(1000)])
+        first = codec.strings(_dispatch.run_chain([("filter", name, None)], batch))
+        _dispatch._PLANS.clear()
+        again = codec.strings(_dispatch.run_chain([("filter", name, None)], batch))
+        self.assertEqual(first, again)
+        self.assertTrue(400 < len(first) < 600, len(first))

@@ -295,6 +295,11 @@ class Dataset:
 
         return self._narrow(MAP_BATCH, PARTITION + fn.name, None, fn.output)
 
+    def map_batch(self, f) -> "Dataset":
+        """A `@weft.map_partitions` function applied to each batch of records as
+        it comes (a part of a partition; `map_partitions` waits for the whole)."""
+        return self._user(f, MAP_BATCH)
+
     def key_by(self, f) -> "Dataset":
         """Pairs `(f(record), record)` for a `@weft.map` function `f`."""
         fn, _ = _step(f, MAP)
@@ -319,6 +324,102 @@ class Dataset:
         t = self._layout.type
         ones = self._own("one", [t], Layout(codec._Tuple([t, codec.I64])))
         return ones.reduce_by_key(_add(), partitions)
+
+    def sample(self, fraction: float, seed: int = 0) -> "Dataset":
+        """Each record kept with probability `fraction`, drawn from a stream seeded
+        by `seed` and the partition: the same records on every run."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"sample's fraction is between 0 and 1, not {fraction}")
+        return self._own("sample", [self._layout.type, repr(float(fraction)), int(seed)], self._layout, FILTER)
+
+    def repartition(self, partitions: int) -> "Dataset":
+        """The records spread evenly over `partitions` partitions (a shuffle)."""
+        t = self._layout.type
+        spread = self._own("spread", [t], Layout(codec._Tuple([codec.I64, t])))
+        return spread.partition_by(partitions).values()
+
+    def coalesce(self, partitions: int) -> "Dataset":
+        """Into `partitions` partitions; unlike Spark's, always with a shuffle."""
+        return self.repartition(partitions)
+
+    def zip_with_index(self) -> "Dataset":
+        """Pairs `(index, record)`, the index counting from 0 in partition order.
+        Like Spark's, it first runs a job counting each partition's records."""
+        t = self._layout.type
+        sizes = self._own("sizes", [t], Layout(codec._Tuple([codec.U32, codec.I64])), MAP_BATCH)
+        counts = dict(sizes.sum_by_key(1).collect())
+        offsets, total = [], 0
+        for p in range(max(counts, default=-1) + 1):
+            offsets.append(total)
+            total += counts.get(p, 0)
+        return self._own("index", [t, ",".join(str(o) for o in offsets)], Layout(codec._Tuple([codec.I64, t])))
+
+    def cartesian(self, other: "Dataset") -> "Dataset":
+        """Every pair `(a, b)` of a record of this dataset and one of the other,
+        made in one task: keep one side small."""
+        a, b = self._layout.type, other._layout.type
+        left = self._own("unit-key", [a], Layout(codec._Tuple([codec.UNIT, a])))
+        right = other._own("unit-key", [b], Layout(codec._Tuple([codec.UNIT, b])))
+        return left.join(right, 1).values()
+
+    def subtract(self, other: "Dataset", partitions: int = 0) -> "Dataset":
+        """The records of this dataset that the other lacks (duplicates kept)."""
+        return self._by_value(other, "subtract", partitions)
+
+    def intersection(self, other: "Dataset", partitions: int = 0) -> "Dataset":
+        """The records in both datasets, each once."""
+        return self._by_value(other, "intersection", partitions)
+
+    def _by_value(self, other: "Dataset", op: str, partitions: int) -> "Dataset":
+        t = self._layout.type
+        if other.type != self.type:
+            raise TypeError(f"{op} of `{self.type}` and `{other.type}`")
+        keyed = Layout(codec._Tuple([t, codec.UNIT]))
+        a, b = self._own("self-key", [t], keyed), other._own("self-key", [t], keyed)
+        return a._grouped_sides(b, partitions)._own(op, [t, codec.UNIT, codec.UNIT], Layout(t), FLAT_MAP)
+
+    def foreach(self, f) -> None:
+        """Action: run a `@weft.map` function on every record, in the tasks, for
+        its effects (accumulators, logs); its results are dropped."""
+        self.map(f).count()
+
+    def foreach_partition(self, f) -> None:
+        """Action: run a `@weft.map_partitions` function once per whole partition,
+        for its effects."""
+        self.map_partitions(f).count()
+
+    def is_empty(self) -> bool:
+        return not self.take(1)
+
+    def fold(self, zero, f):
+        """Action: the records folded by a `@weft.reduce` function, then into
+        `zero` once, on the driver (Spark folds `zero` in once per partition too:
+        the results agree when `zero` is an identity of `f`)."""
+        fn, _ = _step(f, REDUCE)
+        if self.is_empty():
+            return zero
+        return fn.fn(zero, self.reduce(f))
+
+    def aggregate(self, zero, to, comb):
+        """Action: the records turned by a `@weft.map` function `to` and folded by a
+        `@weft.reduce` function `comb` with `zero` (Spark's `seqOp(u, t)` is
+        `comb(u, to(t))` here)."""
+        return self.map(to).fold(zero, comb)
+
+    def take_sample(self, n: int, seed: int = 0) -> list:
+        """Action: `n` records drawn without replacement (all of them when there
+        are fewer), in an order drawn from `seed`."""
+        import random
+
+        total = self.count()
+        if n <= 0 or total == 0:
+            return []
+        # Sample a little more than asked, so one pass almost always suffices.
+        fraction = min(1.0, (n + 3 * n**0.5 + 10) / total)
+        got = self.sample(fraction, seed).collect() if fraction < 1.0 else self.collect()
+        if len(got) < min(n, total):
+            got = self.collect()
+        return random.Random(seed).sample(got, min(n, len(got)))
 
     def sort_by(self, f, ascending: bool = True, partitions: int = 0) -> "Dataset":
         """The records ordered by `f(record)` for a `@weft.map` function `f`."""
@@ -388,6 +489,68 @@ class Dataset:
         if v not in (codec.I64, codec.F64):
             raise TypeError(f"{fold}_by_key folds int or float values, not `{v.name}`")
         return self._shuffle("fold-by-key", fold, partitions, self._layout)
+
+    def fold_by_key(self, zero, f, partitions: int = 0) -> "Dataset":
+        """The values of each key folded by a `@weft.reduce` function, then into
+        `zero` once per key (Spark: once per key and partition; the results agree
+        when `zero` is an identity of `f`)."""
+        k, v = self._pairs("fold_by_key")
+        fn, _ = _step(f, REDUCE)
+        hexed = fn.input.type.record(zero).hex()
+        reduced = self.reduce_by_key(f, partitions)
+        return reduced._own("with-zero", [k, fn.name, hexed], self._layout)
+
+    def combine_by_key(self, create, merge, partitions: int = 0) -> "Dataset":
+        """Each key's values turned into combiners by a `@weft.map` function and
+        merged by a `@weft.reduce` one (Spark's `mergeValue(c, v)` is
+        `merge(c, create(v))` here)."""
+        return self.map_values(create).reduce_by_key(merge, partitions)
+
+    def aggregate_by_key(self, zero, to, comb, partitions: int = 0) -> "Dataset":
+        """Each key's values turned by a `@weft.map` function and folded by a
+        `@weft.reduce` one with `zero` (Spark's `seqOp(u, v)` is `comb(u, to(v))`)."""
+        return self.map_values(to).fold_by_key(zero, comb, partitions)
+
+    def _grouped_sides(self, other: "Dataset", partitions: int) -> "Dataset":
+        """Both pair datasets' values tagged with their side, grouped by key."""
+        k, v = self._pairs("cogroup")
+        k2, w = other._pairs("cogroup")
+        if k.name != k2.name:
+            raise TypeError(f"cogroup of `{k.name}` keys with `{k2.name}` keys")
+        tagged = Layout(codec._Tuple([k, codec.BYTES]))
+        a = self._own("tag", [k, v, 0], tagged)
+        b = other._own("tag", [k, w, 1], tagged)
+        return a.union(b).group_by_key(partitions)
+
+    def cogroup(self, other: "Dataset", partitions: int = 0) -> "Dataset":
+        """For each key of either dataset, `(key, (its values here, its values there))`."""
+        return self._sides(other, "cogroup", partitions)
+
+    def left_outer_join(self, other: "Dataset", partitions: int = 0) -> "Dataset":
+        """`(k, (v, w))` for equal keys, and `(k, (v, None))` where the other lacks `k`."""
+        return self._sides(other, "left-outer", partitions)
+
+    def right_outer_join(self, other: "Dataset", partitions: int = 0) -> "Dataset":
+        """`(k, (v, w))` for equal keys, and `(k, (None, w))` where this one lacks `k`."""
+        return self._sides(other, "right-outer", partitions)
+
+    def full_outer_join(self, other: "Dataset", partitions: int = 0) -> "Dataset":
+        """`(k, (v, w))` for equal keys, and `None` on the side that lacks a key."""
+        return self._sides(other, "full-outer", partitions)
+
+    def _sides(self, other: "Dataset", op: str, partitions: int) -> "Dataset":
+        k, v = self._pairs(op)
+        _, w = other._pairs(op)
+        option = codec._Option
+        values = {
+            "cogroup": lambda: codec._Tuple([codec._List(v), codec._List(w)]),
+            "left-outer": lambda: codec._Tuple([v, option(w)]),
+            "right-outer": lambda: codec._Tuple([option(v), w]),
+            "full-outer": lambda: codec._Tuple([option(v), option(w)]),
+        }[op]()
+        kind = MAP if op == "cogroup" else FLAT_MAP
+        grouped = self._grouped_sides(other, partitions)
+        return grouped._own(op, [k, v, w], Layout(codec._Tuple([k, values])), kind)
 
     def count_by_key(self, partitions: int = 0) -> "Dataset":
         """Pairs `(key, number of its values)`."""

@@ -5,7 +5,7 @@ a component, where the bindings exist."""
 from __future__ import annotations
 
 from componentize_py_types import Err
-from wit_world.imports import accumulators, broadcast, driver, log, types
+from wit_world.imports import accumulators, broadcast, context, driver, log, types
 
 
 class DriverFailed(Exception):
@@ -114,6 +114,11 @@ def broadcast_new(value: bytes) -> int:
 
 def broadcast_value(fid: int) -> bytes | None:
     return broadcast.get(fid)
+
+
+def partition() -> int:
+    """The partition this task computes."""
+    return context.info().partition
 
 
 def accumulator_add(name: str, delta: int) -> None:

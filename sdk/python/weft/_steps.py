@@ -9,9 +9,11 @@ The table is in `docs/sdk-python.md`.
 
 from __future__ import annotations
 
+import random
+
 from . import codec
 from ._dispatch import MAP, CallFailed, _Step
-from ._functions import REDUCE, REGISTRY, Layout, register
+from ._functions import FILTER, MAP_BATCH, REDUCE, REGISTRY, Layout, register
 
 PREFIX = "_weft."
 
@@ -50,6 +52,62 @@ def _types(args, n):
     if len(args) != n:
         raise ValueError(f"takes {n} arguments")
     return [codec.parse(a) for a in args]
+
+
+def _partition() -> int:
+    """The partition this task computes (0 outside a component)."""
+    try:
+        from . import _host
+    except ImportError:
+        return 0
+    return _host.partition()
+
+
+def _bernoulli(fraction: float, seed: int):
+    """Keep each record with probability `fraction`, from a stream seeded by
+    `seed` and the partition: the same records on every run."""
+    draw = random.Random(f"{seed}:{_partition()}").random
+    return lambda _r: draw() < fraction
+
+
+def _split(values: list[bytes], v: codec.Type, w: codec.Type):
+    """A cogroup's tagged values (`tag`: side byte, then the record) split by side."""
+    left, right = [], []
+    for b in values:
+        if b[:1] == b"\x00":
+            left.append(v.from_record(b[1:]))
+        else:
+            right.append(w.from_record(b[1:]))
+    return left, right
+
+
+def _sides(op: str, full: str, k: codec.Type, v: codec.Type, w: codec.Type) -> _Step:
+    """The steps after a cogroup's `group_by_key`: `(k, [tagged values])` in."""
+    grouped = _pair(k, codec._List(codec.BYTES))
+    if op == "cogroup":
+        out = _pair(k, codec._Tuple([codec._List(v), codec._List(w)]))
+        return _Step(MAP, full, lambda kv: (kv[0], _split(kv[1], v, w)), grouped, out)
+    if op in ("subtract", "intersection"):
+        # Self-keyed records `(r, ())` on both sides: the key is the record.
+        def keep(kv):
+            left, right = _split(kv[1], codec.UNIT, codec.UNIT)
+            if op == "subtract":
+                return [] if right else [kv[0]] * len(left)
+            return [kv[0]] if left and right else []
+
+        return _Step("flat-map", full, keep, grouped, Layout(k))
+
+    def joined(kv):
+        key, (left, right) = kv[0], _split(kv[1], v, w)
+        if op == "left-outer":
+            return [(key, (a, b)) for a in left for b in (right or [None])]
+        if op == "right-outer":
+            return [(key, (a, b)) for a in (left or [None]) for b in right]
+        return [(key, (a, b)) for a in (left or [None]) for b in (right or [None])]
+
+    vt = v if op == "left-outer" else codec._Option(v)
+    wt = w if op == "right-outer" else codec._Option(w)
+    return _Step("flat-map", full, joined, grouped, _pair(k, codec._Tuple([vt, wt])))
 
 
 def resolve(kind: str, full: str) -> _Step:
@@ -95,6 +153,39 @@ def _build(op: str, args: list[str], full: str) -> _Step:
             apply = lambda kv: [(kv[0], w) for w in fn(kv[1])]  # noqa: E731
             kind = "flat-map"
         return _Step(kind, f.name, apply, _pair(k, f.input.type), _pair(k, f.output.type), fn)
+    if op == "with-zero":
+        k = codec.parse(args[0])
+        f = _user(args[1])
+        zero = f.input.type.from_record(bytes.fromhex(args[2]))
+        fn = f.fn
+        return _Step(MAP, f.name, lambda kv: (kv[0], fn(zero, kv[1])), _pair(k, f.input.type), _pair(k, f.output.type), fn)
+    if op == "tag":
+        k, v = _types(args[:2], 2)
+        side = bytes([int(args[2])])
+        enc = v.record
+        return _Step(MAP, full, lambda kv: (kv[0], side + enc(kv[1])), _pair(k, v), _pair(k, codec.BYTES))
+    if op in ("cogroup", "left-outer", "right-outer", "full-outer", "subtract", "intersection"):
+        k, v, w = _types(args, 3)
+        return _sides(op, full, k, v, w)
+    if op == "sample":
+        (t,) = _types(args[:1], 1)
+        fraction, seed = float(args[1]), int(args[2])
+        return _Step(FILTER, full, _bernoulli(fraction, seed), Layout(t), Layout(t))
+    if op == "spread":
+        (t,) = _types(args, 1)
+        base = _partition() << 32
+        counter = iter(range(base, base + (1 << 32)))
+        return _Step(MAP, full, lambda r: (next(counter), r), Layout(t), _pair(codec.I64, t))
+    if op == "sizes":
+        (t,) = _types(args, 1)
+        part = _partition()
+        return _Step(MAP_BATCH, full, lambda rs: [(part, len(rs))], Layout(t), _pair(codec.U32, codec.I64))
+    if op == "index":
+        t = codec.parse(args[0])
+        offsets = [int(x) for x in args[1].split(",")] if args[1] else []
+        part = _partition()
+        counter = iter(range(offsets[part] if part < len(offsets) else 0, 1 << 63))
+        return _Step(MAP, full, lambda r: (next(counter), r), Layout(t), _pair(codec.I64, t))
     if op == "key-by":
         f = _user(args[0])
         fn = f.fn
