@@ -15,7 +15,8 @@ cargo xtask <command>
 
 Commands:
   guests     build every guest component (guest-examples/, tests/guests/): Rust for wasm32-wasip2,
-             Python with componentize-py (installed into target/sdk-tools/ on first use)
+             Python with componentize-py, JavaScript with componentize-js (each installed
+             into target/sdk-tools/ on first use)
   demo       build weft and the guests, and run word count over the bundled text with `weft local`
   test       the full suite CI runs: guests, test services, fmt, clippy -D warnings, tests, docs
   bench      the sandbox benchmarks (release build), printing figures and native ratios
@@ -141,6 +142,7 @@ fn guests() -> Result<PathBuf> {
         run(&mut build)?;
     }
     sdks::python_guests()?;
+    sdks::js_guests()?;
     Ok(guest_dir())
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Each toolchain is installed into `target/sdk-tools/` by the project's own
 //! commands, pinned, from the language's registry: nothing is needed on the
-//! machine but what `docs/sdk-python.md` lists. A guest component is rebuilt
+//! machine but Python 3 with venv, and Node.js 20+ with npm. A guest component is rebuilt
 //! only when one of its inputs changes (its directory's sources, the SDK, the
 //! WIT, the toolchain's version): each output keeps the blake3 digest of its
 //! inputs beside it.
@@ -52,10 +52,10 @@ pub fn python_guests() -> Result<()> {
     std::fs::create_dir_all(&out_dir)?;
     let mut bin = None;
     for dir in ["guest-examples/python", "tests/guests/python"].map(|d| root.join(d)) {
-        let sources = python_files(&dir)?;
+        let sources = files(&dir, "py")?;
         let mut shared = blake3::Hasher::new();
         shared.update(COMPONENTIZE_PY.as_bytes());
-        for file in python_files(&sdk.join("weft"))?.iter().chain(&sources) {
+        for file in files(&sdk.join("weft"), "py")?.iter().chain(&sources) {
             shared.update(file.as_os_str().as_encoded_bytes());
             shared.update(&std::fs::read(file)?);
         }
@@ -89,23 +89,97 @@ pub fn python_guests() -> Result<()> {
     Ok(())
 }
 
+/// Where JavaScript guest components land: `target/guests/js/<module>.wasm`.
+pub fn js_guest_dir() -> PathBuf {
+    root().join("target/guests/js")
+}
+
+/// componentize-js and rolldown, installed by `npm ci` from `sdk/js`'s
+/// package.json and lock into `target/sdk-tools/js`; returns that directory.
+fn js_tools() -> Result<PathBuf> {
+    let sdk = root().join("sdk/js");
+    let dir = root().join("target/sdk-tools/js");
+    let lock = std::fs::read(sdk.join("package-lock.json")).context("sdk/js/package-lock.json")?;
+    let want = blake3::hash(&lock).to_hex().to_string();
+    let stamp = dir.join("weft-installed");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&dir)?;
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(sdk.join(file), dir.join(file))?;
+    }
+    run(Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel", "error"]).current_dir(&dir))
+        .context("installing the JavaScript SDK's tools needs Node.js 20+ and npm")?;
+    std::fs::write(&stamp, want)?;
+    Ok(dir)
+}
+
+/// Build every JavaScript job (a module calling `weft.main`) under
+/// `guest-examples/js` and `tests/guests/js`.
+pub fn js_guests() -> Result<()> {
+    let root = root();
+    let sdk = root.join("sdk/js");
+    let out_dir = js_guest_dir();
+    std::fs::create_dir_all(&out_dir)?;
+    let mut tools = None;
+    for dir in ["guest-examples/js", "tests/guests/js"].map(|d| root.join(d)) {
+        let sources = files(&dir, "js")?;
+        let mut shared = blake3::Hasher::new();
+        let fixed = [sdk.join("build.mjs"), sdk.join("package-lock.json"), root.join("wit/weft.wit")];
+        for file in files(&sdk.join("src"), "js")?.iter().chain(&sources).chain(&fixed) {
+            shared.update(file.as_os_str().as_encoded_bytes());
+            shared.update(&std::fs::read(file)?);
+        }
+        let digest = shared.finalize().to_hex().to_string();
+        for job in &sources {
+            if !std::fs::read_to_string(job)?.contains("weft.main(") {
+                continue;
+            }
+            let stem = job.file_stem().and_then(|s| s.to_str()).context("a module name")?;
+            let out = out_dir.join(format!("{stem}.wasm"));
+            let key = out_dir.join(format!("{stem}.inputs"));
+            if out.exists() && std::fs::read_to_string(&key).is_ok_and(|k| k == digest) {
+                continue;
+            }
+            let tools = match &tools {
+                Some(t) => t,
+                None => tools.insert(js_tools()?),
+            };
+            let _ = std::fs::remove_file(&key);
+            run(Command::new("node")
+                .arg(sdk.join("build.mjs"))
+                .arg(job)
+                .arg("-o")
+                .arg(&out)
+                .env("WEFT_JS_TOOLS", tools))?;
+            std::fs::write(&key, &digest)?;
+        }
+    }
+    Ok(())
+}
+
 /// The SDKs' own unit tests, run natively (the Python SDK's with the machine's
-/// `python3`): the golden vectors, the dispatcher.
+/// `python3`, the JavaScript SDK's with `node --test`): the golden vectors,
+/// the dispatcher.
 pub fn sdk_unit_tests() -> Result<()> {
     let sdk = root().join("sdk/python");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    run(Command::new(python).args(["-m", "unittest", "discover", "-s", "tests", "-t", "."]).current_dir(&sdk))
+    run(Command::new(python)
+        .args(["-m", "unittest", "discover", "-s", "tests", "-t", "."])
+        .current_dir(&sdk))?;
+    run(Command::new("node").args(["--test", "test/"]).current_dir(root().join("sdk/js")))
 }
 
-/// The `.py` files directly in `dir`, sorted (none when it does not exist).
-fn python_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The `.<ext>` files directly in `dir`, sorted (none when it does not exist).
+fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     if !dir.exists() {
         return Ok(Vec::new());
     }
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "py") {
+        if path.extension().is_some_and(|e| e == ext) {
             files.push(path);
         }
     }

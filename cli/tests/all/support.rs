@@ -57,6 +57,13 @@ pub fn python_guest(name: &str) -> PathBuf {
     root().join(format!("target/guests/python/{name}.wasm"))
 }
 
+/// A JavaScript guest component (`target/guests/js/<name>.wasm`), built by
+/// the project's tooling on first use.
+pub fn js_guest(name: &str) -> PathBuf {
+    built();
+    root().join(format!("target/guests/js/{name}.wasm"))
+}
+
 /// A child process killed when dropped.
 pub struct Proc {
     child: Child,

@@ -212,10 +212,23 @@ function combine(state, recs, raw) {
   }
 }
 
+/** Whether `step` then `last` count string records (`_weft.one`, then a combine with add). */
+function counts(step, last) {
+  return last.kind === "combine" && last.name === "_weft:add" && step.name === "_weft.one|string";
+}
+
 function drain(state) {
   const w = new Writer(state.values.size * 24 + 16);
   const vr = state.step.output.type;
   try {
+    if (state.counts) {
+      for (const [k, n] of state.values) {
+        w.pushString(k);
+        w.push(vr.record(n));
+      }
+      state.values = new Map();
+      return w.finish();
+    }
     for (const [k, v] of state.values.values()) {
       w.push(state.raw ? k : state.key.key(k));
       w.push(vr.record(v));
@@ -366,6 +379,17 @@ function run(key, steps, batch, flushing) {
       return state.values.size >= HELD_KEYS.max ? drain(state) : new Uint8Array(0);
     }
     if (step.kind === "reduce") throw new CallFailed("decode", `\`${step.name}\` reduces a shuffle's output: it must start its chain`);
+    if (i === steps.length - 2 && counts(step, steps[i + 1]) && !(recs instanceof Raw)) {
+      // countByValue of strings: count into a Map, with no [record, 1] pairs.
+      let state = held.get(key);
+      if (!state) {
+        state = { step: steps[i + 1], raw: false, key: types.string, counts: true, values: new Map() };
+        held.set(key, state);
+      }
+      const m = state.values;
+      for (const w of recs) m.set(w, (m.get(w) || 0) + 1);
+      return m.size >= HELD_KEYS.max ? drain(state) : new Uint8Array(0);
+    }
     if (recs instanceof Raw) recs = decodeKeys(recs, step.input, step.name);
     recs = apply(step, recs);
     last = step.output;
