@@ -31,6 +31,7 @@ fn guests(root: &Path) -> Vec<(&'static str, PathBuf, Option<f64>)> {
     vec![
         ("Rust", root.join("target/guests/wasm32-wasip2/release/wordcount.wasm"), None),
         ("Python", root.join("target/guests/python/wordcount.wasm"), Some(12.0)),
+        ("JS", root.join("target/guests/js/wordcount.wasm"), Some(5.0)),
     ]
 }
 
@@ -60,9 +61,21 @@ fn main() {
     // long-running agent's would be; then alternating timed runs.
     let cache = dir.join("sdks-weft");
     let out = |lang: &str| dir.join(format!("sdks-out-{}", lang.to_lowercase()));
+    // Interpreted guests burn far more fuel per byte than compiled ones: every
+    // run gets the cluster's largest per-task fuel, so that no task stops.
     let run = |lang: &str, wasm: &Path| {
         let out = out(lang);
-        versus::weft_local(&cache, wasm, &out, &[input.as_os_str(), out.as_os_str()]);
+        let _ = std::fs::remove_dir_all(&out);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["local", "--fuel", "10000000000000", "--dir"])
+            .arg(&cache)
+            .arg(wasm)
+            .arg("--")
+            .args([&input, &out])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{lang}: weft local failed:\n{}", String::from_utf8_lossy(&o.stdout));
     };
     for (lang, wasm, _) in &guests {
         run(lang, wasm);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::support::{
-    cluster, counts, guest, native_counts, output_lines, python_guest, run, running_tasks, status,
+    cluster, counts, guest, js_guest, native_counts, output_lines, python_guest, run, running_tasks, status,
     submit_detached, submit_log, text,
 };
 
@@ -61,6 +61,11 @@ fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
 #[test]
 fn the_python_grep_and_word_count_match_native_results() {
     grep_and_word_count_match_native(&python_guest("grep"), &python_guest("wordcount"));
+}
+
+#[test]
+fn the_javascript_grep_and_word_count_match_native_results() {
+    grep_and_word_count_match_native(&js_guest("grep"), &js_guest("wordcount"));
 }
 
 /// The grep example `grep` on a master and two agents, and the word count

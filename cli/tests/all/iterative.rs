@@ -2,10 +2,10 @@
 //! logistic regression (cached points, this iteration's weights bound as a
 //! parameter) and log mining (cached error messages, one count per pattern
 //! bound as a parameter), each against a native computation; logistic
-//! regression also as the Python example.
+//! regression also as the Python and JavaScript examples.
 
 use crate::cluster::{numbers, submit_wait};
-use crate::support::{cluster, guest, python_guest};
+use crate::support::{cluster, guest, js_guest, python_guest};
 
 /// `label x1 … xD` lines: labels ±1, features in [-1, 1) shifted a little
 /// towards the label, so the classes mostly separate.
@@ -58,6 +58,11 @@ fn logistic_regression_on_a_master_and_two_agents_equals_a_native_descent() {
 #[test]
 fn the_python_logistic_regression_equals_a_native_descent() {
     logreg_equals_native(&python_guest("logreg"));
+}
+
+#[test]
+fn the_javascript_logistic_regression_equals_a_native_descent() {
+    logreg_equals_native(&js_guest("logreg"));
 }
 
 /// The logistic regression example `wasm` on a master and two agents, against

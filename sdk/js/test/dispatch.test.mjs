@@ -1,0 +1,109 @@
+// The dispatcher, natively: chains over real batches, checked against plain
+// JavaScript computations of the same result.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as weft from "../src/index.js";
+import { Layout, runChain, flushChain, CallFailed, HELD_KEYS } from "../src/dispatch.js";
+import { stepName } from "../src/steps.js";
+
+const { string, i64, f64, tuple } = weft.types;
+const words = weft.flatMap("t.words", string, string, (l) => l.split(" ").filter(Boolean));
+const long = weft.filter("t.long", string, (w) => w.length > 3);
+const shout = weft.map("t.shout", string, string, (w) => {
+  if (w === "boom") throw new RangeError("no booms here");
+  return w.toUpperCase();
+});
+const pairOne = weft.map("t.pair_one", string, tuple(string, i64), (w) => [w, 1]);
+const plus = weft.reduce("t.plus", i64, (a, b) => a + b);
+const fplus = weft.reduce("t.fplus", f64, (a, b) => a + b);
+const longerThan = weft.filter("t.longer_than", string, (w, n) => w.length > n, { param: i64 });
+void [words, long, shout, pairOne, plus, fplus, longerThan];
+
+const LINES = new Layout(string);
+const STR_INT = new Layout(tuple(string, i64));
+const lines = (n, seed) => {
+  const vocab = ["alpha", "be", "gamma", "delta", "ox", "boomerang", "épée", "z"];
+  let x = seed;
+  const next = () => (x = (x * 1103515245 + 12345) % 2147483648);
+  return Array.from({ length: n }, () => Array.from({ length: next() % 8 }, () => vocab[next() % vocab.length]).join(" "));
+};
+
+test("narrow steps run in order", () => {
+  const ls = lines(200, 1);
+  const out = runChain([["flat-map", "t.words", null], ["filter", "t.long", null], ["map", "t.shout", null]], LINES.encode(ls));
+  assert.deepEqual(LINES.decode(out), ls.flatMap((l) => l.split(" ").filter(Boolean)).filter((w) => w.length > 3).map((w) => w.toUpperCase()));
+});
+
+function counted(chain, batches) {
+  const got = new Map();
+  const add = (b) => {
+    for (const [k, v] of STR_INT.decode(b)) got.set(k, (got.get(k) || 0) + v);
+  };
+  for (const b of batches) add(runChain(chain, b));
+  add(flushChain(chain));
+  return got;
+}
+
+test("a combine holds its folds until flushed, counted or folded", () => {
+  const batches = [1, 2, 3].map((s) => LINES.encode(lines(300, s)));
+  const want = new Map();
+  for (const s of [1, 2, 3]) for (const l of lines(300, s)) for (const w of l.split(" ").filter(Boolean)) want.set(w, (want.get(w) || 0) + 1);
+  const fast = [["flat-map", "t.words", null], ["map", stepName("one", string), null], ["combine", "_weft:add", null]];
+  const generic = [["flat-map", "t.words", null], ["map", "t.pair_one", null], ["combine", "t.plus", null]];
+  assert.equal(runChain(fast, batches[0]).length, 0, "nothing comes back before the flush");
+  flushChain(fast);
+  assert.deepEqual(counted(fast, batches), want);
+  assert.deepEqual(counted(generic, batches), want);
+  assert.equal(flushChain(generic).length, 0, "a flush forgets what it returned");
+});
+
+test("a combine hands back what it holds past its bound", () => {
+  const old = HELD_KEYS.max;
+  HELD_KEYS.max = 3;
+  try {
+    const chain = [["map", "t.pair_one", null], ["combine", "t.plus", null]];
+    assert.equal(runChain(chain, LINES.encode(["a", "b", "a"])).length, 0);
+    assert.deepEqual(STR_INT.decode(runChain(chain, LINES.encode(["c", "a"]))).sort(), [["a", 3], ["b", 1], ["c", 1]]);
+    assert.deepEqual(STR_INT.decode(flushChain(chain)), []);
+  } finally {
+    HELD_KEYS.max = old;
+  }
+});
+
+test("float keys fold by their bits", () => {
+  const F = new Layout(tuple(f64, f64));
+  const chain = [["combine", "t.fplus", null]];
+  runChain(chain, F.encode([[0, 1], [-0, 2], [0, 4], [NaN, 8], [NaN, 16]]));
+  const got = F.decode(flushChain(chain));
+  const byKey = new Map(got.map(([k, v]) => [Object.is(k, -0) ? "-0" : String(k), v]));
+  assert.deepEqual([...byKey.entries()].sort(), [["-0", 2], ["0", 5], ["NaN", 24]]);
+});
+
+test("reduce folds runs of equal key bytes", () => {
+  const pairs = [["a", 1], ["a", 2], ["b", 5], ["c", 1], ["c", 1], ["c", 1]];
+  assert.deepEqual(STR_INT.decode(runChain([["reduce", "t.plus", null]], STR_INT.encode(pairs))), [["a", 3], ["b", 5], ["c", 3]]);
+});
+
+test("a user exception names the function, the record and the stack", () => {
+  assert.throws(
+    () => runChain([["flat-map", "t.words", null], ["map", "t.shout", null]], LINES.encode(["fine words", "then boom"])),
+    (e) => e instanceof CallFailed && e.kind === "user" && e.message.includes("`t.shout` threw RangeError: no booms here") && e.message.includes('on record "boom"') && e.message.includes("dispatch.test.mjs"),
+  );
+});
+
+test("bad input is a decode error naming the function", () => {
+  for (const bad of [Uint8Array.of(5, 0, 0, 0, 97), Uint8Array.of(2, 0), Uint8Array.of(1, 0, 0, 0, 0xff)]) {
+    assert.throws(() => runChain([["map", "t.shout", null]], bad), (e) => e.kind === "decode" && e.message.includes("t.shout"));
+  }
+});
+
+test("unknown and mismatched functions are named", () => {
+  for (const name of ["t.nothing", "t.long", "_weft.nope|string"]) {
+    assert.throws(() => runChain([["map", name, null]], new Uint8Array(0)), (e) => e.kind === "unknown-function" && e.message.includes(name.split("|")[0]));
+  }
+});
+
+test("a result of the wrong type is an error", () => {
+  weft.map("t.not_an_int", string, i64, (w) => w);
+  assert.throws(() => runChain([["map", "t.not_an_int", null]], LINES.encode(["x"])), (e) => e.kind === "user" && e.message.includes("is not `i64`"));
+});
