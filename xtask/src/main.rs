@@ -116,8 +116,16 @@ fn ensure_wasm_target() -> Result<()> {
     }
 }
 
-/// Build the guest workspaces; returns the directory holding the `.wasm` files.
+/// Build every guest component: the Rust workspaces, then the other SDKs' jobs.
 fn guests() -> Result<PathBuf> {
+    let dir = rust_guests()?;
+    sdks::python_guests()?;
+    sdks::js_guests()?;
+    Ok(dir)
+}
+
+/// Build the Rust guest workspaces; returns the directory holding their `.wasm` files.
+fn rust_guests() -> Result<PathBuf> {
     ensure_wasm_target()?;
     let root = root();
     for ws in ["guest-examples", "tests/guests"] {
@@ -141,8 +149,6 @@ fn guests() -> Result<PathBuf> {
         };
         run(&mut build)?;
     }
-    sdks::python_guests()?;
-    sdks::js_guests()?;
     Ok(guest_dir())
 }
 
@@ -219,7 +225,7 @@ fn run_tests(cmd: &mut Command) -> Result<(u64, u64)> {
 /// through `weft local` (a master and an agent in one process).
 fn demo() -> Result<()> {
     let root = root();
-    let guests = guests()?;
+    let guests = rust_guests()?;
     run(cargo().current_dir(&root).args(["build", "--release", "-p", "weft-cli"]))?;
     let weft = root.join("target/release/weft");
     let out = root.join("target/demo/wordcount-out");
@@ -238,7 +244,7 @@ fn demo() -> Result<()> {
 }
 
 fn bench_wordcount(mib: Option<&str>) -> Result<()> {
-    guests()?;
+    rust_guests()?;
     let mut cmd = cargo();
     cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "wordcount"]);
     if let Some(mib) = mib {
@@ -248,7 +254,7 @@ fn bench_wordcount(mib: Option<&str>) -> Result<()> {
 }
 
 fn bench_sort(mib: Option<&str>, partitions: Option<&str>) -> Result<()> {
-    guests()?;
+    rust_guests()?;
     let mut cmd = cargo();
     cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "sort"]);
     if let Some(mib) = mib {
@@ -275,7 +281,7 @@ fn bench_iterative(
     (size_var, size): (&str, Option<&str>),
     iterations: Option<&str>,
 ) -> Result<()> {
-    guests()?;
+    rust_guests()?;
     let mut cmd = cargo();
     cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", bench]);
     if let Some(size) = size {
@@ -288,7 +294,7 @@ fn bench_iterative(
 }
 
 fn bench_tasks(sizes: Option<&str>) -> Result<()> {
-    guests()?;
+    rust_guests()?;
     let mut cmd = cargo();
     cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "tasks"]);
     if let Some(sizes) = sizes {
@@ -298,7 +304,7 @@ fn bench_tasks(sizes: Option<&str>) -> Result<()> {
 }
 
 fn bench_isolation(mib: Option<&str>) -> Result<()> {
-    guests()?;
+    rust_guests()?;
     let mut cmd = cargo();
     cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "isolation"]);
     if let Some(mib) = mib {
@@ -327,6 +333,6 @@ fn bench_scale(tasks: Option<&str>) -> Result<()> {
 }
 
 fn bench(extra: &[String]) -> Result<()> {
-    guests()?;
+    rust_guests()?;
     run(cargo().current_dir(root()).args(["bench", "-p", "weft-agent"]).args(extra))
 }

@@ -376,7 +376,9 @@ function run(key, steps, batch, flushing) {
         held.set(key, state);
       }
       combine(state, raw ? recs.pairs : recs, raw);
-      return state.values.size >= HELD_KEYS.max ? drain(state) : new Uint8Array(0);
+      // At the flush a whole partition's output ends here: all of it.
+      if (flushing) held.delete(key);
+      return flushing || state.values.size >= HELD_KEYS.max ? drain(state) : new Uint8Array(0);
     }
     if (step.kind === "reduce") throw new CallFailed("decode", `\`${step.name}\` reduces a shuffle's output: it must start its chain`);
     if (i === steps.length - 2 && counts(step, steps[i + 1]) && !(recs instanceof Raw)) {

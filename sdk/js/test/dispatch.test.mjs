@@ -79,6 +79,14 @@ test("float keys fold by their bits", () => {
   assert.deepEqual([...byKey.entries()].sort(), [["-0", 2], ["0", 5], ["NaN", 24]]);
 });
 
+test("a combine after a whole-partition step gives everything at the flush", () => {
+  weft.mapPartitions("t.pairs_of", string, tuple(string, i64), (ls) => ls.map((l) => [l, 1]));
+  const chain = [["map-batch", "weft:partition:t.pairs_of", null], ["combine", "t.plus", null]];
+  for (const ls of [["a", "b"], ["a"], []]) assert.equal(runChain(chain, LINES.encode(ls)).length, 0);
+  assert.deepEqual(STR_INT.decode(flushChain(chain)).sort(), [["a", 2], ["b", 1]]);
+  assert.equal(flushChain(chain).length, 0, "nothing is left held");
+});
+
 test("reduce folds runs of equal key bytes", () => {
   const pairs = [["a", 1], ["a", 2], ["b", 5], ["c", 1], ["c", 1], ["c", 1]];
   assert.deepEqual(STR_INT.decode(runChain([["reduce", "t.plus", null]], STR_INT.encode(pairs))), [["a", 3], ["b", 5], ["c", 3]]);

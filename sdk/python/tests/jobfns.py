@@ -53,3 +53,8 @@ def sizes(lines: list[str]) -> list[int]:
 @weft.map
 def not_an_int(word: str) -> int:
     return word  # type: ignore[return-value]  (on purpose: the annotation lies)
+
+
+@weft.map_partitions
+def pairs_of(lines: list[str]) -> list[tuple[str, int]]:
+    return [(line, 1) for line in lines]

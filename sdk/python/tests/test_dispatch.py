@@ -101,6 +101,13 @@ class Chains(unittest.TestCase):
             self.assertEqual(_dispatch.run_chain(chain, lines_batch(lines)), b"")
         self.assertEqual(Layout(codec.I64).decode(_dispatch.flush_chain(chain)), [3])
 
+    def test_a_combine_after_a_whole_partition_step_gives_everything_at_the_flush(self):
+        chain = [("map-batch", "weft:partition:tests.jobfns.pairs_of", None), ("combine", "tests.jobfns.plus", None)]
+        for lines in (["a", "b"], ["a"], []):
+            self.assertEqual(_dispatch.run_chain(chain, lines_batch(lines)), b"")
+        self.assertEqual(sorted(STR_INT.decode(_dispatch.flush_chain(chain))), [("a", 2), ("b", 1)])
+        self.assertEqual(_dispatch.flush_chain(chain), b"", "nothing is left held")
+
     def test_a_bound_parameter_is_fetched_once(self):
         fetched = []
 

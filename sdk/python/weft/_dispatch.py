@@ -320,7 +320,10 @@ def _run(chain, plan: list[_Step], batch, flushing: bool) -> bytes:
             if held is None:
                 held = _HELD[key] = _Held(step, ktype)
             _combine(held, recs.pairs if raw else recs, raw)
-            if len(held.values) >= HELD_KEYS:
+            if flushing or len(held.values) >= HELD_KEYS:
+                # At the flush a whole partition's output ends here: all of it.
+                if flushing:
+                    _HELD.pop(key, None)
                 return _drain(held, raw)
             return b""
         if step.kind == REDUCE:

@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     job = pathlib.Path(args.job).resolve()
     if not job.is_file() or job.suffix != ".py":
         p.error(f"{args.job} is not a .py file")
+    if not job.stem.isidentifier():
+        p.error(f"{job.name}: the job is imported as a module, so its name must be a Python identifier (e.g. word_count.py)")
     tool = _componentize_py(args.componentize_py)
     with tempfile.TemporaryDirectory(prefix="weft-build-") as tmp:
         app = pathlib.Path(tmp) / "weft_app.py"
