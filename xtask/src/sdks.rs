@@ -161,14 +161,17 @@ pub fn js_guests() -> Result<()> {
 
 /// The SDKs' own unit tests, run natively (the Python SDK's with the machine's
 /// `python3`, the JavaScript SDK's with `node --test`): the golden vectors,
-/// the dispatcher.
+/// the dispatcher, and the JavaScript SDK's TypeScript declarations (`tsc`).
 pub fn sdk_unit_tests() -> Result<()> {
     let sdk = root().join("sdk/python");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     run(Command::new(python)
         .args(["-m", "unittest", "discover", "-s", "tests", "-t", "."])
         .current_dir(&sdk))?;
-    run(Command::new("node").args(["--test", "test/"]).current_dir(root().join("sdk/js")))
+    let js = root().join("sdk/js");
+    run(Command::new("node").args(["--test", "test/"]).current_dir(&js))?;
+    // The TypeScript declarations, checked against a job (with expected errors).
+    run(Command::new(js_tools()?.join("node_modules/.bin/tsc")).args(["-p", "test/types"]).current_dir(&js))
 }
 
 /// The `.<ext>` files directly in `dir`, sorted (none when it does not exist).

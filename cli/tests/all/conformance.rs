@@ -192,6 +192,17 @@ fn the_javascript_sdk_conforms() {
 /// sample, and the actions built from them.
 #[test]
 fn the_python_sdks_other_operators_match_native_results() {
+    other_operators_match_native(&python_guest("ops"));
+}
+
+/// The same operators in the JavaScript SDK (`tests/guests/js/ops.js`, the
+/// same outputs).
+#[test]
+fn the_javascript_sdks_other_operators_match_native_results() {
+    other_operators_match_native(&js_guest("ops"));
+}
+
+fn other_operators_match_native(wasm: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let path = |name: &str| d.join(name).to_str().unwrap().to_string();
@@ -213,11 +224,8 @@ fn the_python_sdks_other_operators_match_native_results() {
     std::fs::write(d.join("words.txt"), lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     let words: Vec<&str> = lines.iter().flat_map(|l| l.split(' ')).collect();
     let (_master, url, _agents) = cluster(d, 2);
-    let log = succeeds(
-        &url,
-        &python_guest("ops"),
-        &[&path("left.txt"), &path("right.txt"), &path("words.txt"), &path("out")],
-    );
+    let log =
+        succeeds(&url, wasm, &[&path("left.txt"), &path("right.txt"), &path("words.txt"), &path("out")]);
     let out = |name: &str| sorted(output_lines(&d.join("out").join(name)));
 
     let group = |pairs: &[(String, i64)]| {
@@ -305,7 +313,7 @@ fn the_python_sdks_other_operators_match_native_results() {
         format!("distinct={}", distinct.len()),
         format!("top={}", top.join(",")),
         format!("take_ordered={}", ordered[..3].join(",")),
-        "is_empty=False,True".to_string(),
+        "is_empty=false,true".to_string(),
         format!("collect_as_map={}", l.len()),
         format!("foreach={}", words.len()),
     ] {

@@ -86,6 +86,11 @@ export function useHost(h) {
   host = h;
 }
 
+/** The partition this task computes (0 outside a component). */
+export function partition() {
+  return host && host.partition ? host.partition() : 0;
+}
+
 function param(id, type, name) {
   const key = `${id}:${type.name}`;
   if (!params.has(key)) {

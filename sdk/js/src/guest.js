@@ -5,6 +5,7 @@ import * as driver from "weft:grid/driver@0.1.0";
 import { get as broadcastGet } from "weft:grid/broadcast@0.1.0";
 import { add as accumulatorAdd } from "weft:grid/accumulators@0.1.0";
 import { log } from "weft:grid/log@0.1.0";
+import { info } from "weft:grid/context@0.1.0";
 import { CallFailed, REGISTRY, flushChain as flush, runChain as runOps, useHost } from "./dispatch.js";
 import { JobFailed, runMain, useDriver } from "./index.js";
 
@@ -26,6 +27,7 @@ const host = {
   accumulatorAdd: (name, delta) => accumulatorAdd(name, delta),
   broadcastValue: (id) => broadcastGet(BigInt(id)),
   log: (level, msg) => log(level, msg),
+  partition: () => info().partition,
 };
 useHost(host);
 useDriver(host);

@@ -14,7 +14,7 @@
 // is docs/sdk-js.md.
 import * as codec from "./codec.js";
 import { PARTITION, REGISTRY, Layout } from "./dispatch.js";
-import { stepName } from "./steps.js";
+import { random, stepName } from "./steps.js";
 
 export const types = codec.types;
 export { codec };
@@ -210,6 +210,104 @@ export class Dataset {
     const t = this.layout.type;
     return this.own("one", [t], new Layout(types.tuple(t, types.i64))).reduceByKey(add, partitions);
   }
+  mapBatch(f) {
+    return this.user(f, "map-batch");
+  }
+  /** Each record kept with probability `fraction`, the same records on every run. */
+  sample(fraction, seed = 0) {
+    if (!(fraction >= 0 && fraction <= 1)) throw new RangeError(`sample's fraction is between 0 and 1, not ${fraction}`);
+    return this.own("sample", [this.layout.type, fraction, seed], this.layout, "filter");
+  }
+  /** The records spread evenly over `partitions` partitions (a shuffle). */
+  repartition(partitions) {
+    const t = this.layout.type;
+    return this.own("spread", [t], new Layout(types.tuple(types.i64, t))).partitionBy(partitions).values();
+  }
+  /** As repartition: always a shuffle. */
+  coalesce(partitions) {
+    return this.repartition(partitions);
+  }
+  /** `[index, record]`, counting from 0 in partition order (a job counts the partitions first). */
+  zipWithIndex() {
+    const t = this.layout.type;
+    const sizes = this.own("sizes", [t], new Layout(types.tuple(types.u32, types.i64)), "map-batch");
+    const counts = new Map(sizes.sumByKey(1).collect());
+    const offsets = [];
+    let total = 0;
+    for (let p = 0; p <= Math.max(-1, ...counts.keys()); p++) {
+      offsets.push(total);
+      total += counts.get(p) || 0;
+    }
+    return this.own("index", [t, offsets.join(",")], new Layout(types.tuple(types.i64, t)));
+  }
+  /** Every `[a, b]` of a record here and one there, made in one task: keep one side small. */
+  cartesian(other) {
+    const [a, b] = [this.layout.type, other.layout.type];
+    const left = this.own("unit-key", [a], new Layout(types.tuple(types.unit, a)));
+    const right = other.own("unit-key", [b], new Layout(types.tuple(types.unit, b)));
+    return left.join(right, 1).values();
+  }
+  /** The records the other dataset lacks (duplicates kept). */
+  subtract(other, partitions = 0) {
+    return this.byValue(other, "subtract", partitions);
+  }
+  /** The records in both datasets, each once. */
+  intersection(other, partitions = 0) {
+    return this.byValue(other, "intersection", partitions);
+  }
+  byValue(other, op, partitions) {
+    const t = this.layout.type;
+    if (other.type !== this.type) throw new TypeError(`${op} of \`${this.type}\` and \`${other.type}\``);
+    const keyed = new Layout(types.tuple(t, types.unit));
+    const [a, b] = [this.own("self-key", [t], keyed), other.own("self-key", [t], keyed)];
+    return a.groupedSides(b, partitions).own(op, [t, types.unit, types.unit], new Layout(t), "flat-map");
+  }
+  /** Action: a map function run on every record for its effects. */
+  foreach(f) {
+    this.map(f).count();
+  }
+  /** Action: a mapPartitions function run once per whole partition for its effects. */
+  foreachPartition(f) {
+    this.mapPartitions(f).count();
+  }
+  isEmpty() {
+    return this.take(1).length === 0;
+  }
+  /** Action: the records folded by a reduce function, then into `zero` once. */
+  fold(zero, f) {
+    const [fn] = step(f, "reduce");
+    return this.isEmpty() ? zero : fn.fn(zero, this.reduce(f));
+  }
+  /** Action: the records turned by a map function and folded with `zero` by a reduce one. */
+  aggregate(zero, to, comb) {
+    return this.map(to).fold(zero, comb);
+  }
+  /** Action: `n` records drawn without replacement, in an order drawn from `seed`. */
+  takeSample(n, seed = 0) {
+    const total = this.count();
+    if (n <= 0 || total === 0) return [];
+    const fraction = Math.min(1, (n + 3 * Math.sqrt(n) + 10) / total);
+    let got = fraction < 1 ? this.sample(fraction, seed).collect() : this.collect();
+    if (got.length < Math.min(n, total)) got = this.collect();
+    const draw = random(`take:${seed}`);
+    for (let i = got.length - 1; i > 0; i--) {
+      const j = Math.floor(draw() * (i + 1));
+      [got[i], got[j]] = [got[j], got[i]];
+    }
+    return got.slice(0, n);
+  }
+  /** Action: the `n` greatest records, greatest first. */
+  top(n) {
+    return this.ordered(n, false);
+  }
+  /** Action: the `n` least records, least first. */
+  takeOrdered(n) {
+    return this.ordered(n, true);
+  }
+  ordered(n, ascending) {
+    const t = this.layout.type;
+    return this.own("self-key", [t], new Layout(types.tuple(t, types.unit))).sortByKey(ascending, 1).take(n).map(([k]) => k);
+  }
   sortBy(f, ascending = true, partitions = 0) {
     return this.keyBy(f).sortByKey(ascending, partitions).values();
   }
@@ -249,6 +347,68 @@ export class Dataset {
     if (v === types.i64 || v === types.i64n) return this.shuffle({ tag: "sum-by-key" }, partitions, this.layout);
     if (v === types.f64) return this.shuffle({ tag: "fold-by-key", val: "sum-f64" }, partitions, this.layout);
     throw new TypeError(`sumByKey sums i64 or f64 values, not \`${v.name}\``);
+  }
+  minByKey(partitions = 0) {
+    return this.nativeFold("min", partitions);
+  }
+  maxByKey(partitions = 0) {
+    return this.nativeFold("max", partitions);
+  }
+  nativeFold(fold, partitions) {
+    const [, v] = this.pairs(`${fold}ByKey`);
+    if (v !== types.i64 && v !== types.f64) throw new TypeError(`${fold}ByKey folds i64 or f64 values, not \`${v.name}\``);
+    return this.shuffle({ tag: "fold-by-key", val: fold }, partitions, this.layout);
+  }
+  /** The values of each key folded by a reduce function, then into `zero` once per key. */
+  foldByKey(zero, f, partitions = 0) {
+    const [k] = this.pairs("foldByKey");
+    const [fn] = step(f, "reduce");
+    const hex = Array.from(fn.input.type.record(zero), (x) => x.toString(16).padStart(2, "0")).join("");
+    return this.reduceByKey(f, partitions).own("with-zero", [k, fn.name, hex], this.layout);
+  }
+  /** Each key's values turned into combiners by `create` (map) and merged by `merge` (reduce). */
+  combineByKey(create, merge, partitions = 0) {
+    return this.mapValues(create).reduceByKey(merge, partitions);
+  }
+  /** Each key's values turned by `to` (map) and folded with `zero` by `comb` (reduce). */
+  aggregateByKey(zero, to, comb, partitions = 0) {
+    return this.mapValues(to).foldByKey(zero, comb, partitions);
+  }
+  groupedSides(other, partitions) {
+    const [k, v] = this.pairs("cogroup");
+    const [k2, w] = other.pairs("cogroup");
+    if (k.name !== k2.name) throw new TypeError(`cogroup of \`${k.name}\` keys with \`${k2.name}\` keys`);
+    const tagged = new Layout(types.tuple(k, types.bytes));
+    return this.own("tag", [k, v, 0], tagged).union(other.own("tag", [k, w, 1], tagged)).groupByKey(partitions);
+  }
+  sides(other, op, partitions) {
+    const [k, v] = this.pairs(op);
+    const [, w] = other.pairs(op);
+    const values = {
+      cogroup: () => types.tuple(types.list(v), types.list(w)),
+      "left-outer": () => types.tuple(v, types.option(w)),
+      "right-outer": () => types.tuple(types.option(v), w),
+      "full-outer": () => types.tuple(types.option(v), types.option(w)),
+    }[op]();
+    return this.groupedSides(other, partitions).own(op, [k, v, w], new Layout(types.tuple(k, values)), op === "cogroup" ? "map" : "flat-map");
+  }
+  /** For each key of either dataset, `[key, [its values here, its values there]]`. */
+  cogroup(other, partitions = 0) {
+    return this.sides(other, "cogroup", partitions);
+  }
+  leftOuterJoin(other, partitions = 0) {
+    return this.sides(other, "left-outer", partitions);
+  }
+  rightOuterJoin(other, partitions = 0) {
+    return this.sides(other, "right-outer", partitions);
+  }
+  fullOuterJoin(other, partitions = 0) {
+    return this.sides(other, "full-outer", partitions);
+  }
+  /** The pairs as a Map (a later pair of a key wins). */
+  collectAsMap() {
+    this.pairs("collectAsMap");
+    return new Map(this.collect());
   }
   countByKey(partitions = 0) {
     const [k, v] = this.pairs("countByKey");

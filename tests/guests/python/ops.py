@@ -118,7 +118,7 @@ def main(ctx: weft.Context) -> None:
     weft.log.info("top=%s", ",".join(words.top(3)))
     weft.log.info("take_ordered=%s", ",".join(words.take_ordered(3)))
     weft.log.info("take_sample=%s", "|".join(lines.take_sample(5, 11)))
-    weft.log.info("is_empty=%s,%s", words.is_empty(), words.filter(never).is_empty())
+    weft.log.info("is_empty=%s,%s", str(words.is_empty()).lower(), str(words.filter(never).is_empty()).lower())
     weft.log.info("collect_as_map=%d", len(left.reduce_by_key(add).collect_as_map()))
     counted = weft.accumulator("seen")
     words.foreach(see)
