@@ -2,10 +2,10 @@
 //!
 //! Each toolchain is installed into `target/sdk-tools/` by the project's own
 //! commands, pinned, from the language's registry: nothing is needed on the
-//! machine but Python 3 with venv, and Node.js 20+ with npm. A guest component is rebuilt
-//! only when one of its inputs changes (its directory's sources, the SDK, the
-//! WIT, the toolchain's version): each output keeps the blake3 digest of its
-//! inputs beside it.
+//! machine but Python 3 with venv, and Node.js 20+ with npm. A guest component
+//! is rebuilt only when one of its inputs changes (its directory's sources,
+//! the SDK, the WIT, the toolchain's version or lock): each output keeps the
+//! blake3 digest of its inputs beside it.
 
 use crate::{root, run};
 use anyhow::{Context, Result, bail};

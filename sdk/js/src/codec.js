@@ -134,7 +134,9 @@ class Type {
 
 class Int extends Type {
   constructor(width, signed, big) {
-    super(`${signed ? "i" : "u"}${width * 8}`);
+    // The BigInt variants are spelled `i64n`/`u64n`: the same bytes as `i64`/`u64`,
+    // other JavaScript values, so steps rebuilt from their names keep them.
+    super(`${signed ? "i" : "u"}${width * 8}${big ? "n" : ""}`);
     this.width = width;
     this.signed = signed;
     this.big = big; // BigInt values rather than numbers
@@ -213,6 +215,7 @@ class Float extends Type {
     const out = new Uint8Array(this.width);
     const view = new DataView(out.buffer);
     if (this.width === 8) view.setFloat64(0, v);
+    else if (Number.isFinite(v) && !Number.isFinite(Math.fround(v))) throw new EncodeError(`${v} does not fit an \`f32\``);
     else view.setFloat32(0, v);
     if (out[0] & 0x80) for (let i = 0; i < out.length; i++) out[i] ^= 0xff;
     else out[0] ^= 0x80;
@@ -452,6 +455,7 @@ const SCALARS = {
   i8: types.i8, i16: types.i16, i32: types.i32, i64: types.i64, u8: types.u8, u16: types.u16,
   u32: types.u32, u64: types.u64, f32: types.f32, f64: types.f64, bool: types.bool,
   char: types.char, "()": types.unit, string: types.string, bytes: types.bytes, "f64 bits": types.f64,
+  i64n: types.i64n, u64n: types.u64n,
 };
 
 /** The type a contract type name spells; `big` reads 64-bit integers as BigInt. */

@@ -368,8 +368,20 @@ function run(key, steps, batch, flushing) {
   for (let i = start; i < steps.length; i++) {
     const step = steps[i];
     if (step.kind === "partition") {
+      const whole = recs instanceof Raw ? decodeKeys(recs, step.input, step.name) : recs;
+      if (flushing) {
+        // A later whole-partition step: the earlier one's output is this
+        // partition's whole input already.
+        try {
+          recs = Array.from(step.fn(whole));
+        } catch (e) {
+          throw userError(step.name, `<a partition of ${whole.length} records>`, e);
+        }
+        last = step.output;
+        continue;
+      }
       if (!held.has(key)) held.set(key, []);
-      held.get(key).push(recs instanceof Raw ? decodeKeys(recs, step.input, step.name) : recs);
+      held.get(key).push(whole);
       return new Uint8Array(0);
     }
     if (step.kind === "combine") {
@@ -395,7 +407,8 @@ function run(key, steps, batch, flushing) {
       }
       const m = state.values;
       for (const w of recs) m.set(w, (m.get(w) || 0) + 1);
-      return m.size >= HELD_KEYS.max ? drain(state) : new Uint8Array(0);
+      if (flushing) held.delete(key);
+      return flushing || m.size >= HELD_KEYS.max ? drain(state) : new Uint8Array(0);
     }
     if (recs instanceof Raw) recs = decodeKeys(recs, step.input, step.name);
     recs = apply(step, recs);

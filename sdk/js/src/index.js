@@ -143,6 +143,18 @@ export class Context {
   }
 }
 
+/** The function for `what`, which takes no bound parameter. */
+function plain(f, want, what) {
+  if (f && f.function) throw new TypeError(`${what} takes a function without a bound parameter`);
+  return step(f, want)[0];
+}
+
+/** `fn`, which must take records of type `t`. */
+function takes(fn, t) {
+  if (fn.input.type.name !== t.name) throw new TypeError(`\`${fn.name}\` takes \`${fn.input.type.name}\` records; these are \`${t.name}\``);
+  return fn;
+}
+
 function step(f, want) {
   let param = null;
   let fn = f;
@@ -191,11 +203,11 @@ export class Dataset {
     return this.user(f, "flat-map");
   }
   mapPartitions(f) {
-    const [fn] = step(f, "map-batch");
+    const fn = takes(plain(f, "map-batch", "mapPartitions"), this.layout.type);
     return this.narrow("map-batch", PARTITION + fn.name, null, fn.output);
   }
   keyBy(f) {
-    const [fn] = step(f, "map");
+    const fn = takes(plain(f, "map", "keyBy"), this.layout.type);
     return this.own("key-by", [fn.name], new Layout(types.tuple(fn.output.type, fn.input.type)));
   }
   union(other) {
@@ -324,13 +336,13 @@ export class Dataset {
     return this.own("values", [k, v], new Layout(v));
   }
   mapValues(f) {
-    const [k] = this.pairs("mapValues");
-    const [fn] = step(f, "map");
+    const [k, v] = this.pairs("mapValues");
+    const fn = takes(plain(f, "map", "mapValues"), v);
     return this.own("map-values", [k, fn.name], new Layout(types.tuple(k, fn.output.type)));
   }
   flatMapValues(f) {
-    const [k] = this.pairs("flatMapValues");
-    const [fn] = step(f, "flat-map");
+    const [k, v] = this.pairs("flatMapValues");
+    const fn = takes(plain(f, "flat-map", "flatMapValues"), v);
     return this.own("flat-map-values", [k, fn.name], new Layout(types.tuple(k, fn.output.type)), "flat-map");
   }
   shuffle(op, partitions, out) {
@@ -338,7 +350,7 @@ export class Dataset {
   }
   reduceByKey(f, partitions = 0) {
     const [, v] = this.pairs("reduceByKey");
-    const [fn] = step(f, "reduce");
+    const fn = plain(f, "reduce", "reduceByKey");
     if (fn.input.type.name !== v.name) throw new TypeError(`\`${fn.name}\` folds \`${fn.input.type.name}\` values; these are \`${v.name}\``);
     return this.shuffle({ tag: "reduce-by-key", val: fn.name }, partitions, this.layout);
   }
@@ -356,7 +368,7 @@ export class Dataset {
   }
   nativeFold(fold, partitions) {
     const [, v] = this.pairs(`${fold}ByKey`);
-    if (v !== types.i64 && v !== types.f64) throw new TypeError(`${fold}ByKey folds i64 or f64 values, not \`${v.name}\``);
+    if (v !== types.i64 && v !== types.i64n && v !== types.f64) throw new TypeError(`${fold}ByKey folds i64 or f64 values, not \`${v.name}\``);
     return this.shuffle({ tag: "fold-by-key", val: fold }, partitions, this.layout);
   }
   /** The values of each key folded by a reduce function, then into `zero` once per key. */

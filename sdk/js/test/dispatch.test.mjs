@@ -87,6 +87,28 @@ test("a combine after a whole-partition step gives everything at the flush", () 
   assert.equal(flushChain(chain).length, 0, "nothing is left held");
 });
 
+test("two whole-partition steps both run at the flush; counting after one gives the counts", () => {
+  weft.mapPartitions("t.upper_all", string, string, (ls) => ls.map((l) => l.toUpperCase()));
+  weft.mapPartitions("t.sizes", string, i64, (ls) => [ls.length]);
+  const two = [["map-batch", "weft:partition:t.upper_all", null], ["map-batch", "weft:partition:t.sizes", null]];
+  assert.equal(runChain(two, LINES.encode(["a", "b"])).length, 0);
+  assert.equal(runChain(two, LINES.encode(["c"])).length, 0);
+  assert.deepEqual(new Layout(i64).decode(flushChain(two)), [3]);
+  const counting = [["map-batch", "weft:partition:t.upper_all", null], ["map", stepName("one", string), null], ["combine", "_weft:add", null]];
+  assert.equal(runChain(counting, LINES.encode(["a", "b", "a"])).length, 0);
+  assert.deepEqual(STR_INT.decode(flushChain(counting)).sort(), [["A", 2], ["B", 1]]);
+  assert.equal(runChain(counting, LINES.encode(["c"])).length, 0, "the next task starts clean");
+  assert.deepEqual(STR_INT.decode(flushChain(counting)), [["C", 1]]);
+});
+
+test("BigInt records survive the SDK's own steps", () => {
+  const big = 2n ** 60n;
+  const chain = [["map", stepName("one", weft.types.i64n), null]];
+  const out = new Layout(tuple(weft.types.i64n, i64)).decode(runChain(chain, new Layout(weft.types.i64n).encode([big])));
+  assert.deepEqual(out, [[big, 1]]);
+  assert.throws(() => weft.types.f32.record(1e39), /does not fit/);
+});
+
 test("reduce folds runs of equal key bytes", () => {
   const pairs = [["a", 1], ["a", 2], ["b", 5], ["c", 1], ["c", 1], ["c", 1]];
   assert.deepEqual(STR_INT.decode(runChain([["reduce", "t.plus", null]], STR_INT.encode(pairs))), [["a", 3], ["b", 5], ["c", 3]]);

@@ -58,3 +58,13 @@ def not_an_int(word: str) -> int:
 @weft.map_partitions
 def pairs_of(lines: list[str]) -> list[tuple[str, int]]:
     return [(line, 1) for line in lines]
+
+
+@weft.map_partitions
+def upper_all(lines: list[str]) -> list[str]:
+    return [line.upper() for line in lines]
+
+
+@weft.map
+def lone_surrogate(line: str) -> str:
+    return line + "\udc80"

@@ -108,6 +108,23 @@ class Chains(unittest.TestCase):
         self.assertEqual(sorted(STR_INT.decode(_dispatch.flush_chain(chain))), [("a", 2), ("b", 1)])
         self.assertEqual(_dispatch.flush_chain(chain), b"", "nothing is left held")
 
+    def test_two_whole_partition_steps_both_run_at_the_flush(self):
+        chain = [("map-batch", "weft:partition:tests.jobfns.upper_all", None),
+                 ("map-batch", "weft:partition:tests.jobfns.sizes", None)]
+        self.assertEqual(_dispatch.run_chain(chain, lines_batch(["a", "b"])), b"")
+        self.assertEqual(_dispatch.run_chain(chain, lines_batch(["c"])), b"")
+        self.assertEqual(Layout(codec.I64).decode(_dispatch.flush_chain(chain)), [3])
+        # Nothing is left held: the next flush is an empty partition's.
+        self.assertEqual(Layout(codec.I64).decode(_dispatch.flush_chain(chain)), [0])
+
+    def test_counting_after_a_whole_partition_step_gives_the_counts_at_the_flush(self):
+        chain = [("map-batch", "weft:partition:tests.jobfns.upper_all", None),
+                 ("map", _steps.name("one", codec.STR), None), ("combine", "weft._steps.add", None)]
+        self.assertEqual(_dispatch.run_chain(chain, lines_batch(["a", "b", "a"])), b"")
+        self.assertEqual(sorted(STR_INT.decode(_dispatch.flush_chain(chain))), [("A", 2), ("B", 1)])
+        self.assertEqual(_dispatch.run_chain(chain, lines_batch(["c"])), b"", "the next task starts clean")
+        self.assertEqual(STR_INT.decode(_dispatch.flush_chain(chain)), [("C", 1)])
+
     def test_a_bound_parameter_is_fetched_once(self):
         fetched = []
 
@@ -156,6 +173,12 @@ class Failures(unittest.TestCase):
                     _dispatch.run_chain([op], b"")
                 self.assertEqual(c.exception.kind, "unknown-function")
                 self.assertIn(op[1].split("|")[0], c.exception.message)
+
+    def test_a_string_that_is_not_unicode_is_an_error(self):
+        with self.assertRaises(_dispatch.CallFailed) as c:
+            _dispatch.run_chain([("map", "tests.jobfns.lone_surrogate", None)], lines_batch(["x"]))
+        self.assertEqual(c.exception.kind, "user")
+        self.assertIn("not valid Unicode", c.exception.message)
 
     def test_a_result_of_the_wrong_type_is_an_error(self):
         with self.assertRaises(_dispatch.CallFailed) as c:

@@ -216,6 +216,14 @@ class Broadcast:
         self.type = type
 
 
+def _plain(f, want: str, what: str) -> Function:
+    """The function for `what`, which takes no bound parameter."""
+    if isinstance(f, Bound):
+        raise TypeError(f"{what} takes a function without a bound parameter")
+    fn, _ = _step(f, want)
+    return fn
+
+
 def _step(f, want: str):
     """(function, parameter id) for a step of kind `want`."""
     param = None
@@ -271,6 +279,13 @@ class Dataset:
             raise TypeError(f"`{fn.name}` takes `{fn.input}` records; this dataset holds `{self.type}`")
         return self._narrow(kind, fn.name, param, fn.output)
 
+    @staticmethod
+    def _takes(fn: Function, t: codec.Type) -> Function:
+        """`fn`, which must take records of type `t`."""
+        if fn.input.type.name != t.name:
+            raise TypeError(f"`{fn.name}` takes `{fn.input}` records; these are `{t.name}`")
+        return fn
+
     def _own(self, op: str, args, out: Layout, kind: str = MAP) -> "Dataset":
         from . import _steps
 
@@ -290,7 +305,7 @@ class Dataset:
 
     def map_partitions(self, f) -> "Dataset":
         """A `@weft.map_partitions` function applied once to each whole partition."""
-        fn, _ = _step(f, MAP_BATCH)
+        fn = self._takes(_plain(f, MAP_BATCH, "map_partitions"), self._layout.type)
         from ._dispatch import PARTITION
 
         return self._narrow(MAP_BATCH, PARTITION + fn.name, None, fn.output)
@@ -302,7 +317,7 @@ class Dataset:
 
     def key_by(self, f) -> "Dataset":
         """Pairs `(f(record), record)` for a `@weft.map` function `f`."""
-        fn, _ = _step(f, MAP)
+        fn = self._takes(_plain(f, MAP, "key_by"), self._layout.type)
         return self._own("key-by", [fn.name], Layout(codec._Tuple([fn.output.type, fn.input.type])))
 
     def union(self, other: "Dataset") -> "Dataset":
@@ -443,13 +458,13 @@ class Dataset:
     def map_values(self, f) -> "Dataset":
         """`(k, f(v))` for a `@weft.map` function `f`."""
         k, v = self._pairs("map_values")
-        fn, _ = _step(f, MAP)
+        fn = self._takes(_plain(f, MAP, "map_values"), v)
         return self._own("map-values", [k, fn.name], Layout(codec._Tuple([k, fn.output.type])))
 
     def flat_map_values(self, f) -> "Dataset":
         """`(k, w)` for each `w` of a `@weft.flat_map` function's `f(v)`."""
         k, v = self._pairs("flat_map_values")
-        fn, _ = _step(f, FLAT_MAP)
+        fn = self._takes(_plain(f, FLAT_MAP, "flat_map_values"), v)
         return self._own("flat-map-values", [k, fn.name], Layout(codec._Tuple([k, fn.output.type])), FLAT_MAP)
 
     def _shuffle(self, op: str, arg, partitions: int, out: Layout) -> "Dataset":

@@ -309,7 +309,14 @@ def _run(chain, plan: list[_Step], batch, flushing: bool) -> bytes:
     for i in range(start, len(plan)):
         step = plan[i]
         if step.kind == "partition":
-            _HELD.setdefault(key, []).append(recs if not isinstance(recs, _Raw) else _decode_keys(recs, step.input, step.name))
+            whole = recs if not isinstance(recs, _Raw) else _decode_keys(recs, step.input, step.name)
+            if flushing:
+                # A later whole-partition step: the earlier one's output is
+                # this partition's whole input already.
+                recs = _apply_partition(step, [whole])
+                last_layout = step.output
+                continue
+            _HELD.setdefault(key, []).append(whole)
             return b""
         if step.kind == COMBINE:
             raw = isinstance(recs, _Raw)
@@ -334,6 +341,9 @@ def _run(chain, plan: list[_Step], batch, flushing: bool) -> bytes:
             if held is None:
                 held = _HELD[key] = _Held(plan[-1], step.input.type)
             _count_elements(held.values, recs)
+            if flushing:
+                _HELD.pop(key, None)
+                return _drain(held, False)
             return _drain(held, False) if len(held.values) >= HELD_KEYS else b""
         if isinstance(recs, _Raw):
             recs = _decode_keys(recs, step.input, step.name)

@@ -33,14 +33,23 @@ class Dispatcher(_Dispatcher):
     def run_chain(self, chain, input: bytes) -> bytes:
         try:
             return _dispatch.run_chain(_chain(chain), input)
-        except _dispatch.CallFailed as e:
-            raise Err(_ERRORS[e.kind](e.message)) from None
+        except Exception as e:
+            raise Err(_failed(e)) from None
 
     def flush_chain(self, chain) -> bytes:
         try:
             return _dispatch.flush_chain(_chain(chain))
-        except _dispatch.CallFailed as e:
-            raise Err(_ERRORS[e.kind](e.message)) from None
+        except Exception as e:
+            raise Err(_failed(e)) from None
+
+
+def _failed(e: Exception):
+    """The WIT `call-error` of a failed chain; an error of the SDK itself is
+    reported with its traceback rather than trapping the task."""
+    if isinstance(e, _dispatch.CallFailed):
+        return _ERRORS[e.kind](e.message)
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-8))
+    return types.CallError_User(f"the chain failed: {type(e).__name__}: {e}\n{tb.rstrip()}")
 
 
 class WitWorld(_World):

@@ -310,7 +310,10 @@ class _Str(_Bytes):
     def record(self, v) -> bytes:
         if not isinstance(v, str):
             raise EncodeError(f"{type(v).__name__} {v!r:.40} is not a str")
-        return v.encode()
+        try:
+            return v.encode()
+        except UnicodeEncodeError as e:
+            raise EncodeError(f"{v!r:.40} is not valid Unicode (a `string` is UTF-8): {e.reason}") from None
 
     def from_record(self, b: bytes):
         try:
@@ -373,7 +376,10 @@ class _Tuple(Type):
 
     def _values(self, v):
         if self.fields is not None:
-            return [getattr(v, f) for f in self.fields]
+            try:
+                return [getattr(v, f) for f in self.fields]
+            except AttributeError:
+                raise EncodeError(f"{v!r:.60} is not a `{self.name}`") from None
         if not isinstance(v, (tuple, list)) or len(v) != len(self.elems):
             raise EncodeError(f"{v!r:.60} is not a {len(self.elems)}-tuple (`{self.name}`)")
         return v
