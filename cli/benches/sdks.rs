@@ -65,17 +65,8 @@ fn main() {
     // run gets the cluster's largest per-task fuel, so that no task stops.
     let run = |lang: &str, wasm: &Path| {
         let out = out(lang);
-        let _ = std::fs::remove_dir_all(&out);
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["local", "--fuel", "10000000000000", "--dir"])
-            .arg(&cache)
-            .arg(wasm)
-            .arg("--")
-            .args([&input, &out])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{lang}: weft local failed:\n{}", String::from_utf8_lossy(&o.stdout));
+        let fuel = ["--fuel", "10000000000000"];
+        versus::weft_local_with(&fuel, &cache, wasm, &out, &[input.as_os_str(), out.as_os_str()]);
     };
     for (lang, wasm, _) in &guests {
         run(lang, wasm);

@@ -69,9 +69,16 @@ pub fn alternate(mut native: impl FnMut(), mut weft: impl FnMut()) -> (Vec<Durat
 /// Run `weft local` on `wasm` with `args` (after `--`), its files in `dir`,
 /// writing into `out` (emptied first); its stdout.
 pub fn weft_local(dir: &Path, wasm: &Path, out: &Path, args: &[&OsStr]) -> String {
+    weft_local_with(&[], dir, wasm, out, args)
+}
+
+/// [`weft_local`] with more `weft local` flags.
+pub fn weft_local_with(flags: &[&str], dir: &Path, wasm: &Path, out: &Path, args: &[&OsStr]) -> String {
     let _ = std::fs::remove_dir_all(out);
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["local", "--dir"])
+        .arg("local")
+        .args(flags)
+        .arg("--dir")
         .arg(dir)
         .arg(wasm)
         .arg("--")

@@ -53,23 +53,29 @@ Commands:
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str);
     match args.first().map(String::as_str) {
         Some("guests") => guests().map(|_| ()),
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
-        Some("bench-wordcount") => bench_wordcount(args.get(1).map(String::as_str)),
-        Some("bench-sort") => bench_sort(args.get(1).map(String::as_str), args.get(2).map(String::as_str)),
+        Some("bench-wordcount") => cli_bench("wordcount", &[("WEFT_BENCH_MIB", arg(1))]),
+        Some("bench-sort") => {
+            cli_bench("sort", &[("WEFT_BENCH_MIB", arg(1)), ("WEFT_BENCH_PARTITIONS", arg(2))])
+        }
         Some("bench-pagerank") => {
-            bench_pagerank(args.get(1).map(String::as_str), args.get(2).map(String::as_str))
+            cli_bench("pagerank", &[("WEFT_BENCH_PAGES", arg(1)), ("WEFT_BENCH_ITERATIONS", arg(2))])
         }
         Some("bench-logreg") => {
-            bench_logreg(args.get(1).map(String::as_str), args.get(2).map(String::as_str))
+            cli_bench("logreg", &[("WEFT_BENCH_POINTS", arg(1)), ("WEFT_BENCH_ITERATIONS", arg(2))])
         }
-        Some("bench-tasks") => bench_tasks(args.get(1).map(String::as_str)),
-        Some("bench-isolation") => bench_isolation(args.get(1).map(String::as_str)),
-        Some("bench-scale") => bench_scale(args.get(1).map(String::as_str)),
-        Some("bench-sdks") => bench_sdks(args.get(1).map(String::as_str)),
+        Some("bench-tasks") => cli_bench("tasks", &[("WEFT_BENCH_TASKS", arg(1))]),
+        Some("bench-isolation") => cli_bench("isolation", &[("WEFT_BENCH_MIB", arg(1))]),
+        Some("bench-scale") => cargo_bench("weft-master", "scale", &[("WEFT_BENCH_TASKS", arg(1))]),
+        Some("bench-sdks") => {
+            guests()?;
+            cargo_bench("weft-cli", "sdks", &[("WEFT_BENCH_MIB", arg(1))])
+        }
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -243,91 +249,20 @@ fn demo() -> Result<()> {
     Ok(())
 }
 
-fn bench_wordcount(mib: Option<&str>) -> Result<()> {
+/// A `weft-cli` benchmark over the Rust guests.
+fn cli_bench(bench: &str, vars: &[(&str, Option<&str>)]) -> Result<()> {
     rust_guests()?;
+    cargo_bench("weft-cli", bench, vars)
+}
+
+/// `cargo bench -p package --bench bench`, with each variable that has a value.
+fn cargo_bench(package: &str, bench: &str, vars: &[(&str, Option<&str>)]) -> Result<()> {
     let mut cmd = cargo();
-    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "wordcount"]);
-    if let Some(mib) = mib {
-        cmd.env("WEFT_BENCH_MIB", mib);
-    }
-    run(&mut cmd)
-}
-
-fn bench_sort(mib: Option<&str>, partitions: Option<&str>) -> Result<()> {
-    rust_guests()?;
-    let mut cmd = cargo();
-    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "sort"]);
-    if let Some(mib) = mib {
-        cmd.env("WEFT_BENCH_MIB", mib);
-    }
-    if let Some(partitions) = partitions {
-        cmd.env("WEFT_BENCH_PARTITIONS", partitions);
-    }
-    run(&mut cmd)
-}
-
-fn bench_pagerank(pages: Option<&str>, iterations: Option<&str>) -> Result<()> {
-    bench_iterative("pagerank", ("WEFT_BENCH_PAGES", pages), iterations)
-}
-
-fn bench_logreg(points: Option<&str>, iterations: Option<&str>) -> Result<()> {
-    bench_iterative("logreg", ("WEFT_BENCH_POINTS", points), iterations)
-}
-
-/// Run the iterative benchmark `bench` with its size (`(variable, value)`)
-/// and iteration count, each if given.
-fn bench_iterative(
-    bench: &str,
-    (size_var, size): (&str, Option<&str>),
-    iterations: Option<&str>,
-) -> Result<()> {
-    rust_guests()?;
-    let mut cmd = cargo();
-    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", bench]);
-    if let Some(size) = size {
-        cmd.env(size_var, size);
-    }
-    if let Some(iterations) = iterations {
-        cmd.env("WEFT_BENCH_ITERATIONS", iterations);
-    }
-    run(&mut cmd)
-}
-
-fn bench_tasks(sizes: Option<&str>) -> Result<()> {
-    rust_guests()?;
-    let mut cmd = cargo();
-    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "tasks"]);
-    if let Some(sizes) = sizes {
-        cmd.env("WEFT_BENCH_TASKS", sizes);
-    }
-    run(&mut cmd)
-}
-
-fn bench_isolation(mib: Option<&str>) -> Result<()> {
-    rust_guests()?;
-    let mut cmd = cargo();
-    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "isolation"]);
-    if let Some(mib) = mib {
-        cmd.env("WEFT_BENCH_MIB", mib);
-    }
-    run(&mut cmd)
-}
-
-fn bench_sdks(mib: Option<&str>) -> Result<()> {
-    guests()?;
-    let mut cmd = cargo();
-    cmd.current_dir(root()).args(["bench", "-p", "weft-cli", "--bench", "sdks"]);
-    if let Some(mib) = mib {
-        cmd.env("WEFT_BENCH_MIB", mib);
-    }
-    run(&mut cmd)
-}
-
-fn bench_scale(tasks: Option<&str>) -> Result<()> {
-    let mut cmd = cargo();
-    cmd.current_dir(root()).args(["bench", "-p", "weft-master", "--bench", "scale"]);
-    if let Some(tasks) = tasks {
-        cmd.env("WEFT_BENCH_TASKS", tasks);
+    cmd.current_dir(root()).args(["bench", "-p", package, "--bench", bench]);
+    for (name, value) in vars {
+        if let Some(value) = value {
+            cmd.env(name, value);
+        }
     }
     run(&mut cmd)
 }

@@ -15,11 +15,6 @@ use std::process::Command;
 /// componentize-py's version, from PyPI.
 const COMPONENTIZE_PY: &str = "0.25.1";
 
-/// Where Python guest components land: `target/guests/python/<module>.wasm`.
-pub fn python_guest_dir() -> PathBuf {
-    root().join("target/guests/python")
-}
-
 /// The Python virtual environment holding componentize-py, made on first use;
 /// returns its `bin` directory.
 fn python_tools() -> Result<PathBuf> {
@@ -46,52 +41,86 @@ fn python_tools() -> Result<PathBuf> {
 /// Build every Python job (a module with `@weft.main`) under
 /// `guest-examples/python` and `tests/guests/python`.
 pub fn python_guests() -> Result<()> {
-    let root = root();
-    let sdk = root.join("sdk/python");
-    let out_dir = python_guest_dir();
-    std::fs::create_dir_all(&out_dir)?;
-    let mut bin = None;
-    for dir in ["guest-examples/python", "tests/guests/python"].map(|d| root.join(d)) {
-        let sources = files(&dir, "py")?;
-        let mut shared = blake3::Hasher::new();
-        shared.update(COMPONENTIZE_PY.as_bytes());
-        for file in files(&sdk.join("weft"), "py")?.iter().chain(&sources) {
-            shared.update(file.as_os_str().as_encoded_bytes());
-            shared.update(&std::fs::read(file)?);
-        }
-        shared.update(&std::fs::read(root.join("wit/weft.wit"))?);
-        let digest = shared.finalize().to_hex().to_string();
-        for job in &sources {
-            if !std::fs::read_to_string(job)?.contains("@weft.main") {
-                continue;
-            }
-            let stem = job.file_stem().and_then(|s| s.to_str()).context("a module name")?;
-            let out = out_dir.join(format!("{stem}.wasm"));
-            let key = out_dir.join(format!("{stem}.inputs"));
-            if out.exists() && std::fs::read_to_string(&key).is_ok_and(|k| k == digest) {
-                continue;
-            }
-            let bin = match &bin {
-                Some(b) => b,
-                None => bin.insert(python_tools()?),
-            };
-            let _ = std::fs::remove_file(&key);
-            run(Command::new(bin.join("python"))
-                .args(["-m", "weft.build"])
-                .arg(job)
-                .arg("-o")
-                .arg(&out)
-                .env("PYTHONPATH", &sdk)
-                .env("COMPONENTIZE_PY", bin.join("componentize-py")))?;
-            std::fs::write(&key, &digest)?;
-        }
-    }
-    Ok(())
+    let sdk = root().join("sdk/python");
+    let job = Jobs {
+        lang: "python",
+        ext: "py",
+        marker: "@weft.main",
+        inputs: files(&sdk.join("weft"), "py")?,
+        version: COMPONENTIZE_PY,
+        tools: python_tools,
+    };
+    job.build(|bin, job, out| {
+        let mut c = Command::new(bin.join("python"));
+        c.args(["-m", "weft.build"])
+            .arg(job)
+            .arg("-o")
+            .arg(out)
+            .env("PYTHONPATH", &sdk)
+            .env("COMPONENTIZE_PY", bin.join("componentize-py"));
+        c
+    })
 }
 
-/// Where JavaScript guest components land: `target/guests/js/<module>.wasm`.
-pub fn js_guest_dir() -> PathBuf {
-    root().join("target/guests/js")
+/// One SDK's jobs: the source files of a language, found by a marker, built
+/// with the SDK's tools into `target/guests/<lang>/<module>.wasm`.
+struct Jobs {
+    lang: &'static str,
+    ext: &'static str,
+    /// What a module that is a job (not a helper module) contains.
+    marker: &'static str,
+    /// The SDK's files every job depends on.
+    inputs: Vec<PathBuf>,
+    /// The toolchain's version, also an input.
+    version: &'static str,
+    /// Installs the toolchain (only when something is to be built).
+    tools: fn() -> Result<PathBuf>,
+}
+
+impl Jobs {
+    /// Build the jobs under `guest-examples/<lang>` and `tests/guests/<lang>`
+    /// with `command(tools, job, output)`, each only when the digest of its
+    /// directory's sources, the SDK's inputs, the WIT and the version changed.
+    fn build(&self, command: impl Fn(&Path, &Path, &Path) -> Command) -> Result<()> {
+        let root = root();
+        let out_dir = root.join("target/guests").join(self.lang);
+        std::fs::create_dir_all(&out_dir)?;
+        let wit = root.join("wit/weft.wit");
+        let mut tools = None;
+        for dir in ["guest-examples", "tests/guests"].map(|d| root.join(d).join(self.lang)) {
+            let sources = files(&dir, self.ext)?;
+            let mut shared = blake3::Hasher::new();
+            shared.update(self.version.as_bytes());
+            let mut jobs = Vec::new();
+            for file in self.inputs.iter().chain([&wit]).chain(&sources) {
+                let text = std::fs::read(file)?;
+                shared.update(file.as_os_str().as_encoded_bytes());
+                shared.update(&text);
+                if sources.contains(file)
+                    && text.windows(self.marker.len()).any(|w| w == self.marker.as_bytes())
+                {
+                    jobs.push(file);
+                }
+            }
+            let digest = shared.finalize().to_hex().to_string();
+            for job in jobs {
+                let stem = job.file_stem().and_then(|s| s.to_str()).context("a module name")?;
+                let out = out_dir.join(format!("{stem}.wasm"));
+                let key = out_dir.join(format!("{stem}.inputs"));
+                if out.exists() && std::fs::read_to_string(&key).is_ok_and(|k| k == digest) {
+                    continue;
+                }
+                let tools = match &tools {
+                    Some(t) => t,
+                    None => tools.insert((self.tools)()?),
+                };
+                let _ = std::fs::remove_file(&key);
+                run(&mut command(tools, job, &out))?;
+                std::fs::write(&key, &digest)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// componentize-js and rolldown, installed by `npm ci` from `sdk/js`'s
@@ -118,45 +147,15 @@ fn js_tools() -> Result<PathBuf> {
 /// Build every JavaScript job (a module calling `weft.main`) under
 /// `guest-examples/js` and `tests/guests/js`.
 pub fn js_guests() -> Result<()> {
-    let root = root();
-    let sdk = root.join("sdk/js");
-    let out_dir = js_guest_dir();
-    std::fs::create_dir_all(&out_dir)?;
-    let mut tools = None;
-    for dir in ["guest-examples/js", "tests/guests/js"].map(|d| root.join(d)) {
-        let sources = files(&dir, "js")?;
-        let mut shared = blake3::Hasher::new();
-        let fixed = [sdk.join("build.mjs"), sdk.join("package-lock.json"), root.join("wit/weft.wit")];
-        for file in files(&sdk.join("src"), "js")?.iter().chain(&sources).chain(&fixed) {
-            shared.update(file.as_os_str().as_encoded_bytes());
-            shared.update(&std::fs::read(file)?);
-        }
-        let digest = shared.finalize().to_hex().to_string();
-        for job in &sources {
-            if !std::fs::read_to_string(job)?.contains("weft.main(") {
-                continue;
-            }
-            let stem = job.file_stem().and_then(|s| s.to_str()).context("a module name")?;
-            let out = out_dir.join(format!("{stem}.wasm"));
-            let key = out_dir.join(format!("{stem}.inputs"));
-            if out.exists() && std::fs::read_to_string(&key).is_ok_and(|k| k == digest) {
-                continue;
-            }
-            let tools = match &tools {
-                Some(t) => t,
-                None => tools.insert(js_tools()?),
-            };
-            let _ = std::fs::remove_file(&key);
-            run(Command::new("node")
-                .arg(sdk.join("build.mjs"))
-                .arg(job)
-                .arg("-o")
-                .arg(&out)
-                .env("WEFT_JS_TOOLS", tools))?;
-            std::fs::write(&key, &digest)?;
-        }
-    }
-    Ok(())
+    let sdk = root().join("sdk/js");
+    let mut inputs = files(&sdk.join("src"), "js")?;
+    inputs.extend([sdk.join("build.mjs"), sdk.join("package-lock.json")]);
+    let job = Jobs { lang: "js", ext: "js", marker: "weft.main(", inputs, version: "", tools: js_tools };
+    job.build(|tools, job, out| {
+        let mut c = Command::new("node");
+        c.arg(sdk.join("build.mjs")).arg(job).arg("-o").arg(out).env("WEFT_JS_TOOLS", tools);
+        c
+    })
 }
 
 /// The SDKs' own unit tests, run natively (the Python SDK's with the machine's

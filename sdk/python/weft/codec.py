@@ -128,7 +128,22 @@ class Type:
         return self.name
 
 
-class _Int(Type):
+class _Fixed(Type):
+    """A type of `width` bytes whose key encoding is its record encoding."""
+
+    width: int
+
+    def put_key(self, v, last, out):
+        out += self.record(v)
+
+    def take_key(self, b, pos, last):
+        stop = pos + self.width
+        if stop > len(b):
+            raise DecodeError(f"a `{self.name}` key is {self.width} bytes; {len(b) - pos} left")
+        return self.from_record(b[pos:stop]), stop
+
+
+class _Int(_Fixed):
     def __init__(self, width: int, signed: bool):
         self.width = width
         self.signed = signed
@@ -149,17 +164,8 @@ class _Int(Type):
             raise DecodeError(f"a `{self.name}` is {self.width} bytes, not {len(b)}")
         return int.from_bytes(b, "big") - self.offset
 
-    def put_key(self, v, last, out):
-        out += self.record(v)
 
-    def take_key(self, b, pos, last):
-        stop = pos + self.width
-        if stop > len(b):
-            raise DecodeError(f"a `{self.name}` key is {self.width} bytes; {len(b) - pos} left")
-        return int.from_bytes(b[pos:stop], "big") - self.offset, stop
-
-
-class _Float(Type):
+class _Float(_Fixed):
     def __init__(self, width: int):
         self.width = width
         self.name = f"f{width * 8}"
@@ -184,18 +190,10 @@ class _Float(Type):
         bits ^= self.sign if bits & self.sign else self.ones
         return self.fmt.unpack(bits.to_bytes(self.width, "big"))[0]
 
-    def put_key(self, v, last, out):
-        out += self.record(v)
 
-    def take_key(self, b, pos, last):
-        stop = pos + self.width
-        if stop > len(b):
-            raise DecodeError(f"an `{self.name}` key is {self.width} bytes; {len(b) - pos} left")
-        return self.from_record(b[pos:stop]), stop
-
-
-class _Bool(Type):
+class _Bool(_Fixed):
     name = "bool"
+    width = 1
 
     def record(self, v) -> bytes:
         if not isinstance(v, bool):
@@ -209,15 +207,10 @@ class _Bool(Type):
             return True
         raise DecodeError(f"a `bool` is one byte 00 or 01, not {b.hex() or 'nothing'}")
 
-    def put_key(self, v, last, out):
-        out += self.record(v)
 
-    def take_key(self, b, pos, last):
-        return self.from_record(b[pos : pos + 1]), pos + 1
-
-
-class _Char(Type):
+class _Char(_Fixed):
     name = "char"
+    width = 4
 
     def record(self, v) -> bytes:
         if not isinstance(v, str) or len(v) != 1:
@@ -235,15 +228,10 @@ class _Char(Type):
             raise DecodeError(f"{c:#x} is not a Unicode scalar value")
         return chr(c)
 
-    def put_key(self, v, last, out):
-        out += self.record(v)
 
-    def take_key(self, b, pos, last):
-        return self.from_record(b[pos : pos + 4]), pos + 4
-
-
-class _Unit(Type):
+class _Unit(_Fixed):
     name = "()"
+    width = 0
 
     def record(self, v) -> bytes:
         if v is not None:
@@ -255,11 +243,6 @@ class _Unit(Type):
             raise DecodeError(f"a `()` is no bytes, not {len(b)}")
         return None
 
-    def put_key(self, v, last, out):
-        self.record(v)
-
-    def take_key(self, b, pos, last):
-        return None, pos
 
 
 def _take_escaped(b: bytes, pos: int, what: str) -> tuple[bytes, int]:
