@@ -127,6 +127,7 @@ fn guests() -> Result<PathBuf> {
     let dir = rust_guests()?;
     sdks::python_guests()?;
     sdks::js_guests()?;
+    sdks::c_guests()?;
     Ok(dir)
 }
 

@@ -51,14 +51,13 @@ pub fn python_guests() -> Result<()> {
         tools: python_tools,
     };
     job.build(|bin, job, out| {
-        let mut c = Command::new(bin.join("python"));
-        c.args(["-m", "weft.build"])
+        run(Command::new(bin.join("python"))
+            .args(["-m", "weft.build"])
             .arg(job)
             .arg("-o")
             .arg(out)
             .env("PYTHONPATH", &sdk)
-            .env("COMPONENTIZE_PY", bin.join("componentize-py"));
-        c
+            .env("COMPONENTIZE_PY", bin.join("componentize-py")))
     })
 }
 
@@ -81,7 +80,7 @@ impl Jobs {
     /// Build the jobs under `guest-examples/<lang>` and `tests/guests/<lang>`
     /// with `command(tools, job, output)`, each only when the digest of its
     /// directory's sources, the SDK's inputs, the WIT and the version changed.
-    fn build(&self, command: impl Fn(&Path, &Path, &Path) -> Command) -> Result<()> {
+    fn build(&self, build: impl Fn(&Path, &Path, &Path) -> Result<()>) -> Result<()> {
         let root = root();
         let out_dir = root.join("target/guests").join(self.lang);
         std::fs::create_dir_all(&out_dir)?;
@@ -115,7 +114,7 @@ impl Jobs {
                     None => tools.insert((self.tools)()?),
                 };
                 let _ = std::fs::remove_file(&key);
-                run(&mut command(tools, job, &out))?;
+                build(tools, job, &out)?;
                 std::fs::write(&key, &digest)?;
             }
         }
@@ -152,10 +151,134 @@ pub fn js_guests() -> Result<()> {
     inputs.extend([sdk.join("build.mjs"), sdk.join("package-lock.json")]);
     let job = Jobs { lang: "js", ext: "js", marker: "weft.main(", inputs, version: "", tools: js_tools };
     job.build(|tools, job, out| {
-        let mut c = Command::new("node");
-        c.arg(sdk.join("build.mjs")).arg(job).arg("-o").arg(out).env("WEFT_JS_TOOLS", tools);
-        c
+        run(Command::new("node")
+            .arg(sdk.join("build.mjs"))
+            .arg(job)
+            .arg("-o")
+            .arg(out)
+            .env("WEFT_JS_TOOLS", tools))
     })
+}
+
+/// Debian's packages the C SDK builds with: clang, lld (`wasm-ld`), wasi-libc
+/// and the compiler runtime for wasm32.
+const C_PACKAGES: [&str; 4] = ["clang", "lld", "wasi-libc", "libclang-rt-dev-wasm32"];
+
+/// The clang flags of every C job: wasm32 with wasi-libc as a reactor (a
+/// library the host calls, not a command), and the shadow stack first in
+/// linear memory, so that overflowing it traps instead of overwriting data.
+const C_FLAGS: [&str; 9] = [
+    "--target=wasm32-wasi",
+    "--sysroot=/usr",
+    "-mexec-model=reactor",
+    "-O2",
+    "-std=c11",
+    "-Wall",
+    "-Wextra",
+    "-Wl,--stack-first",
+    "-Wl,-z,stack-size=1048576",
+];
+
+/// Whether clang builds a wasm32-wasi module here.
+fn c_toolchain_works(dir: &Path) -> bool {
+    let probe = dir.join("probe.c");
+    std::fs::write(&probe, "#include <stdlib.h>\nint probe(void) { return abs(-1); }\n").is_ok()
+        && Command::new("clang")
+            .args(C_FLAGS)
+            .arg(&probe)
+            .arg("-o")
+            .arg(dir.join("probe.wasm"))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// clang, lld and wasi-libc from Debian (installed with apt-get when they are
+/// missing), and the WIT bindings from wit-bindgen's C generator, written
+/// into `target/sdk-tools/c`; returns that directory.
+fn c_tools() -> Result<PathBuf> {
+    let dir = root().join("target/sdk-tools/c");
+    std::fs::create_dir_all(&dir)?;
+    if !c_toolchain_works(&dir) {
+        // apt-get, as root or through sudo.
+        let apt = |args: &[&str]| {
+            let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+            let mut c = Command::new(if root { "apt-get" } else { "sudo" });
+            if !root {
+                c.arg("apt-get");
+            }
+            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            c
+        };
+        let install = ["install", "-y", "--no-install-recommends"];
+        let install: Vec<&str> = install.iter().chain(&C_PACKAGES).copied().collect();
+        // A fresh machine may have no package lists yet.
+        if run(&mut apt(&install)).is_err() {
+            run(&mut apt(&["update"]))?;
+            run(&mut apt(&install))
+                .context("the C SDK needs Debian's clang, lld, wasi-libc and libclang-rt-dev-wasm32")?;
+        }
+        if !c_toolchain_works(&dir) {
+            bail!("clang cannot build for wasm32-wasi even with {C_PACKAGES:?} installed");
+        }
+    }
+    let mut resolve = wit_bindgen_core::wit_parser::Resolve::default();
+    let (package, _) = resolve.push_path(root().join("wit"))?;
+    let world = resolve.select_world(&[package], Some("job"))?;
+    let mut files = wit_bindgen_core::Files::default();
+    wit_bindgen_c::Opts::default().build().generate(&resolve, world, &mut files)?;
+    let bindings = dir.join("bindings");
+    std::fs::create_dir_all(&bindings)?;
+    for (name, contents) in files.iter() {
+        std::fs::write(bindings.join(name), contents)?;
+    }
+    Ok(bindings)
+}
+
+/// Build every C job (a file with `WEFT_MAIN(`) under `guest-examples/c` and
+/// `tests/guests/c`: clang makes a core module of the job, the SDK and the
+/// bindings; wit-component makes it a component with the WASI preview-1
+/// adapter.
+pub fn c_guests() -> Result<()> {
+    let sdk = root().join("sdk/c");
+    let mut inputs = files(&sdk.join("src"), "c")?;
+    inputs.extend(files(&sdk.join("src"), "h")?);
+    inputs.extend(files(&sdk.join("include"), "h")?);
+    let job = Jobs { lang: "c", ext: "c", marker: "WEFT_MAIN(", inputs, version: C_VERSION, tools: c_tools };
+    job.build(|bindings, job, out| c_build(bindings, &files(&sdk.join("src"), "c")?, job, out))
+}
+
+/// What else a C job's build depends on: the flags and the generator's version.
+const C_VERSION: &str = "clang -O2 --stack-first 1MiB; wit-bindgen-c 0.46; wit-component 0.239";
+
+/// One C job into a component at `out`.
+pub fn c_build(bindings: &Path, sdk: &[PathBuf], job: &Path, out: &Path) -> Result<()> {
+    let core = out.with_extension("core.wasm");
+    run(Command::new("clang")
+        .args(C_FLAGS)
+        .arg("-I")
+        .arg(root().join("sdk/c/include"))
+        .arg("-I")
+        .arg(bindings)
+        .arg(job)
+        .args(sdk)
+        .arg(bindings.join("job.c"))
+        .arg(bindings.join("job_component_type.o"))
+        .arg("-o")
+        .arg(&core))?;
+    let module = std::fs::read(&core)?;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)?
+        .adapter(
+            "wasi_snapshot_preview1",
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )?
+        .validate(true)
+        .encode()
+        .with_context(|| format!("making {} a component", job.display()))?;
+    std::fs::write(out, component)?;
+    std::fs::remove_file(&core)?;
+    Ok(())
 }
 
 /// The SDKs' own unit tests, run natively (the Python SDK's with the machine's

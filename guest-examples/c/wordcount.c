@@ -1,0 +1,85 @@
+/*
+ * Word count in C: every word of the input with its number of occurrences.
+ *
+ *     weft local wordcount.wasm -- <input-uri> <output-uri>
+ *
+ * writes `word<TAB>count` lines under the output URI and logs the ten most
+ * frequent words.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <weft.h>
+
+/* Each lowercased word of a line as a pair (word, 1), split on ASCII
+ * whitespace as the Rust example splits an ASCII line. */
+static int split_words(weft_rec line, weft_out *out) {
+    const uint8_t *p = line.val.ptr, *end = p + line.val.len;
+    uint8_t word[256];
+    while (p < end) {
+        while (p < end && isspace(*p)) {
+            p++;
+        }
+        const uint8_t *start = p;
+        while (p < end && !isspace(*p)) {
+            p++;
+        }
+        size_t n = (size_t)(p - start);
+        if (n == 0) {
+            break;
+        }
+        if (n <= sizeof word) {
+            for (size_t i = 0; i < n; i++) {
+                word[i] = (uint8_t)tolower(start[i]);
+            }
+            weft_put(out, word, n);
+        } else {
+            weft_open(out);
+            for (size_t i = 0; i < n; i++) {
+                uint8_t c = (uint8_t)tolower(start[i]);
+                weft_append(out, &c, 1);
+            }
+            weft_close(out);
+        }
+        weft_put_i64(out, 1);
+    }
+    return 0;
+}
+WEFT_FLAT_MAP(split_words, RECORD, PAIR);
+
+static int64_t add(int64_t a, int64_t b) { return a + b; }
+WEFT_REDUCE_I64(add);
+
+/* One output line. */
+static int format(weft_rec pair, weft_out *out) {
+    weft_printf(out, "%.*s\t%lld", WEFT_STR(pair.key), (long long)weft_i64(pair.val));
+    return 0;
+}
+WEFT_MAP(format, PAIR, RECORD);
+
+/* Keyed by count, to sort by it. */
+static int by_count(weft_rec pair, weft_out *out) {
+    weft_put_val(out, pair.val);
+    weft_put_val(out, pair.key);
+    return 0;
+}
+WEFT_MAP(by_count, PAIR, PAIR);
+
+static int wordcount(int argc, char **argv) {
+    if (argc != 3) {
+        weft_log(WEFT_ERROR, "usage: wordcount <input-uri> <output-uri>");
+        return 2;
+    }
+    weft_ds counts = weft_cache(weft_reduce_by_key(weft_flat_map(weft_text_file(argv[1], 4), split_words), add, 0));
+    weft_save_as_text_file(weft_map(counts, format), argv[2]);
+    weft_info("%lld distinct words", (long long)weft_count(counts));
+    /* Sorted into 4 ranges of counts (sampled first), largest first. */
+    weft_batch top = weft_take(weft_sort_by_key(weft_map(counts, by_count), false, 4), 10);
+    weft_reader r = weft_read_batch(top);
+    weft_rec rec;
+    while (weft_next_rec(&r, WEFT_PAIR, &rec)) {
+        weft_info("%.*s: %lld", WEFT_STR(rec.val), (long long)weft_i64(rec.key));
+    }
+    weft_batch_free(&top);
+    return 0;
+}
+WEFT_MAIN(wordcount);
