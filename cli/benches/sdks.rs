@@ -3,7 +3,8 @@
 //! language's component costs.
 //!
 //! `cargo xtask bench-sdks [SIZE_MIB]` (default 256; `WEFT_BENCH_RUNS` runs of
-//! each, default 3, best taken). Prints, per language:
+//! each, default 3, best taken; `WEFT_BENCH_LANGS=c,python,js` picks the
+//! languages beside Rust). Prints, per language:
 //! - word count's time and its ratio to the Rust guest's (every language's
 //!   counts are checked to equal the Rust guest's first);
 //! - the component's size; its first load (compiling it, and writing the
@@ -26,13 +27,22 @@ use weft_core::metering::EndReason;
 mod corpus;
 mod versus;
 
-/// Each language's word count component, and its goal as a ratio to Rust's time.
+/// Each language's word count component, and its goal as a ratio to Rust's
+/// time: Rust, and those of the others `WEFT_BENCH_LANGS` names (comma
+/// separated, default all).
 fn guests(root: &Path) -> Vec<(&'static str, PathBuf, Option<f64>)> {
-    vec![
+    let langs = std::env::var("WEFT_BENCH_LANGS").unwrap_or_default().to_lowercase();
+    let all = [
         ("Rust", root.join("target/guests/wasm32-wasip2/release/wordcount.wasm"), None),
+        ("C", root.join("target/guests/c/wordcount.wasm"), Some(1.2)),
         ("Python", root.join("target/guests/python/wordcount.wasm"), Some(12.0)),
         ("JS", root.join("target/guests/js/wordcount.wasm"), Some(5.0)),
-    ]
+    ];
+    all.into_iter()
+        .filter(|(lang, ..)| {
+            *lang == "Rust" || langs.is_empty() || langs.split(',').any(|l| l.trim() == lang.to_lowercase())
+        })
+        .collect()
 }
 
 fn main() {

@@ -384,6 +384,28 @@ static inline uint64_t hash_bytes(const uint8_t *p, size_t n) {
     return h ^ (h >> 31);
 }
 
+/* Whether two byte strings of length `n` are equal: eight bytes at a time
+ * (wasi-libc's memcmp goes a byte at a time). */
+static inline bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n) {
+    uint64_t x, y;
+    while (n >= 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) {
+            return false;
+        }
+        a += 8;
+        b += 8;
+        n -= 8;
+    }
+    while (n--) {
+        if (*a++ != *b++) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void held_grow(held *t) {
     size_t cap = t->index_cap ? t->index_cap * 2 : 1024;
     uint32_t *index = calloc(cap, sizeof *index);
@@ -415,7 +437,7 @@ static slot *held_slot(held *t, weft_val key, bool *fresh) {
             break;
         }
         slot *s = &t->slots[i - 1];
-        if (s->hash == h && s->key_len == key.len && memcmp(t->keys.buf + s->key, key.ptr, key.len) == 0) {
+        if (s->hash == h && s->key_len == key.len && same_bytes(t->keys.buf + s->key, key.ptr, key.len)) {
             *fresh = false;
             return s;
         }
@@ -540,7 +562,7 @@ static bool reduce_runs(const step *s, weft_val input, weft_out *out, call_failu
     weft_val a = {0};
     bool ok = true;
     while (ok && weft_next_rec(&r, WEFT_PAIR, &rec)) {
-        bool same = any && rec.key.len == key.len && memcmp(rec.key.ptr, key.ptr, key.len) == 0;
+        bool same = any && rec.key.len == key.len && same_bytes(rec.key.ptr, key.ptr, key.len);
         if (!same) {
             if (any) {
                 weft_put_val(out, key);
@@ -596,14 +618,26 @@ static bool reduce_runs(const step *s, weft_val input, weft_out *out, call_failu
     return ok;
 }
 
-/* map, filter, flat-map: each record of `input` through the function. */
-static bool elements(const step *s, weft_val input, weft_out *out, call_failure *e) {
+/* map, filter, flat-map: each record of `input` through the function, into
+ * `out`; or, when `then` is a combine, each record's output folded into `t`
+ * at once (what the combine hands back goes to `result`), so that no batch
+ * of pairs is written between the two. */
+static bool elements(const step *s, weft_val input, weft_out *out, call_failure *e, const step *then, held *t,
+                     weft_out *result) {
     weft_reader r = {input.ptr, input.ptr + input.len};
     weft_rec rec;
     const weft__fn *f = s->f;
     size_t per = f->out == WEFT_PAIR ? 2 : 1;
-    weft__running = f->name;
     while (weft_next_rec(&r, f->in, &rec)) {
+        weft__running = f->name;
+        if (then) {
+            weft_val made = {out->buf, out->len};
+            if (out->len && !combine(t, then, made, result, e)) {
+                return false;
+            }
+            out->len = 0;
+            out->entries = 0;
+        }
         if (s->op == WEFT_GRID_TYPES_OP_KIND_FILTER) {
             int keep = ((weft_filter_fn)f->fn)(rec);
             if (keep < 0 || failure) {
@@ -635,6 +669,13 @@ static bool elements(const step *s, weft_val input, weft_out *out, call_failure 
     if (failure) {
         return user_failure(e, s, NULL, "");
     }
+    if (then && out->len) {
+        weft_val made = {out->buf, out->len};
+        if (!combine(t, then, made, result, e)) {
+            return false;
+        }
+        out->len = 0;
+    }
     return true;
 }
 
@@ -650,8 +691,9 @@ static bool whole(const step *s, weft_val input, weft_out *out, call_failure *e)
     return true;
 }
 
-/* Two buffers the steps write in turn, kept between calls. */
-static weft_out buffers[2];
+/* Two buffers the steps write in turn, kept between calls, and what a
+ * combine fed directly hands back. */
+static weft_out buffers[2], handed;
 
 /* Run steps [from, n) over `input`; the result is left in `*result`
  * (a buffer of `buffers`, or the input itself when no step wrote). A
@@ -683,8 +725,17 @@ static bool run_steps(const step *steps, size_t from, size_t n, held *t, weft_va
             ok = reduce_runs(s, cur, out, e);
         } else if (s->op == WEFT_GRID_TYPES_OP_KIND_MAP_BATCH) {
             ok = whole(s, cur, out, e);
+        } else if (i + 2 == n && steps[i + 1].op == WEFT_GRID_TYPES_OP_KIND_COMBINE && !steps[i + 1].partition) {
+            /* The step before a combine feeds it directly. */
+            handed.len = handed.entries = 0;
+            handed.depth = 0;
+            ok = elements(s, cur, out, e, &steps[i + 1], t, &handed);
+            if (ok) {
+                *result = (weft_val){handed.buf, handed.len};
+            }
+            return ok;
         } else {
-            ok = elements(s, cur, out, e);
+            ok = elements(s, cur, out, e, NULL, NULL, NULL);
         }
         if (!ok) {
             return false;
@@ -807,7 +858,7 @@ bool exports_weft_grid_dispatcher_run_chain(exports_weft_grid_dispatcher_list_op
         to_error(&f, err);
     }
     free(steps);
-    free(input->ptr);
+    job_list_u8_free(input); /* (an empty list's pointer is not malloc's) */
     exports_weft_grid_dispatcher_list_op_free(chain);
     weft__running = "main";
     return ok;

@@ -360,7 +360,9 @@ weft_batch weft_take(weft_ds ds, uint64_t n) {
 }
 
 void weft_batch_free(weft_batch *b) {
-    free(b->ptr);
+    if (b->len) {
+        free(b->ptr); /* an empty list's pointer is not malloc's */
+    }
     b->ptr = NULL;
     b->len = 0;
 }
