@@ -75,8 +75,7 @@ WEFT_MAP(by_count, PAIR, PAIR);
 
 static int wordcount(int argc, char **argv) {
     if (argc != 3) {
-        weft_log(WEFT_ERROR, "usage: wordcount <input-uri> <output-uri>");
-        return 2;
+        return weft_fail("usage: wordcount <input-uri> <output-uri>");
     }
     weft_ds counts = weft_cache(weft_reduce_by_key(weft_flat_map(weft_text_file(argv[1], 4), split_words), add, 0));
     weft_save_as_text_file(weft_map(counts, format), argv[2]);

@@ -438,6 +438,14 @@ pub(crate) fn classify(err: &wasmtime::Error, store: &Store<TaskState>, limits: 
     let panic = store.data().log.last_line_containing("panicked at");
     match (kind, panic) {
         (TrapKind::Unreachable, Some(message)) => EndReason::GuestTrap { kind: TrapKind::Panic, message },
+        (TrapKind::StackOverflow, _) => EndReason::GuestTrap {
+            kind,
+            message: format!(
+                "the guest's stack overflowed{} (unbounded recursion?): its call stack reached \
+                 wasmtime's limit\n{err:?}",
+                recursing_function(err).map(|f| format!(" in `{f}`")).unwrap_or_default()
+            ),
+        },
         (TrapKind::OutOfBounds, _) if let Some(function) = recursing_function(err) => EndReason::GuestTrap {
             kind: TrapKind::StackOverflow,
             message: format!(

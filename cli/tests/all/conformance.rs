@@ -1,6 +1,6 @@
 //! The SDK conformance suite: the same job in every guest language
 //! (`tests/guests/conformance` in Rust, `tests/guests/python/conformance.py`,
-//! `tests/guests/js/conformance.js`),
+//! `tests/guests/js/conformance.js`, `tests/guests/c/conformance.c`),
 //! each case run on a real cluster (a master and two agents) and its output
 //! compared with a native computation. User errors and panics must end as
 //! guest errors naming the function and the cause; hostile functions (an
@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::cluster::numbers;
 use crate::support::{
-    cluster, counts, guest, js_guest, native_counts, output_lines, python_guest, run, text,
+    c_guest, cluster, counts, guest, js_guest, native_counts, output_lines, python_guest, run, text,
 };
 
 /// `weft submit --wait --json` with limits small enough for the hostile
@@ -149,7 +149,7 @@ fn conforms(wasm: &Path) {
     let message = fails(&url, wasm, &["grow", &small]);
     assert!(message.contains("memory limit of 256.0 MiB"), "memory bomb: {message}");
     let message = fails(&url, wasm, &["recurse", &small]);
-    // Rust overflows the wasm stack, CPython's frames fill its heap, and
+    // Rust and C overflow their stacks, CPython's frames fill its heap, and
     // SpiderMonkey throws its own "too much recursion" first: each contained.
     assert!(
         ["stack overflow", "memory limit of 256.0 MiB", "too much recursion"]
@@ -184,6 +184,11 @@ fn the_python_sdk_conforms() {
 #[test]
 fn the_javascript_sdk_conforms() {
     conforms(&js_guest("conformance"));
+}
+
+#[test]
+fn the_c_sdk_conforms() {
+    conforms(&c_guest("conformance"));
 }
 
 /// The Python SDK's other operators (`tests/guests/python/ops.py`), each

@@ -64,6 +64,13 @@ pub fn js_guest(name: &str) -> PathBuf {
     root().join(format!("target/guests/js/{name}.wasm"))
 }
 
+/// A C guest component (`target/guests/c/<name>.wasm`), built by the
+/// project's tooling on first use.
+pub fn c_guest(name: &str) -> PathBuf {
+    built();
+    root().join(format!("target/guests/c/{name}.wasm"))
+}
+
 /// A child process killed when dropped.
 pub struct Proc {
     child: Child,

@@ -198,7 +198,8 @@ void weft_register(const char *name, enum weft__kind kind, weft_shape in, weft_s
     WEFT__REGISTER(fn, WEFT__REDUCE_F64, WEFT_PAIR, WEFT_PAIR)
 
 /* Fail the running function with a message (it names the function and the
- * record): `return weft_fail("bad line");`. Returns -1. */
+ * record): `return weft_fail("bad line");`. Returns -1. In `main`, it fails
+ * the job with that message. */
 int weft_fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 /* End the task at once with a message, as a Rust panic does (the task fails
@@ -316,8 +317,9 @@ uint64_t weft_broadcast(const void *value, size_t len);
 int64_t weft_accumulator_value(const char *name);
 
 /* The job's main: `int name(int argc, char **argv)`, argv[0] is "job" and
- * the rest what follows `--` on the command line. It returns 0, or nonzero to
- * fail the job (with weft_error() when there is one). */
+ * the rest what follows `--` on the command line. It returns 0, or nonzero
+ * (`return weft_fail("usage: ...")`) to fail the job; a kept driver error
+ * (weft_error) fails it too, with that error. */
 #define WEFT_MAIN(fn)                                                                              \
     int weft__main(int argc, char **argv) { return (fn)(argc, argv); }                             \
     struct weft__semicolon_main

@@ -139,6 +139,13 @@ void weft__decode_failed(const char *format, ...) {
     va_end(ap);
 }
 
+char *weft__take_failure(void) {
+    char *f = failure;
+    failure = NULL;
+    failure_is_decode = false;
+    return f;
+}
+
 int weft_fail(const char *format, ...) {
     if (!failure) {
         va_list ap;

@@ -424,10 +424,14 @@ bool exports_job_run(job_string_t *err) {
     int argc = (int)args.len + 1;
     job_list_string_free(&args);
     int rc = weft__main(argc, argv);
-    if (rc == 0 && !kept_error) {
+    char *failed = weft__take_failure();
+    if (rc == 0 && !kept_error && !failed) {
         return true;
     }
-    char *message = kept_error ? weft__format("%s", kept_error) : weft__format("the job's main returned %d", rc);
+    char *message = kept_error ? weft__format("%s", kept_error)
+                    : failed   ? weft__format("%s", failed)
+                               : weft__format("the job's main returned %d", rc);
+    free(failed);
     err->ptr = (uint8_t *)message;
     err->len = strlen(message);
     return false;

@@ -37,6 +37,9 @@ const weft__fn *weft__functions(size_t *count);
 /* A value did not decode: fails the running call with a decode error. */
 void weft__decode_failed(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
+/* weft_fail's message (the caller frees it), or NULL. */
+char *weft__take_failure(void);
+
 /* The running user function's name, for panics ("main" in the driver). */
 extern const char *weft__running;
 
