@@ -178,7 +178,7 @@ const C_FLAGS: [&str; 12] = [
     "-flto",
     "-mbulk-memory",
     "-msign-ext",
-    "-std=c11",
+    "-std=gnu11",
     "-Wall",
     "-Wextra",
     "-Wl,--stack-first",

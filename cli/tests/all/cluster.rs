@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::support::{
-    cluster, counts, guest, js_guest, native_counts, output_lines, python_guest, run, running_tasks, status,
-    submit_detached, submit_log, text,
+    c_guest, cluster, counts, guest, js_guest, native_counts, output_lines, python_guest, run, running_tasks,
+    status, submit_detached, submit_log, text,
 };
 
 #[test]
@@ -61,6 +61,11 @@ fn grep_on_a_cluster_and_word_count_through_weft_local_match_native_results() {
 #[test]
 fn the_python_grep_and_word_count_match_native_results() {
     grep_and_word_count_match_native(&python_guest("grep"), &python_guest("wordcount"));
+}
+
+#[test]
+fn the_c_grep_and_word_count_match_native_results() {
+    grep_and_word_count_match_native(&c_guest("grep"), &c_guest("wordcount"));
 }
 
 #[test]

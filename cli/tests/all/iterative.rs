@@ -5,7 +5,7 @@
 //! regression also as the Python and JavaScript examples.
 
 use crate::cluster::{numbers, submit_wait};
-use crate::support::{cluster, guest, js_guest, python_guest};
+use crate::support::{c_guest, cluster, guest, js_guest, python_guest};
 
 /// `label x1 … xD` lines: labels ±1, features in [-1, 1) shifted a little
 /// towards the label, so the classes mostly separate.
@@ -58,6 +58,11 @@ fn logistic_regression_on_a_master_and_two_agents_equals_a_native_descent() {
 #[test]
 fn the_python_logistic_regression_equals_a_native_descent() {
     logreg_equals_native(&python_guest("logreg"));
+}
+
+#[test]
+fn the_c_logistic_regression_equals_a_native_descent() {
+    logreg_equals_native(&c_guest("logreg"));
 }
 
 #[test]
