@@ -15,8 +15,10 @@ cargo xtask <command>
 
 Commands:
   guests     build every guest component (guest-examples/, tests/guests/): Rust for wasm32-wasip2,
-             Python with componentize-py, JavaScript with componentize-js (each installed
-             into target/sdk-tools/ on first use)
+             Python with componentize-py, JavaScript with componentize-js, C with Debian's clang
+             and wasi-libc (each installed on first use, the first two into target/sdk-tools/)
+  build-c JOB.c -o OUT.wasm
+             build one C job with the C SDK into a component (installing clang as `guests` does)
   demo       build weft and the guests, and run word count over the bundled text with `weft local`
   test       the full suite CI runs: guests, test services, fmt, clippy -D warnings, tests, docs
   bench      the sandbox benchmarks (release build), printing figures and native ratios
@@ -56,6 +58,10 @@ fn main() -> Result<()> {
     let arg = |i: usize| args.get(i).map(String::as_str);
     match args.first().map(String::as_str) {
         Some("guests") => guests().map(|_| ()),
+        Some("build-c") => match &args[1..] {
+            [job, o, out] if o == "-o" => sdks::build_c_job(Path::new(job), Path::new(out)),
+            _ => bail!("usage: cargo xtask build-c JOB.c -o OUT.wasm"),
+        },
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),

@@ -255,6 +255,14 @@ pub fn c_guests() -> Result<()> {
     job.build(|bindings, job, out| c_build(bindings, &files(&sdk.join("src"), "c")?, job, out))
 }
 
+/// `cargo xtask build-c JOB.c -o OUT.wasm`: one C job, anywhere.
+pub fn build_c_job(job: &Path, out: &Path) -> Result<()> {
+    let bindings = c_tools()?;
+    c_build(&bindings, &files(&root().join("sdk/c/src"), "c")?, job, out)?;
+    eprintln!("xtask: built {}", out.display());
+    Ok(())
+}
+
 /// What else a C job's build depends on (beside the flags): the generator's
 /// and the encoder's versions.
 const C_VERSION: &str = "wit-bindgen-c 0.46; wit-component 0.239";
