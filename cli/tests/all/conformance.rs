@@ -191,6 +191,26 @@ fn the_c_sdk_conforms() {
     conforms(&c_guest("conformance"));
 }
 
+/// The C SDK's driver checks each step against its dataset's shape and keeps
+/// the first error, which fails the job when `main` returns.
+#[test]
+fn the_c_sdk_fails_a_job_with_its_first_driver_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a line\n").unwrap();
+    let wasm = c_guest("conformance");
+    let o = run(&["local", "--dir", dir.path().to_str().unwrap(), wasm.to_str().unwrap(), "--"]
+        .into_iter()
+        .chain(["misuse", input.to_str().unwrap()])
+        .collect::<Vec<_>>());
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(!o.status.success(), "{all}");
+    assert!(
+        all.contains("weft_map(count_line): `count_line` takes pairs, and dataset 0 holds records"),
+        "{all}"
+    );
+}
+
 /// The Python SDK's other operators (`tests/guests/python/ops.py`), each
 /// against a native computation: cogroup and the outer joins, the `by_key`
 /// folds, subtract, intersection, cartesian, repartition, zip_with_index,

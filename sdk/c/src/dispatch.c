@@ -833,6 +833,15 @@ static void to_error(call_failure *f, exports_weft_grid_dispatcher_call_error_t 
     weft__running = "main";
 }
 
+static bool has_partition_step(const step *steps, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (steps[i].partition) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool has_holding_step(const step *steps, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (steps[i].partition || steps[i].op == WEFT_GRID_TYPES_OP_KIND_COMBINE) {
@@ -876,7 +885,9 @@ bool exports_weft_grid_dispatcher_flush_chain(exports_weft_grid_dispatcher_list_
     step *steps;
     call_failure f;
     bool ok = resolve_all(chain, &steps, &f);
-    held *t = ok ? held_for(chain, false) : NULL;
+    /* A whole-partition step runs even when the task had no batch (an empty
+     * partition), as Spark's mapPartitions does. */
+    held *t = ok ? held_for(chain, has_partition_step(steps, chain->len)) : NULL;
     weft_val result = {0};
     weft_out last = {0};
     if (ok && t) {

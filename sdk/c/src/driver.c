@@ -37,17 +37,19 @@ static void driver_failed(const char *call, weft_grid_driver_driver_error_t *e) 
     weft_grid_driver_driver_error_free(e);
 }
 
-/* Each dataset's shape, by id, to check steps against. */
-static weft_shape *shapes;
+/* Each dataset's shape, by id, to check steps against; 0xff for an id not
+ * made here. */
+static uint8_t *shapes;
 static size_t nshapes;
 
 static weft_ds made(weft_ds id, weft_shape shape) {
     if (id >= nshapes) {
         size_t n = id + 64;
-        shapes = realloc(shapes, n * sizeof *shapes);
+        shapes = realloc(shapes, n);
         if (shapes == NULL) {
             weft_panic("out of memory");
         }
+        memset(shapes + nshapes, 0xff, n - nshapes);
         nshapes = n;
     }
     shapes[id] = shape;
@@ -62,7 +64,7 @@ static bool usable(weft_ds ds, const char *call) {
         }
         return false;
     }
-    if (ds >= nshapes) {
+    if (ds >= nshapes || shapes[ds] == 0xff) {
         keep(weft__format("%s: no dataset %u", call, ds));
         return false;
     }

@@ -256,6 +256,14 @@ static int conformance(int argc, char **argv) {
         weft_count(weft_map(weft_text_file(argv[2], 2), grow));
     } else if (CASE("recurse", 1)) {
         weft_count(weft_map(weft_text_file(argv[2], 2), recurse));
+    } else if (CASE("misuse", 1)) {
+        /* (C only) A function of pairs given records: the kept error fails
+         * the job, and the calls after it do nothing. */
+        weft_ds lines = weft_text_file(argv[2], 2);
+        weft_ds wrong = weft_map(lines, count_line);
+        if (wrong != WEFT_NONE || weft_count(wrong) != -1) {
+            return weft_fail("a misused step was accepted");
+        }
     } else if (CASE("giant", 1)) {
         weft_count(weft_flat_map(weft_text_file(argv[2], 2), huge_output));
     } else {
