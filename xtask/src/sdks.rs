@@ -298,9 +298,12 @@ pub fn c_build(bindings: &Path, sdk: &[PathBuf], job: &Path, out: &Path) -> Resu
 }
 
 /// The SDKs' own unit tests, run natively (the Python SDK's with the machine's
-/// `python3`, the JavaScript SDK's with `node --test`): the golden vectors,
-/// the dispatcher, and the JavaScript SDK's TypeScript declarations (`tsc`).
+/// `python3`, the JavaScript SDK's with `node --test`, the C SDK's compiled
+/// for this machine with the sanitizers): the golden vectors, the dispatcher,
+/// and the JavaScript SDK's TypeScript declarations (`tsc`).
 pub fn sdk_unit_tests() -> Result<()> {
+    c_tools()?; // the WIT bindings the C dispatcher's test compiles against
+    run(Command::new("bash").arg(root().join("sdk/c/tests/run.sh")))?;
     let sdk = root().join("sdk/python");
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     run(Command::new(python)

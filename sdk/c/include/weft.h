@@ -81,7 +81,7 @@ typedef struct weft_reader {
 } weft_reader;
 
 static inline weft_reader weft_read(weft_val v) {
-    weft_reader r = {v.ptr, v.ptr + v.len};
+    weft_reader r = {v.ptr, v.len ? v.ptr + v.len : v.ptr}; /* (an empty view's ptr may be NULL) */
     return r;
 }
 
@@ -175,26 +175,26 @@ void weft_register(const char *name, enum weft__kind kind, weft_shape in, weft_s
 /* Register a function defined above, with the shape of its input and output:
  * RECORD or PAIR. A map returning pairs makes a pair dataset. */
 #define WEFT_MAP(fn, in, out)                                                                      \
-    static inline weft_map_fn weft__check_##fn(void) { return fn; }                                \
+    __attribute__((unused)) static inline weft_map_fn weft__check_##fn(void) { return fn; }        \
     WEFT__REGISTER(fn, WEFT__MAP, WEFT_##in, WEFT_##out)
 #define WEFT_FLAT_MAP(fn, in, out)                                                                 \
-    static inline weft_map_fn weft__check_##fn(void) { return fn; }                                \
+    __attribute__((unused)) static inline weft_map_fn weft__check_##fn(void) { return fn; }        \
     WEFT__REGISTER(fn, WEFT__FLAT_MAP, WEFT_##in, WEFT_##out)
 #define WEFT_FILTER(fn, in)                                                                        \
-    static inline weft_filter_fn weft__check_##fn(void) { return fn; }                             \
+    __attribute__((unused)) static inline weft_filter_fn weft__check_##fn(void) { return fn; }     \
     WEFT__REGISTER(fn, WEFT__FILTER, WEFT_##in, WEFT_##in)
 #define WEFT_MAP_PARTITIONS(fn, in, out)                                                           \
-    static inline weft_batch_fn weft__check_##fn(void) { return fn; }                              \
+    __attribute__((unused)) static inline weft_batch_fn weft__check_##fn(void) { return fn; }      \
     WEFT__REGISTER(fn, WEFT__BATCH, WEFT_##in, WEFT_##out)
 /* Reduce functions fold the values of a pair dataset. */
 #define WEFT_REDUCE(fn)                                                                            \
-    static inline weft_reduce_fn weft__check_##fn(void) { return fn; }                             \
+    __attribute__((unused)) static inline weft_reduce_fn weft__check_##fn(void) { return fn; }     \
     WEFT__REGISTER(fn, WEFT__REDUCE, WEFT_PAIR, WEFT_PAIR)
 #define WEFT_REDUCE_I64(fn)                                                                        \
-    static inline weft_reduce_i64_fn weft__check_##fn(void) { return fn; }                         \
+    __attribute__((unused)) static inline weft_reduce_i64_fn weft__check_##fn(void) { return fn; } \
     WEFT__REGISTER(fn, WEFT__REDUCE_I64, WEFT_PAIR, WEFT_PAIR)
 #define WEFT_REDUCE_F64(fn)                                                                        \
-    static inline weft_reduce_f64_fn weft__check_##fn(void) { return fn; }                         \
+    __attribute__((unused)) static inline weft_reduce_f64_fn weft__check_##fn(void) { return fn; } \
     WEFT__REGISTER(fn, WEFT__REDUCE_F64, WEFT_PAIR, WEFT_PAIR)
 
 /* Fail the running function with a message (it names the function and the
@@ -252,7 +252,7 @@ typedef struct weft_batch {
 void weft_batch_free(weft_batch *b);
 
 static inline weft_reader weft_read_batch(weft_batch b) {
-    weft_reader r = {b.ptr, b.ptr + b.len};
+    weft_reader r = {b.ptr, b.len ? b.ptr + b.len : b.ptr}; /* (an empty batch's ptr may be NULL) */
     return r;
 }
 

@@ -160,7 +160,7 @@ int weft_fail(const char *format, ...) {
 void weft_log(weft_level level, const char *format, ...) {
     va_list ap;
     va_start(ap, format);
-    char *s = weft__vformat(format, ap);
+    char *s = weft__utf8(weft__vformat(format, ap));
     va_end(ap);
     job_string_t msg = {(uint8_t *)s, strlen(s)};
     weft_grid_log_log((weft_grid_log_level_t)level, &msg);
@@ -291,13 +291,39 @@ static bool resolve(const exports_weft_grid_dispatcher_op_t *op, step *s, call_f
     return true;
 }
 
-/* A record as an error message shows it: printable text quoted, else hex. */
+/* The length of the UTF-8 character at `p` (`n` bytes left), or 0 when the
+ * bytes there are not one. */
+static size_t utf8_char(const uint8_t *p, size_t n) {
+    uint8_t c = p[0];
+    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > n) {
+        return 0;
+    }
+    uint32_t cp = c & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))) {
+        return 0;
+    }
+    return len;
+}
+
+/* A record as an error message shows it: printable UTF-8 text quoted, else
+ * hex; at most 200 bytes, text cut where a character starts. */
 static void show(weft_out *m, weft_val v) {
     bool text = true;
-    for (size_t i = 0; i < v.len && text; i++) {
-        text = v.ptr[i] >= 0x20 && v.ptr[i] != 0x7f;
+    for (size_t i = 0, len = 0; i < v.len && text; i += len) {
+        len = utf8_char(v.ptr + i, v.len - i);
+        text = len > 1 || (len == 1 && v.ptr[i] >= 0x20 && v.ptr[i] != 0x7f);
     }
     size_t n = v.len > 200 ? 200 : v.len;
+    while (text && n < v.len && (v.ptr[n] & 0xc0) == 0x80) {
+        n--;
+    }
     if (text) {
         weft_append(m, "\"", 1);
         weft_append(m, v.ptr, n);
@@ -819,14 +845,41 @@ static bool resolve_all(const exports_weft_grid_dispatcher_list_op_t *chain, ste
 /* Hand the result to the host: it frees it after the call. */
 static void give(weft_val v, job_list_u8_t *ret) {
     ret->len = v.len;
-    ret->ptr = malloc(v.len ? v.len : 1);
+    ret->ptr = NULL; /* empty: the post-return frees only a list that is not */
+    if (v.len == 0) {
+        return;
+    }
+    ret->ptr = malloc(v.len);
     if (ret->ptr == NULL) {
         weft_panic("out of memory: an output of %zu bytes", v.len);
     }
     memcpy(ret->ptr, v.ptr, v.len);
 }
 
+/* A call error's message (or a log line, or the job's error) is a WIT
+ * string, UTF-8: a byte of a user's message that does not start a character
+ * becomes U+FFFD. */
+char *weft__utf8(char *s) {
+    size_t n = strlen(s), len;
+    bool valid = true;
+    for (size_t i = 0; i < n && valid; i += len) {
+        valid = (len = utf8_char((const uint8_t *)s + i, n - i)) != 0;
+    }
+    if (valid) {
+        return s;
+    }
+    weft_out m = {0};
+    for (size_t i = 0; i < n; i += len ? len : 1) {
+        len = utf8_char((const uint8_t *)s + i, n - i);
+        weft_append(&m, len ? s + i : "\xef\xbf\xbd", len ? len : 3);
+    }
+    weft_append(&m, "", 1);
+    free(s);
+    return (char *)m.buf;
+}
+
 static void to_error(call_failure *f, exports_weft_grid_dispatcher_call_error_t *err) {
+    f->message = weft__utf8(f->message);
     err->tag = f->tag;
     err->val.user.ptr = (uint8_t *)f->message;
     err->val.user.len = strlen(f->message);

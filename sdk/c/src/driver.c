@@ -434,6 +434,7 @@ bool exports_job_run(job_string_t *err) {
                     : failed   ? weft__format("%s", failed)
                                : weft__format("the job's main returned %d", rc);
     free(failed);
+    message = weft__utf8(message);
     err->ptr = (uint8_t *)message;
     err->len = strlen(message);
     return false;

@@ -43,6 +43,10 @@ char *weft__take_failure(void);
 /* The running user function's name, for panics ("main" in the driver). */
 extern const char *weft__running;
 
+/* `s` (malloc'd) made valid UTF-8, U+FFFD for each bad byte; frees `s` when
+ * it returns another string. */
+char *weft__utf8(char *s);
+
 /* vsnprintf into a malloc'd string. */
 char *weft__vformat(const char *format, va_list ap);
 char *weft__format(const char *format, ...) __attribute__((format(printf, 1, 2)));

@@ -251,6 +251,9 @@ void weft_close(weft_out *out) {
 }
 
 void weft_append(weft_out *out, const void *bytes, size_t len) {
+    if (len == 0) {
+        return; /* (bytes may be NULL, and out->buf too) */
+    }
     weft__reserve(out, len);
     memcpy(out->buf + out->len, bytes, len);
     out->len += len;
