@@ -63,7 +63,7 @@ static int gradient(weft_rec point, weft_out *out) {
     weft_val bound = weft_param();
     size_t d = bound.len / sizeof(double);
     if (point.val.len != (d + 1) * sizeof(double)) {
-        return weft_fail("a point of %zu features, and %zu weights", point.val.len / sizeof(double) - 1, d);
+        return weft_fail("a point of %zu bytes, and %zu weights", point.val.len, d);
     }
     double p[MAX_VALUES], w[MAX_VALUES], g[MAX_VALUES];
     memcpy(p, point.val.ptr, point.val.len);

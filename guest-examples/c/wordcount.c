@@ -55,7 +55,8 @@ static int split_words(weft_rec line, weft_out *out) {
 }
 WEFT_FLAT_MAP(split_words, RECORD, PAIR);
 
-static int64_t add(int64_t a, int64_t b) { return a + b; }
+/* (Summed as unsigned: wrapping, where a signed overflow is undefined.) */
+static int64_t add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
 WEFT_REDUCE_I64(add);
 
 /* One output line. */

@@ -140,7 +140,8 @@ typedef int (*weft_map_fn)(weft_rec in, weft_out *out);
 /* filter: return 1 to keep the record, 0 to drop it, or weft_fail(...). */
 typedef int (*weft_filter_fn)(weft_rec in);
 /* map_partitions: every record of a partition (or of a batch, for
- * map_batch) in one call: `in` is the batch; read it with weft_read_batch. */
+ * map_batch) in one call: `in` is the batch; read it with weft_read and
+ * weft_next_rec. */
 typedef int (*weft_batch_fn)(weft_val in, weft_out *out);
 /* reduce: fold two values of one key into one, written to `out`. Must be
  * associative (and commutative: the map side folds in any order). */
@@ -205,8 +206,8 @@ int weft_fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
 /* End the task at once with a message, as a Rust panic does (the task fails
  * with the message; the sandbox is not harmed). `assert` does the same. */
 #define weft_panic(...) weft__panic(__FILE__, __LINE__, __VA_ARGS__)
-_Noreturn void weft__panic(const char *file, int line, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
+void weft__panic(const char *file, int line, const char *format, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
 
 /* The value bound to the running function (weft_map_with and the like); an
  * empty view when there is none. */
@@ -238,8 +239,8 @@ void weft_accumulate(const char *name, int64_t delta);
 typedef uint32_t weft_ds;
 #define WEFT_NONE UINT32_MAX
 
-/* The first error of the driver since the last weft_clear_error, or NULL.
- * When `main` returns with an error kept, the job fails with it. */
+/* The first error of the driver since the last weft_clear_error (which frees
+ * it), or NULL. When `main` returns with an error kept, the job fails with it. */
 const char *weft_error(void);
 void weft_clear_error(void);
 
@@ -313,7 +314,8 @@ int weft_save_as_text_file(weft_ds ds, const char *uri); /* 0, or -1 on error */
 /* Ship a value to every task once; returns its id for the *_with steps
  * (UINT64_MAX on error). */
 uint64_t weft_broadcast(const void *value, size_t len);
-/* The sum of every finished task's additions to the named accumulator. */
+/* The sum of every finished task's additions to the named accumulator (0,
+ * with the error kept, when the call fails). */
 int64_t weft_accumulator_value(const char *name);
 
 /* The job's main: `int name(int argc, char **argv)`, argv[0] is "job" and

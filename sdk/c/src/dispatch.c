@@ -23,7 +23,13 @@ void weft_register(const char *name, enum weft__kind kind, weft_shape in, weft_s
             __builtin_trap();
         }
     }
-    weft__fn f = {name, kind, in, out, fn};
+    for (size_t i = 0; i < registered; i++) {
+        if (strcmp(registry[i].name, name) == 0) {
+            registry[i].twice = true; /* two static functions of one name, in two files */
+            return;
+        }
+    }
+    weft__fn f = {name, kind, in, out, fn, false};
     registry[registered++] = f;
 }
 
@@ -58,7 +64,7 @@ static int own_keep(weft_val a, weft_val b, weft_out *out) {
     return 0;
 }
 
-#define OWN(name, kind, in, out, fn) {"_weft." name, kind, in, out, (void (*)(void))(fn)}
+#define OWN(name, kind, in, out, fn) {"_weft." name, kind, in, out, (void (*)(void))(fn), false}
 static const weft__fn own_steps[] = {
     OWN("keys", WEFT__MAP, WEFT_PAIR, WEFT_RECORD, own_keys),
     OWN("values", WEFT__MAP, WEFT_PAIR, WEFT_RECORD, own_values),
@@ -272,6 +278,11 @@ static bool resolve(const exports_weft_grid_dispatcher_op_t *op, step *s, call_f
     if (s->f == NULL) {
         return fail_call(e, WEFT_GRID_TYPES_CALL_ERROR_UNKNOWN_FUNCTION, weft__format("%.*s", (int)len, name));
     }
+    if (s->f->twice) {
+        return fail_call(e, WEFT_GRID_TYPES_CALL_ERROR_USER,
+                         weft__format("`%s` is registered twice (two functions of that name in the job's files)",
+                                      s->f->name));
+    }
     enum weft__kind want = wanted[op->kind];
     bool fits = s->f->kind == want ||
                 (want == WEFT__REDUCE && (s->f->kind == WEFT__REDUCE_I64 || s->f->kind == WEFT__REDUCE_F64));
@@ -325,19 +336,19 @@ static void show(weft_out *m, weft_val v) {
         n--;
     }
     if (text) {
-        weft_append(m, "\"", 1);
-        weft_append(m, v.ptr, n);
-        weft_append(m, "\"", 1);
+        weft__bytes(m, "\"", 1);
+        weft__bytes(m, v.ptr, n);
+        weft__bytes(m, "\"", 1);
     } else {
         static const char hex[] = "0123456789abcdef";
-        weft_append(m, "0x", 2);
+        weft__bytes(m, "0x", 2);
         for (size_t i = 0; i < n; i++) {
             char b[2] = {hex[v.ptr[i] >> 4], hex[v.ptr[i] & 15]};
-            weft_append(m, b, 2);
+            weft__bytes(m, b, 2);
         }
     }
     if (n < v.len) {
-        weft_append(m, "…", strlen("…"));
+        weft__bytes(m, "…", strlen("…"));
     }
 }
 
@@ -346,20 +357,20 @@ static bool user_failure(call_failure *e, const step *s, const weft_rec *rec, co
     weft_out m = {0};
     char *head = weft__format("`%s` %s: %s\n  on record ", s->f->name,
                               failure_is_decode ? "could not decode its input" : "failed", failure ? failure : what);
-    weft_append(&m, head, strlen(head));
+    weft__bytes(&m, head, strlen(head));
     free(head);
     if (rec == NULL) {
-        weft_append(&m, "<the whole batch>", strlen("<the whole batch>"));
+        weft__bytes(&m, "<the whole batch>", strlen("<the whole batch>"));
     } else if (rec->key.ptr) {
-        weft_append(&m, "(", 1);
+        weft__bytes(&m, "(", 1);
         show(&m, rec->key);
-        weft_append(&m, ", ", 2);
+        weft__bytes(&m, ", ", 2);
         show(&m, rec->val);
-        weft_append(&m, ")", 1);
+        weft__bytes(&m, ")", 1);
     } else {
         show(&m, rec->val);
     }
-    weft_append(&m, "", 1);
+    weft__bytes(&m, "", 1);
     uint8_t tag = failure_is_decode ? WEFT_GRID_TYPES_CALL_ERROR_DECODE : WEFT_GRID_TYPES_CALL_ERROR_USER;
     free(failure);
     failure = NULL;
@@ -488,7 +499,7 @@ static slot *held_slot(held *t, weft_val key, bool *fresh) {
     s->hash = h;
     s->key = t->keys.len;
     s->key_len = key.len;
-    weft_append(&t->keys, key.ptr, key.len);
+    weft__bytes(&t->keys, key.ptr, key.len);
     *fresh = true;
     return s;
 }
@@ -517,6 +528,10 @@ static void held_drain(held *t, const weft__fn *f, weft_out *out) {
 /* The value a reduce function wrote to `tmp`: exactly one entry. */
 static bool reduced(const step *s, weft_out *tmp, weft_val *v, call_failure *e, const weft_rec *rec) {
     weft_reader r = {tmp->buf, tmp->buf + tmp->len};
+    if (tmp->depth != 0) {
+        weft_fail("it left an entry open (weft_open without weft_close)");
+        return user_failure(e, s, rec, "");
+    }
     if (tmp->entries != 1 || !weft_next(&r, v)) {
         weft_fail("a reduce function writes one value, this call wrote %zu entries", tmp->entries);
         return user_failure(e, s, rec, "");
@@ -532,6 +547,7 @@ static bool fold(const step *s, weft_val a, weft_val b, weft_val *v, call_failur
     weft__running = s->f->name;
     scratch.len = 0;
     scratch.entries = 0;
+    scratch.depth = 0;
     int rc = ((weft_reduce_fn)s->f->fn)(a, b, &scratch);
     if (rc != 0 || failure) {
         return user_failure(e, s, rec, "it returned an error without weft_fail's message");
@@ -546,6 +562,7 @@ static bool combine(held *t, const step *s, weft_val input, weft_out *out, call_
     while (weft_next_rec(&r, WEFT_PAIR, &rec)) {
         bool fresh;
         slot *sl = held_slot(t, rec.key, &fresh);
+        weft__running = f->name;
         if (f->kind == WEFT__REDUCE_I64) {
             int64_t v = weft_i64(rec.val);
             sl->num.i = fresh ? v : ((weft_reduce_i64_fn)f->fn)(sl->num.i, v);
@@ -555,7 +572,7 @@ static bool combine(held *t, const step *s, weft_val input, weft_out *out, call_
         } else if (fresh) {
             sl->val = t->vals.len;
             sl->val_len = rec.val.len;
-            weft_append(&t->vals, rec.val.ptr, rec.val.len);
+            weft__bytes(&t->vals, rec.val.ptr, rec.val.len);
         } else {
             weft_val a = {t->vals.buf + sl->val, sl->val_len}, v;
             if (!fold(s, a, rec.val, &v, e, &rec)) {
@@ -565,19 +582,20 @@ static bool combine(held *t, const step *s, weft_val input, weft_out *out, call_
                 memmove(t->vals.buf + sl->val, v.ptr, v.len);
             } else {
                 sl->val = t->vals.len;
-                weft_append(&t->vals, v.ptr, v.len);
+                weft__bytes(&t->vals, v.ptr, v.len);
             }
             sl->val_len = v.len;
         }
         if (failure) {
             return user_failure(e, s, &rec, "");
         }
+        /* Checked per pair: a value that grows leaves its old bytes behind. */
+        if (t->n >= HELD_KEYS || t->vals.len + t->keys.len >= HELD_BYTES) {
+            held_drain(t, f, out);
+        }
     }
     if (failure) {
         return user_failure(e, s, NULL, "");
-    }
-    if (t->n >= HELD_KEYS || t->vals.len + t->keys.len >= HELD_BYTES) {
-        held_drain(t, f, out);
     }
     return true;
 }
@@ -625,7 +643,7 @@ static bool reduce_runs(const step *s, weft_val input, weft_out *out, call_failu
             ok = fold(s, a, rec.val, &v, e, &rec);
             if (ok) {
                 acc.len = 0;
-                weft_append(&acc, v.ptr, v.len);
+                weft__bytes(&acc, v.ptr, v.len);
                 a.ptr = acc.buf;
                 a.len = v.len;
             }
@@ -721,6 +739,10 @@ static bool whole(const step *s, weft_val input, weft_out *out, call_failure *e)
         weft_fail("it left an entry open (weft_open without weft_close)");
         return user_failure(e, s, NULL, "");
     }
+    if (s->f->out == WEFT_PAIR && out->entries % 2) {
+        weft_fail("it makes pairs and wrote %zu entries (a pair is two)", out->entries);
+        return user_failure(e, s, NULL, "");
+    }
     return true;
 }
 
@@ -733,9 +755,10 @@ static weft_out buffers[2], handed;
  * whole-partition step keeps its input in `t` and ends the run; a combine
  * folds into `t`. */
 static bool run_steps(const step *steps, size_t from, size_t n, held *t, weft_val input, weft_val *result,
-                      call_failure *e) {
+                      call_failure *e, size_t *stopped) {
     weft_val cur = input;
     int next = 0;
+    *stopped = n;
     for (size_t i = from; i < n; i++) {
         const step *s = &steps[i];
         current_param = s->param;
@@ -748,9 +771,10 @@ static bool run_steps(const step *steps, size_t from, size_t n, held *t, weft_va
         out->depth = 0;
         bool ok;
         if (s->partition) {
-            weft_append(&t->partition, cur.ptr, cur.len);
+            weft__bytes(&t->partition, cur.ptr, cur.len);
             cur.ptr = NULL;
             cur.len = 0;
+            *stopped = i;
             break;
         } else if (s->op == WEFT_GRID_TYPES_OP_KIND_COMBINE) {
             ok = combine(t, s, cur, out, e);
@@ -791,11 +815,11 @@ static char *signature(const exports_weft_grid_dispatcher_list_op_t *chain) {
         char head[32];
         int n = snprintf(head, sizeof head, "%u:%llu:", op->kind,
                          op->param.is_some ? (unsigned long long)op->param.val + 1 : 0ull);
-        weft_append(&m, head, (size_t)n);
-        weft_append(&m, op->function.ptr, op->function.len);
-        weft_append(&m, "\n", 1);
+        weft__bytes(&m, head, (size_t)n);
+        weft__bytes(&m, op->function.ptr, op->function.len);
+        weft__bytes(&m, "\n", 1);
     }
-    weft_append(&m, "", 1);
+    weft__bytes(&m, "", 1);
     return (char *)m.buf;
 }
 
@@ -871,9 +895,9 @@ char *weft__utf8(char *s) {
     weft_out m = {0};
     for (size_t i = 0; i < n; i += len ? len : 1) {
         len = utf8_char((const uint8_t *)s + i, n - i);
-        weft_append(&m, len ? s + i : "\xef\xbf\xbd", len ? len : 3);
+        weft__bytes(&m, len ? s + i : "\xef\xbf\xbd", len ? len : 3);
     }
-    weft_append(&m, "", 1);
+    weft__bytes(&m, "", 1);
     free(s);
     return (char *)m.buf;
 }
@@ -918,8 +942,9 @@ bool exports_weft_grid_dispatcher_run_chain(exports_weft_grid_dispatcher_list_op
         }
     }
     weft_val in = {input->ptr, input->len}, result;
+    size_t stopped;
     if (ok) {
-        ok = run_steps(steps, 0, chain->len, t, in, &result, &f);
+        ok = run_steps(steps, 0, chain->len, t, in, &result, &f, &stopped);
     }
     if (ok) {
         give(result, ret);
@@ -944,7 +969,8 @@ bool exports_weft_grid_dispatcher_flush_chain(exports_weft_grid_dispatcher_list_
     weft_val result = {0};
     weft_out last = {0};
     if (ok && t) {
-        /* A whole-partition step's function, then the steps after it. */
+        /* Each whole-partition step's function over what it holds, then the
+         * steps after it, up to the next one (which holds that in turn). */
         size_t at = chain->len;
         for (size_t i = 0; i < chain->len; i++) {
             if (steps[i].partition) {
@@ -952,21 +978,22 @@ bool exports_weft_grid_dispatcher_flush_chain(exports_weft_grid_dispatcher_list_
                 break;
             }
         }
-        if (at < chain->len) {
+        while (ok && at < chain->len) {
             weft_val part = {t->partition.buf, t->partition.len};
             weft_out *out = &buffers[0];
             out->len = out->entries = 0;
             out->depth = 0;
             current_param = steps[at].param;
             ok = whole(&steps[at], part, out, &f);
+            t->partition.len = 0;
             if (ok) {
                 weft_val mid = {out->buf, out->len};
-                ok = run_steps(steps, at + 1, chain->len, t, mid, &result, &f);
+                ok = run_steps(steps, at + 1, chain->len, t, mid, &result, &f, &at);
             }
         }
         /* Then what a combine at the end holds. */
         if (ok && chain->len && steps[chain->len - 1].op == WEFT_GRID_TYPES_OP_KIND_COMBINE) {
-            weft_append(&last, result.ptr, result.len);
+            weft__bytes(&last, result.ptr, result.len);
             held_drain(t, steps[chain->len - 1].f, &last);
             result.ptr = last.buf;
             result.len = last.len;

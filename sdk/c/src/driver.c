@@ -140,8 +140,12 @@ weft_ds weft__step(weft_ds ds, enum weft__kind kind, const char *name, uint64_t 
     weft_ds out = WEFT_NONE;
     const weft__fn *f = weft__lookup(fn, strlen(fn));
     if (!usable(ds, call)) {
+    } else if (bound && param == UINT64_MAX) {
+        keep(weft__format("%s: its bound value was not broadcast", call));
     } else if (f == NULL) {
         keep(weft__format("%s: no function `%s` is registered", call, fn));
+    } else if (f->twice) {
+        keep(weft__format("%s: `%s` is registered twice (two functions of that name in the job's files)", call, fn));
     } else if (f->kind != kind) {
         keep(weft__format("%s: `%s` is registered as a %s", call, fn, weft__kind_name(f->kind)));
     } else if (f->in != shapes[ds]) {
@@ -200,7 +204,8 @@ static weft_ds shuffle(weft_ds ds, weft_grid_driver_shuffle_op_t *op, uint32_t p
 
 weft_ds weft__reduce_by_key(weft_ds ds, const char *fn, uint32_t partitions) {
     const weft__fn *f = weft__lookup(fn, strlen(fn));
-    if (f == NULL || (f->kind != WEFT__REDUCE && f->kind != WEFT__REDUCE_I64 && f->kind != WEFT__REDUCE_F64)) {
+    if (f == NULL || f->twice ||
+        (f->kind != WEFT__REDUCE && f->kind != WEFT__REDUCE_I64 && f->kind != WEFT__REDUCE_F64)) {
         keep(weft__format("weft_reduce_by_key(%s): `%s` is not registered as a reduce function", fn, fn));
         return WEFT_NONE;
     }

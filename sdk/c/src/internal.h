@@ -16,6 +16,10 @@ struct weft_out {
     size_t entries;
 };
 
+/* Append bytes as they are (the SDK's own buffers; weft_append is the same
+ * inside an open entry). */
+void weft__bytes(weft_out *out, const void *bytes, size_t len);
+
 /* Make room for `more` bytes. */
 void weft__reserve(weft_out *out, size_t more);
 
@@ -25,6 +29,8 @@ typedef struct weft__fn {
     enum weft__kind kind;
     weft_shape in, out;
     void (*fn)(void);
+    /* Registered by two functions (static ones in two files): refused. */
+    bool twice;
 } weft__fn;
 
 /* The function registered under `name` (builtins included), or NULL. */

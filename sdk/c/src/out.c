@@ -141,6 +141,9 @@ void weft__reserve(weft_out *out, size_t more) {
     if (out->cap - out->len >= more) {
         return;
     }
+    if (more > SIZE_MAX / 2 - out->len) {
+        weft_panic("a batch of over %zu bytes", (size_t)(SIZE_MAX / 2));
+    }
     size_t cap = out->cap ? out->cap : 4096;
     while (cap - out->len < more) {
         cap *= 2;
@@ -154,7 +157,7 @@ void weft__reserve(weft_out *out, size_t more) {
 }
 
 static inline void entry(weft_out *out, const void *bytes, size_t len) {
-    if (len > UINT32_MAX) {
+    if (len > UINT32_MAX - 4) {
         weft_panic("an entry of %zu bytes is over the contract's 4 GiB", len);
     }
     weft__reserve(out, 4 + len);
@@ -250,7 +253,20 @@ void weft_close(weft_out *out) {
     out->entries += out->depth == 0;
 }
 
+/* Appending is only inside an open entry: at the top level the bytes would
+ * be read as entries' lengths. */
+static inline void inside(const weft_out *out) {
+    if (out->depth == 0) {
+        weft_panic("weft_append* outside weft_open/weft_close");
+    }
+}
+
 void weft_append(weft_out *out, const void *bytes, size_t len) {
+    inside(out);
+    weft__bytes(out, bytes, len);
+}
+
+void weft__bytes(weft_out *out, const void *bytes, size_t len) {
     if (len == 0) {
         return; /* (bytes may be NULL, and out->buf too) */
     }
@@ -260,6 +276,7 @@ void weft_append(weft_out *out, const void *bytes, size_t len) {
 }
 
 void weft_append_key_str(weft_out *out, const void *bytes, size_t len) {
+    inside(out);
     const uint8_t *p = bytes, *end = p + len;
     weft__reserve(out, len + 2);
     while (p < end) {
@@ -279,6 +296,7 @@ void weft_append_key_str(weft_out *out, const void *bytes, size_t len) {
 }
 
 void weft_append_u64(weft_out *out, uint64_t v) {
+    inside(out);
     weft__reserve(out, 8);
     be64(out->buf + out->len, v);
     out->len += 8;

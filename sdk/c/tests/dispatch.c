@@ -460,6 +460,33 @@ static int numbered(weft_val in, weft_out *out) {
 }
 WEFT_MAP_PARTITIONS(numbered, RECORD, RECORD);
 
+/* A map_partitions making pairs that writes one entry too many. */
+static int odd_pairs(weft_val in, weft_out *out) {
+    (void)in;
+    weft_put_str(out, "key");
+    weft_put_i64(out, 1);
+    weft_put_str(out, "a key without its value");
+    return 0;
+}
+WEFT_MAP_PARTITIONS(odd_pairs, RECORD, PAIR);
+
+/* A reduce that opens an entry and never closes it. */
+static int left_open(weft_val a, weft_val b, weft_out *out) {
+    (void)b;
+    weft_put_val(out, a);
+    weft_open(out);
+    return 0;
+}
+WEFT_REDUCE(left_open);
+
+/* One name registered by two functions, as two static functions of one name
+ * in two files would be. */
+static int upper_twice(weft_rec in, weft_out *out) { return upper(in, out); }
+WEFT_MAP(upper_twice, RECORD, RECORD);
+__attribute__((constructor)) static void register_again(void) {
+    weft_register("upper_twice", WEFT__MAP, WEFT_RECORD, WEFT_RECORD, (void (*)(void))upper);
+}
+
 /* The bound parameter, then the record. */
 static int tagged(weft_rec in, weft_out *out) {
     weft_val p = weft_param();
@@ -578,7 +605,7 @@ static void test_functions(void) {
     static const char *const mine[] = {"upper",    "exclaim", "long_word", "words",  "keyed",    "add",
                                        "joined",   "shortest", "numbered", "tagged", "has_param", "counted",
                                        "picky",    "quoting", "refuse",    "twice",  "unclosed", "three",
-                                       "both",     "largest"};
+                                       "both",     "largest", "odd_pairs", "left_open", "upper_twice"};
     job_list_string_t names;
     exports_weft_grid_dispatcher_functions(&names);
     CHECK(names.len == sizeof mine / sizeof mine[0], "%zu functions listed, %zu registered", names.len,
@@ -1007,6 +1034,35 @@ static void test_partition(void) {
     CHECK(numbered_calls == 1, "numbered ran %d times, want once", numbered_calls);
     result_free(&r);
 
+    test = "two map_partitions in one chain";
+    /* The second holds what the first made and applies to all of it. */
+    numbered_calls = 0;
+    want.len = 0;
+    for (size_t i = 0; i < LINES; i++) {
+        char s[128];
+        put(&want, s, (size_t)snprintf(s, sizeof s, "%zu/%zu %zu/%zu %s", i, LINES, i, LINES, lines[i]));
+    }
+    r = run(CHAIN({OP_MAP_BATCH, "weft:partition:numbered", false, 0},
+                  {OP_MAP_BATCH, "weft:partition:numbered", false, 0}),
+            &a);
+    RETURNED(r, NULL);
+    result_free(&r);
+    r = run(CHAIN({OP_MAP_BATCH, "weft:partition:numbered", false, 0},
+                  {OP_MAP_BATCH, "weft:partition:numbered", false, 0}),
+            &b);
+    RETURNED(r, NULL);
+    result_free(&r);
+    r = flush(CHAIN({OP_MAP_BATCH, "weft:partition:numbered", false, 0},
+                    {OP_MAP_BATCH, "weft:partition:numbered", false, 0}));
+    RETURNED(r, &want);
+    CHECK(numbered_calls == 2, "numbered ran %d times, want twice", numbered_calls);
+    result_free(&r);
+
+    test = "map_partitions making pairs writes whole pairs";
+    r = run(CHAIN({OP_MAP_BATCH, "odd_pairs", false, 0}), &a);
+    FAILED(r, USER, "odd_pairs", "a pair is two");
+    result_free(&r);
+
     free(a.p);
     free(b.p);
     free(want.p);
@@ -1187,6 +1243,32 @@ static void test_errors(void) {
 }
 
 /* An instance holds at most four chains' records at once. */
+/* A reduce that leaves an entry open: refused, and the next reduce is not
+ * harmed by it. */
+static void test_reduce_left_open(void) {
+    test = "a reduce leaving an entry open";
+    buf pairs = {0}, want = {0};
+    put_str(&pairs, "k");
+    put_str(&pairs, "a");
+    put_str(&pairs, "k");
+    put_str(&pairs, "b");
+    result r = run(CHAIN({OP_REDUCE, "left_open", false, 0}), &pairs);
+    FAILED(r, USER, "left_open", "left an entry open");
+    result_free(&r);
+    r = run(CHAIN({OP_REDUCE, "shortest", false, 0}), &pairs);
+    put_str(&want, "k");
+    put_str(&want, "a");
+    RETURNED(r, &want);
+    result_free(&r);
+
+    test = "a function registered twice";
+    r = run(CHAIN({OP_MAP, "upper_twice", false, 0}), &pairs);
+    FAILED(r, USER, "upper_twice", "registered twice");
+    result_free(&r);
+    free(pairs.p);
+    free(want.p);
+}
+
 static void test_held_chains(void) {
     test = "chains holding records at once";
     buf pairs = {0};
@@ -1227,6 +1309,7 @@ int main(void) {
     test_reduce();
     test_param();
     test_errors();
+    test_reduce_left_open();
     test_held_chains();
     printf("dispatch: %zu checks, %zu failures\n", checks, failures);
     return failures ? 1 : 0;
