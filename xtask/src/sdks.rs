@@ -247,12 +247,13 @@ fn c_tools() -> Result<PathBuf> {
 /// adapter.
 pub fn c_guests() -> Result<()> {
     let sdk = root().join("sdk/c");
-    let mut inputs = files(&sdk.join("src"), "c")?;
+    let sources = files(&sdk.join("src"), "c")?;
+    let mut inputs = sources.clone();
     inputs.extend(files(&sdk.join("src"), "h")?);
     inputs.extend(files(&sdk.join("include"), "h")?);
     let version = format!("{C_VERSION} {}", C_FLAGS.join(" "));
     let job = Jobs { lang: "c", ext: "c", marker: "WEFT_MAIN(", inputs, version, tools: c_tools };
-    job.build(|bindings, job, out| c_build(bindings, &files(&sdk.join("src"), "c")?, job, out))
+    job.build(|bindings, job, out| c_build(bindings, &sources, job, out))
 }
 
 /// `cargo xtask build-c JOB.c -o OUT.wasm`: one C job, anywhere.

@@ -199,10 +199,15 @@ fn the_c_sdk_fails_a_job_with_its_first_driver_error() {
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "a line\n").unwrap();
     let wasm = c_guest("conformance");
-    let o = run(&["local", "--dir", dir.path().to_str().unwrap(), wasm.to_str().unwrap(), "--"]
-        .into_iter()
-        .chain(["misuse", input.to_str().unwrap()])
-        .collect::<Vec<_>>());
+    let o = run(&[
+        "local",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        wasm.to_str().unwrap(),
+        "--",
+        "misuse",
+        input.to_str().unwrap(),
+    ]);
     let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(!o.status.success(), "{all}");
     assert!(

@@ -380,14 +380,40 @@ static bool user_failure(call_failure *e, const step *s, const weft_rec *rec, co
 
 /* ---- combine: a hash table of key bytes, held across calls --------------- */
 
+/* The value of an i64 or f64 reduce, folded without encoding. */
+typedef union number {
+    int64_t i;
+    double f;
+} number;
+
+/* Fold `v` into `n` with an i64/f64 reduce function, or start `n` with it. */
+static inline void fold_number(const weft__fn *f, number *n, weft_val v, bool first) {
+    if (f->kind == WEFT__REDUCE_I64) {
+        int64_t x = weft_i64(v);
+        n->i = first ? x : ((weft_reduce_i64_fn)f->fn)(n->i, x);
+    } else {
+        double x = weft_f64(v);
+        n->f = first ? x : ((weft_reduce_f64_fn)f->fn)(n->f, x);
+    }
+}
+
+/* A folded pair: the key, then the number (i64/f64 reduces) or the value. */
+static inline void put_folded(weft_out *out, const weft__fn *f, weft_val key, number n, weft_val value) {
+    weft_put_val(out, key);
+    if (f->kind == WEFT__REDUCE_I64) {
+        weft_put_i64(out, n.i);
+    } else if (f->kind == WEFT__REDUCE_F64) {
+        weft_put_f64(out, n.f);
+    } else {
+        weft_put_val(out, value);
+    }
+}
+
 typedef struct slot {
     uint64_t hash;
     size_t key, key_len; /* in `keys` */
     size_t val, val_len; /* in `vals` (generic values) */
-    union {
-        int64_t i;
-        double f;
-    } num;
+    number num;
 } slot;
 
 typedef struct held {
@@ -507,15 +533,12 @@ static slot *held_slot(held *t, weft_val key, bool *fresh) {
 /* Hand every held pair to `out` and forget them. */
 static void held_drain(held *t, const weft__fn *f, weft_out *out) {
     for (size_t i = 0; i < t->n; i++) {
-        slot *s = &t->slots[i];
-        weft_put(out, t->keys.buf + s->key, s->key_len);
-        if (f->kind == WEFT__REDUCE_I64) {
-            weft_put_i64(out, s->num.i);
-        } else if (f->kind == WEFT__REDUCE_F64) {
-            weft_put_f64(out, s->num.f);
-        } else {
-            weft_put(out, t->vals.buf + s->val, s->val_len);
+        const slot *s = &t->slots[i];
+        weft_val key = {t->keys.buf + s->key, s->key_len}, value = {0};
+        if (f->kind == WEFT__REDUCE) { /* (a number's slot has no value bytes) */
+            value = (weft_val){t->vals.buf + s->val, s->val_len};
         }
+        put_folded(out, f, key, s->num, value);
     }
     t->n = 0;
     t->keys.len = 0;
@@ -559,16 +582,12 @@ static bool combine(held *t, const step *s, weft_val input, weft_out *out, call_
     weft_reader r = {input.ptr, input.ptr + input.len};
     weft_rec rec;
     const weft__fn *f = s->f;
+    weft__running = f->name;
     while (weft_next_rec(&r, WEFT_PAIR, &rec)) {
         bool fresh;
         slot *sl = held_slot(t, rec.key, &fresh);
-        weft__running = f->name;
-        if (f->kind == WEFT__REDUCE_I64) {
-            int64_t v = weft_i64(rec.val);
-            sl->num.i = fresh ? v : ((weft_reduce_i64_fn)f->fn)(sl->num.i, v);
-        } else if (f->kind == WEFT__REDUCE_F64) {
-            double v = weft_f64(rec.val);
-            sl->num.f = fresh ? v : ((weft_reduce_f64_fn)f->fn)(sl->num.f, v);
+        if (f->kind != WEFT__REDUCE) {
+            fold_number(f, &sl->num, rec.val, fresh);
         } else if (fresh) {
             sl->val = t->vals.len;
             sl->val_len = rec.val.len;
@@ -585,17 +604,20 @@ static bool combine(held *t, const step *s, weft_val input, weft_out *out, call_
                 weft__bytes(&t->vals, v.ptr, v.len);
             }
             sl->val_len = v.len;
+            /* Checked per fold: a value that grows leaves its old bytes behind. */
+            if (t->vals.len + t->keys.len >= HELD_BYTES) {
+                held_drain(t, f, out);
+            }
         }
         if (failure) {
             return user_failure(e, s, &rec, "");
         }
-        /* Checked per pair: a value that grows leaves its old bytes behind. */
-        if (t->n >= HELD_KEYS || t->vals.len + t->keys.len >= HELD_BYTES) {
-            held_drain(t, f, out);
-        }
     }
     if (failure) {
         return user_failure(e, s, NULL, "");
+    }
+    if (t->n >= HELD_KEYS || t->vals.len + t->keys.len >= HELD_BYTES) {
+        held_drain(t, f, out);
     }
     return true;
 }
@@ -605,39 +627,23 @@ static bool reduce_runs(const step *s, weft_val input, weft_out *out, call_failu
     weft_reader r = {input.ptr, input.ptr + input.len};
     weft_rec rec;
     const weft__fn *f = s->f;
-    weft_val key = {0};
-    bool any = false;
-    int64_t i = 0;
-    double d = 0;
+    weft_val key = {0}, a = {0};
+    number num = {0};
     weft_out acc = {0};
-    weft_val a = {0};
-    bool ok = true;
+    bool any = false, ok = true;
     while (ok && weft_next_rec(&r, WEFT_PAIR, &rec)) {
         bool same = any && rec.key.len == key.len && same_bytes(rec.key.ptr, key.ptr, key.len);
         if (!same) {
             if (any) {
-                weft_put_val(out, key);
-                if (f->kind == WEFT__REDUCE_I64) {
-                    weft_put_i64(out, i);
-                } else if (f->kind == WEFT__REDUCE_F64) {
-                    weft_put_f64(out, d);
-                } else {
-                    weft_put_val(out, a);
-                }
+                put_folded(out, f, key, num, a);
             }
             any = true;
             key = rec.key;
-            if (f->kind == WEFT__REDUCE_I64) {
-                i = weft_i64(rec.val);
-            } else if (f->kind == WEFT__REDUCE_F64) {
-                d = weft_f64(rec.val);
-            } else {
-                a = rec.val;
-            }
-        } else if (f->kind == WEFT__REDUCE_I64) {
-            i = ((weft_reduce_i64_fn)f->fn)(i, weft_i64(rec.val));
-        } else if (f->kind == WEFT__REDUCE_F64) {
-            d = ((weft_reduce_f64_fn)f->fn)(d, weft_f64(rec.val));
+        }
+        if (f->kind != WEFT__REDUCE) {
+            fold_number(f, &num, rec.val, !same);
+        } else if (!same) {
+            a = rec.val;
         } else {
             weft_val v;
             ok = fold(s, a, rec.val, &v, e, &rec);
@@ -656,14 +662,7 @@ static bool reduce_runs(const step *s, weft_val input, weft_out *out, call_failu
         ok = user_failure(e, s, NULL, "");
     }
     if (ok && any) {
-        weft_put_val(out, key);
-        if (f->kind == WEFT__REDUCE_I64) {
-            weft_put_i64(out, i);
-        } else if (f->kind == WEFT__REDUCE_F64) {
-            weft_put_f64(out, d);
-        } else {
-            weft_put_val(out, a);
-        }
+        put_folded(out, f, key, num, a);
     }
     free(acc.buf);
     return ok;

@@ -124,7 +124,22 @@ weft_ds weft_parallelize(const weft_out *records, weft_shape shape, uint32_t par
     return made(id, shape);
 }
 
-static const enum weft__kind op_kinds[] = {
+static const char *shape_name(uint8_t shape) { return shape == WEFT_PAIR ? "pairs" : "records"; }
+
+/* The dataset of `op`, a step of `f`, over `ds` (WEFT_NONE, with the error
+ * kept, when the host refuses it). */
+static weft_ds narrow(weft_ds ds, weft_grid_driver_op_t *op, const weft__fn *f, const char *call) {
+    weft_grid_driver_dataset_id_t id;
+    weft_grid_driver_driver_error_t e;
+    if (!weft_grid_driver_narrow(ds, op, f->out == WEFT_PAIR, &id, &e)) {
+        driver_failed(call, &e);
+        return WEFT_NONE;
+    }
+    return made(id, f->out);
+}
+
+/* The contract's op kind of each kind of user function a narrow step applies. */
+static const weft_grid_types_op_kind_t op_kinds[] = {
     [WEFT__MAP] = WEFT_GRID_TYPES_OP_KIND_MAP,
     [WEFT__FILTER] = WEFT_GRID_TYPES_OP_KIND_FILTER,
     [WEFT__FLAT_MAP] = WEFT_GRID_TYPES_OP_KIND_FLAT_MAP,
@@ -149,17 +164,11 @@ weft_ds weft__step(weft_ds ds, enum weft__kind kind, const char *name, uint64_t 
     } else if (f->kind != kind) {
         keep(weft__format("%s: `%s` is registered as a %s", call, fn, weft__kind_name(f->kind)));
     } else if (f->in != shapes[ds]) {
-        keep(weft__format("%s: `%s` takes %s, and dataset %u holds %s", call, fn,
-                          f->in == WEFT_PAIR ? "pairs" : "records", ds, shapes[ds] == WEFT_PAIR ? "pairs" : "records"));
+        keep(weft__format("%s: `%s` takes %s, and dataset %u holds %s", call, fn, shape_name(f->in), ds,
+                          shape_name(shapes[ds])));
     } else {
         weft_grid_driver_op_t op = {op_kinds[kind], str(name), {bound, param}};
-        weft_grid_driver_dataset_id_t id;
-        weft_grid_driver_driver_error_t e;
-        if (weft_grid_driver_narrow(ds, &op, f->out == WEFT_PAIR, &id, &e)) {
-            out = made(id, f->out);
-        } else {
-            driver_failed(call, &e);
-        }
+        out = narrow(ds, &op, f, call);
     }
     free(call);
     return out;
@@ -172,18 +181,12 @@ static weft_ds own(weft_ds ds, const char *name, const char *call) {
         return WEFT_NONE;
     }
     if (f->in != shapes[ds]) {
-        keep(weft__format("%s needs a dataset of %s; dataset %u holds %s", call, f->in == WEFT_PAIR ? "pairs" : "records",
-                          ds, shapes[ds] == WEFT_PAIR ? "pairs" : "records"));
+        keep(weft__format("%s needs a dataset of %s; dataset %u holds %s", call, shape_name(f->in), ds,
+                          shape_name(shapes[ds])));
         return WEFT_NONE;
     }
     weft_grid_driver_op_t op = {WEFT_GRID_TYPES_OP_KIND_MAP, str(name), {false, 0}};
-    weft_grid_driver_dataset_id_t id;
-    weft_grid_driver_driver_error_t e;
-    if (!weft_grid_driver_narrow(ds, &op, f->out == WEFT_PAIR, &id, &e)) {
-        driver_failed(call, &e);
-        return WEFT_NONE;
-    }
-    return made(id, f->out);
+    return narrow(ds, &op, f, call);
 }
 
 weft_ds weft_keys(weft_ds pairs) { return own(pairs, "_weft.keys", "weft_keys"); }
@@ -267,7 +270,7 @@ weft_ds weft_union(weft_ds a, weft_ds b) {
     }
     if (shapes[a] != shapes[b]) {
         keep(weft__format("weft_union: dataset %u holds %s and dataset %u %s", a,
-                          shapes[a] == WEFT_PAIR ? "pairs" : "records", b, shapes[b] == WEFT_PAIR ? "pairs" : "records"));
+                          shape_name(shapes[a]), b, shape_name(shapes[b])));
         return WEFT_NONE;
     }
     weft_grid_driver_dataset_id_t id;

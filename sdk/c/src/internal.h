@@ -20,8 +20,14 @@ struct weft_out {
  * inside an open entry). */
 void weft__bytes(weft_out *out, const void *bytes, size_t len);
 
-/* Make room for `more` bytes. */
-void weft__reserve(weft_out *out, size_t more);
+/* Make room for `more` bytes: the check inline on every write, the growth
+ * (weft__grow) out of line. */
+void weft__grow(weft_out *out, size_t more);
+static inline void weft__reserve(weft_out *out, size_t more) {
+    if (out->cap - out->len < more) {
+        weft__grow(out, more);
+    }
+}
 
 /* A registered function. */
 typedef struct weft__fn {

@@ -137,10 +137,7 @@ bool weft_contains(weft_val v, weft_val needle) {
 
 /* ---- Writing ---------------------------------------------------------- */
 
-void weft__reserve(weft_out *out, size_t more) {
-    if (out->cap - out->len >= more) {
-        return;
-    }
+void weft__grow(weft_out *out, size_t more) {
     if (more > SIZE_MAX / 2 - out->len) {
         weft_panic("a batch of over %zu bytes", (size_t)(SIZE_MAX / 2));
     }
@@ -156,11 +153,19 @@ void weft__reserve(weft_out *out, size_t more) {
     out->cap = cap;
 }
 
-static inline void entry(weft_out *out, const void *bytes, size_t len) {
+/* Growth for an entry of `len` bytes, checked: out of the writers' fast path. */
+__attribute__((noinline)) static void grow_entry(weft_out *out, size_t len) {
     if (len > UINT32_MAX - 4) {
         weft_panic("an entry of %zu bytes is over the contract's 4 GiB", len);
     }
-    weft__reserve(out, 4 + len);
+    weft__grow(out, 4 + len);
+}
+
+static inline void entry(weft_out *out, const void *bytes, size_t len) {
+    size_t room = out->cap - out->len;
+    if (room < 4 || room - 4 < len) { /* (4 + len itself could wrap on wasm32) */
+        grow_entry(out, len);
+    }
     uint32_t n = (uint32_t)len;
     memcpy(out->buf + out->len, &n, 4);
     if (len) {
