@@ -12,7 +12,11 @@
 //!   reading that cache), as an agent does them;
 //! - instantiation of a cached component (pooling allocator, copy-on-write
 //!   memory images), and instantiation with a first call (an empty chain),
-//!   p50 and p99.
+//!   p50 and p99;
+//! - with JavaScript, what its basic operations cost per word inside a
+//!   component (`sdk/js/bench/costs.js`, built by xtask into
+//!   `target/bench/js-costs.wasm`, over 1 MiB of the same kind of text), as
+//!   multiples of the Rust guest's whole word count per word.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -109,6 +113,35 @@ fn main() {
             t / rust
         );
     }
+    let costs = dir.join("js-costs.wasm");
+    if guests.iter().any(|(lang, ..)| *lang == "JS") && costs.exists() {
+        let words =
+            std::fs::read(&input).unwrap().split(u8::is_ascii_whitespace).filter(|w| !w.is_empty()).count();
+        js_costs(&costs, &cache, rust * 1e9 / words as f64);
+    }
+}
+
+/// Run the JavaScript cost probe over 1 MiB of text and print each
+/// operation's cost per word beside `rust_ns`, the Rust guest's whole word
+/// count per word.
+fn js_costs(wasm: &Path, cache: &Path, rust_ns: f64) {
+    let text = cache.with_file_name("words-1MiB.txt");
+    corpus::generate(&text, 1 << 20).unwrap();
+    let fuel = ["--fuel", "10000000000000"];
+    let log = versus::weft_local_with(&fuel, cache, wasm, &cache.join("unused"), &[text.as_os_str()]);
+    println!(
+        "
+JavaScript inside a component, per word (the Rust guest's whole word count: {rust_ns:.0} ns per word):"
+    );
+    let mut lines = 0;
+    for line in log.lines() {
+        let Some((_, rest)) = line.split_once("cost\t") else { continue };
+        let (what, ns) = rest.split_once('\t').unwrap();
+        let ns: f64 = ns.trim().parse().unwrap();
+        println!("  {what:<36}{ns:>7.0} ns  {:>6.1}x", ns / rust_ns);
+        lines += 1;
+    }
+    assert!(lines > 0, "the cost probe printed no costs:\n{log}");
 }
 
 /// Print `wasm`'s size, first and cached load times, and instantiation p50/p99.

@@ -6,14 +6,8 @@ import * as weft from "weft";
 
 const { string, i64, tuple } = weft.types;
 
-/** The lowercased words of a line, split on white space. */
-const splitWords = weft.flatMap("split_words", string, string, (line) => {
-  const words = line.toLowerCase().split(/\s+/);
-  // A leading or trailing space leaves an empty string at an end.
-  if (words.length && words[0] === "") words.shift();
-  if (words.length && words[words.length - 1] === "") words.pop();
-  return words;
-});
+/** The lowercased words of a line: its runs of characters other than white space. */
+const splitWords = weft.flatMap("split_words", string, string, (line) => line.toLowerCase().match(/\S+/g) ?? []);
 
 /** Key by count, to sort by it. */
 const byCount = weft.map("by_count", tuple(string, i64), tuple(i64, string), ([word, n]) => [n, word]);

@@ -50,7 +50,8 @@ Commands:
   bench-sdks [MIB]
              word count over MIB (default 256) of text with the job in each guest language,
              as a ratio to the Rust guest's time; each component's size, first and cached
-             load, and instantiation p50/p99
+             load, and instantiation p50/p99; JavaScript's single operations per word
+             (sdk/js/bench/costs.js). WEFT_BENCH_LANGS=c,python,js picks the languages
 ";
 
 fn main() -> Result<()> {
@@ -80,6 +81,10 @@ fn main() -> Result<()> {
         Some("bench-scale") => cargo_bench("weft-master", "scale", &[("WEFT_BENCH_TASKS", arg(1))]),
         Some("bench-sdks") => {
             guests()?;
+            let langs = std::env::var("WEFT_BENCH_LANGS").unwrap_or_default().to_lowercase();
+            if langs.is_empty() || langs.split(',').any(|l| l.trim() == "js") {
+                sdks::js_costs()?;
+            }
             cargo_bench("weft-cli", "sdks", &[("WEFT_BENCH_MIB", arg(1))])
         }
         Some("-h" | "--help" | "help") | None => {

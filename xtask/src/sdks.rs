@@ -151,14 +151,25 @@ pub fn js_guests() -> Result<()> {
     inputs.extend([sdk.join("build.mjs"), sdk.join("package-lock.json")]);
     let job =
         Jobs { lang: "js", ext: "js", marker: "weft.main(", inputs, version: String::new(), tools: js_tools };
-    job.build(|tools, job, out| {
-        run(Command::new("node")
-            .arg(sdk.join("build.mjs"))
-            .arg(job)
-            .arg("-o")
-            .arg(out)
-            .env("WEFT_JS_TOOLS", tools))
-    })
+    job.build(js_build)
+}
+
+/// One JavaScript job into a component at `out`, with the tools in `tools`.
+fn js_build(tools: &Path, job: &Path, out: &Path) -> Result<()> {
+    run(Command::new("node")
+        .arg(root().join("sdk/js/build.mjs"))
+        .arg(job)
+        .arg("-o")
+        .arg(out)
+        .env("WEFT_JS_TOOLS", tools))
+}
+
+/// The JavaScript cost probe `cargo xtask bench-sdks` runs
+/// (`sdk/js/bench/costs.js`), built into `target/bench/js-costs.wasm`.
+pub fn js_costs() -> Result<()> {
+    let out = root().join("target/bench/js-costs.wasm");
+    std::fs::create_dir_all(root().join("target/bench"))?;
+    js_build(&js_tools()?, &root().join("sdk/js/bench/costs.js"), &out)
 }
 
 /// Debian's packages the C SDK builds with: clang, lld (`wasm-ld`), wasi-libc

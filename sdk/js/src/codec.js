@@ -53,6 +53,22 @@ export class Writer {
     b.set(bytes, p + 4);
     this.len = p + 4 + n;
   }
+  /** A value of `type` as an entry: an `i64` number written in place, others through `type.record`. */
+  pushValue(type, v) {
+    if (type !== types.i64 || typeof v !== "number" || !Number.isSafeInteger(v)) {
+      this.push(type.record(v));
+      return;
+    }
+    this.reserve(12);
+    const b = this.buf;
+    const p = this.len;
+    b[p] = 8;
+    b[p + 1] = 0;
+    b[p + 2] = 0;
+    b[p + 3] = 0;
+    putI64(b, p + 4, v);
+    this.len = p + 12;
+  }
   /** A string entry, encoded in place. */
   pushString(s) {
     this.reserve(s.length * 3 + 4);
@@ -72,19 +88,21 @@ export class Writer {
 
 /** One batch of `parts`. */
 export function frame(parts) {
-  const w = new Writer(parts.reduce((n, p) => n + p.length + 4, 0) || 1);
-  for (const p of parts) w.push(p);
+  let n = 0;
+  for (let i = 0; i < parts.length; i++) n += parts[i].length + 4;
+  const w = new Writer(n || 1);
+  for (let i = 0; i < parts.length; i++) w.push(parts[i]);
   return w.finish();
 }
 
 function concat(parts) {
   let n = 0;
-  for (const p of parts) n += p.length;
+  for (let i = 0; i < parts.length; i++) n += parts[i].length;
   const out = new Uint8Array(n);
   let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
+  for (let i = 0; i < parts.length; i++) {
+    out.set(parts[i], at);
+    at += parts[i].length;
   }
   return out;
 }
@@ -174,6 +192,21 @@ class Int extends Type {
   }
 }
 
+/** A safe-integer `v` as an `i64`'s 8 bytes at `b[p]`. */
+function putI64(b, p, v) {
+  const hi = Math.floor(v / 4294967296);
+  const lo = v - hi * 4294967296;
+  const h = (hi + 0x80000000) >>> 0;
+  b[p] = h >>> 24;
+  b[p + 1] = (h >>> 16) & 0xff;
+  b[p + 2] = (h >>> 8) & 0xff;
+  b[p + 3] = h & 0xff;
+  b[p + 4] = lo >>> 24;
+  b[p + 5] = (lo >>> 16) & 0xff;
+  b[p + 6] = (lo >>> 8) & 0xff;
+  b[p + 7] = lo & 0xff;
+}
+
 /** i64 as a number, the common case, without BigInt on the way. */
 class I64 extends Int {
   constructor() {
@@ -182,17 +215,7 @@ class I64 extends Int {
   record(v) {
     if (typeof v !== "number" || !Number.isSafeInteger(v)) return super.record(v);
     const out = new Uint8Array(8);
-    const hi = Math.floor(v / 4294967296);
-    const lo = v - hi * 4294967296;
-    const h = (hi + 0x80000000) >>> 0;
-    out[0] = h >>> 24;
-    out[1] = (h >>> 16) & 0xff;
-    out[2] = (h >>> 8) & 0xff;
-    out[3] = h & 0xff;
-    out[4] = lo >>> 24;
-    out[5] = (lo >>> 16) & 0xff;
-    out[6] = (lo >>> 8) & 0xff;
-    out[7] = lo & 0xff;
+    putI64(out, 0, v);
     return out;
   }
   fromRecord(b) {
@@ -295,14 +318,19 @@ function takeEscaped(b, pos, what) {
 
 function escape(raw) {
   let zeros = 0;
-  for (const x of raw) if (x === 0) zeros++;
+  for (let z = raw.indexOf(0); z >= 0; z = raw.indexOf(0, z + 1)) zeros++;
   const out = new Uint8Array(raw.length + zeros + 2);
+  if (zeros === 0) {
+    out.set(raw);
+    return out; // ends with the 00 00 terminator (zero-filled)
+  }
   let at = 0;
-  for (const x of raw) {
+  for (let i = 0; i < raw.length; i++) {
+    const x = raw[i];
     out[at++] = x;
     if (x === 0) out[at++] = 0xff;
   }
-  return out; // ends with the 00 00 terminator (zero-filled)
+  return out;
 }
 
 class Bytes extends Type {
@@ -390,12 +418,18 @@ class Tuple extends Type {
   }
   record(v) {
     this.check(v);
-    return frame(this.elems.map((t, i) => t.record(v[i])));
+    const ts = this.elems;
+    const w = new Writer(ts.length * 12);
+    for (let i = 0; i < ts.length; i++) w.pushValue(ts[i], v[i]);
+    return w.finish();
   }
   fromRecord(b) {
     const es = entries(b);
-    if (es.length !== this.elems.length) throw new DecodeError(`a \`${this.name}\` holds ${this.elems.length} entries, not ${es.length}`);
-    return this.elems.map((t, i) => t.fromRecord(es[i]));
+    const ts = this.elems;
+    if (es.length !== ts.length) throw new DecodeError(`a \`${this.name}\` holds ${ts.length} entries, not ${es.length}`);
+    const out = new Array(ts.length);
+    for (let i = 0; i < ts.length; i++) out[i] = ts[i].fromRecord(es[i]);
+    return out;
   }
   putKey(v, last, out) {
     this.check(v);
@@ -421,10 +455,17 @@ class List extends Type {
   }
   record(v) {
     if (!Array.isArray(v)) throw new EncodeError(`${show(v)} is not an array (\`${this.name}\`)`);
-    return frame(v.map((x) => this.elem.record(x)));
+    const t = this.elem;
+    const w = new Writer(v.length * 12 + 1);
+    for (let i = 0; i < v.length; i++) w.pushValue(t, v[i]);
+    return w.finish();
   }
   fromRecord(b) {
-    return entries(b).map((e) => this.elem.fromRecord(e));
+    const es = entries(b);
+    const t = this.elem;
+    const out = new Array(es.length);
+    for (let i = 0; i < es.length; i++) out[i] = t.fromRecord(es[i]);
+    return out;
   }
 }
 

@@ -4,6 +4,11 @@
 // the last step's output is encoded once. Pairs after a `reduce` keep their key
 // bytes until a step needs the key; a `combine` folds into a Map held until
 // `flush-chain`. The SDK's own steps (`_weft.*`) are in steps.js.
+//
+// Per-record loops are indexed `for` loops reading pairs as `p[0]`, `p[1]`:
+// inside a component SpiderMonkey interprets, and there `for…of`, array
+// destructuring and the self-hosted `Array.prototype.map`/`filter` cost ten
+// times an indexed loop (docs/sdk-js.md, "Speed").
 import { DecodeError, EncodeError, Writer, entries, types } from "./codec.js";
 
 export const REGISTRY = new Map();
@@ -44,30 +49,41 @@ export class Layout {
   }
   decode(batch) {
     const es = entries(batch);
+    const n = es.length;
     if (!this.keyed) {
       const t = this.type;
-      return es.map((e) => t.fromRecord(e));
+      const out = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = t.fromRecord(es[i]);
+      return out;
     }
-    if (es.length % 2) throw new DecodeError("a pair batch with an odd number of entries");
-    const out = new Array(es.length / 2);
-    for (let i = 0; i < es.length; i += 2) out[i / 2] = [this.key.fromKey(es[i]), this.value.fromRecord(es[i + 1])];
+    if (n % 2) throw new DecodeError("a pair batch with an odd number of entries");
+    const out = new Array(n / 2);
+    const k = this.key;
+    const v = this.value;
+    for (let i = 0; i < n; i += 2) out[i >> 1] = [k.fromKey(es[i]), v.fromRecord(es[i + 1])];
     return out;
   }
   encode(records) {
-    const w = new Writer(records.length * 16 + 16);
+    const n = records.length;
+    const w = new Writer(n * 16 + 16);
     if (!this.keyed) {
-      if (this.type === types.string) {
-        for (const r of records) {
+      const t = this.type;
+      if (t === types.string) {
+        for (let i = 0; i < n; i++) {
+          const r = records[i];
           if (typeof r !== "string") throw new EncodeError(`${show(r)} is not a string`);
           w.pushString(r);
         }
-      } else for (const r of records) w.push(this.type.record(r));
+      } else for (let i = 0; i < n; i++) w.push(t.record(records[i]));
       return w.finish();
     }
-    for (const r of records) {
+    const k = this.key;
+    const v = this.value;
+    for (let i = 0; i < n; i++) {
+      const r = records[i];
       if (!Array.isArray(r) || r.length !== 2) throw new EncodeError(`${show(r)} is not a [key, value] pair`);
-      w.push(this.key.key(r[0]));
-      w.push(this.value.record(r[1]));
+      w.push(k.key(r[0]));
+      w.pushValue(v, r[1]);
     }
     return w.finish();
   }
@@ -149,15 +165,23 @@ function apply(step, recs) {
   try {
     switch (step.kind) {
       case "map": {
-        const out = new Array(recs.length);
-        for (let i = 0; i < recs.length; i++) out[i] = fn((r = recs[i]));
+        const n = recs.length;
+        const out = new Array(n);
+        for (let i = 0; i < n; i++) out[i] = fn((r = recs[i]));
         return out;
       }
-      case "filter":
-        return recs.filter((x) => fn((r = x)));
+      case "filter": {
+        const out = [];
+        for (let i = 0; i < recs.length; i++) if (fn((r = recs[i]))) out.push(r);
+        return out;
+      }
       case "flat-map": {
         const out = [];
-        for (r of recs) for (const y of fn(r)) out.push(y);
+        for (let i = 0; i < recs.length; i++) {
+          const ys = fn((r = recs[i]));
+          if (Array.isArray(ys)) for (let j = 0; j < ys.length; j++) out.push(ys[j]);
+          else for (const y of ys) out.push(y);
+        }
         return out;
       }
       default:
@@ -197,19 +221,17 @@ function combine(state, recs, raw) {
   const m = state.values;
   let k, v;
   try {
-    if (raw) {
-      for ([k, v] of recs) {
-        const i = rawIndex(k);
-        const old = m.get(i);
-        m.set(i, old === undefined ? [k, v] : [k, fn(old[1], v)]);
-      }
-    } else {
-      const index = state.index;
-      for ([k, v] of recs) {
-        const i = index(k);
-        const old = m.get(i);
-        m.set(i, old === undefined ? [k, v] : [old[0], fn(old[1], v)]);
-      }
+    // A held entry is `[key, value]`, its value replaced in place.
+    const n = recs.length;
+    const index = raw ? rawIndex : state.index;
+    for (let j = 0; j < n; j++) {
+      const p = recs[j];
+      k = p[0];
+      v = p[1];
+      const i = index(k);
+      const old = m.get(i);
+      if (old === undefined) m.set(i, [k, v]);
+      else old[1] = fn(old[1], v);
     }
   } catch (e) {
     if (e instanceof EncodeError) throw new CallFailed("user", `\`${state.step.name}\`: a key does not encode: ${e.message}`);
@@ -223,21 +245,26 @@ function counts(step, last) {
 }
 
 function drain(state) {
-  const w = new Writer(state.values.size * 24 + 16);
   const vr = state.step.output.type;
+  if (state.counts) {
+    const w = new Writer(state.size * 24 + 16);
+    const m = state.values;
+    const ks = Object.keys(m);
+    for (let i = 0; i < ks.length; i++) {
+      w.pushString(ks[i]);
+      w.pushValue(vr, m[ks[i]]);
+    }
+    state.values = Object.create(null);
+    state.size = 0;
+    return w.finish();
+  }
+  const w = new Writer(state.values.size * 24 + 16);
   try {
-    if (state.counts) {
-      for (const [k, n] of state.values) {
-        w.pushString(k);
-        w.push(vr.record(n));
-      }
-      state.values = new Map();
-      return w.finish();
-    }
-    for (const [k, v] of state.values.values()) {
-      w.push(state.raw ? k : state.key.key(k));
-      w.push(vr.record(v));
-    }
+    const key = state.raw ? null : state.key;
+    state.values.forEach((p) => {
+      w.push(key ? key.key(p[0]) : p[0]);
+      w.pushValue(vr, p[1]);
+    });
   } catch (e) {
     throw new CallFailed("user", `\`${state.step.name}\` returned a value that does not encode: ${e.message}`);
   }
@@ -248,7 +275,10 @@ function drain(state) {
 function decodeKeys(raw, layout, name) {
   if (!layout.keyed) throw new CallFailed("decode", `\`${name}\` takes records, but its input is pairs`);
   try {
-    return raw.pairs.map(([k, v]) => [layout.key.fromKey(k), v]);
+    const pairs = raw.pairs;
+    const out = new Array(pairs.length);
+    for (let i = 0; i < pairs.length; i++) out[i] = [layout.key.fromKey(pairs[i][0]), pairs[i][1]];
+    return out;
   } catch (e) {
     throw new CallFailed("decode", `the input of \`${name}\`: ${e.message}`);
   }
@@ -259,7 +289,8 @@ function rawPairs(step, batch) {
     const es = entries(batch);
     if (es.length % 2) throw new DecodeError("a pair batch with an odd number of entries");
     const out = new Array(es.length / 2);
-    for (let i = 0; i < es.length; i += 2) out[i / 2] = [es[i], step.input.type.fromRecord(es[i + 1])];
+    const t = step.input.type;
+    for (let i = 0; i < es.length; i += 2) out[i >> 1] = [es[i], t.fromRecord(es[i + 1])];
     return out;
   } catch (e) {
     throw new CallFailed("decode", `the input of \`${step.name}\`: ${e.message}`);
@@ -272,8 +303,9 @@ function foldRuns(step, pairs) {
   let v;
   let b;
   try {
-    for (const [kb, x] of pairs) {
-      b = x;
+    for (let i = 0; i < pairs.length; i++) {
+      const kb = pairs[i][0];
+      const x = (b = pairs[i][1]);
       if (k !== null && equal(kb, k)) v = step.fn(v, x);
       else {
         if (k !== null) out.push([k, v]);
@@ -306,9 +338,11 @@ function encode(step, recs) {
   try {
     if (recs instanceof Raw) {
       const w = new Writer();
-      for (const [k, v] of recs.pairs) {
-        w.push(k);
-        w.push(step.output.type.record(v));
+      const pairs = recs.pairs;
+      const t = step.output.type;
+      for (let i = 0; i < pairs.length; i++) {
+        w.push(pairs[i][0]);
+        w.pushValue(t, pairs[i][1]);
       }
       return w.finish();
     }
@@ -399,16 +433,29 @@ function run(key, steps, batch, flushing) {
     }
     if (step.kind === "reduce") throw new CallFailed("decode", `\`${step.name}\` reduces a shuffle's output: it must start its chain`);
     if (i === steps.length - 2 && counts(step, steps[i + 1]) && !(recs instanceof Raw)) {
-      // countByValue of strings: count into a Map, with no [record, 1] pairs.
+      // countByValue of strings: count with no [record, 1] pairs, in an object
+      // without a prototype (any string is a key of its own, and property
+      // updates cost half a Map's, which atomizes every key it looks up).
       let state = held.get(key);
       if (!state) {
-        state = { step: steps[i + 1], raw: false, key: types.string, counts: true, values: new Map() };
+        state = { step: steps[i + 1], raw: false, key: types.string, counts: true, values: Object.create(null), size: 0 };
         held.set(key, state);
       }
       const m = state.values;
-      for (const w of recs) m.set(w, (m.get(w) || 0) + 1);
+      for (let j = 0; j < recs.length; j++) {
+        const w = recs[j];
+        if (typeof w !== "string") {
+          const from = i > 0 ? steps[i - 1].name : step.name;
+          throw new CallFailed("user", `\`${from}\` returned a value that is not \`string\`: ${show(w)} is not a string`);
+        }
+        const n = m[w];
+        if (n === undefined) {
+          m[w] = 1;
+          state.size++;
+        } else m[w] = n + 1;
+      }
       if (flushing) held.delete(key);
-      return flushing || m.size >= HELD_KEYS.max ? drain(state) : new Uint8Array(0);
+      return flushing || state.size >= HELD_KEYS.max ? drain(state) : new Uint8Array(0);
     }
     if (recs instanceof Raw) recs = decodeKeys(recs, step.input, step.name);
     recs = apply(step, recs);

@@ -133,6 +133,20 @@ test("unknown and mismatched functions are named", () => {
   }
 });
 
+test("counting strings keeps every string a key of its own", () => {
+  const odd = ["__proto__", "constructor", "toString", "hasOwnProperty", "0", "-0", "123", "4294967295", "1e3", "", "é", "__proto__", "0", ""];
+  const chain = [["map", stepName("one", string), null], ["combine", "_weft:add", null]];
+  const batches = [odd, odd.slice(0, 5)];
+  const want = new Map();
+  for (const w of batches.flat()) want.set(w, (want.get(w) || 0) + 1);
+  assert.deepEqual(counted(chain, batches.map((b) => LINES.encode(b))), want);
+  weft.flatMap("t.numbers", string, string, (l) => [l, l.length]);
+  assert.throws(
+    () => runChain([["flat-map", "t.numbers", null], ...chain], LINES.encode(["ab"])),
+    (e) => e.kind === "user" && e.message.includes("`t.numbers` returned a value that is not `string`") && e.message.includes("2 is not a string"),
+  );
+});
+
 test("a result of the wrong type is an error", () => {
   weft.map("t.not_an_int", string, i64, (w) => w);
   assert.throws(() => runChain([["map", "t.not_an_int", null]], LINES.encode(["x"])), (e) => e.kind === "user" && e.message.includes("is not `i64`"));
