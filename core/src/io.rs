@@ -54,9 +54,13 @@
 //! | [`commit_job`](OutputCommitter::commit_job)`(n)` | driver | checks that each of the `n` partitions has a committed part (else rolls back: [`IoError::IncompleteOutput`]), moves each to `<location>/part-N`, writes `_SUCCESS`, deletes `_temporary/` |
 //! | [`abort_job`](OutputCommitter::abort_job) | driver | deletes published parts (unless `_SUCCESS` exists) and `_temporary/` |
 //!
-//! A second commit of a partition by another attempt is [`IoError::CommitDenied`]
-//! (the scheduler discards that attempt, as Spark's commit coordinator does); the
-//! winner committing again is a no-op. The driver calls `commit_job` only after every
+//! A second commit of a partition by another attempt is [`IoError::CommitDenied`]:
+//! the partition is done. The denied attempt calls
+//! [`settle_denied`](OutputCommitter::settle_denied), which deletes its file (and,
+//! if the winner died between its claim and its copy, puts its own part in the
+//! winner's place), and finishes: an attempt its master gave up for lost may
+//! commit first, and the task is then done rather than failed. The winner
+//! committing again is a no-op. The driver calls `commit_job` only after every
 //! partition's `commit_task` succeeded, and commits no task after it. It tells
 //! `commit_job` how many partitions the job has, so output that tasks committed
 //! somewhere the driver cannot see (a local path on another machine) fails the job

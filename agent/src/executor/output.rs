@@ -212,11 +212,17 @@ pub(super) async fn publish(drained: Drained, doing: &Doing) -> Result<Output, E
                 source: Box::new(source),
             })?;
             let _committing = doing.begin(format!("committing part {partition} to {location}"));
-            committer.commit_task(partition, attempt).await.map_err(|source| ExecError::Commit {
-                partition,
-                location,
-                source: Box::new(source),
-            })?;
+            let committed = match committer.commit_task(partition, attempt).await {
+                // Another attempt of this task (one its master gave up for
+                // lost, and that ran on) committed the partition first: the
+                // partition is done, and this attempt finishes with it.
+                Err(IoError::CommitDenied { winner, .. }) => {
+                    tracing::info!(partition, attempt, %winner, "weft.agent.commit.already_done");
+                    committer.settle_denied(partition, attempt).await
+                }
+                other => other,
+            };
+            committed.map_err(|source| ExecError::Commit { partition, location, source: Box::new(source) })?;
             Ok(Output::Text(stats))
         }
         Drained::Count(n) => Ok(Output::Count(n)),

@@ -11,6 +11,7 @@ mod cache;
 mod cluster;
 mod conformance;
 mod fairness;
+mod faults;
 mod isolation;
 mod iterative;
 mod ops;

@@ -154,6 +154,27 @@ impl OutputCommitter {
         Ok(())
     }
 
+    /// Settles an attempt whose [`commit_task`](Self::commit_task) was
+    /// [`IoError::CommitDenied`]: the partition is done, by the winner. Makes
+    /// sure the winner's committed part exists (a winner that died between its
+    /// claim and its copy left none: this attempt's file, the same records
+    /// for a deterministic task, takes its place), then deletes this
+    /// attempt's file. Either way the partition is published once, whole.
+    #[tracing::instrument(name = "weft.core.io.settle_denied", skip(self), fields(uri = %self.location))]
+    pub async fn settle_denied(&self, partition: u32, attempt: u32) -> Result<(), IoError> {
+        let to = self.committed_path(partition);
+        match self.store().head(&to).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => {
+                let from = self.attempt_path(partition, attempt);
+                self.store().copy(&from, &to).await.map_err(|source| self.error(&to, source))?;
+                tracing::warn!(partition, attempt, "the winning attempt left no committed part; this one's took its place");
+            }
+            Err(source) => return Err(self.error(&to, source)),
+        }
+        self.abort_task(partition, attempt).await
+    }
+
     async fn read_claim(&self, claim: &Path) -> Result<String, IoError> {
         let result = self.store().get(claim).await;
         let bytes = match result {

@@ -57,7 +57,11 @@ async fn commit_protocol(location: DataLocation) {
         other => panic!("expected CommitDenied, got {other:?}"),
     }
     committer.commit_task(0, 1).await.unwrap(); // the winner again: a no-op
-    committer.abort_task(0, 0).await.unwrap();
+    // The denied attempt settles: the winner's part stays, the loser's file goes.
+    committer.settle_denied(0, 0).await.unwrap();
+    let temporary = location.path().child("_temporary");
+    let gone = location.store().head(&temporary.child("0").child("part-00000")).await;
+    assert!(matches!(gone, Err(object_store::Error::NotFound { .. })), "{gone:?}");
 
     // Five attempts of partition 1 race to commit: exactly one wins.
     for attempt in 0..5 {
@@ -75,15 +79,24 @@ async fn commit_protocol(location: DataLocation) {
     committer.commit_task(2, 0).await.unwrap();
     let err = committer.commit_task(3, 0).await.unwrap_err();
     assert!(matches!(err, IoError::AttemptNotFound { partition: 3, .. }), "{err:?}");
+    // A winner that died between its claim and its copy: the denied attempt's
+    // part takes its place.
+    write(&committer, 3, 1, &lines("settled", 4)).await;
+    let claim = temporary.child("claims").child("part-00003");
+    location.store().put(&claim, "0".into()).await.unwrap();
+    let denied = committer.commit_task(3, 1).await;
+    assert!(matches!(denied, Err(IoError::CommitDenied { .. })), "{denied:?}");
+    committer.settle_denied(3, 1).await.unwrap();
 
     // Nothing is published before commit_job.
     assert!(listing(&location).await.iter().all(|name| name.starts_with("_temporary/")));
-    committer.commit_job(3).await.unwrap();
-    assert_eq!(listing(&location).await, ["_SUCCESS", "part-00000", "part-00001", "part-00002"]);
+    committer.commit_job(4).await.unwrap();
+    assert_eq!(listing(&location).await, ["_SUCCESS", "part-00000", "part-00001", "part-00002", "part-00003"]);
 
     let splits = plan_text_splits(&location, 7, 1 << 20).await.unwrap();
     let mut expected = lines("winner", 5);
     expected.extend(lines(&format!("p1 attempt {}", winners[0]), 3000));
+    expected.extend(lines("settled", 4));
     assert_eq!(read_all(&location, splits, 1000).await, expected);
 
     match OutputCommitter::new(location.clone()).setup_job().await {
@@ -273,7 +286,7 @@ async fn s3_commit_protocol() {
     abort_and_retry(DataLocation::parse(&format!("s3://{bucket}/out/run-2/"), &config).unwrap()).await;
     // The first job's output is untouched by the second's.
     let first = DataLocation::parse(&format!("s3://{bucket}/out/run-1"), &config).unwrap();
-    assert_eq!(listing(&first).await.len(), 4);
+    assert_eq!(listing(&first).await.len(), 5);
 
     let at = |path: &str| DataLocation::parse(&format!("s3://{bucket}/{path}"), &config).unwrap();
     incomplete_output_publishes_nothing(at("out/run-3")).await;

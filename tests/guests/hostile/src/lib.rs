@@ -19,6 +19,7 @@
 //! | `split_words` | flat-map `String` | lowercased words (well-behaved) |
 //! | `one`, `add` | map `String`, reduce `i64` | a word counted once, a sum (well-behaved) |
 //! | `sleep_pair` | map `(String, i64)` | `std::thread::sleep` for 60 s, then the word |
+//! | `slow_pair` | map `(String, i64)` | `std::thread::sleep` for 300 ms, then the pair (a straggling reduce) |
 //!
 //! As a job, `main` takes `<function> <input-uri> [partitions]` and counts the
 //! lines of the input (read in at least `partitions` splits, default 4: one
@@ -30,7 +31,10 @@
 //! counts the input's words into 4 reduce partitions first (map tasks that end
 //! and leave shuffle files) and then sleeps in every reduce task
 //! (`sleep_pair`), for the tests that restart the master under a job that has
-//! shuffle files.
+//! shuffle files. With `slow-count <input-uri> <output-uri>` it is a word
+//! count written as text (`word<TAB>count` lines) whose reduce tasks take 300 ms
+//! per distinct word (`slow_pair`): a correct job slow enough for the fault
+//! tests to pause, kill or slow an agent in the middle of its reduce stage.
 //!
 //! With `endless-plan` the driver itself misbehaves: it maps its lines
 //! through `echo` in a loop that never ends, each step a dataset the host
@@ -50,8 +54,14 @@ use weft::prelude::*;
 /// distinct words, through `sleep_pair`).
 #[weft::main]
 fn main(ctx: &Context) -> weft::Result<()> {
-    const USAGE: &str = "usage: hostile <spin|sleep|grow|recurse|burn|accumulate|shuffle-sleep|endless-plan> <input-uri> [partitions]";
+    const USAGE: &str = "usage: hostile <spin|sleep|grow|recurse|burn|accumulate|shuffle-sleep|endless-plan> <input-uri> [partitions], or hostile slow-count <input-uri> <output-uri>";
     let args = ctx.args();
+    if let [function, input, output] = args.as_slice()
+        && function == "slow-count"
+    {
+        let counts = ctx.text_file(input, 4)?.flat_map(split_words).map(one).reduce_by_key(add, 4);
+        return counts.map(slow_pair).save_as_text_file(output);
+    }
     let (function, input, partitions) = match args.as_slice() {
         [function, input] => (function, input, 4),
         [function, input, partitions] => {
@@ -126,6 +136,13 @@ pub fn sleep(record: String) -> String {
 pub fn sleep_pair((word, _n): (String, i64)) -> String {
     std::thread::sleep(std::time::Duration::from_secs(60));
     word
+}
+
+/// Sleeps for 300 ms, then returns the pair.
+#[weft::map]
+pub fn slow_pair(pair: (String, i64)) -> (String, i64) {
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    pair
 }
 
 /// A word, counted once.

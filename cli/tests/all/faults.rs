@@ -1,0 +1,125 @@
+//! Faults injected into real processes in the middle of a job: a master and
+//! three `weft agent` processes on loopback, an agent paused (SIGSTOP) until
+//! the master declares it lost and then resumed. The job's output must equal
+//! a native count of the same text, every line once.
+//!
+//! Paused for 2.5 s at the start of the reduce stage, the agent's reduce
+//! attempts commit their partitions before the attempts that replaced them
+//! (which wait for its map outputs to be computed again); those must then
+//! finish with the partition done, not fail the job (`commit … denied`, as
+//! every run did before).
+
+use crate::support::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A master heartbeating every 300 ms (an agent silent for 1.5 s is lost) and
+/// three agents of 2 slots that log each launch; the master's URL.
+fn cluster(dir: &Path) -> (Proc, String, Vec<Proc>) {
+    let mut m = master_command(dir);
+    m.args(["--heartbeat-interval", "300ms"]);
+    let (m, url) = start_master(m);
+    let agents: Vec<Proc> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            let mut c = weft();
+            c.env("WEFT_LOG", "warn,weft_agent::node::service=debug")
+                .args(["agent", "--master", &url, "--listen", "127.0.0.1:0", "--cluster-token", TOKEN])
+                .args(["--slots", "2", "--work-dir"])
+                .arg(dir.join(name));
+            Proc::spawn(c)
+        })
+        .collect();
+    for a in &agents {
+        a.wait_for("serving at", Duration::from_secs(30));
+    }
+    (m, url, agents)
+}
+
+/// Send `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+    assert!(ok.success(), "kill -{signal} {pid}");
+}
+
+/// Poll `f` every 100 ms until it gives a value, for at most `secs` seconds.
+fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `line` without its terminal colours.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The launches each agent logged so far (task keys), added to `seen`.
+fn launches(agents: &[Proc], seen: &mut [Vec<String>]) {
+    for (a, seen) in agents.iter().zip(seen.iter_mut()) {
+        while let Ok(line) = a.lines.try_recv() {
+            let line = plain(&line);
+            if line.contains("weft.agent.launch")
+                && let Some(task) = line.split_whitespace().find_map(|w| w.strip_prefix("task="))
+            {
+                seen.push(task.to_string());
+            }
+        }
+    }
+}
+
+#[test]
+fn an_agent_paused_past_its_loss_in_the_reduce_stage_and_resumed_leaves_the_output_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, url, agents) = cluster(dir.path());
+    let input = dir.path().join("in.txt");
+    // 48 distinct words: each reduce task sleeps 300 ms for each of its ~12.
+    let text: String = (0..4000).map(|i| format!("w{} w{} common\n", i % 47, (i * 7) % 47)).collect();
+    std::fs::write(&input, &text).unwrap();
+    let out = dir.path().join("out");
+    let job = submit_detached(
+        &url,
+        &guest("hostile"),
+        &["slow-count", input.to_str().unwrap(), out.to_str().unwrap()],
+    );
+
+    // Pause an agent that runs reduce tasks and not the driver, once the
+    // reduce stage runs.
+    let mut seen = vec![Vec::new(); agents.len()];
+    let paused = until(60, "an agent running reduce tasks", || {
+        launches(&agents, &mut seen);
+        let driver = seen.iter().position(|s| s.iter().any(|t| t.contains("/driver#")))?;
+        (0..agents.len()).find(|&i| i != driver && seen[i].iter().any(|t| t.contains("/stage-1/p")))
+    });
+    signal(agents[paused].pid(), "STOP");
+    // Past the 1.5 s after which the master declares it lost, and short
+    // enough that its reduce attempts, resumed, finish before those that
+    // replace them (which wait for its map outputs to be computed again).
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(agents[paused].pid(), "CONT");
+
+    let end = until(120, "the job to end", || {
+        let s = status(&url, &job);
+        let state = s["state"].as_str()?.to_string();
+        (state != "running" && state != "pending").then_some(s)
+    });
+    assert_eq!(end["state"], "succeeded", "{end:#}");
+    let lines = output_lines(&out);
+    let got = counts(&lines);
+    assert_eq!(lines.len(), got.len(), "a word written twice: {lines:?}");
+    assert_eq!(got, native_counts(&text));
+}
