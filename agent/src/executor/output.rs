@@ -222,7 +222,11 @@ pub(super) async fn publish(drained: Drained, doing: &Doing) -> Result<Output, E
                 }
                 other => other,
             };
-            committed.map_err(|source| ExecError::Commit { partition, location, source: Box::new(source) })?;
+            committed.map_err(|source| ExecError::Commit {
+                partition,
+                location,
+                source: Box::new(source),
+            })?;
             Ok(Output::Text(stats))
         }
         Drained::Count(n) => Ok(Output::Count(n)),

@@ -38,7 +38,8 @@ fn cluster(dir: &Path) -> (Proc, String, Vec<Proc>) {
 
 /// Send `signal` (`STOP`, `CONT`) to process `pid`.
 fn signal(pid: u32, signal: &str) {
-    let ok = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+    let ok =
+        std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
     assert!(ok.success(), "kill -{signal} {pid}");
 }
 

@@ -168,7 +168,11 @@ impl OutputCommitter {
             Err(object_store::Error::NotFound { .. }) => {
                 let from = self.attempt_path(partition, attempt);
                 self.store().copy(&from, &to).await.map_err(|source| self.error(&to, source))?;
-                tracing::warn!(partition, attempt, "the winning attempt left no committed part; this one's took its place");
+                tracing::warn!(
+                    partition,
+                    attempt,
+                    "the winning attempt left no committed part; this one's took its place"
+                );
             }
             Err(source) => return Err(self.error(&to, source)),
         }

@@ -91,7 +91,10 @@ async fn commit_protocol(location: DataLocation) {
     // Nothing is published before commit_job.
     assert!(listing(&location).await.iter().all(|name| name.starts_with("_temporary/")));
     committer.commit_job(4).await.unwrap();
-    assert_eq!(listing(&location).await, ["_SUCCESS", "part-00000", "part-00001", "part-00002", "part-00003"]);
+    assert_eq!(
+        listing(&location).await,
+        ["_SUCCESS", "part-00000", "part-00001", "part-00002", "part-00003"]
+    );
 
     let splits = plan_text_splits(&location, 7, 1 << 20).await.unwrap();
     let mut expected = lines("winner", 5);
