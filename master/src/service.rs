@@ -140,10 +140,13 @@ impl Master for MasterService {
                 Some((job, DatasetId(d.dataset), d.partition))
             })
             .collect();
+        // What the agent runs, for reconciliation; a reference that is not
+        // a task's is no attempt of this master's.
+        let running: Vec<TaskKey> = req.running.iter().filter_map(|r| TaskKey::try_from(r).ok()).collect();
         let known = self
             .core
             .call(move |c| {
-                let known = c.heartbeat(id, Instant::now());
+                let known = c.heartbeat_running(id, &running, Instant::now());
                 if let Some(m) = memory.filter(|_| known) {
                     c.agent_memory(id, m);
                 }

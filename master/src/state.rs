@@ -676,6 +676,86 @@ impl Core {
         self.agents.heartbeat(agent, now)
     }
 
+    /// An agent's heartbeat with the attempts it runs (drivers included):
+    /// reconcile them with the master's, as Mesos does. An attempt it runs
+    /// that the master does not know as running there (given up for lost,
+    /// ended, of a job that ended) is killed; an attempt the master thinks
+    /// runs there and that two heartbeats in a row leave out (its end never
+    /// arrived, or the launch never did) is lost: a task runs again, a
+    /// driver's job fails as when its agent is lost. `false`: the agent is
+    /// unknown, and must register again.
+    pub fn heartbeat_running(&mut self, agent: AgentId, running: &[TaskKey], now: Instant) -> bool {
+        let Some(previous) = self.agents.get(agent).filter(|a| !a.lost).map(|a| a.last_seen) else {
+            return false;
+        };
+        self.agents.heartbeat(agent, now);
+        self.shares.at(now);
+        let listed: std::collections::HashSet<&TaskKey> = running.iter().collect();
+        let unknown: Vec<TaskKey> = running
+            .iter()
+            .filter(|key| {
+                if key.is_driver() {
+                    self.jobs.get(&key.job()).is_none_or(|j| {
+                        j.driver != DriverSlot::Running(agent) || j.driver_attempt != key.attempt
+                    })
+                } else {
+                    self.running.get(key).is_none_or(|r| r.agent != agent)
+                }
+            })
+            .copied()
+            .collect();
+        if !unknown.is_empty() {
+            tracing::warn!(%agent, attempts = ?unknown, "reconciliation: the agent runs attempts the master does not; killing them");
+            if let Some(address) = self.agents.address(agent) {
+                let address = address.to_string();
+                self.effects.push(Effect::Kill { agent, address, tasks: unknown });
+            }
+        }
+        let mut gone = Vec::new();
+        for (key, r) in &mut self.running {
+            if r.agent == agent && r.seen.beat(listed.contains(key), previous) {
+                gone.push(*key);
+            }
+        }
+        gone.sort();
+        for key in gone {
+            tracing::warn!(task = %key, %agent, "reconciliation: the agent no longer runs the attempt; it is lost");
+            self.attempt_lost(agent, key, now);
+        }
+        let drivers: Vec<JobId> = self
+            .jobs
+            .values_mut()
+            .filter(|j| j.driver == DriverSlot::Running(agent))
+            .filter_map(|j| {
+                let key = TaskKey::driver(j.id, j.driver_attempt);
+                j.driver_seen.beat(listed.contains(&key), previous).then_some(j.id)
+            })
+            .collect();
+        for job in drivers {
+            tracing::warn!(%job, %agent, "reconciliation: the agent no longer runs the driver");
+            self.ledger.closed(TaskKey::driver(job, self.jobs[&job].driver_attempt), EndLabel::Lost, now);
+            let message = format!("the agent running the driver ({agent}) no longer runs it");
+            self.end_driver(job, EndReason::HostError { message }, String::new());
+        }
+        self.reap();
+        true
+    }
+
+    /// Attempt `key`, which the master placed on live `agent`, no longer runs
+    /// there: it ends lost and its task runs again.
+    fn attempt_lost(&mut self, agent: AgentId, key: TaskKey, now: Instant) {
+        let Some(r) = self.running.remove(&key) else { return };
+        self.shares.end(key.action, r.claim);
+        self.agents.freed(agent, r.pool, r.claim.demand(), now);
+        self.ledger.closed(key, EndLabel::Lost, now);
+        self.preempted.remove(&key);
+        self.holds.lift(key.action);
+        if let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) {
+            a.run.on_outcome(&key, Outcome::Interrupted(TaskState::Lost));
+            self.changed.insert(key.job());
+        }
+    }
+
     /// `agent` no longer keeps these persisted partitions (job, dataset,
     /// partition): the next tasks compute them.
     pub fn forget_cached(&mut self, agent: AgentId, dropped: &[(JobId, DatasetId, u32)]) {
@@ -1161,7 +1241,7 @@ impl Core {
         for (key, agent) in placed {
             self.agents.placed(agent, pool, a.claim.demand());
             self.shares.start(key.action, a.claim);
-            self.running.insert(key, Placed { agent, claim: a.claim, pool });
+            self.running.insert(key, Placed { agent, claim: a.claim, pool, seen: Absence::new(now) });
             self.ledger.started(key, agent, a.claim.memory, now);
             let batch = out.batches.entry(agent).or_default();
             let cached = self.jobs.get(&a.ctx.job).map(|j| &j.cached);
@@ -1266,6 +1346,7 @@ impl Core {
             let Some(agent) = self.agents.roomiest_for_driver(now) else { return };
             let Some(j) = self.jobs.get_mut(&job) else { continue };
             j.driver = DriverSlot::Running(agent);
+            j.driver_seen = Absence::new(now);
             self.agents.drivers(agent, true);
             // A driver counts against its tenant's share as a task does.
             self.shares.start(ActionId::driver(job), claim);
@@ -1317,6 +1398,38 @@ struct Placed {
     agent: AgentId,
     claim: Claim,
     pool: Pool,
+    /// When it was placed, and the heartbeats in a row since that did not list it.
+    seen: Absence,
+}
+
+/// What reconciliation counts of an attempt the master thinks runs on an
+/// agent: when it was placed, and how many heartbeats in a row have not
+/// listed it. A heartbeat counts only once the attempt was placed before the
+/// agent's previous heartbeat arrived (its launch had a whole interval to
+/// get there); [`ABSENT_LOST`] in a row and the agent no longer runs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Absence {
+    since: Instant,
+    missed: u8,
+}
+
+/// Heartbeats in a row that must leave out an attempt for it to be lost.
+const ABSENT_LOST: u8 = 2;
+
+impl Absence {
+    pub(crate) fn new(since: Instant) -> Self {
+        Self { since, missed: 0 }
+    }
+
+    /// A heartbeat listed it (`listed`) or not; `true` once it is lost.
+    fn beat(&mut self, listed: bool, previous_beat: Instant) -> bool {
+        if listed {
+            self.missed = 0;
+        } else if self.since < previous_beat {
+            self.missed += 1;
+        }
+        self.missed >= ABSENT_LOST
+    }
 }
 
 /// What a scheduling round placed: a batch per agent, and the attempts it

@@ -104,6 +104,8 @@ pub struct Job {
     pub(crate) blocks: std::collections::BTreeSet<weft_core::artifact::Digest>,
     pub(crate) driver: DriverSlot,
     pub(crate) driver_attempt: u32,
+    /// Reconciliation's count for the running driver (see `state::Absence`).
+    pub(crate) driver_seen: super::Absence,
     /// The stages of its latest action, as they stood when it ended.
     pub(crate) last_progress: Option<(ActionId, Vec<StageProgress>)>,
 }
@@ -127,6 +129,7 @@ impl Job {
             blocks: Default::default(),
             driver: DriverSlot::Pending,
             driver_attempt: 0,
+            driver_seen: super::Absence::new(std::time::Instant::now()),
             last_progress: None,
         }
     }

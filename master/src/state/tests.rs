@@ -758,3 +758,106 @@ fn kept_partitions_are_read_where_they_are_until_their_agent_drops_them() {
     assert_eq!(got[0], (0, read(0)));
     assert!(matches!(got[1], (1, TaskInput::Records(_))), "the dropped one is computed: {got:?}");
 }
+
+fn kills(effects: &[Effect]) -> Vec<(AgentId, Vec<TaskKey>)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Kill { agent, tasks, .. } => Some((*agent, tasks.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn heartbeats_reconcile_what_agents_run_with_what_the_master_placed() {
+    let (mut c, t0) = core();
+    let a = c.register_agent("a:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
+    let b = c.register_agent("b:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
+    let job = c.submit_job(spec());
+    let (ctx, graph) = count(&c, job, 4);
+    let action = c.run_action(ctx, graph);
+    c.schedule(t0);
+    let placed = launches(&c.take_effects());
+    let on = |agent| -> Vec<TaskKey> {
+        placed.iter().filter(|(to, _)| *to == agent).flat_map(|(_, keys)| keys.iter().copied()).collect()
+    };
+    let (on_a, on_b) = (on(a), on(b));
+    let driver = *on_a.iter().chain(&on_b).find(|k| k.is_driver()).unwrap();
+    let driver_on = if on_a.contains(&driver) { a } else { b };
+    let (tasks_a, tasks_b): (Vec<TaskKey>, Vec<TaskKey>) = (
+        on_a.iter().filter(|k| !k.is_driver()).copied().collect(),
+        on_b.iter().filter(|k| !k.is_driver()).copied().collect(),
+    );
+    assert!(!tasks_a.is_empty() && !tasks_b.is_empty(), "{placed:?}");
+
+    // The first heartbeats after placing leave everything out (the launches
+    // may not have arrived): nothing is judged; an attempt the master never
+    // placed there is killed.
+    let stray = TaskKey { attempt: 7, ..tasks_b[0] };
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(c.heartbeat_running(a, &[stray], t1));
+    assert_eq!(kills(&c.take_effects()), [(a, vec![stray])]);
+    assert!(c.heartbeat_running(b, &on_b, t1));
+    assert!(c.take_effects().is_empty());
+
+    // Agent a's attempts (its updates lost) are left out of two heartbeats
+    // that count: then they are lost and run again, not failed.
+    let t2 = t1 + Duration::from_secs(1);
+    let driver_listed = |agent| if agent == driver_on { vec![driver] } else { vec![] };
+    assert!(c.heartbeat_running(a, &driver_listed(a), t2));
+    assert!(c.heartbeat_running(b, &on_b, t2));
+    c.schedule(t2);
+    assert!(launches(&c.take_effects()).is_empty(), "one heartbeat leaving them out is not enough");
+    let t3 = t2 + Duration::from_secs(1);
+    assert!(c.heartbeat_running(a, &driver_listed(a), t3));
+    assert!(c.heartbeat_running(b, &on_b, t3));
+    c.schedule(t3);
+    let again: Vec<TaskKey> = launches(&c.take_effects()).into_iter().flat_map(|(_, k)| k).collect();
+    let mut want: Vec<(u32, u32)> = tasks_a.iter().map(|k| (k.stage.0, k.partition)).collect();
+    let mut got: Vec<(u32, u32)> = again.iter().map(|k| (k.stage.0, k.partition)).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "the lost attempts' tasks run again");
+    assert!(again.iter().all(|k| k.attempt == 1), "{again:?}");
+    let q = crate::ledger::UsageQuery { by: crate::ledger::GroupBy::Attempt, ..Default::default() };
+    let lost =
+        c.ledger().usage(&q, t3).iter().filter(|r| r.attempt.as_ref().unwrap().end == EndLabel::Lost).count();
+    assert_eq!(lost, tasks_a.len(), "closed as lost in the ledger");
+
+    // Every task ends; the action finishes with every partition counted.
+    let everything: Vec<(AgentId, TaskKey)> =
+        tasks_b.iter().map(|k| (b, *k)).chain(placed_again(&c, &again)).collect();
+    for (agent, key) in everything {
+        assert!(c.task_ends(agent, vec![finished(key)], t3));
+    }
+    let ended: Vec<_> = c
+        .take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::ActionEnded { action, result } => Some((action, result)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [(action, Ok(JobOutput::Count(4)))]);
+
+    // A driver its agent no longer runs fails its job, as a lost agent's does.
+    let t4 = t3 + Duration::from_secs(1);
+    let other = if driver_on == a { b } else { a };
+    assert!(c.heartbeat_running(other, &[], t4));
+    assert!(c.heartbeat_running(driver_on, &[], t4));
+    assert_eq!(c.view(job).unwrap().phase, JobPhase::Running, "one heartbeat");
+    assert!(c.heartbeat_running(driver_on, &[], t4 + Duration::from_secs(1)));
+    let view = c.view(job).unwrap();
+    assert_eq!(view.phase, JobPhase::Failed);
+    assert!(view.message.contains("no longer runs it"), "{}", view.message);
+
+    // An agent the master does not know is told to register again.
+    c.tick(t4 + Duration::from_secs(60));
+    assert!(!c.heartbeat_running(a, &[], t4 + Duration::from_secs(61)));
+}
+
+/// Where each attempt in `keys` was placed.
+fn placed_again(c: &Core, keys: &[TaskKey]) -> Vec<(AgentId, TaskKey)> {
+    keys.iter().map(|k| (c.running[k].agent, *k)).collect()
+}
