@@ -163,9 +163,12 @@ impl MasterLink {
     /// Send queued updates in batches, one call in flight, until
     /// [`close`](Self::close). While `backlog()` says tasks wait for a slot,
     /// a batch waits up to [`COALESCE`] for more. A call that fails
-    /// transiently is retried a few times with backoff; updates a master
-    /// refuses (it does not know this agent any more, a bad argument) are
-    /// logged and dropped: the master has already given those attempts up.
+    /// transiently is retried a few times with backoff. A batch the master
+    /// refuses as it is (too large, malformed) goes again update by update,
+    /// and an update refused alone is replaced by a small failed one naming
+    /// why: a task's end is never dropped for its form. Updates the master
+    /// does not take because it no longer knows this agent are dropped: it
+    /// has given those attempts up (and heartbeats reconcile the rest).
     pub(crate) async fn forward(&self, backlog: impl Fn() -> bool) {
         let Some(mut inbox) = self.inbox.lock().unwrap_or_else(PoisonError::into_inner).take() else {
             return;
@@ -189,28 +192,71 @@ impl MasterLink {
     }
 
     async fn send(&self, updates: Vec<TaskUpdate>) {
-        let mut backoff = Duration::from_millis(100);
         tracing::debug!(updates = updates.len(), "weft.agent.update.send");
+        let Err(refused) = self.call(updates.clone()).await else { return };
+        if updates.len() > 1 {
+            tracing::warn!(updates = updates.len(), status = %refused, "weft.agent.update.batch_refused");
+            for update in updates {
+                Box::pin(self.send(vec![update])).await;
+            }
+            return;
+        }
+        for update in updates {
+            tracing::warn!(status = %refused, "weft.agent.update.replaced");
+            if let Err(s) = self.call(vec![undeliverable(&update, &refused)]).await {
+                tracing::warn!(status = %s, "weft.agent.update.dropped");
+            }
+        }
+    }
+
+    /// One `UpdateTasks` call, retried while the master is unreachable;
+    /// `Err` when it refuses the updates as they are (or stays unreachable).
+    async fn call(&self, updates: Vec<TaskUpdate>) -> Result<(), Status> {
+        let mut backoff = Duration::from_millis(100);
         let request = TaskUpdates { agent_id: self.agent_id().map(Into::into), updates };
-        for attempt in 1..=4 {
+        let mut attempt = 1;
+        loop {
             match self.client.clone().update_tasks(request.clone()).await {
                 Ok(reply) => {
                     if reply.into_inner().reregister {
                         tracing::warn!(updates = request.updates.len(), "weft.agent.update.unknown_agent");
                     }
-                    return;
+                    return Ok(());
                 }
-                Err(s) if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded) && attempt < 4 => {
+                Err(s) if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded) => {
+                    if attempt == 4 {
+                        // Unreachable, not refusing: nothing smaller would fare better.
+                        tracing::warn!(updates = request.updates.len(), status = %s, "weft.agent.update.dropped");
+                        return Ok(());
+                    }
                     tracing::debug!(attempt, status = %s, "weft.agent.update.retry");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
+                    attempt += 1;
                 }
-                Err(s) => {
-                    tracing::warn!(updates = request.updates.len(), status = %s, "weft.agent.update.dropped");
-                    return;
-                }
+                Err(s) => return Err(s),
             }
         }
+    }
+}
+
+/// What replaces `update` when the master refused it as it is: the attempt
+/// failed, with a host error naming why, and nothing else of its end.
+fn undeliverable(update: &TaskUpdate, refused: &Status) -> TaskUpdate {
+    let mut message = format!(
+        "the attempt's end could not be delivered to the master ({}: {}); its result is lost",
+        refused.code(),
+        refused.message()
+    );
+    if message.len() > 4096 {
+        let cut = (0..=4096).rev().find(|&i| message.is_char_boundary(i)).unwrap_or(0);
+        message.truncate(cut);
+    }
+    TaskUpdate {
+        task: update.task,
+        state: v1::TaskState::Failed as i32,
+        end: Some(v1::EndReason::from(&EndReason::HostError { message })),
+        ..Default::default()
     }
 }
 

@@ -80,6 +80,9 @@ struct RecordingMaster {
     agents: Arc<Mutex<Agents>>,
     interval: Duration,
     events: mpsc::Sender<MasterEvent>,
+    /// Batches holding an update of more encoded bytes are refused whole
+    /// (`RESOURCE_EXHAUSTED`), as a master with a smaller message limit would.
+    max_update: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl RecordingMaster {
@@ -162,6 +165,12 @@ impl Master for RecordingMaster {
     ) -> Result<Response<v1::TaskUpdatesResponse>, Status> {
         auth::check(request.metadata(), TOKEN, "agent")?;
         let updates = request.into_inner();
+        let max = self.max_update.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(large) = updates.updates.iter().map(prost::Message::encoded_len).find(|&n| n > max) {
+            return Err(Status::resource_exhausted(format!(
+                "an update of {large} bytes passes the {max} allowed"
+            )));
+        }
         // As the real master: updates from an agent it does not count are not taken.
         if !self.seen(updates.agent_id.as_ref()) {
             return Ok(Response::new(v1::TaskUpdatesResponse { reregister: true }));
@@ -199,6 +208,8 @@ struct Cluster {
     driver: Arc<Mutex<Vec<v1::ActRequest>>>,
     /// How long the stand-in Driver takes per action.
     act_delay: Arc<Mutex<Duration>>,
+    /// The largest update the stand-in Master takes.
+    max_update: Arc<std::sync::atomic::AtomicUsize>,
     /// The RPC timeout of agents started from now on.
     rpc_timeout: Duration,
     stop: Option<oneshot::Sender<()>>,
@@ -219,7 +230,13 @@ async fn cluster_on(
 ) -> Cluster {
     let (tx, events) = mpsc::channel(256);
     let agents = Agents { incarnation, next: 0, live: HashMap::new() };
-    let master = RecordingMaster { agents: Arc::new(Mutex::new(agents)), interval, events: tx };
+    let max_update = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    let master = RecordingMaster {
+        agents: Arc::new(Mutex::new(agents)),
+        interval,
+        events: tx,
+        max_update: Arc::clone(&max_update),
+    };
     tokio::spawn(master.clone().sweep_forever());
     let artifacts = ArtifactService::new(
         ArtifactStore::local(dir.path().join("artifacts")).unwrap(),
@@ -241,7 +258,16 @@ async fn cluster_on(
             .await
             .unwrap();
     });
-    Cluster { addr, events, driver, act_delay, rpc_timeout: Duration::from_secs(5), stop: Some(stop), dir }
+    Cluster {
+        addr,
+        events,
+        driver,
+        act_delay,
+        max_update,
+        rpc_timeout: Duration::from_secs(5),
+        stop: Some(stop),
+        dir,
+    }
 }
 
 impl Cluster {
@@ -512,6 +538,39 @@ async fn a_text_split_through_split_words_returns_the_words() {
     }
     let native: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
     assert_eq!(words, native);
+    agent.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_the_master_refuses_as_it_is_is_replaced_by_a_small_failed_one() {
+    let mut c = cluster(Duration::from_secs(1)).await;
+    let agent = c.agent("a", 2).await;
+    let wordcount = c.push(guest("wordcount")).await;
+    let (_text, location, splits) = input(c.dir.path(), 3).await;
+    // A split's words make an inline result far larger than 1 KiB.
+    c.max_update.store(1024, std::sync::atomic::Ordering::Relaxed);
+    let mut t = task(job(1), 0, 0, wordcount);
+    work(&mut t).input = text_input(&location, &splits[0]);
+    work(&mut t).chain = Arc::from([step(StepKind::FlatMap, "split_words")]);
+    c.launch(&agent, &t).await.unwrap();
+    let end = c.end().await;
+    assert_eq!((end.task, end.state), (t.key, TaskState::Failed));
+    let Some(EndReason::HostError { message }) = &end.end else { panic!("{end:?}") };
+    assert!(
+        message.contains("could not be delivered to the master")
+            && message.contains("passes the 1024 allowed"),
+        "{message}"
+    );
+    assert!(end.result.is_empty());
+
+    // Small ends still go as they are.
+    c.max_update.store(usize::MAX, std::sync::atomic::Ordering::Relaxed);
+    let mut t = task(job(1), 0, 1, wordcount);
+    work(&mut t).input = text_input(&location, &splits[0]);
+    work(&mut t).chain = Arc::from([step(StepKind::FlatMap, "split_words")]);
+    c.launch(&agent, &t).await.unwrap();
+    let end = c.end().await;
+    assert_eq!((end.task, end.state), (t.key, TaskState::Finished), "{}", end.log);
     agent.shutdown().await.unwrap();
 }
 
