@@ -123,7 +123,7 @@ impl Master for MasterService {
         // An id the master never gave (another master run's, or none) is
         // told to register again, never taken for the agent holding it now.
         let Some(id) = agent_of(req.agent_id.as_ref()) else {
-            return Ok(Response::new(HeartbeatResponse { reregister: true }));
+            return Ok(Response::new(HeartbeatResponse { reregister: true, lost_peers: Vec::new() }));
         };
         let memory = req.memory.map(|m| crate::state::AgentMemory {
             held: m.held_bytes,
@@ -143,20 +143,21 @@ impl Master for MasterService {
         // What the agent runs, for reconciliation; a reference that is not
         // a task's is no attempt of this master's.
         let running: Vec<TaskKey> = req.running.iter().filter_map(|r| TaskKey::try_from(r).ok()).collect();
-        let known = self
+        let (known, lost_peers) = self
             .core
             .call(move |c| {
-                let known = c.heartbeat_running(id, &running, Instant::now());
+                let now = Instant::now();
+                let known = c.heartbeat_running(id, &running, now);
                 if let Some(m) = memory.filter(|_| known) {
                     c.agent_memory(id, m);
                 }
                 if known {
                     c.forget_cached(id, &dropped);
                 }
-                known
+                (known, c.lost_peers(now))
             })
             .await?;
-        Ok(Response::new(HeartbeatResponse { reregister: !known }))
+        Ok(Response::new(HeartbeatResponse { reregister: !known, lost_peers }))
     }
 
     async fn update_tasks(

@@ -741,6 +741,14 @@ impl Core {
         true
     }
 
+    /// The addresses of agents lost in the last [`LOST_PEERS_FOR`], which no
+    /// live agent serves: heartbeat answers carry them, so that tasks still
+    /// reading blocks from one stop waiting at once (the fetch fails, and the
+    /// lost map output is computed again) instead of at their fetch timeout.
+    pub fn lost_peers(&self, now: Instant) -> Vec<String> {
+        self.agents.recently_lost(now, LOST_PEERS_FOR)
+    }
+
     /// Attempt `key`, which the master placed on live `agent`, no longer runs
     /// there: it ends lost and its task runs again.
     fn attempt_lost(&mut self, agent: AgentId, key: TaskKey, now: Instant) {
@@ -1412,6 +1420,10 @@ pub(crate) struct Absence {
     since: Instant,
     missed: u8,
 }
+
+/// How long a lost agent's address is named in heartbeat answers: longer
+/// than any fetch from it may still be waiting.
+const LOST_PEERS_FOR: Duration = Duration::from_secs(600);
 
 /// Heartbeats in a row that must leave out an attempt for it to be lost.
 const ABSENT_LOST: u8 = 2;

@@ -6,7 +6,7 @@ use super::service::CHUNK;
 use super::store::{BlockStore, JobId};
 use crate::shuffle::{BlockFetcher, BlockId, FetchError, MapId, ShuffleId};
 use bytes::{Bytes, BytesMut};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,6 +60,12 @@ pub enum RemoteError {
         peer: String,
         /// The transport's status.
         status: Status,
+    },
+    /// The master declared the agent lost: a fetch from it is not waited for.
+    #[error("agent {peer} was declared lost by the master")]
+    PeerLost {
+        /// The agent.
+        peer: String,
     },
     /// The fetch did not complete in time.
     #[error("agent {peer} did not deliver the block within {after:?}")]
@@ -156,6 +162,9 @@ pub struct PeerChannels {
     connect_timeout: Duration,
     credentials: Credentials,
     tls: Option<ClientTlsConfig>,
+    /// The addresses of agents the master declared lost, as its latest
+    /// heartbeat answer named them.
+    lost: Arc<tokio::sync::watch::Sender<Arc<HashSet<String>>>>,
 }
 
 impl Default for PeerChannels {
@@ -165,6 +174,7 @@ impl Default for PeerChannels {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             credentials: Credentials::none(),
             tls: None,
+            lost: Arc::new(tokio::sync::watch::Sender::new(Arc::default())),
         }
     }
 }
@@ -191,6 +201,28 @@ impl PeerChannels {
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
+    }
+
+    /// The agents the master declared lost, by address (replacing the set
+    /// before): fetches from them under way fail at once with
+    /// [`RemoteError::PeerLost`], and new ones are not tried.
+    pub fn set_lost(&self, peers: HashSet<String>) {
+        self.lost.send_if_modified(|now| {
+            let changed = **now != peers;
+            if changed {
+                *now = Arc::new(peers);
+            }
+            changed
+        });
+    }
+
+    /// `Err` once (or as soon as) `peer` is declared lost.
+    async fn until_lost(&self, peer: &str) -> RemoteError {
+        let mut lost = self.lost.subscribe();
+        if lost.wait_for(|set| set.contains(peer)).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        RemoteError::PeerLost { peer: peer.to_owned() }
     }
 
     /// The channel to `peer` (`host:port`, or a full `http://` URI), created on
@@ -379,10 +411,11 @@ impl RemoteFetcher {
             .location(block.shuffle, block.map)
             .ok_or(RemoteError::Unlocated { shuffle: block.shuffle, map: block.map })?;
         let client = self.peers.client(peer)?;
-        let fetch = self.stream_block(client, peer, block);
-        let (stored, checksum, compression) = tokio::time::timeout(self.timeout, fetch)
-            .await
-            .map_err(|_| RemoteError::Timeout { peer: peer.to_owned(), after: self.timeout })??;
+        let fetch = tokio::time::timeout(self.timeout, self.stream_block(client, peer, block));
+        let (stored, checksum, compression) = tokio::select! {
+            done = fetch => done.map_err(|_| RemoteError::Timeout { peer: peer.to_owned(), after: self.timeout })??,
+            lost = self.peers.until_lost(peer) => return Err(lost),
+        };
         let got = crc32c::crc32c(&stored);
         if got != checksum {
             return Err(RemoteError::Checksum { peer: peer.to_owned(), got, want: checksum });

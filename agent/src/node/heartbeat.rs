@@ -42,7 +42,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut interval: Duration, mut shutdow
                     partition: k.partition,
                 })
                 .collect();
-            match shared.master.heartbeat(shared.running_refs(), memory(&shared), dropped).await {
+            let answer = shared.master.heartbeat(shared.running_refs(), memory(&shared), dropped).await;
+            if let Ok(answer) = &answer {
+                // Fetches from agents the master lost fail now, not at their timeout.
+                shared.peers.set_lost(answer.lost_peers.iter().cloned().collect());
+            }
+            match answer.map(|a| a.reregister) {
                 Ok(false) => None,
                 Ok(true) => {
                     let before = shared.master.agent_id();

@@ -129,13 +129,14 @@ impl MasterLink {
         Ok(Duration::from_millis(reply.heartbeat_interval_ms.max(1)))
     }
 
-    /// One heartbeat; `true` when the master asks the agent to register again.
+    /// One heartbeat; the master's answer (register again; the agents it
+    /// lost lately).
     pub(crate) async fn heartbeat(
         &self,
         running: Vec<v1::TaskRef>,
         memory: v1::AgentMemory,
         dropped: Vec<v1::DroppedPartition>,
-    ) -> Result<bool, Status> {
+    ) -> Result<v1::HeartbeatResponse, Status> {
         let request = HeartbeatRequest {
             protocol_version: PROTOCOL_VERSION,
             agent_id: self.agent_id().map(Into::into),
@@ -143,7 +144,7 @@ impl MasterLink {
             memory: Some(memory),
             dropped,
         };
-        Ok(self.client.clone().heartbeat(request).await?.into_inner().reregister)
+        Ok(self.client.clone().heartbeat(request).await?.into_inner())
     }
 
     /// Queue `update` for the master; [`forward`](Self::forward) sends it.

@@ -156,7 +156,7 @@ impl Master for RecordingMaster {
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
         auth::check(request.metadata(), TOKEN, "agent")?;
         let known = self.seen(request.get_ref().agent_id.as_ref());
-        Ok(Response::new(v1::HeartbeatResponse { reregister: !known }))
+        Ok(Response::new(v1::HeartbeatResponse { reregister: !known, lost_peers: Vec::new() }))
     }
 
     async fn update_tasks(

@@ -13,20 +13,34 @@ use crate::support::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// A master heartbeating every 300 ms (an agent silent for 1.5 s is lost) and
-/// three agents of 2 slots that log each launch; the master's URL.
-fn cluster(dir: &Path) -> (Proc, String, Vec<Proc>) {
+/// A master heartbeating every `heartbeat` (an agent silent for five is lost)
+/// and three agents of 2 slots that log each launch and wait 300 s for a
+/// shuffle block before giving up on its peer; the master's URL.
+fn cluster(dir: &Path, heartbeat: &str) -> (Proc, String, Vec<Proc>) {
     let mut m = master_command(dir);
-    m.args(["--heartbeat-interval", "300ms"]);
+    m.args(["--heartbeat-interval", heartbeat]);
     let (m, url) = start_master(m);
     let agents: Vec<Proc> = ["a", "b", "c"]
         .iter()
         .map(|name| {
+            let work = dir.join(name);
+            std::fs::create_dir_all(&work).unwrap();
+            let config = work.join("agent.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "master = {url:?}\nlisten = \"127.0.0.1:0\"\nslots = 2\ncluster-token = {TOKEN:?}\n\
+                     work-dir = {:?}\ncache-dir = {:?}\nfetch-timeout = \"300s\"\n",
+                    work.join("work"),
+                    work.join("artifacts"),
+                ),
+            )
+            .unwrap();
             let mut c = weft();
             c.env("WEFT_LOG", "warn,weft_agent::node::service=debug")
-                .args(["agent", "--master", &url, "--listen", "127.0.0.1:0", "--cluster-token", TOKEN])
-                .args(["--slots", "2", "--work-dir"])
-                .arg(dir.join(name));
+                .arg("agent")
+                .arg("--config")
+                .arg(config);
             Proc::spawn(c)
         })
         .collect();
@@ -83,44 +97,77 @@ fn launches(agents: &[Proc], seen: &mut [Vec<String>]) {
     }
 }
 
+/// A slow word count (hostile guest's `slow-count`, `reduces` reduce
+/// partitions) over 48 distinct words, submitted to `url`: the job, its text
+/// and its output directory.
+fn slow_count(url: &str, dir: &Path, reduces: &str) -> (String, String, std::path::PathBuf) {
+    let input = dir.join("in.txt");
+    let text: String = (0..4000).map(|i| format!("w{} w{} common\n", i % 47, (i * 7) % 47)).collect();
+    std::fs::write(&input, &text).unwrap();
+    let out = dir.join("out");
+    let args = ["slow-count", input.to_str().unwrap(), out.to_str().unwrap(), reduces];
+    (submit_detached(url, &guest("hostile"), &args), text, out)
+}
+
+/// The first agent other than the driver's to launch a reduce task.
+fn reduce_agent(agents: &[Proc]) -> usize {
+    let mut seen = vec![Vec::new(); agents.len()];
+    until(60, "an agent running reduce tasks", || {
+        launches(agents, &mut seen);
+        let driver = seen.iter().position(|s| s.iter().any(|t| t.contains("/driver#")))?;
+        (0..agents.len()).find(|&i| i != driver && seen[i].iter().any(|t| t.contains("/stage-1/p")))
+    })
+}
+
+/// Wait (at most 120 s) for `job` to end; it must have succeeded with an
+/// output equal to a native count of `text`, every word once.
+fn assert_exact(url: &str, job: &str, text: &str, out: &Path) {
+    let end = until(120, "the job to end", || {
+        let s = status(url, job);
+        let state = s["state"].as_str()?.to_string();
+        (state != "running" && state != "pending").then_some(s)
+    });
+    assert_eq!(end["state"], "succeeded", "{end:#}");
+    let lines = output_lines(out);
+    let got = counts(&lines);
+    assert_eq!(lines.len(), got.len(), "a word written twice: {lines:?}");
+    assert_eq!(got, native_counts(text));
+}
+
 #[test]
 fn an_agent_paused_past_its_loss_in_the_reduce_stage_and_resumed_leaves_the_output_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let (_m, url, agents) = cluster(dir.path());
-    let input = dir.path().join("in.txt");
-    // 48 distinct words: each reduce task sleeps 300 ms for each of its ~12.
-    let text: String = (0..4000).map(|i| format!("w{} w{} common\n", i % 47, (i * 7) % 47)).collect();
-    std::fs::write(&input, &text).unwrap();
-    let out = dir.path().join("out");
-    let job = submit_detached(
-        &url,
-        &guest("hostile"),
-        &["slow-count", input.to_str().unwrap(), out.to_str().unwrap()],
-    );
-
+    let (_m, url, agents) = cluster(dir.path(), "300ms");
+    // Each of the 4 reduce tasks sleeps 300 ms for each of its ~12 words.
+    let (job, text, out) = slow_count(&url, dir.path(), "4");
     // Pause an agent that runs reduce tasks and not the driver, once the
     // reduce stage runs.
-    let mut seen = vec![Vec::new(); agents.len()];
-    let paused = until(60, "an agent running reduce tasks", || {
-        launches(&agents, &mut seen);
-        let driver = seen.iter().position(|s| s.iter().any(|t| t.contains("/driver#")))?;
-        (0..agents.len()).find(|&i| i != driver && seen[i].iter().any(|t| t.contains("/stage-1/p")))
-    });
+    let paused = reduce_agent(&agents);
     signal(agents[paused].pid(), "STOP");
     // Past the 1.5 s after which the master declares it lost, and short
     // enough that its reduce attempts, resumed, finish before those that
     // replace them (which wait for its map outputs to be computed again).
     std::thread::sleep(Duration::from_millis(2500));
     signal(agents[paused].pid(), "CONT");
+    assert_exact(&url, &job, &text, &out);
+}
 
-    let end = until(120, "the job to end", || {
-        let s = status(&url, &job);
-        let state = s["state"].as_str()?.to_string();
-        (state != "running" && state != "pending").then_some(s)
-    });
-    assert_eq!(end["state"], "succeeded", "{end:#}");
-    let lines = output_lines(&out);
-    let got = counts(&lines);
-    assert_eq!(lines.len(), got.len(), "a word written twice: {lines:?}");
-    assert_eq!(got, native_counts(&text));
+#[test]
+fn readers_of_an_agent_paused_for_good_do_not_wait_for_their_fetch_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // Lost after 5 s: time for reduce tasks to start reading from the paused agent.
+    let (_m, url, agents) = cluster(dir.path(), "1s");
+    // Pause, for good, an agent that does not run the driver once the reduce
+    // stage runs: 16 reduce tasks of about a second on 6 slots come in waves,
+    // and the later waves read its map outputs before the master declares it
+    // lost (5 s); their agents would wait 300 s for a block (the job then
+    // outlives the 120 s it is given, as it did before readers were released).
+    let (job, text, out) = slow_count(&url, dir.path(), "16");
+    let paused = reduce_agent(&agents);
+    signal(agents[paused].pid(), "STOP");
+    // Released when the master names the paused agent lost in its heartbeat
+    // answers, the readers fail their fetches and run again once its map
+    // outputs are computed elsewhere.
+    assert_exact(&url, &job, &text, &out);
+    signal(agents[paused].pid(), "CONT");
 }

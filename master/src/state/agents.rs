@@ -144,6 +144,23 @@ impl Agents {
         self.interval
     }
 
+    /// The addresses of agents lost within `within` of `now` that no live
+    /// agent serves (one that came back registered again at its address).
+    pub fn recently_lost(&self, now: Instant, within: Duration) -> Vec<String> {
+        let live: std::collections::HashSet<&str> =
+            self.agents.values().filter(|a| !a.lost).map(|a| a.address.as_str()).collect();
+        let mut lost: Vec<String> = self
+            .agents
+            .values()
+            .filter(|a| a.lost && now.saturating_duration_since(a.last_seen) <= within)
+            .filter(|a| !live.contains(a.address.as_str()))
+            .map(|a| a.address.clone())
+            .collect();
+        lost.sort();
+        lost.dedup();
+        lost
+    }
+
     /// Register an agent; it gets a fresh id (a returning agent too: its old
     /// tasks were or will be failed over under the old id).
     pub fn register(

@@ -31,9 +31,9 @@
 //! counts the input's words into 4 reduce partitions first (map tasks that end
 //! and leave shuffle files) and then sleeps in every reduce task
 //! (`sleep_pair`), for the tests that restart the master under a job that has
-//! shuffle files. With `slow-count <input-uri> <output-uri>` it is a word
-//! count written as text (`word<TAB>count` lines) whose reduce tasks take 300 ms
-//! per distinct word (`slow_pair`): a correct job slow enough for the fault
+//! shuffle files. With `slow-count <input-uri> <output-uri> [reduces]` it is a
+//! word count written as text (`word<TAB>count` lines, in `reduces` partitions,
+//! default 4) whose reduce tasks take 300 ms per distinct word (`slow_pair`): a correct job slow enough for the fault
 //! tests to pause, kill or slow an agent in the middle of its reduce stage.
 //!
 //! With `endless-plan` the driver itself misbehaves: it maps its lines
@@ -54,12 +54,17 @@ use weft::prelude::*;
 /// distinct words, through `sleep_pair`).
 #[weft::main]
 fn main(ctx: &Context) -> weft::Result<()> {
-    const USAGE: &str = "usage: hostile <spin|sleep|grow|recurse|burn|accumulate|shuffle-sleep|endless-plan> <input-uri> [partitions], or hostile slow-count <input-uri> <output-uri>";
+    const USAGE: &str = "usage: hostile <spin|sleep|grow|recurse|burn|accumulate|shuffle-sleep|endless-plan> <input-uri> [partitions], or hostile slow-count <input-uri> <output-uri> [reduce-partitions]";
     let args = ctx.args();
-    if let [function, input, output] = args.as_slice()
+    if let [function, input, output, rest @ ..] = args.as_slice()
         && function == "slow-count"
     {
-        let counts = ctx.text_file(input, 4)?.flat_map(split_words).map(one).reduce_by_key(add, 4);
+        let reduces = match rest {
+            [] => 4,
+            [n] => n.parse().map_err(|e| weft::Error::msg(format!("{USAGE}: reduce partitions: {e}")))?,
+            _ => return Err(weft::Error::msg(USAGE)),
+        };
+        let counts = ctx.text_file(input, 4)?.flat_map(split_words).map(one).reduce_by_key(add, reduces);
         return counts.map(slow_pair).save_as_text_file(output);
     }
     let (function, input, partitions) = match args.as_slice() {
