@@ -741,7 +741,7 @@ impl Core {
         true
     }
 
-    /// The addresses of agents lost in the last [`LOST_PEERS_FOR`], which no
+    /// The addresses of agents lost in the last ten minutes, which no
     /// live agent serves: heartbeat answers carry them, so that tasks still
     /// reading blocks from one stop waiting at once (the fetch fails, and the
     /// lost map output is computed again) instead of at their fetch timeout.

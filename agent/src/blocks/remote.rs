@@ -262,8 +262,8 @@ impl PeerChannels {
     }
 
     /// The batches of a persisted partition `peer` keeps, each checked
-    /// against the checksum sent with it; within `timeout`, presenting the
-    /// job's capability `key`.
+    /// against the checksum sent with it; within `timeout` (and until `peer`
+    /// is declared lost), presenting the job's capability `key`.
     pub async fn fetch_cached(
         &self,
         peer: &str,
@@ -305,9 +305,12 @@ impl PeerChannels {
             }
             Ok(batches)
         };
-        tokio::time::timeout(timeout, fetch)
-            .await
-            .map_err(|_| RemoteError::Timeout { peer: peer.to_owned(), after: timeout })?
+        tokio::select! {
+            done = tokio::time::timeout(timeout, fetch) => {
+                done.map_err(|_| RemoteError::Timeout { peer: peer.to_owned(), after: timeout })?
+            }
+            lost = self.until_lost(peer) => Err(lost),
+        }
     }
 }
 
