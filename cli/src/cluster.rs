@@ -163,6 +163,10 @@ pub async fn local(a: LocalArgs) -> Result<u8> {
         grants: local_grants(&a.args)?,
         // The master's and agents' own files, even under the working directory.
         protected: vec![std::path::absolute(&a.dir).unwrap_or_else(|_| a.dir.clone())],
+        // The agents live in this process: one whose heartbeats a busy
+        // machine delays for seconds is starved, not lost, and losing it
+        // would only fail the job (its driver runs there). A minute.
+        lost_after: 60,
         ..Default::default()
     })
     .await?;
