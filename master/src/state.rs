@@ -680,12 +680,14 @@ impl Core {
     /// reconcile them with the master's, as Mesos does. An attempt it runs
     /// that the master does not know as running there (given up for lost,
     /// ended, of a job that ended) is killed; an attempt the master thinks
-    /// runs there and that two heartbeats in a row leave out (its end never
-    /// arrived, or the launch never did) is lost: a task runs again, a
+    /// runs there, whose launch the agent took, and that two heartbeats in a
+    /// row leave out (its end never arrived) is lost: a task runs again, a
     /// driver's job fails as when its agent is lost. `false`: the agent is
     /// unknown, and must register again.
     pub fn heartbeat_running(&mut self, agent: AgentId, running: &[TaskKey], now: Instant) -> bool {
-        let Some(previous) = self.agents.get(agent).filter(|a| !a.lost).map(|a| a.last_seen) else {
+        let Some((previous, tasks, drivers)) =
+            self.agents.get(agent).filter(|a| !a.lost).map(|a| (a.last_seen, a.running, a.drivers))
+        else {
             return false;
         };
         self.agents.heartbeat(agent, now);
@@ -711,10 +713,14 @@ impl Core {
                 self.effects.push(Effect::Kill { agent, address, tasks: unknown });
             }
         }
+        // Scans of every attempt and job, skipped for an agent without any:
+        // a per-agent index would make them O(its own) (not built yet).
         let mut gone = Vec::new();
-        for (key, r) in &mut self.running {
-            if r.agent == agent && r.seen.beat(listed.contains(key), previous) {
-                gone.push(*key);
+        if tasks > 0 {
+            for (key, r) in &mut self.running {
+                if r.agent == agent && r.seen.beat(listed.contains(key), previous) {
+                    gone.push(*key);
+                }
             }
         }
         gone.sort();
@@ -722,15 +728,18 @@ impl Core {
             tracing::warn!(task = %key, %agent, "reconciliation: the agent no longer runs the attempt; it is lost");
             self.attempt_lost(agent, key, now);
         }
-        let drivers: Vec<JobId> = self
-            .jobs
-            .values_mut()
-            .filter(|j| j.driver == DriverSlot::Running(agent))
-            .filter_map(|j| {
-                let key = TaskKey::driver(j.id, j.driver_attempt);
-                j.driver_seen.beat(listed.contains(&key), previous).then_some(j.id)
-            })
-            .collect();
+        let drivers: Vec<JobId> = if drivers == 0 {
+            Vec::new()
+        } else {
+            self.jobs
+                .values_mut()
+                .filter(|j| j.driver == DriverSlot::Running(agent))
+                .filter_map(|j| {
+                    let key = TaskKey::driver(j.id, j.driver_attempt);
+                    j.driver_seen.beat(listed.contains(&key), previous).then_some(j.id)
+                })
+                .collect()
+        };
         for job in drivers {
             tracing::warn!(%job, %agent, "reconciliation: the agent no longer runs the driver");
             self.ledger.closed(TaskKey::driver(job, self.jobs[&job].driver_attempt), EndLabel::Lost, now);
@@ -739,6 +748,23 @@ impl Core {
         }
         self.reap();
         true
+    }
+
+    /// `agent` took the launch of these attempts at `now`: from then on,
+    /// heartbeats that leave them out count (see [`Core::heartbeat_running`]).
+    pub fn launch_delivered(&mut self, agent: AgentId, keys: &[TaskKey], now: Instant) {
+        for key in keys {
+            if key.is_driver() {
+                if let Some(j) = self.jobs.get_mut(&key.job())
+                    && j.driver == DriverSlot::Running(agent)
+                    && j.driver_attempt == key.attempt
+                {
+                    j.driver_seen.delivered(now);
+                }
+            } else if let Some(r) = self.running.get_mut(key).filter(|r| r.agent == agent) {
+                r.seen.delivered(now);
+            }
+        }
     }
 
     /// The addresses of agents lost in the last ten minutes, which no
@@ -1249,7 +1275,7 @@ impl Core {
         for (key, agent) in placed {
             self.agents.placed(agent, pool, a.claim.demand());
             self.shares.start(key.action, a.claim);
-            self.running.insert(key, Placed { agent, claim: a.claim, pool, seen: Absence::new(now) });
+            self.running.insert(key, Placed { agent, claim: a.claim, pool, seen: Absence::placed() });
             self.ledger.started(key, agent, a.claim.memory, now);
             let batch = out.batches.entry(agent).or_default();
             let cached = self.jobs.get(&a.ctx.job).map(|j| &j.cached);
@@ -1354,7 +1380,7 @@ impl Core {
             let Some(agent) = self.agents.roomiest_for_driver(now) else { return };
             let Some(j) = self.jobs.get_mut(&job) else { continue };
             j.driver = DriverSlot::Running(agent);
-            j.driver_seen = Absence::new(now);
+            j.driver_seen = Absence::placed();
             self.agents.drivers(agent, true);
             // A driver counts against its tenant's share as a task does.
             self.shares.start(ActionId::driver(job), claim);
@@ -1411,13 +1437,14 @@ struct Placed {
 }
 
 /// What reconciliation counts of an attempt the master thinks runs on an
-/// agent: when it was placed, and how many heartbeats in a row have not
-/// listed it. A heartbeat counts only once the attempt was placed before the
-/// agent's previous heartbeat arrived (its launch had a whole interval to
-/// get there); [`ABSENT_LOST`] in a row and the agent no longer runs it.
+/// agent: when the agent took its launch (none yet: it may wait behind
+/// another launch to that agent, and nothing is counted), and how many
+/// heartbeats in a row have not listed it. A heartbeat counts only once the
+/// agent took the launch before its previous heartbeat arrived;
+/// [`ABSENT_LOST`] in a row and the agent no longer runs it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Absence {
-    since: Instant,
+    since: Option<Instant>,
     missed: u8,
 }
 
@@ -1429,15 +1456,21 @@ const LOST_PEERS_FOR: Duration = Duration::from_secs(600);
 const ABSENT_LOST: u8 = 2;
 
 impl Absence {
-    pub(crate) fn new(since: Instant) -> Self {
-        Self { since, missed: 0 }
+    /// Placed; its launch not yet taken by the agent.
+    pub(crate) fn placed() -> Self {
+        Self { since: None, missed: 0 }
+    }
+
+    /// The agent took the launch at `now`.
+    fn delivered(&mut self, now: Instant) {
+        self.since.get_or_insert(now);
     }
 
     /// A heartbeat listed it (`listed`) or not; `true` once it is lost.
     fn beat(&mut self, listed: bool, previous_beat: Instant) -> bool {
         if listed {
             self.missed = 0;
-        } else if self.since < previous_beat {
+        } else if self.since.is_some_and(|since| since < previous_beat) {
             self.missed += 1;
         }
         self.missed >= ABSENT_LOST

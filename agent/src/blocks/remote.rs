@@ -216,6 +216,23 @@ impl PeerChannels {
         });
     }
 
+    /// `peers` are live agents again (the master named them since): they
+    /// leave the lost set.
+    pub fn found<'a>(&self, peers: impl IntoIterator<Item = &'a str>) {
+        let peers: Vec<&str> = peers.into_iter().collect();
+        self.lost.send_if_modified(|now| {
+            if !peers.iter().any(|p| now.contains(*p)) {
+                return false;
+            }
+            let mut left = (**now).clone();
+            for p in &peers {
+                left.remove(*p);
+            }
+            *now = Arc::new(left);
+            true
+        });
+    }
+
     /// `Err` once (or as soon as) `peer` is declared lost.
     async fn until_lost(&self, peer: &str) -> RemoteError {
         let mut lost = self.lost.subscribe();

@@ -42,7 +42,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut interval: Duration, mut shutdow
                     partition: k.partition,
                 })
                 .collect();
-            let answer = shared.master.heartbeat(shared.running_refs(), memory(&shared), dropped).await;
+            // What runs here, and what ended here but has not reached the
+            // master yet: its reconciliation waits for those ends.
+            let mut running = shared.running_refs();
+            let listed: std::collections::HashSet<_> = running.iter().copied().collect();
+            running.extend(shared.master.unsent().into_iter().filter(|t| !listed.contains(t)));
+            let answer = shared.master.heartbeat(running, memory(&shared), dropped).await;
             if let Ok(answer) = &answer {
                 // Fetches from agents the master lost fail now, not at their timeout.
                 shared.peers.set_lost(answer.lost_peers.iter().cloned().collect());

@@ -54,6 +54,9 @@ pub(crate) struct MasterLink {
     agent_id: RwLock<Option<AgentId>>,
     outbox: Mutex<Option<mpsc::UnboundedSender<TaskUpdate>>>,
     inbox: Mutex<Option<mpsc::UnboundedReceiver<TaskUpdate>>>,
+    /// Attempts whose end is queued or on its way: heartbeats still list
+    /// them, so that the master's reconciliation waits for their ends.
+    unsent: Mutex<HashMap<v1::TaskRef, u32>>,
 }
 
 /// Most updates in one `UpdateTasks` call.
@@ -103,6 +106,7 @@ impl MasterLink {
             agent_id: RwLock::default(),
             outbox: Mutex::new(Some(tx)),
             inbox: Mutex::new(Some(rx)),
+            unsent: Mutex::default(),
         })
     }
 
@@ -149,10 +153,33 @@ impl MasterLink {
 
     /// Queue `update` for the master; [`forward`](Self::forward) sends it.
     pub(crate) fn update(&self, update: TaskUpdate) {
+        let task = update.task;
         let outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
         match outbox.as_ref() {
-            Some(tx) if tx.send(update).is_ok() => {}
+            Some(tx) if tx.send(update).is_ok() => {
+                if let Some(task) = task {
+                    *self.unsent.lock().unwrap_or_else(PoisonError::into_inner).entry(task).or_default() += 1;
+                }
+            }
             _ => tracing::warn!("weft.agent.update.after_close"),
+        }
+    }
+
+    /// The attempts whose ends are queued or on their way to the master.
+    pub(crate) fn unsent(&self) -> Vec<v1::TaskRef> {
+        self.unsent.lock().unwrap_or_else(PoisonError::into_inner).keys().copied().collect()
+    }
+
+    /// The ends of `updates` reached the master (or never will).
+    fn sent(&self, updates: &[TaskUpdate]) {
+        let mut unsent = self.unsent.lock().unwrap_or_else(PoisonError::into_inner);
+        for task in updates.iter().filter_map(|u| u.task.as_ref()) {
+            if let Some(n) = unsent.get_mut(task) {
+                *n -= 1;
+                if *n == 0 {
+                    unsent.remove(task);
+                }
+            }
         }
     }
 
@@ -193,25 +220,32 @@ impl MasterLink {
     }
 
     async fn send(&self, updates: Vec<TaskUpdate>) {
+        self.deliver(&updates).await;
+        self.sent(&updates);
+    }
+
+    async fn deliver(&self, updates: &[TaskUpdate]) {
         tracing::debug!(updates = updates.len(), "weft.agent.update.send");
-        let Err(refused) = self.call(updates.clone()).await else { return };
+        let Err(refused) = self.call(updates.to_vec()).await else { return };
         if updates.len() > 1 {
             tracing::warn!(updates = updates.len(), status = %refused, "weft.agent.update.batch_refused");
             for update in updates {
-                Box::pin(self.send(vec![update])).await;
+                Box::pin(self.deliver(std::slice::from_ref(update))).await;
             }
             return;
         }
         for update in updates {
             tracing::warn!(status = %refused, "weft.agent.update.replaced");
-            if let Err(s) = self.call(vec![undeliverable(&update, &refused)]).await {
+            if let Err(s) = self.call(vec![undeliverable(update, &refused)]).await {
                 tracing::warn!(status = %s, "weft.agent.update.dropped");
             }
         }
     }
 
-    /// One `UpdateTasks` call, retried while the master is unreachable;
-    /// `Err` when it refuses the updates as they are (or stays unreachable).
+    /// One `UpdateTasks` call. `Err` when the master refuses the updates as
+    /// they are (`INVALID_ARGUMENT`, or `OUT_OF_RANGE`: a message over its
+    /// size limit); any other error is retried a few times with backoff,
+    /// then the updates are dropped (heartbeats reconcile them).
     async fn call(&self, updates: Vec<TaskUpdate>) -> Result<(), Status> {
         let mut backoff = Duration::from_millis(100);
         let request = TaskUpdates { agent_id: self.agent_id().map(Into::into), updates };
@@ -224,9 +258,10 @@ impl MasterLink {
                     }
                     return Ok(());
                 }
-                Err(s) if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded) => {
+                Err(s) if matches!(s.code(), Code::InvalidArgument | Code::OutOfRange) => return Err(s),
+                Err(s) => {
                     if attempt == 4 {
-                        // Unreachable, not refusing: nothing smaller would fare better.
+                        // Unreachable or failing, not refusing these updates.
                         tracing::warn!(updates = request.updates.len(), status = %s, "weft.agent.update.dropped");
                         return Ok(());
                     }
@@ -235,7 +270,6 @@ impl MasterLink {
                     backoff *= 2;
                     attempt += 1;
                 }
-                Err(s) => return Err(s),
             }
         }
     }

@@ -97,6 +97,10 @@ impl Agent for AgentService {
         for table in req.tables {
             let table = MapTable::try_from(table)
                 .map_err(|e| Status::invalid_argument(format!("a map-output table: {e}")))?;
+            // The master names only live agents in a table: one it lost
+            // lately that registered again there is a peer again, whatever
+            // this agent's last heartbeat answer said.
+            self.shared.peers.found(table.addresses.iter().map(|a| &**a));
             self.shared.tables.install(table);
         }
         for access in req.access {

@@ -81,7 +81,7 @@ struct RecordingMaster {
     interval: Duration,
     events: mpsc::Sender<MasterEvent>,
     /// Batches holding an update of more encoded bytes are refused whole
-    /// (`RESOURCE_EXHAUSTED`), as a master with a smaller message limit would.
+    /// (`OUT_OF_RANGE`), as a master with a smaller message limit would.
     max_update: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -167,9 +167,7 @@ impl Master for RecordingMaster {
         let updates = request.into_inner();
         let max = self.max_update.load(std::sync::atomic::Ordering::Relaxed);
         if let Some(large) = updates.updates.iter().map(prost::Message::encoded_len).find(|&n| n > max) {
-            return Err(Status::resource_exhausted(format!(
-                "an update of {large} bytes passes the {max} allowed"
-            )));
+            return Err(Status::out_of_range(format!("an update of {large} bytes passes the {max} allowed")));
         }
         // As the real master: updates from an agent it does not count are not taken.
         if !self.seen(updates.agent_id.as_ref()) {

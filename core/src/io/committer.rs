@@ -163,20 +163,25 @@ impl OutputCommitter {
     #[tracing::instrument(name = "weft.core.io.settle_denied", skip(self), fields(uri = %self.location))]
     pub async fn settle_denied(&self, partition: u32, attempt: u32) -> Result<(), IoError> {
         let to = self.committed_path(partition);
-        match self.store().head(&to).await {
-            Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => {
-                let from = self.attempt_path(partition, attempt);
-                self.store().copy(&from, &to).await.map_err(|source| self.error(&to, source))?;
-                tracing::warn!(
-                    partition,
-                    attempt,
-                    "the winning attempt left no committed part; this one's took its place"
-                );
-            }
-            Err(source) => return Err(self.error(&to, source)),
+        // Neither committed nor (by the job's commit) published already.
+        if !self.is_there(&to).await? && !self.is_there(&self.final_path(partition)).await? {
+            let from = self.attempt_path(partition, attempt);
+            self.store().copy(&from, &to).await.map_err(|source| self.error(&to, source))?;
+            tracing::warn!(
+                partition,
+                attempt,
+                "the winning attempt left no committed part; this one's took its place"
+            );
         }
         self.abort_task(partition, attempt).await
+    }
+
+    async fn is_there(&self, path: &Path) -> Result<bool, IoError> {
+        match self.store().head(path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(source) => Err(self.error(path, source)),
+        }
     }
 
     async fn read_claim(&self, claim: &Path) -> Result<String, IoError> {

@@ -32,8 +32,9 @@ pub(crate) enum Command {
     /// An agent did not start some tasks it was sent.
     Refused { agent: AgentId, refused: Vec<(TaskKey, Refused, String)> },
     /// A launch call to an agent ended: `ended` says how (`None`: every
-    /// task started), and the agent's next batch may go.
-    Launched { agent: AgentId, ended: Option<Box<Command>> },
+    /// task started), `delivered` which attempts the agent took, and the
+    /// agent's next batch may go.
+    Launched { agent: AgentId, ended: Option<Box<Command>>, delivered: Vec<TaskKey> },
     /// A launch did not reach its agent.
     LaunchFailed { agent: AgentId, tasks: Vec<TaskKey>, error: String },
 }
@@ -196,7 +197,8 @@ impl Io {
                 let _ = reply.send(self.core.task_ends(agent, ends, now));
             }
             Command::Refused { agent, refused } => self.core.launch_refused(agent, refused, now),
-            Command::Launched { agent, ended } => {
+            Command::Launched { agent, ended, delivered } => {
+                self.core.launch_delivered(agent, &delivered, now);
                 if let Some(ended) = ended {
                     self.apply(*ended);
                 }
@@ -240,12 +242,17 @@ impl Io {
         let call = self.launcher.launch(agent, &q.address, &q.tasks, &q.tables, &q.access, &q.s3);
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let ended = match call.await {
-                Ok(refused) if refused.is_empty() => None,
-                Ok(refused) => Some(Command::Refused { agent, refused: refusals(refused) }),
-                Err(error) => Some(Command::LaunchFailed { agent, tasks: keys, error }),
+            let (ended, delivered) = match call.await {
+                Ok(refused) if refused.is_empty() => (None, keys),
+                Ok(refused) => {
+                    let refused = refusals(refused);
+                    let out: std::collections::HashSet<TaskKey> = refused.iter().map(|r| r.0).collect();
+                    let delivered = keys.into_iter().filter(|k| !out.contains(k)).collect();
+                    (Some(Command::Refused { agent, refused }), delivered)
+                }
+                Err(error) => (Some(Command::LaunchFailed { agent, tasks: keys, error }), Vec::new()),
             };
-            let _ = tx.send(Command::Launched { agent, ended: ended.map(Box::new) }).await;
+            let _ = tx.send(Command::Launched { agent, ended: ended.map(Box::new), delivered }).await;
         });
     }
 

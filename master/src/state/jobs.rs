@@ -129,7 +129,7 @@ impl Job {
             blocks: Default::default(),
             driver: DriverSlot::Pending,
             driver_attempt: 0,
-            driver_seen: super::Absence::new(std::time::Instant::now()),
+            driver_seen: super::Absence::placed(),
             last_progress: None,
         }
     }

@@ -779,6 +779,9 @@ fn heartbeats_reconcile_what_agents_run_with_what_the_master_placed() {
     let action = c.run_action(ctx, graph);
     c.schedule(t0);
     let placed = launches(&c.take_effects());
+    for (agent, keys) in &placed {
+        c.launch_delivered(*agent, keys, t0);
+    }
     let on = |agent| -> Vec<TaskKey> {
         placed.iter().filter(|(to, _)| *to == agent).flat_map(|(_, keys)| keys.iter().copied()).collect()
     };
@@ -855,6 +858,31 @@ fn heartbeats_reconcile_what_agents_run_with_what_the_master_placed() {
     // An agent the master does not know is told to register again.
     c.tick(t4 + Duration::from_secs(60));
     assert!(!c.heartbeat_running(a, &[], t4 + Duration::from_secs(61)));
+}
+
+#[test]
+fn attempts_whose_launch_has_not_reached_their_agent_are_not_judged_by_its_heartbeats() {
+    let (mut c, t0) = core();
+    let a = c.register_agent("a:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
+    let job = c.submit_job(spec());
+    let (ctx, graph) = count(&c, job, 2);
+    c.run_action(ctx, graph);
+    c.schedule(t0);
+    let placed: Vec<TaskKey> = launches(&c.take_effects()).into_iter().flat_map(|(_, k)| k).collect();
+    assert_eq!(placed.len(), 3, "the driver and two tasks: {placed:?}");
+    // The launch waits behind a slow one: heartbeats without them change nothing.
+    for s in 1..=5 {
+        assert!(c.heartbeat_running(a, &[], t0 + Duration::from_secs(s)));
+    }
+    c.schedule(t0 + Duration::from_secs(5));
+    assert!(launches(&c.take_effects()).is_empty());
+    assert_eq!(c.view(job).unwrap().phase, JobPhase::Running);
+    // Taken at last, and then left out of two heartbeats: lost.
+    c.launch_delivered(a, &placed, t0 + Duration::from_secs(5));
+    for s in 6..=8 {
+        assert!(c.heartbeat_running(a, &[], t0 + Duration::from_secs(s)));
+    }
+    assert_eq!(c.view(job).unwrap().phase, JobPhase::Failed, "the driver was lost");
 }
 
 /// Where each attempt in `keys` was placed.
