@@ -232,9 +232,14 @@ fn parse_op(s: &str) -> Result<Op, String> {
 }
 
 fn main() -> std::process::ExitCode {
+    // Colours only for a person at a terminal: logs piped to a file or a
+    // collector stay plain text (and `NO_COLOR` turns them off anywhere).
+    let colour =
+        std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("WEFT_LOG"))
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

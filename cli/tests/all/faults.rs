@@ -11,7 +11,7 @@
 
 use crate::support::*;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A master heartbeating every `heartbeat` (an agent silent for five is lost)
 /// and three agents of 2 slots that log each launch and wait 300 s for a
@@ -57,37 +57,10 @@ fn signal(pid: u32, signal: &str) {
     assert!(ok.success(), "kill -{signal} {pid}");
 }
 
-/// Poll `f` every 100 ms until it gives a value, for at most `secs` seconds.
-fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `line` without its terminal colours.
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| c.is_ascii_alphabetic());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The launches each agent logged so far (task keys), added to `seen`.
 fn launches(agents: &[Proc], seen: &mut [Vec<String>]) {
     for (a, seen) in agents.iter().zip(seen.iter_mut()) {
         while let Ok(line) = a.lines.try_recv() {
-            let line = plain(&line);
             if line.contains("weft.agent.launch")
                 && let Some(task) = line.split_whitespace().find_map(|w| w.strip_prefix("task="))
             {

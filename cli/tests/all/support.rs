@@ -340,3 +340,16 @@ pub fn counts(lines: &[String]) -> BTreeMap<String, i64> {
         })
         .collect()
 }
+
+/// Poll `f` every 100 ms until it gives a value; panics naming `what` after
+/// `secs` seconds.
+pub fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -5,12 +5,12 @@
 //! submissions while another tenant runs on; a tenant reads only its own usage.
 
 use crate::support::{
-    Proc, TOKEN, counts, guest, master_command, native_counts, output_lines, start_master, text, weft,
+    Proc, TOKEN, counts, guest, master_command, native_counts, output_lines, start_master, text, until, weft,
 };
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use weft_core::token::TokenHash;
 
 const ALPHA: &str = "weft_t_alpha-token-for-the-usage-tests";
@@ -158,18 +158,6 @@ fn status_totals(s: &Value) -> Vec<(&'static str, u64)> {
 
 fn pick(all: &[(&'static str, u64)], names: &[(&'static str, u64)]) -> Vec<(&'static str, u64)> {
     names.iter().map(|(f, _)| *all.iter().find(|(g, _)| g == f).unwrap()).collect()
-}
-
-/// Poll `f` every 200 ms until it is `Some`, for at most `secs`.
-fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

@@ -65,6 +65,16 @@ fn launches(effects: &[Effect]) -> Vec<(AgentId, Vec<TaskKey>)> {
         .collect()
 }
 
+fn actions_ended(effects: Vec<Effect>) -> Vec<(ActionId, JobResult)> {
+    effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::ActionEnded { action, result } => Some((action, result)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn finished(key: TaskKey) -> TaskEnd {
     TaskEnd {
         key,
@@ -116,14 +126,7 @@ fn one_launch_per_agent_per_round_and_the_driver_gets_its_own_deadline() {
     for (agent, keys) in batches {
         c.task_ends(agent, keys.into_iter().map(finished).collect(), now);
     }
-    let ended: Vec<_> = c
-        .take_effects()
-        .into_iter()
-        .filter_map(|e| match e {
-            Effect::ActionEnded { action, result } => Some((action, result)),
-            _ => None,
-        })
-        .collect();
+    let ended = actions_ended(c.take_effects());
     assert_eq!(ended, [(action, Ok(JobOutput::Count(10)))]);
     let view = c.view(job).unwrap();
     assert_eq!((view.totals.fuel, view.totals.shuffle_bytes_written), (10, 50), "totals carry every task");
@@ -834,14 +837,7 @@ fn heartbeats_reconcile_what_agents_run_with_what_the_master_placed() {
     for (agent, key) in everything {
         assert!(c.task_ends(agent, vec![finished(key)], t3));
     }
-    let ended: Vec<_> = c
-        .take_effects()
-        .into_iter()
-        .filter_map(|e| match e {
-            Effect::ActionEnded { action, result } => Some((action, result)),
-            _ => None,
-        })
-        .collect();
+    let ended = actions_ended(c.take_effects());
     assert_eq!(ended, [(action, Ok(JobOutput::Count(4)))]);
 
     // A driver its agent no longer runs fails its job, as a lost agent's does.
