@@ -61,6 +61,11 @@ pub struct MasterArgs {
     /// intervals is lost, and after a restart agents register again within one.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     heartbeat_interval: Duration,
+    /// How many times a job's driver is started again on another agent when
+    /// its agent is lost, unless the job sets its own `--driver-restarts`
+    /// (Spark's `--supervise`; 0: such jobs fail).
+    #[arg(long, default_value_t = 3)]
+    driver_restarts: u32,
     /// A TOML file with the full configuration (flags override nothing in it).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -85,6 +90,7 @@ pub async fn master(args: MasterArgs) -> Result<()> {
             max_result_size: args.max_result_size,
             job_deadline: args.job_deadline,
             heartbeat_interval: args.heartbeat_interval,
+            driver_restarts: args.driver_restarts,
             ..Default::default()
         },
     };
@@ -163,6 +169,14 @@ pub struct JobLimits {
     /// Failures of one task before its action fails.
     #[arg(long)]
     max_task_attempts: Option<u32>,
+    /// How many times the job's driver is started again on another agent
+    /// when its agent is lost, as Spark's `--supervise` (0: the job fails
+    /// instead). A restarted driver runs `main` again; its actions adopt
+    /// what the earlier run's did (answers, map outputs, kept partitions,
+    /// committed output), so a driver must ask for the same actions in the
+    /// same order. Default: the master's (3 unless its operator set another).
+    #[arg(long)]
+    driver_restarts: Option<u32>,
     /// Fuel of each task (about one unit per WebAssembly instruction).
     #[arg(long)]
     fuel: Option<u64>,
@@ -325,7 +339,7 @@ fn json(s: &JobStatus) -> serde_json::Value {
     let m: TaskMetering = s.totals.as_ref().map(Into::into).unwrap_or_default();
     serde_json::json!({
         "job": job_name(s.job.as_ref()), "tenant": s.tenant, "state": state_name(s.state), "message": s.message,
-        "fuel_budget": s.fuel_budget,
+        "fuel_budget": s.fuel_budget, "driver_restarts": s.driver_restarts,
         "metering": m, "driver_log": s.driver_log,
         "stages": s.stages.iter().map(|st| serde_json::json!({
             "stage": st.stage_id, "name": st.name, "tasks": st.tasks,
@@ -352,6 +366,11 @@ fn summary(s: &JobStatus) -> String {
     ));
     if s.fuel_budget > 0 {
         out.push_str(&format!(" (fuel budget {})", s.fuel_budget));
+    }
+    if s.driver_restarts > 0 {
+        let times = if s.driver_restarts == 1 { "once" } else { "times" };
+        let n = if s.driver_restarts == 1 { String::new() } else { format!("{} ", s.driver_restarts) };
+        out.push_str(&format!("\n  driver restarted {n}{times} after its agent was lost"));
     }
     out
 }
@@ -396,6 +415,7 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
         limits: Some(a.limits.task_limits()),
         working_dir,
         fuel_budget: a.limits.fuel_budget.unwrap_or(0),
+        driver_restarts: a.limits.driver_restarts,
     };
     let reply = c.submit(req).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
     let job = reply.job.unwrap_or_default();

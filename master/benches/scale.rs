@@ -165,6 +165,7 @@ fn submit_as(core: &mut Core, now: Instant, tenant: &str) -> JobId {
         args: vec![],
         limits: TaskLimits::default(),
         max_task_attempts: 4,
+        driver_restarts: 0,
         deadline: None,
         working_dir: None,
         capability: weft_core::access::JobCapability([1; 32]),

@@ -65,6 +65,9 @@ pub struct MasterConfig {
     pub lost_after: u32,
     /// Failures of one task before its job fails (unless a job sets its own).
     pub max_task_attempts: u32,
+    /// How many times a job's driver is started again on another agent when
+    /// its agent is lost (unless the job sets its own; Spark's `--supervise`).
+    pub driver_restarts: u32,
     /// Limits of every task unless a job sets its own (field by field).
     pub task_limits: TaskLimits,
     /// The most a job may set each limit to; a submission over one is
@@ -114,6 +117,7 @@ impl Default for MasterConfig {
             heartbeat_interval: Duration::from_secs(1),
             lost_after: 5,
             max_task_attempts: 4,
+            driver_restarts: 3,
             task_limits: TaskLimits::default(),
             max_task_limits: TaskLimits {
                 fuel: 10_000_000_000_000,
@@ -164,6 +168,9 @@ pub(crate) struct Shared {
     /// Remote (and local-file) artifacts being fetched for submissions: a
     /// few at once, so that large ones cannot exhaust the master's memory.
     fetches: Arc<tokio::sync::Semaphore>,
+    /// Drivers' numbered actions still running, which a restarted driver's
+    /// same action joins.
+    acts: driver::RunningActs,
 }
 
 /// The tenants in force, replaced whole when the file changes.
@@ -230,6 +237,9 @@ impl TenantsCell {
 /// Artifacts fetched for submissions at once (each up to the resolver's
 /// size limit).
 const CONCURRENT_FETCHES: usize = 4;
+
+/// How long a stopping master waits for the calls under way to end.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often the tenants file is checked for changes.
 const TENANTS_POLL: Duration = Duration::from_secs(1);
@@ -301,11 +311,17 @@ impl MasterHandle {
         self.tenants.reload()
     }
 
-    /// Stop serving and wait for the server to finish. Cancel safe: dropping
-    /// the future still stops the master (the signal is sent first).
+    /// Stop serving and wait for the server to finish: calls under way get
+    /// [`SHUTDOWN_GRACE`] to end (a driver's call waits for its action, which
+    /// may never end), then their connections are dropped. Cancel safe:
+    /// dropping the future still stops the master (the signal is sent first).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.server.await;
+        let abort = self.server.abort_handle();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.server).await.is_err() {
+            tracing::warn!("calls still open after {SHUTDOWN_GRACE:?}: dropped");
+            abort.abort();
+        }
     }
 }
 
@@ -393,6 +409,7 @@ impl MasterNode {
             tenants: Arc::clone(&tenants),
             owners,
             fetches: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_FETCHES)),
+            acts: driver::RunningActs::default(),
         };
         let (stop, mut stopped) = watch::channel(false);
         tokio::spawn(Arc::clone(&tenants).watch(stop.subscribe()));

@@ -25,7 +25,7 @@ mod order;
 mod pools;
 
 pub use agents::{Agent, AgentMemory, Agents, Resources};
-pub use jobs::{Job, JobPhase, JobSpec, JobView, StageView};
+pub use jobs::{ActRecord, Job, JobPhase, JobSpec, JobView, StageView};
 pub use pools::{Pool, Reservation};
 
 use crate::dag::JobGraph;
@@ -403,6 +403,27 @@ impl Core {
         action
     }
 
+    /// How `job`'s driver's action number `seq` ended, if it did (in this
+    /// run of the driver or an earlier one).
+    pub fn act_record(&self, job: JobId, seq: u32) -> Option<&ActRecord> {
+        self.jobs.get(&job)?.acts.get(&seq)
+    }
+
+    /// Keep how `job`'s driver's action number `seq` ended, for a driver
+    /// started again (answers over 4 MiB are not kept:
+    /// that action runs again, adopting what its job left).
+    pub fn record_act(&mut self, job: JobId, seq: u32, record: ActRecord) {
+        let size = match &record.answer {
+            Ok(bytes) => bytes.len(),
+            Err((_, message)) => message.len(),
+        };
+        if let Some(j) = self.jobs.get_mut(&job).filter(|j| j.is_live())
+            && size <= MAX_ACT_RECORD
+        {
+            j.acts.insert(seq, record);
+        }
+    }
+
     /// Kill `job`: its driver and its actions' attempts. Returns whether it
     /// was still running.
     pub fn kill(&mut self, job: JobId) -> bool {
@@ -447,6 +468,7 @@ impl Core {
         }
         j.shuffles.clear();
         j.cached.clear();
+        j.acts.clear();
         let mut dead = Vec::new();
         for d in std::mem::take(&mut j.blocks) {
             if let Some(n) = self.blocks.get_mut(&d) {
@@ -495,6 +517,7 @@ impl Core {
             stages,
             totals,
             driver_log: j.driver_log.clone(),
+            driver_restarts: j.driver_restarts,
         })
     }
 
@@ -743,8 +766,7 @@ impl Core {
         for job in drivers {
             tracing::warn!(%job, %agent, "reconciliation: the agent no longer runs the driver");
             self.ledger.closed(TaskKey::driver(job, self.jobs[&job].driver_attempt), EndLabel::Lost, now);
-            let message = format!("the agent running the driver ({agent}) no longer runs it");
-            self.end_driver(job, EndReason::HostError { message }, String::new());
+            self.driver_lost(job, agent, format!("the agent running the driver ({agent}) no longer runs it"));
         }
         self.reap();
         true
@@ -837,14 +859,44 @@ impl Core {
         let lost: Vec<JobId> =
             self.jobs.values().filter(|j| j.driver == DriverSlot::Running(agent)).map(|j| j.id).collect();
         for job in lost {
-            let message = format!("the agent running the driver ({agent}) was lost");
-            self.end_driver(job, EndReason::HostError { message }, String::new());
+            self.driver_lost(job, agent, format!("the agent running the driver ({agent}) was lost"));
         }
         for a in &mut self.actions {
             a.run.on_agent_lost(agent);
             self.changed.insert(a.ctx.job);
         }
         self.reap();
+    }
+
+    /// The driver of `job` no longer runs on `agent` (`why`): started again
+    /// on another agent while the job has restarts left (Spark's
+    /// `--supervise`), else the job fails. Its actions go on running: the new
+    /// driver's actions of the same numbers adopt them, and what they left
+    /// (map outputs, kept partitions, committed output), as the answers of
+    /// those that ended.
+    fn driver_lost(&mut self, job: JobId, agent: AgentId, why: String) {
+        let claim = self.driver_claim(job);
+        let Some(j) = self.jobs.get_mut(&job) else { return };
+        if j.driver != DriverSlot::Running(agent) {
+            return;
+        }
+        if j.driver_restarts >= j.spec.driver_restarts {
+            let message = match j.driver_restarts {
+                0 => why,
+                n => format!("{why}; the driver was started {} times, its last restart allowed", n + 1),
+            };
+            self.end_driver(job, EndReason::HostError { message }, String::new());
+            return;
+        }
+        j.driver_restarts += 1;
+        j.driver_attempt += 1;
+        j.driver = DriverSlot::Pending;
+        tracing::warn!(%job, restart = j.driver_restarts, of = j.spec.driver_restarts, %why, "driver restarted");
+        self.agents.drivers(agent, false);
+        if let Some(claim) = claim {
+            self.shares.end(ActionId::driver(job), claim);
+        }
+        self.changed.insert(job);
     }
 
     /// Task attempts on `agent` ended; `false` when the agent is unknown (it
@@ -1447,6 +1499,10 @@ pub(crate) struct Absence {
     since: Option<Instant>,
     missed: u8,
 }
+
+/// The largest answer of a driver's action kept for a restarted driver
+/// (answers name result blocks; inline ones are up to 64 KiB a partition).
+const MAX_ACT_RECORD: usize = 4 << 20;
 
 /// How long a lost agent's address is named in heartbeat answers: longer
 /// than any fetch from it may still be waiting.

@@ -45,6 +45,10 @@ pub(crate) struct GrpcRunner {
     capability: Option<tonic::metadata::AsciiMetadataValue>,
     io: Handle,
     killed: watch::Receiver<bool>,
+    /// Actions asked so far (accumulator reads count): each is sent with its
+    /// number, so that a driver started again after its agent was lost
+    /// adopts what this run's actions did (see the master's `Driver` service).
+    acts: u32,
 }
 
 impl GrpcRunner {
@@ -66,6 +70,7 @@ impl GrpcRunner {
             capability: capability.and_then(|c| c.to_hex().parse().ok()),
             io: Handle::current(),
             killed,
+            acts: 0,
         }
     }
 
@@ -125,17 +130,19 @@ impl GrpcRunner {
     }
 
     async fn act(
-        &self,
+        &mut self,
         dataset: u32,
         action: act_request::Action,
         plan: Option<v1::PlanDelta>,
     ) -> Result<v1::ActResponse, String> {
         let mut client = self.client.clone();
+        self.acts += 1;
         let mut request = tonic::Request::new(v1::ActRequest {
             job: Some(self.job.into()),
             dataset,
             action: Some(action),
             plan,
+            seq: self.acts,
         });
         if let Some(capability) = &self.capability {
             request.metadata_mut().insert(JobCapability::HEADER, capability.clone());

@@ -144,3 +144,28 @@ fn readers_of_an_agent_paused_for_good_do_not_wait_for_their_fetch_timeout() {
     assert_exact(&url, &job, &text, &out);
     signal(agents[paused].pid(), "CONT");
 }
+
+#[test]
+fn a_job_whose_drivers_agent_is_killed_starts_its_driver_again_which_adopts_the_running_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, url, agents) = cluster(dir.path(), "300ms");
+    let (job, text, out) = slow_count(&url, dir.path(), "4");
+    // Once the reduce stage runs, kill the driver's agent.
+    let mut seen = vec![Vec::new(); agents.len()];
+    let driver = until(60, "the reduce stage to run", || {
+        launches(&agents, &mut seen);
+        let driver = seen.iter().position(|s| s.iter().any(|t| t.contains("/driver#0")))?;
+        seen.iter().flatten().any(|t| t.contains("/stage-1/p")).then_some(driver)
+    });
+    signal(agents[driver].pid(), "KILL");
+    // The master declares it lost (1.5 s) and starts the driver on another
+    // agent; its `main` asks for the same action, which it joins.
+    assert_exact(&url, &job, &text, &out);
+    assert_eq!(status(&url, &job)["driver_restarts"], 1);
+    launches(&agents, &mut seen);
+    let tasks: Vec<&String> = seen.iter().flatten().collect();
+    assert!(tasks.iter().any(|t| t.ends_with("/driver#1")), "the driver started again: {tasks:?}");
+    let other: Vec<&&String> =
+        tasks.iter().filter(|t| !t.contains("/driver#") && !t.contains(".1/")).collect();
+    assert!(other.is_empty(), "tasks of an action run again instead of adopted: {other:?}");
+}

@@ -11,13 +11,23 @@
 //! names (`weft-job-capability`, which only the agents running the job's
 //! tasks were sent), so an agent, or a bug in one, can act only for the
 //! jobs it runs.
+//!
+//! Actions are numbered in their driver's run, and idempotent: an action
+//! runs apart from the call that asked for it, and its answer is kept in the
+//! job's state, so a driver started again after its agent was lost (whose
+//! actions count from 1 again) gets the answer of an action that ended, or
+//! joins one still running, instead of running it again. See
+//! `docs/architecture.md` (supervised drivers).
 
 use super::Shared;
 use crate::dag;
 use crate::dag::{PartitionerSpec, StageKind};
 use crate::launch::{JobContext, ResultSink};
-use crate::state::{JobOutput, JobResult};
-use std::collections::BTreeMap;
+use crate::state::{ActRecord, JobOutput, JobResult};
+use prost::Message;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::{Mutex, watch};
 use tonic::{Request, Response, Status};
 use weft_core::access::{Access, JobCapability};
 use weft_core::codec::batch::entries;
@@ -41,6 +51,43 @@ fn requested(job: Option<&v1::JobRef>) -> Result<JobId, Status> {
     job_id(job, "request").map_err(bad)
 }
 
+/// How a numbered action ends: its answer or its error.
+type Answer = Option<Result<v1::ActResponse, Status>>;
+
+/// The numbered actions running now, by job and number: what each asks (see
+/// [`ActRecord::asked`]) and where its answer will be.
+#[derive(Clone, Default)]
+pub(crate) struct RunningActs(Arc<Mutex<HashMap<(JobId, u32), Running>>>);
+
+/// A running action: what it asks, and where its answer will be.
+type Running = ([u8; 32], watch::Receiver<Answer>);
+
+/// A digest of what an action asks: its dataset and kind (with its
+/// argument). The plan part it carries is left out: a restarted driver
+/// sends the whole plan with its first action.
+fn asked(dataset: u32, action: &act_request::Action) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(&dataset.to_le_bytes());
+    h.update(&v1::ActRequest { action: Some(action.clone()), ..Default::default() }.encode_to_vec());
+    *h.finalize().as_bytes()
+}
+
+fn record(asked: [u8; 32], answer: &Result<v1::ActResponse, Status>) -> ActRecord {
+    let answer = match answer {
+        Ok(reply) => Ok(reply.encode_to_vec()),
+        Err(status) => Err((status.code() as i32, status.message().to_owned())),
+    };
+    ActRecord { asked, answer }
+}
+
+fn replay(record: &ActRecord) -> Result<v1::ActResponse, Status> {
+    match &record.answer {
+        Ok(bytes) => v1::ActResponse::decode(bytes.as_slice())
+            .map_err(|e| Status::internal(format!("a kept action answer does not decode: {e}"))),
+        Err((code, message)) => Err(Status::new(tonic::Code::from_i32(*code), message.clone())),
+    }
+}
+
 impl Shared {
     /// Whether the request presents `job`'s capability (in constant time). A
     /// job that does not exist is refused as another job's capability is, so
@@ -60,6 +107,56 @@ impl Shared {
                 "the capability presented is not job {job}'s: a driver acts only for its own job"
             ))),
         }
+    }
+
+    /// Action number `seq` of `job`'s driver: the answer of the action of that
+    /// number an earlier run of the driver asked for the same, or joined
+    /// while it runs, or else run now, apart from this call (a driver lost
+    /// while it waits leaves it running for the driver that replaces it).
+    async fn numbered(
+        &self,
+        job: JobId,
+        seq: u32,
+        dataset: u32,
+        action: act_request::Action,
+    ) -> Result<v1::ActResponse, Status> {
+        let asked = asked(dataset, &action);
+        let mut answer = {
+            let mut running = self.acts.0.lock().await;
+            match running.get(&(job, seq)) {
+                Some((a, answer)) if *a == asked => answer.clone(),
+                _ => {
+                    let kept = self.core.call(move |c| c.act_record(job, seq).cloned()).await?;
+                    match kept {
+                        Some(record) if record.asked == asked => {
+                            tracing::info!(%job, seq, "a restarted driver's action adopts the earlier run's answer");
+                            return replay(&record);
+                        }
+                        Some(_) => tracing::warn!(
+                            %job, seq,
+                            "a restarted driver asked its action {seq} for something else than its earlier run did: it runs"
+                        ),
+                        None => {}
+                    }
+                    let (tx, rx) = watch::channel(None);
+                    running.insert((job, seq), (asked, rx.clone()));
+                    let (shared, acts) = (self.clone(), self.acts.clone());
+                    tokio::spawn(async move {
+                        let answer = shared.perform(job, dataset, action).await;
+                        let kept = record(asked, &answer);
+                        let _ = shared.core.call(move |c| c.record_act(job, seq, kept)).await;
+                        tx.send_replace(Some(answer));
+                        acts.0.lock().await.remove(&(job, seq));
+                    });
+                    rx
+                }
+            }
+        };
+        let ended = answer
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| Status::unavailable("the master is stopping"))?;
+        ended.clone().unwrap_or_else(|| Err(Status::internal("an action ended without an answer")))
     }
 
     /// Run one job of an action (or of a sort's sample) to its end. The outer
@@ -122,10 +219,26 @@ impl Driver for Shared {
             let delta = PlanDelta::try_from(delta).map_err(bad)?;
             self.core.call(move |c| c.apply_plan(job, delta)).await?.map_err(bad)?;
         }
+        let reply = match req.seq {
+            0 => self.perform(job, req.dataset, action).await?,
+            seq => self.numbered(job, seq, req.dataset, action).await?,
+        };
+        Ok(Response::new(reply))
+    }
+}
+
+impl Shared {
+    /// Run `action` on `dataset` of `job` (its plan up to date) to its end.
+    async fn perform(
+        &self,
+        job: JobId,
+        dataset: u32,
+        action: act_request::Action,
+    ) -> Result<v1::ActResponse, Status> {
         if let act_request::Action::Accumulator(name) = action {
             let value = self.core.call(move |c| c.accumulator(job, &name)).await?;
             let accumulator = value.ok_or_else(|| Status::not_found(format!("no job `{job}`")))?;
-            return Ok(Response::new(v1::ActResponse { accumulator, ..Default::default() }));
+            return Ok(v1::ActResponse { accumulator, ..Default::default() });
         }
         let setup = self
             .core
@@ -160,7 +273,7 @@ impl Driver for Shared {
             policy.check(&loc, want).map_err(|e| Status::permission_denied(e.to_string()))?;
             Ok::<_, Status>(loc)
         };
-        let target = DatasetId(req.dataset);
+        let target = DatasetId(dataset);
         plan.get(target).map_err(bad)?;
 
         // Split the text inputs this action reads (not every input of the
@@ -279,6 +392,6 @@ impl Driver for Shared {
             }
             JobOutput::Samples(_) => return Err(Status::internal("an action's job returned key samples")),
         }
-        Ok(Response::new(response))
+        Ok(response)
     }
 }

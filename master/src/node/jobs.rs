@@ -50,6 +50,7 @@ fn status(v: &JobView) -> v1::JobStatus {
             .collect(),
         totals: Some((&v.totals).into()),
         driver_log: v.driver_log.clone(),
+        driver_restarts: v.driver_restarts,
         tenant: v.tenant.clone(),
         fuel_budget: v.fuel_budget.unwrap_or(0),
     }
@@ -214,6 +215,7 @@ impl Jobs for Shared {
                 0 => self.config.max_task_attempts,
                 n => n,
             },
+            driver_restarts: req.driver_restarts.unwrap_or(self.config.driver_restarts),
             deadline: match req.job_deadline_ms {
                 0 => self.config.job_deadline,
                 ms => Some(Duration::from_millis(ms)),

@@ -43,6 +43,9 @@ pub struct JobSpec {
     pub limits: TaskLimits,
     /// Failures of one task before an action fails.
     pub max_task_attempts: u32,
+    /// How many times its driver is started again on another agent when its
+    /// agent is lost (Spark's `--supervise`).
+    pub driver_restarts: u32,
     /// The driver's own wall-clock limit; `None` for none.
     pub deadline: Option<Duration>,
     /// The submitter's working directory, against which the job's relative
@@ -106,6 +109,11 @@ pub struct Job {
     pub(crate) driver_attempt: u32,
     /// Reconciliation's count for the running driver (see `state::Absence`).
     pub(crate) driver_seen: super::Absence,
+    /// Times its driver was started again after its agent was lost.
+    pub(crate) driver_restarts: u32,
+    /// The answers of its driver's numbered actions, by number: a restarted
+    /// driver's action of the same number adopts its answer.
+    pub(crate) acts: BTreeMap<u32, ActRecord>,
     /// The stages of its latest action, as they stood when it ended.
     pub(crate) last_progress: Option<(ActionId, Vec<StageProgress>)>,
 }
@@ -130,6 +138,8 @@ impl Job {
             driver: DriverSlot::Pending,
             driver_attempt: 0,
             driver_seen: super::Absence::placed(),
+            driver_restarts: 0,
+            acts: BTreeMap::new(),
             last_progress: None,
         }
     }
@@ -171,4 +181,18 @@ pub struct JobView {
     pub totals: TaskMetering,
     /// Its driver's log, once the driver ended.
     pub driver_log: String,
+    /// Times its driver was started again after its agent was lost.
+    pub driver_restarts: u32,
+}
+
+/// How a driver's numbered action ended, kept for a restarted driver: what
+/// was asked (a digest of its dataset and action), and the answer, encoded
+/// (`Err`: the status code and message it failed with).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActRecord {
+    /// A digest of the action's dataset and kind: a restarted driver's
+    /// action adopts the record only if it asks the same.
+    pub asked: [u8; 32],
+    /// The encoded answer, or the status code and message.
+    pub answer: Result<Vec<u8>, (i32, String)>,
 }

@@ -23,6 +23,7 @@ fn spec() -> JobSpec {
         args: vec!["in".into()],
         limits: TaskLimits::default(),
         max_task_attempts: 2,
+        driver_restarts: 0,
         deadline: Some(Duration::from_secs(7200)),
         working_dir: None,
         capability: weft_core::access::JobCapability([7; 32]),
@@ -884,4 +885,84 @@ fn attempts_whose_launch_has_not_reached_their_agent_are_not_judged_by_its_heart
 /// Where each attempt in `keys` was placed.
 fn placed_again(c: &Core, keys: &[TaskKey]) -> Vec<(AgentId, TaskKey)> {
     keys.iter().map(|k| (c.running[k].agent, *k)).collect()
+}
+
+/// The agent the last scheduling round placed `job`'s driver on, with its key.
+fn driver_placed(effects: &[Effect], job: JobId) -> (AgentId, TaskKey) {
+    launches(effects)
+        .into_iter()
+        .find_map(|(agent, keys)| {
+            keys.into_iter().find(|k| k.is_driver() && k.job() == job).map(|k| (agent, k))
+        })
+        .unwrap_or_else(|| panic!("no driver of {job} placed: {effects:?}"))
+}
+
+#[test]
+fn a_lost_agents_driver_starts_again_elsewhere_while_its_action_goes_on_until_no_restart_is_left() {
+    let (mut c, t0) = core();
+    let a = c.register_agent("a:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
+    let b = c.register_agent("b:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
+    let job = c.submit_job(JobSpec { driver_restarts: 1, ..spec() });
+    c.schedule(t0);
+    let (first, key) = driver_placed(&c.take_effects(), job);
+    assert_eq!(key.attempt, 0);
+    let other = if first == a { b } else { a };
+    let (ctx, graph) = count(&c, job, 6);
+    let action = c.run_action(ctx, graph);
+    c.schedule(t0);
+    let placed = launches(&c.take_effects());
+    let on_other: Vec<TaskKey> =
+        placed.iter().filter(|(to, _)| *to == other).flat_map(|(_, k)| k.clone()).collect();
+    assert!(!on_other.is_empty(), "{placed:?}");
+
+    // The driver's agent goes silent and is lost; the other heartbeats on.
+    let t1 = t0 + Duration::from_secs(4);
+    assert!(c.heartbeat(other, t1));
+    c.tick(t1);
+    let view = c.view(job).unwrap();
+    assert_eq!((view.phase, view.driver_restarts), (JobPhase::Running, 1), "{}", view.message);
+    let effects = c.take_effects();
+    assert!(actions_ended(effects).is_empty(), "the action goes on without its driver");
+    // The driver starts again on the other agent, as attempt 1; the lost
+    // agent's tasks run again there too.
+    c.schedule(t1);
+    let effects = c.take_effects();
+    let (again, key) = driver_placed(&effects, job);
+    assert_eq!((again, key.attempt), (other, 1));
+    let rerun: Vec<TaskKey> =
+        launches(&effects).into_iter().flat_map(|(_, k)| k).filter(|k| !k.is_driver()).collect();
+    for k in on_other.into_iter().chain(rerun) {
+        assert!(c.task_ends(other, vec![finished(k)], t1));
+    }
+    c.schedule(t1);
+    let late: Vec<TaskKey> = launches(&c.take_effects()).into_iter().flat_map(|(_, k)| k).collect();
+    for k in late {
+        assert!(c.task_ends(other, vec![finished(k)], t1));
+    }
+    assert_eq!(actions_ended(c.take_effects()), [(action, Ok(JobOutput::Count(6)))], "every partition once");
+    // The driver the agent lost ends late (say, resumed): ignored.
+    assert!(c.task_ends(other, vec![finished(TaskKey::driver(job, 0))], t1));
+    assert_eq!(c.view(job).unwrap().phase, JobPhase::Running);
+
+    // Lost again with no restart left: the job fails, saying so.
+    let t2 = t1 + Duration::from_secs(4);
+    let c_agent =
+        c.register_agent("c:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t2);
+    c.tick(t2);
+    let view = c.view(job).unwrap();
+    assert_eq!(view.phase, JobPhase::Failed);
+    assert!(
+        view.message.contains("was lost") && view.message.contains("started 2 times"),
+        "{}",
+        view.message
+    );
+    // A job that allows no restart fails at once.
+    let plain = c.submit_job(spec());
+    c.schedule(t2);
+    let (on, _) = driver_placed(&c.take_effects(), plain);
+    assert_eq!(on, c_agent);
+    c.tick(t2 + Duration::from_secs(4));
+    let view = c.view(plain).unwrap();
+    assert_eq!((view.phase, view.driver_restarts), (JobPhase::Failed, 0));
+    assert!(!view.message.contains("started"), "{}", view.message);
 }
