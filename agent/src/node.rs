@@ -374,11 +374,14 @@ impl AgentNode {
             updates,
         };
         handle.server = Some(tokio::spawn(serve(Arc::clone(&shared), listener, server_tls)));
-        let interval = shared
+        let registered = shared
             .master
             .register()
             .await
             .map_err(|status| NodeError::Register { master: shared.config.master.clone(), status })?;
+        let interval = registered.interval;
+        // Jobs that ended while the agent was down leave nothing behind.
+        tokio::spawn(heartbeat::forget_ended(Arc::clone(&shared), registered));
         let beats = heartbeat::run(Arc::clone(&shared), interval, shared.shutdown.subscribe());
         handle.heartbeat = Some(tokio::spawn(beats));
         Ok(handle)

@@ -98,18 +98,25 @@ impl Master for MasterService {
             .into_iter()
             .map(|r| (r.role, crate::free::Demand { places: r.slots, memory: r.memory_bytes }))
             .collect();
-        let (id, interval) = self
+        // An id of another master run (or none) names nothing here.
+        let previous = req.previous_agent_id.as_ref().and_then(|p| AgentId::try_from(p).ok());
+        let (id, interval, (live, newest)) = self
             .core
             .call(move |c| {
-                let id =
-                    c.register_agent_reserving(address, resources, attributes, reservations, Instant::now());
-                id.map(|id| (id, c.agents.interval()))
+                let now = Instant::now();
+                if let Some(previous) = previous {
+                    c.agent_replaced(previous, now);
+                }
+                let id = c.register_agent_reserving(address, resources, attributes, reservations, now);
+                id.map(|id| (id, c.agents.interval(), c.live_jobs()))
             })
             .await?
             .map_err(|e| Status::invalid_argument(format!("the agent's --reserve: {e}")))?;
         Ok(Response::new(RegisterResponse {
             agent_id: Some(id.into()),
             heartbeat_interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+            live_jobs: live.into_iter().map(Into::into).collect(),
+            newest_job: newest,
         }))
     }
 

@@ -829,6 +829,25 @@ impl Core {
         self.agents.set_memory(agent, memory);
     }
 
+    /// An agent registering names `previous`, the id it had: if that agent
+    /// is still live here (it restarted, or came back, before it was found
+    /// silent), it is lost now, so that what ran under it runs again at once
+    /// instead of after `lost-after` heartbeats.
+    pub fn agent_replaced(&mut self, previous: AgentId, now: Instant) {
+        self.shares.at(now);
+        if self.agents.lose(previous, now) {
+            tracing::warn!(agent = %previous, "the agent registered again: its previous registration is LOST");
+            self.agent_lost(previous, now);
+        }
+    }
+
+    /// The live jobs, and the newest job's number (a job numbered higher,
+    /// submitted later, is live too): what an agent registering keeps the
+    /// files of.
+    pub fn live_jobs(&self) -> (Vec<JobId>, u32) {
+        (self.jobs.values().filter(|j| j.is_live()).map(|j| j.id).collect(), self.next_job)
+    }
+
     /// The clock moved: declare silent agents lost, end pauses that are over.
     pub fn tick(&mut self, now: Instant) {
         self.shares.at(now);

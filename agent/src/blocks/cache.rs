@@ -286,6 +286,12 @@ impl CacheStore {
         std::mem::take(&mut self.lock().dropped)
     }
 
+    /// The jobs it keeps partitions of (in memory, on disk or being written).
+    pub fn jobs(&self) -> std::collections::BTreeSet<JobId> {
+        let inner = self.lock();
+        inner.memory.keys().chain(inner.disk.keys()).chain(inner.writing.keys()).map(|k| k.job).collect()
+    }
+
     /// Forget every partition of `job` (or only those of `dataset`).
     pub fn remove(&self, job: JobId, dataset: Option<DatasetId>) -> Result<usize, CacheError> {
         let mut inner = self.lock();

@@ -5,12 +5,17 @@
 //! incarnation differs) also kills every attempt of that earlier run, drivers
 //! included. No master will ever take their ends (the new one never heard of
 //! them), and each holds a slot the new master counts as free: left running,
-//! they would make its launches refused until they ended by themselves. Once
-//! they have ended, the files of the earlier run's jobs (`<work>/jobs/<job>`)
-//! are removed: only their own master removed them, when their drivers ended,
-//! and the new one never will.
+//! they would make its launches refused until they ended by themselves.
+//!
+//! After every registration (at start, after a restart too, and again after
+//! the master lost the agent), what the agent keeps of jobs that are not live
+//! is forgotten once their attempts have ended: their files
+//! (`<work>/jobs/<job>`), persisted partitions, map-output tables and
+//! capabilities. Those jobs ended while the agent was away or down, or with
+//! an earlier master run, and no one will ask it to remove them.
 
 use super::Shared;
+use super::report::Registered;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -58,15 +63,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut interval: Duration, mut shutdow
                     let before = shared.master.agent_id();
                     tracing::warn!(agent_id = ?before, "weft.agent.reregister");
                     match shared.master.register().await {
-                        Ok(new) => {
-                            let run = shared.master.agent_id().map(|id| id.incarnation);
-                            if let Some(run) = run
-                                && before.map(|id| id.incarnation) != Some(run)
-                            {
+                        Ok(registered) => {
+                            let run = registered.newest.incarnation;
+                            if before.map(|id| id.incarnation) != Some(run) {
                                 kill_other_runs(&shared, run);
-                                tokio::spawn(remove_other_runs(Arc::clone(&shared), run));
                             }
-                            Some(new)
+                            let interval = registered.interval;
+                            tokio::spawn(forget_ended(Arc::clone(&shared), registered));
+                            Some(interval)
                         }
                         Err(status) => {
                             tracing::warn!(%status, "weft.agent.reregister.failed");
@@ -119,38 +123,41 @@ fn kill_other_runs(shared: &Shared, run: Incarnation) {
     }
 }
 
-/// How long killed attempts of an earlier run may take to end before their
-/// jobs' files are removed anyway.
+/// How long killed attempts of ended jobs may take to end before what is
+/// kept for those jobs is removed anyway.
 const STALE_GRACE: Duration = Duration::from_secs(30);
 
-/// Once no attempt of a run other than `run` is left, remove the directories
-/// of jobs of other runs from the work directory; unless the agent has
-/// registered with yet another run meanwhile (that registration cleans up).
-async fn remove_other_runs(shared: Arc<Shared>, run: Incarnation) {
-    let stale = |shared: &Shared| shared.running().keys().any(|k| k.job().incarnation != run);
+/// Once no attempt of a job `registered` names ended is left (they are
+/// killed: the other runs' by [`kill_other_runs`], the master's own by its
+/// reconciliation), forget what the agent keeps of every ended job.
+pub(crate) async fn forget_ended(shared: Arc<Shared>, registered: Registered) {
+    let stale = |shared: &Shared| shared.running().keys().any(|k| registered.ended(k.job()));
     let deadline = Instant::now() + STALE_GRACE;
     while stale(&shared) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let removed = tokio::task::spawn_blocking(move || {
-        let jobs = shared.blocks.work_dir().join("jobs");
+        let dir = shared.blocks.work_dir().join("jobs");
+        let mut jobs = shared.cache.jobs();
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            jobs.extend(entry.file_name().to_str().and_then(|n| n.parse::<JobId>().ok()));
+        }
         let mut removed = Vec::new();
-        for entry in std::fs::read_dir(&jobs).into_iter().flatten().flatten() {
-            let Some(job) = entry.file_name().to_str().and_then(|n| n.parse::<JobId>().ok()) else {
-                continue;
-            };
-            if job.incarnation == run || shared.master.agent_id().map(|id| id.incarnation) != Some(run) {
-                continue;
+        for job in jobs.into_iter().filter(|j| registered.ended(*j)) {
+            if let Err(e) = shared.cache.remove(job, None) {
+                tracing::warn!(error = %e, job_id = %job, "weft.agent.ended_job.remove_failed");
             }
+            shared.tables.remove_job(&job.to_string());
+            shared.keys.remove(job);
             match shared.blocks.remove_job(&job.into()) {
                 Ok(_) => removed.push(job),
-                Err(e) => tracing::warn!(error = %e, "weft.agent.stale_job.remove_failed"),
+                Err(e) => tracing::warn!(error = %e, job_id = %job, "weft.agent.ended_job.remove_failed"),
             }
         }
         removed
     })
     .await;
     for job in removed.unwrap_or_default() {
-        tracing::warn!(job_id = %job, master_run = %run, "weft.agent.stale_job.removed");
+        tracing::info!(job_id = %job, "weft.agent.ended_job.removed");
     }
 }

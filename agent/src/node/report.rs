@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::{Code, Status};
-use weft_core::ids::AgentId;
+use weft_core::ids::{AgentId, JobId};
 use weft_core::metering::{EndReason, TaskMetering};
 use weft_core::proto::PROTOCOL_VERSION;
 use weft_core::proto::auth::Credentials;
@@ -52,11 +52,42 @@ pub(crate) struct MasterLink {
     client: Client,
     register: RegisterRequest,
     agent_id: RwLock<Option<AgentId>>,
+    /// Where the id is kept across restarts (`<work-dir>/agent-id`): a
+    /// restarted agent names it when it registers, and the master loses the
+    /// registration it had at once.
+    id_file: std::path::PathBuf,
     outbox: Mutex<Option<mpsc::UnboundedSender<TaskUpdate>>>,
     inbox: Mutex<Option<mpsc::UnboundedReceiver<TaskUpdate>>>,
     /// Attempts whose end is queued or on its way: heartbeats still list
     /// them, so that the master's reconciliation waits for their ends.
     unsent: Mutex<HashMap<v1::TaskRef, u32>>,
+}
+
+/// What a registration answered.
+pub(crate) struct Registered {
+    /// How often to heartbeat.
+    pub(crate) interval: Duration,
+    /// The master's live jobs.
+    pub(crate) live: std::collections::HashSet<JobId>,
+    /// Its newest job: jobs of its run numbered higher were submitted since,
+    /// and are live too.
+    pub(crate) newest: JobId,
+}
+
+impl Registered {
+    /// Whether `job` has ended (or belongs to another master run).
+    pub(crate) fn ended(&self, job: JobId) -> bool {
+        job.incarnation != self.newest.incarnation
+            || (job.seq <= self.newest.seq && !self.live.contains(&job))
+    }
+}
+
+/// The file under the work directory that keeps the agent's id.
+const ID_FILE: &str = "agent-id";
+
+/// The id kept in `path` by an earlier run of the agent, if any.
+fn kept_id(path: &std::path::Path) -> Option<AgentId> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Most updates in one `UpdateTasks` call.
@@ -103,7 +134,8 @@ impl MasterLink {
             client: MasterClient::with_interceptor(channel, credentials)
                 .max_encoding_message_size(usize::MAX),
             register,
-            agent_id: RwLock::default(),
+            agent_id: RwLock::new(kept_id(&config.work_dir.join(ID_FILE))),
+            id_file: config.work_dir.join(ID_FILE),
             outbox: Mutex::new(Some(tx)),
             inbox: Mutex::new(Some(rx)),
             unsent: Mutex::default(),
@@ -115,12 +147,19 @@ impl MasterLink {
         *self.agent_id.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Register (again, naming the previous id if there was one). Returns the
-    /// heartbeat interval the master asks for.
-    pub(crate) async fn register(&self) -> Result<Duration, Status> {
+    /// Register (again, naming the previous id if there was one, from
+    /// before a restart too). Returns what the master answered: the
+    /// heartbeat interval it asks for, and its live jobs.
+    pub(crate) async fn register(&self) -> Result<Registered, Status> {
         let mut request = self.register.clone();
         request.previous_agent_id = self.agent_id().map(Into::into);
         let reply = self.client.clone().register(request).await?.into_inner();
+        let live = reply
+            .live_jobs
+            .iter()
+            .map(JobId::try_from)
+            .collect::<Result<_, _>>()
+            .map_err(|e| Status::internal(format!("the master's registration reply: {e}")))?;
         let id = reply
             .agent_id
             .as_ref()
@@ -130,7 +169,14 @@ impl MasterLink {
             .ok_or_else(|| Status::internal("the master's registration reply has no agent id"))?;
         tracing::info!(agent_id = %id, interval_ms = reply.heartbeat_interval_ms, "weft.agent.registered");
         *self.agent_id.write().unwrap_or_else(PoisonError::into_inner) = Some(id);
-        Ok(Duration::from_millis(reply.heartbeat_interval_ms.max(1)))
+        if let Err(e) = std::fs::write(&self.id_file, id.to_string()) {
+            tracing::warn!(error = %e, path = %self.id_file.display(), "weft.agent.id_not_kept");
+        }
+        Ok(Registered {
+            interval: Duration::from_millis(reply.heartbeat_interval_ms.max(1)),
+            live,
+            newest: JobId { incarnation: id.incarnation, seq: reply.newest_job },
+        })
     }
 
     /// One heartbeat; the master's answer (register again; the agents it

@@ -147,6 +147,9 @@ impl Master for RecordingMaster {
         Ok(Response::new(v1::RegisterResponse {
             agent_id: Some(id.into()),
             heartbeat_interval_ms: self.interval.as_millis() as u64,
+            // No job of this run is said to have ended: its jobs are kept.
+            live_jobs: Vec::new(),
+            newest_job: 0,
         }))
     }
 

@@ -20,34 +20,35 @@ fn cluster(dir: &Path, heartbeat: &str) -> (Proc, String, Vec<Proc>) {
     let mut m = master_command(dir);
     m.args(["--heartbeat-interval", heartbeat]);
     let (m, url) = start_master(m);
-    let agents: Vec<Proc> = ["a", "b", "c"]
-        .iter()
-        .map(|name| {
-            let work = dir.join(name);
-            std::fs::create_dir_all(&work).unwrap();
-            let config = work.join("agent.toml");
-            std::fs::write(
-                &config,
-                format!(
-                    "master = {url:?}\nlisten = \"127.0.0.1:0\"\nslots = 2\ncluster-token = {TOKEN:?}\n\
-                     work-dir = {:?}\ncache-dir = {:?}\nfetch-timeout = \"300s\"\n",
-                    work.join("work"),
-                    work.join("artifacts"),
-                ),
-            )
-            .unwrap();
-            let mut c = weft();
-            c.env("WEFT_LOG", "warn,weft_agent::node::service=debug")
-                .arg("agent")
-                .arg("--config")
-                .arg(config);
-            Proc::spawn(c)
-        })
-        .collect();
+    let agents: Vec<Proc> = ["a", "b", "c"].iter().map(|name| fault_agent(dir, &url, name)).collect();
     for a in &agents {
         a.wait_for("serving at", Duration::from_secs(30));
     }
     (m, url, agents)
+}
+
+/// Agent `name` of [`cluster`], working in `dir/name/work` (started again
+/// on the same directories when called again).
+fn fault_agent(dir: &Path, url: &str, name: &str) -> Proc {
+    let work = dir.join(name);
+    std::fs::create_dir_all(&work).unwrap();
+    let config = work.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "master = {url:?}\nlisten = \"127.0.0.1:0\"\nslots = 2\ncluster-token = {TOKEN:?}\n\
+             work-dir = {:?}\ncache-dir = {:?}\nfetch-timeout = \"300s\"\n",
+            work.join("work"),
+            work.join("artifacts"),
+        ),
+    )
+    .unwrap();
+    let mut c = weft();
+    c.env("WEFT_LOG", "warn,weft_agent::node::service=debug,weft_agent::node::heartbeat=info")
+        .arg("agent")
+        .arg("--config")
+        .arg(config);
+    Proc::spawn(c)
 }
 
 /// Send `signal` (`STOP`, `CONT`) to process `pid`.
@@ -82,13 +83,14 @@ fn slow_count(url: &str, dir: &Path, reduces: &str) -> (String, String, std::pat
     (submit_detached(url, &guest("hostile"), &args), text, out)
 }
 
-/// The first agent other than the driver's to launch a reduce task.
-fn reduce_agent(agents: &[Proc]) -> usize {
+/// The first agent other than the driver's to launch a reduce task of `job`.
+fn reduce_agent(agents: &[Proc], job: &str) -> usize {
     let mut seen = vec![Vec::new(); agents.len()];
     until(60, "an agent running reduce tasks", || {
         launches(agents, &mut seen);
-        let driver = seen.iter().position(|s| s.iter().any(|t| t.contains("/driver#")))?;
-        (0..agents.len()).find(|&i| i != driver && seen[i].iter().any(|t| t.contains("/stage-1/p")))
+        let of = |i: usize, what: &str| seen[i].iter().any(|t| t.starts_with(job) && t.contains(what));
+        let driver = (0..agents.len()).find(|&i| of(i, "/driver#"))?;
+        (0..agents.len()).find(|&i| i != driver && of(i, "/stage-1/p"))
     })
 }
 
@@ -115,7 +117,7 @@ fn an_agent_paused_past_its_loss_in_the_reduce_stage_and_resumed_leaves_the_outp
     let (job, text, out) = slow_count(&url, dir.path(), "4");
     // Pause an agent that runs reduce tasks and not the driver, once the
     // reduce stage runs.
-    let paused = reduce_agent(&agents);
+    let paused = reduce_agent(&agents, &job);
     signal(agents[paused].pid(), "STOP");
     // Past the 1.5 s after which the master declares it lost, and short
     // enough that its reduce attempts, resumed, finish before those that
@@ -136,7 +138,7 @@ fn readers_of_an_agent_paused_for_good_do_not_wait_for_their_fetch_timeout() {
     // lost (5 s); their agents would wait 300 s for a block (the job then
     // outlives the 120 s it is given, as it did before readers were released).
     let (job, text, out) = slow_count(&url, dir.path(), "16");
-    let paused = reduce_agent(&agents);
+    let paused = reduce_agent(&agents, &job);
     signal(agents[paused].pid(), "STOP");
     // Released when the master names the paused agent lost in its heartbeat
     // answers, the readers fail their fetches and run again once its map
@@ -168,4 +170,38 @@ fn a_job_whose_drivers_agent_is_killed_starts_its_driver_again_which_adopts_the_
     let other: Vec<&&String> =
         tasks.iter().filter(|t| !t.contains("/driver#") && !t.contains(".1/")).collect();
     assert!(other.is_empty(), "tasks of an action run again instead of adopted: {other:?}");
+}
+
+#[test]
+fn an_agent_killed_and_started_again_on_its_work_directory_replaces_itself_at_once_and_forgets_ended_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    // Lost after 5 silent seconds: an agent back sooner must not wait for that.
+    let (m, url, mut agents) = cluster(dir.path(), "1s");
+    let names = ["a", "b", "c"];
+    let (job, text, out) = slow_count(&url, dir.path(), "4");
+    let x = reduce_agent(&agents, &job);
+    signal(agents[x].pid(), "KILL");
+    let _ = agents[x].wait(Duration::from_secs(10));
+    agents[x] = fault_agent(dir.path(), &url, names[x]);
+    agents[x].wait_for("serving at", Duration::from_secs(30));
+    // It named its previous id: the master loses that registration now, not
+    // 5 s after the kill, and its attempts run again.
+    m.wait_for("its previous registration is LOST", Duration::from_secs(3));
+    assert_exact(&url, &job, &text, &out);
+
+    // A job that ends while an agent is down leaves its files there until the
+    // agent starts again, which removes them.
+    let out2 = dir.path().join("out2");
+    let input = dir.path().join("in.txt");
+    let args = ["slow-count", input.to_str().unwrap(), out2.to_str().unwrap(), "4"];
+    let job2 = submit_detached(&url, &guest("hostile"), &args);
+    let y = reduce_agent(&agents, &job2);
+    let kept = dir.path().join(names[y]).join("work").join("jobs").join(&job2);
+    assert!(kept.is_dir(), "{} holds the job's files", kept.display());
+    signal(agents[y].pid(), "KILL");
+    assert_exact(&url, &job2, &text, &out2);
+    assert!(kept.is_dir(), "no one removed them while the agent was down");
+    agents[y] = fault_agent(dir.path(), &url, names[y]);
+    agents[y].wait_for("weft.agent.ended_job.removed", Duration::from_secs(30));
+    assert!(!kept.exists(), "{} removed", kept.display());
 }

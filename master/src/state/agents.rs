@@ -220,10 +220,6 @@ impl Agents {
         let mut unpaused = Vec::new();
         for a in self.agents.values_mut().filter(|a| !a.lost) {
             if now.saturating_duration_since(a.last_seen) > limit {
-                a.lost = true;
-                self.totals.0 =
-                    self.totals.0.saturating_sub(u64::from(a.resources.slots + a.resources.queue));
-                self.totals.1 = self.totals.1.saturating_sub(a.resources.memory);
                 lost.push(a.id);
             } else if a.paused_until.is_some_and(|t| t <= now) {
                 a.paused_until = None;
@@ -231,6 +227,9 @@ impl Agents {
             }
         }
         lost.sort();
+        for id in &lost {
+            self.mark_lost(*id);
+        }
         for id in lost.iter().chain(&unpaused) {
             self.reindex(*id, now);
         }
@@ -238,6 +237,25 @@ impl Agents {
             self.remeasure();
         }
         lost
+    }
+
+    /// Declare live agent `id` lost now (it registered again, naming it as
+    /// its previous id: what ran under it is gone); `false` if it was not live.
+    pub fn lose(&mut self, id: AgentId, now: Instant) -> bool {
+        if !self.is_live(id) {
+            return false;
+        }
+        self.mark_lost(id);
+        self.reindex(id, now);
+        self.remeasure();
+        true
+    }
+
+    fn mark_lost(&mut self, id: AgentId) {
+        let Some(a) = self.agents.get_mut(&id) else { return };
+        a.lost = true;
+        self.totals.0 = self.totals.0.saturating_sub(u64::from(a.resources.slots + a.resources.queue));
+        self.totals.1 = self.totals.1.saturating_sub(a.resources.memory);
     }
 
     /// Note a live agent's memory report (nothing the placement reads).
