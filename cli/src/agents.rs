@@ -67,7 +67,7 @@ pub async fn agents(a: AgentsArgs) -> Result<u8> {
                 serde_json::json!({
                     "agent": name(s.agent.as_ref()),
                     "address": s.address, "slots": res.slots, "queue": res.queue, "memory_bytes": res.memory_bytes,
-                    "running": s.running, "drivers": s.drivers,
+                    "running": s.running, "drivers": s.drivers, "excluded_for_ms": s.excluded_for_ms,
                     "memory": {
                         "budget_bytes": m.budget_bytes, "held_bytes": m.held_bytes,
                         "resident_bytes": m.resident_bytes, "peak_resident_bytes": m.peak_resident_bytes,
@@ -115,6 +115,12 @@ pub async fn agents(a: AgentsArgs) -> Result<u8> {
         }
         for r in &s.reservations {
             println!("    reserved for {}", describe(r));
+        }
+        if s.excluded_for_ms > 0 {
+            println!(
+                "    EXCLUDED for {} more: its tasks kept failing for the host's reasons (see its log)",
+                humantime::format_duration(std::time::Duration::from_secs(s.excluded_for_ms.div_ceil(1000)))
+            );
         }
     }
     Ok(0)

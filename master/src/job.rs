@@ -27,7 +27,13 @@
 //!   again, as Spark recomputes lost shuffle output from lineage.
 //! - A **fetch failure** (a reduce task could not read a map output, the typed
 //!   end [`EndReason::FetchFailed`]) marks that output lost, re-runs its map
-//!   task, then the reduce task.
+//!   task, then the reduce task. It is not a failure of the reading task, but
+//!   a stage whose tasks find a map output they read lost
+//!   [`MAX_STAGE_ATTEMPTS`] times over (outputs lost again each time they are
+//!   computed: a block corrupt as written, a disk that eats them) fails the
+//!   job, as Spark's `spark.stage.maxConsecutiveAttempts`, instead of looping.
+//!   Outputs a lost agent took are lost with it, not found by fetches, and do
+//!   not count.
 //! - Map outputs **outlive the action**: a later action of the same submitted job
 //!   [adopts](JobRun::adopt) the map outputs of shuffles it shares with earlier
 //!   ones, and their map tasks do not run again (Spark's skipped stages).
@@ -51,6 +57,10 @@ use weft_core::task::{BlockSizes, TaskKey, TaskState};
 /// input costs a pass over every map output for every reduce task, and spread
 /// over that many map tasks the input rarely sits on so few agents.
 pub const PREF_MAP_THRESHOLD: usize = 1000;
+
+/// How many times a stage may find map outputs it reads lost (each time
+/// recomputing them) before its job fails.
+pub const MAX_STAGE_ATTEMPTS: u32 = 4;
 
 /// Where a job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +205,8 @@ pub struct JobRun {
     locality_wait: Duration,
     /// Per stage, whether it is cut from its parents (see [`cut_at_kept`](Self::cut_at_kept)).
     cut: Vec<bool>,
+    /// Per stage, how many map outputs its tasks found lost (see [`MAX_STAGE_ATTEMPTS`]).
+    fetch_losses: Vec<u32>,
 }
 
 impl JobRun {
@@ -211,6 +223,7 @@ impl JobRun {
         let pending = graph.stages.iter().map(|s| (0..s.tasks.len() as u32).collect()).collect();
         let counts = vec![StageCounts::default(); graph.stages.len()];
         let cut = vec![false; graph.stages.len()];
+        let fetch_losses = vec![0; graph.stages.len()];
         let mut map_outputs = BTreeMap::new();
         let mut missing = BTreeMap::new();
         for s in &graph.stages {
@@ -235,6 +248,7 @@ impl JobRun {
             state,
             locality_wait: DEFAULT_LOCALITY_WAIT,
             cut,
+            fetch_losses,
         }
     }
 
@@ -639,8 +653,26 @@ impl JobRun {
                     self.state = JobState::Succeeded;
                 }
             }
-            Outcome::Failed(EndReason::FetchFailed { shuffle, map, .. }) => {
+            Outcome::Failed(EndReason::FetchFailed { shuffle, map, message }) => {
                 self.set_slot(i, p, Slot::Pending);
+                // Counted once per output lost: readers that find it gone
+                // after the first are the same loss.
+                let present = self
+                    .map_outputs
+                    .get(&shuffle)
+                    .and_then(|o| o.get(map as usize))
+                    .is_some_and(Option::is_some);
+                if present {
+                    self.fetch_losses[i] += 1;
+                    if self.fetch_losses[i] >= MAX_STAGE_ATTEMPTS {
+                        self.state = JobState::Failed(format!(
+                            "{} stage {}: map outputs it reads were lost {} times, each computed again \
+                             (last: map output {map} of shuffle {}, {message}); giving up instead of \
+                             computing them for ever",
+                            self.action, self.graph.stages[i].id.0, self.fetch_losses[i], shuffle.0
+                        ));
+                    }
+                }
                 self.lose_map_output(shuffle, map);
             }
             // The partition was not kept after all: the caller forgot it, so

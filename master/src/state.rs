@@ -24,7 +24,7 @@ mod jobs;
 mod order;
 mod pools;
 
-pub use agents::{Agent, AgentMemory, Agents, Resources};
+pub use agents::{Agent, AgentMemory, Agents, EXCLUDE_AFTER, EXCLUDE_FOR, EXCLUDE_WINDOW, Resources};
 pub use jobs::{ActRecord, Job, JobPhase, JobSpec, JobView, StageView};
 pub use pools::{Pool, Reservation};
 
@@ -956,6 +956,12 @@ impl Core {
         }
         if !end.log.is_empty() {
             tracing::debug!(task = %key, log = %end.log, "task log");
+        }
+        if matches!(end.end, EndReason::HostError { .. }) && self.agents.task_failed(agent, now) {
+            tracing::warn!(
+                %agent, failures = agents::EXCLUDE_AFTER, within = ?agents::EXCLUDE_WINDOW, "agent EXCLUDED for {:?}: its tasks keep failing",
+                agents::EXCLUDE_FOR
+            );
         }
         let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) else { return };
         self.changed.insert(key.job());

@@ -419,3 +419,29 @@ fn a_cut_stage_put_back_behind_its_parents_waits_for_them() {
     assert!(run.on_outcome(&key, Outcome::Interrupted(TaskState::Lost)));
     assert_eq!(run.ready(), [(StageId(0), 0), (StageId(0), 1)], "the map stage runs, then the reduce");
 }
+
+#[test]
+fn a_stage_whose_map_outputs_are_lost_again_and_again_fails_its_job_instead_of_looping() {
+    let mut run = word_count();
+    let sh = shuffle(&run);
+    let mut maps = launch_all(&mut run, A);
+    for round in 1..=MAX_STAGE_ATTEMPTS {
+        for m in &maps {
+            finish(&mut run, m, b"");
+        }
+        // Every reduce task finds map output 1 lost (corrupt as written):
+        // one loss, however many readers report it.
+        let reduces = launch_all(&mut run, B);
+        assert_eq!(reduces.len(), 3);
+        for r in &reduces {
+            run.on_outcome(r, fetch_failed(sh, 1));
+        }
+        if round < MAX_STAGE_ATTEMPTS {
+            assert_eq!(run.state(), &JobState::Running, "round {round}");
+            assert_eq!(run.ready(), [(StageId(0), 1)], "map 1 runs again");
+            maps = launch_all(&mut run, A);
+        }
+    }
+    let JobState::Failed(message) = run.state() else { panic!("{:?}", run.state()) };
+    assert!(message.contains("lost 4 times") && message.contains("peer gone"), "{message}");
+}

@@ -70,6 +70,10 @@ impl Shared {
                 reservations: reservations.iter().map(|(role, r)| reservation(role, r)).collect(),
                 running: a.running,
                 drivers: a.drivers,
+                excluded_for_ms: a.excluded_until.map_or(0, |t| {
+                    u64::try_from(t.saturating_duration_since(std::time::Instant::now()).as_millis())
+                        .unwrap_or(u64::MAX)
+                }),
                 memory: Some(v1::AgentMemory {
                     budget_bytes: a.resources.memory,
                     held_bytes: a.memory.held,

@@ -61,6 +61,11 @@ pub struct Agent {
     pub held: bool,
     /// The next pause, doubled at each refusal in a row.
     backoff: Duration,
+    /// When its tasks failed for the host's reasons lately (within
+    /// [`EXCLUDE_WINDOW`]).
+    failures: std::collections::VecDeque<Instant>,
+    /// Offered nothing before this instant: its tasks kept failing.
+    pub excluded_until: Option<Instant>,
     /// Its memory as its last heartbeat reported it.
     pub memory: AgentMemory,
 }
@@ -94,6 +99,14 @@ impl Agent {
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest pause.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Host failures of an agent's tasks within [`EXCLUDE_WINDOW`] that exclude
+/// it (Spark's `excludeOnFailure`, which counts 2 per executor).
+pub const EXCLUDE_AFTER: usize = 3;
+/// How far back an agent's task failures count.
+pub const EXCLUDE_WINDOW: Duration = Duration::from_secs(600);
+/// How long an excluded agent is offered nothing.
+pub const EXCLUDE_FOR: Duration = Duration::from_secs(300);
 
 /// Every agent, and the free places and memory of the live ones.
 #[derive(Debug)]
@@ -185,6 +198,8 @@ impl Agents {
             paused_until: None,
             held: false,
             backoff: FIRST_BACKOFF,
+            failures: std::collections::VecDeque::new(),
+            excluded_until: None,
             memory: AgentMemory::default(),
         };
         self.totals.0 += u64::from(resources.slots + resources.queue);
@@ -442,10 +457,34 @@ impl Agents {
     pub fn pause(&mut self, id: AgentId, now: Instant) {
         if let Some(a) = self.agents.get_mut(&id) {
             let jitter = a.backoff.mul_f64(fastrand::f64() * 0.5);
-            a.paused_until = Some(now + a.backoff + jitter);
+            // A pause never shortens an exclusion.
+            a.paused_until = Some((now + a.backoff + jitter).max(a.excluded_until.unwrap_or(now)));
             a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
         }
         self.reindex(id, now);
+    }
+
+    /// A task on `id` failed for the host's reasons (not its guest's, not a
+    /// peer's): after [`EXCLUDE_AFTER`] such failures within
+    /// [`EXCLUDE_WINDOW`] it is offered nothing for [`EXCLUDE_FOR`], unless
+    /// every other live agent is excluded too (the cluster would stop).
+    /// Whether this excluded it.
+    pub fn task_failed(&mut self, id: AgentId, now: Instant) -> bool {
+        let others =
+            self.agents.values().any(|a| a.id != id && !a.lost && a.excluded_until.is_none_or(|t| t <= now));
+        let Some(a) = self.agents.get_mut(&id).filter(|a| !a.lost) else { return false };
+        a.failures.push_back(now);
+        while a.failures.front().is_some_and(|t| now.saturating_duration_since(*t) > EXCLUDE_WINDOW) {
+            a.failures.pop_front();
+        }
+        if a.failures.len() < EXCLUDE_AFTER || !others || a.excluded_until.is_some_and(|t| t > now) {
+            return false;
+        }
+        a.failures.clear();
+        a.excluded_until = Some(now + EXCLUDE_FOR);
+        a.paused_until = a.excluded_until;
+        self.reindex(id, now);
+        true
     }
 
     /// A driver was placed on (`+1`) or left (`-1`) agent `id`.

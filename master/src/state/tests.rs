@@ -966,3 +966,52 @@ fn a_lost_agents_driver_starts_again_elsewhere_while_its_action_goes_on_until_no
     assert_eq!((view.phase, view.driver_restarts), (JobPhase::Failed, 0));
     assert!(!view.message.contains("started"), "{}", view.message);
 }
+
+#[test]
+fn an_agent_whose_tasks_keep_failing_for_the_hosts_reasons_is_excluded_for_a_while() {
+    let (mut c, t0) = core();
+    let a = c.register_agent("a:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
+    let b = c.register_agent("b:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
+    let job = c.submit_job(JobSpec { max_task_attempts: 10, ..spec() });
+    let (ctx, graph) = count(&c, job, 20);
+    c.run_action(ctx, graph);
+    c.schedule(t0);
+    let placed = launches(&c.take_effects());
+    let on = |agent: AgentId| -> Vec<TaskKey> {
+        placed
+            .iter()
+            .filter(|(to, _)| *to == agent)
+            .flat_map(|(_, k)| k.iter().filter(|k| !k.is_driver()))
+            .copied()
+            .collect()
+    };
+    let (on_a, on_b) = (on(a), on(b));
+    assert!(on_a.len() >= 3 && on_b.len() >= 3, "{placed:?}");
+    let host =
+        |key: TaskKey| TaskEnd { end: EndReason::HostError { message: "disk full".into() }, ..finished(key) };
+    let excluded = |c: &Core, agent| c.agents.get(agent).unwrap().excluded_until.is_some();
+    // Two host failures are not enough; the third excludes the agent.
+    assert!(c.task_ends(a, vec![host(on_a[0]), host(on_a[1])], t0));
+    assert!(!excluded(&c, a));
+    assert!(c.task_ends(a, vec![host(on_a[2])], t0));
+    assert_eq!(c.agents.get(a).unwrap().excluded_until, Some(t0 + agents::EXCLUDE_FOR));
+    // Nothing is placed on it while it is excluded, drivers included.
+    for k in &on_b {
+        assert!(c.task_ends(b, vec![finished(*k)], t0));
+    }
+    c.schedule(t0);
+    let next = launches(&c.take_effects());
+    assert!(!next.is_empty() && next.iter().all(|(to, _)| *to == b), "{next:?}");
+    // The last agent not excluded is never excluded: the cluster would stop.
+    let on_b: Vec<TaskKey> = next.iter().flat_map(|(_, k)| k.iter().copied()).collect();
+    assert!(c.task_ends(b, on_b.iter().take(3).map(|k| host(*k)).collect(), t0));
+    assert!(!excluded(&c, b));
+    // Once its exclusion is over, it is offered tasks again.
+    let t1 = t0 + agents::EXCLUDE_FOR + Duration::from_secs(1);
+    for agent in [a, b] {
+        assert!(c.heartbeat(agent, t1));
+    }
+    c.tick(t1);
+    c.schedule(t1);
+    assert!(launches(&c.take_effects()).iter().any(|(to, _)| *to == a), "a runs tasks again");
+}
