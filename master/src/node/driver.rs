@@ -146,7 +146,12 @@ impl Shared {
                         let kept = record(asked, &answer);
                         let _ = shared.core.call(move |c| c.record_act(job, seq, kept)).await;
                         tx.send_replace(Some(answer));
-                        acts.0.lock().await.remove(&(job, seq));
+                        // Unless a driver asking something else under this
+                        // number has replaced the entry meanwhile.
+                        let mut running = acts.0.lock().await;
+                        if running.get(&(job, seq)).is_some_and(|(a, _)| *a == asked) {
+                            running.remove(&(job, seq));
+                        }
                     });
                     rx
                 }
