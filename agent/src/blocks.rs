@@ -67,6 +67,6 @@ mod tables;
 pub use cache::{CacheError, CacheKey, CacheStore, Kept};
 pub use keys::JobKeys;
 pub use remote::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, PeerChannels, RemoteError, RemoteFetcher};
-pub use service::{BlockService, CHUNK, serve_blocks, status};
+pub use service::{BlockService, CHUNK, forget_job, serve_blocks, status};
 pub use store::{BlockStore, InvalidJobId, JobId, MAX_JOB_ID_LEN, MapFiles, StoreError, StoredBlock};
 pub use tables::MapTables;

@@ -368,9 +368,11 @@ fn summary(s: &JobStatus) -> String {
         out.push_str(&format!(" (fuel budget {})", s.fuel_budget));
     }
     if s.driver_restarts > 0 {
-        let times = if s.driver_restarts == 1 { "once" } else { "times" };
-        let n = if s.driver_restarts == 1 { String::new() } else { format!("{} ", s.driver_restarts) };
-        out.push_str(&format!("\n  driver restarted {n}{times} after its agent was lost"));
+        let times = match s.driver_restarts {
+            1 => "once".to_string(),
+            n => format!("{n} times"),
+        };
+        out.push_str(&format!("\n  driver restarted {times} after its agent was lost"));
     }
     out
 }

@@ -448,14 +448,10 @@ impl Core {
     }
 
     fn end_driver(&mut self, job: JobId, end: EndReason, log: String) {
-        let claim = self.driver_claim(job);
-        let Some(j) = self.jobs.get_mut(&job) else { return };
-        if let DriverSlot::Running(agent) = j.driver {
-            self.agents.drivers(agent, false);
-            if let Some(claim) = claim {
-                self.shares.end(ActionId::driver(job), claim);
-            }
+        if let Some(DriverSlot::Running(agent)) = self.jobs.get(&job).map(|j| j.driver) {
+            self.release_driver(job, agent);
         }
+        let Some(j) = self.jobs.get_mut(&job) else { return };
         j.driver = DriverSlot::Ended;
         j.driver_log = log;
         if j.phase == JobPhase::Running {
@@ -894,7 +890,6 @@ impl Core {
     /// (map outputs, kept partitions, committed output), as the answers of
     /// those that ended.
     fn driver_lost(&mut self, job: JobId, agent: AgentId, why: String) {
-        let claim = self.driver_claim(job);
         let Some(j) = self.jobs.get_mut(&job) else { return };
         if j.driver != DriverSlot::Running(agent) {
             return;
@@ -911,11 +906,17 @@ impl Core {
         j.driver_attempt += 1;
         j.driver = DriverSlot::Pending;
         tracing::warn!(%job, restart = j.driver_restarts, of = j.spec.driver_restarts, %why, "driver restarted");
+        self.release_driver(job, agent);
+        self.changed.insert(job);
+    }
+
+    /// The running driver of `job` left `agent`: its driver slot there and
+    /// its claim on its tenant's share are free again.
+    fn release_driver(&mut self, job: JobId, agent: AgentId) {
         self.agents.drivers(agent, false);
-        if let Some(claim) = claim {
+        if let Some(claim) = self.driver_claim(job) {
             self.shares.end(ActionId::driver(job), claim);
         }
-        self.changed.insert(job);
     }
 
     /// Task attempts on `agent` ended; `false` when the agent is unknown (it
@@ -1098,10 +1099,7 @@ impl Core {
         {
             j.driver = DriverSlot::Pending;
             j.driver_attempt += 1;
-            self.agents.drivers(agent, false);
-            if let Some(claim) = self.driver_claim(key.job()) {
-                self.shares.end(ActionId::driver(key.job()), claim);
-            }
+            self.release_driver(key.job(), agent);
         }
     }
 

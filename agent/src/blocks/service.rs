@@ -186,21 +186,38 @@ impl Blocks for BlockService {
             tracing::info!(job_id = %job, %dataset, removed, "weft.agent.cache.unpersist");
             return Ok(Response::new(RemoveJobResponse { removed: removed > 0 }));
         }
-        if let Some(cache) = &self.cache {
-            let cache = cache.clone();
-            let _ = tokio::task::spawn_blocking(move || cache.remove(id, None)).await;
-        }
-        self.tables.remove_job(job.as_str());
-        self.keys.remove(id);
-        let store = self.store.clone();
-        let removed_job = job.clone();
-        let removed = tokio::task::spawn_blocking(move || store.remove_job(&removed_job))
-            .await
-            .map_err(|e| Status::internal(format!("remove task failed: {e}")))?
-            .map_err(|e| status(&e))?;
+        let (store, tables, cache, keys) =
+            (self.store.clone(), self.tables.clone(), self.cache.clone(), self.keys.clone());
+        let removed =
+            tokio::task::spawn_blocking(move || forget_job(&store, &tables, cache.as_ref(), &keys, id))
+                .await
+                .map_err(|e| Status::internal(format!("remove task failed: {e}")))?
+                .map_err(|e| status(&e))?;
         tracing::info!(job_id = %job, removed, "weft.agent.blocks.remove_job");
         Ok(Response::new(RemoveJobResponse { removed }))
     }
+}
+
+/// Forget everything an agent keeps for job `id`: its persisted partitions,
+/// map-output tables, capability and files (`<work>/jobs/<job>`). Blocking
+/// (disk). Whether its directory existed.
+///
+/// # Errors
+/// Its directory could not be removed.
+pub fn forget_job(
+    store: &BlockStore,
+    tables: &MapTables,
+    cache: Option<&CacheStore>,
+    keys: &JobKeys,
+    id: CoreJobId,
+) -> Result<bool, StoreError> {
+    if let Some(Err(e)) = cache.map(|c| c.remove(id, None)) {
+        tracing::warn!(error = %e, job_id = %id, "weft.agent.cache.remove_failed");
+    }
+    let job = JobId::from(id);
+    tables.remove_job(job.as_str());
+    keys.remove(id);
+    store.remove_job(&job)
 }
 
 /// Cut a stored block into chunks of at most [`CHUNK`] bytes: the first

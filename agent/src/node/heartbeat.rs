@@ -16,6 +16,7 @@
 
 use super::Shared;
 use super::report::Registered;
+use crate::blocks::forget_job;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -144,12 +145,7 @@ pub(crate) async fn forget_ended(shared: Arc<Shared>, registered: Registered) {
         }
         let mut removed = Vec::new();
         for job in jobs.into_iter().filter(|j| registered.ended(*j)) {
-            if let Err(e) = shared.cache.remove(job, None) {
-                tracing::warn!(error = %e, job_id = %job, "weft.agent.ended_job.remove_failed");
-            }
-            shared.tables.remove_job(&job.to_string());
-            shared.keys.remove(job);
-            match shared.blocks.remove_job(&job.into()) {
+            match forget_job(&shared.blocks, &shared.tables, Some(&shared.cache), &shared.keys, job) {
                 Ok(_) => removed.push(job),
                 Err(e) => tracing::warn!(error = %e, job_id = %job, "weft.agent.ended_job.remove_failed"),
             }

@@ -887,6 +887,11 @@ fn placed_again(c: &Core, keys: &[TaskKey]) -> Vec<(AgentId, TaskKey)> {
     keys.iter().map(|k| (c.running[k].agent, *k)).collect()
 }
 
+/// Register an agent of 4 slots at `address`.
+fn agent4(c: &mut Core, address: &str, now: Instant) -> AgentId {
+    c.register_agent(address.into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), now)
+}
+
 /// The agent the last scheduling round placed `job`'s driver on, with its key.
 fn driver_placed(effects: &[Effect], job: JobId) -> (AgentId, TaskKey) {
     launches(effects)
@@ -900,8 +905,7 @@ fn driver_placed(effects: &[Effect], job: JobId) -> (AgentId, TaskKey) {
 #[test]
 fn a_lost_agents_driver_starts_again_elsewhere_while_its_action_goes_on_until_no_restart_is_left() {
     let (mut c, t0) = core();
-    let a = c.register_agent("a:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
-    let b = c.register_agent("b:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
+    let (a, b) = (agent4(&mut c, "a:1", t0), agent4(&mut c, "b:1", t0));
     let job = c.submit_job(JobSpec { driver_restarts: 1, ..spec() });
     c.schedule(t0);
     let (first, key) = driver_placed(&c.take_effects(), job);
@@ -946,8 +950,7 @@ fn a_lost_agents_driver_starts_again_elsewhere_while_its_action_goes_on_until_no
 
     // Lost again with no restart left: the job fails, saying so.
     let t2 = t1 + Duration::from_secs(4);
-    let c_agent =
-        c.register_agent("c:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t2);
+    let c_agent = agent4(&mut c, "c:1", t2);
     c.tick(t2);
     let view = c.view(job).unwrap();
     assert_eq!(view.phase, JobPhase::Failed);
@@ -970,8 +973,7 @@ fn a_lost_agents_driver_starts_again_elsewhere_while_its_action_goes_on_until_no
 #[test]
 fn an_agent_whose_tasks_keep_failing_for_the_hosts_reasons_is_excluded_for_a_while() {
     let (mut c, t0) = core();
-    let a = c.register_agent("a:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
-    let b = c.register_agent("b:1".into(), Resources { slots: 4, memory: 0, queue: 0 }, BTreeMap::new(), t0);
+    let (a, b) = (agent4(&mut c, "a:1", t0), agent4(&mut c, "b:1", t0));
     let job = c.submit_job(JobSpec { max_task_attempts: 10, ..spec() });
     let (ctx, graph) = count(&c, job, 20);
     c.run_action(ctx, graph);
