@@ -77,6 +77,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
 use weft_core::artifact::{ArtifactCache, ArtifactError, CacheConfig};
+use weft_core::ids::Incarnation;
 use weft_core::proto::auth::Credentials;
 use weft_core::proto::v1::TaskRef;
 use weft_core::task::TaskKey;
@@ -218,7 +219,8 @@ struct Shared {
     /// Drivers are counted apart from task slots (as the master places them):
     /// at most `slots` at once.
     driver_slots: Arc<Semaphore>,
-    tasks: Mutex<HashMap<TaskKey, watch::Sender<bool>>>,
+    /// Accepted attempts: their kill switch, and the master run that sent them.
+    tasks: Mutex<HashMap<TaskKey, (watch::Sender<bool>, Incarnation)>>,
     shutdown: broadcast::Sender<()>,
     stopping: AtomicBool,
 }
@@ -237,7 +239,7 @@ impl Shared {
         taken(&self.admitted, slots + queue) > taken(&self.slots, slots)
     }
 
-    fn running(&self) -> MutexGuard<'_, HashMap<TaskKey, watch::Sender<bool>>> {
+    fn running(&self) -> MutexGuard<'_, HashMap<TaskKey, (watch::Sender<bool>, Incarnation)>> {
         self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -258,7 +260,7 @@ impl Shared {
         if !self.stopping.swap(true, Ordering::SeqCst) {
             let _ = self.shutdown.send(());
         }
-        for kill in self.running().values() {
+        for (kill, _) in self.running().values() {
             kill.send_replace(true);
         }
     }

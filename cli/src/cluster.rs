@@ -159,6 +159,8 @@ pub async fn local(a: LocalArgs) -> Result<u8> {
     let master = MasterNode::start(MasterConfig {
         listen: "127.0.0.1:0".parse()?,
         data_dir: a.dir.join("master"),
+        // One job, in this process: nothing to go on with after it.
+        ephemeral: true,
         max_result_size: a.max_result_size,
         grants: local_grants(&a.args)?,
         // The master's and agents' own files, even under the working directory.

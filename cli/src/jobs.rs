@@ -46,9 +46,16 @@ pub struct MasterArgs {
     grants: Vec<Grant>,
     #[command(flatten)]
     tls: TlsArgs,
-    /// Directory for the master's artifact store.
+    /// Directory for the master's artifact store and its state store
+    /// (`state.redb`: jobs, their drivers' progress, usage records). A master
+    /// started again on it, after a crash or `kill -9` too, goes on with the
+    /// jobs that were running and still shows those that ended.
     #[arg(long, default_value = ".weft/master")]
     data_dir: PathBuf,
+    /// Keep no state on disk: a restarted master starts empty and the jobs
+    /// that were running are lost.
+    #[arg(long)]
+    ephemeral: bool,
     /// The most a `collect` or `take` may return to its driver, e.g. `2GiB`
     /// (larger results fail their action: write them with save_as_text_file).
     #[arg(long, default_value = "2GiB")]
@@ -87,6 +94,7 @@ pub async fn master(args: MasterArgs) -> Result<()> {
             grants: args.grants,
             tls: args.tls.config(),
             data_dir: args.data_dir,
+            ephemeral: args.ephemeral,
             max_result_size: args.max_result_size,
             job_deadline: args.job_deadline,
             heartbeat_interval: args.heartbeat_interval,
@@ -309,6 +317,53 @@ pub async fn channel(master: &str, ca: Option<&std::path::Path>) -> Result<Chann
 
 type Jobs = JobsClient<InterceptedService<Channel, Credentials>>;
 
+/// How long a client waiting for a job waits for a master that went away
+/// (it restarts, and goes on with its jobs) before it gives up.
+const MASTER_GONE_FOR: Duration = Duration::from_secs(120);
+
+/// Whether a call failed because the master went away (a restart), not
+/// because it answered no.
+fn master_gone(status: &tonic::Status) -> bool {
+    matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled)
+}
+
+/// Follow `job` again once the master is back, for up to
+/// [`MASTER_GONE_FOR`]; the job goes on without the client meanwhile.
+async fn rewatch(
+    client: &ClientArgs,
+    job: v1::JobRef,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<(Jobs, tonic::Streaming<v1::JobStatus>)> {
+    let note =
+        "the master is unreachable: waiting for it to come back (the job goes on; Ctrl-C stops waiting)";
+    match bar {
+        Some(bar) => bar.set_message(note),
+        None => tracing::warn!("{note}"),
+    }
+    let deadline = tokio::time::Instant::now() + MASTER_GONE_FOR;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let attempt = async {
+            let mut c = jobs(client).await?;
+            let stream = c.watch(StatusRequest { job: Some(job) }).await?.into_inner();
+            anyhow::Ok((c, stream))
+        };
+        match attempt.await {
+            Ok(again) => return Ok(again),
+            // It is back, and answered no (a master that keeps no state forgot the job).
+            Err(e) if e.downcast_ref::<tonic::Status>().is_some_and(|s| !master_gone(s)) => return Err(e),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(e.context(format!(
+                    "the master did not come back within {}s; `weft status {}` tells how the job stands once it does",
+                    MASTER_GONE_FOR.as_secs(),
+                    job_name(Some(&job))
+                )));
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 pub(crate) async fn jobs(client: &ClientArgs) -> Result<Jobs> {
     let channel = channel(&client.master, client.tls_ca.as_deref()).await?;
     Ok(JobsClient::with_interceptor(channel, Credentials::new(&client.token)?))
@@ -450,8 +505,19 @@ pub async fn submit(a: SubmitArgs) -> Result<u8> {
         let status = match next {
             Ok(Ok(Some(status))) => status,
             Ok(Ok(None)) => break,
+            Ok(Err(e)) if master_gone(&e) => {
+                (c, stream) = rewatch(&a.client, job, bar.as_ref()).await?;
+                continue;
+            }
             Ok(Err(e)) => return Err(anyhow::anyhow!("{}", e.message())),
-            Err(_) => c.status(StatusRequest { job: Some(job) }).await?.into_inner(),
+            Err(_) => match c.status(StatusRequest { job: Some(job) }).await {
+                Ok(status) => status.into_inner(),
+                Err(e) if master_gone(&e) => {
+                    (c, stream) = rewatch(&a.client, job, bar.as_ref()).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            },
         };
         if let Some(bar) = &bar {
             let tasks: u32 = status.stages.iter().map(|s| s.tasks).sum();

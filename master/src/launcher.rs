@@ -154,6 +154,7 @@ impl Launcher for GrpcLauncher {
         let request = LaunchTasksRequest {
             artifact_source: self.advertised.clone(),
             master: self.advertised.clone(),
+            master_run: agent.incarnation.0,
             tasks: tasks.iter().filter(sent).map(Into::into).collect(),
             tables: tables.iter().map(|t| (&**t).into()).collect(),
             access: access

@@ -21,6 +21,8 @@
 //!   (tenant, ids, agent, times, end label, metering); every total the
 //!   master reports is a sum of its records, and fuel budgets and tenant
 //!   fuel quotas are read from it.
+//! - [`persist`]: the state store (redb) that lets a killed master start
+//!   again where it stopped: jobs, their drivers' progress and the ledger.
 //! - [`node`]: the master process: `Master`, `Artifacts`, `Jobs` and `Driver`
 //!   on one port, whose handlers only send commands to the loop that owns
 //!   the core and carries out its effects ([`launcher`]: the calls to agents).
@@ -34,6 +36,7 @@ pub mod launch;
 pub mod launcher;
 pub mod ledger;
 pub mod node;
+pub mod persist;
 pub(crate) mod service;
 pub mod state;
 pub mod tenants;

@@ -56,8 +56,11 @@ pub struct MasterConfig {
     /// Directories no job may reach under any grant, besides the master's
     /// own data directory and tenants file.
     pub protected: Vec<PathBuf>,
-    /// Where the artifact store lives.
+    /// Where the artifact store and the state store (`state.redb`) live.
     pub data_dir: PathBuf,
+    /// Keep no state on disk: a restarted master starts empty, and its
+    /// running jobs are lost (for `weft local` and tests).
+    pub ephemeral: bool,
     /// How often agents heartbeat.
     #[serde(with = "humantime_serde_compat")]
     pub heartbeat_interval: Duration,
@@ -114,6 +117,7 @@ impl Default for MasterConfig {
             grants: Vec::new(),
             protected: Vec::new(),
             data_dir: PathBuf::from(".weft/master"),
+            ephemeral: false,
             heartbeat_interval: Duration::from_secs(1),
             lost_after: 5,
             max_task_attempts: 4,
@@ -275,6 +279,9 @@ pub enum StartError {
     /// The server refused its TLS settings.
     #[error("TLS: {0}")]
     Transport(String),
+    /// The state store cannot be opened or read.
+    #[error(transparent)]
+    State(#[from] crate::persist::StoreError),
 }
 
 /// A running master.
@@ -294,6 +301,9 @@ pub struct MasterHandle {
     tenants: Arc<TenantsCell>,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    /// The core loop: it commits what is left and closes the state store at
+    /// the stop signal.
+    core_loop: tokio::task::JoinHandle<()>,
 }
 
 impl MasterHandle {
@@ -322,6 +332,8 @@ impl MasterHandle {
             tracing::warn!("calls still open after {SHUTDOWN_GRACE:?}: dropped");
             abort.abort();
         }
+        // A master started again on the data directory finds the store closed.
+        let _ = self.core_loop.await;
     }
 }
 
@@ -377,7 +389,22 @@ impl MasterNode {
         let credentials =
             Credentials::new(&config.cluster_token).map_err(|s| StartError::Token(s.message().into()))?;
 
-        let incarnation = weft_core::ids::Incarnation::fresh();
+        // A master that keeps its state takes back what earlier runs kept,
+        // and a run number none of them had.
+        let (state_store, incarnation, restored) = if config.ephemeral {
+            (None, weft_core::ids::Incarnation::fresh(), None)
+        } else {
+            let path = config.data_dir.join(crate::persist::FILE);
+            let opened = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || crate::persist::StateStore::open(&path)).await
+            };
+            let (store, incarnation, restored) = opened.map_err(|e| crate::persist::StoreError {
+                path,
+                message: format!("opening it stopped: {e}"),
+            })??;
+            (Some(store), incarnation, Some(restored))
+        };
         let core_config = CoreConfig {
             heartbeat_interval: config.heartbeat_interval,
             lost_after: config.lost_after,
@@ -395,7 +422,15 @@ impl MasterNode {
         let mut state = Core::new(incarnation, &core_config);
         state.configure(tenants.get().sharing().clone());
         state.set_fuel_quotas(tenants.get().fuel_quotas().clone(), std::time::Instant::now());
-        let core = core::start(state, launcher, store.clone(), tick);
+        if let Some(restored) = restored {
+            let (runs, jobs) = (restored.runs, restored.jobs.len());
+            let now = tenants.get();
+            state.restore(restored, |tenant| Arc::new(now.policy(tenant).s3().clone()));
+            tracing::info!(runs, jobs, "weft.master.state_store.restored");
+        }
+        let (stop, mut stopped) = watch::channel(false);
+        let (core, core_loop) =
+            core::start(state, launcher, store.clone(), state_store, tick, stop.subscribe());
         let _ = tenants.core.set(core.clone());
         let master = MasterService::new(core.clone(), &config.cluster_token);
         let (cluster_token, client_token) =
@@ -411,7 +446,6 @@ impl MasterNode {
             fetches: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_FETCHES)),
             acts: driver::RunningActs::default(),
         };
-        let (stop, mut stopped) = watch::channel(false);
         tokio::spawn(Arc::clone(&tenants).watch(stop.subscribe()));
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = server_tls {
@@ -444,6 +478,7 @@ impl MasterNode {
             tenants,
             stop,
             server,
+            core_loop,
         })
     }
 }

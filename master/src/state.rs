@@ -209,6 +209,8 @@ pub struct Core {
     shares: Shares,
     effects: Vec<Effect>,
     changed: BTreeSet<JobId>,
+    /// Jobs changed in a way the state store must keep.
+    durable: BTreeSet<JobId>,
     max_result_size: u64,
     locality_wait: Duration,
     /// How many live jobs use each block of driver traffic.
@@ -232,10 +234,11 @@ impl Core {
             shares: Shares::default(),
             effects: Vec::new(),
             changed: BTreeSet::new(),
+            durable: BTreeSet::new(),
             max_result_size: config.max_result_size,
             locality_wait: config.locality_wait,
             blocks: HashMap::new(),
-            ledger: Ledger::new(incarnation),
+            ledger: Ledger::new(),
         }
     }
 
@@ -254,6 +257,54 @@ impl Core {
         std::mem::take(&mut self.changed)
     }
 
+    /// What the state store must keep since the last call: the jobs changed
+    /// in a way that must survive a restart (submitted, their plan, splits,
+    /// bounds or blocks grown, an action started or answered, the driver
+    /// started again, the job ended), and, with them or when `records`, the
+    /// ledger's new records. The I/O layer commits them before it carries
+    /// out the effects that followed.
+    pub fn take_writes(&mut self, records: bool) -> crate::persist::Writes {
+        let jobs: Vec<_> = std::mem::take(&mut self.durable)
+            .into_iter()
+            .filter_map(|id| self.jobs.get(&id))
+            .map(crate::persist::JobRecord::of)
+            .collect();
+        let attempts = if records || !jobs.is_empty() { self.ledger.take_new() } else { Vec::new() };
+        crate::persist::Writes { jobs, attempts }
+    }
+
+    /// Forget what [`Core::take_writes`] would return: a master that keeps
+    /// no state.
+    pub fn skip_writes(&mut self) {
+        self.durable.clear();
+    }
+
+    /// Take back what earlier master runs kept: every job (a live one's
+    /// driver starts again, its numbered actions answered from what they
+    /// kept) and every ledger record. `s3` gives a tenant's S3 settings now.
+    /// Before any agent registers.
+    pub fn restore(
+        &mut self,
+        restored: crate::persist::Restored,
+        s3: impl Fn(&str) -> Arc<weft_core::access::S3Grants>,
+    ) {
+        for record in restored.jobs {
+            let tenant = record.tenant.clone();
+            let job = record.into_job(s3(&tenant));
+            self.ledger.job_submitted(job.id, &tenant);
+            if job.is_live() {
+                for d in &job.blocks {
+                    *self.blocks.entry(*d).or_default() += 1;
+                }
+                tracing::info!(job = %job.id, "a job of an earlier master run goes on: its driver starts again");
+            }
+            self.jobs.insert(job.id, job);
+        }
+        for a in &restored.attempts {
+            self.ledger.restore(a);
+        }
+    }
+
     // ---- jobs -------------------------------------------------------------
 
     /// Accept a job: its driver waits for a slot.
@@ -263,6 +314,7 @@ impl Core {
         self.ledger.job_submitted(id, &spec.tenant);
         self.jobs.insert(id, Job::new(id, spec));
         self.changed.insert(id);
+        self.durable.insert(id);
         id
     }
 
@@ -280,6 +332,8 @@ impl Core {
     pub fn apply_plan(&mut self, job: JobId, delta: PlanDelta) -> Result<(), String> {
         let j = self.live_job(job)?;
         j.plan.apply(&delta).map_err(|e| e.to_string())?;
+        self.durable.insert(job);
+        let Some(j) = self.jobs.get_mut(&job) else { return Ok(()) };
         // Unpersisted datasets: forget where their partitions are, and have
         // the agents keeping them drop them.
         let mut unpersisted: BTreeMap<AgentId, Vec<DatasetId>> = BTreeMap::new();
@@ -343,6 +397,7 @@ impl Core {
     pub fn set_splits(&mut self, job: JobId, ds: DatasetId, splits: Arc<[TextSplit]>) {
         if let Some(j) = self.jobs.get_mut(&job) {
             j.splits.insert(ds, splits);
+            self.durable.insert(job);
         }
     }
 
@@ -350,6 +405,7 @@ impl Core {
     pub fn set_range_bounds(&mut self, job: JobId, shuffle: ShuffleId, bounds: Vec<Vec<u8>>) {
         if let Some(j) = self.jobs.get_mut(&job) {
             j.range_bounds.insert(shuffle, bounds);
+            self.durable.insert(job);
         }
     }
 
@@ -371,6 +427,7 @@ impl Core {
             return action;
         };
         job.actions_run += 1;
+        self.durable.insert(ctx.job);
         let action = ActionId { job: ctx.job, seq: job.actions_run };
         let mut run =
             JobRun::new(action, graph, job.spec.max_task_attempts).with_locality_wait(self.locality_wait);
@@ -421,6 +478,22 @@ impl Core {
             && size <= MAX_ACT_RECORD
         {
             j.acts.insert(seq, record);
+            self.durable.insert(job);
+        }
+    }
+
+    /// The text output `job`'s driver's action number `seq` set up, if any:
+    /// what it asked, and where.
+    pub fn output_claim(&self, job: JobId, seq: u32) -> Option<&([u8; 32], String)> {
+        self.jobs.get(&job)?.outputs.get(&seq)
+    }
+
+    /// Keep that `job`'s driver's action number `seq`, asking `asked`, set up
+    /// the text output at `uri` (before any task writes there).
+    pub fn claim_output(&mut self, job: JobId, seq: u32, asked: [u8; 32], uri: String) {
+        if let Some(j) = self.jobs.get_mut(&job).filter(|j| j.is_live()) {
+            j.outputs.insert(seq, (asked, uri));
+            self.durable.insert(job);
         }
     }
 
@@ -454,6 +527,7 @@ impl Core {
         let Some(j) = self.jobs.get_mut(&job) else { return };
         j.driver = DriverSlot::Ended;
         j.driver_log = log;
+        self.durable.insert(job);
         if j.phase == JobPhase::Running {
             if end == EndReason::Finished {
                 j.phase = JobPhase::Succeeded;
@@ -465,6 +539,7 @@ impl Core {
         j.shuffles.clear();
         j.cached.clear();
         j.acts.clear();
+        j.outputs.clear();
         let mut dead = Vec::new();
         for d in std::mem::take(&mut j.blocks) {
             if let Some(n) = self.blocks.get_mut(&d) {
@@ -905,6 +980,7 @@ impl Core {
         j.driver_restarts += 1;
         j.driver_attempt += 1;
         j.driver = DriverSlot::Pending;
+        self.durable.insert(job);
         tracing::warn!(%job, restart = j.driver_restarts, of = j.spec.driver_restarts, %why, "driver restarted");
         self.release_driver(job, agent);
         self.changed.insert(job);
@@ -988,6 +1064,7 @@ impl Core {
             && j.blocks.insert(d)
         {
             *self.blocks.entry(d).or_default() += 1;
+            self.durable.insert(key.job());
         }
         let outcome = match end.end {
             EndReason::Finished => Outcome::Finished {
@@ -1099,6 +1176,7 @@ impl Core {
         {
             j.driver = DriverSlot::Pending;
             j.driver_attempt += 1;
+            self.durable.insert(key.job());
             self.release_driver(key.job(), agent);
         }
     }

@@ -116,8 +116,8 @@ fn memory(shared: &Shared) -> weft_core::proto::v1::AgentMemory {
 
 /// Kill every attempt launched by a master run other than `run`.
 fn kill_other_runs(shared: &Shared, run: Incarnation) {
-    for (key, kill) in shared.running().iter() {
-        if key.job().incarnation != run {
+    for (key, (kill, by)) in shared.running().iter() {
+        if *by != run {
             tracing::warn!(task = %key, master_run = %run, "weft.agent.stale_attempt.kill");
             kill.send_replace(true);
         }

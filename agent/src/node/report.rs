@@ -75,10 +75,12 @@ pub(crate) struct Registered {
 }
 
 impl Registered {
-    /// Whether `job` has ended (or belongs to another master run).
+    /// Whether `job` has ended: it is not live, and it is of an earlier
+    /// master run (a live one goes on under a restarted master, which names
+    /// it) or was accepted before the registration.
     pub(crate) fn ended(&self, job: JobId) -> bool {
-        job.incarnation != self.newest.incarnation
-            || (job.seq <= self.newest.seq && !self.live.contains(&job))
+        !self.live.contains(&job)
+            && (job.incarnation != self.newest.incarnation || job.seq <= self.newest.seq)
     }
 }
 

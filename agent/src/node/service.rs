@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use weft_core::access::{JobCapability, S3Grant, S3Grants};
+use weft_core::ids::Incarnation;
 use weft_core::proto::auth;
 use weft_core::proto::v1::agent_server::{Agent, AgentServer};
 use weft_core::proto::v1::{
@@ -31,7 +32,12 @@ impl AgentService {
     }
 
     /// Start one attempt, or say why not.
-    fn launch(&self, proto: TaskDescriptor, origin: &Origin<'_>) -> Result<(), (RefusalKind, String)> {
+    fn launch(
+        &self,
+        proto: TaskDescriptor,
+        origin: &Origin<'_>,
+        run: Incarnation,
+    ) -> Result<(), (RefusalKind, String)> {
         let shared = &self.shared;
         let invalid = |e: String| (RefusalKind::Invalid, e);
         let descriptor = task::TaskDescriptor::try_from(proto).map_err(|e| invalid(e.to_string()))?;
@@ -72,7 +78,7 @@ impl AgentService {
             if running.contains_key(&parsed.key) {
                 return Err((RefusalKind::Duplicate, format!("{} is already running here", parsed.key)));
             }
-            running.insert(parsed.key, kill);
+            running.insert(parsed.key, (kill, run));
         }
         tracing::debug!(task = %parsed.key, "weft.agent.launch");
         tokio::spawn(super::task::run(Arc::clone(shared), parsed, killed, permit));
@@ -124,10 +130,11 @@ impl Agent for AgentService {
             master: &req.master,
             keys: Some(&self.shared.keys),
         };
+        let run = Incarnation(req.master_run);
         let mut refused = Vec::new();
         for proto in req.tasks {
             let task = proto.task;
-            if let Err((kind, message)) = self.launch(proto, &origin) {
+            if let Err((kind, message)) = self.launch(proto, &origin, run) {
                 tracing::debug!(?task, %message, "weft.agent.launch.refused");
                 refused.push(Refusal { task, kind: kind as i32, message, free_slots: 0 });
             }
@@ -149,7 +156,7 @@ impl Agent for AgentService {
         let mut killed = 0;
         for task in request.into_inner().tasks {
             let key = TaskKey::try_from(&task).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            if let Some(kill) = self.shared.running().get(&key) {
+            if let Some((kill, _)) = self.shared.running().get(&key) {
                 kill.send_replace(true);
                 killed += 1;
                 tracing::info!(task = %key, "weft.agent.kill");

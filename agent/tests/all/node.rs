@@ -363,6 +363,7 @@ async fn launch_with(
             capability: vec![5; 32].into(),
             s3: vec![],
         }],
+        master_run: task.key.job().incarnation.0,
     };
     let mut refused = client(agent).await.launch_tasks(request).await.unwrap().into_inner().refused;
     assert!(refused.len() <= 1, "{refused:?}");

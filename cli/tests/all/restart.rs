@@ -1,24 +1,35 @@
-//! A master restarted in the middle of a workload (issue 8): a `weft master`
-//! process is killed (SIGKILL) while a job's tasks run on two `weft agent`
-//! processes, and a new master takes its port and data directory. Nothing of
-//! the old run may be taken for, or overwrite, anything of the new one: the
-//! agents register again under the new run's ids, the old job is unknown, its
-//! attempts stop and give their slots back, its shuffle files (under its own
-//! id, apart from every new job's) are removed once those attempts have ended,
-//! and word counts submitted after the restart equal native counts.
+//! A master restarted in the middle of a workload: a `weft master` process
+//! is killed (SIGKILL) while a job's tasks run on two `weft agent`
+//! processes, and a new master takes its port and data directory.
+//!
+//! A master that keeps its state (the default) goes on with the job: its
+//! driver starts again, the action that had ended is answered from the state
+//! store instead of running again, the one that was running runs again, and
+//! the output equals a native count; a client waiting for the job follows it
+//! through the restart; the job's status and metering survive another
+//! restart.
+//!
+//! An `--ephemeral` master forgets the job, and nothing of the old run may be
+//! taken for, or overwrite, anything of the new one: the agents register
+//! again under the new run's ids, the old job is unknown, its attempts stop
+//! and give their slots back, its shuffle files (under its own id, apart from
+//! every new job's) are removed once those attempts have ended, and word
+//! counts submitted after the restart equal native counts.
 
 use crate::support::{
-    Proc, TOKEN, counts, guest, native_counts, output_lines, run, status, submit_detached, text, weft,
+    Proc, TOKEN, counts, guest, native_counts, output_lines, run, status, submit_detached, text, until, weft,
 };
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `weft master` on `addr` keeping its files in `data_dir`; its URL and incarnation.
-fn master_at(addr: &str, data_dir: &Path) -> (Proc, String, String) {
+/// A `weft master` on `addr` keeping its files in `data_dir`, with `flags`;
+/// its URL and incarnation.
+fn master_at(addr: &str, data_dir: &Path, flags: &[&str]) -> (Proc, String, String) {
     let mut c = weft();
     c.args(["master", "--listen", addr, "--cluster-token", TOKEN, "--heartbeat-interval", "300ms"])
+        .args(flags)
         .arg("--data-dir")
         .arg(data_dir);
     let p = Proc::spawn(c);
@@ -34,11 +45,11 @@ fn master_at(addr: &str, data_dir: &Path) -> (Proc, String, String) {
     (p, url, incarnation)
 }
 
-/// A `weft agent` with 2 slots whose log shows its registrations and the
-/// attempts it stops; its id at the first registration.
+/// A `weft agent` with 2 slots whose log shows its registrations, the
+/// attempts it starts and those it stops; its id at the first registration.
 fn agent(url: &str, dir: &Path) -> (Proc, String) {
     let mut c = weft();
-    c.env("WEFT_LOG", "warn,weft_agent::node::report=info")
+    c.env("WEFT_LOG", "warn,weft_agent::node::report=info,weft_agent::node::service=debug")
         .args(["agent", "--master", url, "--listen", "127.0.0.1:0", "--slots", "2", "--cluster-token", TOKEN])
         .arg("--work-dir")
         .arg(dir);
@@ -113,7 +124,7 @@ fn a_restarted_master_shares_no_ids_files_or_slots_with_its_previous_run() {
         l.local_addr().unwrap().to_string()
     };
     let data_dir = dir.path().join("master");
-    let (old_master, url, old_run) = master_at(&addr, &data_dir);
+    let (old_master, url, old_run) = master_at(&addr, &data_dir, &["--ephemeral"]);
     let (agent_a, id_a) = agent(&url, &dir.path().join("a"));
     let (agent_b, id_b) = agent(&url, &dir.path().join("b"));
     for id in [&id_a, &id_b] {
@@ -156,7 +167,7 @@ fn a_restarted_master_shares_no_ids_files_or_slots_with_its_previous_run() {
     // SIGKILL the master (Proc's drop), and start another on its port and data dir.
     drop(old_master);
     let restarted = Instant::now();
-    let (_master, url2, new_run) = master_at(&addr, &data_dir);
+    let (_master, url2, new_run) = master_at(&addr, &data_dir, &["--ephemeral"]);
     assert_eq!(url2, url, "the new master listens where the old one did");
     assert_ne!(new_run, old_run, "a new run draws a new incarnation");
 
@@ -242,4 +253,111 @@ fn a_restarted_master_shares_no_ids_files_or_slots_with_its_previous_run() {
         job_dirs(dir.path())
     );
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+/// A free loopback address (`127.0.0.1:port`) for a master to take again after a restart.
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// The task keys `agents` logged launching so far, added to `seen`.
+fn launched(agents: &[&Proc], seen: &mut Vec<String>) {
+    for a in agents {
+        while let Ok(line) = a.lines.try_recv() {
+            if line.contains("weft.agent.launch")
+                && let Some(task) = line.split_whitespace().find_map(|w| w.strip_prefix("task="))
+            {
+                seen.push(task.to_string());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_master_killed_mid_job_and_started_again_finishes_the_job_without_running_its_ended_action_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, data_dir) = (free_addr(), dir.path().join("master"));
+    let (master, url, first_run) = master_at(&addr, &data_dir, &[]);
+    let (a, _) = agent(&url, &dir.path().join("a"));
+    let (b, _) = agent(&url, &dir.path().join("b"));
+
+    // Count the lines (action 1), then a word count whose 4 reduce tasks take
+    // 300 ms per distinct word (action 2); a client waits for it.
+    let input = dir.path().join("in.txt");
+    let body: String = (0..4000).map(|i| format!("w{} w{} common\n", i % 47, (i * 7) % 47)).collect();
+    std::fs::write(&input, &body).unwrap();
+    let out = dir.path().join("out");
+    let mut waiting = weft();
+    waiting
+        .args(["submit", guest("hostile").to_str().unwrap(), "--master", &url, "--wait", "--json", "--"])
+        .args(["count-then-slow-count", input.to_str().unwrap(), out.to_str().unwrap(), "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let waiting = waiting.spawn().unwrap();
+
+    // Kill the master once the word count's reduce stage runs.
+    let mut seen = Vec::new();
+    let job = until(60, "the reduce stage of action 2 to run", || {
+        launched(&[&a, &b], &mut seen);
+        let reduce = seen.iter().find(|t| t.contains(".2/stage-1/p"))?;
+        Some(reduce.split('.').next()?.to_string())
+    });
+    assert!(job.starts_with(&format!("job-{first_run}-")), "{job}");
+    assert!(seen.iter().any(|t| t.starts_with(&format!("{job}.1/"))), "action 1 ran: {seen:?}");
+    drop(master);
+    let before = seen.len();
+
+    // A new run on the same port and data directory goes on with the job.
+    let restarted = Instant::now();
+    let (_master, _, second_run) = master_at(&addr, &data_dir, &[]);
+    assert_ne!(second_run, first_run);
+    let o = finish(
+        waiting,
+        restarted + Duration::from_secs(120),
+        "the job did not end",
+        dir.path(),
+        &mut BTreeSet::new(),
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    let end: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (end["job"].as_str(), end["state"].as_str()),
+        (Some(job.as_str()), Some("succeeded")),
+        "{end:#}"
+    );
+    assert!(end["driver_log"].as_str().unwrap().contains("4000 lines"), "{end:#}");
+    let lines = output_lines(&out);
+    assert_eq!(lines.len(), counts(&lines).len(), "a word written twice: {lines:?}");
+    assert_eq!(counts(&lines), native_counts(&body));
+
+    // After the restart: a new driver attempt, and only the running action's
+    // tasks again (under a new action number); the line count was answered
+    // from the state store.
+    launched(&[&a, &b], &mut seen);
+    let after = &seen[before..];
+    assert!(
+        after.iter().any(|t| t.starts_with(&format!("{job}/driver#"))),
+        "the driver started again: {after:?}"
+    );
+    let again: Vec<&String> = after.iter().filter(|t| t.starts_with(&format!("{job}.1/"))).collect();
+    assert!(again.is_empty(), "the ended action ran again: {again:?}");
+    assert!(
+        after.iter().any(|t| t.starts_with(&format!("{job}.3/"))),
+        "the running action ran again as .3: {after:?}"
+    );
+
+    // Its status and metering survive another kill -9 (records reach the
+    // store within a second).
+    std::thread::sleep(Duration::from_millis(1500));
+    let kept = status(&url, &job);
+    assert!(kept["metering"]["fuel"].as_u64().unwrap() > 0, "{kept:#}");
+    drop(_master);
+    let (_master, _, third_run) = master_at(&addr, &data_dir, &[]);
+    assert!(![first_run, second_run].contains(&third_run));
+    let again = status(&url, &job);
+    for field in ["state", "metering", "driver_log", "name"] {
+        assert_eq!(again[field], kept[field], "{field} after a restart: {again:#}\nbefore: {kept:#}");
+    }
 }

@@ -298,6 +298,17 @@ impl OutputCommitter {
         Ok(listed.iter().filter_map(|meta| partition_of(&meta.location)).collect())
     }
 
+    /// Whether the job's output was committed in full (`_SUCCESS` is there):
+    /// what a master that restarted asks of an output its action set up.
+    pub async fn is_committed(&self) -> Result<bool, IoError> {
+        let success = self.location.path().child(SUCCESS_MARKER);
+        match self.store().head(&success).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(source) => Err(self.error(&success, source)),
+        }
+    }
+
     /// Abandons the job: removes what it published, if it got that far without
     /// writing `_SUCCESS` (the parts of claimed partitions), then `_temporary/`.
     /// A job that did write `_SUCCESS` is complete and only loses its `_temporary/`.

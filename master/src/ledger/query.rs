@@ -101,8 +101,10 @@ impl Ledger {
             None => None,
         };
         let job = match q.job {
-            Some(j) if j.incarnation != self.incarnation => return Vec::new(),
-            Some(j) => Some(j.seq),
+            Some(j) => match self.job_number(j) {
+                Some(n) => Some(n),
+                None => return Vec::new(),
+            },
             None => None,
         };
         let (since, until) = (q.since.map(unix_us), q.until.map(unix_us));
@@ -137,7 +139,7 @@ impl Ledger {
         }
         let mut rows = Vec::new();
         for ((t, j, action, stage, _, _), (totals, jobs, attempts)) in groups {
-            let job_id = |seq| JobId { incarnation: self.incarnation, seq };
+            let job_id = |n| self.job_id(n);
             let base = UsageRow {
                 tenant: Arc::clone(&self.tenants[t as usize]),
                 job: (q.by != GroupBy::Tenant).then(|| job_id(j)),
@@ -163,8 +165,7 @@ impl Ledger {
                     attempt: Some(AttemptRow {
                         partition: a.partition,
                         attempt: a.attempt,
-                        agent: (a.agent != u32::MAX)
-                            .then_some(AgentId { incarnation: self.incarnation, seq: a.agent }),
+                        agent: self.agent_id(a.agent),
                         end: a.end,
                         start: at(a.start_us),
                         ended: at(a.end_us),

@@ -146,7 +146,7 @@ impl Ledger {
     /// Why `job` (with fuel budget `budget`) must stop now, if it must: its
     /// budget or its tenant's quota is used up.
     pub fn fuel_over(&self, job: JobId, budget: Option<u64>, now: Instant) -> Option<FuelStop> {
-        let j = self.jobs.get(&job.seq)?;
+        let j = self.jobs.get(&self.job_number(job)?)?;
         let used = j.totals.meter.fuel;
         if let Some(budget) = budget
             && used >= budget
@@ -162,7 +162,7 @@ impl Ledger {
     /// of the job's budget and of its tenant's quota, whichever is less (at
     /// least 1); `None` when neither caps it.
     pub fn fuel_left(&self, job: JobId, budget: Option<u64>, now: Instant) -> Option<u64> {
-        let j = self.jobs.get(&job.seq)?;
+        let j = self.jobs.get(&self.job_number(job)?)?;
         let of_budget = budget.map(|b| b.saturating_sub(j.totals.meter.fuel));
         let of_quota = self.quota_of(j.tenant, now).map(|s| s.quota.amount.saturating_sub(s.used));
         let left = match (of_budget, of_quota) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use weft_core::metering::{EndReason, TaskMetering};
 
 /// How an attempt ended, as the ledger labels it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EndLabel {
     /// It ran to completion.
     Finished,
@@ -101,7 +101,7 @@ impl EndLabel {
 }
 
 /// What one attempt consumed, as integers (durations in microseconds).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Meter {
     /// Fuel burned.
     pub fuel: u64,
@@ -189,7 +189,7 @@ impl Meter {
 pub struct Attempt {
     /// The tenant, interned ([`Ledger::tenant_name`](super::Ledger::tenant_name)).
     pub tenant: u32,
-    /// The job's number in this master run.
+    /// The job's number in the ledger ([`Ledger::job_id`](super::Ledger::job_id)).
     pub job: u32,
     /// The action's number in the job (0: the driver).
     pub action: u32,
@@ -199,7 +199,8 @@ pub struct Attempt {
     pub partition: u32,
     /// The attempt, from 0.
     pub attempt: u32,
-    /// The agent's number in this master run (`u32::MAX`: none known).
+    /// The agent's number in the ledger (`u32::MAX`: none known;
+    /// [`Ledger::agent_id`](super::Ledger::agent_id)).
     pub agent: u32,
     /// How it ended.
     pub end: EndLabel,
@@ -224,6 +225,35 @@ impl Attempt {
         let v = u128::from(self.memory) * u128::from(self.held_us()) / 1_000_000;
         u64::try_from(v).unwrap_or(u64::MAX)
     }
+}
+
+/// An attempt's record as the master's state store keeps it: as
+/// [`Attempt`], with the job and agent named in full (a record outlives the
+/// master run that numbered them) and the tenant left to the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredAttempt {
+    /// The job.
+    pub job: weft_core::ids::JobId,
+    /// The action's number in the job (0: the driver).
+    pub action: u32,
+    /// The stage.
+    pub stage: u32,
+    /// The partition.
+    pub partition: u32,
+    /// The attempt, from 0.
+    pub attempt: u32,
+    /// Its agent, if known.
+    pub agent: Option<weft_core::ids::AgentId>,
+    /// How it ended.
+    pub end: EndLabel,
+    /// When it was placed, in microseconds since the Unix epoch.
+    pub start_us: u64,
+    /// When its end reached the master, likewise.
+    pub end_us: u64,
+    /// The memory limit it held, in bytes.
+    pub memory: u64,
+    /// What it consumed.
+    pub meter: Meter,
 }
 
 /// The sum of some attempts: what every report rolls up with [`Totals::add`].

@@ -1,5 +1,5 @@
 use super::*;
-use weft_core::ids::{ActionId, StageId};
+use weft_core::ids::{ActionId, Incarnation, StageId};
 use weft_core::metering::EndReason;
 
 const INC: Incarnation = Incarnation(0xabc);
@@ -39,7 +39,7 @@ fn metering(i: u64) -> TaskMetering {
 
 /// Two tenants, three jobs, stages and attempts ending every way.
 fn filled() -> (Ledger, Instant) {
-    let mut l = Ledger::new(INC);
+    let mut l = Ledger::new();
     let t0 = Instant::now();
     l.job_submitted(job(1), "alpha");
     l.job_submitted(job(2), "beta");
@@ -159,7 +159,7 @@ fn filters_pick_tenant_job_and_end_time() {
 
 #[test]
 fn attempts_without_a_report_are_lost_or_refused_and_unlaunched_ones_leave_no_record() {
-    let mut l = Ledger::new(INC);
+    let mut l = Ledger::new();
     let t0 = Instant::now();
     l.job_submitted(job(1), "alpha");
     let (a, b, c) = (key(1, 1, 0, 0, 0), key(1, 1, 0, 1, 0), key(1, 1, 0, 2, 0));
@@ -187,7 +187,7 @@ fn attempts_without_a_report_are_lost_or_refused_and_unlaunched_ones_leave_no_re
     l.ended(e, EndLabel::Finished, &metering(2), t0);
     let labels: Vec<EndLabel> = l.records()[3..].iter().map(|r| r.end).collect();
     assert_eq!(labels, [EndLabel::Killed, EndLabel::Finished]);
-    // Another run's job, or an unknown one, is not billed.
+    // A job the ledger never heard of (another run's, not taken back) is not billed.
     l.ended(key(9, 1, 0, 0, 0), EndLabel::Finished, &metering(1), t0);
     let foreign =
         TaskKey { action: ActionId { job: JobId { incarnation: Incarnation(1), seq: 1 }, seq: 1 }, ..a };
@@ -197,7 +197,7 @@ fn attempts_without_a_report_are_lost_or_refused_and_unlaunched_ones_leave_no_re
 
 #[test]
 fn a_fuel_quota_counts_the_current_utc_window_and_caps_with_the_budget() {
-    let mut l = Ledger::new(INC);
+    let mut l = Ledger::new();
     let t0 = Instant::now();
     l.job_submitted(job(1), "alpha");
     l.job_submitted(job(2), "beta");

@@ -1,11 +1,14 @@
 //! The I/O layer around the [`Core`]: one loop owns it; every change arrives
 //! as a [`Command`], commands are applied in batches, then ready work is
-//! placed once and the core's [`Effect`]s are carried out (launch and kill
-//! calls to agents, answers to waiting actions, job views to watchers).
+//! placed once, what must survive a restart is committed to the state store,
+//! and only then are the core's [`Effect`]s carried out (launch and kill
+//! calls to agents, answers to waiting actions, job views to watchers) and
+//! the answers that wait for the commit sent ([`CoreHandle::call_kept`]).
 
 use crate::dag::JobGraph;
 use crate::launch::JobContext;
 use crate::launcher::Launcher;
+use crate::persist::{StateStore, Writes};
 use crate::state::{Core, Effect, JobResult, JobView, Refused, TaskEnd};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +26,9 @@ pub(crate) enum Command {
     /// Run `f` on the core (a query or a simple change; it answers through
     /// its own channel).
     With(Box<dyn FnOnce(&mut Core) + Send>),
+    /// Run `f` on the core; what it returns runs once the state store has
+    /// kept the change (it sends the answer).
+    Kept(Box<dyn FnOnce(&mut Core) -> Reply + Send>),
     /// Run an action; `reply` gets its end.
     RunAction { ctx: Box<JobContext>, graph: Box<JobGraph>, reply: oneshot::Sender<(ActionId, JobResult)> },
     /// Follow a job's view; `None` for an unknown job.
@@ -38,6 +44,9 @@ pub(crate) enum Command {
     /// A launch did not reach its agent.
     LaunchFailed { agent: AgentId, tasks: Vec<TaskKey>, error: String },
 }
+
+/// An answer sent once the state store has kept what led to it.
+pub(crate) type Reply = Box<dyn FnOnce() + Send>;
 
 /// How handlers reach the core.
 #[derive(Clone)]
@@ -63,6 +72,25 @@ impl CoreHandle {
         let (reply, answer) = oneshot::channel();
         self.send(Command::With(Box::new(move |core| {
             let _ = reply.send(f(core));
+        })))
+        .await?;
+        answer.await.map_err(|_| gone())
+    }
+
+    /// Run `f` on the core and return what it returns once the state store
+    /// has kept what `f` changed: for a change a client or a driver must not
+    /// hear of unless it survives a restart (a job accepted, an action's
+    /// answer).
+    pub(crate) async fn call_kept<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Kept(Box::new(move |core| {
+            let value = f(core);
+            Box::new(move || {
+                let _ = reply.send(value);
+            })
         })))
         .await?;
         answer.await.map_err(|_| gone())
@@ -95,13 +123,20 @@ const BATCH: usize = 4096;
 /// each send one. A job's end is sent at once.
 const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Start the loop; it runs until every handle is gone.
+/// How often the ledger's new records are committed when no job changed.
+const RECORDS_EVERY: Duration = Duration::from_secs(1);
+
+/// Start the loop; it runs until every handle is gone or `stop` turns
+/// true. With `state`, what must survive a restart is committed there (and
+/// the store is closed when the loop ends).
 pub(crate) fn start(
     core: Core,
     launcher: Arc<dyn Launcher>,
     store: ArtifactStore,
+    state: Option<StateStore>,
     tick: Duration,
-) -> CoreHandle {
+    stop: watch::Receiver<bool>,
+) -> (CoreHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(BATCH);
     let handle = CoreHandle { tx: tx.clone() };
     let io = Io {
@@ -114,9 +149,13 @@ pub(crate) fn start(
         unwatched: std::collections::BTreeSet::new(),
         watched: Instant::now(),
         launching: HashMap::new(),
+        state: state.map(|s| Arc::new(std::sync::Mutex::new(s))),
+        unkept: Writes::default(),
+        kept_at: Instant::now(),
+        after_kept: Vec::new(),
     };
-    tokio::spawn(io.run(rx, tick));
-    handle
+    let running = tokio::spawn(io.run(rx, tick, stop));
+    (handle, running)
 }
 
 struct Io {
@@ -137,6 +176,14 @@ struct Io {
     /// map-output table reaches an agent before (or with) every task that
     /// reads it; what is placed meanwhile goes in one larger call.
     launching: HashMap<AgentId, Option<Queued>>,
+    /// The state store, if the master keeps its state.
+    state: Option<Arc<std::sync::Mutex<StateStore>>>,
+    /// Writes the store refused, tried again with the next ones.
+    unkept: Writes,
+    /// When the ledger's records were last committed.
+    kept_at: Instant,
+    /// Answers waiting for the next commit.
+    after_kept: Vec<Reply>,
 }
 
 /// Launches waiting for an agent's call in flight.
@@ -149,18 +196,28 @@ struct Queued {
 }
 
 impl Io {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>, tick: Duration) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, tick: Duration, mut stop: watch::Receiver<bool>) {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 c = rx.recv() => match c {
                     Some(c) => self.apply(c),
-                    None => return,
+                    None => {
+                        self.keep(true).await;
+                        return;
+                    }
                 },
                 _ = ticker.tick() => {
                     self.core.tick(Instant::now());
                     self.publish();
+                }
+                changed = stop.changed() => {
+                    let stopping = changed.is_err() || *stop.borrow_and_update();
+                    if stopping {
+                        self.keep(true).await;
+                        return;
+                    }
                 }
             }
             for _ in 1..BATCH {
@@ -170,7 +227,46 @@ impl Io {
                 }
             }
             self.core.schedule(Instant::now());
+            let records = self.kept_at.elapsed() >= RECORDS_EVERY;
+            self.keep(records).await;
             self.carry_out();
+            for answer in self.after_kept.drain(..) {
+                answer();
+            }
+        }
+    }
+
+    /// Commit what the core says must survive a restart (with the ledger's
+    /// new records, when `records` or with jobs). A store that refuses
+    /// (disk full, gone) is logged, and what it refused is tried again with
+    /// the next commit; the master goes on serving.
+    async fn keep(&mut self, records: bool) {
+        let Some(state) = self.state.clone() else {
+            self.core.skip_writes();
+            return;
+        };
+        let new = self.core.take_writes(records);
+        if new.is_empty() && (self.unkept.is_empty() || !records) {
+            return;
+        }
+        let mut writes = std::mem::take(&mut self.unkept);
+        let ids: std::collections::HashSet<_> = new.jobs.iter().map(|j| j.id).collect();
+        writes.jobs.retain(|j| !ids.contains(&j.id));
+        writes.jobs.extend(new.jobs);
+        writes.attempts.extend(new.attempts);
+        self.kept_at = Instant::now();
+        let done = tokio::task::spawn_blocking(move || {
+            let result = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).write(&writes);
+            (writes, result)
+        })
+        .await;
+        match done {
+            Ok((_, Ok(()))) => {}
+            Ok((writes, Err(e))) => {
+                tracing::error!(error = %e, jobs = writes.jobs.len(), "weft.master.state_store.write_failed");
+                self.unkept = writes;
+            }
+            Err(e) => tracing::error!(error = %e, "weft.master.state_store.write_failed"),
         }
     }
 
@@ -178,6 +274,10 @@ impl Io {
         let now = Instant::now();
         match command {
             Command::With(f) => f(&mut self.core),
+            Command::Kept(f) => {
+                let answer = f(&mut self.core);
+                self.after_kept.push(answer);
+            }
             Command::RunAction { ctx, graph, reply } => {
                 let action = self.core.run_action(*ctx, *graph);
                 self.waiters.insert(action, reply);

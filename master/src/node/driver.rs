@@ -142,9 +142,11 @@ impl Shared {
                     running.insert((job, seq), (asked, rx.clone()));
                     let (shared, acts) = (self.clone(), self.acts.clone());
                     tokio::spawn(async move {
-                        let answer = shared.perform(job, dataset, action).await;
+                        let answer = shared.perform(job, Some((seq, asked)), dataset, action).await;
                         let kept = record(asked, &answer);
-                        let _ = shared.core.call(move |c| c.record_act(job, seq, kept)).await;
+                        // Answered once kept: a driver restarted after a
+                        // master restart gets this answer, not a second run.
+                        let _ = shared.core.call_kept(move |c| c.record_act(job, seq, kept)).await;
                         tx.send_replace(Some(answer));
                         // Unless a driver asking something else under this
                         // number has replaced the entry meanwhile.
@@ -225,7 +227,7 @@ impl Driver for Shared {
             self.core.call(move |c| c.apply_plan(job, delta)).await?.map_err(bad)?;
         }
         let reply = match req.seq {
-            0 => self.perform(job, req.dataset, action).await?,
+            0 => self.perform(job, None, req.dataset, action).await?,
             seq => self.numbered(job, seq, req.dataset, action).await?,
         };
         Ok(Response::new(reply))
@@ -233,10 +235,40 @@ impl Driver for Shared {
 }
 
 impl Shared {
-    /// Run `action` on `dataset` of `job` (its plan up to date) to its end.
+    /// What an earlier master run left at the output of a numbered action
+    /// it set up (the same number, asking the same, at the same URI): `true`
+    /// when the output was committed in full (the action is done); otherwise
+    /// what it left is cleared, so that the action runs again from an empty
+    /// output.
+    async fn resume_output(
+        &self,
+        c: &OutputCommitter,
+        job: JobId,
+        numbered: Option<(u32, [u8; 32])>,
+        uri: &str,
+    ) -> Result<bool, Status> {
+        let Some((seq, asked)) = numbered else { return Ok(false) };
+        let claim = self.core.call(move |c| c.output_claim(job, seq).cloned()).await?;
+        if claim.is_none_or(|(a, u)| a != asked || u != uri) {
+            return Ok(false);
+        }
+        let failed =
+            |e: weft_core::io::IoError| Status::unavailable(format!("resuming the output at {uri}: {e}"));
+        if c.is_committed().await.map_err(failed)? {
+            tracing::info!(%job, seq, %uri, "an earlier master run committed this action's output");
+            return Ok(true);
+        }
+        tracing::info!(%job, seq, %uri, "clearing what an earlier master run left of this action's output");
+        c.abort_job().await.map_err(failed)?;
+        Ok(false)
+    }
+
+    /// Run `action` on `dataset` of `job` (its plan up to date) to its end;
+    /// `numbered`: the driver's number for it and what it asks.
     async fn perform(
         &self,
         job: JobId,
+        numbered: Option<(u32, [u8; 32])>,
         dataset: u32,
         action: act_request::Action,
     ) -> Result<v1::ActResponse, Status> {
@@ -335,8 +367,17 @@ impl Shared {
             act_request::Action::Count(_) => None,
             act_request::Action::SaveAsTextFile(uri) => {
                 let c = OutputCommitter::new(locate(uri, Access::Write)?);
+                let uri = c.location().to_uri();
+                if self.resume_output(&c, job, numbered, &uri).await? {
+                    return Ok(v1::ActResponse::default());
+                }
                 c.setup_job().await.map_err(|e| Status::failed_precondition(e.to_string()))?;
-                ctx.sink = ResultSink::Text(c.location().to_uri());
+                if let Some((seq, asked)) = numbered {
+                    // Kept before any task writes there.
+                    let uri = uri.clone();
+                    self.core.call_kept(move |c| c.claim_output(job, seq, asked, uri)).await?;
+                }
+                ctx.sink = ResultSink::Text(uri);
                 Some(c)
             }
             act_request::Action::Accumulator(_) => {

@@ -226,9 +226,10 @@ impl Jobs for Shared {
             s3: std::sync::Arc::new(policy.s3().clone()),
         };
         // A tenant over its fuel quota submits nothing until its window resets.
+        // Answered once the state store keeps it: an accepted job survives a restart.
         let id = self
             .core
-            .call(move |c| match c.fuel_quota_over(&spec.tenant, std::time::Instant::now()) {
+            .call_kept(move |c| match c.fuel_quota_over(&spec.tenant, std::time::Instant::now()) {
                 Some(over) => Err(Status::resource_exhausted(over.to_string())),
                 None => Ok(c.submit_job(spec)),
             })

@@ -114,6 +114,11 @@ pub struct Job {
     /// The answers of its driver's numbered actions, by number: a restarted
     /// driver's action of the same number adopts its answer.
     pub(crate) acts: BTreeMap<u32, ActRecord>,
+    /// The text outputs its numbered actions set up, by number: what each
+    /// asked, and the output's URI. A master that restarted finishes or
+    /// clears what its earlier run left there instead of refusing it as
+    /// another's.
+    pub(crate) outputs: BTreeMap<u32, ([u8; 32], String)>,
     /// The stages of its latest action, as they stood when it ended.
     pub(crate) last_progress: Option<(ActionId, Vec<StageProgress>)>,
 }
@@ -140,8 +145,14 @@ impl Job {
             driver_seen: super::Absence::placed(),
             driver_restarts: 0,
             acts: BTreeMap::new(),
+            outputs: BTreeMap::new(),
             last_progress: None,
         }
+    }
+
+    /// A job read back from the state store that had ended.
+    pub(crate) fn end_restored(&mut self) {
+        self.driver = DriverSlot::Ended;
     }
 
     /// Whether its driver has not ended yet.

@@ -1017,3 +1017,72 @@ fn an_agent_whose_tasks_keep_failing_for_the_hosts_reasons_is_excluded_for_a_whi
     c.schedule(t1);
     assert!(launches(&c.take_effects()).iter().any(|(to, _)| *to == a), "a runs tasks again");
 }
+
+/// The core of a master started again on what `c` kept: a new run number.
+fn restarted(c: &mut Core, kept: Vec<crate::persist::Writes>) -> Core {
+    let mut restored = crate::persist::Restored::default();
+    for w in kept.into_iter().chain([c.take_writes(true)]) {
+        for job in w.jobs {
+            restored.jobs.retain(|j| j.id != job.id);
+            restored.jobs.push(job);
+        }
+        restored.attempts.extend(w.attempts);
+    }
+    let (mut again, _) = core();
+    again.incarnation = Incarnation(0xdef);
+    again.restore(restored, |_| Arc::default());
+    again
+}
+
+#[test]
+fn a_restarted_core_goes_on_with_its_live_jobs_and_keeps_the_ended_ones() {
+    let (mut c, now) = core();
+    let a = c.register_agent("a:1".into(), Resources { slots: 2, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    let ended = c.submit_job(spec());
+    let live = c.submit_job(spec());
+    let writes = c.take_writes(false);
+    assert_eq!(writes.jobs.len(), 2, "a job accepted is kept at once");
+    assert!(c.take_writes(false).is_empty(), "nothing changed since");
+    c.schedule(now);
+    let drivers: Vec<TaskKey> = launches(&c.take_effects()).into_iter().flat_map(|(_, k)| k).collect();
+    assert_eq!(drivers.len(), 2);
+    let (ctx, graph) = count(&c, live, 2);
+    c.run_action(ctx, graph);
+    c.schedule(now);
+    let tasks: Vec<TaskKey> =
+        launches(&c.take_effects()).into_iter().flat_map(|(_, k)| k).filter(|k| !k.is_driver()).collect();
+    c.task_ends(a, tasks.into_iter().map(finished).collect(), now);
+    c.record_act(live, 1, ActRecord { asked: [1; 32], answer: Ok(vec![2]) });
+    let end = TaskEnd {
+        log: "bye".into(),
+        ..finished(drivers.iter().copied().find(|k| k.job() == ended).unwrap())
+    };
+    c.task_ends(a, vec![end], now);
+    let before = (c.view(ended).unwrap(), c.view(live).unwrap());
+    assert_eq!(before.0.phase, JobPhase::Succeeded);
+    assert_eq!(before.1.totals.fuel, 2, "two tasks of the live job ended");
+
+    let mut again = restarted(&mut c, vec![writes]);
+    let (was_ended, was_live) = (again.view(ended).unwrap(), again.view(live).unwrap());
+    assert_eq!((was_ended.phase, was_ended.driver_log.as_str()), (JobPhase::Succeeded, "bye"));
+    assert_eq!(was_ended.totals, before.0.totals, "an ended job's metering survives");
+    assert_eq!(was_live.phase, JobPhase::Running);
+    assert_eq!(was_live.totals, before.1.totals, "so does a live one's");
+    assert_eq!(again.act_record(live, 1).map(|r| r.answer.clone()), Some(Ok(vec![2])), "its answers too");
+    assert_eq!(again.job(live).unwrap().actions_run, 1);
+
+    // The live job's driver starts again, under an attempt number never used.
+    let b =
+        again.register_agent("a:1".into(), Resources { slots: 2, memory: 0, queue: 0 }, BTreeMap::new(), now);
+    again.schedule(now);
+    let relaunched: Vec<TaskKey> = launches(&again.take_effects()).into_iter().flat_map(|(_, k)| k).collect();
+    let old = drivers.iter().find(|k| k.job() == live).unwrap();
+    assert_eq!(relaunched, [TaskKey::driver(live, old.attempt + 1)], "only the live job's driver, on {b}");
+    // Its next action and the next job have numbers no earlier run gave.
+    let (ctx, graph) = count(&again, live, 1);
+    assert_eq!(again.run_action(ctx, graph).seq, 2);
+    assert_eq!(again.submit_job(spec()).to_string(), "job-00000def-1");
+    let usage = again.ledger().usage(&crate::ledger::UsageQuery::default(), now);
+    assert_eq!(c.ledger().records().len(), 3, "the ended driver and the live job's two tasks");
+    assert_eq!(usage[0].totals.attempts, 3, "every record of the earlier run");
+}

@@ -35,6 +35,9 @@
 //! word count written as text (`word<TAB>count` lines, in `reduces` partitions,
 //! default 4) whose reduce tasks take 300 ms per distinct word (`slow_pair`): a correct job slow enough for the fault
 //! tests to pause, kill or slow an agent in the middle of its reduce stage.
+//! `count-then-slow-count` takes the same arguments and counts the input's
+//! lines first (an action that has ended by then, printed to the driver's
+//! log), for the tests that restart the master in the middle of such a job.
 //!
 //! With `endless-plan` the driver itself misbehaves: it maps its lines
 //! through `echo` in a loop that never ends, each step a dataset the host
@@ -54,17 +57,21 @@ use weft::prelude::*;
 /// distinct words, through `sleep_pair`).
 #[weft::main]
 fn main(ctx: &Context) -> weft::Result<()> {
-    const USAGE: &str = "usage: hostile <spin|sleep|grow|recurse|burn|accumulate|shuffle-sleep|endless-plan> <input-uri> [partitions], or hostile slow-count <input-uri> <output-uri> [reduce-partitions]";
+    const USAGE: &str = "usage: hostile <spin|sleep|grow|recurse|burn|accumulate|shuffle-sleep|endless-plan> <input-uri> [partitions], or hostile <slow-count|count-then-slow-count> <input-uri> <output-uri> [reduce-partitions]";
     let args = ctx.args();
     if let [function, input, output, rest @ ..] = args.as_slice()
-        && function == "slow-count"
+        && (function == "slow-count" || function == "count-then-slow-count")
     {
         let reduces = match rest {
             [] => 4,
             [n] => n.parse().map_err(|e| weft::Error::msg(format!("{USAGE}: reduce partitions: {e}")))?,
             _ => return Err(weft::Error::msg(USAGE)),
         };
-        let counts = ctx.text_file(input, 4)?.flat_map(split_words).map(one).reduce_by_key(add, reduces);
+        let lines = ctx.text_file(input, 4)?;
+        if function == "count-then-slow-count" {
+            println!("{} lines", lines.count()?);
+        }
+        let counts = lines.flat_map(split_words).map(one).reduce_by_key(add, reduces);
         return counts.map(slow_pair).save_as_text_file(output);
     }
     let (function, input, partitions) = match args.as_slice() {

@@ -1,0 +1,369 @@
+//! The master's state store: what a master keeps on disk so that a master
+//! killed at any moment and started again on the same data directory goes
+//! on where it stopped.
+//!
+//! One [redb](https://docs.rs/redb) file, `<data-dir>/state.redb`, holds
+//! every master run's number (a new run takes one no run has had, so no id
+//! is ever handed out twice), every job as a [`JobRecord`] (what was
+//! submitted, its plan, splits and range bounds, how far its driver got, the
+//! answers of its numbered actions, its end), and every ended attempt's
+//! ledger record ([`StoredAttempt`]). The core says which jobs changed in a
+//! way that must survive ([`Core::take_writes`](crate::state::Core::take_writes));
+//! the loop that owns it commits them, with the ledger's new records, in one
+//! transaction before it carries out the decisions that followed them, so
+//! nothing a client, an agent or a driver has heard of is lost.
+//!
+//! See `docs/architecture.md` (a master that restarts) for what a restarted
+//! master does with them.
+
+use crate::ledger::StoredAttempt;
+use crate::state::{ActRecord, Job, JobPhase, JobSpec};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use weft_core::access::JobCapability;
+use weft_core::artifact::Digest;
+use weft_core::ids::{DatasetId, Incarnation, JobId, ShuffleId};
+use weft_core::io::TextSplit;
+use weft_core::limits::TaskLimits;
+use weft_core::plan::Plan;
+use weft_core::task::Data;
+
+/// The store's file in the master's data directory.
+pub const FILE: &str = "state.redb";
+
+/// The layout this build reads and writes.
+const FORMAT: u32 = 1;
+
+const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
+const JOBS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("jobs");
+const ATTEMPTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("attempts");
+
+/// The store cannot be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("the master's state store {path}: {message}")]
+pub struct StoreError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong, and what to do about it.
+    pub message: String,
+}
+
+/// A job as the store keeps it: what was submitted (the S3 settings of its
+/// tenant's grants are read again from the tenants file, so no secret is
+/// kept here) and what must survive of its run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Its id.
+    pub id: JobId,
+    /// A name for people.
+    pub name: String,
+    /// Who submitted it.
+    pub tenant: String,
+    /// Its component's digest.
+    pub component: [u8; 32],
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Its tasks' limits.
+    pub limits: TaskLimits,
+    /// Failures of one task before an action fails.
+    pub max_task_attempts: u32,
+    /// Restarts of its driver allowed.
+    pub driver_restarts_allowed: u32,
+    /// The driver's wall-clock limit.
+    pub deadline: Option<Duration>,
+    /// The submitter's working directory.
+    pub working_dir: Option<PathBuf>,
+    /// Its capability.
+    pub capability: [u8; 32],
+    /// Its fuel budget.
+    pub fuel_budget: Option<u64>,
+    /// Where it stands.
+    pub phase: JobPhase,
+    /// Why it failed.
+    pub message: String,
+    /// Its driver's log, once it ended.
+    pub driver_log: String,
+    /// The datasets its driver defined.
+    pub plan: Plan,
+    /// Its broadcast values.
+    pub broadcasts: BTreeMap<u64, Data>,
+    /// The splits of its text datasets.
+    pub splits: BTreeMap<DatasetId, Vec<TextSplit>>,
+    /// The range bounds of its sorts.
+    pub range_bounds: BTreeMap<ShuffleId, Vec<Vec<u8>>>,
+    /// The last action number given.
+    pub actions_run: u32,
+    /// Its accumulators.
+    pub accumulators: BTreeMap<String, i64>,
+    /// Blocks of its driver traffic in the master's artifact store.
+    pub blocks: Vec<[u8; 32]>,
+    /// Its driver's last attempt number.
+    pub driver_attempt: u32,
+    /// Times its driver was started again.
+    pub driver_restarts: u32,
+    /// The answers of its numbered actions: what was asked, and the answer.
+    pub acts: BTreeMap<u32, StoredAct>,
+    /// The text outputs its numbered actions set up: what each asked, and where.
+    pub outputs: BTreeMap<u32, ([u8; 32], String)>,
+}
+
+/// An [`ActRecord`] as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAct {
+    /// What was asked.
+    pub asked: [u8; 32],
+    /// The encoded answer, or the status code and message.
+    pub answer: Result<Vec<u8>, (i32, String)>,
+}
+
+impl JobRecord {
+    /// What the store keeps of `job`.
+    pub fn of(job: &Job) -> Self {
+        let s = &job.spec;
+        Self {
+            id: job.id,
+            name: s.name.clone(),
+            tenant: s.tenant.clone(),
+            component: *s.component.as_bytes(),
+            args: s.args.clone(),
+            limits: s.limits.clone(),
+            max_task_attempts: s.max_task_attempts,
+            driver_restarts_allowed: s.driver_restarts,
+            deadline: s.deadline,
+            working_dir: s.working_dir.clone(),
+            capability: s.capability.0,
+            fuel_budget: s.fuel_budget,
+            phase: job.phase,
+            message: job.message.clone(),
+            driver_log: job.driver_log.clone(),
+            plan: job.plan.clone(),
+            broadcasts: (*job.broadcasts).clone(),
+            splits: job.splits.iter().map(|(d, s)| (*d, s.to_vec())).collect(),
+            range_bounds: job.range_bounds.clone(),
+            actions_run: job.actions_run,
+            accumulators: job.accumulators.clone(),
+            blocks: job.blocks.iter().map(|d| *d.as_bytes()).collect(),
+            driver_attempt: job.driver_attempt,
+            driver_restarts: job.driver_restarts,
+            acts: job
+                .acts
+                .iter()
+                .map(|(n, a)| (*n, StoredAct { asked: a.asked, answer: a.answer.clone() }))
+                .collect(),
+            outputs: job.outputs.clone(),
+        }
+    }
+
+    /// The job again, as a master restarting finds it: a live job's driver
+    /// waits for a slot, under an attempt number no earlier run used; `s3`
+    /// are its tenant's S3 settings now.
+    pub fn into_job(self, s3: Arc<weft_core::access::S3Grants>) -> Job {
+        let spec = JobSpec {
+            name: self.name,
+            tenant: self.tenant,
+            component: Digest::from_bytes(self.component),
+            args: self.args,
+            limits: self.limits,
+            max_task_attempts: self.max_task_attempts,
+            driver_restarts: self.driver_restarts_allowed,
+            deadline: self.deadline,
+            working_dir: self.working_dir,
+            capability: JobCapability(self.capability),
+            fuel_budget: self.fuel_budget,
+            s3,
+        };
+        let mut job = Job::new(self.id, spec);
+        job.phase = self.phase;
+        job.message = self.message;
+        job.driver_log = self.driver_log;
+        job.plan = self.plan;
+        job.broadcasts = Arc::new(self.broadcasts);
+        job.splits = self.splits.into_iter().map(|(d, s)| (d, s.into())).collect();
+        job.range_bounds = self.range_bounds;
+        job.actions_run = self.actions_run;
+        job.accumulators = self.accumulators;
+        job.blocks = self.blocks.into_iter().map(Digest::from_bytes).collect();
+        job.driver_restarts = self.driver_restarts;
+        job.acts =
+            self.acts.into_iter().map(|(n, a)| (n, ActRecord { asked: a.asked, answer: a.answer })).collect();
+        job.outputs = self.outputs;
+        if job.phase == JobPhase::Running {
+            // The attempt an earlier run launched may still be ending somewhere.
+            job.driver_attempt = self.driver_attempt + 1;
+        } else {
+            job.driver_attempt = self.driver_attempt;
+            job.end_restored();
+        }
+        job
+    }
+}
+
+/// What the core hands the store to keep, in one transaction.
+#[derive(Debug, Default)]
+pub struct Writes {
+    /// Jobs that changed, as they are now.
+    pub jobs: Vec<JobRecord>,
+    /// Ledger records that ended since the last writes.
+    pub attempts: Vec<StoredAttempt>,
+}
+
+impl Writes {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.attempts.is_empty()
+    }
+}
+
+/// What earlier master runs left.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// How many master runs used the store before this one.
+    pub runs: usize,
+    /// Every job, oldest first.
+    pub jobs: Vec<JobRecord>,
+    /// Every ledger record, oldest first.
+    pub attempts: Vec<StoredAttempt>,
+}
+
+/// The open store. One master at a time: a second master on the same data
+/// directory is refused.
+pub struct StateStore {
+    db: Database,
+    path: PathBuf,
+    next_attempt: u64,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn job_key(id: JobId) -> u64 {
+    (u64::from(id.incarnation.0) << 32) | u64::from(id.seq)
+}
+
+impl StateStore {
+    /// Open (or create) the store at `path`, read back what earlier runs
+    /// kept, and take a run number none of them had.
+    ///
+    /// # Errors
+    /// The file cannot be created or read, another master has it open, it
+    /// was written by a newer weft, or a record does not decode.
+    pub fn open(path: &Path) -> Result<(Self, Incarnation, Restored), StoreError> {
+        let fail = |message: String| StoreError { path: path.to_path_buf(), message };
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => fail(
+                "another master has it open: give each master its own --data-dir (or stop the other one)"
+                    .into(),
+            ),
+            e => fail(e.to_string()),
+        })?;
+        let store = Self { db, path: path.to_path_buf(), next_attempt: 0 };
+        let (runs, restored) = store.read().map_err(fail)?;
+        let mut store = store;
+        store.next_attempt = restored.attempts.len() as u64;
+        let mut incarnation = Incarnation::fresh();
+        while runs.contains(&incarnation.0) {
+            incarnation = Incarnation::fresh();
+        }
+        let mut all = runs;
+        all.push(incarnation.0);
+        store.put_meta(&all).map_err(fail)?;
+        Ok((store, incarnation, restored))
+    }
+
+    fn read(&self) -> Result<(Vec<u32>, Restored), String> {
+        let tx = self.db.begin_read().map_err(|e| e.to_string())?;
+        let mut runs = Vec::new();
+        match tx.open_table(META) {
+            Ok(meta) => {
+                if let Some(v) = meta.get("format").map_err(|e| e.to_string())? {
+                    let format: u32 = postcard::from_bytes(v.value()).map_err(|e| e.to_string())?;
+                    if format > FORMAT {
+                        return Err(format!(
+                            "it was written by a newer weft (layout {format}; this one reads {FORMAT}): run that weft, or move the file away to start empty"
+                        ));
+                    }
+                }
+                if let Some(v) = meta.get("runs").map_err(|e| e.to_string())? {
+                    runs = postcard::from_bytes(v.value()).map_err(|e| e.to_string())?;
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let mut restored = Restored { runs: runs.len(), ..Restored::default() };
+        restored.jobs = read_all(&tx, JOBS, "job")?;
+        restored.attempts = read_all(&tx, ATTEMPTS, "attempt record")?;
+        Ok((runs, restored))
+    }
+
+    fn put_meta(&self, runs: &[u32]) -> Result<(), String> {
+        let tx = self.db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut meta = tx.open_table(META).map_err(|e| e.to_string())?;
+            let format = postcard::to_allocvec(&FORMAT).map_err(|e| e.to_string())?;
+            meta.insert("format", format.as_slice()).map_err(|e| e.to_string())?;
+            let runs = postcard::to_allocvec(runs).map_err(|e| e.to_string())?;
+            meta.insert("runs", runs.as_slice()).map_err(|e| e.to_string())?;
+            // Created now, so that a read finds them.
+            tx.open_table(JOBS).map_err(|e| e.to_string())?;
+            tx.open_table(ATTEMPTS).map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+
+    /// Keep `writes`, durably, in one transaction.
+    ///
+    /// # Errors
+    /// The disk refused them (full, gone, read-only).
+    pub fn write(&mut self, writes: &Writes) -> Result<(), StoreError> {
+        let fail = |message: String| StoreError { path: self.path.clone(), message };
+        let tx = self.db.begin_write().map_err(|e| fail(e.to_string()))?;
+        let mut next = self.next_attempt;
+        {
+            let mut jobs = tx.open_table(JOBS).map_err(|e| fail(e.to_string()))?;
+            for job in &writes.jobs {
+                let bytes = postcard::to_allocvec(job).map_err(|e| fail(e.to_string()))?;
+                jobs.insert(job_key(job.id), bytes.as_slice()).map_err(|e| fail(e.to_string()))?;
+            }
+            let mut attempts = tx.open_table(ATTEMPTS).map_err(|e| fail(e.to_string()))?;
+            for a in &writes.attempts {
+                let bytes = postcard::to_allocvec(a).map_err(|e| fail(e.to_string()))?;
+                attempts.insert(next, bytes.as_slice()).map_err(|e| fail(e.to_string()))?;
+                next += 1;
+            }
+        }
+        tx.commit().map_err(|e| fail(e.to_string()))?;
+        self.next_attempt = next;
+        Ok(())
+    }
+}
+
+fn read_all<T: for<'de> Deserialize<'de>>(
+    tx: &redb::ReadTransaction,
+    table: TableDefinition<'_, u64, &[u8]>,
+    what: &str,
+) -> Result<Vec<T>, String> {
+    let table = match tx.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(|e| e.to_string())? {
+        let (key, value) = entry.map_err(|e| e.to_string())?;
+        let record = postcard::from_bytes(value.value())
+            .map_err(|e| format!("{what} {} does not decode: {e}", key.value()))?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
