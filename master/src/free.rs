@@ -124,6 +124,21 @@ impl FreeIndex {
         self.take(agent, d).then_some(agent)
     }
 
+    /// Take `d` from the agent with the most free memory where it fits,
+    /// other than `except` (a speculative copy runs away from its original).
+    pub fn take_roomiest_except(&mut self, d: Demand, except: AgentId) -> Option<AgentId> {
+        let agent = self
+            .room
+            .iter()
+            .rev()
+            .filter(|(_, Reverse(a))| *a != except)
+            .take(MAX_WALK)
+            .take_while(|(f, _)| f.memory >= d.memory)
+            .find(|(f, _)| f.fits(d))
+            .map(|&(_, Reverse(agent))| agent)?;
+        self.take(agent, d).then_some(agent)
+    }
+
     /// Take `d` from the roomiest of `agents` where it fits.
     pub fn take_best_of(&mut self, agents: &[AgentId], d: Demand) -> Option<AgentId> {
         let best = agents

@@ -28,12 +28,11 @@
 //! - A **fetch failure** (a reduce task could not read a map output, the typed
 //!   end [`EndReason::FetchFailed`]) marks that output lost, re-runs its map
 //!   task, then the reduce task. It is not a failure of the reading task, but
-//!   a stage whose tasks find a map output they read lost
-//!   [`MAX_STAGE_ATTEMPTS`] times over (outputs lost again each time they are
-//!   computed: a block corrupt as written, a disk that eats them) fails the
-//!   job, as Spark's `spark.stage.maxConsecutiveAttempts`, instead of looping.
-//!   Outputs a lost agent took are lost with it, not found by fetches, and do
-//!   not count.
+//!   a map output found lost [`MAX_STAGE_ATTEMPTS`] times, each time by a
+//!   reader launched after it was computed again (a block corrupt as
+//!   written, a disk that eats them), fails the job, as Spark's
+//!   `spark.stage.maxConsecutiveAttempts`, instead of looping. The first
+//!   fetch failure from an agent loses every output it holds, as Spark does.
 //! - Map outputs **outlive the action**: a later action of the same submitted job
 //!   [adopts](JobRun::adopt) the map outputs of shuffles it shares with earlier
 //!   ones, and their map tasks do not run again (Spark's skipped stages).
@@ -43,6 +42,11 @@
 //!   tasks finds nothing kept when it is placed (an agent was lost, a
 //!   partition evicted), the stage joins its parents again and that task waits
 //!   for their map outputs.
+
+mod speculation;
+
+use speculation::Copy;
+pub use speculation::Speculation;
 
 use crate::dag::{JobGraph, Source, StageKind};
 use crate::free::{Demand, FreeIndex};
@@ -58,8 +62,8 @@ use weft_core::task::{BlockSizes, TaskKey, TaskState};
 /// over that many map tasks the input rarely sits on so few agents.
 pub const PREF_MAP_THRESHOLD: usize = 1000;
 
-/// How many times a stage may find map outputs it reads lost (each time
-/// recomputing them) before its job fails.
+/// How many times one map output may be found lost by a fetch (each time
+/// computed again) before its job fails.
 pub const MAX_STAGE_ATTEMPTS: u32 = 4;
 
 /// Where a job stands.
@@ -115,6 +119,10 @@ pub struct MapOutput {
     pub agent: AgentId,
     /// The size of its block for each reduce partition.
     pub sizes: BlockSizes,
+    /// The run's launch count when it was recorded: a fetch failure of an
+    /// attempt launched before it cannot be about it (0: from an earlier
+    /// action).
+    pub since: u64,
 }
 
 /// What a finished result task handed back.
@@ -147,7 +155,12 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Slot {
     Pending,
-    Running { attempt: u32, agent: AgentId },
+    /// `launched`: the run's launch count when it started.
+    Running {
+        attempt: u32,
+        agent: AgentId,
+        launched: u64,
+    },
     Done,
 }
 
@@ -159,6 +172,12 @@ struct TaskRun {
     /// When it was first declined for want of the agent keeping its
     /// persisted input (delay scheduling).
     waiting_since: Option<Instant>,
+    /// When its running attempt started.
+    started: Option<Instant>,
+    /// A speculative copy of its running attempt, on another agent.
+    copy: Option<Copy>,
+    /// Whether it waits in its stage's queue of stragglers.
+    straggling: bool,
 }
 
 /// What placing tasks near their persisted input needs: where partitions
@@ -205,8 +224,21 @@ pub struct JobRun {
     locality_wait: Duration,
     /// Per stage, whether it is cut from its parents (see [`cut_at_kept`](Self::cut_at_kept)).
     cut: Vec<bool>,
-    /// Per stage, how many map outputs its tasks found lost (see [`MAX_STAGE_ATTEMPTS`]).
-    fetch_losses: Vec<u32>,
+    /// How many times each map output was found lost by a fetch (see
+    /// [`MAX_STAGE_ATTEMPTS`]).
+    fetch_losses: BTreeMap<(ShuffleId, u32), u32>,
+    /// Attempts launched so far: what orders launches and map outputs.
+    launches: u64,
+    /// When stragglers get a speculative copy, if ever.
+    speculation: Option<Speculation>,
+    /// Per stage, how long its finished tasks ran, in microseconds.
+    durations: Vec<Vec<u64>>,
+    /// Per stage, the median of `durations` and how many it was taken over.
+    medians: Vec<(usize, u64)>,
+    /// Per stage, stragglers waiting for a place for their copy.
+    stragglers: Vec<VecDeque<u32>>,
+    /// Attempts that lost to another attempt of their task: the caller kills them.
+    kills: Vec<(TaskKey, AgentId)>,
 }
 
 impl JobRun {
@@ -216,14 +248,22 @@ impl JobRun {
             .stages
             .iter()
             .map(|s| {
-                let run = TaskRun { slot: Slot::Pending, next_attempt: 0, failures: 0, waiting_since: None };
+                let run = TaskRun {
+                    slot: Slot::Pending,
+                    next_attempt: 0,
+                    failures: 0,
+                    waiting_since: None,
+                    started: None,
+                    copy: None,
+                    straggling: false,
+                };
                 vec![run; s.tasks.len()]
             })
             .collect();
         let pending = graph.stages.iter().map(|s| (0..s.tasks.len() as u32).collect()).collect();
         let counts = vec![StageCounts::default(); graph.stages.len()];
         let cut = vec![false; graph.stages.len()];
-        let fetch_losses = vec![0; graph.stages.len()];
+        let stages = graph.stages.len();
         let mut map_outputs = BTreeMap::new();
         let mut missing = BTreeMap::new();
         for s in &graph.stages {
@@ -248,7 +288,13 @@ impl JobRun {
             state,
             locality_wait: DEFAULT_LOCALITY_WAIT,
             cut,
-            fetch_losses,
+            fetch_losses: BTreeMap::new(),
+            launches: 0,
+            speculation: None,
+            durations: vec![Vec::new(); stages],
+            medians: vec![(0, 0); stages],
+            stragglers: vec![VecDeque::new(); stages],
+            kills: Vec::new(),
         }
     }
 
@@ -291,7 +337,8 @@ impl JobRun {
                 if let Some(out) = out
                     && self.tasks[i][p].slot == Slot::Pending
                 {
-                    ours[p] = Some(out.clone());
+                    // Older than every launch of this run.
+                    ours[p] = Some(MapOutput { since: 0, ..out.clone() });
                     *self.versions.entry(shuffle).or_default() += 1;
                     self.tasks[i][p].slot = Slot::Done;
                     self.counts[i].done += 1;
@@ -452,14 +499,15 @@ impl JobRun {
     /// Tasks waiting to be placed in the stages that can launch now (an upper
     /// bound: a queue may hold a few entries that are no longer pending).
     pub fn waiting(&self) -> usize {
-        self.launchable().into_iter().map(|i| self.pending[i].len()).sum()
+        self.launchable().into_iter().map(|i| self.pending[i].len() + self.stragglers[i].len()).sum()
     }
 
     /// Whether a task could be launched now.
     pub fn has_ready(&self) -> bool {
-        self.launchable()
-            .into_iter()
-            .any(|i| self.pending[i].iter().any(|p| self.tasks[i][*p as usize].slot == Slot::Pending))
+        self.launchable().into_iter().any(|i| {
+            !self.stragglers[i].is_empty()
+                || self.pending[i].iter().any(|p| self.tasks[i][*p as usize].slot == Slot::Pending)
+        })
     }
 
     /// The job's answer to the offered resources: its ready tasks, earliest
@@ -528,7 +576,7 @@ impl JobRun {
                     break true;
                 };
                 self.tasks[i][p as usize].waiting_since = None;
-                if let Some(key) = self.start(i, p, agent) {
+                if let Some(key) = self.start(i, p, agent, locality.now) {
                     placed.push((key, agent));
                 }
             };
@@ -536,7 +584,7 @@ impl JobRun {
             for p in deferred.into_iter().rev() {
                 self.pending[i].push_front(p);
             }
-            if full {
+            if full || self.place_copies(i, free, demand, limit, &mut placed, locality.now) {
                 return placed;
             }
         }
@@ -580,10 +628,10 @@ impl JobRun {
     /// Record that (stage, partition) was launched on `agent`; returns the attempt's key.
     pub fn launch(&mut self, stage: StageId, partition: u32, agent: AgentId) -> Option<TaskKey> {
         let i = self.stage_index(stage)?;
-        self.start(i, partition, agent)
+        self.start(i, partition, agent, Instant::now())
     }
 
-    fn start(&mut self, i: usize, partition: u32, agent: AgentId) -> Option<TaskKey> {
+    fn start(&mut self, i: usize, partition: u32, agent: AgentId, now: Instant) -> Option<TaskKey> {
         let stage = self.graph.stages[i].id;
         let t = self.tasks[i].get_mut(partition as usize)?;
         if t.slot != Slot::Pending {
@@ -591,7 +639,9 @@ impl JobRun {
         }
         let attempt = t.next_attempt;
         t.next_attempt += 1;
-        t.slot = Slot::Running { attempt, agent };
+        self.launches += 1;
+        t.slot = Slot::Running { attempt, agent, launched: self.launches };
+        t.started = Some(now);
         self.counts[i].running += 1;
         Some(TaskKey { action: self.action, stage, partition, attempt })
     }
@@ -634,18 +684,29 @@ impl JobRun {
     pub fn on_outcome(&mut self, key: &TaskKey, outcome: Outcome) -> bool {
         let Some(i) = self.stage_index(key.stage) else { return false };
         let Some(t) = self.tasks[i].get(key.partition as usize) else { return false };
-        let agent = match t.slot {
-            Slot::Running { attempt, agent } if attempt == key.attempt => agent,
+        let (agent, launched) = match t.slot {
+            Slot::Running { attempt, agent, launched } if attempt == key.attempt => (agent, launched),
+            Slot::Running { .. } if t.copy.is_some_and(|c| c.attempt == key.attempt) => {
+                return self.copy_ended(i, key, outcome);
+            }
             _ => return false,
         };
         let p = key.partition as usize;
+        if self.tasks[i][p].copy.is_some() && self.main_ended(i, key, &outcome) {
+            return true;
+        }
         match outcome {
             Outcome::Finished { result, partition_bytes } => {
+                if let Some(started) = self.tasks[i][p].started {
+                    let took = Instant::now().saturating_duration_since(started);
+                    self.durations[i].push(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+                }
                 self.set_slot(i, p, Slot::Done);
                 match self.shuffle_of(i) {
                     Some(sh) => {
                         let sizes = BlockSizes::new(&partition_bytes);
-                        self.set_map_output(sh, p, Some(MapOutput { agent, sizes }));
+                        let since = self.launches;
+                        self.set_map_output(sh, p, Some(MapOutput { agent, sizes, since }));
                     }
                     None => self.results[p] = Some(result),
                 }
@@ -655,38 +716,14 @@ impl JobRun {
             }
             Outcome::Failed(EndReason::FetchFailed { shuffle, map, message }) => {
                 self.set_slot(i, p, Slot::Pending);
-                // Counted once per output lost: readers that find it gone
-                // after the first are the same loss.
-                let present = self
-                    .map_outputs
-                    .get(&shuffle)
-                    .and_then(|o| o.get(map as usize))
-                    .is_some_and(Option::is_some);
-                if present {
-                    self.fetch_losses[i] += 1;
-                    if self.fetch_losses[i] >= MAX_STAGE_ATTEMPTS {
-                        self.state = JobState::Failed(format!(
-                            "{} stage {}: map outputs it reads were lost {} times, each computed again \
-                             (last: map output {map} of shuffle {}, {message}); giving up instead of \
-                             computing them for ever",
-                            self.action, self.graph.stages[i].id.0, self.fetch_losses[i], shuffle.0
-                        ));
-                    }
-                }
-                self.lose_map_output(shuffle, map);
+                self.fetch_lost(i, shuffle, map, &message, launched);
             }
             // The partition was not kept after all: the caller forgot it, so
             // the next attempt computes it. Not a failure.
             Outcome::Failed(EndReason::CacheMiss { .. }) => self.set_slot(i, p, Slot::Pending),
             Outcome::Failed(end) if end.is_retryable() => {
                 self.set_slot(i, p, Slot::Pending);
-                self.counts[i].failed += 1;
-                let t = &mut self.tasks[i][p];
-                t.failures += 1;
-                if t.failures >= self.max_attempts {
-                    self.state =
-                        JobState::Failed(format!("task {key} failed {} times; last: {end}", t.failures));
-                }
+                self.host_failure(i, key, &end);
             }
             Outcome::Failed(end) => {
                 self.set_slot(i, p, Slot::Pending);
@@ -696,6 +733,47 @@ impl JobRun {
             Outcome::Interrupted(_) => self.set_slot(i, p, Slot::Pending),
         }
         true
+    }
+
+    /// Task `key` of stage `i` failed for the host's reasons (retried, up to
+    /// the most failures allowed).
+    fn host_failure(&mut self, i: usize, key: &TaskKey, end: &EndReason) {
+        self.counts[i].failed += 1;
+        let t = &mut self.tasks[i][key.partition as usize];
+        t.failures += 1;
+        if t.failures >= self.max_attempts {
+            self.state = JobState::Failed(format!("task {key} failed {} times; last: {end}", t.failures));
+        }
+    }
+
+    /// A reader of stage `i` launched as the run's launch number `launched`
+    /// could not fetch map output `map` of `shuffle`.
+    fn fetch_lost(&mut self, i: usize, shuffle: ShuffleId, map: u32, message: &str, launched: u64) {
+        // Only an output the reader could have read counts: not one
+        // already found lost, nor one computed again since the
+        // reader was launched (its failure is about the earlier one).
+        let holder = self
+            .map_outputs
+            .get(&shuffle)
+            .and_then(|o| o.get(map as usize))
+            .and_then(Option::as_ref)
+            .filter(|o| o.since < launched)
+            .map(|o| o.agent);
+        if let Some(holder) = holder {
+            let losses = self.fetch_losses.entry((shuffle, map)).or_default();
+            *losses += 1;
+            if *losses >= MAX_STAGE_ATTEMPTS {
+                self.state = JobState::Failed(format!(
+                    "{} stage {}: map output {map} of shuffle {} was lost {losses} times, each \
+                         time computed again (last: {message}); giving up instead of computing it for ever",
+                    self.action, self.graph.stages[i].id.0, shuffle.0
+                ));
+            }
+            // As Spark: an agent a fetch failed from loses every
+            // map output it holds (its other readers would fail
+            // one by one), each counted once, here.
+            self.lose_outputs_of(holder);
+        }
     }
 
     fn set_map_output(&mut self, shuffle: ShuffleId, map: usize, out: Option<MapOutput>) {
@@ -734,15 +812,32 @@ impl JobRun {
         let mut interrupted = Vec::new();
         for i in 0..self.graph.stages.len() {
             for p in 0..self.tasks[i].len() {
-                if let Slot::Running { attempt, agent: a } = self.tasks[i][p].slot
+                let stage = self.graph.stages[i].id;
+                let key = |attempt| TaskKey { action: self.action, stage, partition: p as u32, attempt };
+                if let Some(c) = self.tasks[i][p].copy.filter(|c| c.agent == agent) {
+                    self.tasks[i][p].copy = None;
+                    interrupted.push(key(c.attempt));
+                }
+                if let Slot::Running { attempt, agent: a, .. } = self.tasks[i][p].slot
                     && a == agent
                 {
-                    self.set_slot(i, p, Slot::Pending);
-                    let stage = self.graph.stages[i].id;
-                    interrupted.push(TaskKey { action: self.action, stage, partition: p as u32, attempt });
+                    interrupted.push(key(attempt));
+                    // A copy elsewhere carries on as the task's attempt.
+                    match self.tasks[i][p].copy.take() {
+                        Some(c) => self.promote(i, p, c),
+                        None => self.set_slot(i, p, Slot::Pending),
+                    }
                 }
             }
         }
+        if self.state == JobState::Running {
+            self.lose_outputs_of(agent);
+        }
+        interrupted
+    }
+
+    /// Every map output `agent` holds is lost: their map tasks run again.
+    fn lose_outputs_of(&mut self, agent: AgentId) {
         let lost: Vec<(ShuffleId, u32)> = self
             .map_outputs
             .iter()
@@ -753,12 +848,9 @@ impl JobRun {
                     .map(|(m, _)| (*sh, m as u32))
             })
             .collect();
-        if self.state == JobState::Running {
-            for (sh, m) in lost {
-                self.lose_map_output(sh, m);
-            }
+        for (sh, m) in lost {
+            self.lose_map_output(sh, m);
         }
-        interrupted
     }
 }
 

@@ -331,7 +331,14 @@ impl Core {
     /// The job is unknown or has ended, or the part does not fit the plan.
     pub fn apply_plan(&mut self, job: JobId, delta: PlanDelta) -> Result<(), String> {
         let j = self.live_job(job)?;
-        j.plan.apply(&delta).map_err(|e| e.to_string())?;
+        let restarted = j.driver_attempt > 0;
+        j.plan.apply(&delta).map_err(|e| match restarted {
+            false => e.to_string(),
+            true => format!(
+                "{e} (the driver was started again: a restarted driver must build the same datasets in \
+                 the same order, so they may not depend on the clock, randomness or the environment)"
+            ),
+        })?;
         self.durable.insert(job);
         let Some(j) = self.jobs.get_mut(&job) else { return Ok(()) };
         // Unpersisted datasets: forget where their partitions are, and have
@@ -467,17 +474,24 @@ impl Core {
     }
 
     /// Keep how `job`'s driver's action number `seq` ended, for a driver
-    /// started again (answers over 4 MiB are not kept:
-    /// that action runs again, adopting what its job left).
+    /// started again (answers over 4 MiB are not kept, and past 16 MiB of
+    /// answers a job's oldest go: those actions run again, adopting what
+    /// the job left).
     pub fn record_act(&mut self, job: JobId, seq: u32, record: ActRecord) {
-        let size = match &record.answer {
+        let size = |r: &ActRecord| match &r.answer {
             Ok(bytes) => bytes.len(),
             Err((_, message)) => message.len(),
         };
         if let Some(j) = self.jobs.get_mut(&job).filter(|j| j.is_live())
-            && size <= MAX_ACT_RECORD
+            && size(&record) <= MAX_ACT_RECORD
         {
             j.acts.insert(seq, record);
+            let mut kept: usize = j.acts.values().map(size).sum();
+            while kept > MAX_ACT_RECORDS
+                && let Some((_, oldest)) = j.acts.pop_first()
+            {
+                kept -= size(&oldest);
+            }
             self.durable.insert(job);
         }
     }
@@ -1023,7 +1037,9 @@ impl Core {
             }
             return;
         }
-        if let Some(r) = self.running.remove(&key) {
+        let current = self.running.remove(&key);
+        let was_running = current.is_some();
+        if let Some(r) = current {
             self.shares.end(key.action, r.claim);
             self.agents.freed(agent, r.pool, r.claim.demand(), now);
         }
@@ -1034,9 +1050,14 @@ impl Core {
         if !end.log.is_empty() {
             tracing::debug!(task = %key, log = %end.log, "task log");
         }
-        if matches!(end.end, EndReason::HostError { .. }) && self.agents.task_failed(agent, now) {
+        // Only an attempt the master ran there counts against the agent.
+        if let EndReason::HostError { message } = &end.end
+            && was_running
+            && self.agents.task_failed(agent, now)
+        {
             tracing::warn!(
-                %agent, failures = agents::EXCLUDE_AFTER, within = ?agents::EXCLUDE_WINDOW, "agent EXCLUDED for {:?}: its tasks keep failing",
+                %agent, failures = agents::EXCLUDE_AFTER, within = ?agents::EXCLUDE_WINDOW, last = %message,
+                "agent EXCLUDED for {:?}: its tasks keep failing",
                 agents::EXCLUDE_FOR
             );
         }
@@ -1604,6 +1625,9 @@ pub(crate) struct Absence {
 /// The largest answer of a driver's action kept for a restarted driver
 /// (answers name result blocks; inline ones are up to 64 KiB a partition).
 const MAX_ACT_RECORD: usize = 4 << 20;
+
+/// The most answers of a job's actions kept, in bytes (the oldest go first).
+const MAX_ACT_RECORDS: usize = 16 << 20;
 
 /// How long a lost agent's address is named in heartbeat answers: longer
 /// than any fetch from it may still be waiting.

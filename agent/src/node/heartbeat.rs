@@ -137,6 +137,12 @@ pub(crate) async fn forget_ended(shared: Arc<Shared>, registered: Registered) {
     while stale(&shared) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Registered since with another master run: its jobs are not these.
+    let run = registered.newest.incarnation;
+    if shared.master.agent_id().map(|id| id.incarnation) != Some(run) {
+        tracing::info!(master_run = %run, "weft.agent.ended_job.skipped: registered with another master run since");
+        return;
+    }
     let removed = tokio::task::spawn_blocking(move || {
         let dir = shared.blocks.work_dir().join("jobs");
         let mut jobs = shared.cache.jobs();

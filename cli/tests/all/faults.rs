@@ -163,7 +163,8 @@ fn a_job_whose_drivers_agent_is_killed_starts_its_driver_again_which_adopts_the_
     // The master declares it lost (1.5 s) and starts the driver on another
     // agent; its `main` asks for the same action, which it joins.
     assert_exact(&url, &job, &text, &out);
-    assert_eq!(status(&url, &job)["driver_restarts"], 1);
+    // Once, unless a busy machine also delayed a live agent's heartbeats.
+    assert!(status(&url, &job)["driver_restarts"].as_u64().unwrap() >= 1);
     launches(&agents, &mut seen);
     let tasks: Vec<&String> = seen.iter().flatten().collect();
     assert!(tasks.iter().any(|t| t.ends_with("/driver#1")), "the driver started again: {tasks:?}");
@@ -175,8 +176,9 @@ fn a_job_whose_drivers_agent_is_killed_starts_its_driver_again_which_adopts_the_
 #[test]
 fn an_agent_killed_and_started_again_on_its_work_directory_replaces_itself_at_once_and_forgets_ended_jobs() {
     let dir = tempfile::tempdir().unwrap();
-    // Lost after 5 silent seconds: an agent back sooner must not wait for that.
-    let (m, url, mut agents) = cluster(dir.path(), "1s");
+    // Lost after 10 silent seconds: an agent back sooner (a restart takes
+    // about a second) must not wait for that.
+    let (m, url, mut agents) = cluster(dir.path(), "2s");
     let names = ["a", "b", "c"];
     let (job, text, out) = slow_count(&url, dir.path(), "4");
     let x = reduce_agent(&agents, &job);
@@ -197,7 +199,7 @@ fn an_agent_killed_and_started_again_on_its_work_directory_replaces_itself_at_on
     let job2 = submit_detached(&url, &guest("hostile"), &args);
     let y = reduce_agent(&agents, &job2);
     let kept = dir.path().join(names[y]).join("work").join("jobs").join(&job2);
-    assert!(kept.is_dir(), "{} holds the job's files", kept.display());
+    until(10, "the reduce agent to hold the job's files", || kept.is_dir().then_some(()));
     signal(agents[y].pid(), "KILL");
     assert_exact(&url, &job2, &text, &out2);
     assert!(kept.is_dir(), "no one removed them while the agent was down");

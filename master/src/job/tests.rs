@@ -134,19 +134,24 @@ fn a_lost_agent_takes_its_tasks_and_map_outputs_with_it() {
 }
 
 #[test]
-fn a_fetch_failure_recomputes_the_map_output() {
+fn a_fetch_failure_recomputes_the_map_outputs_of_the_agent_it_failed_on() {
     let mut run = word_count();
-    for k in launch_all(&mut run, A) {
-        finish(&mut run, &k, b"");
-    }
-    let reduces = launch_all(&mut run, B);
+    let m0 = run.launch(StageId(0), 0, A).unwrap();
+    let m1 = run.launch(StageId(0), 1, B).unwrap();
+    finish(&mut run, &m0, b"");
+    finish(&mut run, &m1, b"");
+    let reduces = launch_all(&mut run, A);
     let sh = shuffle(&run);
     run.on_outcome(&reduces[0], fetch_failed(sh, 1));
     assert_eq!(run.ready(), [(StageId(0), 1)], "map 1 runs again before the reduce retries");
+    // Another reader launched before map 1 was computed again reports the
+    // same loss: it is not counted again.
+    run.on_outcome(&reduces[1], fetch_failed(sh, 1));
+    assert_eq!(run.ready(), [(StageId(0), 1)]);
     let again = run.launch(StageId(0), 1, B).unwrap();
     finish(&mut run, &again, b"");
     assert_eq!(run.map_locations(sh).unwrap(), [(0, A), (1, B)]);
-    assert_eq!(run.ready(), [(StageId(1), 0)]);
+    assert_eq!(run.ready(), [(StageId(1), 0), (StageId(1), 1)]);
     assert_eq!(run.state(), &JobState::Running);
 }
 
@@ -177,10 +182,11 @@ fn a_later_action_adopts_map_outputs_and_skips_their_tasks() {
     assert_eq!(second.map_locations(shuffle(&second)).unwrap(), [(0, A), (1, A)]);
     assert_eq!(second.progress()[0].finished, 2, "a skipped stage shows as done");
 
-    // A fetch failure on an adopted output re-runs that map task.
+    // A fetch failure on an adopted output re-runs that map task (and the
+    // other one its agent held).
     let reduce = second.launch(StageId(1), 0, B).unwrap();
     second.on_outcome(&reduce, fetch_failed(shuffle(&second), 1));
-    assert_eq!(second.ready().first(), Some(&(StageId(0), 1)));
+    assert_eq!(second.ready()[..2], [(StageId(0), 0), (StageId(0), 1)]);
 }
 
 #[test]
@@ -193,7 +199,8 @@ fn adopting_partial_or_mismatched_outputs_runs_only_what_is_missing() {
     assert_eq!(second.ready(), [(StageId(0), 0)], "only the missing map output is computed");
 
     let mut other: MapOutputs = BTreeMap::new();
-    other.insert(shuffle(&second), vec![Some(MapOutput { agent: A, sizes: Default::default() }); 5]);
+    other
+        .insert(shuffle(&second), vec![Some(MapOutput { agent: A, sizes: Default::default(), since: 0 }); 5]);
     let mut third = word_count();
     assert_eq!(third.adopt(&other), 0, "a different split count is not the same shuffle output");
     assert_eq!(third.ready().len(), 2);
@@ -438,10 +445,30 @@ fn a_stage_whose_map_outputs_are_lost_again_and_again_fails_its_job_instead_of_l
         }
         if round < MAX_STAGE_ATTEMPTS {
             assert_eq!(run.state(), &JobState::Running, "round {round}");
-            assert_eq!(run.ready(), [(StageId(0), 1)], "map 1 runs again");
+            assert_eq!(run.ready(), [(StageId(0), 0), (StageId(0), 1)], "A's map outputs run again");
             maps = launch_all(&mut run, A);
         }
     }
     let JobState::Failed(message) = run.state() else { panic!("{:?}", run.state()) };
-    assert!(message.contains("lost 4 times") && message.contains("peer gone"), "{message}");
+    assert!(message.contains("map output 1") && message.contains("lost 4 times"), "{message}");
+    assert!(message.contains("peer gone"), "{message}");
+}
+
+#[test]
+fn an_agent_whose_outputs_all_fail_their_fetches_at_once_does_not_fail_the_job() {
+    // A killed agent held all 6 map outputs; before the master finds it
+    // lost, its readers fail on one output each: one incident, not 6 losses.
+    let (p, lines, counts) = counting();
+    let graph = dag::build(&p, counts, &[(lines, 6)].into()).unwrap();
+    let mut run = JobRun::new(action(1), graph, 3);
+    let sh = shuffle(&run);
+    for m in launch_all(&mut run, A) {
+        finish(&mut run, &m, b"");
+    }
+    let reduces = launch_all(&mut run, B);
+    for (r, map) in reduces.iter().zip(0..) {
+        run.on_outcome(r, fetch_failed(sh, map));
+    }
+    assert_eq!(run.state(), &JobState::Running);
+    assert_eq!(run.ready().iter().filter(|(s, _)| *s == StageId(0)).count(), 6, "every output runs again");
 }

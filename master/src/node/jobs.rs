@@ -156,6 +156,9 @@ fn limits(
     Ok(l)
 }
 
+/// The most driver restarts a job may ask for.
+const MAX_DRIVER_RESTARTS: u32 = 100;
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -204,6 +207,11 @@ impl Jobs for Shared {
         if !matches!(uri, ArtifactUri::Blake3(_)) {
             self.resolver.store().put(bytes).await.map_err(artifact_status)?;
             self.owners.add(digest, &who.tenant);
+        }
+        if let Some(n) = req.driver_restarts.filter(|n| *n > MAX_DRIVER_RESTARTS) {
+            return Err(Status::invalid_argument(format!(
+                "--driver-restarts {n} is over the most a job may ask, {MAX_DRIVER_RESTARTS}"
+            )));
         }
         let spec = JobSpec {
             name: if req.name.is_empty() { req.artifact.clone() } else { req.name.clone() },

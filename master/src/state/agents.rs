@@ -250,8 +250,30 @@ impl Agents {
         }
         if !lost.is_empty() {
             self.remeasure();
+            self.unexclude_if_none_left(now);
         }
         lost
+    }
+
+    /// When every live agent is excluded (the last one that was not is
+    /// lost), lift the exclusions: the cluster must not stop.
+    fn unexclude_if_none_left(&mut self, now: Instant) {
+        let live = || self.agents.values().filter(|a| !a.lost);
+        if live().next().is_none() || live().any(|a| a.excluded_until.is_none_or(|t| t <= now)) {
+            return;
+        }
+        let excluded: Vec<AgentId> = live().map(|a| a.id).collect();
+        for id in &excluded {
+            if let Some(a) = self.agents.get_mut(id) {
+                a.excluded_until = None;
+                a.paused_until = None;
+            }
+            self.reindex(*id, now);
+        }
+        tracing::warn!(
+            agents = excluded.len(),
+            "no live agent is left that is not excluded: exclusions lifted"
+        );
     }
 
     /// Declare live agent `id` lost now (it registered again, naming it as
@@ -263,6 +285,7 @@ impl Agents {
         self.mark_lost(id);
         self.reindex(id, now);
         self.remeasure();
+        self.unexclude_if_none_left(now);
         true
     }
 
@@ -446,7 +469,8 @@ impl Agents {
         if let Some(a) = self.agents.get_mut(&id) {
             a.running = a.running.saturating_sub(1);
             a.pools.free(pool, Demand { places: d.places.max(1), memory: d.memory });
-            a.paused_until = None;
+            // Room shown ends a pause, not an exclusion.
+            a.paused_until = a.excluded_until.filter(|t| *t > now);
             a.backoff = FIRST_BACKOFF;
         }
         self.reindex(id, now);

@@ -988,7 +988,7 @@ fn an_agent_whose_tasks_keep_failing_for_the_hosts_reasons_is_excluded_for_a_whi
             .collect()
     };
     let (on_a, on_b) = (on(a), on(b));
-    assert!(on_a.len() >= 3 && on_b.len() >= 3, "{placed:?}");
+    assert!(on_a.len() >= 4 && on_b.len() >= 3, "{placed:?}");
     let host =
         |key: TaskKey| TaskEnd { end: EndReason::HostError { message: "disk full".into() }, ..finished(key) };
     let excluded = |c: &Core, agent| c.agents.get(agent).unwrap().excluded_until.is_some();
@@ -997,7 +997,9 @@ fn an_agent_whose_tasks_keep_failing_for_the_hosts_reasons_is_excluded_for_a_whi
     assert!(!excluded(&c, a));
     assert!(c.task_ends(a, vec![host(on_a[2])], t0));
     assert_eq!(c.agents.get(a).unwrap().excluded_until, Some(t0 + agents::EXCLUDE_FOR));
-    // Nothing is placed on it while it is excluded, drivers included.
+    // Nothing is placed on it while it is excluded, drivers included, even
+    // after one of its tasks ends and shows free room.
+    assert!(c.task_ends(a, vec![finished(on_a[3])], t0));
     for k in &on_b {
         assert!(c.task_ends(b, vec![finished(*k)], t0));
     }
@@ -1014,6 +1016,34 @@ fn an_agent_whose_tasks_keep_failing_for_the_hosts_reasons_is_excluded_for_a_whi
         assert!(c.heartbeat(agent, t1));
     }
     c.tick(t1);
+    c.schedule(t1);
+    assert!(launches(&c.take_effects()).iter().any(|(to, _)| *to == a), "a runs tasks again");
+}
+
+#[test]
+fn exclusions_are_lifted_when_the_last_agent_not_excluded_is_lost() {
+    let (mut c, t0) = core();
+    let (a, b) = (agent4(&mut c, "a:1", t0), agent4(&mut c, "b:1", t0));
+    let job = c.submit_job(JobSpec { max_task_attempts: 10, ..spec() });
+    let (ctx, graph) = count(&c, job, 8);
+    c.run_action(ctx, graph);
+    c.schedule(t0);
+    let on_a: Vec<TaskKey> = launches(&c.take_effects())
+        .into_iter()
+        .filter(|(to, _)| *to == a)
+        .flat_map(|(_, k)| k)
+        .filter(|k| !k.is_driver())
+        .collect();
+    let host =
+        |key: TaskKey| TaskEnd { end: EndReason::HostError { message: "disk full".into() }, ..finished(key) };
+    assert!(c.task_ends(a, on_a.iter().take(3).map(|k| host(*k)).collect(), t0));
+    assert!(c.agents.get(a).unwrap().excluded_until.is_some());
+    // b falls silent and is lost; a, excluded, is all that is left.
+    let t1 = t0 + Duration::from_secs(5);
+    assert!(c.heartbeat(a, t1));
+    c.tick(t1);
+    assert!(!c.agents.is_live(b));
+    assert_eq!(c.agents.get(a).unwrap().excluded_until, None, "the cluster must not stop");
     c.schedule(t1);
     assert!(launches(&c.take_effects()).iter().any(|(to, _)| *to == a), "a runs tasks again");
 }
