@@ -56,6 +56,20 @@ pub struct MasterArgs {
     /// that were running are lost.
     #[arg(long)]
     ephemeral: bool,
+    /// Give stragglers a speculative copy on another agent (Spark's
+    /// `spark.speculation`): once --speculation-quantile of a stage's tasks
+    /// have finished, a task running --speculation-multiplier times their
+    /// median time gets one; the first to finish wins, the other is killed.
+    #[arg(long)]
+    speculation: bool,
+    /// The share of a stage's tasks that must have finished before any is
+    /// speculated (0 to 1).
+    #[arg(long, default_value_t = 0.75, value_parser = parse_quantile)]
+    speculation_quantile: f64,
+    /// How many times the median time of a stage's finished tasks a task
+    /// must have run to be speculated (at least 1).
+    #[arg(long, default_value_t = 1.5, value_parser = parse_multiplier)]
+    speculation_multiplier: f64,
     /// The most a `collect` or `take` may return to its driver, e.g. `2GiB`
     /// (larger results fail their action: write them with save_as_text_file).
     #[arg(long, default_value = "2GiB")]
@@ -95,6 +109,11 @@ pub async fn master(args: MasterArgs) -> Result<()> {
             tls: args.tls.config(),
             data_dir: args.data_dir,
             ephemeral: args.ephemeral,
+            speculation: args.speculation.then(|| weft_master::job::Speculation {
+                quantile: args.speculation_quantile,
+                multiplier: args.speculation_multiplier,
+                ..Default::default()
+            }),
             max_result_size: args.max_result_size,
             job_deadline: args.job_deadline,
             heartbeat_interval: args.heartbeat_interval,
@@ -316,6 +335,20 @@ pub async fn channel(master: &str, ca: Option<&std::path::Path>) -> Result<Chann
 }
 
 type Jobs = JobsClient<InterceptedService<Channel, Credentials>>;
+
+fn parse_quantile(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(q) if q > 0.0 && q <= 1.0 => Ok(q),
+        _ => Err(format!("`{s}` is not a share between 0 and 1 (e.g. 0.75)")),
+    }
+}
+
+fn parse_multiplier(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if m >= 1.0 => Ok(m),
+        _ => Err(format!("`{s}` is not a multiplier of at least 1 (e.g. 1.5)")),
+    }
+}
 
 /// How long a client waiting for a job waits for a master that went away
 /// (it restarts, and goes on with its jobs) before it gives up.

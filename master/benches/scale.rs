@@ -139,6 +139,7 @@ fn cluster(agents: u32, slots: u32) -> (Core, Vec<AgentId>, Instant) {
         offer_filter: Duration::from_millis(200),
         hold_timeout: Duration::from_secs(10),
         locality_wait: Duration::from_secs(3),
+        speculation: None,
     };
     let mut core = Core::new(Incarnation(0x5ca1e), &config);
     let now = Instant::now();

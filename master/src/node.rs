@@ -100,6 +100,9 @@ pub struct MasterConfig {
     /// `spark.locality.wait`).
     #[serde(with = "humantime_serde_compat")]
     pub locality_wait: Duration,
+    /// Speculative copies of stragglers (Spark's `spark.speculation`): a
+    /// `[speculation]` table turns them on; `None` (the default): off.
+    pub speculation: Option<crate::job::Speculation>,
     /// S3 settings for `s3://` inputs, outputs and artifacts.
     pub s3: S3Config,
     /// TLS: the certificate and key it serves with, the CA it trusts for agents.
@@ -136,6 +139,7 @@ impl Default for MasterConfig {
             offer_filter: Duration::from_millis(200),
             hold_timeout: Duration::from_secs(10),
             locality_wait: crate::job::DEFAULT_LOCALITY_WAIT,
+            speculation: None,
             s3: S3Config::default(),
             tls: TlsConfig::default(),
         }
@@ -412,6 +416,7 @@ impl MasterNode {
             offer_filter: config.offer_filter,
             hold_timeout: config.hold_timeout,
             locality_wait: config.locality_wait,
+            speculation: config.speculation,
         };
         let launcher = Arc::new(
             GrpcLauncher::new(credentials, Duration::from_secs(10), advertised).with_tls(client_tls),

@@ -175,6 +175,8 @@ pub struct CoreConfig {
     pub hold_timeout: Duration,
     /// How long a task waits for the agent keeping its persisted input.
     pub locality_wait: Duration,
+    /// Speculative copies of stragglers, if any.
+    pub speculation: Option<crate::job::Speculation>,
 }
 
 struct Action {
@@ -213,6 +215,7 @@ pub struct Core {
     durable: BTreeSet<JobId>,
     max_result_size: u64,
     locality_wait: Duration,
+    speculation: Option<crate::job::Speculation>,
     /// How many live jobs use each block of driver traffic.
     blocks: HashMap<Digest, u32>,
     /// Every ended attempt, and the totals and fuel caps read from them.
@@ -237,6 +240,7 @@ impl Core {
             durable: BTreeSet::new(),
             max_result_size: config.max_result_size,
             locality_wait: config.locality_wait,
+            speculation: config.speculation,
             blocks: HashMap::new(),
             ledger: Ledger::new(),
         }
@@ -436,8 +440,9 @@ impl Core {
         job.actions_run += 1;
         self.durable.insert(ctx.job);
         let action = ActionId { job: ctx.job, seq: job.actions_run };
-        let mut run =
-            JobRun::new(action, graph, job.spec.max_task_attempts).with_locality_wait(self.locality_wait);
+        let mut run = JobRun::new(action, graph, job.spec.max_task_attempts)
+            .with_locality_wait(self.locality_wait)
+            .with_speculation(self.speculation);
         let claim = Claim {
             tenant: self.shares.tenant(&job.spec.tenant),
             places: job.spec.limits.slots.max(1),
@@ -940,6 +945,19 @@ impl Core {
             tracing::warn!(%agent, "agent missed its heartbeats: LOST");
             self.agent_lost(agent, now);
         }
+        for a in &mut self.actions {
+            a.run.speculate(now);
+        }
+    }
+
+    /// Kill the attempts that lost to another attempt of their task.
+    fn kill_losers(&mut self) {
+        let losers: Vec<(TaskKey, AgentId)> =
+            self.actions.iter_mut().flat_map(|a| a.run.take_kills()).collect();
+        for (key, agent) in losers {
+            tracing::debug!(task = %key, %agent, "another attempt of its task finished first: killed");
+            self.kill_attempts(agent, vec![key]);
+        }
     }
 
     fn agent_lost(&mut self, agent: AgentId, now: Instant) {
@@ -1100,6 +1118,7 @@ impl Core {
         let sampling = matches!(a.ctx.sink, ResultSink::KeySample(_))
             && a.run.graph().result_stage().is_some_and(|s| s.id == key.stage);
         let taken = a.run.on_outcome(&key, outcome);
+        self.kill_losers();
         // A job over its fuel budget, or of a tenant over its fuel quota,
         // stops, whatever its tasks' ends say.
         if end.metering.fuel > 0

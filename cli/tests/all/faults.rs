@@ -17,8 +17,14 @@ use std::time::Duration;
 /// and three agents of 2 slots that log each launch and wait 300 s for a
 /// shuffle block before giving up on its peer; the master's URL.
 fn cluster(dir: &Path, heartbeat: &str) -> (Proc, String, Vec<Proc>) {
+    cluster_with(dir, heartbeat, &[])
+}
+
+/// [`cluster`], the master started with `flags`.
+fn cluster_with(dir: &Path, heartbeat: &str, flags: &[&str]) -> (Proc, String, Vec<Proc>) {
     let mut m = master_command(dir);
-    m.args(["--heartbeat-interval", heartbeat]);
+    m.args(["--heartbeat-interval", heartbeat]).args(flags);
+    m.env("WEFT_LOG", "warn,weft_master::job::speculation=info");
     let (m, url) = start_master(m);
     let agents: Vec<Proc> = ["a", "b", "c"].iter().map(|name| fault_agent(dir, &url, name)).collect();
     for a in &agents {
@@ -206,4 +212,23 @@ fn an_agent_killed_and_started_again_on_its_work_directory_replaces_itself_at_on
     agents[y] = fault_agent(dir.path(), &url, names[y]);
     agents[y].wait_for("weft.agent.ended_job.removed", Duration::from_secs(30));
     assert!(!kept.exists(), "{} removed", kept.display());
+}
+
+#[test]
+fn with_speculation_the_stragglers_of_a_paused_agent_get_copies_elsewhere_and_the_output_stays_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--speculation", "--speculation-quantile", "0.5"];
+    // Lost after 10 silent seconds: the pause below stays under it, so the
+    // stragglers are found by speculation, not by the agent's loss.
+    let (m, url, agents) = cluster_with(dir.path(), "2s", &flags);
+    let (job, text, out) = slow_count(&url, dir.path(), "4");
+    // Once the reduce stage runs, pause an agent running reduce tasks for 8 s:
+    // the others finish theirs in about 4 s, and its tasks straggle.
+    let paused = reduce_agent(&agents, &job);
+    signal(agents[paused].pid(), "STOP");
+    let copy = m.wait_for("a straggler's speculative copy", Duration::from_secs(30));
+    assert!(copy.contains(&job), "{copy}");
+    std::thread::sleep(Duration::from_secs(4));
+    signal(agents[paused].pid(), "CONT");
+    assert_exact(&url, &job, &text, &out);
 }

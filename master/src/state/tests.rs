@@ -4,6 +4,10 @@ use weft_core::limits::TaskLimits;
 use weft_core::plan::{Node, Plan};
 
 fn core() -> (Core, Instant) {
+    core_with(None)
+}
+
+fn core_with(speculation: Option<crate::job::Speculation>) -> (Core, Instant) {
     let config = CoreConfig {
         heartbeat_interval: Duration::from_secs(1),
         lost_after: 3,
@@ -11,6 +15,7 @@ fn core() -> (Core, Instant) {
         offer_filter: Duration::from_millis(200),
         hold_timeout: Duration::from_secs(10),
         locality_wait: Duration::from_secs(3),
+        speculation,
     };
     (Core::new(Incarnation(0xabc), &config), Instant::now())
 }
@@ -1115,4 +1120,63 @@ fn a_restarted_core_goes_on_with_its_live_jobs_and_keeps_the_ended_ones() {
     let usage = again.ledger().usage(&crate::ledger::UsageQuery::default(), now);
     assert_eq!(c.ledger().records().len(), 3, "the ended driver and the live job's two tasks");
     assert_eq!(usage[0].totals.attempts, 3, "every record of the earlier run");
+}
+
+#[test]
+fn a_straggler_gets_a_copy_elsewhere_and_the_first_to_finish_wins() {
+    let s = crate::job::Speculation { quantile: 0.5, multiplier: 1.5, min_runtime: Duration::from_secs(1) };
+    let (mut c, t0) = core_with(Some(s));
+    let (a, b) = (agent4(&mut c, "a:1", t0), agent4(&mut c, "b:1", t0));
+    let job = c.submit_job(spec());
+    let (ctx, graph) = count(&c, job, 4);
+    let action = c.run_action(ctx, graph);
+    c.schedule(t0);
+    let placed: Vec<(AgentId, TaskKey)> = launches(&c.take_effects())
+        .into_iter()
+        .flat_map(|(to, keys)| keys.into_iter().map(move |k| (to, k)))
+        .filter(|(_, k)| !k.is_driver())
+        .collect();
+    assert_eq!(placed.len(), 4);
+    // Two finish at once; the other two run on.
+    for (to, k) in &placed[..2] {
+        assert!(c.task_ends(*to, vec![finished(*k)], t0));
+    }
+    c.tick(t0 + Duration::from_millis(500));
+    c.schedule(t0 + Duration::from_millis(500));
+    assert!(launches(&c.take_effects()).is_empty(), "not yet past the least runtime");
+    let t1 = t0 + Duration::from_secs(5);
+    for agent in [a, b] {
+        assert!(c.heartbeat(agent, t1));
+    }
+    c.tick(t1);
+    c.schedule(t1);
+    let copies: Vec<(AgentId, TaskKey)> = launches(&c.take_effects())
+        .into_iter()
+        .flat_map(|(to, keys)| keys.into_iter().map(move |k| (to, k)))
+        .collect();
+    assert_eq!(copies.len(), 2, "both stragglers get a copy: {copies:?}");
+    for (to, copy) in &copies {
+        let (from, original) = placed.iter().find(|(_, k)| k.partition == copy.partition).unwrap();
+        assert_ne!(to, from, "a copy runs away from its original");
+        assert_eq!(copy.attempt, original.attempt + 1);
+    }
+    // The first straggler's copy finishes first: its original is killed.
+    let (to, copy) = copies[0];
+    let (from, original) = *placed.iter().find(|(_, k)| k.partition == copy.partition).unwrap();
+    assert!(c.task_ends(to, vec![finished(copy)], t1));
+    assert_eq!(kills(&c.take_effects()), [(from, vec![original])]);
+    // Its late end counts nothing.
+    assert!(c.task_ends(from, vec![finished(original)], t1));
+    // The second straggler's copy fails on its host: the original carries on, and wins.
+    let (to, copy) = copies[1];
+    let (from, original) = *placed.iter().find(|(_, k)| k.partition == copy.partition).unwrap();
+    let failed = TaskEnd { end: EndReason::HostError { message: "disk".into() }, ..finished(copy) };
+    assert!(c.task_ends(to, vec![failed], t1));
+    assert!(c.take_effects().iter().all(|e| !matches!(e, Effect::Kill { .. } | Effect::ActionEnded { .. })));
+    assert!(c.task_ends(from, vec![finished(original)], t1));
+    assert_eq!(
+        actions_ended(c.take_effects()),
+        [(action, Ok(JobOutput::Count(4)))],
+        "each task counted once"
+    );
 }
