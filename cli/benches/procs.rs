@@ -55,6 +55,11 @@ impl Proc {
         Err(format!("no `{needle}` from a cluster process within 60s; its stderr:\n{}", seen.join("\n")))
     }
 
+    /// Its next stderr line, if one came.
+    pub fn try_line(&self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

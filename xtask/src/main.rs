@@ -52,6 +52,12 @@ Commands:
              as a ratio to the Rust guest's time; each component's size, first and cached
              load, and instantiation p50/p99; JavaScript's single operations per word
              (sdk/js/bench/costs.js). WEFT_BENCH_LANGS=c,python,js picks the languages
+  chaos [RUNS] [SEED]
+             the chaos suite: RUNS (default 14) runs of a two-action word count on a real master
+             and three agents, each with a fault drawn from SEED (default 1): agents killed in
+             map or reduce, the driver's agent killed, an agent paused, a shuffle file corrupted,
+             the master killed and restarted, a straggler under speculation; prints each run and
+             a summary (wrong outputs, failed jobs, wall time against fault-free runs)
 ";
 
 fn main() -> Result<()> {
@@ -78,6 +84,7 @@ fn main() -> Result<()> {
         }
         Some("bench-tasks") => cli_bench("tasks", &[("WEFT_BENCH_TASKS", arg(1))]),
         Some("bench-isolation") => cli_bench("isolation", &[("WEFT_BENCH_MIB", arg(1))]),
+        Some("chaos") => cli_bench("chaos", &[("WEFT_CHAOS_RUNS", arg(1)), ("WEFT_CHAOS_SEED", arg(2))]),
         Some("bench-scale") => cargo_bench("weft-master", "scale", &[("WEFT_BENCH_TASKS", arg(1))]),
         Some("bench-sdks") => {
             guests()?;
