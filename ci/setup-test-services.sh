@@ -5,6 +5,10 @@
 #   weft-core's artifact tests (core/tests/all/artifact_*.rs) start on a free
 #   loopback port and stop when they finish.
 #
+# - etcd (Debian's `etcd-server`, its binary only): the key-value store that the
+#   high-availability tests (cli/tests/all/ha.rs) and the chaos suite start on free
+#   loopback ports, for masters started with `--ha etcd://…`.
+#
 # Everything goes under target/test-services/ of this repository, so nothing global
 # is touched and `cargo clean` removes it. Idempotent: a second run with the same
 # pinned versions only checks a stamp file and exits.
@@ -52,4 +56,35 @@ WRAPPER
     echo "$want $python" >"$stamp"
 }
 
+install_etcd() {
+    local dir="$SERVICES/etcd"
+    local stamp="$dir/.installed"
+    local version
+    version="$(apt-cache policy etcd-server 2>/dev/null | awk '/Candidate:/ {print $2}')"
+    if [[ -z "$version" || "$version" == "(none)" ]]; then
+        if [[ -x "$dir/usr/bin/etcd" ]]; then
+            echo "setup-test-services: etcd-server not in the package lists; keeping $(cat "$stamp" 2>/dev/null)"
+        else
+            echo "setup-test-services: etcd-server is not in apt's package lists (run apt-get update)" >&2
+            return 1
+        fi
+    elif [[ -f "$stamp" && "$(cat "$stamp")" == "etcd-server $version" ]]; then
+        echo "setup-test-services: etcd-server $version already installed"
+    else
+        echo "setup-test-services: installing etcd-server $version into $dir"
+        rm -rf "$dir"
+        mkdir -p "$dir/deb"
+        # `apt-get download` fetches the package without installing it (no root
+        # needed); dpkg-deb unpacks its files here. etcd is one static binary.
+        (cd "$dir/deb" && apt-get download "etcd-server=$version" 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
+        dpkg-deb -x "$dir"/deb/etcd-server_*.deb "$dir"
+        rm -rf "$dir/deb"
+        echo "etcd-server $version" >"$stamp"
+    fi
+    mkdir -p "$SERVICES/bin"
+    ln -sf "$dir/usr/bin/etcd" "$SERVICES/bin/etcd"
+    "$SERVICES/bin/etcd" --version | head -1
+}
+
 install_moto
+install_etcd

@@ -12,7 +12,8 @@ use weft_master::node::{MasterConfig, MasterNode};
 /// Options of `weft agent`.
 #[derive(Args)]
 pub struct AgentArgs {
-    /// The master to register with.
+    /// The master to register with; with several (HA), every one's URL,
+    /// separated by commas: the agent follows whichever leads.
     #[arg(long, env = "WEFT_MASTER", default_value = "http://127.0.0.1:7070")]
     master: String,
     /// Address to listen on (the Agent and Blocks services).

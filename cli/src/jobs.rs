@@ -56,6 +56,19 @@ pub struct MasterArgs {
     /// that were running are lost.
     #[arg(long)]
     ephemeral: bool,
+    /// Run as one of several masters: they elect a leader through etcd
+    /// (`etcd://host:port[,host:port…][/prefix]`, prefix `/weft` by default)
+    /// and it keeps the state there. The others stand by without listening
+    /// until the leader is gone; agents and clients given every master's
+    /// URL (`--master URL,URL,…`) follow the leader. Give the masters one
+    /// --data-dir on shared storage (their artifacts live there).
+    #[arg(long, env = "WEFT_HA")]
+    ha: Option<String>,
+    /// With --ha: how long the leader may go silent (killed, paused, cut off
+    /// from etcd) before another master takes over. etcd raises it to its
+    /// own minimum (2s with its default timing).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    ha_lease: Duration,
     /// Give stragglers a speculative copy on another agent (Spark's
     /// `spark.speculation`): once --speculation-quantile of a stage's tasks
     /// have finished, a task running --speculation-multiplier times their
@@ -109,6 +122,12 @@ pub async fn master(args: MasterArgs) -> Result<()> {
             tls: args.tls.config(),
             data_dir: args.data_dir,
             ephemeral: args.ephemeral,
+            ha: args
+                .ha
+                .as_deref()
+                .map(|url| weft_master::ha::HaConfig::parse(url, args.ha_lease))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--ha: {e}"))?,
             speculation: args.speculation.then(|| weft_master::job::Speculation {
                 quantile: args.speculation_quantile,
                 multiplier: args.speculation_multiplier,
@@ -130,9 +149,22 @@ pub async fn master(args: MasterArgs) -> Result<()> {
     );
     print_generated(&handle);
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut lost = handle.lost_lead();
+    let lost_lead = async {
+        match &mut lost {
+            Some(lost) => lost.wait_for(|l| *l).await.map(|_| ()).unwrap_or(()),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(lost_lead);
     loop {
         tokio::select! {
             r = tokio::signal::ctrl_c() => { r?; break; }
+            () = &mut lost_lead => {
+                eprintln!("weft master: this master no longer leads (its etcd lease lapsed, or another master took over): stopping");
+                handle.shutdown().await;
+                anyhow::bail!("lost the lead; start it again to stand by");
+            }
             _ = hangup.recv() => match handle.reload_tenants() {
                 Ok(names) => eprintln!("tenants reloaded: {}", names.join(", ")),
                 Err(e) => eprintln!("tenants not reloaded (the ones in force stay): {e}"),
@@ -255,7 +287,8 @@ impl SubmitArgs {
 /// How a client command reaches the master, and how it prints.
 #[derive(Args)]
 pub struct ClientArgs {
-    /// The master.
+    /// The master; with several (HA), every one's URL, separated by commas:
+    /// the client uses whichever leads.
     #[arg(long, env = "WEFT_MASTER", default_value = "http://127.0.0.1:7070")]
     master: String,
     /// Print JSON for scripts.
@@ -322,16 +355,26 @@ impl TlsArgs {
 }
 
 /// A connected channel to the master at `master`; TLS trusting `ca` when it
-/// is https://.
+/// is https://. With several masters (`URL,URL,…`, HA), the first that
+/// takes the connection: the leader (the others stand by without listening).
 pub async fn channel(master: &str, ca: Option<&std::path::Path>) -> Result<Channel> {
     let tls = TlsConfig { ca: ca.map(Into::into), ..Default::default() }.client()?;
-    weft_core::proto::tls::endpoint(master, tls.as_ref())
-        .with_context(|| format!("bad master address `{master}` (expected e.g. http://127.0.0.1:7070)"))?
-        .connect()
-        .await
-        .with_context(|| {
-            format!("cannot reach the master at {master}: is `weft master` (or `weft local`) running?")
-        })
+    let masters: Vec<&str> = master.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+    let mut last = None;
+    for m in &masters {
+        let endpoint = weft_core::proto::tls::endpoint(m, tls.as_ref())
+            .with_context(|| format!("bad master address `{m}` (expected e.g. http://127.0.0.1:7070)"))?;
+        match endpoint.connect_timeout(Duration::from_secs(5)).connect().await {
+            Ok(channel) => return Ok(channel),
+            Err(e) => last = Some(e),
+        }
+    }
+    let Some(e) = last else { anyhow::bail!("no master address given (--master)") };
+    Err(anyhow::Error::new(e).context(if masters.len() > 1 {
+        format!("cannot reach any master of {master}: is one of them running and leading?")
+    } else {
+        format!("cannot reach the master at {master}: is `weft master` (or `weft local`) running?")
+    }))
 }
 
 type Jobs = JobsClient<InterceptedService<Channel, Credentials>>;

@@ -31,6 +31,7 @@
 
 pub mod dag;
 pub mod free;
+pub mod ha;
 pub mod job;
 pub mod launch;
 pub mod launcher;

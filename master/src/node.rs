@@ -61,6 +61,10 @@ pub struct MasterConfig {
     /// Keep no state on disk: a restarted master starts empty, and its
     /// running jobs are lost (for `weft local` and tests).
     pub ephemeral: bool,
+    /// One of several masters: elect the leader through etcd and keep the
+    /// state there (`--ha etcd://…`). The masters share the artifact store:
+    /// give them one data directory on shared storage.
+    pub ha: Option<crate::ha::HaConfig>,
     /// How often agents heartbeat.
     #[serde(with = "humantime_serde_compat")]
     pub heartbeat_interval: Duration,
@@ -121,6 +125,7 @@ impl Default for MasterConfig {
             protected: Vec::new(),
             data_dir: PathBuf::from(".weft/master"),
             ephemeral: false,
+            ha: None,
             heartbeat_interval: Duration::from_secs(1),
             lost_after: 5,
             max_task_attempts: 4,
@@ -286,6 +291,12 @@ pub enum StartError {
     /// The state store cannot be opened or read.
     #[error(transparent)]
     State(#[from] crate::persist::StoreError),
+    /// etcd cannot be reached, or refused the election.
+    #[error(transparent)]
+    Ha(#[from] crate::ha::HaError),
+    /// The settings contradict each other.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A running master.
@@ -308,12 +319,20 @@ pub struct MasterHandle {
     /// The core loop: it commits what is left and closes the state store at
     /// the stop signal.
     core_loop: tokio::task::JoinHandle<()>,
+    /// With `--ha`: the lead this master holds.
+    leadership: Option<crate::ha::Leadership>,
 }
 
 impl MasterHandle {
     /// The `http://` URL clients and agents use.
     pub fn url(&self) -> String {
         format!("{}://{}", self.scheme, self.address)
+    }
+
+    /// With `--ha`: a signal that turns true once this master no longer
+    /// leads (it should then stop serving; started again, it stands by).
+    pub fn lost_lead(&self) -> Option<watch::Receiver<bool>> {
+        self.leadership.as_ref().map(crate::ha::Leadership::lost)
     }
 
     /// Load the tenants file again now (as on SIGHUP); the names in force
@@ -367,12 +386,28 @@ impl MasterNode {
             source,
             core: std::sync::OnceLock::new(),
         });
+        let scheme = config.tls.scheme();
+        // With several masters, this one waits for the lead before it listens.
+        let leadership = match &config.ha {
+            None => None,
+            Some(_) if config.ephemeral => {
+                return Err(StartError::Config("--ha keeps the state in etcd: drop --ephemeral".into()));
+            }
+            Some(_) if config.advertise.is_none() && config.listen.port() == 0 => {
+                return Err(StartError::Config(
+                    "--ha needs a fixed --listen port (or --advertise): the other masters' agents and clients find this one there".into(),
+                ));
+            }
+            Some(ha) => {
+                let url = config.advertise.clone().unwrap_or_else(|| format!("{scheme}://{}", config.listen));
+                Some(crate::ha::Leadership::win(ha, &url).await?)
+            }
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let address =
             listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
-        let scheme = config.tls.scheme();
         let server_tls = config.tls.server()?;
         let client_tls = config.tls.client()?;
         let advertised = config.advertise.clone().unwrap_or_else(|| format!("{scheme}://{address}"));
@@ -397,6 +432,10 @@ impl MasterNode {
         // and a run number none of them had.
         let (state_store, incarnation, restored) = if config.ephemeral {
             (None, weft_core::ids::Incarnation::fresh(), None)
+        } else if let Some(leadership) = &leadership {
+            let (store, incarnation, restored) = leadership.open_state().await?;
+            let store = crate::persist::Store::Etcd(Arc::new(tokio::sync::Mutex::new(store)));
+            (Some(store), incarnation, Some(restored))
         } else {
             let path = config.data_dir.join(crate::persist::FILE);
             let opened = {
@@ -407,6 +446,7 @@ impl MasterNode {
                 path,
                 message: format!("opening it stopped: {e}"),
             })??;
+            let store = crate::persist::Store::Local(Arc::new(std::sync::Mutex::new(store)));
             (Some(store), incarnation, Some(restored))
         };
         let core_config = CoreConfig {
@@ -484,6 +524,7 @@ impl MasterNode {
             stop,
             server,
             core_loop,
+            leadership,
         })
     }
 }

@@ -36,7 +36,26 @@ use weft_core::task::Data;
 pub const FILE: &str = "state.redb";
 
 /// The layout this build reads and writes.
-const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
+
+/// Whether this build reads a store of layout `format`.
+pub(crate) fn check_format(format: u32) -> Result<(), String> {
+    if format > FORMAT {
+        return Err(format!(
+            "it was written by a newer weft (layout {format}; this one reads {FORMAT}): run that weft, or move it away to start empty"
+        ));
+    }
+    Ok(())
+}
+
+/// A run number none of `runs` had: every id this run hands out carries it.
+pub(crate) fn new_run(runs: &[u32]) -> Incarnation {
+    let mut incarnation = Incarnation::fresh();
+    while runs.contains(&incarnation.0) {
+        incarnation = Incarnation::fresh();
+    }
+    incarnation
+}
 
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 const JOBS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("jobs");
@@ -243,7 +262,7 @@ impl std::fmt::Debug for StateStore {
     }
 }
 
-fn job_key(id: JobId) -> u64 {
+pub(crate) fn job_key(id: JobId) -> u64 {
     (u64::from(id.incarnation.0) << 32) | u64::from(id.seq)
 }
 
@@ -267,10 +286,7 @@ impl StateStore {
         let (runs, restored) = store.read().map_err(fail)?;
         let mut store = store;
         store.next_attempt = restored.attempts.len() as u64;
-        let mut incarnation = Incarnation::fresh();
-        while runs.contains(&incarnation.0) {
-            incarnation = Incarnation::fresh();
-        }
+        let incarnation = new_run(&runs);
         let mut all = runs;
         all.push(incarnation.0);
         store.put_meta(&all).map_err(fail)?;
@@ -284,11 +300,7 @@ impl StateStore {
             Ok(meta) => {
                 if let Some(v) = meta.get("format").map_err(|e| e.to_string())? {
                     let format: u32 = postcard::from_bytes(v.value()).map_err(|e| e.to_string())?;
-                    if format > FORMAT {
-                        return Err(format!(
-                            "it was written by a newer weft (layout {format}; this one reads {FORMAT}): run that weft, or move the file away to start empty"
-                        ));
-                    }
+                    check_format(format)?;
                 }
                 if let Some(v) = meta.get("runs").map_err(|e| e.to_string())? {
                     runs = postcard::from_bytes(v.value()).map_err(|e| e.to_string())?;
@@ -342,6 +354,41 @@ impl StateStore {
         tx.commit().map_err(|e| fail(e.to_string()))?;
         self.next_attempt = next;
         Ok(())
+    }
+}
+
+/// Where the master keeps its state: the embedded store, or etcd when it
+/// is one of several masters (`--ha`).
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// `<data-dir>/state.redb`.
+    Local(Arc<std::sync::Mutex<StateStore>>),
+    /// etcd, written while this master leads.
+    Etcd(Arc<tokio::sync::Mutex<crate::ha::EtcdStore>>),
+}
+
+impl Store {
+    /// Keep `writes`; hands them back with the outcome (to be tried again
+    /// with the next ones when refused).
+    pub async fn write(&self, writes: Writes) -> (Writes, Result<(), StoreError>) {
+        match self {
+            Store::Local(store) => {
+                let store = Arc::clone(store);
+                let done = tokio::task::spawn_blocking(move || {
+                    let result =
+                        store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).write(&writes);
+                    (writes, result)
+                })
+                .await;
+                done.unwrap_or_else(|e| {
+                    (Writes::default(), Err(StoreError { path: PathBuf::new(), message: e.to_string() }))
+                })
+            }
+            Store::Etcd(store) => {
+                let result = store.lock().await.write(&writes).await;
+                (writes, result)
+            }
+        }
     }
 }
 

@@ -121,8 +121,18 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Cargo, with a `protoc` for the build scripts that need one (etcd-client
+/// compiles etcd's protocol with it): the one the environment names, or the
+/// one the `protoc-bin-vendored` crate bundles, so a machine with only rustup
+/// builds weft.
 fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    if std::env::var_os("PROTOC").is_none()
+        && let Ok(protoc) = protoc_bin_vendored::protoc_bin_path()
+    {
+        c.env("PROTOC", protoc);
+    }
+    c
 }
 
 /// Install the wasm32-wasip2 target when rustup lacks it.

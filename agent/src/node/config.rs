@@ -34,7 +34,9 @@ use weft_core::artifact::S3Config;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AgentConfig {
-    /// The master's gRPC address (`host:port` or `http://host:port`).
+    /// The master's gRPC address (`host:port` or `http://host:port`); with
+    /// several masters (HA), every one's, separated by commas: the agent
+    /// follows whichever leads.
     pub master: String,
     /// Where the agent's gRPC server (Agent and Blocks services) listens.
     pub listen: SocketAddr,
@@ -106,10 +108,16 @@ impl Default for AgentConfig {
 }
 
 impl AgentConfig {
-    /// Report to the master at `address`.
+    /// Report to the master at `address` (or to whichever of a
+    /// comma-separated list leads).
     pub fn with_master(mut self, address: impl Into<String>) -> Self {
         self.master = address.into();
         self
+    }
+
+    /// Every master's address.
+    pub fn masters(&self) -> impl Iterator<Item = &str> {
+        self.master.split(',').map(str::trim).filter(|m| !m.is_empty())
     }
 
     /// Listen on `addr` (port 0 picks a free port).

@@ -124,7 +124,10 @@ pub(crate) fn parse(
 ) -> Result<Parsed, LaunchError> {
     let key = task.key;
     let job = JobId::from(key.job());
-    let or_master = |s: &str| if s.is_empty() { config.master.clone() } else { s.to_string() };
+    let or_master = |s: &str| match s {
+        "" => config.masters().next().unwrap_or_default().to_string(),
+        s => s.to_string(),
+    };
     let broadcasts = task.broadcasts;
     let mut limits = task.limits;
     let body = match task.body {

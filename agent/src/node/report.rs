@@ -49,7 +49,13 @@ pub(crate) fn channel(
 /// What the agent knows of its master: the client, the id it was given, and
 /// the queue of task updates waiting to go out.
 pub(crate) struct MasterLink {
-    client: Client,
+    /// The client of the master in use.
+    client: RwLock<Client>,
+    /// Every master's client (one, or several with HA), and which is in use:
+    /// when the one in use stops answering, the next is tried, so the agent
+    /// follows whichever master leads.
+    masters: Vec<Client>,
+    current: std::sync::atomic::AtomicUsize,
     register: RegisterRequest,
     agent_id: RwLock<Option<AgentId>>,
     /// Where the id is kept across restarts (`<work-dir>/agent-id`): a
@@ -84,6 +90,12 @@ impl Registered {
     }
 }
 
+/// Whether a call failed because its master did not answer (down, or not
+/// listening: a master standing by), not because it answered no.
+pub(crate) fn unreachable(status: &Status) -> bool {
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled)
+}
+
 /// The file under the work directory that keeps the agent's id.
 const ID_FILE: &str = "agent-id";
 
@@ -109,7 +121,15 @@ impl MasterLink {
         credentials: Credentials,
     ) -> Result<Self, String> {
         let tls = config.tls.client().map_err(|e| e.to_string())?;
-        let channel = channel(&config.master, config.rpc_timeout, Some(config.rpc_timeout), tls.as_ref())?;
+        let masters = config
+            .masters()
+            .map(|m| {
+                let channel = channel(m, config.rpc_timeout, Some(config.rpc_timeout), tls.as_ref())?;
+                Ok(MasterClient::with_interceptor(channel, credentials.clone())
+                    .max_encoding_message_size(usize::MAX))
+            })
+            .collect::<Result<Vec<Client>, String>>()?;
+        let first = masters.first().cloned().ok_or("no master address given (--master)")?;
         let register = RegisterRequest {
             protocol_version: PROTOCOL_VERSION,
             address: advertise,
@@ -133,8 +153,9 @@ impl MasterLink {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Self {
-            client: MasterClient::with_interceptor(channel, credentials)
-                .max_encoding_message_size(usize::MAX),
+            client: RwLock::new(first),
+            masters,
+            current: std::sync::atomic::AtomicUsize::new(0),
             register,
             agent_id: RwLock::new(kept_id(&config.work_dir.join(ID_FILE))),
             id_file: config.work_dir.join(ID_FILE),
@@ -142,6 +163,22 @@ impl MasterLink {
             inbox: Mutex::new(Some(rx)),
             unsent: Mutex::default(),
         })
+    }
+
+    /// The client of the master in use.
+    fn client(&self) -> Client {
+        self.client.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The master in use did not answer: use the next one (with HA, the
+    /// leader may have changed). Whether there is another.
+    pub(crate) fn next_master(&self) -> bool {
+        if self.masters.len() < 2 {
+            return false;
+        }
+        let next = (self.current.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1) % self.masters.len();
+        *self.client.write().unwrap_or_else(PoisonError::into_inner) = self.masters[next].clone();
+        true
     }
 
     /// The id the master gave this agent (`None` before registration).
@@ -155,7 +192,15 @@ impl MasterLink {
     pub(crate) async fn register(&self) -> Result<Registered, Status> {
         let mut request = self.register.clone();
         request.previous_agent_id = self.agent_id().map(Into::into);
-        let reply = self.client.clone().register(request).await?.into_inner();
+        // Every master in turn, until one answers.
+        let mut tries = self.masters.len();
+        let reply = loop {
+            match self.client().register(request.clone()).await {
+                Ok(reply) => break reply.into_inner(),
+                Err(status) if tries > 1 && unreachable(&status) && self.next_master() => tries -= 1,
+                Err(status) => return Err(status),
+            }
+        };
         let live = reply
             .live_jobs
             .iter()
@@ -196,7 +241,16 @@ impl MasterLink {
             memory: Some(memory),
             dropped,
         };
-        Ok(self.client.clone().heartbeat(request).await?.into_inner())
+        // Every master in turn, until one answers: with HA, the one that
+        // leads now (it asks this agent to register).
+        let mut tries = self.masters.len();
+        loop {
+            match self.client().heartbeat(request.clone()).await {
+                Ok(reply) => return Ok(reply.into_inner()),
+                Err(status) if tries > 1 && unreachable(&status) && self.next_master() => tries -= 1,
+                Err(status) => return Err(status),
+            }
+        }
     }
 
     /// Queue `update` for the master; [`forward`](Self::forward) sends it.
@@ -299,7 +353,7 @@ impl MasterLink {
         let request = TaskUpdates { agent_id: self.agent_id().map(Into::into), updates };
         let mut attempt = 1;
         loop {
-            match self.client.clone().update_tasks(request.clone()).await {
+            match self.client().update_tasks(request.clone()).await {
                 Ok(reply) => {
                     if reply.into_inner().reregister {
                         tracing::warn!(updates = request.updates.len(), "weft.agent.update.unknown_agent");

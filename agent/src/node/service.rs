@@ -131,10 +131,26 @@ impl Agent for AgentService {
             keys: Some(&self.shared.keys),
         };
         let run = Incarnation(req.master_run);
+        // A master that no longer leads (paused past its lease, say) may
+        // still send what it had decided: only the run this agent is
+        // registered with launches here.
+        let registered = self.shared.master.agent_id().map(|id| id.incarnation);
+        let stale = run.0 != 0 && registered.is_some_and(|r| r != run);
         let mut refused = Vec::new();
         for proto in req.tasks {
             let task = proto.task;
-            if let Err((kind, message)) = self.launch(proto, &origin, run) {
+            let launched = if stale {
+                Err((
+                    RefusalKind::Stale,
+                    format!(
+                        "launched by master run {run}; this agent serves run {}",
+                        registered.unwrap_or(run)
+                    ),
+                ))
+            } else {
+                self.launch(proto, &origin, run)
+            };
+            if let Err((kind, message)) = launched {
                 tracing::debug!(?task, %message, "weft.agent.launch.refused");
                 refused.push(Refusal { task, kind: kind as i32, message, free_slots: 0 });
             }

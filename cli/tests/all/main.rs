@@ -12,6 +12,7 @@ mod cluster;
 mod conformance;
 mod fairness;
 mod faults;
+mod ha;
 mod isolation;
 mod iterative;
 mod ops;

@@ -8,7 +8,7 @@
 use crate::dag::JobGraph;
 use crate::launch::JobContext;
 use crate::launcher::Launcher;
-use crate::persist::{StateStore, Writes};
+use crate::persist::{Store, Writes};
 use crate::state::{Core, Effect, JobResult, JobView, Refused, TaskEnd};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -133,7 +133,7 @@ pub(crate) fn start(
     core: Core,
     launcher: Arc<dyn Launcher>,
     store: ArtifactStore,
-    state: Option<StateStore>,
+    state: Option<Store>,
     tick: Duration,
     stop: watch::Receiver<bool>,
 ) -> (CoreHandle, tokio::task::JoinHandle<()>) {
@@ -149,7 +149,7 @@ pub(crate) fn start(
         unwatched: std::collections::BTreeSet::new(),
         watched: Instant::now(),
         launching: HashMap::new(),
-        state: state.map(|s| Arc::new(std::sync::Mutex::new(s))),
+        state,
         unkept: Writes::default(),
         kept_at: Instant::now(),
         after_kept: Vec::new(),
@@ -177,7 +177,7 @@ struct Io {
     /// reads it; what is placed meanwhile goes in one larger call.
     launching: HashMap<AgentId, Option<Queued>>,
     /// The state store, if the master keeps its state.
-    state: Option<Arc<std::sync::Mutex<StateStore>>>,
+    state: Option<Store>,
     /// Writes the store refused, tried again with the next ones.
     unkept: Writes,
     /// When the ledger's records were last committed.
@@ -255,18 +255,12 @@ impl Io {
         writes.jobs.extend(new.jobs);
         writes.attempts.extend(new.attempts);
         self.kept_at = Instant::now();
-        let done = tokio::task::spawn_blocking(move || {
-            let result = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).write(&writes);
-            (writes, result)
-        })
-        .await;
-        match done {
-            Ok((_, Ok(()))) => {}
-            Ok((writes, Err(e))) => {
+        match state.write(writes).await {
+            (_, Ok(())) => {}
+            (writes, Err(e)) => {
                 tracing::error!(error = %e, jobs = writes.jobs.len(), "weft.master.state_store.write_failed");
                 self.unkept = writes;
             }
-            Err(e) => tracing::error!(error = %e, "weft.master.state_store.write_failed"),
         }
     }
 
