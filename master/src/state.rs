@@ -150,6 +150,14 @@ pub enum Effect {
     /// Delete these blocks of driver traffic from the master's artifact
     /// store: the last job that used them has ended.
     DeleteBlocks(Vec<Digest>),
+    /// `agent` missed heartbeats: check whether its port still takes
+    /// connections, and call [`Core::agent_unreachable`] if it refuses them.
+    Probe {
+        /// The agent.
+        agent: AgentId,
+        /// Its address.
+        address: String,
+    },
     /// An action ended: answer whoever waits on it.
     ActionEnded {
         /// The action.
@@ -931,6 +939,19 @@ impl Core {
         }
     }
 
+    /// `agent`, which missed heartbeats, refuses connections on its port:
+    /// its process is gone (a paused or slow agent's kernel still takes
+    /// them), so it is lost now rather than after `lost-after` heartbeats,
+    /// as Spark loses an executor whose connection dropped. Nothing if it
+    /// heartbeat meanwhile.
+    pub fn agent_unreachable(&mut self, agent: AgentId, now: Instant) {
+        self.shares.at(now);
+        if self.agents.is_silent(agent, now) && self.agents.lose(agent, now) {
+            tracing::warn!(%agent, "agent missed heartbeats and its port refuses connections: LOST");
+            self.agent_lost(agent, now);
+        }
+    }
+
     /// The live jobs, and the newest job's number (a job numbered higher,
     /// submitted later, is live too): what an agent registering keeps the
     /// files of.
@@ -938,12 +959,16 @@ impl Core {
         (self.jobs.values().filter(|j| j.is_live()).map(|j| j.id).collect(), self.next_job)
     }
 
-    /// The clock moved: declare silent agents lost, end pauses that are over.
+    /// The clock moved: declare silent agents lost, check the ports of
+    /// those that missed heartbeats, end pauses that are over.
     pub fn tick(&mut self, now: Instant) {
         self.shares.at(now);
         for agent in self.agents.sweep(now) {
             tracing::warn!(%agent, "agent missed its heartbeats: LOST");
             self.agent_lost(agent, now);
+        }
+        for (agent, address) in self.agents.overdue(now) {
+            self.effects.push(Effect::Probe { agent, address });
         }
         for a in &mut self.actions {
             a.run.speculate(now);

@@ -382,6 +382,15 @@ impl Io {
                         }
                     });
                 }
+                Effect::Probe { agent, address } => {
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        if refuses_connections(&address).await {
+                            let lost = move |core: &mut Core| core.agent_unreachable(agent, Instant::now());
+                            let _ = tx.send(Command::With(Box::new(lost))).await;
+                        }
+                    });
+                }
                 Effect::ActionEnded { action, result } => {
                     if let Some(w) = self.waiters.remove(&action) {
                         let _ = w.send((action, result));
@@ -417,6 +426,18 @@ impl Io {
             }
         }
     }
+}
+
+/// Whether nothing listens at `address` (`host:port`, with or without
+/// `http://` or `https://`): its host answers a connection with a refusal.
+/// A timeout or any other error says nothing.
+async fn refuses_connections(address: &str) -> bool {
+    let host_port = address.split_once("://").map_or(address, |(_, rest)| rest);
+    let host_port = host_port.split('/').next().unwrap_or(host_port);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(host_port)).await,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// The agent's refusals as the core reads them (a malformed one is skipped:

@@ -68,6 +68,9 @@ pub struct Agent {
     pub excluded_until: Option<Instant>,
     /// Its memory as its last heartbeat reported it.
     pub memory: AgentMemory,
+    /// When the master last checked whether its port still takes
+    /// connections (it had missed heartbeats).
+    probed: Option<Instant>,
 }
 
 /// An agent's memory as it reports it in heartbeats (what the master places
@@ -192,6 +195,7 @@ impl Agents {
             attributes,
             lost: false,
             last_seen: now,
+            probed: None,
             running: 0,
             pools: Pools::default(),
             drivers: 0,
@@ -225,6 +229,33 @@ impl Agents {
     /// Whether `id` is a live agent.
     pub fn is_live(&self, id: AgentId) -> bool {
         self.agents.get(&id).is_some_and(|a| !a.lost)
+    }
+
+    /// Live agents that missed two heartbeats and were not checked within
+    /// the last interval, with their addresses: whether their port still
+    /// takes connections tells a dead agent (its process gone, its port
+    /// refusing) from a slow or paused one long before `lost_after`.
+    pub fn overdue(&mut self, now: Instant) -> Vec<(AgentId, String)> {
+        let late = self.interval * 2;
+        let interval = self.interval;
+        let mut out = Vec::new();
+        for a in self.agents.values_mut().filter(|a| !a.lost) {
+            let silent = now.saturating_duration_since(a.last_seen) > late;
+            let checked = a.probed.is_some_and(|p| now.saturating_duration_since(p) < interval);
+            if silent && !checked {
+                a.probed = Some(now);
+                out.push((a.id, a.address.clone()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether `id` is live and has missed two heartbeats.
+    pub fn is_silent(&self, id: AgentId, now: Instant) -> bool {
+        self.agents
+            .get(&id)
+            .is_some_and(|a| !a.lost && now.saturating_duration_since(a.last_seen) > self.interval * 2)
     }
 
     /// Declare agents silent for too long lost, and end pauses that are

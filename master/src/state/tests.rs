@@ -1180,3 +1180,62 @@ fn a_straggler_gets_a_copy_elsewhere_and_the_first_to_finish_wins() {
         "each task counted once"
     );
 }
+
+#[test]
+fn an_agent_that_misses_heartbeats_is_probed_and_lost_at_once_if_its_port_refuses() {
+    let (mut c, t0) = core();
+    let (a, b) = (agent4(&mut c, "a:1", t0), agent4(&mut c, "http://b:1", t0));
+    let job = c.submit_job(spec());
+    let (ctx, graph) = count(&c, job, 8);
+    c.run_action(ctx, graph);
+    c.schedule(t0);
+    let placed = launches(&c.take_effects());
+    let on = |agent| -> Vec<TaskKey> {
+        placed
+            .iter()
+            .filter(|(to, _)| *to == agent)
+            .flat_map(|(_, k)| k.clone())
+            .filter(|k| !k.is_driver())
+            .collect()
+    };
+    let (on_a, on_b) = (on(a), on(b));
+    assert!(!on_b.is_empty(), "{placed:?}");
+    let probes = |c: &mut Core| -> Vec<(AgentId, String)> {
+        c.take_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Probe { agent, address } => Some((agent, address)),
+                _ => None,
+            })
+            .collect()
+    };
+    // One missed heartbeat is no news.
+    let t1 = t0 + Duration::from_millis(1500);
+    c.tick(t1);
+    assert!(probes(&mut c).is_empty());
+    // Two are: both are probed, once per interval.
+    let t2 = t0 + Duration::from_millis(2100);
+    assert!(c.heartbeat(a, t0 + Duration::from_millis(50)));
+    c.tick(t2);
+    assert_eq!(probes(&mut c), vec![(a, "a:1".to_string()), (b, "http://b:1".to_string())]);
+    c.tick(t2 + Duration::from_millis(500));
+    assert!(probes(&mut c).is_empty(), "probed again within the interval");
+    // `a` heartbeat meanwhile: a refusal found late loses nothing.
+    assert!(c.heartbeat(a, t2 + Duration::from_millis(600)));
+    c.agent_unreachable(a, t2 + Duration::from_millis(700));
+    assert!(c.agents.is_live(a));
+    // `b` is still silent: lost now, long before `lost_after` (3) heartbeats,
+    // and its tasks run again on `a`.
+    let t3 = t2 + Duration::from_millis(700);
+    c.agent_unreachable(b, t3);
+    assert!(!c.agents.is_live(b));
+    for k in on_a {
+        assert!(c.task_ends(a, vec![finished(k)], t3));
+    }
+    c.schedule(t3);
+    let again = launches(&c.take_effects());
+    let partitions =
+        |keys: Vec<TaskKey>| -> BTreeSet<u32> { keys.into_iter().map(|k| k.partition).collect() };
+    assert!(again.iter().all(|(to, _)| *to == a), "{again:?}");
+    assert_eq!(partitions(again.into_iter().flat_map(|(_, k)| k).collect()), partitions(on_b));
+}

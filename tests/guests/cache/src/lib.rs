@@ -1,6 +1,6 @@
 //! Persisted datasets as a job sees them: parse once, act many times.
 //!
-//! `cache.wasm -- LEVEL INPUT ACTIONS [UNPERSIST_AFTER]`:
+//! `cache.wasm -- LEVEL INPUT ACTIONS [UNPERSIST_AFTER [OUTPUT]]`:
 //!
 //! 1. parses every line of `INPUT` (4 partitions) into `(first word, 1)`,
 //!    adding 1 to the `parsed` accumulator per line;
@@ -9,7 +9,10 @@
 //! 3. runs `ACTIONS` actions, each summing the pairs by key (a shuffle that
 //!    reads the persisted partitions), and prints after each
 //!    `action I: keys K total T parsed P`;
-//! 4. with `UNPERSIST_AFTER`, unpersists the pairs after that many actions.
+//! 4. with `UNPERSIST_AFTER`, unpersists the pairs after that many actions
+//!    (0: never);
+//! 5. with `OUTPUT`, writes the sums by key there as text (`word<TAB>count`,
+//!    4 partitions), from the persisted pairs.
 //!
 //! A persisted dataset is parsed once, so `parsed` stays at the number of
 //! lines; unpersisted, each action parses again. `cli/tests/all/cache.rs`
@@ -27,7 +30,7 @@ fn parse(line: &str) -> (String, i64) {
 #[weft::main]
 fn main(ctx: &Context) -> weft::Result<()> {
     let args = ctx.args();
-    let usage = "usage: cache <memory|memory-and-disk|disk|none> <input-uri> <actions> [unpersist-after]";
+    let usage = "usage: cache <memory|memory-and-disk|disk|none> <input-uri> <actions> [unpersist-after [output-uri]]";
     let (level, input, actions) = match args.as_slice() {
         [level, input, actions, ..] => (level, input, actions),
         _ => return Err(weft::Error::msg(usage)),
@@ -50,6 +53,9 @@ fn main(ctx: &Context) -> weft::Result<()> {
         if unpersist_after == Some(i) {
             pairs.unpersist();
         }
+    }
+    if let Some(output) = args.get(4) {
+        pairs.sum_by_key(4).save_as_text_file(output)?;
     }
     Ok(())
 }
