@@ -53,11 +53,12 @@ Commands:
              load, and instantiation p50/p99; JavaScript's single operations per word
              (sdk/js/bench/costs.js). WEFT_BENCH_LANGS=c,python,js picks the languages
   chaos [RUNS] [SEED]
-             the chaos suite: RUNS (default 14) runs of a two-action word count on a real master
-             and three agents, each with a fault drawn from SEED (default 1): agents killed in
-             map or reduce, the driver's agent killed, an agent paused, a shuffle file corrupted,
-             the master killed and restarted, a straggler under speculation; prints each run and
-             a summary (wrong outputs, failed jobs, wall time against fault-free runs)
+             the chaos suite: RUNS (default 14) runs on a real master (or three on etcd) and three
+             agents, each a job (word count, sort, iterative over cached blocks) and a fault drawn
+             from SEED (default 1): agents killed in map, fetch or reduce, the driver's agent
+             killed, a shuffle file or cached block corrupted, an agent paused or slowed 3x, the
+             master or the leader killed; prints each run and a summary (wrong outputs, failed
+             jobs, wall time against failure-free runs, time until a master serves again)
 ";
 
 fn main() -> Result<()> {

@@ -8,6 +8,7 @@ mod access;
 mod bad_input;
 mod bulk;
 mod cache;
+mod chaos;
 mod cluster;
 mod conformance;
 mod fairness;
