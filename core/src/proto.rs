@@ -25,6 +25,11 @@ pub const PROTOCOL_VERSION: u32 = 2;
 /// Metadata key carrying [`PROTOCOL_VERSION`] on every RPC.
 pub const PROTOCOL_HEADER: &str = "weft-protocol";
 
+/// The metadata key a driver's calls carry its attempt number in: the
+/// master refuses the calls of an attempt it has replaced (its agent was
+/// lost and came back), so that only one run of a job's driver acts.
+pub const DRIVER_ATTEMPT_HEADER: &str = "weft-driver-attempt";
+
 /// The generated messages, clients and servers of `weft.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic, rust_2018_idioms, unreachable_pub)]
 #[allow(rustdoc::invalid_html_tags, rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]

@@ -43,6 +43,9 @@ pub(crate) struct GrpcRunner {
     /// The job's capability, presented with every call (the master acts
     /// only for the job whose capability a call carries).
     capability: Option<tonic::metadata::AsciiMetadataValue>,
+    /// The driver's attempt number, presented with every action: the master
+    /// refuses an attempt it replaced.
+    attempt: tonic::metadata::AsciiMetadataValue,
     io: Handle,
     killed: watch::Receiver<bool>,
     /// Actions asked so far (accumulator reads count): each is sent with its
@@ -60,6 +63,7 @@ impl GrpcRunner {
         channel: Channel,
         credentials: Credentials,
         job: JobId,
+        attempt: u32,
         capability: Option<JobCapability>,
         killed: watch::Receiver<bool>,
     ) -> Self {
@@ -68,6 +72,7 @@ impl GrpcRunner {
             client: DriverClient::with_interceptor(channel, credentials),
             job,
             capability: capability.and_then(|c| c.to_hex().parse().ok()),
+            attempt: attempt.into(),
             io: Handle::current(),
             killed,
             acts: 0,
@@ -147,6 +152,7 @@ impl GrpcRunner {
         if let Some(capability) = &self.capability {
             request.metadata_mut().insert(JobCapability::HEADER, capability.clone());
         }
+        request.metadata_mut().insert(weft_core::proto::DRIVER_ATTEMPT_HEADER, self.attempt.clone());
         self.call(async move { Ok(client.act(request).await?.into_inner()) }).await
     }
 }

@@ -196,7 +196,14 @@ async fn attempt(shared: &Arc<Shared>, parsed: Parsed, kill: watch::Receiver<boo
             // Actions block for a whole job: no per-call timeout on this channel
             // beyond the task's deadline, which the sandbox enforces.
             let capability = shared.keys.get(key.job());
-            let runner = GrpcRunner::new(channel, shared.credentials.clone(), key.job(), capability, kill);
+            let runner = GrpcRunner::new(
+                channel,
+                shared.credentials.clone(),
+                key.job(),
+                key.attempt,
+                capability,
+                kill,
+            );
             let ctx = TaskContext {
                 info,
                 limits: parsed.limits,

@@ -109,6 +109,25 @@ impl Shared {
         }
     }
 
+    /// Refuse the calls of a driver attempt the master replaced (its agent
+    /// was lost, a new attempt started elsewhere, and it came back before
+    /// it was stopped): only one run of a job's driver acts. A call naming
+    /// no attempt (an older agent) is let through.
+    async fn check_attempt(&self, md: &tonic::metadata::MetadataMap, job: JobId) -> Result<(), Status> {
+        let Some(given) = md.get(weft_core::proto::DRIVER_ATTEMPT_HEADER) else { return Ok(()) };
+        let given: u32 =
+            given.to_str().ok().and_then(|v| v.parse().ok()).ok_or_else(|| {
+                bad(format!("`{}` is not a number", weft_core::proto::DRIVER_ATTEMPT_HEADER))
+            })?;
+        let current = self.core.call(move |c| c.job(job).map(|j| j.driver_attempt)).await?;
+        match current {
+            Some(current) if current != given => Err(Status::failed_precondition(format!(
+                "driver attempt {given} of job {job} was replaced by attempt {current} (its agent was lost): it may not act"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Action number `seq` of `job`'s driver: the answer of the action of that
     /// number an earlier run of the driver asked for the same, or joined
     /// while it runs, or else run now, apart from this call (a driver lost
@@ -219,6 +238,7 @@ impl Driver for Shared {
         auth::check(request.metadata(), &self.config.cluster_token, "driver")?;
         let job = requested(request.get_ref().job.as_ref())?;
         self.check_capability(request.metadata(), job).await?;
+        self.check_attempt(request.metadata(), job).await?;
         let req = request.into_inner();
         let action = req.action.ok_or_else(|| bad("an action is required"))?;
         // The plan's new part travels with the action: one round trip.

@@ -157,6 +157,24 @@ async fn a_driver_acts_only_with_its_own_jobs_capability() {
     let mut anonymous = DriverClient::with_interceptor(channel, Credentials::none());
     let err = act(&mut anonymous, a, Some(key(a))).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{}", err.message());
+    // Only the driver attempt the master runs acts: attempt 0 is, an
+    // attempt that names another number (one it replaced) is refused.
+    let named = |attempt: &str| {
+        let mut request = Request::new(ActRequest {
+            job: Some(a.into()),
+            action: Some(act_request::Action::Accumulator("n".into())),
+            ..Default::default()
+        });
+        request.metadata_mut().insert(JobCapability::HEADER, key(a).to_hex().parse().unwrap());
+        request.metadata_mut().insert(weft_core::proto::DRIVER_ATTEMPT_HEADER, attempt.parse().unwrap());
+        request
+    };
+    assert_eq!(driver.act(named("0")).await.unwrap().into_inner().accumulator, 0);
+    let stale = driver.act(named("1")).await.unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition, "{}", stale.message());
+    assert!(stale.message().contains("replaced by attempt 0"), "{}", stale.message());
+    let garbled = driver.act(named("x")).await.unwrap_err();
+    assert_eq!(garbled.code(), Code::InvalidArgument, "{}", garbled.message());
     m.shutdown().await;
 }
 
