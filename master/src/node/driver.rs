@@ -161,11 +161,35 @@ impl Shared {
                     running.insert((job, seq), (asked, rx.clone()));
                     let (shared, acts) = (self.clone(), self.acts.clone());
                     tokio::spawn(async move {
-                        let answer = shared.perform(job, Some((seq, asked)), dataset, action).await;
-                        let kept = record(asked, &answer);
-                        // Answered once kept: a driver restarted after a
-                        // master restart gets this answer, not a second run.
-                        let _ = shared.core.call_kept(move |c| c.record_act(job, seq, kept)).await;
+                        use futures::FutureExt;
+                        let performed = std::panic::AssertUnwindSafe(shared.perform(
+                            job,
+                            Some((seq, asked)),
+                            dataset,
+                            action,
+                        ))
+                        .catch_unwind()
+                        .await;
+                        let answer = match performed {
+                            Ok(answer) => {
+                                let kept = record(asked, &answer);
+                                // Answered once kept: a driver restarted after a
+                                // master restart gets this answer, not a second run.
+                                let _ = shared.core.call_kept(move |c| c.record_act(job, seq, kept)).await;
+                                answer
+                            }
+                            // A bug of the master's: this call fails, nothing
+                            // is kept, and the number is free to run again.
+                            Err(panic) => {
+                                let why = panic
+                                    .downcast_ref::<String>()
+                                    .map(String::as_str)
+                                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                                    .unwrap_or("a panic");
+                                tracing::error!(%job, seq, %why, "weft.master.action.panicked");
+                                Err(Status::internal(format!("the master failed while running this action: {why}")))
+                            }
+                        };
                         tx.send_replace(Some(answer));
                         // Unless a driver asking something else under this
                         // number has replaced the entry meanwhile.
