@@ -9,33 +9,36 @@
 //! # Serving ([`BlockStore`], [`BlockService`], [`serve_blocks`])
 //!
 //! 1. **Layout.** Shuffle files live in `<work_dir>/jobs/<job_id>/shuffle/`
-//!    under the writer's names (`shuffle_<shuffle>_<map>.data` / `.index`).
-//!    Requests name a job by its typed `JobRef`, parsed once (a missing or
-//!    malformed one is `INVALID_ARGUMENT`); the directory name is made from
-//!    the parsed id, and a [`JobId`] admits only `[A-Za-z0-9._-]`, not
-//!    starting with `.`, so no name can reach `..` or an absolute path.
-//! 2. **Fetch.** `FetchBlock(job, shuffle, map, reduce)` parses the index,
-//!    reads the block's *stored* bytes (still lz4-compressed if the map
-//!    output is) and verifies them against the index's crc32c before sending
-//!    anything, so a damaged disk is reported as `DATA_LOSS` by the agent that
-//!    owns it instead of travelling. The bytes go out in chunks of
-//!    [`CHUNK`] (1 MiB): the first chunk announces the length, the last carries
-//!    the checksum and the compression.
+//!    under the writer's names, which hold the map task's attempt (see the
+//!    [shuffle's files](crate::shuffle#files)). Requests name a job by its
+//!    typed `JobRef`, parsed once (a missing or malformed one is
+//!    `INVALID_ARGUMENT`); the directory name is made from the parsed id, and
+//!    a [`JobId`] admits only `[A-Za-z0-9._-]`, not starting with `.`, so no
+//!    name can reach `..` or an absolute path.
+//! 2. **Fetch.** `FetchBlock(job, shuffle, map, attempt, reduce)` parses the
+//!    index of that map attempt's output, reads the block's *stored* bytes
+//!    (still lz4-compressed if the map output is) and verifies them against
+//!    the index's crc32c before sending anything, so a damaged disk is
+//!    reported as `DATA_LOSS` by the agent that owns it instead of
+//!    travelling. The bytes go out in chunks of [`CHUNK`] (1 MiB): the first
+//!    chunk announces the length, the last carries the checksum and the
+//!    compression.
 //! 3. **Lifetime.** Only callers with the cluster token and the job's
 //!    capability ([`JobKeys`], from the master with the job's tasks) are
 //!    served. The service knows nothing of tasks. A map output is
 //!    served from the moment the writer renames its index into place until
 //!    `RemoveJob` deletes the job's directory, however long ago its task
-//!    ended (Spark's external shuffle service). A missing job, map output or
-//!    partition is `NOT_FOUND`, naming the block.
+//!    ended (Spark's external shuffle service). A missing job, map output
+//!    (of the attempt asked for) or partition is `NOT_FOUND`, naming the
+//!    block.
 //!
 //! # Fetching ([`RemoteFetcher`], [`PeerChannels`])
 //!
 //! 4. **Locate.** The scheduler knows which agent ran each map task. It sends
 //!    each agent a shuffle's [`MapTable`](weft_core::task::MapTable) (map →
-//!    address and block sizes) once, with the first task there that reads
-//!    it; [`MapTables`] keeps it until the job is removed, and a reduce
-//!    task's fetcher is built from it.
+//!    address, the attempt that wrote it, and block sizes) once, with the
+//!    first task there that reads it; [`MapTables`] keeps it until the job
+//!    is removed, and a reduce task's fetcher is built from it.
 //! 5. **Connect.** One lazily connected HTTP/2 channel per agent address, in a
 //!    [`PeerChannels`] pool the agent shares across tasks, so a reducer
 //!    reading from a hundred map outputs on one peer uses one connection.

@@ -76,7 +76,7 @@
 //!   as `Deadline` (the user's code was slow), a guest waiting on input or
 //!   output, or output still being committed after the guest finished, ends
 //!   as a retryable `HostError` naming the host work that stalled ("the
-//!   deadline of 30s passed while fetching shuffle block shuffle_2_3_1 from
+//!   deadline of 30s passed while fetching shuffle block shuffle_2_3_0_1 from
 //!   127.0.0.1:4567"). See the `deadline` module.
 //!
 //! A failed shuffle fetch additionally yields [`Output::FetchFailed`] naming

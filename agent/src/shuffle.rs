@@ -35,7 +35,7 @@
 //!    Both are written to temporary names and renamed into place, index last, so
 //!    a crash never leaves a pair that looks valid.
 //!
-//! One data file and one index per map task (not one file per reduce partition)
+//! One data file and one index per map output (not one file per reduce partition)
 //! keeps the file count at `maps`, not `maps × reduces`, and lets the block
 //! service serve any block with one seek.
 //!
@@ -65,8 +65,17 @@
 //!
 //! # Files
 //!
+//! A map output is one data file and one index in its job's shuffle
+//! directory, `shuffle_<shuffle>_<map>_<attempt>.data` and `.index`: named by
+//! the attempt of the map task that wrote them (the `#N` of its task key), so
+//! two attempts of one map task on one agent never share a file. A
+//! [`BlockId`] names the attempt whose block it is, and a fetch reads that
+//! attempt's files or fails as a missing map output.
+//!
 //! See [`index`] for the byte layout of the index file and the checksum and
 //! compression rules; the data file is nothing but the blocks back to back.
+//! `docs/architecture.md` (Shuffle) says how the master picks the attempt a
+//! reader fetches.
 
 pub mod aggregate;
 mod block;

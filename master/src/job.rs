@@ -117,6 +117,9 @@ pub struct KeptAt {
 pub struct MapOutput {
     /// The agent holding it.
     pub agent: AgentId,
+    /// The attempt that wrote it (the one taken as its task's finish): the
+    /// agent's files are named by it, and readers are told to fetch it.
+    pub attempt: u32,
     /// The size of its block for each reduce partition.
     pub sizes: BlockSizes,
     /// The run's launch count when it was recorded: a fetch failure of an
@@ -706,7 +709,8 @@ impl JobRun {
                     Some(sh) => {
                         let sizes = BlockSizes::new(&partition_bytes);
                         let since = self.launches;
-                        self.set_map_output(sh, p, Some(MapOutput { agent, sizes, since }));
+                        let attempt = key.attempt;
+                        self.set_map_output(sh, p, Some(MapOutput { agent, attempt, sizes, since }));
                     }
                     None => self.results[p] = Some(result),
                 }

@@ -1787,7 +1787,7 @@ fn map_table(agents: &Agents, run: &JobRun, shuffle: ShuffleId) -> Result<MapTab
                 i
             }
         };
-        maps.push(MapStatus { address, sizes: o.sizes.clone() });
+        maps.push(MapStatus { address, attempt: o.attempt, sizes: o.sizes.clone() });
     }
     Ok(MapTable { action: run.action(), shuffle, addresses, maps })
 }

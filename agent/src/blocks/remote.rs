@@ -480,6 +480,7 @@ impl RemoteFetcher {
             job: Some(self.job.into()),
             shuffle: block.shuffle.0,
             map: block.map.0,
+            attempt: block.attempt,
             reduce: block.reduce.0,
         };
         let mut request = tonic::Request::new(request);

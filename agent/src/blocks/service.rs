@@ -122,7 +122,7 @@ impl Blocks for BlockService {
         let (id, job) = requested(request.get_ref().job.as_ref(), "FetchBlockRequest")?;
         self.check_capability(request.metadata(), id)?;
         let r = request.into_inner();
-        let block = BlockId::new(ShuffleId(r.shuffle), MapId(r.map), ReduceId(r.reduce));
+        let block = BlockId::new(ShuffleId(r.shuffle), MapId(r.map), r.attempt, ReduceId(r.reduce));
         let store = self.store.clone();
         let read_job = job.clone();
         let stored = tokio::task::spawn_blocking(move || store.read_stored(&read_job, block))

@@ -1,4 +1,6 @@
-//! Where an agent keeps shuffle files: `<work_dir>/jobs/<job_id>/shuffle/`.
+//! Where an agent keeps shuffle files: `<work_dir>/jobs/<job_id>/shuffle/`,
+//! under the names the writer gives them (see the [shuffle's
+//! files](crate::shuffle#files)).
 //!
 //! Job ids become path components, so they are checked first (the `Blocks`
 //! service makes them from a parsed `JobRef`; the check also guards every
@@ -93,7 +95,8 @@ impl FromStr for JobId {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The job, its map output, or the partition is not on this agent.
+    /// The job, its map output (of the attempt the block names), or the
+    /// partition is not on this agent.
     #[error("block {block} of job {job} is not on this agent")]
     NotFound {
         /// The job.
@@ -136,7 +139,7 @@ pub enum StoreError {
     },
 }
 
-/// One map output's files.
+/// One map output's files (of one attempt of its map task).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapFiles {
     /// The data file.
@@ -195,19 +198,21 @@ impl BlockStore {
         Ok(dir)
     }
 
-    /// The data and index files of map task `map` of `shuffle` in `job`.
-    pub fn map_files(&self, job: &JobId, shuffle: ShuffleId, map: MapId) -> MapFiles {
+    /// The data and index files attempt `attempt` of map task `map` of
+    /// `shuffle` in `job` writes.
+    pub fn map_files(&self, job: &JobId, shuffle: ShuffleId, map: MapId, attempt: u32) -> MapFiles {
         let dir = self.shuffle_dir(job);
-        let block = BlockId::new(shuffle, map, 0.into());
+        let block = BlockId::new(shuffle, map, attempt, 0.into());
         MapFiles { data: dir.join(block.data_file_name()), index: dir.join(block.index_file_name()) }
     }
 
-    /// Read `block`'s stored bytes and verify them against the index checksum.
+    /// Read `block`'s stored bytes, from the files of the map attempt it
+    /// names, and verify them against the index checksum.
     ///
     /// The index is parsed on every call (it is 12 bytes per partition), so a
     /// rewritten or removed map output is never served from a stale cache.
     pub fn read_stored(&self, job: &JobId, block: BlockId) -> Result<StoredBlock, StoreError> {
-        let files = self.map_files(job, block.shuffle, block.map);
+        let files = self.map_files(job, block.shuffle, block.map, block.attempt);
         let classify = classify(job, block);
         let index = IndexFile::open(&files.index, &files.data).map_err(&classify)?;
         let bytes = read_stored_block(&files.data, &index, block.reduce.0).map_err(&classify)?;
@@ -220,7 +225,7 @@ impl BlockStore {
     /// how a reduce task reads the blocks its own agent holds.
     pub fn read_block(&self, job: &JobId, block: BlockId) -> Result<Vec<u8>, StoreError> {
         let stored = self.read_stored(job, block)?;
-        let data = self.map_files(job, block.shuffle, block.map).data;
+        let data = self.map_files(job, block.shuffle, block.map, block.attempt).data;
         crate::shuffle::decode_block(stored.compression, stored.bytes, &data, block.reduce.0)
             .map_err(classify(job, block))
     }
@@ -290,10 +295,10 @@ mod tests {
         let store = BlockStore::new(work.path());
         let job: JobId = "job-7".parse().unwrap();
         assert_eq!(store.shuffle_dir(&job), work.path().join("jobs/job-7/shuffle"));
-        let files = store.map_files(&job, ShuffleId(2), MapId(5));
-        assert_eq!(files.data, work.path().join("jobs/job-7/shuffle/shuffle_2_5.data"));
-        assert_eq!(files.index, work.path().join("jobs/job-7/shuffle/shuffle_2_5.index"));
-        let block = BlockId::new(ShuffleId(2), MapId(5), 0.into());
+        let files = store.map_files(&job, ShuffleId(2), MapId(5), 1);
+        assert_eq!(files.data, work.path().join("jobs/job-7/shuffle/shuffle_2_5_1.data"));
+        assert_eq!(files.index, work.path().join("jobs/job-7/shuffle/shuffle_2_5_1.index"));
+        let block = BlockId::new(ShuffleId(2), MapId(5), 1, 0.into());
         assert!(matches!(store.read_stored(&job, block), Err(StoreError::NotFound { .. })));
 
         store.create_shuffle_dir(&job).unwrap();

@@ -17,7 +17,7 @@
 //! Each side of the attempt keeps a [`Doing`] register of the host work it has
 //! in flight (a block fetch, a ranged read, a part upload, a commit), so the
 //! message names what stalled: "the deadline of 30s passed while fetching
-//! shuffle block shuffle_2_3_1 from 127.0.0.1:4567".
+//! shuffle block shuffle_2_3_0_1 from 127.0.0.1:4567".
 //!
 //! The [`Clock`] starts when the guest job starts on its pool thread (as the
 //! sandbox's own deadline does, so time queued for a thread is not charged to

@@ -112,12 +112,12 @@ mod tests {
 
     #[test]
     fn every_host_failure_is_a_retryable_host_error_naming_its_cause() {
-        let block = BlockId::new(ShuffleId(1), MapId(2), ReduceId(3));
-        let missing = FetchError::Missing { path: "/x/shuffle_1_2.data".into() };
+        let block = BlockId::new(ShuffleId(1), MapId(2), 0, ReduceId(3));
+        let missing = FetchError::Missing { path: "/x/shuffle_1_2_0.data".into() };
         let cases: Vec<(ExecError, &str)> = vec![
             (ExecError::Spec(SpecError::TextOfPairs), "text output"),
             (ExecError::Input(IoError::NotFound { uri: "file:///in.txt".into(), source: None }), "/in.txt"),
-            (ExecError::FetchFailed { block, source: missing }, "shuffle_1_2_3"),
+            (ExecError::FetchFailed { block, source: missing }, "shuffle_1_2_0_3"),
             (ExecError::ShuffleWrite(ShuffleError::Unsorted), "writing shuffle output"),
             (ExecError::Pool(PoolClosed), "pool"),
             (
@@ -144,7 +144,7 @@ mod tests {
             assert!(end.is_retryable(), "{end:?}");
             let EndReason::HostError { message } = end else { unreachable!() };
             assert!(message.contains(needle), "{message} should name {needle}");
-            assert_eq!(err.fetch_failed().is_some(), needle == "shuffle_1_2_3");
+            assert_eq!(err.fetch_failed().is_some(), needle == "shuffle_1_2_0_3");
         }
     }
 }

@@ -102,9 +102,10 @@ pub(super) async fn drain(
     doing: &Doing,
 ) -> Result<Drained, ExecError> {
     match spec {
-        OutputSpec::Shuffle { dir, shuffle, map, partitioner, combiner } => {
+        OutputSpec::Shuffle { dir, shuffle, map, attempt, partitioner, combiner } => {
             let what = format!("writing shuffle output to {}", dir.display());
-            let mut writer = ShuffleWriter::new(dir, shuffle, map, partitioner, config.writer.clone());
+            let mut writer =
+                ShuffleWriter::new(dir, shuffle, map, attempt, partitioner, config.writer.clone());
             match combiner {
                 MapCombine::SumI64 => writer = writer.with_combiner(Combiner::SumI64),
                 MapCombine::Fold(fold) => writer = writer.with_combiner(Combiner::Fold(fold)),

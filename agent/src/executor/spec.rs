@@ -116,6 +116,8 @@ pub enum OutputSpec {
         shuffle: ShuffleId,
         /// This map task.
         map: MapId,
+        /// This attempt of it (the `#N` of its task key): the files are named by it.
+        attempt: u32,
         /// How keys map to reduce partitions.
         partitioner: Partitioner,
         /// Map-side combine.
@@ -152,11 +154,12 @@ pub enum OutputSpec {
 impl std::fmt::Debug for OutputSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Shuffle { dir, shuffle, map, partitioner, combiner } => f
+            Self::Shuffle { dir, shuffle, map, attempt, partitioner, combiner } => f
                 .debug_struct("Shuffle")
                 .field("dir", dir)
                 .field("shuffle", shuffle)
                 .field("map", map)
+                .field("attempt", attempt)
                 .field("partitioner", partitioner)
                 .field("combiner", combiner)
                 .finish(),

@@ -223,7 +223,8 @@ struct Reads<'a> {
 }
 
 impl Reads<'_> {
-    /// The blocks of one reduce partition, in map order, with their sizes.
+    /// The blocks of one reduce partition, in map order, each of the map
+    /// attempt the table names, with their sizes.
     fn blocks(&mut self, read: &ShuffleRead) -> Result<Vec<BlockLocation>, LaunchError> {
         let stale = |problem: String| LaunchError::Stale { shuffle: read.shuffle.0, problem };
         let table = self
@@ -241,7 +242,7 @@ impl Reads<'_> {
         let blocks = (0..read.maps)
             .zip(&table.maps)
             .map(|(m, status)| BlockLocation {
-                block: BlockId::new(shuffle, MapId(m), ReduceId(read.reduce)),
+                block: BlockId::new(shuffle, MapId(m), status.attempt, ReduceId(read.reduce)),
                 size: status.sizes.of(read.reduce),
             })
             .collect();
@@ -272,6 +273,7 @@ fn output(
                 dir: store.shuffle_dir(job),
                 shuffle: ShuffleId(w.shuffle.0),
                 map: MapId(key.partition),
+                attempt: key.attempt,
                 partitioner,
                 combiner: w.combiner,
             }
@@ -330,7 +332,8 @@ mod tests {
     }
 
     /// The table of shuffle 3 for the descriptor's action: map 0 on one
-    /// peer, map 1 (with a large block for reduce 4) on another.
+    /// peer, map 1 (written by its attempt 3, with a large block for reduce
+    /// 4) on another.
     fn tables() -> MapTables {
         let tables = MapTables::default();
         let d = descriptor();
@@ -341,8 +344,8 @@ mod tests {
             shuffle: CoreShuffleId(3),
             addresses: vec!["10.0.0.1:1".into(), "10.0.0.2:1".into()],
             maps: vec![
-                MapStatus { address: 0, sizes: BlockSizes::new(&[77; 8]) },
-                MapStatus { address: 1, sizes: BlockSizes::new(&sizes) },
+                MapStatus { address: 0, attempt: 0, sizes: BlockSizes::new(&[77; 8]) },
+                MapStatus { address: 1, attempt: 3, sizes: BlockSizes::new(&sizes) },
             ],
         });
         tables
@@ -372,13 +375,16 @@ mod tests {
         assert_eq!(
             read,
             [
-                (BlockId::new(ShuffleId(3), MapId(0), ReduceId(4)), 77),
-                (BlockId::new(ShuffleId(3), MapId(1), ReduceId(4)), 500)
+                (BlockId::new(ShuffleId(3), MapId(0), 0, ReduceId(4)), 77),
+                (BlockId::new(ShuffleId(3), MapId(1), 3, ReduceId(4)), 500)
             ]
         );
         assert_eq!(*aggregate, Aggregate::SumI64);
-        let OutputSpec::Shuffle { dir, map, combiner, .. } = &t.output else { panic!("{:?}", t.output) };
+        let OutputSpec::Shuffle { dir, map, attempt, combiner, .. } = &t.output else {
+            panic!("{:?}", t.output)
+        };
         assert_eq!((dir.clone(), *map), (store.shuffle_dir(&p.job), MapId(4)));
+        assert_eq!(*attempt, 2, "the map output is named by the task's own attempt");
         assert_eq!(combiner, &Combiner::Guest("add".into()));
     }
 

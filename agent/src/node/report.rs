@@ -514,7 +514,7 @@ mod tests {
 
     #[test]
     fn a_fetch_failure_names_the_lost_map_output() {
-        let block = BlockId::new(ShuffleId(3), MapId(5), ReduceId(0));
+        let block = BlockId::new(ShuffleId(3), MapId(5), 0, ReduceId(0));
         let end = EndReason::HostError { message: "agent gone".into() };
         let u = outcome(&key(), &outcome_of(end, Output::FetchFailed { block }));
         assert_eq!(u.state, v1::TaskState::Failed as i32);

@@ -7,7 +7,7 @@
 //! behind the same trait.
 
 use super::error::ShuffleError;
-use super::ids::{BlockId, MapId, ShuffleId, data_file_name, index_file_name};
+use super::ids::{BlockId, MapId, ShuffleId};
 use super::index::{IndexFile, read_block};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -61,9 +61,12 @@ pub trait BlockFetcher: Send + Sync {
     }
 }
 
-type IndexCache = HashMap<(ShuffleId, MapId), Arc<IndexFile>>;
+/// Parsed indexes by shuffle, map task and attempt.
+type IndexCache = HashMap<(ShuffleId, MapId, u32), Arc<IndexFile>>;
 
-/// Reads blocks from map outputs in one local directory, caching parsed indexes.
+/// Reads blocks from map outputs in one local directory, caching parsed
+/// indexes. A block is read from the files of the map attempt it names; when
+/// they are not there, the fetch fails as [`FetchError::Missing`].
 #[derive(Debug, Clone)]
 pub struct LocalFetcher {
     dir: PathBuf,
@@ -76,19 +79,20 @@ impl LocalFetcher {
         Self { dir: dir.into(), indexes: Arc::default() }
     }
 
-    /// Forget the cached index of a map output (after it is rewritten or removed).
-    pub fn invalidate(&self, shuffle: ShuffleId, map: MapId) {
-        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).remove(&(shuffle, map));
+    /// Forget the cached index of attempt `attempt` of map task `map` of
+    /// `shuffle` (after its output is rewritten or removed).
+    pub fn invalidate(&self, shuffle: ShuffleId, map: MapId, attempt: u32) {
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).remove(&(shuffle, map, attempt));
     }
 
     fn read(&self, block: BlockId) -> Result<Bytes, FetchError> {
-        let data = self.dir.join(data_file_name(block.shuffle, block.map));
-        let key = (block.shuffle, block.map);
+        let data = self.dir.join(block.data_file_name());
+        let key = (block.shuffle, block.map, block.attempt);
         let cached = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
         let index = match cached {
             Some(index) => index,
             None => {
-                let path = self.dir.join(index_file_name(block.shuffle, block.map));
+                let path = self.dir.join(block.index_file_name());
                 for p in [&path, &data] {
                     if !p.exists() {
                         return Err(FetchError::Missing { path: p.clone() });

@@ -33,7 +33,7 @@ fn write_map(
     combiner: Option<Combiner>,
     per_batch: usize,
 ) -> MapOutput {
-    let mut w = ShuffleWriter::new(dir, ShuffleId(1), MapId(map), partitioner.clone(), config);
+    let mut w = ShuffleWriter::new(dir, ShuffleId(1), MapId(map), 0, partitioner.clone(), config);
     if let Some(c) = combiner {
         w = w.with_combiner(c);
     }
@@ -109,7 +109,7 @@ proptest! {
         let mut names: Vec<String> =
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
-        prop_assert_eq!(names, vec!["shuffle_1_0.data".to_string(), "shuffle_1_0.index".to_string()]);
+        prop_assert_eq!(names, vec!["shuffle_1_0_0.data".to_string(), "shuffle_1_0_0.index".to_string()]);
     }
 
     /// A map output written straight from the sort buffer (nothing spilled)
@@ -254,7 +254,7 @@ proptest! {
         let rt = runtime();
         for r in 0..parts {
             let blocks: Vec<BlockLocation> = outputs.iter().enumerate().map(|(m, o)| BlockLocation {
-                block: BlockId::new(ShuffleId(1), MapId(m as u32), ReduceId(r)),
+                block: BlockId::new(ShuffleId(1), MapId(m as u32), 0, ReduceId(r)),
                 size: o.partition_lengths[r as usize],
             }).collect();
             let batches: Vec<Vec<u8>> = rt.block_on(reader.read(blocks)).unwrap().collect::<Result<_, _>>().unwrap();
@@ -354,7 +354,7 @@ fn flipped_data_byte_is_a_corrupt_block_and_a_fetch_failure() {
         }
         assert!(read_block(&out.data_path, &index, 1).is_ok(), "other blocks still read");
 
-        let block = BlockId::new(ShuffleId(1), MapId(0), ReduceId(victim));
+        let block = BlockId::new(ShuffleId(1), MapId(0), 0, ReduceId(victim));
         let reader = ShuffleReader::new(LocalFetcher::new(dir.path()), ReaderConfig::default());
         let err = runtime().block_on(reader.read(vec![BlockLocation { block, size: 100 }])).unwrap_err();
         let ReadError::FetchFailed { block: failed, reason } = err else {
@@ -386,9 +386,67 @@ fn truncated_or_missing_index_is_typed() {
         "{err:?}"
     );
     std::fs::remove_file(&out.index_path).unwrap();
-    let block = BlockId::new(ShuffleId(1), MapId(0), ReduceId(0));
+    let block = BlockId::new(ShuffleId(1), MapId(0), 0, ReduceId(0));
     let err = runtime().block_on(LocalFetcher::new(dir.path()).fetch(&block)).unwrap_err();
     assert!(matches!(err, FetchError::Missing { .. }), "{err:?}");
+}
+
+/// Two attempts of one map task on one agent (a lost agent's attempt that
+/// ran on beside its replacement, or a speculative copy placed there) write
+/// their own files, and a reader reads the attempt its block names, whichever
+/// finished last; an attempt that wrote nothing is a missing map output.
+#[test]
+fn two_attempts_of_a_map_task_write_their_own_files_and_a_reader_reads_the_one_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |attempt: u32, value: &[u8]| {
+        let mut w = ShuffleWriter::new(
+            dir.path(),
+            ShuffleId(1),
+            MapId(0),
+            attempt,
+            Partitioner::hash(1),
+            WriterConfig::default(),
+        );
+        w.write(&batch_of(&[(b"k".to_vec(), value.to_vec())])).unwrap();
+        w.finish().unwrap()
+    };
+    // The replacement (attempt 1) finishes first; the original (attempt 0)
+    // runs on and finishes after it, with blocks of another length.
+    let replacement = write(1, b"attempt 1");
+    let original = write(0, b"attempt 0, which ran on");
+    assert_ne!(replacement.data_path, original.data_path);
+    assert_ne!(replacement.index_path, original.index_path);
+    assert_ne!(replacement.partition_lengths, original.partition_lengths);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["shuffle_1_0_0.data", "shuffle_1_0_0.index", "shuffle_1_0_1.data", "shuffle_1_0_1.index"]
+    );
+
+    // One fetcher, its index cache shared by both reads.
+    let fetcher = LocalFetcher::new(dir.path());
+    let rt = runtime();
+    let read = |attempt: u32, out: &MapOutput| {
+        let block = BlockId::new(ShuffleId(1), MapId(0), attempt, ReduceId(0));
+        let reader = ShuffleReader::new(fetcher.clone(), ReaderConfig::default());
+        let merged = rt.block_on(reader.read(vec![BlockLocation { block, size: out.partition_lengths[0] }]));
+        merged.map(|m| m.flat_map(|b| unbatch(&b.unwrap())).collect::<Pairs>())
+    };
+    assert_eq!(read(0, &original).unwrap(), [(b"k".to_vec(), b"attempt 0, which ran on".to_vec())]);
+    assert_eq!(read(1, &replacement).unwrap(), [(b"k".to_vec(), b"attempt 1".to_vec())]);
+
+    let never = BlockId::new(ShuffleId(1), MapId(0), 2, ReduceId(0));
+    match read(2, &replacement) {
+        Err(ReadError::FetchFailed { block, reason: FetchError::Missing { path } }) => {
+            assert_eq!(block, never);
+            assert!(path.ends_with("shuffle_1_0_2.index"), "{}", path.display());
+        }
+        other => panic!("expected a missing map output, got {other:?}"),
+    }
 }
 
 #[test]
@@ -398,6 +456,7 @@ fn malformed_input_is_rejected_whole_and_abandoned_writer_leaves_nothing() {
         dir.path(),
         ShuffleId(1),
         MapId(0),
+        0,
         Partitioner::hash(2),
         WriterConfig::default().with_memory_budget(64),
     );
@@ -449,7 +508,7 @@ impl BlockFetcher for TestFetcher {
 
 #[test]
 fn reader_bounds_bytes_in_flight_and_names_the_failed_block() {
-    let block = |m: u32| BlockId::new(ShuffleId(9), MapId(m), ReduceId(0));
+    let block = |m: u32| BlockId::new(ShuffleId(9), MapId(m), 0, ReduceId(0));
     let blocks: HashMap<BlockId, Vec<u8>> = (0..40u32)
         .map(|m| {
             let items: Pairs = (0..(m % 7 + 1)).map(|i| (vec![i as u8], m.to_key_bytes())).collect();
@@ -485,9 +544,15 @@ fn reader_bounds_bytes_in_flight_and_names_the_failed_block() {
 #[test]
 fn a_sum_batch_with_a_bad_value_adds_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w =
-        ShuffleWriter::new(dir.path(), ShuffleId(1), MapId(0), Partitioner::hash(1), WriterConfig::default())
-            .with_combiner(Combiner::SumI64);
+    let mut w = ShuffleWriter::new(
+        dir.path(),
+        ShuffleId(1),
+        MapId(0),
+        0,
+        Partitioner::hash(1),
+        WriterConfig::default(),
+    )
+    .with_combiner(Combiner::SumI64);
     w.write(&batch_of(&[(b"a".to_vec(), 1i64.to_key_bytes())])).unwrap();
     let bad = batch_of(&[(b"a".to_vec(), 5i64.to_key_bytes()), (b"b".to_vec(), b"xyz".to_vec())]);
     assert!(matches!(w.write(&bad), Err(ShuffleError::NotI64 { len: 3 })));
@@ -515,7 +580,7 @@ fn a_partition_many_times_the_budget_is_read_within_it() {
         .iter()
         .enumerate()
         .map(|(m, o)| BlockLocation {
-            block: BlockId::new(ShuffleId(1), MapId(m as u32), ReduceId(0)),
+            block: BlockId::new(ShuffleId(1), MapId(m as u32), 0, ReduceId(0)),
             size: o.partition_lengths[0],
         })
         .collect();

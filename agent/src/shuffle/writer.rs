@@ -109,6 +109,8 @@ pub struct ShuffleWriter {
     dir: PathBuf,
     shuffle: ShuffleId,
     map: MapId,
+    /// The attempt of the map task writing: its files are named by it.
+    attempt: u32,
     partitioner: Partitioner,
     config: WriterConfig,
     combiner: Option<Combiner>,
@@ -128,11 +130,15 @@ pub struct ShuffleWriter {
 const SUM_ENTRY_BYTES: usize = 48;
 
 impl ShuffleWriter {
-    /// A writer for map task `map` of `shuffle`, writing its files into `dir`.
+    /// A writer for attempt `attempt` of map task `map` of `shuffle`, writing
+    /// its files into `dir` under names that hold all three (see
+    /// [`BlockId::data_file_name`](super::BlockId::data_file_name)): another
+    /// attempt of the same map task writing into `dir` leaves these alone.
     pub fn new(
         dir: impl Into<PathBuf>,
         shuffle: ShuffleId,
         map: MapId,
+        attempt: u32,
         partitioner: Partitioner,
         config: WriterConfig,
     ) -> Self {
@@ -140,6 +146,7 @@ impl ShuffleWriter {
             dir: dir.into(),
             shuffle,
             map,
+            attempt,
             partitioner,
             config,
             combiner: None,
@@ -210,7 +217,8 @@ impl ShuffleWriter {
     /// Sort, combine and write the buffer as a run file.
     fn spill(&mut self) -> Result<(), ShuffleError> {
         self.drain_sums();
-        let prefix = format!(".shuffle_{}_{}.run{}.", self.shuffle.0, self.map.0, self.runs.len());
+        let prefix =
+            format!(".shuffle_{}_{}_{}.run{}.", self.shuffle.0, self.map.0, self.attempt, self.runs.len());
         let mut run = SpillWriter::create(&self.dir, &prefix)?;
         let partitions = self.partitioner.partitions();
         self.buffer.drain_sorted(partitions, self.combiner.as_mut(), |_, batch| run.partition(&batch))?;
@@ -219,6 +227,7 @@ impl ShuffleWriter {
         tracing::debug!(
             shuffle = self.shuffle.0,
             map = self.map.0,
+            attempt = self.attempt,
             run = self.runs.len(),
             bytes = run.bytes(),
             "weft.agent.shuffle.spill"
@@ -303,8 +312,8 @@ impl ShuffleWriter {
         let mut index_tmp = temp_in(&self.dir, ".index")?;
         index_tmp.write_all(&index.encode()).map_err(ShuffleError::io(index_tmp.path()))?;
 
-        let data_path = self.dir.join(data_file_name(self.shuffle, self.map));
-        let index_path = self.dir.join(index_file_name(self.shuffle, self.map));
+        let data_path = self.dir.join(data_file_name(self.shuffle, self.map, self.attempt));
+        let index_path = self.dir.join(index_file_name(self.shuffle, self.map, self.attempt));
         match std::fs::remove_file(&index_path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(ShuffleError::io(&index_path)(e));

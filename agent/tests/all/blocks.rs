@@ -117,9 +117,21 @@ fn records(map: u32, n: usize) -> Pairs {
 /// Run a map task to completion on its own thread (the "task"), writing into
 /// `job`'s shuffle directory of `store`; nothing of the writer survives it.
 fn run_map(store: &BlockStore, job: &JobId, map: u32, items: Pairs, config: WriterConfig) -> MapOutput {
+    run_map_attempt(store, job, map, 0, items, config)
+}
+
+/// [`run_map`] as attempt `attempt` of the map task.
+fn run_map_attempt(
+    store: &BlockStore,
+    job: &JobId,
+    map: u32,
+    attempt: u32,
+    items: Pairs,
+    config: WriterConfig,
+) -> MapOutput {
     let dir = store.create_shuffle_dir(&(*job).into()).unwrap();
     std::thread::spawn(move || {
-        let mut w = ShuffleWriter::new(dir, SHUFFLE, MapId(map), Partitioner::hash(PARTS), config);
+        let mut w = ShuffleWriter::new(dir, SHUFFLE, MapId(map), attempt, Partitioner::hash(PARTS), config);
         for chunk in items.chunks(50) {
             w.write(&batch_of(chunk)).unwrap();
         }
@@ -133,7 +145,7 @@ fn locations(outputs: &[(u32, MapOutput)], reduce: u32) -> Vec<BlockLocation> {
     outputs
         .iter()
         .map(|(map, out)| BlockLocation {
-            block: BlockId::new(SHUFFLE, MapId(*map), ReduceId(reduce)),
+            block: BlockId::new(SHUFFLE, MapId(*map), 0, ReduceId(reduce)),
             size: out.partition_lengths[reduce as usize],
         })
         .collect()
@@ -144,7 +156,14 @@ async fn read_partition(
     outputs: &[(u32, MapOutput)],
     reduce: u32,
 ) -> Result<Pairs, ReadError> {
-    let merged = reader.read(locations(outputs, reduce)).await?;
+    read_blocks(reader, locations(outputs, reduce)).await
+}
+
+async fn read_blocks(
+    reader: &ShuffleReader<RemoteFetcher>,
+    blocks: Vec<BlockLocation>,
+) -> Result<Pairs, ReadError> {
+    let merged = reader.read(blocks).await?;
     Ok(merged.flat_map(|b| unbatch(&b.unwrap())).collect())
 }
 
@@ -267,11 +286,11 @@ async fn a_corrupt_block_fails_the_fetch_naming_it() {
     std::fs::write(&out.data_path, data).unwrap();
 
     let reader = ShuffleReader::new(fetcher(&j, &peers(), &[(0, &a), (1, &b)]), ReaderConfig::default());
-    let bad = BlockId::new(SHUFFLE, MapId(1), ReduceId(2));
+    let bad = BlockId::new(SHUFFLE, MapId(1), 0, ReduceId(2));
     match expect_fetch_failed(read_partition(&reader, &outputs, 2).await, bad) {
         RemoteError::DataLoss { peer, status } => {
             assert_eq!(peer, b.peer());
-            assert!(status.message().contains("shuffle_1_1_2"), "{}", status.message());
+            assert!(status.message().contains("shuffle_1_1_0_2"), "{}", status.message());
         }
         other => panic!("{other:?}"),
     }
@@ -294,7 +313,7 @@ async fn a_removed_job_is_served_no_more() {
     assert!(peers.remove_job(&a.peer(), j, None).await.unwrap());
     assert!(!a.store.job_dir(&j.into()).exists());
     assert!(!peers.remove_job(&a.peer(), j, None).await.unwrap(), "a second removal finds nothing");
-    let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
+    let block = BlockId::new(SHUFFLE, MapId(0), 0, ReduceId(0));
     // Its capability went with it: the agent serves nothing of it any more.
     match expect_fetch_failed(read_partition(&reader, &outputs, 0).await, block) {
         RemoteError::Status { status, .. } if status.code() == Code::PermissionDenied => {
@@ -306,7 +325,7 @@ async fn a_removed_job_is_served_no_more() {
     let reader = ShuffleReader::new(fetcher(&other, &peers, &[(0, &a)]), ReaderConfig::default());
     read_partition(&reader, &kept, 0).await.unwrap();
     // A map output the fetcher was never told about fails too, without a request.
-    let unknown = BlockLocation { block: BlockId::new(SHUFFLE, MapId(9), ReduceId(0)), size: 1 };
+    let unknown = BlockLocation { block: BlockId::new(SHUFFLE, MapId(9), 0, ReduceId(0)), size: 1 };
     match reader.read(vec![unknown]).await {
         Err(ReadError::FetchFailed { reason: FetchError::Remote(RemoteError::Unlocated { .. }), .. }) => {}
         other => panic!("{other:?}"),
@@ -327,7 +346,7 @@ async fn a_stopped_agent_fails_fetches_within_the_timeout() {
     let started = Instant::now();
     let err = expect_fetch_failed(
         read_partition(&reader, &outputs, 1).await,
-        BlockId::new(SHUFFLE, MapId(0), ReduceId(1)),
+        BlockId::new(SHUFFLE, MapId(0), 0, ReduceId(1)),
     );
     // Connection refused is reported at once, not after the timeout.
     assert!(started.elapsed() < timeout, "took {:?}", started.elapsed());
@@ -352,7 +371,7 @@ async fn a_peer_that_never_answers_times_out() {
             .with_timeout(timeout),
         ReaderConfig::default(),
     );
-    let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
+    let block = BlockId::new(SHUFFLE, MapId(0), 0, ReduceId(0));
     let started = Instant::now();
     let result = reader.read(vec![BlockLocation { block, size: 10 }]).await;
     let elapsed = started.elapsed();
@@ -379,7 +398,7 @@ async fn malformed_job_refs_are_refused_and_touch_nothing() {
     // A job is a typed reference, parsed once: no string reaches the file
     // system. No reference, or one of no master run, is INVALID_ARGUMENT.
     for bad in [None, Some(JobRef { incarnation: 0, seq: 8 })] {
-        let fetch = FetchBlockRequest { job: bad, shuffle: 1, map: 0, reduce: 0 };
+        let fetch = FetchBlockRequest { job: bad, shuffle: 1, map: 0, attempt: 0, reduce: 0 };
         let st = raw.fetch_block(fetch).await.err().unwrap_or_else(|| panic!("fetch {bad:?} accepted"));
         assert_eq!(st.code(), Code::InvalidArgument, "fetch {bad:?}: {}", st.message());
         assert!(st.message().contains("job") || st.message().contains("incarnation"), "{}", st.message());
@@ -389,7 +408,7 @@ async fn malformed_job_refs_are_refused_and_touch_nothing() {
     assert!(a.store.job_dir(&j.into()).exists());
     // Without the job's capability nothing is served, not even an answer
     // whether a block exists.
-    let req = FetchBlockRequest { job: Some(j.into()), shuffle: 1, map: 0, reduce: 0 };
+    let req = FetchBlockRequest { job: Some(j.into()), shuffle: 1, map: 0, attempt: 0, reduce: 0 };
     assert_eq!(raw.fetch_block(req).await.unwrap_err().code(), Code::PermissionDenied);
     a.keys.install(j, KEY);
     let with_key = |req: FetchBlockRequest, key: JobCapability| {
@@ -397,16 +416,16 @@ async fn malformed_job_refs_are_refused_and_touch_nothing() {
         req.metadata_mut().insert(JobCapability::HEADER, key.to_hex().parse().unwrap());
         req
     };
-    let req = FetchBlockRequest { job: Some(j.into()), shuffle: 1, map: 0, reduce: 0 };
+    let req = FetchBlockRequest { job: Some(j.into()), shuffle: 1, map: 0, attempt: 0, reduce: 0 };
     let st = raw.fetch_block(with_key(req, JobCapability([8; 32]))).await.unwrap_err();
     assert_eq!(st.code(), Code::PermissionDenied, "another job's capability");
     assert!(raw.fetch_block(with_key(req, KEY)).await.is_ok(), "its own");
     // An unknown map or a partition past the end is NOT_FOUND, naming the block.
     for (map, reduce) in [(5, 0), (0, PARTS)] {
-        let req = FetchBlockRequest { job: Some(j.into()), shuffle: 1, map, reduce };
+        let req = FetchBlockRequest { job: Some(j.into()), shuffle: 1, map, attempt: 0, reduce };
         let st = raw.fetch_block(with_key(req, KEY)).await.unwrap_err();
         assert_eq!(st.code(), Code::NotFound, "{}", st.message());
-        assert!(st.message().contains(&format!("shuffle_1_{map}_{reduce}")), "{}", st.message());
+        assert!(st.message().contains(&format!("shuffle_1_{map}_0_{reduce}")), "{}", st.message());
     }
 }
 
@@ -480,7 +499,7 @@ async fn what_a_peer_sends_is_verified() {
         ("unknown compression", vec![chunk(&block_bytes, len, Some(crc), 9)]),
         ("not lz4", vec![chunk(&block_bytes, len, Some(crc), 1)]),
     ];
-    let block = BlockId::new(SHUFFLE, MapId(0), ReduceId(0));
+    let block = BlockId::new(SHUFFLE, MapId(0), 0, ReduceId(0));
     for (name, chunks) in cases {
         let (addr, _stop) = lying_peer(chunks).await;
         let fetcher = RemoteFetcher::new(job(9), peers())
@@ -514,7 +533,8 @@ async fn callers_without_the_cluster_token_neither_fetch_nor_remove() {
     for token in ["", "weft_c_another-clusters-token-xyz"] {
         let channel = PeerChannels::new().channel(&a.peer()).unwrap();
         let mut raw = BlocksClient::with_interceptor(channel, Credentials::new(token).unwrap());
-        let fetch = FetchBlockRequest { job: Some(j.into()), shuffle: SHUFFLE.0, map: 0, reduce: 0 };
+        let fetch =
+            FetchBlockRequest { job: Some(j.into()), shuffle: SHUFFLE.0, map: 0, attempt: 0, reduce: 0 };
         let st = raw.fetch_block(fetch).await.expect_err("a fetch without the token");
         assert_eq!(st.code(), Code::Unauthenticated, "{}", st.message());
         let st = raw.remove_job(RemoveJobRequest { job: Some(j.into()), dataset: None }).await.unwrap_err();
@@ -543,9 +563,9 @@ async fn blocks_on_the_readers_own_agent_are_read_from_its_files() {
     }
     a.stop().await;
     let local = fetcher(&j, &peers(), &[(0, &a), (1, &b)]).with_local(a.peer(), a.store.clone());
-    let here = BlockId::new(SHUFFLE, MapId(0), ReduceId(2));
+    let here = BlockId::new(SHUFFLE, MapId(0), 0, ReduceId(2));
     assert!(local.source(&here).unwrap().contains("this agent's files"), "{:?}", local.source(&here));
-    assert_eq!(local.source(&BlockId::new(SHUFFLE, MapId(1), ReduceId(2))), Some(b.peer()));
+    assert_eq!(local.source(&BlockId::new(SHUFFLE, MapId(1), 0, ReduceId(2))), Some(b.peer()));
     let local = ShuffleReader::new(local, ReaderConfig::default());
     for reduce in 0..PARTS {
         assert_eq!(read_partition(&local, &outputs, reduce).await.unwrap(), want[reduce as usize]);
@@ -566,7 +586,56 @@ async fn blocks_on_the_readers_own_agent_are_read_from_its_files() {
     std::fs::remove_file(&out.index_path).unwrap();
     match read_partition(&local, &outputs, 0).await {
         Err(ReadError::FetchFailed { block, reason: FetchError::Local(StoreError::NotFound { .. }) }) => {
-            assert_eq!(block, BlockId::new(SHUFFLE, MapId(0), ReduceId(0)))
+            assert_eq!(block, BlockId::new(SHUFFLE, MapId(0), 0, ReduceId(0)))
+        }
+        other => panic!("expected a missing local block, got {other:?}"),
+    }
+}
+
+/// Two attempts of map 0 wrote their outputs on one agent: a reader naming
+/// an attempt gets that attempt's blocks, through the agent's block service
+/// or from its own files, and one naming an attempt that wrote nothing there
+/// fails its fetch as a missing map output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_attempt_of_a_map_task_is_served_from_its_own_files() {
+    let a = Agent::start().await;
+    let j = job(13);
+    // Attempt 0's pairs are valued `m0-…`, attempt 1's `m7-…`.
+    let first = run_map_attempt(&a.store, &j, 0, 0, records(0, 500), WriterConfig::default());
+    let lz4 = WriterConfig::default().with_compression(Compression::Lz4);
+    let second = run_map_attempt(&a.store, &j, 0, 1, records(7, 300), lz4);
+    let at = |attempt: u32, out: &MapOutput, reduce: u32| BlockLocation {
+        block: BlockId::new(SHUFFLE, MapId(0), attempt, ReduceId(reduce)),
+        size: out.partition_lengths[reduce as usize],
+    };
+    let remote = ShuffleReader::new(fetcher(&j, &peers(), &[(0, &a)]), ReaderConfig::default());
+    let local = ShuffleReader::new(
+        fetcher(&j, &peers(), &[(0, &a)]).with_local(a.peer(), a.store.clone()),
+        ReaderConfig::default(),
+    );
+    for (attempt, out, prefix, n) in [(0, &first, "m0-", 500), (1, &second, "m7-", 300)] {
+        for reader in [&remote, &local] {
+            let mut values = Vec::new();
+            for reduce in 0..PARTS {
+                let got = read_blocks(reader, vec![at(attempt, out, reduce)]).await.unwrap();
+                values.extend(got.into_iter().map(|(_, v)| v));
+            }
+            assert_eq!(values.len(), n, "attempt {attempt}");
+            assert!(values.iter().all(|v| v.starts_with(prefix.as_bytes())), "attempt {attempt}'s own pairs");
+        }
+    }
+
+    let never = at(2, &second, 0);
+    match expect_fetch_failed(read_blocks(&remote, vec![never]).await, never.block) {
+        RemoteError::NotFound { peer, status } => {
+            assert_eq!(peer, a.peer());
+            assert!(status.message().contains("shuffle_1_0_2_0"), "{}", status.message());
+        }
+        other => panic!("expected a missing block, got {other:?}"),
+    }
+    match read_blocks(&local, vec![never]).await {
+        Err(ReadError::FetchFailed { block, reason: FetchError::Local(StoreError::NotFound { .. }) }) => {
+            assert_eq!(block, never.block)
         }
         other => panic!("expected a missing local block, got {other:?}"),
     }

@@ -158,7 +158,7 @@ async fn a_reduce_task_held_up_by_its_peer_is_a_host_error_naming_the_stall() {
             .with_map_output(SHUFFLE, MapId(3), addr.to_string())
             .with_timeout(Duration::from_secs(60));
         let exec = Executor::new(sandbox().0.clone(), pool(), fetcher);
-        let block = BlockId::new(SHUFFLE, MapId(3), ReduceId(1));
+        let block = BlockId::new(SHUFFLE, MapId(3), 0, ReduceId(1));
         let input = Input::Shuffle {
             blocks: vec![BlockLocation { block, size: 1 << 20 }],
             aggregate: Aggregate::Merge,

@@ -148,6 +148,7 @@ impl Fixture {
                 dir: self.shuffle_dir(),
                 shuffle: SHUFFLE,
                 map: MapId(i as u32),
+                attempt: 0,
                 partitioner: Partitioner::hash(REDUCES),
                 combiner: combiner.clone(),
             };
@@ -175,7 +176,7 @@ fn blocks(maps: &[MapOutput], reduce: u32) -> Vec<BlockLocation> {
     maps.iter()
         .enumerate()
         .map(|(m, out)| BlockLocation {
-            block: BlockId::new(SHUFFLE, MapId(m as u32), ReduceId(reduce)),
+            block: BlockId::new(SHUFFLE, MapId(m as u32), 0, ReduceId(reduce)),
             size: out.partition_lengths[reduce as usize],
         })
         .collect()
@@ -388,7 +389,7 @@ async fn a_lost_map_output_is_a_fetch_failure_naming_the_block() {
     std::fs::remove_file(&maps[1].data_path).unwrap();
     let input = Input::Shuffle { blocks: blocks(&maps, 0), aggregate: Aggregate::SumI64 };
     let outcome = exec.execute(spec("wordcount", 0, input, vec![], OutputSpec::Count)).await;
-    let lost = BlockId::new(SHUFFLE, MapId(1), ReduceId(0));
+    let lost = BlockId::new(SHUFFLE, MapId(1), 0, ReduceId(0));
     assert_eq!(outcome.output, Output::FetchFailed { block: lost });
     let EndReason::HostError { message } = &outcome.report.end else { panic!("{:?}", outcome.report.end) };
     assert!(message.contains(&lost.to_string()), "{message}");

@@ -303,6 +303,7 @@ impl From<&MapTable> for v1::MapTable {
                 .iter()
                 .map(|m| v1::MapStatus {
                     address: m.address,
+                    attempt: m.attempt,
                     mean: m.sizes.mean,
                     exact: m
                         .sizes
@@ -338,7 +339,11 @@ impl TryFrom<v1::MapTable> for MapTable {
             if exact.windows(2).any(|w| w[0].0 >= w[1].0) {
                 return Err(inconsistent(format!("map {i} lists its large blocks out of order")));
             }
-            maps.push(MapStatus { address: m.address, sizes: BlockSizes { mean: m.mean, exact } });
+            maps.push(MapStatus {
+                address: m.address,
+                attempt: m.attempt,
+                sizes: BlockSizes { mean: m.mean, exact },
+            });
         }
         Ok(MapTable { action, shuffle: ShuffleId(t.shuffle), addresses, maps })
     }
@@ -497,11 +502,12 @@ mod tests {
             shuffle: ShuffleId(3),
             addresses: vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()],
             maps: vec![
-                MapStatus { address: 1, sizes: BlockSizes::new(&[1, 2, 300]) },
-                MapStatus { address: 0, sizes: BlockSizes::default() },
+                MapStatus { address: 1, attempt: 2, sizes: BlockSizes::new(&[1, 2, 300]) },
+                MapStatus { address: 0, attempt: 0, sizes: BlockSizes::default() },
             ],
         };
         let proto = v1::MapTable::from(&table);
+        assert_eq!(proto.maps[0].attempt, 2, "the attempt that wrote map 0 travels with it");
         assert_eq!(MapTable::try_from(proto.clone()).unwrap(), table);
         assert_eq!(table.address(0).map(|a| &**a), Some("127.0.0.1:2"));
         assert_eq!(table.address(2), None);

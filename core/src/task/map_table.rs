@@ -21,11 +21,18 @@ pub struct MapTable {
     pub maps: Vec<MapStatus>,
 }
 
-/// One map output: who serves it and how large its blocks are.
+/// One map output: who serves it, which attempt wrote it and how large its
+/// blocks are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapStatus {
     /// Index into [`MapTable::addresses`].
     pub address: u32,
+    /// The attempt of the map task that wrote it (its [`TaskKey::attempt`]):
+    /// the agent names the output's files by it, so a reader fetches this
+    /// attempt's blocks and never another's.
+    ///
+    /// [`TaskKey::attempt`]: crate::task::TaskKey::attempt
+    pub attempt: u32,
     /// The stored size of its block for each reduce partition.
     pub sizes: BlockSizes,
 }

@@ -117,6 +117,20 @@ fn late_events_from_old_attempts_are_ignored() {
 }
 
 #[test]
+fn a_map_output_names_the_attempt_that_wrote_it() {
+    let mut run = word_count();
+    let first = launch_all(&mut run, A);
+    run.on_outcome(&first[0], Outcome::Failed(EndReason::HostError { message: "disk full".into() }));
+    let retry = run.launch(StageId(0), 0, B).unwrap();
+    assert_eq!(retry.attempt, 1);
+    finish(&mut run, &retry, b"");
+    finish(&mut run, &first[1], b"");
+    let outs = &run.map_outputs()[&shuffle(&run)];
+    let written: Vec<_> = outs.iter().map(|o| o.as_ref().map(|o| (o.agent, o.attempt))).collect();
+    assert_eq!(written, [Some((B, 1)), Some((A, 0))], "each output is its finishing attempt's");
+}
+
+#[test]
 fn a_lost_agent_takes_its_tasks_and_map_outputs_with_it() {
     let mut run = word_count();
     let maps = launch_all(&mut run, A);
@@ -199,8 +213,10 @@ fn adopting_partial_or_mismatched_outputs_runs_only_what_is_missing() {
     assert_eq!(second.ready(), [(StageId(0), 0)], "only the missing map output is computed");
 
     let mut other: MapOutputs = BTreeMap::new();
-    other
-        .insert(shuffle(&second), vec![Some(MapOutput { agent: A, sizes: Default::default(), since: 0 }); 5]);
+    other.insert(
+        shuffle(&second),
+        vec![Some(MapOutput { agent: A, attempt: 0, sizes: Default::default(), since: 0 }); 5],
+    );
     let mut third = word_count();
     assert_eq!(third.adopt(&other), 0, "a different split count is not the same shuffle output");
     assert_eq!(third.ready().len(), 2);

@@ -187,7 +187,9 @@ impl Shared {
                                     .or_else(|| panic.downcast_ref::<&str>().copied())
                                     .unwrap_or("a panic");
                                 tracing::error!(%job, seq, %why, "weft.master.action.panicked");
-                                Err(Status::internal(format!("the master failed while running this action: {why}")))
+                                Err(Status::internal(format!(
+                                    "the master failed while running this action: {why}"
+                                )))
                             }
                         };
                         tx.send_replace(Some(answer));

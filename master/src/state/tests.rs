@@ -281,6 +281,7 @@ fn a_map_table_goes_once_to_each_agent_and_again_only_when_its_outputs_change() 
         assert_eq!(tables.len(), 1, "{agent}");
         let t = &tables[0];
         assert_eq!(t.maps.iter().map(|m| m.sizes.of(5)).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(t.maps.iter().all(|m| m.attempt == 0), "first attempts wrote them: {t:?}");
         for d in tasks {
             let TaskBody::Work(w) = &d.body else { panic!("a driver") };
             let TaskInput::Shuffle(r) = &w.input else { panic!("{:?}", w.input) };
@@ -321,6 +322,10 @@ fn a_map_table_goes_once_to_each_agent_and_again_only_when_its_outputs_change() 
         assert_eq!((agent, tables.len()), (driver, 1), "the new version");
         let t = &tables[0];
         assert!(t.maps.iter().any(|m| m.sizes.of(0) == 9), "recomputed outputs: {t:?}");
+        for m in &t.maps {
+            let recomputed = m.sizes.of(0) == 9;
+            assert_eq!(m.attempt, u32::from(recomputed), "a recomputed output names its new attempt: {t:?}");
+        }
         assert!(
             t.maps.iter().all(|m| *t.addresses[m.address as usize] == *c.agents.address(driver).unwrap())
         );

@@ -24,7 +24,11 @@ fn table(action: ActionId, shuffle: ShuffleId, address: &str, map_bytes: &[Vec<u
         action,
         shuffle,
         addresses: vec![address.into()],
-        maps: map_bytes.iter().map(|b| MapStatus { address: 0, sizes: BlockSizes::new(b) }).collect(),
+        // The map tasks here run as attempt 0.
+        maps: map_bytes
+            .iter()
+            .map(|b| MapStatus { address: 0, attempt: 0, sizes: BlockSizes::new(b) })
+            .collect(),
     }
 }
 
