@@ -13,7 +13,7 @@
 //! `docs/operators-guide.md` (running masters on etcd).
 
 use crate::ledger::StoredAttempt;
-use crate::persist::{JobRecord, Restored, StoreError, Writes, job_key};
+use crate::persist::{JobRecord, PlacesRecord, Restored, StoreError, Writes, job_key};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, SortOrder, SortTarget, Txn, TxnOp,
 };
@@ -184,6 +184,7 @@ impl Leadership {
         let mut restored = Restored { runs: runs.len(), ..Restored::default() };
         restored.jobs = store.read_all::<JobRecord>("jobs/", "job").await?;
         restored.attempts = store.read_all::<StoredAttempt>("attempts/", "attempt record").await?;
+        restored.places = store.read_all::<PlacesRecord>("places/", "places record").await?;
         store.next_attempt = restored.attempts.len() as u64;
         let incarnation = crate::persist::new_run(&runs);
         let mut all = runs;
@@ -242,7 +243,8 @@ async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, lost: watch::
 }
 
 /// The leader's state in etcd: the same records as the embedded store, under
-/// `<prefix>/state/` (`meta/runs`, `jobs/<id>`, `attempts/<n>`), every write
+/// `<prefix>/state/` (`meta/runs`, `jobs/<id>`, `attempts/<n>`,
+/// `places/<id>`), every write
 /// fenced by the leadership key.
 pub struct EtcdStore {
     kv: KvClient,
@@ -311,20 +313,24 @@ impl EtcdStore {
     }
 
     /// A put of `value` at `key` under the prefix.
-    fn put(&self, key: &str, value: Vec<u8>) -> (String, Vec<u8>) {
-        (format!("{}/{key}", self.prefix), value)
+    fn put(&self, key: &str, value: Vec<u8>) -> (String, Option<Vec<u8>>) {
+        (format!("{}/{key}", self.prefix), Some(value))
     }
 
-    /// Carry out `puts` while this master leads, in transactions of at most
-    /// [`TXN_OPS`] operations and about [`TXN_BYTES`] (a larger record goes
-    /// alone): each record is written whole or not at all.
-    async fn commit(&mut self, puts: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+    /// Carry out `puts` (a `None` value deletes its key) while this master
+    /// leads, in transactions of at most [`TXN_OPS`] operations and about
+    /// [`TXN_BYTES`] (a larger record goes alone): each record is written
+    /// whole or not at all.
+    async fn commit(&mut self, puts: Vec<(String, Option<Vec<u8>>)>) -> Result<(), StoreError> {
         let mut batch: Vec<TxnOp> = Vec::new();
         let mut bytes = 0;
         let mut batches = Vec::new();
         for (key, value) in puts {
-            let size = key.len() + value.len();
-            let op = TxnOp::put(key, value, None);
+            let size = key.len() + value.as_ref().map_or(0, Vec::len);
+            let op = match value {
+                Some(value) => TxnOp::put(key, value, None),
+                None => TxnOp::delete(key, None),
+            };
             if !batch.is_empty() && (batch.len() >= TXN_OPS || bytes + size > TXN_BYTES) {
                 batches.push(std::mem::take(&mut batch));
                 bytes = 0;
@@ -364,6 +370,20 @@ impl EtcdStore {
             let bytes = postcard::to_allocvec(a).map_err(|e| self.fail(e.to_string()))?;
             puts.push(self.put(&format!("attempts/{next:016x}"), bytes));
             next += 1;
+        }
+        for (job, record) in &writes.places {
+            let key = format!("places/{:016x}", job_key(*job));
+            let mut bytes = match record {
+                Some(r) => Some(postcard::to_allocvec(r).map_err(|e| self.fail(e.to_string()))?),
+                None => None,
+            };
+            // Places are hints: one too large for a transaction is dropped
+            // (a restarted leader computes those outputs again).
+            if bytes.as_ref().is_some_and(|b| b.len() > TXN_BYTES) {
+                tracing::warn!(job = %job, "weft.master.state_store.places_too_large");
+                bytes = None;
+            }
+            puts.push((format!("{}/{key}", self.prefix), bytes));
         }
         self.commit(puts).await?;
         self.next_attempt = next;

@@ -6,7 +6,8 @@
 //! every master run's number (a new run takes one no run has had, so no id
 //! is ever handed out twice), every job as a [`JobRecord`] (what was
 //! submitted, its plan, splits and range bounds, how far its driver got, the
-//! answers of its numbered actions, its end), and every ended attempt's
+//! answers of its numbered actions, its end), where a live job's map outputs
+//! and kept partitions are ([`PlacesRecord`]), and every ended attempt's
 //! ledger record ([`StoredAttempt`]). The core says which jobs changed in a
 //! way that must survive ([`Core::take_writes`](crate::state::Core::take_writes));
 //! the loop that owns it commits them, with the ledger's new records, in one
@@ -16,21 +17,22 @@
 //! See `docs/architecture.md` (a master that restarts) for what a restarted
 //! master does with them.
 
+use crate::job::{CacheIndex, KeptAt, MapOutput, MapOutputs};
 use crate::ledger::StoredAttempt;
 use crate::state::{ActRecord, Job, JobPhase, JobSpec};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use weft_core::access::JobCapability;
 use weft_core::artifact::Digest;
-use weft_core::ids::{DatasetId, Incarnation, JobId, ShuffleId};
+use weft_core::ids::{AgentId, DatasetId, Incarnation, JobId, ShuffleId};
 use weft_core::io::TextSplit;
 use weft_core::limits::TaskLimits;
 use weft_core::plan::Plan;
-use weft_core::task::Data;
+use weft_core::task::{BlockSizes, Data};
 
 /// The store's file in the master's data directory.
 pub const FILE: &str = "state.redb";
@@ -60,6 +62,7 @@ pub(crate) fn new_run(runs: &[u32]) -> Incarnation {
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 const JOBS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("jobs");
 const ATTEMPTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("attempts");
+const PLACES: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("places");
 
 /// The store cannot be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +224,132 @@ impl JobRecord {
     }
 }
 
+/// Where a live job's map outputs and kept partitions are, by the ids of
+/// the agents that hold them. A restarted master takes back what an agent
+/// held when that agent registers again naming its earlier id (its files
+/// and kept blocks are still there); what the agents that do not come back
+/// held is computed again, as after any agent loss.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacesRecord {
+    /// The job.
+    pub job: JobId,
+    /// Each shuffle's map outputs, by map partition (`None`: not computed).
+    pub shuffles: BTreeMap<ShuffleId, Vec<Option<StoredOutput>>>,
+    /// Kept partitions: dataset, partition, where.
+    pub cached: Vec<(DatasetId, u32, StoredKept)>,
+}
+
+/// A [`MapOutput`] as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredOutput {
+    /// The agent holding it.
+    pub agent: AgentId,
+    /// The attempt that wrote it (its files are named by it).
+    pub attempt: u32,
+    /// Its blocks' mean size.
+    pub mean: u64,
+    /// Its large blocks' exact sizes.
+    pub exact: Vec<(u32, u64)>,
+}
+
+/// A [`KeptAt`] as the store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKept {
+    /// The agent keeping it.
+    pub agent: AgentId,
+    /// Its bytes.
+    pub bytes: u64,
+    /// In memory (else on disk).
+    pub memory: bool,
+}
+
+impl PlacesRecord {
+    /// What the store keeps of `job`'s map outputs and kept partitions.
+    pub fn of(job: JobId, shuffles: &MapOutputs, cached: &CacheIndex) -> Self {
+        let output = |o: &MapOutput| StoredOutput {
+            agent: o.agent,
+            attempt: o.attempt,
+            mean: o.sizes.mean,
+            exact: o.sizes.exact.clone(),
+        };
+        Self {
+            job,
+            shuffles: shuffles
+                .iter()
+                .filter(|(_, outs)| outs.iter().any(Option::is_some))
+                .map(|(s, outs)| (*s, outs.iter().map(|o| o.as_ref().map(output)).collect()))
+                .collect(),
+            cached: cached
+                .iter()
+                .map(|((d, p), k)| (*d, *p, StoredKept { agent: k.agent, bytes: k.bytes, memory: k.memory }))
+                .collect(),
+        }
+    }
+
+    /// Whether it places nothing.
+    pub fn is_empty(&self) -> bool {
+        self.shuffles.is_empty() && self.cached.is_empty()
+    }
+
+    /// The agents it names.
+    pub fn agents(&self) -> BTreeSet<AgentId> {
+        let outputs = self.shuffles.values().flatten().flatten().map(|o| o.agent);
+        outputs.chain(self.cached.iter().map(|(_, _, k)| k.agent)).collect()
+    }
+
+    /// Take out what `old` held, as held by `new` now: its map outputs (in
+    /// vectors as long as their shuffle's, `None` elsewhere) and its kept
+    /// partitions.
+    pub fn take_held(&mut self, old: AgentId, new: AgentId) -> (MapOutputs, CacheIndex) {
+        let mut outputs = MapOutputs::new();
+        for (shuffle, outs) in &mut self.shuffles {
+            if !outs.iter().flatten().any(|o| o.agent == old) {
+                continue;
+            }
+            let mine = outs
+                .iter_mut()
+                .map(|slot| {
+                    slot.take_if(|o| o.agent == old).map(|o| MapOutput {
+                        agent: new,
+                        attempt: o.attempt,
+                        sizes: BlockSizes { mean: o.mean, exact: o.exact },
+                        since: 0,
+                    })
+                })
+                .collect();
+            outputs.insert(*shuffle, mine);
+        }
+        self.shuffles.retain(|_, outs| outs.iter().any(Option::is_some));
+        let mut cached = CacheIndex::new();
+        self.cached.retain(|(d, p, k)| {
+            if k.agent == old {
+                cached.insert((*d, *p), KeptAt { agent: new, bytes: k.bytes, memory: k.memory });
+            }
+            k.agent != old
+        });
+        (outputs, cached)
+    }
+
+    /// Add what `other` places where this one places nothing.
+    pub fn fill_from(&mut self, other: &PlacesRecord) {
+        for (shuffle, theirs) in &other.shuffles {
+            let ours = self.shuffles.entry(*shuffle).or_insert_with(|| vec![None; theirs.len()]);
+            if ours.len() == theirs.len() {
+                for (o, t) in ours.iter_mut().zip(theirs) {
+                    if o.is_none() {
+                        o.clone_from(t);
+                    }
+                }
+            }
+        }
+        for (d, p, k) in &other.cached {
+            if !self.cached.iter().any(|(d2, p2, _)| d2 == d && p2 == p) {
+                self.cached.push((*d, *p, *k));
+            }
+        }
+    }
+}
+
 /// What the core hands the store to keep, in one transaction.
 #[derive(Debug, Default)]
 pub struct Writes {
@@ -228,12 +357,27 @@ pub struct Writes {
     pub jobs: Vec<JobRecord>,
     /// Ledger records that ended since the last writes.
     pub attempts: Vec<StoredAttempt>,
+    /// Where jobs' map outputs and kept partitions are now (`None`: nowhere
+    /// worth keeping, the job ended; its record goes).
+    pub places: Vec<(JobId, Option<PlacesRecord>)>,
 }
 
 impl Writes {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty() && self.attempts.is_empty()
+        self.jobs.is_empty() && self.attempts.is_empty() && self.places.is_empty()
+    }
+
+    /// Add `newer` writes to these (refused, to be tried again): a job's
+    /// newer record replaces its older one.
+    pub fn merge(&mut self, newer: Writes) {
+        let jobs: BTreeSet<_> = newer.jobs.iter().map(|j| j.id).collect();
+        self.jobs.retain(|j| !jobs.contains(&j.id));
+        self.jobs.extend(newer.jobs);
+        self.attempts.extend(newer.attempts);
+        let placed: BTreeSet<_> = newer.places.iter().map(|(j, _)| *j).collect();
+        self.places.retain(|(j, _)| !placed.contains(j));
+        self.places.extend(newer.places);
     }
 }
 
@@ -246,6 +390,8 @@ pub struct Restored {
     pub jobs: Vec<JobRecord>,
     /// Every ledger record, oldest first.
     pub attempts: Vec<StoredAttempt>,
+    /// Where live jobs' map outputs and kept partitions were.
+    pub places: Vec<PlacesRecord>,
 }
 
 /// The open store. One master at a time: a second master on the same data
@@ -312,6 +458,7 @@ impl StateStore {
         let mut restored = Restored { runs: runs.len(), ..Restored::default() };
         restored.jobs = read_all(&tx, JOBS, "job")?;
         restored.attempts = read_all(&tx, ATTEMPTS, "attempt record")?;
+        restored.places = read_all(&tx, PLACES, "places record")?;
         Ok((runs, restored))
     }
 
@@ -326,6 +473,7 @@ impl StateStore {
             // Created now, so that a read finds them.
             tx.open_table(JOBS).map_err(|e| e.to_string())?;
             tx.open_table(ATTEMPTS).map_err(|e| e.to_string())?;
+            tx.open_table(PLACES).map_err(|e| e.to_string())?;
         }
         tx.commit().map_err(|e| e.to_string())
     }
@@ -349,6 +497,18 @@ impl StateStore {
                 let bytes = postcard::to_allocvec(a).map_err(|e| fail(e.to_string()))?;
                 attempts.insert(next, bytes.as_slice()).map_err(|e| fail(e.to_string()))?;
                 next += 1;
+            }
+            let mut places = tx.open_table(PLACES).map_err(|e| fail(e.to_string()))?;
+            for (job, record) in &writes.places {
+                match record {
+                    Some(r) => {
+                        let bytes = postcard::to_allocvec(r).map_err(|e| fail(e.to_string()))?;
+                        places.insert(job_key(*job), bytes.as_slice()).map_err(|e| fail(e.to_string()))?;
+                    }
+                    None => {
+                        places.remove(job_key(*job)).map_err(|e| fail(e.to_string()))?;
+                    }
+                }
             }
         }
         tx.commit().map_err(|e| fail(e.to_string()))?;

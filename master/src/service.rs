@@ -98,7 +98,8 @@ impl Master for MasterService {
             .into_iter()
             .map(|r| (r.role, crate::free::Demand { places: r.slots, memory: r.memory_bytes }))
             .collect();
-        // An id of another master run (or none) names nothing here.
+        // An id of another master run names no live agent here, only what an
+        // agent had under it before this master restarted.
         let previous = req.previous_agent_id.as_ref().and_then(|p| AgentId::try_from(p).ok());
         let (id, interval, (live, newest)) = self
             .core
@@ -107,8 +108,11 @@ impl Master for MasterService {
                 if let Some(previous) = previous {
                     c.agent_replaced(previous, now);
                 }
-                let id = c.register_agent_reserving(address, resources, attributes, reservations, now);
-                id.map(|id| (id, c.agents.interval(), c.live_jobs()))
+                let id = c.register_agent_reserving(address, resources, attributes, reservations, now)?;
+                if let Some(previous) = previous {
+                    c.agent_returned(previous, id);
+                }
+                Ok::<_, String>((id, c.agents.interval(), c.live_jobs()))
             })
             .await?
             .map_err(|e| Status::invalid_argument(format!("the agent's --reserve: {e}")))?;

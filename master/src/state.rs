@@ -28,7 +28,7 @@ pub use agents::{Agent, AgentMemory, Agents, EXCLUDE_AFTER, EXCLUDE_FOR, EXCLUDE
 pub use jobs::{ActRecord, Job, JobPhase, JobSpec, JobView, StageView};
 pub use pools::{Pool, Reservation};
 
-use crate::dag::JobGraph;
+use crate::dag::{JobGraph, StageKind};
 use crate::free::{Demand, FreeIndex};
 use crate::job::{CacheIndex, JobRun, JobState, KeptAt, Locality, Outcome, TaskResult};
 use crate::launch::{JobContext, Kept, LaunchError, ResultSink, descriptor};
@@ -221,6 +221,17 @@ pub struct Core {
     changed: BTreeSet<JobId>,
     /// Jobs changed in a way the state store must keep.
     durable: BTreeSet<JobId>,
+    /// Live jobs whose map outputs or kept partitions moved (or ended jobs
+    /// whose record of them must go), kept with the next writes.
+    placed: BTreeSet<JobId>,
+    /// What an earlier master run said live jobs' map outputs and kept
+    /// partitions were, by the earlier agent ids: taken back as those agents
+    /// register again ([`Core::agent_returned`]).
+    left: BTreeMap<JobId, crate::persist::PlacesRecord>,
+    /// The earlier agent ids `left` names that have not registered again.
+    returning: BTreeSet<AgentId>,
+    /// Until when restored drivers wait for `returning` agents.
+    returning_until: Option<Instant>,
     max_result_size: u64,
     locality_wait: Duration,
     speculation: Option<crate::job::Speculation>,
@@ -246,6 +257,10 @@ impl Core {
             effects: Vec::new(),
             changed: BTreeSet::new(),
             durable: BTreeSet::new(),
+            placed: BTreeSet::new(),
+            left: BTreeMap::new(),
+            returning: BTreeSet::new(),
+            returning_until: None,
             max_result_size: config.max_result_size,
             locality_wait: config.locality_wait,
             speculation: config.speculation,
@@ -272,28 +287,53 @@ impl Core {
     /// What the state store must keep since the last call: the jobs changed
     /// in a way that must survive a restart (submitted, their plan, splits,
     /// bounds or blocks grown, an action started or answered, the driver
-    /// started again, the job ended), and, with them or when `records`, the
-    /// ledger's new records. The I/O layer commits them before it carries
-    /// out the effects that followed.
+    /// started again, the job ended, a shuffle's map outputs all computed),
+    /// and, with them or when `records`, the ledger's new records and where
+    /// map outputs and kept partitions moved. The I/O layer commits them
+    /// before it carries out the effects that followed.
     pub fn take_writes(&mut self, records: bool) -> crate::persist::Writes {
         let jobs: Vec<_> = std::mem::take(&mut self.durable)
             .into_iter()
             .filter_map(|id| self.jobs.get(&id))
             .map(crate::persist::JobRecord::of)
             .collect();
-        let attempts = if records || !jobs.is_empty() { self.ledger.take_new() } else { Vec::new() };
-        crate::persist::Writes { jobs, attempts }
+        if !records && jobs.is_empty() {
+            return crate::persist::Writes { jobs, ..Default::default() };
+        }
+        let attempts = self.ledger.take_new();
+        let places =
+            std::mem::take(&mut self.placed).into_iter().map(|id| (id, self.places_of(id))).collect();
+        crate::persist::Writes { jobs, attempts, places }
+    }
+
+    /// Where `job`'s map outputs and kept partitions are now, as the store
+    /// keeps it (with what an earlier run left that was not taken back yet);
+    /// `None` once it has ended or they are nowhere.
+    fn places_of(&self, job: JobId) -> Option<crate::persist::PlacesRecord> {
+        let j = self.jobs.get(&job).filter(|j| j.is_live())?;
+        let mut shuffles = j.shuffles.clone();
+        for a in self.actions.iter().filter(|a| a.ctx.job == job) {
+            shuffles.extend(a.run.map_outputs().iter().map(|(s, o)| (*s, o.clone())));
+        }
+        let mut record = crate::persist::PlacesRecord::of(job, &shuffles, &j.cached);
+        if let Some(left) = self.left.get(&job) {
+            record.fill_from(left);
+        }
+        (!record.is_empty()).then_some(record)
     }
 
     /// Forget what [`Core::take_writes`] would return: a master that keeps
     /// no state.
     pub fn skip_writes(&mut self) {
         self.durable.clear();
+        self.placed.clear();
     }
 
     /// Take back what earlier master runs kept: every job (a live one's
     /// driver starts again, its numbered actions answered from what they
-    /// kept) and every ledger record. `s3` gives a tenant's S3 settings now.
+    /// kept), every ledger record, and where live jobs' map outputs and kept
+    /// partitions were (taken back as their agents register again, see
+    /// [`Core::agent_returned`]). `s3` gives a tenant's S3 settings now.
     /// Before any agent registers.
     pub fn restore(
         &mut self,
@@ -315,6 +355,78 @@ impl Core {
         for a in &restored.attempts {
             self.ledger.restore(a);
         }
+        for record in restored.places {
+            if self.jobs.get(&record.job).is_some_and(Job::is_live) {
+                self.returning.extend(record.agents());
+                self.left.insert(record.job, record);
+            } else {
+                // Its job ended: the record goes with the next writes.
+                self.placed.insert(record.job);
+            }
+        }
+    }
+
+    /// An agent that an earlier master run knew as `previous` registered
+    /// again as `agent`: the map outputs and kept partitions it held for
+    /// live jobs are taken back (its files and kept blocks are still there),
+    /// for the jobs' next actions and the ones running now.
+    pub fn agent_returned(&mut self, previous: AgentId, agent: AgentId) {
+        if !self.returning.remove(&previous) {
+            return;
+        }
+        let (mut outputs, mut partitions) = (0, 0);
+        for (job, record) in &mut self.left {
+            let (held, kept) = record.take_held(previous, agent);
+            let Some(j) = self.jobs.get_mut(job).filter(|j| j.is_live()) else { continue };
+            for (shuffle, outs) in &held {
+                let ours = j.shuffles.entry(*shuffle).or_insert_with(|| vec![None; outs.len()]);
+                if ours.len() != outs.len() {
+                    continue;
+                }
+                for (o, h) in ours.iter_mut().zip(outs) {
+                    if o.is_none() && h.is_some() {
+                        o.clone_from(h);
+                        outputs += 1;
+                    }
+                }
+            }
+            for (at, k) in kept {
+                partitions += u32::from(j.cached.insert(at, k).is_none());
+            }
+            for a in self.actions.iter_mut().filter(|a| a.ctx.job == *job) {
+                if a.run.adopt(&held) > 0 {
+                    self.changed.insert(*job);
+                }
+            }
+            self.placed.insert(*job);
+        }
+        self.left.retain(|_, r| !r.is_empty());
+        if self.returning.is_empty() {
+            self.left.clear();
+        }
+        tracing::info!(%agent, %previous, outputs, partitions, "an agent of an earlier master run is back: what it holds is taken back");
+    }
+
+    /// Whether restored drivers still wait for agents of an earlier master
+    /// run to register again (for at most the time an agent takes to be
+    /// found lost), so that they adopt what those agents hold instead of
+    /// computing it again.
+    fn awaits_agents(&mut self, now: Instant) -> bool {
+        if self.returning.is_empty() {
+            return false;
+        }
+        let until = *self.returning_until.get_or_insert(now + self.agents.lost_after());
+        if now < until {
+            return true;
+        }
+        tracing::info!(
+            agents = self.returning.len(),
+            "agents of an earlier master run did not come back: what they held is computed again"
+        );
+        self.returning.clear();
+        self.left.clear();
+        self.placed.extend(self.jobs.values().filter(|j| j.is_live()).map(|j| j.id));
+        false
     }
 
     // ---- jobs -------------------------------------------------------------
@@ -367,6 +479,7 @@ impl Core {
                 d != ds
             });
         }
+        self.placed.insert(job);
         for (agent, datasets) in unpersisted {
             let Some(address) = self.agents.address(agent) else { continue };
             for dataset in datasets {
@@ -555,6 +668,8 @@ impl Core {
         j.driver = DriverSlot::Ended;
         j.driver_log = log;
         self.durable.insert(job);
+        self.placed.insert(job);
+        self.left.remove(&job);
         if j.phase == JobPhase::Running {
             if end == EndReason::Finished {
                 j.phase = JobPhase::Succeeded;
@@ -918,6 +1033,7 @@ impl Core {
                 && j.cached.get(&(*dataset, *partition)).is_some_and(|k| k.agent == agent)
             {
                 j.cached.remove(&(*dataset, *partition));
+                self.placed.insert(*job);
             }
         }
     }
@@ -995,13 +1111,14 @@ impl Core {
             }
             keep
         });
-        for j in self.jobs.values_mut() {
+        for j in self.jobs.values_mut().filter(|j| j.is_live()) {
             for o in j.shuffles.values_mut().flatten() {
                 if o.as_ref().is_some_and(|o| o.agent == agent) {
                     *o = None;
                 }
             }
             j.cached.retain(|_, k| k.agent != agent);
+            self.placed.insert(j.id);
         }
         let lost: Vec<JobId> =
             self.jobs.values().filter(|j| j.driver == DriverSlot::Running(agent)).map(|j| j.id).collect();
@@ -1106,6 +1223,7 @@ impl Core {
         }
         let Some(a) = self.actions.iter_mut().find(|a| a.run.action() == key.action) else { return };
         self.changed.insert(key.job());
+        self.placed.insert(key.job());
         let finished = end.end == EndReason::Finished;
         if let Some(j) = self.jobs.get_mut(&key.job()) {
             match &end.end {
@@ -1143,6 +1261,16 @@ impl Core {
         let sampling = matches!(a.ctx.sink, ResultSink::KeySample(_))
             && a.run.graph().result_stage().is_some_and(|s| s.id == key.stage);
         let taken = a.run.on_outcome(&key, outcome);
+        // A shuffle's map outputs all computed: where they are is committed
+        // before its readers start, so a restarted master need not compute
+        // them again.
+        let shuffle = a.run.graph().stages.get(key.stage.0 as usize).and_then(|s| match s.kind {
+            StageKind::ShuffleMap { shuffle, .. } if s.id == key.stage => Some(shuffle),
+            _ => None,
+        });
+        if taken && finished && shuffle.is_some_and(|s| a.run.complete_maps(s).is_some()) {
+            self.durable.insert(key.job());
+        }
         self.kill_losers();
         // A job over its fuel budget, or of a tenant over its fuel quota,
         // stops, whatever its tasks' ends say.
@@ -1286,6 +1414,7 @@ impl Core {
                 }
             }
             self.changed.insert(action.job);
+            self.placed.insert(action.job);
             let mut leftover: BTreeMap<AgentId, Vec<TaskKey>> = BTreeMap::new();
             for (key, r) in &self.running {
                 if key.action == action {
@@ -1577,8 +1706,15 @@ impl Core {
     /// follow: the tenant below its guarantee, then of the smallest weighted
     /// share, first; a tenant's own drivers in submission order.
     fn place_drivers(&mut self, now: Instant, batches: &mut BTreeMap<AgentId, Batch>) {
-        let pending: Vec<JobId> =
-            self.jobs.values().filter(|j| j.driver == DriverSlot::Pending).map(|j| j.id).collect();
+        // A restored driver whose job's map outputs or kept partitions are on
+        // agents of the earlier run waits for them to register again.
+        let waiting = self.awaits_agents(now);
+        let pending: Vec<JobId> = self
+            .jobs
+            .values()
+            .filter(|j| j.driver == DriverSlot::Pending && !(waiting && self.left.contains_key(&j.id)))
+            .map(|j| j.id)
+            .collect();
         let mut order = Order::default();
         let mut claims = Vec::with_capacity(pending.len());
         for (i, job) in pending.iter().enumerate() {

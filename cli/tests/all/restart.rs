@@ -4,8 +4,9 @@
 //!
 //! A master that keeps its state (the default) goes on with the job: its
 //! driver starts again, the action that had ended is answered from the state
-//! store instead of running again, the one that was running runs again, and
-//! the output equals a native count; a client waiting for the job follows it
+//! store instead of running again, the one that was running runs again from
+//! the map outputs the agents still hold (its map stage does not run again),
+//! and the output equals a native count; a client waiting for the job follows it
 //! through the restart; the job's status and metering survive another
 //! restart.
 //!
@@ -347,6 +348,8 @@ fn a_master_killed_mid_job_and_started_again_finishes_the_job_without_running_it
         after.iter().any(|t| t.starts_with(&format!("{job}.3/"))),
         "the running action ran again as .3: {after:?}"
     );
+    let maps: Vec<&String> = after.iter().filter(|t| t.starts_with(&format!("{job}.3/stage-0/"))).collect();
+    assert!(maps.is_empty(), "the map outputs the agents hold were computed again: {maps:?}");
 
     // Its status and metering survive another kill -9 (records reach the
     // store within a second).

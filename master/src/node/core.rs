@@ -250,10 +250,7 @@ impl Io {
             return;
         }
         let mut writes = std::mem::take(&mut self.unkept);
-        let ids: std::collections::HashSet<_> = new.jobs.iter().map(|j| j.id).collect();
-        writes.jobs.retain(|j| !ids.contains(&j.id));
-        writes.jobs.extend(new.jobs);
-        writes.attempts.extend(new.attempts);
+        writes.merge(new);
         self.kept_at = Instant::now();
         match state.write(writes).await {
             (_, Ok(())) => {}

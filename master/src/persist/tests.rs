@@ -1,6 +1,5 @@
 use super::*;
 use crate::ledger::{EndLabel, Meter};
-use weft_core::ids::AgentId;
 
 fn record(id: JobId) -> JobRecord {
     JobRecord {
@@ -57,10 +56,14 @@ fn what_a_run_wrote_is_read_back_by_the_next_under_a_new_run_number() {
     assert_eq!((restored.runs, restored.jobs.len(), restored.attempts.len()), (0, 0, 0));
     let job = JobId { incarnation: first, seq: 1 };
     let mut r = record(job);
-    store.write(&Writes { jobs: vec![r.clone()], attempts: vec![attempt(job, 0)] }).unwrap();
+    store
+        .write(&Writes { jobs: vec![r.clone()], attempts: vec![attempt(job, 0)], ..Writes::default() })
+        .unwrap();
     r.phase = JobPhase::Succeeded;
     r.driver_log = "done".into();
-    store.write(&Writes { jobs: vec![r.clone()], attempts: vec![attempt(job, 1)] }).unwrap();
+    store
+        .write(&Writes { jobs: vec![r.clone()], attempts: vec![attempt(job, 1)], ..Writes::default() })
+        .unwrap();
     drop(store);
 
     let (_store, second, restored) = StateStore::open(&path).unwrap();
@@ -139,7 +142,7 @@ fn an_ended_attempt_costs_the_store_about_a_hundred_bytes() {
                 ..attempt(job, batch * 1000 + p)
             })
             .collect();
-        store.write(&Writes { jobs: Vec::new(), attempts }).unwrap();
+        store.write(&Writes { attempts, ..Writes::default() }).unwrap();
     }
     drop(store);
     let per = (std::fs::metadata(&path).unwrap().len() - empty) / u64::from(N);
@@ -147,4 +150,40 @@ fn an_ended_attempt_costs_the_store_about_a_hundred_bytes() {
     assert!(per <= 150, "{per} bytes per attempt");
     let (_, _, restored) = StateStore::open(&path).unwrap();
     assert_eq!(restored.attempts.len(), N as usize);
+}
+
+#[test]
+fn where_a_live_jobs_map_outputs_and_kept_partitions_are_is_kept_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE);
+    let (mut store, run, _) = StateStore::open(&path).unwrap();
+    let job = JobId { incarnation: run, seq: 1 };
+    let (a, b) = (AgentId { incarnation: run, seq: 0 }, AgentId { incarnation: run, seq: 1 });
+    let at = |agent, attempt, bytes: &[u64]| {
+        Some(MapOutput { agent, attempt, sizes: BlockSizes::new(bytes), since: 3 })
+    };
+    let shuffles =
+        MapOutputs::from([(ShuffleId(2), vec![at(a, 0, &[1, 1, 1, 97]), None, at(b, 1, &[5, 5])])]);
+    let cached = CacheIndex::from([((DatasetId(4), 1), KeptAt { agent: b, bytes: 10, memory: true })]);
+    let record = PlacesRecord::of(job, &shuffles, &cached);
+    assert_eq!(record.agents(), BTreeSet::from([a, b]));
+    store.write(&Writes { places: vec![(job, Some(record.clone()))], ..Writes::default() }).unwrap();
+    drop(store);
+
+    let (mut store, next, restored) = StateStore::open(&path).unwrap();
+    assert_eq!(restored.places, std::slice::from_ref(&record));
+    // What b held, taken back under its new id: the rest stays.
+    let mut left = record;
+    let b2 = AgentId { incarnation: next, seq: 0 };
+    let (outputs, kept) = left.take_held(b, b2);
+    let back = at(b2, 1, &[5, 5]).map(|o| MapOutput { since: 0, ..o });
+    assert_eq!(outputs, MapOutputs::from([(ShuffleId(2), vec![None, None, back])]));
+    assert_eq!(kept, CacheIndex::from([((DatasetId(4), 1), KeptAt { agent: b2, bytes: 10, memory: true })]));
+    assert_eq!(left.agents(), BTreeSet::from([a]));
+    assert_eq!(left.shuffles[&ShuffleId(2)][0].as_ref().map(|o| o.exact.clone()), Some(vec![(3, 97)]));
+    // The job ended: its record goes.
+    store.write(&Writes { places: vec![(job, None)], ..Writes::default() }).unwrap();
+    drop(store);
+    let (_store, _, restored) = StateStore::open(&path).unwrap();
+    assert!(restored.places.is_empty());
 }

@@ -160,6 +160,11 @@ impl Agents {
         self.interval
     }
 
+    /// How long a silent agent takes to be declared lost.
+    pub fn lost_after(&self) -> Duration {
+        self.interval * self.lost_after
+    }
+
     /// The addresses of agents lost within `within` of `now` that no live
     /// agent serves (one that came back registered again at its address).
     pub fn recently_lost(&self, now: Instant, within: Duration) -> Vec<String> {

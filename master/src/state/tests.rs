@@ -249,14 +249,21 @@ fn launched(effects: Vec<Effect>) -> Vec<(AgentId, Vec<TaskDescriptor>, Vec<Arc<
         .collect()
 }
 
+const TWO_SLOTS: Resources = Resources { slots: 2, memory: 0, queue: 0 };
+
+/// Agents `a:1` and `b:1` of 2 slots, and a job whose driver was placed.
+fn two_agents_and_a_job(c: &mut Core, now: Instant) -> (AgentId, AgentId, JobId) {
+    let a = c.register_agent("a:1".into(), TWO_SLOTS, BTreeMap::new(), now);
+    let b = c.register_agent("b:1".into(), TWO_SLOTS, BTreeMap::new(), now);
+    let job = c.submit_job(spec());
+    c.schedule(now);
+    (a, b, job)
+}
+
 #[test]
 fn a_map_table_goes_once_to_each_agent_and_again_only_when_its_outputs_change() {
     let (mut c, now) = core();
-    let slots = Resources { slots: 2, memory: 0, queue: 0 };
-    let a = c.register_agent("a:1".into(), slots, BTreeMap::new(), now);
-    let b = c.register_agent("b:1".into(), slots, BTreeMap::new(), now);
-    let job = c.submit_job(spec());
-    c.schedule(now);
+    let (a, b, job) = two_agents_and_a_job(&mut c, now);
     // The driver's agent survives; the other one is lost later.
     let (driver, _, _) = launched(c.take_effects()).remove(0);
     let other = if driver == a { b } else { a };
@@ -1067,9 +1074,16 @@ fn restarted(c: &mut Core, kept: Vec<crate::persist::Writes>) -> Core {
             restored.jobs.push(job);
         }
         restored.attempts.extend(w.attempts);
+        for (job, record) in w.places {
+            restored.places.retain(|p| p.job != job);
+            restored.places.extend(record);
+        }
     }
     let (mut again, _) = core();
-    again.incarnation = Incarnation(0xdef);
+    // A run number none before it had, for its jobs and agents.
+    let run = Incarnation(if c.incarnation.0 == 0xdef { 0xdf0 } else { 0xdef });
+    again.incarnation = run;
+    again.agents = Agents::new(run, Duration::from_secs(1), 3);
     again.restore(restored, |_| Arc::default());
     again
 }
@@ -1125,6 +1139,106 @@ fn a_restarted_core_goes_on_with_its_live_jobs_and_keeps_the_ended_ones() {
     let usage = again.ledger().usage(&crate::ledger::UsageQuery::default(), now);
     assert_eq!(c.ledger().records().len(), 3, "the ended driver and the live job's two tasks");
     assert_eq!(usage[0].totals.attempts, 3, "every record of the earlier run");
+}
+
+/// Run `job`'s reduce action (`maps` maps into 2 reduce partitions) until its
+/// maps have finished, one at a time: the map keys, by the agent that ran
+/// them, and what the last one had the store keep.
+fn maps_done(
+    c: &mut Core,
+    job: JobId,
+    maps: usize,
+    now: Instant,
+) -> (BTreeMap<AgentId, Vec<TaskKey>>, crate::persist::Writes) {
+    let (ctx, graph) = reduce(c, job, maps, 2);
+    c.run_action(ctx, graph);
+    c.take_writes(false);
+    let mut ran: BTreeMap<AgentId, Vec<TaskKey>> = BTreeMap::new();
+    loop {
+        c.schedule(now);
+        let placed: Vec<(AgentId, TaskKey)> = launched(c.take_effects())
+            .into_iter()
+            .flat_map(|(agent, tasks, _)| tasks.into_iter().map(move |t| (agent, t.key)))
+            .filter(|(_, k)| !k.is_driver())
+            .collect();
+        assert!(!placed.is_empty() && placed.iter().all(|(_, k)| k.stage.0 == 0), "maps: {placed:?}");
+        for (agent, key) in placed {
+            c.task_ends(agent, vec![TaskEnd { partition_bytes: vec![7, 9], ..finished(key) }], now);
+            ran.entry(agent).or_default().push(key);
+            let writes = c.take_writes(false);
+            if ran.values().map(Vec::len).sum::<usize>() == maps {
+                return (ran, writes);
+            }
+            assert!(writes.is_empty(), "a map output alone is kept with the next records");
+        }
+    }
+}
+
+#[test]
+fn a_restarted_core_takes_back_the_map_outputs_of_the_agents_that_come_back() {
+    let (mut c, now) = core();
+    let slots = TWO_SLOTS;
+    let (a, b, job) = two_agents_and_a_job(&mut c, now);
+    let (_, driver) = driver_placed(&c.take_effects(), job);
+    let (ran, writes) = maps_done(&mut c, job, 4, now);
+    assert!(ran.contains_key(&a) && ran.contains_key(&b), "{ran:?}");
+    // The shuffle complete, where its outputs are is kept before its
+    // readers start.
+    assert_eq!(writes.jobs.len(), 1, "the job, at once");
+    let places = writes.places.iter().find(|(j, _)| *j == job).and_then(|(_, r)| r.clone()).unwrap();
+    assert_eq!(places.agents(), BTreeSet::from([a, b]));
+
+    // A restarted master: the driver waits for the agents holding the
+    // outputs, a while at most.
+    let mut again = restarted(&mut c, vec![writes]);
+    let a2 = again.register_agent("a:1".into(), slots, BTreeMap::new(), now);
+    again.agent_returned(a, a2);
+    again.schedule(now);
+    assert!(launches(&again.take_effects()).is_empty(), "the driver waits for b");
+    let b2 = again.register_agent("b:1".into(), slots, BTreeMap::new(), now);
+    again.agent_returned(b, b2);
+    again.schedule(now);
+    assert_eq!(driver_placed(&again.take_effects(), job).1, TaskKey::driver(job, driver.attempt + 1));
+    // The restarted driver's action adopts every map output: only the
+    // reduces run, reading the files where the earlier run left them.
+    let (ctx, graph) = reduce(&again, job, 4, 2);
+    again.run_action(ctx, graph);
+    again.schedule(now);
+    let launches = launched(again.take_effects());
+    let keys: Vec<TaskKey> = launches.iter().flat_map(|(_, t, _)| t.iter().map(|d| d.key)).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().all(|k| k.stage.0 == 1), "no map runs again: {keys:?}");
+    let table = &launches[0].2[0];
+    assert_eq!(table.maps.len(), 4);
+    assert!(table.maps.iter().all(|m| m.attempt == 0 && m.sizes.of(1) == 8), "{table:?}");
+    let mut addresses: Vec<&str> = table.addresses.iter().map(|a| &**a).collect();
+    addresses.sort_unstable();
+    assert_eq!(addresses, ["a:1", "b:1"]);
+
+    // Once more, and b does not come back: after the time an agent takes to
+    // be found lost, the driver starts, and only b's outputs run again.
+    let writes = again.take_writes(true);
+    let mut third = restarted(&mut again, vec![writes]);
+    let a3 = third.register_agent("a:1".into(), slots, BTreeMap::new(), now);
+    third.agent_returned(a2, a3);
+    third.schedule(now);
+    assert!(launches_of(&mut third).is_empty(), "the driver waits for b");
+    let later = now + Duration::from_secs(4);
+    third.heartbeat(a3, later);
+    third.schedule(later);
+    assert!(launches_of(&mut third).iter().any(|k| k.is_driver()));
+    let (ctx, graph) = reduce(&third, job, 4, 2);
+    third.run_action(ctx, graph);
+    third.schedule(later);
+    let mut again_ran: Vec<u32> = launches_of(&mut third).iter().map(|k| k.partition).collect();
+    again_ran.sort_unstable();
+    let mut of_b: Vec<u32> = ran[&b].iter().map(|k| k.partition).collect();
+    of_b.sort_unstable();
+    assert_eq!(again_ran, of_b, "b's maps, and only those");
+}
+
+fn launches_of(c: &mut Core) -> Vec<TaskKey> {
+    launches(&c.take_effects()).into_iter().flat_map(|(_, k)| k).collect()
 }
 
 #[test]
