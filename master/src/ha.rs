@@ -13,7 +13,7 @@
 //! `docs/operators-guide.md` (running masters on etcd).
 
 use crate::ledger::StoredAttempt;
-use crate::persist::{JobRecord, PlacesRecord, Restored, StoreError, Writes, job_key};
+use crate::persist::{ActEntry, JobRecord, PlacesRecord, Restored, StoreError, Writes, job_key};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, SortOrder, SortTarget, Txn, TxnOp,
 };
@@ -185,6 +185,7 @@ impl Leadership {
         restored.jobs = store.read_all::<JobRecord>("jobs/", "job").await?;
         restored.attempts = store.read_all::<StoredAttempt>("attempts/", "attempt record").await?;
         restored.places = store.read_all::<PlacesRecord>("places/", "places record").await?;
+        restored.acts = store.read_all::<ActEntry>("acts/", "action answer").await?;
         store.next_attempt = restored.attempts.len() as u64;
         let incarnation = crate::persist::new_run(&runs);
         let mut all = runs;
@@ -244,7 +245,7 @@ async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, lost: watch::
 
 /// The leader's state in etcd: the same records as the embedded store, under
 /// `<prefix>/state/` (`meta/runs`, `jobs/<id>`, `attempts/<n>`,
-/// `places/<id>`), every write
+/// `places/<id>`, `acts/<id>-<n>`), every write
 /// fenced by the leadership key.
 pub struct EtcdStore {
     kv: KvClient,
@@ -384,6 +385,17 @@ impl EtcdStore {
                 bytes = None;
             }
             puts.push((format!("{}/{key}", self.prefix), bytes));
+        }
+        for (job, number, act) in &writes.acts {
+            let key = format!("{}/acts/{:016x}-{number:08x}", self.prefix, job_key(*job));
+            let bytes = match act {
+                Some(act) => {
+                    let entry = ActEntry { job: *job, number: *number, act: act.clone() };
+                    Some(postcard::to_allocvec(&entry).map_err(|e| self.fail(e.to_string()))?)
+                }
+                None => None,
+            };
+            puts.push((key, bytes));
         }
         self.commit(puts).await?;
         self.next_attempt = next;

@@ -5,9 +5,10 @@
 //! One [redb](https://docs.rs/redb) file, `<data-dir>/state.redb`, holds
 //! every master run's number (a new run takes one no run has had, so no id
 //! is ever handed out twice), every job as a [`JobRecord`] (what was
-//! submitted, its plan, splits and range bounds, how far its driver got, the
-//! answers of its numbered actions, its end), where a live job's map outputs
-//! and kept partitions are ([`PlacesRecord`]), and every ended attempt's
+//! submitted, its plan, splits and range bounds, how far its driver got, its
+//! end), the answers of a live job's numbered actions, one [`ActEntry`] each
+//! (written once, not with every change of their job), where a live job's map
+//! outputs and kept partitions are ([`PlacesRecord`]), and every ended attempt's
 //! ledger record ([`StoredAttempt`]). The core says which jobs changed in a
 //! way that must survive ([`Core::take_writes`](crate::state::Core::take_writes));
 //! the loop that owns it commits them, with the ledger's new records, in one
@@ -63,6 +64,7 @@ const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta")
 const JOBS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("jobs");
 const ATTEMPTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("attempts");
 const PLACES: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("places");
+const ACTS: TableDefinition<'static, (u64, u32), &[u8]> = TableDefinition::new("acts");
 
 /// The store cannot be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +129,9 @@ pub struct JobRecord {
     pub driver_attempt: u32,
     /// Times its driver was started again.
     pub driver_restarts: u32,
-    /// The answers of its numbered actions: what was asked, and the answer.
+    /// Empty: the answers of its numbered actions are kept apart, one
+    /// [`ActEntry`] each (earlier weft kept them here, and what it kept is
+    /// still read).
     pub acts: BTreeMap<u32, StoredAct>,
     /// The text outputs its numbered actions set up: what each asked, and where.
     pub outputs: BTreeMap<u32, ([u8; 32], String)>,
@@ -171,11 +175,7 @@ impl JobRecord {
             blocks: job.blocks.iter().map(|d| *d.as_bytes()).collect(),
             driver_attempt: job.driver_attempt,
             driver_restarts: job.driver_restarts,
-            acts: job
-                .acts
-                .iter()
-                .map(|(n, a)| (*n, StoredAct { asked: a.asked, answer: a.answer.clone() }))
-                .collect(),
+            acts: BTreeMap::new(),
             outputs: job.outputs.clone(),
         }
     }
@@ -222,6 +222,20 @@ impl JobRecord {
         }
         job
     }
+}
+
+/// The answer of a live job's numbered action, kept alone: written once when
+/// the action ends and deleted when it is dropped or its job ends, so a job
+/// that runs many actions writes each answer once, not with every change of
+/// its [`JobRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActEntry {
+    /// The job.
+    pub job: JobId,
+    /// The action's number.
+    pub number: u32,
+    /// What it asked and answered.
+    pub act: StoredAct,
 }
 
 /// Where a live job's map outputs and kept partitions are, by the ids of
@@ -360,12 +374,14 @@ pub struct Writes {
     /// Where jobs' map outputs and kept partitions are now (`None`: nowhere
     /// worth keeping, the job ended; its record goes).
     pub places: Vec<(JobId, Option<PlacesRecord>)>,
+    /// Numbered actions' answers kept (`Some`) or dropped (`None`), in order.
+    pub acts: Vec<(JobId, u32, Option<StoredAct>)>,
 }
 
 impl Writes {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty() && self.attempts.is_empty() && self.places.is_empty()
+        self.jobs.is_empty() && self.attempts.is_empty() && self.places.is_empty() && self.acts.is_empty()
     }
 
     /// Add `newer` writes to these (refused, to be tried again): a job's
@@ -378,6 +394,7 @@ impl Writes {
         let placed: BTreeSet<_> = newer.places.iter().map(|(j, _)| *j).collect();
         self.places.retain(|(j, _)| !placed.contains(j));
         self.places.extend(newer.places);
+        self.acts.extend(newer.acts);
     }
 }
 
@@ -392,6 +409,8 @@ pub struct Restored {
     pub attempts: Vec<StoredAttempt>,
     /// Where live jobs' map outputs and kept partitions were.
     pub places: Vec<PlacesRecord>,
+    /// Live jobs' numbered actions' answers.
+    pub acts: Vec<ActEntry>,
 }
 
 /// The open store. One master at a time: a second master on the same data
@@ -459,6 +478,7 @@ impl StateStore {
         restored.jobs = read_all(&tx, JOBS, "job")?;
         restored.attempts = read_all(&tx, ATTEMPTS, "attempt record")?;
         restored.places = read_all(&tx, PLACES, "places record")?;
+        restored.acts = read_all(&tx, ACTS, "action answer")?;
         Ok((runs, restored))
     }
 
@@ -474,6 +494,7 @@ impl StateStore {
             tx.open_table(JOBS).map_err(|e| e.to_string())?;
             tx.open_table(ATTEMPTS).map_err(|e| e.to_string())?;
             tx.open_table(PLACES).map_err(|e| e.to_string())?;
+            tx.open_table(ACTS).map_err(|e| e.to_string())?;
         }
         tx.commit().map_err(|e| e.to_string())
     }
@@ -507,6 +528,20 @@ impl StateStore {
                     }
                     None => {
                         places.remove(job_key(*job)).map_err(|e| fail(e.to_string()))?;
+                    }
+                }
+            }
+            let mut acts = tx.open_table(ACTS).map_err(|e| fail(e.to_string()))?;
+            for (job, number, act) in &writes.acts {
+                let key = (job_key(*job), *number);
+                match act {
+                    Some(act) => {
+                        let entry = ActEntry { job: *job, number: *number, act: act.clone() };
+                        let bytes = postcard::to_allocvec(&entry).map_err(|e| fail(e.to_string()))?;
+                        acts.insert(key, bytes.as_slice()).map_err(|e| fail(e.to_string()))?;
+                    }
+                    None => {
+                        acts.remove(key).map_err(|e| fail(e.to_string()))?;
                     }
                 }
             }
@@ -552,9 +587,9 @@ impl Store {
     }
 }
 
-fn read_all<T: for<'de> Deserialize<'de>>(
+fn read_all<K: redb::Key + 'static, T: for<'de> Deserialize<'de>>(
     tx: &redb::ReadTransaction,
-    table: TableDefinition<'_, u64, &[u8]>,
+    table: TableDefinition<'_, K, &[u8]>,
     what: &str,
 ) -> Result<Vec<T>, String> {
     let table = match tx.open_table(table) {
@@ -566,7 +601,7 @@ fn read_all<T: for<'de> Deserialize<'de>>(
     for entry in table.iter().map_err(|e| e.to_string())? {
         let (key, value) = entry.map_err(|e| e.to_string())?;
         let record = postcard::from_bytes(value.value())
-            .map_err(|e| format!("{what} {} does not decode: {e}", key.value()))?;
+            .map_err(|e| format!("{what} {:?} does not decode: {e}", key.value()))?;
         out.push(record);
     }
     Ok(out)

@@ -228,6 +228,11 @@ pub struct Core {
     /// partitions were, by the earlier agent ids: taken back as those agents
     /// register again ([`Core::agent_returned`]).
     left: BTreeMap<JobId, crate::persist::PlacesRecord>,
+    /// Numbered actions' answers kept or dropped since the last writes.
+    acts_changed: BTreeSet<(JobId, u32)>,
+    /// A shuffle's map outputs were all computed: where they are is kept
+    /// with the next writes, before its readers start.
+    places_now: bool,
     /// The earlier agent ids `left` names that have not registered again.
     returning: BTreeSet<AgentId>,
     /// Until when restored drivers wait for `returning` agents.
@@ -258,6 +263,8 @@ impl Core {
             changed: BTreeSet::new(),
             durable: BTreeSet::new(),
             placed: BTreeSet::new(),
+            acts_changed: BTreeSet::new(),
+            places_now: false,
             left: BTreeMap::new(),
             returning: BTreeSet::new(),
             returning_until: None,
@@ -287,23 +294,34 @@ impl Core {
     /// What the state store must keep since the last call: the jobs changed
     /// in a way that must survive a restart (submitted, their plan, splits,
     /// bounds or blocks grown, an action started or answered, the driver
-    /// started again, the job ended, a shuffle's map outputs all computed),
-    /// and, with them or when `records`, the ledger's new records and where
-    /// map outputs and kept partitions moved. The I/O layer commits them
-    /// before it carries out the effects that followed.
+    /// started again, the job ended) with their numbered actions' answers
+    /// kept or dropped, and, with them, when a shuffle's map outputs were all
+    /// computed or when `records`, the ledger's new records and where map
+    /// outputs and kept partitions moved. The I/O layer commits them before
+    /// it carries out the effects that followed.
     pub fn take_writes(&mut self, records: bool) -> crate::persist::Writes {
         let jobs: Vec<_> = std::mem::take(&mut self.durable)
             .into_iter()
             .filter_map(|id| self.jobs.get(&id))
             .map(crate::persist::JobRecord::of)
             .collect();
-        if !records && jobs.is_empty() {
-            return crate::persist::Writes { jobs, ..Default::default() };
+        let places_now = std::mem::take(&mut self.places_now);
+        if !records && jobs.is_empty() && !places_now {
+            return crate::persist::Writes::default();
         }
         let attempts = self.ledger.take_new();
         let places =
             std::mem::take(&mut self.placed).into_iter().map(|id| (id, self.places_of(id))).collect();
-        crate::persist::Writes { jobs, attempts, places }
+        let acts = std::mem::take(&mut self.acts_changed)
+            .into_iter()
+            .map(|(job, n)| {
+                let act = self.jobs.get(&job).and_then(|j| j.acts.get(&n));
+                let stored =
+                    act.map(|a| crate::persist::StoredAct { asked: a.asked, answer: a.answer.clone() });
+                (job, n, stored)
+            })
+            .collect();
+        crate::persist::Writes { jobs, attempts, places, acts }
     }
 
     /// Where `job`'s map outputs and kept partitions are now, as the store
@@ -327,6 +345,8 @@ impl Core {
     pub fn skip_writes(&mut self) {
         self.durable.clear();
         self.placed.clear();
+        self.acts_changed.clear();
+        self.places_now = false;
     }
 
     /// Take back what earlier master runs kept: every job (a live one's
@@ -350,7 +370,22 @@ impl Core {
                 }
                 tracing::info!(job = %job.id, "a job of an earlier master run goes on: its driver starts again");
             }
+            // Answers an earlier weft kept in the job's record move to
+            // their own entries.
+            self.acts_changed.extend(job.acts.keys().map(|n| (job.id, *n)));
             self.jobs.insert(job.id, job);
+        }
+        for entry in restored.acts {
+            match self.jobs.get_mut(&entry.job).filter(|j| j.is_live()) {
+                Some(j) => {
+                    let act = ActRecord { asked: entry.act.asked, answer: entry.act.answer };
+                    j.acts.insert(entry.number, act);
+                }
+                // Its job ended: the entry goes with the next writes.
+                None => {
+                    self.acts_changed.insert((entry.job, entry.number));
+                }
+            }
         }
         for a in &restored.attempts {
             self.ledger.restore(a);
@@ -612,11 +647,13 @@ impl Core {
             && size(&record) <= MAX_ACT_RECORD
         {
             j.acts.insert(seq, record);
+            self.acts_changed.insert((job, seq));
             let mut kept: usize = j.acts.values().map(size).sum();
             while kept > MAX_ACT_RECORDS
-                && let Some((_, oldest)) = j.acts.pop_first()
+                && let Some((n, oldest)) = j.acts.pop_first()
             {
                 kept -= size(&oldest);
+                self.acts_changed.insert((job, n));
             }
             self.durable.insert(job);
         }
@@ -680,6 +717,7 @@ impl Core {
         }
         j.shuffles.clear();
         j.cached.clear();
+        self.acts_changed.extend(j.acts.keys().map(|n| (job, *n)));
         j.acts.clear();
         j.outputs.clear();
         let mut dead = Vec::new();
@@ -1269,7 +1307,7 @@ impl Core {
             _ => None,
         });
         if taken && finished && shuffle.is_some_and(|s| a.run.complete_maps(s).is_some()) {
-            self.durable.insert(key.job());
+            self.places_now = true;
         }
         self.kill_losers();
         // A job over its fuel budget, or of a tenant over its fuel quota,

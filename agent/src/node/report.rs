@@ -255,15 +255,20 @@ impl MasterLink {
 
     /// Queue `update` for the master; [`forward`](Self::forward) sends it.
     pub(crate) fn update(&self, update: TaskUpdate) {
-        let task = update.task;
+        // Counted before it is queued: once queued, `forward` may deliver it
+        // and count it sent at once, and a count added after that would list
+        // the attempt in every heartbeat from then on.
+        if let Some(task) = update.task {
+            *self.unsent.lock().unwrap_or_else(PoisonError::into_inner).entry(task).or_default() += 1;
+        }
         let outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-        match outbox.as_ref() {
-            Some(tx) if tx.send(update).is_ok() => {
-                if let Some(task) = task {
-                    *self.unsent.lock().unwrap_or_else(PoisonError::into_inner).entry(task).or_default() += 1;
-                }
-            }
-            _ => tracing::warn!("weft.agent.update.after_close"),
+        let refused = match outbox.as_ref() {
+            Some(tx) => tx.send(update).err().map(|e| e.0),
+            None => Some(update),
+        };
+        if let Some(update) = refused {
+            tracing::warn!("weft.agent.update.after_close");
+            self.sent(std::slice::from_ref(&update));
         }
     }
 
@@ -525,5 +530,40 @@ mod tests {
             message: "agent gone".into(),
         };
         assert_eq!(end, expected);
+    }
+
+    /// Ends queued while another thread sends them as fast as they come (as
+    /// `forward` does) are all counted out again: none stays listed in the
+    /// heartbeats for good.
+    #[tokio::test]
+    async fn every_end_sent_is_no_longer_listed_as_unsent() {
+        let config = AgentConfig { work_dir: std::env::temp_dir(), ..AgentConfig::default() };
+        let link =
+            std::sync::Arc::new(MasterLink::new(&config, "127.0.0.1:1".into(), Credentials::none()).unwrap());
+        let mut inbox = link.inbox.lock().unwrap().take().unwrap();
+        let forward = {
+            let link = std::sync::Arc::clone(&link);
+            std::thread::spawn(move || {
+                while let Some(u) = inbox.blocking_recv() {
+                    link.sent(std::slice::from_ref(&u));
+                }
+            })
+        };
+        // Several threads queue at once, so that a queuing thread is often
+        // descheduled right after it queued.
+        std::thread::scope(|s| {
+            for partition in 0..8 {
+                let link = &link;
+                s.spawn(move || {
+                    for attempt in 0..20_000 {
+                        let update = state(&TaskKey { partition, attempt, ..key() }, TaskState::Finished);
+                        link.update(update);
+                    }
+                });
+            }
+        });
+        link.close();
+        forward.join().unwrap();
+        assert_eq!(link.unsent(), Vec::new());
     }
 }

@@ -115,8 +115,10 @@ fn a_job_read_back_is_the_job_that_was_kept() {
     let restored = r.clone().into_job(Arc::default());
     assert!(restored.is_live());
     assert_eq!(restored.driver_attempt, 2, "an attempt number no earlier run used");
+    assert_eq!(restored.acts.len(), 1, "answers an earlier weft kept in the record are read");
     let again = JobRecord::of(&restored);
-    assert_eq!(JobRecord { driver_attempt: 1, ..again }, r);
+    assert!(again.acts.is_empty(), "answers are kept apart, one entry each");
+    assert_eq!(JobRecord { driver_attempt: 1, acts: r.acts.clone(), ..again }, r);
     let ended = JobRecord { phase: JobPhase::Failed, ..r }.into_job(Arc::default());
     assert!(!ended.is_live());
 }
@@ -186,4 +188,30 @@ fn where_a_live_jobs_map_outputs_and_kept_partitions_are_is_kept_until_it_ends()
     drop(store);
     let (_store, _, restored) = StateStore::open(&path).unwrap();
     assert!(restored.places.is_empty());
+}
+
+#[test]
+fn each_answer_is_written_once_and_deleted_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE);
+    let (mut store, run, _) = StateStore::open(&path).unwrap();
+    let (job, other) = (JobId { incarnation: run, seq: 1 }, JobId { incarnation: run, seq: 2 });
+    let act = |n: u8| StoredAct { asked: [n; 32], answer: Ok(vec![n; 1000]) };
+    for n in 1..=40 {
+        let w = Writes {
+            jobs: vec![record(job)],
+            acts: vec![(job, u32::from(n), Some(act(n)))],
+            ..Writes::default()
+        };
+        store.write(&w).unwrap();
+    }
+    let acts = vec![(job, 1, None), (other, 1, Some(act(99))), (job, 2, None)];
+    store.write(&Writes { acts, ..Writes::default() }).unwrap();
+    drop(store);
+
+    let (_store, _, restored) = StateStore::open(&path).unwrap();
+    let kept: Vec<(JobId, u32)> = restored.acts.iter().map(|e| (e.job, e.number)).collect();
+    let expected: Vec<(JobId, u32)> = (3..=40).map(|n| (job, n)).chain([(other, 1)]).collect();
+    assert_eq!(kept, expected, "the answers not deleted, in order");
+    assert_eq!(restored.acts[0].act, act(3));
 }

@@ -1078,6 +1078,10 @@ fn restarted(c: &mut Core, kept: Vec<crate::persist::Writes>) -> Core {
             restored.places.retain(|p| p.job != job);
             restored.places.extend(record);
         }
+        for (job, number, act) in w.acts {
+            restored.acts.retain(|e| (e.job, e.number) != (job, number));
+            restored.acts.extend(act.map(|act| crate::persist::ActEntry { job, number, act }));
+        }
     }
     let (mut again, _) = core();
     // A run number none before it had, for its jobs and agents.
@@ -1086,6 +1090,34 @@ fn restarted(c: &mut Core, kept: Vec<crate::persist::Writes>) -> Core {
     again.agents = Agents::new(run, Duration::from_secs(1), 3);
     again.restore(restored, |_| Arc::default());
     again
+}
+
+#[test]
+fn each_answer_is_kept_once_and_goes_when_dropped_or_when_its_job_ends() {
+    let (mut c, now) = core();
+    let (_, _, job) = two_agents_and_a_job(&mut c, now);
+    c.take_writes(true);
+    let kept = |w: &crate::persist::Writes| -> Vec<(u32, bool)> {
+        w.acts
+            .iter()
+            .map(|(j, n, a)| {
+                assert_eq!(*j, job);
+                (*n, a.is_some())
+            })
+            .collect()
+    };
+    // Answers of 4 MiB: past 16 MiB of them, the oldest goes.
+    for n in 1..=5_u32 {
+        c.record_act(job, n, ActRecord { asked: [n as u8; 32], answer: Ok(vec![n as u8; MAX_ACT_RECORD]) });
+        let w = c.take_writes(false);
+        assert_eq!(w.jobs.len(), 1, "the job's record, with its actions run");
+        assert!(w.jobs[0].acts.is_empty(), "which carries no answer");
+        let expected = if n == 5 { vec![(1, false), (5, true)] } else { vec![(n, true)] };
+        assert_eq!(kept(&w), expected, "only the new answer, written once");
+    }
+    assert!(c.kill(job));
+    let w = c.take_writes(false);
+    assert_eq!(kept(&w), [(2, false), (3, false), (4, false), (5, false)], "the job ended: its answers go");
 }
 
 #[test]
@@ -1143,16 +1175,16 @@ fn a_restarted_core_goes_on_with_its_live_jobs_and_keeps_the_ended_ones() {
 
 /// Run `job`'s reduce action (`maps` maps into 2 reduce partitions) until its
 /// maps have finished, one at a time: the map keys, by the agent that ran
-/// them, and what the last one had the store keep.
+/// them, what the store kept before, and what the last one had it keep.
 fn maps_done(
     c: &mut Core,
     job: JobId,
     maps: usize,
     now: Instant,
-) -> (BTreeMap<AgentId, Vec<TaskKey>>, crate::persist::Writes) {
+) -> (BTreeMap<AgentId, Vec<TaskKey>>, crate::persist::Writes, crate::persist::Writes) {
     let (ctx, graph) = reduce(c, job, maps, 2);
     c.run_action(ctx, graph);
-    c.take_writes(false);
+    let before = c.take_writes(false);
     let mut ran: BTreeMap<AgentId, Vec<TaskKey>> = BTreeMap::new();
     loop {
         c.schedule(now);
@@ -1167,7 +1199,7 @@ fn maps_done(
             ran.entry(agent).or_default().push(key);
             let writes = c.take_writes(false);
             if ran.values().map(Vec::len).sum::<usize>() == maps {
-                return (ran, writes);
+                return (ran, before, writes);
             }
             assert!(writes.is_empty(), "a map output alone is kept with the next records");
         }
@@ -1180,17 +1212,17 @@ fn a_restarted_core_takes_back_the_map_outputs_of_the_agents_that_come_back() {
     let slots = TWO_SLOTS;
     let (a, b, job) = two_agents_and_a_job(&mut c, now);
     let (_, driver) = driver_placed(&c.take_effects(), job);
-    let (ran, writes) = maps_done(&mut c, job, 4, now);
+    let (ran, before, writes) = maps_done(&mut c, job, 4, now);
     assert!(ran.contains_key(&a) && ran.contains_key(&b), "{ran:?}");
     // The shuffle complete, where its outputs are is kept before its
     // readers start.
-    assert_eq!(writes.jobs.len(), 1, "the job, at once");
+    assert!(writes.jobs.is_empty(), "not the job's record, only where its outputs are");
     let places = writes.places.iter().find(|(j, _)| *j == job).and_then(|(_, r)| r.clone()).unwrap();
     assert_eq!(places.agents(), BTreeSet::from([a, b]));
 
     // A restarted master: the driver waits for the agents holding the
     // outputs, a while at most.
-    let mut again = restarted(&mut c, vec![writes]);
+    let mut again = restarted(&mut c, vec![before, writes]);
     let a2 = again.register_agent("a:1".into(), slots, BTreeMap::new(), now);
     again.agent_returned(a, a2);
     again.schedule(now);
