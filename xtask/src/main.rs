@@ -53,7 +53,7 @@ Commands:
              load, and instantiation p50/p99; JavaScript's single operations per word
              (sdk/js/bench/costs.js). WEFT_BENCH_LANGS=c,python,js picks the languages
   chaos [RUNS] [SEED]
-             the chaos suite: RUNS (default 14) runs on a real master (or three on etcd) and three
+             the chaos suite: RUNS (default 14) fault runs on a real master (or three on etcd) and three
              agents, each a job (word count, sort, iterative over cached blocks) and a fault drawn
              from SEED (default 1): agents killed in map, fetch or reduce, the driver's agent
              killed, a shuffle file or cached block corrupted, an agent paused or slowed 3x, the
