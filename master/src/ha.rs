@@ -13,7 +13,7 @@
 //! `docs/operators-guide.md` (running masters on etcd).
 
 use crate::ledger::StoredAttempt;
-use crate::persist::{ActEntry, JobRecord, PlacesRecord, Restored, StoreError, Writes, job_key};
+use crate::persist::{ActEntry, ActWrite, JobRecord, PlacesRecord, Restored, StoreError, Writes, job_key};
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, SortOrder, SortTarget, Txn, TxnOp,
 };
@@ -386,14 +386,14 @@ impl EtcdStore {
             }
             puts.push((format!("{}/{key}", self.prefix), bytes));
         }
-        for (job, number, act) in &writes.acts {
-            let key = format!("{}/acts/{:016x}-{number:08x}", self.prefix, job_key(*job));
-            let bytes = match act {
-                Some(act) => {
-                    let entry = ActEntry { job: *job, number: *number, act: act.clone() };
-                    Some(postcard::to_allocvec(&entry).map_err(|e| self.fail(e.to_string()))?)
+        for write in &writes.acts {
+            let (job, number) = write.key();
+            let key = format!("{}/acts/{:016x}-{number:08x}", self.prefix, job_key(job));
+            let bytes = match write {
+                ActWrite::Keep(entry) => {
+                    Some(postcard::to_allocvec(entry).map_err(|e| self.fail(e.to_string()))?)
                 }
-                None => None,
+                ActWrite::Drop(..) => None,
             };
             puts.push((key, bytes));
         }

@@ -210,8 +210,7 @@ impl JobRecord {
         job.accumulators = self.accumulators;
         job.blocks = self.blocks.into_iter().map(Digest::from_bytes).collect();
         job.driver_restarts = self.driver_restarts;
-        job.acts =
-            self.acts.into_iter().map(|(n, a)| (n, ActRecord { asked: a.asked, answer: a.answer })).collect();
+        job.acts = self.acts.into_iter().map(|(n, a)| (n, ActRecord::from(a))).collect();
         job.outputs = self.outputs;
         if job.phase == JobPhase::Running {
             // The attempt an earlier run launched may still be ending somewhere.
@@ -221,6 +220,18 @@ impl JobRecord {
             job.end_restored();
         }
         job
+    }
+}
+
+impl From<&ActRecord> for StoredAct {
+    fn from(a: &ActRecord) -> Self {
+        Self { asked: a.asked, answer: a.answer.clone() }
+    }
+}
+
+impl From<StoredAct> for ActRecord {
+    fn from(a: StoredAct) -> Self {
+        Self { asked: a.asked, answer: a.answer }
     }
 }
 
@@ -374,8 +385,27 @@ pub struct Writes {
     /// Where jobs' map outputs and kept partitions are now (`None`: nowhere
     /// worth keeping, the job ended; its record goes).
     pub places: Vec<(JobId, Option<PlacesRecord>)>,
-    /// Numbered actions' answers kept (`Some`) or dropped (`None`), in order.
-    pub acts: Vec<(JobId, u32, Option<StoredAct>)>,
+    /// Numbered actions' answers kept or dropped, in order.
+    pub acts: Vec<ActWrite>,
+}
+
+/// A numbered action's answer to keep, or one to drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActWrite {
+    /// Keep this answer.
+    Keep(ActEntry),
+    /// Drop the answer of this job's action of this number.
+    Drop(JobId, u32),
+}
+
+impl ActWrite {
+    /// Which job's action it is about.
+    pub fn key(&self) -> (JobId, u32) {
+        match self {
+            ActWrite::Keep(e) => (e.job, e.number),
+            ActWrite::Drop(job, number) => (*job, *number),
+        }
+    }
 }
 
 impl Writes {
@@ -532,15 +562,15 @@ impl StateStore {
                 }
             }
             let mut acts = tx.open_table(ACTS).map_err(|e| fail(e.to_string()))?;
-            for (job, number, act) in &writes.acts {
-                let key = (job_key(*job), *number);
-                match act {
-                    Some(act) => {
-                        let entry = ActEntry { job: *job, number: *number, act: act.clone() };
-                        let bytes = postcard::to_allocvec(&entry).map_err(|e| fail(e.to_string()))?;
+            for write in &writes.acts {
+                let (job, number) = write.key();
+                let key = (job_key(job), number);
+                match write {
+                    ActWrite::Keep(entry) => {
+                        let bytes = postcard::to_allocvec(entry).map_err(|e| fail(e.to_string()))?;
                         acts.insert(key, bytes.as_slice()).map_err(|e| fail(e.to_string()))?;
                     }
-                    None => {
+                    ActWrite::Drop(..) => {
                         acts.remove(key).map_err(|e| fail(e.to_string()))?;
                     }
                 }

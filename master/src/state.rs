@@ -33,6 +33,7 @@ use crate::free::{Demand, FreeIndex};
 use crate::job::{CacheIndex, JobRun, JobState, KeptAt, Locality, Outcome, TaskResult};
 use crate::launch::{JobContext, Kept, LaunchError, ResultSink, descriptor};
 use crate::ledger::{EndLabel, FuelQuota, FuelStop, Ledger};
+use crate::persist::{ActEntry, ActWrite};
 pub use fair::{Amount, Quota, Sharing, TenantHolding, TenantSharing, UNRESERVED};
 use fair::{Claim, Shares};
 use holds::Holds;
@@ -314,11 +315,9 @@ impl Core {
             std::mem::take(&mut self.placed).into_iter().map(|id| (id, self.places_of(id))).collect();
         let acts = std::mem::take(&mut self.acts_changed)
             .into_iter()
-            .map(|(job, n)| {
-                let act = self.jobs.get(&job).and_then(|j| j.acts.get(&n));
-                let stored =
-                    act.map(|a| crate::persist::StoredAct { asked: a.asked, answer: a.answer.clone() });
-                (job, n, stored)
+            .map(|(job, number)| match self.jobs.get(&job).and_then(|j| j.acts.get(&number)) {
+                Some(a) => ActWrite::Keep(ActEntry { job, number, act: a.into() }),
+                None => ActWrite::Drop(job, number),
             })
             .collect();
         crate::persist::Writes { jobs, attempts, places, acts }
@@ -378,8 +377,7 @@ impl Core {
         for entry in restored.acts {
             match self.jobs.get_mut(&entry.job).filter(|j| j.is_live()) {
                 Some(j) => {
-                    let act = ActRecord { asked: entry.act.asked, answer: entry.act.answer };
-                    j.acts.insert(entry.number, act);
+                    j.acts.insert(entry.number, entry.act.into());
                 }
                 // Its job ended: the entry goes with the next writes.
                 None => {

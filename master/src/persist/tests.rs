@@ -191,21 +191,19 @@ fn where_a_live_jobs_map_outputs_and_kept_partitions_are_is_kept_until_it_ends()
 }
 
 #[test]
-fn each_answer_is_written_once_and_deleted_alone() {
+fn answers_are_kept_and_dropped_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE);
     let (mut store, run, _) = StateStore::open(&path).unwrap();
     let (job, other) = (JobId { incarnation: run, seq: 1 }, JobId { incarnation: run, seq: 2 });
     let act = |n: u8| StoredAct { asked: [n; 32], answer: Ok(vec![n; 1000]) };
+    let keep = |job, number, n| ActWrite::Keep(ActEntry { job, number, act: act(n) });
     for n in 1..=40 {
-        let w = Writes {
-            jobs: vec![record(job)],
-            acts: vec![(job, u32::from(n), Some(act(n)))],
-            ..Writes::default()
-        };
+        let w =
+            Writes { jobs: vec![record(job)], acts: vec![keep(job, u32::from(n), n)], ..Writes::default() };
         store.write(&w).unwrap();
     }
-    let acts = vec![(job, 1, None), (other, 1, Some(act(99))), (job, 2, None)];
+    let acts = vec![ActWrite::Drop(job, 1), keep(other, 1, 99), ActWrite::Drop(job, 2)];
     store.write(&Writes { acts, ..Writes::default() }).unwrap();
     drop(store);
 

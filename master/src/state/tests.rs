@@ -1078,9 +1078,11 @@ fn restarted(c: &mut Core, kept: Vec<crate::persist::Writes>) -> Core {
             restored.places.retain(|p| p.job != job);
             restored.places.extend(record);
         }
-        for (job, number, act) in w.acts {
-            restored.acts.retain(|e| (e.job, e.number) != (job, number));
-            restored.acts.extend(act.map(|act| crate::persist::ActEntry { job, number, act }));
+        for write in w.acts {
+            restored.acts.retain(|e| (e.job, e.number) != write.key());
+            if let crate::persist::ActWrite::Keep(entry) = write {
+                restored.acts.push(entry);
+            }
         }
     }
     let (mut again, _) = core();
@@ -1100,9 +1102,10 @@ fn each_answer_is_kept_once_and_goes_when_dropped_or_when_its_job_ends() {
     let kept = |w: &crate::persist::Writes| -> Vec<(u32, bool)> {
         w.acts
             .iter()
-            .map(|(j, n, a)| {
-                assert_eq!(*j, job);
-                (*n, a.is_some())
+            .map(|write| {
+                let (j, n) = write.key();
+                assert_eq!(j, job);
+                (n, matches!(write, crate::persist::ActWrite::Keep(_)))
             })
             .collect()
     };
