@@ -8,6 +8,7 @@
 
 mod admin;
 mod artifacts;
+pub(crate) mod connections;
 pub(crate) mod core;
 mod credentials;
 mod driver;
@@ -478,6 +479,7 @@ impl MasterNode {
             core::start(state, launcher, store.clone(), state_store, tick, stop.subscribe());
         let _ = tenants.core.set(core.clone());
         let master = MasterService::new(core.clone(), &config.cluster_token);
+        let disconnects = core.clone();
         let (cluster_token, client_token) =
             (config.cluster_token.clone(), Some(config.client_token.clone()).filter(|t| !t.is_empty()));
         let owners = artifacts::Owners::default();
@@ -505,6 +507,17 @@ impl MasterNode {
             // Nagle's algorithm on accepted sockets holds small replies back
             // for the peer's delayed ACK: ~40 ms per RPC on loopback.
             let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            // An agent whose connection closed has its port checked at once.
+            let (incoming, mut closed) = connections::watch(incoming);
+            tokio::spawn(async move {
+                while let Some(agent) = closed.recv().await {
+                    let now = std::time::Instant::now();
+                    let probe = Box::new(move |c: &mut Core| c.agent_disconnected(agent, now));
+                    if disconnects.send(core::Command::With(probe)).await.is_err() {
+                        break;
+                    }
+                }
+            });
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };

@@ -2,6 +2,7 @@
 //! batched task updates, each checked for the protocol version and the
 //! cluster token, and handed to the core as commands.
 
+use crate::node::connections::Peer;
 use crate::node::core::{Command, CoreHandle};
 use crate::state::{Resources, TaskEnd};
 use std::time::Instant;
@@ -81,6 +82,7 @@ impl Master for MasterService {
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
         auth::check(request.metadata(), &self.token, "agent")?;
+        let peer = Peer::of(&request).cloned();
         let req = request.into_inner();
         versions_match(req.protocol_version)?;
         let r = req.resources.unwrap_or_default();
@@ -116,6 +118,10 @@ impl Master for MasterService {
             })
             .await?
             .map_err(|e| Status::invalid_argument(format!("the agent's --reserve: {e}")))?;
+        if let Some(peer) = peer {
+            tracing::debug!(agent = %id, from = ?peer.remote_addr(), "the agent's connection is watched");
+            peer.carries(id);
+        }
         Ok(Response::new(RegisterResponse {
             agent_id: Some(id.into()),
             heartbeat_interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
@@ -129,6 +135,7 @@ impl Master for MasterService {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         auth::check(request.metadata(), &self.token, "agent")?;
+        let peer = Peer::of(&request).cloned();
         let req = request.into_inner();
         versions_match(req.protocol_version)?;
         // An id the master never gave (another master run's, or none) is
@@ -168,6 +175,10 @@ impl Master for MasterService {
                 (known, c.lost_peers(now))
             })
             .await?;
+        // The connection's end is news of the agent (see `connections`).
+        if let Some(peer) = peer.filter(|_| known) {
+            peer.carries(id);
+        }
         Ok(Response::new(HeartbeatResponse { reregister: !known, lost_peers }))
     }
 

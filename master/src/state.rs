@@ -151,13 +151,16 @@ pub enum Effect {
     /// Delete these blocks of driver traffic from the master's artifact
     /// store: the last job that used them has ended.
     DeleteBlocks(Vec<Digest>),
-    /// `agent` missed heartbeats: check whether its port still takes
-    /// connections, and call [`Core::agent_unreachable`] if it refuses them.
+    /// `agent` missed heartbeats, or a connection of its closed: check
+    /// whether its port still takes connections, and call
+    /// [`Core::agent_unreachable`] with `since` if it refuses them.
     Probe {
         /// The agent.
         agent: AgentId,
         /// Its address.
         address: String,
+        /// When the probe was decided.
+        since: Instant,
     },
     /// An action ended: answer whoever waits on it.
     ActionEnded {
@@ -1091,15 +1094,25 @@ impl Core {
         }
     }
 
-    /// `agent`, which missed heartbeats, refuses connections on its port:
-    /// its process is gone (a paused or slow agent's kernel still takes
-    /// them), so it is lost now rather than after `lost-after` heartbeats,
-    /// as Spark loses an executor whose connection dropped. Nothing if it
-    /// heartbeat meanwhile.
-    pub fn agent_unreachable(&mut self, agent: AgentId, now: Instant) {
+    /// A connection `agent` held to the master closed (or a launch to it
+    /// failed): check its port now. Its process may be gone, killed with
+    /// its sockets closed by its kernel, as Spark hears of an executor whose
+    /// connection disassociated; a live agent reconnecting loses nothing.
+    pub fn agent_disconnected(&mut self, agent: AgentId, now: Instant) {
+        if let Some(address) = self.agents.probe(agent, now) {
+            self.effects.push(Effect::Probe { agent, address, since: now });
+        }
+    }
+
+    /// `agent`'s port, probed from `since` (it had missed heartbeats, or a
+    /// connection of its closed), refuses connections: its process is gone
+    /// (a paused or slow agent's kernel still takes them), so it is lost now
+    /// rather than after `lost-after` heartbeats, as Spark loses an executor
+    /// whose connection dropped. Nothing if it heartbeat since.
+    pub fn agent_unreachable(&mut self, agent: AgentId, since: Instant, now: Instant) {
         self.shares.at(now);
-        if self.agents.is_silent(agent, now) && self.agents.lose(agent, now) {
-            tracing::warn!(%agent, "agent missed heartbeats and its port refuses connections: LOST");
+        if self.agents.silent_since(agent, since) && self.agents.lose(agent, now) {
+            tracing::warn!(%agent, "agent unheard of since it was probed and its port refuses connections: LOST");
             self.agent_lost(agent, now);
         }
     }
@@ -1120,7 +1133,7 @@ impl Core {
             self.agent_lost(agent, now);
         }
         for (agent, address) in self.agents.overdue(now) {
-            self.effects.push(Effect::Probe { agent, address });
+            self.effects.push(Effect::Probe { agent, address, since: now });
         }
         for a in &mut self.actions {
             a.run.speculate(now);
@@ -1396,6 +1409,7 @@ impl Core {
         let refused = tasks.into_iter().map(|k| (k, Refused::Stopping, error.to_string())).collect();
         self.launch_refused(agent, refused, now);
         self.agents.pause(agent, now);
+        self.agent_disconnected(agent, now);
     }
 
     fn driver_not_started(&mut self, key: TaskKey, agent: AgentId) {

@@ -156,7 +156,9 @@ fn readers_of_an_agent_paused_for_good_do_not_wait_for_their_fetch_timeout() {
 #[test]
 fn a_job_whose_drivers_agent_is_killed_starts_its_driver_again_which_adopts_the_running_action() {
     let dir = tempfile::tempdir().unwrap();
-    let (_m, url, agents) = cluster(dir.path(), "300ms");
+    // Heartbeats every 5 s: missed ones would tell of the kill after 10 s
+    // (a probe) or 25 s (lost-after).
+    let (m, url, agents) = cluster(dir.path(), "5s");
     let (job, text, out) = slow_count(&url, dir.path(), "4");
     // Once the reduce stage runs, kill the driver's agent.
     let mut seen = vec![Vec::new(); agents.len()];
@@ -166,8 +168,10 @@ fn a_job_whose_drivers_agent_is_killed_starts_its_driver_again_which_adopts_the_
         seen.iter().flatten().any(|t| t.contains("/stage-1/p")).then_some(driver)
     });
     signal(agents[driver].pid(), "KILL");
-    // The master declares it lost (1.5 s) and starts the driver on another
-    // agent; its `main` asks for the same action, which it joins.
+    // Its connections close with its process: the master checks its port at
+    // once, finds it refused, declares it lost and starts the driver on
+    // another agent; its `main` asks for the same action, which it joins.
+    m.wait_for("its port refuses connections: LOST", Duration::from_secs(3));
     assert_exact(&url, &job, &text, &out);
     // Once, unless a busy machine also delayed a live agent's heartbeats.
     assert!(status(&url, &job)["driver_restarts"].as_u64().unwrap() >= 1);
@@ -183,7 +187,8 @@ fn a_job_whose_drivers_agent_is_killed_starts_its_driver_again_which_adopts_the_
 fn an_agent_killed_and_started_again_on_its_work_directory_replaces_itself_at_once_and_forgets_ended_jobs() {
     let dir = tempfile::tempdir().unwrap();
     // Lost after 10 silent seconds: an agent back sooner (a restart takes
-    // about a second) must not wait for that.
+    // about a second) must not wait for that (it is lost as its connection
+    // closes, or else as it registers again naming its previous id).
     let (m, url, mut agents) = cluster(dir.path(), "2s");
     let names = ["a", "b", "c"];
     let (job, text, out) = slow_count(&url, dir.path(), "4");
@@ -192,9 +197,9 @@ fn an_agent_killed_and_started_again_on_its_work_directory_replaces_itself_at_on
     let _ = agents[x].wait(Duration::from_secs(10));
     agents[x] = fault_agent(dir.path(), &url, names[x]);
     agents[x].wait_for("serving at", Duration::from_secs(30));
-    // It named its previous id: the master loses that registration now, not
-    // 5 s after the kill, and its attempts run again.
-    m.wait_for("its previous registration is LOST", Duration::from_secs(3));
+    // The master lost that registration at once, not 10 s after the kill,
+    // and its attempts run again.
+    m.wait_for(": LOST", Duration::from_secs(3));
     assert_exact(&url, &job, &text, &out);
 
     // A job that ends while an agent is down leaves its files there until the

@@ -379,11 +379,12 @@ impl Io {
                         }
                     });
                 }
-                Effect::Probe { agent, address } => {
+                Effect::Probe { agent, address, since } => {
                     let tx = self.tx.clone();
                     tokio::spawn(async move {
                         if refuses_connections(&address).await {
-                            let lost = move |core: &mut Core| core.agent_unreachable(agent, Instant::now());
+                            let lost =
+                                move |core: &mut Core| core.agent_unreachable(agent, since, Instant::now());
                             let _ = tx.send(Command::With(Box::new(lost))).await;
                         }
                     });

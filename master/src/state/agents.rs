@@ -69,7 +69,7 @@ pub struct Agent {
     /// Its memory as its last heartbeat reported it.
     pub memory: AgentMemory,
     /// When the master last checked whether its port still takes
-    /// connections (it had missed heartbeats).
+    /// connections (it had missed heartbeats, or its connection closed).
     probed: Option<Instant>,
 }
 
@@ -256,11 +256,17 @@ impl Agents {
         out
     }
 
-    /// Whether `id` is live and has missed two heartbeats.
-    pub fn is_silent(&self, id: AgentId, now: Instant) -> bool {
-        self.agents
-            .get(&id)
-            .is_some_and(|a| !a.lost && now.saturating_duration_since(a.last_seen) > self.interval * 2)
+    /// The address of live agent `id`, to check its port now (a connection
+    /// of its closed, or a launch to it failed); `None` for an agent not live.
+    pub fn probe(&mut self, id: AgentId, now: Instant) -> Option<String> {
+        let a = self.agents.get_mut(&id).filter(|a| !a.lost)?;
+        a.probed = Some(now);
+        Some(a.address.clone())
+    }
+
+    /// Whether `id` is live and was last heard from at `since` or before.
+    pub fn silent_since(&self, id: AgentId, since: Instant) -> bool {
+        self.agents.get(&id).is_some_and(|a| !a.lost && a.last_seen <= since)
     }
 
     /// Declare agents silent for too long lost, and end pauses that are

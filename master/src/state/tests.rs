@@ -919,15 +919,21 @@ fn driver_placed(effects: &[Effect], job: JobId) -> (AgentId, TaskKey) {
         .unwrap_or_else(|| panic!("no driver of {job} placed: {effects:?}"))
 }
 
-#[test]
-fn a_lost_agents_driver_starts_again_elsewhere_while_its_action_goes_on_until_no_restart_is_left() {
+/// Agents `a:1` and `b:1`, and a job whose driver may restart once, its
+/// driver placed: the job, the driver's agent, its key, and the other agent.
+fn a_driver_on_one_of_two() -> (Core, Instant, JobId, AgentId, TaskKey, AgentId) {
     let (mut c, t0) = core();
     let (a, b) = (agent4(&mut c, "a:1", t0), agent4(&mut c, "b:1", t0));
     let job = c.submit_job(JobSpec { driver_restarts: 1, ..spec() });
     c.schedule(t0);
-    let (first, key) = driver_placed(&c.take_effects(), job);
+    let (on, key) = driver_placed(&c.take_effects(), job);
+    (c, t0, job, on, key, if on == a { b } else { a })
+}
+
+#[test]
+fn a_lost_agents_driver_starts_again_elsewhere_while_its_action_goes_on_until_no_restart_is_left() {
+    let (mut c, t0, job, _, key, other) = a_driver_on_one_of_two();
     assert_eq!(key.attempt, 0);
-    let other = if first == a { b } else { a };
     let (ctx, graph) = count(&c, job, 6);
     let action = c.run_action(ctx, graph);
     c.schedule(t0);
@@ -1354,15 +1360,6 @@ fn an_agent_that_misses_heartbeats_is_probed_and_lost_at_once_if_its_port_refuse
     };
     let (on_a, on_b) = (on(a), on(b));
     assert!(!on_b.is_empty(), "{placed:?}");
-    let probes = |c: &mut Core| -> Vec<(AgentId, String)> {
-        c.take_effects()
-            .into_iter()
-            .filter_map(|e| match e {
-                Effect::Probe { agent, address } => Some((agent, address)),
-                _ => None,
-            })
-            .collect()
-    };
     // One missed heartbeat is no news.
     let t1 = t0 + Duration::from_millis(1500);
     c.tick(t1);
@@ -1376,12 +1373,12 @@ fn an_agent_that_misses_heartbeats_is_probed_and_lost_at_once_if_its_port_refuse
     assert!(probes(&mut c).is_empty(), "probed again within the interval");
     // `a` heartbeat meanwhile: a refusal found late loses nothing.
     assert!(c.heartbeat(a, t2 + Duration::from_millis(600)));
-    c.agent_unreachable(a, t2 + Duration::from_millis(700));
+    c.agent_unreachable(a, t2, t2 + Duration::from_millis(700));
     assert!(c.agents.is_live(a));
     // `b` is still silent: lost now, long before `lost_after` (3) heartbeats,
     // and its tasks run again on `a`.
     let t3 = t2 + Duration::from_millis(700);
-    c.agent_unreachable(b, t3);
+    c.agent_unreachable(b, t2, t3);
     assert!(!c.agents.is_live(b));
     for k in on_a {
         assert!(c.task_ends(a, vec![finished(k)], t3));
@@ -1392,4 +1389,57 @@ fn an_agent_that_misses_heartbeats_is_probed_and_lost_at_once_if_its_port_refuse
         |keys: Vec<TaskKey>| -> BTreeSet<u32> { keys.into_iter().map(|k| k.partition).collect() };
     assert!(again.iter().all(|(to, _)| *to == a), "{again:?}");
     assert_eq!(partitions(again.into_iter().flat_map(|(_, k)| k).collect()), partitions(on_b));
+}
+
+/// The probes among `c`'s effects: agent, address and since when.
+fn probes_since(c: &mut Core) -> Vec<(AgentId, String, Instant)> {
+    c.take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Probe { agent, address, since } => Some((agent, address, since)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The probes among `c`'s effects: agent and address.
+fn probes(c: &mut Core) -> Vec<(AgentId, String)> {
+    probes_since(c).into_iter().map(|(agent, address, _)| (agent, address)).collect()
+}
+
+#[test]
+fn an_agent_whose_connection_closes_is_probed_at_once_and_lost_if_its_port_refuses() {
+    let (mut c, t0, job, on, _, other) = a_driver_on_one_of_two();
+    // The driver's agent heartbeat a moment ago; its connection closes: its
+    // port is checked now, not after missed heartbeats.
+    let t1 = t0 + Duration::from_millis(300);
+    assert!(c.heartbeat(on, t1));
+    let t2 = t1 + Duration::from_millis(10);
+    c.agent_disconnected(on, t2);
+    let address = c.agents.get(on).unwrap().address.clone();
+    assert_eq!(probes_since(&mut c), vec![(on, address, t2)]);
+    // A live agent that reconnected and heartbeat since loses nothing, even
+    // if a later check of its port failed.
+    let t3 = t2 + Duration::from_millis(5);
+    assert!(c.heartbeat(on, t3));
+    c.agent_unreachable(on, t2, t3);
+    assert!(c.agents.is_live(on));
+    // Closed again, and its port refuses: lost at once, 0.3 s after its last
+    // heartbeat (lost-after is 3 s), and its driver starts on the other agent.
+    let t4 = t3 + Duration::from_millis(10);
+    c.agent_disconnected(on, t4);
+    assert_eq!(probes(&mut c).len(), 1);
+    c.agent_unreachable(on, t4, t4 + Duration::from_millis(2));
+    assert!(!c.agents.is_live(on));
+    assert_eq!(c.job(job).unwrap().driver_restarts, 1);
+    c.schedule(t4 + Duration::from_millis(2));
+    let again = launches(&c.take_effects());
+    assert!(again.iter().any(|(to, ks)| *to == other && ks.iter().any(TaskKey::is_driver)), "{again:?}");
+    // A lost agent, or one the master never knew, is probed no more.
+    c.agent_disconnected(on, t4 + Duration::from_millis(3));
+    c.agent_disconnected(AgentId { incarnation: Incarnation(1), seq: 9 }, t4);
+    assert!(probes(&mut c).is_empty());
+    // A launch that does not reach `other` has its port checked too.
+    c.launch_failed(other, Vec::new(), "connection refused", t4 + Duration::from_millis(4));
+    assert_eq!(probes(&mut c).len(), 1);
 }
