@@ -57,8 +57,9 @@ Commands:
              agents, each a job (word count, sort, iterative over cached blocks) and a fault drawn
              from SEED (default 1): agents killed in map, fetch or reduce, the driver's agent
              killed, a shuffle file or cached block corrupted, an agent paused or slowed 3x, the
-             master or the leader killed; prints each run and a summary (wrong outputs, failed
-             jobs, wall time against failure-free runs, time until a master serves again)
+             master or the leader killed, with a failure-free control run of each job after every
+             ten; prints each run and a summary (wrong outputs, failed jobs, wall time against the
+             nearest failure-free runs of the job, time until a master serves again)
 ";
 
 fn main() -> Result<()> {

@@ -15,8 +15,10 @@
 //! an agent slowed 3× (stopped two thirds of the time) with speculation on;
 //! `kill -9` of the master (started again on its data directory) and of the
 //! leader of three masters on etcd. The first six runs, two per job,
-//! inject nothing: the first of each job is the reference, the fastest its
-//! baseline. It prints a line per run and a
+//! inject nothing, and so does a control run of each job after every ten
+//! fault runs: the first of each job is the reference, and each run's
+//! baseline is the faster of its job's nearest failure-free runs before and
+//! after it (the machine's speed drifts over a long suite). It prints a line per run and a
 //! summary (runs and faults by kind, wrong outputs, failed jobs, wall time
 //! against the job's failure-free run, the time to serve again after a
 //! master's kill), and exits non-zero if any output was wrong or any job
@@ -669,18 +671,57 @@ fn one_run(
     ran
 }
 
+/// Fault runs between two control runs of each job.
+const CONTROL_EVERY: usize = 10;
+
 /// `faults` fault runs seeded by `seed`, after two failure-free runs of
-/// each job (the first of each is the reference; the faster of the two,
-/// with caches warm, the baseline): jobs and faults drawn from the seed.
+/// each job (the first of each is the reference, checked against a native
+/// computation; the second warms the caches), with a failure-free control
+/// run of each job after every [`CONTROL_EVERY`] fault runs and after the
+/// last: jobs and faults drawn from the seed.
 pub fn seeded_plan(faults: usize, seed: u64) -> Vec<(Job, Fault)> {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let references = JOBS.into_iter().chain(JOBS).map(|job| (job, Fault::None));
-    let drawn = (0..faults).map(|_| {
+    let mut plan: Vec<(Job, Fault)> = JOBS.into_iter().chain(JOBS).map(|job| (job, Fault::None)).collect();
+    for n in 0..faults {
         let job = JOBS[rng.usize(..JOBS.len())];
         let fits: Vec<Fault> = FAULTS.iter().copied().filter(|f| f.fits(job)).collect();
-        (job, fits[rng.usize(..fits.len())])
-    });
-    references.chain(drawn).collect()
+        plan.push((job, fits[rng.usize(..fits.len())]));
+        if (n + 1) % CONTROL_EVERY == 0 || n + 1 == faults {
+            plan.extend(JOBS.map(|job| (job, Fault::None)));
+        }
+    }
+    plan
+}
+
+/// Which runs may be a baseline: failure-free runs that succeeded, except
+/// each job's first (cold: components compiled, page cache empty, it
+/// would flatter the runs next to it) when the job has another.
+fn usable(results: &[Ran]) -> Vec<bool> {
+    let free = |r: &Ran| r.fault == Fault::None && r.failed.is_none();
+    let mut seen = std::collections::BTreeMap::new();
+    for r in results.iter().filter(|r| free(r)) {
+        *seen.entry(r.job).or_insert(0) += 1;
+    }
+    let mut first = std::collections::BTreeSet::new();
+    results.iter().map(|r| free(r) && (!first.insert(r.job) || seen[&r.job] == 1)).collect()
+}
+
+/// Each run's baseline wall time, in seconds: the faster of the nearest
+/// other [`usable`] runs of its job before and after it. Neighbours in
+/// time, since a long suite sees the machine's speed drift (a failure-free
+/// job measured 25% slower half an hour apart); the faster of the two, and
+/// never the run itself, so a failure-free run's ratio shows the noise the
+/// method leaves. `None` for a job with no other failure-free run.
+pub fn baselines(results: &[Ran]) -> Vec<Option<f64>> {
+    let usable = usable(results);
+    (0..results.len())
+        .map(|i| {
+            let of = |j: &usize| usable[*j] && results[*j].job == results[i].job;
+            let before = (0..i).rev().find(of);
+            let after = (i + 1..results.len()).find(of);
+            before.into_iter().chain(after).map(|j| results[j].wall.as_secs_f64()).reduce(f64::min)
+        })
+        .collect()
 }
 
 /// Run `plan` in order (its failure-free runs before the faults on their
@@ -735,32 +776,33 @@ pub fn run(plan: &[(Job, Fault)], seed: u64, scale: Scale) -> Vec<Ran> {
 /// many jobs failed.
 pub fn summarize(results: &[Ran]) -> (usize, usize) {
     let wrong = |r: &Ran| r.wrong;
-    // The fastest failure-free run of each job: the first runs with cold
-    // caches (compiled components, page cache), and a slow baseline would
-    // flatter every fault's ratio.
-    let mut baseline: BTreeMap<Job, f64> = BTreeMap::new();
-    for r in results.iter().filter(|r| r.fault == Fault::None && r.failed.is_none()) {
-        let secs = r.wall.as_secs_f64();
-        baseline.entry(r.job).and_modify(|b| *b = b.min(secs)).or_insert(secs);
+    let baseline = baselines(results);
+    let mut free: BTreeMap<Job, Vec<f64>> = BTreeMap::new();
+    for (r, _) in results.iter().zip(usable(results)).filter(|(_, u)| *u) {
+        free.entry(r.job).or_default().push(r.wall.as_secs_f64());
     }
-    println!("\nfailure-free wall time (the baseline of each job, the fastest of its failure-free runs):");
-    for (job, secs) in &baseline {
-        println!("  {:<10} {secs:.1} s", job.name());
+    println!(
+        "\nfailure-free wall time (each run's baseline: the faster of its job's nearest warm failure-free runs before and after it):"
+    );
+    for (job, secs) in &free {
+        let (lo, hi) = secs.iter().fold((f64::MAX, 0.0f64), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
+        println!("  {:<10} {} runs, {lo:.1} s to {hi:.1} s", job.name(), secs.len());
     }
     println!(
         "\n{:<30} {:>5} {:>6} {:>7} {:>10} {:>10} {:>8} {:>14}",
         "fault", "runs", "wrong", "failed", "wall mean", "wall max", "again", "serving again"
     );
-    let mut by: BTreeMap<Fault, Vec<&Ran>> = BTreeMap::new();
-    for r in results {
-        by.entry(r.fault).or_default().push(r);
+    let mut by: BTreeMap<Fault, Vec<(&Ran, Option<f64>)>> = BTreeMap::new();
+    for (i, r) in results.iter().enumerate() {
+        by.entry(r.fault).or_default().push((r, baseline[i]));
     }
-    for (fault, rs) in &by {
-        let ratios: Vec<f64> = rs
+    for (fault, runs) in &by {
+        let ratios: Vec<f64> = runs
             .iter()
-            .filter(|r| r.failed.is_none())
-            .filter_map(|r| baseline.get(&r.job).map(|b| r.wall.as_secs_f64() / b))
+            .filter(|(r, _)| r.failed.is_none())
+            .filter_map(|(r, b)| b.map(|b| r.wall.as_secs_f64() / b))
             .collect();
+        let rs: Vec<&Ran> = runs.iter().map(|(r, _)| *r).collect();
         let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
         let max = ratios.iter().copied().fold(0.0, f64::max);
         let serving: Vec<f64> = rs.iter().filter_map(|r| r.serving_again).map(|d| d.as_secs_f64()).collect();

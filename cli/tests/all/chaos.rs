@@ -41,3 +41,43 @@ fn a_seeded_set_of_faults_leaves_every_output_exact() {
         }
     }
 }
+
+/// A run's baseline is the faster of its job's nearest warm failure-free
+/// runs before and after it: never a job's cold first run when there is
+/// another, never another job's, never the run itself; and the plan puts a
+/// control run of each job after every ten fault runs and after the last.
+#[test]
+fn each_run_is_measured_against_the_failure_free_runs_next_to_it() {
+    let ran = |job, fault, secs: f64| chaos_suite::Ran {
+        job,
+        fault,
+        wall: std::time::Duration::from_secs_f64(secs),
+        serving_again: None,
+        again: 0,
+        failed: None,
+        wrong: false,
+        output: Vec::new(),
+    };
+    let (w, s) = (Job::WordCount, Job::Sort);
+    let results = [
+        ran(w, Fault::None, 20.0),                // cold: no one's baseline
+        ran(w, Fault::None, 8.0),                 // 1
+        ran(s, Fault::None, 5.0),                 // 2: the only sort run
+        ran(w, Fault::AgentKilledInMap, 11.0),    // 3
+        ran(w, Fault::None, 9.0),                 // 4
+        ran(w, Fault::AgentKilledInReduce, 12.0), // 5: after the last control
+        ran(s, Fault::ShuffleFileCorrupted, 6.0), // 6
+    ];
+    let b = chaos_suite::baselines(&results);
+    assert_eq!(b, [Some(8.0), Some(9.0), None, Some(8.0), Some(8.0), Some(9.0), Some(5.0)]);
+
+    let plan = chaos_suite::seeded_plan(25, 3);
+    let free = |p: &[(Job, Fault)]| p.iter().filter(|(_, f)| *f == Fault::None).count();
+    assert_eq!(plan.len(), 6 + 25 + 3 * 3);
+    assert_eq!(free(&plan[..6]), 6);
+    // Ten fault runs, three controls, ten, three, the last five, three.
+    for (faults, controls) in [(6..16, 16..19), (19..29, 29..32), (32..37, 37..40)] {
+        assert_eq!(free(&plan[faults]), 0, "{plan:?}");
+        assert_eq!(free(&plan[controls]), 3, "{plan:?}");
+    }
+}
