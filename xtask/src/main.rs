@@ -52,14 +52,15 @@ Commands:
              as a ratio to the Rust guest's time; each component's size, first and cached
              load, and instantiation p50/p99; JavaScript's single operations per word
              (sdk/js/bench/costs.js). WEFT_BENCH_LANGS=c,python,js picks the languages
-  chaos [RUNS] [SEED]
+  chaos [RUNS] [SEED] [ONLY]
              the chaos suite: RUNS (default 14) fault runs on a real master (or three on etcd) and three
              agents, each a job (word count, sort, iterative over cached blocks) and a fault drawn
              from SEED (default 1): agents killed in map, fetch or reduce, the driver's agent
              killed, a shuffle file or cached block corrupted, an agent paused or slowed 3x, the
              master or the leader killed, with a failure-free control run of each job after every
              ten; prints each run and a summary (wrong outputs, failed jobs, wall time against the
-             nearest failure-free runs of the job, time until a master serves again)
+             nearest failure-free runs of the job, time until a master serves again). ONLY keeps
+             the runs it names: a job and/or a part of a fault's name, e.g. \"sort slowed\"
 ";
 
 fn main() -> Result<()> {
@@ -86,7 +87,10 @@ fn main() -> Result<()> {
         }
         Some("bench-tasks") => cli_bench("tasks", &[("WEFT_BENCH_TASKS", arg(1))]),
         Some("bench-isolation") => cli_bench("isolation", &[("WEFT_BENCH_MIB", arg(1))]),
-        Some("chaos") => cli_bench("chaos", &[("WEFT_CHAOS_RUNS", arg(1)), ("WEFT_CHAOS_SEED", arg(2))]),
+        Some("chaos") => cli_bench(
+            "chaos",
+            &[("WEFT_CHAOS_RUNS", arg(1)), ("WEFT_CHAOS_SEED", arg(2)), ("WEFT_CHAOS_ONLY", arg(3))],
+        ),
         Some("bench-scale") => cargo_bench("weft-master", "scale", &[("WEFT_BENCH_TASKS", arg(1))]),
         Some("bench-sdks") => {
             guests()?;

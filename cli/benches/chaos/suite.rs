@@ -680,14 +680,33 @@ const CONTROL_EVERY: usize = 10;
 /// run of each job after every [`CONTROL_EVERY`] fault runs and after the
 /// last: jobs and faults drawn from the seed.
 pub fn seeded_plan(faults: usize, seed: u64) -> Vec<(Job, Fault)> {
+    seeded_plan_of(faults, seed, "")
+}
+
+/// [`seeded_plan`] of only the runs `only` names: each of its words (split
+/// on spaces and commas) a job's name (`sort`) or a part of a fault's
+/// (`slowed`), all of which a run must match; its failure-free runs are
+/// those of the jobs it leaves. Draws from the same sequence as
+/// [`seeded_plan`], skipping what does not match.
+pub fn seeded_plan_of(faults: usize, seed: u64, only: &str) -> Vec<(Job, Fault)> {
+    let words: Vec<&str> = only.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    let keep = |job: Job, fault: Fault| words.iter().all(|w| job.name() == *w || fault.name().contains(w));
+    let jobs: Vec<Job> =
+        JOBS.into_iter().filter(|j| FAULTS.iter().any(|f| f.fits(*j) && keep(*j, *f))).collect();
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut plan: Vec<(Job, Fault)> = JOBS.into_iter().chain(JOBS).map(|job| (job, Fault::None)).collect();
-    for n in 0..faults {
+    let mut plan: Vec<(Job, Fault)> = jobs.iter().chain(&jobs).map(|job| (*job, Fault::None)).collect();
+    let mut n = 0;
+    while n < faults && !jobs.is_empty() {
         let job = JOBS[rng.usize(..JOBS.len())];
         let fits: Vec<Fault> = FAULTS.iter().copied().filter(|f| f.fits(job)).collect();
-        plan.push((job, fits[rng.usize(..fits.len())]));
-        if (n + 1) % CONTROL_EVERY == 0 || n + 1 == faults {
-            plan.extend(JOBS.map(|job| (job, Fault::None)));
+        let fault = fits[rng.usize(..fits.len())];
+        if !keep(job, fault) {
+            continue;
+        }
+        plan.push((job, fault));
+        n += 1;
+        if n % CONTROL_EVERY == 0 || n == faults {
+            plan.extend(jobs.iter().map(|job| (*job, Fault::None)));
         }
     }
     plan

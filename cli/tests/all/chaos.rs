@@ -81,3 +81,22 @@ fn each_run_is_measured_against_the_failure_free_runs_next_to_it() {
         assert_eq!(free(&plan[controls]), 3, "{plan:?}");
     }
 }
+
+/// A plan of only the runs named: the job and fault asked for, and
+/// failure-free runs of that job only; a name matching nothing, no plan.
+#[test]
+fn a_focused_plan_holds_only_the_runs_it_names() {
+    let plan = chaos_suite::seeded_plan_of(12, 1, "sort slowed");
+    let faults: Vec<_> = plan.iter().filter(|(_, f)| *f != Fault::None).collect();
+    assert_eq!(faults.len(), 12);
+    assert!(
+        plan.iter().all(|(j, f)| *j == Job::Sort && matches!(f, Fault::None | Fault::AgentSlowed)),
+        "{plan:?}"
+    );
+    assert_eq!(plan.len(), 2 + 12 + 2, "{plan:?}");
+    assert!(
+        chaos_suite::seeded_plan_of(5, 1, "wordcount cached").is_empty(),
+        "cached blocks are the iterative job's"
+    );
+    assert_eq!(chaos_suite::seeded_plan_of(7, 4, ""), chaos_suite::seeded_plan(7, 4));
+}
