@@ -4,8 +4,9 @@
 //! job's output compared byte for byte with a failure-free run of the same
 //! job, itself checked against a native computation.
 //!
-//! `cargo xtask chaos [RUNS] [SEED]` (`cli/benches/chaos.rs`; default 14
-//! fault runs, seed 1); `cli/tests/all/chaos.rs` runs a small fixed set in CI. The jobs: a
+//! `cargo xtask chaos [RUNS] [SEED] [ONLY]` (`cli/benches/chaos.rs`; default
+//! 14 fault runs, seed 1, every job and fault); `cli/tests/all/chaos.rs`
+//! runs a small fixed set in CI. The jobs: a
 //! word count whose reduce tasks take about 4 s (after a line count), a sort
 //! of TeraSort-like lines, and an iterative job over partitions persisted
 //! on disk (several actions, then a text output). The faults: `kill -9` of
@@ -20,7 +21,7 @@
 //! baseline is the faster of its job's nearest failure-free runs before and
 //! after it (the machine's speed drifts over a long suite). It prints a line per run and a
 //! summary (runs and faults by kind, wrong outputs, failed jobs, wall time
-//! against the job's failure-free run, the time to serve again after a
+//! against the run's baseline, the time to serve again after a
 //! master's kill), and exits non-zero if any output was wrong or any job
 //! failed. See `docs/operators-guide.md` (chaos suite).
 
