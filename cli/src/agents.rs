@@ -68,6 +68,7 @@ pub async fn agents(a: AgentsArgs) -> Result<u8> {
                     "agent": name(s.agent.as_ref()),
                     "address": s.address, "slots": res.slots, "queue": res.queue, "memory_bytes": res.memory_bytes,
                     "running": s.running, "drivers": s.drivers, "excluded_for_ms": s.excluded_for_ms,
+                    "excluded_why": s.excluded_why,
                     "memory": {
                         "budget_bytes": m.budget_bytes, "held_bytes": m.held_bytes,
                         "resident_bytes": m.resident_bytes, "peak_resident_bytes": m.peak_resident_bytes,
@@ -117,8 +118,13 @@ pub async fn agents(a: AgentsArgs) -> Result<u8> {
             println!("    reserved for {}", describe(r));
         }
         if s.excluded_for_ms > 0 {
+            let why = if s.excluded_why == "slow" {
+                "its tasks kept being out-run by their speculative copies (a slow or overloaded machine)"
+            } else {
+                "its tasks kept failing for the host's reasons (see its log)"
+            };
             println!(
-                "    EXCLUDED for {} more: its tasks kept failing for the host's reasons (see its log)",
+                "    EXCLUDED for {} more: {why}",
                 humantime::format_duration(std::time::Duration::from_secs(s.excluded_for_ms.div_ceil(1000)))
             );
         }

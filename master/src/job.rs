@@ -46,7 +46,7 @@
 mod speculation;
 
 use speculation::Copy;
-pub use speculation::Speculation;
+pub use speculation::{Loser, Speculation};
 
 use crate::dag::{JobGraph, Source, StageKind};
 use crate::free::{Demand, FreeIndex};
@@ -241,7 +241,7 @@ pub struct JobRun {
     /// Per stage, stragglers waiting for a place for their copy.
     stragglers: Vec<VecDeque<u32>>,
     /// Attempts that lost to another attempt of their task: the caller kills them.
-    kills: Vec<(TaskKey, AgentId)>,
+    kills: Vec<speculation::Loser>,
 }
 
 impl JobRun {

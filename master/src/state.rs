@@ -1135,18 +1135,32 @@ impl Core {
         for (agent, address) in self.agents.overdue(now) {
             self.effects.push(Effect::Probe { agent, address, since: now });
         }
+        let slow = self.agents.slow(now);
         for a in &mut self.actions {
-            a.run.speculate(now);
+            a.run.speculate(now, &slow);
         }
     }
 
-    /// Kill the attempts that lost to another attempt of their task.
-    fn kill_losers(&mut self) {
-        let losers: Vec<(TaskKey, AgentId)> =
+    /// Kill the attempts that lost to another attempt of their task; an
+    /// original out-run by its copy counts against its agent, which is
+    /// excluded as slow after a few.
+    fn kill_losers(&mut self, now: Instant) {
+        let losers: Vec<crate::job::Loser> =
             self.actions.iter_mut().flat_map(|a| a.run.take_kills()).collect();
-        for (key, agent) in losers {
-            tracing::debug!(task = %key, %agent, "another attempt of its task finished first: killed");
-            self.kill_attempts(agent, vec![key]);
+        for l in losers {
+            tracing::debug!(task = %l.key, agent = %l.agent, "another attempt of its task finished first: killed");
+            if l.outrun && self.agents.outrun(l.agent, now) {
+                tracing::warn!(
+                    agent = %l.agent, outrun = agents::SLOW_AFTER, within = ?agents::SLOW_WINDOW,
+                    "agent EXCLUDED as slow for {:?}: its tasks keep being out-run by their speculative copies; what runs there is copied elsewhere",
+                    agents::SLOW_FOR
+                );
+                // Its other running tasks straggle too: copy them now.
+                let slow = self.agents.slow(now);
+                let found: usize = self.actions.iter_mut().map(|a| a.run.speculate(now, &slow)).sum();
+                self.places_now |= found > 0;
+            }
+            self.kill_attempts(l.agent, vec![l.key]);
         }
     }
 
@@ -1320,7 +1334,7 @@ impl Core {
         if taken && finished && shuffle.is_some_and(|s| a.run.complete_maps(s).is_some()) {
             self.places_now = true;
         }
-        self.kill_losers();
+        self.kill_losers(now);
         // A job over its fuel budget, or of a tenant over its fuel quota,
         // stops, whatever its tasks' ends say.
         if end.metering.fuel > 0

@@ -6,6 +6,9 @@
 //! the other carries on as the task's attempt. Output stays exactly once:
 //! a map output is the winner's (the loser's files are on another agent), a
 //! text partition is committed by one attempt only (see the committer).
+//! An original out-run by its copy counts against its agent, which the core
+//! excludes as slow after a few; the tasks still running there are copied
+//! at once (see `docs/architecture.md`, speculative execution).
 
 use super::{EndReason, JobRun, JobState, Outcome, Slot};
 use crate::free::{Demand, FreeIndex};
@@ -34,6 +37,18 @@ impl Default for Speculation {
     }
 }
 
+/// An attempt that lost to another attempt of its task, to kill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loser {
+    /// The attempt.
+    pub key: TaskKey,
+    /// Where it runs.
+    pub agent: AgentId,
+    /// It is an original its speculative copy out-ran: its agent was
+    /// slower than the copy's.
+    pub outrun: bool,
+}
+
 /// A speculative copy of a task's running attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Copy {
@@ -52,7 +67,7 @@ impl JobRun {
 
     /// Attempts that lost to another attempt of their task, to kill, with
     /// their agents.
-    pub fn take_kills(&mut self) -> Vec<(TaskKey, AgentId)> {
+    pub fn take_kills(&mut self) -> Vec<Loser> {
         std::mem::take(&mut self.kills)
     }
 
@@ -61,9 +76,11 @@ impl JobRun {
     }
 
     /// Find the stragglers at `now`: running tasks of stages far enough
-    /// along that have run much longer than their stage's finished tasks.
-    /// Each waits for a place for a copy; returns how many were found.
-    pub fn speculate(&mut self, now: Instant) -> usize {
+    /// along that have run much longer than their stage's finished tasks,
+    /// and tasks that have run [`Speculation::min_runtime`] on one of the
+    /// `slow` agents. Each waits for a place for a copy; returns how many
+    /// were found.
+    pub fn speculate(&mut self, now: Instant, slow: &[AgentId]) -> usize {
         let Some(s) = self.speculation else { return 0 };
         if self.state != JobState::Running {
             return 0;
@@ -71,22 +88,29 @@ impl JobRun {
         let mut found = 0;
         for i in 0..self.graph.stages.len() {
             let (n, done) = (self.tasks[i].len(), self.durations[i].len());
-            if self.counts[i].running == 0 || n < 2 || (done as f64) < (s.quantile * n as f64).ceil() {
+            if self.counts[i].running == 0 {
                 continue;
             }
-            if self.medians[i].0 != done {
-                let mut d = self.durations[i].clone();
-                let median = *d.select_nth_unstable(done / 2).1;
-                self.medians[i] = (done, median);
-            }
-            let median = Duration::from_micros(self.medians[i].1);
-            let threshold = median.mul_f64(s.multiplier).max(s.min_runtime);
+            let threshold = if n >= 2 && (done as f64) >= (s.quantile * n as f64).ceil() {
+                if self.medians[i].0 != done {
+                    let mut d = self.durations[i].clone();
+                    let median = *d.select_nth_unstable(done / 2).1;
+                    self.medians[i] = (done, median);
+                }
+                Duration::from_micros(self.medians[i].1).mul_f64(s.multiplier).max(s.min_runtime)
+            } else if slow.is_empty() {
+                continue;
+            } else {
+                Duration::MAX
+            };
             for p in 0..n {
                 let t = &mut self.tasks[i][p];
-                if matches!(t.slot, Slot::Running { .. })
-                    && t.copy.is_none()
+                let Slot::Running { agent, .. } = t.slot else { continue };
+                let ran = t.started.map(|at| now.saturating_duration_since(at));
+                let past = |d: Duration| ran.is_some_and(|r| r > d);
+                if t.copy.is_none()
                     && !t.straggling
-                    && t.started.is_some_and(|at| now.saturating_duration_since(at) > threshold)
+                    && (past(threshold) || (past(s.min_runtime) && slow.contains(&agent)))
                 {
                     t.straggling = true;
                     self.stragglers[i].push_back(p as u32);
@@ -155,7 +179,7 @@ impl JobRun {
             return true;
         }
         if let Slot::Running { attempt, agent, .. } = self.tasks[i][p].slot {
-            self.kills.push((self.key(i, p, attempt), agent));
+            self.kills.push(Loser { key: self.key(i, p, attempt), agent, outrun: true });
         }
         self.promote(i, p, c);
         self.on_outcome(key, outcome)
@@ -175,14 +199,14 @@ impl JobRun {
         };
         match outcome {
             Outcome::Finished { .. } => {
-                self.kills.push((self.key(i, p, c.attempt), c.agent));
+                self.kills.push(Loser { key: self.key(i, p, c.attempt), agent: c.agent, outrun: false });
                 return false;
             }
             Outcome::Failed(end)
                 if !end.is_retryable()
                     && !matches!(end, EndReason::FetchFailed { .. } | EndReason::CacheMiss { .. }) =>
             {
-                self.kills.push((self.key(i, p, c.attempt), c.agent));
+                self.kills.push(Loser { key: self.key(i, p, c.attempt), agent: c.agent, outrun: false });
                 return false;
             }
             _ => {}

@@ -488,3 +488,25 @@ fn an_agent_whose_outputs_all_fail_their_fetches_at_once_does_not_fail_the_job()
     assert_eq!(run.state(), &JobState::Running);
     assert_eq!(run.ready().iter().filter(|(s, _)| *s == StageId(0)).count(), 6, "every output runs again");
 }
+
+#[test]
+fn a_task_on_a_slow_agent_is_a_straggler_once_it_has_run_the_least_runtime() {
+    let s = Speculation { quantile: 0.75, multiplier: 1.5, min_runtime: Duration::from_secs(1) };
+    let mut run = word_count().with_speculation(Some(s));
+    let at = Instant::now();
+    let on_a = run.launch(StageId(0), 0, A).unwrap();
+    run.launch(StageId(0), 1, B).unwrap();
+    let later = at + Duration::from_secs(2);
+    // No task of the stage has finished: nothing to compare with.
+    assert_eq!(run.speculate(later, &[]), 0);
+    // Not yet past the least runtime, even on a slow agent.
+    assert_eq!(run.speculate(at, &[A]), 0);
+    // Past it on a slow agent: only that agent's task.
+    assert_eq!(run.speculate(later, &[A]), 1);
+    let mut placed = Vec::new();
+    let mut free = offers(&[(A, 4), (B, 4)]);
+    run.place_copies(0, &mut free, ONE, 10, &mut placed, later);
+    assert_eq!(placed, [(TaskKey { attempt: 1, ..on_a }, B)], "copied away from the slow agent");
+    // Found once: not again while its copy runs.
+    assert_eq!(run.speculate(later, &[A]), 0);
+}

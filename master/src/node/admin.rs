@@ -74,6 +74,10 @@ impl Shared {
                     u64::try_from(t.saturating_duration_since(std::time::Instant::now()).as_millis())
                         .unwrap_or(u64::MAX)
                 }),
+                excluded_why: match a.excluded_until {
+                    Some(t) if t > std::time::Instant::now() => a.excluded_why.name().into(),
+                    _ => String::new(),
+                },
                 memory: Some(v1::AgentMemory {
                     budget_bytes: a.resources.memory,
                     held_bytes: a.memory.held,

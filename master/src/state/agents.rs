@@ -64,8 +64,14 @@ pub struct Agent {
     /// When its tasks failed for the host's reasons lately (within
     /// [`EXCLUDE_WINDOW`]).
     failures: std::collections::VecDeque<Instant>,
-    /// Offered nothing before this instant: its tasks kept failing.
+    /// When its tasks were out-run by their speculative copies lately
+    /// (within [`SLOW_WINDOW`]).
+    outruns: std::collections::VecDeque<Instant>,
+    /// Offered nothing before this instant: its tasks kept failing, or
+    /// kept being out-run (see `excluded_why`).
     pub excluded_until: Option<Instant>,
+    /// Why it is excluded, while it is.
+    pub excluded_why: Exclusion,
     /// Its memory as its last heartbeat reported it.
     pub memory: AgentMemory,
     /// When the master last checked whether its port still takes
@@ -90,6 +96,10 @@ pub struct AgentMemory {
 }
 
 impl Agent {
+    fn is_slow(&self, now: Instant) -> bool {
+        !self.lost && self.excluded_why == Exclusion::Slow && self.excluded_until.is_some_and(|t| t > now)
+    }
+
     /// Its task places (`slots + queue`) and memory (`u64::MAX` when it
     /// reports none: it is placed on by places alone).
     pub fn capacity(&self) -> (u32, u64) {
@@ -110,6 +120,35 @@ pub const EXCLUDE_AFTER: usize = 3;
 pub const EXCLUDE_WINDOW: Duration = Duration::from_secs(600);
 /// How long an excluded agent is offered nothing.
 pub const EXCLUDE_FOR: Duration = Duration::from_secs(300);
+
+/// Tasks of an agent out-run by their speculative copies within
+/// [`SLOW_WINDOW`] that exclude it as slow (as LATE keeps work off slow
+/// nodes): its next tasks would straggle too.
+pub const SLOW_AFTER: usize = 2;
+/// How far back an agent's out-run tasks count.
+pub const SLOW_WINDOW: Duration = Duration::from_secs(60);
+/// How long an agent excluded as slow is offered nothing.
+pub const SLOW_FOR: Duration = Duration::from_secs(60);
+
+/// Why an agent is excluded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Exclusion {
+    /// Its tasks kept failing for the host's reasons.
+    #[default]
+    Failing,
+    /// Its tasks kept being out-run by their speculative copies.
+    Slow,
+}
+
+impl Exclusion {
+    /// Its name in `weft agents --json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Exclusion::Failing => "failing",
+            Exclusion::Slow => "slow",
+        }
+    }
+}
 
 /// Every agent, and the free places and memory of the live ones.
 #[derive(Debug)]
@@ -208,7 +247,9 @@ impl Agents {
             held: false,
             backoff: FIRST_BACKOFF,
             failures: std::collections::VecDeque::new(),
+            outruns: std::collections::VecDeque::new(),
             excluded_until: None,
+            excluded_why: Exclusion::Failing,
             memory: AgentMemory::default(),
         };
         self.totals.0 += u64::from(resources.slots + resources.queue);
@@ -536,18 +577,49 @@ impl Agents {
     /// every other live agent is excluded too (the cluster would stop).
     /// Whether this excluded it.
     pub fn task_failed(&mut self, id: AgentId, now: Instant) -> bool {
+        self.strike(id, Exclusion::Failing, now)
+    }
+
+    /// A task on `id` was out-run by its speculative copy elsewhere: after
+    /// [`SLOW_AFTER`] such tasks within [`SLOW_WINDOW`] it is excluded as
+    /// slow for [`SLOW_FOR`], on the same terms as [`Agents::task_failed`].
+    /// Whether this excluded it.
+    pub fn outrun(&mut self, id: AgentId, now: Instant) -> bool {
+        self.strike(id, Exclusion::Slow, now)
+    }
+
+    /// Whether `id` is excluded as slow now: its running tasks are
+    /// stragglers already.
+    pub fn is_slow(&self, id: AgentId, now: Instant) -> bool {
+        self.agents.get(&id).is_some_and(|a| a.is_slow(now))
+    }
+
+    /// The agents excluded as slow now (few, and mostly none).
+    pub fn slow(&self, now: Instant) -> Vec<AgentId> {
+        self.agents.values().filter(|a| a.is_slow(now)).map(|a| a.id).collect()
+    }
+
+    /// Count a strike of kind `why` against live agent `id`, and exclude it
+    /// when it has had enough of them lately (unless it is the last live
+    /// agent not excluded, or already excluded).
+    fn strike(&mut self, id: AgentId, why: Exclusion, now: Instant) -> bool {
         let others =
             self.agents.values().any(|a| a.id != id && !a.lost && a.excluded_until.is_none_or(|t| t <= now));
         let Some(a) = self.agents.get_mut(&id).filter(|a| !a.lost) else { return false };
-        a.failures.push_back(now);
-        while a.failures.front().is_some_and(|t| now.saturating_duration_since(*t) > EXCLUDE_WINDOW) {
-            a.failures.pop_front();
+        let (strikes, after, window, excluded_for) = match why {
+            Exclusion::Failing => (&mut a.failures, EXCLUDE_AFTER, EXCLUDE_WINDOW, EXCLUDE_FOR),
+            Exclusion::Slow => (&mut a.outruns, SLOW_AFTER, SLOW_WINDOW, SLOW_FOR),
+        };
+        strikes.push_back(now);
+        while strikes.front().is_some_and(|t| now.saturating_duration_since(*t) > window) {
+            strikes.pop_front();
         }
-        if a.failures.len() < EXCLUDE_AFTER || !others || a.excluded_until.is_some_and(|t| t > now) {
+        if strikes.len() < after || !others || a.excluded_until.is_some_and(|t| t > now) {
             return false;
         }
-        a.failures.clear();
-        a.excluded_until = Some(now + EXCLUDE_FOR);
+        strikes.clear();
+        a.excluded_until = Some(now + excluded_for);
+        a.excluded_why = why;
         a.paused_until = a.excluded_until;
         self.reindex(id, now);
         true

@@ -1278,6 +1278,14 @@ fn a_restarted_core_takes_back_the_map_outputs_of_the_agents_that_come_back() {
     assert_eq!(again_ran, of_b, "b's maps, and only those");
 }
 
+/// What the last effects launched, one (agent, task) pair each.
+fn placements(c: &mut Core) -> Vec<(AgentId, TaskKey)> {
+    launches(&c.take_effects())
+        .into_iter()
+        .flat_map(|(to, keys)| keys.into_iter().map(move |k| (to, k)))
+        .collect()
+}
+
 fn launches_of(c: &mut Core) -> Vec<TaskKey> {
     launches(&c.take_effects()).into_iter().flat_map(|(_, k)| k).collect()
 }
@@ -1291,11 +1299,8 @@ fn a_straggler_gets_a_copy_elsewhere_and_the_first_to_finish_wins() {
     let (ctx, graph) = count(&c, job, 4);
     let action = c.run_action(ctx, graph);
     c.schedule(t0);
-    let placed: Vec<(AgentId, TaskKey)> = launches(&c.take_effects())
-        .into_iter()
-        .flat_map(|(to, keys)| keys.into_iter().map(move |k| (to, k)))
-        .filter(|(_, k)| !k.is_driver())
-        .collect();
+    let placed: Vec<(AgentId, TaskKey)> =
+        placements(&mut c).into_iter().filter(|(_, k)| !k.is_driver()).collect();
     assert_eq!(placed.len(), 4);
     // Two finish at once; the other two run on.
     for (to, k) in &placed[..2] {
@@ -1310,10 +1315,7 @@ fn a_straggler_gets_a_copy_elsewhere_and_the_first_to_finish_wins() {
     }
     c.tick(t1);
     c.schedule(t1);
-    let copies: Vec<(AgentId, TaskKey)> = launches(&c.take_effects())
-        .into_iter()
-        .flat_map(|(to, keys)| keys.into_iter().map(move |k| (to, k)))
-        .collect();
+    let copies = placements(&mut c);
     assert_eq!(copies.len(), 2, "both stragglers get a copy: {copies:?}");
     for (to, copy) in &copies {
         let (from, original) = placed.iter().find(|(_, k)| k.partition == copy.partition).unwrap();
@@ -1339,6 +1341,76 @@ fn a_straggler_gets_a_copy_elsewhere_and_the_first_to_finish_wins() {
         [(action, Ok(JobOutput::Count(4)))],
         "each task counted once"
     );
+}
+
+#[test]
+fn an_agent_whose_tasks_keep_being_out_run_is_excluded_as_slow_and_its_tasks_are_copied_at_once() {
+    let s = crate::job::Speculation { quantile: 0.5, multiplier: 1.5, min_runtime: Duration::from_secs(1) };
+    let (mut c, t0) = core_with(Some(s));
+    let eight = Resources { slots: 8, memory: 0, queue: 0 };
+    let [a, b, d] = ["a:1", "b:1", "d:1"].map(|at| c.register_agent(at.into(), eight, BTreeMap::new(), t0));
+    // Job x's 12 tasks, and job y's 3 on the side, all placed at once.
+    let x = c.submit_job(spec());
+    let (ctx, graph) = count(&c, x, 12);
+    c.run_action(ctx, graph);
+    let y = c.submit_job(spec());
+    let (ctx, graph) = count(&c, y, 3);
+    c.run_action(ctx, graph);
+    c.schedule(t0);
+    let placed: Vec<(AgentId, TaskKey)> =
+        placements(&mut c).into_iter().filter(|(_, k)| !k.is_driver()).collect();
+    let of = |job: JobId, agent: AgentId| -> Vec<TaskKey> {
+        placed.iter().filter(|(to, k)| *to == agent && k.job() == job).map(|(_, k)| *k).collect()
+    };
+    assert_eq!([a, b, d].map(|agent| of(x, agent).len()), [4, 4, 4], "{placed:?}");
+    let y_on_a = of(y, a);
+    assert_eq!(y_on_a.len(), 1, "{placed:?}");
+    // x's tasks on b and d finish in a second; those on a run on.
+    let t1 = t0 + Duration::from_secs(1);
+    for agent in [b, d] {
+        assert!(c.task_ends(agent, of(x, agent).into_iter().map(finished).collect(), t1));
+    }
+    let t2 = t0 + Duration::from_secs(2);
+    for agent in [a, b, d] {
+        assert!(c.heartbeat(agent, t2));
+    }
+    c.tick(t2);
+    c.schedule(t2);
+    let copies = placements(&mut c);
+    assert_eq!(
+        copies.len(),
+        4,
+        "a's four stragglers of x, none of y (none of its tasks finished): {copies:?}"
+    );
+    assert!(copies.iter().all(|(to, k)| *to != a && k.job() == x && k.attempt == 1), "{copies:?}");
+    // The first copy to out-run its original counts against a; the second
+    // excludes it as slow.
+    let slow = |c: &Core| c.agents.get(a).unwrap().excluded_until.is_some();
+    assert!(c.task_ends(copies[0].0, vec![finished(copies[0].1)], t2));
+    assert!(!slow(&c));
+    assert!(c.task_ends(copies[1].0, vec![finished(copies[1].1)], t2));
+    let ag = c.agents.get(a).unwrap();
+    assert_eq!((ag.excluded_until, ag.excluded_why), (Some(t2 + agents::SLOW_FOR), agents::Exclusion::Slow));
+    // y's task on a is a straggler at once, though no task of its stage
+    // has finished: it gets a copy elsewhere.
+    c.schedule(t2);
+    let next = placements(&mut c);
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_ne!(next[0].0, a);
+    assert_eq!(next[0].1, TaskKey { attempt: 1, ..y_on_a[0] });
+    // Nothing new is placed on a while it is excluded.
+    let z = c.submit_job(spec());
+    let (ctx, graph) = count(&c, z, 6);
+    c.run_action(ctx, graph);
+    c.schedule(t2);
+    let z_placed = launches(&c.take_effects());
+    assert!(!z_placed.is_empty() && z_placed.iter().all(|(to, _)| *to != a), "{z_placed:?}");
+    // An original that wins against its copy counts against no agent.
+    let (to, copy) = copies[2];
+    let original = placed.iter().find(|(_, k)| k.job() == x && k.partition == copy.partition).unwrap().1;
+    assert!(c.task_ends(a, vec![finished(original)], t2));
+    assert_eq!(kills(&c.take_effects()), [(to, vec![copy])]);
+    assert!(!c.agents.is_slow(to, t2));
 }
 
 #[test]
