@@ -184,11 +184,14 @@ struct TaskRun {
 }
 
 /// What placing tasks near their persisted input needs: where partitions
-/// are kept and the time now.
+/// are kept, the agents not worth waiting for, and the time now.
 #[derive(Debug, Clone, Copy)]
 pub struct Locality<'a> {
     /// Where the job's persisted partitions are.
     pub cached: &'a CacheIndex,
+    /// Agents excluded for a while (failing, or slow): a task whose input
+    /// one of them keeps runs elsewhere at once, without waiting for it.
+    pub excluded: &'a [AgentId],
     /// Now.
     pub now: Instant,
 }
@@ -521,7 +524,12 @@ impl JobRun {
     /// is declined, for the next job.
     pub fn accept(&mut self, free: &mut FreeIndex, demand: Demand) -> Vec<(TaskKey, AgentId)> {
         let none = CacheIndex::new();
-        self.accept_up_to(free, demand, usize::MAX, Locality { cached: &none, now: Instant::now() })
+        self.accept_up_to(
+            free,
+            demand,
+            usize::MAX,
+            Locality { cached: &none, excluded: &[], now: Instant::now() },
+        )
     }
 
     /// [`accept`](Self::accept), placing at most `limit` tasks. A task whose
@@ -559,8 +567,9 @@ impl JobRun {
                 let agent = match keeper {
                     Some(keeper) => match free.take_best_of(&[keeper], demand) {
                         Some(agent) => Some(agent),
-                        None if locality.now.duration_since(waiting_since.unwrap_or(locality.now))
-                            < self.locality_wait =>
+                        None if !locality.excluded.contains(&keeper)
+                            && locality.now.duration_since(waiting_since.unwrap_or(locality.now))
+                                < self.locality_wait =>
                         {
                             self.tasks[i][p as usize].waiting_since =
                                 Some(waiting_since.unwrap_or(locality.now));

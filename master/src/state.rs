@@ -1135,6 +1135,7 @@ impl Core {
         for (agent, address) in self.agents.overdue(now) {
             self.effects.push(Effect::Probe { agent, address, since: now });
         }
+        self.agents.prune_exclusions(now);
         let slow = self.agents.slow(now);
         for a in &mut self.actions {
             a.run.speculate(now, &slow);
@@ -1681,7 +1682,8 @@ impl Core {
         let a = &mut self.actions[i];
         let none = CacheIndex::new();
         let cached = self.jobs.get(&a.ctx.job).map_or(&none, |j| &j.cached);
-        let placed = a.run.accept_up_to(index, a.claim.demand(), budget, Locality { cached, now });
+        let excluded = self.agents.excluded();
+        let placed = a.run.accept_up_to(index, a.claim.demand(), budget, Locality { cached, now, excluded });
         let n = placed.len();
         for (key, agent) in placed {
             self.agents.placed(agent, pool, a.claim.demand());

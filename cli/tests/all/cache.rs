@@ -6,7 +6,7 @@
 
 use crate::cluster::submit_wait;
 use crate::support::{
-    Proc, agent_serving, agent_with, cluster, guest, master, run, status, submit_detached, text, weft,
+    Proc, agent_serving, agent_with, agents_json, cluster, guest, master, status, submit_detached, text, weft,
 };
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -70,13 +70,6 @@ fn an_unpersisted_dataset_is_computed_again() {
     assert_eq!(parsed_after_each(&status, lines, keys, 3), [lines, 2 * lines, 3 * lines]);
 }
 
-/// `weft agents --json` on `url`.
-fn agents(url: &str) -> Vec<serde_json::Value> {
-    let o = run(&["agents", "--master", url, "--json"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap().as_array().unwrap().clone()
-}
-
 #[test]
 fn partitions_lost_with_their_agent_are_computed_again_and_only_they() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,7 +86,7 @@ fn partitions_lost_with_their_agent_are_computed_again_and_only_they() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let victim = loop {
         assert!(Instant::now() < deadline, "no partition kept within a minute: {}", status(&url, &job));
-        let holder = agents(&url)
+        let holder = agents_json(&url)
             .into_iter()
             .find(|a| a["drivers"] == 0 && a["memory"]["cached_memory_bytes"].as_u64().unwrap_or(0) > 0);
         if let Some(a) = holder {

@@ -91,12 +91,18 @@ fn slow_count(url: &str, dir: &Path, reduces: &str) -> (String, String, std::pat
 
 /// The first agent other than the driver's to launch a reduce task of `job`.
 fn reduce_agent(agents: &[Proc], job: &str) -> usize {
+    agent_running(agents, job, "/stage-1/p")
+}
+
+/// The first agent other than the driver's to launch a task of `job` (a
+/// prefix of its tasks' keys) whose key contains `what`.
+fn agent_running(agents: &[Proc], job: &str, what: &str) -> usize {
     let mut seen = vec![Vec::new(); agents.len()];
-    until(60, "an agent running reduce tasks", || {
+    until(60, &format!("an agent running a task `{what}`"), || {
         launches(agents, &mut seen);
         let of = |i: usize, what: &str| seen[i].iter().any(|t| t.starts_with(job) && t.contains(what));
         let driver = (0..agents.len()).find(|&i| of(i, "/driver#"))?;
-        (0..agents.len()).find(|&i| i != driver && of(i, "/stage-1/p"))
+        (0..agents.len()).find(|&i| i != driver && of(i, what))
     })
 }
 
@@ -236,4 +242,36 @@ fn with_speculation_the_stragglers_of_a_paused_agent_get_copies_elsewhere_and_th
     std::thread::sleep(Duration::from_secs(4));
     signal(agents[paused].pid(), "CONT");
     assert_exact(&url, &job, &text, &out);
+}
+
+#[test]
+fn an_agent_whose_tasks_keep_being_out_run_by_their_copies_is_excluded_as_slow() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--speculation", "--speculation-quantile", "0.5"];
+    // Lost after 10 silent seconds: the pause below stays under it.
+    let (m, url, agents) = cluster_with(dir.path(), "2s", &flags);
+    // A count of 12 partitions, each a fraction of a second of work (burn:
+    // 2^20 turns of a loop per line), on 6 slots: two waves.
+    let input = dir.path().join("lines.txt");
+    let lines = 1200;
+    std::fs::write(&input, (0..lines).map(|i| format!("line {i}\n")).collect::<String>()).unwrap();
+    let (hostile, input, url2) = (guest("hostile"), input.to_str().unwrap().to_string(), url.clone());
+    let submitted = std::thread::spawn(move || submit_log(&url2, &hostile, &["burn", &input, "12"]));
+    // Pause an agent (not the driver's) running two tasks of the first wave:
+    // both straggle, both get copies elsewhere, and both copies finish first.
+    let paused = agent_running(&agents, "", ".1/stage-0/p");
+    signal(agents[paused].pid(), "STOP");
+    let warning = m.wait_for("EXCLUDED as slow", Duration::from_secs(9));
+    let listed = agents_json(&url);
+    let slow: Vec<&serde_json::Value> = listed.iter().filter(|a| a["excluded_why"] == "slow").collect();
+    assert_eq!(slow.len(), 1, "{listed:#?}");
+    let id = slow[0]["agent"].as_str().unwrap();
+    assert!(warning.contains(id), "{warning}");
+    assert!(slow[0]["excluded_for_ms"].as_u64().unwrap() > 30_000, "{listed:#?}");
+    let plain = run(&["agents", "--master", &url]);
+    let shown = String::from_utf8_lossy(&plain.stdout);
+    assert!(shown.contains("out-run by their speculative copies"), "{shown}");
+    signal(agents[paused].pid(), "CONT");
+    let log = submitted.join().unwrap();
+    assert!(log.contains(&format!("{lines} lines")), "{log}");
 }

@@ -263,6 +263,13 @@ pub fn run(args: &[&str]) -> Output {
     weft().args(args).output().unwrap()
 }
 
+/// `weft agents --json` on `url`.
+pub fn agents_json(url: &str) -> Vec<serde_json::Value> {
+    let o = run(&["agents", "--master", url, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap().as_array().unwrap().clone()
+}
+
 /// Submit `wasm` with `args` to the master at `url` and wait for it to
 /// succeed; what `weft submit --wait` printed (the driver's log among it).
 pub fn submit_log(url: &str, wasm: &Path, args: &[&str]) -> String {

@@ -345,7 +345,7 @@ fn a_task_waits_for_the_agent_keeping_its_input_then_runs_elsewhere() {
     let kept = |agent| KeptAt { agent, bytes: 10, memory: true };
     let cached: CacheIndex = [((parsed, 0), kept(A)), ((parsed, 1), kept(B))].into();
     let t0 = Instant::now();
-    let at = |secs| Locality { cached: &cached, now: t0 + Duration::from_secs(secs) };
+    let at = |secs| Locality { cached: &cached, excluded: &[], now: t0 + Duration::from_secs(secs) };
 
     // Only A has room: partition 0 goes there, partition 1 waits for B.
     let placed = run.accept_up_to(&mut offers(&[(A, 4)]), ONE, usize::MAX, at(0));
@@ -355,6 +355,12 @@ fn a_task_waits_for_the_agent_keeping_its_input_then_runs_elsewhere() {
     // Past the wait it runs where there is room.
     let placed = run.accept_up_to(&mut offers(&[(A, 4)]), ONE, usize::MAX, at(4));
     assert_eq!(placed.iter().map(|(k, a)| (k.partition, *a)).collect::<Vec<_>>(), [(1, A)]);
+
+    // A task whose input an excluded agent keeps does not wait for it.
+    let (mut run, _) = persisted();
+    let excluded = Locality { cached: &cached, excluded: &[B], now: t0 };
+    let placed = run.accept_up_to(&mut offers(&[(A, 4)]), ONE, usize::MAX, excluded);
+    assert_eq!(placed.iter().map(|(k, a)| (k.partition, *a)).collect::<Vec<_>>(), [(0, A), (1, A)]);
 }
 
 #[test]
@@ -384,7 +390,7 @@ fn a_stage_whose_partitions_are_all_kept_runs_without_its_parents() {
     let cached: CacheIndex = (0..3).map(|p| ((counts, p), kept(if p == 1 { B } else { A }))).collect();
     assert_eq!(run.cut_at_kept(&cached), 1);
     assert_eq!(run.ready(), [(StageId(1), 0), (StageId(1), 1), (StageId(1), 2)], "no map task runs");
-    let locality = Locality { cached: &cached, now: Instant::now() };
+    let locality = Locality { cached: &cached, excluded: &[], now: Instant::now() };
     let placed = run.accept_up_to(&mut offers(&[(A, 4), (B, 4)]), ONE, usize::MAX, locality);
     let mut at: Vec<_> = placed.iter().map(|(k, a)| (k.stage, k.partition, *a)).collect();
     at.sort();
@@ -409,14 +415,24 @@ fn a_cut_stage_whose_kept_partition_is_gone_waits_for_its_parents_again() {
     let mut cached: CacheIndex = (0..3).map(|p| ((counts, p), kept)).collect();
     assert_eq!(run.cut_at_kept(&cached), 1);
     let now = Instant::now();
-    let placed = run.accept_up_to(&mut offers(&[(A, 1)]), ONE, usize::MAX, Locality { cached: &cached, now });
+    let placed = run.accept_up_to(
+        &mut offers(&[(A, 1)]),
+        ONE,
+        usize::MAX,
+        Locality { cached: &cached, excluded: &[], now },
+    );
     assert_eq!(placed.len(), 1);
     let (first, _) = placed[0];
     // A read miss on the first; the others' partitions are lost with their agent.
     let miss = EndReason::CacheMiss { dataset: counts, partition: first.partition, message: "gone".into() };
     assert!(run.on_outcome(&first, Outcome::Failed(miss)));
     cached.clear();
-    let placed = run.accept_up_to(&mut offers(&[(A, 4)]), ONE, usize::MAX, Locality { cached: &cached, now });
+    let placed = run.accept_up_to(
+        &mut offers(&[(A, 4)]),
+        ONE,
+        usize::MAX,
+        Locality { cached: &cached, excluded: &[], now },
+    );
     assert!(placed.is_empty(), "the reduce tasks cannot read the shuffle before its map tasks ran");
     assert_eq!(run.ready(), [(StageId(0), 0), (StageId(0), 1)], "the parents run again");
     for key in launch_all(&mut run, A) {

@@ -170,6 +170,9 @@ pub struct Agents {
     largest: Resources,
     /// How many agents live.
     live: usize,
+    /// The agents excluded lately (some of them maybe no longer: see
+    /// [`Agents::prune_exclusions`]); few, and mostly none.
+    excluded: Vec<AgentId>,
 }
 
 impl Agents {
@@ -186,6 +189,7 @@ impl Agents {
             totals: (0, 0),
             largest: Resources::default(),
             live: 0,
+            excluded: Vec::new(),
         }
     }
 
@@ -357,6 +361,22 @@ impl Agents {
             agents = excluded.len(),
             "no live agent is left that is not excluded: exclusions lifted"
         );
+        self.excluded.clear();
+    }
+
+    /// Forget the exclusions that ended by `now`, and those of lost agents.
+    pub fn prune_exclusions(&mut self, now: Instant) {
+        let agents = &self.agents;
+        self.excluded.retain(|id| {
+            agents.get(id).is_some_and(|a| !a.lost && a.excluded_until.is_some_and(|t| t > now))
+        });
+    }
+
+    /// The agents excluded lately: a task does not wait for one of them to
+    /// keep its input (one whose exclusion ended since the last
+    /// [`Agents::prune_exclusions`] may be among them).
+    pub fn excluded(&self) -> &[AgentId] {
+        &self.excluded
     }
 
     /// Declare live agent `id` lost now (it registered again, naming it as
@@ -596,7 +616,7 @@ impl Agents {
 
     /// The agents excluded as slow now (few, and mostly none).
     pub fn slow(&self, now: Instant) -> Vec<AgentId> {
-        self.agents.values().filter(|a| a.is_slow(now)).map(|a| a.id).collect()
+        self.excluded.iter().copied().filter(|id| self.is_slow(*id, now)).collect()
     }
 
     /// Count a strike of kind `why` against live agent `id`, and exclude it
@@ -621,6 +641,9 @@ impl Agents {
         a.excluded_until = Some(now + excluded_for);
         a.excluded_why = why;
         a.paused_until = a.excluded_until;
+        if !self.excluded.contains(&id) {
+            self.excluded.push(id);
+        }
         self.reindex(id, now);
         true
     }

@@ -1391,6 +1391,7 @@ fn an_agent_whose_tasks_keep_being_out_run_is_excluded_as_slow_and_its_tasks_are
     assert!(c.task_ends(copies[1].0, vec![finished(copies[1].1)], t2));
     let ag = c.agents.get(a).unwrap();
     assert_eq!((ag.excluded_until, ag.excluded_why), (Some(t2 + agents::SLOW_FOR), agents::Exclusion::Slow));
+    assert_eq!(c.agents.excluded(), [a], "its kept partitions are not waited for");
     // y's task on a is a straggler at once, though no task of its stage
     // has finished: it gets a copy elsewhere.
     c.schedule(t2);
@@ -1411,6 +1412,13 @@ fn an_agent_whose_tasks_keep_being_out_run_is_excluded_as_slow_and_its_tasks_are
     assert!(c.task_ends(a, vec![finished(original)], t2));
     assert_eq!(kills(&c.take_effects()), [(to, vec![copy])]);
     assert!(!c.agents.is_slow(to, t2));
+    // Its exclusion over, a is slow no more.
+    let t3 = t2 + agents::SLOW_FOR + Duration::from_secs(1);
+    for agent in [a, b, d] {
+        assert!(c.heartbeat(agent, t3));
+    }
+    c.tick(t3);
+    assert!(c.agents.excluded().is_empty() && !c.agents.is_slow(a, t3));
 }
 
 #[test]
