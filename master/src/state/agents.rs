@@ -65,7 +65,7 @@ pub struct Agent {
     /// [`EXCLUDE_WINDOW`]).
     failures: std::collections::VecDeque<Instant>,
     /// When its tasks were out-run by their speculative copies lately
-    /// (within [`SLOW_WINDOW`]).
+    /// (within `SLOW_WINDOW`).
     outruns: std::collections::VecDeque<Instant>,
     /// Offered nothing before this instant: its tasks kept failing, or
     /// kept being out-run (see `excluded_why`).
@@ -122,7 +122,7 @@ pub const EXCLUDE_WINDOW: Duration = Duration::from_secs(600);
 pub const EXCLUDE_FOR: Duration = Duration::from_secs(300);
 
 /// Tasks of an agent out-run by their speculative copies within
-/// [`SLOW_WINDOW`] that exclude it as slow (as LATE keeps work off slow
+/// `SLOW_WINDOW` that exclude it as slow (as LATE keeps work off slow
 /// nodes): its next tasks would straggle too.
 pub const SLOW_AFTER: usize = 2;
 /// How far back an agent's out-run tasks count.
@@ -601,8 +601,8 @@ impl Agents {
     }
 
     /// A task on `id` was out-run by its speculative copy elsewhere: after
-    /// [`SLOW_AFTER`] such tasks within [`SLOW_WINDOW`] it is excluded as
-    /// slow for [`SLOW_FOR`], on the same terms as [`Agents::task_failed`].
+    /// `SLOW_AFTER` such tasks within `SLOW_WINDOW` it is excluded as
+    /// slow for `SLOW_FOR`, on the same terms as [`Agents::task_failed`].
     /// Whether this excluded it.
     pub fn outrun(&mut self, id: AgentId, now: Instant) -> bool {
         self.strike(id, Exclusion::Slow, now)
