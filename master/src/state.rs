@@ -1136,10 +1136,14 @@ impl Core {
             self.effects.push(Effect::Probe { agent, address, since: now });
         }
         self.agents.prune_exclusions(now);
+        self.speculate(now);
+    }
+
+    /// Find every action's stragglers (those on slow agents included); how
+    /// many were found.
+    fn speculate(&mut self, now: Instant) -> usize {
         let slow = self.agents.slow(now);
-        for a in &mut self.actions {
-            a.run.speculate(now, &slow);
-        }
+        self.actions.iter_mut().map(|a| a.run.speculate(now, &slow)).sum()
     }
 
     /// Kill the attempts that lost to another attempt of their task; an
@@ -1157,9 +1161,7 @@ impl Core {
                     agents::SLOW_FOR
                 );
                 // Its other running tasks straggle too: copy them now.
-                let slow = self.agents.slow(now);
-                let found: usize = self.actions.iter_mut().map(|a| a.run.speculate(now, &slow)).sum();
-                self.places_now |= found > 0;
+                self.places_now |= self.speculate(now) > 0;
             }
             self.kill_attempts(l.agent, vec![l.key]);
         }

@@ -57,6 +57,7 @@ impl Shared {
     ) -> Result<Response<v1::AgentsResponse>, Status> {
         self.admin(request.metadata(), "list the agents")?;
         let views = self.core.call(|c| c.agent_views()).await?;
+        let now = std::time::Instant::now();
         let agents = views
             .into_iter()
             .map(|(a, reservations)| v1::AgentStatus {
@@ -71,11 +72,10 @@ impl Shared {
                 running: a.running,
                 drivers: a.drivers,
                 excluded_for_ms: a.excluded_until.map_or(0, |t| {
-                    u64::try_from(t.saturating_duration_since(std::time::Instant::now()).as_millis())
-                        .unwrap_or(u64::MAX)
+                    u64::try_from(t.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
                 }),
                 excluded_why: match a.excluded_until {
-                    Some(t) if t > std::time::Instant::now() => a.excluded_why.name().into(),
+                    Some(t) if t > now => a.excluded_why.name().into(),
                     _ => String::new(),
                 },
                 memory: Some(v1::AgentMemory {
