@@ -290,8 +290,14 @@ impl Cluster {
             .flat_map(|a| walk(&self.dir.join(a).join("work/jobs").join(job)))
             .filter(|p| p.to_string_lossy().contains(part))
             .filter(|p| ext.is_none_or(|e| p.extension().is_some_and(|x| x == e)))
-            // Not a file being written (`<name>.tmp<n>`).
-            .filter(|p| p.file_name().is_some_and(|n| !n.to_string_lossy().contains(".tmp")))
+            // Not a file being written (`<name>.tmp<n>`, or a hidden
+            // `.shuffle-<random>.data` renamed once complete).
+            .filter(|p| {
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    !n.contains(".tmp") && !n.starts_with('.')
+                })
+            })
             .collect();
         files.sort();
         files
